@@ -1,0 +1,293 @@
+"""Every fact and command that travels on the bus, as frozen, slotted, keyword-only dataclasses.
+
+Each event carries ``ts_event`` (exchange time, epoch ms) and ``ts_init`` (when we created it, epoch ms).
+Prices and quantities that reach the exchange are ``Decimal``; market data stays ``float`` because it
+feeds indicator math and per-kline comparisons only.
+
+Frozen dataclasses are slow to build (each field goes through ``object.__setattr__``), which matters on
+the per-kline path. :func:`fast_factory` generates a positional constructor that fills the slots
+directly; it builds the identical object (a test checks equality) at roughly a third of the cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from .enums import (
+    BalanceReason,
+    IntentAction,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    TradingState,
+    WorkingType,
+)
+
+_event = dataclass(frozen=True, slots=True, kw_only=True)
+
+E = TypeVar("E")
+
+
+def fast_factory(cls: type[E]) -> Callable[..., E]:
+    """Return a positional constructor for a slotted frozen dataclass, in field order, without checks."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [f"def make({', '.join(names)}):", "    o = _new(_cls)"]
+    for name in names:
+        env[f"_set_{name}"] = getattr(cls, name).__set__
+        lines.append(f"    _set_{name}(o, {name})")
+    lines.append("    return o")
+    exec("\n".join(lines), env)  # noqa: S102 - generated from the dataclass's own field names
+    make: Callable[..., E] = env["make"]
+    make.__doc__ = f"Positional constructor for {cls.__name__}({', '.join(names)})."
+    return make
+
+
+# ----------------------------------------------------------------------------------------- market data
+
+
+@_event
+class KlineClosed:
+    """A kline that has closed; strategies only ever see these."""
+
+    symbol: str
+    timeframe: str
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    ts_event: int  # the kline's close time (open_time + interval - 1)
+    ts_init: int
+
+
+@_event
+class MarkPriceUpdated:
+    symbol: str
+    mark_price: float
+    funding_rate: float
+    next_funding_time: int
+    ts_event: int
+    ts_init: int
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+@_event
+class OrderIntent:
+    """A strategy's wish, before sizing and checks. ``quantity`` None means: let the sizer decide."""
+
+    intent_id: str
+    strategy_id: str
+    symbol: str
+    action: IntentAction
+    quantity: Decimal | None = None
+    fraction: float | None = None  # for REDUCE: share of the current position
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    limit_price: float | None = None
+    reference_price: float  # the close the strategy decided on
+    tag: str = ""
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class OrderRequest:
+    """An order that passed the risk manager, already rounded to the symbol's grid."""
+
+    client_order_id: str
+    intent_id: str
+    strategy_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal | None  # None only with close_position
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    time_in_force: TimeInForce | None = None
+    reduce_only: bool = False
+    close_position: bool = False
+    working_type: WorkingType = WorkingType.CONTRACT_PRICE
+    adjustments: tuple[str, ...] = ()
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class CancelRequest:
+    client_order_id: str
+    symbol: str
+    strategy_id: str
+    ts_event: int
+    ts_init: int
+
+
+# ------------------------------------------------------------------------------------ order lifecycle
+
+
+@_event
+class OrderAccepted:
+    client_order_id: str
+    order_id: int
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal | None
+    price: Decimal | None
+    trigger_price: Decimal | None
+    reduce_only: bool
+    close_position: bool = False
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class OrderRejected:
+    client_order_id: str
+    symbol: str
+    code: int  # Binance's error code
+    reason: str
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class OrderCanceled:
+    client_order_id: str
+    order_id: int
+    symbol: str
+    reason: str = ""
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class OrderExpired:
+    client_order_id: str
+    order_id: int
+    symbol: str
+    reason: str = ""
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class OrderFilled:
+    client_order_id: str
+    order_id: int
+    trade_id: int
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    realized_pnl: Decimal
+    is_maker: bool
+    status: OrderStatus  # FILLED or PARTIALLY_FILLED after this fill
+    reduce_only: bool = False
+    liquidation: bool = False
+    ts_event: int
+    ts_init: int
+
+
+# ------------------------------------------------------------------------------------ account changes
+
+
+@_event
+class PositionChanged:
+    symbol: str
+    quantity: Decimal  # signed: > 0 long, < 0 short
+    entry_price: Decimal
+    leverage: int
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class BalanceChanged:
+    asset: str
+    wallet_balance: Decimal
+    change: Decimal
+    reason: BalanceReason
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class FundingApplied:
+    symbol: str
+    funding_rate: Decimal
+    mark_price: Decimal
+    position_quantity: Decimal
+    amount: Decimal  # signed, from the account's point of view
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class Liquidated:
+    symbol: str
+    quantity: Decimal  # signed position that was closed
+    price: Decimal
+    realized_pnl: Decimal
+    fee: Decimal
+    ts_event: int
+    ts_init: int
+
+
+# ------------------------------------------------------------------------------------ risk decisions
+
+
+@_event
+class RiskDenied:
+    """An intent the risk manager refused; ``code`` is machine-readable, ``message`` says the values."""
+
+    intent_id: str
+    strategy_id: str
+    symbol: str
+    code: str
+    message: str
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class TradingStateChanged:
+    state: TradingState
+    previous: TradingState
+    cause: str
+    symbol: str | None = None  # None: account-wide
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class StrategyHalted:
+    strategy_id: str
+    error: str
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class Note:
+    """Free-form structured note for logs and the journal (e.g. a feed gap being backfilled)."""
+
+    topic: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+    ts_event: int
+    ts_init: int
+
+
+ORDER_EVENTS = (OrderAccepted, OrderRejected, OrderCanceled, OrderExpired, OrderFilled)
+
+new_kline: Callable[..., KlineClosed] = fast_factory(KlineClosed)

@@ -1,0 +1,42 @@
+"""Real Binance snapshots shipped with the package, for offline use.
+
+* ``exchange_info.json``: mainnet ``GET /fapi/v1/exchangeInfo`` of 2025-12-24, trimmed to 17 symbols.
+* ``exchange_info_full.json.gz``: the same snapshot, all 660 symbols.
+* ``leverage_brackets.json.gz``: leverage brackets for 348 symbols (values from a ccxt dump of
+  Binance's tiers, reshaped to the ``GET /fapi/v1/leverageBracket`` layout).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..core.rules import LeverageBrackets, SymbolRules, parse_brackets, parse_exchange_info
+
+
+def _read(name: str) -> Any:
+    data = resources.files(__name__).joinpath(name).read_bytes()
+    if name.endswith(".gz"):
+        data = gzip.decompress(data)
+    return json.loads(data)
+
+
+@cache
+def exchange_info_payload(full: bool = False) -> dict[str, Any]:
+    return _read("exchange_info_full.json.gz" if full else "exchange_info.json")  # type: ignore[no-any-return]
+
+
+@cache
+def brackets_payload() -> list[dict[str, Any]]:
+    return _read("leverage_brackets.json.gz")  # type: ignore[no-any-return]
+
+
+def default_symbol_rules(full: bool = True) -> dict[str, SymbolRules]:
+    return parse_exchange_info(exchange_info_payload(full))
+
+
+def default_brackets() -> dict[str, LeverageBrackets]:
+    return parse_brackets(brackets_payload())
