@@ -1,0 +1,374 @@
+"""The portfolio: the account as the bus tells it, plus the records reports are made of.
+
+It only subscribes; it never publishes. The risk manager reads it through :class:`AccountView`; the
+backtest runner reads its records after the run.
+
+Sources of truth, so nothing is counted twice:
+- wallet balance: ``BalanceChanged`` for the account asset (the exchange books PnL, fees and funding);
+- positions: ``PositionChanged``;
+- round-trip trades, fee total: ``OrderFilled`` (a ``Liquidated`` event closes the trade only when no
+  liquidation fill for the same symbol and ``ts_event`` arrived first, and vice versa);
+- funding total: ``FundingApplied``.
+
+Equity is not recomputed per kline: the kline handler only stores the close. The equity curve is
+built in bulk after the run by :meth:`Portfolio.equity_curve` from the recorded change points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+import numpy as np
+
+from ..core.account import PositionView
+from ..core.bus import EventBus
+from ..core.enums import OrderStatus
+from ..core.events import (
+    BalanceChanged,
+    FundingApplied,
+    KlineClosed,
+    Liquidated,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    PositionChanged,
+    RiskDenied,
+)
+from .curve import step_lookup
+from .records import DenialRecord, OrderRecord, TradeRecord
+from .trades import TradeBook
+
+_ZERO = Decimal(0)
+
+
+class _OrderInfo:
+    """What we know about an order id: who sent it, why, and its shape (for later event rows)."""
+
+    __slots__ = ("order_type", "price", "quantity", "reason", "side", "strategy_id")
+
+    def __init__(self) -> None:
+        self.strategy_id = ""
+        self.reason = ""
+        self.side = ""
+        self.order_type = ""
+        self.quantity: Decimal | None = None
+        self.price: Decimal | None = None
+
+
+class Portfolio:
+    """Account state and run records, built only from events on ``bus``.
+
+    Implements :class:`kinetic_empire.core.account.AccountView`. ``asset`` is the margin asset whose
+    ``BalanceChanged`` events move the wallet.
+    """
+
+    def __init__(
+        self, bus: EventBus, initial_balance: Decimal, leverage_default: int = 1, *, asset: str = "USDT"
+    ) -> None:
+        self.initial_balance = Decimal(initial_balance)
+        self.asset = asset
+        self._bus = bus
+        self._wallet = self.initial_balance
+        self._leverage_default = leverage_default
+        self._leverage: dict[str, int] = {}
+        self._positions: dict[str, PositionView] = {}  # open positions only
+        self._last: dict[str, float] = {}
+        self._info: dict[str, _OrderInfo] = {}
+        self._book = TradeBook()
+        self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
+        self._denials_by_code: dict[str, int] = {}
+        self._wallet_ts: list[int] = []
+        self._wallet_val: list[float] = []
+        self._pos_hist: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        self.orders: list[OrderRecord] = []
+        """One row per order event, in arrival order."""
+        self.denials: list[DenialRecord] = []
+        self.fees_total = _ZERO
+        """Sum of commissions (and liquidation fees), positive = paid."""
+        self.funding_total = _ZERO
+        """Sum of funding amounts, signed from the account's side (negative = paid)."""
+        self._subscriptions: list[tuple[type, object]] = [
+            (KlineClosed, self._on_kline),
+            (OrderRequest, self._on_request),
+            (OrderAccepted, self._on_accepted),
+            (OrderRejected, self._on_rejected),
+            (OrderCanceled, self._on_canceled),
+            (OrderExpired, self._on_expired),
+            (OrderFilled, self._on_filled),
+            (PositionChanged, self._on_position),
+            (BalanceChanged, self._on_balance),
+            (FundingApplied, self._on_funding),
+            (Liquidated, self._on_liquidated),
+            (RiskDenied, self._on_denied),
+        ]
+        for event_type, handler in self._subscriptions:
+            bus.subscribe(event_type, handler)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop listening (the records stay readable)."""
+        for event_type, handler in self._subscriptions:
+            self._bus.unsubscribe(event_type, handler)  # type: ignore[arg-type]
+        self._subscriptions = []
+
+    # ------------------------------------------------------------------------------- engine wiring
+
+    def register_order(self, client_order_id: str, strategy_id: str, reason: str = "signal") -> None:
+        """Tag an order before it is sent: fills carry no strategy, and trades need an exit reason."""
+        info = self._info_for(client_order_id)
+        info.strategy_id = strategy_id
+        info.reason = reason
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        self._leverage[symbol] = leverage
+
+    # ------------------------------------------------------------------------------- AccountView
+
+    def wallet_balance(self) -> Decimal:
+        return self._wallet
+
+    def equity(self) -> Decimal:
+        return self._wallet + sum(
+            (p.quantity * (self._mark(p) - p.entry_price) for p in self._positions.values()), _ZERO
+        )
+
+    def available_balance(self) -> Decimal:
+        """Equity minus initial margin, the margin taken at the latest price (entry before any kline)."""
+        margin = sum(
+            (abs(p.quantity) * self._mark(p) / self.leverage(p.symbol) for p in self._positions.values()),
+            _ZERO,
+        )
+        return self.equity() - margin
+
+    def position(self, symbol: str) -> PositionView:
+        found = self._positions.get(symbol)
+        if found is not None:
+            return found
+        return PositionView(symbol, _ZERO, _ZERO, self.leverage(symbol))
+
+    def positions(self) -> list[PositionView]:
+        return [self._positions[s] for s in sorted(self._positions)]
+
+    def last_price(self, symbol: str) -> float:
+        return self._last.get(symbol, 0.0)
+
+    def leverage(self, symbol: str) -> int:
+        return self._leverage.get(symbol, self._leverage_default)
+
+    def _mark(self, p: PositionView) -> Decimal:
+        last = self._last.get(p.symbol)
+        return Decimal(repr(last)) if last else p.entry_price
+
+    # ------------------------------------------------------------------------------- records
+
+    @property
+    def trades(self) -> list[TradeRecord]:
+        """Closed round trips, in the order they closed."""
+        return list(self._book.closed)
+
+    def open_trades(self, ts: int) -> list[TradeRecord]:
+        """Trades still open, as records marked at the last price at ``ts`` (exit_reason ``"open"``)."""
+        marks = {s: (self._mark(p), p.quantity, p.entry_price) for s, p in self._positions.items()}
+        return self._book.marked(ts, marks)
+
+    @property
+    def denials_by_code(self) -> dict[str, int]:
+        """Risk denials counted by code, sorted by code."""
+        return dict(sorted(self._denials_by_code.items()))
+
+    @property
+    def liquidation_count(self) -> int:
+        return len(self._liquidations)
+
+    def wallet_history(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ts, wallet) at each balance change, before the first one the wallet is the initial balance."""
+        return np.asarray(self._wallet_ts, dtype=np.int64), np.asarray(self._wallet_val, dtype=np.float64)
+
+    def position_history(self, symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ts, signed qty, entry price) at each position change of ``symbol``."""
+        ts, qty, entry = self._pos_hist.get(symbol, ([], [], []))
+        return (
+            np.asarray(ts, dtype=np.int64),
+            np.asarray(qty, dtype=np.float64),
+            np.asarray(entry, dtype=np.float64),
+        )
+
+    def symbols_traded(self) -> list[str]:
+        return sorted(self._pos_hist)
+
+    def equity_curve(self, timestamps: np.ndarray, closes: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Equity marked at each kline's close, computed in bulk from the recorded change points.
+
+        ``timestamps`` are the klines' close times (``KlineClosed.ts_event``), ascending, and
+        ``closes[symbol]`` the close prices aligned to them (NaN where a symbol has no kline is fine
+        while flat). A change stamped ``ts <= t`` is in effect at ``t``, so a fill inside a kline is
+        marked at that kline's close:
+
+            equity[t] = wallet(t) + sum over symbols of qty(t) * (close[t] - entry(t))
+        """
+        ts = np.asarray(timestamps, dtype=np.int64)
+        wts, wval = self.wallet_history()
+        equity = step_lookup(wts, wval, ts, float(self.initial_balance))
+        for symbol in self.symbols_traded():
+            hts, hqty, hentry = self.position_history(symbol)
+            qty = step_lookup(hts, hqty, ts, 0.0)
+            held = qty != 0
+            if not held.any():
+                continue
+            if symbol not in closes:
+                raise KeyError(f"equity_curve: no closes for {symbol}, which held a position")
+            close = np.asarray(closes[symbol], dtype=np.float64)
+            if close.shape != ts.shape:
+                raise ValueError(
+                    f"equity_curve: closes[{symbol}] has shape {close.shape}, expected {ts.shape}"
+                )
+            entry = step_lookup(hts, hentry, ts, 0.0)
+            equity += np.where(held, qty * (close - entry), 0.0)
+        return equity
+
+    def exposure_mask(self, timestamps: np.ndarray) -> np.ndarray:
+        """True where any position is open at the timestamp (same convention as the equity curve)."""
+        ts = np.asarray(timestamps, dtype=np.int64)
+        mask = np.zeros(ts.shape, dtype=bool)
+        for symbol in self.symbols_traded():
+            hts, hqty, _ = self.position_history(symbol)
+            mask |= step_lookup(hts, hqty, ts, 0.0) != 0
+        return mask
+
+    def exposure_fraction(self, timestamps: np.ndarray) -> float:
+        """Share of bars with an open position, 0.0 for no bars."""
+        mask = self.exposure_mask(timestamps)
+        return float(mask.mean()) if mask.size else 0.0
+
+    # ------------------------------------------------------------------------------- handlers
+
+    def _on_kline(self, event: KlineClosed) -> None:
+        # the hot path: one store per kline, nothing else
+        self._last[event.symbol] = event.close
+
+    def _info_for(self, client_order_id: str) -> _OrderInfo:
+        info = self._info.get(client_order_id)
+        if info is None:
+            info = self._info[client_order_id] = _OrderInfo()
+        return info
+
+    def _log(self, ts: int, cid: str, symbol: str, status: str, reason: str, **shape: object) -> None:
+        info = self._info_for(cid)
+        for name, value in shape.items():
+            if value is not None and value != "":
+                setattr(info, name, value)
+        self.orders.append(
+            OrderRecord(
+                ts=ts,
+                client_order_id=cid,
+                strategy_id=info.strategy_id,
+                symbol=symbol,
+                side=info.side,
+                order_type=info.order_type,
+                quantity=info.quantity,
+                price=info.price,
+                status=status,
+                reason=reason,
+            )
+        )
+
+    def _on_request(self, event: OrderRequest) -> None:
+        info = self._info_for(event.client_order_id)
+        if not info.strategy_id:
+            info.strategy_id = event.strategy_id
+        info.side = event.side.value
+        info.order_type = event.order_type.value
+        info.quantity = event.quantity
+        info.price = event.price if event.price is not None else event.trigger_price
+
+    def _on_accepted(self, e: OrderAccepted) -> None:
+        price = e.price if e.price is not None else e.trigger_price
+        info = self._info_for(e.client_order_id)
+        self._log(
+            e.ts_event, e.client_order_id, e.symbol, OrderStatus.NEW.value, info.reason,
+            side=e.side.value, order_type=e.order_type.value, quantity=e.quantity, price=price,
+        )  # fmt: skip
+
+    def _on_rejected(self, e: OrderRejected) -> None:
+        self._log(
+            e.ts_event, e.client_order_id, e.symbol, OrderStatus.REJECTED.value, f"{e.code}: {e.reason}"
+        )
+
+    def _on_canceled(self, e: OrderCanceled) -> None:
+        self._log(e.ts_event, e.client_order_id, e.symbol, OrderStatus.CANCELED.value, e.reason)
+
+    def _on_expired(self, e: OrderExpired) -> None:
+        self._log(e.ts_event, e.client_order_id, e.symbol, OrderStatus.EXPIRED.value, e.reason)
+
+    def _on_filled(self, e: OrderFilled) -> None:
+        info = self._info_for(e.client_order_id)
+        reason = "liquidation" if e.liquidation else info.reason
+        row = OrderRecord(
+            ts=e.ts_event,
+            client_order_id=e.client_order_id,
+            strategy_id=info.strategy_id,
+            symbol=e.symbol,
+            side=e.side.value,
+            order_type=e.order_type.value,
+            quantity=e.quantity,
+            price=e.price,
+            status=e.status.value,
+            reason=reason,
+        )
+        self.orders.append(row)
+        if e.liquidation:
+            key = (e.symbol, e.ts_event)
+            if self._liquidations.setdefault(key, "fill") == "event":
+                return  # the Liquidated event already closed the trade and booked the fee
+        self.fees_total += e.commission
+        self._book.apply_fill(
+            e.symbol,
+            e.quantity * e.side.sign,
+            e.price,
+            e.realized_pnl,
+            e.commission,
+            e.ts_event,
+            info.strategy_id,
+            reason or "unknown",
+        )
+
+    def _on_position(self, e: PositionChanged) -> None:
+        self._leverage[e.symbol] = e.leverage
+        if e.quantity:
+            self._positions[e.symbol] = PositionView(e.symbol, e.quantity, e.entry_price, e.leverage)
+        else:
+            self._positions.pop(e.symbol, None)
+        hist = self._pos_hist.get(e.symbol)
+        if hist is None:
+            hist = self._pos_hist[e.symbol] = ([], [], [])
+        hist[0].append(e.ts_event)
+        hist[1].append(float(e.quantity))
+        hist[2].append(float(e.entry_price))
+
+    def _on_balance(self, e: BalanceChanged) -> None:
+        if e.asset != self.asset:
+            return
+        self._wallet = e.wallet_balance
+        self._wallet_ts.append(e.ts_event)
+        self._wallet_val.append(float(e.wallet_balance))
+
+    def _on_funding(self, e: FundingApplied) -> None:
+        self.funding_total += e.amount
+        self._book.add_funding(e.symbol, e.amount)
+
+    def _on_liquidated(self, e: Liquidated) -> None:
+        key = (e.symbol, e.ts_event)
+        if self._liquidations.setdefault(key, "event") == "fill":
+            return  # the liquidation fill already closed the trade
+        self.fees_total += e.fee
+        self._book.force_close(e.symbol, e.price, e.realized_pnl, e.fee, e.ts_event)
+
+    def _on_denied(self, e: RiskDenied) -> None:
+        self.denials.append(DenialRecord(
+            ts=e.ts_event, intent_id=e.intent_id, strategy_id=e.strategy_id,
+            symbol=e.symbol, code=e.code, message=e.message,
+        ))  # fmt: skip
+        self._denials_by_code[e.code] = self._denials_by_code.get(e.code, 0) + 1

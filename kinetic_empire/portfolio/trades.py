@@ -1,0 +1,183 @@
+"""Round-trip bookkeeping from fills: one open trade per symbol, closed when the position is flat again.
+
+Trades are built from fills rather than from ``PositionChanged`` because only fills carry the price,
+realized PnL and commission of each step. A fill that flips the position (long 1 -> short 1) is split:
+the closing part (with all its realized PnL and a pro-rata share of the commission) ends the old
+trade, the rest opens the new one.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ..core.enums import PositionSide
+from .records import TradeRecord, tidy
+
+_ZERO = Decimal(0)
+
+
+class OpenTrade:
+    """Mutable accumulator for the trade currently open on one symbol."""
+
+    __slots__ = (
+        "close_notional",
+        "closed_qty",
+        "entry_time",
+        "fees",
+        "funding",
+        "gross",
+        "long",
+        "max_abs",
+        "open_notional",
+        "opened_qty",
+        "qty",
+        "strategy_id",
+        "symbol",
+        "trade_id",
+    )
+
+    def __init__(self, trade_id: int, symbol: str, strategy_id: str, ts: int, long: bool) -> None:
+        self.trade_id = trade_id
+        self.symbol = symbol
+        self.strategy_id = strategy_id
+        self.entry_time = ts
+        self.long = long
+        self.qty = _ZERO  # signed
+        self.max_abs = _ZERO
+        self.opened_qty = _ZERO
+        self.open_notional = _ZERO
+        self.closed_qty = _ZERO
+        self.close_notional = _ZERO
+        self.gross = _ZERO
+        self.fees = _ZERO
+        self.funding = _ZERO
+
+    def grow(self, signed_qty: Decimal, price: Decimal, fee: Decimal) -> None:
+        self.qty += signed_qty
+        size = abs(signed_qty)
+        self.opened_qty += size
+        self.open_notional += size * price
+        self.fees += fee
+        self.max_abs = max(self.max_abs, abs(self.qty))
+
+    def shrink(self, size: Decimal, price: Decimal, realized: Decimal, fee: Decimal) -> None:
+        self.qty -= size if self.long else -size
+        self.closed_qty += size
+        self.close_notional += size * price
+        self.gross += realized
+        self.fees += fee
+
+    def record(
+        self,
+        exit_time: int,
+        exit_reason: str,
+        exit_price: Decimal | None = None,
+        extra_gross: Decimal = _ZERO,
+    ) -> TradeRecord:
+        """Freeze into a :class:`TradeRecord`; ``exit_price``/``extra_gross`` mark a still-open trade."""
+        entry = self.open_notional / self.opened_qty if self.opened_qty else _ZERO
+        if exit_price is None:
+            exit_price = self.close_notional / self.closed_qty if self.closed_qty else _ZERO
+        gross = self.gross + extra_gross
+        net = gross - self.fees + self.funding
+        ret = net / self.open_notional * 100 if self.open_notional else _ZERO
+        return TradeRecord(
+            trade_id=self.trade_id,
+            strategy_id=self.strategy_id,
+            symbol=self.symbol,
+            side=PositionSide.LONG if self.long else PositionSide.SHORT,
+            quantity=self.max_abs,
+            entry_time=self.entry_time,
+            entry_price=tidy(entry),
+            exit_time=exit_time,
+            exit_price=tidy(exit_price),
+            gross_pnl=gross,
+            fees=self.fees,
+            funding=self.funding,
+            net_pnl=net,
+            return_pct=tidy(ret),
+            exit_reason=exit_reason,
+            duration_ms=exit_time - self.entry_time,
+        )
+
+
+class TradeBook:
+    """Open trades by symbol and the closed round trips, in the order they closed."""
+
+    __slots__ = ("_next_id", "closed", "open")
+
+    def __init__(self) -> None:
+        self.open: dict[str, OpenTrade] = {}
+        self.closed: list[TradeRecord] = []
+        self._next_id = 1
+
+    def _start(self, symbol: str, strategy_id: str, ts: int, long: bool) -> OpenTrade:
+        trade = OpenTrade(self._next_id, symbol, strategy_id, ts, long)
+        self._next_id += 1
+        self.open[symbol] = trade
+        return trade
+
+    def _finish(self, trade: OpenTrade, ts: int, reason: str) -> None:
+        del self.open[trade.symbol]
+        self.closed.append(trade.record(ts, reason))
+
+    def apply_fill(
+        self,
+        symbol: str,
+        signed_qty: Decimal,
+        price: Decimal,
+        realized: Decimal,
+        commission: Decimal,
+        ts: int,
+        strategy_id: str,
+        reason: str,
+    ) -> None:
+        """Book one fill; closes (and possibly reopens) the symbol's trade when it crosses flat."""
+        if not signed_qty:
+            return
+        trade = self.open.get(symbol)
+        if trade is None:
+            self._start(symbol, strategy_id, ts, signed_qty > 0).grow(signed_qty, price, commission)
+            return
+        if trade.long == (signed_qty > 0):
+            trade.grow(signed_qty, price, commission)
+            return
+        size = abs(signed_qty)
+        closing = min(size, abs(trade.qty))
+        fee_close = commission if closing == size else commission * closing / size
+        trade.shrink(closing, price, realized, fee_close)
+        if trade.qty:
+            return
+        self._finish(trade, ts, reason)
+        rest = size - closing
+        if rest:
+            reopened = self._start(symbol, strategy_id, ts, signed_qty > 0)
+            reopened.grow(rest if signed_qty > 0 else -rest, price, commission - fee_close)
+
+    def add_funding(self, symbol: str, amount: Decimal) -> None:
+        trade = self.open.get(symbol)
+        if trade is not None:
+            trade.funding += amount
+
+    def force_close(self, symbol: str, price: Decimal, realized: Decimal, fee: Decimal, ts: int) -> bool:
+        """Close the symbol's trade from a ``Liquidated`` event; False when none was open."""
+        trade = self.open.get(symbol)
+        if trade is None:
+            return False
+        trade.shrink(abs(trade.qty), price, realized, fee)
+        self._finish(trade, ts, "liquidation")
+        return True
+
+    def marked(self, ts: int, marks: dict[str, tuple[Decimal, Decimal, Decimal]]) -> list[TradeRecord]:
+        """Still-open trades as records marked at ``marks[symbol] = (mark, qty, entry)``.
+
+        The position's unrealized PnL at the mark is added to ``gross_pnl`` and ``exit_reason`` is
+        ``"open"``; a symbol without a mark is marked at its entry (zero unrealized).
+        """
+        out = []
+        for symbol in sorted(self.open):
+            trade = self.open[symbol]
+            mark, qty, entry = marks.get(symbol, (_ZERO, _ZERO, _ZERO))
+            unrealized = qty * (mark - entry) if mark else _ZERO
+            out.append(trade.record(ts, "open", mark if mark else (entry or None), unrealized))
+        return out
