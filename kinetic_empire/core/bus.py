@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from .errors import HandlerError
+from .errors import HandlerError, StrategyError
 
 Handler = Callable[[Any], None]
 ErrorSink = Callable[[HandlerError], None]
@@ -67,7 +67,7 @@ class EventBus:
         for handler in handlers:
             try:
                 handler(event)
-            except HandlerError:
+            except (HandlerError, StrategyError):
                 raise
             except Exception as exc:  # noqa: BLE001 - reported with the event, never swallowed
                 error = HandlerError(_name(handler), event, exc)

@@ -1,0 +1,323 @@
+"""The strategy plugin API: the small surface plugin authors write against.
+
+A strategy declares its timeframe, typed parameters, indicators (once, vectorised, in ``init``) and
+reacts to each closed kline in ``on_kline`` with ``buy`` / ``sell`` / ``close`` / ``reduce``.
+Everything else has a no-op default. The engine creates one instance per traded symbol.
+
+    class EmaCross(Strategy):
+        timeframe = "1h"
+        fast = Param(20, "fast EMA period", min=2)
+        slow = Param(50, "slow EMA period", min=3)
+
+        def init(self):
+            self.f = self.I(ema, self.close, self.fast)
+            self.s = self.I(ema, self.close, self.slow)
+
+        def on_kline(self, kline):
+            if crossover(self.f, self.s):
+                self.buy()
+            elif crossunder(self.f, self.s):
+                self.sell()
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..core.enums import IntentAction
+from ..core.errors import ConfigError
+from ..core.events import KlineClosed, OrderFilled, OrderRejected
+from .series import Cursor, Series
+
+API_VERSION = 1
+"""The plugin API version this engine implements. Strategies declare the one they target."""
+
+_MISSING = object()
+
+
+class Param:
+    """A typed strategy parameter with a default; overridable from config and the command line."""
+
+    def __init__(
+        self,
+        default: Any,
+        doc: str = "",
+        *,
+        min: float | None = None,  # noqa: A002 - reads naturally at the call site
+        max: float | None = None,  # noqa: A002
+        choices: tuple[Any, ...] | None = None,
+    ) -> None:
+        if type(default) not in (int, float, bool, str):
+            raise TypeError(f"Param default must be int, float, bool or str, not {type(default).__name__}")
+        self.default = default
+        self.type: type = type(default)
+        self.doc = doc
+        self.min = min
+        self.max = max
+        self.choices = choices
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._params[self.name]
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise AttributeError(f"parameter {self.name!r} is read-only; set it from config or --param")
+
+    def coerce(self, value: Any, where: str) -> Any:
+        """Convert and check a value from YAML (typed) or the command line (text)."""
+        t = self.type
+        if isinstance(value, str) and t is not str:
+            text = value.strip()
+            try:
+                if t is bool:
+                    lowered = text.lower()
+                    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError(text)
+                    value = lowered in ("true", "1", "yes")
+                elif t is int:
+                    value = int(text)
+                else:
+                    value = float(text)
+            except ValueError:
+                raise ConfigError(where, f"expected {t.__name__}, got {value!r}") from None
+        elif t is float and type(value) is int:
+            value = float(value)
+        elif type(value) is not t:
+            raise ConfigError(where, f"expected {t.__name__}, got {type(value).__name__} {value!r}")
+        if self.min is not None and value < self.min:
+            raise ConfigError(where, f"{value!r} is below the minimum {self.min}")
+        if self.max is not None and value > self.max:
+            raise ConfigError(where, f"{value!r} is above the maximum {self.max}")
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(where, f"{value!r} is not one of {list(self.choices)}")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """What a strategy sees of its symbol's position: a snapshot, not a handle."""
+
+    size: float = 0.0  # signed: > 0 long, < 0 short
+    entry_price: float = 0.0
+
+    @property
+    def is_long(self) -> bool:
+        return self.size > 0
+
+    @property
+    def is_short(self) -> bool:
+        return self.size < 0
+
+    def __bool__(self) -> bool:
+        return self.size != 0
+
+
+FLAT = Position()
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSpec:
+    """How an indicator was declared, so it can be recomputed on other history (live, lookahead check)."""
+
+    name: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    outputs: tuple[str, ...]
+
+
+class Strategy:
+    """Base class of every strategy plugin. Override ``init`` and ``on_kline``; the rest is optional."""
+
+    api_version: ClassVar[int] = API_VERSION
+    name: ClassVar[str] = ""
+    timeframe: ClassVar[str] = "1h"
+    warmup: int = 0
+    """Klines needed before ``on_kline`` is called (also the live REST warm-up). If 0 it is inferred
+    from the indicators: the first index where every declared indicator is defined."""
+
+    # ------------------------------------------------------------------ engine-facing construction
+    def __init__(self, symbol: str, params: Mapping[str, Any] | None = None) -> None:
+        self.symbol = symbol
+        self._params = self.resolve_params(params or {}, where=f"strategies.{self.strategy_name()}.params")
+        self._cursor = Cursor()
+        self._specs: list[IndicatorSpec] = []
+        self._indicators: list[Series] = []
+        self._base: dict[str, Series] = {}
+        self._emit: Callable[..., None] = _unbound
+        self.position: Position = FLAT
+
+    @classmethod
+    def strategy_name(cls) -> str:
+        """Registry name: ``name`` if set, else the class name in snake_case."""
+        return cls.name or re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+    @classmethod
+    def parameters(cls) -> dict[str, Param]:
+        found: dict[str, Param] = {}
+        for klass in reversed(cls.__mro__):
+            for key, value in vars(klass).items():
+                if isinstance(value, Param):
+                    found[key] = value
+        return found
+
+    @classmethod
+    def resolve_params(cls, given: Mapping[str, Any], where: str = "params") -> dict[str, Any]:
+        """Defaults overridden by ``given``; unknown or mistyped names are errors naming the key."""
+        declared = cls.parameters()
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise ConfigError(
+                f"{where}.{unknown[0]}",
+                f"unknown parameter of strategy {cls.strategy_name()!r}; it has: {', '.join(declared) or 'none'}",
+            )
+        return {
+            name: p.coerce(given[name], f"{where}.{name}") if name in given else p.default
+            for name, p in declared.items()
+        }
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    # --------------------------------------------------------------------------- price history
+    @property
+    def open(self) -> Series:
+        return self._base["open"]
+
+    @property
+    def high(self) -> Series:
+        return self._base["high"]
+
+    @property
+    def low(self) -> Series:
+        return self._base["low"]
+
+    @property
+    def close(self) -> Series:
+        return self._base["close"]
+
+    @property
+    def volume(self) -> Series:
+        return self._base["volume"]
+
+    def I(self, func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:  # noqa: E743, N802
+        """Declare an indicator: ``func`` runs once over the whole history (or the live window) on
+        numpy arrays; the result is revealed to the strategy only up to the current kline.
+
+        ``args`` may be series (``self.close``, another indicator) or plain values. A function that
+        returns a tuple of arrays gives a tuple of series.
+        """
+        label = name or getattr(func, "__name__", "indicator")
+        result = func(*[_raw(a) for a in args], **{k: _raw(v) for k, v in kwargs.items()})
+        arrays = result if isinstance(result, tuple) else (result,)
+        outputs = tuple(f"{label}[{k}]" for k in range(len(arrays))) if len(arrays) > 1 else (label,)
+        self._specs.append(IndicatorSpec(label, func, args, kwargs, outputs))
+        made = []
+        for out, arr in zip(outputs, arrays):
+            values = np.asarray(arr, dtype=np.float64)
+            if values.shape != (len(self._base["close"].full),):
+                raise ValueError(f"indicator {out} returned shape {values.shape}, expected the history's length")
+            series = Series(values, self._cursor, out)
+            self._indicators.append(series)
+            made.append(series)
+        return tuple(made) if isinstance(result, tuple) else made[0]
+
+    # ---------------------------------------------------------------------------------- actions
+    def buy(
+        self,
+        quantity: float | Decimal | None = None,
+        *,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        limit: float | None = None,
+        tag: str = "",
+    ) -> None:
+        """Go long (closing a short first). Quantity None: the risk manager sizes it."""
+        self._emit(IntentAction.OPEN_LONG, quantity, None, stop_loss, take_profit, limit, tag)
+
+    def sell(
+        self,
+        quantity: float | Decimal | None = None,
+        *,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        limit: float | None = None,
+        tag: str = "",
+    ) -> None:
+        """Go short (closing a long first)."""
+        self._emit(IntentAction.OPEN_SHORT, quantity, None, stop_loss, take_profit, limit, tag)
+
+    def close_position(self, tag: str = "") -> None:
+        """Close the whole position (reduce-only market order)."""
+        self._emit(IntentAction.CLOSE, None, None, None, None, None, tag)
+
+    def reduce(self, fraction: float = 0.5, tag: str = "") -> None:
+        """Reduce the position by a fraction (reduce-only market order)."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"reduce fraction must be in (0, 1], got {fraction}")
+        self._emit(IntentAction.REDUCE, None, fraction, None, None, None, tag)
+
+    # ------------------------------------------------------------------------------------ hooks
+    def init(self) -> None:
+        """Declare indicators with ``self.I``. Runs again whenever the history is recomputed."""
+
+    def on_start(self) -> None:
+        """Called once before the first kline; keep state set up here, not in ``init``."""
+
+    def on_kline(self, kline: KlineClosed) -> None:
+        """Called for every closed kline of ``timeframe`` after the warm-up."""
+
+    def on_fill(self, fill: OrderFilled) -> None:
+        """Called when one of this strategy's orders fills (``self.position`` is already updated)."""
+
+    def on_order_rejected(self, rejection: Any) -> None:
+        """Called with an OrderRejected (exchange) or RiskDenied (risk manager) event."""
+
+    def on_stop(self) -> None:
+        """Called once at the end of a backtest or when a live run stops."""
+
+    # -------------------------------------------------------------------------- engine plumbing
+    def _bind(self, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> None:
+        """Attach a price history and (re)compute every indicator over it."""
+        self._base = {
+            "open": Series(open_, self._cursor, "open"),
+            "high": Series(high, self._cursor, "high"),
+            "low": Series(low, self._cursor, "low"),
+            "close": Series(close, self._cursor, "close"),
+            "volume": Series(volume, self._cursor, "volume"),
+        }
+        self._specs = []
+        self._indicators = []
+        self.init()
+
+    def _inferred_warmup(self) -> int:
+        if self.warmup:
+            return int(self.warmup)
+        first = 0
+        for series in self._indicators:
+            finite = np.flatnonzero(np.isfinite(series.full))
+            first = max(first, int(finite[0]) if finite.size else len(series.full))
+        return first + 1 if self._indicators else 1
+
+
+def _raw(value: Any) -> Any:
+    return value.full if isinstance(value, Series) else value
+
+
+def _unbound(*_: Any) -> None:
+    raise RuntimeError("strategy actions are only available while the engine runs it")
+
+
+OrderRejectedLike = OrderRejected

@@ -1,0 +1,251 @@
+"""Runs one strategy instance on one symbol: feeds it closed klines, turns its actions into intents.
+
+The runner is the safety wrapper around user code: an exception in a strategy becomes a
+:class:`StrategyError` carrying the event that triggered it. Backtests stop at once; live runs halt
+only the broken strategy, publish :class:`StrategyHalted` and keep everything else running.
+
+Indicators are computed before the replay over the whole history (``precomputed``) or recomputed
+over a rolling window on every kline (live); the strategy code is the same either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from ..core.bus import EventBus
+from ..core.clock import Clock
+from ..core.enums import IntentAction
+from ..core.errors import StrategyError
+from ..core.events import (
+    KlineClosed,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    PositionChanged,
+    RiskDenied,
+    StrategyHalted,
+)
+from .base import FLAT, Position, Strategy
+
+log = logging.getLogger(__name__)
+
+
+class StrategyRunner:
+    """Binds a :class:`Strategy` to the bus for one symbol and timeframe."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        strategy_id: str,
+        id_prefix: str,
+        fail_fast: bool = True,
+        window: int | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.strategy_id = strategy_id
+        self.symbol = strategy.symbol
+        self.timeframe = strategy.timeframe
+        self._bus = bus
+        self._clock = clock
+        self._fail_fast = fail_fast
+        self._prefix = id_prefix
+        self._seq = 0
+        self._pending: list[OrderIntent] = []
+        self._own_orders: set[str] = set()
+        self._intent_of_order: Callable[[str], str] = lambda cid: cid.rsplit("-", 1)[0]
+        self.halted = False
+        self.intents_emitted = 0
+        self._window = window  # live: rolling window length; None: precomputed history
+        self._times: list[int] = []
+        self._hist: dict[str, list[float]] = {}
+        self._i = -1
+        self._warmup = 1
+        strategy._emit = self._collect
+        bus.subscribe(KlineClosed, self.on_kline, topic=(self.symbol, self.timeframe))
+        bus.subscribe(PositionChanged, self._on_position)
+        bus.subscribe(OrderFilled, self._on_fill)
+        bus.subscribe(OrderRejected, self._on_rejected)
+        bus.subscribe(RiskDenied, self._on_denied)
+        bus.subscribe(OrderCanceled, self._on_done)
+        bus.subscribe(OrderExpired, self._on_done)
+
+    # ----------------------------------------------------------------------------- history
+    def bind_history(
+        self,
+        open_time: np.ndarray,
+        open_: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+        volume: np.ndarray,
+        *,
+        start_index: int = 0,
+    ) -> None:
+        """Precompute indicators over the whole history; klines arrive in the same order later.
+
+        ``start_index``: position in the history of the first kline that will be published (earlier
+        rows are warm-up history only).
+        """
+        self._guard(lambda: self.strategy._bind(open_, high, low, close, volume), "init")
+        self._times = open_time.tolist()
+        self._i = start_index - 1
+        self._warmup = self.strategy._inferred_warmup()
+
+    def warm_up_live(self, klines: list[KlineClosed]) -> None:
+        """Seed the rolling window from REST history so the first live kline has full indicators."""
+        for k in klines:
+            self._append(k)
+        self._recompute()
+
+    def start(self) -> None:
+        self._guard(self.strategy.on_start, "on_start")
+
+    def stop(self) -> None:
+        self._guard(self.strategy.on_stop, "on_stop")
+
+    @property
+    def warmup(self) -> int:
+        return self._warmup
+
+    # ------------------------------------------------------------------------------ klines
+    def on_kline(self, kline: KlineClosed) -> None:
+        if self.halted:
+            return
+        if self._window is not None:
+            self._append(kline)
+            self._recompute()
+            i = self._i = len(self._times) - 1
+        else:
+            i = self._i = self._i + 1
+            if self._times[i] != kline.open_time:
+                raise StrategyError(
+                    self.strategy_id,
+                    kline,
+                    RuntimeError(f"kline out of step with the precomputed history at index {i}"),
+                )
+        if i + 1 < self._warmup:
+            return
+        self.strategy._cursor.i = i
+        try:
+            self.strategy.on_kline(kline)
+        except Exception as exc:  # noqa: BLE001 - user code: wrapped with its event
+            self._failed(kline, exc)
+            return
+        if self._pending:
+            self._flush()
+
+    def _append(self, k: KlineClosed) -> None:
+        if self._times and k.open_time <= self._times[-1]:
+            return  # duplicate or old kline (after a reconnect): already in the window
+        self._times.append(k.open_time)
+        for field in ("open", "high", "low", "close", "volume"):
+            self._hist.setdefault(field, []).append(getattr(k, field))
+        assert self._window is not None
+        excess = len(self._times) - self._window
+        if excess > 0:
+            del self._times[:excess]
+            for values in self._hist.values():
+                del values[:excess]
+
+    def _recompute(self) -> None:
+        if not self._times:
+            return
+        h = {k: np.asarray(v, dtype=np.float64) for k, v in self._hist.items()}
+        self._guard(lambda: self.strategy._bind(h["open"], h["high"], h["low"], h["close"], h["volume"]), "init")
+        self.strategy._cursor.i = len(self._times) - 1
+        self._warmup = self.strategy._inferred_warmup()
+
+    # ----------------------------------------------------------------------------- intents
+    def _collect(
+        self,
+        action: IntentAction,
+        quantity: float | Decimal | None,
+        fraction: float | None,
+        stop_loss: float | None,
+        take_profit: float | None,
+        limit: float | None,
+        tag: str,
+    ) -> None:
+        self._seq += 1
+        now = self._clock.now_ms()
+        qty = None if quantity is None else (quantity if isinstance(quantity, Decimal) else Decimal(repr(quantity)))
+        strategy = self.strategy
+        self._pending.append(
+            OrderIntent(
+                intent_id=f"{self._prefix}-{self._seq}",
+                strategy_id=self.strategy_id,
+                symbol=self.symbol,
+                action=action,
+                quantity=qty,
+                fraction=fraction,
+                stop_loss=stop_loss,
+                take_profit=take_profit,
+                limit_price=limit,
+                reference_price=strategy.close[-1],
+                tag=tag,
+                ts_event=now,
+                ts_init=now,
+            )
+        )
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for intent in pending:
+            self.intents_emitted += 1
+            self._bus.publish(intent)
+
+    def owns(self, client_order_id: str) -> bool:
+        return client_order_id.startswith(self._prefix + "-")
+
+    # ------------------------------------------------------------------------------ events
+    def _on_position(self, event: PositionChanged) -> None:
+        if event.symbol == self.symbol:
+            self.strategy.position = (
+                Position(float(event.quantity), float(event.entry_price)) if event.quantity else FLAT
+            )
+
+    def _on_fill(self, event: OrderFilled) -> None:
+        if event.symbol == self.symbol and self.owns(event.client_order_id):
+            self._guard(lambda: self.strategy.on_fill(event), "on_fill", event)
+            if self._pending:
+                self._flush()
+
+    def _on_rejected(self, event: OrderRejected) -> None:
+        if event.symbol == self.symbol and self.owns(event.client_order_id):
+            self._guard(lambda: self.strategy.on_order_rejected(event), "on_order_rejected", event)
+
+    def _on_denied(self, event: RiskDenied) -> None:
+        if event.strategy_id == self.strategy_id and event.symbol == self.symbol:
+            self._guard(lambda: self.strategy.on_order_rejected(event), "on_order_rejected", event)
+
+    def _on_done(self, event: Any) -> None:
+        """Canceled/expired orders need no strategy hook today; kept for symmetry with the journal."""
+
+    # ------------------------------------------------------------------------------ safety
+    def _guard(self, call: Callable[[], Any], hook: str, event: Any = None) -> None:
+        if self.halted:
+            return
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - user code
+            self._failed(event if event is not None else hook, exc)
+
+    def _failed(self, event: Any, exc: BaseException) -> None:
+        error = StrategyError(self.strategy_id, event, exc)
+        if self._fail_fast:
+            raise error from exc
+        self.halted = True
+        self._pending.clear()
+        log.error("strategy halted: %s", error)
+        now = self._clock.now_ms()
+        self._bus.publish(StrategyHalted(strategy_id=self.strategy_id, error=str(error), ts_event=now, ts_init=now))

@@ -1,0 +1,94 @@
+"""Read-only views of price and indicator arrays that reveal values only up to the current kline.
+
+``s[-1]`` is the value at the current (latest closed) kline, ``s[-2]`` the one before; ``s[k]`` for
+``k >= 0`` counts from the start of the history and raises past the current kline, so a strategy
+cannot look ahead. The cursor is shared by every series of one strategy instance and moved by the
+runner, so advancing a kline costs one assignment however many indicators there are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class Cursor:
+    """Index of the current kline in the arrays; shared by all series of one strategy."""
+
+    __slots__ = ("i",)
+
+    def __init__(self) -> None:
+        self.i = -1
+
+
+class Series:
+    __slots__ = ("_cur", "_list", "_values", "name")
+
+    def __init__(self, values: np.ndarray, cursor: Cursor, name: str) -> None:
+        self._values = np.asarray(values, dtype=np.float64)
+        self._list: list[float] = self._values.tolist()  # python floats: fast scalar access
+        self._cur = cursor
+        self.name = name
+
+    def __getitem__(self, k: Any) -> Any:
+        i = self._cur.i
+        if isinstance(k, int):
+            if k < 0:
+                j = i + 1 + k
+                if j < 0:
+                    raise IndexError(f"{self.name}[{k}]: only {i + 1} values revealed so far")
+                return self._list[j]
+            if k > i:
+                raise IndexError(f"{self.name}[{k}] is in the future (current index {i})")
+            return self._list[k]
+        if isinstance(k, slice):
+            return self._values[: i + 1][k]
+        raise TypeError(f"{self.name}: index must be int or slice, not {type(k).__name__}")
+
+    def __len__(self) -> int:
+        return self._cur.i + 1
+
+    def __float__(self) -> float:
+        return self._list[self._cur.i]
+
+    @property
+    def values(self) -> np.ndarray:
+        """The revealed history as a read-only numpy view."""
+        view = self._values[: self._cur.i + 1]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def full(self) -> np.ndarray:
+        """The whole computed array (for the engine's own checks, never for strategy decisions)."""
+        return self._values
+
+    def __repr__(self) -> str:
+        i = self._cur.i
+        last = self._list[i] if 0 <= i < len(self._list) else None
+        return f"Series({self.name}, len={i + 1}, last={last})"
+
+
+def crossover(a: Series | float, b: Series | float) -> bool:
+    """True when ``a`` crossed above ``b`` on the current kline (a[-2] <= b[-2] and a[-1] > b[-1])."""
+    if isinstance(a, Series):
+        i = a._cur.i
+        if i < 1:
+            return False
+        a1, a0 = a._list[i], a._list[i - 1]
+    else:
+        a1 = a0 = a
+    if isinstance(b, Series):
+        i = b._cur.i
+        if i < 1:
+            return False
+        b1, b0 = b._list[i], b._list[i - 1]
+    else:
+        b1 = b0 = b
+    return a0 <= b0 and a1 > b1
+
+
+def crossunder(a: Series | float, b: Series | float) -> bool:
+    """True when ``a`` crossed below ``b`` on the current kline."""
+    return crossover(b, a)
