@@ -62,8 +62,6 @@ def parse_kline_csv(data: bytes, file: str) -> ParsedCsv:
     if header and first_field not in _HEADER_FIRST:
         shown = first_line[:80].decode("utf-8", "replace")
         raise DataError(file, "parse", f"first line is neither a kline nor the Binance header: {shown!r}", row=1)
-    _check_column_counts(data, file, header)
-
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
@@ -75,6 +73,8 @@ def parse_kline_csv(data: bytes, file: str) -> ParsedCsv:
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        # pyarrow rejects wrong field counts and bad cells but without a usable row number: find it.
+        _check_column_counts(data, file, header)
         _diagnose(data, file, header)
         raise DataError(file, "parse", f"not a valid kline CSV: {exc}") from exc
     if table.num_rows == 0:

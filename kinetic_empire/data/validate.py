@@ -136,6 +136,22 @@ def find_gaps(open_time: np.ndarray, interval: int) -> tuple[Gap, ...]:
     return tuple(Gap(int(s), int(e), int(m)) for s, e, m in zip(starts, ends, missing, strict=True))
 
 
+def merge_gaps(a: tuple[Gap, ...], b: tuple[Gap, ...], interval: int) -> tuple[Gap, ...]:
+    """Sorted union of two gap lists, overlapping or touching gaps merged into one.
+
+    Re-validating a frame that already records its gaps must not list them twice.
+    """
+    merged: list[Gap] = []
+    for g in sorted((*a, *b), key=lambda g: (g.start_ms, g.end_ms)):  # loops over gaps, not rows
+        if merged and g.start_ms <= merged[-1].end_ms + interval:
+            last = merged[-1]
+            end = max(last.end_ms, g.end_ms)
+            merged[-1] = Gap(last.start_ms, end, (end - last.start_ms) // interval + 1)
+        else:
+            merged.append(g)
+    return tuple(merged)
+
+
 def apply_gap_policy(frame: KlineFrame, policy: str, rows: RowLocator | None = None) -> KlineFrame:
     """Apply `policy` to the holes in `frame` (which must already pass :func:`check_rows`).
 
@@ -159,10 +175,11 @@ def apply_gap_policy(frame: KlineFrame, policy: str, rows: RowLocator | None = N
         raise rows.error(after, "gap", msg)
     _log.warning("%s %s (%s): %s, %s", frame.symbol, frame.timeframe, frame.source, summary,
                  "filled flat" if policy == "ffill" else "kept")
+    recorded = merge_gaps(frame.gaps, gaps, interval)
     if policy == "keep":
         return _replace(frame, frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume,
-                        frame.gaps + gaps)
-    return _forward_fill(frame, interval, frame.gaps + gaps)
+                        recorded)
+    return _forward_fill(frame, interval, recorded)
 
 
 def validate(
