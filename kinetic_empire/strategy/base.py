@@ -148,9 +148,13 @@ class Strategy:
     from the indicators: the first index where every declared indicator is defined."""
 
     # ------------------------------------------------------------------ engine-facing construction
-    def __init__(self, symbol: str, params: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, symbol: str, params: Mapping[str, Any] | None = None, *, timeframe: str | None = None, where: str = ""
+    ) -> None:
         self.symbol = symbol
-        self._params = self.resolve_params(params or {}, where=f"strategies.{self.strategy_name()}.params")
+        if timeframe is not None and timeframe != type(self).timeframe:
+            self.timeframe = timeframe  # type: ignore[misc] - per-instance override from config
+        self._params = self.resolve_params(params or {}, where=where or f"strategies.{self.strategy_name()}.params")
         self._cursor = Cursor()
         self._specs: list[IndicatorSpec] = []
         self._indicators: list[Series] = []
