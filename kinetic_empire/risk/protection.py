@@ -1,0 +1,141 @@
+"""Protective orders: a stop-loss and take-profit placed when an entry fills, cancelled when flat.
+
+They are sent only after the entry fills (a close-position trigger without a position does nothing
+on Binance and could fire on the wrong side after a flip). Both use ``closePosition=true``, so they
+cover the whole position whatever fills later, and CONTRACT_PRICE triggers, matching the backtest's
+intrabar rule. Trigger prices were rounded at intent time on the safe side (rules.py docstring).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from ..core.enums import OrderType, Side, WorkingType
+from ..core.events import OrderRequest
+from ..core.rules import SymbolRules
+from . import ids
+
+
+@dataclass(slots=True)
+class PendingEntry:
+    """An entry whose fill should place protective orders."""
+
+    intent_id: str
+    strategy_id: str
+    symbol: str
+    side: Side  # the entry's side; protective orders use the opposite
+    stop: Decimal | None
+    take_profit: Decimal | None
+    placed: bool = False
+
+
+@dataclass(slots=True)
+class ProtectionBook:
+    """Entries waiting for a fill, and the protective orders believed open, by symbol."""
+
+    pending: dict[str, PendingEntry] = field(default_factory=dict)
+    open_by_symbol: dict[str, dict[str, str]] = field(default_factory=dict)  # symbol -> cid -> strategy
+    _symbol_of: dict[str, str] = field(default_factory=dict)
+
+    def expect(self, entry_client_id: str, entry: PendingEntry) -> None:
+        self.pending[entry_client_id] = entry
+
+    def first_fill(self, client_id: str, final: bool) -> PendingEntry | None:
+        """The entry if this is its first fill (protection not placed yet); forget it when final."""
+        entry = self.pending.get(client_id)
+        if entry is None:
+            return None
+        if final:
+            del self.pending[client_id]
+        if entry.placed:
+            return None
+        entry.placed = True
+        return entry
+
+    def add(self, symbol: str, client_id: str, strategy_id: str) -> None:
+        self.open_by_symbol.setdefault(symbol, {})[client_id] = strategy_id
+        self._symbol_of[client_id] = symbol
+
+    def done(self, client_id: str) -> None:
+        """An order reached a terminal state (filled, cancelled, expired, rejected)."""
+        self.pending.pop(client_id, None)
+        symbol = self._symbol_of.pop(client_id, None)
+        if symbol is not None:
+            book = self.open_by_symbol.get(symbol)
+            if book is not None:
+                book.pop(client_id, None)
+                if not book:
+                    del self.open_by_symbol[symbol]
+
+    def take(self, symbol: str) -> list[tuple[str, str]]:
+        """Forget and return (client id, strategy id) of every protective order open on ``symbol``."""
+        book = self.open_by_symbol.pop(symbol, {})
+        for cid in book:
+            self._symbol_of.pop(cid, None)
+        return list(book.items())
+
+
+def protective_requests(
+    entry: PendingEntry,
+    *,
+    rules: SymbolRules,
+    fill_price: Decimal,
+    position_qty: Decimal,
+    now_ms: int,
+    make: Callable[..., OrderRequest] = OrderRequest,
+) -> list[OrderRequest]:
+    """The stop and take-profit for a filled entry.
+
+    If the fill already crossed a trigger (a gap through the stop, say), Binance would refuse the
+    trigger order (-2021 "would immediately trigger"); a reduce-only MARKET close is sent instead.
+    """
+    close = entry.side.opposite
+    long = entry.side is Side.BUY
+    breached = [
+        p
+        for p, loss in ((entry.stop, True), (entry.take_profit, False))
+        if p is not None and (fill_price <= p if long == loss else fill_price >= p)
+    ]
+    common = {
+        "intent_id": entry.intent_id,
+        "strategy_id": entry.strategy_id,
+        "symbol": entry.symbol,
+        "side": close,
+        "ts_event": now_ms,
+        "ts_init": now_ms,
+    }
+    if breached:
+        qty = max(rules.round_qty_up(abs(position_qty), market=True), rules.market_min_qty)
+        qty = min(qty, rules.market_max_qty)
+        note = f"trigger {breached[0]} already crossed by the entry fill at {fill_price}: closing at market"
+        return [
+            make(
+                client_order_id=ids.client_id(entry.intent_id, ids.BREACH),
+                order_type=OrderType.MARKET,
+                quantity=qty,
+                reduce_only=True,
+                adjustments=(note,),
+                **common,
+            )
+        ]
+    out = []
+    for trigger, kind, suffix in (
+        (entry.stop, OrderType.STOP_MARKET, ids.STOP),
+        (entry.take_profit, OrderType.TAKE_PROFIT_MARKET, ids.TAKE_PROFIT),
+    ):
+        if trigger is None:
+            continue
+        out.append(
+            make(
+                client_order_id=ids.client_id(entry.intent_id, suffix),
+                order_type=kind,
+                quantity=None,
+                trigger_price=trigger,
+                close_position=True,
+                working_type=WorkingType.CONTRACT_PRICE,
+                **common,
+            )
+        )
+    return out
