@@ -86,14 +86,14 @@ def check_rows(
         bad |= ~np.isfinite(arr)
     if (i := first_true(bad)) is not None:
         col = next(name for name in PRICE_COLUMNS if not np.isfinite(prices[name][i]))
-        found.append((i, 0, rows.error(i, "nan", f"{col} is {prices[col][i]!r} (empty, NaN or infinite)")))
+        found.append((i, 0, rows.error(i, "nan", f"{col} is {float(prices[col][i])} (empty, NaN or infinite)")))
 
     with np.errstate(invalid="ignore"):
         bad = (high < low) | (open_ < low) | (open_ > high) | (close < low) | (close > high)
     if (i := first_true(bad)) is not None:
         o, h, lo, c = open_[i], high[i], low[i], close[i]
         what = "high < low" if h < lo else ("open" if not lo <= o <= h else "close") + " outside [low, high]"
-        msg = f"{what}: open={o!r} high={h!r} low={lo!r} close={c!r}"
+        msg = f"{what}: open={o} high={h} low={lo} close={c}"
         found.append((i, 1, rows.error(i, "high_low", msg)))
 
     if close_time is not None and (i := first_true(close_time != open_time + (interval - 1))) is not None:
