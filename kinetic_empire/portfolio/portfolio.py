@@ -160,7 +160,7 @@ class Portfolio:
 
     def _mark(self, p: PositionView) -> Decimal:
         last = self._last.get(p.symbol)
-        return Decimal(repr(last)) if last else p.entry_price
+        return Decimal(repr(float(last))) if last else p.entry_price
 
     # ------------------------------------------------------------------------------- records
 
