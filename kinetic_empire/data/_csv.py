@@ -55,7 +55,8 @@ def parse_kline_csv(data: bytes, file: str) -> ParsedCsv:
     if not head:
         raise DataError(file, "format", "file is empty")
     if head[:1] == b"<" or b"<html" in head.lower() or b"<!doctype" in head.lower():
-        raise DataError(file, "format", "this is an HTML/XML page, not a kline CSV (an error page from a failed download?)")
+        msg = "this is an HTML/XML page, not a kline CSV (an error page from a failed download?)"
+        raise DataError(file, "format", msg)
     first_line = data.split(b"\n", 1)[0].strip()
     first_field = first_line.split(b",", 1)[0].strip().strip(b'"').lower()
     header = not first_field.isdigit()

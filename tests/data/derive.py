@@ -17,6 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SHARED = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/work/shared/data")
 FIL = SHARED / "klines/futures_um/monthly/1m/FILUSDT/FILUSDT-1m-2023-08.csv.gz"
+H1 = SHARED / "klines/futures_um/derived_1h/FILUSDT-1h-2023-08_2023-11.DERIVED.csv.gz"
 ADA = SHARED / "klines/spot/daily/1m/ADABTC"
 STEM = "FILUSDT-1m-2023-08-01"
 GOOD_ROWS = 300
@@ -58,6 +59,11 @@ def main() -> None:
         r[0] = str(int(r[0]) * 1000)
         r[6] = str(int(r[6]) * 1000 + 999)
     _write(micros / "ADABTC-1m-2021-11-27.csv", ada, None)
+
+    # The derived 1h file cut to the two months of 1m data bundled in backtests/data (Aug + Sep 2023).
+    h1 = gzip.decompress(H1.read_bytes()).decode().splitlines(keepends=True)
+    cut = "".join(h1[: 1 + (31 + 30) * 24]).encode()
+    (HERE / "FILUSDT-1h-2023-08_2023-09.DERIVED.csv.gz").write_bytes(gzip.compress(cut, mtime=0))
 
     bad = HERE / "bad"
     bad.mkdir(exist_ok=True)
