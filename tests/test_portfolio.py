@@ -192,27 +192,42 @@ def test_flip_closes_one_trade_and_opens_another(setup: tuple[EventBus, Portfoli
     assert second.net_pnl == D("9.82")
 
 
-@pytest.mark.parametrize("event_first", [False, True])
-def test_liquidation_counted_once_with_fill_and_event(
-    setup: tuple[EventBus, Portfolio, Venue], event_first: bool
-) -> None:
+def test_liquidation_fill_then_event_adds_the_clearance_fee(setup: tuple[EventBus, Portfolio, Venue]) -> None:
+    """The simulated exchange's order: the autoclose fill, then Liquidated carrying the clearance fee."""
     bus, pf, venue = setup
     venue.fill(1, "o", Side.BUY, "1", "100", "0.04")
-    liq = Liquidated(
-        symbol=SYM, quantity=D(1), price=D(81), realized_pnl=D(-19), fee=D("0.5"), ts_event=9, ts_init=9
-    )
-    if event_first:
-        bus.publish(liq)
-    venue.fill(9, "autoclose-1", Side.SELL, "1", "81", "0.5", pnl="-19", liquidation=True)
-    if not event_first:
-        bus.publish(liq)
+    venue.fill(9, "autoclose-1", Side.SELL, "1", "81", "0.0324", pnl="-19", liquidation=True)
+    bus.publish(
+        Liquidated(
+            symbol=SYM, quantity=D(1), price=D(81), realized_pnl=D("-19.0324"), fee=D("0.405"),
+            ts_event=9, ts_init=9,
+        )
+    )  # fmt: skip
     (t,) = pf.trades
-    assert t.exit_reason == "liquidation"
-    assert t.exit_price == D(81)
-    assert t.fees == D("0.54") and t.net_pnl == D("-19.54")
-    assert pf.fees_total == D("0.54")
+    assert (t.exit_reason, t.exit_price, t.exit_time) == ("liquidation", D(81), 9)
+    assert t.gross_pnl == D(-19)
+    assert t.fees == D("0.4774") and t.net_pnl == D("-19.4774")
+    assert t.return_pct == D("-19.4774")
+    assert pf.fees_total == D("0.4774")
     assert pf.liquidation_count == 1
     assert pf.orders[-1].reason == "liquidation"
+
+
+def test_late_fee_goes_to_the_open_trade_when_nothing_closed_then(
+    setup: tuple[EventBus, Portfolio, Venue],
+) -> None:
+    bus, pf, venue = setup
+    venue.fill(1, "o", Side.BUY, "2", "100", "0.08")
+    venue.fill(5, "autoclose-1", Side.SELL, "1", "90", "0.036", pnl="-10", liquidation=True)
+    bus.publish(
+        Liquidated(
+            symbol=SYM, quantity=D(2), price=D(90), realized_pnl=D(-10), fee=D("0.1"), ts_event=5, ts_init=5
+        )
+    )
+    assert pf.trades == []
+    venue.fill(7, "c", Side.SELL, "1", "95", "0.038", pnl="-5")
+    (t,) = pf.trades
+    assert t.fees == D("0.254") and t.exit_reason == "unknown"
 
 
 def test_liquidated_event_alone_closes_the_trade(setup: tuple[EventBus, Portfolio, Venue]) -> None:
@@ -223,6 +238,9 @@ def test_liquidated_event_alone_closes_the_trade(setup: tuple[EventBus, Portfoli
             symbol=SYM, quantity=D(-1), price=D(119), realized_pnl=D(-19), fee=D("0.6"), ts_event=5, ts_init=5
         )
     )
+    venue.fill(
+        5, "autoclose-9", Side.BUY, "1", "119", "0.6", pnl="-19", liquidation=True
+    )  # late: not rebooked
     (t,) = pf.trades
     assert (t.side, t.exit_reason, t.exit_price, t.net_pnl) == (
         PositionSide.SHORT,
@@ -231,6 +249,8 @@ def test_liquidated_event_alone_closes_the_trade(setup: tuple[EventBus, Portfoli
         D("-19.64"),
     )
     assert pf.liquidation_count == 1
+    assert pf.fees_total == D("0.64")
+    assert len(pf.orders) == 2
 
 
 def test_orders_log_rows(setup: tuple[EventBus, Portfolio, Venue]) -> None:
@@ -351,3 +371,35 @@ def test_other_asset_balance_is_ignored(setup: tuple[EventBus, Portfolio, Venue]
                                ts_event=1, ts_init=1))  # fmt: skip
     assert pf.wallet_balance() == D(10000)
     assert pf.wallet_history()[0].size == 0
+
+
+@pytest.mark.parametrize(
+    ("order_type", "reason"),
+    [
+        (OrderType.STOP_MARKET, "stop_loss"),
+        (OrderType.TAKE_PROFIT_MARKET, "take_profit"),
+        (OrderType.MARKET, "signal"),
+    ],
+)
+def test_unregistered_orders_take_strategy_and_reason_from_the_request(
+    setup: tuple[EventBus, Portfolio, Venue], order_type: OrderType, reason: str
+) -> None:
+    bus, pf, venue = setup
+
+    def request(cid: str, side: Side, kind: OrderType) -> None:
+        bus.publish(
+            OrderRequest(
+                client_order_id=cid, intent_id="i", strategy_id="rsi", symbol=SYM, side=side, order_type=kind,
+                quantity=D(1), ts_event=0, ts_init=0,
+            )
+        )  # fmt: skip
+
+    request("in", Side.BUY, OrderType.MARKET)
+    request("out", Side.SELL, order_type)
+    venue.fill(1, "in", Side.BUY, "1", "100", "0")
+    venue.fill(2, "out", Side.SELL, "1", "100", "0")
+    (t,) = pf.trades
+    assert (t.strategy_id, t.exit_reason) == ("rsi", reason)
+    pf.register_order("late", "x", "take_profit")
+    request("late", Side.BUY, OrderType.STOP_MARKET)
+    assert pf._info["late"].reason == "take_profit"  # a registered reason wins

@@ -6,8 +6,11 @@ backtest runner reads its records after the run.
 Sources of truth, so nothing is counted twice:
 - wallet balance: ``BalanceChanged`` for the account asset (the exchange books PnL, fees and funding);
 - positions: ``PositionChanged``;
-- round-trip trades, fee total: ``OrderFilled`` (a ``Liquidated`` event closes the trade only when no
-  liquidation fill for the same symbol and ``ts_event`` arrived first, and vice versa);
+- round-trip trades, fee total: ``OrderFilled``. A liquidation is the simulated exchange's order of
+  events: a fill with ``liquidation=True`` closes the trade, then ``Liquidated`` (same symbol and
+  ``ts_event``) adds its ``fee``, the insurance clearance fee, to the trade and the fee total. A
+  ``Liquidated`` with no fill before it closes the trade from its own price, PnL and fee, and a
+  liquidation fill arriving after it is logged but not booked again;
 - funding total: ``FundingApplied``.
 
 Equity is not recomputed per kline: the kline handler only stores the close. The equity curve is
@@ -23,7 +26,7 @@ import numpy as np
 
 from ..core.account import PositionView
 from ..core.bus import EventBus
-from ..core.enums import OrderStatus
+from ..core.enums import OrderStatus, OrderType
 from ..core.events import (
     BalanceChanged,
     FundingApplied,
@@ -43,6 +46,15 @@ from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
 
 _ZERO = Decimal(0)
+
+# the exit reason of an order nobody registered, read from what it is
+_REASON_BY_TYPE = {
+    OrderType.STOP: "stop_loss",
+    OrderType.STOP_MARKET: "stop_loss",
+    OrderType.TRAILING_STOP_MARKET: "stop_loss",
+    OrderType.TAKE_PROFIT: "take_profit",
+    OrderType.TAKE_PROFIT_MARKET: "take_profit",
+}
 
 
 class _OrderInfo:
@@ -117,7 +129,12 @@ class Portfolio:
     # ------------------------------------------------------------------------------- engine wiring
 
     def register_order(self, client_order_id: str, strategy_id: str, reason: str = "signal") -> None:
-        """Tag an order before it is sent: fills carry no strategy, and trades need an exit reason."""
+        """Tag an order before it is filled: fills carry no strategy, and trades need an exit reason.
+
+        Optional: an unregistered order takes its strategy from its ``OrderRequest`` and its reason
+        from its type (stop types -> ``stop_loss``, take-profit types -> ``take_profit``, else
+        ``signal``). A registered reason always wins.
+        """
         info = self._info_for(client_order_id)
         info.strategy_id = strategy_id
         info.reason = reason
@@ -279,6 +296,8 @@ class Portfolio:
         info = self._info_for(event.client_order_id)
         if not info.strategy_id:
             info.strategy_id = event.strategy_id
+        if not info.reason:
+            info.reason = _REASON_BY_TYPE.get(event.order_type, "signal")
         info.side = event.side.value
         info.order_type = event.order_type.value
         info.quantity = event.quantity
@@ -322,7 +341,7 @@ class Portfolio:
         if e.liquidation:
             key = (e.symbol, e.ts_event)
             if self._liquidations.setdefault(key, "fill") == "event":
-                return  # the Liquidated event already closed the trade and booked the fee
+                return  # a Liquidated event without a fill before it already closed the trade
         self.fees_total += e.commission
         self._book.apply_fill(
             e.symbol,
@@ -361,10 +380,13 @@ class Portfolio:
 
     def _on_liquidated(self, e: Liquidated) -> None:
         key = (e.symbol, e.ts_event)
-        if self._liquidations.setdefault(key, "event") == "fill":
-            return  # the liquidation fill already closed the trade
         self.fees_total += e.fee
-        self._book.force_close(e.symbol, e.price, e.realized_pnl, e.fee, e.ts_event)
+        if self._liquidations.setdefault(key, "event") == "fill":
+            # the liquidation fill closed the trade and booked its PnL and commission; the event's
+            # fee is the insurance clearance fee on top of it
+            self._book.add_fee(e.symbol, e.fee, e.ts_event)
+        else:
+            self._book.force_close(e.symbol, e.price, e.realized_pnl, e.fee, e.ts_event)
 
     def _on_denied(self, e: RiskDenied) -> None:
         self.denials.append(DenialRecord(

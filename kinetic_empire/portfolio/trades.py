@@ -104,11 +104,13 @@ class OpenTrade:
 class TradeBook:
     """Open trades by symbol and the closed round trips, in the order they closed."""
 
-    __slots__ = ("_next_id", "closed", "open")
+    __slots__ = ("_closed_acc", "_last_closed", "_next_id", "closed", "open")
 
     def __init__(self) -> None:
         self.open: dict[str, OpenTrade] = {}
         self.closed: list[TradeRecord] = []
+        self._last_closed: dict[str, int] = {}  # symbol -> index in closed, for late fee bookings
+        self._closed_acc: list[OpenTrade] = []
         self._next_id = 1
 
     def _start(self, symbol: str, strategy_id: str, ts: int, long: bool) -> OpenTrade:
@@ -119,7 +121,23 @@ class TradeBook:
 
     def _finish(self, trade: OpenTrade, ts: int, reason: str) -> None:
         del self.open[trade.symbol]
+        self._last_closed[trade.symbol] = len(self.closed)
         self.closed.append(trade.record(ts, reason))
+        self._closed_acc.append(trade)
+
+    def add_fee(self, symbol: str, fee: Decimal, ts: int) -> None:
+        """Book a fee that arrives after the fill it belongs to (the liquidation clearance fee).
+
+        It goes to the trade the fill closed at ``ts``, or else to the symbol's open trade.
+        """
+        idx = self._last_closed.get(symbol)
+        if idx is not None and self.closed[idx].exit_time == ts:
+            rec = self.closed[idx]
+            acc = self._closed_acc[idx]
+            acc.fees += fee
+            self.closed[idx] = acc.record(rec.exit_time, rec.exit_reason)
+        elif symbol in self.open:
+            self.open[symbol].fees += fee
 
     def apply_fill(
         self,
