@@ -202,7 +202,7 @@ class RiskManager:
             else:
                 qty = rules.round_qty(wanted, market=True)
                 if qty != wanted:
-                    notes.append(f"qty rounded {fmt(wanted)}→{qty}")
+                    notes.append(f"qty rounded {fmt(wanted)}→{qty:f}")
                 if qty <= 0:
                     return deny("QTY_ROUNDS_TO_ZERO", symbol=symbol, qty=wanted, step=rules.market_step_size)
                 if qty < rules.market_min_qty:
@@ -211,7 +211,7 @@ class RiskManager:
         # a reduce-only order larger than the position is trimmed by the exchange: round up, close all
         qty = max(rules.round_qty_up(size, market=True), rules.market_min_qty)
         if qty != size:
-            notes.append(f"qty rounded up {fmt(size)}→{qty} (reduce-only, trimmed by the exchange)")
+            notes.append(f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)")
         return self._reduce_only(intent, rules, qty, suffix, notes, now), None
 
     def _reduce_only(
@@ -268,7 +268,7 @@ class RiskManager:
                 return deny("BAD_PRICE", symbol=symbol, limit_price=intent.limit_price)
             entry_price = rules.round_price(asked, side)
             if entry_price != asked:
-                notes.append(f"limit price rounded {fmt(asked)}→{fmt(entry_price)}")
+                notes.append(f"limit price rounded {fmt(asked)}→{entry_price:f}")
             if entry_price <= 0:
                 return deny("BAD_PRICE", symbol=symbol, limit_price=intent.limit_price, tick=rules.tick_size)
         stop_raw, stop = None, None

@@ -94,7 +94,7 @@ def finish(
             qty = cap.limit
     rounded = rules.round_qty(qty, market=market)
     if rounded != qty:
-        notes.append(f"qty rounded {fmt(qty)}→{rounded}")
+        notes.append(f"qty rounded {fmt(qty)}→{rounded:f}")
     step = rules.market_step_size if market else rules.step_size
     if rounded <= 0:
         return deny("QTY_ROUNDS_TO_ZERO", symbol=rules.symbol, qty=qty, step=step)
