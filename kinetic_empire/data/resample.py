@@ -18,11 +18,10 @@ _MAX_PLACES = 12
 def resample(frame: KlineFrame, timeframe: str, *, keep_partial: bool = False) -> KlineFrame:
     """`frame` aggregated to `timeframe`, which must be a whole multiple of the frame's timeframe.
 
-    An incomplete first or last period (the data starts or ends mid-period) is dropped unless
-    `keep_partial`, so every returned kline is built from a full set of source klines except where
-    the source itself has holes: a period that is only partly covered in the middle of the data is
-    built from the klines present (as Binance does), and it is listed in the result's ``gaps``
-    together with wholly missing periods, so reports can flag it.
+    When the data starts or ends mid-period, that first or last period is dropped unless
+    `keep_partial` (it would be built from part of the period). A period with a hole inside the data
+    is built from the klines present, as Binance does after an outage, and is listed in the result's
+    ``gaps`` together with wholly missing periods, so reports can flag it.
 
     Volume sums are snapped to the decimal precision of the source volumes: float addition drifts
     in the last bit, and Binance's (exact decimal) sums would otherwise not compare equal.
@@ -44,11 +43,10 @@ def resample(frame: KlineFrame, timeframe: str, *, keep_partial: bool = False) -
     bucket = (frame.open_time - origin) // dst
     starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
     ends = np.append(starts[1:], n)  # exclusive
-    complete = (ends - starts) == dst // src
     keep = np.ones(starts.size, dtype=bool)
-    if not keep_partial:  # only the edges: there a short period means the data starts/ends mid-period
-        keep[0] &= complete[0]
-        keep[-1] &= complete[-1]
+    if not keep_partial:  # the data starts or ends mid-period: that period cannot be complete
+        keep[0] &= frame.open_time[0] == bucket[0] * dst + origin
+        keep[-1] &= frame.open_time[-1] == bucket[-1] * dst + origin + dst - src
     sel = starts[keep]
     sel_end = ends[keep]
     open_time = bucket[sel] * dst + origin
