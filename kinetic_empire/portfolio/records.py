@@ -12,6 +12,7 @@ from decimal import Decimal
 from ..core.enums import PositionSide
 
 _PLACES = Decimal("1e-10")
+_ONE = Decimal(1)
 
 
 def tidy(value: Decimal) -> Decimal:
@@ -19,7 +20,10 @@ def tidy(value: Decimal) -> Decimal:
 
     Averages divide Decimals and would otherwise carry 28 digits of noise into every CSV.
     """
-    return value.quantize(_PLACES).normalize() if value else Decimal(0)
+    if not value:
+        return Decimal(0)
+    out = value.quantize(_PLACES).normalize()
+    return out.quantize(_ONE) if out.as_tuple().exponent > 0 else out  # 4E+4 -> 40000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
