@@ -402,4 +402,5 @@ def test_unregistered_orders_take_strategy_and_reason_from_the_request(
     assert (t.strategy_id, t.exit_reason) == ("rsi", reason)
     pf.register_order("late", "x", "take_profit")
     request("late", Side.BUY, OrderType.STOP_MARKET)
-    assert pf._info["late"].reason == "take_profit"  # a registered reason wins
+    venue.fill(3, "late", Side.BUY, "1", "100", "0")
+    assert pf.orders[-1].reason == "take_profit"  # a registered reason wins

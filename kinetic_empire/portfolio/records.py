@@ -23,7 +23,8 @@ def tidy(value: Decimal) -> Decimal:
     if not value:
         return Decimal(0)
     out = value.quantize(_PLACES).normalize()
-    return out.quantize(_ONE) if out.as_tuple().exponent > 0 else out  # 4E+4 -> 40000
+    exponent = out.as_tuple().exponent
+    return out.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else out  # 4E+4 -> 40000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
