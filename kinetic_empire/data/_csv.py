@@ -90,9 +90,9 @@ def parse_kline_csv(data: bytes, file: str) -> ParsedCsv:
     open_time, close_time = cols["open_time"], cols["close_time"]
     micros = _is_micros(open_time, file)
     if micros:
-        if (i := first_true(open_time % 1000 != 0)) is not None:
-            msg = f"µs open_time {open_time[i]} is not a whole millisecond"
-            raise DataError(file, "interval", msg, row=i + 1)
+        if (j := first_true(open_time % 1000 != 0)) is not None:
+            msg = f"µs open_time {open_time[j]} is not a whole millisecond"
+            raise DataError(file, "interval", msg, row=j + 1)
         open_time = open_time // 1000
         close_time = close_time // 1000
     return ParsedCsv(
@@ -104,7 +104,7 @@ def parse_kline_csv(data: bytes, file: str) -> ParsedCsv:
 def _is_micros(open_time: np.ndarray, file: str) -> bool:
     """True when timestamps are µs (spot files since 2025); mixed units within a file are an error."""
     big = open_time >= _MICROS_THRESHOLD
-    if not big[0] and not big.any():
+    if not big.any():
         return False
     if (i := first_true(big != big[0])) is not None:
         unit = "µs" if big[i] else "ms"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ _DAY_MS = 86_400_000
 _WEEK_ORIGIN_MS = 4 * _DAY_MS
 """Binance weekly klines open on Monday 00:00 UTC; the epoch (1970-01-01) was a Thursday."""
 
-TimeLike = int | str | datetime | date | pd.Timestamp | np.datetime64
+TimeLike: TypeAlias = int | str | datetime | date | pd.Timestamp | np.datetime64
 
 
 def period_origin_ms(timeframe: str) -> int:

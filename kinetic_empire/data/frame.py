@@ -127,6 +127,27 @@ class KlineFrame:
             source=self.source,
         )
 
+    @classmethod
+    def from_columns(
+        cls,
+        symbol: str,
+        timeframe: str,
+        columns: Mapping[str, np.ndarray],
+        *,
+        gaps: tuple[Gap, ...] = (),
+        source: str = "",
+    ) -> KlineFrame:
+        """Build from a mapping holding at least :data:`COLUMNS` (extra keys are ignored)."""
+        c = columns
+        return cls(symbol, timeframe, c["open_time"], c["open"], c["high"], c["low"], c["close"], c["volume"],
+                   gaps=gaps, source=source)
+
+    @classmethod
+    def empty(cls, symbol: str, timeframe: str, *, source: str = "") -> KlineFrame:
+        """A frame with no rows."""
+        cols = {c: np.empty(0, dtype=np.int64 if c == "open_time" else np.float64) for c in COLUMNS}
+        return cls.from_columns(symbol, timeframe, cols, source=source)
+
     def to_pandas(self) -> pd.DataFrame:
         """DataFrame with a UTC DatetimeIndex named ``time`` and columns open_time, open..volume."""
         index = pd.DatetimeIndex(pd.to_datetime(self.open_time, unit="ms", utc=True), name="time")
@@ -166,8 +187,9 @@ class KlineFrame:
         timeframe = timeframe or df.attrs.get("timeframe")
         if not symbol or not timeframe:
             raise ValueError("symbol and timeframe are required (not found in df.attrs)")
-        arrays = [df[cols[c]].to_numpy(dtype=np.float64) for c in PRICE_COLUMNS]
-        return cls(symbol, timeframe, open_time, *arrays, gaps=gaps, source=source or df.attrs.get("source", ""))
+        arrays = {c: df[cols[c]].to_numpy(dtype=np.float64) for c in PRICE_COLUMNS}
+        return cls.from_columns(symbol, timeframe, {"open_time": open_time, **arrays}, gaps=gaps,
+                                source=source or df.attrs.get("source", ""))
 
 
 def _clip_gap(gap: Gap, lo: int, hi: int, interval: int) -> Gap | None:

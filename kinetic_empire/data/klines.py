@@ -179,7 +179,7 @@ def _read_raw(path: Path, symbol: str | None, timeframe: str | None) -> _Raw:
         raise DataError(file, "files", "cannot tell the symbol from the file name; pass symbol=")
     if timeframe not in TIMEFRAME_MS:
         raise DataError(file, "interval", f"unsupported timeframe {timeframe!r}")
-    frame = KlineFrame(symbol, timeframe, *(cols[c] for c in COLUMNS), source=file)
+    frame = KlineFrame.from_columns(symbol, timeframe, cols, source=file)
     return _Raw(frame, close_time)
 
 
@@ -246,8 +246,8 @@ def _concat(raws: list[_Raw]) -> tuple[KlineFrame, np.ndarray, RowLocator]:
         return first, (ct if ct is not None else first.close_time), rows
     cols = {c: np.concatenate([getattr(f, c) for f in frames]) for c in COLUMNS}
     close_time = np.concatenate([r.close_time if r.close_time is not None else r.frame.close_time for r in raws])
-    frame = KlineFrame(first.symbol, first.timeframe, *(cols[c] for c in COLUMNS),
-                       source=_describe([Path(f.source) for f in frames]))
+    frame = KlineFrame.from_columns(first.symbol, first.timeframe, cols,
+                                    source=_describe([Path(f.source) for f in frames]))
     return frame, close_time, rows
 
 

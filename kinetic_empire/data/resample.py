@@ -37,7 +37,7 @@ def resample(frame: KlineFrame, timeframe: str, *, keep_partial: bool = False) -
         return frame
     n = len(frame)
     if n == 0:
-        return _frame(frame, timeframe, np.empty(0, np.int64), *(np.empty(0) for _ in range(5)), ())
+        return KlineFrame.empty(frame.symbol, timeframe, source=frame.source)
 
     origin = period_origin_ms(timeframe)
     bucket = (frame.open_time - origin) // dst

@@ -113,22 +113,23 @@ class KlineStore:
         files = [f for f in self._partitions(folder) if _month_overlaps(f, start_ms, end_ms)]
         if not files:
             raise DataError(str(folder), "store", f"no {symbol} {timeframe} klines stored{_window(start_ms, end_ms)}")
-        tables, filled = [], []
+        tables: list[pa.Table] = []
+        filled: list[Gap] = []
         for f in files:
             table = _read_table(f)
             tables.append(table)
             filled.extend(_filled_from(table.schema))
         lengths = [t.num_rows for t in tables]
         table = pa.concat_tables(tables)
-        cols = [table.column(c).to_numpy() for c in COLUMNS]
+        cols = {c: table.column(c).to_numpy() for c in COLUMNS}
         source = f"{folder} ({len(files)} partitions)" if len(files) > 1 else str(files[0])
-        frame = KlineFrame(symbol, timeframe, *cols, source=source)
+        recorded = merge_gaps((), tuple(filled), interval_ms(timeframe))
+        frame = KlineFrame.from_columns(symbol, timeframe, cols, gaps=recorded, source=source)
         locator = RowLocator(tuple(str(f) for f in files), tuple(int(x) for x in np.cumsum([0, *lengths[:-1]])))
         check_rows(frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume,
                    timeframe=timeframe, rows=locator)
         i0 = 0 if start_ms is None else int(np.searchsorted(frame.open_time, start_ms))
-        recorded = merge_gaps((), tuple(filled), interval_ms(timeframe))
-        window = KlineFrame(symbol, timeframe, *cols, gaps=recorded, source=source).between(start_ms, end_ms)
+        window = frame.between(start_ms, end_ms)
         if len(window) == 0:
             raise DataError(str(folder), "store", f"no {symbol} {timeframe} klines stored{_window(start_ms, end_ms)}")
         return apply_gap_policy(window, gap_policy, locator.shifted(i0))
@@ -143,7 +144,8 @@ class KlineStore:
                 if not files:
                     continue
                 interval = interval_ms(tf_dir.name)
-                times, filled = [], []
+                times: list[np.ndarray] = []
+                filled: list[Gap] = []
                 for f in files:
                     table = pq.read_table(f, columns=["open_time"])
                     times.append(table.column("open_time").to_numpy())
