@@ -344,3 +344,25 @@ def test_pandas_round_trip():
     assert same(back, f) and (back.symbol, back.timeframe) == ("FILUSDT", "1m")
     by_index = KlineFrame.from_pandas(df.drop(columns="open_time").rename(columns=str.title), "FILUSDT", "1m")
     assert same(by_index, f)
+
+
+def test_extra_columns_are_refused(tmp_path: Path):
+    rows = rows_of(FIL)[:30]
+    rows[19].append("7")
+    with pytest.raises(DataError) as err:
+        read_kline_file(write_csv(tmp_path / "FILUSDT-1m-2023-08-01.csv", rows))
+    assert (err.value.rule, err.value.row) == ("columns", 20) and "found 13" in str(err.value)
+
+
+def test_files_named_outside_the_window_are_not_read(tmp_path: Path):
+    shutil.copyfile(FIL, tmp_path / FIL.name)
+    (tmp_path / "FILUSDT-1m-2023-07-31.csv").write_text("<html>not data</html>")
+    f = load_klines(tmp_path, start="2023-08-01", end="2023-08-02")
+    assert len(f) == 300
+    with pytest.raises(DataError, match="HTML"):
+        load_klines(tmp_path)
+
+
+def test_symbol_alone_selects_the_series_in_a_folder():
+    f = load_klines(sample_data_dir(), symbol="NEARUSDT", start="2023-09-30 23:00")
+    assert (f.symbol, f.timeframe, len(f)) == ("NEARUSDT", "1m", 60)
