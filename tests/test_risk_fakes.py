@@ -45,7 +45,7 @@ def all_brackets() -> dict[str, LeverageBrackets]:
 class FakeAccount:
     """An AccountView with plain fields; equity and available default to the wallet balance."""
 
-    def __init__(self, wallet: Decimal = D(10_000), equity: Decimal | None = None, available: Decimal | None = None):
+    def __init__(self, wallet: Decimal | int = 10_000, equity: Decimal | None = None, available: Decimal | None = None):
         self.wallet = D(wallet)
         self.equity_value = equity
         self.available_value = available
@@ -99,7 +99,14 @@ class Harness:
         self.bus.subscribe(object, self.events.append)
         cfg = config if isinstance(config, RiskConfig) else RiskConfig.from_mapping(config or {})
         self.rm = RiskManager(
-            self.bus, self.clock, self.account, self.rules, self.brackets, cfg, fee_rate_taker=TAKER, fee_rate_maker=MAKER
+            self.bus,
+            self.clock,
+            self.account,
+            self.rules,
+            self.brackets,
+            cfg,
+            fee_rate_taker=TAKER,
+            fee_rate_maker=MAKER,
         )
         self._seq = 0
 
@@ -109,8 +116,12 @@ class Harness:
         kw.setdefault("intent_id", f"t{self._seq}")
         kw.setdefault("strategy_id", "s1")
         intent = OrderIntent(
-            symbol=symbol, action=IntentAction(action), reference_price=price,
-            ts_event=self.clock.now_ms(), ts_init=self.clock.now_ms(), **kw,
+            symbol=symbol,
+            action=IntentAction(action),
+            reference_price=price,
+            ts_event=self.clock.now_ms(),
+            ts_init=self.clock.now_ms(),
+            **kw,
         )
         return self.publish(intent)
 
@@ -119,16 +130,28 @@ class Harness:
         self.bus.publish(event)
         return self.events[start + 1 :]
 
-    def fill(self, request: OrderRequest, price: Any, *, qty: Any = None, pnl: Any = 0, final: bool = True) -> list[Any]:
+    def fill(
+        self, request: OrderRequest, price: Any, *, qty: Any = None, pnl: Any = 0, final: bool = True
+    ) -> list[Any]:
         q = request.quantity if qty is None else D(str(qty))
         now = self.clock.now_ms()
         return self.publish(
             OrderFilled(
-                client_order_id=request.client_order_id, order_id=1, trade_id=1, symbol=request.symbol,
-                side=request.side, order_type=request.order_type, quantity=q or D(0), price=D(str(price)),
-                commission=D(0), realized_pnl=D(str(pnl)), is_maker=False,
+                client_order_id=request.client_order_id,
+                order_id=1,
+                trade_id=1,
+                symbol=request.symbol,
+                side=request.side,
+                order_type=request.order_type,
+                quantity=q or D(0),
+                price=D(str(price)),
+                commission=D(0),
+                realized_pnl=D(str(pnl)),
+                is_maker=False,
                 status=OrderStatus.FILLED if final else OrderStatus.PARTIALLY_FILLED,
-                reduce_only=request.reduce_only, ts_event=now, ts_init=now,
+                reduce_only=request.reduce_only,
+                ts_event=now,
+                ts_init=now,
             )
         )
 
@@ -136,7 +159,9 @@ class Harness:
         now = self.clock.now_ms()
         self.account.set_position(symbol, qty, entry or 1)
         return self.publish(
-            PositionChanged(symbol=symbol, quantity=D(str(qty)), entry_price=D(str(entry)), leverage=1, ts_event=now, ts_init=now)
+            PositionChanged(
+                symbol=symbol, quantity=D(str(qty)), entry_price=D(str(entry)), leverage=1, ts_event=now, ts_init=now
+            )
         )
 
 
@@ -167,6 +192,19 @@ def only_denial(events: list[Any]) -> RiskDenied:
 
 
 __all__ = [
-    "MAKER", "T0", "TAKER", "D", "FakeAccount", "Harness", "OrderType", "Side", "all_brackets", "all_rules",
-    "denials", "only_denial", "only_request", "requests", "states",
+    "MAKER",
+    "T0",
+    "TAKER",
+    "D",
+    "FakeAccount",
+    "Harness",
+    "OrderType",
+    "Side",
+    "all_brackets",
+    "all_rules",
+    "denials",
+    "only_denial",
+    "only_request",
+    "requests",
+    "states",
 ]

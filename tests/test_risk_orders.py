@@ -36,7 +36,12 @@ def test_client_ids_are_derived_from_the_intent() -> None:
 def test_open_short_market() -> None:
     h = Harness(NOTIONAL_100)
     req = only_request(h.intent("OPEN_SHORT", FIL, 2.0, intent_id="abc"))
-    assert (req.client_order_id, req.side, req.order_type, req.quantity) == ("abc-e", Side.SELL, OrderType.MARKET, D("50.0"))
+    assert (req.client_order_id, req.side, req.order_type, req.quantity) == (
+        "abc-e",
+        Side.SELL,
+        OrderType.MARKET,
+        D("50.0"),
+    )
 
 
 def test_opposite_position_is_closed_first() -> None:
@@ -71,7 +76,11 @@ def test_close_is_reduce_only_market_for_the_whole_position() -> None:
     h = Harness(account=acct)
     req = only_request(h.intent("CLOSE", FIL, 2.0, intent_id="c"))
     assert (req.client_order_id, req.side, req.order_type, req.reduce_only, req.quantity) == (
-        "c-x", Side.SELL, OrderType.MARKET, True, D("33.3"),
+        "c-x",
+        Side.SELL,
+        OrderType.MARKET,
+        True,
+        D("33.3"),
     )
 
 
@@ -131,9 +140,17 @@ def test_protective_orders_after_the_entry_fills_long() -> None:
     entry = only_request(h.intent("OPEN_LONG", FIL, 3.0, stop_loss=2.9004, take_profit=3.1006, intent_id="p"))
     assert entry.client_order_id == "p-e"
     sl, tp = requests(h.fill(entry, "3.0"))
-    assert (sl.client_order_id, sl.order_type, sl.side, sl.trigger_price) == ("p-sl", OrderType.STOP_MARKET, Side.SELL, D("2.901"))
+    assert (sl.client_order_id, sl.order_type, sl.side, sl.trigger_price) == (
+        "p-sl",
+        OrderType.STOP_MARKET,
+        Side.SELL,
+        D("2.901"),
+    )
     assert (tp.client_order_id, tp.order_type, tp.side, tp.trigger_price) == (
-        "p-tp", OrderType.TAKE_PROFIT_MARKET, Side.SELL, D("3.101"),
+        "p-tp",
+        OrderType.TAKE_PROFIT_MARKET,
+        Side.SELL,
+        D("3.101"),
     )
     for o in (sl, tp):
         assert o.close_position and o.quantity is None and not o.reduce_only
@@ -187,7 +204,12 @@ def test_entry_fill_through_the_stop_closes_at_market() -> None:
     h = Harness(NOTIONAL_100)
     entry = only_request(h.intent("OPEN_LONG", FIL, 3.0, stop_loss=2.9, take_profit=3.2, intent_id="g"))
     (close,) = requests(h.fill(entry, "2.85"))  # gapped through the stop
-    assert (close.client_order_id, close.order_type, close.reduce_only, close.side) == ("g-xs", OrderType.MARKET, True, Side.SELL)
+    assert (close.client_order_id, close.order_type, close.reduce_only, close.side) == (
+        "g-xs",
+        OrderType.MARKET,
+        True,
+        Side.SELL,
+    )
     assert close.quantity == entry.quantity
 
 
@@ -217,7 +239,12 @@ def test_reducing_blocks_entries_but_not_exits() -> None:
     h = Harness(NOTIONAL_100, account=acct)
     h.rm.set_state(TradingState.REDUCING, "operator: maintenance")
     (ev,) = states(h.events)
-    assert (ev.state, ev.previous, ev.cause, ev.symbol) == (TradingState.REDUCING, TradingState.ACTIVE, "operator: maintenance", None)
+    assert (ev.state, ev.previous, ev.cause, ev.symbol) == (
+        TradingState.REDUCING,
+        TradingState.ACTIVE,
+        "operator: maintenance",
+        None,
+    )
     assert only_denial(h.intent("OPEN_LONG", FIL, 2.0)).code == "TRADING_REDUCING"
     assert only_request(h.intent("CLOSE", FIL, 2.0)).reduce_only
     assert only_request(h.intent("REDUCE", FIL, 2.0, fraction=0.5)).reduce_only

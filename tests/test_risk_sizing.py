@@ -91,8 +91,16 @@ def test_wilder_atr_matches_hand_computation() -> None:
 
 def kline(symbol: str, tf: str, high: float, low: float, close: float, t: int = 0) -> KlineClosed:
     return KlineClosed(
-        symbol=symbol, timeframe=tf, open_time=t, open=close, high=high, low=low, close=close, volume=1.0,
-        ts_event=t, ts_init=t,
+        symbol=symbol,
+        timeframe=tf,
+        open_time=t,
+        open=close,
+        high=high,
+        low=low,
+        close=close,
+        volume=1.0,
+        ts_event=t,
+        ts_init=t,
     )
 
 
@@ -157,15 +165,19 @@ def test_tiny_equity_is_denied_not_rounded_up() -> None:
 
 
 def test_huge_equity_is_capped_by_max_qty_and_bracket() -> None:
-    h = Harness({"sizing": {"method": "percent_equity", "percent": 100}, "leverage": {FIL: 20}},
-                account=FakeAccount(D(10) ** 12))
+    h = Harness(
+        {"sizing": {"method": "percent_equity", "percent": 100}, "leverage": {FIL: 20}},
+        account=FakeAccount(D(10) ** 12),
+    )
     req = only_request(h.intent("OPEN_LONG", FIL, 2.0))
     rules, brackets = all_rules()[FIL], all_brackets()[FIL]
     assert req.quantity <= rules.market_max_qty
     assert req.quantity * 2 <= brackets.max_notional(20)
     assert any(a.startswith("capped by max qty") for a in req.adjustments), req.adjustments
-    h2 = Harness({"sizing": {"method": "percent_equity", "percent": 100}, "leverage": {FIL: 20}},
-                 account=FakeAccount(D(10) ** 12))
+    h2 = Harness(
+        {"sizing": {"method": "percent_equity", "percent": 100}, "leverage": {FIL: 20}},
+        account=FakeAccount(D(10) ** 12),
+    )
     req2 = only_request(h2.intent("OPEN_LONG", FIL, 200.0))
     assert req2.quantity * 200 <= brackets.max_notional(20)
     assert any(a.startswith("capped by bracket notional 800000 at 20x") for a in req2.adjustments)
@@ -183,7 +195,9 @@ def test_margin_cap_includes_fees_and_buffer() -> None:
 
 
 def test_no_margin_is_denied() -> None:
-    d = only_denial(sized({"method": "fixed_notional", "notional": 50}, 2.0, account=FakeAccount(D(100), available=D(0))))
+    d = only_denial(
+        sized({"method": "fixed_notional", "notional": 50}, 2.0, account=FakeAccount(D(100), available=D(0)))
+    )
     assert d.code == "INSUFFICIENT_MARGIN"
 
 
