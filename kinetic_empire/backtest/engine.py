@@ -33,6 +33,7 @@ from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
 from .config import BacktestConfig
 from .feed import ReplayFeed, Stream
+from .lookahead import LookaheadError, check_lookahead
 
 
 @dataclass
@@ -74,8 +75,10 @@ class Backtest:
         frames: Mapping[str, KlineFrame] | None = None,
         rules: Mapping[str, SymbolRules] | None = None,
         brackets: Mapping[str, LeverageBrackets] | None = None,
+        check_lookahead: bool = False,
     ) -> None:
         self.config = config
+        self.check_lookahead = check_lookahead
         self._registry = registry
         self._frames = dict(frames) if frames else None
         self._rules = rules if rules is not None else default_symbol_rules(full=True)
@@ -179,6 +182,11 @@ class Backtest:
                 runner.bind_history(frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume,
                                     start_index=start)  # fmt: skip
                 runners.append(runner)
+                if self.check_lookahead:
+                    arrays = (frame.open, frame.high, frame.low, frame.close, frame.volume)
+                    findings = check_lookahead(strategy, arrays)
+                    if findings:
+                        raise LookaheadError(findings)
         for sym, plan in plans.items():
             for tf, frame in sorted(plan.by_timeframe.items(), key=lambda kv: timeframe_ms(kv[0])):
                 if (sym, tf) not in published:

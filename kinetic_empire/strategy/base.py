@@ -223,7 +223,11 @@ class Strategy:
         ``args`` may be series (``self.close``, another indicator) or plain values. A function that
         returns a tuple of arrays gives a tuple of series.
         """
-        label = name or getattr(func, "__name__", "indicator")
+        label = name or _label(func, args, kwargs)
+        taken = {spec.name for spec in self._specs}
+        base_label, n = label, 2
+        while label in taken:
+            label, n = f"{base_label}#{n}", n + 1
         result = func(*[_raw(a) for a in args], **{k: _raw(v) for k, v in kwargs.items()})
         arrays = result if isinstance(result, tuple) else (result,)
         outputs = tuple(f"{label}[{k}]" for k in range(len(arrays))) if len(arrays) > 1 else (label,)
@@ -314,6 +318,13 @@ class Strategy:
             finite = np.flatnonzero(np.isfinite(series.full))
             first = max(first, int(finite[0]) if finite.size else len(series.full))
         return first + 1 if self._indicators else 1
+
+
+def _label(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    """``ema(close, 20)``: readable in reports and unique for most declarations."""
+    parts = [a.name if isinstance(a, Series) else repr(a) for a in args]
+    parts += [f"{k}={v.name if isinstance(v, Series) else repr(v)}" for k, v in kwargs.items()]
+    return f"{getattr(func, '__name__', 'indicator')}({', '.join(parts)})"
 
 
 def _raw(value: Any) -> Any:

@@ -71,6 +71,7 @@ class StrategyRunner:
         self._i = -1
         self._warmup = 1
         strategy._emit = self._collect
+        self.on_kline = self._on_live_kline if window is not None else self._on_replayed_kline  # type: ignore[method-assign]
         bus.subscribe(KlineClosed, self.on_kline, topic=(self.symbol, self.timeframe))
         bus.subscribe(PositionChanged, self._on_position)
         bus.subscribe(OrderFilled, self._on_fill)
@@ -119,23 +120,34 @@ class StrategyRunner:
 
     # ------------------------------------------------------------------------------ klines
     def on_kline(self, kline: KlineClosed) -> None:
-        if self.halted:
-            return
-        if self._window is not None:
-            self._append(kline)
-            self._recompute()
-            i = self._i = len(self._times) - 1
-        else:
-            i = self._i = self._i + 1
-            if self._times[i] != kline.open_time:
-                raise StrategyError(
-                    self.strategy_id,
-                    kline,
-                    RuntimeError(f"kline out of step with the precomputed history at index {i}"),
-                )
-        if i + 1 < self._warmup:
+        """Replaced per instance by the replay or the live variant (no mode test per kline)."""
+        raise NotImplementedError
+
+    def _on_replayed_kline(self, kline: KlineClosed) -> None:
+        i = self._i = self._i + 1
+        if self._times[i] != kline.open_time:
+            raise StrategyError(
+                self.strategy_id, kline, RuntimeError(f"kline out of step with the precomputed history at index {i}")
+            )
+        if i < self._warmup - 1 or self.halted:
             return
         self.strategy._cursor.i = i
+        try:
+            self.strategy.on_kline(kline)
+        except Exception as exc:  # noqa: BLE001 - user code: wrapped with its event
+            self._failed(kline, exc)
+            return
+        if self._pending:
+            self._flush()
+
+    def _on_live_kline(self, kline: KlineClosed) -> None:
+        if self.halted:
+            return
+        self._append(kline)
+        self._recompute()
+        i = self._i = len(self._times) - 1
+        if i < self._warmup - 1:
+            return
         try:
             self.strategy.on_kline(kline)
         except Exception as exc:  # noqa: BLE001 - user code: wrapped with its event

@@ -27,21 +27,28 @@ class Series:
 
     def __init__(self, values: np.ndarray, cursor: Cursor, name: str) -> None:
         self._values = np.asarray(values, dtype=np.float64)
-        self._list: list[float] = self._values.tolist()  # python floats: fast scalar access
+        self._list: list[float] | None = None  # python floats for fast scalar access, built on first use
         self._cur = cursor
         self.name = name
+
+    def _materialize(self) -> list[float]:
+        self._list = self._values.tolist()
+        return self._list
 
     def __getitem__(self, k: Any) -> Any:
         i = self._cur.i
         if isinstance(k, int):
+            values = self._list
+            if values is None:
+                values = self._materialize()
             if k < 0:
                 j = i + 1 + k
                 if j < 0:
                     raise IndexError(f"{self.name}[{k}]: only {i + 1} values revealed so far")
-                return self._list[j]
+                return values[j]
             if k > i:
                 raise IndexError(f"{self.name}[{k}] is in the future (current index {i})")
-            return self._list[k]
+            return values[k]
         if isinstance(k, slice):
             return self._values[: i + 1][k]
         raise TypeError(f"{self.name}: index must be int or slice, not {type(k).__name__}")
@@ -50,7 +57,7 @@ class Series:
         return self._cur.i + 1
 
     def __float__(self) -> float:
-        return self._list[self._cur.i]
+        return float(self._values[self._cur.i])
 
     @property
     def values(self) -> np.ndarray:
@@ -66,24 +73,35 @@ class Series:
 
     def __repr__(self) -> str:
         i = self._cur.i
-        last = self._list[i] if 0 <= i < len(self._list) else None
+        last = float(self._values[i]) if 0 <= i < len(self._values) else None
         return f"Series({self.name}, len={i + 1}, last={last})"
 
 
 def crossover(a: Series | float, b: Series | float) -> bool:
     """True when ``a`` crossed above ``b`` on the current kline (a[-2] <= b[-2] and a[-1] > b[-1])."""
+    if type(a) is Series and type(b) is Series:  # the common case, kept cheap: it runs every kline
+        i = a._cur.i
+        if i < 1:
+            return False
+        al = a._list if a._list is not None else a._materialize()
+        bl = b._list if b._list is not None else b._materialize()
+        return al[i - 1] <= bl[i - 1] and al[i] > bl[i]
+    return _crossover_mixed(a, b)
+
+
+def _crossover_mixed(a: Series | float, b: Series | float) -> bool:
     if isinstance(a, Series):
         i = a._cur.i
         if i < 1:
             return False
-        a1, a0 = a._list[i], a._list[i - 1]
+        a1, a0 = a[-1], a[-2]
     else:
         a1 = a0 = a
     if isinstance(b, Series):
         i = b._cur.i
         if i < 1:
             return False
-        b1, b0 = b._list[i], b._list[i - 1]
+        b1, b0 = b[-1], b[-2]
     else:
         b1 = b0 = b
     return a0 <= b0 and a1 > b1

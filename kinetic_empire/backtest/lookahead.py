@@ -1,0 +1,73 @@
+"""Lookahead check: does an indicator at kline k depend on klines after k?
+
+For sampled klines, every indicator is recomputed on the history truncated at that kline and its
+last value compared with the value the full-history computation gave for the same kline. Any
+difference means the indicator peeks into the future (a centred window, a ``shift(-1)``, a
+normalisation over the whole series...), and the check names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import KineticError
+from ..strategy.base import Strategy
+
+
+class LookaheadError(KineticError):
+    """Raised before a backtest whose indicators use future data."""
+
+    def __init__(self, findings: list[LookaheadFinding]) -> None:
+        self.findings = findings
+        super().__init__("lookahead check failed:\n  " + "\n  ".join(map(str, findings)))
+
+
+@dataclass(frozen=True, slots=True)
+class LookaheadFinding:
+    strategy: str
+    symbol: str
+    indicator: str
+    index: int
+    full_value: float
+    truncated_value: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.strategy} on {self.symbol}: indicator {self.indicator!r} at kline {self.index} is "
+            f"{self.full_value!r} with the whole history but {self.truncated_value!r} with history up to "
+            "that kline: it uses future data"
+        )
+
+
+def check_lookahead(
+    strategy: Strategy,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    *,
+    samples: int = 24,
+    seed: int = 7,
+    rtol: float = 1e-9,
+) -> list[LookaheadFinding]:
+    """Compare full-history indicators with truncated recomputations at ``samples`` klines."""
+    o, h, lo, c, v = arrays
+    n = len(c)
+    if n < 3:
+        return []
+    full = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)
+    full._bind(o, h, lo, c, v)
+    reference = {s.name: s.full for s in full._indicators}
+    rng = np.random.default_rng(seed)
+    picks = sorted(set(rng.integers(1, n - 1, size=min(samples, n - 2)).tolist()) | {n // 2})
+    findings: list[LookaheadFinding] = []
+    for k in picks:
+        probe = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)
+        probe._bind(o[: k + 1], h[: k + 1], lo[: k + 1], c[: k + 1], v[: k + 1])
+        for series in probe._indicators:
+            a = float(reference[series.name][k])
+            b = float(series.full[k])
+            same = (np.isnan(a) and np.isnan(b)) or np.isclose(a, b, rtol=rtol, atol=1e-12)
+            if not same:
+                findings.append(LookaheadFinding(strategy.strategy_name(), strategy.symbol, series.name, k, a, b))
+                break
+    return findings
