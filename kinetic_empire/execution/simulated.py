@@ -24,14 +24,10 @@ class SimulatedBroker:
         self._bus = bus
         self._exchange = exchange
         self._clock = clock
-        self._on_bar = exchange.on_bar
         bus.subscribe(OrderRequest, self.on_request)
         bus.subscribe(CancelRequest, self.on_cancel)
         for topic in price_topics:
-            bus.subscribe(KlineClosed, self.on_kline, topic=topic)
-
-    def on_kline(self, k: KlineClosed) -> None:
-        self._on_bar(k.symbol, k.open_time, k.open, k.high, k.low, k.close)
+            bus.subscribe(KlineClosed, exchange.on_kline, topic=topic)
 
     def on_request(self, r: OrderRequest) -> None:
         try:
