@@ -56,7 +56,7 @@ from ..core.rules import LeverageBrackets, SymbolRules
 from ..core.timeframes import TIMEFRAME_MS
 
 MAX_EXCHANGE_LEVERAGE = 125
-_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
+_SYMBOL_RE = re.compile(r"^[^\sa-z]{2,40}$")  # Binance has BTCUSDT_260327 and 币安人生USDT
 
 
 class SizingMethod(StrEnum):
