@@ -40,10 +40,8 @@ def brackets() -> dict[str, LeverageBrackets]:
     out = dict(all_brackets())
     for sym, r in all_rules().items():
         if r.is_trading and sym not in out:
-            rows = [
-                {"bracket": b, "initialLeverage": lev, "notionalFloor": lo, "notionalCap": hi, "maintMarginRatio": m, "cum": c}
-                for b, lev, lo, hi, m, c in GENERIC
-            ]  # fmt: skip
+            keys = ("bracket", "initialLeverage", "notionalFloor", "notionalCap", "maintMarginRatio", "cum")
+            rows = [dict(zip(keys, row)) for row in GENERIC]
             out[sym] = LeverageBrackets.from_api({"symbol": sym, "brackets": rows})
     return out
 
@@ -148,11 +146,12 @@ def test_entries_fit_margin_and_bracket(s: dict) -> None:
     (e,) = entries
     price = e.price if e.price is not None else D(str(s["price"]))
     lev = s["leverage"]
-    usable = s["equity"] * D("0.99") + (
-        abs(h.account.position(s["sym"]).quantity) * D(str(s["price"])) if s["existing"] and (s["existing"] > 0) != s["long"] else 0
-    )  # fmt: skip
-    assert e.quantity * price / lev + e.quantity * price * TAKER <= usable * (1 + D("1e-20"))
-    held = abs(h.account.position(s["sym"]).quantity) * D(str(s["price"])) if s["existing"] and (s["existing"] > 0) == s["long"] else 0
+    existing = abs(h.account.position(s["sym"]).quantity) * D(str(s["price"]))
+    same_side = bool(s["existing"]) and (s["existing"] > 0) == s["long"]
+    flipping = bool(s["existing"]) and not same_side
+    usable = s["equity"] * D("0.99") + (existing if flipping else 0)  # a flip frees the old margin (1x)
+    assert e.quantity * price / lev + e.quantity * price * TAKER <= usable
+    held = existing if same_side else 0
     assert held + e.quantity * price <= brackets()[s["sym"]].max_notional(lev)
 
 

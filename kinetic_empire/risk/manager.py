@@ -76,6 +76,7 @@ class RiskManager:
         self.fee_maker = Decimal(fee_rate_maker)
         config.validate(rules, brackets)  # explicitly configured symbols fail at start-up
         self._leverage: dict[str, int] = {}
+        self.state_changes: list[TradingStateChanged] = []  # for reports: every switch with its cause
         self._protection = ProtectionBook()
         self._states = TradingStates(config.state, config.symbol_states, self._publish_state)
         g = config.guards
@@ -554,9 +555,11 @@ class RiskManager:
 
     def _publish_state(self, state: TradingState, previous: TradingState, cause: str, symbol: str | None) -> None:
         now = self._clock.now_ms()
-        self._bus.publish(
-            TradingStateChanged(state=state, previous=previous, cause=cause, symbol=symbol, ts_event=now, ts_init=now)
+        event = TradingStateChanged(
+            state=state, previous=previous, cause=cause, symbol=symbol, ts_event=now, ts_init=now
         )
+        self.state_changes.append(event)
+        self._bus.publish(event)
 
 
 def _dec(value: float | None) -> Decimal | None:
