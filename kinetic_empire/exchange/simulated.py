@@ -546,6 +546,7 @@ class SimulatedExchange:
                 self._fill(book, order, order.remaining, self._taker_price(book, order.side, price), False, ts)
                 if order.is_open:  # partially filled by the per-tick cap: wait for the next price
                     book.market.append(order)
+        self._refresh(book)
 
     def _fill(self, book: _Book, order: SimOrder, qty: Decimal, price: Decimal, maker: bool, ts: int) -> None:
         pos = book.pos

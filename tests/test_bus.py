@@ -1,0 +1,94 @@
+from decimal import Decimal
+
+import pytest
+
+from kinetic_empire.core.bus import EventBus
+from kinetic_empire.core.enums import BalanceReason
+from kinetic_empire.core.errors import HandlerError
+from kinetic_empire.core.events import BalanceChanged, KlineClosed, fast_factory, new_kline
+
+
+def _kline(symbol: str = "FILUSDT", tf: str = "1m") -> KlineClosed:
+    return KlineClosed(
+        symbol=symbol, timeframe=tf, open_time=0, open=1.0, high=2.0, low=0.5, close=1.5, volume=3.0,
+        ts_event=59_999, ts_init=59_999,
+    )  # fmt: skip
+
+
+def test_handlers_run_in_subscription_order_and_topics_route():
+    bus = EventBus()
+    seen: list[str] = []
+    bus.subscribe(KlineClosed, lambda e: seen.append("all-1"))
+    bus.subscribe(KlineClosed, lambda e: seen.append("fil-1m"), topic=("FILUSDT", "1m"))
+    bus.subscribe(KlineClosed, lambda e: seen.append("near-1m"), topic=("NEARUSDT", "1m"))
+    bus.subscribe(KlineClosed, lambda e: seen.append("all-2"))
+    bus.publish(_kline(), ("FILUSDT", "1m"))
+    assert seen == ["all-1", "fil-1m", "all-2"]
+    seen.clear()
+    bus.publish(_kline("NEARUSDT"), ("NEARUSDT", "1m"))
+    assert seen == ["all-1", "near-1m", "all-2"]
+
+
+def test_nested_publish_is_depth_first():
+    bus = EventBus()
+    seen: list[str] = []
+
+    def on_kline(e: KlineClosed) -> None:
+        seen.append("kline")
+        bus.publish(BalanceChanged(asset="USDT", wallet_balance=Decimal(1), change=Decimal(1),
+                                   reason=BalanceReason.ORDER, ts_event=0, ts_init=0))  # fmt: skip
+        seen.append("kline-after")
+
+    bus.subscribe(KlineClosed, on_kline)
+    bus.subscribe(KlineClosed, lambda e: seen.append("second"))
+    bus.subscribe(BalanceChanged, lambda e: seen.append("balance"))
+    bus.publish(_kline())
+    assert seen == ["kline", "balance", "kline-after", "second"]
+
+
+def test_failing_handler_stops_with_the_event_in_backtests():
+    bus = EventBus()
+
+    def broken(e: KlineClosed) -> None:
+        raise ZeroDivisionError("boom")
+
+    bus.subscribe(KlineClosed, broken)
+    with pytest.raises(HandlerError) as info:
+        bus.publish(_kline())
+    assert "broken" in str(info.value) and "ZeroDivisionError" in str(info.value)
+    assert info.value.event == _kline()
+
+
+def test_failing_handler_is_reported_and_delivery_continues_live():
+    errors: list[HandlerError] = []
+    bus = EventBus(on_error=errors.append)
+    seen: list[str] = []
+    bus.subscribe(KlineClosed, lambda e: 1 / 0)
+    bus.subscribe(KlineClosed, lambda e: seen.append("next"))
+    bus.publish(_kline())
+    assert seen == ["next"] and len(errors) == 1 and isinstance(errors[0].cause, ZeroDivisionError)
+
+
+def test_unsubscribe_and_cache_invalidation():
+    bus = EventBus()
+    seen: list[int] = []
+
+    def h(e: KlineClosed) -> None:
+        seen.append(1)
+
+    bus.subscribe(KlineClosed, h)
+    bus.publish(_kline())
+    bus.unsubscribe(KlineClosed, h)
+    bus.publish(_kline())
+    assert seen == [1]
+
+
+def test_fast_factory_builds_the_same_frozen_event():
+    made = new_kline("FILUSDT", "1m", 0, 1.0, 2.0, 0.5, 1.5, 3.0, 59_999, 59_999)
+    assert made == _kline() and hash(made) == hash(_kline())
+    with pytest.raises(AttributeError):
+        made.close = 2.0  # type: ignore[misc]
+    make_balance = fast_factory(BalanceChanged)
+    b = make_balance("USDT", Decimal(5), Decimal(1), BalanceReason.ORDER, 1, 2)
+    assert b == BalanceChanged(asset="USDT", wallet_balance=Decimal(5), change=Decimal(1),
+                               reason=BalanceReason.ORDER, ts_event=1, ts_init=2)  # fmt: skip
