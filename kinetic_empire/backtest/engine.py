@@ -158,9 +158,10 @@ class Backtest:
             ),
             symbols=list(plans),
         )
+        # observers subscribe first: they see a command before the exchange answers it
+        portfolio = Portfolio(bus, cfg.initial_balance)
         exec_topics = [(sym, p.execution.timeframe) for sym, p in plans.items()]
         SimulatedBroker(bus, exchange, clock, exec_topics)
-        portfolio = Portfolio(bus, cfg.initial_balance)
         risk = RiskManager(
             bus, clock, portfolio, self._rules, self._brackets, risk_config,
             fee_rate_taker=cfg.taker_fee, fee_rate_maker=cfg.maker_fee,
@@ -188,7 +189,8 @@ class Backtest:
                     if findings:
                         raise LookaheadError(findings)
         for sym, plan in plans.items():
-            for tf, frame in sorted(plan.by_timeframe.items(), key=lambda kv: timeframe_ms(kv[0])):
+            series = {**plan.by_timeframe, plan.execution.timeframe: plan.execution}
+            for tf, frame in sorted(series.items(), key=lambda kv: timeframe_ms(kv[0])):
                 if (sym, tf) not in published:
                     published.add((sym, tf))
                     streams.append(Stream(sym, tf, frame.open_time, frame.open, frame.high, frame.low,

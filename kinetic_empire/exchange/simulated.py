@@ -108,6 +108,11 @@ class _Book:
         )
 
 
+def _dec(x: float) -> Decimal:
+    """Exact decimal of a float price (``repr`` gives the shortest round-tripping digits)."""
+    return Decimal(repr(float(x)))
+
+
 def _money(x: Decimal) -> Decimal:
     return x.quantize(_FEE_Q)
 
@@ -208,23 +213,23 @@ class SimulatedExchange:
 
     def last_price(self, symbol: str) -> Decimal:
         book = self.book(symbol)
-        return book.rules.round_price_nearest(Decimal(repr(book.last))) if book.last else ZERO
+        return book.rules.round_price_nearest(_dec(book.last)) if book.last else ZERO
 
     def unrealized_pnl(self, symbol: str) -> Decimal:
         book = self.book(symbol)
         if book.pos.qty == 0 or not book.last:
             return ZERO
-        return _money(book.pos.qty * (Decimal(repr(book.last)) - book.pos.entry))
+        return _money(book.pos.qty * (_dec(book.last) - book.pos.entry))
 
     def position_initial_margin(self, symbol: str) -> Decimal:
         book = self.book(symbol)
-        return _money(abs(book.pos.qty) * Decimal(repr(book.last or 0)) / book.pos.leverage)
+        return _money(abs(book.pos.qty) * _dec(book.last or 0) / book.pos.leverage)
 
     def maintenance_margin(self, symbol: str) -> Decimal:
         book = self.book(symbol)
         if book.pos.qty == 0:
             return ZERO
-        notional = abs(book.pos.qty) * Decimal(repr(book.last or 0))
+        notional = abs(book.pos.qty) * _dec(book.last or 0)
         if book.brackets is None:
             return _money(notional * Decimal("0.005"))
         return _money(max(ZERO, book.brackets.maintenance_margin(notional)))
@@ -238,7 +243,7 @@ class SimulatedExchange:
             ):
                 continue
             book = self._books[order.symbol]
-            price = order.price if order.price is not None else Decimal(repr(book.last or 0))
+            price = order.price if order.price is not None else _dec(book.last or 0)
             total += price * order.remaining / book.pos.leverage
         return _money(total)
 
@@ -254,11 +259,11 @@ class SimulatedExchange:
         for b in self._books.values():
             pos = b.pos
             if pos.qty_f != 0.0 and b.last:
-                last = Decimal(repr(b.last))
+                last = _dec(b.last)
                 available += _money(pos.qty * (last - pos.entry)) - _money(abs(pos.qty) * last / pos.leverage)
             for order in b.market or ():
                 if order.is_open and not (order.reduce_only or order.close_position):
-                    available -= _money(Decimal(repr(b.last or 0)) * order.remaining / pos.leverage)
+                    available -= _money(_dec(b.last or 0) * order.remaining / pos.leverage)
             for order in b.resting or ():
                 if order.is_open and order.orig_type is OrderType.LIMIT and not order.reduce_only:
                     available -= _money(order.price * order.remaining / pos.leverage)  # type: ignore[operator]
@@ -266,7 +271,7 @@ class SimulatedExchange:
 
     def liquidation_price(self, symbol: str) -> Decimal:
         liq = self.book(symbol).pos.liq_f
-        return Decimal(repr(liq)) if liq > 0 else ZERO
+        return _dec(liq) if liq > 0 else ZERO
 
     # --------------------------------------------------------------------------------- orders
     def submit(
@@ -312,7 +317,7 @@ class SimulatedExchange:
             if self._by_client[(symbol, client_order_id)].is_open:
                 raise ExchangeError(-4015, "Client order id is not valid.")
             # Binance rejects reuse of an id while the order is open; a finished id may be reused.
-        mark = Decimal(repr(book.last)) if book.last else (price or trigger_price or ZERO)
+        mark = _dec(book.last) if book.last else (price or trigger_price or ZERO)
         violation = rules.check_order(
             side=side,
             order_type=order_type,
@@ -437,7 +442,7 @@ class SimulatedExchange:
         raise ExchangeError(-1102, "Either orderId or origClientOrderId must be sent.")
 
     def _check_margin(self, book: _Book, side: Side, qty: Decimal, price: Decimal | None) -> None:
-        ref = price if price is not None else Decimal(repr(book.last)) if book.last else None
+        ref = price if price is not None else _dec(book.last) if book.last else None
         if ref is None:
             return  # no price yet: nothing to measure against (only before the first kline)
         pos = book.pos
@@ -528,7 +533,7 @@ class SimulatedExchange:
         self._fill(book, order, order.remaining, self._taker_price(book, order.side, at), False, ts)
 
     def _taker_price(self, book: _Book, side: Side, at: float) -> Decimal:
-        price = Decimal(repr(at))
+        price = _dec(at)
         rules = book.rules
         if self._slip:
             price = price * (ONE + self._slip) if side is Side.BUY else price * (ONE - self._slip)
@@ -714,7 +719,7 @@ class SimulatedExchange:
         book.next_funding = (ts // interval + 1) * interval
         series = self.config.funding_rates.get(book.symbol)
         rate = series.get(funding_time, self.config.funding_rate) if series else self.config.funding_rate
-        mark_d = book.rules.round_price_nearest(Decimal(repr(mark)))
+        mark_d = book.rules.round_price_nearest(_dec(mark))
         amount = _money(-book.pos.qty * mark_d * rate)
         self.wallet += amount
         self._income(book.symbol, "FUNDING_FEE", amount, funding_time, "FUNDING_FEE")
@@ -745,7 +750,7 @@ class SimulatedExchange:
     def _liquidate(self, book: _Book, ts: int, at: float) -> None:
         pos = book.pos
         qty = pos.qty
-        price = book.rules.round_price_nearest(Decimal(repr(at)))
+        price = book.rules.round_price_nearest(_dec(at))
         order = SimOrder(
             order_id=self._next_order_id,
             client_order_id=f"autoclose-{self._next_order_id}",
