@@ -1,7 +1,18 @@
 """Risk: position sizing, leverage, exchange-rule validation, account guards and trading state.
 
 The :class:`RiskManager` is the one gate between strategy intents and orders, in backtests, sandbox
-paper runs and live. Configuration schema: :mod:`kinetic_empire.risk.config`.
+paper runs and live::
+
+    config = RiskConfig.from_mapping(yaml_data["risk"])      # strict; ConfigError names the key
+    config.validate(rules, brackets, traded_symbols)         # symbols and leverage vs exchange data
+    risk = RiskManager(bus, clock, account, rules, brackets, config,
+                       fee_rate_taker=Decimal("0.0005"), fee_rate_maker=Decimal("0.0002"))
+    exchange.set_leverage(symbol, risk.leverage_for(symbol))  # for each traded symbol
+
+Configuration schema: :mod:`kinetic_empire.risk.config`. Modules: ``sizing`` (methods and caps),
+``guards`` (pure checks returning a Denial), ``liquidation`` (Binance's formula), ``state``
+(ACTIVE / REDUCING / HALTED and the latches behind them), ``protection`` (stop-loss and
+take-profit after the entry fills), ``ids`` (client order ids), ``atr`` (incremental Wilder ATR).
 """
 
 from .atr import AtrBook, WilderAtr

@@ -172,12 +172,9 @@ class SizingConfig:
     @classmethod
     def from_mapping(cls, data: Any, path: str) -> SizingConfig:
         raw = _mapping(data, path).get("method")
-        try:
-            method = SizingMethod(raw)
-        except ValueError:
-            raise ConfigError(
-                f"{path}.method", f"unknown sizing method {raw!r}; one of {', '.join(SizingMethod)}"
-            ) from None
+        if not isinstance(raw, str) or raw not in SizingMethod.__members__.values():
+            raise ConfigError(f"{path}.method", f"unknown sizing method {raw!r}; one of {', '.join(SizingMethod)}")
+        method = SizingMethod(raw)
         allowed, required = cls._KEYS[method]
         _keys(data, path, allowed | {"method"}, required)
         if method is SizingMethod.FIXED_QUANTITY:

@@ -10,6 +10,12 @@ trading state and latches -> symbol and brackets -> prices (limit, stop, take-pr
 -> caps (margin incl. fees, max quantity, bracket notional) -> lot rounding -> exchange minimums ->
 guards (open positions, gross and symbol exposure, liquidation distance) -> final SymbolRules check.
 Reducing and closing intents skip the guards but not the exchange rules.
+
+Cost: nothing here runs per kline unless an ATR is configured (volatility_target sizing or the
+ATR liquidation-distance guard); then one catch-all KlineClosed handler updates a Wilder ATR with a
+few float operations (about 0.4 us per kline). Daily-loss and drawdown equity checks run on balance
+and position events and on intents; time-based expiries (new UTC day, cooldown end) are noticed at
+the first such event after them. Decimal arithmetic runs only when an intent or a fill arrives.
 """
 
 from __future__ import annotations
