@@ -12,7 +12,7 @@ directly; it builds the identical object (a test checks equality) at roughly a t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -27,9 +27,42 @@ from .enums import (
     WorkingType,
 )
 
-_event = dataclass(frozen=True, slots=True, kw_only=True)
-
 E = TypeVar("E")
+
+
+def _event(cls: type[E]) -> type[E]:
+    """Frozen, slotted, keyword-only dataclass whose ``__init__`` fills the slots directly.
+
+    The generated ``__init__`` of a frozen dataclass routes every field through
+    ``object.__setattr__``; writing through the slot descriptors instead builds the same immutable
+    object at about a third of the cost, which matters for the events of every fill and kline.
+    """
+    made = dataclass(frozen=True, slots=True, kw_only=True)(cls)
+    made.__init__ = _fast_init(made)  # type: ignore[misc]
+    return made
+
+
+def _fast_init(cls: type) -> Callable[..., None]:
+    env: dict[str, Any] = {}
+    params, body = [], []
+    for f in fields(cls):
+        env[f"_set_{f.name}"] = getattr(cls, f.name).__set__
+        if f.default is not MISSING:
+            env[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        elif f.default_factory is not MISSING:
+            env[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_NOTHING")
+            body.append(f"    if {f.name} is _NOTHING: {f.name} = _factory_{f.name}()")
+        else:
+            params.append(f.name)
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    env["_NOTHING"] = object()
+    src = f"def __init__(self, *, {', '.join(params)}):\n" + "\n".join(body or ["    pass"])
+    exec(src, env)  # noqa: S102 - generated from the dataclass's own field names
+    init: Callable[..., None] = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
 
 
 def fast_factory(cls: type[E]) -> Callable[..., E]:
