@@ -1,0 +1,160 @@
+"""One sandbox account per API key: a :class:`SimulatedExchange` plus what Binance's wire adds to it.
+
+The exchange keeps a conditional order and the order it becomes on trigger as one record; Binance
+shows two (an algo order with ``algoId``, then a plain order with its own ``orderId``). This module
+keeps that mapping so REST and the user stream can show both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..core.clock import Clock
+from ..core.errors import ExchangeError
+from ..core.rules import LeverageBrackets, SymbolRules
+from ..exchange.config import ExchangeConfig
+from ..exchange.orders import SimOrder
+from ..exchange.simulated import SimulatedExchange
+from .auth import ApiKey
+
+# Plain orders take the exchange's ids (from 1,000,001); orders placed by triggered algo orders are
+# numbered from here so the two never collide.
+ACTUAL_ID_BASE = 8_000_000_001
+
+
+class AlgoRecord:
+    """Wire state of one conditional order."""
+
+    __slots__ = ("actual_id", "algo_type", "price_protect", "sim", "trigger_time", "update_time")
+
+    def __init__(self, sim: SimOrder, price_protect: bool = False) -> None:
+        self.sim = sim
+        self.algo_type = "CONDITIONAL"
+        self.actual_id = 0  # 0 until triggered
+        self.trigger_time = 0
+        self.update_time = sim.time
+        self.price_protect = price_protect
+
+    @property
+    def algo_id(self) -> int:
+        return self.sim.order_id
+
+    @property
+    def triggered(self) -> bool:
+        return self.actual_id != 0
+
+    @property
+    def status(self) -> str:
+        """Binance's algoStatus: NEW, CANCELED, EXPIRED before a trigger; TRIGGERED, FINISHED after."""
+        sim = self.sim
+        if self.triggered:
+            return "TRIGGERED" if sim.is_open else "FINISHED"
+        if sim.is_open:
+            return "NEW"
+        return "CANCELED" if sim.status.value == "CANCELED" else "EXPIRED"
+
+
+class Account:
+    """An account: key, exchange model, algo bookkeeping. Events go to ``sink`` (the user stream)."""
+
+    def __init__(
+        self,
+        key: ApiKey,
+        *,
+        rules: Mapping[str, SymbolRules],
+        brackets: Mapping[str, LeverageBrackets],
+        clock: Clock,
+        config: ExchangeConfig,
+        symbols: Iterable[str],
+        sink: Callable[[Account, Any], None],
+    ) -> None:
+        self.key = key
+        self._sink = sink
+        self.exchange = SimulatedExchange(
+            rules, brackets, clock=clock, emit=self._emit, config=config, symbols=list(symbols)
+        )
+        self.clock = clock
+        self.algos: dict[int, AlgoRecord] = {}
+        self.actual: dict[int, AlgoRecord] = {}
+        self.next_actual_id = ACTUAL_ID_BASE
+        self.listen_key: str | None = None
+        self.listen_key_expires = 0  # wall ms
+        self.margin_call_sent = False
+
+    def _emit(self, event: Any) -> None:
+        self._sink(self, event)
+
+    # ------------------------------------------------------------------------------------ lookups
+    def wire_id(self, sim: SimOrder) -> int:
+        if sim.is_algo:
+            rec = self.algos.get(sim.order_id)
+            return rec.actual_id if rec is not None and rec.actual_id else sim.order_id
+        return sim.order_id
+
+    def find_order(self, symbol: str, order_id: int | None, client_id: str | None) -> SimOrder | None:
+        """A plain order (or the order a triggered algo placed) by wire id or client id."""
+        ex = self.exchange
+        if order_id is not None:
+            rec = self.actual.get(order_id)
+            if rec is not None:
+                return rec.sim if rec.sim.symbol == symbol else None
+            try:
+                sim = ex.get_order(symbol, order_id=order_id)
+            except ExchangeError:
+                return None
+            return None if sim.is_algo else sim
+        try:
+            sim = ex.get_order(symbol, client_order_id=client_id)
+        except ExchangeError:
+            return None
+        if sim.is_algo:
+            rec = self.algos.get(sim.order_id)
+            return sim if rec is not None and rec.triggered else None
+        return sim
+
+    def find_algo(self, algo_id: int | None, client_algo_id: str | None) -> AlgoRecord | None:
+        if algo_id is not None:
+            return self.algos.get(algo_id)
+        for rec in reversed(list(self.algos.values())):
+            if rec.sim.client_order_id == client_algo_id:
+                return rec
+        return None
+
+    def open_orders(self, symbol: str | None) -> list[SimOrder]:
+        """Plain open orders, including those placed by triggered algo orders."""
+        return [o for o in self._open(symbol) if not o.is_algo or self.algos[o.order_id].triggered]
+
+    def open_algos(self, symbol: str | None) -> list[AlgoRecord]:
+        recs = (self.algos[o.order_id] for o in self._open(symbol) if o.is_algo)
+        return [r for r in recs if not r.triggered]
+
+    def all_orders(self, symbol: str) -> list[SimOrder]:
+        return [o for o in self.exchange.all_orders(symbol) if not o.is_algo or self.algos[o.order_id].triggered]
+
+    def _open(self, symbol: str | None) -> list[SimOrder]:
+        ex = self.exchange
+        if symbol is not None and symbol not in ex.symbols:
+            return []
+        return ex.open_orders(symbol)
+
+    # ------------------------------------------------------------------------------------ algo
+    def add_algo(self, sim: SimOrder, price_protect: bool) -> AlgoRecord:
+        rec = AlgoRecord(sim, price_protect)
+        self.algos[sim.order_id] = rec
+        return rec
+
+    def mark_triggered(self, rec: AlgoRecord, ts: int) -> bool:
+        """Give a just-triggered algo order its plain order id; False if it already had one."""
+        if rec.triggered:
+            return False
+        rec.actual_id = self.next_actual_id
+        self.next_actual_id += 1
+        rec.trigger_time = ts
+        rec.update_time = ts
+        self.actual[rec.actual_id] = rec
+        return True
+
+    def pending_triggers(self) -> list[AlgoRecord]:
+        """Algo orders the exchange triggered without filling yet (a STOP now resting as LIMIT)."""
+        return [r for r in self.algos.values() if not r.triggered and r.sim.triggered and r.sim.is_open]

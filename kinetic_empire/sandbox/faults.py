@@ -1,0 +1,69 @@
+"""Fault injection, deterministic under a seed: each fault kind draws from its own RNG, so turning one
+fault on does not change when another fires, and the same requests in the same order fail the same way."""
+
+from __future__ import annotations
+
+import random
+
+from .config import FaultConfig
+
+KINDS = ("latency", "order", "burst", "ws", "listen_key")
+
+
+class Faults:
+    def __init__(self, cfg: FaultConfig) -> None:
+        self.cfg = cfg
+        self.reseed()
+        self._ws_count = 0
+
+    def reseed(self) -> None:
+        self._rng = {kind: random.Random(f"{self.cfg.seed}:{kind}") for kind in KINDS}
+
+    @property
+    def on(self) -> bool:
+        return self.cfg.enabled
+
+    def skew_ms(self) -> int:
+        return self.cfg.clock_skew_ms if self.cfg.enabled else 0
+
+    def latency_s(self) -> float:
+        lo, hi = self.cfg.latency_ms
+        if not self.cfg.enabled or hi <= 0:
+            return 0.0
+        return self._rng["latency"].uniform(lo, hi) / 1000.0
+
+    def burst(self) -> bool:
+        return self.cfg.enabled and self.cfg.rate_limit_burst_rate > 0 and (
+            self._rng["burst"].random() < self.cfg.rate_limit_burst_rate
+        )
+
+    def order_fault(self) -> str | None:
+        """None, or one of: 'error-executed', 'error-rejected', 'timeout-executed', 'timeout-rejected'."""
+        c = self.cfg
+        if not c.enabled or (c.error_executed_rate + c.error_rejected_rate + c.timeout_rate) <= 0:
+            return None
+        rng = self._rng["order"]
+        r = rng.random()
+        if r < c.error_executed_rate:
+            return "error-executed"
+        r -= c.error_executed_rate
+        if r < c.error_rejected_rate:
+            return "error-rejected"
+        r -= c.error_rejected_rate
+        if r < c.timeout_rate:
+            return "timeout-executed" if rng.random() < c.timeout_executed_share else "timeout-rejected"
+        return None
+
+    def ws_rng(self) -> random.Random | None:
+        """An RNG for one new WebSocket connection (None when no WS fault is on)."""
+        c = self.cfg
+        if not c.enabled or (c.ws_drop_rate <= 0 and c.ws_stall_rate <= 0):
+            return None
+        self._ws_count += 1
+        return random.Random(f"{c.seed}:ws:{self._ws_count}")
+
+    def expire_listen_keys(self) -> bool:
+        c = self.cfg
+        return c.enabled and c.listen_key_early_expiry_rate > 0 and (
+            self._rng["listen_key"].random() < c.listen_key_early_expiry_rate
+        )

@@ -1,0 +1,132 @@
+"""The REST front door: routing, faults, weights, keys, signatures, then the handler; errors as JSON.
+
+Order of checks for a signed request: endpoint exists -> request weight (429/418) -> API key
+(-2014/-2015) -> timestamp and recvWindow (-1021) -> signature (-1022) -> unknown parameters (-1104)
+-> order count (-1015) -> handler. Anything unexpected becomes -1000 with HTTP 500 and is logged, so a
+client never sees a stack trace or an HTML page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .auth import check_api_key, check_timestamp, verify_signature
+from .endpoints import NONE, SIGNED, Ctx, Endpoint
+from .errors import ApiError, error_body, path_invalid
+from .params import Params, parse_pairs
+
+if TYPE_CHECKING:
+    from .server import SandboxServer
+
+log = logging.getLogger(__name__)
+
+try:  # orjson is several times faster; the standard library is the fallback
+    import orjson
+
+    def dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+except ImportError:  # pragma: no cover
+    def dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+_JSON = "application/json"
+_UNKNOWN_503 = "Unknown error, please check your request or try again later."
+_INTERNAL = "Internal error; unable to process your request. Please try again."
+_TIMEOUT = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
+
+
+class Gateway:
+    def __init__(self, srv: SandboxServer, endpoints: Iterable[Endpoint]) -> None:
+        self.srv = srv
+        self.table: dict[tuple[str, str], Endpoint] = {}
+        self.paths: set[str] = set()
+        for e in endpoints:
+            self.table[(e.method, e.path)] = e
+            self.paths.add(e.path)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        srv = self.srv
+        headers: dict[str, str] = {}
+        try:
+            ep = self.table.get((request.method, request.path))
+            if ep is None:
+                status = 405 if request.path in self.paths else 404
+                raise path_invalid(request.method, request.path, status)
+            faults = srv.faults
+            if faults.on:
+                delay = faults.latency_s()
+                if delay:
+                    await asyncio.sleep(delay)
+                if faults.burst():
+                    raise ApiError(-1003, "Too many requests; current limit is "
+                                   f"{srv.limiter.weight_limit} requests per minute. Please use the websocket for live "
+                                   "updates to avoid polling the API.", 429, {"Retry-After": "1"})
+            query = request.raw_path.partition("?")[2]
+            body = (await request.read()).decode("utf-8", "surrogateescape") if request.can_read_body else ""
+            params = Params(parse_pairs(query, body))
+            now = srv.wall_ms()
+            ip = request.remote or "?"
+            used = srv.limiter.weight(ip, ep.cost(params), now)
+            headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+            account = None
+            if ep.security != NONE:
+                key = check_api_key(request.headers.get("X-MBX-APIKEY"), srv.keys)
+                account = srv.accounts[key.api_key]
+                if ep.security == SIGNED:
+                    d = params.data
+                    check_timestamp(d.get("timestamp"), d.get("recvWindow"), now, srv.config.recv_window_max)
+                    verify_signature(key.api_secret, query, body)
+            params.check_known(ep.params)
+            if ep.orders != (0, 0):
+                assert account is not None
+                c10, c60 = srv.limiter.orders(account.key.api_key, ep.orders[0], ep.orders[1], now)
+                headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
+                headers["X-MBX-ORDER-COUNT-1M"] = str(c60)
+            fault = faults.order_fault() if faults.on and ep.order_fault else None
+            if fault == "error-rejected":
+                raise ApiError(-1001, _INTERNAL, 503)
+            if fault == "timeout-rejected":
+                await asyncio.sleep(faults.cfg.timeout_seconds)
+                raise ApiError(-1007, _TIMEOUT, 408)
+            result = ep.handler(Ctx(srv, params, account, request))
+            if asyncio.iscoroutine(result):
+                result = await result
+            if fault == "error-executed":
+                raise ApiError(-1000, _UNKNOWN_503, 503)
+            if fault == "timeout-executed":
+                await asyncio.sleep(faults.cfg.timeout_seconds)
+                raise ApiError(-1007, _TIMEOUT, 408)
+            data = result if isinstance(result, bytes) else dumps(result)
+            return web.Response(body=data, headers=headers, content_type=_JSON)
+        except ApiError as err:
+            headers.update(err.headers)
+            return web.Response(status=err.status, body=err.body(), headers=headers, content_type=_JSON)
+        except Exception:
+            log.exception("sandbox: unexpected error on %s %s", request.method, request.path_qs)
+            body = error_body(-1000, "An unknown error occured while processing the request.")
+            return web.Response(status=500, body=body, headers=headers, content_type=_JSON)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Last line of defence for routes outside the gateway (WebSocket upgrades, admin)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        err = path_invalid(request.method, request.path, exc.status) if exc.status in (404, 405) else ApiError(
+            -1000, exc.reason or "error", exc.status)
+        return web.Response(status=err.status, body=err.body(), content_type=_JSON)
+    except ApiError as err:
+        return web.Response(status=err.status, body=err.body(), headers=err.headers, content_type=_JSON)
+    except Exception:
+        log.exception("sandbox: unexpected error on %s %s", request.method, request.path_qs)
+        body = error_body(-1000, "An unknown error occured while processing the request.")
+        return web.Response(status=500, body=body, content_type=_JSON)

@@ -1,0 +1,162 @@
+"""Market stream payloads built from replay updates: kline, markPrice, tickers, bookTicker, aggTrade.
+
+A payload is built only when some connection subscribes to its stream, and once per update however
+many connections read it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from ..exchange.config import ExchangeConfig
+from .fmt import fixed
+from .market import INTERVALS, MarketData, Series, aggregate, bucket_end, bucket_start
+from .replay import Update
+from .streams import StreamHub
+
+
+def funding_info(cfg: ExchangeConfig, symbol: str, now: int) -> tuple[Decimal, int]:
+    """(rate applied at the next settlement, next settlement time) from the exchange's funding setup."""
+    interval = cfg.funding_interval_ms
+    nxt = (now // interval + 1) * interval
+    series = cfg.funding_rates.get(symbol)
+    rate = series.get(nxt, cfg.funding_rate) if series else cfg.funding_rate
+    return rate, nxt
+
+
+class MarketPublisher:
+    def __init__(self, hub: StreamHub, market: MarketData, cfg: ExchangeConfig) -> None:
+        self.hub = hub
+        self.market = market
+        self.cfg = cfg
+
+    def publish(self, updates: list[Update]) -> None:
+        hub = self.hub
+        if not hub.subs:
+            return
+        marks: list[dict[str, Any]] = []
+        tickers: list[dict[str, Any]] = []
+        minis: list[dict[str, Any]] = []
+        want_marks = hub.has("!markPrice@arr") or hub.has("!markPrice@arr@1s")
+        want_tickers = hub.has("!ticker@arr")
+        want_minis = hub.has("!miniTicker@arr")
+        for u in updates:
+            s = u.series
+            sym = s.symbol.lower()
+            for interval in INTERVALS:
+                name = f"{sym}@kline_{interval}"
+                if name in hub.subs:
+                    event = self.kline_event(u, interval)
+                    if event is not None:
+                        hub.publish(name, event)
+            if u.segment is None:
+                continue
+            ts = u.ts
+            m1, m3 = f"{sym}@markPrice@1s", f"{sym}@markPrice"
+            if want_marks or m1 in hub.subs or m3 in hub.subs:
+                mark = self.mark_event(s, ts)
+                hub.publish(m1, mark)
+                hub.publish(m3, mark)
+                marks.append(mark)
+            if want_tickers or f"{sym}@ticker" in hub.subs:
+                t = self.ticker_event(s, ts)
+                hub.publish(f"{sym}@ticker", t)
+                tickers.append(t)
+            if want_minis or f"{sym}@miniTicker" in hub.subs:
+                mt = self.mini_event(s, ts)
+                hub.publish(f"{sym}@miniTicker", mt)
+                minis.append(mt)
+            if f"{sym}@bookTicker" in hub.subs or "!bookTicker" in hub.subs:
+                b = self.book_event(s, ts)
+                hub.publish(f"{sym}@bookTicker", b)
+                hub.publish("!bookTicker", b)
+            if f"{sym}@aggTrade" in hub.subs:
+                hub.publish(f"{sym}@aggTrade", self.agg_event(u))
+        if marks:
+            hub.publish("!markPrice@arr", marks)
+            hub.publish("!markPrice@arr@1s", marks)
+        if tickers:
+            hub.publish("!ticker@arr", tickers)
+        if minis:
+            hub.publish("!miniTicker@arr", minis)
+
+    # ------------------------------------------------------------------------------------ payloads
+    def kline_event(self, u: Update, interval: str) -> dict[str, Any] | None:
+        s = u.series
+        n = s.visible()
+        if n == 0:
+            return None
+        last_open = int(s.partial[0]) if s.partial is not None else int(s.open_time[n - 1])
+        start = bucket_start(last_open, interval)
+        if interval == s.interval:
+            i0 = n - 1
+        else:
+            i0 = int(np.searchsorted(s.open_time, start))
+        t, o, h, lo, c, v, q, cnt = aggregate(s.arrays(i0, n), interval)
+        if len(t) == 0:
+            return None
+        end = bucket_end(start, interval)
+        closed = u.closed and last_open + s.interval_ms - 1 >= end
+        k = self.market.updates_per_kline
+        in_play = s.partial is not None
+        trades = (int(cnt[-1]) - (1 if in_play else 0)) * k + (s.played if in_play else 0)
+        vol, quote = float(v[-1]), float(q[-1])
+        return {
+            "e": "kline",
+            "E": u.ts,
+            "s": s.symbol,
+            "k": {
+                "t": int(t[-1]),
+                "T": end,
+                "s": s.symbol,
+                "i": interval,
+                "f": max(0, s.updates - trades),
+                "L": max(0, s.updates - 1),
+                "o": s.price(o[-1]),
+                "c": s.price(c[-1]),
+                "h": s.price(h[-1]),
+                "l": s.price(lo[-1]),
+                "v": s.qty(vol),
+                "n": trades,
+                "x": bool(closed),
+                "q": fixed(quote, 4),
+                "V": s.qty(vol / 2),
+                "Q": fixed(quote / 2, 4),
+                "B": "0",
+            },
+        }
+
+    def mark_event(self, s: Series, ts: int) -> dict[str, Any]:
+        rate, nxt = funding_info(self.cfg, s.symbol, ts)
+        p = fixed(s.last, 8)
+        return {"e": "markPriceUpdate", "E": ts, "s": s.symbol, "p": p, "ap": p, "i": p, "P": p,
+                "r": fixed(rate, 8), "T": nxt}
+
+    def ticker_event(self, s: Series, ts: int) -> dict[str, Any]:
+        t = self.market.ticker_24h(s, ts)
+        return {
+            "e": "24hrTicker", "E": ts, "s": s.symbol, "p": t["priceChange"], "P": t["priceChangePercent"],
+            "w": t["weightedAvgPrice"], "c": t["lastPrice"], "Q": t["lastQty"], "o": t["openPrice"],
+            "h": t["highPrice"], "l": t["lowPrice"], "v": t["volume"], "q": t["quoteVolume"], "O": t["openTime"],
+            "C": t["closeTime"], "F": t["firstId"], "L": t["lastId"], "n": t["count"],
+        }
+
+    def mini_event(self, s: Series, ts: int) -> dict[str, Any]:
+        o, h, lo, v, q, _first, _count = self.market.window_24h(s, ts)
+        return {"e": "24hrMiniTicker", "E": ts, "s": s.symbol, "c": s.price(s.last), "o": s.price(o),
+                "h": s.price(h), "l": s.price(lo), "v": s.qty(v), "q": fixed(q, 2)}
+
+    def book_event(self, s: Series, ts: int) -> dict[str, Any]:
+        b, bq, a, aq = self.market.book(s)
+        return {"e": "bookTicker", "u": s.updates, "E": ts, "T": ts, "s": s.symbol, "b": b, "B": bq, "a": a,
+                "A": aq}
+
+    def agg_event(self, u: Update) -> dict[str, Any]:
+        s = u.series
+        qty = s.qty(self.market.last_qty(s))
+        tid = s.updates - 1
+        return {"e": "aggTrade", "E": u.ts, "a": tid, "s": s.symbol, "p": s.price(u.price), "q": qty, "nq": qty,
+                "f": tid, "l": tid, "T": u.ts, "m": u.price < u.prev}

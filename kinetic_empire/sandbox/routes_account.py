@@ -1,0 +1,294 @@
+"""Account, position and configuration endpoints (reference 3.4) and listenKeys (3.5)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ..core.enums import MarginType
+from ..core.errors import ExchangeError
+from .endpoints import SIGNED, USER_STREAM, Ctx, Endpoint, ep
+from .errors import ApiError, bad_symbol, from_exchange, invalid
+from .fmt import ZERO, money
+from .routes_orders import symbol_of, window
+from .wire import PositionView, income_json, trade_json
+
+
+def leverage(ctx: Ctx) -> Any:
+    p = ctx.params
+    symbol = symbol_of(ctx, p)
+    lev = p.int("leverage", True)
+    assert lev is not None
+    acct = ctx.acct
+    if lev < 1 or lev > 125:
+        raise ApiError(-4028, f"Leverage {lev} is not valid")
+    try:
+        cap = acct.exchange.set_leverage(symbol, lev)
+    except ExchangeError as exc:
+        raise from_exchange(exc) from None
+    now = ctx.srv.market_ms()
+    ctx.srv.users.send(acct, {"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now, "ac": {"s": symbol, "l": lev}})
+    return {"leverage": lev, "maxNotionalValue": format(cap.normalize(), "f"), "symbol": symbol}
+
+
+def margin_type(ctx: Ctx) -> Any:
+    p = ctx.params
+    symbol = symbol_of(ctx, p)
+    raw = p.req("marginType")
+    try:
+        mt = MarginType(raw.upper())
+    except ValueError:
+        raise invalid("marginType") from None
+    try:
+        ctx.acct.exchange.set_margin_type(symbol, mt)
+    except ExchangeError as exc:
+        raise from_exchange(exc) from None
+    return {"code": 200, "msg": "success"}
+
+
+def get_dual(ctx: Ctx) -> Any:
+    return {"dualSidePosition": False}
+
+
+def set_dual(ctx: Ctx) -> Any:
+    hedge = ctx.params.bool("dualSidePosition")
+    if "dualSidePosition" not in ctx.params.data:
+        raise ApiError(-1102, "Mandatory parameter 'dualSidePosition' was not sent, was empty/null, or malformed.")
+    if not hedge:
+        raise ApiError(-4059, "No need to change position side.")
+    acct = ctx.acct
+    if acct.open_orders(None) or acct.open_algos(None):
+        raise ApiError(-4067, "Position side cannot be changed if there exists open orders.")
+    if any(acct.exchange.position(s)[0] != 0 for s in acct.exchange.symbols):
+        raise ApiError(-4068, "Position side cannot be changed if there exists position.")
+    raise ApiError(-1130, "Data sent for parameter 'dualSidePosition' is not valid. "
+                   "The local sandbox supports one-way position mode only.")
+
+
+def view(ctx: Ctx, symbol: str) -> PositionView:
+    return ctx.srv.position_view(ctx.acct, symbol)
+
+
+def _totals(ctx: Ctx) -> dict[str, Any]:
+    ex = ctx.acct.exchange
+    symbols = ex.symbols
+    pim = sum((ex.position_initial_margin(s) for s in symbols), ZERO)
+    oim = ex.open_order_initial_margin()
+    mm = sum((ex.maintenance_margin(s) for s in symbols), ZERO)
+    upnl = ex.total_unrealized_pnl()
+    wallet = ex.wallet
+    avail = ex.available_balance()
+    max_withdraw = max(ZERO, min(avail, wallet - pim - oim))
+    return {"wallet": wallet, "upnl": upnl, "mb": wallet + upnl, "pim": pim, "oim": oim, "mm": mm, "avail": avail,
+            "max_withdraw": max_withdraw}
+
+
+def _asset(t: dict[str, Any], now: int, v2: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "asset": "USDT",
+        "walletBalance": money(t["wallet"]),
+        "unrealizedProfit": money(t["upnl"]),
+        "marginBalance": money(t["mb"]),
+        "maintMargin": money(t["mm"]),
+        "initialMargin": money(t["pim"] + t["oim"]),
+        "positionInitialMargin": money(t["pim"]),
+        "openOrderInitialMargin": money(t["oim"]),
+        "crossWalletBalance": money(t["wallet"]),
+        "crossUnPnl": money(t["upnl"]),
+        "availableBalance": money(t["avail"]),
+        "maxWithdrawAmount": money(t["max_withdraw"]),
+    }
+    if v2:
+        out["marginAvailable"] = True
+    out["updateTime"] = now
+    return out
+
+
+def account(ctx: Ctx, v2: bool) -> Any:
+    t = _totals(ctx)
+    now = ctx.srv.market_ms()
+    out: dict[str, Any] = {}
+    if v2:
+        out.update({"feeTier": 0, "feeBurn": False, "canTrade": True, "canDeposit": True, "canWithdraw": True,
+                    "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1})
+    out.update({
+        "totalInitialMargin": money(t["pim"] + t["oim"]),
+        "totalMaintMargin": money(t["mm"]),
+        "totalWalletBalance": money(t["wallet"]),
+        "totalUnrealizedProfit": money(t["upnl"]),
+        "totalMarginBalance": money(t["mb"]),
+        "totalPositionInitialMargin": money(t["pim"]),
+        "totalOpenOrderInitialMargin": money(t["oim"]),
+        "totalCrossWalletBalance": money(t["wallet"]),
+        "totalCrossUnPnl": money(t["upnl"]),
+        "availableBalance": money(t["avail"]),
+        "maxWithdrawAmount": money(t["max_withdraw"]),
+        "assets": [_asset(t, now, v2)],
+    })
+    if v2:
+        out["positions"] = [view(ctx, s).account_v2(now) for s in ctx.srv.rules]
+    else:
+        out["positions"] = [view(ctx, s).account_v3(now) for s in _active(ctx)]
+    return out
+
+
+def _active(ctx: Ctx) -> list[str]:
+    """Symbols with a position or open orders (what v3 endpoints list)."""
+    acct = ctx.acct
+    ex = acct.exchange
+    busy = {o.symbol for o in acct.open_orders(None)} | {r.sim.symbol for r in acct.open_algos(None)}
+    return [s for s in ex.symbols if ex.position(s)[0] != 0 or s in busy]
+
+
+def balance(ctx: Ctx) -> Any:
+    t = _totals(ctx)
+    return [{
+        "accountAlias": "SgsRsandbox",
+        "asset": "USDT",
+        "balance": money(t["wallet"]),
+        "crossWalletBalance": money(t["wallet"]),
+        "crossUnPnl": money(t["upnl"]),
+        "availableBalance": money(t["avail"]),
+        "maxWithdrawAmount": money(t["max_withdraw"]),
+        "marginAvailable": True,
+        "updateTime": ctx.srv.market_ms(),
+    }]
+
+
+def position_risk(ctx: Ctx, v2: bool) -> Any:
+    p = ctx.params
+    symbol = p.str("symbol")
+    if symbol is not None and symbol not in ctx.srv.rules:
+        raise bad_symbol()
+    now = ctx.srv.market_ms()
+    if v2:
+        symbols = [symbol] if symbol else list(ctx.srv.rules)
+        return [view(ctx, s).risk_v2(now) for s in symbols]
+    symbols = [s for s in _active(ctx) if symbol is None or s == symbol]
+    return [view(ctx, s).risk_v3(now) for s in symbols]
+
+
+def user_trades(ctx: Ctx) -> Any:
+    p = ctx.params
+    symbol = symbol_of(ctx, p)
+    limit = p.limit(500, 1000)
+    order_id = p.int("orderId")
+    from_id = p.int("fromId")
+    acct = ctx.acct
+    trades = [t for t in acct.exchange.trades if t["symbol"] == symbol]
+    if order_id is not None:
+        rec = acct.actual.get(order_id)
+        sim_id = rec.algo_id if rec is not None else order_id
+        trades = [t for t in trades if t["orderId"] == sim_id]
+    if from_id is not None:
+        if p.has("startTime") or p.has("endTime"):
+            raise ApiError(-4133, "fromId cannot be sent with startTime or endTime.")
+        trades = [t for t in trades if t["id"] >= from_id][:limit]
+    elif order_id is None:
+        start, end = window(ctx, p)
+        trades = [t for t in trades if start <= t["time"] <= end][-limit:]
+    else:
+        trades = trades[-limit:]
+    return [trade_json(acct, t) for t in trades]
+
+
+def income(ctx: Ctx) -> Any:
+    p = ctx.params
+    symbol = p.str("symbol")
+    if symbol is not None and symbol not in ctx.srv.rules:
+        raise bad_symbol()
+    kind = p.str("incomeType")
+    limit = p.limit(100, 1000)
+    page = p.int("page", lo=1) or 1
+    start, end = window(ctx, p, days=90) if (p.has("startTime") or p.has("endTime")) else (None, None)
+    if start is None:
+        end = ctx.srv.market_ms()
+        start = end - 7 * 86_400_000
+    items = [
+        i for i in ctx.acct.exchange.income
+        if (symbol is None or i["symbol"] == symbol) and (kind is None or i["incomeType"] == kind)
+        and start <= i["time"] <= (end or 0)
+    ]
+    items = items[(page - 1) * limit: page * limit]
+    return [income_json(i) for i in items]
+
+
+def commission_rate(ctx: Ctx) -> Any:
+    symbol = symbol_of(ctx, ctx.params)
+    cfg = ctx.srv.config.exchange
+    return {"symbol": symbol, "makerCommissionRate": format(cfg.maker_fee.normalize(), "f"),
+            "takerCommissionRate": format(cfg.taker_fee.normalize(), "f"), "rpiCommissionRate": "0"}
+
+
+def leverage_bracket(ctx: Ctx) -> Any:
+    symbol = ctx.params.str("symbol")
+    payload = ctx.srv.brackets_payload
+    if symbol is None:
+        return payload
+    if symbol not in ctx.srv.rules:
+        raise bad_symbol()
+    return [e for e in payload if e["symbol"] == symbol]
+
+
+def symbol_config(ctx: Ctx) -> Any:
+    symbol = ctx.params.str("symbol")
+    if symbol is not None and symbol not in ctx.srv.rules:
+        raise bad_symbol()
+    symbols = [symbol] if symbol else list(ctx.srv.rules)
+    out = []
+    for s in symbols:
+        v = view(ctx, s)
+        out.append({"symbol": s, "marginType": "CROSSED", "isAutoAddMargin": False, "leverage": v.leverage,
+                    "maxNotionalValue": format(Decimal(v.max_notional).normalize(), "f")})
+    return out
+
+
+def account_config(ctx: Ctx) -> Any:
+    return {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True, "dualSidePosition": False,
+            "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1}
+
+
+def multi_assets(ctx: Ctx) -> Any:
+    return {"multiAssetsMargin": False}
+
+
+def listen_key_new(ctx: Ctx) -> Any:
+    return {"listenKey": ctx.srv.users.create(ctx.acct)}
+
+
+def listen_key_keepalive(ctx: Ctx) -> Any:
+    key = ctx.srv.users.keepalive(ctx.acct)
+    if key is None:
+        raise ApiError(-1125, "This listenKey does not exist.")
+    return {"listenKey": key}
+
+
+def listen_key_close(ctx: Ctx) -> Any:
+    ctx.srv.users.close(ctx.acct)
+    return {}
+
+
+def endpoints() -> list[Endpoint]:
+    return [
+        ep("POST", "/fapi/v1/leverage", leverage, SIGNED, 1, "symbol leverage"),
+        ep("POST", "/fapi/v1/marginType", margin_type, SIGNED, 1, "symbol marginType"),
+        ep("GET", "/fapi/v1/positionSide/dual", get_dual, SIGNED, 30),
+        ep("POST", "/fapi/v1/positionSide/dual", set_dual, SIGNED, 1, "dualSidePosition"),
+        ep("GET", "/fapi/v2/account", lambda c: account(c, True), SIGNED, 5),
+        ep("GET", "/fapi/v3/account", lambda c: account(c, False), SIGNED, 5),
+        ep("GET", "/fapi/v2/balance", balance, SIGNED, 5),
+        ep("GET", "/fapi/v3/balance", balance, SIGNED, 5),
+        ep("GET", "/fapi/v2/positionRisk", lambda c: position_risk(c, True), SIGNED, 5, "symbol"),
+        ep("GET", "/fapi/v3/positionRisk", lambda c: position_risk(c, False), SIGNED, 5, "symbol"),
+        ep("GET", "/fapi/v1/userTrades", user_trades, SIGNED, 5, "symbol orderId startTime endTime fromId limit"),
+        ep("GET", "/fapi/v1/income", income, SIGNED, 30, "symbol incomeType startTime endTime page limit"),
+        ep("GET", "/fapi/v1/commissionRate", commission_rate, SIGNED, 20, "symbol"),
+        ep("GET", "/fapi/v1/leverageBracket", leverage_bracket, SIGNED, 1, "symbol"),
+        ep("GET", "/fapi/v1/symbolConfig", symbol_config, SIGNED, 5, "symbol"),
+        ep("GET", "/fapi/v1/accountConfig", account_config, SIGNED, 5),
+        ep("GET", "/fapi/v1/multiAssetsMargin", multi_assets, SIGNED, 30),
+        ep("POST", "/fapi/v1/listenKey", listen_key_new, USER_STREAM, 1, None),
+        ep("PUT", "/fapi/v1/listenKey", listen_key_keepalive, USER_STREAM, 1, None),
+        ep("DELETE", "/fapi/v1/listenKey", listen_key_close, USER_STREAM, 1, None),
+    ]
+

@@ -1,0 +1,114 @@
+"""WebSocket endpoints: market streams (raw and combined, legacy and 2026 routed paths) and user streams.
+
+Paths served (reference 8.1, 8.3, 11): ``/ws``, ``/ws/<streams>``, ``/stream?streams=``; the same under
+``/market`` and ``/public``; ``/private/ws?listenKey=``, ``/private/ws/<listenKey>`` and
+``/private/stream?listenKey=``. A listenKey given where a stream name is expected (the legacy
+``/ws/<listenKey>``) opens the user stream too. Routes are not policed: a kline stream on ``/public``
+still delivers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from .errors import ApiError
+from .streams import Conn, control_reply
+
+if TYPE_CHECKING:
+    from .server import SandboxServer
+
+
+def routes(srv: SandboxServer) -> list[web.RouteDef]:
+    async def market_raw(request: web.Request) -> web.StreamResponse:
+        return await serve(srv, request, combined=False, private=False)
+
+    async def market_combined(request: web.Request) -> web.StreamResponse:
+        return await serve(srv, request, combined=True, private=False)
+
+    async def private_raw(request: web.Request) -> web.StreamResponse:
+        return await serve(srv, request, combined=False, private=True)
+
+    async def private_combined(request: web.Request) -> web.StreamResponse:
+        return await serve(srv, request, combined=True, private=True)
+
+    out = []
+    for prefix in ("", "/market", "/public"):
+        out += [
+            web.get(f"{prefix}/ws", market_raw),
+            web.get(prefix + "/ws/{tail:.+}", market_raw),
+            web.get(f"{prefix}/stream", market_combined),
+        ]
+    out += [
+        web.get("/private/ws", private_raw),
+        web.get("/private/ws/{tail:.+}", private_raw),
+        web.get("/private/stream", private_combined),
+    ]
+    return out
+
+
+async def serve(srv: SandboxServer, request: web.Request, *, combined: bool, private: bool) -> web.StreamResponse:
+    tail = request.match_info.get("tail", "")
+    names = [n for n in tail.split("/") if n]
+    streams_q = request.query.get("streams", "")
+    names += [n for n in streams_q.split("/") if n]
+    key = request.query.get("listenKey")
+    users = srv.users
+    if private:
+        if key is None and names:
+            key = names.pop(0)
+        if not key or key not in users.by_key:
+            raise ApiError(-1125, "This listenKey does not exist.")
+    else:
+        keys = [n for n in names if n in users.by_key]
+        if keys:
+            key = keys[0]
+            names = [n for n in names if n not in users.by_key]
+    if key is not None and key not in users.by_key:
+        raise ApiError(-1125, "This listenKey does not exist.")
+    if len(names) > srv.config.ws_max_streams:
+        raise ApiError(-1130, "Data sent for parameter 'streams' is not valid.")
+    cfg = srv.config
+    ws = web.WebSocketResponse(heartbeat=cfg.ws_ping_interval_s, autoping=True)
+    await ws.prepare(request)
+    fc = srv.faults.cfg
+    conn = Conn(ws, request, combined=combined, max_incoming_per_s=cfg.ws_max_incoming_per_s,
+                rng=srv.faults.ws_rng(), drop_rate=fc.ws_drop_rate, stall_rate=fc.ws_stall_rate,
+                stall_seconds=fc.ws_stall_seconds)
+    events = request.query.get("events")
+    if events:
+        conn.events = frozenset(events.split("/"))
+    srv.conns.add(conn)
+    if names:
+        srv.hub.subscribe(conn, names)
+    if key is not None:
+        users.attach(key, conn)
+    conn.start()
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                if not conn.incoming_ok():
+                    await ws.close(code=1008, message=b"Too many messages")
+                    break
+                reply = control_reply(srv.hub, conn, msg.data)
+                if reply is not None:
+                    conn.push(json.dumps(reply, separators=(",", ":")))
+            elif msg.type == WSMsgType.BINARY:
+                if not conn.incoming_ok():
+                    await ws.close(code=1008, message=b"Too many messages")
+                    break
+                conn.push('{"code":3,"msg":"Invalid JSON: expected value at line 1 column 1"}')
+            elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                break
+    finally:
+        srv.hub.remove(conn)
+        users.detach(conn)
+        srv.conns.discard(conn)
+        conn.close_soon()
+        if conn.writer is not None:
+            with contextlib.suppress(Exception):
+                await conn.writer
+    return ws
