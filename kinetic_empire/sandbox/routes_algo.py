@@ -176,7 +176,7 @@ def cancel_all_algos(ctx: Ctx) -> Any:
 
 
 def endpoints() -> list[Endpoint]:
-    ident = "algoId clientAlgoId"
+    ident = "symbol algoId clientAlgoId"
     return [
         ep("POST", "/fapi/v1/algoOrder", new_algo, SIGNED, 0, ALGO_PARAMS, orders=(1, 1), order_fault=True),
         ep("GET", "/fapi/v1/algoOrder", get_algo, SIGNED, 1, ident),
