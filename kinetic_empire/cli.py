@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .core.clock import LiveClock
 from .core.errors import KineticError
@@ -123,7 +124,7 @@ class _progress_bar:  # noqa: N801 - used like a function
     """tqdm on a terminal, silent otherwise; fed (done, total) by the backtest."""
 
     def __init__(self, disabled: bool) -> None:
-        self._bar = None
+        self._bar: Any = None
         self._disabled = disabled or not sys.stderr.isatty()
         self._done = 0
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.bus import EventBus
 from ..core.clock import ReplayClock
-from ..core.events import new_kline
+from ..core.events import KlineClosed, new_kline
 from ..core.timeframes import timeframe_ms
 
 _CHUNK = 20_000
@@ -79,14 +79,14 @@ class ReplayFeed:
         ot = s.open_time[sl].tolist()
         o, h, lo, c, v = (a[sl].tolist() for a in (s.open, s.high, s.low, s.close, s.volume))
         n = len(ot)
-        sym, tf, topic = s.symbol, s.timeframe, (s.symbol, s.timeframe)
-        publish, make, clock = self._bus.publish, new_kline, self._clock
+        sym, tf = s.symbol, s.timeframe
+        publish, make, clock = self._bus.publisher(KlineClosed, (sym, tf)), new_kline, self._clock
         last = interval - 1
         for begin in range(0, n, _CHUNK):
             for i in range(begin, min(n, begin + _CHUNK)):
                 t = ot[i] + last
                 clock.time_ms = t
-                publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t), topic)
+                publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
             if progress is not None:
                 progress(min(n, begin + _CHUNK))
         return n
@@ -107,19 +107,19 @@ class ReplayFeed:
         sid_list = np.concatenate(stream_ids)[order].tolist()
         row_list = np.concatenate(rows)[order].tolist()
         cols = [
-            (s.symbol, s.timeframe, (s.symbol, s.timeframe), s.open_time.tolist(), s.open.tolist(),
+            (s.symbol, s.timeframe, self._bus.publisher(KlineClosed, (s.symbol, s.timeframe)), s.open_time.tolist(), s.open.tolist(),
              s.high.tolist(), s.low.tolist(), s.close.tolist(), s.volume.tolist())
             for s in streams
         ]  # fmt: skip
-        publish, make, clock = self._bus.publish, new_kline, self._clock
+        make, clock = new_kline, self._clock
         n = len(ct_list)
         for begin in range(0, n, _CHUNK):
             for j in range(begin, min(n, begin + _CHUNK)):
-                sym, tf, topic, ot, o, h, lo, c, v = cols[sid_list[j]]
+                sym, tf, publish, ot, o, h, lo, c, v = cols[sid_list[j]]
                 i = row_list[j]
                 t = ct_list[j]
                 clock.time_ms = t
-                publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t), topic)
+                publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
             if progress is not None:
                 progress(min(n, begin + _CHUNK))
         return n

@@ -33,10 +33,11 @@ def save_results(result: BacktestResult, results_root: Path, run_id: str, *, ove
     p = result.portfolio
     names = " + ".join(dict.fromkeys(s.name for s in result.config.strategies))
     symbols = ", ".join(result.config.symbols)
+    end = int(result.timestamps[-1]) if len(result.timestamps) else 0
     return write_results(
         results_root,
         run_id,
-        trades=p.trades,
+        trades=[*p.trades, *p.open_trades(end)],  # still-open trades last, marked at the final close
         orders=p.orders,
         equity=(result.timestamps, result.equity, None),
         metrics=metrics_of(result),

@@ -33,21 +33,24 @@ class EventBus:
     next handler.
     """
 
-    __slots__ = ("_cache", "_on_error", "_subs")
+    __slots__ = ("_cache", "_on_error", "_subs", "_version")
 
     def __init__(self, on_error: ErrorSink | None = None) -> None:
         self._subs: list[tuple[type, Hashable | None, Handler]] = []
         self._cache: dict[tuple[type, Hashable | None], tuple[Handler, ...]] = {}
         self._on_error = on_error
+        self._version = 0
 
     def subscribe(self, event_type: type, handler: Handler, topic: Hashable | None = None) -> None:
         """Receive ``event_type`` events; with a topic, only those published with that topic."""
         self._subs.append((event_type, topic, handler))
         self._cache.clear()
+        self._version += 1
 
     def unsubscribe(self, event_type: type, handler: Handler, topic: Hashable | None = None) -> None:
         self._subs.remove((event_type, topic, handler))
         self._cache.clear()
+        self._version += 1
 
     def handlers(self, event_type: type, topic: Hashable | None = None) -> tuple[Handler, ...]:
         """Handlers for a (type, topic) pair in subscription order: topic-specific and catch-all."""
@@ -74,3 +77,28 @@ class EventBus:
                 if self._on_error is None:
                     raise error from exc
                 self._on_error(error)
+
+    def publisher(self, event_type: type, topic: Hashable | None = None) -> Callable[[Any], None]:
+        """A publish function for one (type, topic) pair with the routing resolved up front.
+
+        For a publisher that sends millions of events of one kind (the replay feed): it skips the
+        per-event route lookup, and re-resolves only if subscriptions change.
+        """
+        state: list[Any] = [self._version, self.handlers(event_type, topic)]
+        on_error = self._on_error
+
+        def publish(event: Any) -> None:
+            if state[0] != self._version:
+                state[0], state[1] = self._version, self.handlers(event_type, topic)
+            for handler in state[1]:
+                try:
+                    handler(event)
+                except (HandlerError, StrategyError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - reported with the event, never swallowed
+                    error = HandlerError(_name(handler), event, exc)
+                    if on_error is None:
+                        raise error from exc
+                    on_error(error)
+
+        return publish

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 from .enums import (
     BalanceReason,
@@ -30,6 +30,7 @@ from .enums import (
 E = TypeVar("E")
 
 
+@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
 def _event(cls: type[E]) -> type[E]:
     """Frozen, slotted, keyword-only dataclass whose ``__init__`` fills the slots directly.
 
@@ -38,7 +39,7 @@ def _event(cls: type[E]) -> type[E]:
     object at about a third of the cost, which matters for the events of every fill and kline.
     """
     made = dataclass(frozen=True, slots=True, kw_only=True)(cls)
-    made.__init__ = _fast_init(made)  # type: ignore[misc]
+    made.__init__ = _fast_init(made)  # type: ignore[method-assign]
     return made
 
 

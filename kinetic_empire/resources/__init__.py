@@ -26,12 +26,14 @@ def _read(name: str) -> Any:
 
 @cache
 def exchange_info_payload(full: bool = False) -> dict[str, Any]:
-    return _read("exchange_info_full.json.gz" if full else "exchange_info.json")  # type: ignore[no-any-return]
+    data: dict[str, Any] = _read("exchange_info_full.json.gz" if full else "exchange_info.json")
+    return data
 
 
 @cache
 def brackets_payload() -> list[dict[str, Any]]:
-    return _read("leverage_brackets.json.gz")  # type: ignore[no-any-return]
+    data: list[dict[str, Any]] = _read("leverage_brackets.json.gz")
+    return data
 
 
 def default_symbol_rules(full: bool = True) -> dict[str, SymbolRules]:

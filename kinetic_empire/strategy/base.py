@@ -153,7 +153,7 @@ class Strategy:
     ) -> None:
         self.symbol = symbol
         if timeframe is not None and timeframe != type(self).timeframe:
-            self.timeframe = timeframe  # type: ignore[misc] - per-instance override from config
+            self.timeframe = timeframe  # type: ignore[misc]  # per-instance override from config
         self._params = self.resolve_params(params or {}, where=where or f"strategies.{self.strategy_name()}.params")
         self._cursor = Cursor()
         self._specs: list[IndicatorSpec] = []

@@ -70,6 +70,9 @@ class StrategyRunner:
         self._hist: dict[str, list[float]] = {}
         self._i = -1
         self._warmup = 1
+        self._first = 0  # index of the first kline the strategy sees (warm-up done)
+        self._cursor = strategy._cursor
+        self._strategy_on_kline = strategy.on_kline
         strategy._emit = self._collect
         self.on_kline = self._on_live_kline if window is not None else self._on_replayed_kline  # type: ignore[method-assign]
         bus.subscribe(KlineClosed, self.on_kline, topic=(self.symbol, self.timeframe))
@@ -101,6 +104,7 @@ class StrategyRunner:
         self._times = open_time.tolist()
         self._i = start_index - 1
         self._warmup = self.strategy._inferred_warmup()
+        self._first = self._warmup - 1
 
     def warm_up_live(self, klines: list[KlineClosed]) -> None:
         """Seed the rolling window from REST history so the first live kline has full indicators."""
@@ -129,11 +133,11 @@ class StrategyRunner:
             raise StrategyError(
                 self.strategy_id, kline, RuntimeError(f"kline out of step with the precomputed history at index {i}")
             )
-        if i < self._warmup - 1 or self.halted:
+        if i < self._first or self.halted:
             return
-        self.strategy._cursor.i = i
+        self._cursor.i = i
         try:
-            self.strategy.on_kline(kline)
+            self._strategy_on_kline(kline)
         except Exception as exc:  # noqa: BLE001 - user code: wrapped with its event
             self._failed(kline, exc)
             return

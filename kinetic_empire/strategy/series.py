@@ -108,5 +108,12 @@ def _crossover_mixed(a: Series | float, b: Series | float) -> bool:
 
 
 def crossunder(a: Series | float, b: Series | float) -> bool:
-    """True when ``a`` crossed below ``b`` on the current kline."""
-    return crossover(b, a)
+    """True when ``a`` crossed below ``b`` on the current kline (a[-2] >= b[-2] and a[-1] < b[-1])."""
+    if type(a) is Series and type(b) is Series:
+        i = a._cur.i
+        if i < 1:
+            return False
+        al = a._list if a._list is not None else a._materialize()
+        bl = b._list if b._list is not None else b._materialize()
+        return bl[i - 1] <= al[i - 1] and bl[i] > al[i]
+    return _crossover_mixed(b, a)
