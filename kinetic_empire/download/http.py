@@ -1,0 +1,195 @@
+"""One HTTP client for both sources: bounded retries with backoff, Retry-After, request-weight pacing.
+
+Binance bans an IP (HTTP 418, two minutes up to three days) that keeps sending after a 429, so the
+client slows down *before* the limit using the ``X-MBX-USED-WEIGHT-1M`` header, honours Retry-After,
+and gives up with a clear message rather than retrying forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from kinetic_empire.core.clock import Clock, LiveClock
+from kinetic_empire.core.errors import KineticError
+
+_MINUTE_MS = 60_000
+_RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})
+_LIMIT_STATUSES = frozenset({418, 429})
+
+
+class DownloadError(KineticError):
+    """A download failed (bad input, unreachable source, bad file); the message says what and where."""
+
+
+class ChecksumError(DownloadError):
+    """An archive file does not match its published SHA-256."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try. Delays are in seconds; ``base_delay * 2**attempt`` with full jitter, capped."""
+
+    max_retries: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    timeout: float = 60.0
+    max_retry_after: float = 300.0
+    """A longer Retry-After (an IP ban) is reported instead of waited out."""
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def binance_error(self) -> tuple[int | None, str]:
+        """Binance's ``{"code", "msg"}`` error body, or (None, start of the body) for anything else."""
+        try:
+            data = self.json()
+            return int(data["code"]), str(data.get("msg", ""))
+        except (ValueError, KeyError, TypeError):
+            return None, self.body[:200].decode("utf-8", "replace").strip()
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class HttpClient:
+    """GETs with retries and pacing; one per download run, shared by every task.
+
+    ``weight_limit`` is the IP's REQUEST_WEIGHT per minute; when the last reported use plus the next
+    request's weight would pass ``pace_ratio`` of it, requests wait for the next minute window.
+    """
+
+    session: aiohttp.ClientSession
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Clock = field(default_factory=LiveClock)
+    sleep: Sleep = asyncio.sleep
+    weight_limit: int = 2400
+    pace_ratio: float = 0.8
+    concurrency: int = 4
+    on_bytes: Callable[[int], None] | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    retries: int = 0
+    """Retries made so far (for the summary and tests)."""
+    waited: float = 0.0
+    """Seconds spent waiting on pacing, Retry-After and backoff."""
+    _used: int = 0
+    _used_window: int = -1
+    _slots: asyncio.Semaphore | None = None
+    _pace_lock: asyncio.Lock | None = None
+
+    async def get(self, url: str, params: Mapping[str, Any] | None = None, *, weight: int = 0, what: str = "") -> Reply:
+        """The reply to ``GET url``: 2xx, 404 and other 4xx are returned; 429/418/5xx/timeouts retried."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+            self._pace_lock = asyncio.Lock()
+        what = what or url
+        last = ""
+        for attempt in range(self.policy.max_retries + 1):
+            if weight:
+                await self._pace(weight)
+            try:
+                async with self._slots:
+                    reply = await self._fetch(url, params)
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                last = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                await self._backoff(attempt, None)
+                continue
+            self._note_weight(reply.headers)
+            if reply.status in _LIMIT_STATUSES:
+                retry_after = _retry_after(reply.headers)
+                if retry_after is not None and retry_after > self.policy.max_retry_after:
+                    code, msg = reply.binance_error()
+                    raise DownloadError(
+                        f"{what}: Binance refused requests for {retry_after:.0f} s (HTTP {reply.status}"
+                        f"{f' {code}' if code else ''}: {msg}); the IP is rate-limited or banned, try again later"
+                    )
+                last = f"HTTP {reply.status} (rate limit)"
+                await self._backoff(attempt, retry_after)
+                continue
+            if reply.status in _RETRY_STATUSES:
+                last = f"HTTP {reply.status} {reply.binance_error()[1][:80]}".strip()
+                await self._backoff(attempt, _retry_after(reply.headers))
+                continue
+            return reply
+        raise DownloadError(f"{what}: giving up after {self.policy.max_retries + 1} attempts (last: {last})")
+
+    async def _fetch(self, url: str, params: Mapping[str, Any] | None) -> Reply:
+        timeout = aiohttp.ClientTimeout(total=self.policy.timeout)
+        async with self.session.get(url, params=params, timeout=timeout) as resp:
+            chunks: list[bytes] = []
+            async for chunk in resp.content.iter_chunked(1 << 16):
+                chunks.append(chunk)
+                if self.on_bytes is not None:
+                    self.on_bytes(len(chunk))
+            return Reply(resp.status, dict(resp.headers), b"".join(chunks), str(resp.url))
+
+    async def _backoff(self, attempt: int, retry_after: float | None) -> None:
+        if attempt >= self.policy.max_retries:
+            return
+        self.retries += 1
+        delay = min(self.policy.max_delay, self.policy.base_delay * 2**attempt) * self.rng.uniform(0.5, 1.0)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        self.waited += delay
+        await self.sleep(delay)
+
+    def _note_weight(self, headers: Mapping[str, str]) -> None:
+        raw = _header(headers, "X-MBX-USED-WEIGHT-1M")
+        if raw is None:
+            return
+        try:
+            used = int(raw)
+        except ValueError:
+            return
+        window = self.clock.now_ms() // _MINUTE_MS
+        if window != self._used_window or used > self._used:
+            self._used, self._used_window = used, window
+
+    async def _pace(self, weight: int) -> None:
+        """Wait for the next minute window when this request would bring the weight near the limit."""
+        assert self._pace_lock is not None
+        async with self._pace_lock:
+            now = self.clock.now_ms()
+            window = now // _MINUTE_MS
+            if window != self._used_window:
+                return
+            if self._used + weight <= self.weight_limit * self.pace_ratio:
+                self._used += weight  # count in-flight requests until the server reports again
+                return
+            delay = ((window + 1) * _MINUTE_MS - now) / 1000 + 0.5
+            self.waited += delay
+            await self.sleep(delay)
+            self._used, self._used_window = weight, window + 1
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lower = name.lower()
+    for k, v in headers.items():
+        if k.lower() == lower:
+            return v
+    return None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = _header(headers, "Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
