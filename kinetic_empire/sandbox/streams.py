@@ -25,6 +25,8 @@ _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "G
 
 def canonical(name: str) -> str:
     """Stream names are matched with the symbol part in lower case (``BTCUSDT@kline_1m`` works too)."""
+    if name.startswith("!"):
+        return name
     head, sep, rest = name.partition("@")
     return head.lower() + sep + rest
 
