@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import re
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -98,14 +99,16 @@ class ArchiveSource:
     def _parse_klines(self, data: bytes, url: str, key: SeriesKey) -> KlineFrame:
         """Parse through the data package's reader (so the rules are the loader's), naming the URL."""
         self.staging.mkdir(parents=True, exist_ok=True)
-        tmp = self.staging / url.rsplit("/", 1)[-1]
-        tmp.write_bytes(data)
+        folder = Path(tempfile.mkdtemp(dir=self.staging))  # klines and mark-price files share names
+        tmp = folder / url.rsplit("/", 1)[-1]
         try:
+            tmp.write_bytes(data)
             frame = read_kline_file(tmp, key.symbol, key.timeframe, gap_policy="keep")
         except DataError as exc:
             raise renamed(exc, url) from exc
         finally:
             tmp.unlink(missing_ok=True)
+            folder.rmdir()
         return KlineFrame(frame.symbol, frame.timeframe, frame.open_time, frame.open, frame.high, frame.low,
                           frame.close, frame.volume, gaps=frame.gaps, source=url)
 

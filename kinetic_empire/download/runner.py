@@ -23,7 +23,7 @@ from kinetic_empire.data._util import format_ms, interval_ms
 from kinetic_empire.download.archive import DEFAULT_ARCHIVE_URL, ArchiveSource
 from kinetic_empire.download.funding import FundingRows, FundingStore
 from kinetic_empire.download.http import DownloadError, HttpClient, RetryPolicy, Sleep
-from kinetic_empire.download.periods import Range, align_up, day_start, subtract
+from kinetic_empire.download.periods import Range, align_up, day_start, subtract, union
 from kinetic_empire.download.plan import DAILY, MONTHLY, NONE, REST, Chunk, fallback, plan_chunks, source_gaps
 from kinetic_empire.download.progress import DownloadProgress, progress_enabled
 from kinetic_empire.download.rest import DEFAULT_REST_URL, RestSource
@@ -69,6 +69,8 @@ class DownloadOptions:
     """Draw progress bars: None = when stderr is a terminal."""
     onboard: dict[str, int] = field(default_factory=dict)
     """Listing time per symbol (exchangeInfo's onboardDate); nothing before it is requested."""
+    weight_limit: int = 2400
+    """The venue's REQUEST_WEIGHT per minute (exchangeInfo rateLimits); requests slow down near it."""
 
 
 @dataclass
@@ -113,7 +115,9 @@ class DownloadSummary:
                 shown = "; ".join(str(g) for g in r.gaps[:3]) + ("; ..." if len(r.gaps) > 3 else "")
                 line += f"  {len(r.gaps)} gap(s) at the source, {missing} missing: {shown}"
             if r.unavailable:
-                shown = "; ".join(f"{format_ms(s)}..{format_ms(e)}" for s, e in r.unavailable[:3])
+                spans = union(r.unavailable)
+                shown = "; ".join(f"{format_ms(s)}..{format_ms(e)}" for s, e in spans[:3])
+                shown += "; ..." if len(spans) > 3 else ""
                 line += f"  not in the archive: {shown}"
             out.append(line)
         rate = self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
@@ -144,7 +148,8 @@ async def download_async(request: DownloadRequest, options: DownloadOptions) -> 
     try:
         async with aiohttp.ClientSession(connector=connector) as session:
             client = HttpClient(session, options.retry, options.clock, options.sleep,
-                                concurrency=options.concurrency, on_bytes=on_bytes)
+                                weight_limit=options.weight_limit, concurrency=options.concurrency,
+                                on_bytes=on_bytes)
             with tempfile.TemporaryDirectory(prefix="kinetic-download-") as staging:
                 run = _Run(request, options, client, Path(staging), progress)
                 results = await run.all()

@@ -1,0 +1,206 @@
+"""``kinetic download`` and ``kinetic data list|import``: argument parsers and entry points.
+
+Bad input (an unknown symbol, inverted dates, a timeframe Binance does not offer) is rejected before
+the first byte is downloaded. Errors are :class:`KineticError` so the ``kinetic`` entry point prints
+them as ``error: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from kinetic_empire.core.clock import LiveClock
+from kinetic_empire.core.errors import KineticError
+from kinetic_empire.core.timeframes import TIMEFRAME_MS
+from kinetic_empire.data import KlineStore
+from kinetic_empire.data._util import format_ms
+from kinetic_empire.download.archive import DEFAULT_ARCHIVE_URL
+from kinetic_empire.download.funding import FundingStore
+from kinetic_empire.download.http import DownloadError, HttpClient, RetryPolicy
+from kinetic_empire.download.importer import import_paths
+from kinetic_empire.download.periods import parse_time
+from kinetic_empire.download.plan import SOURCES
+from kinetic_empire.download.rest import DEFAULT_REST_URL, RestSource
+from kinetic_empire.download.runner import DownloadOptions, DownloadRequest, clip_to_listing, download
+from kinetic_empire.download.stores import MarkKlineStore
+from kinetic_empire.resources import exchange_info_payload
+
+DEFAULT_DATA_DIR = "data_store"
+INTERRUPTED = ("interrupted: every month written so far is complete and the store is consistent; "
+               "run the same command again to resume")
+
+
+# ------------------------------------------------------------------------------------------ download
+
+
+def add_download_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``kinetic download``; sets ``func=download_main``."""
+    parser.add_argument("--symbols", required=True, help="comma-separated USD-M symbols, e.g. FILUSDT,NEARUSDT")
+    parser.add_argument("--timeframes", default="1m", help="comma-separated kline intervals (default 1m), e.g. 1m,1h")
+    parser.add_argument("--start", required=True, help="UTC start date (YYYY-MM-DD or ISO date-time), inclusive")
+    parser.add_argument("--end", help="UTC end date, inclusive of that day (YYYY-MM-DD); default: now")
+    parser.add_argument("--source", choices=SOURCES, default="auto",
+                        help="archive: data.binance.vision files only; rest: the REST API only; "
+                             "auto (default): the archive for past months and days, REST for the recent tail")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"store folder (default {DEFAULT_DATA_DIR})")
+    parser.add_argument("--rest-url", default=DEFAULT_REST_URL, help=f"REST base URL (default {DEFAULT_REST_URL})")
+    parser.add_argument("--archive-url", default=DEFAULT_ARCHIVE_URL,
+                        help=f"archive base URL (default {DEFAULT_ARCHIVE_URL})")
+    parser.add_argument("--funding", action=argparse.BooleanOptionalAction, default=True,
+                        help="also download funding-rate history (default: yes)")
+    parser.add_argument("--mark", action="store_true", help="also download mark-price klines")
+    parser.add_argument("--concurrency", type=int, default=4, help="parallel requests (default 4)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars (default: when stderr is a terminal)")
+    parser.set_defaults(func=download_main)
+
+
+def download_main(args: argparse.Namespace) -> int:
+    """Run ``kinetic download``; returns the exit code (0 ok, 130 interrupted). Bad input raises KineticError."""
+    clock = LiveClock()
+    request, options = build_download(args, clock.now_ms())
+    try:
+        summary = download(request, options)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def build_download(args: argparse.Namespace, now_ms: int) -> tuple[DownloadRequest, DownloadOptions]:
+    """Validate the command line into a request; asks the venue's exchangeInfo unless the source is archive."""
+    symbols = tuple(dict.fromkeys(s.strip().upper() for s in str(args.symbols).split(",") if s.strip()))
+    if not symbols:
+        raise KineticError("--symbols: give at least one symbol, e.g. --symbols FILUSDT,NEARUSDT")
+    timeframes = tuple(dict.fromkeys(t.strip() for t in str(args.timeframes).split(",") if t.strip()))
+    if not timeframes:
+        raise KineticError("--timeframes: give at least one, e.g. --timeframes 1m,1h")
+    for tf in timeframes:
+        check_timeframe(tf)
+    start = parse_time(args.start, what="--start")
+    end = parse_time(args.end, what="--end", end=True) if args.end else now_ms
+    if end <= start:
+        raise KineticError(f"--end {args.end or 'now'} is not after --start {args.start}: nothing to download")
+    if start >= now_ms:
+        raise KineticError(f"--start {args.start} is in the future")
+    if args.concurrency < 1:
+        raise KineticError("--concurrency must be at least 1")
+    info = exchange_info_payload(True)
+    venue: dict[str, Any] | None = None
+    if args.source != "archive":
+        venue = fetch_exchange_info(args.rest_url)
+    known = {str(s["symbol"]) for s in info["symbols"]}
+    if venue:
+        known |= {str(s["symbol"]) for s in venue["symbols"]}
+    for sym in symbols:
+        if sym not in known:
+            close = difflib.get_close_matches(sym, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KineticError(f"unknown symbol {sym}: not a Binance USD-M futures symbol{hint}")
+    onboard = clip_to_listing(info) | (clip_to_listing(venue) if venue else {})
+    request = DownloadRequest(symbols, timeframes, start, end, source=args.source, funding=bool(args.funding),
+                              mark=bool(args.mark))
+    options = DownloadOptions(root=Path(args.data_dir), rest_url=args.rest_url, archive_url=args.archive_url,
+                              concurrency=args.concurrency, progress=args.progress, onboard=onboard,
+                              weight_limit=weight_limit(venue) if venue else 2400)
+    return request, options
+
+
+def check_timeframe(tf: str) -> None:
+    if tf in TIMEFRAME_MS:
+        return
+    if tf == "1M":
+        raise KineticError("timeframe 1M (monthly klines) is not supported: months have no fixed length")
+    raise KineticError(f"timeframe {tf!r} is not offered by Binance USD-M; choose from {', '.join(TIMEFRAME_MS)}")
+
+
+def fetch_exchange_info(rest_url: str) -> dict[str, Any]:
+    """The venue's exchangeInfo (for its symbols, listing dates and weight limit)."""
+
+    async def get() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as session:
+            client = HttpClient(session, RetryPolicy(max_retries=2, timeout=20))
+            return await RestSource(client, rest_url, LiveClock()).exchange_info()
+
+    try:
+        return asyncio.run(get())
+    except DownloadError as exc:
+        raise DownloadError(f"cannot read exchangeInfo from {rest_url} ({exc}); "
+                            "use --source archive to download from the archive only") from exc
+
+
+def weight_limit(info: dict[str, Any]) -> int:
+    """REQUEST_WEIGHT per minute from exchangeInfo's rateLimits (Binance's 2400 if absent)."""
+    for r in info.get("rateLimits", []):
+        if r.get("rateLimitType") == "REQUEST_WEIGHT" and r.get("interval") == "MINUTE":
+            return int(r.get("limit", 2400)) // max(1, int(r.get("intervalNum", 1)))
+    return 2400
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sub-commands of ``kinetic data`` (``list``, ``import``); sets ``func=data_main``."""
+    sub = parser.add_subparsers(dest="data_command", metavar="{list,import}", required=True)
+    p = sub.add_parser("list", help="what the store holds: symbol, timeframe, first and last kline, rows, gaps")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"store folder (default {DEFAULT_DATA_DIR})")
+    p = sub.add_parser("import", help="import data.binance.vision files (ZIP/CSV, with or without header, ms or µs)")
+    p.add_argument("paths", nargs="+", help="files or folders (searched recursively)")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"store folder (default {DEFAULT_DATA_DIR})")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when stderr is a terminal)")
+    parser.set_defaults(func=data_main)
+
+
+def data_main(args: argparse.Namespace) -> int:
+    """Run ``kinetic data list`` or ``kinetic data import``."""
+    if args.data_command == "list":
+        for line in catalog_lines(Path(args.data_dir)):
+            print(line)
+        return 0
+    if args.data_command == "import":
+        try:
+            summary = import_paths(args.paths, Path(args.data_dir), progress=args.progress)
+        except KeyboardInterrupt:
+            print("interrupted: series imported so far are complete; run again to finish", file=sys.stderr)
+            return 130
+        for line in summary.lines():
+            print(line)
+        return 0
+    raise KineticError(f"unknown data command {args.data_command!r}")
+
+
+def catalog_lines(root: Path) -> list[str]:
+    """The ``kinetic data list`` table."""
+    rows: list[tuple[str, ...]] = []
+    for series, store in (("klines", KlineStore(root)), ("mark", MarkKlineStore(root))):
+        for e in store.catalog():
+            rows.append((e.symbol, series, e.timeframe, format_ms(e.first_open_ms), format_ms(e.last_open_ms),
+                         f"{e.rows:,}", str(e.gaps)))
+    funding = FundingStore(root)
+    for sym in funding.symbols():
+        f = funding.read(sym)
+        if len(f):
+            rows.append((sym, "funding", "-", format_ms(int(f.time[0])), format_ms(int(f.time[-1])),
+                         f"{len(f):,}", "-"))
+    if not rows:
+        return [f"no data in {root} (kinetic download or kinetic data import puts it there)"]
+    rows.sort(key=lambda r: (r[0], r[1] != "klines", r[1], TIMEFRAME_MS.get(r[2], 0)))
+    head = ("symbol", "series", "timeframe", "first", "last", "rows", "gaps")
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+    right = {5, 6}
+
+    def fmt(r: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+    return [fmt(head), *(fmt(r) for r in rows)]
