@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import synthetic_klines  # noqa: E402
+from synthetic import synthetic_klines
 
-from kinetic_empire.backtest import Backtest, BacktestConfig  # noqa: E402
-from kinetic_empire.strategy.registry import build_registry  # noqa: E402
+from kinetic_empire.backtest import Backtest, BacktestConfig
+from kinetic_empire.strategy.registry import build_registry
 
 
 def config(n: int) -> BacktestConfig:

@@ -120,7 +120,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-class _progress_bar:  # noqa: N801 - used like a function
+class _progress_bar:
     """tqdm on a terminal, silent otherwise; fed (done, total) by the backtest."""
 
     def __init__(self, disabled: bool) -> None:
@@ -200,7 +200,8 @@ def _sandbox_parser(sub: argparse._SubParsersAction) -> None:
     try:
         from .sandbox.cli import add_arguments
     except ImportError as exc:  # pragma: no cover - only while the sandbox is missing
-        p.set_defaults(func=lambda _a: _unavailable("sandbox", exc))
+        reason = str(exc)
+        p.set_defaults(func=lambda _a: _unavailable("sandbox", reason))
         return
     add_arguments(p)
     p.set_defaults(func=_cmd_sandbox)
@@ -212,8 +213,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return int(main(args))
 
 
-def _unavailable(name: str, exc: Exception) -> int:
-    print(f"error: the {name} command is not available: {exc}", file=sys.stderr)
+def _unavailable(name: str, reason: str) -> int:
+    print(f"error: the {name} command is not available: {reason}", file=sys.stderr)
     return 2
 
 

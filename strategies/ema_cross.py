@@ -20,4 +20,7 @@ class EmaCross(Strategy):
         if crossover(self.fast_ema, self.slow_ema):
             self.buy()
         elif crossunder(self.fast_ema, self.slow_ema):
-            self.close_position() if self.long_only else self.sell()
+            if self.long_only:
+                self.close_position()
+            else:
+                self.sell()

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 
 from kinetic_empire.backtest import Backtest, BacktestConfig, save_results
-from kinetic_empire.core.errors import ConfigError, DataError, StrategyError
 from kinetic_empire.core.enums import PositionSide
+from kinetic_empire.core.errors import ConfigError, DataError, StrategyError
 from kinetic_empire.data import sample_data_dir
 from kinetic_empire.strategy.registry import build_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from synthetic import synthetic_klines  # noqa: E402
+from synthetic import synthetic_klines
 
 SAMPLE = str(sample_data_dir())
 

@@ -78,8 +78,8 @@ def test_indicators_are_declared_once_and_named():
 
 
 def test_talib_atr_agrees_with_ta_after_warmup():
-    from ta.volatility import AverageTrueRange
     import pandas as pd
+    from ta.volatility import AverageTrueRange
 
     from kinetic_empire.data import load_klines, sample_data_dir
 

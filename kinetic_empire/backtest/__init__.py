@@ -4,6 +4,6 @@ from .config import BacktestConfig, StrategyConfig
 from .engine import Backtest, BacktestResult, run_id_for
 
 __all__ = ["Backtest", "BacktestConfig", "BacktestResult", "StrategyConfig", "run_id_for"]
-from .results import metrics_of, save_results, summary_text  # noqa: E402
+from .results import metrics_of, save_results, summary_text
 
 __all__ += ["metrics_of", "save_results", "summary_text"]

@@ -107,10 +107,14 @@ class ReplayFeed:
         sid_list = np.concatenate(stream_ids)[order].tolist()
         row_list = np.concatenate(rows)[order].tolist()
         cols = [
-            (s.symbol, s.timeframe, self._bus.publisher(KlineClosed, (s.symbol, s.timeframe)), s.open_time.tolist(), s.open.tolist(),
-             s.high.tolist(), s.low.tolist(), s.close.tolist(), s.volume.tolist())
+            (
+                s.symbol,
+                s.timeframe,
+                self._bus.publisher(KlineClosed, (s.symbol, s.timeframe)),
+                *(a.tolist() for a in (s.open_time, s.open, s.high, s.low, s.close, s.volume)),
+            )
             for s in streams
-        ]  # fmt: skip
+        ]
         make, clock = new_kline, self._clock
         n = len(ct_list)
         for begin in range(0, n, _CHUNK):

@@ -57,9 +57,7 @@ class EventBus:
         key = (event_type, topic)
         found = self._cache.get(key)
         if found is None:
-            found = tuple(
-                h for (t, tp, h) in self._subs if issubclass(event_type, t) and (tp is None or tp == topic)
-            )
+            found = tuple(h for (t, tp, h) in self._subs if issubclass(event_type, t) and (tp is None or tp == topic))
             self._cache[key] = found
         return found
 
@@ -72,7 +70,7 @@ class EventBus:
                 handler(event)
             except (HandlerError, StrategyError):
                 raise
-            except Exception as exc:  # noqa: BLE001 - reported with the event, never swallowed
+            except Exception as exc:
                 error = HandlerError(_name(handler), event, exc)
                 if self._on_error is None:
                     raise error from exc
@@ -95,7 +93,7 @@ class EventBus:
                     handler(event)
                 except (HandlerError, StrategyError):
                     raise
-                except Exception as exc:  # noqa: BLE001 - reported with the event, never swallowed
+                except Exception as exc:
                     error = HandlerError(_name(handler), event, exc)
                     if on_error is None:
                         raise error from exc

@@ -41,9 +41,7 @@ class StrategyError(KineticError):
         self.strategy = strategy
         self.event = event
         self.cause = cause
-        super().__init__(
-            f"strategy {strategy!r} raised {type(cause).__name__}: {cause} (while handling {event!r})"
-        )
+        super().__init__(f"strategy {strategy!r} raised {type(cause).__name__}: {cause} (while handling {event!r})")
 
 
 class HandlerError(KineticError):

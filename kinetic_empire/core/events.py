@@ -60,7 +60,7 @@ def _fast_init(cls: type) -> Callable[..., None]:
         body.append(f"    _set_{f.name}(self, {f.name})")
     env["_NOTHING"] = object()
     src = f"def __init__(self, *, {', '.join(params)}):\n" + "\n".join(body or ["    pass"])
-    exec(src, env)  # noqa: S102 - generated from the dataclass's own field names
+    exec(src, env)
     init: Callable[..., None] = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
@@ -75,7 +75,7 @@ def fast_factory(cls: type[E]) -> Callable[..., E]:
         env[f"_set_{name}"] = getattr(cls, name).__set__
         lines.append(f"    _set_{name}(o, {name})")
     lines.append("    return o")
-    exec("\n".join(lines), env)  # noqa: S102 - generated from the dataclass's own field names
+    exec("\n".join(lines), env)
     make: Callable[..., E] = env["make"]
     make.__doc__ = f"Positional constructor for {cls.__name__}({', '.join(names)})."
     return make

@@ -63,7 +63,7 @@ def _align(value: Decimal, step: Decimal, base: Decimal, rounding: str) -> Decim
 def _dec(raw: Any, where: str) -> Decimal:
     try:
         return Decimal(str(raw))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ValueError(f"{where}: not a number: {raw!r}") from exc
 
 
@@ -192,9 +192,7 @@ class SymbolRules:
         if price <= 0:
             return RuleViolation("PRICE_NOT_POSITIVE", -4001, "Price less than 0.")
         if price.as_tuple().exponent < self.tick_size.as_tuple().exponent:  # type: ignore[operator]
-            return RuleViolation(
-                "PRICE_PRECISION", -1111, "Precision is over the maximum defined for this asset."
-            )
+            return RuleViolation("PRICE_PRECISION", -1111, "Precision is over the maximum defined for this asset.")
         if self.min_price > 0 and price < self.min_price:
             return RuleViolation("PRICE_BELOW_MIN", -4013, "Price less than min price.")
         if self.max_price > 0 and price > self.max_price:
@@ -210,9 +208,7 @@ class SymbolRules:
         if qty <= 0:
             return RuleViolation("QTY_NOT_POSITIVE", -4003, "Quantity less than or equal to zero.")
         if qty.as_tuple().exponent < step.as_tuple().exponent:  # type: ignore[operator]
-            return RuleViolation(
-                "QTY_PRECISION", -1111, "Precision is over the maximum defined for this asset."
-            )
+            return RuleViolation("QTY_PRECISION", -1111, "Precision is over the maximum defined for this asset.")
         if qty < lo:
             return RuleViolation("QTY_BELOW_MIN", -4004, "Quantity less than min quantity.")
         if qty > hi:
@@ -225,13 +221,9 @@ class SymbolRules:
         if self.multiplier_up is None or self.multiplier_down is None or mark <= 0:
             return None
         if side is Side.BUY and price > mark * self.multiplier_up:
-            return RuleViolation(
-                "PRICE_ABOVE_MARK_CAP", -4016, "Price is higher than mark price multiplier cap."
-            )
+            return RuleViolation("PRICE_ABOVE_MARK_CAP", -4016, "Price is higher than mark price multiplier cap.")
         if side is Side.SELL and price < mark * self.multiplier_down:
-            return RuleViolation(
-                "PRICE_BELOW_MARK_FLOOR", -4024, "Price is lower than mark price multiplier floor."
-            )
+            return RuleViolation("PRICE_BELOW_MARK_FLOOR", -4024, "Price is lower than mark price multiplier floor.")
         return None
 
     def check_notional(self, qty: Decimal, price: Decimal, reduce_only: bool) -> RuleViolation | None:
@@ -241,8 +233,7 @@ class SymbolRules:
             return RuleViolation(
                 "NOTIONAL_BELOW_MIN",
                 -4164,
-                f"Order's notional must be no smaller than {_fmt(self.min_notional)} "
-                "(unless you choose reduce only).",
+                f"Order's notional must be no smaller than {_fmt(self.min_notional)} (unless you choose reduce only).",
             )
         return None
 

@@ -28,6 +28,4 @@ def timeframe_ms(timeframe: str) -> int:
     try:
         return TIMEFRAME_MS[timeframe]
     except KeyError:
-        raise ValueError(
-            f"unknown timeframe {timeframe!r}; Binance offers {', '.join(TIMEFRAME_MS)}"
-        ) from None
+        raise ValueError(f"unknown timeframe {timeframe!r}; Binance offers {', '.join(TIMEFRAME_MS)}") from None

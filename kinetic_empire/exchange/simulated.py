@@ -237,9 +237,14 @@ class SimulatedExchange:
     def open_order_initial_margin(self, symbol: str | None = None) -> Decimal:
         total = ZERO
         for order in self.open_orders(symbol):
-            if order.reduce_only or order.close_position or order.orig_type not in (
-                OrderType.LIMIT,
-                OrderType.MARKET,
+            if (
+                order.reduce_only
+                or order.close_position
+                or order.orig_type
+                not in (
+                    OrderType.LIMIT,
+                    OrderType.MARKET,
+                )
             ):
                 continue
             book = self._books[order.symbol]
@@ -308,15 +313,13 @@ class SimulatedExchange:
         if order_type in _LIMIT_TYPES and price is None:
             raise ExchangeError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
         if order_type.is_conditional and trigger_price is None:
-            raise ExchangeError(
-                -1102, "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or malformed."
-            )
+            raise ExchangeError(-1102, "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or malformed.")
         if order_type in _LIMIT_TYPES and time_in_force is None:
             time_in_force = TimeInForce.GTC
-        if client_order_id is not None and (symbol, client_order_id) in self._by_client:
-            if self._by_client[(symbol, client_order_id)].is_open:
-                raise ExchangeError(-4015, "Client order id is not valid.")
-            # Binance rejects reuse of an id while the order is open; a finished id may be reused.
+        # Binance rejects reuse of an id while the order is open; a finished id may be reused.
+        previous = self._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
+        if previous is not None and previous.is_open:
+            raise ExchangeError(-4015, "Client order id is not valid.")
         mark = _dec(book.last) if book.last else (price or trigger_price or ZERO)
         violation = rules.check_order(
             side=side,
@@ -331,9 +334,9 @@ class SimulatedExchange:
         if violation is not None:
             raise ExchangeError(violation.binance_code, violation.message)
         pos = book.pos
-        if reduce_only and not order_type.is_conditional:
-            if pos.qty == 0 or (pos.qty > 0) == (side is Side.BUY):
-                raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
+        nothing_to_reduce = pos.qty == 0 or (pos.qty > 0) == (side is Side.BUY)
+        if reduce_only and not order_type.is_conditional and nothing_to_reduce:
+            raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
         open_count = sum(1 for o in (*book.market, *book.resting) if o.is_open)
         if rules.max_num_orders is not None and open_count >= rules.max_num_orders:
             raise ExchangeError(-2025, "Reach max open order limit.")
@@ -525,7 +528,9 @@ class SimulatedExchange:
         if order.order_type in (OrderType.STOP, OrderType.TAKE_PROFIT):
             # becomes a LIMIT at its price; fills now if the trigger price is within the limit
             order.order_type = OrderType.LIMIT
-            within = (order.side is Side.BUY and at <= order.price_f) or (order.side is Side.SELL and at >= order.price_f)
+            within = (order.side is Side.BUY and at <= order.price_f) or (
+                order.side is Side.SELL and at >= order.price_f
+            )
             if within:
                 self._fill(book, order, order.remaining, order.price, False, ts)  # type: ignore[arg-type]
             return
@@ -656,7 +661,15 @@ class SimulatedExchange:
         self._refresh(book)
 
     def _record_trade(
-        self, order: SimOrder, trade_id: int, qty: Decimal, price: Decimal, fee: Decimal, rp: Decimal, maker: bool, ts: int
+        self,
+        order: SimOrder,
+        trade_id: int,
+        qty: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        rp: Decimal,
+        maker: bool,
+        ts: int,
     ) -> None:
         self.trades.append(
             {
@@ -681,8 +694,16 @@ class SimulatedExchange:
 
     def _income(self, symbol: str, kind: str, amount: Decimal, ts: int, info: str) -> None:
         self.income.append(
-            {"symbol": symbol, "incomeType": kind, "income": amount, "asset": "USDT", "time": ts, "info": info,
-             "tranId": len(self.income) + 1, "tradeId": info if kind != "FUNDING_FEE" else ""}
+            {
+                "symbol": symbol,
+                "incomeType": kind,
+                "income": amount,
+                "asset": "USDT",
+                "time": ts,
+                "info": info,
+                "tranId": len(self.income) + 1,
+                "tradeId": info if kind != "FUNDING_FEE" else "",
+            }
         )
 
     def _finish(self, order: SimOrder, status: OrderStatus, reason: str) -> None:

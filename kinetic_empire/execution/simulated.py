@@ -6,6 +6,7 @@ from the bus and put the exchange's answers back on it, so nothing above them ca
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable, Iterable
 
 from ..core.bus import EventBus
@@ -59,7 +60,6 @@ class SimulatedBroker:
             )
 
     def on_cancel(self, r: CancelRequest) -> None:
-        try:
+        # already filled, canceled or expired: the exchange has said so with its own event
+        with contextlib.suppress(ExchangeError):
             self._exchange.cancel(r.symbol, client_order_id=r.client_order_id)
-        except ExchangeError:
-            pass  # already filled, canceled or expired: the exchange has said so with its own event

@@ -49,8 +49,8 @@ class Param:
         default: Any,
         doc: str = "",
         *,
-        min: float | None = None,  # noqa: A002 - reads naturally at the call site
-        max: float | None = None,  # noqa: A002
+        min: float | None = None,
+        max: float | None = None,
         choices: tuple[Any, ...] | None = None,
     ) -> None:
         if type(default) not in (int, float, bool, str):
@@ -216,7 +216,7 @@ class Strategy:
     def volume(self) -> Series:
         return self._base["volume"]
 
-    def I(self, func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:  # noqa: E743, N802
+    def I(self, func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:  # noqa: E743
         """Declare an indicator: ``func`` runs once over the whole history (or the live window) on
         numpy arrays; the result is revealed to the strategy only up to the current kline.
 
@@ -297,7 +297,9 @@ class Strategy:
         """Called once at the end of a backtest or when a live run stops."""
 
     # -------------------------------------------------------------------------- engine plumbing
-    def _bind(self, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray) -> None:
+    def _bind(
+        self, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
+    ) -> None:
         """Attach a price history and (re)compute every indicator over it."""
         self._base = {
             "open": Series(open_, self._cursor, "open"),

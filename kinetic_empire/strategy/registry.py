@@ -97,7 +97,7 @@ class StrategyRegistry:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
                 obj = ep.load()
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must name itself
+            except Exception as exc:
                 raise PluginError(f"entry point {ep.name} ({ep.value}) failed to load: {exc}") from exc
             dist = getattr(ep, "dist", None)
             source = f"entry point {ep.name} = {ep.value}" + (f" ({dist.name})" if dist else "")
@@ -131,7 +131,7 @@ def _strategies_in_file(path: Path) -> list[type[Strategy]]:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         del sys.modules[module_name]
         raise PluginError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
     return [

@@ -138,7 +138,7 @@ class StrategyRunner:
         self._cursor.i = i
         try:
             self._strategy_on_kline(kline)
-        except Exception as exc:  # noqa: BLE001 - user code: wrapped with its event
+        except Exception as exc:
             self._failed(kline, exc)
             return
         if self._pending:
@@ -154,7 +154,7 @@ class StrategyRunner:
             return
         try:
             self.strategy.on_kline(kline)
-        except Exception as exc:  # noqa: BLE001 - user code: wrapped with its event
+        except Exception as exc:
             self._failed(kline, exc)
             return
         if self._pending:
@@ -253,7 +253,7 @@ class StrategyRunner:
             return
         try:
             call()
-        except Exception as exc:  # noqa: BLE001 - user code
+        except Exception as exc:
             self._failed(event if event is not None else hook, exc)
 
     def _failed(self, event: Any, exc: BaseException) -> None:
