@@ -44,7 +44,7 @@ class DownloadRequest:
     mark: bool = False
 
     def series(self) -> list[SeriesKey]:
-        out = []
+        out: list[SeriesKey] = []
         for sym in self.symbols:
             out.extend(SeriesKey(Kind.KLINES, sym, tf) for tf in self.timeframes)
             if self.mark:
