@@ -21,6 +21,9 @@ from kinetic_empire.download.series import REST_PATHS, Kind, SeriesKey
 DEFAULT_REST_URL = "https://fapi.binance.com"
 KLINE_LIMIT = 1500
 FUNDING_LIMIT = 1000
+SETTLE_MS = 5_000
+"""A kline counts as closed this long after its close time: allowance for clock skew to the venue, so
+a kline still open on Binance is never stored (and marked covered) with partial data."""
 
 
 def kline_weight(limit: int) -> int:
@@ -68,8 +71,8 @@ class RestSource:
             cursor = int(page[-1][0]) + interval
             if len(raw) < KLINE_LIMIT:  # a short page: the source has nothing more in range
                 break
-        now = self.clock.now_ms()
-        rows = [r for r in rows if int(r[6]) < now]  # drop the still-open kline
+        closed_before = self.clock.now_ms() - SETTLE_MS
+        rows = [r for r in rows if int(r[6]) < closed_before]  # drop the still-open kline
         where = f"{url} {key.symbol} {key.timeframe} {format_ms(start_ms)}..{format_ms(end_ms)}"
         return _frame(key, rows, where)
 

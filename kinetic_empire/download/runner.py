@@ -26,7 +26,7 @@ from kinetic_empire.download.http import DownloadError, HttpClient, RetryPolicy,
 from kinetic_empire.download.periods import Range, align_up, day_start, subtract, union
 from kinetic_empire.download.plan import DAILY, MONTHLY, NONE, REST, Chunk, fallback, plan_chunks, source_gaps
 from kinetic_empire.download.progress import DownloadProgress, progress_enabled
-from kinetic_empire.download.rest import DEFAULT_REST_URL, RestSource
+from kinetic_empire.download.rest import DEFAULT_REST_URL, SETTLE_MS, RestSource
 from kinetic_empire.download.series import Kind, SeriesKey
 from kinetic_empire.download.stores import Coverage, MarkKlineStore, stored_spans
 
@@ -203,7 +203,7 @@ class _Run:
             assert key.timeframe is not None
             interval = interval_ms(key.timeframe)
             start = align_up(start, interval, key.timeframe)
-            closed_end = align_up(self.now - interval + 1, interval, key.timeframe)  # unclosed klines excluded
+            closed_end = align_up(self.now - SETTLE_MS - interval + 1, interval, key.timeframe)  # only closed klines
             end = min(align_up(end, interval, key.timeframe), closed_end)
         if end <= start:
             return []
