@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.bus import EventBus
 from ..core.clock import ReplayClock
-from ..core.errors import ConfigError, DataError
+from ..core.errors import ConfigError, DataError, KineticError
 from ..core.rules import LeverageBrackets, SymbolRules
 from ..core.timeframes import timeframe_ms
 from ..data import KlineFrame, find_kline_files, load_klines, resample
@@ -159,7 +159,7 @@ class Backtest:
             symbols=list(plans),
         )
         # observers subscribe first: they see a command before the exchange answers it
-        portfolio = Portfolio(bus, cfg.initial_balance)
+        portfolio = Portfolio(bus, cfg.initial_balance, prices=exchange.last_price_float)
         exec_topics = [(sym, p.execution.timeframe) for sym, p in plans.items()]
         SimulatedBroker(bus, exchange, clock, exec_topics)
         risk = RiskManager(
@@ -172,6 +172,7 @@ class Backtest:
             portfolio.set_leverage(sym, leverage)
 
         runners: list[StrategyRunner] = []
+        history_lengths: list[int] = []
         streams: list[Stream] = []
         published: set[tuple[str, str]] = set()
         for n, (s, cls, tf) in enumerate(specs):
@@ -183,6 +184,7 @@ class Backtest:
                 runner.bind_history(frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume,
                                     start_index=start)  # fmt: skip
                 runners.append(runner)
+                history_lengths.append(len(frame))
                 if self.check_lookahead:
                     arrays = (frame.open, frame.high, frame.low, frame.close, frame.volume)
                     findings = check_lookahead(strategy, arrays)
@@ -205,6 +207,9 @@ class Backtest:
         elapsed = time.perf_counter() - began
         for r in runners:
             r.stop()
+        for r, n in zip(runners, history_lengths):
+            if r.position_in_history != n - 1:  # each runner must have seen exactly its own klines
+                raise KineticError(f"{r.strategy_id} on {r.symbol}: replay out of step with its history")
 
         timestamps, closes = _timeline(plans, cfg.start)
         equity = portfolio.equity_curve(timestamps, closes)

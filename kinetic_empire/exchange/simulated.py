@@ -211,6 +211,11 @@ class SimulatedExchange:
         pos = self.book(symbol).pos
         return pos.qty, pos.entry, pos.leverage
 
+    def last_price_float(self, symbol: str) -> float:
+        """The latest price as a float (0.0 before the first); cheap, for account views."""
+        book = self._books.get(symbol)
+        return book.last if book is not None else 0.0
+
     def last_price(self, symbol: str) -> Decimal:
         book = self.book(symbol)
         return book.rules.round_price_nearest(_dec(book.last)) if book.last else ZERO

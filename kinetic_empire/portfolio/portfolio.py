@@ -19,7 +19,7 @@ built in bulk after the run by :meth:`Portfolio.equity_curve` from the recorded 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 import numpy as np
@@ -79,8 +79,17 @@ class Portfolio:
     """
 
     def __init__(
-        self, bus: EventBus, initial_balance: Decimal, leverage_default: int = 1, *, asset: str = "USDT"
+        self,
+        bus: EventBus,
+        initial_balance: Decimal,
+        leverage_default: int = 1,
+        *,
+        asset: str = "USDT",
+        prices: Callable[[str], float] | None = None,
     ) -> None:
+        """``prices``: where latest prices come from. None (live): the portfolio follows every closed
+        kline on the bus. A backtest passes the simulated exchange's price lookup instead, which keeps
+        one handler off the per-kline path."""
         self.initial_balance = Decimal(initial_balance)
         self.asset = asset
         self._bus = bus
@@ -89,6 +98,7 @@ class Portfolio:
         self._leverage: dict[str, int] = {}
         self._positions: dict[str, PositionView] = {}  # open positions only
         self._last: dict[str, float] = {}
+        self._prices = prices if prices is not None else (lambda symbol: self._last.get(symbol, 0.0))
         self._info: dict[str, _OrderInfo] = {}
         self._book = TradeBook()
         self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
@@ -104,7 +114,6 @@ class Portfolio:
         self.funding_total = _ZERO
         """Sum of funding amounts, signed from the account's side (negative = paid)."""
         self._subscriptions: list[tuple[type, object]] = [
-            (KlineClosed, self._on_kline),
             (OrderRequest, self._on_request),
             (OrderAccepted, self._on_accepted),
             (OrderRejected, self._on_rejected),
@@ -117,6 +126,8 @@ class Portfolio:
             (Liquidated, self._on_liquidated),
             (RiskDenied, self._on_denied),
         ]
+        if prices is None:
+            self._subscriptions.insert(0, (KlineClosed, self._on_kline))
         for event_type, handler in self._subscriptions:
             bus.subscribe(event_type, handler)  # type: ignore[arg-type]
 
@@ -170,13 +181,13 @@ class Portfolio:
         return [self._positions[s] for s in sorted(self._positions)]
 
     def last_price(self, symbol: str) -> float:
-        return self._last.get(symbol, 0.0)
+        return self._prices(symbol)
 
     def leverage(self, symbol: str) -> int:
         return self._leverage.get(symbol, self._leverage_default)
 
     def _mark(self, p: PositionView) -> Decimal:
-        last = self._last.get(p.symbol)
+        last = self._prices(p.symbol)
         return Decimal(repr(float(last))) if last else p.entry_price
 
     # ------------------------------------------------------------------------------- records

@@ -119,6 +119,11 @@ class StrategyRunner:
         self._guard(self.strategy.on_stop, "on_stop")
 
     @property
+    def position_in_history(self) -> int:
+        """Index of the last kline delivered (replay): the engine checks it against the history's end."""
+        return self._i
+
+    @property
     def warmup(self) -> int:
         return self._warmup
 
@@ -129,10 +134,6 @@ class StrategyRunner:
 
     def _on_replayed_kline(self, kline: KlineClosed) -> None:
         i = self._i = self._i + 1
-        if self._times[i] != kline.open_time:
-            raise StrategyError(
-                self.strategy_id, kline, RuntimeError(f"kline out of step with the precomputed history at index {i}")
-            )
         if i < self._first or self.halted:
             return
         self._cursor.i = i
