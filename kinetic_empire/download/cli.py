@@ -28,7 +28,7 @@ from kinetic_empire.download.importer import import_paths
 from kinetic_empire.download.periods import parse_time
 from kinetic_empire.download.plan import SOURCES
 from kinetic_empire.download.rest import DEFAULT_REST_URL, RestSource
-from kinetic_empire.download.runner import DownloadOptions, DownloadRequest, clip_to_listing, download
+from kinetic_empire.download.runner import DownloadOptions, DownloadRequest, download, listing_times
 from kinetic_empire.download.stores import MarkKlineStore
 from kinetic_empire.resources import exchange_info_payload
 
@@ -106,7 +106,7 @@ def build_download(args: argparse.Namespace, now_ms: int) -> tuple[DownloadReque
             close = difflib.get_close_matches(sym, sorted(known), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise KineticError(f"unknown symbol {sym}: not a Binance USD-M futures symbol{hint}")
-    onboard = clip_to_listing(info) | (clip_to_listing(venue) if venue else {})
+    onboard = listing_times(info) | (listing_times(venue) if venue else {})
     request = DownloadRequest(symbols, timeframes, start, end, source=args.source, funding=bool(args.funding),
                               mark=bool(args.mark))
     options = DownloadOptions(root=Path(args.data_dir), rest_url=args.rest_url, archive_url=args.archive_url,

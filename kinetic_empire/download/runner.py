@@ -282,7 +282,7 @@ def _first(group: BaseExceptionGroup[Any]) -> BaseException:
     return group.exceptions[0]
 
 
-def clip_to_listing(exchange_info: dict[str, Any]) -> dict[str, int]:
+def listing_times(exchange_info: dict[str, Any]) -> dict[str, int]:
     """``{symbol: onboardDate}`` from an exchangeInfo payload."""
     out = {}
     for s in exchange_info.get("symbols", []):
@@ -297,7 +297,7 @@ __all__ = [
     "DownloadRequest",
     "DownloadSummary",
     "SeriesResult",
-    "clip_to_listing",
     "download",
     "download_async",
+    "listing_times",
 ]
