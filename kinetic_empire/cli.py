@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -187,35 +188,50 @@ def _cmd_strategies(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------- sandbox
 
 
-def _sandbox_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sandbox",
-        help="run the local Binance USD-M futures exchange (REST + WebSocket) on replayed klines",
-        description=(
-            "A local exchange that speaks Binance USD-M futures on the wire (paths, signatures, filters, "
-            "error codes, streams), backed by the simulated exchange and driven by replayed klines. "
-            "Prints its REST and WebSocket URLs and a sandbox-only API key and secret."
-        ),
-    )
-    try:
-        from .sandbox.cli import add_arguments
-    except ImportError as exc:  # pragma: no cover - only while the sandbox is missing
-        reason = str(exc)
-        p.set_defaults(func=lambda _a: _unavailable("sandbox", reason))
-        return
-    add_arguments(p)
-    p.set_defaults(func=_cmd_sandbox)
+_PLUGGED: list[tuple[str, str, str, str, str]] = [
+    # (command, module, add-arguments function, main function, help)
+    (
+        "sandbox", "kinetic_empire.sandbox.cli", "add_arguments", "main",
+        "run the local Binance USD-M futures exchange (REST + WebSocket) on replayed klines",
+    ),
+    (
+        "download", "kinetic_empire.download.cli", "add_download_arguments", "download_main",
+        "download klines, mark-price klines and funding rates from Binance into the local store",
+    ),
+    ("data", "kinetic_empire.download.cli", "add_data_arguments", "data_main", "list or import stored klines"),
+    (
+        "run", "kinetic_empire.live.cli", "add_run_arguments", "run_main",
+        "paper-trade strategies live: on the local sandbox (default) or the Binance demo",
+    ),
+    ("doctor", "kinetic_empire.live.cli", "add_doctor_arguments", "doctor_main", "preflight checks against a venue"),
+    (
+        "report", "kinetic_empire.live.cli", "add_report_arguments", "report_main",
+        "render the report of a live or paper run from its journal",
+    ),
+    (
+        "compare", "kinetic_empire.live.cli", "add_compare_arguments", "compare_main",
+        "line up a paper run's trades with a backtest's and explain each difference",
+    ),
+]  # fmt: skip
 
 
-def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox.cli import main
+def _plugged_parser(command: str, module: str, add: str, main: str, help_text: str) -> Callable[..., None]:
+    """Sub-commands whose arguments live with their package (imported only when present)."""
 
-    return int(main(args))
+    def register(sub: argparse._SubParsersAction) -> None:
+        try:
+            mod = importlib.import_module(module)
+            add_arguments, run = getattr(mod, add), getattr(mod, main)
+        except (ImportError, AttributeError):
+            return  # that part of the product is not installed in this build
+        doc = (mod.__doc__ or help_text).strip()
+        p = sub.add_parser(
+            command, help=help_text, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        add_arguments(p)
+        p.set_defaults(func=lambda args: int(run(args) or 0))
 
-
-def _unavailable(name: str, reason: str) -> int:
-    print(f"error: the {name} command is not available: {reason}", file=sys.stderr)
-    return 2
+    return register
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -223,7 +239,7 @@ def _unavailable(name: str, reason: str) -> int:
 _PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _backtest_parser,
     _strategies_parser,
-    _sandbox_parser,
+    *(_plugged_parser(*spec) for spec in _PLUGGED),
 ]
 
 
