@@ -1,0 +1,155 @@
+"""Sandbox benchmark: signed order round trips over loopback, and kline-to-client WebSocket latency.
+
+The sandbox runs in its own process (``python -m kinetic_empire.sandbox``, one core, stepped replay,
+limits not enforced) and this process is the client, so the figures are what a bot on the same machine
+sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket frames.
+
+* Orders: each cycle places a LIMIT order (POST /fapi/v1/order), queries it (GET) and cancels it
+  (DELETE): three signed round trips. Reported: round trips/s, order cycles/s, p50/p99 per round trip.
+* Streams: N connections subscribe to ``filusdt@kline_1m``; each replay update is triggered through
+  the admin endpoint and the time from the trigger to each subscriber's receipt is recorded.
+
+Run: ``python benchmarks/bench_sandbox.py [--seconds 5] [--concurrency 1 4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+from yarl import URL
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "sandbox" / "data"
+
+
+def start_server() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    cmd = [sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(DATA), "--port", "0", "--json",
+           "--speed", "step", "--admin", "--no-limits", "--warmup", "30"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    return proc, json.loads(proc.stdout.readline())
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+class Signer:
+    def __init__(self, info: dict[str, str]) -> None:
+        self.base = info["rest"]
+        self.key = info["api_key"]
+        self.secret = info["api_secret"].encode()
+
+    def url(self, path: str, params: dict[str, object]) -> URL:
+        params["timestamp"] = int(time.time() * 1000)
+        q = urlencode(params)
+        sig = hmac.new(self.secret, q.encode(), hashlib.sha256).hexdigest()
+        return URL(f"{self.base}{path}?{q}&signature={sig}", encoded=True)
+
+
+async def order_worker(s: aiohttp.ClientSession, signer: Signer, stop_at: float, lat: list[float], wid: int) -> int:
+    headers = {"X-MBX-APIKEY": signer.key}
+    cycles = 0
+    while time.perf_counter() < stop_at:
+        cid = f"b{wid}-{cycles}"
+        steps = (
+            ("POST", "/fapi/v1/order", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                        "quantity": "10", "price": "4.000", "newClientOrderId": cid}),
+            ("GET", "/fapi/v1/order", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+            ("DELETE", "/fapi/v1/order", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+        )
+        for method, path, params in steps:
+            t = time.perf_counter()
+            async with s.request(method, signer.url(path, dict(params)), headers=headers) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"{method} {path}: {r.status} {await r.text()}")
+            lat.append(time.perf_counter() - t)
+        cycles += 1
+    return cycles
+
+
+async def bench_orders(info: dict[str, str], seconds: float, concurrency: int) -> None:
+    signer = Signer(info)
+    lat: list[float] = []
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        await order_worker(s, signer, time.perf_counter() + 0.3, [], -1)  # warm up connections and caches
+        t0 = time.perf_counter()
+        stop_at = t0 + seconds
+        cycles = sum(await asyncio.gather(*(order_worker(s, signer, stop_at, lat, w) for w in range(concurrency))))
+        elapsed = time.perf_counter() - t0
+    ms = [x * 1000 for x in lat]
+    print(f"  concurrency {concurrency:>3}: {len(lat) / elapsed:8.0f} signed round trips/s, "
+          f"{cycles / elapsed:7.0f} place+query+cancel cycles/s, p50 {statistics.median(ms):.2f} ms, "
+          f"p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.1f} ms ({len(lat)} requests)")
+
+
+async def bench_streams(info: dict[str, str], subscribers: int, updates: int) -> None:
+    base = info["rest"]
+    # one session for the subscribers (no connection cap), another for the admin trigger
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as subs, \
+            aiohttp.ClientSession() as s:
+        conns = [await subs.ws_connect(f"{info['ws']}/ws/filusdt@kline_1m") for _ in range(subscribers)]
+        await asyncio.sleep(0.2)
+        lat: list[float] = []
+        worst: list[float] = []
+
+        async def receive(ws: aiohttp.ClientWebSocketResponse, t0: float, out: list[float]) -> None:
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.TEXT
+            json.loads(msg.data)
+            out.append(time.perf_counter() - t0)
+
+        for _ in range(updates):
+            got: list[float] = []
+            t0 = time.perf_counter()
+            waiters = [asyncio.ensure_future(receive(ws, t0, got)) for ws in conns]
+            async with s.post(f"{base}/sandbox-admin/step?updates=1") as r:
+                await r.read()
+            await asyncio.gather(*waiters)
+            lat += got
+            worst.append(max(got))
+        for ws in conns:
+            await ws.close()
+    ms = [x * 1000 for x in lat]
+    print(f"  {subscribers:>3} subscribers: p50 {statistics.median(ms):.2f} ms, p99 {pct(ms, 0.99):.2f} ms, "
+          f"last subscriber p50 {statistics.median(worst) * 1000:.2f} ms ({updates} updates)")
+
+
+async def main(args: argparse.Namespace) -> None:
+    proc, info = start_server()
+    try:
+        print(f"sandbox at {info['rest']} (separate process), client: aiohttp, HMAC-SHA256 signed")
+        print("order round trips (LIMIT place, query, cancel):")
+        for c in args.concurrency:
+            await bench_orders(info, args.seconds, c)
+        print("kline update -> client WebSocket delivery (trigger to receipt):")
+        for n in args.subscribers:
+            await bench_streams(info, n, args.updates)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--updates", type=int, default=200)
+    asyncio.run(main(parser.parse_args()))
