@@ -1,0 +1,272 @@
+"""Async REST client for Binance USD-M: signing, server time, weight pacing, retries, error mapping.
+
+Retry policy (reference 6.1):
+* 429/418: wait ``Retry-After`` (every request waits, not only the one refused), then retry;
+* -1021: resync the clock once and retry once;
+* -1001/-1008/"Service Unavailable", and connection failures before anything was sent: back off and
+  retry (the venue did nothing);
+* 5xx/408/-1000/-1007 and timeouts after the request left: retried only for idempotent requests.
+  An order placement (``idempotent=False``) gets :class:`UnknownStatusError` instead, so the
+  execution port can look the order up by its client id before deciding anything;
+* business rejections (any other code) are raised at once and never retried.
+
+Pacing: the ``X-MBX-USED-WEIGHT-1M`` header of every reply says how much of the minute's weight is
+used; a request that would go past ``weight_headroom`` of the limit waits for the next minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from ..core.clock import LiveClock
+from .errors import (
+    BinanceError,
+    RateLimitError,
+    TimestampError,
+    UnavailableError,
+    UnknownStatusError,
+    VenueResponseError,
+    error_from_reply,
+    is_error_object,
+)
+from .signing import Credentials, encode, signed_query
+from .venues import weight_of
+
+log = logging.getLogger(__name__)
+
+NONE, KEYED, SIGNED = "NONE", "KEYED", "SIGNED"
+
+
+@dataclass(slots=True)
+class RestStats:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    unknown_status: int = 0
+    resyncs: int = 0
+    used_weight: int = 0
+    paced_s: float = 0.0
+
+
+class BinanceRest:
+    """One venue's REST API. ``start()`` opens the HTTP session; ``close()`` closes it."""
+
+    def __init__(
+        self,
+        rest_url: str,
+        credentials: Credentials | None = None,
+        *,
+        recv_window_ms: int = 5000,
+        timeout_s: float = 10.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.25,
+        backoff_max_s: float = 8.0,
+        weight_limit: int = 2400,
+        weight_headroom: float = 0.9,
+        clock: LiveClock | None = None,
+        trace_configs: list[aiohttp.TraceConfig] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.base = rest_url.rstrip("/")
+        self.credentials = credentials
+        self.recv_window_ms = recv_window_ms
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.weight_limit = weight_limit
+        self.weight_headroom = weight_headroom
+        self.clock = clock or LiveClock()
+        self.stats = RestStats()
+        self._trace = trace_configs
+        self._session: aiohttp.ClientSession | None = None
+        self._blocked_until = 0.0  # monotonic seconds: 429/418 make every request wait
+        self._weight_minute = -1
+        self._rng = random.Random(seed)
+
+    # ------------------------------------------------------------------------------ lifecycle
+    async def start(self) -> BinanceRest:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=32, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
+                                                  trace_configs=self._trace)
+        return self
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> BinanceRest:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("BinanceRest.start() was not called")
+        return self._session
+
+    # ------------------------------------------------------------------------------ time
+    @property
+    def offset_ms(self) -> int:
+        return self.clock.offset_ms
+
+    def server_ms(self) -> int:
+        """Our best estimate of the venue's server time."""
+        return self.clock.now_ms()
+
+    async def sync_time(self) -> int:
+        """Measure ``offset = serverTime - midpoint(send, receive)`` and sign with it from now on."""
+        wall = LiveClock()
+        before = wall.now_ms()
+        data = await self.request("GET", "/fapi/v1/time")
+        after = wall.now_ms()
+        try:
+            server = int(data["serverTime"])
+        except (TypeError, KeyError, ValueError):
+            answer = str(data)[:80]
+            raise VenueResponseError(0, f"/fapi/v1/time answered {answer!r}", 200, "GET /fapi/v1/time") from None
+        self.clock.offset_ms = server - (before + after) // 2
+        return self.clock.offset_ms
+
+    # ------------------------------------------------------------------------------ requests
+    async def get(self, path: str, params: Mapping[str, Any] | None = None, security: str = NONE) -> Any:
+        return await self.request("GET", path, params, security=security)
+
+    async def signed(self, method: str, path: str, params: Mapping[str, Any] | None = None,
+                     *, idempotent: bool = True) -> Any:
+        return await self.request(method, path, params, security=SIGNED, idempotent=idempotent)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        security: str = NONE,
+        idempotent: bool = True,
+    ) -> Any:
+        """Send with retries per the module's policy; return the decoded JSON or raise a BinanceError."""
+        params = params or {}
+        endpoint = f"{method} {path}"
+        resynced = False
+        attempt = 0
+        while True:
+            try:
+                return await self._once(method, path, params, security, endpoint)
+            except TimestampError:
+                if resynced:
+                    raise
+                resynced = True
+                self.stats.resyncs += 1
+                old = self.clock.offset_ms
+                await self.sync_time()
+                log.warning("clock resync after -1021 on %s: offset %d ms -> %d ms", endpoint, old,
+                            self.clock.offset_ms)
+                continue
+            except BinanceError as exc:
+                if not exc.retryable or attempt >= self.max_retries:
+                    raise
+                if isinstance(exc, UnknownStatusError) and not idempotent:
+                    raise
+                attempt += 1
+                self.stats.retries += 1
+                if isinstance(exc, RateLimitError):
+                    delay = exc.retry_after
+                else:
+                    delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+                    delay *= 0.5 + self._rng.random() / 2
+                log.info("retrying %s in %.2f s after %s (attempt %d)", endpoint, delay, exc, attempt + 1)
+                await asyncio.sleep(delay)
+
+    async def _once(self, method: str, path: str, params: Mapping[str, Any], security: str, endpoint: str) -> Any:
+        await self._pace(method, path)
+        headers: dict[str, str] = {}
+        if security != NONE:
+            if self.credentials is None:
+                from .errors import AuthError
+
+                raise AuthError(-2014, "no API key configured (set KINETIC_BINANCE_API_KEY and "
+                                "KINETIC_BINANCE_API_SECRET, or a .env file)", 401, endpoint)
+            headers["X-MBX-APIKEY"] = self.credentials.api_key
+        if security == SIGNED:
+            assert self.credentials is not None
+            query = signed_query(params, self.credentials.api_secret, self.clock.now_ms(), self.recv_window_ms)
+        else:
+            query = encode(params)
+        url = URL(f"{self.base}{path}?{query}" if query else f"{self.base}{path}", encoded=True)
+        self.stats.requests += 1
+        sent = False
+        try:
+            async with self.session.request(method, url, headers=headers) as reply:
+                sent = True
+                body = await reply.read()
+                status = reply.status
+                self._note_weight(reply.headers)
+        except aiohttp.ClientConnectorError as exc:
+            raise UnavailableError(-1001, f"cannot connect: {exc.os_error or exc}", 0, endpoint) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.stats.unknown_status += 1
+            what = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            code = -1007 if isinstance(exc, TimeoutError) else -1000
+            raise UnknownStatusError(code, f"request {what} {'after' if sent else 'while'} sending", 0,
+                                     endpoint) from None
+        if status >= 300:
+            error = error_from_reply(status, body, reply.headers, endpoint)
+            if isinstance(error, RateLimitError):
+                self.stats.rate_limited += 1
+                self._blocked_until = max(self._blocked_until, time.monotonic() + error.retry_after)
+            elif isinstance(error, UnknownStatusError):
+                self.stats.unknown_status += 1
+            raise error
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            snippet = body[:80].decode("utf-8", "replace")
+            raise VenueResponseError(0, f"HTTP {status} with a body that is not JSON: {snippet!r}", status,
+                                     endpoint) from None
+        if is_error_object(data):
+            raise error_from_reply(400, body, reply.headers, endpoint)
+        return data
+
+    # ------------------------------------------------------------------------------ pacing
+    def _note_weight(self, headers: Mapping[str, str]) -> None:
+        raw = headers.get("X-MBX-USED-WEIGHT-1M")
+        if raw is None:
+            return
+        try:
+            self.stats.used_weight = int(raw)
+        except ValueError:
+            return
+        self._weight_minute = self.server_ms() // 60_000
+
+    async def _pace(self, method: str, path: str) -> None:
+        wait = self._blocked_until - time.monotonic()
+        if wait > 0:
+            self.stats.paced_s += wait
+            await asyncio.sleep(wait)
+        cost = weight_of(method, path)
+        if cost == 0 or self._weight_minute < 0:
+            return
+        now = self.server_ms()
+        if now // 60_000 != self._weight_minute:
+            return  # a new minute: the venue's counter restarted
+        if self.stats.used_weight + cost > self.weight_limit * self.weight_headroom:
+            delay = (60_000 - now % 60_000) / 1000 + 0.05
+            log.warning("request weight %d of %d used this minute; pausing %.1f s before %s %s",
+                        self.stats.used_weight, self.weight_limit, delay, method, path)
+            self.stats.paced_s += delay
+            await asyncio.sleep(delay)

@@ -1,0 +1,376 @@
+"""The live composition root: the backtest's objects, with a WebSocket feed and the Binance adapter.
+
+feed (WebSocket + REST backfill) -> bus -> [journal, portfolio, risk manager, strategy runners]
+strategy intents -> risk manager -> order requests -> BinanceExecution -> REST
+user data stream -> translator -> order/fill/position/balance events -> bus
+
+Only the kline source and the execution port differ from :mod:`kinetic_empire.backtest.engine`; the
+bus, runners, risk manager and portfolio are the same classes. The sandbox and Binance Demo Trading
+differ only in the venue's URLs and keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..binance.errors import BinanceError, NoChangeError, RejectedError
+from ..binance.execution import BinanceExecution
+from ..binance.market import KlineFeed, market_now
+from ..binance.rest import BinanceRest
+from ..binance.signing import Credentials
+from ..binance.translate import UserTranslator, safe
+from ..binance.userstream import UserStream
+from ..binance.venues import Venue
+from ..binance.wire import dec
+from ..core.bus import EventBus
+from ..core.enums import TradingState
+from ..core.errors import ConfigError, HandlerError, KineticError
+from ..core.events import Note
+from ..core.rules import LeverageBrackets, SymbolRules, parse_brackets, parse_exchange_info
+from ..core.timeframes import timeframe_ms
+from ..portfolio import Portfolio
+from ..resources import default_brackets
+from ..risk import RiskConfig, RiskManager
+from ..strategy.registry import StrategyRegistry
+from ..strategy.runner import StrategyRunner
+from .clock import VenueClock
+from .config import LiveConfig
+from .doctor import Check, Doctor, format_checks
+from .journal import SCHEMA_VERSION, Journal
+
+log = logging.getLogger(__name__)
+
+
+class PreflightError(KineticError):
+    """The doctor found a problem that makes trading impossible; carries the checks."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        self.checks = checks
+        super().__init__("preflight failed:\n" + format_checks(checks))
+
+
+def run_tag(run_id: str) -> str:
+    """Five base-36 characters from the run id: the root of every client order id of the run."""
+    n = int(hashlib.sha256(run_id.encode()).hexdigest()[:12], 16)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    for _ in range(5):
+        n, r = divmod(n, 36)
+        out += digits[r]
+    return out
+
+
+@dataclass
+class Health:
+    """What the status view and the summary show about the connections and the risk state."""
+
+    paused_for_stale: bool = False
+    stale_topics: list[str] = field(default_factory=list)
+    handler_errors: int = 0
+    started_wall: float = field(default_factory=time.time)
+
+
+class LiveEngine:
+    """One live (paper) run on one venue and account."""
+
+    def __init__(
+        self,
+        config: LiveConfig,
+        registry: StrategyRegistry,
+        venue: Venue,
+        credentials: Credentials | None,
+        *,
+        run_id: str,
+        run_dir: Path,
+        check_streams: bool = True,
+        unknown_grace_s: float = 1.0,
+        stale_after_s: float | None = None,
+        rest: BinanceRest | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.venue = venue
+        self.credentials = credentials
+        self.run_id = run_id
+        self.run_dir = Path(run_dir)
+        self.tag = run_tag(run_id)
+        self.check_streams = check_streams
+        self.unknown_grace_s = unknown_grace_s
+        self.stale_after_s = stale_after_s if stale_after_s is not None else config.stale_after_s
+        self.rest = rest or BinanceRest(venue.rest_url, credentials, recv_window_ms=config.recv_window_ms,
+                                        timeout_s=config.request_timeout_s)
+        self.health = Health()
+        self.checks: list[Check] = []
+        self.symbols = config.symbols
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._errors_seen: set[tuple[str, str]] = set()
+        self.started = False
+        # built in start()
+        self.bus: EventBus
+        self.clock: VenueClock
+        self.journal: Journal
+        self.portfolio: Portfolio
+        self.translator: UserTranslator
+        self.execution: BinanceExecution
+        self.risk: RiskManager
+        self.feed: KlineFeed
+        self.user: UserStream
+        self.runners: list[StrategyRunner] = []
+        self.rules: dict[str, SymbolRules] = {}
+        self.initial_balance = Decimal(0)
+
+    # ------------------------------------------------------------------------------ start-up
+    async def start(self) -> None:
+        cfg = self.config
+        rest = await self.rest.start()
+        specs = []
+        for s in cfg.strategies:
+            cls = self.registry.get(s.name)
+            tf = s.timeframe or cls.timeframe
+            timeframe_ms(tf)
+            cls.resolve_params(s.params, where=f"{s.path}.params")
+            specs.append((s, cls, tf))
+        risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
+        await rest.sync_time()
+        brackets = await self._brackets()
+        leverage = {sym: risk_config.check_leverage(sym, brackets) for sym in self.symbols if sym in brackets}
+        doctor = Doctor(rest, self.venue, self.symbols, leverage, margin_type=cfg.margin_type,
+                        stream_timeout_s=cfg.stream_check_timeout_s, check_streams=self.check_streams)
+        if cfg.preflight:
+            self.checks = await doctor.run()
+            if not doctor.ok:
+                raise PreflightError(self.checks)
+            info = doctor.exchange_info
+        else:
+            info = None
+        if info is None:
+            info = await rest.get("/fapi/v1/exchangeInfo")
+        self.rules = parse_exchange_info(info)
+        for sym in self.symbols:
+            if sym not in self.rules:
+                raise ConfigError("strategies", f"{sym} is not listed by the venue's exchangeInfo")
+        weight = next((r.get("limit") for r in info.get("rateLimits", []) if r.get("rateLimitType") == "REQUEST_WEIGHT"
+                       and r.get("interval") == "MINUTE"), None)
+        if weight:
+            rest.weight_limit = int(weight)
+        maker, taker = await self._fees()
+        wallet = await self._wallet()
+        self.initial_balance = wallet
+
+        self.clock = clock = VenueClock(await market_now(rest))
+        self.bus = bus = EventBus(on_error=self._on_handler_error)
+        self.journal = Journal(self.run_dir / "journal.sqlite")
+        self.journal.attach(bus)  # first: commands are journaled before the port can send them
+        self.journal.set_meta(
+            schema_version=SCHEMA_VERSION, run_id=self.run_id, run_tag=self.tag, venue=self.venue.name,
+            rest_url=self.venue.rest_url, ws_url=self.venue.ws_url,
+            account=self.credentials.fingerprint if self.credentials else "", initial_balance=str(wallet),
+            started_wall_ms=int(self.health.started_wall * 1000), started_market_ms=clock.now_ms(),
+            config=cfg.to_dict(), fees={"maker": str(maker), "taker": str(taker)},
+        )
+        self.portfolio = Portfolio(bus, wallet)
+        self.translator = UserTranslator(bus.publish, clock.now_ms, self.portfolio.leverage, observe=clock.observe)
+        self.translator.wallet = wallet
+        self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s)
+        self.risk = RiskManager(bus, clock, self.portfolio, self.rules, brackets, risk_config,
+                                fee_rate_taker=taker, fee_rate_maker=maker)
+        self._initial_state = risk_config.state
+        lev_meta = {}
+        for sym in self.symbols:
+            lev = self.risk.leverage_for(sym)
+            lev_meta[sym] = lev
+            self.portfolio.set_leverage(sym, lev)
+            if not cfg.preflight:  # the doctor has set margin type and leverage otherwise
+                await self._set_symbol(sym, lev)
+        self.journal.set_meta(leverage=lev_meta)
+
+        topics: list[tuple[str, str]] = []
+        for n, (s, cls, tf) in enumerate(specs):
+            for sym in s.symbols:
+                strategy = cls(sym, s.params, timeframe=tf, where=f"{s.path}.params")
+                runner = StrategyRunner(strategy, bus, clock, strategy_id=s.strategy_id,
+                                        id_prefix=f"{self.tag}{n}{sym}", fail_fast=False, window=cfg.window)
+                self.runners.append(runner)
+                topics.append((sym, tf))
+        self.feed = KlineFeed(rest, self.venue, topics, bus.publish, clock.now_ms, observe=clock.observe)
+        self.user = UserStream(rest, self.venue, safe(self.translator.on_message, "user stream"),
+                               lambda: self.execution.reconcile(self.symbols))
+        self._spawn(self.user.run(), "user stream")
+        try:
+            await asyncio.wait_for(self.user.ready.wait(), timeout=max(10.0, cfg.stream_check_timeout_s))
+        except TimeoutError:
+            raise KineticError(f"user data stream did not connect: {self.user.last_error or 'timeout'}") from None
+        warm = await self.feed.warm_up(cfg.window)
+        for runner in self.runners:
+            runner.warm_up_live(warm.get((runner.symbol, runner.timeframe), []))
+            runner.start()
+        self._spawn(self.feed.run(), "market stream")
+        if self.stale_after_s:
+            self._spawn(self._watch_feed(self.stale_after_s), "feed watchdog")
+        self._spawn(self._flush_journal(), "journal flush")
+        self.started = True
+        log.info("live run %s started on %s (%s) with %d strategies on %s", self.run_id, self.venue.name,
+                 self.venue.rest_url, len(self.runners), ", ".join(self.symbols))
+
+    async def _brackets(self) -> dict[str, LeverageBrackets]:
+        try:
+            payload = await self.rest.signed("GET", "/fapi/v1/leverageBracket")
+            found = parse_brackets(payload if isinstance(payload, list) else [payload])
+            if all(sym in found for sym in self.symbols):
+                return found
+        except (BinanceError, ValueError, KeyError, TypeError) as exc:
+            log.warning("leverage brackets from the venue unusable (%s); using the bundled snapshot", exc)
+        return default_brackets()
+
+    async def _fees(self) -> tuple[Decimal, Decimal]:
+        try:
+            data = await self.rest.signed("GET", "/fapi/v1/commissionRate", {"symbol": self.symbols[0]})
+            return dec(data["makerCommissionRate"]), dec(data["takerCommissionRate"])
+        except (BinanceError, KeyError, TypeError, ValueError) as exc:
+            log.warning("commission rates unavailable (%s); assuming 0.0002 / 0.0005", exc)
+            return Decimal("0.0002"), Decimal("0.0005")
+
+    async def _wallet(self) -> Decimal:
+        rows = await self.rest.signed("GET", "/fapi/v2/balance")
+        for row in rows:
+            if row.get("asset") == "USDT":
+                return dec(row.get("balance"))
+        raise KineticError("the account has no USDT balance")
+
+    async def _set_symbol(self, symbol: str, leverage: int) -> None:
+        try:
+            await self.rest.signed("POST", "/fapi/v1/marginType", {"symbol": symbol,
+                                                                    "marginType": self.config.margin_type})
+        except NoChangeError:
+            pass
+        except RejectedError as exc:
+            log.warning("%s: margin type not changed: %s", symbol, exc)
+        await self.rest.signed("POST", "/fapi/v1/leverage", {"symbol": symbol, "leverage": leverage})
+
+    # ------------------------------------------------------------------------------ running
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.append(task)
+
+    def _on_handler_error(self, error: HandlerError) -> None:
+        """Live: a failing handler is reported (once per handler and error type) and the run goes on."""
+        self.health.handler_errors += 1
+        key = (error.handler, type(error.cause).__name__)
+        if key in self._errors_seen:
+            log.debug("%s", error)
+            return
+        self._errors_seen.add(key)
+        log.error("%s", error, exc_info=error.cause)
+
+    async def _watch_feed(self, stale_after_s: float) -> None:
+        """Pause entries (REDUCING) while any stream is silent past the threshold; resume when fresh."""
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(min(1.0, stale_after_s / 4))
+            now = time.monotonic()
+            stale = []
+            for sym, tf in self.feed.topics:
+                age = self.feed.age_s((sym, tf))
+                if (age if age is not None else now - started) > stale_after_s:
+                    stale.append(f"{sym} {tf}")
+            self.health.stale_topics = stale
+            if stale and not self.health.paused_for_stale:
+                self.health.paused_for_stale = True
+                cause = f"FEED_STALE no market data for {stale_after_s:g} s on {', '.join(stale)}"
+                log.warning("%s: new entries paused", cause)
+                self.risk.set_state(TradingState.REDUCING, cause)
+                self._note("feed", cause)
+            elif not stale and self.health.paused_for_stale:
+                self.health.paused_for_stale = False
+                log.warning("market data fresh again: entries resumed")
+                self.risk.set_state(self._initial_state, "FEED_FRESH market data flowing again")
+                self._note("feed", "market data fresh again")
+
+    def _note(self, topic: str, message: str, **data: Any) -> None:
+        now = self.clock.now_ms()
+        self.bus.publish(Note(topic=topic, message=message, data=data, ts_event=now, ts_init=now))
+
+    async def _flush_journal(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self.journal.flush()
+
+    def last_activity(self) -> float:
+        """Monotonic time of the latest message on either stream."""
+        times = [self.user.last_message, *self.feed.last_message.values()]
+        return max(times, default=0.0)
+
+    async def settle(self, quiet_s: float = 0.02, timeout: float = 10.0) -> None:
+        """Wait until no request is in flight and neither stream has spoken for ``quiet_s`` (tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await asyncio.sleep(quiet_s / 2)
+            if self.execution.busy:
+                await self.execution.drain(timeout=max(0.0, deadline - time.monotonic()))
+                continue
+            if time.monotonic() - self.last_activity() >= quiet_s and not self.execution.busy:
+                return
+
+    async def wait(self, duration_s: float | None = None, stop: asyncio.Event | None = None,
+                   until: Callable[[], bool] | None = None) -> str:
+        """Run until the duration passes, ``stop`` is set or ``until()`` is true; returns why it ended."""
+        end = None if duration_s is None else time.monotonic() + duration_s
+        while True:
+            if stop is not None and stop.is_set():
+                return "stopped by the operator"
+            if end is not None and time.monotonic() >= end:
+                return f"duration of {duration_s:g} s reached"
+            if until is not None and until():
+                return "the venue's data ended"
+            dead = [t for t in self._tasks if t.done()]
+            for t in dead:
+                if not t.cancelled() and t.exception() is not None:
+                    raise KineticError(f"{t.get_name()} failed: {t.exception()}") from t.exception()
+            await asyncio.sleep(0.1)
+
+    # ------------------------------------------------------------------------------ shutdown
+    async def shutdown(self, policy: str | None = None) -> None:
+        """Stop trading; ``flatten`` cancels every order and closes every position, ``leave`` keeps them."""
+        policy = policy or self.config.shutdown
+        if not self.started:
+            await self.rest.close()
+            return
+        await self.feed.stop()
+        for runner in self.runners:
+            runner.stop()
+        await self.execution.drain()
+        if policy == "flatten":
+            await self._flatten()
+        await self.settle(quiet_s=0.2, timeout=5.0)
+        await self.user.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.journal.set_meta(ended_wall_ms=int(time.time() * 1000), ended_market_ms=self.clock.now_ms(),
+                              shutdown=policy)
+        self.journal.close()
+        await self.rest.close()
+        self.started = False
+
+    async def _flatten(self) -> None:
+        log.warning("shutdown: cancelling every order and closing every position on %s", ", ".join(self.symbols))
+        self.risk.set_state(TradingState.HALTED, "SHUTDOWN flatten")
+        await self.execution.cancel_all(self.symbols)
+        await self.execution.flatten(self.symbols, f"{self.tag}-flat")
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(
+            q != 0 for q, _e in self.translator.positions.values()
+        ):
+            await asyncio.sleep(0.1)
+        await self.execution.reconcile(self.symbols)

@@ -1,0 +1,254 @@
+"""Preflight checks (``kinetic doctor``, and the start of ``kinetic run``): is this venue ready to trade?
+
+Each check says what it found and, when it fails, how to fix it. The usual failures it catches: the
+wrong host, keys from another environment (demo keys on the testnet host...), a clock far off, hedge
+mode, a symbol that is not trading, streams blocked by a proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import websockets
+
+from ..binance.errors import AuthError, BinanceError, NoChangeError, RejectedError
+from ..binance.rest import KEYED, BinanceRest
+from ..binance.venues import Venue
+from ..binance.wire import dec, stream_name
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    hint: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
+
+
+def format_checks(checks: Iterable[Check]) -> str:
+    lines = []
+    for c in checks:
+        lines.append(f"  [{c.status:>4}] {c.name:<22} {c.detail}")
+        if c.hint and c.status != OK:
+            lines.append(f"         {'':<22} fix: {c.hint}")
+    return "\n".join(lines)
+
+
+class Doctor:
+    """Runs the checks in order; later checks that need keys are skipped when the keys are bad."""
+
+    def __init__(self, rest: BinanceRest, venue: Venue, symbols: list[str], leverage: Mapping[str, int],
+                 *, margin_type: str = "CROSSED", stream_timeout_s: float = 15.0, check_streams: bool = True) -> None:
+        self.rest = rest
+        self.venue = venue
+        self.symbols = symbols
+        self.leverage = leverage
+        self.margin_type = margin_type
+        self.stream_timeout_s = stream_timeout_s
+        self.check_streams = check_streams
+        self.checks: list[Check] = []
+        self.exchange_info: dict[str, object] | None = None
+
+    def _add(self, name: str, status: str, detail: str, hint: str = "") -> Check:
+        c = Check(name, status, detail, hint)
+        self.checks.append(c)
+        return c
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.failed for c in self.checks)
+
+    async def run(self) -> list[Check]:
+        if not await self._reachable():
+            return self.checks
+        await self._time()
+        await self._exchange_info()
+        if not await self._keys():
+            return self.checks
+        await self._position_mode()
+        await self._balance()
+        if self.check_streams:
+            await self._streams()
+        else:
+            await self._symbol_settings()
+        return self.checks
+
+    # ------------------------------------------------------------------------------ checks
+    async def _reachable(self) -> bool:
+        try:
+            await self.rest.get("/fapi/v1/ping")
+        except (BinanceError, OSError) as exc:
+            self._add("REST reachable", FAIL, f"{self.rest.base}: {exc}",
+                      "check the venue and URL (live.venue / --venue, live.rest_url) and your network or proxy")
+            return False
+        self._add("REST reachable", OK, self.rest.base)
+        return True
+
+    async def _time(self) -> None:
+        try:
+            offset = await self.rest.sync_time()
+        except BinanceError as exc:
+            self._add("server time", FAIL, str(exc), "the venue's /fapi/v1/time must answer")
+            return
+        status = OK if abs(offset) < 1000 else WARN
+        self._add("server time", status, f"offset {offset:+d} ms (corrected for when signing)",
+                  "sync the system clock (NTP); requests are signed with the measured offset meanwhile")
+
+    async def _exchange_info(self) -> None:
+        try:
+            info = await self.rest.get("/fapi/v1/exchangeInfo")
+        except BinanceError as exc:
+            self._add("exchangeInfo", FAIL, str(exc), "the venue must serve /fapi/v1/exchangeInfo")
+            return
+        self.exchange_info = info
+        status = {s.get("symbol"): s.get("status") for s in info.get("symbols", [])}
+        bad = [f"{sym} ({status.get(sym) or 'unknown'})" for sym in self.symbols if status.get(sym) != "TRADING"]
+        if bad:
+            self._add("symbols trading", FAIL, "not trading: " + ", ".join(bad),
+                      "remove these symbols from the strategies, or pick ones the venue lists as TRADING")
+        else:
+            self._add("symbols trading", OK, f"{len(self.symbols)} configured, all TRADING "
+                      f"({len(status)} listed)")
+
+    async def _keys(self) -> bool:
+        if self.rest.credentials is None:
+            self._add("API keys", FAIL, "no keys",
+                      "set KINETIC_BINANCE_API_KEY and KINETIC_BINANCE_API_SECRET (environment or .env); "
+                      "demo keys come from demo.binance.com > API management")
+            return False
+        try:
+            account = await self.rest.signed("GET", "/fapi/v2/account")
+        except AuthError as exc:
+            hint = ("the secret does not match the key (-1022)" if exc.code == -1022 else
+                    "keys must belong to this venue (demo keys for binance-demo), be typed exactly, allow futures "
+                    "trading, and allow this IP")
+            self._add("API keys", FAIL, f"rejected by the venue: {exc.code} {exc.msg}", hint)
+            return False
+        except BinanceError as exc:
+            self._add("API keys", FAIL, str(exc), "the signed account endpoint must answer")
+            return False
+        can_trade = account.get("canTrade", True)
+        self._add("API keys", OK if can_trade else FAIL, f"key {self.rest.credentials.fingerprint} accepted"
+                  + ("" if can_trade else ", but canTrade is false"), "enable futures trading for this API key")
+        return True
+
+    async def _position_mode(self) -> None:
+        try:
+            data = await self.rest.signed("GET", "/fapi/v1/positionSide/dual")
+        except BinanceError as exc:
+            self._add("position mode", FAIL, str(exc))
+            return
+        if data.get("dualSidePosition"):
+            self._add("position mode", FAIL, "hedge mode (dualSidePosition=true)",
+                      "switch the account to one-way mode (Preferences > Position Mode, or POST "
+                      "/fapi/v1/positionSide/dual dualSidePosition=false with no open orders or positions)")
+        else:
+            self._add("position mode", OK, "one-way")
+
+    async def _balance(self) -> None:
+        try:
+            rows = await self.rest.signed("GET", "/fapi/v2/balance")
+        except BinanceError as exc:
+            self._add("balance", FAIL, str(exc))
+            return
+        usdt = next((r for r in rows if r.get("asset") == "USDT"), None)
+        if usdt is None:
+            self._add("balance", FAIL, "no USDT balance", "fund the futures wallet (demo: the site's Reset button)")
+            return
+        avail = dec(usdt.get("availableBalance"))
+        self._add("balance", OK if avail > 0 else FAIL, f"USDT wallet {dec(usdt.get('balance')):f}, "
+                  f"available {avail:f}", "fund the futures wallet (demo: the site's Reset button)")
+
+    async def _symbol_settings(self) -> None:
+        """Margin type and leverage on every traded symbol (these calls also produce user-stream events)."""
+        problems = []
+        for sym in self.symbols:
+            try:
+                await self.rest.signed("POST", "/fapi/v1/marginType", {"symbol": sym, "marginType": self.margin_type})
+            except NoChangeError:
+                pass
+            except RejectedError as exc:
+                if exc.code not in (-4047, -4048):  # open orders or a position: the current type stays
+                    problems.append(f"{sym} margin type: {exc.code} {exc.msg}")
+            except BinanceError as exc:
+                problems.append(f"{sym} margin type: {exc}")
+            lev = self.leverage.get(sym, 1)
+            try:
+                await self.rest.signed("POST", "/fapi/v1/leverage", {"symbol": sym, "leverage": lev})
+            except BinanceError as exc:
+                problems.append(f"{sym} leverage {lev}x: {exc.code} {exc.msg}")
+        if problems:
+            self._add("margin and leverage", FAIL, "; ".join(problems),
+                      "lower risk.leverage for the symbol, or close its position/orders before changing margin type")
+        else:
+            self._add("margin and leverage", OK, f"{self.margin_type.lower()}, leverage set on {len(self.symbols)} "
+                      "symbol(s)")
+
+    async def _streams(self) -> None:
+        """Market stream: any message within the timeout. User stream: the leverage change's event."""
+        key = None
+        try:
+            data = await self.rest.request("POST", "/fapi/v1/listenKey", security=KEYED)
+            key = str(data["listenKey"])
+        except (BinanceError, KeyError, TypeError) as exc:
+            self._add("user stream", FAIL, f"listenKey: {exc}", "the key needs the USER_STREAM permission")
+        market_url = self.venue.market_stream_url([stream_name(s, "1m") for s in self.symbols[:5]])
+        market = asyncio.ensure_future(_first_message(market_url, self.stream_timeout_s))
+        connected = asyncio.Event()
+        user = None
+        if key:
+            user = asyncio.ensure_future(_first_message(self.venue.user_stream_url(key), self.stream_timeout_s,
+                                                        connected))
+            # connected before the settings below make the venue send events
+            waiter = asyncio.ensure_future(connected.wait())
+            await asyncio.wait({waiter, user}, timeout=self.stream_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        await self._symbol_settings()
+        got = await market
+        if isinstance(got, str):
+            self._add("market stream", OK, f"{got} within {self.stream_timeout_s:g} s")
+        else:
+            self._add("market stream", FAIL, f"{self.venue.ws_url}: {got}",
+                      "check live.ws_url and that WebSockets are not blocked (routed path /market/stream)")
+        if user is not None:
+            got = await user
+            if isinstance(got, str):
+                self._add("user stream", OK, f"{got} within {self.stream_timeout_s:g} s")
+            else:
+                self._add("user stream", FAIL, f"no event: {got}",
+                          "check live.ws_url (routed path /private/ws) and the key's permissions")
+        if key:
+            with contextlib.suppress(BinanceError):
+                await self.rest.request("DELETE", "/fapi/v1/listenKey", security=KEYED)
+
+
+async def _first_message(url: str, timeout: float, connected: asyncio.Event | None = None) -> str | Exception:
+    """The event type of the first message on ``url`` (a string), or what went wrong (an exception)."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with websockets.connect(url, open_timeout=timeout, max_size=2**22) as ws:
+                if connected is not None:
+                    connected.set()
+                raw = await ws.recv()
+    except TimeoutError:
+        return TimeoutError(f"no message within {timeout:g} s")
+    except (OSError, websockets.WebSocketException) as exc:
+        return exc
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        return ValueError(f"not JSON: {str(raw)[:60]!r}")
+    if isinstance(msg, dict) and "data" in msg:
+        msg = msg["data"]
+    kind = msg.get("e") if isinstance(msg, dict) else None
+    return f"{kind or 'message'} received"

@@ -1,0 +1,189 @@
+"""The run journal: every event of a live run, in bus order, in SQLite (WAL) under ``runs/<run-id>/``.
+
+Written as things happen: commands (intents, order and cancel requests) are committed before the
+execution port can send them (the journal subscribes before the port, and the port only sends from a
+task started after the bus call returns), so after a crash every order the venue may know of has its
+client id in the journal. Other events are committed in small batches (``flush``) and at close.
+
+Designed for resuming after a crash (a later issue): ``meta`` names the schema version, the run, the
+venue and the account (a fingerprint of the key, never the key), the run tag from which client ids are
+derived, and the initial balance; ``events`` replays the bus in order (``seq``), each event as JSON with
+Decimals as strings, decodable back into the same frozen event objects (:func:`read_events`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import types
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import fields
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from ..core import events as ev
+from ..core.bus import EventBus
+from ..logs import redact
+
+SCHEMA_VERSION = 1
+
+EVENT_TYPES: tuple[type, ...] = (
+    ev.KlineClosed, ev.MarkPriceUpdated, ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.OrderAccepted,
+    ev.OrderRejected, ev.OrderCanceled, ev.OrderExpired, ev.OrderFilled, ev.PositionChanged, ev.BalanceChanged,
+    ev.FundingApplied, ev.Liquidated, ev.RiskDenied, ev.TradingStateChanged, ev.StrategyHalted, ev.Note,
+)
+_BY_NAME = {cls.__name__: cls for cls in EVENT_TYPES}
+_COMMANDS = (ev.OrderIntent, ev.OrderRequest, ev.CancelRequest)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    ts_event INTEGER NOT NULL,
+    ts_init INTEGER NOT NULL,
+    symbol TEXT,
+    client_order_id TEXT,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
+CREATE INDEX IF NOT EXISTS events_client ON events (client_order_id) WHERE client_order_id IS NOT NULL;
+"""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def encode(event: Any) -> dict[str, Any]:
+    return {f.name: _plain(getattr(event, f.name)) for f in fields(event)}
+
+
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    """How to turn a JSON value back into a field of type ``hint``."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
+        inner = _converter(args[0])
+        return lambda v: None if v is None else inner(v)
+    if hint is Decimal:
+        return Decimal
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint
+    if typing.get_origin(hint) is tuple:
+        return tuple
+    return lambda v: v
+
+
+_DECODERS: dict[type, list[tuple[str, Callable[[Any], Any]]]] = {}
+
+
+def decode(kind: str, payload: dict[str, Any]) -> Any:
+    cls = _BY_NAME[kind]
+    conv = _DECODERS.get(cls)
+    if conv is None:
+        hints = typing.get_type_hints(cls)
+        conv = _DECODERS[cls] = [(f.name, _converter(hints[f.name])) for f in fields(cls)]
+    return cls(**{name: c(payload[name]) for name, c in conv if name in payload})
+
+
+class Journal:
+    """Append-only event log of one run."""
+
+    def __init__(self, path: Path, *, batch: int = 256) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level="DEFERRED", check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+        self._pending = 0
+        self._batch = batch
+        self.written = 0
+        self._bus: EventBus | None = None
+
+    # ------------------------------------------------------------------------------ meta
+    def set_meta(self, **values: Any) -> None:
+        rows = [(k, redact(v if isinstance(v, str) else json.dumps(_plain(v), sort_keys=True)))
+                for k, v in values.items()]
+        self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
+        self._db.commit()
+
+    # ------------------------------------------------------------------------------ writing
+    def attach(self, bus: EventBus) -> None:
+        """Subscribe to every event type; call before the execution port subscribes."""
+        self._bus = bus
+        for cls in EVENT_TYPES:
+            bus.subscribe(cls, self.record)
+
+    def detach(self) -> None:
+        if self._bus is not None:
+            for cls in EVENT_TYPES:
+                self._bus.unsubscribe(cls, self.record)
+            self._bus = None
+
+    def record(self, event: Any) -> None:
+        payload = json.dumps(encode(event), separators=(",", ":"))
+        self._db.execute(
+            "INSERT INTO events (kind, ts_event, ts_init, symbol, client_order_id, payload) VALUES (?,?,?,?,?,?)",
+            (type(event).__name__, event.ts_event, event.ts_init, getattr(event, "symbol", None),
+             getattr(event, "client_order_id", None), redact(payload)),
+        )
+        self.written += 1
+        self._pending += 1
+        if isinstance(event, _COMMANDS) or self._pending >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._db.commit()
+            self._pending = 0
+
+    def close(self) -> None:
+        self.detach()
+        self.flush()
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.close()
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        out: dict[str, Any] = {}
+        for key, value in db.execute("SELECT key, value FROM meta"):
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                out[key] = value
+        return out
+    finally:
+        db.close()
+
+
+def read_events(path: Path, kinds: tuple[str, ...] | None = None) -> Iterator[Any]:
+    """The journal's events, decoded, in bus order."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        sql = "SELECT kind, payload FROM events"
+        args: tuple[Any, ...] = ()
+        if kinds:
+            sql += f" WHERE kind IN ({','.join('?' * len(kinds))})"
+            args = kinds
+        for kind, payload in db.execute(sql + " ORDER BY seq", args):
+            yield decode(kind, json.loads(payload))
+    finally:
+        db.close()

@@ -1,0 +1,127 @@
+"""``kinetic report <run-id>``: the results folder of a live run, rendered from its journal.
+
+The journal's events are replayed, in their original order, into a fresh bus with a
+:class:`~kinetic_empire.portfolio.Portfolio` listening, exactly as during the run; the equity curve is
+marked at the closes of the klines the run received. The same writer as a backtest's produces the same
+files (trades, orders, equity, metrics, chart, HTML), so the two can be read side by side.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.bus import EventBus
+from ..core.errors import KineticError
+from ..core.events import KlineClosed, OrderRejected, StrategyHalted
+from ..core.timeframes import TIMEFRAME_MS
+from ..portfolio import Portfolio, step_lookup
+from ..report import compute_metrics, format_summary, write_results
+from ..report.metrics import Metrics
+from .journal import read_events, read_meta
+
+REPORT_DIR = "report"
+
+
+class RunNotFound(KineticError):
+    pass
+
+
+def run_dir_for(run: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """A run id (under ``runs_dir``) or a path to a run folder."""
+    p = Path(run)
+    if (p / "journal.sqlite").is_file():
+        return p
+    q = Path(runs_dir) / str(run)
+    if (q / "journal.sqlite").is_file():
+        return q
+    raise RunNotFound(f"no journal for run {run!r} (looked in {p} and {q})")
+
+
+class Replayed:
+    """A run rebuilt from its journal: portfolio, kline closes and counts."""
+
+    def __init__(self, run_dir: Path) -> None:
+        path = run_dir / "journal.sqlite"
+        self.meta = read_meta(path)
+        self.initial_balance = Decimal(str(self.meta.get("initial_balance", "0")))
+        bus = EventBus()
+        self.portfolio = Portfolio(bus, self.initial_balance)
+        for sym, lev in (self.meta.get("leverage") or {}).items():
+            self.portfolio.set_leverage(sym, int(lev))
+        self.klines: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        self.rejections: list[OrderRejected] = []
+        self.halts: list[StrategyHalted] = []
+        self.events = 0
+        for event in read_events(path):
+            self.events += 1
+            if isinstance(event, KlineClosed):
+                self.klines.setdefault((event.symbol, event.timeframe), []).append((event.ts_event, event.close))
+            elif isinstance(event, OrderRejected):
+                self.rejections.append(event)
+            elif isinstance(event, StrategyHalted):
+                self.halts.append(event)
+            bus.publish(event)
+
+    def timeline(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Close times of each symbol's finest timeframe, with each symbol's close carried forward."""
+        finest: dict[str, str] = {}
+        for sym, tf in self.klines:
+            if sym not in finest or TIMEFRAME_MS[tf] < TIMEFRAME_MS[finest[sym]]:
+                finest[sym] = tf
+        series = {sym: np.asarray(self.klines[(sym, tf)], dtype=np.float64) for sym, tf in finest.items()}
+        parts = [s[:, 0].astype(np.int64) for s in series.values() if len(s)]
+        ts = np.unique(np.concatenate(parts)) if parts else np.array([], dtype=np.int64)
+        closes: dict[str, np.ndarray] = {}
+        for sym, s in series.items():
+            idx = np.searchsorted(s[:, 0].astype(np.int64), ts, side="right") - 1
+            closes[sym] = np.where(idx >= 0, s[np.clip(idx, 0, None), 1], np.nan)
+        for sym in self.portfolio.symbols_traded():
+            if sym not in closes:  # a position on a symbol we had no klines for: marked at its entry
+                hts, _q, hentry = self.portfolio.position_history(sym)
+                closes[sym] = step_lookup(hts, hentry, ts, 0.0)
+        return ts, closes
+
+    def metrics(self, ts: np.ndarray, equity: np.ndarray) -> Metrics:
+        p = self.portfolio
+        m = compute_metrics(ts, equity, p.trades, p.initial_balance, p.fees_total, p.funding_total,
+                            p.liquidation_count, p.exposure_fraction(ts))
+        m["open_positions_at_end"] = len(p.positions())
+        m["risk_denials"] = sum(p.denials_by_code.values())
+        m["order_rejections"] = len(self.rejections)
+        m["klines_received"] = sum(len(v) for v in self.klines.values())
+        m["strategies_halted"] = len(self.halts)
+        m["venue"] = str(self.meta.get("venue", ""))
+        return m
+
+
+def build_report(run_dir: Path) -> Path:
+    """Write ``run_dir/report/`` from the journal (replacing an older one) and return its path."""
+    run = Replayed(run_dir)
+    ts, closes = run.timeline()
+    equity = run.portfolio.equity_curve(ts, closes) if len(ts) else np.array([], dtype=np.float64)
+    metrics = run.metrics(ts, equity)
+    p = run.portfolio
+    end = int(ts[-1]) if len(ts) else 0
+    config: dict[str, Any] = dict(run.meta.get("config") or {})
+    config["run"] = {k: run.meta.get(k) for k in ("run_id", "venue", "rest_url", "account", "started_market_ms",
+                                                  "ended_market_ms", "shutdown", "fees")}
+    names = " + ".join(dict.fromkeys(s.get("name", "?") for s in config.get("strategies", [])))
+    symbols = ", ".join(dict.fromkeys(sym for s in config.get("strategies", []) for sym in s.get("symbols", [])))
+    return write_results(
+        run_dir, REPORT_DIR,
+        trades=[*p.trades, *p.open_trades(end)], orders=p.orders, equity=(ts, equity, None), metrics=metrics,
+        config=config, denials=p.denials_by_code,
+        title=f"{names} on {symbols} ({run.meta.get('venue', 'live')} paper run {run.meta.get('run_id', '')})",
+        overwrite=True,
+    )
+
+
+def summary(run_dir: Path) -> str:
+    run = Replayed(run_dir)
+    ts, closes = run.timeline()
+    equity = run.portfolio.equity_curve(ts, closes) if len(ts) else np.array([], dtype=np.float64)
+    return format_summary(run.metrics(ts, equity))
