@@ -51,7 +51,7 @@ class FaultConfig:
 
     def update(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():
-            if name not in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            if name not in self.__dataclass_fields__:
                 raise ValueError(f"unknown fault setting {name!r}")
             if name == "latency_ms":
                 value = (float(value[0]), float(value[1]))

@@ -109,8 +109,8 @@ class Gateway:
             return web.Response(status=err.status, body=err.body(), headers=headers, content_type=_JSON)
         except Exception:
             log.exception("sandbox: unexpected error on %s %s", request.method, request.path_qs)
-            body = error_body(-1000, "An unknown error occured while processing the request.")
-            return web.Response(status=500, body=body, headers=headers, content_type=_JSON)
+            crash = error_body(-1000, "An unknown error occured while processing the request.")
+            return web.Response(status=500, body=crash, headers=headers, content_type=_JSON)
 
 
 @web.middleware

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 from urllib.parse import parse_qsl
 
 from .errors import CLIENT_ID_RANGE, DECIMAL_RANGE, INT_RANGE, ApiError, illegal, invalid, mandatory, not_all_read
@@ -23,6 +23,10 @@ _CLIENT_ID = re.compile(CLIENT_ID_RANGE)
 COMMON = frozenset({"timestamp", "recvWindow", "signature"})
 
 E = TypeVar("E", bound=StrEnum)
+# the readers below are named str/int/bool; annotations inside the class use these aliases
+_Str: TypeAlias = str
+_Int: TypeAlias = int
+_Bool: TypeAlias = bool
 
 
 def parse_pairs(query: str, body: str) -> dict[str, str]:
@@ -44,10 +48,10 @@ class Params:
 
     __slots__ = ("data",)
 
-    def __init__(self, data: dict[str, str]) -> None:
+    def __init__(self, data: dict[_Str, _Str]) -> None:
         self.data = data
 
-    def check_known(self, allowed: frozenset[str] | None) -> None:
+    def check_known(self, allowed: frozenset[_Str] | None) -> None:
         """Reject names the endpoint does not read (-1104), as Binance does."""
         if allowed is None:
             return
@@ -56,10 +60,10 @@ class Params:
             sent = len(self.data)
             raise not_all_read(sent - len(unknown), sent)
 
-    def has(self, name: str) -> bool:
+    def has(self, name: _Str) -> _Bool:
         return self.data.get(name, "") != ""
 
-    def str(self, name: str, required: bool = False) -> str | None:
+    def str(self, name: _Str, required: _Bool = False) -> _Str | None:
         value = self.data.get(name)
         if value is None or value == "":
             if required:
@@ -67,12 +71,12 @@ class Params:
             return None
         return value
 
-    def req(self, name: str) -> str:
+    def req(self, name: _Str) -> _Str:
         value = self.str(name, True)
         assert value is not None
         return value
 
-    def decimal(self, name: str, required: bool = False, *, positive_only: bool = False) -> Decimal | None:
+    def decimal(self, name: _Str, required: _Bool = False) -> Decimal | None:
         raw = self.str(name, required)
         if raw is None:
             return None
@@ -83,7 +87,7 @@ class Params:
         except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
             raise illegal(name, DECIMAL_RANGE) from None
 
-    def int(self, name: str, required: bool = False, lo: int | None = None, hi: int | None = None) -> int | None:
+    def int(self, name: _Str, required: _Bool = False, lo: _Int | None = None, hi: _Int | None = None) -> _Int | None:
         raw = self.str(name, required)
         if raw is None:
             return None
@@ -94,7 +98,7 @@ class Params:
             raise invalid(name)
         return value
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def bool(self, name: _Str, default: _Bool = False) -> _Bool:
         raw = self.str(name)
         if raw is None:
             return default
@@ -105,7 +109,7 @@ class Params:
             return False
         raise invalid(name)
 
-    def enum(self, name: str, cls: type[E], code: int, msg: str, required: bool = False) -> E | None:
+    def enum(self, name: _Str, cls: type[E], code: _Int, msg: _Str, required: _Bool = False) -> E | None:
         raw = self.str(name, required)
         if raw is None:
             return None
@@ -114,19 +118,19 @@ class Params:
         except ValueError:
             raise ApiError(code, msg) from None
 
-    def choice(self, name: str, options: Iterable[str], required: bool = False) -> str | None:
+    def choice(self, name: _Str, options: Iterable[_Str], required: _Bool = False) -> _Str | None:
         raw = self.str(name, required)
         if raw is not None and raw not in options:
             raise invalid(name)
         return raw
 
-    def client_id(self, name: str) -> str | None:
+    def client_id(self, name: _Str) -> _Str | None:
         raw = self.str(name)
         if raw is not None and not _CLIENT_ID.match(raw):
             raise illegal(name, CLIENT_ID_RANGE)
         return raw
 
-    def limit(self, default: int, maximum: int) -> int:
+    def limit(self, default: _Int, maximum: _Int) -> _Int:
         value = self.int("limit")
         if value is None:
             return default

@@ -138,7 +138,7 @@ class SandboxServer:
         await site.start()
         server = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._expire_keys()))
         if cfg.speed:
