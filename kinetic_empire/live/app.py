@@ -105,7 +105,7 @@ class LiveEngine:
         self.tag = run_tag(run_id)
         self.check_streams = check_streams
         self.unknown_grace_s = unknown_grace_s
-        self.stale_after_s = stale_after_s if stale_after_s is not None else config.stale_after_s
+        self.stale_after_s = stale_after_s if stale_after_s is not None else config.stale_threshold_s()
         self.rest = rest or BinanceRest(venue.rest_url, credentials, recv_window_ms=config.recv_window_ms,
                                         timeout_s=config.request_timeout_s)
         self.health = Health()

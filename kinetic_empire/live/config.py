@@ -105,6 +105,16 @@ class LiveConfig:
     def symbols(self) -> list[str]:
         return list(dict.fromkeys(sym for s in self.strategies for sym in s.symbols))
 
+    def stale_threshold_s(self) -> float | None:
+        """Seconds of market-data silence that pause entries: configured, or three klines of the replay
+        speed on the sandbox (none when stepped), or 90 s on Binance (a 1m stream sends at least its close)."""
+        if self.stale_after_s is not None:
+            return self.stale_after_s
+        if self.venue == SANDBOX:
+            speed = self.sandbox.speed
+            return None if not speed or speed == float("inf") else 5.0 + 3 * 60.0 / speed
+        return 90.0
+
     def resolve_venue(self) -> Venue | None:
         """The venue's URLs, or None for the in-process sandbox (its URLs exist once it runs)."""
         if self.venue == SANDBOX and not self.rest_url:

@@ -1,0 +1,267 @@
+"""Command-line entry points of the live commands: ``run``, ``doctor``, ``report``, ``compare``.
+
+``kinetic_empire.cli`` wires them as sub-commands: each ``add_*_arguments(parser)`` fills a parser and
+each ``*_main(args)`` runs the command and returns its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ..binance.signing import ENV_KEY, ENV_SECRET, Credentials, load_credentials
+from ..binance.venues import SANDBOX, VENUES, Venue
+from ..core.errors import KineticError
+from ..logs import JsonFormatter
+from ..strategy.registry import StrategyRegistry, build_registry
+from .app import LiveEngine, PreflightError
+from .config import SHUTDOWN_POLICIES, LiveConfig
+from .doctor import Doctor, format_checks
+from .report import build_report, run_dir_for, summary
+from .sandbox_venue import local_sandbox
+from .status import StatusView
+
+log = logging.getLogger("kinetic_empire.live")
+
+DEFAULT_CONFIG = "config/live.sandbox.yaml"
+
+
+# ------------------------------------------------------------------------------------------ shared
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"live YAML config (default {DEFAULT_CONFIG})")
+    p.add_argument("--venue", choices=VENUES, help="sandbox (local, default) | binance-demo | binance-testnet | custom")
+    p.add_argument("--rest-url", help="REST base URL (custom venue, or to override a preset)")
+    p.add_argument("--ws-url", help="stream host URL (custom venue, or to override a preset)")
+    p.add_argument("--env-file", default=".env", help=f"file with {ENV_KEY} / {ENV_SECRET} (default .env)")
+    p.add_argument("--speed", type=float, help="sandbox replay speed (market time per wall time; 0 = stepped)")
+    p.add_argument("--strategy-path", action="append", default=[], metavar="DIR",
+                   help="extra folder of strategy files (repeatable)")
+
+
+def _load(args: argparse.Namespace) -> tuple[LiveConfig, StrategyRegistry]:
+    config = LiveConfig.load(args.config).with_overrides(
+        venue=args.venue, rest_url=args.rest_url, ws_url=args.ws_url, speed=args.speed,
+        shutdown=getattr(args, "shutdown", None), runs_dir=getattr(args, "runs_dir", None),
+        preflight=False if getattr(args, "no_preflight", False) else None,
+    )
+    return config, build_registry([Path(p) for p in args.strategy_path])
+
+
+def _credentials(args: argparse.Namespace) -> Credentials:
+    creds = load_credentials(dotenv=Path(args.env_file))
+    if creds is None:
+        raise KineticError(
+            f"no API keys: set {ENV_KEY} and {ENV_SECRET} in the environment or in {args.env_file} "
+            "(demo keys: demo.binance.com > API management). The local sandbox needs none: --venue sandbox"
+        )
+    return creds
+
+
+@contextlib.asynccontextmanager
+async def _venue(config: LiveConfig, registry: StrategyRegistry, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """(venue, credentials, until) for the configured venue; the sandbox runs for the block."""
+    if config.venue == SANDBOX and not config.rest_url:
+        async with local_sandbox(config, registry) as (sb, venue, creds):
+            yield venue, creds, (lambda: sb.replay.done)
+        return
+    venue = config.resolve_venue()
+    assert venue is not None
+    yield venue, _credentials(args), None
+
+
+@contextlib.contextmanager
+def _run_logging(run_dir: Path, quiet_console: bool) -> Iterator[None]:
+    """JSON lines to ``run_dir/kinetic.log``; the console keeps errors only while the status view draws."""
+    root = logging.getLogger()
+    handler = logging.FileHandler(run_dir / "kinetic.log", encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.INFO)
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(min(old_level or logging.WARNING, logging.INFO))
+    consoles = [h for h in root.handlers if isinstance(h, logging.StreamHandler) and h is not handler
+                and getattr(h, "stream", None) in (sys.stderr, sys.stdout)]
+    levels = [h.level for h in consoles]
+    if quiet_console:
+        for h in consoles:
+            h.setLevel(max(h.level, logging.ERROR))
+    try:
+        yield
+    finally:
+        for h, lvl in zip(consoles, levels):
+            h.setLevel(lvl)
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+
+
+def default_run_id(config: LiveConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    names = "+".join(dict.fromkeys(s.name for s in config.strategies))
+    return f"{stamp}-{config.venue}-{names}"
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument("--run-id", help="folder name under the runs dir (default: time-venue-strategies)")
+    p.add_argument("--runs-dir", help="where run folders go (default: live.runs_dir, runs/)")
+    p.add_argument("--shutdown", choices=SHUTDOWN_POLICIES,
+                   help="at exit: leave (protective orders stay on the exchange) or flatten (cancel all, close all)")
+    p.add_argument("--no-preflight", action="store_true", help="skip the doctor's checks before trading")
+    p.add_argument("--no-status", action="store_true", help="no live status view")
+
+
+def run_main(args: argparse.Namespace) -> int:
+    config, registry = _load(args)
+    run_id = args.run_id or default_run_id(config)
+    run_dir = Path(config.runs_dir) / run_id
+    if (run_dir / "journal.sqlite").exists():
+        raise KineticError(f"run {run_id} exists in {run_dir}; choose another --run-id")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    status_tty = not args.no_status and sys.stdout.isatty()
+    with _run_logging(run_dir, quiet_console=status_tty):
+        return asyncio.run(_run(config, registry, args, run_id, run_dir))
+
+
+async def _run(config: LiveConfig, registry: StrategyRegistry, args: argparse.Namespace, run_id: str,
+               run_dir: Path) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, _on_signal(stop))
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    plan = ", ".join(f"{s.name} on {'/'.join(s.symbols)}" for s in config.strategies)
+    print(f"kinetic run {run_id}: venue {config.venue}, strategies {plan}")
+    async with _venue(config, registry, args) as (venue, creds, until):
+        engine = LiveEngine(config, registry, venue, creds, run_id=run_id, run_dir=run_dir)
+        status = None if args.no_status else StatusView(engine)
+        status_task = None
+        reason = "start-up failed"
+        try:
+            await engine.start()
+            print(f"preflight ({venue.rest_url}):\n{format_checks(engine.checks)}" if engine.checks else
+                  "preflight skipped")
+            until_text = "Ctrl-C to stop" if args.duration is None else f"for {args.duration:g} s (Ctrl-C stops)"
+            print(f"trading; {until_text}; logs: {run_dir / 'kinetic.log'}")
+            if status is not None:
+                status_task = asyncio.ensure_future(status.run())
+            reason = await engine.wait(args.duration, stop, until)
+        except PreflightError as exc:
+            print(f"preflight failed ({venue.rest_url}):\n{format_checks(exc.checks)}", file=sys.stderr)
+            return 1
+        finally:
+            if status_task is not None:
+                status_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await status_task
+                status.clear()  # type: ignore[union-attr]
+            if engine.started:
+                print(f"stopping ({reason}); shutdown policy: {config.shutdown}")
+            await engine.shutdown()
+    if not (run_dir / "journal.sqlite").exists():
+        return 1
+    report = build_report(run_dir)
+    print(summary(run_dir))
+    print(f"market stream: {engine.feed.published} klines ({engine.feed.backfilled} backfilled, "
+          f"{engine.feed.reconnects} reconnects); user stream: {engine.user.reconnects} reconnects; "
+          f"orders placed {engine.execution.placed}, rejected {engine.execution.rejected}")
+    print(f"journal: {run_dir / 'journal.sqlite'}")
+    print(f"report:  {report}/  (open {report / 'report.html'})")
+    return 0
+
+
+def _on_signal(stop: asyncio.Event) -> Callable[[], None]:
+    def handler() -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping after the current step (Ctrl-C again to abort)", file=sys.stderr)
+        stop.set()
+
+    return handler
+
+
+# ------------------------------------------------------------------------------------------- doctor
+
+
+def add_doctor_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each stream's first event")
+
+
+def doctor_main(args: argparse.Namespace) -> int:
+    config, registry = _load(args)
+    return asyncio.run(_doctor(config, registry, args))
+
+
+async def _doctor(config: LiveConfig, registry: StrategyRegistry, args: argparse.Namespace) -> int:
+    from ..binance.rest import BinanceRest
+    from ..risk import RiskConfig
+
+    risk = RiskConfig.from_mapping(config.risk, "risk")
+    leverage = {sym: risk.leverage_for(sym) for sym in config.symbols}
+    async with _venue(config, registry, args) as (venue, creds, _until):
+        assert isinstance(venue, Venue)
+        async with BinanceRest(venue.rest_url, creds, recv_window_ms=config.recv_window_ms,
+                               timeout_s=config.request_timeout_s, max_retries=1) as rest:
+            doctor = Doctor(rest, venue, config.symbols, leverage, margin_type=config.margin_type,
+                            stream_timeout_s=args.timeout)
+            checks = await doctor.run()
+    print(f"kinetic doctor: venue {venue.name} ({venue.rest_url}, streams {venue.ws_url})")
+    print(format_checks(checks))
+    failed = [c for c in checks if c.failed]
+    print("ready to trade" if not failed else f"{len(failed)} check(s) failed")
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------------------- report
+
+
+def add_report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", help="run id (folder under --runs-dir) or a run folder")
+    p.add_argument("--runs-dir", default="runs", help="where run folders are (default runs/)")
+
+
+def report_main(args: argparse.Namespace) -> int:
+    run_dir = run_dir_for(args.run_id, args.runs_dir)
+    path = build_report(run_dir)
+    print(summary(run_dir))
+    print(f"report: {path}/  (open {path / 'report.html'})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ compare
+
+
+def add_compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", help="live run id (folder under --runs-dir) or a run folder")
+    p.add_argument("backtest", help="backtest results folder, or its id under --results-dir")
+    p.add_argument("--runs-dir", default="runs", help="where run folders are (default runs/)")
+    p.add_argument("--results-dir", default="backtests/results", help="where backtest results are")
+    p.add_argument("--tolerance-pct", type=float, default=0.05, help="price difference still called equal, in %%")
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    from .compare import compare_runs, format_comparison
+
+    run_dir = run_dir_for(args.run_id, args.runs_dir)
+    bt = Path(args.backtest)
+    if not (bt / "trades.csv").is_file():
+        bt = Path(args.results_dir) / args.backtest
+    if not (bt / "trades.csv").is_file():
+        raise KineticError(f"no backtest results (trades.csv) at {args.backtest} or {bt}")
+    result = compare_runs(run_dir, bt, tolerance_pct=args.tolerance_pct)
+    print(format_comparison(result))
+    return 0 if result.identical else 3
