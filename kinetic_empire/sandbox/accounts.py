@@ -123,14 +123,18 @@ class Account:
 
     def open_orders(self, symbol: str | None) -> list[SimOrder]:
         """Plain open orders, including those placed by triggered algo orders."""
-        return [o for o in self._open(symbol) if not o.is_algo or self.algos[o.order_id].triggered]
+        return [o for o in self._open(symbol) if not o.is_algo or self._triggered(o)]
 
     def open_algos(self, symbol: str | None) -> list[AlgoRecord]:
-        recs = (self.algos[o.order_id] for o in self._open(symbol) if o.is_algo)
-        return [r for r in recs if not r.triggered]
+        recs = (self.algos.get(o.order_id) for o in self._open(symbol) if o.is_algo)
+        return [r for r in recs if r is not None and not r.triggered]
 
     def all_orders(self, symbol: str) -> list[SimOrder]:
-        return [o for o in self.exchange.all_orders(symbol) if not o.is_algo or self.algos[o.order_id].triggered]
+        return [o for o in self.exchange.all_orders(symbol) if not o.is_algo or self._triggered(o)]
+
+    def _triggered(self, sim: SimOrder) -> bool:
+        rec = self.algos.get(sim.order_id)
+        return rec is not None and rec.triggered
 
     def _open(self, symbol: str | None) -> list[SimOrder]:
         ex = self.exchange

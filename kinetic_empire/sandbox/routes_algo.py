@@ -171,7 +171,8 @@ def all_algos(ctx: Ctx) -> Any:
 def cancel_all_algos(ctx: Ctx) -> Any:
     symbol = symbol_of(ctx, ctx.params)
     for rec in ctx.acct.open_algos(symbol):
-        ctx.acct.exchange.cancel(symbol, order_id=rec.sim.order_id)
+        if rec.sim.is_open:
+            ctx.acct.exchange.cancel(symbol, order_id=rec.sim.order_id)
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 

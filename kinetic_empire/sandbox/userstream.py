@@ -22,7 +22,6 @@ from ..core.events import (
     OrderFilled,
     PositionChanged,
 )
-from ..exchange.orders import SimOrder
 from .accounts import Account, AlgoRecord
 from .fmt import money
 from .streams import Conn
@@ -223,6 +222,3 @@ def _as_new(event: dict[str, Any]) -> dict[str, Any]:
     o["ap"] = o["L"] = "0"
     return event
 
-
-def is_plain(sim: SimOrder) -> bool:
-    return not sim.is_algo

@@ -9,7 +9,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..core.enums import Side
 from ..core.rules import SymbolRules
 from ..exchange.orders import SimOrder
 from .accounts import Account, AlgoRecord
@@ -359,10 +358,3 @@ def income_json(item: dict[str, Any]) -> dict[str, Any]:
         "tradeId": item["tradeId"],
     }
 
-
-def side_of(qty: Decimal) -> Side | None:
-    if qty > 0:
-        return Side.BUY
-    if qty < 0:
-        return Side.SELL
-    return None
