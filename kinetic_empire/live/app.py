@@ -201,6 +201,9 @@ class LiveEngine:
                                         id_prefix=f"{self.tag}{n}{sym}", fail_fast=False, window=cfg.window)
                 self.runners.append(runner)
                 topics.append((sym, tf))
+        if cfg.price_timeframe:  # fresh marks for equity and risk on every symbol, as a backtest's 1m execution
+            topics += [(sym, cfg.price_timeframe) for sym in self.symbols]
+        topics = sorted(set(topics), key=lambda t: (t[0], timeframe_ms(t[1])))
         self.feed = KlineFeed(rest, self.venue, topics, bus.publish, clock.now_ms, observe=clock.observe)
         self.user = UserStream(rest, self.venue, safe(self.translator.on_message, "user stream"),
                                lambda: self.execution.reconcile(self.symbols))

@@ -6,6 +6,7 @@
       ws_url: null                # stream host (routes /market and /private are added)
       runs_dir: runs              # runs/<run-id>/ holds journal.sqlite, kinetic.log and the report
       window: 500                 # klines kept per strategy; indicators are recomputed over them
+      price_timeframe: 1m         # klines also followed on every symbol, for equity and risk (null: none)
       stale_after_s: null         # feed silent this long -> entries paused (REDUCING); null: automatic
       shutdown: leave             # leave: protective orders stay on the exchange | flatten: cancel all, close all
       margin_type: CROSSED        # set on every traded symbol at start-up
@@ -40,6 +41,7 @@ import yaml
 from ..backtest.config import StrategyConfig, _check_one_strategy_per_symbol, _jsonable, _strategy, parse_time
 from ..binance.venues import CUSTOM, SANDBOX, VENUES, Venue, preset, refuse_production
 from ..core.errors import ConfigError
+from ..core.timeframes import TIMEFRAME_MS
 
 SHUTDOWN_POLICIES = ("leave", "flatten")
 _SECRET_KEYS = {"api_key", "api_secret", "key", "secret", "apikey", "apisecret"}
@@ -90,6 +92,7 @@ class LiveConfig:
     ws_url: str | None = None
     runs_dir: str = "runs"
     window: int = 500
+    price_timeframe: str | None = "1m"
     stale_after_s: float | None = None
     shutdown: str = "leave"
     margin_type: str = "CROSSED"
@@ -132,6 +135,7 @@ class LiveConfig:
         sb = self.sandbox
         return {
             "live": {"venue": self.venue, "rest_url": self.rest_url, "ws_url": self.ws_url, "window": self.window,
+                     "price_timeframe": self.price_timeframe,
                      "stale_after_s": self.stale_after_s, "shutdown": self.shutdown, "margin_type": self.margin_type},
             "sandbox": {"data": list(sb.data), "start": sb.start, "speed": sb.speed,
                         "updates_per_kline": sb.updates_per_kline, "initial_balance": str(sb.initial_balance),
@@ -147,8 +151,8 @@ class LiveConfig:
     def from_mapping(cls, data: Any, source: str | None = None) -> LiveConfig:
         top = _mapping(data, "<root>", {"live", "sandbox", "strategies", "risk"}, source)
         lv = _mapping(top.get("live"), "live", {
-            "venue", "rest_url", "ws_url", "runs_dir", "window", "stale_after_s", "shutdown", "margin_type",
-            "recv_window_ms", "request_timeout_s", "preflight", "stream_check_timeout_s"}, source)
+            "venue", "rest_url", "ws_url", "runs_dir", "window", "price_timeframe", "stale_after_s", "shutdown",
+            "margin_type", "recv_window_ms", "request_timeout_s", "preflight", "stream_check_timeout_s"}, source)
         venue = str(lv.get("venue", SANDBOX))
         if venue not in VENUES:
             raise ConfigError("live.venue", f"{venue!r} is not one of {', '.join(VENUES)}", source)
@@ -179,6 +183,7 @@ class LiveConfig:
             ws_url=lv.get("ws_url"),
             runs_dir=str(lv.get("runs_dir", "runs")),
             window=_num(lv.get("window", 500), "live.window", source, lo=1, integer=True),
+            price_timeframe=_price_tf(lv.get("price_timeframe", "1m"), source),
             stale_after_s=None if stale is None else float(_num(stale, "live.stale_after_s", source)),
             shutdown=shutdown,
             margin_type=margin,
@@ -240,6 +245,15 @@ class LiveConfig:
         if preflight is not None:
             cfg = replace(cfg, preflight=preflight)
         return cfg
+
+
+def _price_tf(value: Any, source: str | None) -> str | None:
+    if value is None:
+        return None
+    if value not in TIMEFRAME_MS:
+        raise ConfigError("live.price_timeframe", f"unknown timeframe {value!r}; one of {', '.join(TIMEFRAME_MS)}",
+                          source)
+    return str(value)
 
 
 def _sandbox(data: Any, source: str | None) -> SandboxSettings:

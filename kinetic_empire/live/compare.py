@@ -1,0 +1,184 @@
+"""``kinetic compare <run-id> <backtest>``: a paper run and a backtest of the same klines, trade by trade.
+
+Trades are paired by symbol and side, nearest entry time first (within ``match_window_ms``). Each pair
+is checked field by field and every difference gets a reason the operator can act on: a later entry
+(the feed was late or backfilled, an order's outcome was unknown), another entry price (filled at a
+later price update), another exit (a stop and a take-profit inside one kline resolve differently on
+the sandbox's intrabar path), another size (equity had already diverged). A trade on one side only is
+explained from the paper run's journal: a risk denial, a venue rejection, a halted strategy, a feed
+gap, or the edge of the run's window.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..core.events import Note, OrderRejected, RiskDenied, StrategyHalted, TradingStateChanged
+from .journal import read_events
+from .report import REPORT_DIR, build_report
+
+_MIN = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    symbol: str
+    side: str
+    quantity: Decimal
+    entry_time: int
+    entry_price: Decimal
+    exit_time: int
+    exit_price: Decimal
+    exit_reason: str
+    net_pnl: Decimal
+
+
+@dataclass
+class Pair:
+    live: Trade
+    backtest: Trade
+    differences: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Comparison:
+    pairs: list[Pair]
+    missed: list[tuple[Trade, str]]  # in the backtest only
+    extra: list[tuple[Trade, str]]  # in the paper run only
+    window: tuple[int, int]
+    outside: int = 0  # backtest trades outside the paper run's window
+
+    @property
+    def identical(self) -> bool:
+        return not self.missed and not self.extra and all(not p.differences for p in self.pairs)
+
+
+def read_trades(path: Path) -> list[Trade]:
+    out = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out.append(Trade(
+                symbol=row["symbol"], side=row["side"], quantity=Decimal(row["quantity"]),
+                entry_time=int(row["entry_time"]), entry_price=Decimal(row["entry_price"]),
+                exit_time=int(row["exit_time"]), exit_price=Decimal(row["exit_price"]),
+                exit_reason=row["exit_reason"], net_pnl=Decimal(row["net_pnl"]),
+            ))
+    return out
+
+
+class _Journal:
+    """What the paper run's journal says happened around a time on a symbol."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.events: list[Any] = list(read_events(run_dir / "journal.sqlite", (
+            "RiskDenied", "OrderRejected", "StrategyHalted", "Note", "TradingStateChanged", "KlineClosed")))
+        klines = [e for e in self.events if type(e).__name__ == "KlineClosed"]
+        self.start = min((k.open_time for k in klines), default=0)
+        self.end = max((k.ts_event for k in klines), default=0)
+
+    def explain(self, symbol: str, ts: int, span_ms: int) -> str:
+        near = [e for e in self.events if abs(e.ts_event - ts) <= span_ms and getattr(e, "symbol", symbol) in
+                (symbol, None)]
+        for e in near:
+            if isinstance(e, RiskDenied):
+                return f"rejection: the risk manager denied the entry ({e.code}: {e.message})"
+        for e in near:
+            if isinstance(e, OrderRejected):
+                return f"rejection: the venue rejected the order ({e.code}: {e.reason})"
+        for e in self.events:
+            if isinstance(e, StrategyHalted) and e.ts_event <= ts:
+                return f"missed signal: strategy {e.strategy_id} was halted ({e.error[:80]})"
+        for e in near:
+            if isinstance(e, TradingStateChanged) and e.state.value != "ACTIVE":
+                return f"missed signal: trading was {e.state.value} ({e.cause})"
+            if isinstance(e, Note) and e.topic == "feed":
+                return f"missed signal: {e.message}"
+        if ts - self.start < span_ms or self.end - ts < span_ms:
+            return "at the edge of the paper run's window: the other side saw a different history or end"
+        return "missed signal: no intent at that time; the strategy's state (position) differed by then"
+
+
+def _timing(what: str, delta_ms: int) -> str:
+    later = "later" if delta_ms > 0 else "earlier"
+    if abs(delta_ms) < _MIN:
+        return (f"{what} {abs(delta_ms) / 1000:g} s {later} in the paper run: the order reached the venue after "
+                "the kline's opening update and filled at its next price update (fill latency, same kline)")
+    return (f"{what} {abs(delta_ms) / _MIN:g} min {later} in the paper run (a late or backfilled kline, or an "
+            "order whose outcome was unknown and was resolved later)")
+
+
+def _differences(a: Trade, b: Trade, tol_pct: Decimal) -> list[str]:
+    out = []
+    if a.entry_time != b.entry_time:
+        out.append("timing: " + _timing("entered", a.entry_time - b.entry_time))
+    for name, pa, pb in (("entry", a.entry_price, b.entry_price), ("exit", a.exit_price, b.exit_price)):
+        if pa != pb:
+            pct = (pa - pb) / pb * 100 if pb else Decimal(0)
+            level = "entry price" if name == "entry" else "exit price"
+            cause = ("filled at a later price update than the kline's open" if name == "entry" and abs(pct) > tol_pct
+                     else "tick-level difference")
+            out.append(f"{level}: {pa} vs {pb} ({pct:+.4f} %): {cause}")
+    if a.exit_reason != b.exit_reason:
+        out.append(f"exit: {a.exit_reason} vs {b.exit_reason} (a stop and a take-profit inside one kline: the "
+                   "sandbox follows the kline's intrabar path, the backtest assumes the stop first)")
+    elif a.exit_time != b.exit_time:
+        out.append("exit timing: " + _timing("exited", a.exit_time - b.exit_time))
+    if a.quantity != b.quantity:
+        out.append(f"size: {a.quantity} vs {b.quantity} (equity or price at sizing time differed)")
+    return out
+
+
+def compare_runs(run_dir: Path, backtest_dir: Path, *, tolerance_pct: float = 0.05,
+                 match_window_ms: int = 3_600_000) -> Comparison:
+    live_csv = run_dir / REPORT_DIR / "trades.csv"
+    if not live_csv.is_file():
+        build_report(run_dir)
+    journal = _Journal(run_dir)
+    live = [t for t in read_trades(live_csv) if t.exit_reason != "open"]
+    every = [t for t in read_trades(backtest_dir / "trades.csv") if t.exit_reason != "open"]
+    bt = [t for t in every if journal.start <= t.entry_time <= journal.end]
+    tol = Decimal(str(tolerance_pct))
+    pairs: list[Pair] = []
+    free = list(bt)
+    extra: list[tuple[Trade, str]] = []
+    for t in sorted(live, key=lambda t: t.entry_time):
+        candidates = [b for b in free if b.symbol == t.symbol and b.side == t.side
+                      and abs(b.entry_time - t.entry_time) <= match_window_ms]
+        if not candidates:
+            extra.append((t, journal.explain(t.symbol, t.entry_time, 2 * _MIN)))
+            continue
+        best = min(candidates, key=lambda b: abs(b.entry_time - t.entry_time))
+        free.remove(best)
+        pairs.append(Pair(t, best, _differences(t, best, tol)))
+    missed = [(b, journal.explain(b.symbol, b.entry_time, 2 * _MIN)) for b in free]
+    return Comparison(pairs, missed, extra, (journal.start, journal.end), len(every) - len(bt))
+
+
+def _fmt_trade(t: Trade) -> str:
+    import time
+
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.entry_time / 1000))
+    return f"{t.symbol} {t.side} {t.quantity} @ {t.entry_price} {when} -> {t.exit_price} ({t.exit_reason}) " \
+           f"net {t.net_pnl}"
+
+
+def format_comparison(c: Comparison) -> str:
+    same = sum(1 for p in c.pairs if not p.differences)
+    lines = [f"paper run vs backtest: {len(c.pairs)} paired trades ({same} identical, {len(c.pairs) - same} "
+             f"different), {len(c.missed)} only in the backtest, {len(c.extra)} only in the paper run"
+             + (f"; {c.outside} backtest trades outside the run's window not compared" if c.outside else "")]
+    for p in c.pairs:
+        if p.differences:
+            lines.append(f"  ~ {_fmt_trade(p.live)}")
+            lines.extend(f"      {d}" for d in p.differences)
+    for t, why in c.missed:
+        lines.append(f"  - backtest only: {_fmt_trade(t)}\n      {why}")
+    for t, why in c.extra:
+        lines.append(f"  + paper only:    {_fmt_trade(t)}\n      {why}")
+    if c.identical:
+        lines.append("  every trade matches: same entries, exits, prices, sizes and PnL")
+    return "\n".join(lines)
