@@ -125,7 +125,7 @@ def _differences(a: Trade, b: Trade, tol_pct: Decimal) -> list[str]:
     if a.exit_reason != b.exit_reason:
         out.append(f"exit: {a.exit_reason} vs {b.exit_reason} (a stop and a take-profit inside one kline: the "
                    "sandbox follows the kline's intrabar path, the backtest assumes the stop first)")
-    elif a.exit_time != b.exit_time:
+    elif a.exit_time // _MIN != b.exit_time // _MIN or (a.exit_reason == "signal" and a.exit_time != b.exit_time):
         out.append("exit timing: " + _timing("exited", a.exit_time - b.exit_time))
     if a.quantity != b.quantity:
         out.append(f"size: {a.quantity} vs {b.quantity} (equity or price at sizing time differed)")
