@@ -12,7 +12,7 @@ directly; it builds the identical object (a test checks equality) at roughly a t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from decimal import Decimal
 from typing import Any, TypeVar, dataclass_transform
 
@@ -67,17 +67,26 @@ def _fast_init(cls: type) -> Callable[..., None]:
 
 
 def fast_factory(cls: type[E]) -> Callable[..., E]:
-    """Return a positional constructor for a slotted frozen dataclass, in field order, without checks."""
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = [f"def make({', '.join(names)}):", "    o = _new(_cls)"]
-    for name in names:
-        env[f"_set_{name}"] = getattr(cls, name).__set__
-        lines.append(f"    _set_{name}(o, {name})")
-    lines.append("    return o")
-    exec("\n".join(lines), env)
-    make: Callable[..., E] = env["make"]
-    make.__doc__ = f"Positional constructor for {cls.__name__}({', '.join(names)})."
+    """Return a positional constructor for a slotted frozen dataclass, in field order, without checks.
+
+    It builds a mutable twin (a plain slotted dataclass with the same fields, so the same memory
+    layout), whose generated ``__init__`` stores fields at full speed, then re-labels the object as
+    ``cls``. The result is an ordinary frozen ``cls`` instance (equal, hashable, immutable); a test
+    checks that. Used where one event is built per kline.
+    """
+    twin = make_dataclass(
+        f"_Mutable{cls.__name__}",
+        [(f.name, f.type) for f in fields(cls)],  # type: ignore[arg-type]
+        slots=True,
+    )
+
+    def make(*values: Any) -> E:
+        obj = twin(*values)
+        obj.__class__ = cls
+        return obj
+
+    names = ", ".join(f.name for f in fields(cls))  # type: ignore[arg-type]
+    make.__doc__ = f"Positional constructor for {cls.__name__}({names})."
     return make
 
 
