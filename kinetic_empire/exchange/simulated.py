@@ -186,7 +186,7 @@ class SimulatedExchange:
         if book.pos.margin_type is margin_type:
             raise ExchangeError(-4046, "No need to change margin type.")
         if margin_type is MarginType.ISOLATED:
-            raise ExchangeError(-4047, "Isolated margin is not supported by the simulated exchange.")
+            raise ExchangeError(-1130, "Isolated margin is not supported by the simulated exchange yet.")
         book.pos.margin_type = margin_type
 
     # --------------------------------------------------------------------------------- queries
@@ -199,8 +199,8 @@ class SimulatedExchange:
     def open_orders(self, symbol: str | None = None, algo: bool | None = None) -> list[SimOrder]:
         books = [self.book(symbol)] if symbol else list(self._books.values())
         found = [o for b in books for o in (*b.market, *b.resting) if o.is_open]
-        if algo is not None:
-            found = [o for o in found if o.is_algo == algo]
+        if algo is not None:  # a triggered conditional order has become a plain order
+            found = [o for o in found if (o.is_algo and not o.triggered) == algo]
         return sorted(found, key=lambda o: o.order_id)
 
     def all_orders(self, symbol: str) -> list[SimOrder]:
@@ -305,6 +305,8 @@ class SimulatedExchange:
         book = self.book(symbol)
         rules = book.rules
         now = self._clock.now_ms()
+        if order_type is OrderType.TRAILING_STOP_MARKET:
+            raise ExchangeError(-1116, "Invalid orderType.")  # not simulated: refused rather than never firing
         if order_type.is_conditional and not algo:
             raise ExchangeError(
                 -4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
@@ -324,7 +326,7 @@ class SimulatedExchange:
         # Binance rejects reuse of an id while the order is open; a finished id may be reused.
         previous = self._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
         if previous is not None and previous.is_open:
-            raise ExchangeError(-4015, "Client order id is not valid.")
+            raise ExchangeError(-4116, "ClientOrderId is duplicated.")
         mark = _dec(book.last) if book.last else (price or trigger_price or ZERO)
         violation = rules.check_order(
             side=side,
