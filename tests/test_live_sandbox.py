@@ -92,11 +92,18 @@ def test_reconnects_backfill_every_kline_once_and_reconcile(tmp_path: Path) -> N
             engine.bus.subscribe(KlineClosed, seen.append)
             await step(sb, engine, 100)
             sb.faults.cfg.enabled = False
-            for _ in range(100):  # let both streams come back, then one more kline proves the gap closed
+            for conn in list(sb.conns):  # connections keep their fault settings: make fresh ones
+                conn.drop()
+            await asyncio.sleep(0.05)
+            for _ in range(100):
                 if engine.feed.connected and engine.user.connected:
                     break
                 await asyncio.sleep(0.05)
             await step(sb, engine, 1)
+            for _ in range(100):
+                if len(seen) >= 2 * 101:
+                    break
+                await asyncio.sleep(0.02)
             assert engine.feed.reconnects >= 2 and engine.feed.backfilled >= 2
             assert engine.user.reconnects >= 1
             for sym in ("FILUSDT", "NEARUSDT"):

@@ -119,6 +119,8 @@ class KlineFeed:
                         log.info("market stream reconnected (%d)", self.reconnects)
                     self.connected = True
                     failures = 0
+                    if self.connections > 1:
+                        await self._catch_up()
                     async for raw in ws:
                         self.last_recv = time.perf_counter()
                         await self.handle(raw)
@@ -177,6 +179,18 @@ class KlineFeed:
         self.last_closed[topic] = time.monotonic()
         self.published += 1
         self._publish(kline, topic)
+
+    async def _catch_up(self) -> None:
+        """After a reconnect: the klines that closed while we were away, before any new message."""
+        now = await market_now(self.rest)
+        for topic in self.topics:
+            last = self.last_open.get(topic)
+            interval = TIMEFRAME_MS[topic[1]]
+            if last is None:
+                continue
+            end = now - interval + 1  # the latest open time whose kline has closed by ``now``
+            if end >= last + interval:
+                await self._backfill(topic, last + interval, end)
 
     async def _backfill(self, topic: Topic, start: int, end: int) -> None:
         """Publish the closed klines with open time in [start, end] from REST, in order, once each."""

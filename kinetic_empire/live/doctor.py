@@ -129,9 +129,11 @@ class Doctor:
         try:
             account = await self.rest.signed("GET", "/fapi/v2/account")
         except AuthError as exc:
-            hint = ("the secret does not match the key (-1022)" if exc.code == -1022 else
-                    "keys must belong to this venue (demo keys for binance-demo), be typed exactly, allow futures "
-                    "trading, and allow this IP")
+            hint = (
+                "the secret does not belong to this key: copy both again from the same API key" if exc.code == -1022
+                else "keys must belong to this venue (demo keys for binance-demo), be typed exactly, allow futures "
+                "trading, and allow this IP"
+            )
             self._add("API keys", FAIL, f"rejected by the venue: {exc.code} {exc.msg}", hint)
             return False
         except BinanceError as exc:
