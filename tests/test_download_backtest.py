@@ -40,9 +40,15 @@ def test_download_store_read_backtest(tmp_path: Path) -> None:
     registry = build_registry()
     from_store = Backtest(config(str(store)), registry).run()  # the store root, with funding and mark beside it
     from_files = Backtest(config(str(sample_data_dir())), registry).run()
-    trades = [(t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.net_pnl) for t in from_store.portfolio.trades]
-    assert trades and trades == [(t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.net_pnl)
-                                 for t in from_files.portfolio.trades]
+    # same klines, same trades; only funding differs: the store's downloaded series replaces the constant
+    def shape(result):  # noqa: ANN001, ANN202
+        return [(t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.gross_pnl, t.fees)
+                for t in result.portfolio.trades]  # fmt: skip
+
+    assert shape(from_store) and shape(from_store) == shape(from_files)
+    assert from_store.portfolio.funding_total != from_files.portfolio.funding_total
+    applied = [t.funding for t in from_store.portfolio.trades if t.funding]
+    assert applied, "the downloaded funding series was applied"
 
     # The funding series is in the shape the exchange model takes.
     rates = load_funding(store, "FILUSDT", "2023-08-03", "2023-10-01")

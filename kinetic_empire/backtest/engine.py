@@ -22,7 +22,8 @@ from ..core.clock import ReplayClock
 from ..core.errors import ConfigError, DataError, KineticError
 from ..core.rules import LeverageBrackets, SymbolRules
 from ..core.timeframes import timeframe_ms
-from ..data import KlineFrame, find_kline_files, load_klines, resample
+from ..data import KlineFrame, KlineStore, find_kline_files, load_klines, resample, validate
+from ..download.funding import load_funding
 from ..exchange import ExchangeConfig, SimulatedExchange
 from ..execution import SimulatedBroker
 from ..portfolio import Portfolio
@@ -114,11 +115,32 @@ class Backtest:
         by_tf = {tf: execution if tf == exec_tf else resample(execution, tf) for tf in timeframes}
         return _Plan(symbol, execution, by_tf)
 
+    def _stores(self) -> list[Path]:
+        """Data paths that are parquet stores (``kinetic download`` / ``kinetic data import``)."""
+        return [Path(p) for p in self.config.data if (Path(p) / "klines").is_dir()]
+
+    def _funding_rates(self, symbols: list[str]) -> dict[str, dict[int, Decimal]]:
+        """Historical funding rates from the stores, where downloaded; otherwise the constant applies."""
+        rates: dict[str, dict[int, Decimal]] = {}
+        for root in self._stores():
+            for sym in symbols:
+                series = load_funding(root, sym, self.config.start, self.config.end)
+                if series:
+                    rates.setdefault(sym, {}).update(series)
+        return rates
+
     def _load_files(self, symbol: str, timeframe: str) -> KlineFrame:
         paths = [Path(p) for p in self.config.data]
         for p in paths:
             if not p.exists():
                 raise ConfigError("backtest.data", f"{p} does not exist", self.config.source)
+        stores = self._stores()
+        for root in stores:
+            for tf in (timeframe, "1m"):
+                if KlineStore(root).series_dir(symbol, tf).is_dir():
+                    frame = KlineStore(root).read(symbol, tf, end_ms=self.config.end)
+                    return validate(frame, gap_policy=self.config.gap_policy)
+        paths = [p for p in paths if p not in stores]
         for tf in (timeframe, "1m"):
             has = any(find_kline_files(p, symbol, tf) if p.is_dir() else p.name.startswith(f"{symbol}-{tf}-")
                       for p in paths)  # fmt: skip
@@ -155,6 +177,7 @@ class Backtest:
                 taker_fee=cfg.taker_fee,
                 slippage_bps=cfg.slippage_bps,
                 funding_rate=cfg.funding_rate,
+                funding_rates=self._funding_rates(list(plans)),
             ),
             symbols=list(plans),
         )
