@@ -18,7 +18,7 @@ def config(data: str) -> BacktestConfig:
     return BacktestConfig.from_mapping({
         "backtest": {"data": data, "start": "2023-08-03", "end": "2023-10-01"},
         "strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1h"}],
-        "risk": {"default_leverage": 2, "sizing": {"method": "percent_equity", "percent": 10}},
+        "risk": {"default_leverage": 2, "sizing": {"method": "fixed_notional", "notional": 1000}},
     })  # fmt: skip
 
 
@@ -41,7 +41,7 @@ def test_download_store_read_backtest(tmp_path: Path) -> None:
     from_store = Backtest(config(str(store)), registry).run()  # the store root, with funding and mark beside it
     from_files = Backtest(config(str(sample_data_dir())), registry).run()
     # same klines, same trades; only funding differs: the store's downloaded series replaces the constant
-    def shape(result):  # noqa: ANN001, ANN202
+    def shape(result):
         return [(t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.gross_pnl, t.fees)
                 for t in result.portfolio.trades]  # fmt: skip
 
