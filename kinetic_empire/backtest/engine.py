@@ -218,8 +218,7 @@ class Backtest:
             for tf, frame in sorted(series.items(), key=lambda kv: timeframe_ms(kv[0])):
                 if (sym, tf) not in published:
                     published.add((sym, tf))
-                    streams.append(Stream(sym, tf, frame.open_time, frame.open, frame.high, frame.low,
-                                          frame.close, frame.volume, _start_index(frame, cfg.start)))  # fmt: skip
+                    streams.append(Stream(frame, _start_index(frame, cfg.start)))
 
         feed = ReplayFeed(bus, clock, streams)
         total = feed.total

@@ -18,28 +18,21 @@ import numpy as np
 from ..core.bus import EventBus
 from ..core.clock import ReplayClock
 from ..core.events import KlineClosed, new_kline
-from ..core.timeframes import timeframe_ms
+from ..data import KlineFrame
 
 _CHUNK = 20_000
 
 
 @dataclass(frozen=True, slots=True)
 class Stream:
-    """One (symbol, timeframe) series to publish from ``start`` (earlier rows are warm-up only)."""
+    """One (symbol, timeframe) series to publish from row ``start`` (earlier rows are warm-up only)."""
 
-    symbol: str
-    timeframe: str
-    open_time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    frame: KlineFrame
     start: int = 0
 
     @property
     def count(self) -> int:
-        return max(0, len(self.open_time) - self.start)
+        return max(0, len(self.frame) - self.start)
 
 
 class ReplayFeed:
@@ -74,12 +67,12 @@ class ReplayFeed:
                 gc.enable()
 
     def _run_single(self, s: Stream, progress: Callable[[int], None] | None) -> int:
-        interval = timeframe_ms(s.timeframe)
+        f = s.frame
         n = s.count
-        sym, tf = s.symbol, s.timeframe
+        sym, tf = f.symbol, f.timeframe
         publish, make, clock = self._bus.publisher(KlineClosed, (sym, tf)), new_kline, self._clock
-        last = interval - 1
-        arrays = (s.open_time, s.open, s.high, s.low, s.close, s.volume)
+        last = f.interval_ms - 1
+        arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
         for begin in range(s.start, s.start + n, _CHUNK):
             # python scalars a chunk at a time: fast indexing, and a working set that stays in cache
             ot, o, h, lo, c, v = (a[begin : begin + _CHUNK].tolist() for a in arrays)
@@ -95,9 +88,9 @@ class ReplayFeed:
         streams = self._streams
         close_times, tf_lens, stream_ids, rows = [], [], [], []
         for k, s in enumerate(streams):
-            interval = timeframe_ms(s.timeframe)
-            idx = np.arange(s.start, len(s.open_time))
-            close_times.append(s.open_time[s.start :] + interval - 1)
+            interval = s.frame.interval_ms
+            idx = np.arange(s.start, len(s.frame))
+            close_times.append(s.frame.close_time[s.start :])
             tf_lens.append(np.full(idx.size, interval, dtype=np.int64))
             stream_ids.append(np.full(idx.size, k, dtype=np.int64))
             rows.append(idx)
@@ -108,12 +101,12 @@ class ReplayFeed:
         row_list = np.concatenate(rows)[order].tolist()
         cols = [
             (
-                s.symbol,
-                s.timeframe,
-                self._bus.publisher(KlineClosed, (s.symbol, s.timeframe)),
-                *(a.tolist() for a in (s.open_time, s.open, s.high, s.low, s.close, s.volume)),
+                f.symbol,
+                f.timeframe,
+                self._bus.publisher(KlineClosed, (f.symbol, f.timeframe)),
+                *(a.tolist() for a in (f.open_time, f.open, f.high, f.low, f.close, f.volume)),
             )
-            for s in streams
+            for f in (s.frame for s in streams)
         ]
         make, clock = new_kline, self._clock
         n = len(ct_list)

@@ -48,6 +48,7 @@ class BinanceExecution:
         unknown_grace_s: float = 1.0,
         max_attempts: int = 3,
         on_sent: Callable[[OrderRequest], None] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self._bus = bus
         self.rest = rest
@@ -55,6 +56,7 @@ class BinanceExecution:
         self.unknown_grace_s = unknown_grace_s
         self.max_attempts = max_attempts
         self._on_sent = on_sent
+        self._before_send = before_send or (lambda: None)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.placed = 0
         self.rejected = 0
@@ -98,6 +100,7 @@ class BinanceExecution:
         path, params = order_params(r)
         for attempt in range(1, self.max_attempts + 1):
             try:
+                self._before_send()  # the journal commits the request (and its intent) before it leaves
                 if self._on_sent is not None:
                     self._on_sent(r)
                 data = await self.rest.signed("POST", path, params, idempotent=False)
@@ -148,6 +151,7 @@ class BinanceExecution:
         kinds = [algo] if algo is not None else [False, True]
         for is_algo in kinds:
             path, params = query_params(symbol, client_id, bool(is_algo))
+            self._before_send()
             try:
                 data = await self.rest.signed("DELETE", path, params)
             except UnknownOrderError:

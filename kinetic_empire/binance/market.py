@@ -124,6 +124,7 @@ class KlineFeed:
                     async for raw in ws:
                         self.last_recv = time.perf_counter()
                         await self.handle(raw)
+                        await asyncio.sleep(0)  # orders this message caused leave before the next is handled
             except asyncio.CancelledError:
                 raise
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:

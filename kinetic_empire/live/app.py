@@ -180,7 +180,8 @@ class LiveEngine:
         self.portfolio = Portfolio(bus, wallet)
         self.translator = UserTranslator(bus.publish, clock.now_ms, self.portfolio.leverage, observe=clock.observe)
         self.translator.wallet = wallet
-        self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s)
+        self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s,
+                                          before_send=self.journal.flush)
         self.risk = RiskManager(bus, clock, self.portfolio, self.rules, brackets, risk_config,
                                 fee_rate_taker=taker, fee_rate_maker=maker)
         self._initial_state = risk_config.state

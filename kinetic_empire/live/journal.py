@@ -1,9 +1,9 @@
 """The run journal: every event of a live run, in bus order, in SQLite (WAL) under ``runs/<run-id>/``.
 
-Written as things happen: commands (intents, order and cancel requests) are committed before the
-execution port can send them (the journal subscribes before the port, and the port only sends from a
-task started after the bus call returns), so after a crash every order the venue may know of has its
-client id in the journal. Other events are committed in small batches (``flush``) and at close.
+Written as things happen, in bus order. Commands (intents, order and cancel requests) are committed
+before anything leaves for the venue: the execution port calls :meth:`Journal.flush` right before it
+sends (one commit covers every command of the kline), so after a crash every order the venue may know of
+has its client id in the journal. Other events are committed in batches (``flush``) and at close.
 
 Designed for resuming after a crash (a later issue): ``meta`` names the schema version, the run, the
 venue and the account (a fingerprint of the key, never the key), the run tag from which client ids are
@@ -142,7 +142,7 @@ class Journal:
         )
         self.written += 1
         self._pending += 1
-        if isinstance(event, _COMMANDS) or self._pending >= self._batch:
+        if self._pending >= self._batch:
             self.flush()
 
     def flush(self) -> None:
