@@ -290,3 +290,25 @@ def test_available_balance_accounts_for_positions_and_open_orders(venue):
     assert venue.ex.available_balance() == D(10000) - fee - D(400)  # 4,000 notional / 10
     venue.buy("500", order_type=OrderType.LIMIT, price=D("3.000"))
     assert venue.ex.available_balance() == D(10000) - fee - D(400) - D(150)
+
+
+def test_state_export_and_import_continue_identically(rules, brackets):
+    import json
+
+    from kinetic_empire.exchange.state import export_state, import_state
+
+    a = Venue(rules, brackets, funding_rate=D("0.0001"))
+    a.buy("100")
+    a.bar(4.0, 4.0, 4.0, 4.0)
+    a.ex.submit(symbol="FILUSDT", side=Side.SELL, order_type=OrderType.STOP_MARKET, trigger_price=D("3.800"),
+                close_position=True, algo=True, client_order_id="sl")  # fmt: skip
+    saved = json.loads(json.dumps(export_state(a.ex)))  # through JSON, as the sandbox writes it
+    b = Venue(rules, brackets, funding_rate=D("0.0001"))
+    b.t, b.events = a.t, []
+    import_state(b.ex, saved)
+    for v in (a, b):
+        v.events.clear()
+        v.bar(3.9, 3.95, 3.7, 3.75)  # the stop fires in both
+    assert [type(e).__name__ for e in a.events] == [type(e).__name__ for e in b.events]
+    assert a.ex.wallet == b.ex.wallet and b.ex.position("FILUSDT")[0] == 0
+    assert b.ex.get_order("FILUSDT", client_order_id="sl").status is OrderStatus.FILLED

@@ -1,0 +1,113 @@
+"""Save and restore a :class:`SimulatedExchange` as JSON-safe data (the sandbox's ``--state`` file).
+
+Kept beside the exchange because it reads and writes the exchange's internals (order table, books,
+id counters); nothing outside this package needs to know them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ..core.enums import MarginType, OrderStatus, OrderType, Side, TimeInForce, WorkingType
+from .orders import SimOrder
+from .simulated import SimulatedExchange
+
+_ORDER_FIELDS = (
+    "order_id", "client_order_id", "symbol", "side", "order_type", "orig_type", "quantity", "price", "trigger_price",
+    "time_in_force", "reduce_only", "close_position", "working_type", "is_algo", "status", "executed_qty", "cum_quote",
+    "avg_price", "time", "update_time", "triggered", "is_taker_on_arrival", "good_till_date",
+)  # fmt: skip
+_DECIMALS = {"quantity", "price", "trigger_price", "executed_qty", "cum_quote", "avg_price"}
+_ENUMS: dict[str, Any] = {
+    "side": Side, "order_type": OrderType, "orig_type": OrderType, "time_in_force": TimeInForce,
+    "working_type": WorkingType, "status": OrderStatus,
+}  # fmt: skip
+_TRADE_DECIMALS = ("price", "qty", "quoteQty", "commission", "realizedPnl")
+
+
+def export_state(ex: SimulatedExchange) -> dict[str, Any]:
+    """Wallet, positions, every order, trades, income and id counters; decimals as strings."""
+    books = {}
+    for symbol in ex.symbols:
+        book = ex.book(symbol)
+        pos = book.pos
+        books[symbol] = {
+            "qty": str(pos.qty), "entry": str(pos.entry), "leverage": pos.leverage,
+            "margin_type": pos.margin_type.value, "last": book.last, "next_funding": book.next_funding,
+        }  # fmt: skip
+    return {
+        "wallet": str(ex.wallet),
+        "books": books,
+        "orders": [{f: _encode(getattr(o, f)) for f in _ORDER_FIELDS} for o in ex._orders.values()],
+        "trades": [_strings(t) for t in ex.trades],
+        "income": [_strings(i) for i in ex.income],
+        "next_order_id": ex._next_order_id,
+        "next_trade_id": ex._next_trade_id,
+    }
+
+
+def import_state(ex: SimulatedExchange, saved: dict[str, Any]) -> None:
+    """Put an exported state back into a freshly built exchange with the same symbols."""
+    ex.wallet = Decimal(saved["wallet"])
+    for symbol, b in saved["books"].items():
+        book = ex.book(symbol)
+        pos = book.pos
+        pos.qty, pos.entry, pos.leverage = Decimal(b["qty"]), Decimal(b["entry"]), int(b["leverage"])
+        pos.qty_f, pos.entry_f = float(pos.qty), float(pos.entry)
+        pos.margin_type = MarginType(b["margin_type"])
+        book.last, book.next_funding = float(b["last"]), int(b["next_funding"])
+    for item in saved["orders"]:
+        order = _order(item)
+        ex._orders[order.order_id] = order
+        ex._by_client[(order.symbol, order.client_order_id)] = order
+        if order.is_open:
+            book = ex.book(order.symbol)
+            (book.market if order.order_type is OrderType.MARKET else book.resting).append(order)
+    for symbol in ex.symbols:
+        ex._refresh(ex.book(symbol))
+    ex.trades[:] = [_decimals(t, _TRADE_DECIMALS) for t in saved["trades"]]
+    ex.income[:] = [_decimals(i, ("income",)) for i in saved["income"]]
+    ex._next_order_id = int(saved["next_order_id"])
+    ex._next_trade_id = int(saved["next_trade_id"])
+    ex._update_liquidation_prices()
+
+
+def order_by_id(ex: SimulatedExchange, order_id: int) -> SimOrder | None:
+    return ex._orders.get(order_id)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    return value.value if hasattr(value, "value") else value
+
+
+def _strings(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in item.items()}
+
+
+def _decimals(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: (Decimal(v) if k in names else v) for k, v in item.items()}
+
+
+def _order(item: dict[str, Any]) -> SimOrder:
+    def val(name: str) -> Any:
+        v = item[name]
+        if v is None:
+            return None
+        if name in _DECIMALS:
+            return Decimal(v)
+        return _ENUMS[name](v) if name in _ENUMS else v
+
+    order = SimOrder(
+        order_id=val("order_id"), client_order_id=val("client_order_id"), symbol=val("symbol"), side=val("side"),
+        order_type=val("order_type"), quantity=val("quantity"), price=val("price"),
+        trigger_price=val("trigger_price"), time_in_force=val("time_in_force"), reduce_only=val("reduce_only"),
+        close_position=val("close_position"), working_type=val("working_type"), is_algo=val("is_algo"),
+        time=val("time"), good_till_date=val("good_till_date"),
+    )  # fmt: skip
+    for name in ("orig_type", "status", "executed_qty", "cum_quote", "avg_price", "update_time", "triggered",
+                 "is_taker_on_arrival"):  # fmt: skip
+        setattr(order, name, val(name))
+    return order
