@@ -304,7 +304,7 @@ def test_state_export_and_import_continue_identically(rules, brackets):
                 close_position=True, algo=True, client_order_id="sl")  # fmt: skip
     saved = json.loads(json.dumps(export_state(a.ex)))  # through JSON, as the sandbox writes it
     b = Venue(rules, brackets, funding_rate=D("0.0001"))
-    b.t, b.events = a.t, []
+    b.t = a.t
     import_state(b.ex, saved)
     for v in (a, b):
         v.events.clear()
