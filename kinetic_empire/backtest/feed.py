@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -88,35 +89,39 @@ class ReplayFeed:
         streams = self._streams
         close_times, tf_lens, stream_ids, rows = [], [], [], []
         for k, s in enumerate(streams):
-            interval = s.frame.interval_ms
             idx = np.arange(s.start, len(s.frame))
             close_times.append(s.frame.close_time[s.start :])
-            tf_lens.append(np.full(idx.size, interval, dtype=np.int64))
+            tf_lens.append(np.full(idx.size, s.frame.interval_ms, dtype=np.int64))
             stream_ids.append(np.full(idx.size, k, dtype=np.int64))
             rows.append(idx)
         ct = np.concatenate(close_times)
         order = np.lexsort((np.concatenate(stream_ids), np.concatenate(tf_lens), ct))
-        ct_list = ct[order].tolist()
-        sid_list = np.concatenate(stream_ids)[order].tolist()
-        row_list = np.concatenate(rows)[order].tolist()
-        cols = [
-            (
-                f.symbol,
-                f.timeframe,
-                self._bus.publisher(KlineClosed, (f.symbol, f.timeframe)),
-                *(a.tolist() for a in (f.open_time, f.open, f.high, f.low, f.close, f.volume)),
-            )
-            for f in (s.frame for s in streams)
-        ]
+        ct_all = ct[order]
+        sid_all = np.concatenate(stream_ids)[order]
+        row_all = np.concatenate(rows)[order]
+        frames = [s.frame for s in streams]
+        publishers = [self._bus.publisher(KlineClosed, (f.symbol, f.timeframe)) for f in frames]
         make, clock = new_kline, self._clock
-        n = len(ct_list)
+        n = len(ct_all)
         for begin in range(0, n, _CHUNK):
-            for j in range(begin, min(n, begin + _CHUNK)):
-                sym, tf, publish, ot, o, h, lo, c, v = cols[sid_list[j]]
-                i = row_list[j]
-                t = ct_list[j]
+            end = min(n, begin + _CHUNK)
+            sids, chunk_rows = sid_all[begin:end], row_all[begin:end]
+            # each stream's rows in this chunk form one contiguous range: convert just that slice
+            cols: list[tuple[Any, ...] | None] = []
+            for k, f in enumerate(frames):
+                mine = chunk_rows[sids == k]
+                if mine.size == 0:
+                    cols.append(None)
+                    continue
+                lo_row, hi_row = int(mine[0]), int(mine[-1]) + 1
+                arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
+                sliced = (a[lo_row:hi_row].tolist() for a in arrays)
+                cols.append((f.symbol, f.timeframe, publishers[k], lo_row, *sliced))
+            for sid, row, t in zip(sids.tolist(), chunk_rows.tolist(), ct_all[begin:end].tolist()):
+                sym, tf, publish, first, ot, o, h, lo, c, v = cols[sid]
+                i = row - first
                 clock.time_ms = t
                 publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
             if progress is not None:
-                progress(min(n, begin + _CHUNK))
+                progress(end)
         return n
