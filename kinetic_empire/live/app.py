@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import time
@@ -181,7 +182,7 @@ class LiveEngine:
         self.translator = UserTranslator(bus.publish, clock.now_ms, self.portfolio.leverage, observe=clock.observe)
         self.translator.wallet = wallet
         self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s,
-                                          before_send=self.journal.flush)
+                                          before_send=self.journal.commit_commands)
         self.risk = RiskManager(bus, clock, self.portfolio, self.rules, brackets, risk_config,
                                 fee_rate_taker=taker, fee_rate_maker=maker)
         self._initial_state = risk_config.state
@@ -222,6 +223,8 @@ class LiveEngine:
             self._spawn(self._watch_feed(self.stale_after_s), "feed watchdog")
         self._spawn(self._flush_journal(), "journal flush")
         self.started = True
+        gc.collect()
+        gc.freeze()  # start-up objects (rules, brackets, strategy history) leave the collector's scans
         log.info("live run %s started on %s (%s) with %d strategies on %s", self.run_id, self.venue.name,
                  self.venue.rest_url, len(self.runners), ", ".join(self.symbols))
 

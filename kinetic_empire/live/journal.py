@@ -1,9 +1,11 @@
 """The run journal: every event of a live run, in bus order, in SQLite (WAL) under ``runs/<run-id>/``.
 
-Written as things happen, in bus order. Commands (intents, order and cancel requests) are committed
-before anything leaves for the venue: the execution port calls :meth:`Journal.flush` right before it
-sends (one commit covers every command of the kline), so after a crash every order the venue may know of
-has its client id in the journal. Other events are committed in batches (``flush``) and at close.
+Every event gets its place in bus order (``seq``) when it is published. Commands (intents, order and
+cancel requests) are written at once and committed before anything leaves for the venue: the execution
+port calls :meth:`Journal.commit_commands` right before it sends (one commit covers every command of the
+kline), so after a crash every order the venue may know of has its client id in the journal. Other events
+(klines, fills, positions...) are kept in memory and written by :meth:`Journal.flush` (every half second
+and at close): off the hot path, and after a crash the venue is the source of truth for them anyway.
 
 Designed for resuming after a crash (a later issue): ``meta`` names the schema version, the run, the
 venue and the account (a fingerprint of the key, never the key), the run tag from which client ids are
@@ -66,8 +68,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+_SIMPLE = (str, int, float, bool, type(None))
+
+
 def encode(event: Any) -> dict[str, Any]:
-    return {f.name: _plain(getattr(event, f.name)) for f in fields(event)}
+    names = _NAMES.get(type(event))
+    if names is None:
+        names = _NAMES[type(event)] = tuple(f.name for f in fields(event))
+    out = {}
+    for name in names:
+        value = getattr(event, name)
+        out[name] = value if type(value) in _SIMPLE else _plain(value)
+    return out
 
 
 def _converter(hint: Any) -> Callable[[Any], Any]:
@@ -110,6 +123,9 @@ class Journal:
         self._db.commit()
         self._pending = 0
         self._batch = batch
+        self._deferred: list[tuple[int, Any]] = []
+        row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
+        self._seq = int(row[0] or 0)
         self.written = 0
         self._bus: EventBus | None = None
 
@@ -134,21 +150,37 @@ class Journal:
             self._bus = None
 
     def record(self, event: Any) -> None:
+        self._seq += 1
+        if isinstance(event, _COMMANDS):
+            self._insert(self._seq, event)
+        else:
+            self._deferred.append((self._seq, event))
+            if len(self._deferred) >= self._batch:
+                self.flush()
+
+    def _insert(self, seq: int, event: Any) -> None:
         payload = json.dumps(encode(event), separators=(",", ":"))
         self._db.execute(
-            "INSERT INTO events (kind, ts_event, ts_init, symbol, client_order_id, payload) VALUES (?,?,?,?,?,?)",
-            (type(event).__name__, event.ts_event, event.ts_init, getattr(event, "symbol", None),
+            "INSERT INTO events (seq, kind, ts_event, ts_init, symbol, client_order_id, payload) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (seq, type(event).__name__, event.ts_event, event.ts_init, getattr(event, "symbol", None),
              getattr(event, "client_order_id", None), redact(payload)),
         )
         self.written += 1
         self._pending += 1
-        if self._pending >= self._batch:
-            self.flush()
 
-    def flush(self) -> None:
+    def commit_commands(self) -> None:
+        """Make the commands written so far durable (called right before a request leaves)."""
         if self._pending:
             self._db.commit()
             self._pending = 0
+
+    def flush(self) -> None:
+        """Write the deferred events and commit everything."""
+        deferred, self._deferred = self._deferred, []
+        for seq, event in deferred:
+            self._insert(seq, event)
+        self.commit_commands()
 
     def close(self) -> None:
         self.detach()

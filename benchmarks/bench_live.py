@@ -1,0 +1,193 @@
+"""Live tick-to-order latency: a closing kline message arriving on the socket -> the order request leaving.
+
+    python benchmarks/bench_live.py [--klines 400] [--window 300]
+
+The live engine (the production composition root) trades the local sandbox over loopback. A strategy that
+acts on every closed kline (flat -> buy, long -> sell, which the risk manager turns into a reduce-only
+close plus a short entry) runs on two symbols with its indicators recomputed over a rolling window, and
+the risk manager sizes and checks every intent. For each kline that produced orders, the latency is
+
+    t0: the kline's ``x=true`` message returned by the WebSocket client (frames parsed)
+    t1: the first order's HTTP request headers written to the socket (aiohttp trace hook)
+
+so it covers JSON decoding, gap checks, the bus, the strategy runner (window append, indicator
+recompute, user code), the risk manager, the journal's committed write of the intent and request, the
+execution port, signing and aiohttp. The sandbox runs in its own process (``python -m
+kinetic_empire.sandbox --speed step --admin``), as a venue would, and is stepped one kline at a time
+in two parts (the opening update, where the previous kline's orders fill, then the rest and the close)
+with the engine settling after each; ``--in-process`` shares the engine's event loop with it
+instead (slower: the exchange's work then sits on the engine's loop). Prints p50/p99/max in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kinetic_empire import Strategy  # noqa: E402
+from kinetic_empire.binance.rest import BinanceRest  # noqa: E402
+from kinetic_empire.binance.signing import Credentials  # noqa: E402
+from kinetic_empire.binance.venues import Venue  # noqa: E402
+from kinetic_empire.core.events import OrderRequest  # noqa: E402
+from kinetic_empire.indicators import ema  # noqa: E402
+from kinetic_empire.live.app import LiveEngine  # noqa: E402
+from kinetic_empire.live.config import LiveConfig  # noqa: E402
+from kinetic_empire.live.sandbox_venue import local_sandbox, sandbox_config  # noqa: E402
+from kinetic_empire.sandbox import RateLimitConfig  # noqa: E402
+from kinetic_empire.strategy.registry import build_registry  # noqa: E402
+
+
+class Flip(Strategy):
+    """Trades on every kline: the worst case for latency (an intent, sizing and orders each time)."""
+
+    timeframe = "1m"
+
+    def init(self) -> None:
+        self.fast = self.I(ema, self.close, 20)
+        self.slow = self.I(ema, self.close, 50)
+
+    def on_kline(self, kline: Any) -> None:
+        if self.position.is_long:
+            self.sell()
+        else:
+            self.buy()
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
+
+
+START = "2023-08-01T06:00:00"
+K = 2  # sandbox price updates per kline
+
+
+@contextlib.asynccontextmanager
+async def venue_for(cfg: LiveConfig, registry: Any, in_process: bool) -> Any:
+    """(step(), venue, credentials) of a stepped sandbox, in this process or its own."""
+    if in_process:
+        sb_cfg = sandbox_config(cfg, registry)
+        sb_cfg.limits = RateLimitConfig(enforce=False)
+        async with local_sandbox(cfg, registry, sb_cfg) as (sb, venue, creds):
+            async def step_in(updates: int) -> None:
+                await sb.step_updates(updates)
+
+            yield step_in, venue, creds
+        return
+    warmup = cfg.window + 10
+    start_ms = 1_690_869_600_000 - warmup * 60_000  # START minus the warm-up history
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(ROOT / "tests/sandbox/data"), "--speed", "step",
+         "--admin", "--json", "--no-limits", "--updates-per-kline", str(K), "--start", str(start_ms),
+         "--warmup", str(warmup), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        async with aiohttp.ClientSession() as admin:
+            async def step_out(updates: int) -> None:
+                async with admin.post(info["rest"] + f"/sandbox-admin/step?updates={updates}") as r:
+                    await r.read()
+
+            yield step_out, Venue("custom", info["rest"], info["ws"]), Credentials(info["api_key"],
+                                                                                 info["api_secret"], "sandbox")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def measure(klines: int, window: int, in_process: bool = False) -> dict[str, Any]:
+    registry = build_registry([])
+    registry.add(Flip, "benchmarks/bench_live.py")
+    cfg = LiveConfig.from_mapping({
+        "live": {"window": window, "preflight": False},
+        "sandbox": {"data": str(ROOT / "tests/sandbox/data"), "speed": 0, "start": START,
+                    "updates_per_kline": K},
+        "strategies": [{"name": "flip", "symbols": ["FILUSDT", "NEARUSDT"], "timeframe": "1m"}],
+        "risk": {"default_leverage": 2, "sizing": {"method": "percent_equity", "percent": 10}},
+    })
+    sent: dict[str, float] = {}
+
+    async def on_headers(_s: Any, _ctx: Any, params: aiohttp.TraceRequestHeadersSentParams) -> None:
+        if params.method == "POST" and params.url.path == "/fapi/v1/order":
+            cid = parse_qs(urlsplit(str(params.url)).query).get("newClientOrderId", [""])[0]
+            sent.setdefault(cid, time.perf_counter())
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(on_headers)
+    received: dict[str, float] = {}
+    decided: dict[str, float] = {}
+    first_of_kline: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        async with venue_for(cfg, registry, in_process) as (step, venue, creds):
+            rest = BinanceRest(venue.rest_url, creds, trace_configs=[trace])
+            engine = LiveEngine(cfg, registry, venue, creds, run_id="bench", run_dir=Path(tmp) / "bench",
+                                check_streams=False, rest=rest)
+            await engine.start()
+            seen_kline: set[float] = set()
+
+            def on_request(r: OrderRequest) -> None:
+                t0 = engine.feed.last_recv
+                received[r.client_order_id] = t0
+                decided[r.client_order_id] = time.perf_counter()
+                if t0 not in seen_kline:
+                    seen_kline.add(t0)
+                    first_of_kline.append(r.client_order_id)
+
+            engine.bus.subscribe(OrderRequest, on_request)
+            began = time.perf_counter()
+            for _ in range(klines):
+                await step(1)  # the opening update: last kline's orders fill, their events are handled
+                await engine.settle(0.005)
+                await step(K)  # the rest of the kline and its close: what is measured
+                await engine.settle(0.005)
+            elapsed = time.perf_counter() - began
+            await engine.shutdown()
+    lat = [(sent[c] - received[c]) * 1000 for c in first_of_kline if c in sent]
+    every = [(sent[c] - received[c]) * 1000 for c in received if c in sent]
+    engine_ms = [(decided[c] - received[c]) * 1000 for c in first_of_kline if c in sent]
+    wire_ms = [(sent[c] - decided[c]) * 1000 for c in first_of_kline if c in sent]
+    return {"engine_p50": statistics.median(engine_ms), "engine_p99": percentile(engine_ms, 0.99),
+            "wire_p50": statistics.median(wire_ms), "wire_p99": percentile(wire_ms, 0.99),
+            "klines": klines, "orders": len(sent), "samples": len(lat), "elapsed_s": elapsed,
+            "p50": statistics.median(lat), "p99": percentile(lat, 0.99), "max": max(lat),
+            "p99_all_orders": percentile(every, 0.99)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--klines", type=int, default=400)
+    ap.add_argument("--window", type=int, default=300)
+    ap.add_argument("--in-process", action="store_true", help="run the sandbox on the engine's event loop")
+    args = ap.parse_args()
+    r = asyncio.run(measure(args.klines, args.window, args.in_process))
+    print(f"tick-to-order latency, live engine on the sandbox over loopback, risk manager in the path "
+          f"(window {args.window}, 2 symbols, sandbox {'in-process' if args.in_process else 'in its own process'})")
+    print(f"  {r['samples']} klines that traded, {r['orders']} orders, {r['klines']} klines in {r['elapsed_s']:.1f} s")
+    print(f"  first order of a kline: p50 {r['p50']:.2f} ms   p99 {r['p99']:.2f} ms   max {r['max']:.2f} ms")
+    print(f"  of which kline message -> order request on the bus (decode, strategy, risk): "
+          f"p50 {r['engine_p50']:.2f} ms   p99 {r['engine_p99']:.2f} ms")
+    print(f"  of which order request on the bus -> headers written (journal commit, port, signing, aiohttp): "
+          f"p50 {r['wire_p50']:.2f} ms   p99 {r['wire_p99']:.2f} ms")
+    print(f"  every order (a flip sends a close then an entry): p99 {r['p99_all_orders']:.2f} ms")
+    print(f"  target p99 < 5 ms: {'met' if r['p99'] < 5 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
