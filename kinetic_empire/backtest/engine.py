@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..core.bus import EventBus
-from ..core.clock import ReplayClock
+from ..core.clock import LiveClock, ReplayClock
 from ..core.errors import ConfigError, DataError, KineticError
 from ..core.rules import LeverageBrackets, SymbolRules
 from ..core.timeframes import timeframe_ms
@@ -224,9 +224,9 @@ class Backtest:
         total = feed.total
         for r in runners:
             r.start()
-        began = time.perf_counter()
+        began = LiveClock.monotonic()
         done = feed.run((lambda k: progress(k, total)) if progress else None)
-        elapsed = time.perf_counter() - began
+        elapsed = LiveClock.monotonic() - began
         for r in runners:
             r.stop()
         for r, n in zip(runners, history_lengths):

@@ -21,13 +21,12 @@ import json
 import logging
 import random
 import string
-import time
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
-from ..core.clock import ReplayClock
+from ..core.clock import LiveClock, ReplayClock
 from ..core.rules import parse_brackets, parse_exchange_info
 from ..resources import brackets_payload, exchange_info_payload
 from . import admin, routes_account, routes_algo, routes_market, routes_orders, state, ws
@@ -67,6 +66,7 @@ class SandboxServer:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = cfg = config or SandboxConfig()
         info = dict(cfg.exchange_info or exchange_info_payload(False))
+        self._wall = LiveClock()  # server time; the replay clock is market time
         self.exchange_info = info
         self.rules = parse_exchange_info(info)
         raw_brackets = cfg.leverage_brackets if cfg.leverage_brackets is not None else brackets_payload()
@@ -75,7 +75,7 @@ class SandboxServer:
         series = load_series(cfg.data, self.rules, cfg.symbols, cfg.start, cfg.end) if cfg.data else {}
         if cfg.time_origin == "now" and series:
             first = min(int(s.open_time[0]) for s in series.values())
-            shift_series(series, int(time.time() * 1000) // 60_000 * 60_000 - first)
+            shift_series(series, self._wall.now_ms() // 60_000 * 60_000 - first)
         elif cfg.time_origin != "data":
             raise ValueError(f"time_origin must be 'data' or 'now', not {cfg.time_origin!r}")
         self.market = MarketData(series, cfg.updates_per_kline)
@@ -193,7 +193,7 @@ class SandboxServer:
         return self.accounts[api_key or self.api_key]
 
     def wall_ms(self) -> int:
-        return int(time.time() * 1000) + self.faults.skew_ms()
+        return self._wall.now_ms() + self.faults.skew_ms()
 
     def market_ms(self) -> int:
         return self.clock.now_ms()
