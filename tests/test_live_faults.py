@@ -228,3 +228,28 @@ def test_production_hosts_are_refused() -> None:
         LiveConfig.from_mapping({"live": {"venue": "custom", "rest_url": "https://fapi.binance.com"},
                                  "strategies": [{"name": "ema_cross", "symbols": ["BTCUSDT"]}]})
     Venue("demo", "https://demo-fapi.binance.com", "wss://fstream.binancefuture.com")  # allowed
+
+
+def test_weight_pacing_waits_for_the_next_minute_instead_of_a_429() -> None:
+    import time
+
+    from test_live_support import DATA
+
+    from kinetic_empire.sandbox import RateLimitConfig, SandboxConfig, SandboxServer
+
+    now = int(time.time() * 1000)
+    skew = (now // 60_000 + 1) * 60_000 - 1_500 - now  # the venue's clock 1.5 s before a new minute
+    cfg = SandboxConfig(data=[DATA], limits=RateLimitConfig(weight_1m=40),
+                        faults=FaultConfig(enabled=True, clock_skew_ms=skew))
+
+    async def body() -> None:
+        async with SandboxServer(cfg) as sb:
+            rest = BinanceRest(sb.rest_url, Credentials(sb.api_key, sb.api_secret), weight_limit=40)
+            async with rest:
+                await rest.sync_time()
+                for _ in range(10):  # weight 5 each: 50 > 40 within one minute unless paced
+                    await rest.signed("GET", "/fapi/v2/positionRisk", {"symbol": "FILUSDT"})
+                assert rest.stats.rate_limited == 0
+                assert 0 < rest.stats.paced_s < 5
+
+    asyncio.run(body())
