@@ -1,0 +1,80 @@
+"""Layering rules from the architecture: each layer imports only what it may.
+
+core imports nothing else of ours; the middle layers import core (and a few named neighbours); only
+the composition roots (backtest, live, sandbox, download, cli) know every piece.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "kinetic_empire"
+
+ALLOWED: dict[str, set[str]] = {
+    "core": {"core"},
+    "resources": {"core", "resources"},
+    "data": {"core", "data"},
+    "strategy": {"core", "strategy"},
+    "indicators": {"strategy"},
+    "risk": {"core", "risk"},
+    "portfolio": {"core", "portfolio"},
+    "exchange": {"core", "exchange"},
+    "execution": {"core", "exchange", "execution"},  # the backtest port wraps the simulated exchange
+    "report": {"core", "report", "portfolio"},  # CSV headers come from the portfolio's record types
+    "binance": {"core", "binance", "logs"},
+    "logs": {"logs"},
+}
+ROOTS = {"backtest", "live", "sandbox", "download", "cli", "__init__", "__main__"}
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> set[str]:
+    """Our own top-level layers imported by a module (absolute or relative)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    depth_in_package = len(path.relative_to(PACKAGE).parts) - 1
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the module's package
+                up = node.level - 1
+                base = list(path.relative_to(PACKAGE).parts[:depth_in_package])
+                base = base[: len(base) - up] if up else base
+                parts = base + (node.module.split(".") if node.module else [])
+                if not parts:  # "from .. import x": the names are layers
+                    found.update(alias.name for alias in node.names)
+                else:
+                    found.add(parts[0])
+            elif node.module and node.module.startswith("kinetic_empire."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("kinetic_empire."):
+                    found.add(alias.name.split(".")[1])
+    return found
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if _layer(p) not in ROOTS)
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_layer_imports(module: Path) -> None:
+    layer = _layer(module)
+    assert layer in ALLOWED, f"{layer} has no layering rule: add it to ALLOWED or ROOTS"
+    wrong = _imports(module) - ALLOWED[layer]
+    assert not wrong, f"{module.relative_to(PACKAGE)} ({layer}) imports {sorted(wrong)}"
+
+
+def test_the_checker_sees_relative_and_absolute_imports(tmp_path: Path, monkeypatch) -> None:
+    fake = PACKAGE / "risk" / "_probe_for_test.py"
+    fake.write_text("from ..exchange import simulated\nimport kinetic_empire.backtest.engine\nfrom . import sizing\n")
+    try:
+        assert _imports(fake) == {"exchange", "backtest", "risk"}
+    finally:
+        fake.unlink()
