@@ -312,3 +312,20 @@ def test_state_export_and_import_continue_identically(rules, brackets):
     assert [type(e).__name__ for e in a.events] == [type(e).__name__ for e in b.events]
     assert a.ex.wallet == b.ex.wallet and b.ex.position("FILUSDT")[0] == 0
     assert b.ex.get_order("FILUSDT", client_order_id="sl").status is OrderStatus.FILLED
+
+
+def test_cross_margin_liquidation_price_follows_the_other_positions(rules, brackets):
+    venue = Venue(rules, brackets, initial_balance=D(1000))
+    ex = venue.ex
+    ex.book("NEARUSDT")
+    ex.set_leverage("FILUSDT", 20)
+    ex.set_leverage("NEARUSDT", 20)
+    ex.on_bar("NEARUSDT", venue.t, 1.0, 1.0, 1.0, 1.0)
+    venue.buy("2000")  # 8,000 USDT of FIL
+    ex.submit(symbol="NEARUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=D("8000"))
+    venue.bar(4.0, 4.0, 4.0, 4.0)
+    ex.on_bar("NEARUSDT", venue.t, 1.0, 1.0, 1.0, 1.0)
+    before = ex.liquidation_price("FILUSDT")
+    ex.on_bar("NEARUSDT", venue.t + 60_000, 0.99, 0.99, 0.97, 0.97)  # the other position loses 240 USDT
+    after = ex.liquidation_price("FILUSDT")
+    assert after > before  # less margin left for FIL: it would be liquidated sooner

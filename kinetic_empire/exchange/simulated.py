@@ -144,6 +144,7 @@ class SimulatedExchange:
         self.trades: list[dict[str, Any]] = []  # userTrades-shaped history
         self.income: list[dict[str, Any]] = []  # income-history-shaped records
         self._slip = self.config.slippage_bps * _BPS
+        self._cross_positions = 0  # open positions sharing the cross wallet
         for symbol in symbols or ():
             self.book(symbol)
 
@@ -431,6 +432,8 @@ class SimulatedExchange:
         if book.busy or low <= book.watch_low or h >= book.watch_high or ts >= book.next_funding:
             self._process(book, ts, o, h, low)
         book.last = c
+        if self._cross_positions > 1:
+            self._update_liquidation_prices()
 
     def on_kline(self, k: KlineClosed) -> None:
         """Bus handler form of :meth:`on_bar` (one call less on the backtest's hot path)."""
@@ -438,6 +441,8 @@ class SimulatedExchange:
         if book.busy or k.low <= book.watch_low or k.high >= book.watch_high or k.open_time >= book.next_funding:
             self._process(book, k.open_time, k.open, k.high, k.low)
         book.last = k.close
+        if self._cross_positions > 1:  # other positions' PnL moves each one's liquidation price
+            self._update_liquidation_prices()
 
     def on_tick(self, symbol: str, ts: int, price: float) -> None:
         self.on_bar(symbol, ts, price, price, price, price)
@@ -830,6 +835,7 @@ class SimulatedExchange:
         """Recompute every open position's liquidation price (cross margin, one-way; reference 9.3)."""
         books = self._books.values()
         open_books = [b for b in books if b.pos.qty_f != 0.0]
+        self._cross_positions = len(open_books)
         for b in books:
             if b.pos.qty_f == 0.0:
                 b.pos.liq_f = 0.0
