@@ -4,6 +4,7 @@ expiry, a stale feed, shutdown, and secrets kept out of every file the run write
 from __future__ import annotations
 
 import asyncio
+import io
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from kinetic_empire.core.events import KlineClosed, TradingStateChanged
 from kinetic_empire.live.compare import compare_runs, format_comparison
 from kinetic_empire.live.journal import read_events, read_meta
 from kinetic_empire.live.report import Replayed, build_report
+from kinetic_empire.live.status import StatusView
 from kinetic_empire.sandbox import FaultConfig
 
 pytestmark = pytest.mark.integration
@@ -169,6 +171,17 @@ def test_shutdown_flatten_cancels_and_closes_everything(tmp_path: Path) -> None:
                 if any(p.quantity for p in engine.portfolio.positions()):
                     break
             assert any(p.quantity for p in engine.portfolio.positions())
+            # the status view: redrawn in place on a terminal, one line per refresh otherwise
+            tty = io.StringIO()
+            view = StatusView(engine, tty, tty=True)
+            view.redraw()
+            view.redraw()
+            text = tty.getvalue()
+            assert text.count("Kinetic Empire live") == 2 and f"\x1b[{view._shown}F\x1b[J" in text
+            assert "FILUSDT" in text and "NEARUSDT" in text and "risk ACTIVE" in text
+            assert "STOP_MARKET" in text or "TAKE_PROFIT_MARKET" in text or "trades" in text
+            line = StatusView(engine, io.StringIO(), tty=False).line()
+            assert "\n" not in line and "equity" in line and "feed ok" in line
             task = asyncio.ensure_future(engine.shutdown())
             while not task.done():  # the sandbox must play a price update for the closing orders to fill
                 await sb.step_updates(1)

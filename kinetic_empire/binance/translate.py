@@ -154,8 +154,8 @@ class UserTranslator:
 
     def _order_update(self, o: Mapping[str, Any], ts: int) -> None:
         order_id = int(o["i"])
-        cid = self._by_actual.get(order_id) or str(o["c"])
         symbol = str(o["s"])
+        cid = self._by_actual.get(order_id) or self._triggered_algo(o, order_id) or str(o["c"])
         st = self.orders.get(cid)
         triggered = st is not None and st.algo
         if st is None:
@@ -185,6 +185,24 @@ class UserTranslator:
         elif x == "EXPIRED":
             er = o.get("er")
             self._terminal(st, OrderExpired, order_id, f"expired{'' if er in (None, '0') else f' ({er})'}", ts)
+
+    def _triggered_algo(self, o: Mapping[str, Any], order_id: int) -> str | None:
+        """The algo order an unknown plain order came from, when its ALGO_UPDATE (with ``ai``) is not here yet:
+        the only open algo order of ours with the same symbol, side and original type."""
+        if str(o["c"]) in self.orders or str(o["c"]).startswith("autoclose-"):
+            return None
+        try:
+            otype, side = OrderType(o.get("ot") or o["o"]), Side(o["S"])
+        except ValueError:
+            return None
+        if not otype.is_conditional:
+            return None
+        found = [st for st in self.orders.values() if st.algo and not st.terminal and not st.actual_id
+                 and st.symbol == o["s"] and st.side is side and st.order_type is otype]
+        if len(found) != 1:
+            return None
+        self._link(found[0], order_id)
+        return found[0].client_id
 
     def _algo_update(self, o: Mapping[str, Any], ts: int) -> None:
         cid = str(o["caid"])
