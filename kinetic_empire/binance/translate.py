@@ -123,7 +123,7 @@ class UserTranslator:
         cid = str(data.get("clientAlgoId") if algo else data.get("clientOrderId"))
         st = self._state(cid, str(data.get("symbol", "")), algo)
         ts = int(data.get("updateTime") or self._now())
-        order_id = int(data.get("algoId") if algo else data.get("orderId") or 0)
+        order_id = int((data.get("algoId") if algo else data.get("orderId")) or 0)
         if status is OrderStatus.CANCELED:
             self._terminal(st, OrderCanceled, order_id, "canceled", ts)
         elif status in (OrderStatus.EXPIRED, OrderStatus.EXPIRED_IN_MATCH, OrderStatus.REJECTED):

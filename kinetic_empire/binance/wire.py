@@ -140,7 +140,7 @@ def accepted_from_rest(data: Mapping[str, Any], ts_init: int) -> OrderAccepted:
             close = bool(data.get("closePosition", False))
             return OrderAccepted(
                 client_order_id=str(data["clientAlgoId"]), order_id=int(data["algoId"]), symbol=str(data["symbol"]),
-                side=Side(data["side"]), order_type=OrderType(data.get("orderType") or data.get("type")),
+                side=Side(data["side"]), order_type=OrderType(str(data.get("orderType") or data.get("type"))),
                 quantity=None if close else dec(data.get("quantity")), price=opt_dec(data.get("price")),
                 trigger_price=opt_dec(data.get("triggerPrice")), reduce_only=bool(data.get("reduceOnly", False)),
                 close_position=close, ts_event=ts, ts_init=ts_init,

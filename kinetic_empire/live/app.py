@@ -159,7 +159,8 @@ class LiveEngine:
         for sym in self.symbols:
             if sym not in self.rules:
                 raise ConfigError("strategies", f"{sym} is not listed by the venue's exchangeInfo")
-        weight = next((r.get("limit") for r in info.get("rateLimits", []) if r.get("rateLimitType") == "REQUEST_WEIGHT"
+        limits: list[dict[str, Any]] = list(info.get("rateLimits") or [])
+        weight = next((r.get("limit") for r in limits if r.get("rateLimitType") == "REQUEST_WEIGHT"
                        and r.get("interval") == "MINUTE"), None)
         if weight:
             rest.weight_limit = int(weight)

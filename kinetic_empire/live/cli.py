@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from ..binance.signing import ENV_KEY, ENV_SECRET, Credentials, load_credentials
@@ -67,15 +67,17 @@ def _credentials(args: argparse.Namespace) -> Credentials:
 
 
 @contextlib.asynccontextmanager
-async def _venue(config: LiveConfig, registry: StrategyRegistry, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+async def _venue(
+    config: LiveConfig, registry: StrategyRegistry, args: argparse.Namespace
+) -> AsyncIterator[tuple[Venue, Credentials, Callable[[], bool] | None]]:
     """(venue, credentials, until) for the configured venue; the sandbox runs for the block."""
     if config.venue == SANDBOX and not config.rest_url:
         async with local_sandbox(config, registry) as (sb, venue, creds):
             yield venue, creds, (lambda: sb.replay.done)
         return
-    venue = config.resolve_venue()
-    assert venue is not None
-    yield venue, _credentials(args), None
+    preset = config.resolve_venue()
+    assert preset is not None
+    yield preset, _credentials(args), None
 
 
 @contextlib.contextmanager

@@ -230,10 +230,12 @@ class LiveConfig:
                 raise ConfigError("--venue", f"{venue!r} is not one of {', '.join(VENUES)}")
             if venue != self.venue:
                 cfg = replace(cfg, venue=venue, rest_url=None, ws_url=None)
-        for key, value in (("rest_url", rest_url), ("ws_url", ws_url)):
-            if value is not None:
-                refuse_production(value, key)
-                cfg = replace(cfg, **{key: value})
+        if rest_url is not None:
+            refuse_production(rest_url, "rest_url")
+            cfg = replace(cfg, rest_url=rest_url)
+        if ws_url is not None:
+            refuse_production(ws_url, "ws_url")
+            cfg = replace(cfg, ws_url=ws_url)
         if shutdown is not None:
             if shutdown not in SHUTDOWN_POLICIES:
                 raise ConfigError("--shutdown", f"{shutdown!r} is not one of {', '.join(SHUTDOWN_POLICIES)}")

@@ -12,6 +12,7 @@ import contextlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import websockets
 
@@ -57,7 +58,7 @@ class Doctor:
         self.stream_timeout_s = stream_timeout_s
         self.check_streams = check_streams
         self.checks: list[Check] = []
-        self.exchange_info: dict[str, object] | None = None
+        self.exchange_info: dict[str, Any] | None = None
 
     def _add(self, name: str, status: str, detail: str, hint: str = "") -> Check:
         c = Check(name, status, detail, hint)

@@ -91,7 +91,8 @@ class StatusView:
             f"user stream {'connected' if user.connected else 'DOWN'}: {e.translator.events_seen} events, "
             f"{user.reconnects} reconnects, {user.keys_created} listenKeys",
             f"orders placed {e.execution.placed}, rejected {e.execution.rejected}   REST {rest.requests} requests, "
-            f"weight {rest.used_weight}/{e.rest.weight_limit}, {rest.retries} retries, {rest.rate_limited} rate-limited",
+            f"weight {rest.used_weight}/{e.rest.weight_limit}, {rest.retries} retries, "
+            f"{rest.rate_limited} rate-limited",
             "",
             f"{'symbol':<12}{'tf':<5}{'last kline':>11}{'position':>14}{'entry':>12}{'last':>12}{'uPnL':>12}"
             f"  open orders",
