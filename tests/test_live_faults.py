@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,18 @@ def test_unknown_outcome_after_execution_is_never_placed_twice(tmp_path: Path, f
                 cfg.timeout_rate = 1.0
             else:
                 cfg.error_executed_rate = 1.0
+            committed: list[int] = []
+
+            def sent(r: OrderRequest) -> None:  # what a crash at this instant would leave in the journal
+                db = sqlite3.connect(f"file:{engine.journal.path}?mode=ro", uri=True)
+                committed.append(db.execute("SELECT COUNT(*) FROM events WHERE kind = 'OrderRequest' AND "
+                                            "client_order_id = ?", (r.client_order_id,)).fetchone()[0])
+                db.close()
+
+            engine.execution._on_sent = sent
             engine.bus.publish(order("unknown-1"))
             await engine.execution.drain()
+            assert committed == [1]  # the client id was durable before the request left
             cfg.enabled = False
             await step(sb, engine, 1)
             assert len(venue_orders(sb, "unknown-1")) == 1

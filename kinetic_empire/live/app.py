@@ -349,7 +349,10 @@ class LiveEngine:
     async def shutdown(self, policy: str | None = None) -> None:
         """Stop trading; ``flatten`` cancels every order and closes every position, ``leave`` keeps them."""
         policy = policy or self.config.shutdown
-        if not self.started:
+        if not self.started:  # start-up failed part way: release what it had opened
+            await self._cancel_tasks()
+            if hasattr(self, "journal"):
+                self.journal.close()
             await self.rest.close()
             return
         await self.feed.stop()
@@ -360,16 +363,20 @@ class LiveEngine:
             await self._flatten()
         await self.settle(quiet_s=0.2, timeout=5.0)
         await self.user.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._cancel_tasks()
         self.journal.set_meta(ended_wall_ms=int(time.time() * 1000), ended_market_ms=self.clock.now_ms(),
                               shutdown=policy)
         self.journal.close()
         await self.rest.close()
         self.started = False
+
+    async def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
 
     async def _flatten(self) -> None:
         log.warning("shutdown: cancelling every order and closing every position on %s", ", ".join(self.symbols))

@@ -127,6 +127,7 @@ class Journal:
         row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
         self._seq = int(row[0] or 0)
         self.written = 0
+        self.closed = False
         self._bus: EventBus | None = None
 
     # ------------------------------------------------------------------------------ meta
@@ -183,10 +184,13 @@ class Journal:
         self.commit_commands()
 
     def close(self) -> None:
+        if self.closed:
+            return
         self.detach()
         self.flush()
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
+        self.closed = True
 
 
 # ---------------------------------------------------------------------------------- reading
