@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"core", "report", "portfolio"},  # CSV headers come from the portfolio's record types
     "binance": {"core", "binance", "logs"},
     "logs": {"logs"},
+    "config": {"core", "config"},
 }
 ROOTS = {"backtest", "live", "sandbox", "download", "cli", "__init__", "__main__"}
 

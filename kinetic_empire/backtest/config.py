@@ -27,81 +27,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..config import (
+    StrategyConfig,
+    check_one_strategy_per_symbol,
+    jsonable,
+    load_yaml,
+    parse_decimal,
+    parse_strategy,
+    parse_time,
+    parse_timeframe,
+    strict_mapping,
+)
 from ..core.errors import ConfigError
-from ..core.timeframes import TIMEFRAME_MS
 
 GAP_POLICIES = ("error", "keep", "ffill")
-
-
-def _mapping(data: Any, path: str, allowed: set[str], source: str | None) -> Mapping[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(path, f"expected a mapping, got {type(data).__name__}", source)
-    unknown = sorted(set(map(str, data)) - allowed)
-    if unknown:
-        raise ConfigError(f"{path}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}", source)
-    return data
-
-
-def parse_time(value: Any, path: str, source: str | None = None) -> int:
-    """A UTC date or datetime (YAML date, ISO string or epoch ms) → epoch ms."""
-    if isinstance(value, bool):
-        raise ConfigError(path, f"expected a date, got {value!r}", source)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(dt.timestamp() * 1000)
-    if isinstance(value, date):
-        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
-    if isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise ConfigError(path, f"not a date: {value!r} (use YYYY-MM-DD or an ISO datetime)", source) from None
-        return parse_time(dt, path, source)
-    raise ConfigError(path, f"expected a date, got {type(value).__name__}", source)
-
-
-def _decimal(value: Any, path: str, source: str | None, *, minimum: Decimal | None = Decimal(0)) -> Decimal:
-    if isinstance(value, bool):
-        raise ConfigError(path, f"expected a number, got {value!r}", source)
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise ConfigError(path, f"expected a number, got {value!r}", source) from None
-    if not number.is_finite():
-        raise ConfigError(path, f"expected a finite number, got {value!r}", source)
-    if minimum is not None and number < minimum:
-        raise ConfigError(path, f"must be >= {minimum}, got {value!r}", source)
-    return number
-
-
-def _timeframe(value: Any, path: str, source: str | None) -> str:
-    if value not in TIMEFRAME_MS:
-        raise ConfigError(path, f"unknown timeframe {value!r}; one of {', '.join(TIMEFRAME_MS)}", source)
-    return str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class StrategyConfig:
-    name: str
-    symbols: tuple[str, ...]
-    timeframe: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
-    path: str = "strategies[0]"  # where it came from, for error messages
-
-    @property
-    def strategy_id(self) -> str:
-        return self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +90,14 @@ class BacktestConfig:
                 {"name": s.name, "symbols": list(s.symbols), "timeframe": s.timeframe, "params": dict(s.params)}
                 for s in self.strategies
             ],
-            "risk": _jsonable(self.risk),
+            "risk": jsonable(self.risk),
         }
 
     # ------------------------------------------------------------------------------- parsing
     @classmethod
     def from_mapping(cls, data: Any, source: str | None = None) -> BacktestConfig:
-        top = _mapping(data, "<root>", {"backtest", "strategies", "risk"}, source)
-        bt = _mapping(
+        top = strict_mapping(data, "<root>", {"backtest", "strategies", "risk"}, source)
+        bt = strict_mapping(
             top.get("backtest"),
             "backtest",
             {
@@ -172,21 +115,21 @@ class BacktestConfig:
         end = parse_time(bt["end"], "backtest.end", source) if bt.get("end") is not None else None
         if start is not None and end is not None and end <= start:
             raise ConfigError("backtest.end", "must be after backtest.start", source)
-        fees = _mapping(bt.get("fees"), "backtest.fees", {"maker", "taker"}, source)
+        fees = strict_mapping(bt.get("fees"), "backtest.fees", {"maker", "taker"}, source)
         exec_tf = bt.get("execution_timeframe", "auto")
         if exec_tf != "auto":
-            exec_tf = _timeframe(exec_tf, "backtest.execution_timeframe", source)
+            exec_tf = parse_timeframe(exec_tf, "backtest.execution_timeframe", source)
         gap_policy = bt.get("gap_policy", "error")
         if gap_policy not in GAP_POLICIES:
             raise ConfigError("backtest.gap_policy", f"{gap_policy!r} is not one of {', '.join(GAP_POLICIES)}", source)
-        balance = _decimal(bt.get("initial_balance", "10000"), "backtest.initial_balance", source)
+        balance = parse_decimal(bt.get("initial_balance", "10000"), "backtest.initial_balance", source)
         if balance <= 0:
             raise ConfigError("backtest.initial_balance", "must be positive", source)
         raw_strategies = top.get("strategies")
         if not isinstance(raw_strategies, list) or not raw_strategies:
             raise ConfigError("strategies", "expected a non-empty list of strategies", source)
-        strategies = tuple(_strategy(item, f"strategies[{i}]", source) for i, item in enumerate(raw_strategies))
-        _check_one_strategy_per_symbol(strategies, source)
+        strategies = tuple(parse_strategy(item, f"strategies[{i}]", source) for i, item in enumerate(raw_strategies))
+        check_one_strategy_per_symbol(strategies, source)
         risk = top.get("risk") or {}
         if not isinstance(risk, Mapping):
             raise ConfigError("risk", "expected a mapping", source)
@@ -198,10 +141,10 @@ class BacktestConfig:
             initial_balance=balance,
             execution_timeframe=str(exec_tf),
             gap_policy=str(gap_policy),
-            maker_fee=_decimal(fees.get("maker", "0.0002"), "backtest.fees.maker", source),
-            taker_fee=_decimal(fees.get("taker", "0.0005"), "backtest.fees.taker", source),
-            slippage_bps=_decimal(bt.get("slippage_bps", 0), "backtest.slippage_bps", source),
-            funding_rate=_decimal(bt.get("funding_rate", "0.0001"), "backtest.funding_rate", source, minimum=None),
+            maker_fee=parse_decimal(fees.get("maker", "0.0002"), "backtest.fees.maker", source),
+            taker_fee=parse_decimal(fees.get("taker", "0.0005"), "backtest.fees.taker", source),
+            slippage_bps=parse_decimal(bt.get("slippage_bps", 0), "backtest.slippage_bps", source),
+            funding_rate=parse_decimal(bt.get("funding_rate", "0.0001"), "backtest.funding_rate", source, minimum=None),
             results_dir=str(bt.get("results_dir", "backtests/results")),
             risk=risk,
             source=source,
@@ -209,18 +152,7 @@ class BacktestConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> BacktestConfig:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("<file>", f"cannot read config: {exc.strerror}", str(p)) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<file>"
-            raise ConfigError(where, f"invalid YAML: {getattr(exc, 'problem', exc)}", str(p)) from None
-        return cls.from_mapping(data, str(p))
+        return cls.from_mapping(load_yaml(path), str(path))
 
     def with_overrides(
         self,
@@ -238,13 +170,13 @@ class BacktestConfig:
         if strategy is not None:
             strategies = [replace(strategies[0], name=strategy, params={})] if strategies else []
         if timeframe is not None:
-            tf = _timeframe(timeframe, "--timeframe", None)
+            tf = parse_timeframe(timeframe, "--timeframe", None)
             strategies = [replace(s, timeframe=tf) for s in strategies]
         if symbols:
             strategies = [replace(s, symbols=tuple(x.upper() for x in symbols)) for s in strategies]
         if params:
             strategies = [replace(s, params={**s.params, **params}) for s in strategies]
-        _check_one_strategy_per_symbol(tuple(strategies), "command line")
+        check_one_strategy_per_symbol(tuple(strategies), "command line")
         new_start = parse_time(start, "--start") if start else self.start
         new_end = parse_time(end, "--end") if end else self.end
         if new_start is not None and new_end is not None and new_end <= new_start:
@@ -258,44 +190,3 @@ class BacktestConfig:
         )
 
 
-def _strategy(item: Any, path: str, source: str | None) -> StrategyConfig:
-    m = _mapping(item, path, {"name", "symbols", "timeframe", "params"}, source)
-    name = m.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{path}.name", "expected the strategy's name", source)
-    symbols = m.get("symbols")
-    if isinstance(symbols, str):
-        symbols = [symbols]
-    if not isinstance(symbols, list) or not symbols or not all(isinstance(s, str) and s for s in symbols):
-        raise ConfigError(f"{path}.symbols", "expected a non-empty list of symbols", source)
-    timeframe = m.get("timeframe")
-    if timeframe is not None:
-        timeframe = _timeframe(timeframe, f"{path}.timeframe", source)
-    params = m.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"{path}.params", "expected a mapping of parameter names to values", source)
-    return StrategyConfig(name, tuple(s.upper() for s in symbols), timeframe, dict(params), path)
-
-
-def _check_one_strategy_per_symbol(strategies: tuple[StrategyConfig, ...], source: str | None) -> None:
-    """One-way mode keeps one net position per symbol, so two strategies on one symbol would fight."""
-    owner: dict[str, str] = {}
-    for s in strategies:
-        for sym in s.symbols:
-            if sym in owner:
-                raise ConfigError(
-                    f"{s.path}.symbols",
-                    f"{sym} is already traded by {owner[sym]}; one-way mode allows one strategy per symbol",
-                    source,
-                )
-            owner[sym] = s.path
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Decimal | date | datetime):
-        return str(value)
-    return value

@@ -36,30 +36,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..backtest.config import StrategyConfig, _check_one_strategy_per_symbol, _jsonable, _strategy, parse_time
 from ..binance.venues import CUSTOM, SANDBOX, VENUES, Venue, preset, refuse_production
+from ..config import (
+    StrategyConfig,
+    check_one_strategy_per_symbol,
+    jsonable,
+    load_yaml,
+    parse_strategy,
+    parse_time,
+    strict_mapping,
+)
 from ..core.errors import ConfigError
 from ..core.timeframes import TIMEFRAME_MS
 
 SHUTDOWN_POLICIES = ("leave", "flatten")
-_SECRET_KEYS = {"api_key", "api_secret", "key", "secret", "apikey", "apisecret"}
-
-
-def _mapping(data: Any, path: str, allowed: set[str], source: str | None) -> Mapping[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(path, f"expected a mapping, got {type(data).__name__}", source)
-    for key in map(str, data):
-        if key.lower() in _SECRET_KEYS:
-            raise ConfigError(f"{path}.{key}", "API keys are never read from YAML; set KINETIC_BINANCE_API_KEY and "
-                              "KINETIC_BINANCE_API_SECRET in the environment or a .env file", source)
-    unknown = sorted(set(map(str, data)) - allowed)
-    if unknown:
-        raise ConfigError(f"{path}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}", source)
-    return data
 
 
 def _num(value: Any, path: str, source: str | None, *, lo: float | None = 0.0, integer: bool = False) -> Any:
@@ -143,14 +133,14 @@ class LiveConfig:
                         "funding_rate": str(sb.funding_rate)},
             "strategies": [{"name": s.name, "symbols": list(s.symbols), "timeframe": s.timeframe,
                             "params": dict(s.params)} for s in self.strategies],
-            "risk": _jsonable(self.risk),
+            "risk": jsonable(self.risk),
         }
 
     # ------------------------------------------------------------------------------- parsing
     @classmethod
     def from_mapping(cls, data: Any, source: str | None = None) -> LiveConfig:
-        top = _mapping(data, "<root>", {"live", "sandbox", "strategies", "risk"}, source)
-        lv = _mapping(top.get("live"), "live", {
+        top = strict_mapping(data, "<root>", {"live", "sandbox", "strategies", "risk"}, source)
+        lv = strict_mapping(top.get("live"), "live", {
             "venue", "rest_url", "ws_url", "runs_dir", "window", "price_timeframe", "stale_after_s", "shutdown",
             "margin_type", "recv_window_ms", "request_timeout_s", "preflight", "stream_check_timeout_s"}, source)
         venue = str(lv.get("venue", SANDBOX))
@@ -171,8 +161,8 @@ class LiveConfig:
         raw_strategies = top.get("strategies")
         if not isinstance(raw_strategies, list) or not raw_strategies:
             raise ConfigError("strategies", "expected a non-empty list of strategies", source)
-        strategies = tuple(_strategy(item, f"strategies[{i}]", source) for i, item in enumerate(raw_strategies))
-        _check_one_strategy_per_symbol(strategies, source)
+        strategies = tuple(parse_strategy(item, f"strategies[{i}]", source) for i, item in enumerate(raw_strategies))
+        check_one_strategy_per_symbol(strategies, source)
         risk = top.get("risk") or {}
         if not isinstance(risk, Mapping):
             raise ConfigError("risk", "expected a mapping", source)
@@ -199,18 +189,7 @@ class LiveConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> LiveConfig:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError("<file>", f"cannot read config: {exc.strerror}", str(p)) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<file>"
-            raise ConfigError(where, f"invalid YAML: {getattr(exc, 'problem', exc)}", str(p)) from None
-        return cls.from_mapping(data, str(p))
+        return cls.from_mapping(load_yaml(path), str(path))
 
     def with_overrides(
         self,
@@ -259,14 +238,14 @@ def _price_tf(value: Any, source: str | None) -> str | None:
 
 
 def _sandbox(data: Any, source: str | None) -> SandboxSettings:
-    sb = _mapping(data, "sandbox", {"data", "start", "speed", "updates_per_kline", "initial_balance", "fees",
+    sb = strict_mapping(data, "sandbox", {"data", "start", "speed", "updates_per_kline", "initial_balance", "fees",
                                     "funding_rate"}, source)
     raw = sb.get("data", "backtests/data")
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not raw or not all(isinstance(d, str) for d in raw):
         raise ConfigError("sandbox.data", "expected a path or a list of paths", source)
-    fees = _mapping(sb.get("fees"), "sandbox.fees", {"maker", "taker"}, source)
+    fees = strict_mapping(sb.get("fees"), "sandbox.fees", {"maker", "taker"}, source)
     speed = sb.get("speed", 600)
     return SandboxSettings(
         data=tuple(raw),
