@@ -26,5 +26,7 @@ class DonchianBreakout(Strategy):
                 self.buy(stop_loss=close - risk, tag="breakout up")
             elif close < self.entry_low[-2]:
                 self.sell(stop_loss=close + risk, tag="breakout down")
-        elif (self.position.is_long and close < self.exit_low[-2]) or (self.position.is_short and close > self.exit_high[-2]):
+        elif self.position.is_long and close < self.exit_low[-2]:
+            self.close_position(tag="exit channel")
+        elif self.position.is_short and close > self.exit_high[-2]:
             self.close_position(tag="exit channel")

@@ -29,5 +29,7 @@ class RsiReversion(Strategy):
                 self.buy(stop_loss=price * (1 - stop), take_profit=price * (1 + target), tag="oversold")
             elif value > self.overbought:
                 self.sell(stop_loss=price * (1 + stop), take_profit=price * (1 - target), tag="overbought")
-        elif (self.position.is_long and value >= self.exit_level) or (self.position.is_short and value <= self.exit_level):
+        elif self.position.is_long and value >= self.exit_level:
+            self.close_position(tag="rsi back to middle")
+        elif self.position.is_short and value <= self.exit_level:
             self.close_position(tag="rsi back to middle")
