@@ -277,3 +277,21 @@ def test_no_event_when_state_does_not_change() -> None:
     h = Harness()
     h.rm.set_state(TradingState.ACTIVE, "noop")
     assert states(h.events) == [] and denials(h.events) == []
+
+
+def test_engine_pause_and_operator_state_do_not_undo_each_other():
+    """A stale-feed pause held by the engine and the operator's switch are separate sources."""
+    from kinetic_empire.core.enums import TradingState
+    from kinetic_empire.risk.state import TradingStates
+
+    changes: list[tuple[TradingState, str]] = []
+    states = TradingStates(TradingState.ACTIVE, {}, lambda s, prev, cause, sym: changes.append((s, cause)))
+    states.pause("feed", "FEED_STALE")
+    assert states.account() is TradingState.REDUCING
+    assert states.entry_denial("FILUSDT").code == "ENTRIES_PAUSED"
+    states.set_operator(TradingState.REDUCING, "operator says reduce")
+    states.resume("feed", "FEED_FRESH")
+    assert states.account() is TradingState.REDUCING  # the operator's REDUCING stays
+    states.set_operator(TradingState.ACTIVE, "operator resumes")
+    assert states.account() is TradingState.ACTIVE and states.entry_denial("FILUSDT") is None
+    assert (TradingState.REDUCING, "FEED_STALE") in changes

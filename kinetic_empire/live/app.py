@@ -295,12 +295,12 @@ class LiveEngine:
                 self.health.paused_for_stale = True
                 cause = f"FEED_STALE no market data for {stale_after_s:g} s on {', '.join(stale)}"
                 log.warning("%s: new entries paused", cause)
-                self.risk.set_state(TradingState.REDUCING, cause)
+                self.risk.pause_entries("feed", cause)
                 self._note("feed", cause)
             elif not stale and self.health.paused_for_stale:
                 self.health.paused_for_stale = False
                 log.warning("market data fresh again: entries resumed")
-                self.risk.set_state(self._initial_state, "FEED_FRESH market data flowing again")
+                self.risk.resume_entries("feed", "FEED_FRESH market data flowing again")
                 self._note("feed", "market data fresh again")
 
     def _note(self, topic: str, message: str, **data: Any) -> None:

@@ -131,6 +131,17 @@ class RiskManager:
         """Operator switch, account-wide or for one symbol; publishes TradingStateChanged on a change."""
         self._states.set_operator(TradingState(state), cause, symbol)
 
+    def pause_entries(self, source: str, cause: str) -> None:
+        """Hold new entries (REDUCING) on behalf of ``source`` until it calls :meth:`resume_entries`.
+
+        Separate from the operator's state, so an engine-held pause (a stale feed) and an operator's
+        switch never undo each other.
+        """
+        self._states.pause(source, cause)
+
+    def resume_entries(self, source: str, cause: str) -> None:
+        self._states.resume(source, cause)
+
     def reset_drawdown_halt(self, cause: str) -> None:
         """The human reset: lift the drawdown halt and restart the peak from the current equity."""
         self._peak_equity = self._account.equity()

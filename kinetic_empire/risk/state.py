@@ -2,7 +2,8 @@
 
 The effective state is the worst of several independent sources, so one source lifting does not
 lift another: the operator's (or config's) state, the daily-loss latch (until the next UTC day), the
-drawdown latch (until a human reset) and per-symbol loss-streak cooldowns. Every change of an
+drawdown latch (until a human reset), entry pauses held by the engine (a stale market feed) and
+per-symbol loss-streak cooldowns. Every change of an
 effective state is published as a TradingStateChanged with the cause that made it.
 
 Expiries are checked lazily (on intents and account events) rather than per kline, so an expiry is
@@ -37,13 +38,14 @@ class TradingStates:
         self.daily_denial: Denial | None = None
         self.drawdown_denial: Denial | None = None
         self.cooldown_until: dict[str, int] = {}
+        self.pauses: dict[str, str] = {}  # who paused entries -> why
         self._shown = TradingState.ACTIVE
         self._shown_symbol: dict[str, TradingState] = {}
 
     # ------------------------------------------------------------------------------------ reading
     def account(self) -> TradingState:
         state = self.operator
-        if self.daily_denial is not None or self.drawdown_denial is not None:
+        if self.daily_denial is not None or self.drawdown_denial is not None or self.pauses:
             state = worst(state, TradingState.REDUCING)
         return state
 
@@ -67,6 +69,9 @@ class TradingStates:
         until = self.cooldown_until.get(symbol)
         if until is not None:
             return deny("LOSS_STREAK_COOLDOWN", symbol=symbol, until_ms=until)
+        if self.pauses:
+            source, cause = next(iter(self.pauses.items()))
+            return deny("ENTRIES_PAUSED", symbol=symbol, by=source, cause=cause.replace(" ", "_"))
         if self.effective(symbol) is not TradingState.ACTIVE:
             return deny("TRADING_REDUCING", symbol=symbol)
         return None
@@ -78,6 +83,14 @@ class TradingStates:
         else:
             self.operator_symbol[symbol] = state
         self.sync(cause, symbol)
+
+    def pause(self, source: str, cause: str) -> None:
+        self.pauses[source] = cause
+        self.sync(cause)
+
+    def resume(self, source: str, cause: str) -> None:
+        if self.pauses.pop(source, None) is not None:
+            self.sync(cause)
 
     def latch_daily(self, denial: Denial, until_ms: int) -> None:
         self.daily_denial, self.daily_until_ms = denial, until_ms
