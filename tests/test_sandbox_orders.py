@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sandbox.helpers import SYM, Client, run
@@ -17,7 +18,7 @@ from kinetic_empire.resources import exchange_info_payload
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = "/work/shared/data/api/rest"
+SAMPLES = str(Path(__file__).parent / "data" / "api")  # real Binance payload samples (tests/data/README.md)
 ORDER_KEYS = ["orderId", "symbol", "status", "clientOrderId", "price", "avgPrice", "origQty", "executedQty", "cumQty",
               "cumQuote", "timeInForce", "type", "reduceOnly", "closePosition", "side", "positionSide", "stopPrice",
               "workingType", "priceProtect", "origType", "priceMatch", "selfTradePreventionMode", "goodTillDate",
