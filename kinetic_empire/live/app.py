@@ -16,6 +16,7 @@ import contextlib
 import gc
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,18 +36,21 @@ from ..binance.wire import dec
 from ..core.bus import EventBus
 from ..core.enums import TradingState
 from ..core.errors import ConfigError, HandlerError, KineticError
-from ..core.events import Note
+from ..core.events import Note, OrderRequest
 from ..core.rules import LeverageBrackets, SymbolRules, parse_brackets, parse_exchange_info
 from ..core.timeframes import timeframe_ms
 from ..portfolio import Portfolio
 from ..resources import default_brackets
 from ..risk import RiskConfig, RiskManager
+from ..risk.protection import PendingEntry
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
 from .clock import VenueClock
 from .config import LiveConfig
 from .doctor import Check, Doctor, format_checks
 from .journal import SCHEMA_VERSION, Journal
+from .reconcile import Reconciler
+from .resume import JournalView
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,9 @@ class LiveEngine:
         unknown_grace_s: float = 1.0,
         stale_after_s: float | None = None,
         rest: BinanceRest | None = None,
+        resume: JournalView | None = None,
+        reconcile_every_s: float | None = None,
+        printer: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -128,6 +135,10 @@ class LiveEngine:
         self.runners: list[StrategyRunner] = []
         self.rules: dict[str, SymbolRules] = {}
         self.initial_balance = Decimal(0)
+        self.resume_view = resume
+        self.reconcile_every_s = reconcile_every_s
+        self.reconciler = Reconciler(self, printer=printer)
+        self.initial_state = TradingState.ACTIVE
 
     # ------------------------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -172,13 +183,19 @@ class LiveEngine:
         self.bus = bus = EventBus(on_error=self._on_handler_error)
         self.journal = Journal(self.run_dir / "journal.sqlite")
         self.journal.attach(bus)  # first: commands are journaled before the port can send them
-        self.journal.set_meta(
-            schema_version=SCHEMA_VERSION, run_id=self.run_id, run_tag=self.tag, venue=self.venue.name,
-            rest_url=self.venue.rest_url, ws_url=self.venue.ws_url,
-            account=self.credentials.fingerprint if self.credentials else "", initial_balance=str(wallet),
-            started_wall_ms=int(self.health.started_wall * 1000), started_market_ms=clock.now_ms(),
-            config=cfg.to_dict(), fees={"maker": str(maker), "taker": str(taker)},
-        )
+        bus.subscribe(OrderRequest, self.reconciler.remember)
+        view = self.resume_view
+        if view is not None:  # the run goes on: its identity and start stay, the end marker goes
+            self.journal.reopen(pid=os.getpid(), resumes=int(view.meta.get("resumes", 0)) + 1,
+                                resumed_wall_ms=int(self.health.started_wall * 1000))
+        else:
+            self.journal.set_meta(
+                pid=os.getpid(), schema_version=SCHEMA_VERSION, run_id=self.run_id, run_tag=self.tag,
+                venue=self.venue.name, rest_url=self.venue.rest_url, ws_url=self.venue.ws_url,
+                account=self.credentials.fingerprint if self.credentials else "", initial_balance=str(wallet),
+                started_wall_ms=int(self.health.started_wall * 1000), started_market_ms=clock.now_ms(),
+                config=cfg.to_dict(), fees={"maker": str(maker), "taker": str(taker)},
+            )
         self.portfolio = Portfolio(bus, wallet)
         self.translator = UserTranslator(bus.publish, clock.now_ms, self.portfolio.leverage, observe=clock.observe)
         self.translator.wallet = wallet
@@ -186,7 +203,7 @@ class LiveEngine:
                                           before_send=self.journal.commit_commands)
         self.risk = RiskManager(bus, clock, self.portfolio, self.rules, brackets, risk_config,
                                 fee_rate_taker=taker, fee_rate_maker=maker)
-        self._initial_state = risk_config.state
+        self._initial_state = self.initial_state = risk_config.state
         lev_meta = {}
         for sym in self.symbols:
             lev = self.risk.leverage_for(sym)
@@ -202,14 +219,18 @@ class LiveEngine:
                 strategy = cls(sym, s.params, timeframe=tf, where=f"{s.path}.params")
                 runner = StrategyRunner(strategy, bus, clock, strategy_id=s.strategy_id,
                                         id_prefix=f"{self.tag}{n}{sym}", fail_fast=False, window=cfg.window)
+                if view is not None:  # new intent ids continue after the journaled ones: never a reused client id
+                    runner._seq = view.last_seq(f"{self.tag}{n}{sym}")
                 self.runners.append(runner)
                 topics.append((sym, tf))
+        if view is not None:
+            self._restore(view)
         if cfg.price_timeframe:  # fresh marks for equity and risk on every symbol, as a backtest's 1m execution
             topics += [(sym, cfg.price_timeframe) for sym in self.symbols]
         topics = sorted(set(topics), key=lambda t: (t[0], timeframe_ms(t[1])))
         self.feed = KlineFeed(rest, self.venue, topics, bus.publish, clock.now_ms, observe=clock.observe)
         self.user = UserStream(rest, self.venue, safe(self.translator.on_message, "user stream"),
-                               lambda: self.execution.reconcile(self.symbols))
+                               self._on_user_connect)
         self._spawn(self.user.run(), "user stream")
         try:
             await asyncio.wait_for(self.user.ready.wait(), timeout=max(10.0, cfg.stream_check_timeout_s))
@@ -223,11 +244,58 @@ class LiveEngine:
         if self.stale_after_s:
             self._spawn(self._watch_feed(self.stale_after_s), "feed watchdog")
         self._spawn(self._flush_journal(), "journal flush")
+        if self.reconcile_every_s:
+            self._spawn(self._reconcile_periodically(self.reconcile_every_s), "periodic reconciliation")
         self.started = True
         gc.collect()
         gc.freeze()  # start-up objects (rules, brackets, strategy history) leave the collector's scans
         log.info("live run %s started on %s (%s) with %d strategies on %s", self.run_id, self.venue.name,
                  self.venue.rest_url, len(self.runners), ", ".join(self.symbols))
+
+    # ------------------------------------------------------------------------------ resume, reconcile
+    def _restore(self, view: JournalView) -> None:
+        """What the journal believed, before the first reconciliation checks it against the venue."""
+        self.reconciler.resume = view
+        for r in view.requests.values():
+            self.reconciler.remember(r)
+        protection = self.risk._protection  # the risk manager's book of protective orders and pending entries
+        for r in view.open_orders():
+            self.translator.expect(r)  # looked up by client id in the first reconciliation
+            if r.close_position and r.order_type.is_conditional:
+                protection.add(r.symbol, r.client_order_id, r.strategy_id)
+            intent = view.intents.get(r.intent_id)
+            if (intent is not None and not r.reduce_only and not r.close_position and r.client_order_id not in
+                    view.filled and (intent.stop_loss is not None or intent.take_profit is not None)):
+                rules = self.rules[r.symbol]
+                stop, tp = (None if p is None else rules.round_price_nearest(Decimal(repr(p)))
+                            for p in (intent.stop_loss, intent.take_profit))
+                protection.expect(r.client_order_id, PendingEntry(r.intent_id, r.strategy_id, r.symbol, r.side,
+                                                                  stop, tp))
+        for sym, change in view.symbol_states.items():
+            if sym is not None and change.cause.startswith("RECONCILE_MISMATCH"):
+                self.reconciler.flagged.add(sym)
+                self.risk.set_state(change.state, change.cause, sym)
+        today = self.clock.now_ms() // 86_400_000
+        if today in view.day_start_wallet and self.risk._watch_equity:  # the daily loss counts from the day's start
+            self.risk._day, self.risk._day_start_equity = today, view.day_start_wallet[today]
+        log.warning("resuming run %s: %s", self.run_id, view.summary())
+
+    def risk_protect(self, symbol: str, client_id: str, strategy_id: str) -> None:
+        """A re-placed protective order joins the risk manager's book, so a close cancels it as usual."""
+        self.risk._protection.add(symbol, client_id, strategy_id)
+
+    async def _on_user_connect(self) -> None:
+        first = self.user.connections <= 1
+        reason = "resume" if self.reconciler.resume is not None else "start" if first else "user stream reconnect"
+        await self.reconciler.run(reason)
+
+    async def _reconcile_periodically(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.reconciler.run("periodic")
+            except BinanceError as exc:
+                log.warning("periodic reconciliation failed (%s); next in %g s", exc, every_s)
 
     async def _brackets(self) -> dict[str, LeverageBrackets]:
         try:

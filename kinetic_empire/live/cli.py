@@ -25,6 +25,7 @@ from .app import LiveEngine, PreflightError
 from .config import SHUTDOWN_POLICIES, LiveConfig
 from .doctor import Doctor, format_checks
 from .report import build_report, run_dir_for, summary
+from .resume import JournalView, check_journal, unclean_stop
 from .sandbox_venue import local_sandbox
 from .status import StatusView
 
@@ -124,18 +125,40 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="at exit: leave (protective orders stay on the exchange) or flatten (cancel all, close all)")
     p.add_argument("--no-preflight", action="store_true", help="skip the doctor's checks before trading")
     p.add_argument("--no-status", action="store_true", help="no live status view")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue this run from its journal (reconciled first)")
+    p.add_argument("--reconcile-every", type=float, metavar="SECONDS", default=300.0,
+                   help="reconcile with the venue this often (default 300; 0: only at start and reconnects)")
 
 
 def run_main(args: argparse.Namespace) -> int:
     config, registry = _load(args)
-    run_id = args.run_id or default_run_id(config)
+    run_id = args.resume or args.run_id or default_run_id(config)
     run_dir = Path(config.runs_dir) / run_id
-    if (run_dir / "journal.sqlite").exists():
-        raise KineticError(f"run {run_id} exists in {run_dir}; choose another --run-id")
+    args.resuming = _resuming(args, run_id, run_dir / "journal.sqlite")
+    if args.resuming and config.venue == SANDBOX and not config.rest_url:
+        raise KineticError("the in-process sandbox keeps nothing across runs, so there is nothing to resume: run "
+                           "`kinetic sandbox --state FILE --keys FILE` and point --rest-url/--ws-url at it")
     run_dir.mkdir(parents=True, exist_ok=True)
     status_tty = not args.no_status and sys.stdout.isatty()
     with _run_logging(run_dir, quiet_console=status_tty):
         return asyncio.run(_run(config, registry, args, run_id, run_dir))
+
+
+def _resuming(args: argparse.Namespace, run_id: str, journal: Path) -> bool:
+    """Resume (explicitly, or because the journal shows an unclean stop), start afresh, or refuse."""
+    if args.resume:
+        check_journal(journal)  # missing, corrupt or another version: reported before anything else
+        return True
+    if not journal.exists():
+        return False
+    meta = check_journal(journal)
+    if unclean_stop(meta):
+        print(f"run {run_id} stopped uncleanly (no end marker, process {meta.get('pid')} gone): resuming it")
+        return True
+    if "ended_wall_ms" not in meta:
+        raise KineticError(f"run {run_id} is still running (process {meta.get('pid')}); stop it first")
+    raise KineticError(f"run {run_id} exists in {journal.parent} and ended cleanly; continue it with "
+                       f"--resume {run_id} or choose another --run-id")
 
 
 async def _run(config: LiveConfig, registry: StrategyRegistry, args: argparse.Namespace, run_id: str,
@@ -148,7 +171,15 @@ async def _run(config: LiveConfig, registry: StrategyRegistry, args: argparse.Na
     plan = ", ".join(f"{s.name} on {'/'.join(s.symbols)}" for s in config.strategies)
     print(f"kinetic run {run_id}: venue {config.venue}, strategies {plan}")
     async with _venue(config, registry, args) as (venue, creds, until):
-        engine = LiveEngine(config, registry, venue, creds, run_id=run_id, run_dir=run_dir)
+        view = None
+        if getattr(args, "resuming", False):
+            journal = run_dir / "journal.sqlite"
+            meta = check_journal(journal, rest_url=venue.rest_url, account=creds.fingerprint)
+            view = JournalView.load(journal, meta)
+            print(f"resuming {run_id}: {view.summary()}")
+        every = getattr(args, "reconcile_every", None)
+        engine = LiveEngine(config, registry, venue, creds, run_id=run_id, run_dir=run_dir, resume=view,
+                            reconcile_every_s=every or None, printer=print)
         status = None if args.no_status else StatusView(engine)
         status_task = None
         reason = "start-up failed"

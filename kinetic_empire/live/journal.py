@@ -7,7 +7,7 @@ kline), so after a crash every order the venue may know of has its client id in 
 (klines, fills, positions...) are kept in memory and written by :meth:`Journal.flush` (every half second
 and at close): off the hot path, and after a crash the venue is the source of truth for them anyway.
 
-Designed for resuming after a crash (a later issue): ``meta`` names the schema version, the run, the
+Designed for resuming after a crash (:mod:`kinetic_empire.live.resume`): ``meta`` names the schema version, the run, the
 venue and the account (a fingerprint of the key, never the key), the run tag from which client ids are
 derived, and the initial balance; ``events`` replays the bus in order (``seq``), each event as JSON with
 Decimals as strings, decodable back into the same frozen event objects (:func:`read_events`).
@@ -136,6 +136,11 @@ class Journal:
                 for k, v in values.items()]
         self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
         self._db.commit()
+
+    def reopen(self, **values: Any) -> None:
+        """A resumed run: drop the clean-stop marker (the run is going again) and note who writes now."""
+        self._db.execute("DELETE FROM meta WHERE key IN ('ended_wall_ms', 'ended_market_ms', 'shutdown')")
+        self.set_meta(**values)
 
     # ------------------------------------------------------------------------------ writing
     def attach(self, bus: EventBus) -> None:

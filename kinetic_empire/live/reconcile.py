@@ -1,0 +1,211 @@
+"""Reconciliation with an explicit plan: what the engine believed, what the venue says, what is done.
+
+It runs at resume, after every user-stream (re)connection and every ``reconcile_every_s``. The REST
+pass itself (:meth:`BinanceExecution.reconcile`) publishes the facts the engine missed: fills while it was
+away, orders cancelled or expired, positions and balance. Around it this module:
+
+* at resume, looks every journaled "sent, unknown" order up by client id; one the venue does not know was
+  never placed (the request died with the process) and is closed as rejected, never resent;
+* explains each position difference by the fills just recorded; what they do not explain (a position the
+  engine did not open, a manual trade) puts the symbol in REDUCING with the reason and how to clear it;
+* re-places a missing stop (and take-profit) for an open position, from the last protective request
+  journaled for that symbol;
+* prints, logs and journals (``Note`` topic ``reconcile``) the plan whenever it holds an action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ..core.enums import OrderType, Side, TradingState
+from ..core.events import Note, OrderFilled, OrderRequest
+from ..risk import ids
+
+if TYPE_CHECKING:
+    from .app import LiveEngine
+    from .resume import JournalView
+
+log = logging.getLogger(__name__)
+ZERO = Decimal(0)
+PROTECTIVE = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
+MISMATCH = "RECONCILE_MISMATCH"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    kind: str  # fill | closed | never-placed | adopt | flag | protect | balance
+    symbol: str
+    believed: str
+    exchange: str
+    action: str
+
+
+@dataclass
+class Plan:
+    reason: str
+    actions: list[Action] = field(default_factory=list)
+
+    def add(self, kind: str, symbol: str, believed: Any, exchange: Any, action: str) -> None:
+        self.actions.append(Action(kind, symbol, str(believed), str(exchange), action))
+
+    def count(self, kind: str) -> int:
+        return sum(1 for a in self.actions if a.kind == kind)
+
+    def format(self) -> str:
+        if not self.actions:
+            return f"reconciliation ({self.reason}): journal and venue agree"
+        lines = [f"reconciliation ({self.reason}): {len(self.actions)} action(s)"]
+        lines += [f"  {a.kind:<12} {a.symbol:<10} believed: {a.believed:<22} venue: {a.exchange:<22} -> {a.action}"
+                  for a in self.actions]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "actions": [
+            {"kind": a.kind, "symbol": a.symbol, "believed": a.believed, "exchange": a.exchange, "action": a.action}
+            for a in self.actions]}
+
+
+class Reconciler:
+    """One engine's reconciliations; serialised, since the stream and the timer may ask at once."""
+
+    def __init__(self, engine: LiveEngine, *, printer: Callable[[str], None] | None = None) -> None:
+        self.engine = engine
+        self.printer = printer
+        self.plans: list[Plan] = []
+        self.resume: JournalView | None = None  # set for the first pass after a resume
+        self.protective: dict[str, OrderRequest] = {}  # symbol -> last stop/take-profit request, by type key
+        self.entry_intent: dict[str, str] = {}  # symbol -> intent of the last entry request
+        self.flagged: set[str] = set()
+        self._tries: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+        self._replaced = 0
+
+    @property
+    def actions(self) -> int:
+        return sum(len(p.actions) for p in self.plans)
+
+    def remember(self, r: OrderRequest) -> None:
+        """Every request passes here (bus subscriber): the last protective order of each kind per symbol."""
+        if r.order_type in PROTECTIVE and r.close_position:
+            self.protective[f"{r.symbol}:{r.order_type.value}"] = r
+        elif not r.reduce_only and not r.close_position:
+            self.entry_intent[r.symbol] = r.intent_id
+
+    async def run(self, reason: str) -> Plan:
+        async with self._lock:
+            return await self._run(reason)
+
+    async def _run(self, reason: str) -> Plan:
+        eng = self.engine
+        tr = eng.translator
+        plan = Plan(reason)
+        view, self.resume = self.resume, None
+        believed = dict(view.positions) if view is not None else {s: q for s, (q, _e) in tr.positions.items()}
+        before = {cid: (st.terminal, st.filled) for cid, st in tr.orders.items()}
+        fills: list[OrderFilled] = []
+        eng.bus.subscribe(OrderFilled, fills.append)
+        try:
+            await eng.execution.reconcile(eng.symbols)
+        finally:
+            eng.bus.unsubscribe(OrderFilled, fills.append)
+        for f in fills:
+            what = f"{f.side.value} {f.quantity} @ {f.price} ({f.client_order_id})"
+            plan.add("fill", f.symbol, "not journaled", what, "recorded")
+        for cid, (was_terminal, _filled) in before.items():
+            st = tr.orders[cid]
+            if st.terminal and not was_terminal and not any(f.client_order_id == cid for f in fills):
+                plan.add("closed", st.symbol, f"{cid} open", "canceled/expired/filled", "marked final")
+        if view is not None:
+            self._never_placed(view, plan)
+        self._positions(believed, fills, plan)
+        self._protect(plan)
+        self._account(view, plan)
+        self.plans.append(plan)
+        if plan.actions or view is not None:
+            text = plan.format()
+            log.warning("%s", text) if plan.actions else log.info("%s", text)
+            if self.printer is not None:
+                self.printer(text)
+            now = eng.clock.now_ms()
+            eng.bus.publish(Note(topic="reconcile", message=text, data=plan.to_dict(), ts_event=now, ts_init=now))
+        return plan
+
+    def _never_placed(self, view: JournalView, plan: Plan) -> None:
+        tr = self.engine.translator
+        for r in view.unknown_orders():
+            st = tr.orders.get(r.client_order_id)
+            if st is not None and (st.accepted or st.terminal):
+                plan.add("sent-unknown", r.symbol, f"{r.client_order_id} sent, outcome unknown",
+                         "known by client id", "adopted (not resent)")
+                continue
+            tr.rejected(r, -2013, "not on the venue after a restart: the request never left; not resent")
+            plan.add("never-placed", r.symbol, f"{r.client_order_id} sent, outcome unknown", "unknown client id",
+                     "closed as rejected (not resent)")
+
+    def _positions(self, believed: dict[str, Decimal], fills: list[OrderFilled], plan: Plan) -> None:
+        eng = self.engine
+        for sym in eng.symbols:
+            exch = eng.translator.positions.get(sym, (ZERO, ZERO))[0]
+            was = believed.get(sym, ZERO)
+            moved = sum((f.quantity if f.side is Side.BUY else -f.quantity for f in fills if f.symbol == sym), ZERO)
+            if sym in self.flagged and exch == 0:
+                self.flagged.discard(sym)
+                eng.risk.set_state(eng.initial_state, f"RECONCILE_CLEARED symbol={sym} flat on the venue", sym)
+                plan.add("clear", sym, "REDUCING", "flat", "trading resumes on the symbol")
+                continue
+            if exch == was:
+                continue
+            if exch == was + moved:
+                plan.add("adopt", sym, was, exch, "position follows the fills recorded above")
+                continue
+            if sym in self.flagged:
+                continue
+            self.flagged.add(sym)
+            cause = (f"{MISMATCH} symbol={sym} journal={was} venue={exch} unexplained={exch - was - moved}: "
+                     "a position or trade this run did not make. Entries on the symbol are paused (exits allowed); "
+                     "close or reduce it on the venue and trading resumes at the next reconciliation that finds "
+                     "the symbol flat")
+            log.error("%s", cause)
+            eng.risk.set_state(TradingState.REDUCING, cause, sym)
+            plan.add("flag", sym, was, exch, "REDUCING (position adopted into the portfolio, entries paused)")
+
+    def _protect(self, plan: Plan) -> None:
+        eng = self.engine
+        tr = eng.translator
+        open_protective = {(st.symbol, st.order_type) for st in tr.orders.values()
+                           if not st.terminal and st.order_type in PROTECTIVE and st.algo}
+        now = eng.clock.now_ms()
+        for sym in eng.symbols:
+            qty = tr.positions.get(sym, (ZERO, ZERO))[0]
+            if qty == 0:
+                continue
+            close_side = Side.SELL if qty > 0 else Side.BUY
+            for otype in PROTECTIVE:
+                last = self.protective.get(f"{sym}:{otype.value}")
+                if (last is None or last.side is not close_side or (sym, otype) in open_protective
+                        or last.intent_id != self.entry_intent.get(sym)):
+                    continue  # protected, or the position's entry asked for no such order
+                base = last.client_order_id.rsplit("-rp", 1)[0]
+                self._tries[base] = tries = self._tries.get(base, 0) + 1
+                if tries > 3:
+                    continue  # the venue keeps refusing it (the rejection says why): do not loop
+                self._replaced += 1
+                cid = ids.client_id(base, "rp", self._replaced)
+                request = replace(last, client_order_id=cid, ts_event=now, ts_init=now)
+                eng.risk_protect(sym, cid, last.strategy_id)
+                plan.add("protect", sym, f"{otype.value} {last.trigger_price}", "missing",
+                         f"re-placed as {cid}")
+                eng.bus.publish(request)
+
+    def _account(self, view: JournalView | None, plan: Plan) -> None:
+        wallet = self.engine.translator.wallet
+        if view is not None and view.wallet is not None and wallet is not None and wallet != view.wallet:
+            plan.add("balance", "USDT", view.wallet, wallet, "venue's balance taken (fills, fees, funding while away)")
+
+
+__all__ = ["Action", "Plan", "Reconciler"]
