@@ -253,7 +253,13 @@ def _timeline(plans: Mapping[str, _Plan], start: int | None) -> tuple[np.ndarray
     for p in plans.values():
         e = p.execution
         parts.append(e.close_time[_start_index(e, start) :])
-    timestamps = np.unique(np.concatenate(parts)) if parts else np.array([], dtype=np.int64)
+    if len(parts) == 1:
+        timestamps = parts[0]
+    elif parts:  # merge sorted series and drop repeats (np.unique hashes: far slower on millions)
+        merged = np.sort(np.concatenate(parts), kind="stable")
+        timestamps = merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
+    else:
+        timestamps = np.array([], dtype=np.int64)
     closes: dict[str, np.ndarray] = {}
     for sym, p in plans.items():
         e = p.execution
