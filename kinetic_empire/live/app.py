@@ -220,7 +220,7 @@ class LiveEngine:
                 runner = StrategyRunner(strategy, bus, clock, strategy_id=s.strategy_id,
                                         id_prefix=f"{self.tag}{n}{sym}", fail_fast=False, window=cfg.window)
                 if view is not None:  # new intent ids continue after the journaled ones: never a reused client id
-                    runner._seq = view.last_seq(f"{self.tag}{n}{sym}")
+                    runner.continue_ids_after(view.last_seq(f"{self.tag}{n}{sym}"))
                 self.runners.append(runner)
                 topics.append((sym, tf))
         if view is not None:
@@ -258,31 +258,30 @@ class LiveEngine:
         self.reconciler.resume = view
         for r in view.requests.values():
             self.reconciler.remember(r)
-        protection = self.risk._protection  # the risk manager's book of protective orders and pending entries
         for r in view.open_orders():
             self.translator.expect(r)  # looked up by client id in the first reconciliation
             if r.close_position and r.order_type.is_conditional:
-                protection.add(r.symbol, r.client_order_id, r.strategy_id)
+                self.risk.track_protective_order(r.symbol, r.client_order_id, r.strategy_id)
             intent = view.intents.get(r.intent_id)
             if (intent is not None and not r.reduce_only and not r.close_position and r.client_order_id not in
                     view.filled and (intent.stop_loss is not None or intent.take_profit is not None)):
                 rules = self.rules[r.symbol]
                 stop, tp = (None if p is None else rules.round_price_nearest(Decimal(repr(p)))
                             for p in (intent.stop_loss, intent.take_profit))
-                protection.expect(r.client_order_id, PendingEntry(r.intent_id, r.strategy_id, r.symbol, r.side,
-                                                                  stop, tp))
+                self.risk.expect_entry(r.client_order_id, PendingEntry(r.intent_id, r.strategy_id, r.symbol, r.side,
+                                                                       stop, tp))
         for sym, change in view.symbol_states.items():
             if sym is not None and change.cause.startswith("RECONCILE_MISMATCH"):
                 self.reconciler.flagged.add(sym)
                 self.risk.set_state(change.state, change.cause, sym)
         today = self.clock.now_ms() // 86_400_000
-        if today in view.day_start_wallet and self.risk._watch_equity:  # the daily loss counts from the day's start
-            self.risk._day, self.risk._day_start_equity = today, view.day_start_wallet[today]
+        if today in view.day_start_wallet:  # the daily loss counts from the day's start
+            self.risk.restore_day_start(today, view.day_start_wallet[today])
         log.warning("resuming run %s: %s", self.run_id, view.summary())
 
     def risk_protect(self, symbol: str, client_id: str, strategy_id: str) -> None:
         """A re-placed protective order joins the risk manager's book, so a close cancels it as usual."""
-        self.risk._protection.add(symbol, client_id, strategy_id)
+        self.risk.track_protective_order(symbol, client_id, strategy_id)
 
     async def _on_user_connect(self) -> None:
         first = self.user.connections <= 1

@@ -131,6 +131,20 @@ class RiskManager:
         """Operator switch, account-wide or for one symbol; publishes TradingStateChanged on a change."""
         self._states.set_operator(TradingState(state), cause, symbol)
 
+    # ------------------------------------------------------------------------ resuming a journaled run
+    def track_protective_order(self, symbol: str, client_id: str, strategy_id: str) -> None:
+        """An open stop or take-profit (from a journal, or re-placed by reconciliation) to manage as ours."""
+        self._protection.add(symbol, client_id, strategy_id)
+
+    def expect_entry(self, entry_client_id: str, entry: PendingEntry) -> None:
+        """An entry still open whose fill must place its protective orders."""
+        self._protection.expect(entry_client_id, entry)
+
+    def restore_day_start(self, day: int, equity: Decimal) -> None:
+        """The daily-loss guard counts from the equity the day started with, not from the restart."""
+        if self._watch_equity:
+            self._day, self._day_start_equity = day, equity
+
     def pause_entries(self, source: str, cause: str) -> None:
         """Hold new entries (REDUCING) on behalf of ``source`` until it calls :meth:`resume_entries`.
 

@@ -221,6 +221,10 @@ class StrategyRunner:
             self.intents_emitted += 1
             self._bus.publish(intent)
 
+    def continue_ids_after(self, seq: int) -> None:
+        """Resume numbering intents after ``seq`` (from a journal): a client order id is never reused."""
+        self._seq = max(self._seq, seq)
+
     def owns(self, client_order_id: str) -> bool:
         return client_order_id.startswith(self._prefix + "-")
 
