@@ -42,6 +42,7 @@ def status(srv: SandboxServer) -> dict[str, Any]:
         "accounts": {k[:8]: {"wallet": str(a.exchange.wallet), "openOrders": len(a.open_orders(None))}
                      for k, a in srv.accounts.items()},
         "faults": {name: getattr(srv.faults.cfg, name) for name in srv.faults.cfg.__dataclass_fields__},
+        "faultCounts": dict(srv.faults.counts),
     }
 
 

@@ -4,6 +4,7 @@ fault on does not change when another fires, and the same requests in the same o
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 from .config import FaultConfig
 
@@ -15,6 +16,10 @@ class Faults:
         self.cfg = cfg
         self.reseed()
         self._ws_count = 0
+        self.counts: Counter[str] = Counter()  # faults injected, by kind (a soak reports them)
+
+    def note(self, kind: str) -> None:
+        self.counts[kind] += 1
 
     def reseed(self) -> None:
         self._rng = {kind: random.Random(f"{self.cfg.seed}:{kind}") for kind in KINDS}
@@ -33,9 +38,12 @@ class Faults:
         return self._rng["latency"].uniform(lo, hi) / 1000.0
 
     def burst(self) -> bool:
-        return self.cfg.enabled and self.cfg.rate_limit_burst_rate > 0 and (
+        hit = self.cfg.enabled and self.cfg.rate_limit_burst_rate > 0 and (
             self._rng["burst"].random() < self.cfg.rate_limit_burst_rate
         )
+        if hit:
+            self.note("429-burst")
+        return hit
 
     def order_fault(self) -> str | None:
         """None, or one of: 'error-executed', 'error-rejected', 'timeout-executed', 'timeout-rejected'."""
@@ -44,15 +52,16 @@ class Faults:
             return None
         rng = self._rng["order"]
         r = rng.random()
+        kind: str | None = None
         if r < c.error_executed_rate:
-            return "error-executed"
-        r -= c.error_executed_rate
-        if r < c.error_rejected_rate:
-            return "error-rejected"
-        r -= c.error_rejected_rate
-        if r < c.timeout_rate:
-            return "timeout-executed" if rng.random() < c.timeout_executed_share else "timeout-rejected"
-        return None
+            kind = "error-executed"
+        elif r - c.error_executed_rate < c.error_rejected_rate:
+            kind = "error-rejected"
+        elif r - c.error_executed_rate - c.error_rejected_rate < c.timeout_rate:
+            kind = "timeout-executed" if rng.random() < c.timeout_executed_share else "timeout-rejected"
+        if kind is not None:
+            self.note(kind)
+        return kind
 
     def ws_rng(self) -> random.Random | None:
         """An RNG for one new WebSocket connection (None when no WS fault is on)."""
@@ -64,6 +73,9 @@ class Faults:
 
     def expire_listen_keys(self) -> bool:
         c = self.cfg
-        return c.enabled and c.listen_key_early_expiry_rate > 0 and (
+        hit = c.enabled and c.listen_key_early_expiry_rate > 0 and (
             self._rng["listen_key"].random() < c.listen_key_early_expiry_rate
         )
+        if hit:
+            self.note("listen-key-expiry")
+        return hit

@@ -13,7 +13,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +45,7 @@ class Conn:
         drop_rate: float = 0.0,
         stall_rate: float = 0.0,
         stall_seconds: float = 0.0,
+        on_fault: Callable[[str], None] | None = None,
     ) -> None:
         self.ws = ws
         self.request = request
@@ -61,6 +62,7 @@ class Conn:
         self._drop = drop_rate
         self._stall = stall_rate
         self._stall_s = stall_seconds
+        self._on_fault = on_fault
         self.writer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -109,9 +111,13 @@ class Conn:
                     if self._rng is not None:
                         r = self._rng.random()
                         if r < self._drop:
+                            if self._on_fault is not None:
+                                self._on_fault("ws-drop")
                             self.drop()
                             return
                         if r < self._drop + self._stall:
+                            if self._on_fault is not None:
+                                self._on_fault("ws-stall")
                             await asyncio.sleep(self._stall_s)
                     await ws.send_str(text)
                 finally:

@@ -77,7 +77,7 @@ async def serve(srv: SandboxServer, request: web.Request, *, combined: bool, pri
     fc = srv.faults.cfg
     conn = Conn(ws, request, combined=combined, max_incoming_per_s=cfg.ws_max_incoming_per_s,
                 rng=srv.faults.ws_rng(), drop_rate=fc.ws_drop_rate, stall_rate=fc.ws_stall_rate,
-                stall_seconds=fc.ws_stall_seconds)
+                stall_seconds=fc.ws_stall_seconds, on_fault=srv.faults.note)
     events = request.query.get("events")
     if events:
         conn.events = frozenset(events.split("/"))
