@@ -92,6 +92,13 @@ class UserTranslator:
     def open_orders(self) -> list[OrderState]:
         return [o for o in self.orders.values() if not o.terminal]
 
+    def known_fills(self, trades: Iterable[tuple[str, int]], filled: Mapping[str, Decimal]) -> None:
+        """Fills already journaled (resume): a snapshot or stream message repeating one is not a new fill."""
+        self._trades.update(trades)
+        for cid, qty in filled.items():
+            if cid in self.orders:
+                self.orders[cid].filled = qty
+
     def accepted(self, data: Mapping[str, Any]) -> None:
         """A placement reply or a query result: OrderAccepted unless already said, and a final state if any."""
         ev = accepted_from_rest(data, self._now())

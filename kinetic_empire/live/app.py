@@ -270,6 +270,7 @@ class LiveEngine:
                             for p in (intent.stop_loss, intent.take_profit))
                 self.risk.expect_entry(r.client_order_id, PendingEntry(r.intent_id, r.strategy_id, r.symbol, r.side,
                                                                        stop, tp))
+        self.translator.known_fills(view.fills, view.filled)  # else the first snapshot records them twice
         for sym, change in view.symbol_states.items():
             if sym is not None and change.cause.startswith("RECONCILE_MISMATCH"):
                 self.reconciler.flagged.add(sym)

@@ -110,7 +110,7 @@ class SoakReport:
             f"  orders            {self.orders} (+{self.algo_orders} conditional), "
             f"{self.partial_fill_orders} filled in parts",
             f"  fills             venue {self.fills}, journal {self.journal_fills}",
-            f"  reconciliations   {self.reconcile_runs} runs; actions: {actions}",
+            f"  reconciliations   {self.reconcile_runs} plans journaled (resumes, or with actions); actions: {actions}",
             f"  recovery (s)      p50 {self.recovery_p50:.2f}, p99 {self.recovery_p99:.2f}, "
             f"each {[round(x, 2) for x in self.recovery_s]}",
             f"  final positions   {self.positions}",
@@ -320,14 +320,16 @@ async def _audit(report: SoakReport, rest_url: str, creds: Credentials, journal:
                 if n > 1:
                     p.append(f"{sym}: conditional client id {cid} placed {n} times")
             # by effect: one intent never gets two executed orders of one kind, nor two live stops
-            executed: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+            # (a reversal is one intent with a reduce-only exit and an entry of the same side: two effects)
+            executed: dict[tuple[str, str, str, bool], list[str]] = defaultdict(list)
             for o in own:
                 req = requests.get(o["clientOrderId"])
                 if req is None:
                     p.append(f"{sym}: venue order {o['clientOrderId']} is not in the journal")
                     continue
                 if Decimal(o["executedQty"]) > 0:
-                    executed[(req.intent_id, req.order_type.value, req.side.value)].append(o["clientOrderId"])
+                    key = (req.intent_id, req.order_type.value, req.side.value, req.reduce_only)
+                    executed[key].append(o["clientOrderId"])
             live: dict[tuple[str, str], list[str]] = defaultdict(list)
             for a in algos:
                 req = requests.get(a["clientAlgoId"])
