@@ -58,10 +58,10 @@ def fault_settings(rate: float, seed: int) -> dict[str, Any]:
         "enabled": True, "seed": seed,
         "error_executed_rate": 0.03 * rate, "error_rejected_rate": 0.03 * rate,
         "timeout_rate": 0.03 * rate, "timeout_seconds": 1.5, "timeout_executed_share": 0.5,
-        "rate_limit_burst_rate": 0.004 * rate,
+        "rate_limit_burst_rate": 0.01 * rate,
         "clock_skew_ms": 400,
         "ws_drop_rate": 0.0007 * rate, "ws_stall_rate": 0.0007 * rate, "ws_stall_seconds": 1.5,
-        "listen_key_early_expiry_rate": 0.0003 * rate,
+        "listen_key_early_expiry_rate": 0.0006 * rate,
     }
 
 
