@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection
 
 from ..core.events import KlineClosed
 from ..core.timeframes import TIMEFRAME_MS
+from .backoff import backoff_delay
 from .errors import BinanceError
 from .rest import BinanceRest
 from .venues import Venue
@@ -136,7 +137,7 @@ class KlineFeed:
             if self._stop:
                 break
             failures += 1
-            delay = min(self.backoff_max_s, self.backoff_s * 2 ** min(failures - 1, 10)) * (0.5 + self._rng.random())
+            delay = backoff_delay(failures, self.backoff_s, self.backoff_max_s, self._rng)
             await asyncio.sleep(delay if failures > 1 else delay / 4)
 
     async def handle(self, raw: str | bytes) -> None:

@@ -29,6 +29,7 @@ import aiohttp
 from yarl import URL
 
 from ..core.clock import LiveClock
+from .backoff import backoff_delay
 from .errors import (
     BinanceError,
     RateLimitError,
@@ -187,8 +188,7 @@ class BinanceRest:
                 if isinstance(exc, RateLimitError):
                     delay = exc.retry_after
                 else:
-                    delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
-                    delay *= 0.5 + self._rng.random() / 2
+                    delay = backoff_delay(attempt, self.backoff_s, self.backoff_max_s, self._rng, spread=0.5)
                 log.info("retrying %s in %.2f s after %s (attempt %d)", endpoint, delay, exc, attempt + 1)
                 await asyncio.sleep(delay)
 

@@ -22,6 +22,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from .backoff import backoff_delay
 from .errors import BinanceError, ListenKeyError
 from .rest import KEYED, BinanceRest
 from .venues import Venue
@@ -107,7 +108,7 @@ class UserStream:
             if self._stop:
                 break
             failures += 1
-            delay = min(self.backoff_max_s, self.backoff_s * 2 ** min(failures - 1, 10)) * (0.5 + self._rng.random())
+            delay = backoff_delay(failures, self.backoff_s, self.backoff_max_s, self._rng)
             await asyncio.sleep(delay if failures > 1 else delay / 4)
 
     async def _read(self, ws: ClientConnection) -> None:
