@@ -655,11 +655,7 @@ class SimulatedExchange:
                 ts_init=now,
             )
         )
-        self._emit(
-            BalanceChanged(
-                asset="USDT", wallet_balance=self.wallet, change=change, reason=reason, ts_event=ts, ts_init=now
-            )
-        )
+        self._emit_balance(change, reason, ts, now)
         if pos.qty == 0:
             for order in list(book.resting):
                 if order.is_open and (order.reduce_only or order.close_position):
@@ -671,6 +667,13 @@ class SimulatedExchange:
                     if not closing:
                         self._finish(order, OrderStatus.EXPIRED, "reduce-only order would increase the position")
         self._refresh(book)
+
+    def _emit_balance(self, change: Decimal, reason: BalanceReason, ts: int, now: int) -> None:
+        self._emit(
+            BalanceChanged(
+                asset="USDT", wallet_balance=self.wallet, change=change, reason=reason, ts_event=ts, ts_init=now
+            )
+        )
 
     def _record_trade(
         self,
@@ -768,16 +771,7 @@ class SimulatedExchange:
                 ts_init=now,
             )
         )
-        self._emit(
-            BalanceChanged(
-                asset="USDT",
-                wallet_balance=self.wallet,
-                change=amount,
-                reason=BalanceReason.FUNDING_FEE,
-                ts_event=funding_time,
-                ts_init=now,
-            )
-        )
+        self._emit_balance(amount, BalanceReason.FUNDING_FEE, funding_time, now)
         self._update_liquidation_prices()
 
     def _liquidate(self, book: _Book, ts: int, at: float) -> None:
@@ -820,16 +814,7 @@ class SimulatedExchange:
                 ts_init=now,
             )
         )
-        self._emit(
-            BalanceChanged(
-                asset="USDT",
-                wallet_balance=self.wallet,
-                change=-fee,
-                reason=BalanceReason.LIQUIDATION,
-                ts_event=ts,
-                ts_init=now,
-            )
-        )
+        self._emit_balance(-fee, BalanceReason.LIQUIDATION, ts, now)
 
     def _update_liquidation_prices(self) -> None:
         """Recompute every open position's liquidation price (cross margin, one-way; reference 9.3)."""
