@@ -168,3 +168,21 @@ def test_entry_point_plugins(tmp_path, monkeypatch):
     assert "ep-plugin-pkg" in next(p.source for p in reg.plugins() if p.name == "from_entry_point")
     assert {"ema_cross", "rsi_reversion", "donchian_breakout"} <= set(reg.names())
     sys.modules.pop("ep_plugin_pkg", None)
+
+
+@pytest.mark.parametrize("length", [30, 300, 1400, 3000])
+def test_short_input_ema_and_rsi_are_bit_identical_to_ta(length):
+    """Live windows use the exact Python recursion; it must equal ``ta`` to the last bit."""
+    import pandas as pd
+    from ta.momentum import RSIIndicator
+    from ta.trend import EMAIndicator
+
+    from kinetic_empire.data import load_klines, sample_data_dir
+    from kinetic_empire.indicators import ema, rsi
+
+    close = load_klines(sample_data_dir(), symbol="NEARUSDT", timeframe="1m", end="2023-08-04").close[:length]
+    for period in (2, 3, 9, 14, 20, 21, 50):
+        expected_ema = EMAIndicator(pd.Series(close), window=period).ema_indicator().to_numpy()
+        expected_rsi = RSIIndicator(pd.Series(close), window=period).rsi().to_numpy()
+        assert np.array_equal(ema(close, period), expected_ema, equal_nan=True), ("ema", period)
+        assert np.array_equal(rsi(close, period), expected_rsi, equal_nan=True), ("rsi", period)
