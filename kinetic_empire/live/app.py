@@ -34,6 +34,7 @@ from ..binance.userstream import UserStream
 from ..binance.venues import Venue
 from ..binance.wire import dec
 from ..core.bus import EventBus
+from ..core.clock import LiveClock
 from ..core.enums import TradingState
 from ..core.errors import ConfigError, HandlerError, KineticError
 from ..core.events import Note, OrderRequest
@@ -81,7 +82,7 @@ class Health:
     paused_for_stale: bool = False
     stale_topics: list[str] = field(default_factory=list)
     handler_errors: int = 0
-    started_wall: float = field(default_factory=time.time)
+    started_wall: float = field(default_factory=lambda: LiveClock().now_ms() / 1000)
 
 
 class LiveEngine:
@@ -432,7 +433,7 @@ class LiveEngine:
         await self.settle(quiet_s=0.2, timeout=5.0)
         await self.user.stop()
         await self._cancel_tasks()
-        self.journal.set_meta(ended_wall_ms=int(time.time() * 1000), ended_market_ms=self.clock.now_ms(),
+        self.journal.set_meta(ended_wall_ms=LiveClock().now_ms(), ended_market_ms=self.clock.now_ms(),
                               shutdown=policy)
         self.journal.close()
         await self.rest.close()

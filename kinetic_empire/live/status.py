@@ -11,6 +11,8 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 
+from ..core.clock import LiveClock
+
 if TYPE_CHECKING:
     from .app import LiveEngine
 
@@ -78,7 +80,7 @@ class StatusView:
     def lines(self) -> list[str]:
         e = self.engine
         equity, wallet, n_trades, net = self._totals()
-        up = time.time() - e.health.started_wall
+        up = LiveClock().now_ms() / 1000 - e.health.started_wall
         feed, user, rest = e.feed, e.user, e.rest.stats
         out = [
             f"Kinetic Empire live  run {e.run_id}  venue {e.venue.name} ({e.venue.rest_url})",
