@@ -31,28 +31,44 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..config import (
-    StrategyConfig,
-    check_one_strategy_per_symbol,
-    jsonable,
-    load_yaml,
-    parse_decimal,
-    parse_strategy,
-    parse_time,
-    parse_timeframe,
-    strict_mapping,
-)
+from ..config import StrategyConfig, check_one_strategy_per_symbol, jsonable, load_yaml, risk_section, strategy_list
 from ..core.errors import ConfigError
+from ..core.schema import Key, choice, decimal, nested, nullable, paths, reading, section, text, time_ms
+from ..core.schema import timeframe as _timeframe
 
 GAP_POLICIES = ("error", "keep", "ffill")
 
 
+def _execution_timeframe(value: Any, path: str) -> str:
+    return "auto" if value == "auto" else _timeframe(value, path)
+
+
+_FEES = {"maker": Key(decimal(ge=0), to="maker_fee"), "taker": Key(decimal(ge=0), to="taker_fee")}
+_BACKTEST = {
+    "data": Key(paths),
+    "start": Key(nullable(time_ms)),
+    "end": Key(nullable(time_ms)),
+    "initial_balance": Key(decimal(gt=0)),
+    "execution_timeframe": Key(_execution_timeframe),
+    "gap_policy": Key(choice(GAP_POLICIES)),
+    "fees": Key(nested(_FEES)),
+    "slippage_bps": Key(decimal(ge=0)),
+    "funding_rate": Key(decimal()),
+    "results_dir": Key(text),
+}
+_FILE = {
+    "backtest": Key(nested(_BACKTEST)),
+    "strategies": Key(strategy_list, required=True),
+    "risk": Key(risk_section),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class BacktestConfig:
-    data: tuple[str, ...]
-    start: int | None
-    end: int | None
     strategies: tuple[StrategyConfig, ...]
+    data: tuple[str, ...] = ("backtests/data",)
+    start: int | None = None
+    end: int | None = None
     initial_balance: Decimal = Decimal("10000")
     execution_timeframe: str = "auto"
     gap_policy: str = "error"
@@ -96,59 +112,14 @@ class BacktestConfig:
     # ------------------------------------------------------------------------------- parsing
     @classmethod
     def from_mapping(cls, data: Any, source: str | None = None) -> BacktestConfig:
-        top = strict_mapping(data, "<root>", {"backtest", "strategies", "risk"}, source)
-        bt = strict_mapping(
-            top.get("backtest"),
-            "backtest",
-            {
-                "data", "start", "end", "initial_balance", "execution_timeframe", "gap_policy", "fees",
-                "slippage_bps", "funding_rate", "results_dir",
-            },
-            source,
-        )  # fmt: skip
-        raw_data = bt.get("data", "backtests/data")
-        if isinstance(raw_data, str):
-            raw_data = [raw_data]
-        if not isinstance(raw_data, list) or not all(isinstance(d, str) for d in raw_data) or not raw_data:
-            raise ConfigError("backtest.data", "expected a path or a list of paths", source)
-        start = parse_time(bt["start"], "backtest.start", source) if bt.get("start") is not None else None
-        end = parse_time(bt["end"], "backtest.end", source) if bt.get("end") is not None else None
-        if start is not None and end is not None and end <= start:
-            raise ConfigError("backtest.end", "must be after backtest.start", source)
-        fees = strict_mapping(bt.get("fees"), "backtest.fees", {"maker", "taker"}, source)
-        exec_tf = bt.get("execution_timeframe", "auto")
-        if exec_tf != "auto":
-            exec_tf = parse_timeframe(exec_tf, "backtest.execution_timeframe", source)
-        gap_policy = bt.get("gap_policy", "error")
-        if gap_policy not in GAP_POLICIES:
-            raise ConfigError("backtest.gap_policy", f"{gap_policy!r} is not one of {', '.join(GAP_POLICIES)}", source)
-        balance = parse_decimal(bt.get("initial_balance", "10000"), "backtest.initial_balance", source)
-        if balance <= 0:
-            raise ConfigError("backtest.initial_balance", "must be positive", source)
-        raw_strategies = top.get("strategies")
-        if not isinstance(raw_strategies, list) or not raw_strategies:
-            raise ConfigError("strategies", "expected a non-empty list of strategies", source)
-        strategies = tuple(parse_strategy(item, f"strategies[{i}]", source) for i, item in enumerate(raw_strategies))
-        check_one_strategy_per_symbol(strategies, source)
-        risk = top.get("risk") or {}
-        if not isinstance(risk, Mapping):
-            raise ConfigError("risk", "expected a mapping", source)
-        return cls(
-            data=tuple(raw_data),
-            start=start,
-            end=end,
-            strategies=strategies,
-            initial_balance=balance,
-            execution_timeframe=str(exec_tf),
-            gap_policy=str(gap_policy),
-            maker_fee=parse_decimal(fees.get("maker", "0.0002"), "backtest.fees.maker", source),
-            taker_fee=parse_decimal(fees.get("taker", "0.0005"), "backtest.fees.taker", source),
-            slippage_bps=parse_decimal(bt.get("slippage_bps", 0), "backtest.slippage_bps", source),
-            funding_rate=parse_decimal(bt.get("funding_rate", "0.0001"), "backtest.funding_rate", source, minimum=None),
-            results_dir=str(bt.get("results_dir", "backtests/results")),
-            risk=risk,
-            source=source,
-        )
+        with reading(source):
+            top = section(data, "", _FILE)
+            backtest = top.pop("backtest", {})
+            fees = backtest.pop("fees", {})
+            config = cls(**top, **backtest, **fees, source=source)
+            if config.start is not None and config.end is not None and config.end <= config.start:
+                raise ConfigError("backtest.end", "must be after backtest.start")
+        return config
 
     @classmethod
     def load(cls, path: str | Path) -> BacktestConfig:
@@ -170,15 +141,15 @@ class BacktestConfig:
         if strategy is not None:
             strategies = [replace(strategies[0], name=strategy, params={})] if strategies else []
         if timeframe is not None:
-            tf = parse_timeframe(timeframe, "--timeframe", None)
+            tf = _timeframe(timeframe, "--timeframe")
             strategies = [replace(s, timeframe=tf) for s in strategies]
         if symbols:
             strategies = [replace(s, symbols=tuple(x.upper() for x in symbols)) for s in strategies]
         if params:
             strategies = [replace(s, params={**s.params, **params}) for s in strategies]
         check_one_strategy_per_symbol(tuple(strategies), "command line")
-        new_start = parse_time(start, "--start") if start else self.start
-        new_end = parse_time(end, "--end") if end else self.end
+        new_start = time_ms(start, "--start") if start else self.start
+        new_end = time_ms(end, "--end") if end else self.end
         if new_start is not None and new_end is not None and new_end <= new_start:
             raise ConfigError("--end", "must be after --start")
         return replace(
@@ -188,5 +159,3 @@ class BacktestConfig:
             end=new_end,
             data=tuple(data) if data else self.data,
         )
-
-

@@ -37,29 +37,79 @@ from pathlib import Path
 from typing import Any
 
 from ..binance.venues import CUSTOM, SANDBOX, VENUES, Venue, preset, refuse_production
-from ..config import (
-    StrategyConfig,
-    check_one_strategy_per_symbol,
-    jsonable,
-    load_yaml,
-    parse_strategy,
-    parse_time,
-    strict_mapping,
-)
+from ..config import StrategyConfig, jsonable, load_yaml, risk_section, strategy_list
 from ..core.errors import ConfigError
-from ..core.timeframes import TIMEFRAME_MS
+from ..core.schema import (
+    Key,
+    boolean,
+    choice,
+    decimal,
+    integer,
+    nested,
+    nullable,
+    paths,
+    reading,
+    real,
+    section,
+    text,
+    time_ms,
+    timeframe,
+)
 
 SHUTDOWN_POLICIES = ("leave", "flatten")
 
 
-def _num(value: Any, path: str, source: str | None, *, lo: float | None = 0.0, integer: bool = False) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(path, f"expected a number, got {value!r}", source)
-    if integer and not isinstance(value, int):
-        raise ConfigError(path, f"expected an integer, got {value!r}", source)
-    if lo is not None and value <= lo:
-        raise ConfigError(path, f"must be > {lo}, got {value!r}", source)
+def _url(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(path, "expected a URL")
+    refuse_production(value, path.rpartition(".")[2])
     return value
+
+
+def _speed(value: Any, path: str) -> float | None:
+    """0 or null: stepped by the caller (tests); otherwise market time runs this many times wall time."""
+    return None if value in (None, 0) else real(gt=0)(value, path)
+
+
+_LIVE = {
+    "venue": Key(choice(VENUES)),
+    "rest_url": Key(nullable(_url)),
+    "ws_url": Key(nullable(_url)),
+    "runs_dir": Key(text),
+    "window": Key(integer(ge=2)),
+    "price_timeframe": Key(nullable(timeframe)),
+    "stale_after_s": Key(nullable(real(gt=0))),
+    "shutdown": Key(choice(SHUTDOWN_POLICIES)),
+    "margin_type": Key(choice(("CROSSED", "ISOLATED"), normalise=str.upper)),
+    "recv_window_ms": Key(integer(ge=1)),
+    "request_timeout_s": Key(real(gt=0)),
+    "preflight": Key(boolean),
+    "stream_check_timeout_s": Key(real(gt=0)),
+}
+_SANDBOX_FEES = {"maker": Key(decimal(), to="maker_fee"), "taker": Key(decimal(), to="taker_fee")}
+_SANDBOX = {
+    "data": Key(paths),
+    "start": Key(nullable(time_ms)),
+    "speed": Key(_speed),
+    "updates_per_kline": Key(integer(ge=1)),
+    "initial_balance": Key(decimal(gt=0)),
+    "fees": Key(nested(_SANDBOX_FEES)),
+    "funding_rate": Key(decimal()),
+}
+
+
+def _sandbox(value: Any, path: str) -> SandboxSettings:
+    settings = section(value, path, _SANDBOX)
+    fees = settings.pop("fees", {})
+    return SandboxSettings(**settings, **fees)
+
+
+_FILE = {
+    "live": Key(nested(_LIVE)),
+    "sandbox": Key(_sandbox),
+    "strategies": Key(strategy_list, required=True),
+    "risk": Key(risk_section),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +164,9 @@ class LiveConfig:
             return None
         if self.venue in (SANDBOX, CUSTOM):
             if not self.rest_url or not self.ws_url:
-                raise ConfigError("live.rest_url", f"venue {self.venue} with URLs needs both rest_url and ws_url",
-                                  self.source)
+                raise ConfigError(
+                    "live.rest_url", f"venue {self.venue} with URLs needs both rest_url and ws_url", self.source
+                )
             return Venue(self.venue, self.rest_url, self.ws_url)
         base = preset(self.venue)
         return Venue(base.name, self.rest_url or base.rest_url, self.ws_url or base.ws_url)
@@ -124,68 +175,39 @@ class LiveConfig:
         """A JSON-safe echo for the journal and the report (no secrets: there are none in it)."""
         sb = self.sandbox
         return {
-            "live": {"venue": self.venue, "rest_url": self.rest_url, "ws_url": self.ws_url, "window": self.window,
-                     "price_timeframe": self.price_timeframe,
-                     "stale_after_s": self.stale_after_s, "shutdown": self.shutdown, "margin_type": self.margin_type},
-            "sandbox": {"data": list(sb.data), "start": sb.start, "speed": sb.speed,
-                        "updates_per_kline": sb.updates_per_kline, "initial_balance": str(sb.initial_balance),
-                        "fees": {"maker": str(sb.maker_fee), "taker": str(sb.taker_fee)},
-                        "funding_rate": str(sb.funding_rate)},
-            "strategies": [{"name": s.name, "symbols": list(s.symbols), "timeframe": s.timeframe,
-                            "params": dict(s.params)} for s in self.strategies],
+            "live": {
+                "venue": self.venue,
+                "rest_url": self.rest_url,
+                "ws_url": self.ws_url,
+                "window": self.window,
+                "price_timeframe": self.price_timeframe,
+                "stale_after_s": self.stale_after_s,
+                "shutdown": self.shutdown,
+                "margin_type": self.margin_type,
+            },
+            "sandbox": {
+                "data": list(sb.data),
+                "start": sb.start,
+                "speed": sb.speed,
+                "updates_per_kline": sb.updates_per_kline,
+                "initial_balance": str(sb.initial_balance),
+                "fees": {"maker": str(sb.maker_fee), "taker": str(sb.taker_fee)},
+                "funding_rate": str(sb.funding_rate),
+            },
+            "strategies": [
+                {"name": s.name, "symbols": list(s.symbols), "timeframe": s.timeframe, "params": dict(s.params)}
+                for s in self.strategies
+            ],
             "risk": jsonable(self.risk),
         }
 
     # ------------------------------------------------------------------------------- parsing
     @classmethod
     def from_mapping(cls, data: Any, source: str | None = None) -> LiveConfig:
-        top = strict_mapping(data, "<root>", {"live", "sandbox", "strategies", "risk"}, source)
-        lv = strict_mapping(top.get("live"), "live", {
-            "venue", "rest_url", "ws_url", "runs_dir", "window", "price_timeframe", "stale_after_s", "shutdown",
-            "margin_type", "recv_window_ms", "request_timeout_s", "preflight", "stream_check_timeout_s"}, source)
-        venue = str(lv.get("venue", SANDBOX))
-        if venue not in VENUES:
-            raise ConfigError("live.venue", f"{venue!r} is not one of {', '.join(VENUES)}", source)
-        for key in ("rest_url", "ws_url"):
-            if lv.get(key) is not None:
-                if not isinstance(lv[key], str):
-                    raise ConfigError(f"live.{key}", "expected a URL", source)
-                refuse_production(lv[key], key)
-        shutdown = str(lv.get("shutdown", "leave"))
-        if shutdown not in SHUTDOWN_POLICIES:
-            raise ConfigError("live.shutdown", f"{shutdown!r} is not one of {', '.join(SHUTDOWN_POLICIES)}", source)
-        margin = str(lv.get("margin_type", "CROSSED")).upper()
-        if margin not in ("CROSSED", "ISOLATED"):
-            raise ConfigError("live.margin_type", f"{margin!r} is not CROSSED or ISOLATED", source)
-        stale = lv.get("stale_after_s")
-        raw_strategies = top.get("strategies")
-        if not isinstance(raw_strategies, list) or not raw_strategies:
-            raise ConfigError("strategies", "expected a non-empty list of strategies", source)
-        strategies = tuple(parse_strategy(item, f"strategies[{i}]", source) for i, item in enumerate(raw_strategies))
-        check_one_strategy_per_symbol(strategies, source)
-        risk = top.get("risk") or {}
-        if not isinstance(risk, Mapping):
-            raise ConfigError("risk", "expected a mapping", source)
-        return cls(
-            strategies=strategies,
-            venue=venue,
-            rest_url=lv.get("rest_url"),
-            ws_url=lv.get("ws_url"),
-            runs_dir=str(lv.get("runs_dir", "runs")),
-            window=_num(lv.get("window", 500), "live.window", source, lo=1, integer=True),
-            price_timeframe=_price_tf(lv.get("price_timeframe", "1m"), source),
-            stale_after_s=None if stale is None else float(_num(stale, "live.stale_after_s", source)),
-            shutdown=shutdown,
-            margin_type=margin,
-            recv_window_ms=_num(lv.get("recv_window_ms", 5000), "live.recv_window_ms", source, integer=True),
-            request_timeout_s=float(_num(lv.get("request_timeout_s", 10), "live.request_timeout_s", source)),
-            preflight=bool(lv.get("preflight", True)),
-            stream_check_timeout_s=float(_num(lv.get("stream_check_timeout_s", 15), "live.stream_check_timeout_s",
-                                              source)),
-            sandbox=_sandbox(top.get("sandbox"), source),
-            risk=risk,
-            source=source,
-        )
+        with reading(source):
+            top = section(data, "", _FILE)
+            live = top.pop("live", {})
+            return cls(**top, **live, source=source)
 
     @classmethod
     def load(cls, path: str | Path) -> LiveConfig:
@@ -205,8 +227,7 @@ class LiveConfig:
         """Command-line overrides, checked like the YAML values."""
         cfg = self
         if venue is not None:
-            if venue not in VENUES:
-                raise ConfigError("--venue", f"{venue!r} is not one of {', '.join(VENUES)}")
+            venue = choice(VENUES)(venue, "--venue")
             if venue != self.venue:
                 cfg = replace(cfg, venue=venue, rest_url=None, ws_url=None)
         if rest_url is not None:
@@ -216,8 +237,7 @@ class LiveConfig:
             refuse_production(ws_url, "ws_url")
             cfg = replace(cfg, ws_url=ws_url)
         if shutdown is not None:
-            if shutdown not in SHUTDOWN_POLICIES:
-                raise ConfigError("--shutdown", f"{shutdown!r} is not one of {', '.join(SHUTDOWN_POLICIES)}")
+            shutdown = choice(SHUTDOWN_POLICIES)(shutdown, "--shutdown")
             cfg = replace(cfg, shutdown=shutdown)
         if speed is not None:
             cfg = replace(cfg, sandbox=replace(cfg.sandbox, speed=speed if speed > 0 else None))
@@ -226,34 +246,3 @@ class LiveConfig:
         if preflight is not None:
             cfg = replace(cfg, preflight=preflight)
         return cfg
-
-
-def _price_tf(value: Any, source: str | None) -> str | None:
-    if value is None:
-        return None
-    if value not in TIMEFRAME_MS:
-        raise ConfigError("live.price_timeframe", f"unknown timeframe {value!r}; one of {', '.join(TIMEFRAME_MS)}",
-                          source)
-    return str(value)
-
-
-def _sandbox(data: Any, source: str | None) -> SandboxSettings:
-    sb = strict_mapping(data, "sandbox", {"data", "start", "speed", "updates_per_kline", "initial_balance", "fees",
-                                    "funding_rate"}, source)
-    raw = sb.get("data", "backtests/data")
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list) or not raw or not all(isinstance(d, str) for d in raw):
-        raise ConfigError("sandbox.data", "expected a path or a list of paths", source)
-    fees = strict_mapping(sb.get("fees"), "sandbox.fees", {"maker", "taker"}, source)
-    speed = sb.get("speed", 600)
-    return SandboxSettings(
-        data=tuple(raw),
-        start=parse_time(sb["start"], "sandbox.start", source) if sb.get("start") is not None else None,
-        speed=None if speed in (None, 0) else float(_num(speed, "sandbox.speed", source)),
-        updates_per_kline=_num(sb.get("updates_per_kline", 4), "sandbox.updates_per_kline", source, integer=True),
-        initial_balance=Decimal(str(_num(sb.get("initial_balance", 10000), "sandbox.initial_balance", source))),
-        maker_fee=Decimal(str(_num(fees.get("maker", 0.0002), "sandbox.fees.maker", source, lo=None))),
-        taker_fee=Decimal(str(_num(fees.get("taker", 0.0005), "sandbox.fees.taker", source, lo=None))),
-        funding_rate=Decimal(str(_num(sb.get("funding_rate", 0.0001), "sandbox.funding_rate", source, lo=None))),
-    )

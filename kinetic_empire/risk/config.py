@@ -53,10 +53,11 @@ from typing import Any
 from ..core.enums import TradingState
 from ..core.errors import ConfigError
 from ..core.rules import LeverageBrackets, SymbolRules
-from ..core.timeframes import TIMEFRAME_MS
+from ..core.schema import Key, decimal, integer, mapping, mapping_of, member, nullable, record, section, timeframe
 
 MAX_EXCHANGE_LEVERAGE = 125
 _SYMBOL_RE = re.compile(r"^[^\sa-z]{2,40}$")  # Binance has BTCUSDT_260327 and 币安人生USDT
+_HUNDRED = Decimal(100)
 
 
 class SizingMethod(StrEnum):
@@ -67,78 +68,22 @@ class SizingMethod(StrEnum):
     VOLATILITY_TARGET = "volatility_target"
 
 
-# ------------------------------------------------------------------------------------------ readers
-
-
-def _mapping(data: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ConfigError(path, f"expected a mapping, got {type(data).__name__}")
-    return data
-
-
-def _keys(
-    data: Any, path: str, allowed: set[str], required: frozenset[str] | set[str] = frozenset()
-) -> Mapping[str, Any]:
-    """``data`` as a mapping whose keys are all in ``allowed`` and include ``required``."""
-    data = _mapping(data, path)
-    for key in data:
-        if not isinstance(key, str):
-            raise ConfigError(f"{path}.{key}", "keys must be strings")
-        if key not in allowed:
-            raise ConfigError(f"{path}.{key}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
-    for key in required:
-        if data.get(key) is None:
-            raise ConfigError(f"{path}.{key}", "required")
-    return data
-
-
-def _number(value: Any, path: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise ConfigError(path, f"expected a number, got {type(value).__name__} {value!r}")
-    d = Decimal(str(value))
-    if not d.is_finite():
-        raise ConfigError(path, f"expected a finite number, got {value!r}")
-    return d
-
-
-def _positive(value: Any, path: str, *, upper: Decimal | None = None, allow_zero: bool = False) -> Decimal:
-    d = _number(value, path)
-    if d < 0 or (d == 0 and not allow_zero):
-        raise ConfigError(path, f"must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    if upper is not None and d > upper:
-        raise ConfigError(path, f"must be <= {upper}, got {value!r}")
-    return d
-
-
-def _int(value: Any, path: str, *, lo: int = 1, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(path, f"expected an integer, got {type(value).__name__} {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-        raise ConfigError(path, f"must be {bound}, got {value}")
-    return value
-
-
-def _timeframe(value: Any, path: str) -> str:
-    if value not in TIMEFRAME_MS:
-        raise ConfigError(path, f"unknown timeframe {value!r}; one of {', '.join(TIMEFRAME_MS)}")
-    return str(value)
-
-
-def _state(value: Any, path: str) -> TradingState:
-    try:
-        return TradingState(value)
-    except ValueError:
-        raise ConfigError(path, f"unknown state {value!r}; one of ACTIVE, REDUCING, HALTED") from None
-
-
 def _symbol(value: Any, path: str) -> str:
     if not isinstance(value, str) or not _SYMBOL_RE.match(value):
         raise ConfigError(path, f"not a symbol name: {value!r}")
     return value
 
 
-_HUNDRED = Decimal(100)
+def _strategy_id(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(path, "strategy ids must be non-empty strings")
+    return value
+
+
+_state = member(TradingState, "state")
+_method = member(SizingMethod, "sizing method")
+_leverage = integer(ge=1, le=MAX_EXCHANGE_LEVERAGE)
+_percent_of_equity = decimal(gt=0, le=_HUNDRED)
 
 
 # ------------------------------------------------------------------------------------------ sections
@@ -156,42 +101,27 @@ class SizingConfig:
     atr_period: int = 14
     atr_multiple: Decimal = Decimal(1)
 
-    _KEYS = MappingProxyType(
-        {
-            SizingMethod.FIXED_QUANTITY: ({"quantity"}, {"quantity"}),
-            SizingMethod.FIXED_NOTIONAL: ({"notional"}, {"notional"}),
-            SizingMethod.PERCENT_EQUITY: ({"percent"}, {"percent"}),
-            SizingMethod.RISK_PER_TRADE: ({"percent"}, {"percent"}),
-            SizingMethod.VOLATILITY_TARGET: (
-                {"percent", "timeframe", "atr_period", "atr_multiple"},
-                {"percent", "timeframe"},
-            ),
-        }
-    )
-
     @classmethod
     def from_mapping(cls, data: Any, path: str) -> SizingConfig:
-        raw = _mapping(data, path).get("method")
-        if not isinstance(raw, str) or raw not in SizingMethod.__members__.values():
-            raise ConfigError(f"{path}.method", f"unknown sizing method {raw!r}; one of {', '.join(SizingMethod)}")
-        method = SizingMethod(raw)
-        allowed, required = cls._KEYS[method]
-        _keys(data, path, allowed | {"method"}, required)
-        if method is SizingMethod.FIXED_QUANTITY:
-            return cls(method, quantity=_positive(data["quantity"], f"{path}.quantity"), percent=None)
-        if method is SizingMethod.FIXED_NOTIONAL:
-            return cls(method, notional=_positive(data["notional"], f"{path}.notional"), percent=None)
-        upper = None if method is SizingMethod.PERCENT_EQUITY else _HUNDRED
-        percent = _positive(data["percent"], f"{path}.percent", upper=upper)
-        if method is not SizingMethod.VOLATILITY_TARGET:
-            return cls(method, percent=percent)
-        return cls(
-            method,
-            percent=percent,
-            timeframe=_timeframe(data["timeframe"], f"{path}.timeframe"),
-            atr_period=_int(data.get("atr_period", 14), f"{path}.atr_period", hi=1000),
-            atr_multiple=_positive(data.get("atr_multiple", 1), f"{path}.atr_multiple"),
-        )
+        method = _method(mapping(data, path).get("method"), f"{path}.method")
+        values = section(data, path, {"method": Key(_method), **_SIZING_KEYS[method]})
+        return cls(**{"percent": None, **values})
+
+
+_SIZING_KEYS: Mapping[SizingMethod, Mapping[str, Key]] = MappingProxyType(
+    {
+        SizingMethod.FIXED_QUANTITY: {"quantity": Key(decimal(gt=0), required=True)},
+        SizingMethod.FIXED_NOTIONAL: {"notional": Key(decimal(gt=0), required=True)},
+        SizingMethod.PERCENT_EQUITY: {"percent": Key(decimal(gt=0), required=True)},
+        SizingMethod.RISK_PER_TRADE: {"percent": Key(_percent_of_equity, required=True)},
+        SizingMethod.VOLATILITY_TARGET: {
+            "percent": Key(_percent_of_equity, required=True),
+            "timeframe": Key(timeframe, required=True),
+            "atr_period": Key(integer(ge=1, le=1000)),
+            "atr_multiple": Key(decimal(gt=0)),
+        },
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +145,14 @@ class SymbolExposureConfig:
     equity_fraction: Decimal | None = None
 
 
+def _symbol_exposure(value: Any, path: str) -> SymbolExposureConfig:
+    keys = {"usdt": Key(decimal(gt=0)), "equity_fraction": Key(decimal(gt=0))}
+    given = section(value, path, keys)
+    if len(given) != 1:
+        raise ConfigError(path, "give exactly one of usdt, equity_fraction")
+    return SymbolExposureConfig(**given)
+
+
 @dataclass(frozen=True, slots=True)
 class GuardsConfig:
     """Account guards. Everything is off by default except ``max_open_positions`` (10): margin and
@@ -229,68 +167,31 @@ class GuardsConfig:
     min_liquidation_distance_pct: Decimal | None = None
     min_liquidation_distance_atr: AtrDistanceConfig | None = None
 
-    @classmethod
-    def from_mapping(cls, data: Any, path: str) -> GuardsConfig:
-        names = {f for f in cls.__dataclass_fields__}
-        _keys(data, path, names)
 
-        def opt(key: str) -> Any:
-            return data.get(key)
+_LOSS_STREAK = {
+    "losses": Key(integer(ge=1, le=1000), required=True),
+    "cooldown_minutes": Key(decimal(gt=0), required=True),
+}
+_ATR_DISTANCE = {
+    "multiple": Key(decimal(gt=0), required=True),
+    "timeframe": Key(timeframe, required=True),
+    "period": Key(integer(ge=1, le=1000)),
+}
+_GUARDS = {
+    "max_open_positions": Key(nullable(integer(ge=1))),  # null: no cap
+    "max_gross_exposure": Key(nullable(decimal(gt=0))),
+    "max_symbol_exposure": Key(nullable(_symbol_exposure)),
+    "daily_loss_limit_pct": Key(nullable(_percent_of_equity)),
+    "max_drawdown_pct": Key(nullable(_percent_of_equity)),
+    "loss_streak": Key(nullable(record(LossStreakConfig, _LOSS_STREAK))),
+    "min_liquidation_distance_pct": Key(nullable(decimal(gt=0, lt=_HUNDRED))),
+    "min_liquidation_distance_atr": Key(nullable(record(AtrDistanceConfig, _ATR_DISTANCE))),
+}
 
-        mop = opt("max_open_positions") if "max_open_positions" in data else 10
-        exposure = None
-        if opt("max_symbol_exposure") is not None:
-            p = f"{path}.max_symbol_exposure"
-            raw = _keys(opt("max_symbol_exposure"), p, {"usdt", "equity_fraction"})
-            if len(raw) != 1:
-                raise ConfigError(p, "give exactly one of usdt, equity_fraction")
-            exposure = SymbolExposureConfig(
-                usdt=_positive(raw["usdt"], f"{p}.usdt") if "usdt" in raw else None,
-                equity_fraction=(
-                    _positive(raw["equity_fraction"], f"{p}.equity_fraction") if "equity_fraction" in raw else None
-                ),
-            )
-        streak = None
-        if opt("loss_streak") is not None:
-            p = f"{path}.loss_streak"
-            raw = _keys(opt("loss_streak"), p, {"losses", "cooldown_minutes"}, {"losses", "cooldown_minutes"})
-            streak = LossStreakConfig(
-                _int(raw["losses"], f"{p}.losses", hi=1000),
-                _positive(raw["cooldown_minutes"], f"{p}.cooldown_minutes"),
-            )
-        atr = None
-        if opt("min_liquidation_distance_atr") is not None:
-            p = f"{path}.min_liquidation_distance_atr"
-            raw = _keys(
-                opt("min_liquidation_distance_atr"),
-                p,
-                {"multiple", "timeframe", "period"},
-                {"multiple", "timeframe"},
-            )
-            atr = AtrDistanceConfig(
-                _positive(raw["multiple"], f"{p}.multiple"),
-                _timeframe(raw["timeframe"], f"{p}.timeframe"),
-                _int(raw.get("period", 14), f"{p}.period", hi=1000),
-            )
 
-        def pct(key: str) -> Decimal | None:
-            v = opt(key)
-            return None if v is None else _positive(v, f"{path}.{key}", upper=_HUNDRED)
-
-        liq_pct = pct("min_liquidation_distance_pct")
-        if liq_pct is not None and liq_pct >= _HUNDRED:
-            raise ConfigError(f"{path}.min_liquidation_distance_pct", "must be < 100")
-        gross = opt("max_gross_exposure")
-        return cls(
-            max_open_positions=None if mop is None else _int(mop, f"{path}.max_open_positions"),
-            max_gross_exposure=None if gross is None else _positive(gross, f"{path}.max_gross_exposure"),
-            max_symbol_exposure=exposure,
-            daily_loss_limit_pct=pct("daily_loss_limit_pct"),
-            max_drawdown_pct=pct("max_drawdown_pct"),
-            loss_streak=streak,
-            min_liquidation_distance_pct=liq_pct,
-            min_liquidation_distance_atr=atr,
-        )
+def _strategy_sizing(value: Any, path: str) -> SizingConfig:
+    sizing: SizingConfig = section(value, path, {"sizing": Key(SizingConfig.from_mapping, required=True)})["sizing"]
+    return sizing
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -312,50 +213,7 @@ class RiskConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, path: str = "risk") -> RiskConfig:
-        data = {} if data is None else data
-        allowed = {
-            "default_leverage",
-            "leverage",
-            "margin_buffer_pct",
-            "sizing",
-            "strategies",
-            "guards",
-            "state",
-            "symbol_states",
-        }
-        _keys(data, path, allowed)
-        default_lev = _int(data.get("default_leverage", 1), f"{path}.default_leverage", hi=MAX_EXCHANGE_LEVERAGE)
-        lev: dict[str, int] = {}
-        for sym, value in _mapping(data.get("leverage") or {}, f"{path}.leverage").items():
-            p = f"{path}.leverage.{sym}"
-            lev[_symbol(sym, p)] = _int(value, p, hi=MAX_EXCHANGE_LEVERAGE)
-        buffer = _positive(
-            data.get("margin_buffer_pct", 1), f"{path}.margin_buffer_pct", upper=Decimal(99), allow_zero=True
-        )
-        sizing = SizingConfig.from_mapping(data["sizing"], f"{path}.sizing") if "sizing" in data else SizingConfig()
-        strategies: dict[str, SizingConfig] = {}
-        for sid, entry in _mapping(data.get("strategies") or {}, f"{path}.strategies").items():
-            p = f"{path}.strategies.{sid}"
-            if not isinstance(sid, str) or not sid:
-                raise ConfigError(p, "strategy ids must be non-empty strings")
-            _keys(entry, p, {"sizing"}, {"sizing"})
-            strategies[sid] = SizingConfig.from_mapping(entry["sizing"], f"{p}.sizing")
-        guards = GuardsConfig.from_mapping(data.get("guards") or {}, f"{path}.guards")
-        states: dict[str, TradingState] = {}
-        for sym, value in _mapping(data.get("symbol_states") or {}, f"{path}.symbol_states").items():
-            p = f"{path}.symbol_states.{sym}"
-            states[_symbol(sym, p)] = _state(value, p)
-        return cls(
-            default_leverage=default_lev,
-            leverage=MappingProxyType(lev),
-            margin_buffer_pct=buffer,
-            sizing=sizing,
-            strategies=MappingProxyType(strategies),
-            guards=guards,
-            state=_state(data.get("state", "ACTIVE"), f"{path}.state"),
-            symbol_states=MappingProxyType(states),
-            path=path,
-        )
+        return cls(**section(data, path, _RISK), path=path)
 
     # ---------------------------------------------------------------------------------- queries
     def sizing_for(self, strategy_id: str) -> SizingConfig:
@@ -413,3 +271,15 @@ class RiskConfig:
         if lev > top:
             raise ConfigError(path, f"leverage {lev} above the maximum {top} for {symbol}")
         return lev
+
+
+_RISK = {
+    "default_leverage": Key(_leverage),
+    "leverage": Key(mapping_of(_symbol, _leverage)),
+    "margin_buffer_pct": Key(decimal(ge=0, le=99)),
+    "sizing": Key(SizingConfig.from_mapping),
+    "strategies": Key(mapping_of(_strategy_id, _strategy_sizing)),
+    "guards": Key(record(GuardsConfig, _GUARDS)),
+    "state": Key(_state),
+    "symbol_states": Key(mapping_of(_symbol, _state)),
+}
