@@ -203,3 +203,25 @@ def test_leverage_for_checks_default_against_brackets() -> None:
     assert info.value.path == "risk.default_leverage"
     with pytest.raises(ConfigError):
         h.rm.leverage_for("FOOUSDT")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"default_leverage": 126}, "risk.default_leverage: must be between 1 and 125, got 126"),
+        ({"sizing": {"method": "risk_per_trade", "percent": 101}}, "risk.sizing.percent: must be <= 100, got 101"),
+        ({"sizing": {"method": "kelly"}}, "risk.sizing.method: unknown sizing method 'kelly'; one of fixed_quantity"),
+        ({"guards": {"loss_streak": {"losses": 3}}}, "risk.guards.loss_streak.cooldown_minutes: required"),
+        ({"guards": {"max_symbol_exposure": {"usdt": 5, "equity_fraction": 1}}},
+         "risk.guards.max_symbol_exposure: give exactly one of usdt, equity_fraction"),
+        ({"strategies": {"ema_cross": {"sizing": {"method": "fixed_notional", "notional": 0}}}},
+         "risk.strategies.ema_cross.sizing.notional: must be > 0, got 0"),
+        ({"strategies": {"": {"sizing": {}}}}, "risk.strategies.: strategy ids must be non-empty strings"),
+        ({"symbol_states": {"FILUSDT": "paused"}}, "risk.symbol_states.FILUSDT: unknown state 'paused'; one of ACTIVE"),
+        ({"guards": {"key": 1}}, "risk.guards.key: API keys are never read from YAML"),
+    ],
+)  # fmt: skip
+def test_bad_values_say_what_is_wrong(data: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RiskConfig.from_mapping(data)
+    assert str(info.value).startswith(expected)

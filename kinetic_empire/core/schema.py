@@ -128,7 +128,8 @@ def mapping_of(key: Check, value: Check) -> Callable[[Any, str], Mapping[Any, An
         out = {}
         for k, v in mapping(data, path).items():
             where = join(path, k)
-            out[key(k, where)] = value(v, where)
+            checked = key(k, where)
+            out[checked] = value(v, where)
         return MappingProxyType(out)
 
     return check
