@@ -10,8 +10,6 @@ so frames read back still report them.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import pyarrow.parquet as pq
 from kinetic_empire.core.errors import DataError
 from kinetic_empire.data._util import interval_ms, month_keys
 from kinetic_empire.data.frame import COLUMNS, Gap, KlineFrame
+from kinetic_empire.data.staged import StagedFiles
 from kinetic_empire.data.validate import RowLocator, apply_gap_policy, check_rows, find_gaps, merge_gaps
 
 _FILLED_KEY = b"kinetic_empire.filled_gaps"
@@ -62,9 +61,8 @@ class KlineStore:
         """Merge `frame` into the store; returns the partitions that changed.
 
         Rows of `frame` replace stored rows with the same open_time (newer data wins), so writing the
-        same frame twice changes nothing. Each partition is written to a temporary file in its own
-        folder and moved into place with ``os.replace``; all temporary files are written before the
-        first is moved, and on failure they are removed, so readers never see a half-written file.
+        same frame twice changes nothing. The changed partitions are written as one
+        :class:`~kinetic_empire.data.staged.StagedFiles` batch, so readers never see a half-written file.
         """
         rows = RowLocator.single(frame.source or f"{frame.symbol} {frame.timeframe}")
         check_rows(frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume,
@@ -77,23 +75,14 @@ class KlineStore:
         filled = _filled_gaps(frame)
         months = month_keys(frame.open_time)
         cuts = np.flatnonzero(months[1:] != months[:-1]) + 1
-        staged: list[tuple[Path, Path]] = []
-        try:
+        with StagedFiles() as batch:
             for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(frame)]):
                 final = folder / f"{months[lo]}.parquet"
                 part = frame.between(int(frame.open_time[lo]), int(frame.open_time[hi - 1]) + 1)
                 table = self._merged(final, part, filled, interval)
-                if table is None:
-                    continue
-                tmp = folder / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-                staged.append((tmp, final))
-                pq.write_table(table, tmp, compression="snappy")
-            for tmp, final in staged:
-                os.replace(tmp, final)
-        finally:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-        return [final for _, final in staged]
+                if table is not None:
+                    batch.parquet(table, final, compression="snappy")
+        return batch.destinations
 
     def read(
         self,

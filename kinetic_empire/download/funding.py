@@ -11,8 +11,6 @@ from two sources is one row, and :func:`load_funding` returns keys the simulated
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -24,6 +22,7 @@ import pyarrow.parquet as pq
 
 from kinetic_empire.core.errors import DataError
 from kinetic_empire.data._util import TimeLike, to_ms
+from kinetic_empire.data.staged import StagedFiles
 from kinetic_empire.download.periods import month_label, month_start, next_month
 
 _SCHEMA = pa.schema([("fundingTime", pa.int64()), ("fundingRate", pa.string()), ("markPrice", pa.string())])
@@ -91,8 +90,7 @@ class FundingStore:
             return []
         folder = self.folder(rows.symbol)
         folder.mkdir(parents=True, exist_ok=True)
-        staged: list[tuple[Path, Path]] = []
-        try:
+        with StagedFiles() as batch:
             t = int(rows.time[0])
             while t <= int(rows.time[-1]):
                 part = rows.between(month_start(t), next_month(t))
@@ -101,17 +99,9 @@ class FundingStore:
                     continue
                 final = folder / f"{month_label(int(part.time[0]))}.parquet"
                 table = _merged(final, part)
-                if table is None:
-                    continue
-                tmp = folder / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-                staged.append((tmp, final))
-                pq.write_table(table, tmp)
-            for tmp, final in staged:
-                os.replace(tmp, final)
-        finally:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-        return [final for _, final in staged]
+                if table is not None:
+                    batch.parquet(table, final)
+        return batch.destinations
 
     def read(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> FundingRows:
         """Stored settlements with fundingTime in ``[start_ms, end_ms)`` (possibly none)."""

@@ -12,8 +12,6 @@ outage in it instead of downloading it again, and what ``kinetic data list`` rep
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pyarrow.parquet as pq
 
 from kinetic_empire.core.timeframes import TIMEFRAME_MS
 from kinetic_empire.data import CatalogEntry, Gap, KlineStore, find_gaps
+from kinetic_empire.data.staged import StagedFiles
 from kinetic_empire.download.periods import Range, union
 from kinetic_empire.download.series import SeriesKey
 
@@ -82,12 +81,8 @@ class Coverage:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"covered": [list(r) for r in self.covered],
                 "source_gaps": [[g.start_ms, g.end_ms, g.missing] for g in self.gaps]}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:
-            tmp.write_text(json.dumps(data, indent=1))
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with StagedFiles() as batch:
+            batch.text(json.dumps(data, indent=1), self.path)
 
 
 def stored_spans(store: KlineStore, symbol: str, timeframe: str) -> list[Range]:
