@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from ..core.enums import TradingState
 from .config import SymbolExposureConfig
 
 _HUNDRED = Decimal(100)
@@ -48,18 +47,6 @@ def deny(code: str, **values: object) -> Denial:
 
 # money-like values read better with 4 decimals; prices and quantities keep their grid
 _MONEY = frozenset({"notional", "equity", "available", "exposure", "limit", "loss", "budget", "margin"})
-
-
-# ------------------------------------------------------------------------------------------- state
-
-
-def check_state(state: TradingState, opening: bool, symbol: str) -> Denial | None:
-    """HALTED lets nothing through; REDUCING lets only reducing and closing intents through."""
-    if state is TradingState.HALTED:
-        return deny("TRADING_HALTED", symbol=symbol)
-    if opening and state is TradingState.REDUCING:
-        return deny("TRADING_REDUCING", symbol=symbol)
-    return None
 
 
 # ---------------------------------------------------------------------------------------- exposure

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..core.enums import IntentAction
 from ..core.errors import ConfigError
-from ..core.events import KlineClosed, OrderFilled, OrderRejected
+from ..core.events import KlineClosed, OrderFilled, OrderRejected, RiskDenied
 from .series import Cursor, Series
 
 API_VERSION = 1
@@ -290,7 +290,7 @@ class Strategy:
     def on_fill(self, fill: OrderFilled) -> None:
         """Called when one of this strategy's orders fills (``self.position`` is already updated)."""
 
-    def on_order_rejected(self, rejection: Any) -> None:
+    def on_order_rejected(self, rejection: OrderRejected | RiskDenied) -> None:
         """Called with an OrderRejected (exchange) or RiskDenied (risk manager) event."""
 
     def on_stop(self) -> None:
@@ -336,5 +336,3 @@ def _raw(value: Any) -> Any:
 def _unbound(*_: Any) -> None:
     raise RuntimeError("strategy actions are only available while the engine runs it")
 
-
-OrderRejectedLike = OrderRejected

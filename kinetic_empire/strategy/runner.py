@@ -23,8 +23,6 @@ from ..core.enums import IntentAction
 from ..core.errors import StrategyError
 from ..core.events import (
     KlineClosed,
-    OrderCanceled,
-    OrderExpired,
     OrderFilled,
     OrderIntent,
     OrderRejected,
@@ -61,8 +59,6 @@ class StrategyRunner:
         self._prefix = id_prefix
         self._seq = 0
         self._pending: list[OrderIntent] = []
-        self._own_orders: set[str] = set()
-        self._intent_of_order: Callable[[str], str] = lambda cid: cid.rsplit("-", 1)[0]
         self.halted = False
         self.intents_emitted = 0
         self._window = window  # live: rolling window length; None: precomputed history
@@ -80,8 +76,6 @@ class StrategyRunner:
         bus.subscribe(OrderFilled, self._on_fill)
         bus.subscribe(OrderRejected, self._on_rejected)
         bus.subscribe(RiskDenied, self._on_denied)
-        bus.subscribe(OrderCanceled, self._on_done)
-        bus.subscribe(OrderExpired, self._on_done)
 
     # ----------------------------------------------------------------------------- history
     def bind_history(
@@ -248,9 +242,6 @@ class StrategyRunner:
     def _on_denied(self, event: RiskDenied) -> None:
         if event.strategy_id == self.strategy_id and event.symbol == self.symbol:
             self._guard(lambda: self.strategy.on_order_rejected(event), "on_order_rejected", event)
-
-    def _on_done(self, event: Any) -> None:
-        """Canceled/expired orders need no strategy hook today; kept for symmetry with the journal."""
 
     # ------------------------------------------------------------------------------ safety
     def _guard(self, call: Callable[[], Any], hook: str, event: Any = None) -> None:
