@@ -14,7 +14,7 @@ these paths, and their import would cost the command line start-up.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -95,7 +95,7 @@ def record(cls: Callable[..., T], keys: Mapping[str, Key]) -> Callable[[Any, str
 
 
 @contextmanager
-def reading(source: str | None) -> Any:
+def reading(source: str | None) -> Iterator[None]:
     """Name the file in every ConfigError raised inside the block (checks do not carry it)."""
     try:
         yield
