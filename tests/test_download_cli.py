@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from test_download_helpers import ARCHIVE, AppServer, Background, archive_app
 
+from kinetic_empire.cli import data as data_command
+from kinetic_empire.cli import download as download_command
 from kinetic_empire.core.errors import DataError, KineticError
 from kinetic_empire.data import KlineStore, sample_data_dir
 from kinetic_empire.download import MarkKlineStore, load_funding
-from kinetic_empire.cli import data as data_command
-from kinetic_empire.cli import download as download_command
 
 TESTS = Path(__file__).resolve().parent
 
