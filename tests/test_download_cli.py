@@ -50,6 +50,7 @@ def archive() -> Iterator[tuple[str, list[str]]]:
         (["--start", "2023-13-45"], r"--start '2023-13-45' is not a date"),
     ],
 )
+@pytest.mark.integration
 def test_bad_input_is_refused_before_any_download(archive: tuple[str, list[str]], tmp_path: Path,
                                                   extra: list[str], message: str) -> None:
     url, log = archive
@@ -63,6 +64,7 @@ def test_bad_input_is_refused_before_any_download(archive: tuple[str, list[str]]
     assert log == [] and not (tmp_path / "store").exists()
 
 
+@pytest.mark.integration
 def test_download_then_list(archive: tuple[str, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url, _ = archive
     store = tmp_path / "store"

@@ -17,6 +17,8 @@ from test_download_helpers import ARCHIVE, AppServer, Background, archive_app
 from kinetic_empire.cli import download as download_command
 from kinetic_empire.data import KlineStore, read_kline_file
 
+pytestmark = pytest.mark.integration  # a download subprocess against an archive server on loopback
+
 REPO = Path(__file__).resolve().parents[1]
 DERIVED_1H = REPO / "tests/data/FILUSDT-1h-2023-08_2023-09.DERIVED.csv.gz"
 SCRIPT = (
