@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kinetic_empire.cli import main
+from kinetic_empire.cli import build_parser, main
 from kinetic_empire.cli.registry import COMMANDS, Command, CommandUnavailable, load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,3 +119,22 @@ def test_the_other_commands_still_work_beside_a_broken_one(broken: tuple[Command
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["strategies"], commands=broken) == 0
     assert "ema_cross" in capsys.readouterr().out
+
+
+def readme_commands() -> list[list[str]]:
+    """``kinetic ...`` lines of the README's code blocks, as argument lists (comments and ``&&`` split off)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    found = []
+    for line in text.splitlines():
+        for part in line.split("#")[0].split("&&"):
+            words = part.split()
+            if words[:1] == ["kinetic"] and "--help" not in words:
+                found.append(words[1:])
+    return found
+
+
+@pytest.mark.parametrize("argv", readme_commands(), ids=" ".join)
+def test_readme_commands_parse(argv: list[str]) -> None:
+    command = next(c for c in COMMANDS if c.name == argv[0])
+    args = build_parser(COMMANDS, {command.name: load(command)}).parse_args(argv)
+    assert args.command == command.name
