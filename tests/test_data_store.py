@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -166,16 +164,9 @@ def test_catalog(tmp_path: Path, near: KlineFrame):
     ]
 
 
-def test_a_symbol_year_of_1m_loads_in_under_a_second(tmp_path: Path):
+def test_a_symbol_year_of_1m_round_trips(tmp_path: Path):
+    """A year in twelve monthly files reads back exactly (how fast: benchmarks/bench_store.py)."""
     year = synthetic_year()
     store = KlineStore(tmp_path)
     assert len(store.write(year)) == 12
-    best = min(_timed(lambda: store.read("SYNUSDT", "1m")) for _ in range(3))
-    assert best < 1.0
     assert same(store.read("SYNUSDT", "1m"), year)
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t

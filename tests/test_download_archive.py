@@ -84,6 +84,7 @@ def unzip(path: Path) -> bytes:
 # ------------------------------------------------------------------------------------------ happy paths
 
 
+@pytest.mark.integration
 def test_monthly_files_land_in_the_store_exactly_and_a_rerun_fetches_nothing(bg: Background, tmp_path: Path) -> None:
     server, log = serve(bg, ARCHIVE)
     root = tmp_path / "store"
@@ -110,6 +111,7 @@ def test_monthly_files_land_in_the_store_exactly_and_a_rerun_fetches_nothing(bg:
         server.close()
 
 
+@pytest.mark.integration
 def test_missing_month_falls_back_to_daily_files(bg: Background, tmp_path: Path) -> None:
     server, log = serve(bg, ARCHIVE)
     root = tmp_path / "store"
@@ -128,6 +130,7 @@ def test_missing_month_falls_back_to_daily_files(bg: Background, tmp_path: Path)
     np.testing.assert_array_equal(got.volume, reference.volume)
 
 
+@pytest.mark.integration
 def test_the_current_month_comes_from_daily_files_and_today_is_reported_missing(bg: Background,
                                                                                  tmp_path: Path) -> None:
     server, log = serve(bg, ARCHIVE)
@@ -146,6 +149,7 @@ def test_the_current_month_comes_from_daily_files_and_today_is_reported_missing(
     assert "not in the archive: 2023-09-10 00:00:00Z" in "\n".join(summary.lines())
 
 
+@pytest.mark.integration
 def test_mark_price_klines_are_stored_apart_from_klines(bg: Background, tmp_path: Path) -> None:
     server, _ = serve(bg, ARCHIVE)
     root = tmp_path / "store"
@@ -163,6 +167,7 @@ def test_mark_price_klines_are_stored_apart_from_klines(bg: Background, tmp_path
     assert [(e.symbol, e.timeframe, e.rows) for e in MarkKlineStore(root).catalog()] == [("FILUSDT", "1h", 744)]
 
 
+@pytest.mark.integration
 def test_gaps_at_the_source_are_recorded_reported_and_not_fetched_again(bg: Background, tree: Path,
                                                                          tmp_path: Path) -> None:
     day = tree / UM / "daily/klines/FILUSDT/1h/FILUSDT-1h-2023-09-05.zip"
@@ -192,6 +197,7 @@ def _aug_1h(tree: Path) -> Path:
     return tree / UM / "monthly/klines/FILUSDT/1h/FILUSDT-1h-2023-08.zip"
 
 
+@pytest.mark.integration
 def test_checksum_mismatch_is_an_error_naming_the_file_and_nothing_is_written(bg: Background, tree: Path,
                                                                               tmp_path: Path) -> None:
     f = _aug_1h(tree)
@@ -208,6 +214,7 @@ def test_checksum_mismatch_is_an_error_naming_the_file_and_nothing_is_written(bg
     assert KlineStore(root).catalog() == []
 
 
+@pytest.mark.integration
 def test_html_page_instead_of_a_zip(bg: Background, tree: Path, tmp_path: Path) -> None:
     f = _aug_1h(tree)
     f.write_bytes((TESTS / "data/bad/FILUSDT-1m-2023-08-01.html.csv").read_bytes())
@@ -219,6 +226,7 @@ def test_html_page_instead_of_a_zip(bg: Background, tree: Path, tmp_path: Path) 
         server.close()
 
 
+@pytest.mark.integration
 def test_corrupt_zip_with_a_valid_checksum(bg: Background, tree: Path, tmp_path: Path) -> None:
     f = _aug_1h(tree)
     cut = f.read_bytes()[: f.stat().st_size // 2]
@@ -232,6 +240,7 @@ def test_corrupt_zip_with_a_valid_checksum(bg: Background, tree: Path, tmp_path:
         server.close()
 
 
+@pytest.mark.integration
 def test_truncated_csv_names_file_and_row_and_leaves_the_store_as_it_was(bg: Background, tree: Path,
                                                                           tmp_path: Path) -> None:
     server, _ = serve(bg, tree)
@@ -249,6 +258,7 @@ def test_truncated_csv_names_file_and_row_and_leaves_the_store_as_it_was(bg: Bac
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.integration
 def test_a_missing_checksum_file_is_an_error(bg: Background, tree: Path, tmp_path: Path) -> None:
     Path(f"{_aug_1h(tree)}.CHECKSUM").unlink()
     server, _ = serve(bg, tree)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from test_download_helpers import ARCHIVE, AppServer, Background, FixedClock, archive_app, ms, no_sleep
 
 from kinetic_empire.backtest import Backtest, BacktestConfig
@@ -12,6 +13,8 @@ from kinetic_empire.data import KlineStore, sample_data_dir
 from kinetic_empire.download import DownloadOptions, DownloadRequest, download, load_funding
 from kinetic_empire.exchange import ExchangeConfig
 from kinetic_empire.strategy.registry import build_registry
+
+pytestmark = pytest.mark.integration  # downloads from an archive server on loopback
 
 
 def config(data: str) -> BacktestConfig:

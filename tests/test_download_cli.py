@@ -9,25 +9,24 @@ from pathlib import Path
 import pytest
 from test_download_helpers import ARCHIVE, AppServer, Background, archive_app
 
+from kinetic_empire.cli import data as data_command
+from kinetic_empire.cli import download as download_command
 from kinetic_empire.core.errors import DataError, KineticError
 from kinetic_empire.data import KlineStore, sample_data_dir
 from kinetic_empire.download import MarkKlineStore, load_funding
-from kinetic_empire.download.cli import add_data_arguments, add_download_arguments
 
 TESTS = Path(__file__).resolve().parent
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kinetic")
-    sub = p.add_subparsers(dest="command", required=True)
-    add_download_arguments(sub.add_parser("download"))
-    add_data_arguments(sub.add_parser("data"))
-    return p
+COMMANDS = {"download": download_command, "data": data_command}
 
 
-def run(*argv: str) -> int:
-    args = parser().parse_args(argv)
-    return int(args.func(args))
+def run(command: str, *argv: str) -> int:
+    """The command's own parser and run, so errors arrive as exceptions rather than exit codes."""
+    module = COMMANDS[command]
+    p = argparse.ArgumentParser(prog=f"kinetic {command}")
+    module.add_arguments(p)
+    return module.run(p.parse_args(argv))
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +50,7 @@ def archive() -> Iterator[tuple[str, list[str]]]:
         (["--start", "2023-13-45"], r"--start '2023-13-45' is not a date"),
     ],
 )
+@pytest.mark.integration
 def test_bad_input_is_refused_before_any_download(archive: tuple[str, list[str]], tmp_path: Path,
                                                   extra: list[str], message: str) -> None:
     url, log = archive
@@ -64,6 +64,7 @@ def test_bad_input_is_refused_before_any_download(archive: tuple[str, list[str]]
     assert log == [] and not (tmp_path / "store").exists()
 
 
+@pytest.mark.integration
 def test_download_then_list(archive: tuple[str, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url, _ = archive
     store = tmp_path / "store"

@@ -14,16 +14,18 @@ import numpy as np
 import pytest
 from test_download_helpers import ARCHIVE, AppServer, Background, archive_app
 
+from kinetic_empire.cli import download as download_command
 from kinetic_empire.data import KlineStore, read_kline_file
-from kinetic_empire.download.cli import add_download_arguments
+
+pytestmark = pytest.mark.integration  # a download subprocess against an archive server on loopback
 
 REPO = Path(__file__).resolve().parents[1]
 DERIVED_1H = REPO / "tests/data/FILUSDT-1h-2023-08_2023-09.DERIVED.csv.gz"
 SCRIPT = (
     "import argparse, sys\n"
-    "from kinetic_empire.download.cli import add_download_arguments\n"
-    "p = argparse.ArgumentParser(); add_download_arguments(p); a = p.parse_args(sys.argv[1:])\n"
-    "sys.exit(a.func(a))\n"
+    "from kinetic_empire.cli import download as c\n"
+    "p = argparse.ArgumentParser(); c.add_arguments(p); a = p.parse_args(sys.argv[1:])\n"
+    "sys.exit(c.run(a))\n"
 )
 
 
@@ -51,9 +53,9 @@ def finish_in_process(store: Path, url: str) -> None:
     import argparse
 
     p = argparse.ArgumentParser()
-    add_download_arguments(p)
+    download_command.add_arguments(p)
     args = p.parse_args(argv(url, store))
-    assert args.func(args) == 0
+    assert download_command.run(args) == 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])

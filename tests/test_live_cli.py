@@ -3,7 +3,6 @@ sandbox, report from the journal, compare with a backtest of the same klines."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -12,26 +11,11 @@ import yaml
 from test_live_support import DATA, RISK, STRATEGIES
 
 from kinetic_empire.backtest import Backtest, BacktestConfig, save_results
-from kinetic_empire.live.cli import (
-    add_compare_arguments,
-    add_doctor_arguments,
-    add_report_arguments,
-    add_run_arguments,
-    compare_main,
-    doctor_main,
-    report_main,
-    run_main,
-)
+from kinetic_empire.cli import main
 from kinetic_empire.live.journal import read_meta
 from kinetic_empire.strategy.registry import build_registry
 
 pytestmark = pytest.mark.integration
-
-
-def parse(add: object, argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    add(p)  # type: ignore[operator]
-    return p.parse_args(argv)
 
 
 def test_doctor_run_report_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,12 +26,11 @@ def test_doctor_run_report_compare(tmp_path: Path, capsys: pytest.CaptureFixture
         "strategies": STRATEGIES,
         "risk": RISK,
     }))
-    assert doctor_main(parse(add_doctor_arguments, ["--config", str(config), "--timeout", "5"])) == 0
+    assert main(["doctor", "--config", str(config), "--timeout", "5"]) == 0
     out = capsys.readouterr().out
     assert "ready to trade" in out and "market stream" in out and "user stream" in out
 
-    assert run_main(parse(add_run_arguments, ["--config", str(config), "--duration", "4", "--run-id", "r1",
-                                              "--no-status"])) == 0
+    assert main(["run", "--config", str(config), "--duration", "4", "--run-id", "r1", "--no-status"]) == 0
     out = capsys.readouterr().out
     run_dir = tmp_path / "runs" / "r1"
     assert f"report:  {run_dir / 'report'}/" in out and "Final equity" in out
@@ -55,7 +38,7 @@ def test_doctor_run_report_compare(tmp_path: Path, capsys: pytest.CaptureFixture
     meta = read_meta(run_dir / "journal.sqlite")
     assert meta["shutdown"] == "leave" and meta["ended_market_ms"] > meta["started_market_ms"]
 
-    assert report_main(parse(add_report_arguments, ["r1", "--runs-dir", str(tmp_path / "runs")])) == 0
+    assert main(["report", "r1", "--runs-dir", str(tmp_path / "runs")]) == 0
     assert "report:" in capsys.readouterr().out
 
     # a backtest over the klines the paper run saw
@@ -66,8 +49,7 @@ def test_doctor_run_report_compare(tmp_path: Path, capsys: pytest.CaptureFixture
         "strategies": STRATEGIES, "risk": RISK,
     })
     save_results(Backtest(bt, build_registry([])).run(), tmp_path / "bt", "b1")
-    rc = compare_main(parse(add_compare_arguments, ["r1", str(tmp_path / "bt" / "b1"), "--runs-dir",
-                                                    str(tmp_path / "runs")]))
+    rc = main(["compare", "r1", str(tmp_path / "bt" / "b1"), "--runs-dir", str(tmp_path / "runs")])
     out = capsys.readouterr().out
     assert rc in (0, 3) and "paired trades" in out
     # timed replay: orders reach the venue after the kline's opening update, so they fill at its next

@@ -1,8 +1,9 @@
-"""The equity chart: valid PNG, byte-identical across renders, quick on a year of 1m bars."""
+"""The equity chart: valid PNG, byte-identical across renders, also on a year of 1m bars.
+
+How fast a year renders is measured by benchmarks/bench_report.py, not asserted here.
+"""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -43,9 +44,8 @@ def test_shape_mismatch_is_an_error() -> None:
         render_equity_png(ts, eq[:-1], dd)
 
 
-def test_a_year_of_minutes_renders_fast_and_deterministically() -> None:
+def test_a_year_of_minutes_renders_deterministically() -> None:
     ts, eq, dd = curve(525_600)
-    start = time.perf_counter()
     a = render_equity_png(ts, eq, dd)
-    assert time.perf_counter() - start < 5.0
+    assert a.startswith(PNG_MAGIC)
     assert a == render_equity_png(ts, eq, dd)

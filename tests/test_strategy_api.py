@@ -171,18 +171,27 @@ def test_entry_point_plugins(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("length", [30, 300, 1400, 3000])
-def test_short_input_ema_and_rsi_are_bit_identical_to_ta(length):
-    """Live windows use the exact Python recursion; it must equal ``ta`` to the last bit."""
+def test_exact_ema_and_rsi_are_bit_identical_to_ta(length):
+    """Live windows use the exact Python recursion; it must equal ``ta`` to the last bit.
+
+    ``ema``/``rsi`` hand long inputs to ``ta`` itself, so the recursions are called directly here at
+    every length (30 is below both switch-over lengths, 3000 above both), and the public functions
+    are checked too, whichever path they take.
+    """
     import pandas as pd
     from ta.momentum import RSIIndicator
     from ta.trend import EMAIndicator
 
     from kinetic_empire.data import load_klines, sample_data_dir
     from kinetic_empire.indicators import ema, rsi
+    from kinetic_empire.strategy.indicators import _ema_exact, _rsi_exact
 
     close = load_klines(sample_data_dir(), symbol="NEARUSDT", timeframe="1m", end="2023-08-04").close[:length]
+    assert len(close) == length
     for period in (2, 3, 9, 14, 20, 21, 50):
         expected_ema = EMAIndicator(pd.Series(close), window=period).ema_indicator().to_numpy()
         expected_rsi = RSIIndicator(pd.Series(close), window=period).rsi().to_numpy()
+        assert np.array_equal(_ema_exact(close, period), expected_ema, equal_nan=True), ("exact ema", period)
+        assert np.array_equal(_rsi_exact(close, period), expected_rsi, equal_nan=True), ("exact rsi", period)
         assert np.array_equal(ema(close, period), expected_ema, equal_nan=True), ("ema", period)
         assert np.array_equal(rsi(close, period), expected_rsi, equal_nan=True), ("rsi", period)

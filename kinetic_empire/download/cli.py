@@ -1,4 +1,7 @@
-"""``kinetic download`` and ``kinetic data list|import``: argument parsers and entry points.
+"""What ``kinetic download`` and ``kinetic data list|import`` do, once their options are parsed.
+
+The options live in the light modules ``kinetic_empire.cli.download`` and ``kinetic_empire.cli.data``,
+so ``--help`` never imports this module (nor aiohttp and pyarrow).
 
 Bad input (an unknown symbol, inverted dates, a timeframe Binance does not offer) is rejected before
 the first byte is downloaded. Errors are :class:`KineticError` so the ``kinetic`` entry point prints
@@ -21,45 +24,20 @@ from kinetic_empire.core.errors import KineticError
 from kinetic_empire.core.timeframes import TIMEFRAME_MS
 from kinetic_empire.data import KlineStore
 from kinetic_empire.data._util import format_ms
-from kinetic_empire.download.archive import DEFAULT_ARCHIVE_URL
 from kinetic_empire.download.funding import FundingStore
 from kinetic_empire.download.http import DownloadError, HttpClient, RetryPolicy
 from kinetic_empire.download.importer import import_paths
 from kinetic_empire.download.periods import parse_time
-from kinetic_empire.download.plan import SOURCES
-from kinetic_empire.download.rest import DEFAULT_REST_URL, RestSource
+from kinetic_empire.download.rest import RestSource
 from kinetic_empire.download.runner import DownloadOptions, DownloadRequest, download, listing_times
 from kinetic_empire.download.stores import MarkKlineStore
 from kinetic_empire.resources import exchange_info_payload
 
-DEFAULT_DATA_DIR = "data_store"
 INTERRUPTED = ("interrupted: every month written so far is complete and the store is consistent; "
                "run the same command again to resume")
 
 
 # ------------------------------------------------------------------------------------------ download
-
-
-def add_download_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``kinetic download``; sets ``func=download_main``."""
-    parser.add_argument("--symbols", required=True, help="comma-separated USD-M symbols, e.g. FILUSDT,NEARUSDT")
-    parser.add_argument("--timeframes", default="1m", help="comma-separated kline intervals (default 1m), e.g. 1m,1h")
-    parser.add_argument("--start", required=True, help="UTC start date (YYYY-MM-DD or ISO date-time), inclusive")
-    parser.add_argument("--end", help="UTC end date, inclusive of that day (YYYY-MM-DD); default: now")
-    parser.add_argument("--source", choices=SOURCES, default="auto",
-                        help="archive: data.binance.vision files only; rest: the REST API only; "
-                             "auto (default): the archive for past months and days, REST for the recent tail")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"store folder (default {DEFAULT_DATA_DIR})")
-    parser.add_argument("--rest-url", default=DEFAULT_REST_URL, help=f"REST base URL (default {DEFAULT_REST_URL})")
-    parser.add_argument("--archive-url", default=DEFAULT_ARCHIVE_URL,
-                        help=f"archive base URL (default {DEFAULT_ARCHIVE_URL})")
-    parser.add_argument("--funding", action=argparse.BooleanOptionalAction, default=True,
-                        help="also download funding-rate history (default: yes)")
-    parser.add_argument("--mark", action="store_true", help="also download mark-price klines")
-    parser.add_argument("--concurrency", type=int, default=4, help="parallel requests (default 4)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bars (default: when stderr is a terminal)")
-    parser.set_defaults(func=download_main)
 
 
 def download_main(args: argparse.Namespace) -> int:
@@ -147,19 +125,6 @@ def weight_limit(info: dict[str, Any]) -> int:
 
 
 # ------------------------------------------------------------------------------------------ data
-
-
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """Sub-commands of ``kinetic data`` (``list``, ``import``); sets ``func=data_main``."""
-    sub = parser.add_subparsers(dest="data_command", metavar="{list,import}", required=True)
-    p = sub.add_parser("list", help="what the store holds: symbol, timeframe, first and last kline, rows, gaps")
-    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"store folder (default {DEFAULT_DATA_DIR})")
-    p = sub.add_parser("import", help="import data.binance.vision files (ZIP/CSV, with or without header, ms or µs)")
-    p.add_argument("paths", nargs="+", help="files or folders (searched recursively)")
-    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=f"store folder (default {DEFAULT_DATA_DIR})")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: when stderr is a terminal)")
-    parser.set_defaults(func=data_main)
 
 
 def data_main(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
-"""Command-line entry points of the live commands: ``run``, ``doctor``, ``report``, ``compare``.
+"""What ``kinetic run``, ``doctor``, ``report`` and ``compare`` do, once their options are parsed.
 
-``kinetic_empire.cli`` wires them as sub-commands: each ``add_*_arguments(parser)`` fills a parser and
-each ``*_main(args)`` runs the command and returns its exit code.
+The options live in the light modules ``kinetic_empire.cli.run`` (and ``doctor``, ``report``,
+``compare``), so ``--help`` never imports this module; each ``*_main(args)`` returns the exit code.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from ..binance.signing import ENV_KEY, ENV_SECRET, Credentials, load_credentials
-from ..binance.venues import SANDBOX, VENUES, Venue
+from ..binance.venues import SANDBOX, Venue
 from ..core.errors import KineticError
 from ..logs import JsonFormatter
 from ..strategy.registry import StrategyRegistry, build_registry
 from .app import LiveEngine, PreflightError
-from .config import SHUTDOWN_POLICIES, LiveConfig
+from .config import LiveConfig
 from .doctor import Doctor, format_checks
 from .report import build_report, run_dir_for, summary
 from .resume import JournalView, check_journal, unclean_stop
@@ -31,21 +31,7 @@ from .status import StatusView
 
 log = logging.getLogger("kinetic_empire.live")
 
-DEFAULT_CONFIG = "config/live.sandbox.yaml"
-
-
 # ------------------------------------------------------------------------------------------ shared
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"live YAML config (default {DEFAULT_CONFIG})")
-    p.add_argument("--venue", choices=VENUES, help="sandbox (local, default) | binance-demo | binance-testnet | custom")
-    p.add_argument("--rest-url", help="REST base URL (custom venue, or to override a preset)")
-    p.add_argument("--ws-url", help="stream host URL (custom venue, or to override a preset)")
-    p.add_argument("--env-file", default=".env", help=f"file with {ENV_KEY} / {ENV_SECRET} (default .env)")
-    p.add_argument("--speed", type=float, help="sandbox replay speed (market time per wall time; 0 = stepped)")
-    p.add_argument("--strategy-path", action="append", default=[], metavar="DIR",
-                   help="extra folder of strategy files (repeatable)")
 
 
 def _load(args: argparse.Namespace) -> tuple[LiveConfig, StrategyRegistry]:
@@ -114,20 +100,6 @@ def default_run_id(config: LiveConfig) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- run
-
-
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    _common(p)
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds (default: Ctrl-C)")
-    p.add_argument("--run-id", help="folder name under the runs dir (default: time-venue-strategies)")
-    p.add_argument("--runs-dir", help="where run folders go (default: live.runs_dir, runs/)")
-    p.add_argument("--shutdown", choices=SHUTDOWN_POLICIES,
-                   help="at exit: leave (protective orders stay on the exchange) or flatten (cancel all, close all)")
-    p.add_argument("--no-preflight", action="store_true", help="skip the doctor's checks before trading")
-    p.add_argument("--no-status", action="store_true", help="no live status view")
-    p.add_argument("--resume", metavar="RUN_ID", help="continue this run from its journal (reconciled first)")
-    p.add_argument("--reconcile-every", type=float, metavar="SECONDS", default=300.0,
-                   help="reconcile with the venue this often (default 300; 0: only at start and reconnects)")
 
 
 def run_main(args: argparse.Namespace) -> int:
@@ -229,11 +201,6 @@ def _on_signal(stop: asyncio.Event) -> Callable[[], None]:
 # ------------------------------------------------------------------------------------------- doctor
 
 
-def add_doctor_arguments(p: argparse.ArgumentParser) -> None:
-    _common(p)
-    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each stream's first event")
-
-
 def doctor_main(args: argparse.Namespace) -> int:
     config, registry = _load(args)
     return asyncio.run(_doctor(config, registry, args))
@@ -262,11 +229,6 @@ async def _doctor(config: LiveConfig, registry: StrategyRegistry, args: argparse
 # ------------------------------------------------------------------------------------------- report
 
 
-def add_report_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_id", help="run id (folder under --runs-dir) or a run folder")
-    p.add_argument("--runs-dir", default="runs", help="where run folders are (default runs/)")
-
-
 def report_main(args: argparse.Namespace) -> int:
     run_dir = run_dir_for(args.run_id, args.runs_dir)
     path = build_report(run_dir)
@@ -276,14 +238,6 @@ def report_main(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------ compare
-
-
-def add_compare_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_id", help="live run id (folder under --runs-dir) or a run folder")
-    p.add_argument("backtest", help="backtest results folder, or its id under --results-dir")
-    p.add_argument("--runs-dir", default="runs", help="where run folders are (default runs/)")
-    p.add_argument("--results-dir", default="backtests/results", help="where backtest results are")
-    p.add_argument("--tolerance-pct", type=float, default=0.05, help="price difference still called equal, in %%")
 
 
 def compare_main(args: argparse.Namespace) -> int:

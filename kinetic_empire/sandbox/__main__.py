@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import add_arguments, main
+from ..cli.sandbox import DESCRIPTION, add_arguments
+from .cli import main
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="kinetic sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="kinetic sandbox", description=DESCRIPTION)
     add_arguments(parser)
     sys.exit(main(parser.parse_args()))

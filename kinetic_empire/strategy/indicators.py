@@ -15,6 +15,9 @@ Which library computes what, and why:
   bit-identical values (a test compares them with ``ta`` over many lengths and periods), so live and
   backtest decisions cannot diverge by a rounding bit.
 
+pandas, ``ta`` and TA-Lib are imported on first use, not with this module: strategy plugins import it,
+and ``kinetic strategies`` (which only lists them) should not pay for pandas and pyarrow.
+
 Every function takes and returns numpy float64 arrays of the input's length, with NaN where the
 indicator is not yet defined (the warm-up).
 """
@@ -22,18 +25,19 @@ indicator is not yet defined (the warm-up).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import talib
-from ta.momentum import RSIIndicator
-from ta.trend import MACD, EMAIndicator, SMAIndicator
-from ta.volatility import BollingerBands
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Array = np.ndarray
 
 
 def _s(x: Array) -> pd.Series:
+    import pandas as pd
+
     return pd.Series(np.asarray(x, dtype=np.float64), copy=False)
 
 
@@ -70,18 +74,34 @@ def _ewm(values: Array, com: float, min_periods: int) -> Array:
 def ema(close: Array, period: int) -> Array:
     """Exponential moving average (span ``period``, seeded like pandas' ewm with adjust=False)."""
     if len(close) <= _SHORT_EMA:
-        return _ewm(np.asarray(close, dtype=np.float64), (int(period) - 1) / 2, int(period))
+        return _ema_exact(close, period)
+    from ta.trend import EMAIndicator
+
     return EMAIndicator(_s(close), window=int(period), fillna=False).ema_indicator().to_numpy()
 
 
+def _ema_exact(close: Array, period: int) -> Array:
+    """``ema`` without pandas: the recursion used for short (live-window) inputs."""
+    return _ewm(np.asarray(close, dtype=np.float64), (int(period) - 1) / 2, int(period))
+
+
 def sma(close: Array, period: int) -> Array:
+    from ta.trend import SMAIndicator
+
     return SMAIndicator(_s(close), window=int(period), fillna=False).sma_indicator().to_numpy()
 
 
 def rsi(close: Array, period: int = 14) -> Array:
     """Wilder's RSI as ``ta`` computes it (ewm with alpha 1/period of up and down moves)."""
-    if len(close) > _SHORT_RSI:
-        return RSIIndicator(_s(close), window=int(period), fillna=False).rsi().to_numpy()
+    if len(close) <= _SHORT_RSI:
+        return _rsi_exact(close, period)
+    from ta.momentum import RSIIndicator
+
+    return RSIIndicator(_s(close), window=int(period), fillna=False).rsi().to_numpy()
+
+
+def _rsi_exact(close: Array, period: int) -> Array:
+    """``rsi`` without pandas: the recursion used for short (live-window) inputs."""
     c = np.asarray(close, dtype=np.float64)
     diff = np.empty_like(c)
     diff[:1] = np.nan
@@ -98,12 +118,16 @@ def rsi(close: Array, period: int = 14) -> Array:
 
 def macd(close: Array, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[Array, Array, Array]:
     """(macd line, signal line, histogram)."""
+    from ta.trend import MACD
+
     m = MACD(_s(close), window_slow=int(slow), window_fast=int(fast), window_sign=int(signal), fillna=False)
     return m.macd().to_numpy(), m.macd_signal().to_numpy(), m.macd_diff().to_numpy()
 
 
 def bollinger(close: Array, period: int = 20, deviations: float = 2.0) -> tuple[Array, Array, Array]:
     """(lower, middle, upper) bands."""
+    from ta.volatility import BollingerBands
+
     bb = BollingerBands(_s(close), window=int(period), window_dev=float(deviations), fillna=False)
     return bb.bollinger_lband().to_numpy(), bb.bollinger_mavg().to_numpy(), bb.bollinger_hband().to_numpy()
 
@@ -117,14 +141,20 @@ def donchian(high: Array, low: Array, period: int = 20) -> tuple[Array, Array]:
 
 def atr(high: Array, low: Array, close: Array, period: int = 14) -> Array:
     """Average true range, Wilder smoothing (TA-Lib)."""
+    import talib
+
     return talib.ATR(_f(high), _f(low), _f(close), timeperiod=int(period))
 
 
 def adx(high: Array, low: Array, close: Array, period: int = 14) -> Array:
+    import talib
+
     return talib.ADX(_f(high), _f(low), _f(close), timeperiod=int(period))
 
 
 def psar(high: Array, low: Array, step: float = 0.02, maximum: float = 0.2) -> Array:
+    import talib
+
     return talib.SAR(_f(high), _f(low), acceleration=float(step), maximum=float(maximum))
 
 

@@ -1,0 +1,111 @@
+"""``kinetic backtest``: options at module level (argparse only), the backtest itself imported in ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import KineticError
+from .options import add_strategy_path
+
+DEFAULT_CONFIG = "config/backtest.example.yaml"
+
+DESCRIPTION = """\
+Backtest strategies on historical klines. The run uses the same bus, strategy runner, risk manager
+and futures exchange model as live trading; market orders fill at the next kline's open. Results go
+to backtests/results/<run-id>/: trades, orders, equity, metrics, a chart and an HTML report."""
+
+EXAMPLES = """\
+  kinetic backtest                                    # the example config on the bundled klines
+  kinetic backtest --strategy rsi_reversion --symbols NEARUSDT --timeframe 15m
+  kinetic backtest --config my.yaml --start 2023-09-01 --param fast=12 --param slow=40
+  kinetic backtest --check-lookahead                  # fail if an indicator peeks at future klines"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
+    p.add_argument("--strategy", help="strategy name or package.module:Class (replaces the config's)")
+    p.add_argument("--symbols", help="comma-separated symbols, e.g. FILUSDT,NEARUSDT")
+    p.add_argument("--timeframe", help="strategy timeframe override, e.g. 15m, 1h")
+    p.add_argument("--start", help="UTC start date, inclusive (YYYY-MM-DD)")
+    p.add_argument("--end", help="UTC end date, exclusive (YYYY-MM-DD)")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter")
+    p.add_argument("--data", action="append", help="kline files or folders (replaces backtest.data)")
+    p.add_argument("--run-id", help="results folder name (default: time-strategy-confighash)")
+    p.add_argument("--results-dir", help="where results folders go (default: backtest.results_dir)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results folder of that run id")
+    p.add_argument("--check-lookahead", action="store_true", help="fail if an indicator uses future klines")
+    p.add_argument("--no-save", action="store_true", help="print the summary only, write no files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_strategy_path(p)
+
+
+def params(items: Sequence[str]) -> dict[str, str]:
+    """``--param NAME=VALUE`` items as a mapping (values are parsed by the strategy's Param types)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise KineticError(f"--param {item!r}: expected NAME=VALUE, e.g. --param fast=12")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..backtest import Backtest, BacktestConfig, run_id_for, save_results, summary_text
+    from ..core.clock import LiveClock
+    from ..strategy.registry import build_registry
+
+    config = BacktestConfig.load(args.config).with_overrides(
+        strategy=args.strategy,
+        symbols=[s.strip() for s in args.symbols.split(",") if s.strip()] if args.symbols else None,
+        timeframe=args.timeframe,
+        start=args.start,
+        end=args.end,
+        params=params(args.param),
+        data=args.data,
+    )
+    registry = build_registry([Path(p) for p in args.strategy_path])
+    bar = _ProgressBar(disabled=args.no_progress)
+    try:
+        result = Backtest(config, registry, check_lookahead=args.check_lookahead).run(progress=bar.update)
+    finally:
+        bar.close()
+    print(summary_text(result))
+    rate = f"{result.klines_processed:,} klines in {result.elapsed_s:.2f} s ({result.klines_per_second:,.0f}/s)"
+    print(rate)
+    if result.gaps:
+        print("gaps in the data (kept by gap_policy): " + ", ".join(f"{s} {n} klines" for s, n in result.gaps.items()))
+    if args.no_save:
+        return 0
+    run_id = args.run_id or run_id_for(config, LiveClock().now_ms())
+    root = Path(args.results_dir or config.results_dir)
+    path = save_results(result, root, run_id, overwrite=args.overwrite)
+    print(f"results: {path}/  (open {path / 'report.html'})")
+    return 0
+
+
+class _ProgressBar:
+    """tqdm on a terminal, silent otherwise; fed (done, total) by the backtest."""
+
+    def __init__(self, disabled: bool) -> None:
+        self._bar: Any = None
+        self._disabled = disabled or not sys.stderr.isatty()
+        self._done = 0
+
+    def update(self, done: int, total: int) -> None:
+        if self._disabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit=" klines", unit_scale=True, desc="backtest", leave=False)
+        self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

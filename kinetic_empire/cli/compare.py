@@ -1,0 +1,30 @@
+"""``kinetic compare``: options at module level (argparse only), the comparison imported in ``run``."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Line up the trades of a paper run with those of a backtest of the same strategies and klines, trade
+by trade, and explain each difference: a later entry (the feed was late), another price, another exit,
+another size, or a trade on one side only (a risk denial, a venue rejection, a halted strategy, a feed
+gap, the edge of the run's window). Exit code 0 when both agree, 3 when they differ."""
+
+EXAMPLES = """\
+  kinetic compare my-run backtests/results/my-backtest
+  kinetic compare my-run my-backtest --results-dir backtests/results --tolerance-pct 0.1
+  kinetic backtest --start 2023-08-01 --run-id bt && kinetic compare my-run bt"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_id", help="live run id (folder under --runs-dir) or a run folder")
+    p.add_argument("backtest", help="backtest results folder, or its id under --results-dir")
+    p.add_argument("--runs-dir", default="runs", help="where run folders are (default runs/)")
+    p.add_argument("--results-dir", default="backtests/results", help="where backtest results are")
+    p.add_argument("--tolerance-pct", type=float, default=0.05, help="price difference still called equal, in %%")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..live.cli import compare_main
+
+    return compare_main(args)
