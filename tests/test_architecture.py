@@ -22,7 +22,6 @@ ALLOWED: dict[str, set[str]] = {
     "risk": {"core", "risk"},
     "portfolio": {"core", "portfolio"},
     "exchange": {"core", "exchange"},
-    "execution": {"core", "exchange", "execution"},  # the backtest port wraps the simulated exchange
     "report": {"core", "report", "portfolio"},  # CSV headers come from the portfolio's record types
     "binance": {"core", "binance", "logs"},
     "logs": {"logs"},
