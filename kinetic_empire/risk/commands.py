@@ -67,7 +67,7 @@ class RiskCommands:
         self._switch = switch
         self.symbols = tuple(symbols) or tuple(rules)
         self.id_prefix = id_prefix
-        self._replaced = itertools.count(1)
+        self._replaced = itertools.count()
         self._flattens = itertools.count(1)
 
     # ------------------------------------------------------------------------------ the outside door
@@ -99,12 +99,13 @@ class RiskCommands:
         """Cancel every order and close every position on ``symbols``; returns the CLOSE intents' ids.
 
         Entries stop first (REDUCING, account-wide or per symbol), so no strategy reopens what is being
-        closed; a HALTED state is lowered to REDUCING, since a halt refuses closes too and a flatten is the
-        explicit wish to close. The closes are CLOSE intents: the risk manager sizes, rounds and checks them.
+        closed; a HALTED state (account or symbol) is lowered to REDUCING, since a halt refuses closes too
+        and a flatten is the explicit wish to close. The closes are CLOSE intents: the risk manager sizes,
+        rounds and checks them.
         """
         symbols = list(symbols)
         why = f"FLATTEN by {source}" + (f": {cause}" if cause else "")
-        if whole_account:
+        if whole_account or self._switch.state is TradingState.HALTED:
             self._switch.set_state(TradingState.REDUCING, why)
         for symbol in symbols:
             if not whole_account or self._switch.state_of(symbol) is TradingState.HALTED:
