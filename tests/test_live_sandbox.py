@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_live_support import (
@@ -20,8 +22,16 @@ from test_live_support import (
     trade_key,
 )
 
-from kinetic_empire.core.enums import TradingState
-from kinetic_empire.core.events import KlineClosed, TradingStateChanged
+from kinetic_empire.core.enums import IntentAction, TradingState
+from kinetic_empire.core.events import (
+    CancelAllRequest,
+    KlineClosed,
+    OperatorCommand,
+    OrderIntent,
+    OrderRequest,
+    PositionChanged,
+    TradingStateChanged,
+)
 from kinetic_empire.live.compare import compare_runs, format_comparison
 from kinetic_empire.live.journal import read_events, read_meta
 from kinetic_empire.live.report import Replayed, build_report
@@ -182,6 +192,18 @@ def test_shutdown_flatten_cancels_and_closes_everything(tmp_path: Path) -> None:
             assert "STOP_MARKET" in text or "TAKE_PROFIT_MARKET" in text or "trades" in text
             line = StatusView(engine, io.StringIO(), tty=False).line()
             assert "\n" not in line and "equity" in line and "feed ok" in line
+            durable: list[tuple[str, bool]] = []  # (symbol, CancelAllRequest committed when the DELETE left)
+            real = engine.rest.signed
+
+            async def watched(method: str, path: str, params: Any = None, *a: Any, **kw: Any) -> Any:
+                if method == "DELETE" and path == "/fapi/v1/allOpenOrders":
+                    db = sqlite3.connect(f"file:{engine.journal.path}?mode=ro", uri=True)
+                    rows = db.execute("SELECT symbol FROM events WHERE kind='CancelAllRequest'").fetchall()
+                    db.close()
+                    durable.append((params["symbol"], (params["symbol"],) in rows))
+                return await real(method, path, params, *a, **kw)
+
+            engine.rest.signed = watched  # type: ignore[method-assign]
             task = asyncio.ensure_future(engine.shutdown())
             while not task.done():  # the sandbox must play a price update for the closing orders to fill
                 await sb.step_updates(1)
@@ -191,8 +213,26 @@ def test_shutdown_flatten_cancels_and_closes_everything(tmp_path: Path) -> None:
             assert all(sandbox_position(sb, s) == 0 for s in ("FILUSDT", "NEARUSDT"))
             assert acct.open_orders(None) == [] and acct.open_algos(None) == []
             assert engine.portfolio.positions() == []
+            assert sorted(durable) == [("FILUSDT", True), ("NEARUSDT", True)]  # journaled before sent
 
     asyncio.run(body())
     meta = read_meta(tmp_path / "flat" / "journal.sqlite")
     assert meta["shutdown"] == "flatten"
     assert Decimal(str(meta["initial_balance"])) == Decimal(10000)
+    # the flatten went down the same road as a strategy's orders: command, cancel-all, CLOSE intents, requests
+    events = list(read_events(tmp_path / "flat" / "journal.sqlite"))
+    (command,) = [e for e in events if isinstance(e, OperatorCommand)]
+    assert (command.action, command.source) == ("flatten", "shutdown")
+    at = events.index(command)
+    held = {e.symbol: e.quantity for e in events[:at] if isinstance(e, PositionChanged)}  # believed at the command
+    held = {sym: q for sym, q in held.items() if q}
+    after = events[at:]
+    assert sorted(e.symbol for e in after if isinstance(e, CancelAllRequest)) == ["FILUSDT", "NEARUSDT"]
+    closes = [e for e in after if isinstance(e, OrderIntent)]
+    assert held and sorted(i.symbol for i in closes) == sorted(held)
+    assert all(i.action is IntentAction.CLOSE and i.strategy_id == "shutdown" for i in closes)
+    requests = [e for e in after if isinstance(e, OrderRequest)]
+    assert {r.intent_id for r in requests} == {i.intent_id for i in closes}
+    assert all(r.reduce_only and r.quantity == abs(held[r.symbol]) for r in requests)
+    states = [e for e in events if isinstance(e, TradingStateChanged) and e.symbol is None]
+    assert [s.state for s in states[-2:]] == [TradingState.REDUCING, TradingState.HALTED]
