@@ -28,7 +28,7 @@ from ..binance.execution import BinanceExecution
 from ..binance.market import KlineFeed, market_now
 from ..binance.rest import BinanceRest
 from ..binance.signing import Credentials
-from ..binance.translate import UserTranslator, safe
+from ..binance.translate import UserTranslator, safe, venue_balances
 from ..binance.userstream import UserStream
 from ..binance.venues import Venue
 from ..binance.wire import dec
@@ -324,10 +324,9 @@ class LiveEngine:
             return Decimal("0.0002"), Decimal("0.0005")
 
     async def _wallet(self) -> Decimal:
-        rows = await self.rest.signed("GET", "/fapi/v2/balance")
-        for row in rows:
-            if row.get("asset") == "USDT":
-                return dec(row.get("balance"))
+        for b in venue_balances(await self.rest.signed("GET", "/fapi/v2/balance")):
+            if b.asset == "USDT":
+                return b.wallet
         raise KineticError("the account has no USDT balance")
 
     async def _set_symbol(self, symbol: str, leverage: int) -> None:
