@@ -4,6 +4,7 @@ expiry, a stale feed, shutdown, and secrets kept out of every file the run write
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 import sqlite3
 from decimal import Decimal
@@ -12,7 +13,11 @@ from typing import Any
 
 import pytest
 from test_live_support import (
+    DATA,
+    RISK,
+    START,
     START_MS,
+    K,
     backtest_of,
     live_config,
     log_file,
@@ -33,9 +38,11 @@ from kinetic_empire.core.events import (
     TradingStateChanged,
 )
 from kinetic_empire.live.compare import compare_runs, format_comparison
+from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.journal import read_events, read_meta
 from kinetic_empire.live.report import Replayed, build_report
 from kinetic_empire.live.status import StatusView
+from kinetic_empire.resources import exchange_info_payload
 from kinetic_empire.sandbox import FaultConfig
 
 pytestmark = pytest.mark.integration
@@ -236,3 +243,40 @@ def test_shutdown_flatten_cancels_and_closes_everything(tmp_path: Path) -> None:
     assert all(r.reduce_only and r.quantity == abs(held[r.symbol]) for r in requests)
     states = [e for e in events if isinstance(e, TradingStateChanged) and e.symbol is None]
     assert [s.state for s in states[-2:]] == [TradingState.REDUCING, TradingState.HALTED]
+
+
+def test_flatten_rounds_an_off_step_position_to_the_market_step(tmp_path: Path) -> None:
+    """A position off the market lot step (a limit fill, a manual trade) is closed by a reduce-only market
+    order rounded up to the step, which the venue trims to the position: the rules apply to a flatten too."""
+    info = copy.deepcopy(exchange_info_payload(False))
+    near = next(s for s in info["symbols"] if s["symbol"] == "NEARUSDT")
+    lot = next(f for f in near["filters"] if f["filterType"] == "LOT_SIZE")
+    lot.update(stepSize="0.1", minQty="0.1")  # limit orders on a finer grid than market orders (step 1)
+    near["quantityPrecision"] = 1
+    quiet = [{"name": "ema_cross", "symbols": ["NEARUSDT"], "timeframe": "1m", "params": {"fast": 40, "slow": 100}}]
+    cfg = LiveConfig.from_mapping({"live": {"window": 120, "shutdown": "flatten"}, "strategies": quiet,
+                                   "risk": RISK, "sandbox": {"data": str(DATA), "speed": 0, "start": START,
+                                                             "updates_per_kline": K}})
+
+    async def body() -> None:
+        async with stepped_engine(tmp_path / "odd", config=cfg, stale_after_s=0, exchange_info=info) as (sb, engine):
+            await step(sb, engine, 1)
+            price = Decimal((await engine.rest.get("/fapi/v1/ticker/price", {"symbol": "NEARUSDT"}))["price"])
+            await engine.rest.signed("POST", "/fapi/v1/order", {  # by hand, on the same account
+                "symbol": "NEARUSDT", "side": "BUY", "type": "LIMIT", "quantity": "10.3", "timeInForce": "GTC",
+                "price": str((price * Decimal("1.01")).quantize(Decimal("0.001"))), "newClientOrderId": "manual-1"})
+            await step(sb, engine, 1)
+            assert sandbox_position(sb, "NEARUSDT") == Decimal("10.3")
+            assert engine.portfolio.position("NEARUSDT").quantity == Decimal("10.3")
+            task = asyncio.ensure_future(engine.shutdown())
+            while not task.done():
+                await sb.step_updates(1)
+                await asyncio.sleep(0.02)
+            await task
+            assert sandbox_position(sb, "NEARUSDT") == 0
+
+    asyncio.run(body())
+    events = list(read_events(tmp_path / "odd" / "journal.sqlite"))
+    (close,) = [e for e in events if isinstance(e, OrderRequest) and e.strategy_id == "shutdown"]
+    assert (close.symbol, close.quantity, close.reduce_only) == ("NEARUSDT", Decimal(11), True)
+    assert any("10.3→11" in note for note in close.adjustments), close.adjustments
