@@ -64,7 +64,7 @@ class Harness:
     async def last_price(self, symbol: str) -> Decimal:
         raise NotImplementedError
 
-    async def until(self, done: Callable[[], bool], what: str) -> None:
+    async def until(self, done: Callable[[], object], what: str) -> None:
         """Wait for the venue's answers (events or stream messages); fail with ``what`` if they never come."""
         for _ in range(2000):
             if done():
@@ -73,7 +73,7 @@ class Harness:
         raise AssertionError(f"timed out waiting for {what}; events: {self.events}")
 
     def of(self, cls: type, cid: str) -> list[Any]:
-        return [e for e in self.events if isinstance(e, cls) and e.client_order_id == cid]
+        return [e for e in self.events if isinstance(e, cls) and getattr(e, "client_order_id", None) == cid]
 
     def request(self, cid: str, symbol: str = FIL, **kw: Any) -> OrderRequest:
         kw.setdefault("side", Side.BUY)
