@@ -81,7 +81,7 @@ class Health:
     paused_for_stale: bool = False
     stale_topics: list[str] = field(default_factory=list)
     handler_errors: int = 0
-    started_wall: float = field(default_factory=lambda: LiveClock().now_ms() / 1000)
+    started_wall: float = 0.0  # epoch seconds, from the engine's timer
 
 
 class LiveEngine:
@@ -106,7 +106,7 @@ class LiveEngine:
         timer: Clock | None = None,
     ) -> None:
         self.config = config
-        self.timer: Clock = timer or LiveClock()  # durations and waits; market time is ``self.clock``
+        self.timer: Clock = timer or LiveClock()  # wall stamps, durations, waits; market time is ``self.clock``
         self.registry = registry
         self.venue = venue
         self.credentials = credentials
@@ -118,7 +118,7 @@ class LiveEngine:
         self.stale_after_s = stale_after_s if stale_after_s is not None else config.stale_threshold_s()
         self.rest = rest or BinanceRest(venue.rest_url, credentials, recv_window_ms=config.recv_window_ms,
                                         timeout_s=config.request_timeout_s)
-        self.health = Health()
+        self.health = Health(started_wall=self.timer.now_ms() / 1000)
         self.checks: list[Check] = []
         self.symbols = config.symbols
         self._tasks: list[asyncio.Task[Any]] = []
@@ -440,7 +440,7 @@ class LiveEngine:
         await self.settle(quiet_s=0.2, timeout=5.0)
         await self.user.stop()
         await self._cancel_tasks()
-        self.journal.set_meta(ended_wall_ms=LiveClock().now_ms(), ended_market_ms=self.clock.now_ms(),
+        self.journal.set_meta(ended_wall_ms=self.timer.now_ms(), ended_market_ms=self.clock.now_ms(),
                               shutdown=policy)
         self.journal.close()
         await self.rest.close()
