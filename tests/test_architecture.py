@@ -22,7 +22,6 @@ ALLOWED: dict[str, set[str]] = {
     "risk": {"core", "risk"},
     "portfolio": {"core", "portfolio"},
     "exchange": {"core", "exchange"},
-    "execution": {"core", "exchange", "execution"},  # the backtest port wraps the simulated exchange
     "report": {"core", "report", "portfolio"},  # CSV headers come from the portfolio's record types
     "binance": {"core", "binance", "logs"},
     "logs": {"logs"},
@@ -77,3 +76,28 @@ def test_the_checker_sees_relative_and_absolute_imports(tmp_path: Path) -> None:
     probe = tmp_path / "risk" / "probe.py"
     probe.write_text("from ..exchange import simulated\nimport kinetic_empire.backtest.engine\nfrom . import sizing\n")
     assert _imports(probe, tmp_path) == {"exchange", "backtest", "risk"}
+
+
+COMMANDS_TO_THE_VENUE = {"OrderRequest", "CancelRequest", "CancelAllRequest"}
+
+
+def _builds(path: Path, names: set[str]) -> set[str]:
+    """Which of ``names`` a module calls (constructs), by name or attribute (``ev.OrderRequest(...)``)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+            if name in names:
+                found.add(name)
+    return found
+
+
+def test_only_the_risk_gate_builds_orders_and_cancels() -> None:
+    """Every order, cancel and cancel-all comes out of the risk package (the gate), so each is checked and
+    journaled; reconciliation, shutdown and operators ask the risk manager's commands instead."""
+    makers = {str(p.relative_to(PACKAGE)): _builds(p, COMMANDS_TO_THE_VENUE) for p in PACKAGE.rglob("*.py")}
+    outside = {m: b for m, b in makers.items() if b and not m.startswith("risk/")}
+    assert outside == {}
+    inside = set().union(*(b for m, b in makers.items() if m.startswith("risk/")))
+    assert inside == COMMANDS_TO_THE_VENUE  # the checker sees them where they are built

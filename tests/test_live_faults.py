@@ -1,8 +1,8 @@
 """The live engine's recovery paths against the sandbox's injected faults, over loopback.
 
 Clock skew (-1021 and resync), 429 bursts, 5xx and timeouts after the order executed (never placed
-twice), before it executed (sent again, once), rejections reported once with the venue's code, bad keys,
-a venue answering garbage, production hosts refused.
+twice; the grace before the lookup runs on the injected timer), before it executed (sent again, once),
+rejections reported once with the venue's code, bad keys, a venue answering garbage, production hosts refused.
 """
 
 from __future__ import annotations
@@ -16,18 +16,22 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from test_live_support import step, stepped_engine
+from test_live_support import DATA, step, stepped_engine
 
+from kinetic_empire.binance.execution import BinanceExecution
 from kinetic_empire.binance.rest import BinanceRest
 from kinetic_empire.binance.signing import Credentials
+from kinetic_empire.binance.translate import UserTranslator
 from kinetic_empire.binance.venues import Venue
+from kinetic_empire.core.bus import EventBus
+from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.core.enums import OrderType, Side
 from kinetic_empire.core.errors import ConfigError
 from kinetic_empire.core.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
 from kinetic_empire.live.app import LiveEngine, PreflightError
 from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.doctor import Doctor
-from kinetic_empire.sandbox import FaultConfig
+from kinetic_empire.sandbox import FaultConfig, RateLimitConfig, SandboxConfig, SandboxServer
 
 pytestmark = pytest.mark.integration
 
@@ -262,5 +266,40 @@ def test_weight_pacing_waits_for_the_next_minute_instead_of_a_429() -> None:
                     await rest.signed("GET", "/fapi/v2/positionRisk", {"symbol": "FILUSDT"})
                 assert rest.stats.rate_limited == 0
                 assert 0 < rest.stats.paced_s < 5
+
+    asyncio.run(body())
+
+
+def test_unknown_outcome_grace_runs_on_the_injected_timer(tmp_path: Path) -> None:
+    """The grace before looking an order up is timer time: nothing is looked up until the test moves it."""
+    async def body() -> None:
+        cfg = SandboxConfig(data=[DATA], limits=RateLimitConfig(enforce=False), warmup_klines=5,
+                            faults=FaultConfig(enabled=True, error_executed_rate=1.0))
+        async with SandboxServer(cfg) as sb:
+            rest = await BinanceRest(sb.rest_url, Credentials(sb.api_key, sb.api_secret, "sandbox"),
+                                     max_retries=0).start()
+            try:
+                bus = EventBus()
+                accepted: list[OrderAccepted] = []
+                bus.subscribe(OrderAccepted, accepted.append)
+                timer = ManualClock()
+                port = BinanceExecution(bus, rest, UserTranslator(bus.publish, sb.clock.now_ms, lambda _s: 20),
+                                        unknown_grace_s=30.0, timer=timer)
+                bus.publish(order("grace-1", "10"))
+                for _ in range(500):  # the 5xx comes back, then the port waits on the timer
+                    if timer.sleepers:
+                        break
+                    await asyncio.sleep(0.01)
+                assert timer.sleepers == 1 and port.busy == 1
+                sb.faults.cfg.enabled = False
+                assert len(venue_orders(sb, "grace-1")) == 1 and accepted == []  # placed; not looked up yet
+                await timer.advance(29.0)
+                assert timer.sleepers == 1 and accepted == []
+                await timer.advance(1.0)
+                await port.drain(timeout=10)
+                assert [e.client_order_id for e in accepted] == ["grace-1"] and port.unknown_resolved == 1
+                assert len(venue_orders(sb, "grace-1")) == 1  # never placed twice
+            finally:
+                await rest.close()
 
     asyncio.run(body())

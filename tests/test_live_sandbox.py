@@ -4,13 +4,20 @@ expiry, a stale feed, shutdown, and secrets kept out of every file the run write
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_live_support import (
+    DATA,
+    RISK,
+    START,
     START_MS,
+    K,
     backtest_of,
     live_config,
     log_file,
@@ -20,12 +27,22 @@ from test_live_support import (
     trade_key,
 )
 
-from kinetic_empire.core.enums import TradingState
-from kinetic_empire.core.events import KlineClosed, TradingStateChanged
+from kinetic_empire.core.enums import IntentAction, TradingState
+from kinetic_empire.core.events import (
+    CancelAllRequest,
+    KlineClosed,
+    OperatorCommand,
+    OrderIntent,
+    OrderRequest,
+    PositionChanged,
+    TradingStateChanged,
+)
 from kinetic_empire.live.compare import compare_runs, format_comparison
+from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.journal import read_events, read_meta
 from kinetic_empire.live.report import Replayed, build_report
 from kinetic_empire.live.status import StatusView
+from kinetic_empire.resources import exchange_info_payload
 from kinetic_empire.sandbox import FaultConfig
 
 pytestmark = pytest.mark.integration
@@ -182,6 +199,18 @@ def test_shutdown_flatten_cancels_and_closes_everything(tmp_path: Path) -> None:
             assert "STOP_MARKET" in text or "TAKE_PROFIT_MARKET" in text or "trades" in text
             line = StatusView(engine, io.StringIO(), tty=False).line()
             assert "\n" not in line and "equity" in line and "feed ok" in line
+            durable: list[tuple[str, bool]] = []  # (symbol, CancelAllRequest committed when the DELETE left)
+            real = engine.rest.signed
+
+            async def watched(method: str, path: str, params: Any = None, *a: Any, **kw: Any) -> Any:
+                if method == "DELETE" and path == "/fapi/v1/allOpenOrders":
+                    db = sqlite3.connect(f"file:{engine.journal.path}?mode=ro", uri=True)
+                    rows = db.execute("SELECT symbol FROM events WHERE kind='CancelAllRequest'").fetchall()
+                    db.close()
+                    durable.append((params["symbol"], (params["symbol"],) in rows))
+                return await real(method, path, params, *a, **kw)
+
+            engine.rest.signed = watched  # type: ignore[method-assign]
             task = asyncio.ensure_future(engine.shutdown())
             while not task.done():  # the sandbox must play a price update for the closing orders to fill
                 await sb.step_updates(1)
@@ -191,8 +220,63 @@ def test_shutdown_flatten_cancels_and_closes_everything(tmp_path: Path) -> None:
             assert all(sandbox_position(sb, s) == 0 for s in ("FILUSDT", "NEARUSDT"))
             assert acct.open_orders(None) == [] and acct.open_algos(None) == []
             assert engine.portfolio.positions() == []
+            assert sorted(durable) == [("FILUSDT", True), ("NEARUSDT", True)]  # journaled before sent
 
     asyncio.run(body())
     meta = read_meta(tmp_path / "flat" / "journal.sqlite")
     assert meta["shutdown"] == "flatten"
     assert Decimal(str(meta["initial_balance"])) == Decimal(10000)
+    # the flatten went down the same road as a strategy's orders: command, cancel-all, CLOSE intents, requests
+    events = list(read_events(tmp_path / "flat" / "journal.sqlite"))
+    (command,) = [e for e in events if isinstance(e, OperatorCommand)]
+    assert (command.action, command.source) == ("flatten", "shutdown")
+    at = events.index(command)
+    held = {e.symbol: e.quantity for e in events[:at] if isinstance(e, PositionChanged)}  # believed at the command
+    held = {sym: q for sym, q in held.items() if q}
+    after = events[at:]
+    assert sorted(e.symbol for e in after if isinstance(e, CancelAllRequest)) == ["FILUSDT", "NEARUSDT"]
+    closes = [e for e in after if isinstance(e, OrderIntent)]
+    assert held and sorted(i.symbol for i in closes) == sorted(held)
+    assert all(i.action is IntentAction.CLOSE and i.strategy_id == "shutdown" for i in closes)
+    requests = [e for e in after if isinstance(e, OrderRequest)]
+    assert {r.intent_id for r in requests} == {i.intent_id for i in closes}
+    assert all(r.reduce_only and r.quantity == abs(held[r.symbol]) for r in requests)
+    states = [e for e in events if isinstance(e, TradingStateChanged) and e.symbol is None]
+    assert [s.state for s in states[-2:]] == [TradingState.REDUCING, TradingState.HALTED]
+
+
+def test_flatten_rounds_an_off_step_position_to_the_market_step(tmp_path: Path) -> None:
+    """A position off the market lot step (a limit fill, a manual trade) is closed by a reduce-only market
+    order rounded up to the step, which the venue trims to the position: the rules apply to a flatten too."""
+    info = copy.deepcopy(exchange_info_payload(False))
+    near = next(s for s in info["symbols"] if s["symbol"] == "NEARUSDT")
+    lot = next(f for f in near["filters"] if f["filterType"] == "LOT_SIZE")
+    lot.update(stepSize="0.1", minQty="0.1")  # limit orders on a finer grid than market orders (step 1)
+    near["quantityPrecision"] = 1
+    quiet = [{"name": "ema_cross", "symbols": ["NEARUSDT"], "timeframe": "1m", "params": {"fast": 40, "slow": 100}}]
+    cfg = LiveConfig.from_mapping({"live": {"window": 120, "shutdown": "flatten"}, "strategies": quiet,
+                                   "risk": RISK, "sandbox": {"data": str(DATA), "speed": 0, "start": START,
+                                                             "updates_per_kline": K}})
+
+    async def body() -> None:
+        async with stepped_engine(tmp_path / "odd", config=cfg, stale_after_s=0, exchange_info=info) as (sb, engine):
+            await step(sb, engine, 1)
+            price = Decimal((await engine.rest.get("/fapi/v1/ticker/price", {"symbol": "NEARUSDT"}))["price"])
+            await engine.rest.signed("POST", "/fapi/v1/order", {  # by hand, on the same account
+                "symbol": "NEARUSDT", "side": "BUY", "type": "LIMIT", "quantity": "10.3", "timeInForce": "GTC",
+                "price": str((price * Decimal("1.01")).quantize(Decimal("0.001"))), "newClientOrderId": "manual-1"})
+            await step(sb, engine, 1)
+            assert sandbox_position(sb, "NEARUSDT") == Decimal("10.3")
+            assert engine.portfolio.position("NEARUSDT").quantity == Decimal("10.3")
+            task = asyncio.ensure_future(engine.shutdown())
+            while not task.done():
+                await sb.step_updates(1)
+                await asyncio.sleep(0.02)
+            await task
+            assert sandbox_position(sb, "NEARUSDT") == 0
+
+    asyncio.run(body())
+    events = list(read_events(tmp_path / "odd" / "journal.sqlite"))
+    (close,) = [e for e in events if isinstance(e, OrderRequest) and e.strategy_id == "shutdown"]
+    assert (close.symbol, close.quantity, close.reduce_only) == ("NEARUSDT", Decimal(11), True)
+    assert any("10.3→11" in note for note in close.adjustments), close.adjustments

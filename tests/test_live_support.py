@@ -93,12 +93,14 @@ async def stepped_engine(
     config: LiveConfig | None = None,
     faults: FaultConfig | None = None,
     start: bool = True,
+    exchange_info: dict[str, Any] | None = None,
     **engine_kw: Any,
 ) -> AsyncIterator[tuple[SandboxServer, LiveEngine]]:
     cfg = config or live_config()
     registry = build_registry([])
     sb_cfg = sandbox_config(cfg, registry)
     sb_cfg.limits = RateLimitConfig(enforce=False)
+    sb_cfg.exchange_info = exchange_info
     if faults is not None:
         sb_cfg.faults = faults
     engine_kw.setdefault("check_streams", False)

@@ -180,5 +180,10 @@ def test_resume_flags_a_foreign_position_and_replaces_a_missing_stop(tmp_path: P
                 assert replaced, printed
             finally:
                 await engine2.shutdown()
+            journaled = [e for e in read_events(engine.run_dir / "journal.sqlite") if isinstance(e, OrderRequest)]
+            (original,) = [r for r in journaled if r.client_order_id == "near-sl"]
+            again = [r for r in journaled if r.client_order_id.startswith("near-sl-rp")]
+            assert again and all((r.intent_id, r.trigger_price, r.close_position) == (
+                "near-i", original.trigger_price, True) for r in again)  # through the gate, into the journal
 
     asyncio.run(body())

@@ -25,7 +25,7 @@ from ..core.timeframes import timeframe_ms
 from ..data import KlineFrame, KlineStore, find_kline_files, load_klines, resample, validate
 from ..download.funding import load_funding
 from ..exchange import ExchangeConfig, SimulatedExchange
-from ..execution import SimulatedBroker
+from ..exchange.broker import SimulatedBroker
 from ..portfolio import Portfolio
 from ..resources import default_brackets, default_symbol_rules
 from ..risk import RiskConfig, RiskManager

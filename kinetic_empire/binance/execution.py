@@ -1,13 +1,19 @@
-"""The Binance execution port: OrderRequest / CancelRequest from the bus become signed REST calls.
+"""The Binance execution port: OrderRequest / CancelRequest / CancelAllRequest from the bus become signed REST calls.
 
-It is the live twin of :class:`~kinetic_empire.execution.simulated.SimulatedBroker`; nothing above it can
-tell them apart. Its verbs: submit, cancel, cancel all, positions, balances (plus reconcile).
+It is the live twin of :class:`~kinetic_empire.exchange.broker.SimulatedBroker`; nothing above it can
+tell them apart (:class:`~kinetic_empire.core.ports.ExecutionPort`, one contract suite for both). Its verbs:
+submit, cancel, cancel all, query order, positions, balances (plus reconcile). It places nothing on its
+own: every order and cancel it sends came down the bus, through the risk gate and the journal.
 
 Idempotency: every order carries ``newClientOrderId`` (``clientAlgoId`` for conditional orders) equal to
 the request's deterministic client id. When a placement's outcome is unknown (timeout, 5xx, -1000,
 -1007) the port waits ``unknown_grace_s``, looks the order up by that id, and only if the venue does not
 know it sends it again, at most ``max_attempts`` times: an order is never placed twice and never lost.
-A rejection is published once as :class:`OrderRejected` with the venue's code and message.
+A rejection is published once as :class:`OrderRejected` with the venue's code and message. The grace
+wait runs on the injected ``timer`` clock, so tests move time instead of waiting.
+
+Order: an order or cancel for a symbol published after a cancel-all on it is sent after the cancel-all
+has been answered, so a flatten's closing orders are never caught by its own cancel-all.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.bus import EventBus
-from ..core.enums import OrderType, Side
-from ..core.events import CancelRequest, OrderRequest
+from ..core.clock import Clock, LiveClock
+from ..core.events import CancelAllRequest, CancelRequest, OrderRequest
+from ..core.ports import VenueBalance, VenueOrder, VenuePosition
 from .errors import (
     AuthError,
     BinanceError,
@@ -30,7 +37,7 @@ from .errors import (
     UnknownStatusError,
 )
 from .rest import BinanceRest
-from .translate import OrderState, UserTranslator
+from .translate import OrderState, UserTranslator, venue_balances, venue_order, venue_positions
 from .wire import ALGO_PATH, ORDER_PATH, dec, order_params, order_status, query_params
 
 log = logging.getLogger(__name__)
@@ -49,8 +56,10 @@ class BinanceExecution:
         max_attempts: int = 3,
         on_sent: Callable[[OrderRequest], None] | None = None,
         before_send: Callable[[], None] | None = None,
+        timer: Clock | None = None,
     ) -> None:
         self._bus = bus
+        self._timer = timer or LiveClock()
         self.rest = rest
         self.translator = translator
         self.unknown_grace_s = unknown_grace_s
@@ -63,21 +72,42 @@ class BinanceExecution:
         self.unknown_resolved = 0
         self.last_error: str = ""
         self._reported: set[tuple[int, str]] = set()
+        self._cancel_all: dict[str, asyncio.Task[Any]] = {}  # symbol -> cancel-all in flight
         bus.subscribe(OrderRequest, self.on_request)
         bus.subscribe(CancelRequest, self.on_cancel)
+        bus.subscribe(CancelAllRequest, self.on_cancel_all)
 
     # ------------------------------------------------------------------------------ bus handlers
     def on_request(self, r: OrderRequest) -> None:
         self.translator.expect(r)
-        self._spawn(self.submit(r))
+        self._spawn(self._after(self._cancel_all.get(r.symbol), self.submit(r)))
 
     def on_cancel(self, r: CancelRequest) -> None:
-        self._spawn(self.cancel(r.symbol, r.client_order_id))
+        self._spawn(self._after(self._cancel_all.get(r.symbol), self.cancel(r.symbol, r.client_order_id)))
 
-    def _spawn(self, coro: Any) -> None:
+    def on_cancel_all(self, r: CancelAllRequest) -> None:
+        symbol = r.symbol
+        task = self._spawn(self._after(self._cancel_all.get(symbol), self.cancel_all([symbol])))
+        self._cancel_all[symbol] = task
+
+        def forget(t: asyncio.Task[Any]) -> None:
+            if self._cancel_all.get(symbol) is t:
+                del self._cancel_all[symbol]
+
+        task.add_done_callback(forget)
+
+    @staticmethod
+    async def _after(pending: asyncio.Task[Any] | None, coro: Any) -> Any:
+        """Run ``coro`` once the cancel-all published before it (if any) has been answered."""
+        if pending is not None:
+            await asyncio.wait({pending})
+        return await coro
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -97,6 +127,7 @@ class BinanceExecution:
     # ------------------------------------------------------------------------------ verbs
     async def submit(self, r: OrderRequest) -> None:
         """Place ``r``; resolve an unknown outcome by client id before any resend."""
+        self.translator.expect(r)
         path, params = order_params(r)
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -114,7 +145,7 @@ class BinanceExecution:
                 return
             except UnknownStatusError as exc:
                 log.warning("order %s: outcome unknown (%s); looking it up by client id", r.client_order_id, exc)
-                await asyncio.sleep(self.unknown_grace_s)
+                await self._timer.sleep(self.unknown_grace_s)
                 if await self._lookup(r):
                     self.unknown_resolved += 1
                     return
@@ -167,38 +198,33 @@ class BinanceExecution:
         return False
 
     async def cancel_all(self, symbols: Iterable[str]) -> None:
-        """Cancel every open order, plain and algo, on ``symbols``."""
+        """Cancel every open order, plain and algo, on ``symbols`` (the stream reports each cancel)."""
         for symbol in symbols:
             for path in ("/fapi/v1/allOpenOrders", "/fapi/v1/algoOpenOrders"):
+                self._before_send()
                 try:
                     await self.rest.signed("DELETE", path, {"symbol": symbol})
                 except BinanceError as exc:
                     self._report(exc, f"cancel all on {symbol}")
 
-    async def positions(self) -> list[dict[str, Any]]:
-        data = await self.rest.signed("GET", "/fapi/v2/positionRisk")
-        return list(data)
-
-    async def balances(self) -> list[dict[str, Any]]:
-        data = await self.rest.signed("GET", "/fapi/v2/balance")
-        return list(data)
-
-    async def flatten(self, symbols: Iterable[str], prefix: str) -> list[str]:
-        """Reduce-only market orders closing every position on ``symbols``; returns their client ids."""
-        ids = []
-        for row in await self.positions():
-            sym = str(row.get("symbol"))
-            qty = dec(row.get("positionAmt"))
-            if sym not in symbols or qty == 0:
+    async def query_order(self, symbol: str, client_id: str) -> VenueOrder | None:
+        """The order with our client id (plain or algo), or None if the venue does not know it."""
+        st = self.translator.orders.get(client_id)
+        kinds = [st.algo] if st is not None else [False, True]
+        for algo in kinds:
+            path, params = query_params(symbol, client_id, algo)
+            try:
+                return venue_order(await self.rest.signed("GET", path, params))
+            except UnknownOrderError:
                 continue
-            cid = f"{prefix}-{sym}"[:36]
-            side = Side.SELL if qty > 0 else Side.BUY
-            r = OrderRequest(client_order_id=cid, intent_id=cid, strategy_id="shutdown", symbol=sym, side=side,
-                             order_type=OrderType.MARKET, quantity=abs(qty), reduce_only=True, ts_event=0, ts_init=0)
-            self._bus.publish(r)
-            ids.append(cid)
-        await self.drain()
-        return ids
+        return None
+
+    async def positions(self) -> list[VenuePosition]:
+        """Every position row the venue reports (flat ones included), one-way mode."""
+        return venue_positions(await self.rest.signed("GET", "/fapi/v2/positionRisk"))
+
+    async def balances(self) -> list[VenueBalance]:
+        return venue_balances(await self.rest.signed("GET", "/fapi/v2/balance"))
 
     # ------------------------------------------------------------------------------ reconcile
     async def reconcile(self, symbols: Iterable[str]) -> None:

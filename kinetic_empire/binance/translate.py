@@ -26,6 +26,7 @@ from ..core.events import (
     OrderRequest,
     PositionChanged,
 )
+from ..core.ports import VenueBalance, VenueOrder, VenuePosition
 from .wire import ZERO, WireError, accepted_from_rest, dec, is_algo, opt_dec, order_status
 
 log = logging.getLogger(__name__)
@@ -270,28 +271,23 @@ class UserTranslator:
                        status, False, False, int(t["time"]))
         return new
 
-    def positions_snapshot(self, rows: Iterable[Mapping[str, Any]], symbols: Iterable[str], ts: int) -> None:
-        """``GET /fapi/v2/positionRisk`` rows; configured symbols missing from them are flat."""
+    def positions_snapshot(self, positions: Iterable[VenuePosition], symbols: Iterable[str], ts: int) -> None:
+        """The venue's positions (the port's snapshot); configured symbols missing from them are flat."""
         seen: set[str] = set()
-        for row in rows:
-            if row.get("positionSide", "BOTH") != "BOTH":
-                continue
-            sym = str(row["symbol"])
-            seen.add(sym)
-            if sym in self.positions or dec(row.get("positionAmt")) != 0:
-                self._position(sym, dec(row.get("positionAmt")), dec(row.get("entryPrice")),
-                               max(ts, int(row.get("updateTime") or 0)), snapshot=True)
+        for p in positions:
+            seen.add(p.symbol)
+            if p.symbol in self.positions or p.quantity != 0:
+                self._position(p.symbol, p.quantity, p.entry_price, max(ts, p.update_ms), snapshot=True)
         for sym in symbols:
             if sym not in seen and self.positions.get(sym, (ZERO, ZERO))[0] != 0:
                 self._position(sym, ZERO, ZERO, ts, snapshot=True)
 
-    def balance_snapshot(self, rows: Iterable[Mapping[str, Any]], ts: int) -> Decimal | None:
-        for row in rows:
-            if row.get("asset") == self.asset:
-                wallet = dec(row.get("balance"))
-                change = wallet - self.wallet if self.wallet is not None else ZERO
-                self._balance(wallet, change, BalanceReason.ADJUSTMENT, ts)
-                return wallet
+    def balance_snapshot(self, balances: Iterable[VenueBalance], ts: int) -> Decimal | None:
+        for b in balances:
+            if b.asset == self.asset:
+                change = b.wallet - self.wallet if self.wallet is not None else ZERO
+                self._balance(b.wallet, change, BalanceReason.ADJUSTMENT, ts)
+                return b.wallet
         return None
 
     # ------------------------------------------------------------------------------ internals
@@ -363,6 +359,37 @@ class UserTranslator:
         qty = self.positions.get(str(symbol), (ZERO, ZERO))[0]
         self._emit(FundingApplied(symbol=str(symbol), funding_rate=ZERO, mark_price=ZERO, position_quantity=qty,
                                   amount=amount, ts_event=ts, ts_init=self._now()))
+
+
+# ---------------------------------------------------------------------------------- wire -> port values
+
+
+def venue_order(data: Mapping[str, Any]) -> VenueOrder:
+    """A plain or algo order object (query, placement or cancel reply) as the port's typed value."""
+    acc = accepted_from_rest(data, 0)
+    return VenueOrder(client_order_id=acc.client_order_id, symbol=acc.symbol, side=acc.side,
+                      order_type=acc.order_type, status=order_status(data), quantity=acc.quantity or ZERO,
+                      filled=dec(data.get("executedQty")), price=acc.price, trigger_price=acc.trigger_price)
+
+
+def venue_positions(rows: Iterable[Mapping[str, Any]]) -> list[VenuePosition]:
+    """``GET /fapi/v2/positionRisk`` rows, one-way mode (hedge-mode legs are not ours)."""
+    try:
+        return [VenuePosition(symbol=str(r["symbol"]), quantity=dec(r.get("positionAmt")),
+                              entry_price=dec(r.get("entryPrice")), leverage=int(r.get("leverage") or 0),
+                              update_ms=int(r.get("updateTime") or 0))
+                for r in rows if r.get("positionSide", "BOTH") == "BOTH"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireError(f"positionRisk payload: {exc}") from None
+
+
+def venue_balances(rows: Iterable[Mapping[str, Any]]) -> list[VenueBalance]:
+    """``GET /fapi/v2/balance`` rows."""
+    try:
+        return [VenueBalance(asset=str(r["asset"]), wallet=dec(r.get("balance")),
+                             available=dec(r.get("availableBalance"))) for r in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireError(f"balance payload: {exc}") from None
 
 
 def safe(fn: Callable[[Mapping[str, Any]], None], what: str) -> Callable[[Mapping[str, Any]], None]:

@@ -172,6 +172,35 @@ class CancelRequest:
     ts_init: int
 
 
+@_event
+class CancelAllRequest:
+    """Cancel every open order (plain and conditional) on one symbol: journaled like any command."""
+
+    symbol: str
+    strategy_id: str  # who asked: a strategy, "operator", "shutdown"
+    cause: str = ""
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class OperatorCommand:
+    """A command from outside the strategies (shutdown, a future API or dashboard) for the risk gate.
+
+    ``action`` is ``"flatten"`` (cancel every order, close every position with reduce-only market
+    orders) or ``"cancel_all"``; an empty ``symbols`` means every traded symbol. The risk manager's
+    command handler turns it into the same requests a strategy's intents become, so it is checked,
+    journaled and executed like them.
+    """
+
+    action: str
+    symbols: tuple[str, ...] = ()
+    source: str  # "shutdown", "operator", ...
+    cause: str = ""
+    ts_event: int
+    ts_init: int
+
+
 # ------------------------------------------------------------------------------------ order lifecycle
 
 

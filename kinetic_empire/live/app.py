@@ -17,7 +17,6 @@ import gc
 import hashlib
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,15 +28,15 @@ from ..binance.execution import BinanceExecution
 from ..binance.market import KlineFeed, market_now
 from ..binance.rest import BinanceRest
 from ..binance.signing import Credentials
-from ..binance.translate import UserTranslator, safe
+from ..binance.translate import UserTranslator, safe, venue_balances
 from ..binance.userstream import UserStream
 from ..binance.venues import Venue
 from ..binance.wire import dec
 from ..core.bus import EventBus
-from ..core.clock import LiveClock
+from ..core.clock import Clock, LiveClock
 from ..core.enums import TradingState
 from ..core.errors import ConfigError, HandlerError, KineticError
-from ..core.events import Note, OrderRequest
+from ..core.events import Note, OperatorCommand, OrderRequest
 from ..core.rules import LeverageBrackets, SymbolRules, parse_brackets, parse_exchange_info
 from ..core.timeframes import timeframe_ms
 from ..portfolio import Portfolio
@@ -82,7 +81,7 @@ class Health:
     paused_for_stale: bool = False
     stale_topics: list[str] = field(default_factory=list)
     handler_errors: int = 0
-    started_wall: float = field(default_factory=lambda: LiveClock().now_ms() / 1000)
+    started_wall: float = 0.0  # epoch seconds, from the engine's timer
 
 
 class LiveEngine:
@@ -104,8 +103,10 @@ class LiveEngine:
         resume: JournalView | None = None,
         reconcile_every_s: float | None = None,
         printer: Callable[[str], None] | None = None,
+        timer: Clock | None = None,
     ) -> None:
         self.config = config
+        self.timer: Clock = timer or LiveClock()  # wall stamps, durations, waits; market time is ``self.clock``
         self.registry = registry
         self.venue = venue
         self.credentials = credentials
@@ -117,7 +118,7 @@ class LiveEngine:
         self.stale_after_s = stale_after_s if stale_after_s is not None else config.stale_threshold_s()
         self.rest = rest or BinanceRest(venue.rest_url, credentials, recv_window_ms=config.recv_window_ms,
                                         timeout_s=config.request_timeout_s)
-        self.health = Health()
+        self.health = Health(started_wall=self.timer.now_ms() / 1000)
         self.checks: list[Check] = []
         self.symbols = config.symbols
         self._tasks: list[asyncio.Task[Any]] = []
@@ -138,7 +139,8 @@ class LiveEngine:
         self.initial_balance = Decimal(0)
         self.resume_view = resume
         self.reconcile_every_s = reconcile_every_s
-        self.reconciler = Reconciler(self, printer=printer)
+        self.printer = printer
+        self.reconciler: Reconciler  # built in start(), once the translator, port and risk manager exist
         self.initial_state = TradingState.ACTIVE
 
     # ------------------------------------------------------------------------------ start-up
@@ -180,11 +182,10 @@ class LiveEngine:
         wallet = await self._wallet()
         self.initial_balance = wallet
 
-        self.clock = clock = VenueClock(await market_now(rest))
+        self.clock = clock = VenueClock(await market_now(rest), self.timer)
         self.bus = bus = EventBus(on_error=self._on_handler_error)
         self.journal = Journal(self.run_dir / "journal.sqlite")
         self.journal.attach(bus)  # first: commands are journaled before the port can send them
-        bus.subscribe(OrderRequest, self.reconciler.remember)
         view = self.resume_view
         if view is not None:  # the run goes on: its identity and start stay, the end marker goes
             self.journal.reopen(pid=os.getpid(), resumes=int(view.meta.get("resumes", 0)) + 1,
@@ -201,10 +202,11 @@ class LiveEngine:
         self.translator = UserTranslator(bus.publish, clock.now_ms, self.portfolio.leverage, observe=clock.observe)
         self.translator.wallet = wallet
         self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s,
-                                          before_send=self.journal.commit_commands)
+                                          before_send=self.journal.commit_commands, timer=self.timer)
         self.risk = RiskManager(bus, clock, self.portfolio, self.rules, brackets, risk_config,
                                 fee_rate_taker=taker, fee_rate_maker=maker)
         self._initial_state = self.initial_state = risk_config.state
+        self._wire_commands()
         lev_meta = {}
         for sym in self.symbols:
             lev = self.risk.leverage_for(sym)
@@ -254,6 +256,15 @@ class LiveEngine:
                  self.venue.rest_url, len(self.runners), ", ".join(self.symbols))
 
     # ------------------------------------------------------------------------------ resume, reconcile
+    def _wire_commands(self) -> None:
+        """Reconciliation and shutdown place and cancel orders only through the risk manager's commands."""
+        commands = self.risk.commands
+        commands.symbols, commands.id_prefix = tuple(self.symbols), self.tag
+        self.reconciler = Reconciler(self.translator, self.execution, self.risk, commands.replace_protection,
+                                     self.bus, self.clock.now_ms, self.symbols, initial_state=self.initial_state,
+                                     printer=self.printer)
+        self.bus.subscribe(OrderRequest, self.reconciler.remember)
+
     def _restore(self, view: JournalView) -> None:
         """What the journal believed, before the first reconciliation checks it against the venue."""
         self.reconciler.resume = view
@@ -281,10 +292,6 @@ class LiveEngine:
             self.risk.restore_day_start(today, view.day_start_wallet[today])
         log.warning("resuming run %s: %s", self.run_id, view.summary())
 
-    def risk_protect(self, symbol: str, client_id: str, strategy_id: str) -> None:
-        """A re-placed protective order joins the risk manager's book, so a close cancels it as usual."""
-        self.risk.track_protective_order(symbol, client_id, strategy_id)
-
     async def _on_user_connect(self) -> None:
         first = self.user.connections <= 1
         reason = "resume" if self.reconciler.resume is not None else "start" if first else "user stream reconnect"
@@ -292,7 +299,7 @@ class LiveEngine:
 
     async def _reconcile_periodically(self, every_s: float) -> None:
         while True:
-            await asyncio.sleep(every_s)
+            await self.timer.sleep(every_s)
             try:
                 await self.reconciler.run("periodic")
             except BinanceError as exc:
@@ -317,10 +324,9 @@ class LiveEngine:
             return Decimal("0.0002"), Decimal("0.0005")
 
     async def _wallet(self) -> Decimal:
-        rows = await self.rest.signed("GET", "/fapi/v2/balance")
-        for row in rows:
-            if row.get("asset") == "USDT":
-                return dec(row.get("balance"))
+        for b in venue_balances(await self.rest.signed("GET", "/fapi/v2/balance")):
+            if b.asset == "USDT":
+                return b.wallet
         raise KineticError("the account has no USDT balance")
 
     async def _set_symbol(self, symbol: str, leverage: int) -> None:
@@ -350,10 +356,10 @@ class LiveEngine:
 
     async def _watch_feed(self, stale_after_s: float) -> None:
         """Pause entries (REDUCING) while any stream is silent past the threshold; resume when fresh."""
-        started = time.monotonic()
+        started = self.timer.monotonic()
         while True:
-            await asyncio.sleep(min(1.0, stale_after_s / 4))
-            now = time.monotonic()
+            await self.timer.sleep(min(1.0, stale_after_s / 4))
+            now = self.timer.monotonic()
             stale = []
             for sym, tf in self.feed.topics:
                 age = self.feed.age_s((sym, tf))
@@ -378,7 +384,7 @@ class LiveEngine:
 
     async def _flush_journal(self) -> None:
         while True:
-            await asyncio.sleep(0.5)
+            await self.timer.sleep(0.5)
             self.journal.flush()
 
     def last_activity(self) -> float:
@@ -388,23 +394,24 @@ class LiveEngine:
 
     async def settle(self, quiet_s: float = 0.02, timeout: float = 10.0) -> None:
         """Wait until no request is in flight and neither stream has spoken for ``quiet_s`` (tests)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            await asyncio.sleep(quiet_s / 2)
+        timer = self.timer
+        deadline = timer.monotonic() + timeout
+        while timer.monotonic() < deadline:
+            await timer.sleep(quiet_s / 2)
             if self.execution.busy:
-                await self.execution.drain(timeout=max(0.0, deadline - time.monotonic()))
+                await self.execution.drain(timeout=max(0.0, deadline - timer.monotonic()))
                 continue
-            if time.monotonic() - self.last_activity() >= quiet_s and not self.execution.busy:
+            if timer.monotonic() - self.last_activity() >= quiet_s and not self.execution.busy:
                 return
 
     async def wait(self, duration_s: float | None = None, stop: asyncio.Event | None = None,
                    until: Callable[[], bool] | None = None) -> str:
         """Run until the duration passes, ``stop`` is set or ``until()`` is true; returns why it ended."""
-        end = None if duration_s is None else time.monotonic() + duration_s
+        end = None if duration_s is None else self.timer.monotonic() + duration_s
         while True:
             if stop is not None and stop.is_set():
                 return "stopped by the operator"
-            if end is not None and time.monotonic() >= end:
+            if end is not None and self.timer.monotonic() >= end:
                 return f"duration of {duration_s:g} s reached"
             if until is not None and until():
                 return "the venue's data ended"
@@ -412,7 +419,7 @@ class LiveEngine:
             for t in dead:
                 if not t.cancelled() and t.exception() is not None:
                     raise KineticError(f"{t.get_name()} failed: {t.exception()}") from t.exception()
-            await asyncio.sleep(0.1)
+            await self.timer.sleep(0.1)
 
     # ------------------------------------------------------------------------------ shutdown
     async def shutdown(self, policy: str | None = None) -> None:
@@ -433,7 +440,7 @@ class LiveEngine:
         await self.settle(quiet_s=0.2, timeout=5.0)
         await self.user.stop()
         await self._cancel_tasks()
-        self.journal.set_meta(ended_wall_ms=LiveClock().now_ms(), ended_market_ms=self.clock.now_ms(),
+        self.journal.set_meta(ended_wall_ms=self.timer.now_ms(), ended_market_ms=self.clock.now_ms(),
                               shutdown=policy)
         self.journal.close()
         await self.rest.close()
@@ -448,13 +455,17 @@ class LiveEngine:
         self._tasks.clear()
 
     async def _flatten(self) -> None:
+        """Shutdown's flatten: an :class:`OperatorCommand` like an operator's, through the risk gate."""
         log.warning("shutdown: cancelling every order and closing every position on %s", ", ".join(self.symbols))
-        self.risk.set_state(TradingState.HALTED, "SHUTDOWN flatten")
-        await self.execution.cancel_all(self.symbols)
-        await self.execution.flatten(self.symbols, f"{self.tag}-flat")
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and any(
+        await self.execution.reconcile(self.symbols)  # close what the venue holds, not an older belief
+        now = self.clock.now_ms()
+        self.bus.publish(OperatorCommand(action="flatten", source="shutdown", cause="shutdown policy flatten",
+                                         ts_event=now, ts_init=now))
+        await self.execution.drain()
+        deadline = self.timer.monotonic() + 10.0
+        while self.timer.monotonic() < deadline and any(
             q != 0 for q, _e in self.translator.positions.values()
         ):
-            await asyncio.sleep(0.1)
+            await self.timer.sleep(0.1)
         await self.execution.reconcile(self.symbols)
+        self.risk.set_state(TradingState.HALTED, "SHUTDOWN flatten")

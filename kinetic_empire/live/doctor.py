@@ -18,8 +18,9 @@ import websockets
 
 from ..binance.errors import AuthError, BinanceError, NoChangeError, RejectedError
 from ..binance.rest import KEYED, BinanceRest
+from ..binance.translate import venue_balances
 from ..binance.venues import Venue
-from ..binance.wire import dec, stream_name
+from ..binance.wire import stream_name
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -164,13 +165,12 @@ class Doctor:
         except BinanceError as exc:
             self._add("balance", FAIL, str(exc))
             return
-        usdt = next((r for r in rows if r.get("asset") == "USDT"), None)
+        usdt = next((b for b in venue_balances(rows) if b.asset == "USDT"), None)
         if usdt is None:
             self._add("balance", FAIL, "no USDT balance", "fund the futures wallet (demo: the site's Reset button)")
             return
-        avail = dec(usdt.get("availableBalance"))
-        self._add("balance", OK if avail > 0 else FAIL, f"USDT wallet {dec(usdt.get('balance')):f}, "
-                  f"available {avail:f}", "fund the futures wallet (demo: the site's Reset button)")
+        self._add("balance", OK if usdt.available > 0 else FAIL, f"USDT wallet {usdt.wallet:f}, "
+                  f"available {usdt.available:f}", "fund the futures wallet (demo: the site's Reset button)")
 
     async def _symbol_settings(self) -> None:
         """Margin type and leverage on every traded symbol (these calls also produce user-stream events)."""

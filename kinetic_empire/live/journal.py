@@ -1,7 +1,7 @@
 """The run journal: every event of a live run, in bus order, in SQLite (WAL) under ``runs/<run-id>/``.
 
-Every event gets its place in bus order (``seq``) when it is published. Commands (intents, order and
-cancel requests) are written at once and committed before anything leaves for the venue: the execution
+Every event gets its place in bus order (``seq``) when it is published. Commands (operator commands, intents, order,
+cancel and cancel-all requests) are written at once and committed before anything leaves for the venue: the execution
 port calls :meth:`Journal.commit_commands` right before it sends (one commit covers every command of the
 kline), so after a crash every order the venue may know of has its client id in the journal. Other events
 (klines, fills, positions...) are kept in memory and written by :meth:`Journal.flush` (every half second
@@ -33,12 +33,13 @@ from ..logs import redact
 SCHEMA_VERSION = 1
 
 EVENT_TYPES: tuple[type, ...] = (
-    ev.KlineClosed, ev.MarkPriceUpdated, ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.OrderAccepted,
-    ev.OrderRejected, ev.OrderCanceled, ev.OrderExpired, ev.OrderFilled, ev.PositionChanged, ev.BalanceChanged,
-    ev.FundingApplied, ev.Liquidated, ev.RiskDenied, ev.TradingStateChanged, ev.StrategyHalted, ev.Note,
+    ev.KlineClosed, ev.MarkPriceUpdated, ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.CancelAllRequest,
+    ev.OperatorCommand, ev.OrderAccepted, ev.OrderRejected, ev.OrderCanceled, ev.OrderExpired, ev.OrderFilled,
+    ev.PositionChanged, ev.BalanceChanged, ev.FundingApplied, ev.Liquidated, ev.RiskDenied, ev.TradingStateChanged,
+    ev.StrategyHalted, ev.Note,
 )
 _BY_NAME = {cls.__name__: cls for cls in EVENT_TYPES}
-_COMMANDS = (ev.OrderIntent, ev.OrderRequest, ev.CancelRequest)
+_COMMANDS = (ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.CancelAllRequest, ev.OperatorCommand)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -9,26 +9,28 @@ away, orders cancelled or expired, positions and balance. Around it this module:
 * explains each position difference by the fills just recorded; what they do not explain (a position the
   engine did not open, a manual trade) puts the symbol in REDUCING with the reason and how to clear it;
 * re-places a missing stop (and take-profit) for an open position, from the last protective request
-  journaled for that symbol;
+  journaled for that symbol, through the risk gate (:meth:`RiskCommands.replace_protection`), never by
+  publishing an order itself;
 * prints, logs and journals (``Note`` topic ``reconcile``) the plan whenever it holds an action.
+
+Its dependencies are narrow on purpose (the translator's beliefs, the port's REST pass, the risk gate's
+state switch and protection command, the bus, a clock, the symbols): it knows nothing of the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from ..binance.translate import UserTranslator
+from ..core.bus import EventBus
 from ..core.enums import OrderType, Side, TradingState
 from ..core.events import Note, OrderFilled, OrderRequest
-from ..risk import ids
-
-if TYPE_CHECKING:
-    from .app import LiveEngine
-    from .resume import JournalView
+from .resume import JournalView
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -70,11 +72,42 @@ class Plan:
             for a in self.actions]}
 
 
+class VenueSync(Protocol):
+    """The port's REST pass: orders, fills, positions and balance the stream may have missed."""
+
+    async def reconcile(self, symbols: Iterable[str]) -> None: ...
+
+
+class RiskGate(Protocol):
+    """What reconciliation asks of the risk manager."""
+
+    def set_state(self, state: TradingState, cause: str, symbol: str | None = None) -> None: ...
+
+
 class Reconciler:
     """One engine's reconciliations; serialised, since the stream and the timer may ask at once."""
 
-    def __init__(self, engine: LiveEngine, *, printer: Callable[[str], None] | None = None) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        translator: UserTranslator,
+        port: VenueSync,
+        risk: RiskGate,
+        protect: Callable[[OrderRequest], OrderRequest | None],
+        bus: EventBus,
+        now_ms: Callable[[], int],
+        symbols: Sequence[str],
+        *,
+        initial_state: TradingState = TradingState.ACTIVE,
+        printer: Callable[[str], None] | None = None,
+    ) -> None:
+        self.translator = translator
+        self.port = port
+        self.risk = risk
+        self.protect = protect
+        self.bus = bus
+        self.now_ms = now_ms
+        self.symbols = list(symbols)
+        self.initial_state = initial_state  # what a cleared symbol returns to
         self.printer = printer
         self.plans: list[Plan] = []
         self.resume: JournalView | None = None  # set for the first pass after a resume
@@ -83,7 +116,6 @@ class Reconciler:
         self.flagged: set[str] = set()
         self._tries: dict[str, int] = {}
         self._lock = asyncio.Lock()
-        self._replaced = 0
 
     @property
     def actions(self) -> int:
@@ -101,18 +133,18 @@ class Reconciler:
             return await self._run(reason)
 
     async def _run(self, reason: str) -> Plan:
-        eng = self.engine
-        tr = eng.translator
+        tr = self.translator
+        bus = self.bus
         plan = Plan(reason)
         view, self.resume = self.resume, None
         believed = dict(view.positions) if view is not None else {s: q for s, (q, _e) in tr.positions.items()}
         before = {cid: (st.terminal, st.filled) for cid, st in tr.orders.items()}
         fills: list[OrderFilled] = []
-        eng.bus.subscribe(OrderFilled, fills.append)
+        bus.subscribe(OrderFilled, fills.append)
         try:
-            await eng.execution.reconcile(eng.symbols)
+            await self.port.reconcile(self.symbols)
         finally:
-            eng.bus.unsubscribe(OrderFilled, fills.append)
+            bus.unsubscribe(OrderFilled, fills.append)
         for f in fills:
             what = f"{f.side.value} {f.quantity} @ {f.price} ({f.client_order_id})"
             plan.add("fill", f.symbol, "not journaled", what, "recorded")
@@ -131,12 +163,12 @@ class Reconciler:
             log.warning("%s", text) if plan.actions else log.info("%s", text)
             if self.printer is not None:
                 self.printer(text)
-            now = eng.clock.now_ms()
-            eng.bus.publish(Note(topic="reconcile", message=text, data=plan.to_dict(), ts_event=now, ts_init=now))
+            now = self.now_ms()
+            bus.publish(Note(topic="reconcile", message=text, data=plan.to_dict(), ts_event=now, ts_init=now))
         return plan
 
     def _never_placed(self, view: JournalView, plan: Plan) -> None:
-        tr = self.engine.translator
+        tr = self.translator
         for r in view.unknown_orders():
             st = tr.orders.get(r.client_order_id)
             if st is not None and (st.accepted or st.terminal):
@@ -148,14 +180,13 @@ class Reconciler:
                      "closed as rejected (not resent)")
 
     def _positions(self, believed: dict[str, Decimal], fills: list[OrderFilled], plan: Plan) -> None:
-        eng = self.engine
-        for sym in eng.symbols:
-            exch = eng.translator.positions.get(sym, (ZERO, ZERO))[0]
+        for sym in self.symbols:
+            exch = self.translator.positions.get(sym, (ZERO, ZERO))[0]
             was = believed.get(sym, ZERO)
             moved = sum((f.quantity if f.side is Side.BUY else -f.quantity for f in fills if f.symbol == sym), ZERO)
             if sym in self.flagged and exch == 0:
                 self.flagged.discard(sym)
-                eng.risk.set_state(eng.initial_state, f"RECONCILE_CLEARED symbol={sym} flat on the venue", sym)
+                self.risk.set_state(self.initial_state, f"RECONCILE_CLEARED symbol={sym} flat on the venue", sym)
                 plan.add("clear", sym, "REDUCING", "flat", "trading resumes on the symbol")
                 continue
             if exch == was:
@@ -171,16 +202,14 @@ class Reconciler:
                      "close or reduce it on the venue and trading resumes at the next reconciliation that finds "
                      "the symbol flat")
             log.error("%s", cause)
-            eng.risk.set_state(TradingState.REDUCING, cause, sym)
+            self.risk.set_state(TradingState.REDUCING, cause, sym)
             plan.add("flag", sym, was, exch, "REDUCING (position adopted into the portfolio, entries paused)")
 
     def _protect(self, plan: Plan) -> None:
-        eng = self.engine
-        tr = eng.translator
+        tr = self.translator
         open_protective = {(st.symbol, st.order_type) for st in tr.orders.values()
                            if not st.terminal and st.order_type in PROTECTIVE and st.algo}
-        now = eng.clock.now_ms()
-        for sym in eng.symbols:
+        for sym in self.symbols:
             qty = tr.positions.get(sym, (ZERO, ZERO))[0]
             if qty == 0:
                 continue
@@ -194,16 +223,16 @@ class Reconciler:
                 self._tries[base] = tries = self._tries.get(base, 0) + 1
                 if tries > 3:
                     continue  # the venue keeps refusing it (the rejection says why): do not loop
-                self._replaced += 1
-                cid = ids.client_id(base, "rp", self._replaced)
-                request = replace(last, client_order_id=cid, ts_event=now, ts_init=now)
-                eng.risk_protect(sym, cid, last.strategy_id)
-                plan.add("protect", sym, f"{otype.value} {last.trigger_price}", "missing",
-                         f"re-placed as {cid}")
-                eng.bus.publish(request)
+                placed = self.protect(last)  # the risk gate checks, tracks and publishes it
+                if placed is None:
+                    plan.add("protect", sym, f"{otype.value} {last.trigger_price}", "missing",
+                             "not re-placed: denied by the risk gate (see the denial)")
+                else:
+                    plan.add("protect", sym, f"{otype.value} {last.trigger_price}", "missing",
+                             f"re-placed as {placed.client_order_id}")
 
     def _account(self, view: JournalView | None, plan: Plan) -> None:
-        wallet = self.engine.translator.wallet
+        wallet = self.translator.wallet
         if view is not None and view.wallet is not None and wallet is not None and wallet != view.wallet:
             plan.add("balance", "USDT", view.wallet, wallet, "venue's balance taken (fills, fees, funding while away)")
 

@@ -33,6 +33,7 @@ from ..core.events import (
     CancelRequest,
     KlineClosed,
     Liquidated,
+    OperatorCommand,
     OrderCanceled,
     OrderExpired,
     OrderFilled,
@@ -46,6 +47,7 @@ from ..core.events import (
 from ..core.rules import LeverageBrackets, SymbolRules
 from . import guards, ids
 from .atr import AtrBook
+from .commands import RiskCommands
 from .config import RiskConfig, SizingMethod
 from .guards import Denial, deny, fmt
 from .liquidation import liquidation_price, other_positions_terms
@@ -107,6 +109,9 @@ class RiskManager:
         if self._atr is not None:  # the only per-kline work, and only when a rule needs an ATR
             bus.subscribe(KlineClosed, self._on_kline)
         self._states.announce_initial("config")
+        # protect, flatten, cancel all: reconciliation, shutdown and operators go through the same gate
+        self.commands = RiskCommands(bus.publish, clock, account, rules, self)
+        bus.subscribe(OperatorCommand, self.commands.on_command)
 
     # ------------------------------------------------------------------------------- public API
     def leverage_for(self, symbol: str) -> int:
