@@ -163,7 +163,7 @@ def test_market_fill_positions_account_trades_income() -> None:
             k: type(v2[0][k]) for k in sample}
         assert (v2[0]["positionAmt"], v2[0]["entryPrice"], v2[0]["leverage"], v2[0]["marginType"]) == (
             "10.0", "4.256", "20", "cross")
-        assert len((await c.get("/fapi/v2/positionRisk")).data) == len(sb.rules)
+        assert len((await c.get("/fapi/v2/positionRisk")).data) == len(sb.venue.rules)
         v3 = (await c.get("/fapi/v3/positionRisk")).data
         assert [p["symbol"] for p in v3] == [SYM] and "leverage" not in v3[0]
         fee = Decimal("42.56") * Decimal("0.0005")

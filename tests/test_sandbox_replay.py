@@ -32,12 +32,12 @@ def test_timed_replay_runs_at_the_speed_factor() -> None:
         await asyncio.sleep(1.0)
         n = len((await c.public("/fapi/v1/klines", {"symbol": SYM, "interval": "1m"})).data)
         assert 30 <= n <= 80, n  # 60 klines per second of wall time
-        sb.paused = True
+        sb.venue.paused = True
         await asyncio.sleep(0.1)
         frozen = sb.market_ms()
         await asyncio.sleep(0.3)
         assert sb.market_ms() == frozen
-        sb.paused = False
+        sb.venue.paused = False
         await asyncio.sleep(0.3)
         assert sb.market_ms() > frozen
 
