@@ -13,7 +13,7 @@ from ..core.enums import OrderType, Side, TimeInForce, WorkingType
 from ..core.errors import ExchangeError
 from .accounts import AlgoRecord
 from .endpoints import SIGNED, Ctx, Endpoint, by_symbol, ep
-from .errors import ApiError, bad_symbol, from_exchange, invalid, mandatory, unknown_order
+from .errors import ApiError, bad_symbol, from_exchange, invalid, mandatory, not_required, unknown_order
 from .routes_orders import (
     PRICE_MATCH,
     STP_MODES,
@@ -75,11 +75,11 @@ def new_algo(ctx: Ctx) -> Any:
         tif = tif or TimeInForce.GTC
     else:
         if price is not None and price != 0:
-            raise ApiError(-1106, "Parameter 'price' sent when not required.")
+            raise not_required("price")
         price, tif = None, None
     if close_position:
         if limit_type:
-            raise ApiError(-1106, "Parameter 'closePosition' sent when not required.")
+            raise not_required("closePosition")
         if quantity is not None or reduce_only:
             raise ApiError(-4137, "Quantity must be zero with closePosition equals true")
     elif quantity is None:

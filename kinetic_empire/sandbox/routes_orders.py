@@ -10,7 +10,16 @@ from ..core.enums import OrderType, Side, TimeInForce
 from ..core.errors import ExchangeError
 from ..exchange.orders import SimOrder
 from .endpoints import SIGNED, Ctx, Endpoint, by_symbol, ep
-from .errors import ApiError, bad_symbol, from_exchange, invalid, mandatory, no_such_order, unknown_order
+from .errors import (
+    ApiError,
+    bad_symbol,
+    from_exchange,
+    invalid,
+    mandatory,
+    no_such_order,
+    not_required,
+    unknown_order,
+)
 from .params import Params
 from .wire import order_json
 
@@ -96,13 +105,13 @@ def place(ctx: Ctx, p: Params) -> dict[str, Any]:
             raise mandatory("timeInForce")
         if match not in (None, "NONE"):
             if price is not None:
-                raise ApiError(-1106, "Parameter 'price' sent when not required.")
+                raise not_required("price")
             price = _matched_price(ctx, symbol, side)
         elif price is None:
             raise mandatory("price")
     else:
         if price is not None and price != 0:
-            raise ApiError(-1106, "Parameter 'price' sent when not required.")
+            raise not_required("price")
         price, tif = None, None
     gtd_ms = check_gtd(ctx, tif, gtd)
     tradable(ctx, symbol)
