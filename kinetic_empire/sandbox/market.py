@@ -1,4 +1,4 @@
-"""Replayed market data: per-symbol kline arrays, the kline being played, and what REST serves from them.
+"""Replayed market data: each symbol's KlineFrame, the kline being played, and what REST serves from them.
 
 Only what the replay has reached is visible: REST klines and tickers stop at the current (partial)
 kline, never the future. Higher intervals are aggregated from the base (1m) klines on request.
