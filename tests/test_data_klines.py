@@ -335,6 +335,15 @@ def test_between_clips_gaps_and_shares_memory():
     assert f.between(None, None) is f and len(f.between(T0 + 10**9, None)) == 0
 
 
+def test_shifted_moves_times_and_gaps_not_prices():
+    f = read_kline_file(BAD / "FILUSDT-1m-2023-08-01.gap.csv", gap_policy="keep")
+    day = 86_400_000
+    g = f.shifted(day)
+    assert (g.open_time == f.open_time + day).all() and np.shares_memory(g.close, f.close)
+    assert g.gaps == tuple(Gap(x.start_ms + day, x.end_ms + day, x.missing) for x in f.gaps) and g.gaps
+    assert same(g.shifted(-day), f)
+
+
 def test_pandas_round_trip():
     f = read_kline_file(FIL)
     df = f.to_pandas()

@@ -86,12 +86,14 @@ def test_ccxt_binanceusdm() -> None:
             assert tiers[MARKET][0]["maxLeverage"] == 75
             # ccxt pro: klines and order updates over the sandbox's WebSocket
             watcher = asyncio.ensure_future(ex.watch_ohlcv(MARKET, "1m"))
-            await asyncio.sleep(0.3)
+            while not sb.venue.hub.has("filusdt@kline_1m"):  # ccxt has subscribed
+                await asyncio.sleep(0.01)
             await sb.step(1)
             candles = await asyncio.wait_for(watcher, 5)
             assert candles[-1][0] >= 1_690_848_000_000 + 4 * 60_000
             orders = asyncio.ensure_future(ex.watch_orders(MARKET))
-            await asyncio.sleep(0.3)
+            while not any(sb.users.conns.values()):  # ccxt's user stream is attached to its listenKey
+                await asyncio.sleep(0.01)
             await ex.create_order(MARKET, "limit", "buy", 10, 4.1)
             update = await asyncio.wait_for(orders, 5)
             assert update[-1]["status"] == "open" and update[-1]["price"] == 4.1

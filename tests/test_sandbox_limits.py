@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 import pytest
-from sandbox.helpers import SYM, Client, recv_json, run
+from sandbox.helpers import SYM, WALL0, Client, recv_json, run, sleepers
 
+from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.sandbox import FaultConfig, RateLimitConfig
 from kinetic_empire.sandbox.faults import Faults
 
 pytestmark = pytest.mark.integration
 
 
-def _clear_of_window_end(period: float, margin: float) -> None:
-    """Rate windows are fixed (the current minute, the current 10 s): do not start a test at their edge."""
-    left = period - time.time() % period
-    if left < margin:
-        time.sleep(left + 0.05)
-
-
 def test_weight_limit_429_then_418_ban() -> None:
-    _clear_of_window_end(60, 3)
-
+    # Rate windows are fixed (the current minute, the current 10 s): a clock that stands at the start of
+    # a minute keeps the whole test inside one window, however slow the machine.
     async def body(sb, c: Client) -> None:
         for i in range(10):
             r = await c.public("/fapi/v1/ping")
@@ -39,12 +32,14 @@ def test_weight_limit_429_then_418_ban() -> None:
         assert int(r.headers["Retry-After"]) >= 1
         assert (await c.get("/fapi/v2/balance")).status == 418
 
-    run(body, limits=RateLimitConfig(weight_1m=10, ban_after=3, ban_seconds=30))
+        await clock.advance(60)  # a new minute, and the 30 s ban is over
+        assert (await c.public("/fapi/v1/ping")).status == 200
+
+    clock = ManualClock(WALL0)
+    run(body, clock=clock, limits=RateLimitConfig(weight_1m=10, ban_after=3, ban_seconds=30))
 
 
 def test_order_count_limit() -> None:
-    _clear_of_window_end(10, 2)
-
     async def body(sb, c: Client) -> None:
         await sb.step(3)
         for i in range(3):
@@ -53,8 +48,12 @@ def test_order_count_limit() -> None:
         r = await c.order(side="BUY", type="LIMIT", timeInForce="GTC", quantity="10", price="4.100")
         assert (r.status, r.code) == (429, -1015) and "Retry-After" in r.headers
         assert (await c.delete("/fapi/v1/allOpenOrders", {"symbol": SYM})).status == 200  # cancels do not count
+        await clock.advance(10)  # the next 10 s window
+        r = await c.order(side="BUY", type="LIMIT", timeInForce="GTC", quantity="10", price="4.100")
+        assert r.status == 200 and r.headers["X-MBX-ORDER-COUNT-10S"] == "1"
 
-    run(body, limits=RateLimitConfig(orders_10s=3))
+    clock = ManualClock(WALL0)
+    run(body, clock=clock, limits=RateLimitConfig(orders_10s=3))
 
 
 def test_faults_are_deterministic_under_a_seed() -> None:
@@ -79,9 +78,15 @@ def test_order_faults_executed_or_not() -> None:
         sb.faults.cfg.update({"error_executed_rate": 0.0, "error_rejected_rate": 1.0})
         r = await c.order(**params, newClientOrderId="a2")
         assert (r.status, r.code) == (503, -1001)
-        sb.faults.cfg.update({"error_rejected_rate": 0.0, "timeout_rate": 1.0, "timeout_seconds": 0.1,
+        sb.faults.cfg.update({"error_rejected_rate": 0.0, "timeout_rate": 1.0, "timeout_seconds": 10.0,
                               "timeout_executed_share": 1.0})
-        r = await c.order(**params, newClientOrderId="a3")
+        waiting = clock.sleepers
+        pending = asyncio.create_task(c.order(**params, newClientOrderId="a3"))
+        await sleepers(clock, waiting + 1)  # the gateway holds the reply for 10 s of server time
+        await clock.advance(9.9)
+        assert not pending.done()
+        await clock.advance(0.2)
+        r = await pending
         assert (r.status, r.code) == (408, -1007)
         sb.faults.cfg.update({"timeout_rate": 0.0})
         # reconcile as a client must: which of them exist?
@@ -91,24 +96,30 @@ def test_order_faults_executed_or_not() -> None:
             found[cid] = q.status == 200
         assert found == {"a1": True, "a2": False, "a3": True}
 
-    run(body, faults=FaultConfig(enabled=True, seed=1))
+    clock = ManualClock(WALL0)
+    run(body, clock=clock, faults=FaultConfig(enabled=True, seed=1))
 
 
 def test_latency_skew_and_bursts() -> None:
     async def body(sb, c: Client) -> None:
-        t = time.perf_counter()
-        assert (await c.public("/fapi/v1/ping")).status == 200
-        assert time.perf_counter() - t >= 0.05
+        waiting = clock.sleepers
+        pending = asyncio.create_task(c.public("/fapi/v1/ping"))
+        await sleepers(clock, waiting + 1)  # held for 50..60 ms of server time
+        await clock.advance(0.049)
+        assert not pending.done()
+        await clock.advance(0.02)
+        assert (await pending).status == 200
         sb.faults.cfg.update({"latency_ms": (0, 0), "clock_skew_ms": 7_000})
         assert (await c.get("/fapi/v2/balance")).code == -1021
         server = (await c.public("/fapi/v1/time")).data["serverTime"]
-        c.time_offset = server - int(time.time() * 1000)  # what a client does on -1021: resync
+        c.time_offset = server - c.now_ms()  # what a client does on -1021: resync
         assert (await c.get("/fapi/v2/balance")).status == 200
         sb.faults.cfg.update({"rate_limit_burst_rate": 1.0})
         r = await c.public("/fapi/v1/ping")
         assert (r.status, r.code, r.headers["Retry-After"]) == (429, -1003, "1")
 
-    run(body, faults=FaultConfig(enabled=True, latency_ms=(50, 60)))
+    clock = ManualClock(WALL0)
+    run(body, clock=clock, faults=FaultConfig(enabled=True, latency_ms=(50, 60)))
 
 
 def test_dropped_stream() -> None:

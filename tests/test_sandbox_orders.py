@@ -12,8 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sandbox.helpers import SYM, Client, run
+from sandbox.helpers import SYM, WALL0, Client, run
 
+from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.resources import exchange_info_payload
 
 pytestmark = pytest.mark.integration
@@ -163,7 +164,7 @@ def test_market_fill_positions_account_trades_income() -> None:
             k: type(v2[0][k]) for k in sample}
         assert (v2[0]["positionAmt"], v2[0]["entryPrice"], v2[0]["leverage"], v2[0]["marginType"]) == (
             "10.0", "4.256", "20", "cross")
-        assert len((await c.get("/fapi/v2/positionRisk")).data) == len(sb.rules)
+        assert len((await c.get("/fapi/v2/positionRisk")).data) == len(sb.venue.rules)
         v3 = (await c.get("/fapi/v3/positionRisk")).data
         assert [p["symbol"] for p in v3] == [SYM] and "leverage" not in v3[0]
         fee = Decimal("42.56") * Decimal("0.0005")
@@ -295,3 +296,30 @@ def test_partial_fills_from_max_fill_qty() -> None:
         assert (o["status"], o["executedQty"]) == ("FILLED", "25.0")
 
     run(body, exchange=ExchangeConfig(max_fill_qty={SYM: Decimal(10)}))
+
+
+def test_countdown_cancel_all_fires_unless_renewed() -> None:
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+        assert (await c.post("/fapi/v1/order", limit("4.100"))).status == 200
+
+        async def open_count() -> int:
+            return len((await c.get("/fapi/v1/openOrders", {"symbol": SYM})).data)
+
+        r = await c.post("/fapi/v1/countdownCancelAll", {"symbol": SYM, "countdownTime": 5000})
+        assert r.data == {"symbol": SYM, "countdownTime": "5000"}
+        await clock.advance(4.9)
+        assert await open_count() == 1
+        await c.post("/fapi/v1/countdownCancelAll", {"symbol": SYM, "countdownTime": 5000})  # renewed: 5 s again
+        await clock.advance(4.9)
+        assert await open_count() == 1
+        await clock.advance(0.2)
+        assert await open_count() == 0
+        assert (await c.post("/fapi/v1/order", limit("4.100"))).status == 200
+        await c.post("/fapi/v1/countdownCancelAll", {"symbol": SYM, "countdownTime": 5000})
+        await c.post("/fapi/v1/countdownCancelAll", {"symbol": SYM, "countdownTime": 0})  # 0 switches it off
+        await clock.advance(60)
+        assert await open_count() == 1
+
+    clock = ManualClock(WALL0)
+    run(body, clock=clock)

@@ -6,8 +6,9 @@ import asyncio
 import time
 
 import pytest
-from sandbox.helpers import SYM, Client, recv_json, run
+from sandbox.helpers import SYM, WALL0, Client, recv_json, run
 
+from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.sandbox.replay import path_points
 
 pytestmark = pytest.mark.integration
@@ -29,19 +30,21 @@ def test_path_points() -> None:
 
 def test_timed_replay_runs_at_the_speed_factor() -> None:
     async def body(sb, c: Client) -> None:
-        await asyncio.sleep(1.0)
+        await clock.advance(1.0)
         n = len((await c.public("/fapi/v1/klines", {"symbol": SYM, "interval": "1m"})).data)
-        assert 30 <= n <= 80, n  # 60 klines per second of wall time
-        sb.paused = True
-        await asyncio.sleep(0.1)
+        assert 60 <= n <= 61, n  # 60 klines per second of server time (61: the next one has begun)
+        sb.venue.paused = True
+        await clock.advance(0.1)
         frozen = sb.market_ms()
-        await asyncio.sleep(0.3)
+        await clock.advance(0.3)
         assert sb.market_ms() == frozen
-        sb.paused = False
-        await asyncio.sleep(0.3)
-        assert sb.market_ms() > frozen
+        sb.venue.paused = False
+        await clock.advance(0.5)
+        # resumes where it paused, at 1 h per second once its pause poll (every 0.05 s) sees the change
+        assert frozen + 1_620_000 <= sb.market_ms() <= frozen + 1_800_000
 
-    run(body, speed=3600.0)
+    clock = ManualClock(WALL0)
+    run(body, clock=clock, speed=3600.0)
 
 
 def test_max_speed_reaches_the_end_and_keeps_serving() -> None:

@@ -9,7 +9,9 @@ from decimal import Decimal
 import aiohttp
 import pytest
 import websockets
-from sandbox.helpers import SYM, Client, collect, recv_json, run
+from sandbox.helpers import SYM, WALL0, Client, collect, recv_json, run
+
+from kinetic_empire.core.clock import ManualClock
 
 pytestmark = pytest.mark.integration
 
@@ -103,13 +105,14 @@ def test_malformed_messages_get_errors_and_the_connection_stays_up() -> None:
             assert (await recv_json(ws))["code"] == 2
             await ws.send_bytes(b"\x00\x01")
             assert (await recv_json(ws))["code"] == 3
-            await asyncio.sleep(1.05)  # stay under 10 messages a second
+            await clock.advance(1.0)  # stay under 10 messages a second
             await ws.send_str(json.dumps({"method": "SUBSCRIBE", "params": ["filusdt@kline_1m"], "id": 10}))
             assert await recv_json(ws) == {"result": None, "id": 10}
             await sb.step_updates(1)
             assert (await recv_json(ws))["e"] == "kline"
 
-    run(body)
+    clock = ManualClock(WALL0)
+    run(body, clock=clock)
 
 
 def test_incoming_message_flood_closes_the_connection_and_server_pings() -> None:
@@ -211,6 +214,11 @@ def test_listen_key_expires() -> None:
     async def body(sb, c: Client) -> None:
         key = await _listen(c)
         async with c.session.ws_connect(f"{sb.ws_url}/private/ws?listenKey={key}") as ws:
+            while not sb.users.conns.get(key):  # the server has attached the connection to the key
+                await asyncio.sleep(0.001)
+            await clock.advance(0.25)
+            assert key in sb.users.by_key  # valid for 300 ms
+            await clock.advance(0.1)
             msg = await recv_json(ws, 3)
             assert msg == {"e": "listenKeyExpired", "E": msg["E"], "listenKey": key}
             closing = await asyncio.wait_for(ws.receive(), 3)
@@ -219,7 +227,8 @@ def test_listen_key_expires() -> None:
         assert r.code == -1125
         assert (await _listen(c)) != key
 
-    run(body, listen_key_validity_ms=300, listen_key_check_interval_s=0.05)
+    clock = ManualClock(WALL0)
+    run(body, clock=clock, listen_key_validity_ms=300, listen_key_check_interval_s=0.05)
 
 
 def test_margin_call_near_liquidation() -> None:

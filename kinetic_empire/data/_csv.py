@@ -16,6 +16,7 @@ import pyarrow.csv as pacsv
 
 from kinetic_empire.core.errors import DataError
 from kinetic_empire.data._util import first_true
+from kinetic_empire.data.frame import COLUMNS
 
 KLINE_CSV_COLUMNS: tuple[str, ...] = (
     "open_time", "open", "high", "low", "close", "volume", "close_time",
@@ -23,7 +24,7 @@ KLINE_CSV_COLUMNS: tuple[str, ...] = (
 )
 """The twelve columns of every Binance kline CSV, in order (futures files name them in a header row)."""
 
-_USED = KLINE_CSV_COLUMNS[:7]
+_USED = (*COLUMNS, "close_time")  # the columns we read: a KlineFrame's, and close_time to check the interval
 _TIME_COLUMNS = ("open_time", "close_time")
 _TYPES = {c: (pa.int64() if c in _TIME_COLUMNS else pa.float64()) for c in _USED}
 _NULL_TOKENS = ["", "nan", "NaN", "NAN", "-nan", "null", "NULL", "None", "N/A", "n/a", "NA"]
@@ -34,17 +35,11 @@ _MICROS_THRESHOLD = 10**14
 
 @dataclass(frozen=True, slots=True)
 class ParsedCsv:
-    """The seven used columns of a kline CSV, timestamps already in ms."""
+    """A kline CSV's OHLCV columns, keyed as :data:`~kinetic_empire.data.frame.COLUMNS` (ready for
+    ``KlineFrame.from_columns``), plus its close_time; timestamps already in ms."""
 
-    open_time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    columns: dict[str, np.ndarray]
     close_time: np.ndarray
-    header: bool
-    micros: bool
 
 
 def parse_kline_csv(data: bytes, file: str) -> ParsedCsv:
@@ -87,18 +82,15 @@ def parse_kline_csv(data: bytes, file: str) -> ParsedCsv:
             i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
             raise DataError(file, "nan", f"{name} is empty or NaN", row=i + 1)
     cols = {name: table.column(name).to_numpy() for name in _USED}
-    open_time, close_time = cols["open_time"], cols["close_time"]
-    micros = _is_micros(open_time, file)
-    if micros:
+    open_time = cols["open_time"]
+    if _is_micros(open_time, file):
         if (j := first_true(open_time % 1000 != 0)) is not None:
             msg = f"µs open_time {open_time[j]} is not a whole millisecond"
             raise DataError(file, "interval", msg, row=j + 1)
-        open_time = open_time // 1000
-        close_time = close_time // 1000
-    return ParsedCsv(
-        open_time, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"], close_time,
-        header=header, micros=micros,
-    )
+        cols["open_time"] = open_time // 1000
+        cols["close_time"] = cols["close_time"] // 1000
+    close_time = cols.pop("close_time")
+    return ParsedCsv(cols, close_time)
 
 
 def _is_micros(open_time: np.ndarray, file: str) -> bool:

@@ -127,6 +127,12 @@ class KlineFrame:
             source=self.source,
         )
 
+    def shifted(self, offset_ms: int) -> KlineFrame:
+        """The same klines ``offset_ms`` later (or earlier): every open time and gap moves, prices do not."""
+        gaps = tuple(Gap(g.start_ms + offset_ms, g.end_ms + offset_ms, g.missing) for g in self.gaps)
+        return KlineFrame(self.symbol, self.timeframe, self.open_time + np.int64(offset_ms), self.open, self.high,
+                          self.low, self.close, self.volume, gaps=gaps, source=self.source)
+
     @classmethod
     def from_columns(
         cls,

@@ -168,9 +168,7 @@ def _read_raw(path: Path, symbol: str | None, timeframe: str | None) -> _Raw:
         cols, close_time = _parquet_columns(data, file), None
     else:
         p = parse_kline_csv(_decompress(data, path), file)
-        cols = {"open_time": p.open_time, "open": p.open, "high": p.high, "low": p.low, "close": p.close,
-                "volume": p.volume}
-        close_time = p.close_time
+        cols, close_time = p.columns, p.close_time
     if len(cols["open_time"]) == 0:
         raise DataError(file, "format", "no klines in file")
     timeframe = timeframe or name_tf or _timeframe_from(cols["open_time"], close_time, file)

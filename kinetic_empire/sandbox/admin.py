@@ -6,14 +6,13 @@ collide with a real endpoint, and it takes no API key (bind to loopback).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from .connection import Connections
 from .errors import ApiError
-
-if TYPE_CHECKING:
-    from .server import SandboxServer
+from .venue import SandboxVenue
 
 PREFIX = "/sandbox-admin"
 
@@ -30,62 +29,61 @@ def _int(request: web.Request, name: str, default: int | None = None) -> int:
         raise ApiError(-1130, f"Data sent for parameter '{name}' is not valid.") from None
 
 
-def status(srv: SandboxServer) -> dict[str, Any]:
+def status(venue: SandboxVenue, conns: Connections) -> dict[str, Any]:
     return {
-        "marketTime": srv.market_ms(),
-        "serverTime": srv.wall_ms(),
-        "done": srv.replay.done,
-        "paused": srv.paused,
-        "updatesPlayed": srv.updates_played,
-        "symbols": list(srv.market.series),
-        "connections": len(srv.conns),
+        "marketTime": venue.market_ms(),
+        "serverTime": venue.wall_ms(),
+        "done": venue.replay.done,
+        "paused": venue.paused,
+        "updatesPlayed": venue.updates_played,
+        "symbols": list(venue.market.series),
+        "connections": len(conns),
         "accounts": {k[:8]: {"wallet": str(a.exchange.wallet), "openOrders": len(a.open_orders(None))}
-                     for k, a in srv.accounts.items()},
-        "faults": {name: getattr(srv.faults.cfg, name) for name in srv.faults.cfg.__dataclass_fields__},
-        "faultCounts": dict(srv.faults.counts),
+                     for k, a in venue.accounts.items()},
+        "faults": {name: getattr(venue.faults.cfg, name) for name in venue.faults.cfg.__dataclass_fields__},
+        "faultCounts": dict(venue.faults.counts),
     }
 
 
-def routes(srv: SandboxServer) -> list[web.RouteDef]:
+def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
     async def get_status(request: web.Request) -> web.Response:
-        return web.json_response(status(srv))
+        return web.json_response(status(venue, conns))
 
     async def set_faults(request: web.Request) -> web.Response:
         try:
             changes = await request.json()
             if not isinstance(changes, dict):
                 raise ValueError("expected a JSON object")
-            srv.faults.cfg.update(changes)
+            venue.faults.cfg.update(changes)
         except (ValueError, TypeError) as exc:
             raise ApiError(-1130, f"Data sent for parameter 'faults' is not valid: {exc}") from None
         if "seed" in changes:
-            srv.faults.reseed()
-        return web.json_response(status(srv)["faults"])
+            venue.faults.reseed()
+        return web.json_response(status(venue, conns)["faults"])
 
     async def step(request: web.Request) -> web.Response:
         updates = request.query.get("updates")
         if updates is not None:
-            await srv.step_updates(_int(request, "updates"))
+            venue.play_updates(_int(request, "updates"))
         else:
-            await srv.step(_int(request, "klines", 1))
-        return web.json_response({"marketTime": srv.market_ms(), "done": srv.replay.done})
+            venue.play_klines(_int(request, "klines", 1))
+        await conns.flush()
+        return web.json_response({"marketTime": venue.market_ms(), "done": venue.replay.done})
 
     async def advance(request: web.Request) -> web.Response:
-        await srv.advance_to(_int(request, "to"))
-        return web.json_response({"marketTime": srv.market_ms(), "done": srv.replay.done})
+        venue.play_until(_int(request, "to"))
+        await conns.flush()
+        return web.json_response({"marketTime": venue.market_ms(), "done": venue.replay.done})
 
     async def expire(request: web.Request) -> web.Response:
-        return web.json_response({"expired": srv.users.expire_due(force=True)})
+        return web.json_response({"expired": venue.users.expire_due(force=True)})
 
     async def drop(request: web.Request) -> web.Response:
-        conns = list(srv.conns)
-        for conn in conns:
-            conn.drop()
-        return web.json_response({"dropped": len(conns)})
+        return web.json_response({"dropped": conns.drop_all()})
 
     async def pause(request: web.Request) -> web.Response:
-        srv.paused = request.path.endswith("/pause")
-        return web.json_response({"paused": srv.paused})
+        venue.paused = request.path.endswith("/pause")
+        return web.json_response({"paused": venue.paused})
 
     return [
         web.get(f"{PREFIX}/status", get_status),

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from aiohttp import web
+from typing import Any
 
 from .accounts import Account
 from .params import Params
-
-if TYPE_CHECKING:
-    from .server import SandboxServer
+from .venue import SandboxVenue
 
 NONE = "NONE"
 USER_STREAM = "USER_STREAM"  # API key header, no signature
@@ -21,12 +17,11 @@ SIGNED = "SIGNED"  # TRADE and USER_DATA: key, timestamp, signature
 
 @dataclass(slots=True)
 class Ctx:
-    """What a handler gets: the server, the parsed parameters, the account (keyed endpoints)."""
+    """What a handler gets: the venue, the parsed parameters, the account (keyed endpoints)."""
 
-    srv: SandboxServer
+    venue: SandboxVenue
     params: Params
     account: Account | None
-    request: web.Request
 
     @property
     def acct(self) -> Account:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -20,9 +20,7 @@ from .auth import check_api_key, check_timestamp, verify_signature
 from .endpoints import NONE, SIGNED, Ctx, Endpoint
 from .errors import ApiError, error_body, path_invalid
 from .params import Params, parse_pairs
-
-if TYPE_CHECKING:
-    from .server import SandboxServer
+from .venue import SandboxVenue
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +40,10 @@ _TIMEOUT = "Timeout waiting for response from backend server. Send status unknow
 
 
 class Gateway:
-    def __init__(self, srv: SandboxServer, endpoints: Iterable[Endpoint]) -> None:
-        self.srv = srv
+    """Routes a request to its endpoint through Binance's checks; delays come from the venue's clock."""
+
+    def __init__(self, venue: SandboxVenue, endpoints: Iterable[Endpoint]) -> None:
+        self.venue = venue
         self.table: dict[tuple[str, str], Endpoint] = {}
         self.paths: set[str] = set()
         for e in endpoints:
@@ -51,56 +51,57 @@ class Gateway:
             self.paths.add(e.path)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        srv = self.srv
+        venue = self.venue
         headers: dict[str, str] = {}
         try:
             ep = self.table.get((request.method, request.path))
             if ep is None:
                 status = 405 if request.path in self.paths else 404
                 raise path_invalid(request.method, request.path, status)
-            faults = srv.faults
+            faults = venue.faults
             if faults.on:
                 delay = faults.latency_s()
                 if delay:
-                    await asyncio.sleep(delay)
+                    await venue.clock.sleep(delay)
                 if faults.burst():
-                    raise ApiError(-1003, "Too many requests; current limit is "
-                                   f"{srv.limiter.weight_limit} requests per minute. Please use the websocket for live "
-                                   "updates to avoid polling the API.", 429, {"Retry-After": "1"})
+                    limit = venue.limiter.weight_limit
+                    raise ApiError(-1003, f"Too many requests; current limit is {limit} requests per minute. Please "
+                                   "use the websocket for live updates to avoid polling the API.", 429,
+                                   {"Retry-After": "1"})
             query = request.raw_path.partition("?")[2]
             body = (await request.read()).decode("utf-8", "surrogateescape") if request.can_read_body else ""
             params = Params(parse_pairs(query, body))
-            now = srv.wall_ms()
+            now = venue.wall_ms()
             ip = request.remote or "?"
-            used = srv.limiter.weight(ip, ep.cost(params), now)
+            used = venue.limiter.weight(ip, ep.cost(params), now)
             headers["X-MBX-USED-WEIGHT-1M"] = str(used)
             account = None
             if ep.security != NONE:
-                key = check_api_key(request.headers.get("X-MBX-APIKEY"), srv.keys)
-                account = srv.accounts[key.api_key]
+                key = check_api_key(request.headers.get("X-MBX-APIKEY"), venue.keys)
+                account = venue.accounts[key.api_key]
                 if ep.security == SIGNED:
                     d = params.data
-                    check_timestamp(d.get("timestamp"), d.get("recvWindow"), now, srv.config.recv_window_max)
+                    check_timestamp(d.get("timestamp"), d.get("recvWindow"), now, venue.config.recv_window_max)
                     verify_signature(key.api_secret, query, body)
             params.check_known(ep.params)
             if ep.orders != (0, 0):
                 assert account is not None
-                c10, c60 = srv.limiter.orders(account.key.api_key, ep.orders[0], ep.orders[1], now)
+                c10, c60 = venue.limiter.orders(account.key.api_key, ep.orders[0], ep.orders[1], now)
                 headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
                 headers["X-MBX-ORDER-COUNT-1M"] = str(c60)
             fault = faults.order_fault() if faults.on and ep.order_fault else None
             if fault == "error-rejected":
                 raise ApiError(-1001, _INTERNAL, 503)
             if fault == "timeout-rejected":
-                await asyncio.sleep(faults.cfg.timeout_seconds)
+                await venue.clock.sleep(faults.cfg.timeout_seconds)
                 raise ApiError(-1007, _TIMEOUT, 408)
-            result = ep.handler(Ctx(srv, params, account, request))
+            result = ep.handler(Ctx(venue, params, account))
             if asyncio.iscoroutine(result):
                 result = await result
             if fault == "error-executed":
                 raise ApiError(-1000, _UNKNOWN_503, 503)
             if fault == "timeout-executed":
-                await asyncio.sleep(faults.cfg.timeout_seconds)
+                await venue.clock.sleep(faults.cfg.timeout_seconds)
                 raise ApiError(-1007, _TIMEOUT, 408)
             data = result if isinstance(result, bytes) else dumps(result)
             return web.Response(body=data, headers=headers, content_type=_JSON)

@@ -1,4 +1,4 @@
-"""Replayed market data: per-symbol kline arrays, the kline being played, and what REST serves from them.
+"""Replayed market data: each symbol's KlineFrame, the kline being played, and what REST serves from them.
 
 Only what the replay has reached is visible: REST klines and tickers stop at the current (partial)
 kline, never the future. Higher intervals are aggregated from the base (1m) klines on request.
@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.rules import SymbolRules
 from ..core.timeframes import TIMEFRAME_MS
 from .fmt import fixed, places
+
+if TYPE_CHECKING:
+    from ..data.frame import KlineFrame
 
 DAY_MS = 86_400_000
 _WEEK_ORIGIN = 4 * DAY_MS  # weekly klines open on Mondays; the epoch was a Thursday
@@ -48,19 +52,12 @@ def bucket_end(start: int, interval: str) -> int:
 
 
 @dataclass(slots=True)
-class Series:
-    """One symbol's base klines plus the replay cursor over them."""
+class ReplayedKlines:
+    """One symbol's base klines (a :class:`KlineFrame`) plus the replay cursor over them."""
 
-    symbol: str
-    interval: str
-    open_time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    frame: KlineFrame
     rules: SymbolRules
-    quote: np.ndarray = field(init=False)
+    quote: np.ndarray = field(init=False)  # quote volume estimated from the typical price
     closed: int = 0  # klines fully played
     partial: list[float] | None = None  # [open_time, o, h, l, c, v] of the kline in play
     last: float = 0.0
@@ -71,14 +68,23 @@ class Series:
     qty_places: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.quote = self.volume * (self.open + self.high + self.low + self.close) / 4.0
+        f = self.frame
+        self.quote = f.volume * (f.open + f.high + f.low + f.close) / 4.0
         self.tick = float(self.rules.tick_size) or 0.0
         self.price_places = places(self.rules.tick_size)
         self.qty_places = places(self.rules.step_size)
 
     @property
+    def symbol(self) -> str:
+        return self.frame.symbol
+
+    @property
+    def interval(self) -> str:
+        return self.frame.timeframe
+
+    @property
     def interval_ms(self) -> int:
-        return TIMEFRAME_MS[self.interval]
+        return self.frame.interval_ms
 
     def price(self, x: float) -> str:
         return f"{x:.{self.price_places}f}"
@@ -92,7 +98,8 @@ class Series:
 
     def arrays(self, i0: int, i1: int) -> tuple[np.ndarray, ...]:
         """(open_time, o, h, l, c, v, quote) of visible rows [i0, i1), the partial kline as played so far."""
-        cols = (self.open_time, self.open, self.high, self.low, self.close, self.volume, self.quote)
+        f = self.frame
+        cols = (f.open_time, f.open, f.high, f.low, f.close, f.volume, self.quote)
         end = min(i1, self.closed)
         out = [c[i0:end] for c in cols]
         if self.partial is not None and i1 > self.closed and i0 <= self.closed:
@@ -127,22 +134,22 @@ def aggregate(cols: Sequence[np.ndarray], interval: str) -> tuple[np.ndarray, ..
 class MarketData:
     """All replayed symbols, and the REST views of them (klines, 24h tickers)."""
 
-    def __init__(self, series: dict[str, Series], updates_per_kline: int) -> None:
+    def __init__(self, series: dict[str, ReplayedKlines], updates_per_kline: int) -> None:
         self.series = series
         self.updates_per_kline = updates_per_kline
 
-    def get(self, symbol: str) -> Series | None:
+    def get(self, symbol: str) -> ReplayedKlines | None:
         return self.series.get(symbol)
 
     # ---------------------------------------------------------------------------------- klines
     def klines(
-        self, s: Series, interval: str, start: int | None, end: int | None, limit: int
+        self, s: ReplayedKlines, interval: str, start: int | None, end: int | None, limit: int
     ) -> list[list[object]]:
         ms = interval_ms(interval)
         n = s.visible()
         if n == 0:
             return []
-        ot = s.open_time
+        ot = s.frame.open_time
         if start is not None:
             i0 = int(np.searchsorted(ot, bucket_start(start, interval)))
         elif end is not None:
@@ -181,16 +188,16 @@ class MarketData:
         return rows
 
     # ---------------------------------------------------------------------------------- tickers
-    def window_24h(self, s: Series, now: int) -> tuple[float, float, float, float, float, int, int]:
+    def window_24h(self, s: ReplayedKlines, now: int) -> tuple[float, float, float, float, float, int, int]:
         """(open, high, low, volume, quote, first open time, count) over the last 24 h up to ``now``."""
         n = s.visible()
-        i0 = int(np.searchsorted(s.open_time, now - DAY_MS, side="right"))
+        i0 = int(np.searchsorted(s.frame.open_time, now - DAY_MS, side="right"))
         t, o, h, lo, _c, v, q = s.arrays(min(i0, n), n)
         if len(t) == 0:
             return (s.last, s.last, s.last, 0.0, 0.0, now - DAY_MS, 0)
         return (float(o[0]), float(h.max()), float(lo.min()), float(v.sum()), float(q.sum()), int(t[0]), len(t))
 
-    def ticker_24h(self, s: Series, now: int) -> dict[str, object]:
+    def ticker_24h(self, s: ReplayedKlines, now: int) -> dict[str, object]:
         o, h, lo, v, q, first, count = self.window_24h(s, now)
         last = s.last
         change = last - o
@@ -215,14 +222,14 @@ class MarketData:
             "count": count * k,
         }
 
-    def last_qty(self, s: Series) -> float:
+    def last_qty(self, s: ReplayedKlines) -> float:
         """Quantity of the latest synthetic trade: the kline's volume spread over its updates."""
-        vol = s.partial[5] if s.partial is not None else (float(s.volume[s.closed - 1]) if s.closed else 0.0)
+        vol = s.partial[5] if s.partial is not None else (float(s.frame.volume[s.closed - 1]) if s.closed else 0.0)
         step = float(s.rules.step_size) or 1.0
         share = vol / max(1, self.updates_per_kline)
         return max(step, round(share / step) * step)
 
-    def book(self, s: Series) -> tuple[str, str, str, str]:
+    def book(self, s: ReplayedKlines) -> tuple[str, str, str, str]:
         """A synthetic top of book: bid at the last price, ask one tick above (fills use the last price)."""
         qty = s.qty(self.last_qty(s))
         return s.price(s.last), qty, s.price(s.last + s.tick), qty
@@ -234,8 +241,8 @@ def load_series(
     symbols: Sequence[str] | None = None,
     start: int | None = None,
     end: int | None = None,
-) -> dict[str, Series]:
-    """Read kline files and folders into one :class:`Series` per symbol (the finest timeframe found)."""
+) -> dict[str, ReplayedKlines]:
+    """Read kline files and folders into one :class:`ReplayedKlines` per symbol (the finest timeframe found)."""
     from ..data import find_kline_files, kline_file_name, load_klines
 
     found: dict[tuple[str, str], list[Path]] = {}
@@ -255,26 +262,16 @@ def load_series(
             continue
         if sym not in chosen or TIMEFRAME_MS[tf] < TIMEFRAME_MS[chosen[sym]]:
             chosen[sym] = tf
-    out: dict[str, Series] = {}
+    out: dict[str, ReplayedKlines] = {}
     for sym, tf in sorted(chosen.items()):
         if sym not in rules:
             raise ValueError(f"{sym}: not in exchangeInfo, cannot replay it")
         frame = load_klines(found[(sym, tf)], symbol=sym, timeframe=tf, start=start, end=end, gap_policy="keep")
-        out[sym] = Series(
-            symbol=sym,
-            interval=tf,
-            open_time=np.asarray(frame.open_time, dtype=np.int64),
-            open=np.asarray(frame.open, dtype=np.float64),
-            high=np.asarray(frame.high, dtype=np.float64),
-            low=np.asarray(frame.low, dtype=np.float64),
-            close=np.asarray(frame.close, dtype=np.float64),
-            volume=np.asarray(frame.volume, dtype=np.float64),
-            rules=rules[sym],
-        )
+        out[sym] = ReplayedKlines(frame, rules[sym])
     return out
 
 
-def shift_series(series: dict[str, Series], offset_ms: int) -> None:
+def shift_series(series: dict[str, ReplayedKlines], offset_ms: int) -> None:
     """Move every open time by ``offset_ms`` (``time_origin="now"``)."""
     for s in series.values():
-        s.open_time = s.open_time + np.int64(offset_ms)
+        s.frame = s.frame.shifted(offset_ms)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..exchange.config import ExchangeConfig
 from .fmt import fixed
-from .market import INTERVALS, MarketData, Series, aggregate, bucket_end, bucket_start
+from .market import INTERVALS, MarketData, ReplayedKlines, aggregate, bucket_end, bucket_start
 from .replay import Update
 from .streams import StreamHub
 
@@ -89,12 +89,12 @@ class MarketPublisher:
         n = s.visible()
         if n == 0:
             return None
-        last_open = int(s.partial[0]) if s.partial is not None else int(s.open_time[n - 1])
+        last_open = int(s.partial[0]) if s.partial is not None else int(s.frame.open_time[n - 1])
         start = bucket_start(last_open, interval)
         if interval == s.interval:
             i0 = n - 1
         else:
-            i0 = int(np.searchsorted(s.open_time, start))
+            i0 = int(np.searchsorted(s.frame.open_time, start))
         t, o, h, lo, c, v, q, cnt = aggregate(s.arrays(i0, n), interval)
         if len(t) == 0:
             return None
@@ -129,13 +129,13 @@ class MarketPublisher:
             },
         }
 
-    def mark_event(self, s: Series, ts: int) -> dict[str, Any]:
+    def mark_event(self, s: ReplayedKlines, ts: int) -> dict[str, Any]:
         rate, nxt = funding_info(self.cfg, s.symbol, ts)
         p = fixed(s.last, 8)
         return {"e": "markPriceUpdate", "E": ts, "s": s.symbol, "p": p, "ap": p, "i": p, "P": p,
                 "r": fixed(rate, 8), "T": nxt}
 
-    def ticker_event(self, s: Series, ts: int) -> dict[str, Any]:
+    def ticker_event(self, s: ReplayedKlines, ts: int) -> dict[str, Any]:
         t = self.market.ticker_24h(s, ts)
         return {
             "e": "24hrTicker", "E": ts, "s": s.symbol, "p": t["priceChange"], "P": t["priceChangePercent"],
@@ -144,12 +144,12 @@ class MarketPublisher:
             "C": t["closeTime"], "F": t["firstId"], "L": t["lastId"], "n": t["count"],
         }
 
-    def mini_event(self, s: Series, ts: int) -> dict[str, Any]:
+    def mini_event(self, s: ReplayedKlines, ts: int) -> dict[str, Any]:
         o, h, lo, v, q, _first, _count = self.market.window_24h(s, ts)
         return {"e": "24hrMiniTicker", "E": ts, "s": s.symbol, "c": s.price(s.last), "o": s.price(o),
                 "h": s.price(h), "l": s.price(lo), "v": s.qty(v), "q": fixed(q, 2)}
 
-    def book_event(self, s: Series, ts: int) -> dict[str, Any]:
+    def book_event(self, s: ReplayedKlines, ts: int) -> dict[str, Any]:
         b, bq, a, aq = self.market.book(s)
         return {"e": "bookTicker", "u": s.updates, "E": ts, "T": ts, "s": s.symbol, "b": b, "B": bq, "a": a,
                 "A": aq}

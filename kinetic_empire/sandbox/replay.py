@@ -18,14 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .market import Series
+from .market import ReplayedKlines
 
 
 @dataclass(slots=True)
 class Update:
     """One price update (or the close) of one symbol."""
 
-    series: Series
+    series: ReplayedKlines
     ts: int  # market time of this update
     bar_ts: int  # the ts handed to the exchange (segment start; the kline's open for the first)
     segment: tuple[float, float, float, float] | None  # (o, h, l, c) for exchange.on_bar; None at close
@@ -65,12 +65,12 @@ def path_points(o: float, h: float, lo: float, c: float, k: int, tick: float) ->
 class Replay:
     """Walks the union of all symbols' open times, one phase (update or close) at a time."""
 
-    def __init__(self, series: dict[str, Series], updates_per_kline: int) -> None:
+    def __init__(self, series: dict[str, ReplayedKlines], updates_per_kline: int) -> None:
         if updates_per_kline < 1:
             raise ValueError("updates_per_kline must be at least 1")
         self.series = list(series.values())
         self.k = updates_per_kline
-        times = [s.open_time for s in self.series]
+        times = [s.frame.open_time for s in self.series]
         self.times = np.unique(np.concatenate(times)) if times else np.array([], dtype=np.int64)
         self.i = 0  # index into times of the kline in play
         self.phase = 0  # next phase: 0..K-1 price updates, K the close (K=1: one phase doing both)
@@ -107,7 +107,7 @@ class Replay:
         out: list[Update] = []
         for s in self.series:
             row = s.closed
-            if row >= len(s.open_time) or int(s.open_time[row]) != t:
+            if row >= len(s.frame) or int(s.frame.open_time[row]) != t:
                 continue
             out.append(self._play_series(s, row, t, ts))
         self.phase += 1
@@ -116,10 +116,11 @@ class Replay:
             self.i += 1
         return out
 
-    def _play_series(self, s: Series, row: int, t: int, ts: int) -> Update:
+    def _play_series(self, s: ReplayedKlines, row: int, t: int, ts: int) -> Update:
         k = self.k
-        o, h, lo, c, v = (float(s.open[row]), float(s.high[row]), float(s.low[row]), float(s.close[row]),
-                          float(s.volume[row]))
+        f = s.frame
+        o, h, lo, c = float(f.open[row]), float(f.high[row]), float(f.low[row]), float(f.close[row])
+        v = float(f.volume[row])
         prev = s.last or o
         if k == 1:
             s.partial = None

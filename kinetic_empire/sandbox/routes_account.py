@@ -11,7 +11,7 @@ from .endpoints import SIGNED, USER_STREAM, Ctx, Endpoint, ep
 from .errors import ApiError, bad_symbol, from_exchange, invalid
 from .fmt import ZERO, money
 from .routes_orders import symbol_of, window
-from .wire import PositionView, income_json, trade_json
+from .wire import WirePosition, income_json, trade_json
 
 
 def leverage(ctx: Ctx) -> Any:
@@ -26,8 +26,8 @@ def leverage(ctx: Ctx) -> Any:
         cap = acct.exchange.set_leverage(symbol, lev)
     except ExchangeError as exc:
         raise from_exchange(exc) from None
-    now = ctx.srv.market_ms()
-    ctx.srv.users.send(acct, {"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now, "ac": {"s": symbol, "l": lev}})
+    now = ctx.venue.market_ms()
+    ctx.venue.users.send(acct, {"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now, "ac": {"s": symbol, "l": lev}})
     return {"leverage": lev, "maxNotionalValue": format(cap.normalize(), "f"), "symbol": symbol}
 
 
@@ -65,8 +65,8 @@ def set_dual(ctx: Ctx) -> Any:
                    "The local sandbox supports one-way position mode only.")
 
 
-def view(ctx: Ctx, symbol: str) -> PositionView:
-    return ctx.srv.position_view(ctx.acct, symbol)
+def view(ctx: Ctx, symbol: str) -> WirePosition:
+    return ctx.venue.wire_position(ctx.acct, symbol)
 
 
 def _totals(ctx: Ctx) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def _asset(t: dict[str, Any], now: int, v2: bool) -> dict[str, Any]:
 
 def account(ctx: Ctx, v2: bool) -> Any:
     t = _totals(ctx)
-    now = ctx.srv.market_ms()
+    now = ctx.venue.market_ms()
     out: dict[str, Any] = {}
     if v2:
         out.update({"feeTier": 0, "feeBurn": False, "canTrade": True, "canDeposit": True, "canWithdraw": True,
@@ -126,7 +126,7 @@ def account(ctx: Ctx, v2: bool) -> Any:
         "assets": [_asset(t, now, v2)],
     })
     if v2:
-        out["positions"] = [view(ctx, s).account_v2(now) for s in ctx.srv.rules]
+        out["positions"] = [view(ctx, s).account_v2(now) for s in ctx.venue.rules]
     else:
         out["positions"] = [view(ctx, s).account_v3(now) for s in _active(ctx)]
     return out
@@ -151,18 +151,18 @@ def balance(ctx: Ctx) -> Any:
         "availableBalance": money(t["avail"]),
         "maxWithdrawAmount": money(t["max_withdraw"]),
         "marginAvailable": True,
-        "updateTime": ctx.srv.market_ms(),
+        "updateTime": ctx.venue.market_ms(),
     }]
 
 
 def position_risk(ctx: Ctx, v2: bool) -> Any:
     p = ctx.params
     symbol = p.str("symbol")
-    if symbol is not None and symbol not in ctx.srv.rules:
+    if symbol is not None and symbol not in ctx.venue.rules:
         raise bad_symbol()
-    now = ctx.srv.market_ms()
+    now = ctx.venue.market_ms()
     if v2:
-        symbols = [symbol] if symbol else list(ctx.srv.rules)
+        symbols = [symbol] if symbol else list(ctx.venue.rules)
         return [view(ctx, s).risk_v2(now) for s in symbols]
     symbols = [s for s in _active(ctx) if symbol is None or s == symbol]
     return [view(ctx, s).risk_v3(now) for s in symbols]
@@ -195,14 +195,14 @@ def user_trades(ctx: Ctx) -> Any:
 def income(ctx: Ctx) -> Any:
     p = ctx.params
     symbol = p.str("symbol")
-    if symbol is not None and symbol not in ctx.srv.rules:
+    if symbol is not None and symbol not in ctx.venue.rules:
         raise bad_symbol()
     kind = p.str("incomeType")
     limit = p.limit(100, 1000)
     page = p.int("page", lo=1) or 1
     start, end = window(ctx, p, days=90) if (p.has("startTime") or p.has("endTime")) else (None, None)
     if start is None:
-        end = ctx.srv.market_ms()
+        end = ctx.venue.market_ms()
         start = end - 7 * 86_400_000
     items = [
         i for i in ctx.acct.exchange.income
@@ -215,26 +215,26 @@ def income(ctx: Ctx) -> Any:
 
 def commission_rate(ctx: Ctx) -> Any:
     symbol = symbol_of(ctx, ctx.params)
-    cfg = ctx.srv.config.exchange
+    cfg = ctx.venue.config.exchange
     return {"symbol": symbol, "makerCommissionRate": format(cfg.maker_fee.normalize(), "f"),
             "takerCommissionRate": format(cfg.taker_fee.normalize(), "f"), "rpiCommissionRate": "0"}
 
 
 def leverage_bracket(ctx: Ctx) -> Any:
     symbol = ctx.params.str("symbol")
-    payload = ctx.srv.brackets_payload
+    payload = ctx.venue.brackets_payload
     if symbol is None:
         return payload
-    if symbol not in ctx.srv.rules:
+    if symbol not in ctx.venue.rules:
         raise bad_symbol()
     return [e for e in payload if e["symbol"] == symbol]
 
 
 def symbol_config(ctx: Ctx) -> Any:
     symbol = ctx.params.str("symbol")
-    if symbol is not None and symbol not in ctx.srv.rules:
+    if symbol is not None and symbol not in ctx.venue.rules:
         raise bad_symbol()
-    symbols = [symbol] if symbol else list(ctx.srv.rules)
+    symbols = [symbol] if symbol else list(ctx.venue.rules)
     out = []
     for s in symbols:
         v = view(ctx, s)
@@ -253,18 +253,18 @@ def multi_assets(ctx: Ctx) -> Any:
 
 
 def listen_key_new(ctx: Ctx) -> Any:
-    return {"listenKey": ctx.srv.users.create(ctx.acct)}
+    return {"listenKey": ctx.venue.users.create(ctx.acct)}
 
 
 def listen_key_keepalive(ctx: Ctx) -> Any:
-    key = ctx.srv.users.keepalive(ctx.acct)
+    key = ctx.venue.users.keepalive(ctx.acct)
     if key is None:
         raise ApiError(-1125, "This listenKey does not exist.")
     return {"listenKey": key}
 
 
 def listen_key_close(ctx: Ctx) -> Any:
-    ctx.srv.users.close(ctx.acct)
+    ctx.venue.users.close(ctx.acct)
     return {}
 
 

@@ -13,7 +13,7 @@ from ..core.enums import OrderType, Side, TimeInForce, WorkingType
 from ..core.errors import ExchangeError
 from .accounts import AlgoRecord
 from .endpoints import SIGNED, Ctx, Endpoint, by_symbol, ep
-from .errors import ApiError, bad_symbol, from_exchange, invalid, mandatory, unknown_order
+from .errors import ApiError, bad_symbol, from_exchange, invalid, mandatory, not_required, unknown_order
 from .routes_orders import (
     PRICE_MATCH,
     STP_MODES,
@@ -75,11 +75,11 @@ def new_algo(ctx: Ctx) -> Any:
         tif = tif or TimeInForce.GTC
     else:
         if price is not None and price != 0:
-            raise ApiError(-1106, "Parameter 'price' sent when not required.")
+            raise not_required("price")
         price, tif = None, None
     if close_position:
         if limit_type:
-            raise ApiError(-1106, "Parameter 'closePosition' sent when not required.")
+            raise not_required("closePosition")
         if quantity is not None or reduce_only:
             raise ApiError(-4137, "Quantity must be zero with closePosition equals true")
     elif quantity is None:
@@ -99,13 +99,13 @@ def new_algo(ctx: Ctx) -> Any:
         sim = ex.submit(
             symbol=symbol, side=side, order_type=otype, quantity=quantity, price=price, trigger_price=trigger,
             time_in_force=tif, reduce_only=reduce_only, close_position=close_position,
-            working_type=working or WorkingType.CONTRACT_PRICE, client_order_id=client_id or ctx.srv.new_client_id(),
+            working_type=working or WorkingType.CONTRACT_PRICE, client_order_id=client_id or ctx.venue.new_client_id(),
             algo=True, good_till_date=gtd_ms,
         )
     except ExchangeError as exc:
         raise from_exchange(exc) from None
     rec = acct.add_algo(sim, price_protect)
-    ctx.srv.users.algo_new(acct, rec)
+    ctx.venue.users.algo_new(acct, rec)
     return algo_json(acct, rec)
 
 
@@ -142,7 +142,7 @@ def cancel_algo(ctx: Ctx) -> Any:
 def open_algos(ctx: Ctx) -> Any:
     p = ctx.params
     symbol = p.str("symbol")
-    if symbol is not None and symbol not in ctx.srv.rules:
+    if symbol is not None and symbol not in ctx.venue.rules:
         raise bad_symbol()
     algo_type = p.str("algoType")
     if algo_type is not None and algo_type != "CONDITIONAL":

@@ -9,7 +9,7 @@ import numpy as np
 from .endpoints import Ctx, Endpoint, by_symbol, ep
 from .errors import ApiError, bad_symbol
 from .fmt import fixed
-from .market import INTERVALS, Series
+from .market import INTERVALS, ReplayedKlines
 from .publisher import funding_info
 
 
@@ -20,13 +20,13 @@ def _kline_weight(p: Any) -> int:
 
 def _symbol(ctx: Ctx, name: str = "symbol", required: bool = True) -> str | None:
     symbol = ctx.params.str(name, required)
-    if symbol is not None and symbol not in ctx.srv.rules:
+    if symbol is not None and symbol not in ctx.venue.rules:
         raise bad_symbol()
     return symbol
 
 
-def _series_list(ctx: Ctx, symbol: str | None) -> list[Series]:
-    market = ctx.srv.market
+def _series_list(ctx: Ctx, symbol: str | None) -> list[ReplayedKlines]:
+    market = ctx.venue.market
     if symbol is None:
         return list(market.series.values())
     s = market.get(symbol)
@@ -46,11 +46,11 @@ def ping(ctx: Ctx) -> Any:
 
 
 def server_time(ctx: Ctx) -> Any:
-    return {"serverTime": ctx.srv.wall_ms()}
+    return {"serverTime": ctx.venue.wall_ms()}
 
 
 def exchange_info(ctx: Ctx) -> Any:
-    return ctx.srv.exchange_info_bytes()
+    return ctx.venue.exchange_info_bytes()
 
 
 def klines(ctx: Ctx, symbol_param: str = "symbol", premium: bool = False) -> Any:
@@ -63,10 +63,10 @@ def klines(ctx: Ctx, symbol_param: str = "symbol", premium: bool = False) -> Any
     limit = p.limit(500, 1500)
     if start is not None and end is not None and start > end:
         raise ApiError(-1023, "Start time is greater than end time.")
-    s = ctx.srv.market.get(symbol or "")
+    s = ctx.venue.market.get(symbol or "")
     if s is None:
         return []
-    rows = ctx.srv.market.klines(s, interval, start, end, limit)
+    rows = ctx.venue.market.klines(s, interval, start, end, limit)
     if premium:
         for r in rows:
             r[1:6] = ["0.00000000", "0.00000000", "0.00000000", "0.00000000", "0"]
@@ -75,24 +75,24 @@ def klines(ctx: Ctx, symbol_param: str = "symbol", premium: bool = False) -> Any
 
 def ticker_24h(ctx: Ctx) -> Any:
     symbol = _symbol(ctx, required=False)
-    now = ctx.srv.market_ms()
-    items = [ctx.srv.market.ticker_24h(s, now) for s in _series_list(ctx, symbol)]
+    now = ctx.venue.market_ms()
+    items = [ctx.venue.market.ticker_24h(s, now) for s in _series_list(ctx, symbol)]
     return _one_or_all(symbol, items)
 
 
 def ticker_price(ctx: Ctx) -> Any:
     symbol = _symbol(ctx, required=False)
-    now = ctx.srv.market_ms()
+    now = ctx.venue.market_ms()
     items = [{"symbol": s.symbol, "price": s.price(s.last), "time": now} for s in _series_list(ctx, symbol)]
     return _one_or_all(symbol, items)
 
 
 def book_ticker(ctx: Ctx) -> Any:
     symbol = _symbol(ctx, required=False)
-    now = ctx.srv.market_ms()
+    now = ctx.venue.market_ms()
     items = []
     for s in _series_list(ctx, symbol):
-        b, bq, a, aq = ctx.srv.market.book(s)
+        b, bq, a, aq = ctx.venue.market.book(s)
         items.append({"symbol": s.symbol, "bidPrice": b, "bidQty": bq, "askPrice": a, "askQty": aq, "time": now,
                       "lastUpdateId": s.updates})
     return _one_or_all(symbol, items)
@@ -100,8 +100,8 @@ def book_ticker(ctx: Ctx) -> Any:
 
 def premium_index(ctx: Ctx) -> Any:
     symbol = _symbol(ctx, required=False)
-    now = ctx.srv.market_ms()
-    cfg = ctx.srv.config.exchange
+    now = ctx.venue.market_ms()
+    cfg = ctx.venue.config.exchange
     items = []
     for s in _series_list(ctx, symbol):
         rate, nxt = funding_info(cfg, s.symbol, now)
@@ -117,22 +117,23 @@ def funding_rate(ctx: Ctx) -> Any:
     symbol = _symbol(ctx, required=False)
     start, end = p.int("startTime"), p.int("endTime")
     limit = p.limit(100, 1000)
-    cfg = ctx.srv.config.exchange
+    cfg = ctx.venue.config.exchange
     interval = cfg.funding_interval_ms
-    now = ctx.srv.market_ms()
+    now = ctx.venue.market_ms()
     out: list[dict[str, Any]] = []
     for s in _series_list(ctx, symbol):
         if s.visible() == 0:
             continue
-        first = int(s.open_time[0])
+        f = s.frame
+        first = int(f.open_time[0])
         lo = max(first, start if start is not None else first)
         hi = min(now, end if end is not None else now)
         t0 = -(-lo // interval) * interval
         times = np.arange(t0, hi + 1, interval, dtype=np.int64)
         series_rates = cfg.funding_rates.get(s.symbol)
         for t in times.tolist():
-            i = int(np.searchsorted(s.open_time, t))
-            price = float(s.open[i]) if i < len(s.open) and int(s.open_time[i]) == t else float(s.close[max(0, i - 1)])
+            i = int(np.searchsorted(f.open_time, t))
+            price = float(f.open[i]) if i < len(f) and int(f.open_time[i]) == t else float(f.close[max(0, i - 1)])
             rate = series_rates.get(t, cfg.funding_rate) if series_rates else cfg.funding_rate
             out.append({"symbol": s.symbol, "fundingRate": fixed(rate, 8), "fundingTime": t,
                         "markPrice": fixed(price, 8), "rateType": "Regular"})
@@ -146,11 +147,11 @@ def depth(ctx: Ctx) -> Any:
     limit = p.int("limit") or 500
     if limit not in (5, 10, 20, 50, 100, 500, 1000):
         raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
-    s = ctx.srv.market.get(symbol or "")
-    now = ctx.srv.market_ms()
+    s = ctx.venue.market.get(symbol or "")
+    now = ctx.venue.market_ms()
     if s is None or not s.last:
         return {"lastUpdateId": 0, "E": now, "T": now, "bids": [], "asks": []}
-    qty = s.qty(ctx.srv.market.last_qty(s))
+    qty = s.qty(ctx.venue.market.last_qty(s))
     levels = min(limit, 20)
     bids = [[s.price(s.last - i * s.tick), qty] for i in range(levels) if s.last - i * s.tick > 0]
     asks = [[s.price(s.last + (i + 1) * s.tick), qty] for i in range(levels)]

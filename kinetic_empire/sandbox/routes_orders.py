@@ -10,7 +10,16 @@ from ..core.enums import OrderType, Side, TimeInForce
 from ..core.errors import ExchangeError
 from ..exchange.orders import SimOrder
 from .endpoints import SIGNED, Ctx, Endpoint, by_symbol, ep
-from .errors import ApiError, bad_symbol, from_exchange, invalid, mandatory, no_such_order, unknown_order
+from .errors import (
+    ApiError,
+    bad_symbol,
+    from_exchange,
+    invalid,
+    mandatory,
+    no_such_order,
+    not_required,
+    unknown_order,
+)
 from .params import Params
 from .wire import order_json
 
@@ -29,14 +38,14 @@ _GTD_MAX = 253402300799000
 
 def symbol_of(ctx: Ctx, p: Params) -> str:
     symbol = p.req("symbol")
-    if symbol not in ctx.srv.rules:
+    if symbol not in ctx.venue.rules:
         raise bad_symbol()
     return symbol
 
 
 def tradable(ctx: Ctx, symbol: str) -> None:
     """Orders need a replayed price series; exchangeInfo lists more symbols than the data may hold."""
-    if ctx.srv.market.get(symbol) is None:
+    if ctx.venue.market.get(symbol) is None:
         raise bad_symbol()
 
 
@@ -54,7 +63,7 @@ def check_gtd(ctx: Ctx, tif: TimeInForce | None, gtd: int | None) -> int:
     if gtd is None:
         raise mandatory("goodTillDate")
     gtd = gtd // 1000 * 1000
-    if gtd <= ctx.srv.market_ms() + 600_000 or gtd >= _GTD_MAX:
+    if gtd <= ctx.venue.market_ms() + 600_000 or gtd >= _GTD_MAX:
         raise ApiError(-5040, "The goodTillDate timestamp must be greater than the current time plus 600 seconds "
                        "and smaller than 253402300799000 (UTC 9999-12-31 23:59:59)")
     return gtd
@@ -96,13 +105,13 @@ def place(ctx: Ctx, p: Params) -> dict[str, Any]:
             raise mandatory("timeInForce")
         if match not in (None, "NONE"):
             if price is not None:
-                raise ApiError(-1106, "Parameter 'price' sent when not required.")
+                raise not_required("price")
             price = _matched_price(ctx, symbol, side)
         elif price is None:
             raise mandatory("price")
     else:
         if price is not None and price != 0:
-            raise ApiError(-1106, "Parameter 'price' sent when not required.")
+            raise not_required("price")
         price, tif = None, None
     gtd_ms = check_gtd(ctx, tif, gtd)
     tradable(ctx, symbol)
@@ -110,7 +119,7 @@ def place(ctx: Ctx, p: Params) -> dict[str, Any]:
     try:
         sim = ctx.acct.exchange.submit(
             symbol=symbol, side=side, order_type=otype, quantity=quantity, price=price, time_in_force=tif,
-            reduce_only=reduce_only, client_order_id=client_id or ctx.srv.new_client_id(), good_till_date=gtd_ms,
+            reduce_only=reduce_only, client_order_id=client_id or ctx.venue.new_client_id(), good_till_date=gtd_ms,
         )
     except ExchangeError as exc:
         raise from_exchange(exc) from None
@@ -166,7 +175,7 @@ def cancel_order(ctx: Ctx) -> Any:
 def open_orders(ctx: Ctx) -> Any:
     p = ctx.params
     symbol = p.str("symbol")
-    if symbol is not None and symbol not in ctx.srv.rules:
+    if symbol is not None and symbol not in ctx.venue.rules:
         raise bad_symbol()
     return [order_json(ctx.acct, o) for o in ctx.acct.open_orders(symbol)]
 
@@ -185,7 +194,7 @@ def window(ctx: Ctx, p: Params, days: int = 7) -> tuple[int, int]:
     start, end = p.int("startTime"), p.int("endTime")
     span = days * 86_400_000
     if start is None and end is None:
-        end = ctx.srv.market_ms()
+        end = ctx.venue.market_ms()
         start = end - span
     elif start is None:
         assert end is not None
@@ -290,7 +299,7 @@ def countdown_cancel_all(ctx: Ctx) -> Any:
     symbol = symbol_of(ctx, p)
     countdown = p.int("countdownTime", True, lo=0)
     assert countdown is not None
-    ctx.srv.schedule_cancel_all(ctx.acct, symbol, countdown)
+    ctx.venue.schedule_cancel_all(ctx.acct, symbol, countdown)
     return {"symbol": symbol, "countdownTime": str(countdown)}
 
 

@@ -18,21 +18,21 @@ from .replay import path_points
 
 if TYPE_CHECKING:
     from .accounts import Account
-    from .server import SandboxServer
+    from .venue import SandboxVenue
 
 VERSION = 1
 
 
-def snapshot(srv: SandboxServer) -> dict[str, Any]:
-    replay = srv.replay
+def snapshot(venue: SandboxVenue) -> dict[str, Any]:
+    replay = venue.replay
     series = {
         s.symbol: {"closed": s.closed, "partial": s.partial, "last": s.last, "updates": s.updates, "played": s.played}
         for s in replay.series
     }
     accounts = {}
-    for key, acct in srv.accounts.items():
+    for key, acct in venue.accounts.items():
         accounts[key] = _account(acct)
-    return {"version": VERSION, "clock": srv.clock.now_ms(), "replay": {"i": replay.i, "phase": replay.phase},
+    return {"version": VERSION, "clock": venue.market_clock.now_ms(), "replay": {"i": replay.i, "phase": replay.phase},
             "series": series, "accounts": accounts}
 
 
@@ -45,9 +45,9 @@ def _account(acct: Account) -> dict[str, Any]:
     return {**export_state(acct.exchange), "algos": algos, "next_actual_id": acct.next_actual_id}
 
 
-def save(srv: SandboxServer, path: Path) -> None:
+def save(venue: SandboxVenue, path: Path) -> None:
     """Write the state atomically (temporary file in the same folder, then rename)."""
-    data = json.dumps(snapshot(srv), separators=(",", ":"))
+    data = json.dumps(snapshot(venue), separators=(",", ":"))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
@@ -61,11 +61,11 @@ def save(srv: SandboxServer, path: Path) -> None:
         raise
 
 
-def restore(srv: SandboxServer, path: Path) -> None:
+def restore(venue: SandboxVenue, path: Path) -> None:
     data = json.loads(path.read_text())
     if data.get("version") != VERSION:
         raise ValueError(f"{path}: unsupported state version {data.get('version')!r}")
-    replay = srv.replay
+    replay = venue.replay
     replay.i = int(data["replay"]["i"])
     replay.phase = int(data["replay"]["phase"])
     for s in replay.series:
@@ -74,14 +74,14 @@ def restore(srv: SandboxServer, path: Path) -> None:
             continue
         s.closed, s.partial, s.last = saved["closed"], saved["partial"], saved["last"]
         s.updates, s.played = saved["updates"], saved["played"]
-        if s.partial is not None and s.closed < len(s.open_time):
-            row = s.closed
+        if s.partial is not None and s.closed < len(s.frame):
+            row, f = s.closed, s.frame
             replay._paths[s.symbol] = path_points(
-                float(s.open[row]), float(s.high[row]), float(s.low[row]), float(s.close[row]), replay.k, s.tick
+                float(f.open[row]), float(f.high[row]), float(f.low[row]), float(f.close[row]), replay.k, s.tick
             )
-    srv.clock.advance_to(int(data["clock"]))
+    venue.market_clock.advance_to(int(data["clock"]))
     for key, saved in data["accounts"].items():
-        acct = srv.accounts.get(key)
+        acct = venue.accounts.get(key)
         if acct is not None:
             _restore_account(acct, saved)
 

@@ -24,8 +24,8 @@ from ..core.events import (
 )
 from .accounts import Account, AlgoRecord
 from .fmt import money
-from .streams import Conn
-from .wire import PositionView, algo_event, order_event
+from .streams import Subscriber
+from .wire import WirePosition, algo_event, order_event
 
 _ALNUM = string.ascii_letters + string.digits
 _REASONS = {BalanceReason.LIQUIDATION: "ORDER"}
@@ -40,14 +40,14 @@ class UserStreams:
         validity_ms: int,
         wall_ms: Callable[[], int],
         market_ms: Callable[[], int],
-        position_view: Callable[[Account, str], PositionView],
+        wire_position: Callable[[Account, str], WirePosition],
     ) -> None:
         self.validity_ms = validity_ms
         self._wall = wall_ms
         self._market = market_ms
-        self._view = position_view
+        self._view = wire_position
         self.by_key: dict[str, Account] = {}
-        self.conns: dict[str, set[Conn]] = {}  # listenKey -> connections
+        self.conns: dict[str, set[Subscriber]] = {}  # listenKey -> connections
         self._pending: dict[int, set[str]] = {}  # id(account) -> symbols whose position changed
 
     # ------------------------------------------------------------------------------------ keys
@@ -102,7 +102,7 @@ class UserStreams:
             self.expire(acct)
         return len(due)
 
-    def attach(self, key: str, conn: Conn) -> Account | None:
+    def attach(self, key: str, conn: Subscriber) -> Account | None:
         acct = self.by_key.get(key)
         if acct is None or acct.listen_key_expires <= self._wall():
             return None
@@ -110,7 +110,7 @@ class UserStreams:
         self.conns.setdefault(key, set()).add(conn)
         return acct
 
-    def detach(self, conn: Conn) -> None:
+    def detach(self, conn: Subscriber) -> None:
         if conn.listen_key is not None:
             conns = self.conns.get(conn.listen_key)
             if conns is not None:

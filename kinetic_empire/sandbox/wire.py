@@ -187,8 +187,8 @@ def algo_event(acct: Account, rec: AlgoRecord, ts: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ positions
-class PositionView:
-    """The numbers of one symbol's position, computed once and shown in several shapes."""
+class WirePosition:
+    """One symbol's position as the wire shows it: the numbers computed once, shown in several shapes."""
 
     __slots__ = (
         "bep", "entry", "im", "leverage", "liq", "mark", "max_notional", "mm", "notional", "oim", "qty", "rules",

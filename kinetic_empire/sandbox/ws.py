@@ -11,29 +11,27 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
+from .connection import Conn, Connections
 from .errors import ApiError
-from .streams import Conn, control_reply
-
-if TYPE_CHECKING:
-    from .server import SandboxServer
+from .streams import control_reply
+from .venue import SandboxVenue
 
 
-def routes(srv: SandboxServer) -> list[web.RouteDef]:
+def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
     async def market_raw(request: web.Request) -> web.StreamResponse:
-        return await serve(srv, request, combined=False, private=False)
+        return await serve(venue, conns, request, combined=False, private=False)
 
     async def market_combined(request: web.Request) -> web.StreamResponse:
-        return await serve(srv, request, combined=True, private=False)
+        return await serve(venue, conns, request, combined=True, private=False)
 
     async def private_raw(request: web.Request) -> web.StreamResponse:
-        return await serve(srv, request, combined=False, private=True)
+        return await serve(venue, conns, request, combined=False, private=True)
 
     async def private_combined(request: web.Request) -> web.StreamResponse:
-        return await serve(srv, request, combined=True, private=True)
+        return await serve(venue, conns, request, combined=True, private=True)
 
     out = []
     for prefix in ("", "/market", "/public"):
@@ -50,13 +48,15 @@ def routes(srv: SandboxServer) -> list[web.RouteDef]:
     return out
 
 
-async def serve(srv: SandboxServer, request: web.Request, *, combined: bool, private: bool) -> web.StreamResponse:
+async def serve(
+    venue: SandboxVenue, conns: Connections, request: web.Request, *, combined: bool, private: bool
+) -> web.StreamResponse:
     tail = request.match_info.get("tail", "")
     names = [n for n in tail.split("/") if n]
     streams_q = request.query.get("streams", "")
     names += [n for n in streams_q.split("/") if n]
     key = request.query.get("listenKey")
-    users = srv.users
+    users = venue.users
     if private:
         if key is None and names:
             key = names.pop(0)
@@ -69,21 +69,21 @@ async def serve(srv: SandboxServer, request: web.Request, *, combined: bool, pri
             names = [n for n in names if n not in users.by_key]
     if key is not None and key not in users.by_key:
         raise ApiError(-1125, "This listenKey does not exist.")
-    if len(names) > srv.config.ws_max_streams:
+    if len(names) > venue.config.ws_max_streams:
         raise ApiError(-1130, "Data sent for parameter 'streams' is not valid.")
-    cfg = srv.config
+    cfg = venue.config
     ws = web.WebSocketResponse(heartbeat=cfg.ws_ping_interval_s, autoping=True)
     await ws.prepare(request)
-    fc = srv.faults.cfg
-    conn = Conn(ws, request, combined=combined, max_incoming_per_s=cfg.ws_max_incoming_per_s,
-                rng=srv.faults.ws_rng(), drop_rate=fc.ws_drop_rate, stall_rate=fc.ws_stall_rate,
-                stall_seconds=fc.ws_stall_seconds, on_fault=srv.faults.note)
+    fc = venue.faults.cfg
+    conn = Conn(ws, request, combined=combined, max_incoming_per_s=cfg.ws_max_incoming_per_s, clock=venue.clock,
+                rng=venue.faults.ws_rng(), drop_rate=fc.ws_drop_rate, stall_rate=fc.ws_stall_rate,
+                stall_seconds=fc.ws_stall_seconds, on_fault=venue.faults.note)
     events = request.query.get("events")
     if events:
         conn.events = frozenset(events.split("/"))
-    srv.conns.add(conn)
+    conns.add(conn)
     if names:
-        srv.hub.subscribe(conn, names)
+        venue.hub.subscribe(conn, names)
     if key is not None:
         users.attach(key, conn)
     conn.start()
@@ -93,7 +93,7 @@ async def serve(srv: SandboxServer, request: web.Request, *, combined: bool, pri
                 if not conn.incoming_ok():
                     await ws.close(code=1008, message=b"Too many messages")
                     break
-                reply = control_reply(srv.hub, conn, msg.data)
+                reply = control_reply(venue.hub, conn, msg.data)
                 if reply is not None:
                     conn.push(json.dumps(reply, separators=(",", ":")))
             elif msg.type == WSMsgType.BINARY:
@@ -104,9 +104,9 @@ async def serve(srv: SandboxServer, request: web.Request, *, combined: bool, pri
             elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                 break
     finally:
-        srv.hub.remove(conn)
+        venue.hub.remove(conn)
         users.detach(conn)
-        srv.conns.discard(conn)
+        conns.discard(conn)
         conn.close_soon()
         if conn.writer is not None:
             with contextlib.suppress(Exception):

@@ -19,10 +19,16 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
+from kinetic_empire.core.clock import Clock, ManualClock
 from kinetic_empire.sandbox import RateLimitConfig, SandboxConfig, SandboxServer
 
 DATA = Path(__file__).parent / "data"  # FILUSDT and NEARUSDT, 2023-08-01 and 02, real 1m klines
 SYM = "FILUSDT"
+WALL0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC: a ManualClock's server time, on a whole minute
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def config(**kw: Any) -> SandboxConfig:
@@ -49,8 +55,9 @@ class Client:
     """A minimal Binance USD-M REST client."""
 
     def __init__(self, sb: SandboxServer, session: aiohttp.ClientSession, key: str | None = None,
-                 secret: str | None = None) -> None:
+                 secret: str | None = None, now_ms: Callable[[], int] = wall_ms) -> None:
         self.sb = sb
+        self.now_ms = now_ms  # the client's clock, for request timestamps
         self.session = session
         self.key = key if key is not None else sb.api_key
         self.secret = secret if secret is not None else sb.api_secret
@@ -58,7 +65,7 @@ class Client:
 
     def signed_query(self, params: dict[str, Any]) -> str:
         params = {**params}
-        params.setdefault("timestamp", int(time.time() * 1000) + self.time_offset)
+        params.setdefault("timestamp", self.now_ms() + self.time_offset)
         q = urlencode(params)
         return q + "&signature=" + hmac.new(self.secret.encode(), q.encode(), hashlib.sha256).hexdigest()
 
@@ -102,14 +109,26 @@ class Client:
 Body = Callable[[SandboxServer, Client], Awaitable[None]]
 
 
-def run(body: Body, timeout: float = 30.0, **cfg: Any) -> None:
-    """Start a sandbox (stepped replay) and run ``body(sandbox, client)`` against it."""
+def run(body: Body, timeout: float = 30.0, clock: Clock | None = None, **cfg: Any) -> None:
+    """Start a sandbox (stepped replay) and run ``body(sandbox, client)`` against it.
+
+    With ``clock`` (a :class:`ManualClock`) the sandbox's server time is that clock and the client signs
+    with it too, so a test moves time instead of waiting for it.
+    """
 
     async def main() -> None:
-        async with SandboxServer(config(**cfg)) as sb, aiohttp.ClientSession() as session:
-            await body(sb, Client(sb, session))
+        async with SandboxServer(config(**cfg), clock=clock) as sb, aiohttp.ClientSession() as session:
+            for _ in range(3):  # let the server's background tasks start (and go to sleep on the clock)
+                await asyncio.sleep(0)
+            await body(sb, Client(sb, session, now_ms=clock.now_ms if clock is not None else wall_ms))
 
     asyncio.run(asyncio.wait_for(main(), timeout))
+
+
+async def sleepers(clock: ManualClock, n: int) -> None:
+    """Wait (on events, not time) until ``n`` tasks sleep on ``clock``: a request has reached its delay."""
+    while clock.sleepers < n:
+        await asyncio.sleep(0.001)
 
 
 async def recv_json(ws: Any, timeout: float = 3.0) -> Any:
