@@ -38,21 +38,40 @@ def test_a_request_near_the_weight_limit_waits_for_the_venues_next_minute() -> N
     asyncio.run(scenario())
 
 
-def test_a_429_holds_back_every_request_for_its_retry_after_once() -> None:
+def test_a_429_holds_back_every_request_for_its_retry_after() -> None:
     async def scenario() -> None:
         clock = ManualClock(start_ms=NOON_15S)
         pacer = WeightPacer(clock, clock.now_ms)
         pacer.block(7)
         pacer.block(2)  # a shorter one never shortens the wait
-        first = asyncio.create_task(pacer.wait(0))
-        second = asyncio.create_task(pacer.wait(5))
+        order = asyncio.create_task(pacer.wait(0))  # weightless (an order placement) waits too
+        query = asyncio.create_task(pacer.wait(5))
         await asyncio.sleep(0)
-        assert clock.sleepers == 1 and not first.done() and not second.done()
+        assert clock.sleepers == 2 and clock.next_deadline() == pytest.approx(NOON_15S / 1000 + 7)
         await clock.advance(6.9)
-        assert not first.done() and not second.done()
+        assert not order.done() and not query.done()
         await clock.advance(0.1)
-        await asyncio.gather(first, second)
-        assert pacer.paced_s == pytest.approx(7)
+        await asyncio.gather(order, query)
+        assert pacer.paced_s == pytest.approx(14)  # seconds waited, summed over requests
+
+    asyncio.run(scenario())
+
+
+def test_weightless_requests_do_not_queue_behind_a_minute_wait() -> None:
+    async def scenario() -> None:
+        clock = ManualClock(start_ms=NOON_15S)
+        pacer = WeightPacer(clock, clock.now_ms, limit=100)
+        pacer.note({WEIGHT_HEADER: "90"})
+        heavy = asyncio.create_task(pacer.wait(40))
+        await asyncio.sleep(0)
+        assert clock.sleepers == 1 and not heavy.done()
+        await asyncio.wait_for(pacer.wait(0), 1)  # an order placement leaves at once
+        light = asyncio.create_task(pacer.wait(1))  # a weighted request waits its turn
+        await asyncio.sleep(0)
+        assert not light.done()
+        await clock.advance(45.05)
+        await asyncio.gather(heavy, light)
+        assert pacer.used == 41
 
     asyncio.run(scenario())
 

@@ -60,13 +60,13 @@ class WeightPacer:
 
     async def wait(self, cost: int, what: str = "") -> None:
         """Return when request ``what`` of weight ``cost`` may leave (at once, unless a limit is near)."""
-        async with self._lock:
-            blocked = self._blocked_until - self.clock.monotonic()
-            if blocked > 0:
-                self.paced_s += blocked
-                await self.clock.sleep(blocked)
-            if cost == 0:
-                return
+        blocked = self._blocked_until - self.clock.monotonic()
+        if blocked > 0:
+            self.paced_s += blocked
+            await self.clock.sleep(blocked)
+        if cost == 0:
+            return  # weightless requests (order placement counts against order limits) never queue here
+        async with self._lock:  # one request at a time decides, so requests in flight are counted
             now = self._now_ms()
             window = now // _MINUTE_MS
             if window != self._window:
