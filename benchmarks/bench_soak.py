@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kinetic_empire.live.soak import run_soak
+from tests.support.soak import run_soak
 
 
 def main() -> int:

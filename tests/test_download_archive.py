@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_download_helpers import ARCHIVE, AppServer, Background, FixedClock, archive_app, ms, no_sleep
+from test_download_helpers import ARCHIVE, AppServer, Background, FixedClock, archive_app, ms
 
 from kinetic_empire.core.errors import DataError
 from kinetic_empire.data import KlineStore, find_kline_files, load_klines, read_kline_file, sample_data_dir
@@ -57,7 +57,7 @@ def serve(bg: Background, root: Path) -> tuple[AppServer, list[str]]:
 
 
 def options(root: Path, url: str, clock: FixedClock = LATER) -> DownloadOptions:
-    return DownloadOptions(root=root, archive_url=url, rest_url="http://127.0.0.1:9", clock=clock, sleep=no_sleep,
+    return DownloadOptions(root=root, archive_url=url, rest_url="http://127.0.0.1:9", clock=clock,
                            retry=RetryPolicy(max_retries=1, base_delay=0.0), progress=False)
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_download_helpers import ARCHIVE, AppServer, Background, FixedClock, archive_app, ms, no_sleep
+from test_download_helpers import ARCHIVE, AppServer, Background, FixedClock, archive_app, ms
 
 from kinetic_empire.backtest import Backtest, BacktestConfig
 from kinetic_empire.data import KlineStore, sample_data_dir
@@ -33,7 +33,7 @@ def test_download_store_read_backtest(tmp_path: Path) -> None:
         download(DownloadRequest(("FILUSDT",), ("1m", "1h"), ms("2023-08-01"), ms("2023-10-01"), source="archive",
                                  mark=True),
                  DownloadOptions(root=store, archive_url=server.url, clock=FixedClock(ms("2024-01-01")),
-                                 sleep=no_sleep, progress=False))
+                                 progress=False))
     finally:
         server.close()
         bg.close()

@@ -57,18 +57,24 @@ class AppServer:
 
 
 class FixedClock:
-    """A Clock that says what the test wants."""
+    """A Clock whose date is what the test says. Sleeping returns at once and is recorded in ``slept``; it
+    moves only ``monotonic`` (so a Retry-After is waited out once), never the date the plans use."""
 
     def __init__(self, now_ms: int) -> None:
         self.now = now_ms
+        self.elapsed = 0.0
+        self.slept: list[float] = []
 
     def now_ms(self) -> int:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.elapsed
 
-async def no_sleep(seconds: float) -> None:
-    """Backoff and pacing waits, recorded by the HttpClient but not slept in tests."""
-    await asyncio.sleep(0)
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.elapsed += max(0.0, seconds)
+        await asyncio.sleep(0)
 
 
 def archive_app(root: Path, *, log: list[str] | None = None, delay: float = 0.0,

@@ -14,7 +14,7 @@ import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
-from test_download_helpers import AppServer, Background, FixedClock, ms, no_sleep
+from test_download_helpers import AppServer, Background, FixedClock, ms
 
 from kinetic_empire.data import KlineStore, load_klines, sample_data_dir
 from kinetic_empire.download import (
@@ -101,7 +101,7 @@ class Proxy:
 
 def opts(root: Path, url: str, **kw: object) -> DownloadOptions:
     base: dict[str, object] = dict(root=root, rest_url=url, archive_url="http://127.0.0.1:9", clock=NOW,
-                                   sleep=no_sleep, retry=RetryPolicy(max_retries=4, base_delay=0.01, timeout=2.0),
+                                   retry=RetryPolicy(max_retries=4, base_delay=0.01, timeout=2.0),
                                    progress=False)
     base.update(kw)
     return DownloadOptions(**base)  # type: ignore[arg-type]
@@ -154,19 +154,17 @@ def test_429_5xx_timeouts_and_dropped_connections_mid_download_are_retried(bg: B
         return None
 
     proxy = Proxy(bg, sandbox.rest_url, fault)
-    slept: list[float] = []
-
-    async def sleep(s: float) -> None:
-        slept.append(s)
+    clock = FixedClock(END + 60_000)
+    slept = clock.slept
 
     try:
         retry = RetryPolicy(max_retries=4, base_delay=0.01, timeout=0.5)
-        summary = download(rest_request(), opts(tmp_path, proxy.url, sleep=sleep, retry=retry))
+        summary = download(rest_request(), opts(tmp_path, proxy.url, clock=clock, retry=retry))
     finally:
         proxy.close(bg)
     assert_same(tmp_path, expected)
     assert summary.retries >= 5  # aiohttp itself may retry the dropped keep-alive connection once
-    assert 7 in slept  # Retry-After honoured
+    assert slept.count(7) == 1  # Retry-After honoured, once: the requests in flight wait it out together
     assert all(s < 7 for s in slept if s != 7)  # backoff, not Retry-After, elsewhere
 
 
@@ -225,7 +223,7 @@ def test_auto_takes_the_archive_for_past_days_and_rest_for_today(bg: Background,
         summary = download(
             rest_request(timeframes=("1h",), start_ms=ms("2023-08-01"), end_ms=ms("2023-09-11"), source="auto"),
             DownloadOptions(root=tmp_path, rest_url=sandbox.rest_url, archive_url=archive.url, clock=now,
-                            sleep=no_sleep, progress=False),
+                            progress=False),
         )
     finally:
         archive.close()
@@ -249,14 +247,11 @@ def test_pacing_waits_for_the_next_minute_near_the_weight_limit(bg: Background) 
     app.router.add_get("/w", handle)
     server = AppServer(bg, app)
     clock = FixedClock(ms("2023-09-01 12:00:15"))
-    slept: list[float] = []
-
-    async def sleep(s: float) -> None:
-        slept.append(s)
+    slept = clock.slept
 
     async def run() -> None:
         async with aiohttp.ClientSession() as session:
-            client = HttpClient(session, clock=clock, sleep=sleep, weight_limit=2400, pace_ratio=0.8)
+            client = HttpClient(session, clock=clock, weight_limit=2400, pace_ratio=0.8)
             for _ in range(4):
                 await client.get(f"{server.url}/w", weight=10)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kinetic_empire.live.soak import run_soak
+from tests.support.soak import run_soak
 
 pytestmark = pytest.mark.integration
 

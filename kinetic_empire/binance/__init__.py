@@ -5,7 +5,9 @@
 * :mod:`.errors`: Binance's error codes mapped to our exception types;
 * :mod:`.wire`: the JSON shapes read and written at the boundary;
 * :mod:`.translate`: user-stream payloads and REST snapshots -> bus events, each fact once;
-* :mod:`.rest`: the async REST client (time sync, pacing, retries);
+* :mod:`.rest`: the async REST client (time sync, retries, error mapping);
+* :mod:`.pacing`, :mod:`.backoff`: request-weight pacing and backoff with jitter (the downloader uses them too);
+* :mod:`.wsconn`: one reconnecting WebSocket, for both streams;
 * :mod:`.userstream`: listenKey lifecycle and the private stream, reconciling after every gap;
 * :mod:`.market`: warm-up, the combined kline stream, gap backfill;
 * :mod:`.execution`: the execution port (OrderRequest / CancelRequest -> orders, idempotently).

@@ -13,24 +13,19 @@ last row of ``/fapi/v1/klines`` is usually the kline still in progress.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
-import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-import websockets
-from websockets.asyncio.client import ClientConnection
-
+from ..core.clock import Clock
 from ..core.events import KlineClosed
 from ..core.timeframes import TIMEFRAME_MS
-from .backoff import backoff_delay
 from .errors import BinanceError
 from .rest import BinanceRest
 from .venues import Venue
 from .wire import WireError, kline_from_rest, kline_from_stream, stream_name, unwrap
+from .wsconn import ReconnectingWebSocket
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +47,14 @@ class KlineFeed:
         now_ms: Callable[[], int],
         *,
         observe: Callable[[int], None] | None = None,
+        clock: Clock | None = None,
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
         open_timeout_s: float = 10.0,
         seed: int | None = None,
     ) -> None:
+        """``now_ms`` stamps klines with the venue's time; ``clock`` (by default the REST
+        client's) times reconnects and message ages."""
         self.rest = rest
         self.venue = venue
         self.topics = list(dict.fromkeys(topics))
@@ -64,25 +62,35 @@ class KlineFeed:
         self._publish = publish
         self._now = now_ms
         self._observe = observe or (lambda _ts: None)
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
-        self.open_timeout_s = open_timeout_s
-        self._rng = random.Random(seed)
+        self.clock = clock or rest.clock
         self.last_open: dict[Topic, int] = {}
-        self.last_message: dict[Topic, float] = {}  # monotonic time of any message
-        self.last_closed: dict[Topic, float] = {}  # monotonic time of the last published kline
+        self.last_message: dict[Topic, float] = {}  # clock.monotonic() of any message
+        self.last_closed: dict[Topic, float] = {}  # clock.monotonic() of the last published kline
         self.published = 0
         self.backfilled = 0
         self.duplicates = 0
         self.gaps = 0
-        self.connections = 0
-        self.reconnects = 0
-        self.connected = False
-        self.last_error = ""
-        self.last_recv = 0.0  # perf_counter() when the message being handled arrived (latency probes)
-        self.started = time.monotonic()
-        self._stop = False
-        self._ws: ClientConnection | None = None
+        self.last_recv = 0.0  # clock.monotonic() when the message being handled arrived (latency probes)
+        self.started = self.clock.monotonic()
+        self.socket = ReconnectingWebSocket(
+            "market stream", self._url, self.clock, on_open=self._on_open, on_message=self._on_message,
+            backoff_s=backoff_s, backoff_max_s=backoff_max_s, open_timeout_s=open_timeout_s, seed=seed)
+
+    @property
+    def connections(self) -> int:
+        return self.socket.connections
+
+    @property
+    def reconnects(self) -> int:
+        return self.socket.reconnects
+
+    @property
+    def connected(self) -> bool:
+        return self.socket.connected
+
+    @property
+    def last_error(self) -> str:
+        return self.socket.last_error
 
     # ------------------------------------------------------------------------------ warm-up
     async def market_now(self) -> int:
@@ -107,38 +115,19 @@ class KlineFeed:
     # ------------------------------------------------------------------------------ stream
     async def run(self) -> None:
         """Read the combined stream until :meth:`stop`, reconnecting with backoff and jitter."""
-        url = self.venue.market_stream_url([stream_name(s, tf) for s, tf in self.topics])
-        failures = 0
-        while not self._stop:
-            try:
-                async with websockets.connect(url, open_timeout=self.open_timeout_s, ping_interval=20,
-                                              ping_timeout=20, max_size=2**22) as ws:
-                    self._ws = ws
-                    self.connections += 1
-                    if self.connections > 1:
-                        self.reconnects += 1
-                        log.info("market stream reconnected (%d)", self.reconnects)
-                    self.connected = True
-                    failures = 0
-                    if self.connections > 1:
-                        await self._catch_up()
-                    async for raw in ws:
-                        self.last_recv = time.perf_counter()
-                        await self.handle(raw)
-                        await asyncio.sleep(0)  # orders this message caused leave before the next is handled
-            except asyncio.CancelledError:
-                raise
-            except (OSError, websockets.WebSocketException, TimeoutError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("market stream: %s", self.last_error)
-            finally:
-                self.connected = False
-                self._ws = None
-            if self._stop:
-                break
-            failures += 1
-            delay = backoff_delay(failures, self.backoff_s, self.backoff_max_s, self._rng)
-            await asyncio.sleep(delay if failures > 1 else delay / 4)
+        await self.socket.run()
+
+    async def _url(self) -> str:
+        return self.venue.market_stream_url([stream_name(s, tf) for s, tf in self.topics])
+
+    async def _on_open(self) -> None:
+        if self.socket.connections > 1:
+            await self._catch_up()
+
+    async def _on_message(self, raw: str | bytes) -> None:
+        self.last_recv = self.clock.monotonic()
+        await self.handle(raw)
+        await asyncio.sleep(0)  # orders this message caused leave before the next is handled
 
     async def handle(self, raw: str | bytes) -> None:
         """One stream message: backfill what it proves missing, then publish it if it is a closed kline."""
@@ -156,7 +145,7 @@ class KlineFeed:
             return
         if topic not in self._known:
             return
-        self.last_message[topic] = time.monotonic()
+        self.last_message[topic] = self.clock.monotonic()
         if event_ms:
             self._observe(event_ms)
         last = self.last_open.get(topic)
@@ -178,7 +167,7 @@ class KlineFeed:
 
     def _emit(self, topic: Topic, kline: KlineClosed) -> None:
         self.last_open[topic] = kline.open_time
-        self.last_closed[topic] = time.monotonic()
+        self.last_closed[topic] = self.clock.monotonic()
         self.published += 1
         self._publish(kline, topic)
 
@@ -223,22 +212,14 @@ class KlineFeed:
     def age_s(self, topic: Topic) -> float | None:
         """Seconds since the last message of ``topic`` (None before the first)."""
         seen = self.last_message.get(topic)
-        return None if seen is None else time.monotonic() - seen
+        return None if seen is None else self.clock.monotonic() - seen
 
     async def stop(self) -> None:
-        self._stop = True
-        if self._ws is not None:
-            with contextlib.suppress(Exception):
-                await self._ws.close()
+        await self.socket.stop()
 
     def drop(self) -> None:
         """Cut the connection as a network failure would (tests)."""
-        if self._ws is not None:
-            self._ws.transport.abort()
-
-
-def streams_for(topics: Iterable[Topic]) -> list[str]:
-    return [stream_name(s, tf) for s, tf in topics]
+        self.socket.drop()
 
 
 def closed_rows(rows: list[list[Any]], market_now: int) -> list[list[Any]]:

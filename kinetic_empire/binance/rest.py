@@ -10,17 +10,18 @@ Retry policy (reference 6.1):
   execution port can look the order up by its client id before deciding anything;
 * business rejections (any other code) are raised at once and never retried.
 
-Pacing: the ``X-MBX-USED-WEIGHT-1M`` header of every reply says how much of the minute's weight is
-used; a request that would go past ``weight_headroom`` of the limit waits for the next minute.
+Pacing (:mod:`.pacing`, shared with the downloader): the ``X-MBX-USED-WEIGHT-1M`` header of every reply
+says how much of the minute's weight is used; a request that would go past ``weight_headroom`` of the
+limit waits for the next minute.
+
+Time comes from the injected clock: the venue's time is the clock's plus the measured ``offset_ms``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from ..core.clock import LiveClock
+from ..core.clock import Clock, LiveClock
 from .backoff import backoff_delay
 from .errors import (
     BinanceError,
@@ -40,6 +41,7 @@ from .errors import (
     error_from_reply,
     is_error_object,
 )
+from .pacing import WeightPacer
 from .signing import Credentials, encode, signed_query
 from .venues import weight_of
 
@@ -74,7 +76,7 @@ class BinanceRest:
         backoff_max_s: float = 8.0,
         weight_limit: int = 2400,
         weight_headroom: float = 0.9,
-        clock: LiveClock | None = None,
+        clock: Clock | None = None,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
         seed: int | None = None,
     ) -> None:
@@ -88,11 +90,12 @@ class BinanceRest:
         self.weight_limit = weight_limit
         self.weight_headroom = weight_headroom
         self.clock = clock or LiveClock()
+        self.offset_ms = 0
+        """The venue's time minus the clock's, measured by :meth:`sync_time`."""
         self.stats = RestStats()
+        self.pacer = WeightPacer(self.clock, self.server_ms, limit=weight_limit, headroom=weight_headroom)
         self._trace = trace_configs
         self._session: aiohttp.ClientSession | None = None
-        self._blocked_until = 0.0  # monotonic seconds: 429/418 make every request wait
-        self._weight_minute = -1
         self._rng = random.Random(seed)
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -121,27 +124,22 @@ class BinanceRest:
         return self._session
 
     # ------------------------------------------------------------------------------ time
-    @property
-    def offset_ms(self) -> int:
-        return self.clock.offset_ms
-
     def server_ms(self) -> int:
         """Our best estimate of the venue's server time."""
-        return self.clock.now_ms()
+        return self.clock.now_ms() + self.offset_ms
 
     async def sync_time(self) -> int:
         """Measure ``offset = serverTime - midpoint(send, receive)`` and sign with it from now on."""
-        wall = LiveClock()
-        before = wall.now_ms()
+        before = self.clock.now_ms()
         data = await self.request("GET", "/fapi/v1/time")
-        after = wall.now_ms()
+        after = self.clock.now_ms()
         try:
             server = int(data["serverTime"])
         except (TypeError, KeyError, ValueError):
             answer = str(data)[:80]
             raise VenueResponseError(0, f"/fapi/v1/time answered {answer!r}", 200, "GET /fapi/v1/time") from None
-        self.clock.offset_ms = server - (before + after) // 2
-        return self.clock.offset_ms
+        self.offset_ms = server - (before + after) // 2
+        return self.offset_ms
 
     # ------------------------------------------------------------------------------ requests
     async def get(self, path: str, params: Mapping[str, Any] | None = None, security: str = NONE) -> Any:
@@ -173,10 +171,9 @@ class BinanceRest:
                     raise
                 resynced = True
                 self.stats.resyncs += 1
-                old = self.clock.offset_ms
+                old = self.offset_ms
                 await self.sync_time()
-                log.warning("clock resync after -1021 on %s: offset %d ms -> %d ms", endpoint, old,
-                            self.clock.offset_ms)
+                log.warning("clock resync after -1021 on %s: offset %d ms -> %d ms", endpoint, old, self.offset_ms)
                 continue
             except BinanceError as exc:
                 if not exc.retryable or attempt >= self.max_retries:
@@ -190,10 +187,11 @@ class BinanceRest:
                 else:
                     delay = backoff_delay(attempt, self.backoff_s, self.backoff_max_s, self._rng, spread=0.5)
                 log.info("retrying %s in %.2f s after %s (attempt %d)", endpoint, delay, exc, attempt + 1)
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
 
     async def _once(self, method: str, path: str, params: Mapping[str, Any], security: str, endpoint: str) -> Any:
-        await self._pace(method, path)
+        await self.pacer.wait(weight_of(method, path), endpoint)
+        self.stats.paced_s = self.pacer.paced_s
         headers: dict[str, str] = {}
         if security != NONE:
             if self.credentials is None:
@@ -204,7 +202,7 @@ class BinanceRest:
             headers["X-MBX-APIKEY"] = self.credentials.api_key
         if security == SIGNED:
             assert self.credentials is not None
-            query = signed_query(params, self.credentials.api_secret, self.clock.now_ms(), self.recv_window_ms)
+            query = signed_query(params, self.credentials.api_secret, self.server_ms(), self.recv_window_ms)
         else:
             query = encode(params)
         url = URL(f"{self.base}{path}?{query}" if query else f"{self.base}{path}", encoded=True)
@@ -215,7 +213,8 @@ class BinanceRest:
                 sent = True
                 body = await reply.read()
                 status = reply.status
-                self._note_weight(reply.headers)
+                self.pacer.note(reply.headers)
+                self.stats.used_weight = self.pacer.used
         except aiohttp.ClientConnectorError as exc:
             raise UnavailableError(-1001, f"cannot connect: {exc.os_error or exc}", 0, endpoint) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -228,7 +227,7 @@ class BinanceRest:
             error = error_from_reply(status, body, reply.headers, endpoint)
             if isinstance(error, RateLimitError):
                 self.stats.rate_limited += 1
-                self._blocked_until = max(self._blocked_until, time.monotonic() + error.retry_after)
+                self.pacer.block(error.retry_after)
             elif isinstance(error, UnknownStatusError):
                 self.stats.unknown_status += 1
             raise error
@@ -241,32 +240,3 @@ class BinanceRest:
         if is_error_object(data):
             raise error_from_reply(400, body, reply.headers, endpoint)
         return data
-
-    # ------------------------------------------------------------------------------ pacing
-    def _note_weight(self, headers: Mapping[str, str]) -> None:
-        raw = headers.get("X-MBX-USED-WEIGHT-1M")
-        if raw is None:
-            return
-        try:
-            self.stats.used_weight = int(raw)
-        except ValueError:
-            return
-        self._weight_minute = self.server_ms() // 60_000
-
-    async def _pace(self, method: str, path: str) -> None:
-        wait = self._blocked_until - time.monotonic()
-        if wait > 0:
-            self.stats.paced_s += wait
-            await asyncio.sleep(wait)
-        cost = weight_of(method, path)
-        if cost == 0 or self._weight_minute < 0:
-            return
-        now = self.server_ms()
-        if now // 60_000 != self._weight_minute:
-            return  # a new minute: the venue's counter restarted
-        if self.stats.used_weight + cost > self.weight_limit * self.weight_headroom:
-            delay = (60_000 - now % 60_000) / 1000 + 0.05
-            log.warning("request weight %d of %d used this minute; pausing %.1f s before %s %s",
-                        self.stats.used_weight, self.weight_limit, delay, method, path)
-            self.stats.paced_s += delay
-            await asyncio.sleep(delay)

@@ -5,7 +5,7 @@
 * After every (re)connection, and before any message of the new connection is handled, ``reconcile``
   runs (REST: open orders, fills, positions, balance), because events sent while we were away are
   lost. Messages that arrive meanwhile wait in the socket and are de-duplicated by the translator.
-* A dropped connection is retried with exponential backoff and jitter.
+* A dropped connection is retried with exponential backoff and jitter (:mod:`.wsconn`).
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import websockets
-from websockets.asyncio.client import ClientConnection
 
-from .backoff import backoff_delay
+from ..core.clock import Clock
 from .errors import BinanceError, ListenKeyError
 from .rest import KEYED, BinanceRest
 from .venues import Venue
+from .wsconn import ReconnectingWebSocket
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +36,7 @@ class UserStream:
         on_event: Callable[[Mapping[str, Any]], None],
         reconcile: Callable[[], Awaitable[None]],
         *,
+        clock: Clock | None = None,
         keepalive_s: float = 1800.0,
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
@@ -48,21 +47,32 @@ class UserStream:
         self.venue = venue
         self._on_event = on_event
         self._reconcile = reconcile
+        self.clock = clock or rest.clock
         self.keepalive_s = keepalive_s
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
-        self.open_timeout_s = open_timeout_s
-        self._rng = random.Random(seed)
         self.listen_key: str | None = None
-        self.connected = False
         self.ready = asyncio.Event()
-        self.connections = 0
-        self.reconnects = 0
         self.keys_created = 0
-        self.last_message = 0.0  # monotonic
-        self.last_error = ""
-        self._stop = False
-        self._ws: ClientConnection | None = None
+        self.last_message = 0.0  # clock.monotonic()
+        self.socket = ReconnectingWebSocket(
+            "user stream", self._url, self.clock, on_open=self._on_open, on_message=self._on_message,
+            while_open=self._keepalive, retry_on=(BinanceError,), on_error=self._on_error,
+            backoff_s=backoff_s, backoff_max_s=backoff_max_s, open_timeout_s=open_timeout_s, seed=seed)
+
+    @property
+    def connections(self) -> int:
+        return self.socket.connections
+
+    @property
+    def reconnects(self) -> int:
+        return self.socket.reconnects
+
+    @property
+    def connected(self) -> bool:
+        return self.socket.connected
+
+    @property
+    def last_error(self) -> str:
+        return self.socket.last_error
 
     async def create_key(self) -> str:
         data = await self.rest.request("POST", "/fapi/v1/listenKey", security=KEYED)
@@ -74,84 +84,57 @@ class UserStream:
 
     async def run(self) -> None:
         """Connect, reconcile, read; on any loss, back off and do it again, until :meth:`stop`."""
-        failures = 0
-        while not self._stop:
-            try:
-                key = self.listen_key or await self.create_key()
-                async with websockets.connect(self.venue.user_stream_url(key), open_timeout=self.open_timeout_s,
-                                              ping_interval=20, ping_timeout=20, max_size=2**22) as ws:
-                    self._ws = ws
-                    self.connections += 1
-                    if self.connections > 1:
-                        self.reconnects += 1
-                    await self._reconcile()
-                    self.connected = True
-                    self.ready.set()
-                    failures = 0
-                    keepalive = asyncio.get_running_loop().create_task(self._keepalive())
-                    try:
-                        await self._read(ws)
-                    finally:
-                        keepalive.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await keepalive
-            except asyncio.CancelledError:
-                raise
-            except (OSError, websockets.WebSocketException, BinanceError, TimeoutError) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, websockets.InvalidStatus | ListenKeyError):
-                    self.listen_key = None  # the handshake refused the key: make a new one
-                log.warning("user stream: %s", self.last_error)
-            finally:
-                self.connected = False
-                self._ws = None
-            if self._stop:
-                break
-            failures += 1
-            delay = backoff_delay(failures, self.backoff_s, self.backoff_max_s, self._rng)
-            await asyncio.sleep(delay if failures > 1 else delay / 4)
+        await self.socket.run()
 
-    async def _read(self, ws: ClientConnection) -> None:
-        async for raw in ws:
-            self.last_message = time.monotonic()
-            try:
-                msg = json.loads(raw)
-            except ValueError:
-                log.warning("user stream: not JSON, skipped: %r", str(raw)[:120])
-                continue
-            if isinstance(msg, dict) and "data" in msg and "stream" in msg:
-                msg = msg["data"]
-            if not isinstance(msg, dict):
-                continue
-            if msg.get("e") == "listenKeyExpired":
-                log.warning("user stream: listenKey expired; creating a new one and reconciling")
-                self.listen_key = None
-                return
-            self._on_event(msg)
+    async def _url(self) -> str:
+        return self.venue.user_stream_url(self.listen_key or await self.create_key())
+
+    async def _on_open(self) -> None:
+        await self._reconcile()
+        self.ready.set()
+
+    def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, websockets.InvalidStatus | ListenKeyError):
+            self.listen_key = None  # the handshake refused the key: make a new one
+
+    async def _on_message(self, raw: str | bytes) -> bool:
+        """Hand one message to ``on_event``; False ends the connection (the key expired)."""
+        self.last_message = self.clock.monotonic()
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            log.warning("user stream: not JSON, skipped: %r", str(raw)[:120])
+            return True
+        if isinstance(msg, dict) and "data" in msg and "stream" in msg:
+            msg = msg["data"]
+        if not isinstance(msg, dict):
+            return True
+        if msg.get("e") == "listenKeyExpired":
+            log.warning("user stream: listenKey expired; creating a new one and reconciling")
+            self.listen_key = None
+            return False
+        self._on_event(msg)
+        return True
 
     async def _keepalive(self) -> None:
         while True:
-            await asyncio.sleep(self.keepalive_s)
+            await self.clock.sleep(self.keepalive_s)
             try:
                 await self.rest.request("PUT", "/fapi/v1/listenKey", security=KEYED)
             except ListenKeyError:
                 log.warning("user stream: keepalive says the listenKey is gone (-1125); reconnecting with a new one")
                 self.listen_key = None
-                if self._ws is not None:
-                    await self._ws.close()
+                await self.socket.close_connection()
                 return
             except BinanceError as exc:
                 log.warning("user stream: keepalive failed: %s", exc)
 
     async def stop(self, close_key: bool = True) -> None:
-        self._stop = True
-        if self._ws is not None:
-            await self._ws.close()
+        await self.socket.stop()
         if close_key and self.listen_key:
             with contextlib.suppress(BinanceError, OSError):
                 await self.rest.request("DELETE", "/fapi/v1/listenKey", security=KEYED)
 
     def drop(self) -> None:
         """Close the connection as if the network had failed (tests, operators)."""
-        if self._ws is not None:
-            self._ws.transport.abort()
+        self.socket.drop()

@@ -1,8 +1,10 @@
 """One HTTP client for both sources: bounded retries with backoff, Retry-After, request-weight pacing.
 
 Binance bans an IP (HTTP 418, two minutes up to three days) that keeps sending after a 429, so the
-client slows down *before* the limit using the ``X-MBX-USED-WEIGHT-1M`` header, honours Retry-After,
-and gives up with a clear message rather than retrying forever.
+client slows down *before* the limit using the ``X-MBX-USED-WEIGHT-1M`` header, holds every request
+back for a 429/418's Retry-After, and gives up with a clear message rather than retrying forever. The
+pacing and the backoff are the trading REST client's (:mod:`kinetic_empire.binance.pacing`,
+:mod:`kinetic_empire.binance.backoff`); what differs is the answer: replies here, typed errors there.
 """
 
 from __future__ import annotations
@@ -10,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from kinetic_empire.binance.backoff import backoff_delay
+from kinetic_empire.binance.pacing import WeightPacer, header
 from kinetic_empire.core.clock import Clock, LiveClock
 from kinetic_empire.core.errors import KineticError
 
-_MINUTE_MS = 60_000
 _RETRY_STATUSES = frozenset({408, 500, 502, 503, 504})
 _LIMIT_STATUSES = frozenset({418, 429})
 
@@ -34,7 +37,7 @@ class ChecksumError(DownloadError):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How hard to try. Delays are in seconds; ``base_delay * 2**attempt`` with full jitter, capped."""
+    """How hard to try. Delays are in seconds: ``base_delay * 2**attempt``, capped, times 0.5-1 (jitter)."""
 
     max_retries: int = 6
     base_delay: float = 0.5
@@ -63,9 +66,6 @@ class Reply:
             return None, self.body[:200].decode("utf-8", "replace").strip()
 
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
 @dataclass
 class HttpClient:
     """GETs with retries and pacing; one per download run, shared by every task.
@@ -77,7 +77,6 @@ class HttpClient:
     session: aiohttp.ClientSession
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Clock = field(default_factory=LiveClock)
-    sleep: Sleep = asyncio.sleep
     weight_limit: int = 2400
     pace_ratio: float = 0.8
     concurrency: int = 4
@@ -85,23 +84,30 @@ class HttpClient:
     rng: random.Random = field(default_factory=random.Random)
     retries: int = 0
     """Retries made so far (for the summary and tests)."""
-    waited: float = 0.0
-    """Seconds spent waiting on pacing, Retry-After and backoff."""
-    _used: int = 0
-    _used_window: int = -1
+    _backed_off: float = 0.0
     _slots: asyncio.Semaphore | None = None
-    _pace_lock: asyncio.Lock | None = None
+    _pacer: WeightPacer | None = None
+
+    @property
+    def pacer(self) -> WeightPacer:
+        if self._pacer is None:
+            self._pacer = WeightPacer(self.clock, self.clock.now_ms, limit=self.weight_limit,
+                                      headroom=self.pace_ratio, margin_s=0.5)
+        return self._pacer
+
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting on pacing, Retry-After and backoff."""
+        return self._backed_off + self.pacer.paced_s
 
     async def get(self, url: str, params: Mapping[str, Any] | None = None, *, weight: int = 0, what: str = "") -> Reply:
         """The reply to ``GET url``: 2xx, 404 and other 4xx are returned; 429/418/5xx/timeouts retried."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
-            self._pace_lock = asyncio.Lock()
         what = what or url
         last = ""
         for attempt in range(self.policy.max_retries + 1):
-            if weight:
-                await self._pace(weight)
+            await self.pacer.wait(weight, what)
             try:
                 async with self._slots:
                     reply = await self._fetch(url, params)
@@ -109,7 +115,7 @@ class HttpClient:
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 await self._backoff(attempt, None)
                 continue
-            self._note_weight(reply.headers)
+            self.pacer.note(reply.headers)
             if reply.status in _LIMIT_STATUSES:
                 retry_after = _retry_after(reply.headers)
                 if retry_after is not None and retry_after > self.policy.max_retry_after:
@@ -119,7 +125,11 @@ class HttpClient:
                         f"{f' {code}' if code else ''}: {msg}); the IP is rate-limited or banned, try again later"
                     )
                 last = f"HTTP {reply.status} (rate limit)"
-                await self._backoff(attempt, retry_after)
+                if retry_after is None:
+                    await self._backoff(attempt, None)
+                elif attempt < self.policy.max_retries:  # every request waits it out, not only this one
+                    self.retries += 1
+                    self.pacer.block(max(self._delay(attempt), retry_after))
                 continue
             if reply.status in _RETRY_STATUSES:
                 last = f"HTTP {reply.status} {reply.binance_error()[1][:80]}".strip()
@@ -138,55 +148,22 @@ class HttpClient:
                     self.on_bytes(len(chunk))
             return Reply(resp.status, dict(resp.headers), b"".join(chunks), str(resp.url))
 
+    def _delay(self, attempt: int) -> float:
+        return backoff_delay(attempt + 1, self.policy.base_delay, self.policy.max_delay, self.rng, spread=0.5)
+
     async def _backoff(self, attempt: int, retry_after: float | None) -> None:
         if attempt >= self.policy.max_retries:
             return
         self.retries += 1
-        delay = min(self.policy.max_delay, self.policy.base_delay * 2**attempt) * self.rng.uniform(0.5, 1.0)
+        delay = self._delay(attempt)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        self.waited += delay
-        await self.sleep(delay)
-
-    def _note_weight(self, headers: Mapping[str, str]) -> None:
-        raw = _header(headers, "X-MBX-USED-WEIGHT-1M")
-        if raw is None:
-            return
-        try:
-            used = int(raw)
-        except ValueError:
-            return
-        window = self.clock.now_ms() // _MINUTE_MS
-        if window != self._used_window or used > self._used:
-            self._used, self._used_window = used, window
-
-    async def _pace(self, weight: int) -> None:
-        """Wait for the next minute window when this request would bring the weight near the limit."""
-        assert self._pace_lock is not None
-        async with self._pace_lock:
-            now = self.clock.now_ms()
-            window = now // _MINUTE_MS
-            if window != self._used_window:
-                return
-            if self._used + weight <= self.weight_limit * self.pace_ratio:
-                self._used += weight  # count in-flight requests until the server reports again
-                return
-            delay = ((window + 1) * _MINUTE_MS - now) / 1000 + 0.5
-            self.waited += delay
-            await self.sleep(delay)
-            self._used, self._used_window = weight, window + 1
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lower = name.lower()
-    for k, v in headers.items():
-        if k.lower() == lower:
-            return v
-    return None
+        self._backed_off += delay
+        await self.clock.sleep(delay)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = _header(headers, "Retry-After")
+    raw = header(headers, "Retry-After")
     if raw is None:
         return None
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from kinetic_empire.core.clock import LiveClock
+from kinetic_empire.core.clock import Clock, LiveClock
 from kinetic_empire.core.errors import DataError
 from kinetic_empire.data import Gap, KlineStore, kline_file_name, read_kline_file
 from kinetic_empire.download.archive import parse_funding_csv, parse_funding_zip
@@ -56,9 +56,12 @@ class ImportSummary:
 
 
 def import_paths(paths: Sequence[Path | str], root: Path | str, *, progress: bool | None = None,
-                 workers: int | None = None) -> ImportSummary:
-    """Import kline, mark-price and funding files (or folders of them, searched recursively) into `root`."""
-    t0 = LiveClock.monotonic()
+                 workers: int | None = None, clock: Clock | None = None) -> ImportSummary:
+    """Import kline, mark-price and funding files (or folders of them, searched recursively) into `root`.
+
+    ``clock`` only times the import (for the summary's rows per second)."""
+    clock = clock or LiveClock()
+    t0 = clock.monotonic()
     groups = _group(_expand(paths))
     summary = ImportSummary()
     total = sum(len(files) for files in groups.values())
@@ -71,11 +74,11 @@ def import_paths(paths: Sequence[Path | str], root: Path | str, *, progress: boo
                 summary.series[str(key)] = summary.series.get(str(key), 0) + rows
                 summary.rows += rows
                 summary.files += len(files)
-                elapsed = LiveClock.monotonic() - t0
+                elapsed = clock.monotonic() - t0
                 bar.set_postfix_str(f"{summary.rows / elapsed if elapsed else 0:,.0f} rows/s")
     finally:
         bar.close()
-    summary.seconds = LiveClock.monotonic() - t0
+    summary.seconds = clock.monotonic() - t0
     return summary
 
 

@@ -22,7 +22,7 @@ from kinetic_empire.data import Gap, KlineFrame, KlineStore
 from kinetic_empire.data._util import format_ms, interval_ms
 from kinetic_empire.download.archive import DEFAULT_ARCHIVE_URL, ArchiveSource
 from kinetic_empire.download.funding import FundingRows, FundingStore
-from kinetic_empire.download.http import DownloadError, HttpClient, RetryPolicy, Sleep
+from kinetic_empire.download.http import DownloadError, HttpClient, RetryPolicy
 from kinetic_empire.download.periods import Range, align_up, day_start, subtract, union
 from kinetic_empire.download.plan import DAILY, MONTHLY, NONE, REST, Chunk, fallback, plan_chunks, source_gaps
 from kinetic_empire.download.progress import DownloadProgress, progress_enabled
@@ -64,7 +64,7 @@ class DownloadOptions:
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Clock = field(default_factory=LiveClock)
-    sleep: Sleep = asyncio.sleep
+    """Time for plans (what has closed), pacing, backoff and the summary's duration."""
     progress: bool | None = None
     """Draw progress bars: None = when stderr is a terminal."""
     onboard: dict[str, int] = field(default_factory=dict)
@@ -135,7 +135,7 @@ def download(request: DownloadRequest, options: DownloadOptions) -> DownloadSumm
 
 
 async def download_async(request: DownloadRequest, options: DownloadOptions) -> DownloadSummary:
-    start = LiveClock.monotonic()
+    start = options.clock.monotonic()
     progress = DownloadProgress(list(request.symbols), progress_enabled(options.progress))
     total_bytes = 0
 
@@ -147,7 +147,7 @@ async def download_async(request: DownloadRequest, options: DownloadOptions) -> 
     connector = aiohttp.TCPConnector(limit=max(4, options.concurrency * 2))
     try:
         async with aiohttp.ClientSession(connector=connector) as session:
-            client = HttpClient(session, options.retry, options.clock, options.sleep,
+            client = HttpClient(session, options.retry, options.clock,
                                 weight_limit=options.weight_limit, concurrency=options.concurrency,
                                 on_bytes=on_bytes)
             with tempfile.TemporaryDirectory(prefix="kinetic-download-") as staging:
@@ -155,7 +155,7 @@ async def download_async(request: DownloadRequest, options: DownloadOptions) -> 
                 results = await run.all()
     finally:
         progress.close()
-    return DownloadSummary(results, LiveClock.monotonic() - start, total_bytes, client.retries)
+    return DownloadSummary(results, options.clock.monotonic() - start, total_bytes, client.retries)
 
 
 class _Run:

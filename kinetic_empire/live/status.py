@@ -1,17 +1,17 @@
 """The operator's view of a live run: refreshed in place on a terminal, plain periodic lines otherwise.
 
-It only reads the engine's objects (portfolio, feed, streams, risk manager); it never publishes.
+It only reads the engine's objects (portfolio, feed, streams, risk manager); it never publishes. Its
+refresh timer and the local time it shows come from the injected clock (by default the REST client's).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 
-from ..core.clock import LiveClock
+from ..core.clock import Clock
 
 if TYPE_CHECKING:
     from .app import LiveEngine
@@ -33,8 +33,9 @@ def _num(d: Decimal | float, places: int = 2, sign: bool = False) -> str:
 
 class StatusView:
     def __init__(self, engine: LiveEngine, out: TextIO | None = None, *, interval_s: float = 1.0,
-                 plain_every_s: float = 15.0, tty: bool | None = None) -> None:
+                 plain_every_s: float = 15.0, tty: bool | None = None, clock: Clock | None = None) -> None:
         self.engine = engine
+        self.clock = clock or engine.rest.clock
         self.out = out or sys.stdout
         self.tty = self.out.isatty() if tty is None else tty
         self.interval_s = interval_s
@@ -42,13 +43,13 @@ class StatusView:
         self._shown = 0
 
     async def run(self) -> None:
-        last_plain = 0.0
+        last_plain: float | None = None
         while True:
-            await asyncio.sleep(self.interval_s)
+            await self.clock.sleep(self.interval_s)
             if self.tty:
                 self.redraw()
-            elif time.monotonic() - last_plain >= self.plain_every_s:
-                last_plain = time.monotonic()
+            elif last_plain is None or self.clock.monotonic() - last_plain >= self.plain_every_s:
+                last_plain = self.clock.monotonic()
                 self.out.write(self.line() + "\n")
                 self.out.flush()
 
@@ -80,7 +81,7 @@ class StatusView:
     def lines(self) -> list[str]:
         e = self.engine
         equity, wallet, n_trades, net = self._totals()
-        up = LiveClock().now_ms() / 1000 - e.health.started_wall
+        up = self.clock.now_ms() / 1000 - e.health.started_wall
         feed, user, rest = e.feed, e.user, e.rest.stats
         out = [
             f"Kinetic Empire live  run {e.run_id}  venue {e.venue.name} ({e.venue.rest_url})",
@@ -125,7 +126,8 @@ class StatusView:
         e = self.engine
         equity, _wallet, n_trades, net = self._totals()
         positions = " ".join(f"{p.symbol}:{_num(p.quantity, 3, sign=True)}" for p in e.portfolio.positions()) or "flat"
-        return (f"{time.strftime('%H:%M:%S')} market {_utc(e.clock.now_ms())} equity {_num(equity)} "
+        local = time.strftime("%H:%M:%S", time.localtime(self.clock.now_ms() / 1000))
+        return (f"{local} market {_utc(e.clock.now_ms())} equity {_num(equity)} "
                 f"trades {n_trades} net {_num(net, sign=True)} positions {positions} risk {self._risk()} "
                 f"feed {'ok' if e.feed.connected else 'DOWN'} user {'ok' if e.user.connected else 'DOWN'} "
                 f"klines {e.feed.published} orders {e.execution.placed}/{e.execution.rejected} rejected")

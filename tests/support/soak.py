@@ -4,7 +4,8 @@ Why a separate driver: crash safety can only be shown across real processes. The
 process (``--state``/``--keys``, so it outlives the engine), replays real klines fast with seeded faults;
 ``kinetic run`` is started as a subprocess, SIGKILLed at seeded moments and restarted with ``--resume``.
 At the end the journal is compared with what the venue says (orders, fills, positions, balance, stops).
-Used by ``tests/test_soak.py`` and ``benchmarks/bench_soak.py``.
+Used by ``tests/test_soak.py`` and ``benchmarks/bench_soak.py``; it lives with the tests, outside the
+installed package, because it drives the repository (its data, ``python -m``) from the outside.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from typing import Any
 
 import yaml
 
-from ..binance.rest import BinanceRest
-from ..binance.signing import ENV_KEY, ENV_SECRET, Credentials
-from .journal import read_events
+from kinetic_empire.binance.rest import BinanceRest
+from kinetic_empire.binance.signing import ENV_KEY, ENV_SECRET, Credentials
+from kinetic_empire.live.journal import read_events
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]  # tests/support/soak.py -> the repository
 DATA = REPO / "backtests" / "data"
 SYMBOLS = ("FILUSDT", "NEARUSDT")
 TRADE_START = "2023-08-03T00:00:00+00:00"  # two days of history in the bundled data before it
