@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..binance.signing import ENV_KEY, ENV_SECRET, Credentials, load_credentials
 from ..binance.venues import SANDBOX, Venue
+from ..core.clock import Clock, LiveClock
 from ..core.errors import KineticError
 from ..logs import JsonFormatter
 from ..strategy.registry import StrategyRegistry, build_registry
@@ -93,8 +94,10 @@ def _run_logging(run_dir: Path, quiet_console: bool) -> Iterator[None]:
         handler.close()
 
 
-def default_run_id(config: LiveConfig) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+def default_run_id(config: LiveConfig, clock: Clock | None = None) -> str:
+    """``<UTC start>-<venue>-<strategies>``: sortable, and says what ran where."""
+    now_ms = (clock or LiveClock()).now_ms()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now_ms // 1000))
     names = "+".join(dict.fromkeys(s.name for s in config.strategies))
     return f"{stamp}-{config.venue}-{names}"
 
