@@ -76,6 +76,8 @@ class Conn:
 
     def drop(self) -> None:
         """Cut the connection without a close frame, like a network failure."""
+        if not self.closed:
+            self.queue.put_nowait(None)  # wake the writer: it must end, or the server's shutdown waits on it
         self.closed = True
         transport = self.request.transport
         if transport is not None:
