@@ -116,7 +116,7 @@ class SimulatedHarness(Harness):
 
 class SandboxHarness(Harness):
     def __init__(self, sb: SandboxServer, port: BinanceExecution, bus: EventBus) -> None:
-        super().__init__(port, bus, sb.rules)
+        super().__init__(port, bus, sb.venue.rules)
         self.sb = sb
         self.rest = port.rest
 
@@ -142,7 +142,7 @@ async def sandbox() -> AsyncIterator[Harness]:
         venue = Venue(SANDBOX, sb.rest_url, sb.ws_url)
         rest = await BinanceRest(venue.rest_url, Credentials(sb.api_key, sb.api_secret, "sandbox")).start()
         bus = EventBus()
-        translator = UserTranslator(bus.publish, sb.clock.now_ms, lambda _s: 20)
+        translator = UserTranslator(bus.publish, sb.venue.market_clock.now_ms, lambda _s: 20)
         port = BinanceExecution(bus, rest, translator, unknown_grace_s=0.05)
 
         async def nothing() -> None:

@@ -117,7 +117,7 @@ class LiveEngine:
         self.unknown_grace_s = unknown_grace_s
         self.stale_after_s = stale_after_s if stale_after_s is not None else config.stale_threshold_s()
         self.rest = rest or BinanceRest(venue.rest_url, credentials, recv_window_ms=config.recv_window_ms,
-                                        timeout_s=config.request_timeout_s)
+                                        timeout_s=config.request_timeout_s, clock=self.timer)
         self.health = Health(started_wall=self.timer.now_ms() / 1000)
         self.checks: list[Check] = []
         self.symbols = config.symbols
@@ -231,9 +231,10 @@ class LiveEngine:
         if cfg.price_timeframe:  # fresh marks for equity and risk on every symbol, as a backtest's 1m execution
             topics += [(sym, cfg.price_timeframe) for sym in self.symbols]
         topics = sorted(set(topics), key=lambda t: (t[0], timeframe_ms(t[1])))
-        self.feed = KlineFeed(rest, self.venue, topics, bus.publish, clock.now_ms, observe=clock.observe)
+        self.feed = KlineFeed(rest, self.venue, topics, bus.publish, clock.now_ms, observe=clock.observe,
+                              clock=self.timer)
         self.user = UserStream(rest, self.venue, safe(self.translator.on_message, "user stream"),
-                               self._on_user_connect)
+                               self._on_user_connect, clock=self.timer)
         self._spawn(self.user.run(), "user stream")
         try:
             await asyncio.wait_for(self.user.ready.wait(), timeout=max(10.0, cfg.stream_check_timeout_s))
