@@ -25,15 +25,16 @@ N = TypeVar("N", float, Decimal)
 DEFAULT_MAINT_RATE = 0.005
 
 
-def tiers(brackets: LeverageBrackets) -> tuple[tuple[Decimal, Decimal, Decimal], ...]:
-    """A bracket table as ``(notional cap, maintenance margin rate, cum)`` decimals."""
+def tiers(brackets: LeverageBrackets | None) -> tuple[tuple[Decimal, Decimal, Decimal], ...]:
+    """A bracket table as ``(notional cap, maintenance margin rate, cum)`` decimals; without brackets one
+    unbounded tier at the default maintenance rate."""
+    if brackets is None:
+        return ((Decimal("Infinity"), Decimal(str(DEFAULT_MAINT_RATE)), Decimal(0)),)
     return tuple((b.notional_cap, b.maint_margin_ratio, b.cum) for b in brackets.brackets)
 
 
 def float_tiers(brackets: LeverageBrackets | None) -> tuple[tuple[float, float, float], ...]:
-    """The same tiers as floats; without brackets one unbounded tier at the default maintenance rate."""
-    if brackets is None:
-        return ((float("inf"), DEFAULT_MAINT_RATE, 0.0),)
+    """The same tiers as floats, for the per-kline maths."""
     return tuple((float(cap), float(rate), float(cum)) for cap, rate, cum in tiers(brackets))
 
 

@@ -13,12 +13,10 @@ from decimal import Decimal
 from ..core.enums import BalanceReason, MarginType, OrderType, Side, TimeInForce, WorkingType
 from ..core.errors import ExchangeError
 from ..core.events import Liquidated
-from ..core.liquidation import DEFAULT_MAINT_RATE
+from ..core.liquidation import maintenance_margin, tiers
 from .book import ZERO, Book, dec, money
 from .ledger import Ledger
 from .orders import SimOrder
-
-_DEFAULT_MAINT = Decimal(str(DEFAULT_MAINT_RATE))
 
 
 class Margin(Ledger):
@@ -78,9 +76,7 @@ class Margin(Ledger):
         if book.pos.qty == 0:
             return ZERO
         notional = abs(book.pos.qty) * dec(book.last or 0)
-        if book.brackets is None:
-            return money(notional * _DEFAULT_MAINT)
-        return money(max(ZERO, book.brackets.maintenance_margin(notional)))
+        return money(max(ZERO, maintenance_margin(tiers(book.brackets), notional)))
 
     def open_order_initial_margin(self, symbol: str | None = None) -> Decimal:
         total = ZERO
