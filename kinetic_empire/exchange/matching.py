@@ -38,7 +38,7 @@ class Matching(Margin, Funding):
 
     # --------------------------------------------------------------------------------- prices
     def on_bar(self, symbol: str, ts: int, o: float, h: float, low: float, c: float) -> None:
-        """A kline (or the part of one since the last update): see :mod:`.matching` for the rule."""
+        """A kline (or the part of one since the last update): see the module docstring for the rule."""
         book = self._books[symbol]
         if book.busy or low <= book.watch_low or h >= book.watch_high or ts >= book.next_funding:
             self._process(book, ts, o, h, low)
