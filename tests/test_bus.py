@@ -1,3 +1,5 @@
+import inspect
+from dataclasses import FrozenInstanceError, fields
 from decimal import Decimal
 
 import pytest
@@ -5,7 +7,7 @@ import pytest
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.enums import BalanceReason
 from kinetic_empire.core.errors import HandlerError
-from kinetic_empire.core.events import BalanceChanged, KlineClosed, fast_factory, new_kline
+from kinetic_empire.core.events import BalanceChanged, KlineClosed, new_kline
 
 
 def _kline(symbol: str = "FILUSDT", tf: str = "1m") -> KlineClosed:
@@ -83,12 +85,74 @@ def test_unsubscribe_and_cache_invalidation():
     assert seen == [1]
 
 
-def test_fast_factory_builds_the_same_frozen_event():
+def test_a_publisher_follows_subscription_changes():
+    """A publisher resolves its route once but still reaches handlers subscribed after it was built."""
+    bus = EventBus()
+    seen: list[str] = []
+    publish = bus.publisher(KlineClosed, ("FILUSDT", "1m"))
+    publish(_kline())
+
+    def first(e: KlineClosed) -> None:
+        seen.append("first")
+
+    bus.subscribe(KlineClosed, first, topic=("FILUSDT", "1m"))
+    bus.subscribe(KlineClosed, lambda e: seen.append("other topic"), topic=("NEARUSDT", "1m"))
+    publish(_kline())
+    bus.unsubscribe(KlineClosed, first, topic=("FILUSDT", "1m"))
+    publish(_kline())
+    assert seen == ["first"]
+
+
+def test_subscribing_during_delivery_takes_effect_from_the_next_event():
+    bus = EventBus()
+    seen: list[str] = []
+
+    def late(e: KlineClosed) -> None:
+        seen.append("late")
+
+    def subscriber(e: KlineClosed) -> None:
+        seen.append("subscriber")
+        if late not in bus.handlers(KlineClosed):
+            bus.subscribe(KlineClosed, late)
+
+    bus.subscribe(KlineClosed, subscriber)
+    for publish in (bus.publish, bus.publisher(KlineClosed)):
+        seen.clear()
+        if late in bus.handlers(KlineClosed):
+            bus.unsubscribe(KlineClosed, late)
+        publish(_kline())
+        publish(_kline())
+        assert seen == ["subscriber", "subscriber", "late"]
+
+
+def test_a_publisher_reports_failures_like_publish():
+    errors: list[HandlerError] = []
+    bus = EventBus(on_error=errors.append)
+    seen: list[str] = []
+    bus.subscribe(KlineClosed, lambda e: 1 / 0)
+    bus.subscribe(KlineClosed, lambda e: seen.append("next"))
+    bus.publisher(KlineClosed)(_kline())
+    assert seen == ["next"] and len(errors) == 1
+    strict = EventBus()
+    strict.subscribe(KlineClosed, lambda e: 1 / 0)
+    with pytest.raises(HandlerError):
+        strict.publisher(KlineClosed)(_kline())
+
+
+def test_new_kline_builds_the_same_frozen_event():
     made = new_kline("FILUSDT", "1m", 0, 1.0, 2.0, 0.5, 1.5, 3.0, 59_999, 59_999)
+    assert type(made) is KlineClosed
     assert made == _kline() and hash(made) == hash(_kline())
-    with pytest.raises(AttributeError):
+    with pytest.raises(FrozenInstanceError):
         made.close = 2.0  # type: ignore[misc]
-    make_balance = fast_factory(BalanceChanged)
-    b = make_balance("USDT", Decimal(5), Decimal(1), BalanceReason.ORDER, 1, 2)
-    assert b == BalanceChanged(asset="USDT", wallet_balance=Decimal(5), change=Decimal(1),
-                               reason=BalanceReason.ORDER, ts_event=1, ts_init=2)  # fmt: skip
+
+
+def test_new_kline_stores_every_field_by_its_name():
+    """The fast constructor's arguments land in the fields of the same name, whatever the field order."""
+    names = [f.name for f in fields(KlineClosed)]
+    params = list(inspect.signature(new_kline).parameters)
+    assert sorted(params) == sorted(names)
+    values = {name: f"value-{name}" for name in params}  # a distinct value per field
+    made = new_kline(*values.values())
+    assert {name: getattr(made, name) for name in names} == values
+    assert made == KlineClosed(**values)  # type: ignore[arg-type]

@@ -5,12 +5,13 @@ exchange publishes a fill while processing a kline, the strategy's position is a
 the same kline reaches the strategy. Deterministic order makes backtests reproducible.
 
 Routing is by event type plus an optional topic (klines use ``(symbol, timeframe)``), resolved once
-per (type, topic) pair and cached, so publishing costs one dict lookup and one call per handler.
+per (type, topic) pair and kept, so publishing costs one dict lookup and one call per handler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any
 
 from .errors import HandlerError, StrategyError
@@ -25,6 +26,25 @@ def _name(handler: Handler) -> str:
     return f"{type(owner).__name__}.{handler.__name__}" if owner is not None else qual
 
 
+def _deliver(route: list[tuple[Handler, ...]], on_error: ErrorSink | None, event: Any) -> None:
+    """Call a route's handlers with one event: the only delivery loop (``publish`` and publishers share it).
+
+    ``route`` is a one-item list holding the handler tuple, updated in place when subscriptions change,
+    so a publisher built once (a ``partial`` of this function) never goes stale. A handler that
+    subscribes or unsubscribes during delivery changes later events, not this one.
+    """
+    for handler in route[0]:
+        try:
+            handler(event)
+        except (HandlerError, StrategyError):
+            raise
+        except Exception as exc:
+            error = HandlerError(_name(handler), event, exc)
+            if on_error is None:
+                raise error from exc
+            on_error(error)
+
+
 class EventBus:
     """Publish/subscribe by event type and topic.
 
@@ -33,70 +53,50 @@ class EventBus:
     next handler.
     """
 
-    __slots__ = ("_cache", "_on_error", "_subs", "_version")
+    __slots__ = ("_on_error", "_routes", "_subs")
 
     def __init__(self, on_error: ErrorSink | None = None) -> None:
         self._subs: list[tuple[type, Hashable | None, Handler]] = []
-        self._cache: dict[tuple[type, Hashable | None], tuple[Handler, ...]] = {}
+        self._routes: dict[tuple[type, Hashable | None], list[tuple[Handler, ...]]] = {}
         self._on_error = on_error
-        self._version = 0
 
     def subscribe(self, event_type: type, handler: Handler, topic: Hashable | None = None) -> None:
         """Receive ``event_type`` events; with a topic, only those published with that topic."""
         self._subs.append((event_type, topic, handler))
-        self._cache.clear()
-        self._version += 1
+        self._reroute()
 
     def unsubscribe(self, event_type: type, handler: Handler, topic: Hashable | None = None) -> None:
         self._subs.remove((event_type, topic, handler))
-        self._cache.clear()
-        self._version += 1
+        self._reroute()
 
     def handlers(self, event_type: type, topic: Hashable | None = None) -> tuple[Handler, ...]:
         """Handlers for a (type, topic) pair in subscription order: topic-specific and catch-all."""
-        key = (event_type, topic)
-        found = self._cache.get(key)
-        if found is None:
-            found = tuple(h for (t, tp, h) in self._subs if issubclass(event_type, t) and (tp is None or tp == topic))
-            self._cache[key] = found
-        return found
+        return self._route(event_type, topic)[0]
 
     def publish(self, event: Any, topic: Hashable | None = None) -> None:
-        handlers = self._cache.get((type(event), topic))
-        if handlers is None:
-            handlers = self.handlers(type(event), topic)
-        for handler in handlers:
-            try:
-                handler(event)
-            except (HandlerError, StrategyError):
-                raise
-            except Exception as exc:
-                error = HandlerError(_name(handler), event, exc)
-                if self._on_error is None:
-                    raise error from exc
-                self._on_error(error)
+        route = self._routes.get((type(event), topic))
+        if route is None:
+            route = self._route(type(event), topic)
+        _deliver(route, self._on_error, event)
 
     def publisher(self, event_type: type, topic: Hashable | None = None) -> Callable[[Any], None]:
         """A publish function for one (type, topic) pair with the routing resolved up front.
 
         For a publisher that sends millions of events of one kind (the replay feed): it skips the
-        per-event route lookup, and re-resolves only if subscriptions change.
+        per-event route lookup; the route it holds follows later subscription changes.
         """
-        state: list[Any] = [self._version, self.handlers(event_type, topic)]
-        on_error = self._on_error
+        return partial(_deliver, self._route(event_type, topic), self._on_error)
 
-        def publish(event: Any) -> None:
-            if state[0] != self._version:
-                state[0], state[1] = self._version, self.handlers(event_type, topic)
-            for handler in state[1]:
-                try:
-                    handler(event)
-                except (HandlerError, StrategyError):
-                    raise
-                except Exception as exc:
-                    error = HandlerError(_name(handler), event, exc)
-                    if on_error is None:
-                        raise error from exc
-                    on_error(error)
+    def _route(self, event_type: type, topic: Hashable | None) -> list[tuple[Handler, ...]]:
+        key = (event_type, topic)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = [self._resolve(event_type, topic)]
+        return route
 
-        return publish
+    def _resolve(self, event_type: type, topic: Hashable | None) -> tuple[Handler, ...]:
+        return tuple(h for (t, tp, h) in self._subs if issubclass(event_type, t) and (tp is None or tp == topic))
+
+    def _reroute(self) -> None:
+        for (event_type, topic), route in self._routes.items():
+            route[0] = self._resolve(event_type, topic)

@@ -4,15 +4,15 @@ Each event carries ``ts_event`` (exchange time, epoch ms) and ``ts_init`` (when 
 Prices and quantities that reach the exchange are ``Decimal``; market data stays ``float`` because it
 feeds indicator math and per-kline comparisons only.
 
-Frozen dataclasses are slow to build (each field goes through ``object.__setattr__``), which matters on
-the per-kline path. :func:`fast_factory` generates a positional constructor that fills the slots
-directly; it builds the identical object (a test checks equality) at roughly a third of the cost.
+Frozen dataclasses are slow to build (each field goes through ``object.__setattr__``). That matters only
+for the one event built per kline, so :func:`new_kline` is the one fast path: a positional constructor
+that stores the fields by name and builds the identical object (a test checks equality) at a fraction
+of the cost. Every other event uses the ordinary dataclass ``__init__``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, TypeVar, dataclass_transform
 
@@ -32,62 +32,8 @@ E = TypeVar("E")
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field,))
 def _event(cls: type[E]) -> type[E]:
-    """Frozen, slotted, keyword-only dataclass whose ``__init__`` fills the slots directly.
-
-    The generated ``__init__`` of a frozen dataclass routes every field through
-    ``object.__setattr__``; writing through the slot descriptors instead builds the same immutable
-    object at about a third of the cost, which matters for the events of every fill and kline.
-    """
-    made = dataclass(frozen=True, slots=True, kw_only=True)(cls)
-    made.__init__ = _fast_init(made)  # type: ignore[method-assign]
-    return made
-
-
-def _fast_init(cls: type) -> Callable[..., None]:
-    env: dict[str, Any] = {}
-    params, body = [], []
-    for f in fields(cls):
-        env[f"_set_{f.name}"] = getattr(cls, f.name).__set__
-        if f.default is not MISSING:
-            env[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-        elif f.default_factory is not MISSING:
-            env[f"_factory_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_NOTHING")
-            body.append(f"    if {f.name} is _NOTHING: {f.name} = _factory_{f.name}()")
-        else:
-            params.append(f.name)
-        body.append(f"    _set_{f.name}(self, {f.name})")
-    env["_NOTHING"] = object()
-    src = f"def __init__(self, *, {', '.join(params)}):\n" + "\n".join(body or ["    pass"])
-    exec(src, env)
-    init: Callable[..., None] = env["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    return init
-
-
-def fast_factory(cls: type[E]) -> Callable[..., E]:
-    """Return a positional constructor for a slotted frozen dataclass, in field order, without checks.
-
-    It builds a mutable twin (a plain slotted dataclass with the same fields, so the same memory
-    layout), whose generated ``__init__`` stores fields at full speed, then re-labels the object as
-    ``cls``. The result is an ordinary frozen ``cls`` instance (equal, hashable, immutable); a test
-    checks that. Used where one event is built per kline.
-    """
-    twin = make_dataclass(
-        f"_Mutable{cls.__name__}",
-        [(f.name, f.type) for f in fields(cls)],  # type: ignore[arg-type]
-        slots=True,
-    )
-
-    def make(*values: Any) -> E:
-        obj = twin(*values)
-        obj.__class__ = cls
-        return obj
-
-    names = ", ".join(f.name for f in fields(cls))  # type: ignore[arg-type]
-    make.__doc__ = f"Positional constructor for {cls.__name__}({names})."
-    return make
+    """Frozen, slotted, keyword-only dataclass: the shape of every event."""
+    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
 
 
 # ----------------------------------------------------------------------------------------- market data
@@ -360,6 +306,46 @@ class Note:
     ts_init: int
 
 
-ORDER_EVENTS = (OrderAccepted, OrderRejected, OrderCanceled, OrderExpired, OrderFilled)
+# ------------------------------------------------------------------------------ the per-kline fast path
 
-new_kline: Callable[..., KlineClosed] = fast_factory(KlineClosed)
+
+class _KlineSlots:
+    """Same slots as :class:`KlineClosed` (so the same memory layout), but writable."""
+
+    __slots__ = tuple(f.name for f in fields(KlineClosed))
+
+
+def new_kline(
+    symbol: str,
+    timeframe: str,
+    open_time: int,
+    open: float,
+    high: float,
+    low: float,
+    close: float,
+    volume: float,
+    ts_event: int,
+    ts_init: int,
+) -> KlineClosed:
+    """Build a :class:`KlineClosed` positionally, without the frozen ``__init__``'s per-field checks.
+
+    Fields are stored by name, so reordering the dataclass's fields cannot shift values; the object is
+    then re-labelled as ``KlineClosed`` and is an ordinary frozen instance (equal, hashable, immutable).
+    """
+    k: Any = _KlineSlots()
+    k.symbol = symbol
+    k.timeframe = timeframe
+    k.open_time = open_time
+    k.open = open
+    k.high = high
+    k.low = low
+    k.close = close
+    k.volume = volume
+    k.ts_event = ts_event
+    k.ts_init = ts_init
+    k.__class__ = KlineClosed
+    return k
+
+
+if set(new_kline.__code__.co_varnames[: new_kline.__code__.co_argcount]) != set(_KlineSlots.__slots__):
+    raise TypeError("new_kline must set exactly the fields of KlineClosed")  # a field was added or renamed

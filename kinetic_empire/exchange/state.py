@@ -65,7 +65,7 @@ def import_state(ex: SimulatedExchange, saved: dict[str, Any]) -> None:
             book = ex.book(order.symbol)
             (book.market if order.order_type is OrderType.MARKET else book.resting).append(order)
     for symbol in ex.symbols:
-        ex._refresh(ex.book(symbol))
+        ex.book(symbol).refresh()
     ex.trades[:] = [_decimals(t, _TRADE_DECIMALS) for t in saved["trades"]]
     ex.income[:] = [_decimals(i, ("income",)) for i in saved["income"]]
     ex._next_order_id = int(saved["next_order_id"])

@@ -1,0 +1,164 @@
+"""Order acceptance in the simulated exchange: Binance's checks on a new order, in Binance's order, and
+cancellation.
+
+An accepted order is queued on its symbol's book (market orders wait for the next price, the rest
+rest); a refused one raises :class:`~kinetic_empire.core.errors.ExchangeError` with Binance's code and
+message, which the sandbox returns on the wire and the backtest broker turns into ``OrderRejected``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ..core.enums import OrderStatus, OrderType, Side, TimeInForce, WorkingType
+from ..core.errors import ExchangeError
+from ..core.events import OrderAccepted
+from .book import ZERO, dec
+from .matching import Matching
+from .orders import SimOrder
+
+_LIMIT_TYPES = (OrderType.LIMIT, OrderType.STOP, OrderType.TAKE_PROFIT)
+
+
+class Acceptance(Matching):
+    """Submit and cancel."""
+
+    def submit(
+        self,
+        *,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        quantity: Decimal | None = None,
+        price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+        time_in_force: TimeInForce | None = None,
+        reduce_only: bool = False,
+        close_position: bool = False,
+        working_type: WorkingType = WorkingType.CONTRACT_PRICE,
+        client_order_id: str | None = None,
+        algo: bool = False,
+        good_till_date: int = 0,
+    ) -> SimOrder:
+        """Validate an order as Binance does and accept it, or raise :class:`ExchangeError`."""
+        book = self.book(symbol)
+        rules = book.rules
+        now = self._clock.now_ms()
+        if order_type is OrderType.TRAILING_STOP_MARKET:
+            raise ExchangeError(-1116, "Invalid orderType.")  # not simulated: refused rather than never firing
+        if order_type.is_conditional and not algo:
+            raise ExchangeError(
+                -4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
+            )
+        if close_position and (quantity is not None or reduce_only):
+            raise ExchangeError(-4137, "Quantity must be zero with closePosition equals true.")
+        if close_position and order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
+            raise ExchangeError(-1106, "Parameter 'closePosition' sent when not required.")
+        if quantity is None and not close_position:
+            raise ExchangeError(-1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.")
+        if order_type in _LIMIT_TYPES and price is None:
+            raise ExchangeError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
+        if order_type.is_conditional and trigger_price is None:
+            raise ExchangeError(-1102, "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or malformed.")
+        if order_type in _LIMIT_TYPES and time_in_force is None:
+            time_in_force = TimeInForce.GTC
+        # Binance rejects reuse of an id while the order is open; a finished id may be reused.
+        previous = self._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
+        if previous is not None and previous.is_open:
+            raise ExchangeError(-4116, "ClientOrderId is duplicated.")
+        mark = dec(book.last) if book.last else (price or trigger_price or ZERO)
+        violation = rules.check_order(
+            side=side,
+            order_type=order_type,
+            quantity=quantity,
+            price=price,
+            trigger_price=trigger_price,
+            mark_price=mark,
+            reduce_only=reduce_only or close_position,
+            close_position=close_position,
+        )
+        if violation is not None:
+            raise ExchangeError(violation.binance_code, violation.message)
+        pos = book.pos
+        nothing_to_reduce = pos.qty == 0 or (pos.qty > 0) == (side is Side.BUY)
+        if reduce_only and not order_type.is_conditional and nothing_to_reduce:
+            raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
+        open_count = sum(1 for o in (*book.market, *book.resting) if o.is_open)
+        if rules.max_num_orders is not None and open_count >= rules.max_num_orders:
+            raise ExchangeError(-2025, "Reach max open order limit.")
+        assert quantity is not None or close_position
+        if not (reduce_only or close_position) and quantity is not None:
+            self._check_margin(book, side, quantity, price if order_type is OrderType.LIMIT else None)
+        if client_order_id is None:
+            client_order_id = f"sim-{self._next_order_id}"
+        order = SimOrder(
+            order_id=self._next_order_id,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            order_type=order_type,
+            quantity=quantity if quantity is not None else ZERO,
+            price=price,
+            trigger_price=trigger_price,
+            time_in_force=time_in_force,
+            reduce_only=reduce_only,
+            close_position=close_position,
+            working_type=working_type,
+            is_algo=algo,
+            time=now,
+            good_till_date=good_till_date,
+        )
+        if order_type is OrderType.LIMIT and book.last:
+            marketable = (side is Side.BUY and order.price_f >= book.last) or (
+                side is Side.SELL and order.price_f <= book.last
+            )
+            if marketable and time_in_force is TimeInForce.GTX:
+                raise ExchangeError(
+                    -5022, "Due to the order could not be executed as maker, the Post Only order will be rejected."
+                )
+            if not marketable and time_in_force is TimeInForce.FOK:
+                raise ExchangeError(
+                    -5021, "Due to the order could not be filled immediately, the FOK order has been rejected."
+                )
+            order.is_taker_on_arrival = marketable
+        self._next_order_id += 1
+        self._orders[order.order_id] = order
+        self._by_client[(symbol, client_order_id)] = order
+        if order_type is OrderType.MARKET:
+            book.market.append(order)
+        else:
+            book.resting.append(order)
+        book.busy = True
+        self._emit(
+            OrderAccepted(
+                client_order_id=order.client_order_id,
+                order_id=order.order_id,
+                symbol=symbol,
+                side=side,
+                order_type=order_type,
+                quantity=quantity,
+                price=price,
+                trigger_price=trigger_price,
+                reduce_only=reduce_only,
+                close_position=close_position,
+                ts_event=now,
+                ts_init=now,
+            )
+        )
+        if order_type is OrderType.MARKET and self.config.fill_market_immediately and book.last:
+            self._fill_market_orders(book, book.last, now)
+        return order
+
+    def cancel(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> SimOrder:
+        order = self._find(symbol, order_id, client_order_id)
+        if order is None or not order.is_open:
+            raise ExchangeError(-2011, "Unknown order sent.")
+        self._finish(order, OrderStatus.CANCELED, "canceled by request")
+        return order
+
+    def cancel_all(self, symbol: str, algo: bool | None = None) -> list[SimOrder]:
+        canceled = []
+        for order in self.open_orders(symbol, algo):
+            self._finish(order, OrderStatus.CANCELED, "cancel all")
+            canceled.append(order)
+        return canceled

@@ -1,0 +1,280 @@
+"""The simulated exchange's account books: wallet, positions, the order table, trades and income.
+
+:class:`Ledger` holds the state every part of the exchange works on and applies what changes it: a
+fill (position, entry, realized PnL, fees, the trade record and its events) and an order leaving the
+book. The other parts (margin, funding, matching, acceptance) are mixins over this state, so a method
+call on the exchange costs what it did when all of it was one class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from ..core.clock import Clock
+from ..core.enums import BalanceReason, OrderStatus, Side
+from ..core.errors import ExchangeError
+from ..core.events import BalanceChanged, OrderCanceled, OrderExpired, OrderFilled, PositionChanged
+from ..core.rules import LeverageBrackets, SymbolRules
+from .book import NEVER, ZERO, Book, money
+from .config import ExchangeConfig
+from .cross_margin import solve_liquidation_prices
+from .orders import SimOrder
+
+_BPS = Decimal("0.0001")
+
+
+class Ledger:
+    """Account state and the bookkeeping of fills; the base of :class:`SimulatedExchange`."""
+
+    def __init__(
+        self,
+        rules: Mapping[str, SymbolRules],
+        brackets: Mapping[str, LeverageBrackets],
+        *,
+        clock: Clock,
+        emit: Callable[[Any], None],
+        config: ExchangeConfig | None = None,
+        symbols: Iterable[str] | None = None,
+    ) -> None:
+        self.config = config or ExchangeConfig()
+        self._clock = clock
+        self._emit = emit
+        self._rules = rules
+        self._brackets = brackets
+        self.wallet = self.config.initial_balance
+        self._books: dict[str, Book] = {}
+        self._orders: dict[int, SimOrder] = {}
+        self._by_client: dict[tuple[str, str], SimOrder] = {}
+        self._next_order_id = 1_000_001
+        self._next_trade_id = 1
+        self.trades: list[dict[str, Any]] = []  # userTrades-shaped history
+        self.income: list[dict[str, Any]] = []  # income-history-shaped records
+        self._slip = self.config.slippage_bps * _BPS
+        self._cross_positions = 0  # open positions sharing the cross wallet
+        for symbol in symbols or ():
+            self.book(symbol)
+
+    # ------------------------------------------------------------------------------------ symbols
+    def book(self, symbol: str) -> Book:
+        book = self._books.get(symbol)
+        if book is None:
+            rules = self._rules.get(symbol)
+            if rules is None:
+                raise ExchangeError(-1121, "Invalid symbol.")
+            book = Book(rules, self._brackets.get(symbol), self.config.default_leverage)
+            self._books[symbol] = book
+        return book
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self._books)
+
+    def rules(self, symbol: str) -> SymbolRules:
+        return self.book(symbol).rules
+
+    # --------------------------------------------------------------------------------- order table
+    def get_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> SimOrder:
+        order = self._find(symbol, order_id, client_order_id)
+        if order is None:
+            raise ExchangeError(-2013, "Order does not exist.")
+        return order
+
+    def open_orders(self, symbol: str | None = None, algo: bool | None = None) -> list[SimOrder]:
+        books = [self.book(symbol)] if symbol else list(self._books.values())
+        found = [o for b in books for o in (*b.market, *b.resting) if o.is_open]
+        if algo is not None:  # a triggered conditional order has become a plain order
+            found = [o for o in found if (o.is_algo and not o.triggered) == algo]
+        return sorted(found, key=lambda o: o.order_id)
+
+    def all_orders(self, symbol: str) -> list[SimOrder]:
+        return [o for o in self._orders.values() if o.symbol == symbol]
+
+    def _find(self, symbol: str, order_id: int | None, client_order_id: str | None) -> SimOrder | None:
+        if order_id is not None:
+            order = self._orders.get(order_id)
+            return order if order is not None and order.symbol == symbol else None
+        if client_order_id is not None:
+            return self._by_client.get((symbol, client_order_id))
+        raise ExchangeError(-1102, "Either orderId or origClientOrderId must be sent.")
+
+    # --------------------------------------------------------------------------------- bookkeeping
+    def _fill(self, book: Book, order: SimOrder, qty: Decimal, price: Decimal, maker: bool, ts: int) -> None:
+        pos = book.pos
+        side_sign = 1 if order.side is Side.BUY else -1
+        if order.reduce_only or order.close_position:
+            reducible = abs(pos.qty) if (pos.qty > 0 and side_sign < 0) or (pos.qty < 0 and side_sign > 0) else ZERO
+            if reducible == 0:
+                self._finish(order, OrderStatus.EXPIRED, "reduce-only order with nothing to reduce")
+                return
+            qty = min(qty, reducible)
+        cap = self.config.max_fill_qty.get(book.symbol)
+        if cap is not None and qty > cap:
+            qty = cap
+        signed = qty if side_sign > 0 else -qty
+        realized = ZERO
+        old = pos.qty
+        if old != 0 and (old > 0) != (signed > 0):
+            closing = min(abs(old), qty)
+            realized = (price - pos.entry) * closing if old > 0 else (pos.entry - price) * closing
+        new = old + signed
+        same_direction = old == 0 or (old > 0) == (signed > 0)
+        if new == 0:
+            pos.entry = ZERO
+        elif same_direction:
+            pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
+        elif (old > 0) != (new > 0):
+            pos.entry = price  # flipped: the remainder opened at this fill
+        if old == 0 and new != 0:
+            interval = self.config.funding_interval_ms
+            book.next_funding = (ts // interval + 1) * interval
+        elif new == 0:
+            book.next_funding = NEVER
+        pos.qty = new
+        pos.qty_f = float(new)
+        pos.entry_f = float(pos.entry)
+        rate = self.config.maker_fee if maker else self.config.taker_fee
+        commission = money(price * qty * rate)
+        realized = money(realized)
+        self.wallet += realized - commission
+        order.executed_qty += qty
+        order.cum_quote += price * qty
+        order.avg_price = order.cum_quote / order.executed_qty
+        order.update_time = ts
+        order.status = OrderStatus.FILLED if order.executed_qty >= order.quantity else OrderStatus.PARTIALLY_FILLED
+        trade_id = self._next_trade_id
+        self._next_trade_id += 1
+        self._record_trade(order, trade_id, qty, price, commission, realized, maker, ts)
+        now = self._clock.now_ms()
+        self._emit(
+            OrderFilled(
+                client_order_id=order.client_order_id,
+                order_id=order.order_id,
+                trade_id=trade_id,
+                symbol=book.symbol,
+                side=order.side,
+                order_type=order.order_type,
+                quantity=qty,
+                price=price,
+                commission=commission,
+                realized_pnl=realized,
+                is_maker=maker,
+                status=order.status,
+                reduce_only=order.reduce_only or order.close_position,
+                liquidation=order.client_order_id.startswith("autoclose-"),
+                ts_event=ts,
+                ts_init=now,
+            )
+        )
+        self._after_position_change(book, ts, realized - commission, BalanceReason.ORDER)
+        if not order.is_open:
+            self._remove(order)
+
+    def _after_position_change(self, book: Book, ts: int, change: Decimal, reason: BalanceReason) -> None:
+        pos = book.pos
+        now = self._clock.now_ms()
+        self._update_liquidation_prices()
+        self._emit(
+            PositionChanged(
+                symbol=book.symbol,
+                quantity=pos.qty,
+                entry_price=pos.entry,
+                leverage=pos.leverage,
+                ts_event=ts,
+                ts_init=now,
+            )
+        )
+        self._emit_balance(change, reason, ts, now)
+        if pos.qty == 0:
+            for order in list(book.resting):
+                if order.is_open and (order.reduce_only or order.close_position):
+                    self._finish(order, OrderStatus.EXPIRED, "position closed")
+        elif pos.qty != 0:
+            for order in list(book.resting) + list(book.market):
+                if order.is_open and order.reduce_only and not order.close_position:
+                    closing = (pos.qty > 0) == (order.side is Side.SELL)
+                    if not closing:
+                        self._finish(order, OrderStatus.EXPIRED, "reduce-only order would increase the position")
+        book.refresh()
+
+    def _emit_balance(self, change: Decimal, reason: BalanceReason, ts: int, now: int) -> None:
+        self._emit(
+            BalanceChanged(
+                asset="USDT", wallet_balance=self.wallet, change=change, reason=reason, ts_event=ts, ts_init=now
+            )
+        )
+
+    def _record_trade(
+        self,
+        order: SimOrder,
+        trade_id: int,
+        qty: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        rp: Decimal,
+        maker: bool,
+        ts: int,
+    ) -> None:
+        self.trades.append(
+            {
+                "id": trade_id,
+                "orderId": order.order_id,
+                "symbol": order.symbol,
+                "side": order.side.value,
+                "price": price,
+                "qty": qty,
+                "quoteQty": price * qty,
+                "commission": fee,
+                "realizedPnl": rp,
+                "maker": maker,
+                "buyer": order.side is Side.BUY,
+                "time": ts,
+            }
+        )
+        if rp != 0:
+            self._income(order.symbol, "REALIZED_PNL", rp, ts, str(trade_id))
+        if fee != 0:
+            self._income(order.symbol, "COMMISSION", -fee, ts, str(trade_id))
+
+    def _income(self, symbol: str, kind: str, amount: Decimal, ts: int, info: str) -> None:
+        self.income.append(
+            {
+                "symbol": symbol,
+                "incomeType": kind,
+                "income": amount,
+                "asset": "USDT",
+                "time": ts,
+                "info": info,
+                "tranId": len(self.income) + 1,
+                "tradeId": info if kind != "FUNDING_FEE" else "",
+            }
+        )
+
+    def _finish(self, order: SimOrder, status: OrderStatus, reason: str) -> None:
+        order.status = status
+        now = self._clock.now_ms()
+        order.update_time = now
+        self._remove(order)
+        cls = OrderCanceled if status is OrderStatus.CANCELED else OrderExpired
+        self._emit(
+            cls(
+                client_order_id=order.client_order_id,
+                order_id=order.order_id,
+                symbol=order.symbol,
+                reason=reason,
+                ts_event=now,
+                ts_init=now,
+            )
+        )
+
+    def _remove(self, order: SimOrder) -> None:
+        book = self._books[order.symbol]
+        for queue in (book.market, book.resting):
+            if order in queue:
+                queue.remove(order)
+        book.refresh()
+
+    def _update_liquidation_prices(self) -> None:
+        """Re-solve every open position's liquidation price after the wallet or a position changed."""
+        self._cross_positions = solve_liquidation_prices(self._books.values(), float(self.wallet))

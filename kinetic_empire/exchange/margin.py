@@ -1,0 +1,188 @@
+"""Margin and liquidation of the simulated exchange: leverage, the account's margin figures, the
+initial-margin check an order must pass, and the forced close when a kline reaches a liquidation price.
+
+Account model: one-way position mode, cross margin, USDT as the only margin asset (reference section 9).
+The liquidation prices themselves are solved in :mod:`.cross_margin` whenever the wallet or a position
+changes.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ..core.enums import BalanceReason, MarginType, OrderType, Side, TimeInForce, WorkingType
+from ..core.errors import ExchangeError
+from ..core.events import Liquidated
+from ..core.liquidation import maintenance_margin, tiers
+from .book import ZERO, Book, dec, money
+from .ledger import Ledger
+from .orders import SimOrder
+
+
+class Margin(Ledger):
+    """Leverage settings, margin queries, the margin check of new orders, and liquidation."""
+
+    # --------------------------------------------------------------------------------- settings
+    def set_leverage(self, symbol: str, leverage: int) -> Decimal:
+        """Set a symbol's leverage; returns the max position notional it allows (-4028 if invalid)."""
+        book = self.book(symbol)
+        max_lev = book.brackets.max_leverage() if book.brackets else 125
+        if not 1 <= leverage <= max_lev:
+            raise ExchangeError(-4028, f"Leverage {leverage} is not valid")
+        if book.brackets is not None:
+            notional = abs(book.pos.qty) * Decimal(str(book.last or 0))
+            cap = book.brackets.max_notional(leverage)
+            if notional > cap:
+                raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
+        book.pos.leverage = leverage
+        self._update_liquidation_prices()
+        return book.brackets.max_notional(leverage) if book.brackets else Decimal("1000000000")
+
+    def set_margin_type(self, symbol: str, margin_type: MarginType) -> None:
+        book = self.book(symbol)
+        if book.pos.margin_type is margin_type:
+            raise ExchangeError(-4046, "No need to change margin type.")
+        if margin_type is MarginType.ISOLATED:
+            raise ExchangeError(-1130, "Isolated margin is not supported by the simulated exchange yet.")
+        book.pos.margin_type = margin_type
+
+    # --------------------------------------------------------------------------------- queries
+    def position(self, symbol: str) -> tuple[Decimal, Decimal, int]:
+        """(signed quantity, entry price, leverage)."""
+        pos = self.book(symbol).pos
+        return pos.qty, pos.entry, pos.leverage
+
+    def last_price_float(self, symbol: str) -> float:
+        """The latest price as a float (0.0 before the first); cheap, for account views."""
+        book = self._books.get(symbol)
+        return book.last if book is not None else 0.0
+
+    def last_price(self, symbol: str) -> Decimal:
+        book = self.book(symbol)
+        return book.rules.round_price_nearest(dec(book.last)) if book.last else ZERO
+
+    def unrealized_pnl(self, symbol: str) -> Decimal:
+        book = self.book(symbol)
+        if book.pos.qty == 0 or not book.last:
+            return ZERO
+        return money(book.pos.qty * (dec(book.last) - book.pos.entry))
+
+    def position_initial_margin(self, symbol: str) -> Decimal:
+        book = self.book(symbol)
+        return money(abs(book.pos.qty) * dec(book.last or 0) / book.pos.leverage)
+
+    def maintenance_margin(self, symbol: str) -> Decimal:
+        book = self.book(symbol)
+        if book.pos.qty == 0:
+            return ZERO
+        notional = abs(book.pos.qty) * dec(book.last or 0)
+        return money(max(ZERO, maintenance_margin(tiers(book.brackets), notional)))
+
+    def open_order_initial_margin(self, symbol: str | None = None) -> Decimal:
+        total = ZERO
+        for order in self.open_orders(symbol):
+            if (
+                order.reduce_only
+                or order.close_position
+                or order.orig_type
+                not in (
+                    OrderType.LIMIT,
+                    OrderType.MARKET,
+                )
+            ):
+                continue
+            book = self._books[order.symbol]
+            price = order.price if order.price is not None else dec(book.last or 0)
+            total += price * order.remaining / book.pos.leverage
+        return money(total)
+
+    def total_unrealized_pnl(self) -> Decimal:
+        return sum((self.unrealized_pnl(s) for s in self._books), ZERO)
+
+    def margin_balance(self) -> Decimal:
+        return self.wallet + self.total_unrealized_pnl()
+
+    def available_balance(self) -> Decimal:
+        """Margin balance minus the initial margin of positions and of orders that add exposure."""
+        available = self.wallet
+        for b in self._books.values():
+            pos = b.pos
+            if pos.qty_f != 0.0 and b.last:
+                last = dec(b.last)
+                available += money(pos.qty * (last - pos.entry)) - money(abs(pos.qty) * last / pos.leverage)
+            for order in b.market or ():
+                if order.is_open and not (order.reduce_only or order.close_position):
+                    available -= money(dec(b.last or 0) * order.remaining / pos.leverage)
+            for order in b.resting or ():
+                if order.is_open and order.orig_type is OrderType.LIMIT and not order.reduce_only:
+                    available -= money(order.price * order.remaining / pos.leverage)  # type: ignore[operator]
+        return available
+
+    def liquidation_price(self, symbol: str) -> Decimal:
+        liq = self.book(symbol).pos.liq_f
+        return dec(liq) if liq > 0 else ZERO
+
+    # ------------------------------------------------------------------------------- internals
+    def _check_margin(self, book: Book, side: Side, qty: Decimal, price: Decimal | None) -> None:
+        ref = price if price is not None else dec(book.last) if book.last else None
+        if ref is None:
+            return  # no price yet: nothing to measure against (only before the first kline)
+        pos = book.pos
+        signed = qty if side is Side.BUY else -qty
+        # only the part that increases exposure needs margin
+        after = pos.qty + signed
+        if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
+            increase = qty
+        else:
+            increase = max(ZERO, qty - abs(pos.qty))
+        if increase == 0:
+            return
+        if book.brackets is not None:
+            cap = book.brackets.max_notional(pos.leverage)
+            if abs(after) * ref > cap:
+                raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
+        needed = increase * ref / pos.leverage + increase * ref * self.config.taker_fee
+        if needed > self.available_balance():
+            raise ExchangeError(-2019, "Margin is insufficient.")
+
+    def _liquidate(self, book: Book, ts: int, at: float) -> None:
+        pos = book.pos
+        qty = pos.qty
+        price = book.rules.round_price_nearest(dec(at))
+        order = SimOrder(
+            order_id=self._next_order_id,
+            client_order_id=f"autoclose-{self._next_order_id}",
+            symbol=book.symbol,
+            side=Side.SELL if qty > 0 else Side.BUY,
+            order_type=OrderType.MARKET,
+            quantity=abs(qty),
+            price=None,
+            trigger_price=None,
+            time_in_force=TimeInForce.IOC,
+            reduce_only=True,
+            close_position=False,
+            working_type=WorkingType.MARK_PRICE,
+            is_algo=False,
+            time=ts,
+        )
+        self._next_order_id += 1
+        self._orders[order.order_id] = order
+        wallet_before = self.wallet
+        self._fill(book, order, abs(qty), price, False, ts)
+        fee = money(min(abs(qty) * price * book.rules.liquidation_fee, max(ZERO, self.wallet)))
+        self.wallet -= fee
+        if fee:
+            self._income(book.symbol, "INSURANCE_CLEAR", -fee, ts, "liquidation")
+        now = self._clock.now_ms()
+        self._emit(
+            Liquidated(
+                symbol=book.symbol,
+                quantity=qty,
+                price=price,
+                realized_pnl=self.wallet + fee - wallet_before,
+                fee=fee,
+                ts_event=ts,
+                ts_init=now,
+            )
+        )
+        self._emit_balance(-fee, BalanceReason.LIQUIDATION, ts, now)
