@@ -283,8 +283,8 @@ def test_unknown_outcome_grace_runs_on_the_injected_timer(tmp_path: Path) -> Non
                 accepted: list[OrderAccepted] = []
                 bus.subscribe(OrderAccepted, accepted.append)
                 timer = ManualClock()
-                port = BinanceExecution(bus, rest, UserTranslator(bus.publish, sb.venue.market_clock.now_ms, lambda _s: 20),
-                                        unknown_grace_s=30.0, timer=timer)
+                translator = UserTranslator(bus.publish, sb.venue.market_clock.now_ms, lambda _s: 20)
+                port = BinanceExecution(bus, rest, translator, unknown_grace_s=30.0, timer=timer)
                 bus.publish(order("grace-1", "10"))
                 for _ in range(500):  # the 5xx comes back, then the port waits on the timer
                     if timer.sleepers:
