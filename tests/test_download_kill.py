@@ -108,7 +108,8 @@ def test_killed_download_leaves_a_readable_store_and_a_rerun_completes(tmp_path:
             # September's days are fetched and committed in order, so the held request means days 1-10
             # are in; August is committed by a task of its own, so wait for its coverage record too.
             wait_until(f"asked for September {HELD_DAY}th", hold.reached.is_set, proc)
-            wait_until("committed August", lambda: Coverage.load(store, KEY).covered == committed, proc)
+            wait_until("committed August and the days before the held one",
+                       lambda: Coverage.load(store, KEY).covered == committed, proc)
             proc.send_signal(sig)
             _, err = proc.communicate(timeout=HANG)
         finally:
