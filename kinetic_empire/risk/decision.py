@@ -157,9 +157,7 @@ class IntentDecider:
         ]
 
     # ----------------------------------------------------------------------------------- entries
-    def _entry(
-        self, intent: OrderIntent, rules: SymbolRules, price: Decimal, now: int
-    ) -> Denial | Decision:
+    def _entry(self, intent: OrderIntent, rules: SymbolRules, price: Decimal, now: int) -> Denial | Decision:
         symbol = intent.symbol
         denial = self._states.entry_denial(symbol)
         if denial is not None:
