@@ -20,7 +20,7 @@ bulk after the run by :meth:`Portfolio.equity_curve` from the recorded change po
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 import numpy as np
@@ -98,6 +98,7 @@ class Portfolio:
         self._leverage: dict[str, int] = {}
         self._positions: dict[str, PositionView] = {}  # open positions only
         self._last: dict[str, float] = {}
+        self._on_kline = _price_recorder(self._last)
         self._info: dict[str, _OrderInfo] = {}
         self._book = TradeBook()
         self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
@@ -270,10 +271,6 @@ class Portfolio:
 
     # ------------------------------------------------------------------------------- handlers
 
-    def _on_kline(self, event: KlineClosed) -> None:
-        # the hot path: one store per kline, nothing else
-        self._last[event.symbol] = event.close
-
     def _info_for(self, client_order_id: str) -> _OrderInfo:
         info = self._info.get(client_order_id)
         if info is None:
@@ -400,3 +397,13 @@ class Portfolio:
             symbol=e.symbol, code=e.code, message=e.message,
         ))  # fmt: skip
         self._denials_by_code[e.code] = self._denials_by_code.get(e.code, 0) + 1
+
+
+def _price_recorder(last: dict[str, float]) -> Callable[[KlineClosed], None]:
+    """The kline handler, on the hot path: one store per kline. A closure over the dict rather than a
+    bound method, which saves an attribute lookup on each of a backtest's million klines."""
+
+    def on_kline(event: KlineClosed) -> None:
+        last[event.symbol] = event.close
+
+    return on_kline
