@@ -26,6 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "binance": {"core", "binance", "logs"},
     "logs": {"logs"},
     "config": {"core", "config"},
+    # the core both composition roots build (bus, portfolio, risk, runners): no port, no feed, no venue
+    "assembly": {"core", "config", "portfolio", "risk", "strategy"},
 }
 ROOTS = {"backtest", "live", "sandbox", "download", "cli", "__init__", "__main__"}
 

@@ -37,6 +37,17 @@ class Venue:
         self.wallet = D(wallet)
         self.oid = 0
 
+    def request(
+        self, cid: str, strategy_id: str, side: Side, order_type: OrderType = OrderType.MARKET, ts: int = 0
+    ) -> None:
+        """The risk manager's order request: the portfolio learns an order's strategy and reason from it."""
+        self.bus.publish(
+            OrderRequest(
+                client_order_id=cid, intent_id=cid, strategy_id=strategy_id, symbol=SYM, side=side,
+                order_type=order_type, quantity=D(1), ts_event=ts, ts_init=ts,
+            )
+        )  # fmt: skip
+
     def kline(self, ts: int, close: float, symbol: str = SYM) -> None:
         k = KlineClosed(
             symbol=symbol, timeframe="1m", open_time=ts - 59_999, open=close, high=close, low=close,
@@ -59,9 +70,7 @@ class Venue:
 
     def position(self, ts: int, qty: str, entry: str, symbol: str = SYM, lev: int = 5) -> None:
         self.bus.publish(
-            PositionChanged(
-                symbol=symbol, quantity=D(qty), entry_price=D(entry), leverage=lev, ts_event=ts, ts_init=ts
-            )
+            PositionChanged(symbol=symbol, quantity=D(qty), entry_price=D(entry), leverage=lev, ts_event=ts, ts_init=ts)
         )
 
     def fill(
@@ -120,8 +129,8 @@ def test_kline_on_a_topic_sets_last_price(setup: tuple[EventBus, Portfolio, Venu
 
 def test_long_round_trip_with_funding(setup: tuple[EventBus, Portfolio, Venue]) -> None:
     bus, pf, venue = setup
-    pf.register_order("o1", "ema", "signal")
-    pf.register_order("o2", "ema", "take_profit")
+    venue.request("o1", "ema", Side.BUY)
+    venue.request("o2", "ema", Side.SELL, OrderType.TAKE_PROFIT_MARKET)
     venue.fill(1_000, "o1", Side.BUY, "2", "100", fee="0.08")
     venue.position(1_000, "2", "100")
     venue.kline(59_999, 105.0)
@@ -174,8 +183,8 @@ def test_scale_in_partial_exits_short(setup: tuple[EventBus, Portfolio, Venue]) 
 
 def test_flip_closes_one_trade_and_opens_another(setup: tuple[EventBus, Portfolio, Venue]) -> None:
     _, pf, venue = setup
-    pf.register_order("open", "s1")
-    pf.register_order("flip", "s2", "signal")
+    venue.request("open", "s1", Side.BUY)
+    venue.request("flip", "s2", Side.SELL)
     venue.fill(10, "open", Side.BUY, "2", "100", "0.2")
     venue.fill(20, "flip", Side.SELL, "3", "90", "0.3", pnl="-20")
     (first,) = pf.trades
@@ -220,9 +229,7 @@ def test_late_fee_goes_to_the_open_trade_when_nothing_closed_then(
     venue.fill(1, "o", Side.BUY, "2", "100", "0.08")
     venue.fill(5, "autoclose-1", Side.SELL, "1", "90", "0.036", pnl="-10", liquidation=True)
     bus.publish(
-        Liquidated(
-            symbol=SYM, quantity=D(2), price=D(90), realized_pnl=D(-10), fee=D("0.1"), ts_event=5, ts_init=5
-        )
+        Liquidated(symbol=SYM, quantity=D(2), price=D(90), realized_pnl=D(-10), fee=D("0.1"), ts_event=5, ts_init=5)
     )
     assert pf.trades == []
     venue.fill(7, "c", Side.SELL, "1", "95", "0.038", pnl="-5")
@@ -234,13 +241,9 @@ def test_liquidated_event_alone_closes_the_trade(setup: tuple[EventBus, Portfoli
     bus, pf, venue = setup
     venue.fill(1, "o", Side.SELL, "1", "100", "0.04")
     bus.publish(
-        Liquidated(
-            symbol=SYM, quantity=D(-1), price=D(119), realized_pnl=D(-19), fee=D("0.6"), ts_event=5, ts_init=5
-        )
+        Liquidated(symbol=SYM, quantity=D(-1), price=D(119), realized_pnl=D(-19), fee=D("0.6"), ts_event=5, ts_init=5)
     )
-    venue.fill(
-        5, "autoclose-9", Side.BUY, "1", "119", "0.6", pnl="-19", liquidation=True
-    )  # late: not rebooked
+    venue.fill(5, "autoclose-9", Side.BUY, "1", "119", "0.6", pnl="-19", liquidation=True)  # late: not rebooked
     (t,) = pf.trades
     assert (t.side, t.exit_reason, t.exit_price, t.net_pnl) == (
         PositionSide.SHORT,
@@ -255,7 +258,6 @@ def test_liquidated_event_alone_closes_the_trade(setup: tuple[EventBus, Portfoli
 
 def test_orders_log_rows(setup: tuple[EventBus, Portfolio, Venue]) -> None:
     bus, pf, venue = setup
-    pf.register_order("sl1", "ema", "stop_loss")
     bus.publish(
         OrderRequest(
             client_order_id="sl1", intent_id="i1", strategy_id="ema", symbol=SYM, side=Side.SELL,
@@ -268,14 +270,10 @@ def test_orders_log_rows(setup: tuple[EventBus, Portfolio, Venue]) -> None:
             quantity=D("0.5"), price=None, trigger_price=D("95"), reduce_only=True, ts_event=2, ts_init=2,
         )
     )  # fmt: skip
-    bus.publish(
-        OrderCanceled(client_order_id="sl1", order_id=7, symbol=SYM, reason="user", ts_event=3, ts_init=3)
-    )
+    bus.publish(OrderCanceled(client_order_id="sl1", order_id=7, symbol=SYM, reason="user", ts_event=3, ts_init=3))
     bus.publish(OrderRejected(client_order_id="x9", symbol=SYM, code=-2019, reason="Margin is insufficient.",
                               ts_event=4, ts_init=4))  # fmt: skip
-    bus.publish(
-        OrderExpired(client_order_id="sl1", order_id=7, symbol=SYM, reason="GTD", ts_event=5, ts_init=5)
-    )
+    bus.publish(OrderExpired(client_order_id="sl1", order_id=7, symbol=SYM, reason="GTD", ts_event=5, ts_init=5))
     venue.fill(6, "sl1", Side.SELL, "0.2", "95", "0.01", status=OrderStatus.PARTIALLY_FILLED)
     rows = pf.orders
     assert [r.status for r in rows] == ["NEW", "CANCELED", "REJECTED", "EXPIRED", "PARTIALLY_FILLED"]
@@ -348,7 +346,7 @@ def test_equity_curve_without_activity_and_missing_closes(setup: tuple[EventBus,
 
 def test_open_trades_marked_at_last_price(setup: tuple[EventBus, Portfolio, Venue]) -> None:
     _, pf, venue = setup
-    pf.register_order("o", "ema")
+    venue.request("o", "ema", Side.BUY)
     venue.fill(1, "o", Side.BUY, "2", "100", "0.08")
     venue.position(1, "2", "100")
     venue.kline(59_999, 103.0)
@@ -381,7 +379,7 @@ def test_other_asset_balance_is_ignored(setup: tuple[EventBus, Portfolio, Venue]
         (OrderType.MARKET, "signal"),
     ],
 )
-def test_unregistered_orders_take_strategy_and_reason_from_the_request(
+def test_orders_take_strategy_and_reason_from_the_request(
     setup: tuple[EventBus, Portfolio, Venue], order_type: OrderType, reason: str
 ) -> None:
     bus, pf, venue = setup
@@ -400,7 +398,3 @@ def test_unregistered_orders_take_strategy_and_reason_from_the_request(
     venue.fill(2, "out", Side.SELL, "1", "100", "0")
     (t,) = pf.trades
     assert (t.strategy_id, t.exit_reason) == ("rsi", reason)
-    pf.register_order("late", "x", "take_profit")
-    request("late", Side.BUY, OrderType.STOP_MARKET)
-    venue.fill(3, "late", Side.BUY, "1", "100", "0")
-    assert pf.orders[-1].reason == "take_profit"  # a registered reason wins

@@ -10,8 +10,9 @@ import pytest
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.core.enums import OrderType, PositionSide, Side
-from kinetic_empire.core.events import KlineClosed
+from kinetic_empire.core.events import KlineClosed, OrderRequest
 from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange
+from kinetic_empire.exchange.broker import SimulatedBroker
 from kinetic_empire.portfolio import Portfolio
 from kinetic_empire.resources import default_brackets, default_symbol_rules
 
@@ -34,7 +35,7 @@ def test_round_trip_funding_and_liquidation_reconcile(rules_brackets) -> None:  
         {SYM: rules[SYM]}, brackets, clock=clock, emit=bus.publish,
         config=ExchangeConfig(initial_balance=D("1000")), symbols=[SYM],
     )  # fmt: skip
-    bus.subscribe(KlineClosed, ex.on_kline, topic=(SYM, "1m"))
+    SimulatedBroker(bus, ex, clock, [(SYM, "1m")])  # the backtest's execution port
     pf.set_leverage(SYM, ex.set_leverage(SYM, 50) and 50)
 
     # a path: flat at 40000, up to 40400, long held across the 08:00 funding, then a crash;
@@ -55,10 +56,12 @@ def test_round_trip_funding_and_liquidation_reconcile(rules_brackets) -> None:  
         if i in plan:
             side, qty = plan[i]
             clock.advance_to(k.ts_event)
-            ex.submit(
-                symbol=SYM, side=side, order_type=OrderType.MARKET, quantity=D(qty), client_order_id=f"c{i}"
-            )
-            pf.register_order(f"c{i}", "test")
+            bus.publish(
+                OrderRequest(
+                    client_order_id=f"c{i}", intent_id=f"c{i}", strategy_id="test", symbol=SYM, side=side,
+                    order_type=OrderType.MARKET, quantity=D(qty), ts_event=k.ts_event, ts_init=k.ts_event,
+                )
+            )  # fmt: skip
 
     first, liq = pf.trades
     assert first.side is PositionSide.LONG and first.exit_reason == "signal"

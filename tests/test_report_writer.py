@@ -13,7 +13,14 @@ import pytest
 
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.enums import BalanceReason, OrderStatus, OrderType, Side
-from kinetic_empire.core.events import BalanceChanged, KlineClosed, OrderFilled, PositionChanged, RiskDenied
+from kinetic_empire.core.events import (
+    BalanceChanged,
+    KlineClosed,
+    OrderFilled,
+    OrderRequest,
+    PositionChanged,
+    RiskDenied,
+)
 from kinetic_empire.portfolio import Portfolio
 from kinetic_empire.report import FILES, compute_metrics, drawdown_pct, format_summary, write_results
 from kinetic_empire.report import writer as writer_mod
@@ -47,6 +54,10 @@ def run_portfolio() -> tuple[Portfolio, np.ndarray, np.ndarray]:
         bus.publish(BalanceChanged(asset="USDT", wallet_balance=wallet, change=D(pnl) - fee,
                                    reason=BalanceReason.ORDER, ts_event=t, ts_init=t))  # fmt: skip
 
+    def request(t: int, cid: str, side: Side, kind: OrderType) -> None:
+        bus.publish(OrderRequest(client_order_id=cid, intent_id=cid, strategy_id="ema", symbol=SYM, side=side,
+                                 order_type=kind, quantity=D(1), ts_event=t, ts_init=t))  # fmt: skip
+
     def position(t: int, qty: str, entry: float) -> None:
         bus.publish(PositionChanged(symbol=SYM, quantity=D(qty), entry_price=D(repr(entry)), leverage=1,
                                     ts_event=t, ts_init=t))  # fmt: skip
@@ -54,15 +65,15 @@ def run_portfolio() -> tuple[Portfolio, np.ndarray, np.ndarray]:
     for i, t in enumerate(ts.tolist()):
         open_t = t - MIN + 1
         if i == 2:
-            pf.register_order("e1", "ema", "signal")
+            request(open_t, "e1", Side.BUY, OrderType.MARKET)
             fill(open_t, "e1", Side.BUY, "2", float(closes[i - 1]), "0")
             position(open_t, "2", float(closes[i - 1]))
         if i == 5:
-            pf.register_order("x1", "ema", "take_profit")
+            request(open_t, "x1", Side.SELL, OrderType.TAKE_PROFIT_MARKET)
             fill(open_t, "x1", Side.SELL, "2", float(closes[i - 1]), "4")
             position(open_t, "0", 0.0)
         if i == 7:
-            pf.register_order("e2", "ema", "signal")
+            request(open_t, "e2", Side.BUY, OrderType.MARKET)
             fill(open_t, "e2", Side.BUY, "1", float(closes[i - 1]), "0")
             position(open_t, "1", float(closes[i - 1]))
             bus.publish(RiskDenied(intent_id="i9", strategy_id="ema", symbol=SYM, code="MAX_POSITIONS",

@@ -46,8 +46,9 @@ class Desk:
         self.journal.attach(bus)
         self.exchange = SimulatedExchange(rules, default_brackets(), clock=self.clock, emit=bus.publish,
                                           config=ExchangeConfig(initial_balance=D(10_000)), symbols=(FIL, NEAR))
-        self.portfolio = Portfolio(bus, D(10_000), prices=self.exchange.last_price_float)
+        self.portfolio = Portfolio(bus, D(10_000), follow_prices=False)
         SimulatedBroker(bus, self.exchange, self.clock, [(s, "1m") for s in (FIL, NEAR)])
+        self.portfolio.subscribe_prices()  # after the port, as the core builder does
         self.risk = RiskManager(bus, self.clock, self.portfolio, rules, default_brackets(),
                                 RiskConfig.from_mapping({"default_leverage": 2}), fee_rate_taker=D("0.0005"),
                                 fee_rate_maker=D("0.0002"))

@@ -104,11 +104,20 @@ def kline(symbol: str, tf: str, high: float, low: float, close: float, t: int = 
     )
 
 
+def risk_kline_handlers(h: Harness) -> list[object]:
+    """KlineClosed handlers bound to an object of the risk package (the manager or one of its parts)."""
+    return [
+        f
+        for f in h.bus.handlers(KlineClosed)
+        if type(getattr(f, "__self__", None)).__module__.startswith("kinetic_empire.risk")
+    ]
+
+
 def test_volatility_target_uses_the_tracked_atr() -> None:
     cfg = {"method": "volatility_target", "percent": 1, "timeframe": "1h", "atr_period": 3, "atr_multiple": 2}
     h = Harness({"sizing": cfg})
     # subscribed because the config needs an ATR
-    assert any(getattr(f, "__self__", None) is h.rm for f in h.bus.handlers(KlineClosed))
+    assert len(risk_kline_handlers(h)) == 1
     assert only_denial(h.intent("OPEN_LONG", FIL, 2.0)).code == "ATR_NOT_READY"
     for _ in range(3):
         h.publish(kline(FIL, "1h", 2.5, 2.0, 2.25))
@@ -120,7 +129,7 @@ def test_volatility_target_uses_the_tracked_atr() -> None:
 
 def test_no_kline_subscription_without_an_atr_rule() -> None:
     h = Harness({"sizing": {"method": "risk_per_trade", "percent": 1}})
-    assert all(getattr(f, "__self__", None) is not h.rm for f in h.bus.handlers(KlineClosed))
+    assert risk_kline_handlers(h) == []
 
 
 def test_raw_quantity_zero_atr_and_no_equity() -> None:

@@ -1,6 +1,7 @@
-"""The backtest composition root: wires the same objects a live run uses around a replay feed.
+"""The backtest composition root: the core a live run uses (:mod:`kinetic_empire.assembly`), with a
+replay feed as the kline source and the simulated exchange behind a SimulatedBroker as the port.
 
-feed (replay) → bus → [simulated exchange via SimulatedBroker, portfolio, strategy runners]
+feed (replay) → bus → [simulated exchange via SimulatedBroker, portfolio, risk manager, strategy runners]
 strategy intents → risk manager → order requests → SimulatedBroker → exchange → events → bus
 """
 
@@ -13,10 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from ..assembly import build_core, resolve_strategies
 from ..core.bus import EventBus
 from ..core.clock import LiveClock, ReplayClock
 from ..core.errors import ConfigError, DataError, KineticError
@@ -29,7 +30,6 @@ from ..exchange.broker import SimulatedBroker
 from ..portfolio import Portfolio
 from ..resources import default_brackets, default_symbol_rules
 from ..risk import RiskConfig, RiskManager
-from ..strategy.base import Strategy
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
 from .config import BacktestConfig
@@ -86,16 +86,6 @@ class Backtest:
         self._brackets = brackets if brackets is not None else default_brackets()
 
     # ------------------------------------------------------------------------------------ setup
-    def _strategy_classes(self) -> list[tuple[Any, type[Strategy], str]]:
-        found = []
-        for s in self.config.strategies:
-            cls = self._registry.get(s.name)
-            tf = s.timeframe or cls.timeframe
-            timeframe_ms(tf)
-            cls.resolve_params(s.params, where=f"{s.path}.params")  # fail before loading any data
-            found.append((s, cls, tf))
-        return found
-
     def _load(self, symbol: str, timeframes: set[str]) -> _Plan:
         finest = min(timeframes, key=timeframe_ms)
         exec_tf = finest if self.config.execution_timeframe == "auto" else self.config.execution_timeframe
@@ -153,13 +143,15 @@ class Backtest:
     # -------------------------------------------------------------------------------------- run
     def run(self, progress: Callable[[int, int], None] | None = None) -> BacktestResult:
         cfg = self.config
-        specs = self._strategy_classes()
+        specs = resolve_strategies(cfg.strategies, self._registry)  # fail before loading any data
         tfs: dict[str, set[str]] = {}
-        for s, _cls, tf in specs:
-            for sym in s.symbols:
+        for spec in specs:
+            for sym in spec.config.symbols:
                 if sym not in self._rules:
-                    raise ConfigError(f"{s.path}.symbols", f"unknown symbol {sym} (not in exchangeInfo)", cfg.source)
-                tfs.setdefault(sym, set()).add(tf)
+                    raise ConfigError(
+                        f"{spec.config.path}.symbols", f"unknown symbol {sym} (not in exchangeInfo)", cfg.source
+                    )
+                tfs.setdefault(sym, set()).add(spec.timeframe)
         risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
         risk_config.validate(self._rules, self._brackets, list(tfs))
         plans = {sym: self._load(sym, t) for sym, t in tfs.items()}
@@ -181,38 +173,36 @@ class Backtest:
             ),
             symbols=list(plans),
         )
-        # observers subscribe first: they see a command before the exchange answers it
-        portfolio = Portfolio(bus, cfg.initial_balance, prices=exchange.last_price_float)
         exec_topics = [(sym, p.execution.timeframe) for sym, p in plans.items()]
-        SimulatedBroker(bus, exchange, clock, exec_topics)
-        risk = RiskManager(
-            bus, clock, portfolio, self._rules, self._brackets, risk_config,
-            fee_rate_taker=cfg.taker_fee, fee_rate_maker=cfg.maker_fee,
-        )  # fmt: skip
-        for sym in plans:
-            leverage = risk.leverage_for(sym)
+        core = build_core(
+            bus=bus,
+            clock=clock,
+            specs=specs,
+            rules=self._rules,
+            brackets=self._brackets,
+            risk_config=risk_config,
+            initial_balance=cfg.initial_balance,
+            fee_rate_taker=cfg.taker_fee,
+            fee_rate_maker=cfg.maker_fee,
+            connect_port=lambda bus, _portfolio: SimulatedBroker(bus, exchange, clock, exec_topics),
+            id_tag="b",
+        )
+        for sym, leverage in core.leverage.items():
             exchange.set_leverage(sym, leverage)
-            portfolio.set_leverage(sym, leverage)
 
-        runners: list[StrategyRunner] = []
         history_lengths: list[int] = []
+        for runner in core.runners:
+            frame = plans[runner.symbol].by_timeframe[runner.timeframe]
+            runner.bind_history(frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume,
+                                start_index=_start_index(frame, cfg.start))  # fmt: skip
+            history_lengths.append(len(frame))
+            if self.check_lookahead:
+                arrays = (frame.open, frame.high, frame.low, frame.close, frame.volume)
+                findings = check_lookahead(runner.strategy, arrays)
+                if findings:
+                    raise LookaheadError(findings)
         streams: list[Stream] = []
         published: set[tuple[str, str]] = set()
-        for n, (s, cls, tf) in enumerate(specs):
-            for sym in s.symbols:
-                strategy = _instantiate(cls, sym, tf, s.params, s.path)
-                frame = plans[sym].by_timeframe[tf]
-                start = _start_index(frame, cfg.start)
-                runner = StrategyRunner(strategy, bus, clock, strategy_id=s.strategy_id, id_prefix=f"b{n}{sym}")
-                runner.bind_history(frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume,
-                                    start_index=start)  # fmt: skip
-                runners.append(runner)
-                history_lengths.append(len(frame))
-                if self.check_lookahead:
-                    arrays = (frame.open, frame.high, frame.low, frame.close, frame.volume)
-                    findings = check_lookahead(strategy, arrays)
-                    if findings:
-                        raise LookaheadError(findings)
         for sym, plan in plans.items():
             series = {**plan.by_timeframe, plan.execution.timeframe: plan.execution}
             for tf, frame in sorted(series.items(), key=lambda kv: timeframe_ms(kv[0])):
@@ -220,6 +210,7 @@ class Backtest:
                     published.add((sym, tf))
                     streams.append(Stream(frame, _start_index(frame, cfg.start)))
 
+        runners = list(core.runners)
         feed = ReplayFeed(bus, clock, streams)
         total = feed.total
         for r in runners:
@@ -234,13 +225,12 @@ class Backtest:
                 raise KineticError(f"{r.strategy_id} on {r.symbol}: replay out of step with its history")
 
         timestamps, closes = _timeline(plans, cfg.start)
+        portfolio = core.portfolio
         equity = portfolio.equity_curve(timestamps, closes)
         gaps = {sym: p.execution.missing for sym, p in plans.items() if p.execution.missing}
-        return BacktestResult(cfg, portfolio, exchange, timestamps, equity, closes, done, elapsed, runners, risk, gaps)
-
-
-def _instantiate(cls: type[Strategy], symbol: str, timeframe: str, params: Mapping[str, Any], path: str) -> Strategy:
-    return cls(symbol, params, timeframe=timeframe, where=f"{path}.params")
+        return BacktestResult(
+            cfg, portfolio, exchange, timestamps, equity, closes, done, elapsed, runners, core.risk, gaps
+        )
 
 
 def _start_index(frame: KlineFrame, start: int | None) -> int:

@@ -72,15 +72,14 @@ class ReplayFeed:
         n = s.count
         sym, tf = f.symbol, f.timeframe
         publish, make, clock = self._bus.publisher(KlineClosed, (sym, tf)), new_kline, self._clock
-        last = f.interval_ms - 1
-        arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
+        arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume, f.close_time)
         for begin in range(s.start, s.start + n, _CHUNK):
-            # python scalars a chunk at a time: fast indexing, and a working set that stays in cache
-            ot, o, h, lo, c, v = (a[begin : begin + _CHUNK].tolist() for a in arrays)
-            for i in range(len(ot)):
-                t = ot[i] + last
+            # python scalars a chunk at a time: a working set that stays in cache, and one zip over
+            # the columns (cheaper per kline than indexing each of them)
+            columns = (a[begin : begin + _CHUNK].tolist() for a in arrays)
+            for ot, o, h, lo, c, v, t in zip(*columns):
                 clock.time_ms = t
-                publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
+                publish(make(sym, tf, ot, o, h, lo, c, v, t, t))
             if progress is not None:
                 progress(min(n, begin - s.start + _CHUNK))
         return n

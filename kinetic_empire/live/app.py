@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ..assembly import build_core, resolve_strategies
 from ..binance.errors import BinanceError, NoChangeError, RejectedError
 from ..binance.execution import BinanceExecution
 from ..binance.market import KlineFeed, market_now
@@ -147,13 +148,7 @@ class LiveEngine:
     async def start(self) -> None:
         cfg = self.config
         rest = await self.rest.start()
-        specs = []
-        for s in cfg.strategies:
-            cls = self.registry.get(s.name)
-            tf = s.timeframe or cls.timeframe
-            timeframe_ms(tf)
-            cls.resolve_params(s.params, where=f"{s.path}.params")
-            specs.append((s, cls, tf))
+        specs = resolve_strategies(cfg.strategies, self.registry)
         risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
         await rest.sync_time()
         brackets = await self._brackets()
@@ -198,34 +193,29 @@ class LiveEngine:
                 started_wall_ms=int(self.health.started_wall * 1000), started_market_ms=clock.now_ms(),
                 config=cfg.to_dict(), fees={"maker": str(maker), "taker": str(taker)},
             )
-        self.portfolio = Portfolio(bus, wallet)
-        self.translator = UserTranslator(bus.publish, clock.now_ms, self.portfolio.leverage, observe=clock.observe)
-        self.translator.wallet = wallet
-        self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s,
-                                          before_send=self.journal.commit_commands, timer=self.timer)
-        self.risk = RiskManager(bus, clock, self.portfolio, self.rules, brackets, risk_config,
-                                fee_rate_taker=taker, fee_rate_maker=maker)
+
+        def connect_port(bus: EventBus, portfolio: Portfolio) -> BinanceExecution:
+            self.portfolio = portfolio
+            self.translator = UserTranslator(bus.publish, clock.now_ms, portfolio.leverage, observe=clock.observe)
+            self.translator.wallet = wallet
+            self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s,
+                                              before_send=self.journal.commit_commands, timer=self.timer)
+            return self.execution
+
+        core = build_core(bus=bus, clock=clock, specs=specs, rules=self.rules, brackets=brackets,
+                          risk_config=risk_config, initial_balance=wallet, fee_rate_taker=taker, fee_rate_maker=maker,
+                          connect_port=connect_port, id_tag=self.tag, fail_fast=False, window=cfg.window,
+                          last_seq=view.last_seq if view is not None else None)  # resumed: never a reused client id
+        self.risk = core.risk
+        self.runners.extend(core.runners)
         self._initial_state = self.initial_state = risk_config.state
         self._wire_commands()
-        lev_meta = {}
-        for sym in self.symbols:
-            lev = self.risk.leverage_for(sym)
-            lev_meta[sym] = lev
-            self.portfolio.set_leverage(sym, lev)
-            if not cfg.preflight:  # the doctor has set margin type and leverage otherwise
+        if not cfg.preflight:  # the doctor has set margin type and leverage otherwise
+            for sym, lev in core.leverage.items():
                 await self._set_symbol(sym, lev)
-        self.journal.set_meta(leverage=lev_meta)
+        self.journal.set_meta(leverage=dict(core.leverage))
 
-        topics: list[tuple[str, str]] = []
-        for n, (s, cls, tf) in enumerate(specs):
-            for sym in s.symbols:
-                strategy = cls(sym, s.params, timeframe=tf, where=f"{s.path}.params")
-                runner = StrategyRunner(strategy, bus, clock, strategy_id=s.strategy_id,
-                                        id_prefix=f"{self.tag}{n}{sym}", fail_fast=False, window=cfg.window)
-                if view is not None:  # new intent ids continue after the journaled ones: never a reused client id
-                    runner.continue_ids_after(view.last_seq(f"{self.tag}{n}{sym}"))
-                self.runners.append(runner)
-                topics.append((sym, tf))
+        topics = [(r.symbol, r.timeframe) for r in core.runners]
         if view is not None:
             self._restore(view)
         if cfg.price_timeframe:  # fresh marks for equity and risk on every symbol, as a backtest's 1m execution

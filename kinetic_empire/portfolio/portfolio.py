@@ -13,8 +13,9 @@ Sources of truth, so nothing is counted twice:
   liquidation fill arriving after it is logged but not booked again;
 - funding total: ``FundingApplied``.
 
-Equity is not recomputed per kline: the kline handler only stores the close. The equity curve is
-built in bulk after the run by :meth:`Portfolio.equity_curve` from the recorded change points.
+Prices come from the bus too, in backtests and live alike: the close of every ``KlineClosed``. Equity
+is not recomputed per kline: the kline handler only stores the close. The equity curve is built in
+bulk after the run by :meth:`Portfolio.equity_curve` from the recorded change points.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from .trades import TradeBook
 
 _ZERO = Decimal(0)
 
-# the exit reason of an order nobody registered, read from what it is
+# the exit reason of an order, read from what it is (its strategy comes from its OrderRequest)
 _REASON_BY_TYPE = {
     OrderType.STOP: "stop_loss",
     OrderType.STOP_MARKET: "stop_loss",
@@ -85,11 +86,10 @@ class Portfolio:
         leverage_default: int = 1,
         *,
         asset: str = "USDT",
-        prices: Callable[[str], float] | None = None,
+        follow_prices: bool = True,
     ) -> None:
-        """``prices``: where latest prices come from. None (live): the portfolio follows every closed
-        kline on the bus. A backtest passes the simulated exchange's price lookup instead, which keeps
-        one handler off the per-kline path."""
+        """``follow_prices=False`` defers the price subscription to :meth:`subscribe_prices`, for a
+        builder that must subscribe the execution port's kline handler first (see there)."""
         self.initial_balance = Decimal(initial_balance)
         self.asset = asset
         self._bus = bus
@@ -98,7 +98,7 @@ class Portfolio:
         self._leverage: dict[str, int] = {}
         self._positions: dict[str, PositionView] = {}  # open positions only
         self._last: dict[str, float] = {}
-        self._prices = prices if prices is not None else (lambda symbol: self._last.get(symbol, 0.0))
+        self._on_kline = _price_recorder(self._last)
         self._info: dict[str, _OrderInfo] = {}
         self._book = TradeBook()
         self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
@@ -126,10 +126,21 @@ class Portfolio:
             (Liquidated, self._on_liquidated),
             (RiskDenied, self._on_denied),
         ]
-        if prices is None:
+        if follow_prices:
             self._subscriptions.insert(0, (KlineClosed, self._on_kline))
         for event_type, handler in self._subscriptions:
             bus.subscribe(event_type, handler)  # type: ignore[arg-type]
+
+    def subscribe_prices(self) -> None:
+        """Start following closed klines for prices (once; a portfolio built with ``follow_prices=False``).
+
+        Subscribed after the execution port, a simulated exchange has matched a kline (fills at its
+        open, triggers in its range) before the portfolio marks positions at its close: equity seen
+        while those fills are booked is marked at the previous close, as the exchange's own is.
+        """
+        if (KlineClosed, self._on_kline) not in self._subscriptions:
+            self._subscriptions.append((KlineClosed, self._on_kline))
+            self._bus.subscribe(KlineClosed, self._on_kline)
 
     def close(self) -> None:
         """Stop listening (the records stay readable)."""
@@ -138,17 +149,6 @@ class Portfolio:
         self._subscriptions = []
 
     # ------------------------------------------------------------------------------- engine wiring
-
-    def register_order(self, client_order_id: str, strategy_id: str, reason: str = "signal") -> None:
-        """Tag an order before it is filled: fills carry no strategy, and trades need an exit reason.
-
-        Optional: an unregistered order takes its strategy from its ``OrderRequest`` and its reason
-        from its type (stop types -> ``stop_loss``, take-profit types -> ``take_profit``, else
-        ``signal``). A registered reason always wins.
-        """
-        info = self._info_for(client_order_id)
-        info.strategy_id = strategy_id
-        info.reason = reason
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         self._leverage[symbol] = leverage
@@ -181,13 +181,13 @@ class Portfolio:
         return [self._positions[s] for s in sorted(self._positions)]
 
     def last_price(self, symbol: str) -> float:
-        return self._prices(symbol)
+        return self._last.get(symbol, 0.0)
 
     def leverage(self, symbol: str) -> int:
         return self._leverage.get(symbol, self._leverage_default)
 
     def _mark(self, p: PositionView) -> Decimal:
-        last = self._prices(p.symbol)
+        last = self._last.get(p.symbol)
         return Decimal(repr(float(last))) if last else p.entry_price
 
     # ------------------------------------------------------------------------------- records
@@ -250,9 +250,7 @@ class Portfolio:
                 raise KeyError(f"equity_curve: no closes for {symbol}, which held a position")
             close = np.asarray(closes[symbol], dtype=np.float64)
             if close.shape != ts.shape:
-                raise ValueError(
-                    f"equity_curve: closes[{symbol}] has shape {close.shape}, expected {ts.shape}"
-                )
+                raise ValueError(f"equity_curve: closes[{symbol}] has shape {close.shape}, expected {ts.shape}")
             entry = step_lookup(hts, hentry, ts, 0.0)
             equity += np.where(held, qty * (close - entry), 0.0)
         return equity
@@ -272,10 +270,6 @@ class Portfolio:
         return float(mask.mean()) if mask.size else 0.0
 
     # ------------------------------------------------------------------------------- handlers
-
-    def _on_kline(self, event: KlineClosed) -> None:
-        # the hot path: one store per kline, nothing else
-        self._last[event.symbol] = event.close
 
     def _info_for(self, client_order_id: str) -> _OrderInfo:
         info = self._info.get(client_order_id)
@@ -323,9 +317,7 @@ class Portfolio:
         )  # fmt: skip
 
     def _on_rejected(self, e: OrderRejected) -> None:
-        self._log(
-            e.ts_event, e.client_order_id, e.symbol, OrderStatus.REJECTED.value, f"{e.code}: {e.reason}"
-        )
+        self._log(e.ts_event, e.client_order_id, e.symbol, OrderStatus.REJECTED.value, f"{e.code}: {e.reason}")
 
     def _on_canceled(self, e: OrderCanceled) -> None:
         self._log(e.ts_event, e.client_order_id, e.symbol, OrderStatus.CANCELED.value, e.reason)
@@ -405,3 +397,13 @@ class Portfolio:
             symbol=e.symbol, code=e.code, message=e.message,
         ))  # fmt: skip
         self._denials_by_code[e.code] = self._denials_by_code.get(e.code, 0) + 1
+
+
+def _price_recorder(last: dict[str, float]) -> Callable[[KlineClosed], None]:
+    """The kline handler, on the hot path: one store per kline. A closure over the dict rather than a
+    bound method, which saves an attribute lookup on each of a backtest's million klines."""
+
+    def on_kline(event: KlineClosed) -> None:
+        last[event.symbol] = event.close
+
+    return on_kline

@@ -9,10 +9,13 @@ paper runs and live::
                        fee_rate_taker=Decimal("0.0005"), fee_rate_maker=Decimal("0.0002"))
     exchange.set_leverage(symbol, risk.leverage_for(symbol))  # for each traded symbol
 
-Configuration schema: :mod:`kinetic_empire.risk.config`. Modules: ``sizing`` (methods and caps),
-``guards`` (pure checks returning a Denial), ``liquidation`` (Binance's formula), ``state``
-(ACTIVE / REDUCING / HALTED and the latches behind them), ``protection`` (stop-loss and
-take-profit after the entry fills), ``ids`` (client order ids), ``atr`` (incremental Wilder ATR).
+Configuration schema: :mod:`kinetic_empire.risk.config`. Modules: ``manager`` (the gate: bus
+wiring and public API), ``decision`` (one intent -> order requests or a Denial), ``sizing``
+(methods and caps), ``guards`` (pure checks returning a Denial), ``liquidation`` (Binance's
+formula), ``state`` (ACTIVE / REDUCING / HALTED and the latches behind them), ``watch`` (daily
+loss, drawdown and loss-streak watches that set those latches), ``protection`` (stop-loss and
+take-profit placed after the entry fills, cancelled when flat), ``ids`` (client order ids), ``atr``
+(incremental Wilder ATR).
 """
 
 from .atr import AtrBook, WilderAtr

@@ -6,6 +6,8 @@ no lists, no arrays, no Decimal.
 
 from __future__ import annotations
 
+from ..core.events import KlineClosed
+
 
 class WilderAtr:
     """Average true range with Wilder's smoothing; ``value`` is 0.0 until ``period`` klines are seen."""
@@ -58,15 +60,16 @@ class AtrBook:
     def timeframes(self) -> tuple[str, ...]:
         return tuple(self._periods)
 
-    def on_kline(self, symbol: str, timeframe: str, high: float, low: float, close: float) -> None:
-        table = self._by_tf.get(timeframe)
+    def on_kline(self, k: KlineClosed) -> None:
+        """Bus handler, subscribed directly (no wrapper call on the per-kline path)."""
+        table = self._by_tf.get(k.timeframe)
         if table is None:
             return
-        trackers = table.get(symbol)
+        trackers = table.get(k.symbol)
         if trackers is None:
-            trackers = table[symbol] = tuple(WilderAtr(p) for p in self._periods[timeframe])
+            trackers = table[k.symbol] = tuple(WilderAtr(p) for p in self._periods[k.timeframe])
         for t in trackers:
-            t.update(high, low, close)
+            t.update(k.high, k.low, k.close)
 
     def get(self, symbol: str, timeframe: str, period: int) -> float | None:
         """The ATR, or None while it is warming up (or no kline of that symbol was seen)."""

@@ -1,21 +1,24 @@
 """The risk manager: every strategy intent becomes exchange-valid order requests or one denial.
 
 The same object sits between strategies and execution in backtests, sandbox paper runs and live
-runs. It listens to the bus only for what it must: intents, fills and order terminal events (for
-protective orders and loss streaks), position and balance changes (flat detection, daily loss,
-drawdown), and closed klines only when a configured rule needs an ATR.
+runs. It is the gate and the one place that listens to the bus for risk; the work is done by one
+part per concern, and the handlers here show in which order they react to each event:
 
-Decision order for an entry (OPEN_LONG / OPEN_SHORT):
-trading state and latches -> symbol and brackets -> prices (limit, stop, take-profit) -> raw size
--> caps (margin incl. fees, max quantity, bracket notional) -> lot rounding -> exchange minimums ->
-guards (open positions, gross and symbol exposure, liquidation distance) -> final SymbolRules check.
-Reducing and closing intents skip the guards but not the exchange rules.
+- :mod:`.decision` turns an intent into order requests or a Denial (sizing, leverage, exchange
+  rules, entry guards);
+- :mod:`.protection` places the stop-loss and take-profit when an entry fills and cancels them
+  when the position is flat;
+- :mod:`.watch` follows equity (daily loss, drawdown) and loss streaks, latching trading states;
+- :mod:`.state` adds the states up (operator, latches, pauses, cooldowns) and announces changes.
+
+It listens only for what it must: intents, fills and order terminal events (protection and loss
+streaks), position and balance changes (flat detection, daily loss, drawdown), and closed klines
+only when a configured rule needs an ATR.
 
 Cost: nothing here runs per kline unless an ATR is configured (volatility_target sizing or the
-ATR liquidation-distance guard); then one catch-all KlineClosed handler updates a Wilder ATR with a
-few float operations (about 0.4 us per kline). Daily-loss and drawdown equity checks run on balance
-and position events and on intents; time-based expiries (new UTC day, cooldown end) are noticed at
-the first such event after them. Decimal arithmetic runs only when an intent or a fill arrives.
+ATR liquidation-distance guard); then the ATR book itself is subscribed to KlineClosed and updates a
+Wilder ATR with a few float operations (about 0.4 us per kline). Decimal arithmetic runs only when
+an intent or a fill arrives.
 """
 
 from __future__ import annotations
@@ -23,14 +26,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from ..core.account import AccountView, PositionView
+from ..core.account import AccountView
 from ..core.bus import EventBus
 from ..core.clock import Clock
-from ..core.enums import IntentAction, OrderStatus, OrderType, Side, TimeInForce, TradingState
-from ..core.errors import ConfigError
+from ..core.enums import TradingState
 from ..core.events import (
     BalanceChanged,
-    CancelRequest,
     KlineClosed,
     Liquidated,
     OperatorCommand,
@@ -39,24 +40,19 @@ from ..core.events import (
     OrderFilled,
     OrderIntent,
     OrderRejected,
-    OrderRequest,
     PositionChanged,
     RiskDenied,
     TradingStateChanged,
 )
 from ..core.rules import LeverageBrackets, SymbolRules
-from . import guards, ids
 from .atr import AtrBook
 from .commands import RiskCommands
-from .config import RiskConfig, SizingMethod
-from .guards import Denial, deny, fmt
-from .liquidation import liquidation_price, other_positions_terms
-from .protection import PendingEntry, ProtectionBook, protective_requests
-from .sizing import Cap, finish, margin_limit, raw_quantity
-from .state import DAY_MS, TradingStates
-
-ZERO = Decimal(0)
-_HUNDRED = Decimal(100)
+from .config import RiskConfig
+from .decision import IntentDecider
+from .guards import Denial
+from .protection import PendingEntry, ProtectiveOrders
+from .state import TradingStates
+from .watch import EquityWatch, LossStreak
 
 
 class RiskManager:
@@ -83,31 +79,28 @@ class RiskManager:
         self.fee_taker = Decimal(fee_rate_taker)
         self.fee_maker = Decimal(fee_rate_maker)
         config.validate(rules, brackets)  # explicitly configured symbols fail at start-up
-        self._leverage: dict[str, int] = {}
         self.state_changes: list[TradingStateChanged] = []  # for reports: every switch with its cause
-        self._protection = ProtectionBook()
         self._states = TradingStates(config.state, config.symbol_states, self._publish_state)
-        g = config.guards
-        self._watch_equity = g.daily_loss_limit_pct is not None or g.max_drawdown_pct is not None
-        self._day = -1
-        self._day_start_equity = ZERO
-        self._peak_equity: Decimal | None = None
-        self._trade_pnl: dict[str, Decimal] = {}
-        self._last_qty: dict[str, Decimal] = {}
-        self._streak: dict[str, int] = {}
+        needs = config.atr_needs()
+        self._atr: AtrBook | None = AtrBook(needs) if needs else None
+        self._decider = IntentDecider(
+            account, rules, brackets, config, self._states, self._atr, fee_taker=self.fee_taker
+        )
+        self._protection = ProtectiveOrders(bus, clock, account, rules)
+        self._equity = EquityWatch(account, config.guards, self._states)
+        streak = config.guards.loss_streak
+        self._streak: LossStreak | None = LossStreak(streak, self._states) if streak is not None else None
 
         bus.subscribe(OrderIntent, self.on_intent)
         bus.subscribe(OrderFilled, self._on_filled)
         for terminal in (OrderCanceled, OrderExpired, OrderRejected):
-            bus.subscribe(terminal, self._on_terminal)
+            bus.subscribe(terminal, self._protection.on_terminal)
         bus.subscribe(PositionChanged, self._on_position)
         bus.subscribe(BalanceChanged, self._on_balance)
-        if g.loss_streak is not None:
-            bus.subscribe(Liquidated, self._on_liquidated)
-        needs = config.atr_needs()
-        self._atr: AtrBook | None = AtrBook(needs) if needs else None
+        if self._streak is not None:
+            bus.subscribe(Liquidated, self._streak.on_liquidated)
         if self._atr is not None:  # the only per-kline work, and only when a rule needs an ATR
-            bus.subscribe(KlineClosed, self._on_kline)
+            bus.subscribe(KlineClosed, self._atr.on_kline)
         self._states.announce_initial("config")
         # protect, flatten, cancel all: reconciliation, shutdown and operators go through the same gate
         self.commands = RiskCommands(bus.publish, clock, account, rules, self)
@@ -116,12 +109,7 @@ class RiskManager:
     # ------------------------------------------------------------------------------- public API
     def leverage_for(self, symbol: str) -> int:
         """The configured leverage for ``symbol``, checked against its brackets (ConfigError if not)."""
-        lev = self._leverage.get(symbol)
-        if lev is None:
-            if symbol not in self._rules:
-                raise ConfigError(self.config.leverage_path(symbol), f"unknown symbol {symbol}: not in exchangeInfo")
-            lev = self._leverage[symbol] = self.config.check_leverage(symbol, self._brackets)
-        return lev
+        return self._decider.leverage_for(symbol)
 
     @property
     def state(self) -> TradingState:
@@ -139,7 +127,7 @@ class RiskManager:
     # ------------------------------------------------------------------------ resuming a journaled run
     def track_protective_order(self, symbol: str, client_id: str, strategy_id: str) -> None:
         """An open stop or take-profit (from a journal, or re-placed by reconciliation) to manage as ours."""
-        self._protection.add(symbol, client_id, strategy_id)
+        self._protection.track(symbol, client_id, strategy_id)
 
     def expect_entry(self, entry_client_id: str, entry: PendingEntry) -> None:
         """An entry still open whose fill must place its protective orders."""
@@ -147,8 +135,7 @@ class RiskManager:
 
     def restore_day_start(self, day: int, equity: Decimal) -> None:
         """The daily-loss guard counts from the equity the day started with, not from the restart."""
-        if self._watch_equity:
-            self._day, self._day_start_equity = day, equity
+        self._equity.restore_day_start(day, equity)
 
     def pause_entries(self, source: str, cause: str) -> None:
         """Hold new entries (REDUCING) on behalf of ``source`` until it calls :meth:`resume_entries`.
@@ -163,19 +150,18 @@ class RiskManager:
 
     def reset_drawdown_halt(self, cause: str) -> None:
         """The human reset: lift the drawdown halt and restart the peak from the current equity."""
-        self._peak_equity = self._account.equity()
-        self._states.reset_drawdown(cause)
+        self._equity.reset_drawdown(cause)
 
     def atr(self, symbol: str, timeframe: str, period: int = 14) -> float | None:
         """The tracked ATR, or None when not tracked or still warming up."""
-        return None if self._atr is None else self._atr.get(symbol, timeframe, period)
+        return self._decider.atr(symbol, timeframe, period)
 
     # ----------------------------------------------------------------------------------- intents
     def on_intent(self, intent: OrderIntent) -> None:
         """Publish the intent's OrderRequest(s), or one RiskDenied."""
         now = self._clock.now_ms()
-        self._observe(now)
-        decision = self._decide(intent, now)
+        self._equity.observe(now)
+        decision = self._decider.decide(intent, now)
         if isinstance(decision, Denial):
             self._bus.publish(
                 RiskDenied(
@@ -195,399 +181,22 @@ class RiskManager:
         for request in requests:
             self._bus.publish(request)
 
-    def _decide(self, intent: OrderIntent, now: int) -> Denial | tuple[list[OrderRequest], PendingEntry | None]:
-        symbol = intent.symbol
-        rules = self._rules.get(symbol)
-        if rules is None:
-            return deny("UNKNOWN_SYMBOL", symbol=symbol)
-        price = _dec(intent.reference_price)
-        if price is None or price <= 0:
-            return deny("BAD_PRICE", symbol=symbol, reference_price=intent.reference_price)
-        action = intent.action
-        if action is IntentAction.CLOSE or action is IntentAction.REDUCE:
-            if self._states.effective(symbol) is TradingState.HALTED:
-                return deny("TRADING_HALTED", symbol=symbol)
-            return self._exit(intent, rules, price, now)
-        return self._entry(intent, rules, price, now)
-
-    # ------------------------------------------------------------------------------------ exits
-    def _exit(
-        self, intent: OrderIntent, rules: SymbolRules, price: Decimal, now: int
-    ) -> Denial | tuple[list[OrderRequest], None]:
-        symbol = intent.symbol
-        pos = self._account.position(symbol).quantity
-        if pos == 0:
-            return deny("NO_POSITION", symbol=symbol, action=intent.action.value)
-        size = abs(pos)
-        notes: list[str] = []
-        suffix = ids.CLOSE
-        if intent.action is IntentAction.REDUCE:
-            suffix = ids.REDUCE
-            if intent.quantity is not None:
-                wanted = intent.quantity
-                if wanted <= 0:
-                    return deny("BAD_QUANTITY", symbol=symbol, quantity=wanted)
-            elif intent.fraction is not None:
-                if not 0 < intent.fraction <= 1:
-                    return deny("BAD_FRACTION", symbol=symbol, fraction=intent.fraction)
-                wanted = size * _dec(intent.fraction)  # type: ignore[operator]
-            else:
-                return deny("BAD_INTENT", symbol=symbol, reason="REDUCE needs quantity or fraction")
-            if wanted >= size:
-                notes.append(f"reduce {fmt(wanted)} covers the whole position {fmt(size)}: closing")
-                wanted = ZERO
-            else:
-                qty = rules.round_qty(wanted, market=True)
-                if qty != wanted:
-                    notes.append(f"qty rounded {fmt(wanted)}→{qty:f}")
-                if qty <= 0:
-                    return deny("QTY_ROUNDS_TO_ZERO", symbol=symbol, qty=wanted, step=rules.market_step_size)
-                if qty < rules.market_min_qty:
-                    return deny("QTY_BELOW_MIN", symbol=symbol, qty=qty, min=rules.market_min_qty)
-                return self._reduce_only(intent, rules, qty, suffix, notes, now), None
-        # a reduce-only order larger than the position is trimmed by the exchange: round up, close all
-        qty = max(rules.round_qty_up(size, market=True), rules.market_min_qty)
-        if qty != size:
-            notes.append(f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)")
-        return self._reduce_only(intent, rules, qty, suffix, notes, now), None
-
-    def _reduce_only(
-        self, intent: OrderIntent, rules: SymbolRules, qty: Decimal, suffix: str, notes: list[str], now: int
-    ) -> list[OrderRequest]:
-        """Reduce-only MARKET order(s) against the current position, split at the market max quantity."""
-        pos = self._account.position(intent.symbol).quantity
-        side = Side.SELL if pos > 0 else Side.BUY
-        chunks = _split(qty, rules.market_max_qty, rules.market_min_qty)
-        if len(chunks) > 1:
-            notes.append(f"split into {len(chunks)} orders at the market max qty {fmt(rules.market_max_qty)}")
-        return [
-            OrderRequest(
-                client_order_id=ids.client_id(intent.intent_id, suffix, i),
-                intent_id=intent.intent_id,
-                strategy_id=intent.strategy_id,
-                symbol=intent.symbol,
-                side=side,
-                order_type=OrderType.MARKET,
-                quantity=chunk,
-                reduce_only=True,
-                adjustments=tuple(notes),
-                ts_event=now,
-                ts_init=now,
-            )
-            for i, chunk in enumerate(chunks)
-        ]
-
-    # ----------------------------------------------------------------------------------- entries
-    def _entry(
-        self, intent: OrderIntent, rules: SymbolRules, price: Decimal, now: int
-    ) -> Denial | tuple[list[OrderRequest], PendingEntry | None]:
-        symbol = intent.symbol
-        denial = self._states.entry_denial(symbol)
-        if denial is not None:
-            return denial
-        long = intent.action is IntentAction.OPEN_LONG
-        side = Side.BUY if long else Side.SELL
-        brackets = self._brackets.get(symbol)
-        if brackets is None:
-            return deny("NO_LEVERAGE_BRACKETS", symbol=symbol)
-        try:
-            lev = self.leverage_for(symbol)
-        except ConfigError as exc:
-            return deny("LEVERAGE_INVALID", symbol=symbol, reason=str(exc).replace(" ", "_"))
-        notes: list[str] = []
-
-        # prices: the limit rounds passively, stop and take-profit on the safe side of the grid
-        market = intent.limit_price is None
-        entry_price = price
-        if not market:
-            asked = _dec(intent.limit_price)
-            if asked is None or asked <= 0:
-                return deny("BAD_PRICE", symbol=symbol, limit_price=intent.limit_price)
-            entry_price = rules.round_price(asked, side)
-            if entry_price != asked:
-                notes.append(f"limit price rounded {fmt(asked)}→{entry_price:f}")
-            if entry_price <= 0:
-                return deny("BAD_PRICE", symbol=symbol, limit_price=intent.limit_price, tick=rules.tick_size)
-        stop_raw, stop = None, None
-        if intent.stop_loss is not None:
-            checked = self._trigger(rules, symbol, intent.stop_loss, entry_price, long, loss=True)
-            if isinstance(checked, Denial):
-                return checked
-            stop_raw, stop = checked
-        take_profit = None
-        if intent.take_profit is not None:
-            checked = self._trigger(rules, symbol, intent.take_profit, entry_price, long, loss=False)
-            if isinstance(checked, Denial):
-                return checked
-            take_profit = checked[1]
-
-        # size
-        account = self._account
-        pos = account.position(symbol)
-        existing = pos.quantity
-        flipping = existing != 0 and (existing > 0) != long
-        adding = existing != 0 and not flipping
-        equity = account.equity()
-        cfg = self.config.sizing_for(intent.strategy_id)
-        if intent.quantity is not None:
-            if intent.quantity <= 0:
-                return deny("BAD_QUANTITY", symbol=symbol, quantity=intent.quantity)
-            qty: Decimal | Denial = intent.quantity
-        else:
-            atr = None
-            if cfg.method is SizingMethod.VOLATILITY_TARGET and cfg.timeframe is not None:
-                atr = self.atr(symbol, cfg.timeframe, cfg.atr_period)
-            qty = raw_quantity(
-                cfg,
-                symbol=symbol,
-                price=entry_price,
-                equity=equity,
-                stop=stop_raw,
-                atr=atr,
-                fee_taker=self.fee_taker,
-            )
-        if isinstance(qty, Denial):
-            return qty
-
-        # caps: margin (fees included), the exchange's max quantity, the bracket's notional for `lev`
-        available = account.available_balance()
-        usable = available * (_HUNDRED - self.config.margin_buffer_pct) / _HUNDRED
-        if flipping:  # the close releases the opposite position's margin first
-            usable += abs(existing) * price / max(pos.leverage, 1)
-        if usable <= 0:
-            return deny("INSUFFICIENT_MARGIN", symbol=symbol, available=available)
-        cap_notional = brackets.max_notional(lev)
-        held = abs(existing) * price if adding else ZERO
-        if cap_notional - held <= 0:
-            return deny("BRACKET_CAP_REACHED", symbol=symbol, leverage=lev, notional=held, cap=cap_notional)
-        caps = (
-            Cap("margin", margin_limit(usable, entry_price, lev, self.fee_taker)),
-            Cap("max qty", rules.market_max_qty if market else rules.max_qty),
-            Cap(f"bracket notional {fmt(cap_notional)} at {lev}x", (cap_notional - held) / entry_price),
-        )
-        sized = finish(qty, rules=rules, price=entry_price, market=market, caps=caps, adjustments=notes)
-        if isinstance(sized, Denial):
-            return sized
-        qty = sized.quantity
-
-        # guards
-        denial = self._entry_guards(symbol, pos, long, qty, entry_price, price, equity, flipping, adding)
-        if denial is not None:
-            return denial
-
-        requests: list[OrderRequest] = []
-        if flipping:
-            close = max(rules.round_qty_up(abs(existing), market=True), rules.market_min_qty)
-            close_notes = [f"closes the {'short' if long else 'long'} {fmt(abs(existing))} before the entry"]
-            requests += self._reduce_only(intent, rules, close, ids.CLOSE, close_notes, now)
-        entry = OrderRequest(
-            client_order_id=ids.client_id(intent.intent_id, ids.ENTRY),
-            intent_id=intent.intent_id,
-            strategy_id=intent.strategy_id,
-            symbol=symbol,
-            side=side,
-            order_type=OrderType.MARKET if market else OrderType.LIMIT,
-            quantity=qty,
-            price=None if market else entry_price,
-            time_in_force=None if market else TimeInForce.GTC,
-            adjustments=sized.adjustments,
-            ts_event=now,
-            ts_init=now,
-        )
-        requests.append(entry)
-        for request in requests:  # last line of defence: exactly the exchange's filters
-            bad = rules.check_order(
-                side=request.side,
-                order_type=request.order_type,
-                quantity=request.quantity,
-                price=request.price,
-                trigger_price=request.trigger_price,
-                mark_price=price,
-                reduce_only=request.reduce_only,
-            )
-            if bad is not None:
-                return deny(
-                    bad.code,
-                    symbol=symbol,
-                    qty=request.quantity,
-                    price=request.price or price,
-                    binance_code=bad.binance_code,
-                )
-        pending = None
-        if stop is not None or take_profit is not None:
-            pending = PendingEntry(intent.intent_id, intent.strategy_id, symbol, side, stop, take_profit)
-        return requests, pending
-
-    def _trigger(
-        self, rules: SymbolRules, symbol: str, raw: float, entry: Decimal, long: bool, loss: bool
-    ) -> Denial | tuple[Decimal, Decimal]:
-        """(asked, rounded) trigger price, denied if on the wrong side of the entry or off the filters."""
-        what = "STOP" if loss else "TAKE_PROFIT"
-        asked = _dec(raw)
-        if asked is None or asked <= 0:
-            return deny(f"BAD_{what}", symbol=symbol, price=raw)
-        below = long == loss  # a long's stop and a short's take-profit sit below the entry
-        if (asked >= entry) if below else (asked <= entry):
-            return deny(
-                f"{what}_WRONG_SIDE", symbol=symbol, entry=entry, trigger=asked, side="LONG" if long else "SHORT"
-            )
-        close = Side.SELL if long else Side.BUY
-        rounded = rules.round_price(asked, close)
-        if (rounded >= entry) if below else (rounded <= entry):
-            return deny(f"{what}_TOO_CLOSE", symbol=symbol, entry=entry, trigger=asked, rounded=rounded)
-        bad = rules.check_price(rounded)
-        if bad is not None:
-            return deny(bad.code, symbol=symbol, trigger=rounded, binance_code=bad.binance_code)
-        return asked, rounded
-
-    def _entry_guards(
-        self,
-        symbol: str,
-        pos: PositionView,
-        long: bool,
-        qty: Decimal,
-        entry_price: Decimal,
-        price: Decimal,
-        equity: Decimal,
-        flipping: bool,
-        adding: bool,
-    ) -> Denial | None:
-        g = self.config.guards
-        account = self._account
-        sign = 1 if long else -1
-        after = pos.quantity + sign * qty if adding else sign * qty
-        notional_after = abs(after) * price
-        if g.max_open_positions is not None:
-            positions = account.positions()
-            count = sum(1 for p in positions if p.quantity != 0)
-            denial = guards.max_open_positions(symbol, count, pos.quantity == 0, g.max_open_positions)
-            if denial:
-                return denial
-        if g.max_gross_exposure is not None:
-            gross = notional_after
-            for p in account.positions():
-                if p.symbol != symbol and p.quantity != 0:
-                    last = account.last_price(p.symbol)
-                    gross += abs(p.quantity) * (_dec(last) if last > 0 else p.entry_price)  # type: ignore[operator]
-            denial = guards.max_gross_exposure(symbol, gross, equity, g.max_gross_exposure)
-            if denial:
-                return denial
-        denial = guards.max_symbol_exposure(symbol, notional_after, equity, g.max_symbol_exposure)
-        if denial:
-            return denial
-        atr_cfg = g.min_liquidation_distance_atr
-        if g.min_liquidation_distance_pct is None and atr_cfg is None:
-            return None
-        # the position this entry leaves behind, and the wallet after the entry fee (and a flip's PnL)
-        wallet = account.wallet_balance() - qty * entry_price * self.fee_taker
-        if adding:
-            avg = (abs(pos.quantity) * pos.entry_price + qty * entry_price) / abs(after)
-        else:
-            avg = entry_price
-            if flipping:
-                wallet += pos.quantity * (price - pos.entry_price) - abs(pos.quantity) * price * self.fee_taker
-        others = other_positions_terms(account.positions(), symbol, self._brackets, account.last_price)
-        lp = liquidation_price(
-            quantity=after,
-            entry_price=avg,
-            wallet_balance=wallet,
-            brackets=self._brackets[symbol],
-            other_maintenance=others[0],
-            other_upnl=others[1],
-        )
-        denial = guards.liquidation_distance_pct(symbol, entry_price, lp, long, g.min_liquidation_distance_pct)
-        if denial or atr_cfg is None:
-            return denial
-        atr = self.atr(symbol, atr_cfg.timeframe, atr_cfg.period)
-        return guards.liquidation_distance_atr(symbol, entry_price, lp, long, atr, atr_cfg.multiple)
-
     # ----------------------------------------------------------------------------- bus handlers
     def _on_filled(self, fill: OrderFilled) -> None:
-        cid = fill.client_order_id
-        if self.config.guards.loss_streak is not None:
-            self._trade_pnl[fill.symbol] = self._trade_pnl.get(fill.symbol, ZERO) + fill.realized_pnl - fill.commission
-        final = fill.status is not OrderStatus.PARTIALLY_FILLED
-        entry = self._protection.first_fill(cid, final)
-        if final:
-            self._protection.done(cid)
-        if entry is None:
-            return
-        rules = self._rules[entry.symbol]
-        now = self._clock.now_ms()
-        # the newest stop governs the whole position: older protective orders on the symbol go
-        self._cancel_protective(entry.symbol, now)
-        held = max(abs(self._account.position(entry.symbol).quantity), fill.quantity)
-        for request in protective_requests(entry, rules=rules, fill_price=fill.price, position_qty=held, now_ms=now):
-            if request.close_position:
-                self._protection.add(entry.symbol, request.client_order_id, entry.strategy_id)
-            self._bus.publish(request)
-
-    def _on_terminal(self, event: OrderCanceled | OrderExpired | OrderRejected) -> None:
-        self._protection.done(event.client_order_id)
+        if self._streak is not None:  # the trade's PnL is booked before protection reacts to the fill
+            self._streak.on_fill(fill)
+        self._protection.on_fill(fill)
 
     def _on_position(self, event: PositionChanged) -> None:
-        symbol = event.symbol
-        qty = event.quantity
-        previous = self._last_qty.get(symbol, ZERO)
-        self._last_qty[symbol] = qty
         now = self._clock.now_ms()
-        if qty == 0:
-            self._cancel_protective(symbol, now)
-        if previous != 0 and (qty == 0 or (qty > 0) != (previous > 0)):
-            self._trade_closed(symbol, now)
-        self._observe(now)
+        if event.quantity == 0:
+            self._protection.cancel(event.symbol, now)
+        if self._streak is not None:
+            self._streak.on_position(event.symbol, event.quantity, now)
+        self._equity.observe(now)
 
     def _on_balance(self, event: BalanceChanged) -> None:
-        self._observe(self._clock.now_ms())
-
-    def _on_liquidated(self, event: Liquidated) -> None:
-        self._trade_pnl[event.symbol] = self._trade_pnl.get(event.symbol, ZERO) + event.realized_pnl - event.fee
-
-    def _on_kline(self, k: KlineClosed) -> None:
-        self._atr.on_kline(k.symbol, k.timeframe, k.high, k.low, k.close)  # type: ignore[union-attr]
-
-    # ------------------------------------------------------------------------------------ helpers
-    def _cancel_protective(self, symbol: str, now: int) -> None:
-        for cid, strategy_id in self._protection.take(symbol):
-            self._bus.publish(
-                CancelRequest(client_order_id=cid, symbol=symbol, strategy_id=strategy_id, ts_event=now, ts_init=now)
-            )
-
-    def _trade_closed(self, symbol: str, now: int) -> None:
-        streak_cfg = self.config.guards.loss_streak
-        if streak_cfg is None:
-            return
-        pnl = self._trade_pnl.pop(symbol, ZERO)
-        losses = self._streak.get(symbol, 0) + 1 if pnl < 0 else 0
-        if losses >= streak_cfg.losses:
-            until = now + int(streak_cfg.cooldown_minutes * 60_000)
-            self._streak[symbol] = 0
-            cause = f"LOSS_STREAK symbol={symbol} losses={losses} cooldown_minutes={fmt(streak_cfg.cooldown_minutes)}"
-            self._states.start_cooldown(symbol, until, cause)
-        else:
-            self._streak[symbol] = losses
-
-    def _observe(self, now: int) -> None:
-        """Lift expired latches; with a daily-loss or drawdown limit, check equity against them."""
-        self._states.expire(now)
-        if not self._watch_equity:
-            return
-        equity = self._account.equity()
-        g = self.config.guards
-        day = now // DAY_MS
-        if day != self._day:
-            self._day, self._day_start_equity = day, equity
-        if self._peak_equity is None or equity > self._peak_equity:
-            self._peak_equity = equity
-        states = self._states
-        if states.daily_denial is None:
-            denial = guards.daily_loss(self._day_start_equity, equity, g.daily_loss_limit_pct)
-            if denial is not None:
-                states.latch_daily(denial, (day + 1) * DAY_MS)
-        if states.drawdown_denial is None:
-            denial = guards.max_drawdown(self._peak_equity, equity, g.max_drawdown_pct)
-            if denial is not None:
-                states.latch_drawdown(denial)
+        self._equity.observe(self._clock.now_ms())
 
     def _publish_state(self, state: TradingState, previous: TradingState, cause: str, symbol: str | None) -> None:
         now = self._clock.now_ms()
@@ -596,27 +205,3 @@ class RiskManager:
         )
         self.state_changes.append(event)
         self._bus.publish(event)
-
-
-def _dec(value: float | None) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        d = Decimal(str(value))
-    except ArithmeticError:
-        return None
-    return d if d.is_finite() else None
-
-
-def _split(qty: Decimal, max_qty: Decimal, min_qty: Decimal) -> list[Decimal]:
-    """Chunks of at most ``max_qty``; a remainder below ``min_qty`` is raised to it (reduce-only trims)."""
-    if max_qty <= 0 or qty <= max_qty:
-        return [qty]
-    chunks = []
-    left = qty
-    while left > max_qty:
-        chunks.append(max_qty)
-        left -= max_qty
-    if left > 0:
-        chunks.append(max(left, min_qty))
-    return chunks

@@ -1,5 +1,10 @@
 """Protective orders: a stop-loss and take-profit placed when an entry fills, cancelled when flat.
 
+Their lifecycle (:class:`ProtectiveOrders`): the risk manager expects an entry when it publishes it;
+the entry's first fill places the protection (and cancels older protection on the symbol, since the
+newest stop governs the whole position); a terminal event forgets an order; a flat position cancels
+what is left. A resumed run tells it which orders are still ours (:meth:`ProtectiveOrders.track`).
+
 They are sent only after the entry fills (a close-position trigger without a position does nothing
 on Binance and could fire on the wrong side after a flip). Both use ``closePosition=true``, so they
 cover the whole position whatever fills later, and CONTRACT_PRICE triggers, matching the backtest's
@@ -8,12 +13,15 @@ intrabar rule. Trigger prices were rounded at intent time on the safe side (rule
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ..core.enums import OrderType, Side, WorkingType
-from ..core.events import OrderRequest
+from ..core.account import AccountView
+from ..core.bus import EventBus
+from ..core.clock import Clock
+from ..core.enums import OrderStatus, OrderType, Side, WorkingType
+from ..core.events import CancelRequest, OrderCanceled, OrderExpired, OrderFilled, OrderRejected, OrderRequest
 from ..core.rules import SymbolRules
 from . import ids
 
@@ -75,6 +83,53 @@ class ProtectionBook:
         for cid in book:
             self._symbol_of.pop(cid, None)
         return list(book.items())
+
+
+class ProtectiveOrders:
+    """Places, tracks and cancels the protective orders of the entries the risk manager let through."""
+
+    def __init__(self, bus: EventBus, clock: Clock, account: AccountView, rules: Mapping[str, SymbolRules]) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._account = account
+        self._rules = rules
+        self.book = ProtectionBook()
+
+    def expect(self, entry_client_id: str, entry: PendingEntry) -> None:
+        """An entry (about to be sent, or still open after a restart) whose fill must place protection."""
+        self.book.expect(entry_client_id, entry)
+
+    def track(self, symbol: str, client_id: str, strategy_id: str) -> None:
+        """An open stop or take-profit (from a journal, or re-placed by reconciliation) to manage as ours."""
+        self.book.add(symbol, client_id, strategy_id)
+
+    def on_fill(self, fill: OrderFilled) -> None:
+        cid = fill.client_order_id
+        final = fill.status is not OrderStatus.PARTIALLY_FILLED
+        entry = self.book.first_fill(cid, final)
+        if final:
+            self.book.done(cid)
+        if entry is None:
+            return
+        rules = self._rules[entry.symbol]
+        now = self._clock.now_ms()
+        # the newest stop governs the whole position: older protective orders on the symbol go
+        self.cancel(entry.symbol, now)
+        held = max(abs(self._account.position(entry.symbol).quantity), fill.quantity)
+        for request in protective_requests(entry, rules=rules, fill_price=fill.price, position_qty=held, now_ms=now):
+            if request.close_position:
+                self.book.add(entry.symbol, request.client_order_id, entry.strategy_id)
+            self._bus.publish(request)
+
+    def on_terminal(self, event: OrderCanceled | OrderExpired | OrderRejected) -> None:
+        self.book.done(event.client_order_id)
+
+    def cancel(self, symbol: str, now: int) -> None:
+        """Request the cancel of every protective order believed open on ``symbol`` (and forget them)."""
+        for cid, strategy_id in self.book.take(symbol):
+            self._bus.publish(
+                CancelRequest(client_order_id=cid, symbol=symbol, strategy_id=strategy_id, ts_event=now, ts_init=now)
+            )
 
 
 def protective_requests(

@@ -53,11 +53,6 @@ def raw_quantity(
     return equity * percent / _HUNDRED / (Decimal(str(atr)) * cfg.atr_multiple)
 
 
-def risk_budget(cfg: SizingConfig, equity: Decimal) -> Decimal:
-    """USDT a risk_per_trade entry may lose at its stop."""
-    return equity * (cfg.percent or ZERO) / _HUNDRED
-
-
 @dataclass(frozen=True, slots=True)
 class Cap:
     """An upper bound on the quantity, with the name used in the adjustment note."""
