@@ -92,7 +92,7 @@ async def venue_for(cfg: LiveConfig, registry: Any, in_process: bool) -> Any:
     warmup = cfg.window + 10
     start_ms = 1_690_869_600_000 - warmup * 60_000  # START minus the warm-up history
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(ROOT / "tests/sandbox/data"), "--speed", "step",
+        [sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(ROOT / "tests/data/sandbox"), "--speed", "step",
          "--admin", "--json", "--no-limits", "--updates-per-kline", str(K), "--start", str(start_ms),
          "--warmup", str(warmup), "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
@@ -117,7 +117,7 @@ async def measure(klines: int, window: int, in_process: bool = False) -> dict[st
     registry.add(Flip, "benchmarks/bench_live.py")
     cfg = LiveConfig.from_mapping({
         "live": {"window": window, "preflight": False},
-        "sandbox": {"data": str(ROOT / "tests/sandbox/data"), "speed": 0, "start": START,
+        "sandbox": {"data": str(ROOT / "tests/data/sandbox"), "speed": 0, "start": START,
                     "updates_per_kline": K},
         "strategies": [{"name": "flip", "symbols": ["FILUSDT", "NEARUSDT"], "timeframe": "1m"}],
         "risk": {"default_leverage": 2, "sizing": {"method": "percent_equity", "percent": 10}},

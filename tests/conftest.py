@@ -38,3 +38,11 @@ def klines_from_closes(
     step = {"1m": 60_000, "15m": 900_000, "1h": 3_600_000}[timeframe]
     t = start_ms + np.arange(len(c), dtype=np.int64) * step
     return KlineFrame(symbol, timeframe, t, o, h, lo, c, np.full(len(c), 1000.0), source="klines_from_closes")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration talks over loopback sockets or runs commands: mark it so
+    ``-m integration`` / ``-m 'not integration'`` select by what a test needs, not by file name."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)

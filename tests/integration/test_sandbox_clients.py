@@ -1,0 +1,152 @@
+"""Real, unmodified Binance clients against the sandbox: ccxt (REST and pro WebSocket) and the official
+``binance-futures-connector``. Only their base URLs change, as the reference's section 10.2 says."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import ccxt
+import ccxt.pro as ccxtpro
+import pytest
+from tests.support.sandbox import SYM, Client, run
+
+pytestmark = pytest.mark.integration
+
+MARKET = "FIL/USDT:USDT"
+
+
+def point_ccxt(ex: Any, sb: Any) -> Any:
+    for key, suffix in {"fapiPublic": "/fapi/v1", "fapiPublicV2": "/fapi/v2", "fapiPublicV3": "/fapi/v3",
+                        "fapiPrivate": "/fapi/v1", "fapiPrivateV2": "/fapi/v2", "fapiPrivateV3": "/fapi/v3",
+                        "fapiData": "/futures/data"}.items():
+        ex.urls["api"][key] = sb.rest_url + suffix
+    ex.urls["api"]["ws"]["linear"] = sb.ws_url + "/ws"
+    ex.urls["api"]["ws"]["future"] = sb.ws_url + "/ws"
+    return ex
+
+
+def test_ccxt_binanceusdm() -> None:
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+        ex = point_ccxt(ccxtpro.binanceusdm({"apiKey": sb.api_key, "secret": sb.api_secret,
+                                             "options": {"fetchCurrencies": False}}), sb)
+        try:
+            markets = await ex.load_markets()
+            assert MARKET in markets and markets[MARKET]["precision"]["price"] == 0.001
+            bal = await ex.fetch_balance()
+            assert bal["USDT"]["total"] == 10000 and bal["USDT"]["free"] == 10000
+            assert (await ex.set_leverage(5, MARKET))["leverage"] == 5
+            with pytest.raises(ccxt.MarginModeAlreadySet):
+                await ex.set_margin_mode("cross", MARKET)
+            # market order fills at the next price update
+            mo = await ex.create_order(MARKET, "market", "buy", 10)
+            assert mo["status"] == "open" and mo["type"] == "market"
+            await sb.step(1)
+            got = await ex.fetch_order(mo["id"], MARKET)
+            assert (got["status"], got["filled"], got["average"]) == ("closed", 10.0, 4.256)
+            pos = await ex.fetch_positions([MARKET])
+            assert len(pos) == 1 and pos[0]["contracts"] == 10 and pos[0]["side"] == "long"
+            assert pos[0]["entryPrice"] == 4.256 and pos[0]["leverage"] in (5, None)
+            # limit: place, list, cancel
+            lo = await ex.create_order(MARKET, "limit", "buy", 10, 4.1)
+            assert [o["id"] for o in await ex.fetch_open_orders(MARKET)] == [lo["id"]]
+            assert (await ex.cancel_order(lo["id"], MARKET))["status"] == "canceled"
+            # stop: goes to algoOrder
+            so = await ex.create_order(MARKET, "market", "sell", 10, None, {"stopLossPrice": 4.2, "reduceOnly": True})
+            assert so["info"]["algoStatus"] == "NEW" and so["triggerPrice"] == 4.2
+            trig = await ex.fetch_open_orders(MARKET, params={"trigger": True})
+            assert [o["id"] for o in trig] == [so["id"]]
+            assert (await ex.fetch_order(so["id"], MARKET, {"trigger": True}))["status"] == "open"
+            await ex.cancel_order(so["id"], MARKET, {"trigger": True})
+            assert await ex.fetch_open_orders(MARKET, params={"trigger": True}) == []
+            # Binance error codes come back in the exception
+            with pytest.raises(ccxt.ExchangeError, match="-2019"):
+                await ex.create_order(MARKET, "market", "buy", 1_000_000)
+            with pytest.raises(ccxt.ExchangeError, match="-4164"):
+                await ex.create_order(MARKET, "limit", "buy", 1, 4.1)
+            with pytest.raises(ccxt.ExchangeError, match="-2011"):
+                await ex.cancel_order("123", MARKET)
+            # batch, market data, trades
+            placed = await ex.create_orders([
+                {"symbol": MARKET, "type": "limit", "side": "buy", "amount": 10, "price": 4.1},
+                {"symbol": MARKET, "type": "limit", "side": "buy", "amount": 10, "price": 4.0},
+            ])
+            assert len(placed) == 2 and all(p["status"] == "open" for p in placed)
+            await ex.cancel_all_orders(MARKET)
+            ohlcv = await ex.fetch_ohlcv(MARKET, "1m", limit=3)
+            assert ohlcv[-1][0] == 1_690_848_000_000 + 4 * 60_000 - 60_000
+            ticker = await ex.fetch_ticker(MARKET)
+            assert ticker["last"] == 4.256
+            fr = await ex.fetch_funding_rate(MARKET)
+            assert fr["fundingRate"] == 0.0001
+            trades = await ex.fetch_my_trades(MARKET)
+            assert len(trades) == 1 and trades[0]["order"] == mo["id"]
+            tiers = await ex.fetch_leverage_tiers([MARKET])
+            assert tiers[MARKET][0]["maxLeverage"] == 75
+            # ccxt pro: klines and order updates over the sandbox's WebSocket
+            watcher = asyncio.ensure_future(ex.watch_ohlcv(MARKET, "1m"))
+            while not sb.venue.hub.has("filusdt@kline_1m"):  # ccxt has subscribed
+                await asyncio.sleep(0.01)
+            await sb.step(1)
+            candles = await asyncio.wait_for(watcher, 5)
+            assert candles[-1][0] >= 1_690_848_000_000 + 4 * 60_000
+            orders = asyncio.ensure_future(ex.watch_orders(MARKET))
+            while not any(sb.users.conns.values()):  # ccxt's user stream is attached to its listenKey
+                await asyncio.sleep(0.01)
+            await ex.create_order(MARKET, "limit", "buy", 10, 4.1)
+            update = await asyncio.wait_for(orders, 5)
+            assert update[-1]["status"] == "open" and update[-1]["price"] == 4.1
+        finally:
+            await ex.close()
+
+    run(body, timeout=60)
+
+
+def test_binance_futures_connector() -> None:
+    """binance-futures-connector 4.2.0 signs everything in the query string (ccxt uses the body)."""
+    pytest.importorskip("binance.um_futures", reason="test dependency: pip install binance-futures-connector==4.2.0")
+    from binance.error import ClientError
+    from binance.um_futures import UMFutures
+
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+        um = UMFutures(key=sb.api_key, secret=sb.api_secret, base_url=sb.rest_url)
+
+        def session() -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            out["time"] = um.time()
+            out["info"] = um.exchange_info()
+            out["klines"] = um.klines(SYM, "1m", limit=2)
+            out["mark"] = um.mark_price(SYM)
+            out["lev"] = um.change_leverage(symbol=SYM, leverage=3)
+            out["order"] = um.new_order(symbol=SYM, side="BUY", type="LIMIT", quantity=10, price="4.1",
+                                        timeInForce="GTC")
+            out["query"] = um.query_order(symbol=SYM, orderId=out["order"]["orderId"])
+            out["open"] = um.get_orders(symbol=SYM)
+            out["cancel"] = um.cancel_order(symbol=SYM, orderId=out["order"]["orderId"])
+            out["account"] = um.account()
+            out["balance"] = um.balance()
+            out["risk"] = um.get_position_risk(symbol=SYM)
+            out["algo"] = um.sign_request("POST", "/fapi/v1/algoOrder", {
+                "algoType": "CONDITIONAL", "symbol": SYM, "side": "BUY", "type": "STOP_MARKET",
+                "triggerPrice": "4.5", "quantity": "10"})
+            out["listen"] = um.new_listen_key()
+            try:
+                um.new_order(symbol=SYM, side="SELL", type="STOP_MARKET", quantity=10, stopPrice="4.0")
+            except ClientError as err:
+                out["err"] = (err.status_code, err.error_code, err.error_message)
+            return out
+
+        out = await asyncio.to_thread(session)
+        assert out["klines"][-1][0] == 1_690_848_120_000
+        assert out["lev"]["leverage"] == 3 and out["order"]["status"] == "NEW"
+        assert out["query"]["orderId"] == out["order"]["orderId"]
+        assert [o["orderId"] for o in out["open"]] == [out["order"]["orderId"]]
+        assert out["cancel"]["status"] == "CANCELED"
+        assert out["account"]["availableBalance"] == "10000.00000000"
+        assert out["risk"] == [] and out["algo"]["algoStatus"] == "NEW"  # v3: only symbols in use
+        assert len(out["listen"]["listenKey"]) == 64
+        assert out["err"][:2] == (400, -4120)
+
+    run(body, timeout=60)
