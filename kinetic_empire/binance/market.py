@@ -25,7 +25,7 @@ from .errors import BinanceError
 from .rest import BinanceRest
 from .venues import Venue
 from .wire import WireError, kline_from_rest, kline_from_stream, stream_name, unwrap
-from .wsconn import ReconnectingWebSocket
+from .wsconn import ReconnectingWebSocket, SocketHealth
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ Publish = Callable[[KlineClosed, Hashable], None]
 _MAX_ROWS = 1500
 
 
-class KlineFeed:
+class KlineFeed(SocketHealth):
     """Closed klines of ``topics`` onto the bus through ``publish(kline, topic)``."""
 
     def __init__(
@@ -75,22 +75,6 @@ class KlineFeed:
         self.socket = ReconnectingWebSocket(
             "market stream", self._url, self.clock, on_open=self._on_open, on_message=self._on_message,
             backoff_s=backoff_s, backoff_max_s=backoff_max_s, open_timeout_s=open_timeout_s, seed=seed)
-
-    @property
-    def connections(self) -> int:
-        return self.socket.connections
-
-    @property
-    def reconnects(self) -> int:
-        return self.socket.reconnects
-
-    @property
-    def connected(self) -> bool:
-        return self.socket.connected
-
-    @property
-    def last_error(self) -> str:
-        return self.socket.last_error
 
     # ------------------------------------------------------------------------------ warm-up
     async def market_now(self) -> int:

@@ -23,12 +23,12 @@ from ..core.clock import Clock
 from .errors import BinanceError, ListenKeyError
 from .rest import KEYED, BinanceRest
 from .venues import Venue
-from .wsconn import ReconnectingWebSocket
+from .wsconn import ReconnectingWebSocket, SocketHealth
 
 log = logging.getLogger(__name__)
 
 
-class UserStream:
+class UserStream(SocketHealth):
     def __init__(
         self,
         rest: BinanceRest,
@@ -57,22 +57,6 @@ class UserStream:
             "user stream", self._url, self.clock, on_open=self._on_open, on_message=self._on_message,
             while_open=self._keepalive, retry_on=(BinanceError,), on_error=self._on_error,
             backoff_s=backoff_s, backoff_max_s=backoff_max_s, open_timeout_s=open_timeout_s, seed=seed)
-
-    @property
-    def connections(self) -> int:
-        return self.socket.connections
-
-    @property
-    def reconnects(self) -> int:
-        return self.socket.reconnects
-
-    @property
-    def connected(self) -> bool:
-        return self.socket.connected
-
-    @property
-    def last_error(self) -> str:
-        return self.socket.last_error
 
     async def create_key(self) -> str:
         data = await self.rest.request("POST", "/fapi/v1/listenKey", security=KEYED)

@@ -129,3 +129,26 @@ class ReconnectingWebSocket:
         """Cut the connection as a network failure would (tests, operators)."""
         if self._ws is not None:
             self._ws.transport.abort()
+
+
+class SocketHealth:
+    """Connection figures of a stream that owns a :class:`ReconnectingWebSocket` as ``self.socket``
+    (the kline feed and the user stream), for the status view and the doctor."""
+
+    socket: ReconnectingWebSocket
+
+    @property
+    def connections(self) -> int:
+        return self.socket.connections
+
+    @property
+    def reconnects(self) -> int:
+        return self.socket.reconnects
+
+    @property
+    def connected(self) -> bool:
+        return self.socket.connected
+
+    @property
+    def last_error(self) -> str:
+        return self.socket.last_error

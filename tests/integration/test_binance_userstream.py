@@ -4,7 +4,6 @@ a reconnect after a key closed without notice happen when the test moves time, n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,11 @@ from kinetic_empire.binance.userstream import UserStream
 from kinetic_empire.binance.venues import Venue
 from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.sandbox import SandboxConfig, SandboxServer
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
 DATA = Path(__file__).parents[1] / "data" / "sandbox"
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Let real loopback I/O happen until ``condition`` holds (the timeout only guards against a hang)."""
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.001)
-
-    try:
-        await asyncio.wait_for(poll(), 20)
-    except TimeoutError:
-        raise AssertionError(f"never happened: {what}") from None
 
 
 def test_keepalive_and_a_lost_key_run_on_the_injected_clock() -> None:

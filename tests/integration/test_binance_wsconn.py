@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
 from http import HTTPStatus
 
 import pytest
@@ -17,6 +16,7 @@ from websockets.http11 import Request, Response
 from kinetic_empire.binance.backoff import backoff_delay
 from kinetic_empire.binance.wsconn import ReconnectingWebSocket
 from kinetic_empire.core.clock import ManualClock
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -52,18 +52,6 @@ class EchoVenue:
         assert self.server is not None
         self.server.close()
         await self.server.wait_closed()
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Let real loopback I/O happen until ``condition`` holds (the timeout only guards against a hang)."""
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.001)
-
-    try:
-        await asyncio.wait_for(poll(), 20)
-    except TimeoutError:
-        raise AssertionError(f"never happened: {what}") from None
 
 
 def test_drops_and_an_outage_reconnect_after_backoff_on_the_injected_clock() -> None:
