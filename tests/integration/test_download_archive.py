@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.support.download import ARCHIVE, AppServer, Background, FixedClock, archive_app, ms
 
 from kinetic_empire.core.errors import DataError
 from kinetic_empire.data import KlineStore, find_kline_files, load_klines, read_kline_file, sample_data_dir
@@ -28,6 +27,7 @@ from kinetic_empire.download import (
     download,
     load_funding,
 )
+from tests.support.download import ARCHIVE, AppServer, Background, FixedClock, archive_app, ms
 
 TESTS = Path(__file__).resolve().parents[1]
 DERIVED_1H = TESTS / "data" / "FILUSDT-1h-2023-08_2023-09.DERIVED.csv.gz"

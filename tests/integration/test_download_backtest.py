@@ -6,13 +6,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.support.download import ARCHIVE, AppServer, Background, FixedClock, archive_app, ms
 
 from kinetic_empire.backtest import Backtest, BacktestConfig
 from kinetic_empire.data import KlineStore, sample_data_dir
 from kinetic_empire.download import DownloadOptions, DownloadRequest, download, load_funding
 from kinetic_empire.exchange import ExchangeConfig
 from kinetic_empire.strategy.registry import build_registry
+from tests.support.download import ARCHIVE, AppServer, Background, FixedClock, archive_app, ms
 
 pytestmark = pytest.mark.integration  # downloads from an archive server on loopback
 

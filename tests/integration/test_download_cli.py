@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.download import ARCHIVE, AppServer, Background, archive_app
 
 from kinetic_empire.cli import data as data_command
 from kinetic_empire.cli import download as download_command
 from kinetic_empire.core.errors import DataError, KineticError
 from kinetic_empire.data import KlineStore, sample_data_dir
 from kinetic_empire.download import MarkKlineStore, load_funding
+from tests.support.download import ARCHIVE, AppServer, Background, archive_app
 
 TESTS = Path(__file__).resolve().parents[1]
 

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiohttp import web
-from tests.support.download import ARCHIVE, AppServer, Background, archive_app, ms
 
 from kinetic_empire.cli import download as download_command
 from kinetic_empire.data import KlineStore, read_kline_file
 from kinetic_empire.download.series import Kind, SeriesKey
 from kinetic_empire.download.stores import Coverage
+from tests.support.download import ARCHIVE, AppServer, Background, archive_app, ms
 
 REPO = Path(__file__).resolve().parents[2]
 DERIVED_1H = REPO / "tests/data/FILUSDT-1h-2023-08_2023-09.DERIVED.csv.gz"

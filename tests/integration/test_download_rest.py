@@ -14,7 +14,6 @@ import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
-from tests.support.download import AppServer, Background, FixedClock, ms
 
 from kinetic_empire.data import KlineStore, load_klines, sample_data_dir
 from kinetic_empire.download import (
@@ -30,6 +29,7 @@ from kinetic_empire.download import (
     load_funding,
 )
 from kinetic_empire.sandbox import FaultConfig, SandboxConfig, SandboxServer
+from tests.support.download import AppServer, Background, FixedClock, ms
 
 pytestmark = pytest.mark.integration
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.support.live import DATA, RISK, STRATEGIES
 
 from kinetic_empire.backtest import Backtest, BacktestConfig, save_results
 from kinetic_empire.cli import main
 from kinetic_empire.live.journal import read_meta
 from kinetic_empire.strategy.registry import build_registry
+from tests.support.live import DATA, RISK, STRATEGIES
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from tests.support.live import DATA, step, stepped_engine
 
 from kinetic_empire.binance.execution import BinanceExecution
 from kinetic_empire.binance.rest import BinanceRest
@@ -32,6 +31,7 @@ from kinetic_empire.live.app import LiveEngine, PreflightError
 from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.doctor import Doctor
 from kinetic_empire.sandbox import FaultConfig, RateLimitConfig, SandboxConfig, SandboxServer
+from tests.support.live import DATA, step, stepped_engine
 
 pytestmark = pytest.mark.integration
 
@@ -248,9 +248,8 @@ def test_production_hosts_are_refused() -> None:
 def test_weight_pacing_waits_for_the_next_minute_instead_of_a_429() -> None:
     import time
 
-    from tests.support.live import DATA
-
     from kinetic_empire.sandbox import RateLimitConfig, SandboxConfig, SandboxServer
+    from tests.support.live import DATA
 
     now = int(time.time() * 1000)
     skew = (now // 60_000 + 1) * 60_000 - 1_500 - now  # the venue's clock 1.5 s before a new minute

@@ -12,20 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.live import (
-    DATA,
-    RISK,
-    START,
-    START_MS,
-    K,
-    backtest_of,
-    live_config,
-    log_file,
-    sandbox_position,
-    step,
-    stepped_engine,
-    trade_key,
-)
 
 from kinetic_empire.core.enums import IntentAction, TradingState
 from kinetic_empire.core.events import (
@@ -44,6 +30,20 @@ from kinetic_empire.live.report import Replayed, build_report
 from kinetic_empire.live.status import StatusView
 from kinetic_empire.resources import exchange_info_payload
 from kinetic_empire.sandbox import FaultConfig
+from tests.support.live import (
+    DATA,
+    RISK,
+    START,
+    START_MS,
+    K,
+    backtest_of,
+    live_config,
+    log_file,
+    sandbox_position,
+    step,
+    stepped_engine,
+    trade_key,
+)
 
 pytestmark = pytest.mark.integration
 

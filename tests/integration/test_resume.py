@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.live import DATA, RISK, START, K, sandbox_position, step, stepped_engine
 
 from kinetic_empire.core.enums import OrderType, Side, TradingState
 from kinetic_empire.core.events import OrderRequest
@@ -18,6 +17,7 @@ from kinetic_empire.live.app import LiveEngine
 from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.journal import SCHEMA_VERSION, Journal, read_events
 from kinetic_empire.live.resume import JournalError, JournalView, check_journal, unclean_stop
+from tests.support.live import DATA, RISK, START, K, sandbox_position, step, stepped_engine
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,11 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from tests.support.sandbox import SYM, Client, Reply, run
 
 from kinetic_empire.sandbox.auth import sign, verify_signature
 from kinetic_empire.sandbox.endpoints import ep
 from kinetic_empire.sandbox.errors import ApiError
+from tests.support.sandbox import SYM, Client, Reply, run
 
 pytestmark = pytest.mark.integration
 

@@ -9,6 +9,7 @@ from typing import Any
 import ccxt
 import ccxt.pro as ccxtpro
 import pytest
+
 from tests.support.sandbox import SYM, Client, run
 
 pytestmark = pytest.mark.integration

@@ -6,11 +6,11 @@ import asyncio
 
 import aiohttp
 import pytest
-from tests.support.sandbox import SYM, WALL0, Client, recv_json, run, sleepers
 
 from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.sandbox import FaultConfig, RateLimitConfig
 from kinetic_empire.sandbox.faults import Faults
+from tests.support.sandbox import SYM, WALL0, Client, recv_json, run, sleepers
 
 pytestmark = pytest.mark.integration
 

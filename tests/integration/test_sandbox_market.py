@@ -6,9 +6,9 @@ import itertools
 import json
 
 import pytest
-from tests.support.sandbox import SYM, Client, run
 
 from kinetic_empire.resources import exchange_info_payload
+from tests.support.sandbox import SYM, Client, run
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.support.sandbox import SYM, WALL0, Client, run
 
 from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.resources import exchange_info_payload
+from tests.support.sandbox import SYM, WALL0, Client, run
 
 pytestmark = pytest.mark.integration
 

@@ -21,13 +21,13 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from tests.support.sandbox import DATA, SYM, Client, recv_json, run
 
 from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.core.enums import OrderType, Side
 from kinetic_empire.data import load_klines
 from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange
 from kinetic_empire.resources import default_brackets, default_symbol_rules
+from tests.support.sandbox import DATA, SYM, Client, recv_json, run
 
 pytestmark = pytest.mark.integration
 

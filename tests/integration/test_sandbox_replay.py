@@ -6,10 +6,10 @@ import asyncio
 import time
 
 import pytest
-from tests.support.sandbox import SYM, WALL0, Client, recv_json, run
 
 from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.sandbox.replay import path_points
+from tests.support.sandbox import SYM, WALL0, Client, recv_json, run
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
-from tests.support.sandbox import SYM, Client, collect, run
 
 from kinetic_empire.sandbox import ApiKey
 from kinetic_empire.sandbox.auth import sign
+from tests.support.sandbox import SYM, Client, collect, run
 
 pytestmark = pytest.mark.integration
 

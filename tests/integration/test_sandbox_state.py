@@ -13,9 +13,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from tests.support.sandbox import DATA, SYM, Client, config
 
 from kinetic_empire.sandbox import ApiKey, SandboxServer
+from tests.support.sandbox import DATA, SYM, Client, config
 
 pytestmark = pytest.mark.integration
 

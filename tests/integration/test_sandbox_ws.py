@@ -9,9 +9,9 @@ from decimal import Decimal
 import aiohttp
 import pytest
 import websockets
-from tests.support.sandbox import SYM, WALL0, Client, collect, recv_json, run
 
 from kinetic_empire.core.clock import ManualClock
+from tests.support.sandbox import SYM, WALL0, Client, collect, recv_json, run
 
 pytestmark = pytest.mark.integration
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.support.download import ms
 
 from kinetic_empire.core.errors import KineticError
 from kinetic_empire.download.periods import parse_time, split, subtract, union
 from kinetic_empire.download.plan import DAILY, MONTHLY, NONE, REST, Chunk, fallback, plan_chunks, source_gaps
 from kinetic_empire.download.rest import kline_weight
+from tests.support.download import ms
 
 TODAY = ms("2023-09-10")
 

@@ -6,12 +6,12 @@ from decimal import Decimal as D
 
 import pytest
 import yaml
-from tests.support.risk_fakes import FakeAccount, Harness, all_brackets, all_rules
 
 from kinetic_empire.core.enums import TradingState
 from kinetic_empire.core.errors import ConfigError
 from kinetic_empire.risk import RiskConfig, SizingMethod
 from kinetic_empire.risk.config import __doc__ as CONFIG_DOC
+from tests.support.risk_fakes import FakeAccount, Harness, all_brackets, all_rules
 
 EXAMPLE = """
 risk:

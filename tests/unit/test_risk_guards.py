@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
-from tests.support.risk_fakes import T0, FakeAccount, Harness, all_brackets, only_denial, only_request, requests, states
 
 from kinetic_empire.core.enums import BalanceReason, TradingState
 from kinetic_empire.core.events import BalanceChanged, KlineClosed, Liquidated
@@ -14,6 +13,7 @@ from kinetic_empire.risk import guards, liquidation_price
 from kinetic_empire.risk.config import SymbolExposureConfig
 from kinetic_empire.risk.liquidation import other_positions_terms
 from kinetic_empire.risk.state import DAY_MS
+from tests.support.risk_fakes import T0, FakeAccount, Harness, all_brackets, only_denial, only_request, requests, states
 
 FIL = "FILUSDT"
 NOTIONAL_100 = {"method": "fixed_notional", "notional": 100}

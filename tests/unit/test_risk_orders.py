@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from tests.support.risk_fakes import FakeAccount, Harness, all_rules, denials, only_denial, only_request, requests, states
-
 from kinetic_empire.core.enums import OrderType, Side, TradingState, WorkingType
 from kinetic_empire.core.events import CancelRequest, OrderCanceled, TradingStateChanged
 from kinetic_empire.risk import CLIENT_ID_RE, client_id
+from tests.support.risk_fakes import (
+    FakeAccount,
+    Harness,
+    all_rules,
+    denials,
+    only_denial,
+    only_request,
+    requests,
+    states,
+)
 
 FIL = "FILUSDT"
 NOTIONAL_100 = {"sizing": {"method": "fixed_notional", "notional": 100}}

@@ -19,12 +19,12 @@ from functools import cache
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from tests.support.risk_fakes import TAKER, FakeAccount, Harness, all_brackets, all_rules, denials, requests
 
 from kinetic_empire.core.enums import OrderType
 from kinetic_empire.core.events import OrderRequest
 from kinetic_empire.core.rules import LeverageBrackets, SymbolRules
 from kinetic_empire.risk import CLIENT_ID_RE
+from tests.support.risk_fakes import TAKER, FakeAccount, Harness, all_brackets, all_rules, denials, requests
 
 GENERIC = [
     (1, 50, 0, 50_000, "0.01", 0),

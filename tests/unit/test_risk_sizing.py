@@ -8,13 +8,13 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
-from tests.support.risk_fakes import TAKER, FakeAccount, Harness, all_brackets, all_rules, only_denial, only_request
 
 from kinetic_empire.core.enums import OrderType, Side, TimeInForce
 from kinetic_empire.core.events import KlineClosed
 from kinetic_empire.risk import WilderAtr
 from kinetic_empire.risk.config import SizingConfig, SizingMethod
 from kinetic_empire.risk.sizing import raw_quantity
+from tests.support.risk_fakes import TAKER, FakeAccount, Harness, all_brackets, all_rules, only_denial, only_request
 
 FIL = "FILUSDT"
 

@@ -8,11 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.support.sandbox import SYM, config
-
 import kinetic_empire
 from kinetic_empire.core.enums import OrderType, Side
 from kinetic_empire.sandbox import SandboxVenue
+from tests.support.sandbox import SYM, config
 
 T0 = 1_690_848_000_000
 
