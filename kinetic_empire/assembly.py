@@ -95,6 +95,7 @@ def build_core(
     fail_fast: bool = True,
     window: int | None = None,
     last_seq: Callable[[str], int] | None = None,
+    price_topics: Iterable[tuple[str, str]] | None = None,
 ) -> Core[P]:
     """Build the core on ``bus`` in the documented subscription order (module docstring).
 
@@ -102,10 +103,12 @@ def build_core(
     and ``window`` go to the runners (backtest: fail fast, precomputed history; live: keep going,
     rolling window). ``last_seq(prefix)``, for a resumed run, is the last intent sequence journaled
     under a prefix, so new intent ids continue after it and no client order id is reused.
+    ``price_topics``: the (symbol, timeframe) series the portfolio takes prices from; None follows
+    every kline. A backtest names all it replays, which gives the portfolio its cheapest handler.
     """
     portfolio = Portfolio(bus, initial_balance, follow_prices=False)
     port = connect_port(bus, portfolio)
-    portfolio.subscribe_prices()
+    portfolio.subscribe_prices(price_topics)
     risk = RiskManager(
         bus,
         clock,

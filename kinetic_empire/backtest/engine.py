@@ -174,6 +174,7 @@ class Backtest:
             symbols=list(plans),
         )
         exec_topics = [(sym, p.execution.timeframe) for sym, p in plans.items()]
+        replayed = [(sym, tf) for sym, p in plans.items() for tf in (p.execution.timeframe, *p.by_timeframe)]
         core = build_core(
             bus=bus,
             clock=clock,
@@ -186,6 +187,7 @@ class Backtest:
             fee_rate_maker=cfg.maker_fee,
             connect_port=lambda bus, _portfolio: SimulatedBroker(bus, exchange, clock, exec_topics),
             id_tag="b",
+            price_topics=replayed,
         )
         for sym, leverage in core.leverage.items():
             exchange.set_leverage(sym, leverage)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -74,12 +75,12 @@ class ReplayFeed:
         publish, make, clock = self._bus.publisher(KlineClosed, (sym, tf)), new_kline, self._clock
         arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume, f.close_time)
         for begin in range(s.start, s.start + n, _CHUNK):
-            # python scalars a chunk at a time: a working set that stays in cache, and one zip over
-            # the columns (cheaper per kline than indexing each of them)
-            columns = (a[begin : begin + _CHUNK].tolist() for a in arrays)
-            for ot, o, h, lo, c, v, t in zip(*columns):
-                clock.time_ms = t
-                publish(make(sym, tf, ot, o, h, lo, c, v, t, t))
+            # python scalars a chunk at a time: a working set that stays in cache; map builds the
+            # events in one C loop over the columns (cheaper per kline than indexing or unpacking them)
+            ot, o, h, lo, c, v, ct = (a[begin : begin + _CHUNK].tolist() for a in arrays)
+            for k in map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct):
+                clock.time_ms = k.ts_event
+                publish(k)
             if progress is not None:
                 progress(min(n, begin - s.start + _CHUNK))
         return n

@@ -13,15 +13,17 @@ Sources of truth, so nothing is counted twice:
   liquidation fill arriving after it is logged but not booked again;
 - funding total: ``FundingApplied``.
 
-Prices come from the bus too, in backtests and live alike: the close of every ``KlineClosed``. Equity
-is not recomputed per kline: the kline handler only stores the close. The equity curve is built in
-bulk after the run by :meth:`Portfolio.equity_curve` from the recorded change points.
+Prices come from the bus too, in backtests and live alike: the close of the latest ``KlineClosed`` of
+each symbol. Equity is not recomputed per kline: the kline handler only keeps the kline. The equity
+curve is built in bulk after the run by :meth:`Portfolio.equity_curve` from the recorded change points.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Hashable, Iterable, Mapping
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -97,8 +99,7 @@ class Portfolio:
         self._leverage_default = leverage_default
         self._leverage: dict[str, int] = {}
         self._positions: dict[str, PositionView] = {}  # open positions only
-        self._last: dict[str, float] = {}
-        self._on_kline = _price_recorder(self._last)
+        self._latest: dict[str, deque[KlineClosed]] = {}  # symbol -> its latest closed kline
         self._info: dict[str, _OrderInfo] = {}
         self._book = TradeBook()
         self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
@@ -113,39 +114,50 @@ class Portfolio:
         """Sum of commissions (and liquidation fees), positive = paid."""
         self.funding_total = _ZERO
         """Sum of funding amounts, signed from the account's side (negative = paid)."""
-        self._subscriptions: list[tuple[type, object]] = [
-            (OrderRequest, self._on_request),
-            (OrderAccepted, self._on_accepted),
-            (OrderRejected, self._on_rejected),
-            (OrderCanceled, self._on_canceled),
-            (OrderExpired, self._on_expired),
-            (OrderFilled, self._on_filled),
-            (PositionChanged, self._on_position),
-            (BalanceChanged, self._on_balance),
-            (FundingApplied, self._on_funding),
-            (Liquidated, self._on_liquidated),
-            (RiskDenied, self._on_denied),
+        self._subscriptions: list[tuple[type, Any, Hashable | None]] = [
+            (OrderRequest, self._on_request, None),
+            (OrderAccepted, self._on_accepted, None),
+            (OrderRejected, self._on_rejected, None),
+            (OrderCanceled, self._on_canceled, None),
+            (OrderExpired, self._on_expired, None),
+            (OrderFilled, self._on_filled, None),
+            (PositionChanged, self._on_position, None),
+            (BalanceChanged, self._on_balance, None),
+            (FundingApplied, self._on_funding, None),
+            (Liquidated, self._on_liquidated, None),
+            (RiskDenied, self._on_denied, None),
         ]
         if follow_prices:
-            self._subscriptions.insert(0, (KlineClosed, self._on_kline))
-        for event_type, handler in self._subscriptions:
-            bus.subscribe(event_type, handler)  # type: ignore[arg-type]
+            self._subscriptions.insert(0, (KlineClosed, self._on_kline, None))
+        for event_type, handler, topic in self._subscriptions:
+            bus.subscribe(event_type, handler, topic)
 
-    def subscribe_prices(self) -> None:
-        """Start following closed klines for prices (once; a portfolio built with ``follow_prices=False``).
+    def subscribe_prices(self, topics: Iterable[tuple[str, str]] | None = None) -> None:
+        """Follow closed klines for prices: every kline, or only those of ``topics`` (symbol, timeframe).
 
-        Subscribed after the execution port, a simulated exchange has matched a kline (fills at its
-        open, triggers in its range) before the portfolio marks positions at its close: equity seen
-        while those fills are booked is marked at the previous close, as the exchange's own is.
+        For a portfolio built with ``follow_prices=False``. Subscribed after the execution port, a
+        simulated exchange has matched a kline (fills at its open, triggers in its range) before the
+        portfolio marks positions at its close: equity seen while those fills are booked is marked at
+        the previous close, as the exchange's own is.
+
+        With ``topics`` (a backtest knows every series it replays) the handler of each topic is the
+        append of a one-slot deque, a C call with no Python frame: the cheapest handler there is on
+        the path every kline takes.
         """
-        if (KlineClosed, self._on_kline) not in self._subscriptions:
-            self._subscriptions.append((KlineClosed, self._on_kline))
-            self._bus.subscribe(KlineClosed, self._on_kline)
+        if any(event_type is KlineClosed for event_type, _h, _t in self._subscriptions):
+            return
+        if topics is None:
+            added: list[tuple[type, Any, Hashable | None]] = [(KlineClosed, self._on_kline, None)]
+        else:
+            added = [(KlineClosed, self._latest_of(topic[0]).append, topic) for topic in dict.fromkeys(topics)]
+        for event_type, handler, topic in added:
+            self._subscriptions.append((event_type, handler, topic))
+            self._bus.subscribe(event_type, handler, topic)
 
     def close(self) -> None:
         """Stop listening (the records stay readable)."""
-        for event_type, handler in self._subscriptions:
-            self._bus.unsubscribe(event_type, handler)  # type: ignore[arg-type]
+        for event_type, handler, topic in self._subscriptions:
+            self._bus.unsubscribe(event_type, handler, topic)
         self._subscriptions = []
 
     # ------------------------------------------------------------------------------- engine wiring
@@ -181,13 +193,14 @@ class Portfolio:
         return [self._positions[s] for s in sorted(self._positions)]
 
     def last_price(self, symbol: str) -> float:
-        return self._last.get(symbol, 0.0)
+        latest = self._latest.get(symbol)
+        return latest[-1].close if latest else 0.0
 
     def leverage(self, symbol: str) -> int:
         return self._leverage.get(symbol, self._leverage_default)
 
     def _mark(self, p: PositionView) -> Decimal:
-        last = self._last.get(p.symbol)
+        last = self.last_price(p.symbol)
         return Decimal(repr(float(last))) if last else p.entry_price
 
     # ------------------------------------------------------------------------------- records
@@ -270,6 +283,15 @@ class Portfolio:
         return float(mask.mean()) if mask.size else 0.0
 
     # ------------------------------------------------------------------------------- handlers
+
+    def _latest_of(self, symbol: str) -> deque[KlineClosed]:
+        latest = self._latest.get(symbol)
+        if latest is None:
+            latest = self._latest[symbol] = deque(maxlen=1)
+        return latest
+
+    def _on_kline(self, event: KlineClosed) -> None:
+        self._latest_of(event.symbol).append(event)
 
     def _info_for(self, client_order_id: str) -> _OrderInfo:
         info = self._info.get(client_order_id)
@@ -397,13 +419,3 @@ class Portfolio:
             symbol=e.symbol, code=e.code, message=e.message,
         ))  # fmt: skip
         self._denials_by_code[e.code] = self._denials_by_code.get(e.code, 0) + 1
-
-
-def _price_recorder(last: dict[str, float]) -> Callable[[KlineClosed], None]:
-    """The kline handler, on the hot path: one store per kline. A closure over the dict rather than a
-    bound method, which saves an attribute lookup on each of a backtest's million klines."""
-
-    def on_kline(event: KlineClosed) -> None:
-        last[event.symbol] = event.close
-
-    return on_kline

@@ -240,7 +240,7 @@ class IntentDecider:
         caps = (
             Cap("margin", margin_limit(usable, entry_price, lev, self.fee_taker)),
             Cap("max qty", rules.market_max_qty if market else rules.max_qty),
-            Cap(f"bracket notional {fmt(cap_notional)} at {lev}x", (cap_notional - held) / entry_price),
+            Cap("bracket notional {} at {}x", (cap_notional - held) / entry_price, (cap_notional, lev)),
         )
         sized = finish(qty, rules=rules, price=entry_price, market=market, caps=caps, adjustments=notes)
         if isinstance(sized, Denial):

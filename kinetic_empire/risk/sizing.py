@@ -55,10 +55,18 @@ def raw_quantity(
 
 @dataclass(frozen=True, slots=True)
 class Cap:
-    """An upper bound on the quantity, with the name used in the adjustment note."""
+    """An upper bound on the quantity, with the name used in the adjustment note.
+
+    ``{}`` fields in ``label`` are filled with ``values`` (as :func:`fmt` writes them) only when the
+    cap binds: formatting Decimals costs more than the comparison, and most caps never bind.
+    """
 
     label: str
     limit: Decimal
+    values: tuple[object, ...] = ()
+
+    def describe(self) -> str:
+        return self.label.format(*map(fmt, self.values)) if self.values else self.label
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +93,7 @@ def finish(
     notes = adjustments if adjustments is not None else []
     for cap in caps:
         if qty > cap.limit:
-            notes.append(f"capped by {cap.label} {fmt(qty)}→{fmt(cap.limit)}")
+            notes.append(f"capped by {cap.describe()} {fmt(qty)}→{fmt(cap.limit)}")
             qty = cap.limit
     rounded = rules.round_qty(qty, market=market)
     if rounded != qty:

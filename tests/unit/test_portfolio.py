@@ -363,6 +363,29 @@ def test_close_unsubscribes(setup: tuple[EventBus, Portfolio, Venue]) -> None:
     assert pf.last_price(SYM) == 0.0
 
 
+def test_prices_from_named_topics_only() -> None:
+    bus = EventBus()
+    pf = Portfolio(bus, D("1000"), follow_prices=False)
+    venue = Venue(bus)
+    venue.kline(59_999, 1.0)
+    assert pf.last_price(SYM) == 0.0  # not following yet
+    pf.subscribe_prices([(SYM, "1m"), (SYM, "1h"), ("ETHUSDT", "1m")])
+    pf.subscribe_prices()  # once: a second call adds nothing
+    venue.kline(119_999, 2.0)
+    venue.kline(119_999, 3.0, symbol="ETHUSDT")
+    venue.kline(119_999, 4.0, symbol="XRPUSDT")  # a topic it was not given
+    assert (pf.last_price(SYM), pf.last_price("ETHUSDT"), pf.last_price("XRPUSDT")) == (2.0, 3.0, 0.0)
+    hour = KlineClosed(
+        symbol=SYM, timeframe="1h", open_time=0, open=1.0, high=9.0, low=1.0, close=8.5, volume=1.0,
+        ts_event=3_599_999, ts_init=3_599_999,
+    )  # fmt: skip
+    bus.publish(hour, (SYM, "1h"))
+    assert pf.last_price(SYM) == 8.5  # the latest kline of the symbol, whatever its timeframe
+    pf.close()
+    venue.kline(179_999, 7.0)
+    assert pf.last_price(SYM) == 8.5
+
+
 def test_other_asset_balance_is_ignored(setup: tuple[EventBus, Portfolio, Venue]) -> None:
     bus, pf, _ = setup
     bus.publish(BalanceChanged(asset="BNB", wallet_balance=D(3), change=D(3), reason=BalanceReason.DEPOSIT,
