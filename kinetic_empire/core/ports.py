@@ -2,7 +2,7 @@
 
 Two implementations today: the backtest's :class:`~kinetic_empire.exchange.broker.SimulatedBroker` and
 :class:`~kinetic_empire.binance.execution.BinanceExecution` (local sandbox, demo, testnet); one contract
-suite (``tests/test_execution_contract.py``) holds them to the same behaviour. Order outcomes (accepted,
+suite (``tests/integration/test_execution_contract.py``) holds them to the same behaviour. Order outcomes (accepted,
 rejected, filled, canceled) come back as events on the bus, never as return values, so the engine sees a
 simulated and a real venue the same way. Snapshots (one order, positions, balances) cross the port as the
 frozen values below, not wire dicts: the core never reads Binance's JSON.
