@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 LIVE_CONFIG = "config/live.sandbox.yaml"
-# Copies of constants whose home modules import aiohttp; tests/unit/test_cli.py checks they stay equal.
+# Copies of constants whose home modules import aiohttp; tests/integration/test_cli_startup.py checks they stay equal.
 VENUES = ("sandbox", "binance-demo", "binance-testnet", "custom")  # binance.venues.VENUES
 ENV_KEY, ENV_SECRET = "KINETIC_BINANCE_API_KEY", "KINETIC_BINANCE_API_SECRET"  # binance.signing
 SHUTDOWN_POLICIES = ("leave", "flatten")  # live.config.SHUTDOWN_POLICIES
