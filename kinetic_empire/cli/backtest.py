@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import KineticError
+from ..core.names import safe_name, to_safe_name
 from .options import add_strategy_path
 
 DEFAULT_CONFIG = "config/backtest.example.yaml"
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.clock import LiveClock
     from ..strategy.registry import build_registry
 
+    if args.run_id is not None:  # checked before the backtest runs, not when its results are saved
+        safe_name(args.run_id, "run id", "--run-id")
     config = BacktestConfig.load(args.config).with_overrides(
         strategy=args.strategy,
         symbols=[s.strip() for s in args.symbols.split(",") if s.strip()] if args.symbols else None,
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         print("gaps in the data (kept by gap_policy): " + ", ".join(f"{s} {n} klines" for s, n in result.gaps.items()))
     if args.no_save:
         return 0
-    run_id = args.run_id or run_id_for(config, LiveClock().now_ms())
+    run_id = args.run_id or to_safe_name(run_id_for(config, LiveClock().now_ms()))  # references have a ':'
     root = Path(args.results_dir or config.results_dir)
     path = save_results(result, root, run_id, overwrite=args.overwrite)
     print(f"results: {path}/  (open {path / 'report.html'})")

@@ -20,6 +20,7 @@ from ..binance.signing import ENV_KEY, ENV_SECRET, Credentials, load_credentials
 from ..binance.venues import SANDBOX, Venue
 from ..core.clock import Clock, LiveClock
 from ..core.errors import KineticError
+from ..core.names import safe_name, to_safe_name
 from ..logs import JsonFormatter
 from ..strategy.registry import StrategyRegistry, build_registry
 from .app import LiveEngine, PreflightError
@@ -27,6 +28,7 @@ from .config import LiveConfig
 from .doctor import Doctor, format_checks
 from .report import build_report, run_dir_for, summary
 from .resume import JournalView, check_journal, unclean_stop
+from .runlock import RunLock
 from .sandbox_venue import local_sandbox
 from .status import StatusView
 
@@ -99,24 +101,32 @@ def default_run_id(config: LiveConfig, clock: Clock | None = None) -> str:
     now_ms = (clock or LiveClock()).now_ms()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now_ms // 1000))
     names = "+".join(dict.fromkeys(s.name for s in config.strategies))
-    return f"{stamp}-{config.venue}-{names}"
+    return to_safe_name(f"{stamp}-{config.venue}-{names}")  # a "module:Class" reference has a ':'
+
 
 
 # ---------------------------------------------------------------------------------------------- run
 
 
 def run_main(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        safe_name(args.resume, "run id", "--resume")
+    if args.run_id is not None:
+        safe_name(args.run_id, "run id", "--run-id")
     config, registry = _load(args)
     run_id = args.resume or args.run_id or default_run_id(config)
     run_dir = Path(config.runs_dir) / run_id
-    args.resuming = _resuming(args, run_id, run_dir / "journal.sqlite")
-    if args.resuming and config.venue == SANDBOX and not config.rest_url:
-        raise KineticError("the in-process sandbox keeps nothing across runs, so there is nothing to resume: run "
-                           "`kinetic sandbox --state FILE --keys FILE` and point --rest-url/--ws-url at it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    status_tty = not args.no_status and sys.stdout.isatty()
-    with _run_logging(run_dir, quiet_console=status_tty):
-        return asyncio.run(_run(config, registry, args, run_id, run_dir))
+    if args.resume and not run_dir.is_dir():
+        check_journal(run_dir / "journal.sqlite")  # "no run R": said without creating its folder
+    # one writer per run: locked before the journal is read or the venue is touched, held to the end
+    with RunLock.acquire(run_dir, run_id, LiveClock().now_ms()):
+        args.resuming = _resuming(args, run_id, run_dir / "journal.sqlite")
+        if args.resuming and config.venue == SANDBOX and not config.rest_url:
+            raise KineticError("the in-process sandbox keeps nothing across runs, so there is nothing to resume: "
+                               "run `kinetic sandbox --state FILE --keys FILE` and point --rest-url/--ws-url at it")
+        status_tty = not args.no_status and sys.stdout.isatty()
+        with _run_logging(run_dir, quiet_console=status_tty):
+            return asyncio.run(_run(config, registry, args, run_id, run_dir))
 
 
 def _resuming(args: argparse.Namespace, run_id: str, journal: Path) -> bool:
@@ -233,7 +243,7 @@ async def _doctor(config: LiveConfig, registry: StrategyRegistry, args: argparse
 
 
 def report_main(args: argparse.Namespace) -> int:
-    run_dir = run_dir_for(args.run_id, args.runs_dir)
+    run_dir = run_dir_for(args.run_id, args.runs_dir, where="kinetic report RUN_ID")
     path = build_report(run_dir)
     print(summary(run_dir))
     print(f"report: {path}/  (open {path / 'report.html'})")
@@ -246,10 +256,10 @@ def report_main(args: argparse.Namespace) -> int:
 def compare_main(args: argparse.Namespace) -> int:
     from .compare import compare_runs, format_comparison
 
-    run_dir = run_dir_for(args.run_id, args.runs_dir)
+    run_dir = run_dir_for(args.run_id, args.runs_dir, where="kinetic compare RUN_ID")
     bt = Path(args.backtest)
     if not (bt / "trades.csv").is_file():
-        bt = Path(args.results_dir) / args.backtest
+        bt = Path(args.results_dir) / safe_name(args.backtest, "backtest id", "kinetic compare BACKTEST")
     if not (bt / "trades.csv").is_file():
         raise KineticError(f"no backtest results (trades.csv) at {args.backtest} or {bt}")
     result = compare_runs(run_dir, bt, tolerance_pct=args.tolerance_pct)

@@ -17,6 +17,7 @@ import numpy as np
 from ..core.bus import EventBus
 from ..core.errors import KineticError
 from ..core.events import KlineClosed, OrderRejected, StrategyHalted
+from ..core.names import safe_name
 from ..core.timeframes import TIMEFRAME_MS
 from ..portfolio import Portfolio, step_lookup
 from ..report import compute_metrics, format_summary, write_results
@@ -30,12 +31,12 @@ class RunNotFound(KineticError):
     pass
 
 
-def run_dir_for(run: str | Path, runs_dir: str | Path = "runs") -> Path:
-    """A run id (under ``runs_dir``) or a path to a run folder."""
+def run_dir_for(run: str | Path, runs_dir: str | Path = "runs", where: str = "run id") -> Path:
+    """A path to a run folder, or a run id (a safe name, see core/names.py) under ``runs_dir``."""
     p = Path(run)
     if (p / "journal.sqlite").is_file():
         return p
-    q = Path(runs_dir) / str(run)
+    q = Path(runs_dir) / safe_name(str(run), "run id", where)
     if (q / "journal.sqlite").is_file():
         return q
     raise RunNotFound(f"no journal for run {run!r} (looked in {p} and {q})")

@@ -20,6 +20,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from ..core.errors import PluginError
+from ..core.names import RULE as NAME_RULE
+from ..core.names import is_safe_name
 from .base import API_VERSION, Strategy
 
 ENTRY_POINT_GROUP = "kinetic_empire.strategies"
@@ -65,6 +67,8 @@ class StrategyRegistry:
                 f"this engine implements version {API_VERSION}"
             )
         name = cls.strategy_name()
+        if not is_safe_name(name):  # names become parts of run and results folder names
+            raise PluginError(f"{source}: strategy name {name!r} cannot be used in a folder name: {NAME_RULE}")
         existing = self._plugins.get(name)
         if existing is not None:
             if existing.cls is cls:
