@@ -26,7 +26,7 @@ from ..strategy.registry import StrategyRegistry, build_registry
 from .app import LiveEngine, PreflightError
 from .config import LiveConfig
 from .doctor import Doctor, format_checks
-from .report import build_report, run_dir_for, summary
+from .report import build_report, has_file, run_dir_for, summary
 from .resume import JournalView, check_journal, unclean_stop
 from .runlock import RunLock
 from .sandbox_venue import local_sandbox
@@ -258,7 +258,7 @@ def compare_main(args: argparse.Namespace) -> int:
 
     run_dir = run_dir_for(args.run_id, args.runs_dir, where="kinetic compare RUN_ID")
     bt = Path(args.backtest)
-    if not (bt / "trades.csv").is_file():
+    if not has_file(bt, "trades.csv"):
         bt = Path(args.results_dir) / safe_name(args.backtest, "backtest id", "kinetic compare BACKTEST")
     if not (bt / "trades.csv").is_file():
         raise KineticError(f"no backtest results (trades.csv) at {args.backtest} or {bt}")

@@ -34,12 +34,20 @@ class RunNotFound(KineticError):
 def run_dir_for(run: str | Path, runs_dir: str | Path = "runs", where: str = "run id") -> Path:
     """A path to a run folder, or a run id (a safe name, see core/names.py) under ``runs_dir``."""
     p = Path(run)
-    if (p / "journal.sqlite").is_file():
+    if has_file(p, "journal.sqlite"):
         return p
     q = Path(runs_dir) / safe_name(str(run), "run id", where)
     if (q / "journal.sqlite").is_file():
         return q
     raise RunNotFound(f"no journal for run {run!r} (looked in {p} and {q})")
+
+
+def has_file(folder: Path, name: str) -> bool:
+    """``folder/name`` is a file; False (not OSError) for a path no file system takes, e.g. too long."""
+    try:
+        return (folder / name).is_file()
+    except OSError:
+        return False
 
 
 class Replayed:
