@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", help="UTC end date, exclusive (YYYY-MM-DD)")
     p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter")
     p.add_argument("--data", action="append", help="kline files or folders (replaces backtest.data)")
-    p.add_argument("--run-id", help="results folder name (default: time-strategy-confighash)")
+    p.add_argument("--run-id", help="results folder name: letters, digits, . _ - + (default: time-strategy-confighash)")
     p.add_argument("--results-dir", help="where results folders go (default: backtest.results_dir)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder of that run id")
     p.add_argument("--check-lookahead", action="store_true", help="fail if an indicator uses future klines")

@@ -12,7 +12,8 @@ which replays the bundled klines (no keys, no network); --venue binance-demo tra
 account with keys from the environment or .env. Before trading, the doctor's checks run; then a status
 view shows positions and orders until --duration ends or Ctrl-C. Everything is journaled in
 runs/<run-id>/ (journal.sqlite, JSON logs, report/), and a run stopped by a crash continues with
---resume after reconciling with the exchange."""
+--resume after reconciling with the exchange. One process at a time owns a run: a second `kinetic run`
+on the same run id is refused, naming the process that holds it."""
 
 EXAMPLES = """\
   kinetic run --duration 60                           # a minute on the local sandbox, then the report
@@ -24,7 +25,8 @@ EXAMPLES = """\
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_venue_options(p)
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds (default: Ctrl-C)")
-    p.add_argument("--run-id", help="folder name under the runs dir (default: time-venue-strategies)")
+    p.add_argument("--run-id",
+                   help="folder name under the runs dir: letters, digits, . _ - + (default: time-venue-strategies)")
     p.add_argument("--runs-dir", help="where run folders go (default: live.runs_dir, runs/)")
     p.add_argument("--shutdown", choices=SHUTDOWN_POLICIES,
                    help="at exit: leave (protective orders stay on the exchange) or flatten (cancel all, close all)")
