@@ -133,8 +133,9 @@ class Journal:
 
     # ------------------------------------------------------------------------------ meta
     def set_meta(self, **values: Any) -> None:
-        rows = [(k, redact(v if isinstance(v, str) else json.dumps(_plain(v), sort_keys=True)))
-                for k, v in values.items()]
+        # every value as JSON, strings too: a raw string of digits (an account fingerprint such as
+        # "402913377150") would read back as a number, and resume would see another account
+        rows = [(k, redact(json.dumps(_plain(v), sort_keys=True))) for k, v in values.items()]
         self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
         self._db.commit()
 

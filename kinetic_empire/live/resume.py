@@ -59,7 +59,7 @@ def check_journal(path: Path, *, rest_url: str | None = None, account: str | Non
         raise JournalError(f"run {run} traded on {meta.get('venue')} at {meta.get('rest_url')}, not {rest_url}: "
                            "its orders are not on this venue. Resume with the same --venue/--rest-url, or start "
                            "a new run")
-    if account is not None and meta.get("account", "") != account:
+    if account is not None and str(meta.get("account", "")) != account:  # str: older journals stored it raw
         raise JournalError(f"run {run} belongs to another account (key fingerprint {meta.get('account')!r}, "
                            f"these keys are {account!r}). Resume with the keys that started it, or start a new run")
     return meta
