@@ -10,7 +10,9 @@ Retry policy (reference 6.1):
   execution port can look the order up by its client id before deciding anything;
 * business rejections (any other code) are raised at once and never retried.
 
-Pacing (:mod:`.pacing`, shared with the downloader): the ``X-MBX-USED-WEIGHT-1M`` header of every reply
+The loop is :mod:`.retrying`'s, shared with the downloader; this module only classifies outcomes.
+
+Pacing (:mod:`.pacing`, shared with the downloader too): the ``X-MBX-USED-WEIGHT-1M`` header of every reply
 says how much of the minute's weight is used; a request that would go past ``weight_headroom`` of the
 limit waits for the next minute.
 
@@ -30,7 +32,6 @@ import aiohttp
 from yarl import URL
 
 from ..core.clock import Clock, LiveClock
-from .backoff import backoff_delay
 from .errors import (
     BinanceError,
     RateLimitError,
@@ -42,6 +43,7 @@ from .errors import (
     is_error_object,
 )
 from .pacing import WeightPacer
+from .retrying import Retrier, Retry
 from .signing import Credentials, encode, signed_query
 from .venues import weight_of
 
@@ -96,7 +98,7 @@ class BinanceRest:
         self.pacer = WeightPacer(self.clock, self.server_ms, limit=weight_limit, headroom=weight_headroom)
         self._trace = trace_configs
         self._session: aiohttp.ClientSession | None = None
-        self._rng = random.Random(seed)
+        self.retrier = Retrier(self.clock, self.pacer, random.Random(seed), max_retries, backoff_s, backoff_max_s)
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> BinanceRest:
@@ -162,36 +164,38 @@ class BinanceRest:
         params = params or {}
         endpoint = f"{method} {path}"
         resynced = False
-        attempt = 0
-        while True:
-            try:
-                return await self._once(method, path, params, security, endpoint)
-            except TimestampError:
+
+        async def classify(outcome: Any) -> Retry | None:
+            nonlocal resynced
+            if not isinstance(outcome, BinanceError):
+                return None  # a value, or a failure that is not the venue's answer
+            if isinstance(outcome, TimestampError):
                 if resynced:
-                    raise
+                    return None
                 resynced = True
-                self.stats.resyncs += 1
-                old = self.offset_ms
-                await self.sync_time()
-                log.warning("clock resync after -1021 on %s: offset %d ms -> %d ms", endpoint, old, self.offset_ms)
-                continue
-            except BinanceError as exc:
-                if not exc.retryable or attempt >= self.max_retries:
-                    raise
-                if isinstance(exc, UnknownStatusError) and not idempotent:
-                    raise
-                attempt += 1
-                self.stats.retries += 1
-                if isinstance(exc, RateLimitError):
-                    delay = exc.retry_after
-                else:
-                    delay = backoff_delay(attempt, self.backoff_s, self.backoff_max_s, self._rng, spread=0.5)
-                log.info("retrying %s in %.2f s after %s (attempt %d)", endpoint, delay, exc, attempt + 1)
-                await self.clock.sleep(delay)
+                await self._resync(endpoint)
+                return Retry(str(outcome), counts=False)
+            if not outcome.retryable or (isinstance(outcome, UnknownStatusError) and not idempotent):
+                return None
+            if isinstance(outcome, RateLimitError):  # every request is held back already (see _once)
+                return Retry(str(outcome), retry_after=outcome.retry_after, backoff=False)
+            return Retry(str(outcome))
+
+        def on_retry(retry: Retry, delay: float, n: int) -> None:
+            self.stats.retries += 1
+            log.info("retrying %s in %.2f s after %s (attempt %d)", endpoint, delay, retry.cause, n + 1)
+
+        return await self.retrier.run(lambda: self._once(method, path, params, security, endpoint), classify,
+                                      cost=weight_of(method, path), what=endpoint, on_retry=on_retry)
+
+    async def _resync(self, endpoint: str) -> None:
+        self.stats.resyncs += 1
+        old = self.offset_ms
+        await self.sync_time()
+        log.warning("clock resync after -1021 on %s: offset %d ms -> %d ms", endpoint, old, self.offset_ms)
 
     async def _once(self, method: str, path: str, params: Mapping[str, Any], security: str, endpoint: str) -> Any:
-        await self.pacer.wait(weight_of(method, path), endpoint)
-        self.stats.paced_s = self.pacer.paced_s
+        self.stats.paced_s = self.pacer.paced_s  # the retrier paced this attempt
         headers: dict[str, str] = {}
         if security != NONE:
             if self.credentials is None:

@@ -3,8 +3,8 @@
 Binance bans an IP (HTTP 418, two minutes up to three days) that keeps sending after a 429, so the
 client slows down *before* the limit using the ``X-MBX-USED-WEIGHT-1M`` header, holds every request
 back for a 429/418's Retry-After, and gives up with a clear message rather than retrying forever. The
-pacing and the backoff are the trading REST client's (:mod:`kinetic_empire.binance.pacing`,
-:mod:`kinetic_empire.binance.backoff`); what differs is the answer: replies here, typed errors there.
+pacing and the retry loop are the trading REST client's (:mod:`kinetic_empire.binance.pacing`,
+:mod:`kinetic_empire.binance.retrying`); what differs is the answer: replies here, typed errors there.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from kinetic_empire.binance.backoff import backoff_delay
 from kinetic_empire.binance.pacing import WeightPacer, header
+from kinetic_empire.binance.retrying import Retrier, Retry
 from kinetic_empire.core.clock import Clock, LiveClock
 from kinetic_empire.core.errors import KineticError
 
@@ -82,11 +82,9 @@ class HttpClient:
     concurrency: int = 4
     on_bytes: Callable[[int], None] | None = None
     rng: random.Random = field(default_factory=random.Random)
-    retries: int = 0
-    """Retries made so far (for the summary and tests)."""
-    _backed_off: float = 0.0
     _slots: asyncio.Semaphore | None = None
     _pacer: WeightPacer | None = None
+    _retrier: Retrier | None = None
 
     @property
     def pacer(self) -> WeightPacer:
@@ -96,47 +94,61 @@ class HttpClient:
         return self._pacer
 
     @property
+    def retrier(self) -> Retrier:
+        if self._retrier is None:
+            p = self.policy
+            self._retrier = Retrier(self.clock, self.pacer, self.rng, p.max_retries, p.base_delay, p.max_delay)
+        return self._retrier
+
+    @property
+    def retries(self) -> int:
+        """Retries made so far (for the summary and tests)."""
+        return self.retrier.retries
+
+    @property
     def waited(self) -> float:
         """Seconds spent waiting on pacing, Retry-After and backoff."""
-        return self._backed_off + self.pacer.paced_s
+        return self.retrier.slept + self.pacer.paced_s
 
     async def get(self, url: str, params: Mapping[str, Any] | None = None, *, weight: int = 0, what: str = "") -> Reply:
         """The reply to ``GET url``: 2xx, 404 and other 4xx are returned; 429/418/5xx/timeouts retried."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
         what = what or url
-        last = ""
-        for attempt in range(self.policy.max_retries + 1):
-            await self.pacer.wait(weight, what)
-            try:
-                async with self._slots:
-                    reply = await self._fetch(url, params)
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                last = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                await self._backoff(attempt, None)
-                continue
+
+        async def attempt() -> Reply:
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(self.concurrency)
+            async with self._slots:
+                reply = await self._fetch(url, params)
             self.pacer.note(reply.headers)
-            if reply.status in _LIMIT_STATUSES:
-                retry_after = _retry_after(reply.headers)
-                if retry_after is not None and retry_after > self.policy.max_retry_after:
-                    code, msg = reply.binance_error()
-                    raise DownloadError(
-                        f"{what}: Binance refused requests for {retry_after:.0f} s (HTTP {reply.status}"
-                        f"{f' {code}' if code else ''}: {msg}); the IP is rate-limited or banned, try again later"
-                    )
-                last = f"HTTP {reply.status} (rate limit)"
-                if retry_after is None:
-                    await self._backoff(attempt, None)
-                elif attempt < self.policy.max_retries:  # every request waits it out, not only this one
-                    self.retries += 1
-                    self.pacer.block(max(self._delay(attempt), retry_after))
-                continue
-            if reply.status in _RETRY_STATUSES:
-                last = f"HTTP {reply.status} {reply.binance_error()[1][:80]}".strip()
-                await self._backoff(attempt, _retry_after(reply.headers))
-                continue
             return reply
-        raise DownloadError(f"{what}: giving up after {self.policy.max_retries + 1} attempts (last: {last})")
+
+        async def classify(outcome: Reply | Exception) -> Retry | None:
+            if isinstance(outcome, Exception):
+                if isinstance(outcome, (TimeoutError, aiohttp.ClientError, OSError)):
+                    return Retry(f"{type(outcome).__name__}: {outcome}".rstrip(": "))
+                return None
+            return self._classify(outcome, what)
+
+        def give_up(last: Retry, attempts: int) -> DownloadError:
+            return DownloadError(f"{what}: giving up after {attempts} attempts (last: {last.cause})")
+
+        return await self.retrier.run(attempt, classify, cost=weight, what=what, give_up=give_up)
+
+    def _classify(self, reply: Reply, what: str) -> Retry | None:
+        """None for a reply to return, a Retry for one to try again; a refusal too long to wait is raised."""
+        if reply.status in _LIMIT_STATUSES:
+            retry_after = _retry_after(reply.headers)
+            if retry_after is not None and retry_after > self.policy.max_retry_after:
+                code, msg = reply.binance_error()
+                raise DownloadError(
+                    f"{what}: Binance refused requests for {retry_after:.0f} s (HTTP {reply.status}"
+                    f"{f' {code}' if code else ''}: {msg}); the IP is rate-limited or banned, try again later"
+                )
+            # with a Retry-After every request waits it out, not only this one
+            return Retry(f"HTTP {reply.status} (rate limit)", retry_after, hold_all=retry_after is not None)
+        if reply.status in _RETRY_STATUSES:
+            return Retry(f"HTTP {reply.status} {reply.binance_error()[1][:80]}".strip(), _retry_after(reply.headers))
+        return None
 
     async def _fetch(self, url: str, params: Mapping[str, Any] | None) -> Reply:
         timeout = aiohttp.ClientTimeout(total=self.policy.timeout)
@@ -147,19 +159,6 @@ class HttpClient:
                 if self.on_bytes is not None:
                     self.on_bytes(len(chunk))
             return Reply(resp.status, dict(resp.headers), b"".join(chunks), str(resp.url))
-
-    def _delay(self, attempt: int) -> float:
-        return backoff_delay(attempt + 1, self.policy.base_delay, self.policy.max_delay, self.rng, spread=0.5)
-
-    async def _backoff(self, attempt: int, retry_after: float | None) -> None:
-        if attempt >= self.policy.max_retries:
-            return
-        self.retries += 1
-        delay = self._delay(attempt)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        self._backed_off += delay
-        await self.clock.sleep(delay)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
