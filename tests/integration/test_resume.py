@@ -187,3 +187,52 @@ def test_resume_flags_a_foreign_position_and_replaces_a_missing_stop(tmp_path: P
                 "near-i", original.trigger_price, True) for r in again)  # through the gate, into the journal
 
     asyncio.run(body())
+
+
+def journal_requests(path: Path) -> list[str]:
+    return [r.client_order_id for r in read_events(path, ("OrderRequest",))]
+
+
+def test_stops_replaced_after_each_of_two_restarts_never_reuse_a_client_id(tmp_path: Path) -> None:
+    async def body() -> None:
+        quiet = [{"name": "ema_cross", "symbols": ["NEARUSDT"], "timeframe": "1m", "params": {"fast": 40, "slow": 100}}]
+        cfg = LiveConfig.from_mapping({"live": {"window": 120}, "strategies": quiet, "risk": RISK,
+                                       "sandbox": {"data": str(DATA), "speed": 0, "start": START,
+                                                   "updates_per_kline": K}})
+        async with stepped_engine(tmp_path / "twice", config=cfg, stale_after_s=0) as (sb, engine):
+            await step(sb, engine, 1)
+            mark = Decimal((await engine.rest.get("/fapi/v1/ticker/price", {"symbol": "NEARUSDT"}))["price"])
+            engine.bus.publish(order("near-e", "50", symbol="NEARUSDT", intent="near-i"))
+            await step(sb, engine, 1)
+            stop = (mark * Decimal("0.8")).quantize(Decimal("0.001"))
+            engine.bus.publish(order("near-sl", symbol="NEARUSDT", side=Side.SELL, intent="near-i",
+                                     otype=OrderType.STOP_MARKET, trigger=str(stop)))
+            await engine.execution.drain()
+            await step(sb, engine, 1)
+            live = engine
+            replaced: list[str] = []
+            for _ in range(2):  # down, the stop cancelled behind our back, back up: a new stop each time
+                await crash(live)
+                await live.rest.start()
+                await live.rest.signed("DELETE", "/fapi/v1/algoOpenOrders", {"symbol": "NEARUSDT"})
+                await live.rest.close()
+                await sb.step_updates(1)
+                live = await resumed(live, [])
+                try:
+                    await step(sb, live, 1)
+                    now = [cid for cid, st in live.translator.orders.items()
+                           if cid.startswith("near-sl-rp") and st.accepted and not st.terminal]
+                    assert len(now) == 1, now
+                    replaced += now
+                except BaseException:
+                    await live.shutdown()
+                    raise
+            await live.shutdown()
+            assert len(set(replaced)) == 2, replaced
+            requested = journal_requests(engine.run_dir / "journal.sqlite")
+            assert [c for c in set(requested) if requested.count(c) > 1] == []  # no client id requested twice
+            assert set(replaced) <= set(requested)
+            venue = [o.client_order_id for o in sb.account().exchange.all_orders("NEARUSDT")]
+            assert all(venue_orders(sb, cid, "NEARUSDT") for cid in replaced), venue
+
+    asyncio.run(body())
