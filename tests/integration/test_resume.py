@@ -4,6 +4,8 @@ places twice; fills while down, positions nobody opened and missing stops handle
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -236,3 +238,50 @@ def test_stops_replaced_after_each_of_two_restarts_never_reuse_a_client_id(tmp_p
             assert all(venue_orders(sb, cid, "NEARUSDT") for cid in replaced), venue
 
     asyncio.run(body())
+
+
+def test_an_order_the_journal_cannot_write_is_never_sent_entries_pause_and_the_run_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        async with stepped_engine(tmp_path / "gate", stale_after_s=0) as (sb, engine):
+            await step(sb, engine, 1)
+            await engine.settle()
+            path = engine.run_dir / "journal.sqlite"
+            engine.journal.flush()  # no open write: another connection may add the fault
+            with contextlib.closing(sqlite3.connect(path)) as db:  # the disk fails for exactly this row
+                db.execute("CREATE TRIGGER disk_full BEFORE INSERT ON events WHEN NEW.kind = 'OrderRequest' AND "
+                           "NEW.client_order_id = 'gate-1' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+                db.commit()
+            engine.bus.publish(order("gate-1"))
+            engine.bus.publish(order("gate-2", "30"))  # journaled: the gate lets it through
+            await engine.execution.drain()
+            await step(sb, engine, 1)
+            assert venue_orders(sb, "gate-1") == [], "an order left without its journal row"
+            assert len(venue_orders(sb, "gate-2")) == 1
+            assert engine.translator.orders["gate-1"].terminal  # rejected: the strategy and risk see it
+            assert engine.risk.state is TradingState.REDUCING
+            assert "JOURNAL_UNAVAILABLE" in engine.health.journal_failure
+            await engine.shutdown()
+            with contextlib.closing(sqlite3.connect(path)) as db:  # the cause is fixed
+                db.execute("DROP TRIGGER disk_full")
+                db.commit()
+            engine2 = await resumed(engine, [])
+            try:
+                await step(sb, engine2, 1)
+                assert engine2.risk.state is TradingState.ACTIVE
+                engine2.bus.publish(order("gate-3", "30"))
+                await engine2.execution.drain()
+                await step(sb, engine2, 1)
+                assert venue_orders(sb, "gate-1") == [] and len(venue_orders(sb, "gate-3")) == 1
+            finally:
+                await engine2.shutdown()
+        requested = journal_requests(path)
+        assert "gate-1" not in requested and {"gate-2", "gate-3"} <= set(requested)
+        (rejection,) = [e for e in read_events(path, ("OrderRejected",)) if e.client_order_id == "gate-1"]
+        assert rejection.reason.startswith("JOURNAL_UNAVAILABLE") and "disk is full" in rejection.reason
+        said = [r for r in caplog.records if "new entries paused" in r.getMessage()]
+        assert len(said) == 1 and said[0].exc_info is None, said  # one line, no traceback
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(body())
