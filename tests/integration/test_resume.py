@@ -15,7 +15,7 @@ import pytest
 
 from kinetic_empire.core.enums import OrderType, Side, TradingState
 from kinetic_empire.core.events import OrderRequest
-from kinetic_empire.live.app import LiveEngine
+from kinetic_empire.live.app import LiveEngine, PreflightError
 from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.journal import SCHEMA_VERSION, Journal, read_events
 from kinetic_empire.live.resume import JournalError, JournalView, check_journal, unclean_stop
@@ -285,3 +285,15 @@ def test_an_order_the_journal_cannot_write_is_never_sent_entries_pause_and_the_r
 
     with caplog.at_level(logging.INFO):
         asyncio.run(body())
+
+
+def test_an_unwritable_run_folder_stops_the_start_before_the_venue_or_the_journal(tmp_path: Path) -> None:
+    async def body() -> None:
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("x")
+        async with stepped_engine(blocker / "run", start=False) as (_sb, engine):
+            with pytest.raises(PreflightError, match="journal folder"):
+                await engine.start()
+            assert not hasattr(engine, "journal") and engine.rest.stats.requests == 0  # nothing asked of the venue
+
+    asyncio.run(body())
