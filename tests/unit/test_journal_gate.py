@@ -20,7 +20,8 @@ def request(cid: str) -> OrderRequest:
 
 
 def kline(i: int) -> KlineClosed:
-    return KlineClosed(symbol="FILUSDT", timeframe="1m", open_time=i * 60_000, open=1.0, high=1.0, low=1.0, close=1.0, volume=1.0, ts_event=i, ts_init=i)
+    return KlineClosed(symbol="FILUSDT", timeframe="1m", open_time=i * 60_000, open=1.0,
+                       high=1.0, low=1.0, close=1.0, volume=1.0, ts_event=i, ts_init=i)
 
 
 def test_a_full_disk_refuses_exactly_the_commands_it_did_not_keep(tmp_path: Path) -> None:
