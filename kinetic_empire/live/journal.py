@@ -156,7 +156,7 @@ class Journal:
         self._inserted: set[tuple[Any, ...]] = set()  # command rows in the open transaction
         self._durable: set[tuple[Any, ...]] = set()  # command rows committed: these may leave
         self.failure = ""  # the latest write failure, one line ("" while every write succeeded)
-        self._logged: set[str] = set()
+        self._lost: dict[tuple[Any, ...], str] = {}  # commands whose insert failed, and why
 
     # ------------------------------------------------------------------------------ meta
     def set_meta(self, **values: Any) -> None:
@@ -197,7 +197,8 @@ class Journal:
             except sqlite3.Error as exc:  # not journaled: confirm() refuses it, so it never leaves
                 if not self._db.in_transaction:  # SQLite rolled the whole transaction back: those rows are gone too
                     self._abort()
-                self._failed(f"{type(event).__name__} {command_key(event)[1]} not journaled", exc)
+                key = command_key(event)
+                self._lost[key] = self._failed(f"{key[0]} {key[1]} not journaled", exc)
                 return
             self._inserted.add(command_key(event))
         else:
@@ -235,11 +236,9 @@ class Journal:
             self._db.rollback()
 
     def _failed(self, what: str, exc: BaseException) -> str:
-        """Remember and log (once per kind of failure, one line, no traceback) why a write failed."""
+        """Remember why a write failed (one line); the engine says it once, when it pauses entries."""
         self.failure = f"JOURNAL_UNAVAILABLE {what}: {exc}"
-        if str(exc) not in self._logged:
-            self._logged.add(str(exc))
-            log.error("journal %s: %s (%s)", self.path, self.failure, type(exc).__name__)
+        log.debug("journal %s: %s (%s)", self.path, self.failure, type(exc).__name__)
         return self.failure
 
     def confirm(self, command: Any) -> None:
@@ -252,19 +251,12 @@ class Journal:
         if key in self._durable:
             return
         if key not in self._inserted:
-            raise JournalUnavailable(self.failure or f"JOURNAL_UNAVAILABLE {key[0]} {key[1]} is not in the journal")
+            raise JournalUnavailable(self._lost.pop(key, "") or f"JOURNAL_UNAVAILABLE {key[0]} {key[1]} is not in the "
+                                     f"journal ({self.failure or 'never recorded'})")
         try:
             self._commit()
         except sqlite3.Error as exc:
             raise JournalUnavailable(self._failed(f"{key[0]} {key[1]} not committed", exc)) from None
-
-    def commit_commands(self) -> None:
-        """Make the commands written so far durable (JournalUnavailable if the commit fails)."""
-        if self._pending:
-            try:
-                self._commit()
-            except sqlite3.Error as exc:
-                raise JournalUnavailable(self._failed("commit failed", exc)) from None
 
     def flush(self) -> bool:
         """Write the deferred events and commit everything; False (kept for the next flush) if the disk refuses."""
