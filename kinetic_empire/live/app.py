@@ -17,6 +17,7 @@ import gc
 import hashlib
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -49,7 +50,7 @@ from ..strategy.runner import StrategyRunner
 from .clock import VenueClock
 from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
-from .journal import SCHEMA_VERSION, Journal, JournalUnavailable
+from .journal import SCHEMA_VERSION, Journal
 from .reconcile import Reconciler
 from .resume import JournalView
 
@@ -455,7 +456,7 @@ class LiveEngine:
         try:
             self.journal.set_meta(ended_wall_ms=self.timer.now_ms(), ended_market_ms=self.clock.now_ms(),
                                   shutdown=policy)
-        except JournalUnavailable as exc:  # no end marker: the next start resumes it as an unclean stop
+        except sqlite3.Error as exc:  # no end marker: the next start resumes it as an unclean stop
             log.error("journal: clean-stop marker not written (%s); resume the run once the disk is fixed", exc)
         self.journal.close()
         await self.rest.close()

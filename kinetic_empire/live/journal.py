@@ -162,11 +162,8 @@ class Journal:
     def set_meta(self, **values: Any) -> None:
         rows = [(k, redact(v if isinstance(v, str) else json.dumps(_plain(v), sort_keys=True)))
                 for k, v in values.items()]
-        try:
-            self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
-            self._commit()
-        except sqlite3.Error as exc:
-            raise JournalUnavailable(self._failed("meta not written", exc)) from None
+        self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
+        self._db.commit()
 
     def reopen(self, **values: Any) -> None:
         """A resumed run: drop the clean-stop marker (the run is going again) and note who writes now."""
