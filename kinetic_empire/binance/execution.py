@@ -9,7 +9,12 @@ Idempotency: every order carries ``newClientOrderId`` (``clientAlgoId`` for cond
 the request's deterministic client id. When a placement's outcome is unknown (timeout, 5xx, -1000,
 -1007) the port waits ``unknown_grace_s``, looks the order up by that id, and only if the venue does not
 know it sends it again, at most ``max_attempts`` times: an order is never placed twice and never lost.
-A rejection is published once as :class:`OrderRejected` with the venue's code and message. The grace
+A rejection is published once as :class:`OrderRejected` with the venue's code and message.
+
+The journal is a gate: ``before_send(command)`` is called with the exact command right before every send and
+raises (a :class:`KineticError`) unless that command is durable in the journal. A refused command is not sent:
+an order is rejected with code 0 and a reason starting ``JOURNAL_UNAVAILABLE``, and ``on_refused`` is told (the
+engine pauses entries). The grace
 wait runs on the injected ``timer`` clock, so tests move time instead of waiting.
 
 Order: an order or cancel for a symbol published after a cancel-all on it is sent after the cancel-all
@@ -26,6 +31,7 @@ from typing import Any
 
 from ..core.bus import EventBus
 from ..core.clock import Clock, LiveClock
+from ..core.errors import KineticError
 from ..core.events import CancelAllRequest, CancelRequest, OrderRequest
 from ..core.ports import VenueBalance, VenueOrder, VenuePosition
 from .errors import (
@@ -42,6 +48,8 @@ from .wire import ALGO_PATH, ORDER_PATH, dec, order_params, order_status, query_
 
 log = logging.getLogger(__name__)
 
+JOURNAL_REFUSED = 0  # OrderRejected.code of an order the journal could not make durable (reason: JOURNAL_UNAVAILABLE)
+
 
 class BinanceExecution:
     """Places and cancels orders for the bus; reports every outcome through the translator."""
@@ -55,7 +63,8 @@ class BinanceExecution:
         unknown_grace_s: float = 1.0,
         max_attempts: int = 3,
         on_sent: Callable[[OrderRequest], None] | None = None,
-        before_send: Callable[[], None] | None = None,
+        before_send: Callable[[Any], None] | None = None,
+        on_refused: Callable[[Any, str], None] | None = None,
         timer: Clock | None = None,
     ) -> None:
         self._bus = bus
@@ -65,7 +74,9 @@ class BinanceExecution:
         self.unknown_grace_s = unknown_grace_s
         self.max_attempts = max_attempts
         self._on_sent = on_sent
-        self._before_send = before_send or (lambda: None)
+        self._before_send = before_send or (lambda command: None)
+        self._on_refused = on_refused
+        self.refused = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self.placed = 0
         self.rejected = 0
@@ -83,11 +94,11 @@ class BinanceExecution:
         self._spawn(self._after(self._cancel_all.get(r.symbol), self.submit(r)))
 
     def on_cancel(self, r: CancelRequest) -> None:
-        self._spawn(self._after(self._cancel_all.get(r.symbol), self.cancel(r.symbol, r.client_order_id)))
+        self._spawn(self._after(self._cancel_all.get(r.symbol), self.cancel(r.symbol, r.client_order_id, r)))
 
     def on_cancel_all(self, r: CancelAllRequest) -> None:
         symbol = r.symbol
-        task = self._spawn(self._after(self._cancel_all.get(symbol), self.cancel_all([symbol])))
+        task = self._spawn(self._after(self._cancel_all.get(symbol), self.cancel_all([symbol], r)))
         self._cancel_all[symbol] = task
 
         def forget(t: asyncio.Task[Any]) -> None:
@@ -130,8 +141,11 @@ class BinanceExecution:
         self.translator.expect(r)
         path, params = order_params(r)
         for attempt in range(1, self.max_attempts + 1):
+            refusal = self._gate(r)  # the journal commits the request (and its intent) before it leaves
+            if refusal is not None:
+                self._reject_code(r, JOURNAL_REFUSED, refusal)
+                return
             try:
-                self._before_send()  # the journal commits the request (and its intent) before it leaves
                 if self._on_sent is not None:
                     self._on_sent(r)
                 data = await self.rest.signed("POST", path, params, idempotent=False)
@@ -175,14 +189,18 @@ class BinanceExecution:
             self.translator.finished(data)
         return True
 
-    async def cancel(self, symbol: str, client_id: str) -> bool:
-        """Cancel by client id; an order already final is not an error (the stream says what happened)."""
+    async def cancel(self, symbol: str, client_id: str, command: Any = None) -> bool:
+        """Cancel by client id; an order already final is not an error (the stream says what happened).
+
+        ``command`` is the bus's CancelRequest, passed to the journal gate (None: a direct call, no gate).
+        """
         st = self.translator.orders.get(client_id)
         algo = st.algo if st is not None else None
         kinds = [algo] if algo is not None else [False, True]
         for is_algo in kinds:
             path, params = query_params(symbol, client_id, bool(is_algo))
-            self._before_send()
+            if self._gate(command) is not None:
+                return False
             try:
                 data = await self.rest.signed("DELETE", path, params)
             except UnknownOrderError:
@@ -197,11 +215,12 @@ class BinanceExecution:
         log.debug("cancel %s: already final or unknown on the venue", client_id)
         return False
 
-    async def cancel_all(self, symbols: Iterable[str]) -> None:
+    async def cancel_all(self, symbols: Iterable[str], command: Any = None) -> None:
         """Cancel every open order, plain and algo, on ``symbols`` (the stream reports each cancel)."""
         for symbol in symbols:
             for path in ("/fapi/v1/allOpenOrders", "/fapi/v1/algoOpenOrders"):
-                self._before_send()
+                if self._gate(command) is not None:
+                    return
                 try:
                     await self.rest.signed("DELETE", path, {"symbol": symbol})
                 except BinanceError as exc:
@@ -279,6 +298,20 @@ class BinanceExecution:
         return self.translator.trades_snapshot(st, trades, qty)
 
     # ------------------------------------------------------------------------------ reporting
+    def _gate(self, command: Any) -> str | None:
+        """None if ``command`` may leave (the journal holds it, committed); else why not (and it is not sent)."""
+        if command is None:
+            return None
+        try:
+            self._before_send(command)
+        except KineticError as exc:
+            self.refused += 1
+            reason = str(exc)
+            if self._on_refused is not None:
+                self._on_refused(command, reason)
+            return reason
+        return None
+
     def _reject(self, r: OrderRequest, exc: BinanceError) -> None:
         self._reject_code(r, exc.code, exc.msg)
         self._report(exc, f"order {r.client_order_id} ({r.symbol} {r.side.value} {r.order_type.value})")
@@ -298,4 +331,4 @@ class BinanceExecution:
         log.warning("%s rejected by the venue: %s", what, exc)
 
 
-__all__ = ["ORDER_PATH", "BinanceExecution"]
+__all__ = ["JOURNAL_REFUSED", "ORDER_PATH", "BinanceExecution"]

@@ -17,6 +17,7 @@ import gc
 import hashlib
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -48,7 +49,7 @@ from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
 from .clock import VenueClock
 from .config import LiveConfig
-from .doctor import Check, Doctor, format_checks
+from .doctor import Check, Doctor, check_run_folder, format_checks
 from .journal import SCHEMA_VERSION, Journal
 from .reconcile import Reconciler
 from .resume import JournalView
@@ -80,6 +81,7 @@ class Health:
     """What the status view and the summary show about the connections and the risk state."""
 
     paused_for_stale: bool = False
+    journal_failure: str = ""  # why entries are paused for the journal ("" while it writes)
     stale_topics: list[str] = field(default_factory=list)
     handler_errors: int = 0
     started_wall: float = 0.0  # epoch seconds, from the engine's timer
@@ -147,6 +149,10 @@ class LiveEngine:
     # ------------------------------------------------------------------------------ start-up
     async def start(self) -> None:
         cfg = self.config
+        folder = check_run_folder(self.run_dir)  # before the journal or the venue is touched
+        if folder.failed:
+            self.checks = [folder]
+            raise PreflightError(self.checks)
         rest = await self.rest.start()
         specs = resolve_strategies(cfg.strategies, self.registry)
         risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
@@ -156,7 +162,7 @@ class LiveEngine:
         doctor = Doctor(rest, self.venue, self.symbols, leverage, margin_type=cfg.margin_type,
                         stream_timeout_s=cfg.stream_check_timeout_s, check_streams=self.check_streams)
         if cfg.preflight:
-            self.checks = await doctor.run()
+            self.checks = [folder, *await doctor.run()]
             if not doctor.ok:
                 raise PreflightError(self.checks)
             info = doctor.exchange_info
@@ -199,7 +205,8 @@ class LiveEngine:
             self.translator = UserTranslator(bus.publish, clock.now_ms, portfolio.leverage, observe=clock.observe)
             self.translator.wallet = wallet
             self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s,
-                                              before_send=self.journal.commit_commands, timer=self.timer)
+                                              before_send=self.journal.confirm, on_refused=self._journal_refused,
+                                              timer=self.timer)
             return self.execution
 
         core = build_core(bus=bus, clock=clock, specs=specs, rules=self.rules, brackets=brackets,
@@ -259,6 +266,7 @@ class LiveEngine:
     def _restore(self, view: JournalView) -> None:
         """What the journal believed, before the first reconciliation checks it against the venue."""
         self.reconciler.resume = view
+        self.risk.commands.restore_ids([*view.requests, *view.intents])  # no re-placed or flatten id repeats
         for r in view.requests.values():
             self.reconciler.remember(r)
         for r in view.open_orders():
@@ -369,6 +377,19 @@ class LiveEngine:
                 self.risk.resume_entries("feed", "FEED_FRESH market data flowing again")
                 self._note("feed", "market data fresh again")
 
+    def _journal_refused(self, command: Any, reason: str) -> None:
+        """A command the journal could not make durable was not sent: no new positions until a restart."""
+        self._journal_down(f"{type(command).__name__} {getattr(command, 'client_order_id', '') or command.symbol} "
+                           f"not sent: {reason}")
+
+    def _journal_down(self, why: str) -> None:
+        if self.health.journal_failure:
+            log.debug("journal still unavailable: %s", why)
+            return
+        self.health.journal_failure = why
+        log.error("%s; new entries paused (fix the disk, then restart with --resume %s)", why, self.run_id)
+        self.risk.pause_entries("journal", why)
+
     def _note(self, topic: str, message: str, **data: Any) -> None:
         now = self.clock.now_ms()
         self.bus.publish(Note(topic=topic, message=message, data=data, ts_event=now, ts_init=now))
@@ -376,7 +397,8 @@ class LiveEngine:
     async def _flush_journal(self) -> None:
         while True:
             await self.timer.sleep(0.5)
-            self.journal.flush()
+            if not self.journal.flush():
+                self._journal_down(self.journal.failure)
 
     def last_activity(self) -> float:
         """Monotonic time of the latest message on either stream."""
@@ -431,8 +453,11 @@ class LiveEngine:
         await self.settle(quiet_s=0.2, timeout=5.0)
         await self.user.stop()
         await self._cancel_tasks()
-        self.journal.set_meta(ended_wall_ms=self.timer.now_ms(), ended_market_ms=self.clock.now_ms(),
-                              shutdown=policy)
+        try:
+            self.journal.set_meta(ended_wall_ms=self.timer.now_ms(), ended_market_ms=self.clock.now_ms(),
+                                  shutdown=policy)
+        except sqlite3.Error as exc:  # no end marker: the next start resumes it as an unclean stop
+            log.error("journal: clean-stop marker not written (%s); resume the run once the disk is fixed", exc)
         self.journal.close()
         await self.rest.close()
         self.started = False

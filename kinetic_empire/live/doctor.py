@@ -2,7 +2,7 @@
 
 Each check says what it found and, when it fails, how to fix it. The usual failures it catches: the
 wrong host, keys from another environment (demo keys on the testnet host...), a clock far off, hedge
-mode, a symbol that is not trading, streams blocked by a proxy.
+mode, a symbol that is not trading, streams blocked by a proxy, a run folder the journal cannot write.
 """
 
 from __future__ import annotations
@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import websockets
@@ -44,6 +47,44 @@ def format_checks(checks: Iterable[Check]) -> str:
         if c.hint and c.status != OK:
             lines.append(f"         {'':<22} fix: {c.hint}")
     return "\n".join(lines)
+
+
+JOURNAL_FILES = ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm")
+MIN_FREE_BYTES = 16 << 20
+
+
+def check_run_folder(run_dir: Path, *, min_free_bytes: int = MIN_FREE_BYTES) -> Check:
+    """Can the journal be written here? Run before the journal or the venue is touched.
+
+    A journal that cannot be written refuses every order (nothing leaves unjournaled); finding it
+    here turns a run that would trade nothing into a clear refusal to start.
+    """
+    name = "journal folder"
+    hint = "make the run folder writable (permissions, a read-only mount, free disk space), then start again"
+    run_dir = Path(run_dir)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-probe-{os.getpid()}"
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * 4096)
+            fh.flush()
+            os.fsync(fh.fileno())
+        probe.unlink()
+        free = shutil.disk_usage(run_dir).free
+    except OSError as exc:
+        return Check(name, FAIL, f"{run_dir} is not writable: {exc.strerror or exc}", hint)
+    finally:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # the journal creates it again; a refused start leaves nothing behind
+    for file in JOURNAL_FILES:
+        path = run_dir / file
+        if path.exists() and (not path.is_file() or not os.access(path, os.R_OK | os.W_OK)):
+            return Check(name, FAIL, f"{path} is read-only or not a file", hint)
+    if free < min_free_bytes:
+        return Check(name, FAIL, f"only {free >> 20} MB free under {run_dir} (at least {min_free_bytes >> 20} MB)",
+                     hint)
+    return Check(name, OK, f"{run_dir} writable, {free >> 20} MB free")
 
 
 class Doctor:

@@ -1,9 +1,12 @@
 """The run journal: every event of a live run, in bus order, in SQLite (WAL) under ``runs/<run-id>/``.
 
 Every event gets its place in bus order (``seq``) when it is published. Commands (operator commands, intents, order,
-cancel and cancel-all requests) are written at once and committed before anything leaves for the venue: the execution
-port calls :meth:`Journal.commit_commands` right before it sends (one commit covers every command of the
-kline), so after a crash every order the venue may know of has its client id in the journal. Other events
+cancel and cancel-all requests) are written at once and committed before anything leaves for the venue. The journal
+is a gate, not only a subscriber: the execution port calls :meth:`Journal.confirm` with the exact command right before
+it sends, and it returns only if that command's row was inserted and committed (one commit covers every command of
+the kline); a command whose insert or commit failed (disk full, read-only, corrupt, locked) raises
+:class:`JournalUnavailable` and is not sent. So after a crash every order the venue may know of has its client id in
+the journal, whatever the disk did. Other events
 (klines, fills, positions...) are kept in memory and written by :meth:`Journal.flush` (every half second
 and at close): off the hot path, and after a crash the venue is the source of truth for them anyway.
 
@@ -15,7 +18,9 @@ Decimals as strings, decodable back into the same frozen event objects (:func:`r
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
 import types
 import typing
@@ -28,7 +33,10 @@ from typing import Any
 
 from ..core import events as ev
 from ..core.bus import EventBus
+from ..core.errors import KineticError
 from ..logs import redact
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -55,6 +63,21 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
 CREATE INDEX IF NOT EXISTS events_client ON events (client_order_id) WHERE client_order_id IS NOT NULL;
 """
+
+
+class JournalUnavailable(KineticError):
+    """The journal cannot make a command durable: the command must not leave."""
+
+
+def command_key(command: Any) -> tuple[Any, ...]:
+    """What identifies one command between the journal and the execution port."""
+    if isinstance(command, ev.OrderRequest):
+        return ("OrderRequest", command.client_order_id)
+    if isinstance(command, ev.CancelRequest):
+        return ("CancelRequest", command.client_order_id, command.ts_event)
+    if isinstance(command, ev.CancelAllRequest):
+        return ("CancelAllRequest", command.symbol, command.strategy_id, command.cause, command.ts_event)
+    return (type(command).__name__, getattr(command, "intent_id", None), command.ts_event)
 
 
 def _plain(value: Any) -> Any:
@@ -130,6 +153,10 @@ class Journal:
         self.written = 0
         self.closed = False
         self._bus: EventBus | None = None
+        self._inserted: set[tuple[Any, ...]] = set()  # command rows in the open transaction
+        self._durable: set[tuple[Any, ...]] = set()  # command rows committed: these may leave
+        self.failure = ""  # the latest write failure, one line ("" while every write succeeded)
+        self._lost: dict[tuple[Any, ...], str] = {}  # commands whose insert failed, and why
 
     # ------------------------------------------------------------------------------ meta
     def set_meta(self, **values: Any) -> None:
@@ -141,7 +168,10 @@ class Journal:
 
     def reopen(self, **values: Any) -> None:
         """A resumed run: drop the clean-stop marker (the run is going again) and note who writes now."""
-        self._db.execute("DELETE FROM meta WHERE key IN ('ended_wall_ms', 'ended_market_ms', 'shutdown')")
+        try:
+            self._db.execute("DELETE FROM meta WHERE key IN ('ended_wall_ms', 'ended_market_ms', 'shutdown')")
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(self._failed("meta not written", exc)) from None
         self.set_meta(**values)
 
     # ------------------------------------------------------------------------------ writing
@@ -160,7 +190,15 @@ class Journal:
     def record(self, event: Any) -> None:
         self._seq += 1
         if isinstance(event, _COMMANDS):
-            self._insert(self._seq, event)
+            try:
+                self._insert(self._seq, event)
+            except sqlite3.Error as exc:  # not journaled: confirm() refuses it, so it never leaves
+                if not self._db.in_transaction:  # SQLite rolled the whole transaction back: those rows are gone too
+                    self._abort()
+                key = command_key(event)
+                self._lost[key] = self._failed(f"{key[0]} {key[1]} not journaled", exc)
+                return
+            self._inserted.add(command_key(event))
         else:
             self._deferred.append((self._seq, event))
             if len(self._deferred) >= self._batch:
@@ -177,25 +215,69 @@ class Journal:
         self.written += 1
         self._pending += 1
 
-    def commit_commands(self) -> None:
-        """Make the commands written so far durable (called right before a request leaves)."""
-        if self._pending:
+    def _commit(self) -> None:
+        """Commit, or roll back and raise: rows of a failed commit are gone, so none of them may leave."""
+        try:
             self._db.commit()
-            self._pending = 0
+        except sqlite3.Error:
+            self._abort()
+            raise
+        self._durable |= self._inserted
+        self._inserted.clear()
+        self._pending = 0
 
-    def flush(self) -> None:
-        """Write the deferred events and commit everything."""
+    def _abort(self) -> None:
+        """Roll the open transaction back: its command rows are not in the journal, so none of them may leave."""
+        self._inserted.clear()
+        self._pending = 0
+        with contextlib.suppress(sqlite3.Error):
+            self._db.rollback()
+
+    def _failed(self, what: str, exc: BaseException) -> str:
+        """Remember why a write failed (one line); the engine says it once, when it pauses entries."""
+        self.failure = f"JOURNAL_UNAVAILABLE {what}: {exc}"
+        log.debug("journal %s: %s (%s)", self.path, self.failure, type(exc).__name__)
+        return self.failure
+
+    def confirm(self, command: Any) -> None:
+        """Return only if ``command`` is durable (committing it if needed); :class:`JournalUnavailable` if not.
+
+        The execution port calls this right before every send: a command whose row was never inserted
+        (the insert failed) or whose commit fails is refused, so nothing leaves unjournaled.
+        """
+        key = command_key(command)
+        if key in self._durable:
+            return
+        if key not in self._inserted:
+            raise JournalUnavailable(self._lost.pop(key, "") or f"JOURNAL_UNAVAILABLE {key[0]} {key[1]} is not in the "
+                                     f"journal ({self.failure or 'never recorded'})")
+        try:
+            self._commit()
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(self._failed(f"{key[0]} {key[1]} not committed", exc)) from None
+
+    def flush(self) -> bool:
+        """Write the deferred events and commit everything; False (kept for the next flush) if the disk refuses."""
         deferred, self._deferred = self._deferred, []
-        for seq, event in deferred:
-            self._insert(seq, event)
-        self.commit_commands()
+        try:
+            for seq, event in deferred:
+                self._insert(seq, event)
+            if self._pending:
+                self._commit()
+        except sqlite3.Error as exc:
+            self._abort()
+            self._deferred = deferred + self._deferred
+            self._failed(f"{len(deferred)} events not flushed", exc)
+            return False
+        return True
 
     def close(self) -> None:
         if self.closed:
             return
         self.detach()
         self.flush()
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with contextlib.suppress(sqlite3.Error):  # a failed write is already logged; the WAL stays valid
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
         self.closed = True
 

@@ -142,9 +142,10 @@ class JournalView:
         return [i for iid, i in self.intents.items() if iid not in asked]
 
     def last_seq(self, prefix: str) -> int:
-        """The highest intent number a runner with ``prefix`` has used, so new intent ids never repeat."""
+        """The highest intent number a runner with ``prefix`` has used, so new intent ids never repeat
+        (order requests count too: their intent's own row may be the one a failed write lost)."""
         best = 0
-        for iid in self.intents:
+        for iid in {*self.intents, *(r.intent_id for r in self.requests.values())}:
             head, _, n = iid.rpartition("-")
             if head == prefix and n.isdigit():
                 best = max(best, int(n))

@@ -7,13 +7,16 @@ checked against the filters); a cancel-all is a :class:`CancelAllRequest` comman
 checked against the position and the tick grid before it goes out. Everything travels on the bus, so the
 journal records (and commits) each command before the execution port sends it.
 
+Client ids are unique for the life of a run, across restarts: the ids this module makes (re-placed
+protection ``...-rpN``, flatten intents) skip every id already taken, and a resumed run first learns
+the journal's ids (:meth:`RiskCommands.restore_ids`), so no in-process counter starts over.
+
 The door for outside commands is the :class:`OperatorCommand` event: publish one and this handler does
 the rest, with the same checks and the same journal as every order.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
@@ -67,9 +70,20 @@ class RiskCommands:
         self._switch = switch
         self.symbols = tuple(symbols) or tuple(rules)
         self.id_prefix = id_prefix
-        self._replaced = itertools.count()
-        self._flattens = itertools.count(1)
+        self._taken: set[str] = set()  # every client and intent id made here or found in the journal
+        self._flattens = 0
 
+    def restore_ids(self, ids: Iterable[str]) -> None:
+        """A resumed run: the journal's client and intent ids, which no new command may reuse."""
+        self._taken.update(ids)
+
+    def _fresh(self, make: Callable[[int], Sequence[str]], start: int = 0) -> int:
+        """The first number from ``start`` whose ids (``make(n)``) are all unused; they are taken."""
+        n = start
+        while any(i in self._taken for i in make(n)):
+            n += 1
+        self._taken.update(make(n))
+        return n
     # ------------------------------------------------------------------------------ the outside door
     def on_command(self, command: OperatorCommand) -> None:
         """Bus handler: an operator (or shutdown) command, already journaled by the time it gets here."""
@@ -112,14 +126,15 @@ class RiskCommands:
                 self._switch.set_state(TradingState.REDUCING, why, symbol)
         self.cancel_all(symbols, source=source, cause=why)
         now = self._clock.now_ms()
-        n = next(self._flattens)
+        n = self._flattens = self._fresh(
+            lambda k: [self._flatten_id(now, k, sym) for sym in symbols], self._flattens + 1)
         intents = []
         for symbol in symbols:
             pos = self._account.position(symbol)
             if pos.quantity == 0:
                 continue
             price = self._account.last_price(symbol) or float(pos.entry_price)
-            intent = OrderIntent(intent_id=f"{self.id_prefix}-fl{_base36(now)}{n}-{symbol}", strategy_id=source,
+            intent = OrderIntent(intent_id=self._flatten_id(now, n, symbol), strategy_id=source,
                                  symbol=symbol, action=IntentAction.CLOSE, reference_price=price, tag=why,
                                  ts_event=now, ts_init=now)
             intents.append(intent.intent_id)
@@ -130,7 +145,8 @@ class RiskCommands:
         """Re-place a missing stop or take-profit from the last request of its kind; None if denied.
 
         The gate: a known symbol not HALTED, a position the order closes, and a trigger price on the
-        tick grid. A new client id (``...-rpN``) keeps the venue from refusing it as a duplicate.
+        tick grid. A new client id (``...-rpN``, the first N no order of the run has used, restarts
+        included) keeps the venue from refusing it as a duplicate.
         """
         now = self._clock.now_ms()
         denial = self._protection_denial(last)
@@ -138,13 +154,16 @@ class RiskCommands:
             self._deny(last.intent_id, last.strategy_id, last.symbol, denial, now)
             return None
         base = last.client_order_id.rsplit(f"-{REPLACED}", 1)[0]
-        cid = ids.client_id(base, REPLACED, next(self._replaced))
+        cid = ids.client_id(base, REPLACED, self._fresh(lambda k: [ids.client_id(base, REPLACED, k)]))
         request = replace(last, client_order_id=cid, ts_event=now, ts_init=now)
         self._switch.track_protective_order(last.symbol, cid, last.strategy_id)
         self._publish(request)
         return request
 
     # ------------------------------------------------------------------------------ helpers
+    def _flatten_id(self, now: int, n: int, symbol: str) -> str:
+        return f"{self.id_prefix}-fl{_base36(now)}{n}-{symbol}"
+
     def _protection_denial(self, r: OrderRequest) -> Denial | None:
         rules = self._rules.get(r.symbol)
         if rules is None:

@@ -4,6 +4,8 @@ places twice; fills while down, positions nobody opened and missing stops handle
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 from kinetic_empire.core.enums import OrderType, Side, TradingState
 from kinetic_empire.core.events import OrderRequest
-from kinetic_empire.live.app import LiveEngine
+from kinetic_empire.live.app import LiveEngine, PreflightError
 from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.journal import SCHEMA_VERSION, Journal, read_events
 from kinetic_empire.live.resume import JournalError, JournalView, check_journal, unclean_stop
@@ -185,5 +187,113 @@ def test_resume_flags_a_foreign_position_and_replaces_a_missing_stop(tmp_path: P
             again = [r for r in journaled if r.client_order_id.startswith("near-sl-rp")]
             assert again and all((r.intent_id, r.trigger_price, r.close_position) == (
                 "near-i", original.trigger_price, True) for r in again)  # through the gate, into the journal
+
+    asyncio.run(body())
+
+
+def journal_requests(path: Path) -> list[str]:
+    return [r.client_order_id for r in read_events(path, ("OrderRequest",))]
+
+
+def test_stops_replaced_after_each_of_two_restarts_never_reuse_a_client_id(tmp_path: Path) -> None:
+    async def body() -> None:
+        quiet = [{"name": "ema_cross", "symbols": ["NEARUSDT"], "timeframe": "1m", "params": {"fast": 40, "slow": 100}}]
+        cfg = LiveConfig.from_mapping({"live": {"window": 120}, "strategies": quiet, "risk": RISK,
+                                       "sandbox": {"data": str(DATA), "speed": 0, "start": START,
+                                                   "updates_per_kline": K}})
+        async with stepped_engine(tmp_path / "twice", config=cfg, stale_after_s=0) as (sb, engine):
+            await step(sb, engine, 1)
+            mark = Decimal((await engine.rest.get("/fapi/v1/ticker/price", {"symbol": "NEARUSDT"}))["price"])
+            engine.bus.publish(order("near-e", "50", symbol="NEARUSDT", intent="near-i"))
+            await step(sb, engine, 1)
+            stop = (mark * Decimal("0.8")).quantize(Decimal("0.001"))
+            engine.bus.publish(order("near-sl", symbol="NEARUSDT", side=Side.SELL, intent="near-i",
+                                     otype=OrderType.STOP_MARKET, trigger=str(stop)))
+            await engine.execution.drain()
+            await step(sb, engine, 1)
+            live = engine
+            replaced: list[str] = []
+            for _ in range(2):  # down, the stop cancelled behind our back, back up: a new stop each time
+                await crash(live)
+                await live.rest.start()
+                await live.rest.signed("DELETE", "/fapi/v1/algoOpenOrders", {"symbol": "NEARUSDT"})
+                await live.rest.close()
+                await sb.step_updates(1)
+                live = await resumed(live, [])
+                try:
+                    await step(sb, live, 1)
+                    now = [cid for cid, st in live.translator.orders.items()
+                           if cid.startswith("near-sl-rp") and st.accepted and not st.terminal]
+                    assert len(now) == 1, now
+                    replaced += now
+                except BaseException:
+                    await live.shutdown()
+                    raise
+            await live.shutdown()
+            assert len(set(replaced)) == 2, replaced
+            requested = journal_requests(engine.run_dir / "journal.sqlite")
+            assert [c for c in set(requested) if requested.count(c) > 1] == []  # no client id requested twice
+            assert set(replaced) <= set(requested)
+            venue = [o.client_order_id for o in sb.account().exchange.all_orders("NEARUSDT")]
+            assert all(venue_orders(sb, cid, "NEARUSDT") for cid in replaced), venue
+
+    asyncio.run(body())
+
+
+def test_an_order_the_journal_cannot_write_is_never_sent_entries_pause_and_the_run_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        async with stepped_engine(tmp_path / "gate", stale_after_s=0) as (sb, engine):
+            await step(sb, engine, 1)
+            await engine.settle()
+            path = engine.run_dir / "journal.sqlite"
+            engine.journal.flush()  # no open write: another connection may add the fault
+            with contextlib.closing(sqlite3.connect(path)) as db:  # the disk fails for exactly this row
+                db.execute("CREATE TRIGGER disk_full BEFORE INSERT ON events WHEN NEW.kind = 'OrderRequest' AND "
+                           "NEW.client_order_id = 'gate-1' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+                db.commit()
+            engine.bus.publish(order("gate-1"))
+            engine.bus.publish(order("gate-2", "30"))  # journaled: the gate lets it through
+            await engine.execution.drain()
+            await step(sb, engine, 1)
+            assert venue_orders(sb, "gate-1") == [], "an order left without its journal row"
+            assert len(venue_orders(sb, "gate-2")) == 1
+            assert engine.translator.orders["gate-1"].terminal  # rejected: the strategy and risk see it
+            assert engine.risk.state is TradingState.REDUCING
+            assert "JOURNAL_UNAVAILABLE" in engine.health.journal_failure
+            await engine.shutdown()
+            with contextlib.closing(sqlite3.connect(path)) as db:  # the cause is fixed
+                db.execute("DROP TRIGGER disk_full")
+                db.commit()
+            engine2 = await resumed(engine, [])
+            try:
+                await step(sb, engine2, 1)
+                assert engine2.risk.state is TradingState.ACTIVE
+                engine2.bus.publish(order("gate-3", "30"))
+                await engine2.execution.drain()
+                await step(sb, engine2, 1)
+                assert venue_orders(sb, "gate-1") == [] and len(venue_orders(sb, "gate-3")) == 1
+            finally:
+                await engine2.shutdown()
+        requested = journal_requests(path)
+        assert "gate-1" not in requested and {"gate-2", "gate-3"} <= set(requested)
+        (rejection,) = [e for e in read_events(path, ("OrderRejected",)) if e.client_order_id == "gate-1"]
+        assert rejection.reason.startswith("JOURNAL_UNAVAILABLE") and "disk is full" in rejection.reason
+        said = [r for r in caplog.records if "new entries paused" in r.getMessage()]
+        assert len(said) == 1 and said[0].exc_info is None, said  # one line, no traceback
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(body())
+
+
+def test_an_unwritable_run_folder_stops_the_start_before_the_venue_or_the_journal(tmp_path: Path) -> None:
+    async def body() -> None:
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("x")
+        async with stepped_engine(blocker / "run", start=False) as (_sb, engine):
+            with pytest.raises(PreflightError, match="journal folder"):
+                await engine.start()
+            assert not hasattr(engine, "journal") and engine.rest.stats.requests == 0  # nothing asked of the venue
 
     asyncio.run(body())

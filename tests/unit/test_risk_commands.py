@@ -175,3 +175,20 @@ def test_replaced_protection_passes_the_gate_and_joins_the_book(tmp_path: Path) 
     desk.move()
     assert {c.client_order_id for c in desk.of(CancelRequest)} == {"e1-sl-rp", "e1-sl-rp2"}
     assert desk.exchange.open_orders(FIL) == []
+
+
+def test_a_restarted_process_never_repeats_a_flatten_or_replaced_stop_id_of_the_journal(tmp_path: Path) -> None:
+    first, again = Desk(tmp_path / "a"), Desk(tmp_path / "b")  # two processes of one run, at the same moment
+    for desk in (first, again):
+        desk.order("e1", FIL, "10", "4.100")
+        desk.move()
+    first.command("flatten")
+    first.risk.commands.replace_protection(stop_template())
+    journaled = first.journaled()
+    again.risk.commands.restore_ids([e.intent_id for e in journaled if isinstance(e, OrderIntent)] +
+                                    [e.client_order_id for e in journaled if isinstance(e, OrderRequest)])
+    again.command("flatten")
+    again.risk.commands.replace_protection(stop_template())
+    ids = [(e.intent_id, e.client_order_id) for e in first.of(OrderRequest) + again.of(OrderRequest)
+           if e.strategy_id == "operator" or e.client_order_id.startswith("e1-sl")]
+    assert len(ids) == 4 and len({i for i, _ in ids}) == 3 and len({c for _, c in ids}) == 4, ids
