@@ -181,6 +181,7 @@ def _start_held(cmd: list[str], log: Path, env: dict[str, str], rest: str) -> tu
     check, which then fails ("no message within 15 s"). Held this way, the engine always starts at the same
     market time. Returns the process and the arrival time of its "trading;" line (None if it never came).
     """
+    _admin(rest, "pause", {})
     deadline = time.monotonic() + 120
     while _admin(rest, "status")["connections"] and time.monotonic() < deadline:
         time.sleep(0.02)  # a killed engine's sockets: closed by the kernel, seen by the sandbox soon after
@@ -224,7 +225,6 @@ def run_soak(seed: int, hours_of_1m: float, kills: int, workdir: Path, fault_rat
             raise RuntimeError(f"sandbox did not start; see {workdir / 'sandbox.log'}")
         info = json.loads(next(line for _, line in sandbox.lines if '"rest"' in line))
         rest, ws = info["rest"], info["ws"]
-        _admin(rest, "pause", {})  # market time moves only while an engine is there to see it
         _admin(rest, "faults", fault_settings(fault_rate, seed))
         run_id = f"soak-{seed}"
         cfg = workdir / "soak.yaml"
@@ -251,13 +251,10 @@ def run_soak(seed: int, hours_of_1m: float, kills: int, workdir: Path, fault_rat
                 report.problems.append(f"engine exited by itself (code {engine.p.returncode}); see {elog}")
                 return report
             time.sleep(rng.uniform(0.0, 0.5))  # not on a market-time boundary
-            _admin(rest, "pause", {})
             engine.stop(signal.SIGKILL, 10)
             report.kills += 1
             say(f"kill {report.kills} at market {target}")
-            # the venue moves on while the engine is down: a seeded stretch of market time, not of wall time
-            down_to = _admin(rest, "status")["marketTime"] + int(rng.uniform(0.0, 1.0) * speed * 1000)
-            _admin(rest, f"advance?to={min(down_to, end - 30 * 60_000)}", {})
+            time.sleep(rng.uniform(0.0, 1.0))  # the venue moves on while the engine is down
             began = time.monotonic()
             engine, up = _start_held([*base, "--resume", run_id], elog, eng_env, rest)
             if up is None:
