@@ -173,27 +173,6 @@ def _admin(rest: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(r.read())
 
 
-def _start_held(cmd: list[str], log: Path, env: dict[str, str], rest: str) -> tuple[_Proc, float | None]:
-    """Start the engine with the replay paused; resume the replay once the engine opens its first stream.
-
-    Market time in the sandbox runs at ``speed`` x wall time, so an engine start slowed by a busy machine
-    (imports, the preflight's REST calls) would otherwise use up the data before the preflight's market-stream
-    check, which then fails ("no message within 15 s"). Held this way, the engine always starts at the same
-    market time. Returns the process and the arrival time of its "trading;" line (None if it never came).
-    """
-    _admin(rest, "pause", {})
-    deadline = time.monotonic() + 120
-    while _admin(rest, "status")["connections"] and time.monotonic() < deadline:
-        time.sleep(0.02)  # a killed engine's sockets: closed by the kernel, seen by the sandbox soon after
-    engine = _Proc(cmd, log, env)
-    while not _admin(rest, "status")["connections"]:
-        if engine.p.poll() is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    _admin(rest, "resume", {})
-    return engine, engine.wait_line("trading;", 120)
-
-
 def _ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso).astimezone(UTC).timestamp() * 1000)
 
@@ -241,8 +220,8 @@ def run_soak(seed: int, hours_of_1m: float, kills: int, workdir: Path, fault_rat
                   for i in range(kills)]
         targets = [int(lo + (hi - lo) * rng.uniform(0.3, 0.9)) for lo, hi in slices]
         elog = workdir / "engine.log"
-        engine, up = _start_held([*base, "--run-id", run_id], elog, eng_env, rest)
-        if up is None:
+        engine = _Proc([*base, "--run-id", run_id], elog, eng_env)
+        if engine.wait_line("trading;", 120) is None:
             raise RuntimeError(f"engine did not start trading; see {elog}")
         for target in targets:
             while _admin(rest, "status")["marketTime"] < target and engine.p.poll() is None:
@@ -255,8 +234,9 @@ def run_soak(seed: int, hours_of_1m: float, kills: int, workdir: Path, fault_rat
             report.kills += 1
             say(f"kill {report.kills} at market {target}")
             time.sleep(rng.uniform(0.0, 1.0))  # the venue moves on while the engine is down
+            engine = _Proc([*base, "--resume", run_id], elog, eng_env)
             began = time.monotonic()
-            engine, up = _start_held([*base, "--resume", run_id], elog, eng_env, rest)
+            up = engine.wait_line("trading;", 120)
             if up is None:
                 report.problems.append(f"resume {report.kills} did not reach trading; see {elog}")
                 return report
