@@ -142,6 +142,19 @@ def test_kill_between_journal_commit_and_send_then_resume_places_nothing_twice(t
     asyncio.run(body())
 
 
+async def open_near_with_stop(sb: Any, engine: Any) -> None:
+    """A 50 NEARUSDT long (client id ``near-e``) with its stop ``near-sl`` 20 % below, both accepted."""
+    await step(sb, engine, 1)
+    mark = Decimal((await engine.rest.get("/fapi/v1/ticker/price", {"symbol": "NEARUSDT"}))["price"])
+    engine.bus.publish(order("near-e", "50", symbol="NEARUSDT", intent="near-i"))
+    await step(sb, engine, 1)
+    stop = (mark * Decimal("0.8")).quantize(Decimal("0.001"))
+    engine.bus.publish(order("near-sl", symbol="NEARUSDT", side=Side.SELL, intent="near-i",
+                             otype=OrderType.STOP_MARKET, trigger=str(stop)))
+    await engine.execution.drain()
+    await step(sb, engine, 1)
+
+
 def test_resume_flags_a_foreign_position_and_replaces_a_missing_stop(tmp_path: Path) -> None:
     async def body() -> None:
         quiet = [{"name": "rsi_reversion", "symbols": ["FILUSDT"], "timeframe": "1m",  # quiet: the orders are ours
@@ -151,15 +164,7 @@ def test_resume_flags_a_foreign_position_and_replaces_a_missing_stop(tmp_path: P
                                        "sandbox": {"data": str(DATA), "speed": 0, "start": START,
                                                    "updates_per_kline": K}})
         async with stepped_engine(tmp_path / "flag", config=cfg, stale_after_s=0) as (sb, engine):
-            await step(sb, engine, 1)
-            mark = Decimal((await engine.rest.get("/fapi/v1/ticker/price", {"symbol": "NEARUSDT"}))["price"])
-            engine.bus.publish(order("near-e", "50", symbol="NEARUSDT", intent="near-i"))
-            await step(sb, engine, 1)
-            stop = (mark * Decimal("0.8")).quantize(Decimal("0.001"))
-            engine.bus.publish(order("near-sl", symbol="NEARUSDT", side=Side.SELL, intent="near-i",
-                                     otype=OrderType.STOP_MARKET, trigger=str(stop)))
-            await engine.execution.drain()
-            await step(sb, engine, 1)
+            await open_near_with_stop(sb, engine)
             assert engine.translator.orders["near-sl"].accepted
             await crash(engine)
             # while down: someone cancels the stop, and trades FILUSDT on the same account
@@ -202,15 +207,7 @@ def test_stops_replaced_after_each_of_two_restarts_never_reuse_a_client_id(tmp_p
                                        "sandbox": {"data": str(DATA), "speed": 0, "start": START,
                                                    "updates_per_kline": K}})
         async with stepped_engine(tmp_path / "twice", config=cfg, stale_after_s=0) as (sb, engine):
-            await step(sb, engine, 1)
-            mark = Decimal((await engine.rest.get("/fapi/v1/ticker/price", {"symbol": "NEARUSDT"}))["price"])
-            engine.bus.publish(order("near-e", "50", symbol="NEARUSDT", intent="near-i"))
-            await step(sb, engine, 1)
-            stop = (mark * Decimal("0.8")).quantize(Decimal("0.001"))
-            engine.bus.publish(order("near-sl", symbol="NEARUSDT", side=Side.SELL, intent="near-i",
-                                     otype=OrderType.STOP_MARKET, trigger=str(stop)))
-            await engine.execution.drain()
-            await step(sb, engine, 1)
+            await open_near_with_stop(sb, engine)
             live = engine
             replaced: list[str] = []
             for _ in range(2):  # down, the stop cancelled behind our back, back up: a new stop each time
