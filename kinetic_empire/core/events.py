@@ -296,6 +296,24 @@ class StrategyHalted:
 
 
 @_event
+class Alert:
+    """Something an operator must see: a position without its stop, a stale feed, weight near the limit.
+
+    ``kind`` is a stable machine name (``unprotected_position``, ``stale_feed``, ``weight_high``,
+    ``reject_rate``, ``reconcile_mismatch``, ...); ``cleared`` is True when the condition has ended, so
+    a status view or dashboard can show what is active now. ``symbol`` is None for account-wide alerts.
+    """
+
+    kind: str
+    message: str
+    symbol: str | None = None
+    severity: str = "warning"  # "warning" or "critical"
+    cleared: bool = False
+    ts_event: int
+    ts_init: int
+
+
+@_event
 class Note:
     """Free-form structured note for logs and the journal (e.g. a feed gap being backfilled)."""
 
