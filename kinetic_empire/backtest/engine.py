@@ -24,6 +24,7 @@ from ..core.errors import ConfigError, DataError, KineticError
 from ..core.rules import LeverageBrackets, SymbolRules
 from ..core.timeframes import timeframe_ms
 from ..data import KlineFrame, KlineStore, find_kline_files, load_klines, resample, validate
+from ..data.validate import since_last_hole
 from ..download.funding import load_funding
 from ..exchange import ExchangeConfig, SimulatedExchange
 from ..exchange.broker import SimulatedBroker
@@ -129,16 +130,24 @@ class Backtest:
             for tf in (timeframe, "1m"):
                 if KlineStore(root).series_dir(symbol, tf).is_dir():
                     frame = KlineStore(root).read(symbol, tf, end_ms=self.config.end)
-                    return validate(frame, gap_policy=self.config.gap_policy)
+                    return self._gap_checked(frame)
         paths = [p for p in paths if p not in stores]
         for tf in (timeframe, "1m"):
             has = any(find_kline_files(p, symbol, tf) if p.is_dir() else p.name.startswith(f"{symbol}-{tf}-")
                       for p in paths)  # fmt: skip
             if has:
-                return load_klines(paths, symbol=symbol, timeframe=tf, end=self.config.end,
-                                   gap_policy=self.config.gap_policy)  # fmt: skip
+                return self._gap_checked(load_klines(paths, symbol=symbol, timeframe=tf, end=self.config.end,
+                                                     gap_policy="keep"))
+
         where = ", ".join(map(str, paths))
         raise DataError(where, "files", f"no {symbol} klines ({timeframe} or 1m) found; download or import them first")
+
+    def _gap_checked(self, frame: KlineFrame) -> KlineFrame:
+        """The gap policy judges the backtest's window; with ``error``, history before it starts after the
+        last hole instead of refusing the run (the loaders' documented rule)."""
+        if self.config.gap_policy == "error":
+            frame = since_last_hole(frame, self.config.start)
+        return validate(frame, gap_policy=self.config.gap_policy)
 
     # -------------------------------------------------------------------------------------- run
     def run(self, progress: Callable[[int, int], None] | None = None) -> BacktestResult:

@@ -10,6 +10,7 @@ the funding store and the download coverage records.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +18,42 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+_TEMP = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{32}\.tmp$")
+
+
+def sweep_stale(folder: Path) -> list[Path]:
+    """Remove temporary files left in `folder` by a process that no longer runs (a SIGKILL mid-write).
+
+    Called before each batch writes into a folder, so leftovers do not pile up; a temporary file of a
+    process that is still alive (another import writing now) is left alone. Returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if m is None or _alive(int(m["pid"])):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass  # gone already, or not ours to remove: harmless
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 class StagedFiles:
@@ -29,6 +66,7 @@ class StagedFiles:
 
     def __init__(self) -> None:
         self._staged: list[tuple[Path, Path]] = []
+        self._swept: set[Path] = set()
 
     @property
     def destinations(self) -> list[Path]:
@@ -37,6 +75,9 @@ class StagedFiles:
 
     def path_for(self, final: Path) -> Path:
         """A fresh temporary path to write ``final``'s new content to; it is moved there on commit."""
+        if final.parent not in self._swept:
+            self._swept.add(final.parent)
+            sweep_stale(final.parent)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         self._staged.append((tmp, final))
         return tmp

@@ -136,6 +136,21 @@ def find_gaps(open_time: np.ndarray, interval: int) -> tuple[Gap, ...]:
     return tuple(Gap(int(s), int(e), int(m)) for s, e, m in zip(starts, ends, missing, strict=True))
 
 
+def since_last_hole(frame: KlineFrame, before_ms: int | None) -> KlineFrame:
+    """`frame` from just after its last hole that ends before `before_ms` (all of it if none does).
+
+    A backtest's window starts at ``before_ms``; history before it only warms indicators up. A hole
+    long before the window (a store holding 2019-2021 and 2023) must not refuse a 2023 backtest, and
+    warm-up across a hole would mix unrelated prices, so the warm-up starts after the last hole."""
+    if before_ms is None or len(frame) == 0:
+        return frame
+    head = frame.between(None, before_ms)
+    holes = find_gaps(head.open_time, interval_ms(frame.timeframe))
+    if not holes:
+        return frame
+    return frame.between(holes[-1].end_ms + 1, None)
+
+
 def merge_gaps(a: tuple[Gap, ...], b: tuple[Gap, ...], interval: int) -> tuple[Gap, ...]:
     """Sorted union of two gap lists, overlapping or touching gaps merged into one.
 

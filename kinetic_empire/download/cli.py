@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from kinetic_empire.download.runner import DownloadOptions, DownloadRequest, dow
 from kinetic_empire.download.stores import MarkKlineStore
 from kinetic_empire.resources import exchange_info_payload
 
+_SYMBOL = re.compile(r"[A-Z0-9]{2,40}")
 INTERRUPTED = ("interrupted: every month written so far is complete and the store is consistent; "
                "run the same command again to resume")
 
@@ -59,6 +61,10 @@ def build_download(args: argparse.Namespace, now_ms: int) -> tuple[DownloadReque
     symbols = tuple(dict.fromkeys(s.strip().upper() for s in str(args.symbols).split(",") if s.strip()))
     if not symbols:
         raise KineticError("--symbols: give at least one symbol, e.g. --symbols FILUSDT,NEARUSDT")
+    for sym in symbols:  # before any request or file: a symbol becomes a folder name in the store
+        if not _SYMBOL.fullmatch(sym):
+            raise KineticError(f"--symbols: {sym!r} is not a symbol (Binance symbols are 2-40 letters and digits, "
+                               "e.g. FILUSDT)")
     timeframes = tuple(dict.fromkeys(t.strip() for t in str(args.timeframes).split(",") if t.strip()))
     if not timeframes:
         raise KineticError("--timeframes: give at least one, e.g. --timeframes 1m,1h")
@@ -137,7 +143,9 @@ def data_main(args: argparse.Namespace) -> int:
         try:
             summary = import_paths(args.paths, Path(args.data_dir), progress=args.progress)
         except KeyboardInterrupt:
-            print("interrupted: series imported so far are complete; run again to finish", file=sys.stderr)
+            print("interrupted: each file imported so far is in the store and recorded as covered, the file being "
+                  "written when it stopped is either whole or absent; run the same command again to finish "
+                  "(re-importing a file changes nothing)", file=sys.stderr)
             return 130
         for line in summary.lines():
             print(line)

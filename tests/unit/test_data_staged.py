@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +113,26 @@ def test_coverage_record_is_written_through_the_batch(tmp_path: Path) -> None:
     cov.save()
     assert Coverage.load(tmp_path, key).covered == [(AUG, SEP)]
     assert [p.name for p in cov.path.parent.iterdir()] == [cov.path.name]
+
+
+def test_temporaries_of_a_killed_writer_are_swept_by_the_next_write(tmp_path: Path) -> None:
+    """A writer SIGKILLed between writing its temporary and the rename leaves a hidden file; the next
+    batch writing into that folder removes it, and never touches a live writer's temporaries."""
+    final = tmp_path / "2023-08.parquet"
+    script = (
+        "import os, signal, sys; from pathlib import Path; import pyarrow as pa\n"
+        "from kinetic_empire.data.staged import StagedFiles\n"
+        "batch = StagedFiles(); batch.__enter__()\n"
+        f"batch.parquet(pa.table({{'x': [1, 2]}}), Path({str(final)!r}))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    left = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1 and left[0].name.startswith(".2023-08.parquet.")
+    mine = tmp_path / f".other.parquet.{os.getpid()}.{'a' * 32}.tmp"  # a live process's temporary
+    mine.write_text("in progress")
+
+    with StagedFiles() as batch:
+        batch.text("hello", tmp_path / "note.txt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["note.txt", mine.name])

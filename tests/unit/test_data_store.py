@@ -170,3 +170,26 @@ def test_a_symbol_year_of_1m_round_trips(tmp_path: Path):
     store = KlineStore(tmp_path)
     assert len(store.write(year)) == 12
     assert same(store.read("SYNUSDT", "1m"), year)
+
+
+def test_a_hole_before_the_backtest_window_does_not_refuse_it(tmp_path: Path) -> None:
+    """Issue 16 item 7: the gap policy judges the window; warm-up history starts after the last hole."""
+    from kinetic_empire.backtest import Backtest, BacktestConfig
+    from kinetic_empire.strategy.registry import build_registry
+
+    fil = load_klines(sample_data_dir(), symbol="FILUSDT", timeframe="1m")
+    store = KlineStore(tmp_path / "store")
+    store.write(fil.between(T0, T0 + 5 * 86_400_000))  # Aug 1-5, then a hole until Aug 20
+    store.write(fil.between(T0 + 19 * 86_400_000, None))
+
+    def config(start: str) -> BacktestConfig:
+        return BacktestConfig.from_mapping({
+            "backtest": {"data": str(store.root), "start": start, "end": "2023-10-01", "gap_policy": "error"},
+            "strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1h"}],
+            "risk": {"sizing": {"method": "fixed_notional", "notional": 1000}},
+        })  # fmt: skip
+
+    result = Backtest(config("2023-09-01"), build_registry()).run()
+    assert result.klines_processed > 0
+    with pytest.raises(DataError, match=r"gap.*2023-08-06 00:00:00Z\.\.2023-08-19 23:59:00Z"):
+        Backtest(config("2023-08-03"), build_registry()).run()  # the hole is inside this window
