@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kinetic_empire.core.errors import DataError
-from kinetic_empire.data._util import interval_ms, month_keys
+from kinetic_empire.data._util import format_ms, interval_ms, month_keys
 from kinetic_empire.data.frame import COLUMNS, Gap, KlineFrame
 from kinetic_empire.data.staged import StagedFiles
 from kinetic_empire.data.validate import RowLocator, apply_gap_policy, check_rows, find_gaps, merge_gaps
@@ -136,9 +136,9 @@ class KlineStore:
                 times: list[np.ndarray] = []
                 filled: list[Gap] = []
                 for f in files:
-                    table = pq.read_table(f, columns=["open_time"])
+                    table = read_open_times(f)
                     times.append(table.column("open_time").to_numpy())
-                    filled.extend(_filled_from(pq.read_schema(f)))
+                    filled.extend(_filled_from(table.schema))
                 open_time = np.concatenate(times)
                 gaps = merge_gaps(tuple(filled), find_gaps(open_time, interval), interval)
                 entries.append(CatalogEntry(sym_dir.name, tf_dir.name, int(open_time[0]), int(open_time[-1]),
@@ -175,10 +175,21 @@ class KlineStore:
 
 
 def _read_table(path: Path) -> pa.Table:
+    return _read(path, list(COLUMNS))
+
+
+def read_open_times(path: Path) -> pa.Table:
+    """A partition's ``open_time`` column (with the file's metadata); DataError naming it if unreadable."""
+    return _read(path, ["open_time"])
+
+
+def _read(path: Path, columns: list[str]) -> pa.Table:
     try:
-        return pq.read_table(path, columns=list(COLUMNS))
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(str(path), "store", f"unreadable partition: {exc}") from exc
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        reason = str(exc).split(". ")[0] if str(exc) else type(exc).__name__
+        raise DataError(str(path), "store", f"unreadable partition ({reason}); delete it and download or import "
+                        "that month again") from exc
 
 
 def _filled_gaps(frame: KlineFrame) -> tuple[Gap, ...]:
@@ -203,4 +214,10 @@ def _month_overlaps(path: Path, start_ms: int | None, end_ms: int | None) -> boo
 
 
 def _window(start_ms: int | None, end_ms: int | None) -> str:
-    return "" if start_ms is None and end_ms is None else f" in [{start_ms}, {end_ms})"
+    if start_ms is None and end_ms is None:
+        return ""
+    if end_ms is None:
+        return f" from {format_ms(start_ms)}" if start_ms is not None else ""
+    if start_ms is None:
+        return f" before {format_ms(end_ms)}"
+    return f" between {format_ms(start_ms)} and {format_ms(end_ms)}"

@@ -34,6 +34,7 @@ from kinetic_empire.download.runner import DownloadOptions, DownloadRequest, dow
 from kinetic_empire.download.stores import MarkKlineStore
 from kinetic_empire.resources import exchange_info_payload
 
+DEFAULT_STORE = "data_store"  # kinetic_empire.cli.options.DATA_DIR: an absent default store is just empty
 _SYMBOL = re.compile(r"[A-Z0-9]{2,40}")
 INTERRUPTED = ("interrupted: every month written so far is complete and the store is consistent; "
                "run the same command again to resume")
@@ -70,6 +71,9 @@ def build_download(args: argparse.Namespace, now_ms: int) -> tuple[DownloadReque
         raise KineticError("--timeframes: give at least one, e.g. --timeframes 1m,1h")
     for tf in timeframes:
         check_timeframe(tf)
+    root = Path(args.data_dir)
+    if root.exists() and not root.is_dir():
+        raise KineticError(f"--data-dir {root}: is a file, not a folder (the store is a folder)")
     start = parse_time(args.start, what="--start")
     end = parse_time(args.end, what="--end", end=True) if args.end else now_ms
     if end <= start:
@@ -135,7 +139,13 @@ def weight_limit(info: dict[str, Any]) -> int:
 
 def data_main(args: argparse.Namespace) -> int:
     """Run ``kinetic data list`` or ``kinetic data import``."""
+    root = Path(args.data_dir)
+    if root.exists() and not root.is_dir():
+        raise KineticError(f"--data-dir {root}: is a file, not a folder (the store is a folder)")
     if args.data_command == "list":
+        if not root.exists() and str(args.data_dir) != DEFAULT_STORE:
+            raise KineticError(f"--data-dir {root}: no such folder (kinetic download or kinetic data import "
+                               "creates it)")
         for line in catalog_lines(Path(args.data_dir)):
             print(line)
         return 0

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from kinetic_empire.core.timeframes import TIMEFRAME_MS
 from kinetic_empire.data import CatalogEntry, Gap, KlineStore, find_gaps
 from kinetic_empire.data.staged import StagedFiles
+from kinetic_empire.data.store import read_open_times
 from kinetic_empire.download.periods import Range, union
 from kinetic_empire.download.series import SeriesKey
 
@@ -43,7 +43,7 @@ class MarkKlineStore(KlineStore):
                 files = self._partitions(tf_dir)
                 if tf not in TIMEFRAME_MS or not files:
                     continue
-                t = np.concatenate([pq.read_table(f, columns=["open_time"]).column(0).to_numpy() for f in files])
+                t = np.concatenate([read_open_times(f).column(0).to_numpy() for f in files])
                 entries.append(CatalogEntry(sym_dir.name, tf, int(t[0]), int(t[-1]), int(t.size),
                                             len(find_gaps(t, TIMEFRAME_MS[tf]))))
         return entries
@@ -91,7 +91,7 @@ def stored_spans(store: KlineStore, symbol: str, timeframe: str) -> list[Range]:
     files = sorted(folder.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9].parquet")) if folder.is_dir() else []
     if not files:
         return []
-    t = np.concatenate([pq.read_table(f, columns=["open_time"]).column(0).to_numpy() for f in files])
+    t = np.concatenate([read_open_times(f).column(0).to_numpy() for f in files])
     interval = TIMEFRAME_MS[timeframe]
     breaks = np.flatnonzero(np.diff(t) != interval)
     starts = np.r_[t[0], t[breaks + 1]]

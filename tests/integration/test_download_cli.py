@@ -178,3 +178,22 @@ def test_a_file_cut_short_is_recorded_partial_and_download_fetches_the_rest(
     assert any("FILUSDT-1m-2023-09-30.zip" in line for line in asked), asked
     assert not any("FILUSDT-1m-2023-09-13.zip" in line for line in asked), asked
     assert "not in the archive: 2023-09-14 21:20:00Z..2023-10-01 00:00:00Z" in capsys.readouterr().out
+
+
+def test_store_folder_mistakes_are_named(tmp_path: Path) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    with pytest.raises(KineticError, match=r"--data-dir .*afile: is a file, not a folder"):
+        run("data", "import", str(TESTS / "data/FILUSDT-1m-2023-08-01.csv"), "--data-dir", str(a_file))
+    with pytest.raises(KineticError, match=r"--data-dir .*nosuch: no such folder"):
+        run("data", "list", "--data-dir", str(tmp_path / "nosuch"))
+    assert a_file.read_text() == "" and not (tmp_path / "nosuch").exists()
+
+
+def test_a_corrupt_partition_is_named_by_data_list(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    run("data", "import", str(TESTS / "data/FILUSDT-1m-2023-08-01.csv"), "--data-dir", str(store))
+    part = store / "klines/FILUSDT/1m/2023-08.parquet"
+    part.write_bytes(part.read_bytes()[:300])
+    with pytest.raises(DataError, match=r"2023-08\.parquet: \[store\] unreadable partition .*delete it and"):
+        run("data", "list", "--data-dir", str(store))

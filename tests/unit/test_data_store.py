@@ -101,7 +101,7 @@ def test_nothing_stored(tmp_path: Path, near: KlineFrame):
     store.write(near)
     with pytest.raises(DataError, match="NEARUSDT 1h"):
         store.read("NEARUSDT", "1h")
-    with pytest.raises(DataError, match="stored in"):
+    with pytest.raises(DataError, match="stored from 2023-10-11 00:00:00Z"):
         store.read("NEARUSDT", "1m", SEP + 40 * 86_400_000)
     with pytest.raises(ValueError):
         store.read("../x", "1m")
