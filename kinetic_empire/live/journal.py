@@ -286,8 +286,8 @@ class Journal:
 
 
 def read_meta(path: Path) -> dict[str, Any]:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    """The run's meta rows; JournalCorrupt naming the file if it is not a readable journal."""
+    with _reading(path) as db:
         out: dict[str, Any] = {}
         for key, value in db.execute("SELECT key, value FROM meta"):
             try:
@@ -295,20 +295,43 @@ def read_meta(path: Path) -> dict[str, Any]:
             except ValueError:
                 out[key] = value
         return out
-    finally:
-        db.close()
 
 
 def read_events(path: Path, kinds: tuple[str, ...] | None = None) -> Iterator[Any]:
-    """The journal's events, decoded, in bus order."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        sql = "SELECT kind, payload FROM events"
+    """The journal's events, decoded, in bus order; JournalCorrupt names the file and the event that is not."""
+    with _reading(path) as db:
+        sql = "SELECT seq, kind, payload FROM events"
         args: tuple[Any, ...] = ()
         if kinds:
             sql += f" WHERE kind IN ({','.join('?' * len(kinds))})"
             args = kinds
-        for kind, payload in db.execute(sql + " ORDER BY seq", args):
-            yield decode(kind, json.loads(payload))
+        for seq, kind, payload in db.execute(sql + " ORDER BY seq", args):
+            try:
+                event = decode(kind, json.loads(payload))
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+                what = f"unknown event kind {kind!r}" if kind not in _BY_NAME else f"unreadable {kind} payload"
+                raise JournalCorrupt(f"journal {path}, event {seq}: {what} ({type(exc).__name__}: "
+                                     f"{str(exc)[:120]})") from exc
+            yield event
+
+
+class JournalCorrupt(KineticError):
+    """A journal file that cannot be read back: truncated, overwritten, or an event that does not decode."""
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[sqlite3.Connection]:
+    path = Path(path)
+    if not path.is_file():
+        raise JournalCorrupt(f"journal {path}: no such file")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise JournalCorrupt(f"journal {path}: cannot open ({exc})") from exc
+    try:
+        yield db
+    except sqlite3.DatabaseError as exc:
+        raise JournalCorrupt(f"journal {path}: not a readable run journal ({exc}); it may be truncated or "
+                             "overwritten") from exc
     finally:
         db.close()
