@@ -198,11 +198,19 @@ def paths(value: Any, path: str) -> tuple[str, ...]:
 
 
 def time_ms(value: Any, path: str) -> int:
-    """A UTC date or datetime (YAML date, ISO string or epoch ms) -> epoch ms."""
+    """A UTC date or datetime (YAML date, ISO string, ``YYYYMMDD`` or epoch ms) -> epoch ms.
+
+    A bare number reads as the command line reads it: 8 digits are ``YYYYMMDD`` (``20230915``), and only
+    a number too large to be a date (>= 1e11, after 1973 in ms) is epoch milliseconds; anything else
+    is refused rather than guessed."""
     if isinstance(value, bool):
         raise ConfigError(path, f"expected a date, got {value!r}")
     if isinstance(value, int):
-        return value
+        if value >= 10**11:
+            return value
+        if 10**7 <= value < 10**8:
+            return time_ms(str(value), path)
+        raise ConfigError(path, f"a bare number {value} is not a date: write it as YYYY-MM-DD (e.g. 2023-09-15)")
     if isinstance(value, datetime):
         dt = value if value.tzinfo else value.replace(tzinfo=UTC)
         return int(dt.timestamp() * 1000)

@@ -42,8 +42,9 @@ Sizing methods and their keys:
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -259,6 +260,16 @@ class RiskConfig:
             if not r.is_trading:
                 raise ConfigError(where, f"symbol {sym} is not trading (status {r.status})")
             self.check_leverage(sym, brackets, where if sym in self.leverage else None)
+
+    def check_strategy_ids(self, strategy_ids: Iterable[str], source: str | None = None) -> None:
+        """Every ``risk.strategies`` key must name a configured strategy: a typo would drop the override."""
+        known = sorted(set(strategy_ids))
+        for sid in self.strategies:
+            if sid not in known:
+                close = difflib.get_close_matches(sid, known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ConfigError(f"{self.path}.strategies.{sid}", f"no strategy {sid!r} in this config "
+                                  f"(strategies: {', '.join(known)}){hint}", source)
 
     def check_leverage(self, symbol: str, brackets: Mapping[str, LeverageBrackets], where: str | None = None) -> int:
         """The symbol's leverage, or ConfigError when its brackets are missing or do not allow it."""
