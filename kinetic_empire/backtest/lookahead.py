@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.errors import KineticError
 from ..strategy.base import Strategy
+from ..strategy.series import engine_array
 
 
 class LookaheadError(KineticError):
@@ -56,7 +57,7 @@ def check_lookahead(
         return []
     full = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)
     full._bind(o, h, lo, c, v)
-    reference = {s.name: s.full for s in full._indicators}
+    reference = {s.name: engine_array(s) for s in full._indicators}
     rng = np.random.default_rng(seed)
     picks = sorted(set(rng.integers(1, n - 1, size=min(samples, n - 2)).tolist()) | {n // 2})
     findings: list[LookaheadFinding] = []
@@ -65,7 +66,7 @@ def check_lookahead(
         probe._bind(o[: k + 1], h[: k + 1], lo[: k + 1], c[: k + 1], v[: k + 1])
         for series in probe._indicators:
             a = float(reference[series.name][k])
-            b = float(series.full[k])
+            b = float(engine_array(series)[k])
             same = (np.isnan(a) and np.isnan(b)) or np.isclose(a, b, rtol=rtol, atol=1e-12)
             if not same:
                 findings.append(LookaheadFinding(strategy.strategy_name(), strategy.symbol, series.name, k, a, b))

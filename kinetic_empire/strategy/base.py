@@ -33,7 +33,7 @@ import numpy as np
 from ..core.enums import IntentAction
 from ..core.errors import ConfigError
 from ..core.events import KlineClosed, OrderFilled, OrderRejected, RiskDenied
-from .series import Cursor, Series
+from .series import Cursor, Series, engine_array
 
 API_VERSION = 1
 """The plugin API version this engine implements. Strategies declare the one they target."""
@@ -235,7 +235,7 @@ class Strategy:
         made = []
         for out, arr in zip(outputs, arrays):
             values = np.asarray(arr, dtype=np.float64)
-            if values.shape != (len(self._base["close"].full),):
+            if values.shape != (len(engine_array(self._base["close"])),):
                 raise ValueError(f"indicator {out} returned shape {values.shape}, expected the history's length")
             series = Series(values, self._cursor, out)
             self._indicators.append(series)
@@ -317,8 +317,8 @@ class Strategy:
             return int(self.warmup)
         first = 0
         for series in self._indicators:
-            finite = np.flatnonzero(np.isfinite(series.full))
-            first = max(first, int(finite[0]) if finite.size else len(series.full))
+            finite = np.flatnonzero(np.isfinite(engine_array(series)))
+            first = max(first, int(finite[0]) if finite.size else len(engine_array(series)))
         return first + 1 if self._indicators else 1
 
 
@@ -330,7 +330,7 @@ def _label(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str,
 
 
 def _raw(value: Any) -> Any:
-    return value.full if isinstance(value, Series) else value
+    return engine_array(value) if isinstance(value, Series) else value
 
 
 def _unbound(*_: Any) -> None:

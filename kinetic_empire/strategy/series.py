@@ -4,6 +4,11 @@
 ``k >= 0`` counts from the start of the history and raises past the current kline, so a strategy
 cannot look ahead. The cursor is shared by every series of one strategy instance and moved by the
 runner, so advancing a kline costs one assignment however many indicators there are.
+
+No public path leads to a later value: ``values`` and slices are views of a separate buffer that holds
+only what has been revealed (copied lazily, when asked, so strategies that only index pay nothing),
+so neither the view nor its ``.base`` reaches the future. The engine reads the whole array through
+:func:`engine_array`, which strategies have no reason to import.
 """
 
 from __future__ import annotations
@@ -23,13 +28,28 @@ class Cursor:
 
 
 class Series:
-    __slots__ = ("_cur", "_list", "_values", "name")
+    __slots__ = ("_cur", "_list", "_revealed", "_shown", "_values", "name")
 
     def __init__(self, values: np.ndarray, cursor: Cursor, name: str) -> None:
         self._values = np.asarray(values, dtype=np.float64)
         self._list: list[float] | None = None  # python floats for fast scalar access, built on first use
+        self._shown: np.ndarray | None = None  # the revealed copy behind `values` and slices, on first use
+        self._revealed = 0  # how much of `_shown` is filled
         self._cur = cursor
         self.name = name
+
+    def _view(self) -> np.ndarray:
+        """Read-only view of the values revealed so far, backed by a buffer holding nothing later."""
+        n = self._cur.i + 1
+        shown = self._shown
+        if shown is None:
+            shown = self._shown = np.full(len(self._values), np.nan)
+        if n > self._revealed:
+            shown[self._revealed : n] = self._values[self._revealed : n]
+            self._revealed = n
+        view = shown[:n]
+        view.flags.writeable = False
+        return view
 
     def _materialize(self) -> list[float]:
         self._list = self._values.tolist()
@@ -50,7 +70,7 @@ class Series:
                 raise IndexError(f"{self.name}[{k}] is in the future (current index {i})")
             return values[k]
         if isinstance(k, slice):
-            return self._values[: i + 1][k]
+            return self._view()[k]
         raise TypeError(f"{self.name}: index must be int or slice, not {type(k).__name__}")
 
     def __len__(self) -> int:
@@ -61,20 +81,19 @@ class Series:
 
     @property
     def values(self) -> np.ndarray:
-        """The revealed history as a read-only numpy view."""
-        view = self._values[: self._cur.i + 1]
-        view.flags.writeable = False
-        return view
-
-    @property
-    def full(self) -> np.ndarray:
-        """The whole computed array (for the engine's own checks, never for strategy decisions)."""
-        return self._values
+        """The revealed history as a read-only numpy array (nothing after the current kline behind it)."""
+        return self._view()
 
     def __repr__(self) -> str:
         i = self._cur.i
         last = float(self._values[i]) if 0 <= i < len(self._values) else None
         return f"Series({self.name}, len={i + 1}, last={last})"
+
+
+def engine_array(series: Series) -> np.ndarray:
+    """The whole computed array of a series: for the engine's own checks (warm-up, the lookahead check),
+    never for strategy decisions."""
+    return series._values
 
 
 def crossover(a: Series | float, b: Series | float) -> bool:
