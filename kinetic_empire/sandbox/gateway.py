@@ -69,7 +69,11 @@ class Gateway:
                                    "use the websocket for live updates to avoid polling the API.", 429,
                                    {"Retry-After": "1"})
             query = request.raw_path.partition("?")[2]
-            body = (await request.read()).decode("utf-8", "surrogateescape") if request.can_read_body else ""
+            try:
+                raw = await request.read() if request.can_read_body else b""
+            except web.HTTPRequestEntityTooLarge:
+                raise ApiError(-1000, "Request body too large.", 413) from None
+            body = raw.decode("utf-8", "surrogateescape")
             params = Params(parse_pairs(query, body))
             now = venue.wall_ms()
             ip = request.remote or "?"

@@ -159,8 +159,9 @@ class MarketData:
             i0 = int(np.searchsorted(ot, bucket_start(last_open, interval) - (limit - 1) * ms))
         if end is not None:
             i1 = int(np.searchsorted(ot, bucket_end(bucket_start(end, interval), interval), side="right"))
-        elif start is not None:
-            i1 = int(np.searchsorted(ot, start + (limit + 1) * ms))
+        elif start is not None:  # `limit` klines from the first one at or after start (Binance: not from start)
+            first = int(ot[i0]) if i0 < n else start
+            i1 = int(np.searchsorted(ot, bucket_start(first, interval) + (limit + 1) * ms))
         else:
             i1 = n
         i1 = min(i1, n)

@@ -30,17 +30,23 @@ _Bool: TypeAlias = bool
 
 
 def parse_pairs(query: str, body: str) -> dict[str, str]:
-    """Query and body parameters; the query's value wins when a name is in both (reference 2.2)."""
-    out: dict[str, str] = {}
-    if body:
-        for k, v in parse_qsl(body, keep_blank_values=True):
-            out.setdefault(k, v)
+    """Query and body parameters; the query's value wins when a name is in both (reference 2.2).
+
+    A name given twice in the query, or twice in the body, is Binance's -1101 "Duplicate values for a
+    parameter detected." (Binance's error-code list), not a silent first-or-last pick."""
+    out = _unique(body) if body else {}
     if query:
-        q: dict[str, str] = {}
-        for k, v in parse_qsl(query, keep_blank_values=True):
-            q.setdefault(k, v)
-        out.update(q)
+        out.update(_unique(query))
     return out
+
+
+def _unique(text: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for k, v in parse_qsl(text, keep_blank_values=True):
+        if k in pairs:
+            raise ApiError(-1101, "Duplicate values for a parameter detected.")
+        pairs[k] = v
+    return pairs
 
 
 class Params:
