@@ -1,5 +1,6 @@
-"""Real, unmodified Binance clients against the sandbox: ccxt (REST and pro WebSocket) and the official
-``binance-futures-connector``. Only their base URLs change, as the reference's section 10.2 says."""
+"""Real, unmodified Binance clients against the sandbox: ccxt (REST and pro WebSocket), the official
+``binance-futures-connector``, python-binance and Binance's ``binance-sdk-derivatives-trading-usds-futures``.
+Only their base URLs change, as the reference's section 10.2 says."""
 
 from __future__ import annotations
 
@@ -149,5 +150,106 @@ def test_binance_futures_connector() -> None:
         assert out["risk"] == [] and out["algo"]["algoStatus"] == "NEW"  # v3: only symbols in use
         assert len(out["listen"]["listenKey"]) == 64
         assert out["err"][:2] == (400, -4120)
+
+    run(body, timeout=60)
+
+
+def test_python_binance() -> None:
+    """python-binance (the most used community client): only its futures base URL changes."""
+    pytest.importorskip("binance.client", reason="test dependency: pip install python-binance")
+    from binance.client import Client as PyBinance
+    from binance.exceptions import BinanceAPIException
+
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+
+        def session() -> dict[str, Any]:
+            client = PyBinance(sb.api_key, sb.api_secret, ping=False)
+            client.FUTURES_URL = sb.rest_url + "/fapi"
+            out: dict[str, Any] = {}
+            out["info"] = client.futures_exchange_info()
+            out["klines"] = client.futures_klines(symbol=SYM, interval="1m", limit=2)
+            out["lev"] = client.futures_change_leverage(symbol=SYM, leverage=4)
+            out["limit"] = client.futures_create_order(symbol=SYM, side="BUY", type="LIMIT", timeInForce="GTC",
+                                                       quantity=10, price=4.1)
+            out["open"] = client.futures_get_open_orders(symbol=SYM)
+            out["cancel"] = client.futures_cancel_order(symbol=SYM, orderId=out["limit"]["orderId"])
+            out["market"] = client.futures_create_order(symbol=SYM, side="BUY", type="MARKET", quantity=10)
+            out["stop"] = client.futures_create_order(symbol=SYM, side="SELL", type="STOP_MARKET", quantity=10,
+                                                      stopPrice=4.0, reduceOnly="true")
+            out["balance"] = client.futures_account_balance()
+            out["fees"] = client.futures_commission_rate(symbol=SYM)
+            try:
+                client.futures_create_order(symbol=SYM, side="BUY", type="MARKET", quantity=1_000_000)
+            except BinanceAPIException as err:
+                out["err"] = (err.status_code, err.code)
+            return out
+
+        out = await asyncio.to_thread(session)
+        assert SYM in {s["symbol"] for s in out["info"]["symbols"]}
+        assert out["klines"][-1][0] == 1_690_848_120_000
+        assert out["lev"]["leverage"] == 4 and out["limit"]["status"] == "NEW"
+        assert [o["orderId"] for o in out["open"]] == [out["limit"]["orderId"]]
+        assert out["cancel"]["status"] == "CANCELED"
+        assert out["market"]["type"] == "MARKET" and out["market"]["origQty"] == "10.0"
+        # python-binance routes conditional types to the algo endpoint, as Binance requires now
+        assert out["stop"]["algoType"] == "CONDITIONAL" and out["stop"]["algoStatus"] == "NEW"
+        assert out["balance"][0]["asset"] == "USDT"
+        assert out["fees"]["takerCommissionRate"] == "0.0005"
+        assert out["err"] == (400, -2019)
+
+    run(body, timeout=60)
+
+
+def test_binance_official_derivatives_sdk() -> None:
+    """Binance's own binance-sdk-derivatives-trading-usds-futures: only base_path changes."""
+    sdk = pytest.importorskip("binance_sdk_derivatives_trading_usds_futures",
+                              reason="test dependency: pip install binance-sdk-derivatives-trading-usds-futures")
+    from binance_common.configuration import ConfigurationRestAPI
+    from binance_common.errors import BadRequestError
+    from binance_sdk_derivatives_trading_usds_futures.rest_api.models import (
+        NewOrderSideEnum,
+        NewOrderTimeInForceEnum,
+        NewOrderTypeEnum,
+    )
+
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+
+        def session() -> dict[str, Any]:
+            cfg = ConfigurationRestAPI(api_key=sb.api_key, api_secret=sb.api_secret, base_path=sb.rest_url)
+            api = sdk.DerivativesTradingUsdsFutures(config_rest_api=cfg).rest_api
+            out: dict[str, Any] = {}
+            out["info"] = api.exchange_information().data()
+            out["lev"] = api.change_initial_leverage(SYM, 3).data()
+            # the SDK sends quantity as str(float): "6.0" for a step of 1
+            out["limit"] = api.new_order(SYM, NewOrderSideEnum.BUY, NewOrderTypeEnum.LIMIT, quantity=6,
+                                         price=4.1, time_in_force=NewOrderTimeInForceEnum.GTC).data()
+            out["open"] = api.current_all_open_orders(symbol=SYM).data()
+            out["cancel_all"] = api.cancel_all_open_orders(SYM).data()
+            out["market"] = api.new_order(SYM, NewOrderSideEnum.BUY, NewOrderTypeEnum.MARKET, quantity=10).data()
+            out["algo"] = api.new_algo_order("CONDITIONAL", SYM, "SELL", "STOP_MARKET", quantity=10,
+                                             trigger_price=4.0).data()
+            out["algos"] = api.current_all_algo_open_orders(symbol=SYM).data()
+            out["account"] = api.account_information_v3().data()
+            out["listen"] = api.start_user_data_stream().data()
+            try:
+                api.new_order(SYM, NewOrderSideEnum.BUY, NewOrderTypeEnum.LIMIT, quantity=1, price=4.1,
+                              time_in_force=NewOrderTimeInForceEnum.GTC)
+            except BadRequestError as err:
+                out["err"] = str(err)
+            return out
+
+        out = await asyncio.to_thread(session)
+        assert SYM in {s.symbol for s in out["info"].symbols}
+        assert out["lev"].leverage == 3
+        assert out["limit"].status == "NEW" and out["limit"].orig_qty == "6.0"
+        assert [o.order_id for o in out["open"]] == [out["limit"].order_id]
+        assert out["cancel_all"].code == 200
+        assert out["market"].type == "MARKET"
+        assert out["algo"].algo_status == "NEW" and [a.algo_id for a in out["algos"]] == [out["algo"].algo_id]
+        assert out["account"].total_wallet_balance == "10000.00000000"
+        assert len(out["listen"].listen_key) == 64
+        assert "-4164" in out["err"]  # notional below the minimum
 
     run(body, timeout=60)
