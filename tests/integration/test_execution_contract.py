@@ -1,4 +1,5 @@
-"""One contract for every execution port: the backtest's SimulatedBroker and BinanceExecution on the local sandbox.
+"""One contract for every execution port: the backtest's SimulatedBroker, BinanceExecution and the ccxt port
+(CcxtExecution, an unmodified ccxt.pro binanceusdm) on the local sandbox.
 
 Each test runs against both, through the :class:`ExecutionPort` verbs, with only two venue-specific helpers
 (move the market, wait for the bus): the same orders must give the same events, the same snapshots and the
@@ -22,6 +23,7 @@ from kinetic_empire.binance.signing import Credentials
 from kinetic_empire.binance.translate import UserTranslator, safe
 from kinetic_empire.binance.userstream import UserStream
 from kinetic_empire.binance.venues import SANDBOX, Venue
+from kinetic_empire.ccxt_port.execution import CcxtExecution
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.core.enums import OrderStatus, OrderType, Side, TimeInForce
@@ -39,6 +41,7 @@ from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange
 from kinetic_empire.exchange.broker import SimulatedBroker
 from kinetic_empire.resources import default_brackets, exchange_info_payload
 from kinetic_empire.sandbox import RateLimitConfig, SandboxConfig, SandboxServer
+from tests.support.ccxt_sandbox import point_ccxt
 
 DATA = [Path(__file__).parents[1] / "data" / "sandbox"]  # FILUSDT and NEARUSDT, 2023-08-01 and 02, real 1m klines
 FIL, NEAR = "FILUSDT", "NEARUSDT"
@@ -162,7 +165,43 @@ async def sandbox() -> AsyncIterator[Harness]:
             await rest.close()
 
 
-PORTS = {"simulated": simulated, "sandbox": sandbox}
+class CcxtHarness(Harness):
+    def __init__(self, sb: SandboxServer, port: CcxtExecution, bus: EventBus) -> None:
+        super().__init__(port, bus, sb.venue.rules)
+        self.sb = sb
+        self.exchange = port.exchange
+
+    async def move(self) -> None:
+        await self.sb.step_updates(1)
+
+    async def last_price(self, symbol: str) -> Decimal:
+        return Decimal(repr((await self.exchange.fetch_ticker(f"{symbol[:-4]}/USDT:USDT"))["last"]))
+
+
+@contextlib.asynccontextmanager
+async def ccxt_sandbox() -> AsyncIterator[Harness]:
+    import ccxt.pro as ccxtpro
+
+    cfg = SandboxConfig(data=DATA, symbols=list(SYMBOLS), limits=RateLimitConfig(enforce=False),
+                        exchange=ExchangeConfig(initial_balance=BALANCE), warmup_klines=5)
+    async with SandboxServer(cfg) as sb:
+        exchange = point_ccxt(ccxtpro.binanceusdm({"apiKey": sb.api_key, "secret": sb.api_secret,
+                                                   "options": {"fetchCurrencies": False}}), sb)
+        bus = EventBus()
+        port = CcxtExecution(bus, exchange, unknown_bound_s=2.0)
+        try:
+            await port.start(SYMBOLS)
+            for _ in range(1000):  # ccxt attaches its user stream lazily: wait for it before trading
+                if any(sb.users.conns.values()):
+                    break
+                await asyncio.sleep(0.01)
+            yield CcxtHarness(sb, port, bus)
+        finally:
+            await port.drain()
+            await port.close()
+
+
+PORTS = {"simulated": simulated, "sandbox": sandbox, "ccxt": ccxt_sandbox}
 
 
 def contract(body: Callable[[Harness], Any]) -> Callable[[str], None]:

@@ -11,21 +11,12 @@ import ccxt
 import ccxt.pro as ccxtpro
 import pytest
 
+from tests.support.ccxt_sandbox import point_ccxt
 from tests.support.sandbox import SYM, Client, run
 
 pytestmark = pytest.mark.integration
 
 MARKET = "FIL/USDT:USDT"
-
-
-def point_ccxt(ex: Any, sb: Any) -> Any:
-    for key, suffix in {"fapiPublic": "/fapi/v1", "fapiPublicV2": "/fapi/v2", "fapiPublicV3": "/fapi/v3",
-                        "fapiPrivate": "/fapi/v1", "fapiPrivateV2": "/fapi/v2", "fapiPrivateV3": "/fapi/v3",
-                        "fapiData": "/futures/data"}.items():
-        ex.urls["api"][key] = sb.rest_url + suffix
-    ex.urls["api"]["ws"]["linear"] = sb.ws_url + "/ws"
-    ex.urls["api"]["ws"]["future"] = sb.ws_url + "/ws"
-    return ex
 
 
 def test_ccxt_binanceusdm() -> None:
