@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -36,6 +36,7 @@ from ..strategy.runner import StrategyRunner
 from .config import BacktestConfig
 from .feed import ReplayFeed, Stream
 from .lookahead import LookaheadError, check_lookahead
+from .lookahead_decisions import check_decisions
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Backtest:
     ) -> None:
         self.config = config
         self.check_lookahead = check_lookahead
+        self.lookahead_checked: list[str] = []
         self._registry = registry
         self._frames = dict(frames) if frames else None
         self._rules = rules if rules is not None else default_symbol_rules(full=True)
@@ -142,6 +144,20 @@ class Backtest:
         where = ", ".join(map(str, paths))
         raise DataError(where, "files", f"no {symbol} klines ({timeframe} or 1m) found; download or import them first")
 
+    def _check_lookahead(self, runners: Sequence[StrategyRunner], plans: Mapping[str, _Plan]) -> None:
+        """Decisions with and without the future, then sampled indicator values; LookaheadError on a leak.
+        What was compared is kept in ``lookahead_checked`` for the summary."""
+        for runner in runners:
+            frame = plans[runner.symbol].by_timeframe[runner.timeframe]
+            arrays = (frame.open, frame.high, frame.low, frame.close, frame.volume)
+            decided, checked = check_decisions(runner.strategy, arrays, frame.open_time)
+            if decided:
+                raise LookaheadError(decided)
+            findings = check_lookahead(runner.strategy, arrays)
+            if findings:
+                raise LookaheadError(findings)
+            self.lookahead_checked.append(f"{runner.strategy.strategy_name()} on {runner.symbol}: {checked}")
+
     def _gap_checked(self, frame: KlineFrame) -> KlineFrame:
         """The gap policy judges the backtest's window; with ``error``, history before it starts after the
         last hole instead of refusing the run (the loaders' documented rule)."""
@@ -201,17 +217,14 @@ class Backtest:
         for sym, leverage in core.leverage.items():
             exchange.set_leverage(sym, leverage)
 
+        if self.check_lookahead:  # before any whole-history computation (see lookahead_decisions)
+            self._check_lookahead(core.runners, plans)
         history_lengths: list[int] = []
         for runner in core.runners:
             frame = plans[runner.symbol].by_timeframe[runner.timeframe]
             runner.bind_history(frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume,
                                 start_index=_start_index(frame, cfg.start))  # fmt: skip
             history_lengths.append(len(frame))
-            if self.check_lookahead:
-                arrays = (frame.open, frame.high, frame.low, frame.close, frame.volume)
-                findings = check_lookahead(runner.strategy, arrays)
-                if findings:
-                    raise LookaheadError(findings)
         streams: list[Stream] = []
         published: set[tuple[str, str]] = set()
         for sym, plan in plans.items():

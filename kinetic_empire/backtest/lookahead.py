@@ -8,6 +8,7 @@ normalisation over the whole series...), and the check names it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..strategy.series import engine_array
 class LookaheadError(KineticError):
     """Raised before a backtest whose indicators use future data."""
 
-    def __init__(self, findings: list[LookaheadFinding]) -> None:
+    def __init__(self, findings: Sequence[object]) -> None:
         self.findings = findings
         super().__init__("lookahead check failed:\n  " + "\n  ".join(map(str, findings)))
 
