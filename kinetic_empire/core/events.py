@@ -167,6 +167,19 @@ class OrderAccepted:
 
 
 @_event
+class OrderAmended:
+    """A resting LIMIT order's price or quantity changed in place (Binance's modify order, PUT /fapi/v1/order)."""
+
+    client_order_id: str
+    order_id: int
+    symbol: str
+    quantity: Decimal
+    price: Decimal
+    ts_event: int
+    ts_init: int
+
+
+@_event
 class OrderRejected:
     client_order_id: str
     symbol: str

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from ..core.enums import OrderStatus, OrderType, Side, TimeInForce, WorkingType
 from ..core.errors import ExchangeError
-from ..core.events import OrderAccepted
+from ..core.events import OrderAccepted, OrderAmended
 from .book import ZERO, dec
 from .matching import Matching
 from .orders import SimOrder
@@ -147,6 +147,54 @@ class Acceptance(Matching):
         )
         if order_type is OrderType.MARKET and self.config.fill_market_immediately and book.last:
             self._fill_market_orders(book, book.last, now)
+        return order
+
+    def amend(self, symbol: str, *, side: Side, quantity: Decimal, price: Decimal, order_id: int | None = None,
+              client_order_id: str | None = None) -> SimOrder:
+        """Binance's modify order: a resting LIMIT order gets a new price and quantity, keeping its ids.
+
+        Refusals leave the order as it was (-2013 unknown or finished, -5025 not a LIMIT, -5027 nothing
+        changes, -5026 after 10000 modifications, the filters' codes, -5029 under the minimum notional).
+        As on Binance, the order is canceled instead when the new quantity is not above what has already
+        filled, or when a post-only (GTX) order's new price would trade at once.
+        """
+        order = self._find(symbol, order_id, client_order_id)
+        if order is None or not order.is_open:
+            raise ExchangeError(-2013, "Order does not exist.")
+        if order.order_type is not OrderType.LIMIT or order.is_algo:
+            raise ExchangeError(-5025, "Only limit order is supported.")
+        if side is not order.side:
+            raise ExchangeError(-1130, "Data sent for parameter 'side' is not valid.")
+        if quantity == order.quantity and price == order.price:
+            raise ExchangeError(-5027, "No need to modify the order.")
+        if order.modifications >= 10_000:
+            raise ExchangeError(-5026, "Exceed maximum modify order limit.")
+        book = self.book(symbol)
+        mark = dec(book.last) if book.last else price
+        violation = book.rules.check_order(side=side, order_type=OrderType.LIMIT, quantity=quantity, price=price,
+                                           trigger_price=None, mark_price=mark, reduce_only=order.reduce_only,
+                                           close_position=False)
+        if violation is not None:
+            if violation.binance_code == -4164:
+                raise ExchangeError(-5029, f"Order's notional must be no smaller than {book.rules.min_notional}")
+            raise ExchangeError(violation.binance_code, violation.message)
+        now = self._clock.now_ms()
+        marketable = bool(book.last) and ((side is Side.BUY and float(price) >= book.last)
+                                          or (side is Side.SELL and float(price) <= book.last))
+        if quantity <= order.executed_qty or (marketable and order.time_in_force is TimeInForce.GTX):
+            self._finish(order, OrderStatus.CANCELED, "modified below the executed quantity or into a taker")
+            return order
+        if not order.reduce_only and quantity > order.quantity:
+            self._check_margin(book, side, quantity - order.quantity, price)
+        order.quantity = quantity
+        order.price = price
+        order.price_f = float(price)
+        order.is_taker_on_arrival = marketable
+        order.update_time = now
+        order.modifications += 1
+        book.busy = True
+        self._emit(OrderAmended(client_order_id=order.client_order_id, order_id=order.order_id, symbol=symbol,
+                                quantity=quantity, price=price, ts_event=now, ts_init=now))
         return order
 
     def cancel(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> SimOrder:

@@ -24,6 +24,7 @@ class SimOrder:
         "good_till_date",
         "is_algo",
         "is_taker_on_arrival",
+        "modifications",
         "order_id",
         "order_type",
         "orig_type",
@@ -87,6 +88,7 @@ class SimOrder:
         self.triggered = False
         self.is_taker_on_arrival = False
         self.good_till_date = good_till_date
+        self.modifications = 0  # modify-order count (Binance allows 10000)
 
     @property
     def remaining(self) -> Decimal:

@@ -147,6 +147,31 @@ def new_order(ctx: Ctx) -> Any:
     return place(ctx, ctx.params)
 
 
+def modify_order(ctx: Ctx) -> Any:
+    """PUT /fapi/v1/order: a resting LIMIT order's price and quantity, both mandatory (reference 3.2)."""
+    p = ctx.params
+    symbol = symbol_of(ctx, p)
+    side = p.enum("side", Side, -1117, "Invalid side.", required=True)
+    quantity = p.decimal("quantity", True)
+    price = p.decimal("price")
+    if p.str("priceMatch") not in (None, "NONE"):
+        if price is not None:
+            raise not_required("price")
+        assert side is not None
+        price = _matched_price(ctx, symbol, side)
+    elif price is None:
+        raise mandatory("price")
+    sim = _lookup(ctx, p, symbol)
+    if sim is None:
+        raise no_such_order()
+    assert side is not None and quantity is not None
+    try:
+        ctx.acct.exchange.amend(symbol, side=side, quantity=quantity, price=price, order_id=sim.order_id)
+    except ExchangeError as exc:
+        raise from_exchange(exc) from None
+    return order_json(ctx.acct, sim)
+
+
 def get_order(ctx: Ctx) -> Any:
     p = ctx.params
     symbol = symbol_of(ctx, p)
@@ -308,6 +333,8 @@ def endpoints() -> list[Endpoint]:
     return [
         ep("POST", "/fapi/v1/order", new_order, SIGNED, 0, ORDER_PARAMS, orders=(1, 1), order_fault=True),
         ep("GET", "/fapi/v1/order", get_order, SIGNED, 1, q),
+        ep("PUT", "/fapi/v1/order", modify_order, SIGNED, 0, q + " side quantity price priceMatch",
+           orders=(1, 1), order_fault=True),
         ep("DELETE", "/fapi/v1/order", cancel_order, SIGNED, 1, q, order_fault=True),
         ep("GET", "/fapi/v1/openOrders", open_orders, SIGNED, by_symbol(1, 40), "symbol"),
         ep("GET", "/fapi/v1/openOrder", open_order, SIGNED, 1, q),

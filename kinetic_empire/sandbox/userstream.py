@@ -17,6 +17,7 @@ from ..core.enums import BalanceReason
 from ..core.events import (
     BalanceChanged,
     OrderAccepted,
+    OrderAmended,
     OrderCanceled,
     OrderExpired,
     OrderFilled,
@@ -143,6 +144,9 @@ class UserStreams:
                 self.send(acct, order_event(acct, sim, "NEW", ev.ts_event))
         elif isinstance(ev, OrderCanceled | OrderExpired):
             self._finished(acct, ev, "CANCELED" if isinstance(ev, OrderCanceled) else "EXPIRED")
+        elif isinstance(ev, OrderAmended):
+            sim = acct.exchange.get_order(ev.symbol, order_id=ev.order_id)
+            self.send(acct, order_event(acct, sim, "AMENDMENT", ev.ts_event))
 
     def algo_new(self, acct: Account, rec: AlgoRecord) -> None:
         self.send(acct, algo_event(acct, rec, rec.sim.time))

@@ -56,3 +56,64 @@ def test_klines_from_a_start_before_the_data_return_the_first_klines() -> None:
         assert [row[0] for row in r.data] == [FIRST_OPEN + 60_000, FIRST_OPEN + 120_000]
 
     run(body)
+
+
+def test_modify_order_changes_a_resting_limit_in_place() -> None:
+    """PUT /fapi/v1/order (Binance: LIMIT only, price and quantity both sent, ids kept, AMENDMENT event)."""
+
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+        listen = (await c.post("/fapi/v1/listenKey", signed=False)).data["listenKey"]
+        async with c.session.ws_connect(f"{sb.ws_url}/ws/{listen}") as ws:
+            placed = (await c.order(side="BUY", type="LIMIT", quantity="10", price="4.100", timeInForce="GTC",
+                                    newClientOrderId="mod-1")).data
+            changed = await c.call("PUT", "/fapi/v1/order", {"symbol": SYM, "origClientOrderId": "mod-1",
+                                                              "side": "BUY", "quantity": "12", "price": "4.050"})
+            assert changed.status == 200, changed
+            assert (changed.data["orderId"], changed.data["clientOrderId"]) == (placed["orderId"], "mod-1")
+            assert (changed.data["origQty"], changed.data["price"], changed.data["status"]) == ("12.0", "4.050", "NEW")
+            got = (await c.get("/fapi/v1/order", {"symbol": SYM, "orderId": placed["orderId"]})).data
+            assert (got["origQty"], got["price"]) == ("12.0", "4.050")
+            events = []
+            while len(events) < 2:
+                msg = await ws.receive_json(timeout=5)
+                if msg.get("e") == "ORDER_TRADE_UPDATE":
+                    events.append((msg["o"]["x"], msg["o"]["q"], msg["o"]["p"]))
+            assert events == [("NEW", "10.0", "4.100"), ("AMENDMENT", "12.0", "4.050")]
+
+        same = await c.call("PUT", "/fapi/v1/order", {"symbol": SYM, "orderId": placed["orderId"], "side": "BUY",
+                                                       "quantity": "12", "price": "4.050"})
+        assert same.data == {"code": -5027, "msg": "No need to modify the order."}
+        tiny = await c.call("PUT", "/fapi/v1/order", {"symbol": SYM, "orderId": placed["orderId"], "side": "BUY",
+                                                       "quantity": "1", "price": "4.050"})
+        assert tiny.data["code"] == -5029
+        missing = await c.call("PUT", "/fapi/v1/order", {"symbol": SYM, "orderId": 999, "side": "BUY",
+                                                          "quantity": "1", "price": "4.050"})
+        assert missing.data["code"] == -2013
+        mkt = (await c.order(side="BUY", type="MARKET", quantity="10")).data
+        wrong = await c.call("PUT", "/fapi/v1/order", {"symbol": SYM, "orderId": mkt["orderId"], "side": "BUY",
+                                                        "quantity": "11", "price": "4.2"})
+        assert wrong.data["code"] in (-5025, -2013)  # a market order: not modifiable (or already filled)
+        assert (await c.get("/fapi/v1/order", {"symbol": SYM, "orderId": placed["orderId"]})).data["price"] == "4.050"
+
+    run(body)
+
+
+def test_ccxt_edit_order_works_against_the_sandbox() -> None:
+    import ccxt.pro as ccxtpro
+
+    from tests.support.ccxt_sandbox import point_ccxt
+
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+        ex = point_ccxt(ccxtpro.binanceusdm({"apiKey": sb.api_key, "secret": sb.api_secret,
+                                             "options": {"fetchCurrencies": False}}), sb)
+        try:
+            await ex.load_markets()
+            o = await ex.create_order("FIL/USDT:USDT", "limit", "buy", 10, 4.1)
+            edited = await ex.edit_order(o["id"], "FIL/USDT:USDT", "limit", "buy", 11, 4.05)
+            assert (edited["id"], edited["amount"], edited["price"], edited["status"]) == (o["id"], 11, 4.05, "open")
+        finally:
+            await ex.close()
+
+    run(body)
