@@ -106,7 +106,6 @@ def build_core(
     ``price_topics``: the (symbol, timeframe) series the portfolio takes prices from; None follows
     every kline. A backtest names all it replays, which gives the portfolio its cheapest handler.
     """
-    risk_config.check_strategy_ids(spec.config.strategy_id for spec in specs)
     portfolio = Portfolio(bus, initial_balance, follow_prices=False)
     port = connect_port(bus, portfolio)
     portfolio.subscribe_prices(price_topics)

@@ -178,6 +178,7 @@ class Backtest:
                     )
                 tfs.setdefault(sym, set()).add(spec.timeframe)
         risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
+        risk_config.check_strategy_ids(self._registry.names(), cfg.source)
         risk_config.validate(self._rules, self._brackets, list(tfs))
         plans = {sym: self._load(sym, t) for sym, t in tfs.items()}
 

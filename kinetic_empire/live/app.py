@@ -156,6 +156,7 @@ class LiveEngine:
         rest = await self.rest.start()
         specs = resolve_strategies(cfg.strategies, self.registry)
         risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
+        risk_config.check_strategy_ids(self.registry.names())
         await rest.sync_time()
         brackets = await self._brackets()
         leverage = {sym: risk_config.check_leverage(sym, brackets) for sym in self.symbols if sym in brackets}

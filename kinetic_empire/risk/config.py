@@ -262,13 +262,15 @@ class RiskConfig:
             self.check_leverage(sym, brackets, where if sym in self.leverage else None)
 
     def check_strategy_ids(self, strategy_ids: Iterable[str], source: str | None = None) -> None:
-        """Every ``risk.strategies`` key must name a configured strategy: a typo would drop the override."""
+        """Every ``risk.strategies`` key must name a strategy that exists (``strategy_ids``: the registry's
+        names): a typo would silently drop the override. Overrides for strategies this run does not trade
+        are allowed, so one risk section can serve several configs."""
         known = sorted(set(strategy_ids))
         for sid in self.strategies:
             if sid not in known:
                 close = difflib.get_close_matches(sid, known, n=1)
                 hint = f"; did you mean {close[0]}?" if close else ""
-                raise ConfigError(f"{self.path}.strategies.{sid}", f"no strategy {sid!r} in this config "
+                raise ConfigError(f"{self.path}.strategies.{sid}", f"no strategy named {sid!r} exists "
                                   f"(strategies: {', '.join(known)}){hint}", source)
 
     def check_leverage(self, symbol: str, brackets: Mapping[str, LeverageBrackets], where: str | None = None) -> int:

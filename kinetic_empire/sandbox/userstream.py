@@ -152,13 +152,14 @@ class UserStreams:
         self.send(acct, algo_event(acct, rec, rec.sim.time))
 
     def triggered(self, acct: Account, rec: AlgoRecord, ts: int) -> None:
-        """An algo order fired: ALGO_UPDATE TRIGGERED and the NEW of the order it placed."""
+        """An algo order fired: the NEW of the order it placed, then ALGO_UPDATE TRIGGERED (Binance's order:
+        the placed order is announced before the algo order says it triggered)."""
         if not acct.mark_triggered(rec, ts):
             return
+        self.send(acct, _as_new(order_event(acct, rec.sim, "NEW", ts)))
         event = algo_event(acct, rec, ts)
         event["o"]["X"] = "TRIGGERED"
         self.send(acct, event)
-        self.send(acct, _as_new(order_event(acct, rec.sim, "NEW", ts)))
 
     def _filled(self, acct: Account, ev: OrderFilled) -> None:
         sim = acct.exchange.get_order(ev.symbol, order_id=ev.order_id)

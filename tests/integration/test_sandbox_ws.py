@@ -199,11 +199,11 @@ def test_user_stream_algo_updates() -> None:
             assert new["o"]["caid"] == "sl" and new["o"]["ai"] == ""
             await sb.step(1)
             seq = [await recv_json(ws) for _ in range(4)]
-            assert [(m["e"], m["o"]["X"]) for m in seq] == [
-                ("ALGO_UPDATE", "TRIGGERED"), ("ORDER_TRADE_UPDATE", "NEW"), ("ORDER_TRADE_UPDATE", "FILLED"),
+            assert [(m["e"], m["o"]["X"]) for m in seq] == [  # Binance: the placed order first, then TRIGGERED
+                ("ORDER_TRADE_UPDATE", "NEW"), ("ALGO_UPDATE", "TRIGGERED"), ("ORDER_TRADE_UPDATE", "FILLED"),
                 ("ALGO_UPDATE", "FINISHED")]
-            actual = seq[0]["o"]["ai"]
-            assert actual and str(seq[1]["o"]["i"]) == actual and seq[2]["o"]["L"] == "4.245"
+            actual = seq[1]["o"]["ai"]
+            assert actual and str(seq[0]["o"]["i"]) == actual and seq[2]["o"]["L"] == "4.245"
             assert seq[3]["o"]["ap"] == "4.245" and seq[3]["o"]["aq"] == "10.0"
             assert seq[2]["o"]["ot"] == "STOP_MARKET" and seq[2]["o"]["o"] == "MARKET"
 

@@ -201,7 +201,7 @@ def cases() -> Iterator[BadInput]:
     yield BadInput("config", "risk override for no strategy",
                    _backtest(lambda r: _good(r) + "risk:\n  strategies:\n    ema_crosss: {sizing: {method: "
                                                   "fixed_notional, notional: 200}}\n"),
-                   r"risk\.strategies\.ema_crosss: no strategy 'ema_crosss' in this config")
+                   r"risk\.strategies\.ema_crosss: no strategy named 'ema_crosss' exists")
     yield BadInput("config", "API key in YAML", _backtest(lambda r: _good(r) + "api_key: abc\n"),
                    r"api_key: API keys are never read from YAML")
     yield BadInput("config", "leverage above the maximum",

@@ -48,6 +48,15 @@ def test_a_risk_override_for_a_strategy_not_in_the_config_is_an_error() -> None:
         "strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1h"}],
         "risk": {"strategies": {"ema_crosss": {"sizing": {"method": "fixed_notional", "notional": 200}}}},
     })  # fmt: skip
-    with pytest.raises(ConfigError, match=r"risk\.strategies\.ema_crosss: no strategy 'ema_crosss' in this config "
-                       r"\(strategies: ema_cross\); did you mean ema_cross\?"):
+    with pytest.raises(ConfigError, match=r"risk\.strategies\.ema_crosss: no strategy named 'ema_crosss' exists "
+                       r"\(strategies: .*ema_cross.*\); did you mean ema_cross\?"):
         Backtest(cfg, build_registry()).run()
+
+
+def test_a_risk_override_for_an_existing_strategy_this_run_does_not_trade_is_allowed() -> None:
+    cfg = BacktestConfig.from_mapping({
+        "backtest": {"data": str(sample_data_dir()), "start": "2023-08-03", "end": "2023-08-10"},
+        "strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1h"}],
+        "risk": {"strategies": {"rsi_reversion": {"sizing": {"method": "fixed_notional", "notional": 200}}}},
+    })  # fmt: skip
+    assert Backtest(cfg, build_registry()).run().klines_processed > 0
