@@ -31,7 +31,8 @@ class FaultConfig:
     order placement and cancellation only: ``error_executed_rate`` returns 503 after the order was
     executed (status unknown for the client), ``error_rejected_rate`` returns 503 without executing,
     ``timeout_rate`` holds the reply for ``timeout_seconds`` then answers 408 -1007 (executed or not,
-    decided by ``timeout_executed_share``).
+    decided by ``timeout_executed_share``). ``unknown_visible_after_ms``: an order executed under such a
+    fault answers -2013 to look-ups by id for that long, as a busy Binance may (0: queryable at once).
     """
 
     enabled: bool = False
@@ -48,6 +49,7 @@ class FaultConfig:
     ws_stall_rate: float = 0.0  # stop sending on a connection for ws_stall_seconds
     ws_stall_seconds: float = 5.0
     listen_key_early_expiry_rate: float = 0.0  # per replay update: expire every listenKey now
+    unknown_visible_after_ms: int = 0  # an order executed under a 5xx/timeout is not queryable for this long
 
     def update(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():

@@ -102,6 +102,11 @@ class Gateway:
             result = ep.handler(Ctx(venue, params, account))
             if asyncio.iscoroutine(result):
                 result = await result
+            if fault in ("error-executed", "timeout-executed") and account is not None:
+                for placed in result if isinstance(result, list) else [result]:
+                    wire_id = placed.get("orderId", placed.get("algoId")) if isinstance(placed, dict) else None
+                    if isinstance(wire_id, int):
+                        faults.hide(account.key.api_key, wire_id, now)
             if fault == "error-executed":
                 raise ApiError(-1000, _UNKNOWN_503, 503)
             if fault == "timeout-executed":

@@ -120,7 +120,7 @@ def _find(ctx: Ctx) -> AlgoRecord | None:
 
 def get_algo(ctx: Ctx) -> Any:
     rec = _find(ctx)
-    if rec is None:
+    if rec is None or ctx.venue.faults.hidden(ctx.acct.key.api_key, rec.algo_id, ctx.venue.wall_ms()):
         raise ApiError(-2013, "Order does not exist.")
     return algo_json(ctx.acct, rec, detail=True)
 

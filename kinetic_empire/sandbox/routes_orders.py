@@ -135,6 +135,11 @@ def _matched_price(ctx: Ctx, symbol: str, side: Side) -> Decimal:
     return last
 
 
+def _hidden(ctx: Ctx, wire_id: int) -> bool:
+    """Executed under an unknown-outcome fault and not yet visible (FaultConfig.unknown_visible_after_ms)."""
+    return ctx.venue.faults.hidden(ctx.acct.key.api_key, wire_id, ctx.venue.wall_ms())
+
+
 def _lookup(ctx: Ctx, p: Params, symbol: str) -> SimOrder | None:
     order_id = p.int("orderId")
     client_id = p.str("origClientOrderId")
@@ -176,7 +181,7 @@ def get_order(ctx: Ctx) -> Any:
     p = ctx.params
     symbol = symbol_of(ctx, p)
     sim = _lookup(ctx, p, symbol)
-    if sim is None:
+    if sim is None or _hidden(ctx, ctx.acct.wire_id(sim)):
         raise no_such_order()
     return order_json(ctx.acct, sim)
 

@@ -117,3 +117,24 @@ def test_ccxt_edit_order_works_against_the_sandbox() -> None:
             await ex.close()
 
     run(body)
+
+
+def test_an_order_executed_under_a_5xx_is_queryable_only_after_the_configured_delay() -> None:
+    """The race behind issue 12 item 3: Binance may answer 5xx for an order it executed, and not find it yet."""
+    from kinetic_empire.core.clock import ManualClock
+    from kinetic_empire.sandbox import FaultConfig
+
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+        r = await c.order(side="BUY", type="LIMIT", timeInForce="GTC", quantity="10", price="4.100",
+                          newClientOrderId="late-1")
+        assert r.status == 503  # executed, but the client cannot know
+        sb.venue.faults.cfg.update({"error_executed_rate": 0.0})
+        lookup = {"symbol": SYM, "origClientOrderId": "late-1"}
+        assert (await c.get("/fapi/v1/order", lookup)).data["code"] == -2013  # not visible yet
+        assert [o["clientOrderId"] for o in (await c.get("/fapi/v1/openOrders", {"symbol": SYM})).data] == ["late-1"]
+        await clock.advance(2.0)
+        assert (await c.get("/fapi/v1/order", lookup)).data["status"] == "NEW"
+
+    clock = ManualClock(1_700_000_000_000)
+    run(body, clock=clock, faults=FaultConfig(enabled=True, error_executed_rate=1.0, unknown_visible_after_ms=1500))
