@@ -49,8 +49,8 @@ class Book:
     """Everything the exchange keeps per symbol."""
 
     __slots__ = (
-        "brackets", "busy", "last", "market", "next_funding", "pos", "resting", "rules", "symbol", "tiers",
-        "watch_high", "watch_low",
+        "brackets", "busy", "last", "liq_base", "liq_move", "liq_weight", "market", "next_funding", "pos",
+        "resting", "rules", "symbol", "tiers", "watch_high", "watch_low",
     )  # fmt: skip
 
     def __init__(self, rules: SymbolRules, brackets: LeverageBrackets | None, leverage: int) -> None:
@@ -68,6 +68,10 @@ class Book:
         self.next_funding = NEVER
         # (notional cap, maintenance margin rate, cum) as floats, for the per-kline liquidation maths
         self.tiers = float_tiers(brackets)
+        # cross-margin drift since the last solve (see exchange.cross_margin): price then, largest move, weight
+        self.liq_base = 0.0
+        self.liq_move = 0.0
+        self.liq_weight = 0.0
 
     def refresh(self) -> None:
         """Note whether any order waits for a price (the per-kline fast path skips books that don't)."""

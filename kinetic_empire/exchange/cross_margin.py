@@ -4,6 +4,14 @@ The wallet backs every position, so each position's liquidation price depends on
 maintenance margin and unrealized PnL: one changes whenever any of them does. The formula is the shared
 :func:`kinetic_empire.core.liquidation.liquidation_price`, in floats, because the result is compared with
 every kline's high and low.
+
+Re-solving on every kline while several positions are open was most of a multi-symbol backtest's time,
+so the exchange re-solves only when it could matter. At each solve it keeps the account's *slack*
+(margin balance minus total maintenance margin) and, per position, the weight ``(1 + highest maintenance
+rate) * |quantity|``: between solves the slack can shrink by at most the sum of weight times each price's
+largest move since the solve (unrealized PnL moves one for one, maintenance margin at most at its highest
+rate). While that bound stays under half the slack no liquidation is possible, so no price needs re-solving;
+past it, or when a kline reaches a stale watch level, the prices are solved again. Results are identical.
 """
 
 from __future__ import annotations
@@ -14,15 +22,16 @@ from ..core.liquidation import liquidation_price, maintenance_margin
 from .book import INF, Book
 
 
-def solve_liquidation_prices(books: Collection[Book], wallet: float) -> int:
-    """Set every book's liquidation price and watch levels; returns how many positions are open."""
+def solve_liquidation_prices(books: Collection[Book], wallet: float) -> tuple[int, float]:
+    """Set every book's liquidation price, watch levels and drift baseline; returns how many positions are
+    open and the account's slack (margin balance minus total maintenance margin)."""
     open_books = [b for b in books if b.pos.qty_f != 0.0]
     for b in books:
         if b.pos.qty_f == 0.0:
             b.pos.liq_f = 0.0
             b.watch_low, b.watch_high = -INF, INF
     if not open_books:
-        return 0
+        return 0, INF
     mm_upnl: list[tuple[float, float]] = []
     for b in open_books:
         pos = b.pos
@@ -32,10 +41,13 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float) -> int:
     total_upnl = sum(u for _, u in mm_upnl)
     for b, (mm, upnl) in zip(open_books, mm_upnl):
         pos = b.pos
+        b.liq_base = b.last or pos.entry_f
+        b.liq_move = 0.0
+        b.liq_weight = (1.0 + max((rate for _, rate, _ in b.tiers), default=1.0)) * abs(pos.qty_f)
         liq = liquidation_price(pos.qty_f, pos.entry_f, wallet - (total_mm - mm) + (total_upnl - upnl), b.tiers)
         pos.liq_f = liq
         if pos.qty_f > 0:
             b.watch_low, b.watch_high = (liq if liq > 0 else -INF), INF
         else:
             b.watch_low, b.watch_high = -INF, (liq if liq > 0 else INF)
-    return len(open_books)
+    return len(open_books), wallet + total_upnl - total_mm

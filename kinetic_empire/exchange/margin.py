@@ -119,6 +119,8 @@ class Margin(Ledger):
         return available
 
     def liquidation_price(self, symbol: str) -> Decimal:
+        if self._drift:  # prices moved since the last solve (which only mattered for liquidations): re-solve
+            self._update_liquidation_prices()
         liq = self.book(symbol).pos.liq_f
         return dec(liq) if liq > 0 else ZERO
 

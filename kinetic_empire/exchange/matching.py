@@ -40,23 +40,38 @@ class Matching(Margin, Funding):
     def on_bar(self, symbol: str, ts: int, o: float, h: float, low: float, c: float) -> None:
         """A kline (or the part of one since the last update): see the module docstring for the rule."""
         book = self._books[symbol]
+        if self._cross_positions > 1 and self.bounded_liquidation_solves:
+            self._cross_drift(book, h, low)
         if book.busy or low <= book.watch_low or h >= book.watch_high or ts >= book.next_funding:
             self._process(book, ts, o, h, low)
         book.last = c
-        if self._cross_positions > 1:
+        if self._cross_positions > 1 and not self.bounded_liquidation_solves:
             self._update_liquidation_prices()
 
     def on_kline(self, k: KlineClosed) -> None:
         """Bus handler form of :meth:`on_bar` (one call less on the backtest's hot path)."""
         book = self._books[k.symbol]
+        if self._cross_positions > 1 and self.bounded_liquidation_solves:  # other positions' PnL moves each
+            self._cross_drift(book, k.high, k.low)  # one's liquidation price: re-solve when it could matter
         if book.busy or k.low <= book.watch_low or k.high >= book.watch_high or k.open_time >= book.next_funding:
             self._process(book, k.open_time, k.open, k.high, k.low)
         book.last = k.close
-        if self._cross_positions > 1:  # other positions' PnL moves each one's liquidation price
+        if self._cross_positions > 1 and not self.bounded_liquidation_solves:
             self._update_liquidation_prices()
 
     def on_tick(self, symbol: str, ts: int, price: float) -> None:
         self.on_bar(symbol, ts, price, price, price, price)
+
+    def _cross_drift(self, book: Book, h: float, low: float) -> None:
+        """Re-solve cross liquidation prices only when this range could matter (see exchange.cross_margin):
+        its move, with every other position's largest move since the last solve, may have used half the
+        slack, or it reaches a watch level solved on older prices."""
+        move = max(h - book.liq_base, book.liq_base - low)
+        if move > book.liq_move:
+            self._drift += book.liq_weight * (move - book.liq_move)
+            book.liq_move = move
+        if self._drift * 2.0 >= self._slack or low <= book.watch_low or h >= book.watch_high:
+            self._update_liquidation_prices()
 
     # ------------------------------------------------------------------------------- internals
     def _process(self, book: Book, ts: int, o: float, h: float, low: float) -> None:
