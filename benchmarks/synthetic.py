@@ -9,8 +9,9 @@ from kinetic_empire.data import KlineFrame
 START_MS = 1_672_531_200_000  # 2023-01-01 00:00 UTC
 
 
-def synthetic_klines(n: int, seed: int = 42, symbol: str = "FILUSDT", start_price: float = 5.0) -> KlineFrame:
-    """``n`` 1m klines; prices rounded to FILUSDT's 0.001 tick so fills are on the grid."""
+def synthetic_klines(n: int, seed: int = 42, symbol: str = "FILUSDT", start_price: float = 5.0,
+                     tick: float = 0.001) -> KlineFrame:
+    """``n`` 1m klines; prices rounded to the symbol's tick (FILUSDT's 0.001 by default) so fills are on the grid."""
     rng = np.random.default_rng(seed)
     returns = rng.normal(0.0, 0.0012, n)
     close = start_price * np.exp(np.cumsum(returns))
@@ -20,7 +21,6 @@ def synthetic_klines(n: int, seed: int = 42, symbol: str = "FILUSDT", start_pric
     wiggle = np.abs(rng.normal(0.0, 0.0008, (2, n))) * close
     high = np.maximum(open_, close) + wiggle[0]
     low = np.minimum(open_, close) - wiggle[1]
-    tick = 0.001
     open_, high, low, close = (np.round(a / tick) * tick for a in (open_, high, low, close))
     low = np.maximum(low, tick)
     volume = rng.integers(1_000, 100_000, n).astype(np.float64)

@@ -1,0 +1,79 @@
+"""Multi-symbol backtests against one symbol, per kline (issue 17 target 4: 10 x 100k within 1.2x of 1 x 1M).
+
+    python benchmarks/bench_multisymbol.py [--klines 1000000] [--symbols 10] [--seed 42]
+
+Same strategy as bench_backtest (EMA 20/50 cross, long-only, fixed quantity, leverage 1) on seeded
+synthetic 1m klines: once on one symbol with ``--klines`` klines, once on ``--symbols`` symbols with
+``klines / symbols`` each, so both replay the same number of klines. With several symbols, positions share
+the cross wallet: the run is repeated with liquidation prices re-solved on every kline (the old way) to show
+what the slack bound saves. Prints seconds, ns per kline and the ratios; trades and PnL show the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic import synthetic_klines
+
+from kinetic_empire.backtest import Backtest, BacktestConfig
+from kinetic_empire.exchange import SimulatedExchange
+from kinetic_empire.resources import default_symbol_rules
+from kinetic_empire.strategy.registry import build_registry
+
+SYMBOLS = ["FILUSDT", "NEARUSDT", "ADAUSDT", "XRPUSDT", "DOGEUSDT", "LINKUSDT", "DOTUSDT", "AVAXUSDT", "LTCUSDT",
+           "BNBUSDT", "SOLUSDT", "ETHUSDT"]
+
+
+def config(symbols: list[str]) -> BacktestConfig:
+    return BacktestConfig.from_mapping({
+        "backtest": {"data": "unused", "initial_balance": 1_000_000, "fees": {"maker": 0.0004, "taker": 0.0004},
+                     "funding_rate": 0},
+        "strategies": [{"name": "ema_cross", "symbols": symbols, "timeframe": "1m",
+                        "params": {"fast": 20, "slow": 50, "long_only": True}}],
+        "risk": {"default_leverage": 1, "sizing": {"method": "fixed_notional", "notional": 500},
+                 "guards": {"max_open_positions": len(symbols)}},
+    })  # fmt: skip
+
+
+def timed(symbols: list[str], per_symbol: int, seed: int) -> tuple[float, int, str]:
+    rules = default_symbol_rules(full=True)
+    frames = {s: synthetic_klines(per_symbol, seed + i, s, start_price=5.0, tick=float(rules[s].tick_size))
+              for i, s in enumerate(symbols)}
+    t0 = time.perf_counter()
+    result = Backtest(config(symbols), build_registry(), frames=frames).run()
+    elapsed = time.perf_counter() - t0
+    trades = result.portfolio.trades
+    return elapsed, result.klines_processed, f"{len(trades):,} trades, net {sum(t.net_pnl for t in trades):.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--klines", type=int, default=1_000_000)
+    parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    many = SYMBOLS[: args.symbols]
+    per = args.klines // len(many)
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    one_s, one_n, one_r = timed(many[:1], args.klines, args.seed)
+    print(f"1 x {args.klines:,}:  {one_s:7.2f} s  {one_s / one_n * 1e9:7.0f} ns/kline  ({one_r})")
+    many_s, many_n, many_r = timed(many, per, args.seed)
+    print(f"{len(many)} x {per:,}:  {many_s:7.2f} s  {many_s / many_n * 1e9:7.0f} ns/kline  ({many_r})")
+    SimulatedExchange.bounded_liquidation_solves = False
+    old_s, old_n, old_r = timed(many, per, args.seed)
+    SimulatedExchange.bounded_liquidation_solves = True
+    print(f"{len(many)} x {per:,}, re-solving every kline:  {old_s:7.2f} s  {old_s / old_n * 1e9:7.0f} ns/kline  "
+          f"({old_r})")
+    print(f"ratio multi/one per kline: {many_s / many_n / (one_s / one_n):.2f} (target <= 1.2); "
+          f"before the bound: {old_s / old_n / (one_s / one_n):.2f}")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
