@@ -7,6 +7,7 @@ Time is a ManualClock: the bound, the backoff and the guard's ticks move only wh
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -202,7 +203,7 @@ def test_a_stop_refused_for_another_reason_is_retried_with_backoff_until_accepte
             await desk.tick(0.5)
         times = [t for t, r in desk.sent if r.order_type is OrderType.STOP_MARKET]
         assert times[:7] == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 13.0], times  # at once, then doubling, capped at 5 s
-        assert all(b - a <= 5.0 for a, b in zip(times, times[1:], strict=False)) and times[-1] >= 28.0
+        assert all(b - a <= 5.0 for a, b in itertools.pairwise(times)) and times[-1] >= 28.0
         (alert,) = desk.alerts()  # once, when the bound passed
         assert alert.ts_event == desk.h.clock.now_ms() and "without a live stop for 10.0 s" in alert.message
         assert "-4045" in alert.message
@@ -305,5 +306,5 @@ def test_the_bound_is_a_strict_config_value() -> None:
     base = {"strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1m"}]}
     assert LiveConfig.from_mapping(base).protect_within_s == 10.0
     assert LiveConfig.from_mapping({**base, "live": {"protect_within_s": 3}}).protect_within_s == 3.0
-    with pytest.raises(ConfigError, match="live.protect_within_s"):
+    with pytest.raises(ConfigError, match=r"live\.protect_within_s"):
         LiveConfig.from_mapping({**base, "live": {"protect_within_s": 0}})
