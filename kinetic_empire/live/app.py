@@ -276,7 +276,7 @@ class LiveEngine:
         self.reconciler.resume = view
         self.risk.commands.restore_ids([*view.requests, *view.intents])  # no re-placed or flatten id repeats
         self.guard.restore(view.requests.values(), accepted=view.accepted, terminal=view.terminal,
-                           filled=view.filled, positions=view.positions)
+                           filled=view.filled)
         for r in view.open_orders():
             self.translator.expect(r)  # looked up by client id in the first reconciliation
             if r.close_position and r.order_type.is_conditional:

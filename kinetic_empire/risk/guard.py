@@ -161,8 +161,12 @@ class ProtectionGuard:
 
     # ------------------------------------------------------------------------------ resuming
     def restore(self, requests: Iterable[OrderRequest], *, accepted: set[str], terminal: set[str],
-                filled: Mapping[str, Decimal], positions: Mapping[str, Decimal]) -> None:
-        """A resumed run: the journal's requests (in order), which were accepted, final and filled, positions."""
+                filled: Mapping[str, Decimal]) -> None:
+        """A resumed run: the journal's requests (in order), which were accepted, final and filled.
+
+        Positions are not taken from the journal: the first reconciliation publishes the venue's (a position
+        closed while the engine was down is flat, not unprotected).
+        """
         for r in requests:
             self.on_request(r)
             cid = r.client_order_id
@@ -176,9 +180,6 @@ class ProtectionGuard:
             c.close_ids -= terminal
         for cid in terminal:
             self._entries.pop(cid, None)
-        for symbol, qty in positions.items():
-            self._cover(symbol).qty = qty
-            self._observe(symbol)
 
     # ------------------------------------------------------------------------------ bus handlers
     def on_request(self, r: OrderRequest) -> None:

@@ -287,9 +287,10 @@ def test_a_stop_cancelled_while_the_engine_is_down_is_replaced_at_resume_under_a
         again = Desk(tmp_path, account=account, name="journal.sqlite")
         again.h.rm.commands.restore_ids([*view.requests, *view.intents])
         again.guard.restore(view.requests.values(), accepted=view.accepted, terminal=view.terminal,
-                            filled=view.filled, positions=view.positions)
-        assert again.guard.unprotected() == {}  # the journal believes the stop is live
-        again.cancel(rp)  # the reconciliation learns it is not
+                            filled=view.filled)
+        again.h.position_changed(FIL, view.positions[FIL], "3.0")  # the reconciliation: the venue's position,
+        assert again.guard.unprotected() == {}  # with the stop the journal believes live,
+        again.cancel(rp)  # which the venue says was cancelled
         actions = again.guard.check()  # what the reconciler asks right after its REST pass
         (new,) = again.stops()
         assert [a.action for a in actions] == [f"re-placed as {new.client_order_id}"]
@@ -308,3 +309,25 @@ def test_the_bound_is_a_strict_config_value() -> None:
     assert LiveConfig.from_mapping({**base, "live": {"protect_within_s": 3}}).protect_within_s == 3.0
     with pytest.raises(ConfigError, match=r"live\.protect_within_s"):
         LiveConfig.from_mapping({**base, "live": {"protect_within_s": 0}})
+
+
+def test_a_position_closed_while_the_engine_was_down_is_flat_at_resume_not_unprotected(tmp_path: Path) -> None:
+    async def body() -> None:
+        first = Desk(tmp_path)
+        _entry, stop = first.open_long()
+        first.accept(stop)
+        first.journal.flush()
+        first.journal.close()  # down; the stop triggers meanwhile: the venue is flat
+        view = JournalView.load(first.journal.path, {})
+        again = Desk(tmp_path)
+        again.h.rm.commands.restore_ids([*view.requests, *view.intents])
+        again.guard.restore(view.requests.values(), accepted=view.accepted, terminal=view.terminal,
+                            filled=view.filled)
+        task = await started(again)
+        again.cancel(stop)  # the reconciliation: the stop is final, and no position (no PositionChanged)
+        assert again.guard.check() == []
+        await again.tick(3 * WITHIN)
+        assert again.sent == [] and again.alerts() == [] and not again.of(RiskDenied)
+        task.cancel()
+
+    run(body)
