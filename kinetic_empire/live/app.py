@@ -38,15 +38,17 @@ from ..core.bus import EventBus
 from ..core.clock import Clock, LiveClock
 from ..core.enums import TradingState
 from ..core.errors import ConfigError, HandlerError, KineticError
-from ..core.events import Note, OperatorCommand, OrderRequest
+from ..core.events import Alert, Note, OperatorCommand
 from ..core.rules import LeverageBrackets, SymbolRules, parse_brackets, parse_exchange_info
 from ..core.timeframes import timeframe_ms
 from ..portfolio import Portfolio
 from ..resources import default_brackets
 from ..risk import RiskConfig, RiskManager
+from ..risk.guard import ProtectionGuard
 from ..risk.protection import PendingEntry
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
+from .alerts import ActiveAlerts
 from .clock import VenueClock
 from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
@@ -144,6 +146,8 @@ class LiveEngine:
         self.reconcile_every_s = reconcile_every_s
         self.printer = printer
         self.reconciler: Reconciler  # built in start(), once the translator, port and risk manager exist
+        self.guard: ProtectionGuard  # keeps every position's stop live (or closes it); built with the reconciler
+        self.alerts = ActiveAlerts()  # Alert events not cleared yet, for the status view
         self.initial_state = TradingState.ACTIVE
 
     # ------------------------------------------------------------------------------ start-up
@@ -246,6 +250,7 @@ class LiveEngine:
         if self.stale_after_s:
             self._spawn(self._watch_feed(self.stale_after_s), "feed watchdog")
         self._spawn(self._flush_journal(), "journal flush")
+        self._spawn(self.guard.run(), "protection guard")
         if self.reconcile_every_s:
             self._spawn(self._reconcile_periodically(self.reconcile_every_s), "periodic reconciliation")
         self.started = True
@@ -259,17 +264,20 @@ class LiveEngine:
         """Reconciliation and shutdown place and cancel orders only through the risk manager's commands."""
         commands = self.risk.commands
         commands.symbols, commands.id_prefix = tuple(self.symbols), self.tag
-        self.reconciler = Reconciler(self.translator, self.execution, self.risk, commands.replace_protection,
+        self.guard = ProtectionGuard(self.bus.publish, commands, self.clock, self.timer,
+                                     within_s=self.config.protect_within_s)
+        self.guard.subscribe(self.bus)
+        self.bus.subscribe(Alert, self.alerts.on_alert)
+        self.reconciler = Reconciler(self.translator, self.execution, self.risk, self.guard.check,
                                      self.bus, self.clock.now_ms, self.symbols, initial_state=self.initial_state,
                                      printer=self.printer)
-        self.bus.subscribe(OrderRequest, self.reconciler.remember)
 
     def _restore(self, view: JournalView) -> None:
         """What the journal believed, before the first reconciliation checks it against the venue."""
         self.reconciler.resume = view
         self.risk.commands.restore_ids([*view.requests, *view.intents])  # no re-placed or flatten id repeats
-        for r in view.requests.values():
-            self.reconciler.remember(r)
+        self.guard.restore(view.requests.values(), accepted=view.accepted, terminal=view.terminal,
+                           filled=view.filled)
         for r in view.open_orders():
             self.translator.expect(r)  # looked up by client id in the first reconciliation
             if r.close_position and r.order_type.is_conditional:

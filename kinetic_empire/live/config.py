@@ -14,6 +14,8 @@
       request_timeout_s: 10
       preflight: true             # run the doctor's checks before trading
       stream_check_timeout_s: 15
+      protect_within_s: 10        # a position's stop is live (or the position flat) this long after the engine
+                                  # learns it is missing, or an unprotected_position alert (wall time)
     sandbox:                      # venue: sandbox only; the local exchange runs in-process
       data: backtests/data
       start: 2023-08-05           # market time where trading starts; earlier klines are history
@@ -85,6 +87,7 @@ _LIVE = {
     "request_timeout_s": Key(real(gt=0)),
     "preflight": Key(boolean),
     "stream_check_timeout_s": Key(real(gt=0)),
+    "protect_within_s": Key(real(gt=0)),
 }
 _SANDBOX_FEES = {"maker": Key(decimal(), to="maker_fee"), "taker": Key(decimal(), to="taker_fee")}
 _SANDBOX = {
@@ -140,6 +143,7 @@ class LiveConfig:
     request_timeout_s: float = 10.0
     preflight: bool = True
     stream_check_timeout_s: float = 15.0
+    protect_within_s: float = 10.0
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     risk: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
@@ -184,6 +188,7 @@ class LiveConfig:
                 "stale_after_s": self.stale_after_s,
                 "shutdown": self.shutdown,
                 "margin_type": self.margin_type,
+                "protect_within_s": self.protect_within_s,
             },
             "sandbox": {
                 "data": list(sb.data),

@@ -8,13 +8,14 @@ away, orders cancelled or expired, positions and balance. Around it this module:
   never placed (the request died with the process) and is closed as rejected, never resent;
 * explains each position difference by the fills just recorded; what they do not explain (a position the
   engine did not open, a manual trade) puts the symbol in REDUCING with the reason and how to clear it;
-* re-places a missing stop (and take-profit) for an open position, from the last protective request
-  journaled for that symbol, through the risk gate (:meth:`RiskCommands.replace_protection`), never by
-  publishing an order itself;
+* then asks the protection guard (:class:`~kinetic_empire.risk.guard.ProtectionGuard`) to re-place at once
+  any stop (or take-profit) an open position wants and the venue no longer has; the guard goes through the
+  risk gate (:meth:`RiskCommands.replace_protection`) and keeps retrying (with a backoff) until the position
+  is protected or flat; this module never publishes an order itself;
 * prints, logs and journals (``Note`` topic ``reconcile``) the plan whenever it holds an action.
 
 Its dependencies are narrow on purpose (the translator's beliefs, the port's REST pass, the risk gate's
-state switch and protection command, the bus, a clock, the symbols): it knows nothing of the engine.
+state switch, the guard's check, the bus, a clock, the symbols): it knows nothing of the engine.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from typing import Any, Protocol
 
 from ..binance.translate import UserTranslator
 from ..core.bus import EventBus
-from ..core.enums import OrderType, Side, TradingState
-from ..core.events import Note, OrderFilled, OrderRequest
+from ..core.enums import Side, TradingState
+from ..core.events import Note, OrderFilled
+from ..risk.guard import GuardAction
 from .resume import JournalView
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
-PROTECTIVE = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
 MISMATCH = "RECONCILE_MISMATCH"
 
 
@@ -92,7 +93,7 @@ class Reconciler:
         translator: UserTranslator,
         port: VenueSync,
         risk: RiskGate,
-        protect: Callable[[OrderRequest], OrderRequest | None],
+        protect: Callable[[], list[GuardAction]],
         bus: EventBus,
         now_ms: Callable[[], int],
         symbols: Sequence[str],
@@ -111,22 +112,12 @@ class Reconciler:
         self.printer = printer
         self.plans: list[Plan] = []
         self.resume: JournalView | None = None  # set for the first pass after a resume
-        self.protective: dict[str, OrderRequest] = {}  # symbol -> last stop/take-profit request, by type key
-        self.entry_intent: dict[str, str] = {}  # symbol -> intent of the last entry request
         self.flagged: set[str] = set()
-        self._tries: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
     @property
     def actions(self) -> int:
         return sum(len(p.actions) for p in self.plans)
-
-    def remember(self, r: OrderRequest) -> None:
-        """Every request passes here (bus subscriber): the last protective order of each kind per symbol."""
-        if r.order_type in PROTECTIVE and r.close_position:
-            self.protective[f"{r.symbol}:{r.order_type.value}"] = r
-        elif not r.reduce_only and not r.close_position:
-            self.entry_intent[r.symbol] = r.intent_id
 
     async def run(self, reason: str) -> Plan:
         async with self._lock:
@@ -206,30 +197,8 @@ class Reconciler:
             plan.add("flag", sym, was, exch, "REDUCING (position adopted into the portfolio, entries paused)")
 
     def _protect(self, plan: Plan) -> None:
-        tr = self.translator
-        open_protective = {(st.symbol, st.order_type) for st in tr.orders.values()
-                           if not st.terminal and st.order_type in PROTECTIVE and st.algo}
-        for sym in self.symbols:
-            qty = tr.positions.get(sym, (ZERO, ZERO))[0]
-            if qty == 0:
-                continue
-            close_side = Side.SELL if qty > 0 else Side.BUY
-            for otype in PROTECTIVE:
-                last = self.protective.get(f"{sym}:{otype.value}")
-                if (last is None or last.side is not close_side or (sym, otype) in open_protective
-                        or last.intent_id != self.entry_intent.get(sym)):
-                    continue  # protected, or the position's entry asked for no such order
-                base = last.client_order_id.rsplit("-rp", 1)[0]
-                self._tries[base] = tries = self._tries.get(base, 0) + 1
-                if tries > 3:
-                    continue  # the venue keeps refusing it (the rejection says why): do not loop
-                placed = self.protect(last)  # the risk gate checks, tracks and publishes it
-                if placed is None:
-                    plan.add("protect", sym, f"{otype.value} {last.trigger_price}", "missing",
-                             "not re-placed: denied by the risk gate (see the denial)")
-                else:
-                    plan.add("protect", sym, f"{otype.value} {last.trigger_price}", "missing",
-                             f"re-placed as {placed.client_order_id}")
+        for a in self.protect():
+            plan.add("protect", a.symbol, a.believed, "missing", a.action)
 
     def _account(self, view: JournalView | None, plan: Plan) -> None:
         wallet = self.translator.wallet

@@ -1,6 +1,7 @@
 """The operator's view of a live run: refreshed in place on a terminal, plain periodic lines otherwise.
 
-It only reads the engine's objects (portfolio, feed, streams, risk manager); it never publishes. Its
+It only reads the engine's objects (portfolio, feed, streams, risk manager, active alerts: one line each,
+until cleared); it never publishes. Its
 refresh timer and the local time it shows come from the injected clock (by default the REST client's).
 """
 
@@ -120,6 +121,7 @@ class StatusView:
             out.append(f"stale: {', '.join(e.health.stale_topics)}")
         if e.execution.last_error:
             out.append(f"last venue error: {e.execution.last_error}")
+        out += e.alerts.lines()  # one line each, until cleared
         return out
 
     def line(self) -> str:
@@ -130,4 +132,5 @@ class StatusView:
         return (f"{local} market {_utc(e.clock.now_ms())} equity {_num(equity)} "
                 f"trades {n_trades} net {_num(net, sign=True)} positions {positions} risk {self._risk()} "
                 f"feed {'ok' if e.feed.connected else 'DOWN'} user {'ok' if e.user.connected else 'DOWN'} "
-                f"klines {e.feed.published} orders {e.execution.placed}/{e.execution.rejected} rejected")
+                f"klines {e.feed.published} orders {e.execution.placed}/{e.execution.rejected} rejected"
+                + "".join(f"\n{line}" for line in e.alerts.lines()))

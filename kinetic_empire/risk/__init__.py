@@ -14,8 +14,10 @@ wiring and public API), ``decision`` (one intent -> order requests or a Denial),
 (methods and caps), ``guards`` (pure checks returning a Denial), ``liquidation`` (Binance's
 formula), ``state`` (ACTIVE / REDUCING / HALTED and the latches behind them), ``watch`` (daily
 loss, drawdown and loss-streak watches that set those latches), ``protection`` (stop-loss and
-take-profit placed after the entry fills, cancelled when flat), ``ids`` (client order ids), ``atr``
-(incremental Wilder ATR).
+take-profit placed after the entry fills, cancelled when flat), ``guard`` (live: keeps each position's
+stop on the venue, closes at market when it is refused as already triggered, alerts), ``commands``
+(re-place protection, close, flatten, cancel all), ``ids`` (client order ids), ``atr`` (incremental Wilder
+ATR).
 """
 
 from .atr import AtrBook, WilderAtr

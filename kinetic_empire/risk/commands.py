@@ -1,10 +1,12 @@
-"""The risk gate's commands that do not start from a strategy: re-place protection, flatten, cancel all.
+"""The risk gate's commands that do not start from a strategy: re-place protection, close, flatten, cancel all.
 
 Reconciliation, shutdown and (next) the operator API need to place and cancel orders too. They do it
 here, never by calling the execution port: a flatten becomes CLOSE intents that the risk manager turns
 into reduce-only market orders like a strategy's (rounded to the market step, split at the maximum,
 checked against the filters); a cancel-all is a :class:`CancelAllRequest` command; a re-placed stop is
-checked against the position and the tick grid before it goes out. Everything travels on the bus, so the
+checked against the position and the tick grid before it goes out; a position whose stop the venue refuses
+because the price is already through it is closed by one CLOSE intent (:meth:`RiskCommands.close_position`,
+used by :mod:`.guard`). Everything travels on the bus, so the
 journal records (and commits) each command before the execution port sends it.
 
 Client ids are unique for the life of a run, across restarts: the ids this module makes (re-placed
@@ -160,7 +162,28 @@ class RiskCommands:
         self._publish(request)
         return request
 
+    def close_position(self, symbol: str, *, source: str, cause: str) -> str | None:
+        """Close ``symbol``'s position at market now: one CLOSE intent (tagged with ``cause``), decided by the risk
+        manager like a strategy's (reduce-only, market step, split at the maximum); None when flat.
+
+        Unlike :meth:`flatten` it leaves the trading state and other orders alone: the position closes, the
+        strategy trades on. A HALTED symbol stays halted (the gate denies the close, the denial says so).
+        """
+        pos = self._account.position(symbol)
+        if pos.quantity == 0:
+            return None
+        now = self._clock.now_ms()
+        n = self._fresh(lambda k: [self._close_id(now, k, symbol)], 1)
+        price = self._account.last_price(symbol) or float(pos.entry_price)
+        intent = OrderIntent(intent_id=self._close_id(now, n, symbol), strategy_id=source, symbol=symbol,
+                             action=IntentAction.CLOSE, reference_price=price, tag=cause, ts_event=now, ts_init=now)
+        self._publish(intent)  # journaled, then the risk manager turns it into reduce-only market orders
+        return intent.intent_id
+
     # ------------------------------------------------------------------------------ helpers
+    def _close_id(self, now: int, n: int, symbol: str) -> str:
+        return f"{self.id_prefix}-pc{_base36(now)}{n}-{symbol}"
+
     def _flatten_id(self, now: int, n: int, symbol: str) -> str:
         return f"{self.id_prefix}-fl{_base36(now)}{n}-{symbol}"
 

@@ -4,6 +4,8 @@ Their lifecycle (:class:`ProtectiveOrders`): the risk manager expects an entry w
 the entry's first fill places the protection (and cancels older protection on the symbol, since the
 newest stop governs the whole position); a terminal event forgets an order; a flat position cancels
 what is left. A resumed run tells it which orders are still ours (:meth:`ProtectiveOrders.track`).
+Keeping a stop on the venue afterwards (re-placing it, or closing the position when the venue refuses it as
+already triggered) is the live engine's :class:`~kinetic_empire.risk.guard.ProtectionGuard`.
 
 They are sent only after the entry fills (a close-position trigger without a position does nothing
 on Binance and could fire on the wrong side after a flip). Both use ``closePosition=true``, so they

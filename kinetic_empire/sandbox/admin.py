@@ -2,16 +2,25 @@
 
 Off unless ``SandboxConfig.admin`` (``--admin``) is set. Not part of Binance's API: its paths can never
 collide with a real endpoint, and it takes no API key (bind to loopback).
+
+``hold`` / ``release`` make one kind of request slow on purpose: the next ``count`` requests to an endpoint
+(default ``POST /fapi/v1/algoOrder``, where stops go) pass every check, then wait before the venue acts on
+them until ``release``; the replay can be stepped meanwhile. That is how a test moves the price through a
+stop's trigger between the entry's fill and the stop's placement, as a slow network does on Binance.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
 from aiohttp import web
 
 from .connection import Connections
+from .endpoints import Ctx, Endpoint
 from .errors import ApiError
+from .gateway import Gateway
 from .venue import SandboxVenue
 
 PREFIX = "/sandbox-admin"
@@ -29,7 +38,59 @@ def _int(request: web.Request, name: str, default: int | None = None) -> int:
         raise ApiError(-1130, f"Data sent for parameter '{name}' is not valid.") from None
 
 
-def status(venue: SandboxVenue, conns: Connections) -> dict[str, Any]:
+class Holds:
+    """Requests held before their handler runs, until released (one server's; built with its routes)."""
+
+    def __init__(self) -> None:
+        self.armed: dict[tuple[str, str], int] = {}  # (method, path) -> how many more to hold
+        self.waiting = 0
+        self._gate = asyncio.Event()
+
+    def arm(self, gateway: Gateway, method: str, path: str, count: int) -> None:
+        ep = gateway.table.get((method, path))
+        if ep is None:
+            raise ApiError(-1130, f"Data sent for parameter 'path' is not valid: no endpoint {method} {path}.")
+        if not getattr(ep.handler, "held", False):
+            gateway.table[(method, path)] = dataclasses.replace(ep, handler=self._wrap(ep, (method, path)))
+        self.armed[(method, path)] = self.armed.get((method, path), 0) + count
+
+    def _wrap(self, ep: Endpoint, key: tuple[str, str]) -> Any:
+        original = ep.handler
+
+        async def held(ctx: Ctx) -> Any:
+            if self.armed.get(key, 0) > 0:
+                self.armed[key] -= 1
+                self.waiting += 1
+                gate = self._gate
+                try:
+                    await gate.wait()
+                finally:
+                    self.waiting -= 1
+            result = original(ctx)
+            return await result if asyncio.iscoroutine(result) else result
+
+        held.held = True  # type: ignore[attr-defined]
+        return held
+
+    def release(self) -> int:
+        """Let every held request go on (in arrival order); holds not used yet are disarmed."""
+        n = self.waiting
+        self._gate.set()
+        self._gate = asyncio.Event()
+        self.armed.clear()
+        return n
+
+
+def _gateway(app: web.Application) -> Gateway:
+    """The server's REST gateway: the catch-all route's handler."""
+    for route in app.router.routes():
+        owner = getattr(route.handler, "__self__", None)
+        if isinstance(owner, Gateway):
+            return owner
+    raise ApiError(-1000, "no REST gateway on this server")
+
+
+def status(venue: SandboxVenue, conns: Connections, holds: Holds | None = None) -> dict[str, Any]:
     return {
         "marketTime": venue.market_ms(),
         "serverTime": venue.wall_ms(),
@@ -42,12 +103,27 @@ def status(venue: SandboxVenue, conns: Connections) -> dict[str, Any]:
                      for k, a in venue.accounts.items()},
         "faults": {name: getattr(venue.faults.cfg, name) for name in venue.faults.cfg.__dataclass_fields__},
         "faultCounts": dict(venue.faults.counts),
+        "held": holds.waiting if holds is not None else 0,
     }
 
 
 def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
+    holds = Holds()
+
     async def get_status(request: web.Request) -> web.Response:
-        return web.json_response(status(venue, conns))
+        return web.json_response(status(venue, conns, holds))
+
+    async def hold(request: web.Request) -> web.Response:
+        method = request.query.get("method", "POST").upper()
+        path = request.query.get("path", "/fapi/v1/algoOrder")
+        count = _int(request, "count", 1)
+        if count < 1:
+            raise ApiError(-1130, "Data sent for parameter 'count' is not valid.")
+        holds.arm(_gateway(request.app), method, path, count)
+        return web.json_response({"method": method, "path": path, "armed": holds.armed[(method, path)]})
+
+    async def release(request: web.Request) -> web.Response:
+        return web.json_response({"released": holds.release()})
 
     async def set_faults(request: web.Request) -> web.Response:
         try:
@@ -94,4 +170,6 @@ def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
         web.post(f"{PREFIX}/drop-streams", drop),
         web.post(f"{PREFIX}/pause", pause),
         web.post(f"{PREFIX}/resume", pause),
+        web.post(f"{PREFIX}/hold", hold),
+        web.post(f"{PREFIX}/release", release),
     ]
