@@ -111,7 +111,7 @@ def _trades_section(trades: Sequence[Any], precision: Precision, max_rows: int) 
     parts = [f"<h2>Trades ({len(done)} closed{extra})</h2>"]
     if not trades:
         return [*parts, '<p class="muted">No trades.</p>']
-    shown = trades[:max_rows]
+    shown = sorted(trades, key=lambda t: t.trade_id)[:max_rows]  # in the order they were entered
     pnl_col = TRADE_HEADER.index("net PnL")
 
     def tone(r: int, i: int) -> str:

@@ -39,7 +39,8 @@ def test_shipped_paper_and_backtest_configs_match() -> None:
 def test_defaults_make_written_and_omitted_parameters_equal() -> None:
     live = {"strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": None, "params": {}}]}
     bt = {"strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1h",
-                          "params": {"fast": 20, "slow": "50"}}], "backtest": {"execution_timeframe": "1m"}}  # fmt: skip
+                          "params": {"fast": 20, "slow": "50"}}],
+          "backtest": {"execution_timeframe": "1m"}}  # fmt: skip
     assert config_mismatches(live, bt, registry_defaults()) == []
     bt["strategies"][0]["symbols"] = ["NEARUSDT"]
     assert config_mismatches(live, bt, registry_defaults()) == [
