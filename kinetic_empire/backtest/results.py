@@ -159,7 +159,8 @@ def save_results(result: BacktestResult, results_root: Path, run_id: str, *, ove
 
 def summary_text(result: BacktestResult) -> str:
     """What ran, the metrics, what was still open at the end, denials by code, and ignored entries."""
-    lines = ["Strategies: " + "; ".join(strategy_lines(result))]
+    ran = strategy_lines(result)
+    lines = ["Strategies: " + ran[0], *(" " * 12 + line for line in ran[1:])] if ran else ["Strategies: none"]
     lines.append(format_summary(metrics_of(result)))
     opened = open_position_lines(result)
     if opened:

@@ -35,11 +35,3 @@ def plotly_js() -> bytes:
     """The bytes of plotly.min.js (read once per process)."""
     return plotly_js_path().read_bytes()
 
-
-def plotly_version() -> str:
-    """The plotly.js version from the bundle's banner, for the report's footer (``""`` if unknown)."""
-    head = plotly_js()[:200].decode("ascii", "replace")
-    marker = "plotly.js v"
-    if marker in head:
-        return head.split(marker, 1)[1].split()[0]
-    return ""

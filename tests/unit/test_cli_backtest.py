@@ -3,6 +3,7 @@ point at the strategy's own line, the lookahead report, ``data list`` and ``new-
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,11 @@ QUICK = ["backtest", "--no-save", "--no-progress", "--config", str(EXAMPLE), "--
 
 
 def strategies_line(out: str) -> str:
-    return next(line for line in out.splitlines() if line.startswith("Strategies: "))
+    """The summary's first block: one strategy a line, the first after ``Strategies: ``."""
+    lines = out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("Strategies: "))
+    rest = itertools.takewhile(lambda line: line.startswith(" " * 12), lines[first + 1 :])
+    return "\n".join([lines[first], *rest])
 
 
 # ------------------------------------------------------------------------------ --param, --strategy
