@@ -24,9 +24,7 @@ to backtests/results/<run-id>/: trades, orders, equity, metrics, a chart and an 
 EXAMPLES = """\
   kinetic backtest                                    # the example config on the bundled klines
   kinetic backtest --strategy rsi_reversion           # only that entry of the config (its symbols, timeframe)
-  kinetic backtest --strategy donchian_breakout --symbols FILUSDT,NEARUSDT
-  kinetic backtest --param fast=12 --param slow=40    # to every strategy that has fast / slow
-  kinetic backtest --param rsi_reversion.period=10    # to one strategy only
+  kinetic backtest --param fast=12 --param rsi_reversion.period=10   # NAME: every strategy having it; S.NAME: S
   kinetic backtest --check-lookahead                  # fail if an indicator peeks at future klines"""
 
 

@@ -20,8 +20,7 @@ EXAMPLES = """\
   kinetic run --duration 60 --run-id paper && kinetic backtest --config config/backtest.sandbox.yaml --run-id bt
   kinetic compare paper bt
   kinetic compare my-run backtests/results/my-backtest
-  kinetic compare my-run my-backtest --results-dir backtests/results --tolerance-pct 0.1
-  kinetic backtest --start 2023-08-01 --run-id bt && kinetic compare my-run bt"""
+  kinetic compare my-run my-backtest --results-dir backtests/results --tolerance-pct 0.1"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
