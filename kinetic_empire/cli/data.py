@@ -67,8 +67,8 @@ def sample_lines() -> list[str]:
         series.setdefault((m["sym"], m["tf"]), []).append((begin, datetime.fromtimestamp(end / 1000, tz=UTC)))
     if not series:
         return []
-    rows = [(sym, tf, min(b for b, _ in spans).strftime("%Y-%m-%d %H:%M"),
-             max(e for _, e in spans).strftime("%Y-%m-%d %H:%M"), str(len(spans)))
+    rows = [(sym, tf, min(b for b, _ in spans).strftime("%Y-%m-%d %H:%M:%SZ"),
+             max(e for _, e in spans).strftime("%Y-%m-%d %H:%M:%SZ"), str(len(spans)))
             for (sym, tf), spans in sorted(series.items())]  # fmt: skip
     head = ("symbol", "timeframe", "first", "last", "files")
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]

@@ -121,7 +121,7 @@ def test_data_list_shows_the_bundled_sample(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "no data in" in out and "bundled sample in" in out
     lines = out.splitlines()
-    assert any(ln.split()[:5] == ["FILUSDT", "1m", "2023-08-01", "00:00", "2023-09-30"] for ln in lines)
+    assert any(ln.split()[:5] == ["FILUSDT", "1m", "2023-08-01", "00:00:00Z", "2023-09-30"] for ln in lines)
     assert any(ln.startswith("NEARUSDT") for ln in lines)
 
 
