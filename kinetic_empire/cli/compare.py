@@ -10,8 +10,9 @@ by trade, and explain each difference: a later entry (the feed was late), anothe
 another size, or a trade on one side only (a risk denial, a venue rejection, a halted strategy, a feed
 gap, the edge of the run's window). A mismatch between the two configurations (strategies, symbols,
 timeframes, parameters, risk, fees) is warned about first. Trades still open at the end of the paper
-run are counted apart. Exit code 0 when both agree or differ only harmlessly (fill latency inside a
-kline, tick-level prices, the window's edge), 3 when a difference is material.
+run are counted apart. Exit code 0 when both agree or differ only harmlessly (fills later by under five
+minutes, the prices then, sizes within 1 %, trades at the window's edge), 3 when a difference is
+material (a trade on one side only, another exit reason, a size off by more than 1 %...).
 
 For a like-for-like pair, config/backtest.sandbox.yaml backtests exactly what config/live.sandbox.yaml
 paper-trades (same strategies, timeframes, parameters, risk, fees; fills on 1m klines)."""

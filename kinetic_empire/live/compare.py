@@ -8,8 +8,9 @@ the sandbox's intrabar path), another size (equity had already diverged). A trad
 explained from the paper run's journal: a risk denial, a venue rejection, a halted strategy, a feed
 gap, or the edge of the run's window.
 
-What counts: a difference is *harmless* when it is fill latency inside one kline (same kline, later
-update) or a tick-level price; a trade on one side only is harmless at the edge of the run's window.
+What counts: a difference is *harmless* when latency explains it: a fill later than the backtest's
+(under five minutes), the price at that later moment, and a size within 1 % (equity drifted with those
+prices); a trade on one side only is harmless at the edge of the run's window.
 A trade still open at the end of the paper run is counted apart (its exit is not known yet), paired
 with the backtest's trade when there is one. Everything else is *material*, and only material
 differences make ``kinetic compare`` exit 3. Before the trades, the two configurations are compared
@@ -145,31 +146,44 @@ def _places(d: Decimal) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
+LAG_MS = 5 * _MIN
+"""A paper fill this much later than the backtest's is a different decision, not latency."""
+SIZE_TOLERANCE = Decimal("0.01")
+"""Sizes within 1 % differ because equity drifted with earlier fills' prices, not by a decision."""
+
+
 def _differences(a: Trade, b: Trade, tol_pct: Decimal) -> tuple[list[str], bool]:
-    """(what differs, whether any of it is material)."""
+    """(what differs, whether any of it is material).
+
+    Harmless: what latency causes (a later fill, the price at that moment, and the slightly different
+    equity and size that follow). Material: another exit reason, a size off by more than 1 %, a price
+    off beyond the tolerance at the same moment, or a fill five minutes or more apart.
+    """
     out, material = [], False
     if a.entry_time != b.entry_time:
         out.append("timing: " + _timing("entered", a.entry_time - b.entry_time))
-        material |= abs(a.entry_time - b.entry_time) >= _MIN
-    for name, pa, pb in (("entry", a.entry_price, b.entry_price), ("exit", a.exit_price, b.exit_price)):
+        material |= abs(a.entry_time - b.entry_time) >= LAG_MS
+    for name, pa, pb, same_time in (("entry", a.entry_price, b.entry_price, a.entry_time == b.entry_time),
+                                    ("exit", a.exit_price, b.exit_price, a.exit_time == b.exit_time)):  # fmt: skip
         if not _same_price(pa, pb):
             pct = (pa - pb) / pb * 100 if pb else Decimal(0)
             level = "entry price" if name == "entry" else "exit price"
             beyond = abs(pct) > tol_pct
-            cause = ("filled at a later price update than the kline's open" if name == "entry" and beyond
-                     else "tick-level difference")
+            cause = ("filled at a later price update than the kline's open" if beyond and not same_time
+                     else "a different price at the same moment" if beyond else "tick-level difference")
             out.append(f"{level}: {pa} vs {pb} ({pct:+.4f} %): {cause}")
-            material |= beyond
+            material |= beyond and same_time
     if a.exit_reason != b.exit_reason:
         out.append(f"exit: {a.exit_reason} vs {b.exit_reason} (a stop and a take-profit inside one kline: the "
                    "sandbox follows the kline's intrabar path, the backtest assumes the stop first)")
         material = True
     elif a.exit_time // _MIN != b.exit_time // _MIN or (a.exit_reason == "signal" and a.exit_time != b.exit_time):
         out.append("exit timing: " + _timing("exited", a.exit_time - b.exit_time))
-        material |= abs(a.exit_time - b.exit_time) >= _MIN
+        material |= abs(a.exit_time - b.exit_time) >= LAG_MS
     if a.quantity != b.quantity:
+        off = abs(a.quantity - b.quantity) / max(abs(b.quantity), Decimal("1e-18"))
         out.append(f"size: {a.quantity} vs {b.quantity} (equity or price at sizing time differed)")
-        material = True
+        material |= off > SIZE_TOLERANCE
     return out, material
 
 
@@ -242,7 +256,7 @@ def format_comparison(c: Comparison) -> str:
     if c.identical:
         lines.append("  every trade matches: same entries, exits, prices, sizes and PnL")
     elif not c.material:
-        lines.append("  only harmless differences (fill latency inside a kline, tick-level prices, the window's edge)")
+        lines.append("  only harmless differences (fill latency and the prices and sizes it moves, the window's edge)")
     return "\n".join(lines)
 
 

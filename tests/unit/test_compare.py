@@ -55,7 +55,11 @@ def test_fill_latency_and_ticks_are_harmless_the_rest_material() -> None:
     assert diffs and diffs[0].startswith("timing:") and not material
     # prices written with different precision are the same price
     assert _differences(trade(entry_price=D("4.2100")), base, D("0.05")) == ([], False)
-    for other in (trade(entry_time=T + 120_000), trade(quantity=D("90")), trade(exit_reason="stop_loss"),
+    # latency's consequences: a later fill at that moment's price, a size one lot off
+    drifted = trade(entry_time=T + 120_000, entry_price=D("4.22"), quantity=D("100.1"))
+    diffs, material = _differences(drifted, base, D("0.05"))
+    assert len(diffs) == 3 and not material
+    for other in (trade(entry_time=T + 600_000), trade(quantity=D("90")), trade(exit_reason="stop_loss"),
                   trade(entry_price=D("4.3"))):  # fmt: skip
         assert _differences(other, base, D("0.05"))[1], other
 
