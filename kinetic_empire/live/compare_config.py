@@ -119,7 +119,7 @@ def _venue_mismatches(live: Mapping[str, Any], backtest: Mapping[str, Any], time
     execution = bt.get("execution_timeframe", "auto")
     coarser = [t for t in timeframes if t in TIMEFRAME_MS and TIMEFRAME_MS[t] > 60_000]
     if execution != "1m" and coarser:
-        where = "each strategy's own klines (execution_timeframe auto)" if execution == "auto" else f"{execution} klines"
+        where = f"{execution} klines" if execution != "auto" else "each strategy's own klines (auto)"
         out.append(f"the backtest evaluates fills and stops on {where}, the paper run on every price update: "
                    "set backtest.execution_timeframe: 1m for a like-for-like comparison")
     return out
