@@ -25,7 +25,7 @@ never silently falls back to a default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -135,18 +135,33 @@ class BacktestConfig:
         end: str | None = None,
         params: Mapping[str, str] | None = None,
         data: list[str] | None = None,
+        declared: Callable[[str], Iterable[str]] | None = None,
     ) -> BacktestConfig:
-        """Command-line overrides; they apply to every strategy in the config."""
+        """Command-line overrides, applied in this order:
+
+        - ``strategy``: the config's entry of that name (its symbols, timeframe and params) when it has
+          one; otherwise that strategy alone on every symbol of the config, at its own declared
+          timeframe, with its default parameters.
+        - ``symbols``, ``timeframe``: every strategy left.
+        - ``params``: ``NAME=VALUE`` goes to every strategy that declares ``NAME`` (``declared(name)``
+          lists a strategy's parameter names; without it, to every strategy) and a name none of them
+          declares is an error; ``STRATEGY.NAME=VALUE`` goes to that strategy only.
+        """
         strategies = list(self.strategies)
         if strategy is not None:
-            strategies = [replace(strategies[0], name=strategy, params={})] if strategies else []
+            named = [s for s in strategies if s.name == strategy]
+            if named:
+                strategies = named
+            else:
+                every = tuple(self.symbols)
+                strategies = [StrategyConfig(name=strategy, symbols=every, path="--strategy")] if every else []
         if timeframe is not None:
             tf = _timeframe(timeframe, "--timeframe")
             strategies = [replace(s, timeframe=tf) for s in strategies]
         if symbols:
             strategies = [replace(s, symbols=tuple(x.upper() for x in symbols)) for s in strategies]
         if params:
-            strategies = [replace(s, params={**s.params, **params}) for s in strategies]
+            strategies = _apply_params(strategies, params, declared)
         check_one_strategy_per_symbol(tuple(strategies), "command line")
         new_start = time_ms(start, "--start") if start else self.start
         new_end = time_ms(end, "--end") if end else self.end
@@ -159,3 +174,29 @@ class BacktestConfig:
             end=new_end,
             data=tuple(data) if data else self.data,
         )
+
+
+def _apply_params(
+    strategies: list[StrategyConfig],
+    params: Mapping[str, str],
+    declared: Callable[[str], Iterable[str]] | None,
+) -> list[StrategyConfig]:
+    """``--param`` values onto the strategies they name (see :meth:`BacktestConfig.with_overrides`)."""
+    names = [s.name for s in strategies]
+    given: list[dict[str, str]] = [{} for _ in strategies]
+    for key, value in params.items():
+        owner, dot, name = key.rpartition(".")
+        if dot:
+            if owner not in names:
+                raise ConfigError(f"--param {key}", f"no strategy {owner!r} in this run; it has: {', '.join(names)}")
+            targets = [i for i, n in enumerate(names) if n == owner]
+        elif declared is None:
+            targets = list(range(len(strategies)))
+        else:
+            targets = [i for i, n in enumerate(names) if name in set(declared(n))]
+            if not targets:
+                have = "; ".join(f"{n}: {', '.join(declared(n)) or 'none'}" for n in dict.fromkeys(names))
+                raise ConfigError(f"--param {key}", f"no strategy in this run has that parameter ({have})")
+        for i in targets:
+            given[i][name] = value
+    return [replace(s, params={**s.params, **extra}) if extra else s for s, extra in zip(strategies, given)]

@@ -52,6 +52,7 @@ class BacktestResult:
     runners: list[StrategyRunner] = field(default_factory=list)
     risk: RiskManager | None = None
     gaps: dict[str, int] = field(default_factory=dict)
+    lookahead_checked: list[str] = field(default_factory=list)  # what --check-lookahead compared, when it passed
 
     @property
     def klines_per_second(self) -> float:
@@ -254,7 +255,8 @@ class Backtest:
         equity = portfolio.equity_curve(timestamps, closes)
         gaps = {sym: p.execution.missing for sym, p in plans.items() if p.execution.missing}
         return BacktestResult(
-            cfg, portfolio, exchange, timestamps, equity, closes, done, elapsed, runners, core.risk, gaps
+            cfg, portfolio, exchange, timestamps, equity, closes, done, elapsed, runners, core.risk, gaps,
+            list(self.lookahead_checked),
         )
 
 

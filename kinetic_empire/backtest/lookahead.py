@@ -43,6 +43,24 @@ class LookaheadFinding:
         )
 
 
+def sample_points(n: int, samples: int = 24, seed: int = 7) -> list[int]:
+    """The klines (indices into a history of ``n``) at which the check cuts the history; [] below 3."""
+    if n < 3:
+        return []
+    rng = np.random.default_rng(seed)
+    return sorted(set(rng.integers(1, n - 1, size=min(samples, n - 2)).tolist()) | {n // 2})
+
+
+def describe_pass(strategy: Strategy, n: int, samples: int = 24, seed: int = 7) -> str:
+    """What a passed check covered, for the operator: the strategy, its indicators and the cut points."""
+    names = [series.name for series in strategy._indicators]
+    picks = sample_points(n, samples, seed)
+    shown = ", ".join(names) if names else "no indicators declared"
+    return (f"{strategy.strategy_name()} on {strategy.symbol}: {len(names)} indicator series ({shown}) "
+            f"recomputed on the history cut at {len(picks)} sampled klines of {n}: each value matched the "
+            "whole-history one, so none uses a later kline")  # fmt: skip
+
+
 def check_lookahead(
     strategy: Strategy,
     arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -59,8 +77,7 @@ def check_lookahead(
     full = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)
     full._bind(o, h, lo, c, v)
     reference = {s.name: engine_array(s) for s in full._indicators}
-    rng = np.random.default_rng(seed)
-    picks = sorted(set(rng.integers(1, n - 1, size=min(samples, n - 2)).tolist()) | {n // 2})
+    picks = sample_points(n, samples, seed)
     findings: list[LookaheadFinding] = []
     for k in picks:
         probe = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
+from ..core.rules import SymbolRules
+from ..core.timeframes import timeframe_ms
 from ..report import Metrics, compute_metrics, format_summary, write_results
+from ..report.figures import PriceChart
+from ..report.table import format_time_ms
+from ..resources import default_symbol_rules
+from ..strategy.series import engine_array
 from .engine import BacktestResult
 
 
@@ -22,10 +31,108 @@ def metrics_of(result: BacktestResult) -> Metrics:
     )
     metrics["open_positions_at_end"] = len(p.positions())
     metrics["risk_denials"] = sum(p.denials_by_code.values())
+    metrics["entries_ignored"] = sum(r.entries_ignored for r in result.runners)
     metrics["klines_replayed"] = result.klines_processed
     if result.gaps:
         metrics["klines_missing_in_data"] = sum(result.gaps.values())
     return metrics
+
+
+# ------------------------------------------------------------------------------------ what ran
+
+
+def strategy_lines(result: BacktestResult) -> list[str]:
+    """``ema_cross 1h on FILUSDT, NEARUSDT (fast=20, slow=50)``: each strategy as it actually ran
+    (its resolved timeframe and every parameter, defaults included)."""
+    seen: dict[str, tuple[str, list[str], dict[str, object]]] = {}
+    for r in result.runners:
+        entry = seen.setdefault(r.strategy_id, (r.timeframe, [], r.strategy.params))
+        entry[1].append(r.symbol)
+    lines = []
+    for sid, (tf, symbols, params) in seen.items():
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        lines.append(f"{sid} {tf} on {', '.join(symbols)}" + (f" ({shown})" if shown else ""))
+    return lines
+
+
+def date_warnings(result: BacktestResult) -> list[str]:
+    """Where the asked-for window is wider than the data: the run was cut, and the user should know."""
+    cfg, ts = result.config, result.timestamps
+    if not len(ts):
+        return ["no klines in the asked-for window: nothing was replayed"]
+    step = min((timeframe_ms(r.timeframe) for r in result.runners), default=60_000)
+    if cfg.execution_timeframe != "auto":
+        step = min(step, timeframe_ms(cfg.execution_timeframe))
+    first_open, data_end = int(ts[0]) + 1 - step, int(ts[-1]) + 1
+    out = []
+    if cfg.start is not None and cfg.start < first_open:
+        out.append(f"start {format_time_ms(cfg.start)} is before the data: the run starts at its first kline, "
+                   f"{format_time_ms(first_open)} UTC")  # fmt: skip
+    if cfg.end is not None and cfg.end > data_end:
+        out.append(f"end {format_time_ms(cfg.end)} is after the data: the run ends with its last kline, "
+                   f"{format_time_ms(data_end)} UTC")  # fmt: skip
+    return out
+
+
+def open_position_lines(result: BacktestResult) -> list[str]:
+    """Positions still open at the end, marked at the last close (their PnL is not in the trade figures)."""
+    p = result.portfolio
+    end = int(result.timestamps[-1]) if len(result.timestamps) else 0
+    lines = []
+    for t in p.open_trades(end):
+        side = getattr(t.side, "value", t.side)
+        lines.append(f"{t.symbol} {side} {t.quantity} @ {t.entry_price:f} since {format_time_ms(t.entry_time)}, "
+                     f"last {t.exit_price:f}, unrealized {float(t.gross_pnl):+,.2f} "
+                     f"(net of fees and funding so far {float(t.net_pnl):+,.2f})")  # fmt: skip
+    return lines
+
+
+def denial_line(result: BacktestResult) -> str:
+    by_code = result.portfolio.denials_by_code
+    if not by_code:
+        return "Risk denials: none"
+    ranked = sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0]))
+    return f"Risk denials: {sum(by_code.values())} (" + ", ".join(f"{c} {n}" for c, n in ranked) + ")"
+
+
+# ------------------------------------------------------------------------------------ the files
+
+
+def price_charts(result: BacktestResult) -> list[PriceChart]:
+    """One candle chart per runner: its strategy's klines and indicators from the backtest's start."""
+    charts = []
+    start = result.config.start
+    for r in result.runners:
+        s = r.strategy
+        times = r.history_open_time
+        if not len(times):
+            continue
+        first = 0 if start is None else int(np.searchsorted(times, start, side="left"))
+        indicators = {series.name: engine_array(series)[first:] for series in s._indicators}
+        charts.append(PriceChart(
+            symbol=r.symbol, timeframe=r.timeframe, strategy_id=r.strategy_id, open_time=times[first:],
+            open=engine_array(s.open)[first:], high=engine_array(s.high)[first:], low=engine_array(s.low)[first:],
+            close=engine_array(s.close)[first:],
+            indicators=indicators,
+        ))  # fmt: skip
+    return charts
+
+
+def _rules(symbols: list[str]) -> dict[str, SymbolRules]:
+    every = default_symbol_rules(full=True)
+    return {s: every[s] for s in symbols if s in every}
+
+
+def report_warnings(result: BacktestResult) -> list[str]:
+    out = date_warnings(result)
+    opened = open_position_lines(result)
+    if opened:
+        out.append("Still open at the end (marked at the last close; not in the trade figures): " + "; ".join(opened))
+    ignored = sum(r.entries_ignored for r in result.runners)
+    if ignored:
+        out.append(f"{ignored} entries in the direction already held were ignored (Strategy.add_to_position "
+                   "is off)")  # fmt: skip
+    return out
 
 
 def save_results(result: BacktestResult, results_root: Path, run_id: str, *, overwrite: bool = False) -> Path:
@@ -45,8 +152,29 @@ def save_results(result: BacktestResult, results_root: Path, run_id: str, *, ove
         denials=p.denials_by_code,
         title=f"{names} on {symbols}",
         overwrite=overwrite,
+        closes=result.closes,
+        price_charts=price_charts(result),
+        warnings=report_warnings(result),
+        rules=_rules(result.config.symbols),
     )
 
 
 def summary_text(result: BacktestResult) -> str:
-    return format_summary(metrics_of(result))
+    """What ran, the metrics, what was still open at the end, denials by code, and ignored entries."""
+    ran = strategy_lines(result)
+    lines = ["Strategies: " + ran[0], *(" " * 12 + line for line in ran[1:])] if ran else ["Strategies: none"]
+    lines.append(format_summary(metrics_of(result)))
+    opened = open_position_lines(result)
+    if opened:
+        lines.append("Open at the end (marked at the last close; not counted in Trades):")
+        lines += [f"  {line}" for line in opened]
+    lines.append(denial_line(result))
+    ignored = sum(r.entries_ignored for r in result.runners)
+    if ignored:
+        by: dict[str, int] = defaultdict(int)
+        for r in result.runners:
+            by[r.strategy_id] += r.entries_ignored
+        shown = ", ".join(f"{k} {v}" for k, v in by.items() if v)
+        lines.append(f"Entries ignored, position already held in that direction: {ignored} ({shown}; "
+                     "set add_to_position = True in the strategy to scale in)")  # fmt: skip
+    return "\n".join(lines)

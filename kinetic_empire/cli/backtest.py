@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import sysconfig
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import KineticError
+from ..core.errors import KineticError, StrategyError
 from ..core.names import safe_name, to_safe_name
 from .options import add_strategy_path
 
@@ -21,19 +23,21 @@ to backtests/results/<run-id>/: trades, orders, equity, metrics, a chart and an 
 
 EXAMPLES = """\
   kinetic backtest                                    # the example config on the bundled klines
-  kinetic backtest --strategy rsi_reversion --symbols NEARUSDT --timeframe 15m
-  kinetic backtest --config my.yaml --start 2023-09-01 --param fast=12 --param slow=40
+  kinetic backtest --strategy rsi_reversion           # only that entry of the config (its symbols, timeframe)
+  kinetic backtest --param fast=12 --param rsi_reversion.period=10   # NAME: every strategy having it; S.NAME: S
   kinetic backtest --check-lookahead                  # fail if an indicator peeks at future klines"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
-    p.add_argument("--strategy", help="strategy name or package.module:Class (replaces the config's)")
+    p.add_argument("--strategy", help="run only this strategy: the config's entry of that name, or else this "
+                   "strategy on the config's symbols at its own timeframe (name or package.module:Class)")
     p.add_argument("--symbols", help="comma-separated symbols, e.g. FILUSDT,NEARUSDT")
     p.add_argument("--timeframe", help="strategy timeframe override, e.g. 15m, 1h")
     p.add_argument("--start", help="UTC start date, inclusive (YYYY-MM-DD)")
     p.add_argument("--end", help="UTC end date, exclusive (YYYY-MM-DD)")
-    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="strategy parameter")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="[STRATEGY.]NAME=VALUE",
+                   help="strategy parameter: set on every strategy that declares NAME, or on STRATEGY only")
     p.add_argument("--data", action="append", help="kline files or folders (replaces backtest.data)")
     p.add_argument("--run-id", help="results folder name: letters, digits, . _ - + (default: time-strategy-confighash)")
     p.add_argument("--results-dir", help="where results folders go (default: backtest.results_dir)")
@@ -57,11 +61,13 @@ def params(items: Sequence[str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..backtest import Backtest, BacktestConfig, run_id_for, save_results, summary_text
+    from ..backtest.results import date_warnings
     from ..core.clock import LiveClock
     from ..strategy.registry import build_registry
 
     if args.run_id is not None:  # checked before the backtest runs, not when its results are saved
         safe_name(args.run_id, "run id", "--run-id")
+    registry = build_registry([Path(p) for p in args.strategy_path])
     config = BacktestConfig.load(args.config).with_overrides(
         strategy=args.strategy,
         symbols=[s.strip() for s in args.symbols.split(",") if s.strip()] if args.symbols else None,
@@ -70,14 +76,20 @@ def run(args: argparse.Namespace) -> int:
         end=args.end,
         params=params(args.param),
         data=args.data,
+        declared=lambda name: list(registry.get(name).parameters()),
     )
-    registry = build_registry([Path(p) for p in args.strategy_path])
     bar = _ProgressBar(disabled=args.no_progress)
     try:
         result = Backtest(config, registry, check_lookahead=args.check_lookahead).run(progress=bar.update)
+    except StrategyError as exc:
+        raise KineticError(f"{exc}\n  {where_it_failed(exc)}") from exc
     finally:
         bar.close()
+    for warning in date_warnings(result):
+        print(f"warning: {warning}", file=sys.stderr)
     print(summary_text(result))
+    if args.check_lookahead:
+        _print_lookahead(result)
     rate = f"{result.klines_processed:,} klines in {result.elapsed_s:.2f} s ({result.klines_per_second:,.0f}/s)"
     print(rate)
     if result.gaps:
@@ -89,6 +101,41 @@ def run(args: argparse.Namespace) -> int:
     path = save_results(result, root, run_id, overwrite=args.overwrite)
     print(f"results: {path}/  (open {path / 'report.html'})")
     return 0
+
+
+def _print_lookahead(result: Any) -> None:
+    from ..backtest.lookahead import describe_pass
+
+    print("lookahead check passed:")
+    for line in result.lookahead_checked:  # decisions with and without the future (lookahead_decisions)
+        print(f"  {line}")
+    for runner in result.runners:
+        print(f"  {describe_pass(runner.strategy, len(runner.history_open_time))}")
+
+
+def where_it_failed(error: StrategyError) -> str:
+    """``at strategies/boom.py:5 in on_kline: raise ValueError('bad idea')``: the innermost frame of the
+    strategy's own code (not the engine's, not a library's), else the innermost frame of all."""
+    frames = traceback.extract_tb(error.cause.__traceback__)
+    if not frames:
+        return "(no traceback)"
+    engine = str(Path(__file__).resolve().parents[1])
+    libraries = {str(Path(p).resolve()) for p in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+                                                  sysconfig.get_paths()["platlib"])}  # fmt: skip
+    own = [f for f in frames
+           if not str(Path(f.filename).resolve()).startswith(engine)
+           and not any(str(Path(f.filename).resolve()).startswith(lib) for lib in libraries)]  # fmt: skip
+    frame = (own or frames)[-1]
+    where = _shown_path(frame.filename)
+    code = f": {frame.line.strip()}" if frame.line else ""
+    return f"at {where}:{frame.lineno} in {frame.name}{code}"
+
+
+def _shown_path(filename: str) -> str:
+    try:
+        return str(Path(filename).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return filename
 
 
 class _ProgressBar:

@@ -8,12 +8,20 @@ DESCRIPTION = """\
 Line up the trades of a paper run with those of a backtest of the same strategies and klines, trade
 by trade, and explain each difference: a later entry (the feed was late), another price, another exit,
 another size, or a trade on one side only (a risk denial, a venue rejection, a halted strategy, a feed
-gap, the edge of the run's window). Exit code 0 when both agree, 3 when they differ."""
+gap, the edge of the run's window). A mismatch between the two configurations (strategies, symbols,
+timeframes, parameters, risk, fees) is warned about first. Trades still open at the end of the paper
+run are counted apart. Exit code 0 when both agree or differ only harmlessly (fills later by under five
+minutes, the prices then, sizes within 1 %, trades at the window's edge), 3 when a difference is
+material (a trade on one side only, another exit reason, a size off by more than 1 %...).
+
+For a like-for-like pair, config/backtest.sandbox.yaml backtests exactly what config/live.sandbox.yaml
+paper-trades (same strategies, timeframes, parameters, risk, fees; fills on 1m klines)."""
 
 EXAMPLES = """\
+  kinetic run --duration 60 --run-id paper && kinetic backtest --config config/backtest.sandbox.yaml --run-id bt
+  kinetic compare paper bt
   kinetic compare my-run backtests/results/my-backtest
-  kinetic compare my-run my-backtest --results-dir backtests/results --tolerance-pct 0.1
-  kinetic backtest --start 2023-08-01 --run-id bt && kinetic compare my-run bt"""
+  kinetic compare my-run my-backtest --results-dir backtests/results --tolerance-pct 0.1"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..live.cli import compare_main
+    from ..live.compare import main
 
-    return compare_main(args)
+    return main(args.run_id, args.backtest, runs_dir=args.runs_dir, results_dir=args.results_dir,
+                tolerance_pct=args.tolerance_pct)

@@ -39,6 +39,7 @@ COMMANDS: tuple[Command, ...] = (
             "kinetic_empire.cli.backtest"),
     Command("strategies", "list strategy plugins with their parameters and documentation",
             "kinetic_empire.cli.strategies"),
+    Command("new-strategy", "write a commented strategy template into strategies/", "kinetic_empire.cli.new_strategy"),
     Command("run", "paper-trade strategies live: on the local sandbox (default) or the Binance demo",
             "kinetic_empire.cli.run"),
     Command("doctor", "check that a venue, your keys and your config are ready to trade", "kinetic_empire.cli.doctor"),

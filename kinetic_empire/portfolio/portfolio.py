@@ -39,6 +39,7 @@ from ..core.events import (
     OrderCanceled,
     OrderExpired,
     OrderFilled,
+    OrderIntent,
     OrderRejected,
     OrderRequest,
     PositionChanged,
@@ -63,11 +64,12 @@ _REASON_BY_TYPE = {
 class _OrderInfo:
     """What we know about an order id: who sent it, why, and its shape (for later event rows)."""
 
-    __slots__ = ("order_type", "price", "quantity", "reason", "side", "strategy_id")
+    __slots__ = ("order_type", "price", "quantity", "reason", "side", "strategy_id", "tag")
 
     def __init__(self) -> None:
         self.strategy_id = ""
         self.reason = ""
+        self.tag = ""
         self.side = ""
         self.order_type = ""
         self.quantity: Decimal | None = None
@@ -101,6 +103,7 @@ class Portfolio:
         self._positions: dict[str, PositionView] = {}  # open positions only
         self._latest: dict[str, deque[KlineClosed]] = {}  # symbol -> its latest closed kline
         self._info: dict[str, _OrderInfo] = {}
+        self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
         self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
         self._denials_by_code: dict[str, int] = {}
@@ -115,6 +118,7 @@ class Portfolio:
         self.funding_total = _ZERO
         """Sum of funding amounts, signed from the account's side (negative = paid)."""
         self._subscriptions: list[tuple[type, Any, Hashable | None]] = [
+            (OrderIntent, self._on_intent, None),
             (OrderRequest, self._on_request, None),
             (OrderAccepted, self._on_accepted, None),
             (OrderRejected, self._on_rejected, None),
@@ -316,8 +320,13 @@ class Portfolio:
                 price=info.price,
                 status=status,
                 reason=reason,
+                tag=info.tag,
             )
         )
+
+    def _on_intent(self, event: OrderIntent) -> None:
+        if event.tag:
+            self._intent_tags[event.intent_id] = event.tag
 
     def _on_request(self, event: OrderRequest) -> None:
         info = self._info_for(event.client_order_id)
@@ -325,6 +334,8 @@ class Portfolio:
             info.strategy_id = event.strategy_id
         if not info.reason:
             info.reason = _REASON_BY_TYPE.get(event.order_type, "signal")
+        if info.reason == "signal" and not info.tag:  # a stop or target placed for a tagged entry is not tagged
+            info.tag = self._intent_tags.get(event.intent_id, "")
         info.side = event.side.value
         info.order_type = event.order_type.value
         info.quantity = event.quantity
@@ -361,6 +372,7 @@ class Portfolio:
             price=e.price,
             status=e.status.value,
             reason=reason,
+            tag=info.tag,
         )
         self.orders.append(row)
         if e.liquidation:
@@ -377,6 +389,7 @@ class Portfolio:
             e.ts_event,
             info.strategy_id,
             reason or "unknown",
+            "" if e.liquidation else info.tag,
         )
 
     def _on_position(self, e: PositionChanged) -> None:

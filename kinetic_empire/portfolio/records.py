@@ -41,6 +41,7 @@ class OrderRecord:
     price: Decimal | None  # limit/trigger price, or the fill price for a fill row
     status: str  # NEW, REJECTED, CANCELED, EXPIRED, PARTIALLY_FILLED, FILLED
     reason: str  # the engine's tag (signal, stop_loss, ...) or the exchange's reason
+    tag: str = ""  # the strategy's tag from buy()/sell()/close_position()/reduce(); "" for stops and targets
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +70,8 @@ class TradeRecord:
     return_pct: Decimal
     exit_reason: str  # signal, stop_loss, take_profit, liquidation, ... or "open" for a still-open trade
     duration_ms: int
+    entry_tag: str = ""  # the tag of the strategy action whose fill opened the trade
+    exit_tag: str = ""  # the tag of the strategy action whose fill closed it ("" for stops, targets, liquidations)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,7 @@ class OpenTrade:
     __slots__ = (
         "close_notional",
         "closed_qty",
+        "entry_tag",
         "entry_time",
         "fees",
         "funding",
@@ -36,8 +37,9 @@ class OpenTrade:
         "trade_id",
     )
 
-    def __init__(self, trade_id: int, symbol: str, strategy_id: str, ts: int, long: bool) -> None:
+    def __init__(self, trade_id: int, symbol: str, strategy_id: str, ts: int, long: bool, tag: str = "") -> None:
         self.trade_id = trade_id
+        self.entry_tag = tag
         self.symbol = symbol
         self.strategy_id = strategy_id
         self.entry_time = ts
@@ -73,6 +75,7 @@ class OpenTrade:
         exit_reason: str,
         exit_price: Decimal | None = None,
         extra_gross: Decimal = _ZERO,
+        exit_tag: str = "",
     ) -> TradeRecord:
         """Freeze into a :class:`TradeRecord`; ``exit_price``/``extra_gross`` mark a still-open trade."""
         entry = self.open_notional / self.opened_qty if self.opened_qty else _ZERO
@@ -98,6 +101,8 @@ class OpenTrade:
             return_pct=tidy(ret),
             exit_reason=exit_reason,
             duration_ms=exit_time - self.entry_time,
+            entry_tag=self.entry_tag,
+            exit_tag=exit_tag,
         )
 
 
@@ -113,16 +118,16 @@ class TradeBook:
         self._closed_acc: list[OpenTrade] = []
         self._next_id = 1
 
-    def _start(self, symbol: str, strategy_id: str, ts: int, long: bool) -> OpenTrade:
-        trade = OpenTrade(self._next_id, symbol, strategy_id, ts, long)
+    def _start(self, symbol: str, strategy_id: str, ts: int, long: bool, tag: str = "") -> OpenTrade:
+        trade = OpenTrade(self._next_id, symbol, strategy_id, ts, long, tag)
         self._next_id += 1
         self.open[symbol] = trade
         return trade
 
-    def _finish(self, trade: OpenTrade, ts: int, reason: str) -> None:
+    def _finish(self, trade: OpenTrade, ts: int, reason: str, tag: str = "") -> None:
         del self.open[trade.symbol]
         self._last_closed[trade.symbol] = len(self.closed)
-        self.closed.append(trade.record(ts, reason))
+        self.closed.append(trade.record(ts, reason, exit_tag=tag))
         self._closed_acc.append(trade)
 
     def add_fee(self, symbol: str, fee: Decimal, ts: int) -> None:
@@ -135,7 +140,7 @@ class TradeBook:
             rec = self.closed[idx]
             acc = self._closed_acc[idx]
             acc.fees += fee
-            self.closed[idx] = acc.record(rec.exit_time, rec.exit_reason)
+            self.closed[idx] = acc.record(rec.exit_time, rec.exit_reason, exit_tag=rec.exit_tag)
         elif symbol in self.open:
             self.open[symbol].fees += fee
 
@@ -149,13 +154,18 @@ class TradeBook:
         ts: int,
         strategy_id: str,
         reason: str,
+        tag: str = "",
     ) -> None:
-        """Book one fill; closes (and possibly reopens) the symbol's trade when it crosses flat."""
+        """Book one fill; closes (and possibly reopens) the symbol's trade when it crosses flat.
+
+        ``tag`` is the strategy's tag of the order: it names the trade's entry when the fill opens
+        one and its exit when the fill closes one.
+        """
         if not signed_qty:
             return
         trade = self.open.get(symbol)
         if trade is None:
-            self._start(symbol, strategy_id, ts, signed_qty > 0).grow(signed_qty, price, commission)
+            self._start(symbol, strategy_id, ts, signed_qty > 0, tag).grow(signed_qty, price, commission)
             return
         if trade.long == (signed_qty > 0):
             trade.grow(signed_qty, price, commission)
@@ -166,10 +176,10 @@ class TradeBook:
         trade.shrink(closing, price, realized, fee_close)
         if trade.qty:
             return
-        self._finish(trade, ts, reason)
+        self._finish(trade, ts, reason, tag)
         rest = size - closing
         if rest:
-            reopened = self._start(symbol, strategy_id, ts, signed_qty > 0)
+            reopened = self._start(symbol, strategy_id, ts, signed_qty > 0, tag)
             reopened.grow(rest if signed_qty > 0 else -rest, price, commission - fee_close)
 
     def add_funding(self, symbol: str, amount: Decimal) -> None:

@@ -31,6 +31,9 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Fees", "fees", "money"),
     ("Funding", "funding", "money"),
     ("Liquidations", "liquidations", "int"),
+    ("Open positions at end", "open_positions_at_end", "int"),
+    ("Risk denials", "risk_denials", "int"),
+    ("Entries ignored (already held)", "entries_ignored", "int"),
 )
 
 

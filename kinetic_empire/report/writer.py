@@ -20,11 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from ..portfolio.records import OrderRecord, TradeRecord
+from ..core.rules import SymbolRules
 from ._rows import cell, columns, dumps
 from .charts import render_equity_png
+from .csvfiles import orders_csv, trades_csv
+from .figures import PriceChart
 from .html import render_html
 from .metrics import MetricValue, drawdown_pct
+from .plotlyjs import FILE_NAME as PLOTLY_FILE
+from .plotlyjs import plotly_js
 
 FILES = (
     "trades.csv",
@@ -34,12 +38,11 @@ FILES = (
     "metrics.json",
     "equity.png",
     "report.html",
+    "plotly.min.js",
     "config.json",
 )
-"""What a results folder holds."""
+"""What a results folder holds (report.html draws its charts with the plotly.min.js next to it)."""
 
-_TRADE_COLUMNS = [name for name in TradeRecord.__dataclass_fields__]
-_ORDER_COLUMNS = [name for name in OrderRecord.__dataclass_fields__]
 
 
 def _csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> bytes:
@@ -102,8 +105,17 @@ def render_results(
     config: Mapping[str, Any],
     denials: Mapping[str, int],
     title: str,
+    closes: Mapping[str, np.ndarray] | None = None,
+    price_charts: Sequence[PriceChart] = (),
+    warnings: Sequence[str] = (),
+    rules: Mapping[str, SymbolRules] | None = None,
 ) -> dict[str, bytes]:
-    """Every file of a results folder, by name, as bytes (nothing touches the disk)."""
+    """Every file of a results folder, by name, as bytes (nothing touches the disk).
+
+    Optional: ``closes`` (per symbol, aligned to the equity timestamps) for the buy-and-hold line,
+    ``price_charts`` for a candle chart per symbol, ``warnings`` shown at the top of the report, and
+    ``rules`` to round CSV prices and quantities to each symbol's precision.
+    """
     ts, values, dd = equity
     ts = np.asarray(ts, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
@@ -113,15 +125,17 @@ def render_results(
     png = render_equity_png(ts, values, dd, title=title)
     clean = stable_metrics(metrics)
     files = {
-        "trades.csv": records_csv(trades, _TRADE_COLUMNS),
-        "orders.csv": records_csv(orders, _ORDER_COLUMNS),
+        "trades.csv": trades_csv(trades, rules),
+        "orders.csv": orders_csv(orders, rules),
         "equity.csv": equity_csv(ts, values, dd),
         "denials.csv": _csv(["code", "count"], [[k, str(denials[k])] for k in sorted(denials)]),
         "metrics.json": dumps(clean).encode("utf-8"),
         "equity.png": png,
         "report.html": render_html(
-            title=title, metrics=clean, trades=trades, orders=orders, denials=denials, config=config, png=png
+            title=title, metrics=clean, trades=trades, orders=orders, denials=denials, config=config, png=png,
+            equity=(ts, values, dd), closes=closes, price_charts=price_charts, warnings=warnings, rules=rules,
         ).encode("utf-8"),
+        PLOTLY_FILE: plotly_js(),
         "config.json": dumps(config).encode("utf-8"),
     }
     return files
@@ -139,6 +153,10 @@ def write_results(
     denials: Mapping[str, int],
     title: str,
     overwrite: bool = False,
+    closes: Mapping[str, np.ndarray] | None = None,
+    price_charts: Sequence[PriceChart] = (),
+    warnings: Sequence[str] = (),
+    rules: Mapping[str, SymbolRules] | None = None,
 ) -> Path:
     """Write ``results_root/<run_id>/`` atomically and return its path.
 
@@ -156,7 +174,8 @@ def write_results(
     try:
         files = render_results(
             trades=trades, orders=orders, equity=equity, metrics=metrics,
-            config=config, denials=denials, title=title,
+            config=config, denials=denials, title=title, closes=closes, price_charts=price_charts,
+            warnings=warnings, rules=rules,
         )  # fmt: skip
         for name, data in files.items():
             (tmp / name).write_bytes(data)

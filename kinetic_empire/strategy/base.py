@@ -143,6 +143,11 @@ class Strategy:
     api_version: ClassVar[int] = API_VERSION
     name: ClassVar[str] = ""
     timeframe: ClassVar[str] = "1h"
+    add_to_position: ClassVar[bool] = False
+    """What ``buy()`` while long and ``sell()`` while short do. False (the default, as in freqtrade):
+    nothing; the call is ignored and counted (the backtest summary shows ``entries ignored``), so a
+    signal that stays true kline after kline does not pile up a position. True: each such call is one
+    more entry, sized and checked like the first (scaling in). Opposite calls always flip."""
     warmup: int = 0
     """Klines needed before ``on_kline`` is called (also the live REST warm-up). If 0 it is inferred
     from the indicators: the first index where every declared indicator is defined."""
@@ -252,7 +257,11 @@ class Strategy:
         limit: float | None = None,
         tag: str = "",
     ) -> None:
-        """Go long (closing a short first). Quantity None: the risk manager sizes it."""
+        """Go long (closing a short first). Quantity None: the risk manager sizes it.
+
+        While already long this is ignored unless the class sets ``add_to_position = True``. ``tag``
+        names the entry in the trades and the report (``entry_tag``; ``exit_tag`` of a short it closes).
+        """
         self._emit(IntentAction.OPEN_LONG, quantity, None, stop_loss, take_profit, limit, tag)
 
     def sell(
@@ -264,11 +273,11 @@ class Strategy:
         limit: float | None = None,
         tag: str = "",
     ) -> None:
-        """Go short (closing a long first)."""
+        """Go short (closing a long first); while already short, ignored unless ``add_to_position``."""
         self._emit(IntentAction.OPEN_SHORT, quantity, None, stop_loss, take_profit, limit, tag)
 
     def close_position(self, tag: str = "") -> None:
-        """Close the whole position (reduce-only market order)."""
+        """Close the whole position (reduce-only market order); ``tag`` becomes the trade's ``exit_tag``."""
         self._emit(IntentAction.CLOSE, None, None, None, None, None, tag)
 
     def reduce(self, fraction: float = 0.5, tag: str = "") -> None:

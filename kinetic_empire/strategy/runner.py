@@ -61,6 +61,8 @@ class StrategyRunner:
         self._pending: list[OrderIntent] = []
         self.halted = False
         self.intents_emitted = 0
+        self.entries_ignored = 0
+        """buy() while long / sell() while short with ``add_to_position`` off (see Strategy)."""
         self._window = window  # live: rolling window length; None: precomputed history
         self._times: list[int] = []
         self._hist: dict[str, list[float]] = {}
@@ -116,6 +118,11 @@ class StrategyRunner:
     def position_in_history(self) -> int:
         """Index of the last kline delivered (replay): the engine checks it against the history's end."""
         return self._i
+
+    @property
+    def history_open_time(self) -> np.ndarray:
+        """Open times of the bound history (replay), aligned with the strategy's series: for reports."""
+        return np.asarray(self._times, dtype=np.int64)
 
     @property
     def warmup(self) -> int:
@@ -187,6 +194,11 @@ class StrategyRunner:
         limit: float | None,
         tag: str,
     ) -> None:
+        if (action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT) and self._held(action):
+            self.entries_ignored += 1
+            log.debug("%s on %s: %s ignored, the position is already in that direction", self.strategy_id,
+                      self.symbol, action.value)
+            return
         self._seq += 1
         now = self._clock.now_ms()
         qty = None if quantity is None else (quantity if isinstance(quantity, Decimal) else Decimal(repr(quantity)))
@@ -208,6 +220,16 @@ class StrategyRunner:
                 ts_init=now,
             )
         )
+
+    def _held(self, action: IntentAction) -> bool:
+        """An entry in the direction already held (or already asked for on this kline), to be ignored."""
+        strategy = self.strategy
+        if strategy.add_to_position:
+            return False
+        size = strategy.position.size
+        if (size > 0) if action is IntentAction.OPEN_LONG else (size < 0):
+            return True
+        return any(p.action is action for p in self._pending)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []

@@ -24,6 +24,7 @@ from kinetic_empire.core.events import (
 from kinetic_empire.portfolio import Portfolio
 from kinetic_empire.report import FILES, compute_metrics, drawdown_pct, format_summary, write_results
 from kinetic_empire.report import writer as writer_mod
+from kinetic_empire.report.plotlyjs import plotly_js_path
 
 SYM = "BTCUSDT"
 T0 = 1_704_067_200_000  # 2024-01-01 UTC
@@ -137,10 +138,13 @@ def test_end_to_end_folder_contents(tmp_path: Path) -> None:
     assert json.loads((out / "config.json").read_text())["balance"] == "1000"
 
     html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and "EMA cross &lt;BTCUSDT&gt;" in html
+    assert "EMA cross &lt;BTCUSDT&gt;" in html
     assert "MAX_POSITIONS" in html and "take_profit" in html
-    for external in ("http://", "https://", "<script", "<link", 'src="/', "url("):
+    # offline: the only script it loads is the plotly.js copied next to it from the installed package
+    for external in ("http://", "https://", "<link", 'src="/', "url("):
         assert external not in html
+    assert html.count("<script src=") == 1 and '<script src="plotly.min.js">' in html
+    assert (out / "plotly.min.js").read_bytes() == plotly_js_path().read_bytes()
     assert (out / "equity.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -197,7 +201,7 @@ def test_empty_run_writes_headers_and_nulls(tmp_path: Path) -> None:
         config={}, denials={}, title="nothing happened",
     )  # fmt: skip
     assert (out / "trades.csv").read_text().startswith("trade_id,strategy_id,symbol,side,")
-    assert (out / "orders.csv").read_text().startswith("ts,client_order_id,")
+    assert (out / "orders.csv").read_text().startswith("time_utc,client_order_id,")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["weird"] is None and metrics["sharpe"] is None
     assert any(n.startswith("weird:") for n in metrics["notes"])
