@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "exchange": {"core", "exchange"},
     "report": {"core", "report", "portfolio"},  # CSV headers come from the portfolio's record types
     "binance": {"core", "binance", "logs"},
+    "ccxt_port": {"core", "ccxt_port"},  # the second execution port: core values only, like binance
     "logs": {"logs"},
     "config": {"core", "config"},
     # the core both composition roots build (bus, portfolio, risk, runners): no port, no feed, no venue

@@ -117,6 +117,7 @@ def test_a_strategy_error_names_the_file_and_line(tmp_path: Path, capsys) -> Non
 
 
 def test_data_list_shows_the_bundled_sample(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()  # an empty store (a folder that does not exist is an error: issue 16)
     assert main(["data", "list", "--data-dir", str(tmp_path / "empty")]) == 0
     out = capsys.readouterr().out
     assert "no data in" in out and "bundled sample in" in out
