@@ -18,11 +18,15 @@ Binance has two account-wide switches that change what orders and payloads mean 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import KineticError
+from .errors import RejectedError, VenueResponseError
+
+log = logging.getLogger(__name__)
 
 HEDGE_HINT = ("switch the account to one-way mode (Preferences > Position Mode, or POST /fapi/v1/positionSide/dual "
               "dualSidePosition=false with no open orders or positions)")
@@ -59,16 +63,25 @@ def _flag(value: Any) -> bool:
 
 
 def require_tradeable(modes: AccountModes) -> None:
-    """Raise :class:`AccountModeError` (one line, with the fix) if the engine must not trade in these modes."""
+    """Raise :class:`AccountModeError` (one line, with the fix) if the engine must not trade in these modes;
+    log what multi-assets mode means for the wallet."""
+    if modes.multi_assets:
+        log.warning("%s", MULTI_ASSETS_NOTE)
     if modes.hedge:
         raise AccountModeError(f"the account is in hedge mode (dualSidePosition=true); this engine trades one-way "
                                f"positions only: {HEDGE_HINT}")
 
 
 async def read_modes(rest: Any) -> AccountModes:
-    """Both modes from the venue (``GET /fapi/v1/accountConfig``, weight 5): at start-up, even without the
-    preflight, so ``--no-preflight`` never trades a hedge-mode account."""
-    data = await rest.signed("GET", "/fapi/v1/accountConfig")
+    """Both modes from the venue: ``GET /fapi/v1/accountConfig`` (weight 5), or where a venue lacks it,
+    ``/fapi/v1/positionSide/dual`` and ``/fapi/v2/account``. Read at start-up even without the preflight,
+    so ``--no-preflight`` never trades a hedge-mode account."""
+    try:
+        data = await rest.signed("GET", "/fapi/v1/accountConfig")
+    except (RejectedError, VenueResponseError):
+        dual = await rest.signed("GET", "/fapi/v1/positionSide/dual")
+        account = await rest.signed("GET", "/fapi/v2/account")
+        data = {**(account if isinstance(account, Mapping) else {}), **(dual if isinstance(dual, Mapping) else {})}
     return modes_from(data if isinstance(data, Mapping) else {})
 
 

@@ -297,7 +297,7 @@ class UserTranslator:
         reason = str(a.get("m", ""))
         for row in a.get("P") or []:
             if row.get("ps", "BOTH") != "BOTH":
-                self.hedge_seen(str(row.get("s")), str(row.get("ps")))
+                self.hedge_seen(str(row.get("s")), f"{row.get('s')} {row.get('ps')} row")
                 continue
             self._position(str(row["s"]), dec(row["pa"]), dec(row["ep"]), ts)
         for row in a.get("B") or []:
@@ -322,12 +322,12 @@ class UserTranslator:
         self.alert("account_mode", MULTI_ASSETS_NOTE if on else "multi-assets margin mode switched off: the USDT "
                    "wallet margins USDT-M symbols alone again")
 
-    def hedge_seen(self, symbol: str, side: str) -> None:
+    def hedge_seen(self, symbol: str, evidence: str) -> None:
         """A hedge-mode (LONG/SHORT) row on the stream or in a snapshot: the account left one-way mode."""
         if self.modes.hedge:
             return
         self.modes.hedge = True
-        self.alert("account_mode", f"hedge mode on the account ({symbol} {side} row): the engine's orders will be "
+        self.alert("account_mode", f"hedge mode on the account ({evidence}): the engine's orders will be "
                    f"refused (-4061) and its positions read as flat; {HEDGE_HINT}", symbol, "critical")
 
     # ------------------------------------------------------------------------------ snapshots

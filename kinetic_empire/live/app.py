@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..assembly import build_core, resolve_strategies
+from ..binance.account import read_modes, require_tradeable
 from ..binance.errors import BinanceError, NoChangeError, RejectedError
 from ..binance.execution import BinanceExecution
 from ..binance.market import KlineFeed, market_now
@@ -170,6 +171,8 @@ class LiveEngine:
             info = None
         if info is None:
             info = await rest.get("/fapi/v1/exchangeInfo")
+        modes = await read_modes(rest)  # with or without the preflight: hedge mode is refused here
+        require_tradeable(modes)  # and logs what multi-assets mode means for the wallet
         self.rules = parse_exchange_info(info)
         for sym in self.symbols:
             if sym not in self.rules:
@@ -202,9 +205,11 @@ class LiveEngine:
 
         def connect_port(bus: EventBus, portfolio: Portfolio) -> BinanceExecution:
             self.portfolio = portfolio
-            self.translator = UserTranslator(bus.publish, clock.now_ms, portfolio.leverage, observe=clock.observe)
-            self.translator.wallet = wallet
+            self.translator = UserTranslator(bus.publish, clock.now_ms, portfolio.leverage, observe=clock.observe,
+                                             symbols=self.symbols)
+            self.translator.wallet, self.translator.modes = wallet, modes
             self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s,
+                                              on_unknown=self._reconcile_soon,
                                               before_send=self.journal.confirm, on_refused=self._journal_refused,
                                               timer=self.timer)
             return self.execution
@@ -295,6 +300,13 @@ class LiveEngine:
         first = self.user.connections <= 1
         reason = "resume" if self.reconciler.resume is not None else "start" if first else "user stream reconnect"
         await self.reconciler.run(reason)
+
+    def _reconcile_soon(self, symbol: str) -> None:
+        """The port could not settle an order's outcome: reconcile now, not at the next timer or reconnect."""
+        async def run() -> None:
+            with contextlib.suppress(BinanceError):
+                await self.reconciler.run(f"unknown order outcome on {symbol}")
+        self._spawn(run(), "reconcile after an unknown outcome")
 
     async def _reconcile_periodically(self, every_s: float) -> None:
         while True:
