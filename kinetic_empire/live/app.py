@@ -426,7 +426,8 @@ class LiveEngine:
             if self.execution.busy:
                 await self.execution.drain(timeout=max(0.0, deadline - timer.monotonic()))
                 continue
-            if timer.monotonic() - self.last_activity() >= quiet_s and not self.execution.busy:
+            if (timer.monotonic() - self.last_activity() >= quiet_s and not self.execution.busy
+                    and not self.feed.backfilling):
                 return
 
     async def wait(self, duration_s: float | None = None, stop: asyncio.Event | None = None,
