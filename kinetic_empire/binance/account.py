@@ -19,12 +19,13 @@ Binance has two account-wide switches that change what orders and payloads mean 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from ..core.errors import KineticError
-from .errors import RejectedError, VenueResponseError
+from .errors import BinanceError, RejectedError, VenueResponseError
 
 log = logging.getLogger(__name__)
 
@@ -85,5 +86,33 @@ async def read_modes(rest: Any) -> AccountModes:
     return modes_from(data if isinstance(data, Mapping) else {})
 
 
-__all__ = ["HEDGE_HINT", "MULTI_ASSETS_NOTE", "AccountModeError", "AccountModes", "modes_from", "read_modes",
-           "require_tradeable"]
+DEFAULT_RATES = (Decimal("0.0002"), Decimal("0.0005"))
+"""Binance's VIP 0 maker and taker rates (reference 9.6), used only when the venue cannot tell."""
+
+
+async def commission_rates(rest: Any, symbols: Iterable[str]) -> dict[str, tuple[Decimal, Decimal]]:
+    """(maker, taker) of every traded symbol from ``GET /fapi/v1/commissionRate`` (weight 20 each): rates
+    differ by symbol, so the first symbol's rates are not every symbol's. A symbol the venue does not answer
+    for gets the VIP 0 defaults, with a warning."""
+    rates: dict[str, tuple[Decimal, Decimal]] = {}
+    for symbol in dict.fromkeys(symbols):
+        try:
+            data = await rest.signed("GET", "/fapi/v1/commissionRate", {"symbol": symbol})
+            rates[symbol] = (Decimal(str(data["makerCommissionRate"])), Decimal(str(data["takerCommissionRate"])))
+        except (BinanceError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            log.warning("%s: commission rates unavailable (%s); assuming %s / %s", symbol, exc, *DEFAULT_RATES)
+            rates[symbol] = DEFAULT_RATES
+    return rates
+
+
+__all__ = [
+    "DEFAULT_RATES",
+    "HEDGE_HINT",
+    "MULTI_ASSETS_NOTE",
+    "AccountModeError",
+    "AccountModes",
+    "commission_rates",
+    "modes_from",
+    "read_modes",
+    "require_tradeable",
+]

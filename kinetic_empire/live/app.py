@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..assembly import build_core, resolve_strategies
-from ..binance.account import read_modes, require_tradeable
+from ..binance.account import commission_rates, read_modes, require_tradeable
 from ..binance.errors import BinanceError, NoChangeError, RejectedError
 from ..binance.execution import BinanceExecution
 from ..binance.market import KlineFeed, market_now
@@ -34,7 +34,6 @@ from ..binance.signing import Credentials
 from ..binance.translate import UserTranslator, safe, venue_balances
 from ..binance.userstream import UserStream
 from ..binance.venues import Venue
-from ..binance.wire import dec
 from ..core.bus import EventBus
 from ..core.clock import Clock, LiveClock
 from ..core.enums import TradingState
@@ -327,12 +326,9 @@ class LiveEngine:
         return default_brackets()
 
     async def _fees(self) -> tuple[Decimal, Decimal]:
-        try:
-            data = await self.rest.signed("GET", "/fapi/v1/commissionRate", {"symbol": self.symbols[0]})
-            return dec(data["makerCommissionRate"]), dec(data["takerCommissionRate"])
-        except (BinanceError, KeyError, TypeError, ValueError) as exc:
-            log.warning("commission rates unavailable (%s); assuming 0.0002 / 0.0005", exc)
-            return Decimal("0.0002"), Decimal("0.0005")
+        """Every traded symbol's rates are read; the engine's one rate pair is the highest of each (conservative)."""
+        rates = await commission_rates(self.rest, self.symbols)
+        return max(m for m, _t in rates.values()), max(t for _m, t in rates.values())
 
     async def _wallet(self) -> Decimal:
         for b in venue_balances(await self.rest.signed("GET", "/fapi/v2/balance")):
