@@ -209,3 +209,19 @@ def test_positions_on_symbols_the_engine_does_not_trade_are_kept_aside() -> None
     assert set(tr.positions) == {"FILUSDT"}
     assert tr.foreign_positions == {"BTCUSDT": (Decimal("0.5"), Decimal(60000)),
                                     "ETHUSDT": (Decimal(-1), Decimal(3000))}
+
+
+def test_a_bnb_fee_is_not_booked_as_usdt() -> None:
+    """The stated rule (live README, Binance section): fees are kept in their own asset, never converted; the
+    USDT ledger books only USDT fees (Binance took the BNB from the BNB wallet)."""
+    from kinetic_empire.core.bus import EventBus
+    from kinetic_empire.portfolio import Portfolio
+
+    bus = EventBus()
+    portfolio = Portfolio(bus, Decimal(1000))
+    tr = UserTranslator(bus.publish, lambda: 5, lambda s: 3)
+    for asset, trade_id in (("BNB", 1), ("USDT", 2)):
+        msg = payload("ORDER_TRADE_UPDATE.TRADE.nautilus_crate.json")
+        msg["o"] = {**msg["o"], "N": asset, "n": "0.00001740" if asset == "BNB" else "0.01", "t": trade_id}
+        stream(tr, msg)
+    assert portfolio.fees_total == Decimal("0.01")
