@@ -51,7 +51,6 @@ from typing import Any
 
 from ..core.bus import EventBus
 from ..core.clock import Clock, LiveClock
-from ..core.enums import OrderType, Side
 from ..core.errors import KineticError
 from ..core.events import CancelAllRequest, CancelRequest, OrderRequest
 from ..core.ports import VenueBalance, VenueOrder, VenuePosition
@@ -404,10 +403,9 @@ class BinanceExecution:
             log.info("order %s not found on the venue (%s); pass %d of %d", st.client_id, exc, n, self.lookup_misses)
             return
         del self._misses[st.client_id]
-        request = OrderRequest(client_order_id=st.client_id, intent_id="", strategy_id="", symbol=st.symbol,
-                               side=st.side or Side.BUY, order_type=st.order_type or OrderType.MARKET,
-                               quantity=st.quantity, ts_event=0, ts_init=0)
-        self._reject_code(request, -2013, f"not found on the venue in {n} reconciliations ({exc}); closed, not resent")
+        self.rejected += 1
+        self.translator.closed_as_rejected(st, -2013, f"not found on the venue in {n} reconciliations ({exc}); "
+                                           "closed, not resent")
         self._alert("order_not_found", f"order {st.client_id} ({st.symbol}) was not found on the venue in {n} "
                     "reconciliations; closed as rejected (never resent)", st.symbol)
 

@@ -136,12 +136,15 @@ class UserTranslator:
             self._emit(ev)
 
     def rejected(self, r: OrderRequest, code: int, reason: str) -> None:
-        st = self.expect(r)
+        self.closed_as_rejected(self.expect(r), code, reason)
+
+    def closed_as_rejected(self, st: OrderState, code: int, reason: str) -> None:
+        """An order the venue never took (or never showed): OrderRejected, once."""
         if st.terminal:
             return
         st.terminal = True
         now = self._now()
-        self._emit(OrderRejected(client_order_id=r.client_order_id, symbol=r.symbol, code=code, reason=reason,
+        self._emit(OrderRejected(client_order_id=st.client_id, symbol=st.symbol, code=code, reason=reason,
                                  ts_event=now, ts_init=now))
 
     def finished(self, data: Mapping[str, Any]) -> None:
