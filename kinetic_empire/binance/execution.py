@@ -6,10 +6,30 @@ submit, cancel, cancel all, query order, positions, balances (plus reconcile). I
 own: every order and cancel it sends came down the bus, through the risk gate and the journal.
 
 Idempotency: every order carries ``newClientOrderId`` (``clientAlgoId`` for conditional orders) equal to
-the request's deterministic client id. When a placement's outcome is unknown (timeout, 5xx, -1000,
--1007) the port waits ``unknown_grace_s``, looks the order up by that id, and only if the venue does not
-know it sends it again, at most ``max_attempts`` times: an order is never placed twice and never lost.
-A rejection is published once as :class:`OrderRejected` with the venue's code and message.
+the request's deterministic client id. A rejection is published once as :class:`OrderRejected` with the
+venue's code and message.
+
+Unknown outcome (timeout, 5xx, -1000, -1006, -1007, or -4116 "client id duplicated"): Binance says the
+order may or may not have executed, and one that did may not be queryable at once. The policy, which can
+never double a position because **an order whose outcome is unknown is never sent again, whatever its type**
+(market or not, reduce-only closes included):
+
+1. look the order up by client id after ``unknown_grace_s``, then again with the wait doubling up to
+   ``unknown_backoff_max_s``, until ``unknown_bound_s`` has passed on the injected timer (by default 60
+   grace periods: 60 s); before each look-up the user stream's word counts too (an accepted, filled or final
+   order is resolved without asking). Every error a look-up can get (-2013/-2011, any other code, 5xx,
+   rate limits, a reply of the wrong shape) means "not known yet", never an escape;
+2. found: its acceptance, fills and final state are published as if the reply had arrived;
+3. not found when the bound passes: the venue's position on the symbol is read. The order is closed as
+   :class:`OrderRejected` (code of the original error, reason ``UNKNOWN_OUTCOME ... not resent``) and an
+   :class:`Alert` (``order_outcome_unknown``; critical if the position differs from the engine's belief)
+   tells the operator; ``on_unknown(symbol)`` asks the engine for a reconciliation, which adopts or flags
+   whatever the venue holds, and a fill the stream delivers later is still booked. A lost protective stop
+   is re-placed by reconciliation under a new client id, through the risk gate.
+
+A placement task never ends silently: whatever escapes it is reported as OrderRejected (if the order is
+not known to the venue) and an Alert. Reconciliation looks up an order the venue's open-order lists do not
+show at most ``lookup_misses`` times; then it is closed as rejected with an Alert, never retried forever.
 
 The journal is a gate: ``before_send(command)`` is called with the exact command right before every send and
 raises (a :class:`KineticError`) unless that command is durable in the journal. A refused command is not sent:
@@ -43,12 +63,14 @@ from .errors import (
     UnknownStatusError,
 )
 from .rest import BinanceRest
-from .translate import OrderState, UserTranslator, venue_balances, venue_order, venue_positions
-from .wire import ALGO_PATH, ORDER_PATH, dec, order_params, order_status, query_params
+from .snapshots import HEDGE_SIDES, venue_balances, venue_order, venue_positions
+from .translate import OrderState, UserTranslator
+from .wire import ALGO_PATH, ORDER_PATH, WireError, dec, order_params, order_status, query_params
 
 log = logging.getLogger(__name__)
 
 JOURNAL_REFUSED = 0  # OrderRejected.code of an order the journal could not make durable (reason: JOURNAL_UNAVAILABLE)
+HEDGE_MODE_REJECTION = -4061  # "Order's position side does not match user's setting.": the account is in hedge mode
 
 
 class BinanceExecution:
@@ -61,7 +83,10 @@ class BinanceExecution:
         translator: UserTranslator,
         *,
         unknown_grace_s: float = 1.0,
-        max_attempts: int = 3,
+        unknown_bound_s: float | None = None,
+        unknown_backoff_max_s: float = 10.0,
+        lookup_misses: int = 3,
+        on_unknown: Callable[[str], None] | None = None,
         on_sent: Callable[[OrderRequest], None] | None = None,
         before_send: Callable[[Any], None] | None = None,
         on_refused: Callable[[Any, str], None] | None = None,
@@ -72,7 +97,14 @@ class BinanceExecution:
         self.rest = rest
         self.translator = translator
         self.unknown_grace_s = unknown_grace_s
-        self.max_attempts = max_attempts
+        self.unknown_bound_s = 60 * unknown_grace_s if unknown_bound_s is None else unknown_bound_s
+        self.unknown_backoff_max_s = unknown_backoff_max_s
+        self.lookup_misses = lookup_misses
+        self._on_unknown = on_unknown
+        self.unknown_lookups = 0
+        self.unknown_unresolved = 0
+        self._misses: dict[str, int] = {}  # client id -> reconciliations that did not find it
+        self._placing: set[str] = set()  # client ids whose placement task runs
         self._on_sent = on_sent
         self._before_send = before_send or (lambda command: None)
         self._on_refused = on_refused
@@ -137,57 +169,133 @@ class BinanceExecution:
 
     # ------------------------------------------------------------------------------ verbs
     async def submit(self, r: OrderRequest) -> None:
-        """Place ``r``; resolve an unknown outcome by client id before any resend."""
+        """Place ``r`` once; an unknown outcome is resolved by looking it up, never by sending it again."""
+        cid = r.client_order_id
+        self._placing.add(cid)
+        try:
+            await self._submit(r)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a placement task never ends without a word: a rejection and/or an Alert
+            log.error("order %s: placement task failed", cid, exc_info=exc)
+            st = self.translator.orders.get(cid)
+            known = st is not None and (st.accepted or st.terminal)
+            if not known:
+                self._reject_code(r, -1000, f"INTERNAL {type(exc).__name__}: {exc}; not resent")
+            self._alert("order_task_failed", f"order {cid} ({r.symbol}): placement failed with {type(exc).__name__}: "
+                        f"{exc}; {'its state follows the venue' if known else 'closed as rejected, not resent'}; "
+                        "reconciliation checks the venue", r.symbol, "critical")
+        finally:
+            self._placing.discard(cid)
+
+    async def _submit(self, r: OrderRequest) -> None:
         self.translator.expect(r)
         path, params = order_params(r)
-        for attempt in range(1, self.max_attempts + 1):
-            refusal = self._gate(r)  # the journal commits the request (and its intent) before it leaves
-            if refusal is not None:
-                self._reject_code(r, JOURNAL_REFUSED, refusal)
-                return
-            try:
-                if self._on_sent is not None:
-                    self._on_sent(r)
-                data = await self.rest.signed("POST", path, params, idempotent=False)
-            except DuplicateOrderError:
-                log.info("order %s already open on the venue (-4116): treating as placed", r.client_order_id)
-                if await self._lookup(r):
-                    return
-                continue
-            except (RejectedError, AuthError) as exc:
-                self._reject(r, exc)
-                return
-            except UnknownStatusError as exc:
-                log.warning("order %s: outcome unknown (%s); looking it up by client id", r.client_order_id, exc)
-                await self._timer.sleep(self.unknown_grace_s)
-                if await self._lookup(r):
-                    self.unknown_resolved += 1
-                    return
-                log.warning("order %s not on the venue: sending again (attempt %d)", r.client_order_id, attempt + 1)
-                continue
-            except BinanceError as exc:  # retries exhausted on a definite failure: the order was not placed
-                self._reject(r, exc)
-                return
-            self.placed += 1
-            self.translator.accepted(data)
+        refusal = self._gate(r)  # the journal commits the request (and its intent) before it leaves
+        if refusal is not None:
+            self._reject_code(r, JOURNAL_REFUSED, refusal)
             return
-        self._reject_code(r, -1000, f"order outcome unknown after {self.max_attempts} attempts and not found")
+        try:
+            if self._on_sent is not None:
+                self._on_sent(r)
+            data = await self.rest.signed("POST", path, params, idempotent=False)
+        except DuplicateOrderError as exc:
+            log.info("order %s already on the venue (-4116): looking it up", r.client_order_id)
+            await self._resolve_unknown(r, exc)
+            return
+        except (RejectedError, AuthError) as exc:
+            self._reject(r, exc)
+            return
+        except UnknownStatusError as exc:
+            log.warning("order %s: outcome unknown (%s); looking it up by client id, never resending",
+                        r.client_order_id, exc)
+            await self._resolve_unknown(r, exc)
+            return
+        except BinanceError as exc:  # retries exhausted on a definite failure: the order was not placed
+            self._reject(r, exc)
+            return
+        self.placed += 1
+        try:
+            self.translator.accepted(data)
+        except WireError as exc:  # placed, but the reply is not the shape we read: the look-up says what it is
+            log.warning("order %s: placement reply unreadable (%s); looking it up", r.client_order_id, exc)
+            await self._resolve_unknown(r, BinanceError(-1000, f"unreadable placement reply: {exc}", 200))
+
+    async def _resolve_unknown(self, r: OrderRequest, cause: BinanceError) -> None:
+        """The unknown-outcome policy (module docstring): look up until found or the bound passes; never resend."""
+        timer = self._timer
+        deadline = timer.monotonic() + self.unknown_bound_s
+        wait = self.unknown_grace_s
+        lookups = 0
+        while True:
+            await timer.sleep(max(0.0, wait))
+            if self._heard(r.client_order_id) or await self._lookup(r):
+                self.unknown_resolved += 1
+                return
+            lookups += 1
+            left = deadline - timer.monotonic()
+            if left <= 0:
+                break
+            wait = min(wait * 2, self.unknown_backoff_max_s, left)
+        await self._unresolved(r, cause, lookups)
+
+    def _heard(self, cid: str) -> bool:
+        """The user stream (or a reconciliation) has said something about the order since it was sent."""
+        st = self.translator.orders.get(cid)
+        return st is not None and (st.accepted or st.terminal or st.filled > 0)
+
+    async def _unresolved(self, r: OrderRequest, cause: BinanceError, lookups: int) -> None:
+        """The bound passed and the venue never showed the order: close it, say so, ask for a reconciliation."""
+        self.unknown_unresolved += 1
+        believed = self.translator.positions.get(r.symbol, (Decimal(0), Decimal(0)))[0]
+        try:
+            rows = await self.rest.signed("GET", "/fapi/v2/positionRisk", {"symbol": r.symbol})
+            venue = next((p.quantity for p in venue_positions(rows) if p.symbol == r.symbol), Decimal(0))
+            position = f"venue position {venue}, engine believes {believed}"
+            moved = venue != believed
+        except (BinanceError, WireError) as exc:
+            position, moved = f"position not readable ({exc})", True
+        if self._heard(r.client_order_id):  # the stream spoke while the position was read
+            self.unknown_resolved += 1
+            return
+        what = f"{r.side.value} {r.order_type.value} {r.quantity if r.quantity is not None else 'close-position'}"
+        self._reject_code(r, cause.code, f"UNKNOWN_OUTCOME {cause.msg}: not found by client id in {lookups} "
+                          f"look-ups over {self.unknown_bound_s:g} s; not resent")
+        self._alert("order_outcome_unknown",
+                    f"order {r.client_order_id} ({r.symbol} {what}): outcome unknown after {lookups} look-ups over "
+                    f"{self.unknown_bound_s:g} s ({position}); closed as rejected and not resent; reconciliation "
+                    "adopts or flags what the venue holds, and a late fill is still booked",
+                    r.symbol, "critical" if moved else "warning")
+        if self._on_unknown is not None:
+            self._on_unknown(r.symbol)
 
     async def _lookup(self, r: OrderRequest) -> bool:
-        """True if the venue knows the order (its acceptance and final state are published)."""
+        """True if the venue knows the order (its acceptance, fills and final state are then published).
+
+        Every failure (unknown order, any other code, 5xx, rate limit, an odd reply) is "not known yet"."""
         path, params = query_params(r.symbol, r.client_order_id, r.order_type.is_conditional)
+        self.unknown_lookups += 1
         try:
             data = await self.rest.signed("GET", path, params)
+            self.translator.accepted(data)
         except UnknownOrderError:
             return False
-        self.translator.accepted(data)
-        status = order_status(data)
-        if status.is_terminal:
-            st = self.translator.orders[r.client_order_id]
-            if dec(data.get("executedQty")) > st.filled or (data.get("algoStatus") == "FINISHED"):
-                await self.reconcile_fills(st)
-            self.translator.finished(data)
+        except (BinanceError, WireError) as exc:
+            log.warning("order %s: look-up failed (%s); counted as not found yet", r.client_order_id, exc)
+            return False
+        await self._settle(data, self.translator.orders[r.client_order_id])
         return True
+
+    async def _settle(self, data: Any, st: OrderState) -> None:
+        """A looked-up order's fills the stream did not deliver, then its final state."""
+        if not order_status(data).is_terminal:
+            return
+        if dec(data.get("executedQty")) > st.filled or data.get("algoStatus") == "FINISHED":
+            try:
+                await self.reconcile_fills(st)
+            except (BinanceError, WireError) as exc:
+                log.warning("order %s: fills not read (%s); the next reconciliation reads them", st.client_id, exc)
+        self.translator.finished(data)
 
     async def cancel(self, symbol: str, client_id: str, command: Any = None) -> bool:
         """Cancel by client id; an order already final is not an error (the stream says what happened).
@@ -234,13 +342,21 @@ class BinanceExecution:
             path, params = query_params(symbol, client_id, algo)
             try:
                 return venue_order(await self.rest.signed("GET", path, params))
-            except UnknownOrderError:
+            except RejectedError as exc:  # -2013/-2011, or another "no such order" code the venue may use
+                if not isinstance(exc, UnknownOrderError):
+                    log.info("query of %s (%s) answered %s: not known there", client_id, path, exc)
                 continue
         return None
 
     async def positions(self) -> list[VenuePosition]:
-        """Every position row the venue reports (flat ones included), one-way mode."""
-        return venue_positions(await self.rest.signed("GET", "/fapi/v2/positionRisk"))
+        """Every position row the venue reports (flat ones included), one-way mode; a hedge-mode row (LONG or
+        SHORT) tells the translator the account is in hedge mode (an Alert)."""
+        rows = await self.rest.signed("GET", "/fapi/v2/positionRisk")
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and row.get("positionSide") in HEDGE_SIDES:
+                self.translator.hedge_seen(str(row.get("symbol")), f"{row.get('symbol')} {row.get('positionSide')} row")
+                break
+        return venue_positions(rows)
 
     async def balances(self) -> list[VenueBalance]:
         return venue_balances(await self.rest.signed("GET", "/fapi/v2/balance"))
@@ -264,17 +380,34 @@ class BinanceExecution:
                 continue
             if st.symbol not in symbols or st.client_id in open_ids:
                 continue
+            if st.client_id in self._placing:
+                continue  # its placement task is resolving it
             path, params = query_params(st.symbol, st.client_id, st.algo)
             try:
                 data = await self.rest.signed("GET", path, params)
-            except UnknownOrderError:
-                continue  # never reached the venue: its placement task reports it
-            self.translator.accepted(data)
+                self.translator.accepted(data)
+            except (RejectedError, WireError) as exc:  # -2013 or any other answer meaning "not here"
+                self._missed(st, exc)
+                continue
+            self._misses.pop(st.client_id, None)
             await self.reconcile_fills(st)
             self.translator.finished(data)
         now = self.rest.server_ms()
         self.translator.positions_snapshot(await self.positions(), symbols, 0)
         self.translator.balance_snapshot(await self.balances(), now)
+
+    def _missed(self, st: OrderState, exc: Exception) -> None:
+        """An order we believe open that the venue does not show; after ``lookup_misses`` passes it is closed."""
+        n = self._misses[st.client_id] = self._misses.get(st.client_id, 0) + 1
+        if n < self.lookup_misses:
+            log.info("order %s not found on the venue (%s); pass %d of %d", st.client_id, exc, n, self.lookup_misses)
+            return
+        del self._misses[st.client_id]
+        self.rejected += 1
+        self.translator.closed_as_rejected(st, -2013, f"not found on the venue in {n} reconciliations ({exc}); "
+                                           "closed, not resent")
+        self._alert("order_not_found", f"order {st.client_id} ({st.symbol}) was not found on the venue in {n} "
+                    "reconciliations; closed as rejected (never resent)", st.symbol)
 
     async def reconcile_fills(self, st: OrderState) -> int:
         """Fills of one order from userTrades that the stream did not deliver."""
@@ -282,7 +415,10 @@ class BinanceExecution:
         if not order_id:
             if not st.algo:
                 return 0
-            data = await self.rest.signed("GET", ALGO_PATH, {"clientAlgoId": st.client_id})
+            try:
+                data = await self.rest.signed("GET", ALGO_PATH, {"clientAlgoId": st.client_id})
+            except RejectedError:
+                return 0
             order_id = int(data.get("actualOrderId") or 0)
             if not order_id:
                 return 0
@@ -293,7 +429,7 @@ class BinanceExecution:
             try:
                 data = await self.rest.signed("GET", ORDER_PATH, {"symbol": st.symbol, "orderId": order_id})
                 qty = dec(data.get("origQty"))
-            except UnknownOrderError:
+            except RejectedError:
                 qty = Decimal(0)
         return self.translator.trades_snapshot(st, trades, qty)
 
@@ -314,11 +450,16 @@ class BinanceExecution:
 
     def _reject(self, r: OrderRequest, exc: BinanceError) -> None:
         self._reject_code(r, exc.code, exc.msg)
+        if exc.code == HEDGE_MODE_REJECTION:
+            self.translator.hedge_seen(r.symbol, f"{r.symbol} order refused with -4061")
         self._report(exc, f"order {r.client_order_id} ({r.symbol} {r.side.value} {r.order_type.value})")
 
     def _reject_code(self, r: OrderRequest, code: int, msg: str) -> None:
         self.rejected += 1
         self.translator.rejected(r, code, msg)
+
+    def _alert(self, kind: str, message: str, symbol: str | None = None, severity: str = "warning") -> None:
+        self.translator.alert(kind, message, symbol, severity)
 
     def _report(self, exc: BinanceError, what: str) -> None:
         """Log a venue error once per (code, message): the journal has every occurrence."""

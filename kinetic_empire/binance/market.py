@@ -6,6 +6,11 @@ proves the klines in between are closed, so they are fetched over REST and publi
 before that message is handled. This one rule covers a reconnect, a silent drop of messages, and the
 time between the warm-up and the first live message.
 
+Backfills run outside the WebSocket read loop, in a task per topic: a REST wait (a 429's Retry-After can
+be minutes) must not stop the reader, or the library's receive queue fills, pongs go unread, the ping
+times out and the feed reconnects, over and over. While a topic's backfill runs, that topic's messages
+are kept in arrival order and handled right after it, so the order-and-once guarantee holds.
+
 Warm-up keeps only REST rows that are closed by the venue's market time (``premiumIndex.time``): the
 last row of ``/fapi/v1/klines`` is usually the kline still in progress.
 """
@@ -13,9 +18,10 @@ last row of ``/fapi/v1/klines`` is usually the kline still in progress.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from ..core.clock import Clock
@@ -71,6 +77,9 @@ class KlineFeed(SocketHealth):
         self.duplicates = 0
         self.gaps = 0
         self.last_recv = 0.0  # clock.monotonic() when the message being handled arrived (latency probes)
+        self._filling: dict[Topic, asyncio.Task[None]] = {}  # topic -> backfill task (outside the read loop)
+        self._waiting: dict[Topic, list[tuple[int, bool, Mapping[str, Any]]]] = {}  # messages behind a backfill
+        self._tasks: set[asyncio.Task[None]] = set()
         self.started = self.clock.monotonic()
         self.socket = ReconnectingWebSocket(
             "market stream", self._url, self.clock, on_open=self._on_open, on_message=self._on_message,
@@ -105,8 +114,14 @@ class KlineFeed(SocketHealth):
         return self.venue.market_stream_url([stream_name(s, tf) for s, tf in self.topics])
 
     async def _on_open(self) -> None:
+        """After a reconnect: catch up the klines that closed while we were away, in a task (never here)."""
         if self.socket.connections > 1:
-            await self._catch_up()
+            topics = [t for t in self.topics if t in self.last_open and t not in self._filling]
+            if topics:
+                task = self._spawn(self._catch_up(topics))
+                for topic in topics:
+                    self._waiting.setdefault(topic, [])
+                    self._filling[topic] = task
 
     async def _on_message(self, raw: str | bytes) -> None:
         self.last_recv = self.clock.monotonic()
@@ -114,7 +129,8 @@ class KlineFeed(SocketHealth):
         await asyncio.sleep(0)  # orders this message caused leave before the next is handled
 
     async def handle(self, raw: str | bytes) -> None:
-        """One stream message: backfill what it proves missing, then publish it if it is a closed kline."""
+        """One stream message: published if it is a closed kline; one that proves klines missing starts a
+        backfill task and waits behind it (with every later message of its topic), so the reader never waits."""
         try:
             _stream, data = unwrap(json.loads(raw))
             if data.get("e") != "kline":
@@ -132,13 +148,22 @@ class KlineFeed(SocketHealth):
         self.last_message[topic] = self.clock.monotonic()
         if event_ms:
             self._observe(event_ms)
+        waiting = self._waiting.get(topic)
+        if waiting is not None:  # a backfill of this topic runs: keep the order
+            waiting.append((t, closed, k))
+            return
         last = self.last_open.get(topic)
         interval = TIMEFRAME_MS[topic[1]]
         if last is not None and t > last + interval:
-            await self._backfill(topic, last + interval, t - 1)
-            last = self.last_open.get(topic)
+            self._waiting[topic] = [(t, closed, k)]
+            self._filling[topic] = self._spawn(self._fill(topic, last + interval, t - 1))
+            return
+        self._apply(topic, t, closed, k)
+
+    def _apply(self, topic: Topic, t: int, closed: bool, k: Mapping[str, Any]) -> None:
         if not closed:
             return
+        last = self.last_open.get(topic)
         if last is not None and t <= last:
             self.duplicates += 1
             return
@@ -155,17 +180,45 @@ class KlineFeed(SocketHealth):
         self.published += 1
         self._publish(kline, topic)
 
-    async def _catch_up(self) -> None:
-        """After a reconnect: the klines that closed while we were away, before any new message."""
-        now = await market_now(self.rest)
-        for topic in self.topics:
-            last = self.last_open.get(topic)
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _catch_up(self, topics: list[Topic]) -> None:
+        """After a reconnect: the klines that closed while we were away, then the messages held meanwhile."""
+        try:
+            now = await market_now(self.rest)
+        except Exception as exc:  # market_now maps venue errors itself; anything else must not strand the topics
+            log.warning("market stream: market time unavailable for the catch-up (%s); using server time", exc)
+            now = self.rest.server_ms()
+        for topic in topics:
             interval = TIMEFRAME_MS[topic[1]]
-            if last is None:
-                continue
-            end = now - interval + 1  # the latest open time whose kline has closed by ``now``
-            if end >= last + interval:
-                await self._backfill(topic, last + interval, end)
+            # the latest open time whose kline has closed by ``now``
+            await self._fill(topic, self.last_open[topic] + interval, now - interval + 1)
+
+    async def _fill(self, topic: Topic, start: int, end: int) -> None:
+        """Backfill [start, end] of ``topic``, then handle its held messages in order (more may arrive
+        meanwhile); runs as a task. Messages left after a failure are dropped: the next one backfills them."""
+        interval = TIMEFRAME_MS[topic[1]]
+        try:
+            if start <= end:
+                await self._backfill(topic, start, end)
+            waiting = self._waiting.get(topic, [])
+            while waiting:
+                t, closed, k = waiting.pop(0)
+                last = self.last_open.get(topic)
+                if last is not None and t > last + interval:  # messages lost while we were backfilling
+                    await self._backfill(topic, last + interval, t - 1)
+                self._apply(topic, t, closed, k)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("market stream: backfill of %s %s failed (%s)", topic[0], topic[1], exc)
+        finally:
+            self._filling.pop(topic, None)
+            self._waiting.pop(topic, None)
 
     async def _backfill(self, topic: Topic, start: int, end: int) -> None:
         """Publish the closed klines with open time in [start, end] from REST, in order, once each."""
@@ -198,8 +251,17 @@ class KlineFeed(SocketHealth):
         seen = self.last_message.get(topic)
         return None if seen is None else self.clock.monotonic() - seen
 
+    @property
+    def backfilling(self) -> int:
+        """Topics whose backfill task runs (their messages wait behind it)."""
+        return len(self._filling)
+
     async def stop(self) -> None:
         await self.socket.stop()
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def drop(self) -> None:
         """Cut the connection as a network failure would (tests)."""

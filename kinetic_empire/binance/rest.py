@@ -186,7 +186,7 @@ class BinanceRest:
             log.info("retrying %s in %.2f s after %s (attempt %d)", endpoint, delay, retry.cause, n + 1)
 
         return await self.retrier.run(lambda: self._once(method, path, params, security, endpoint), classify,
-                                      cost=weight_of(method, path), what=endpoint, on_retry=on_retry)
+                                      cost=weight_of(method, path, params), what=endpoint, on_retry=on_retry)
 
     async def _resync(self, endpoint: str) -> None:
         self.stats.resyncs += 1

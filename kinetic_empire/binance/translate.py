@@ -9,13 +9,14 @@ by value.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from ..core.enums import BalanceReason, OrderStatus, OrderType, Side
 from ..core.events import (
+    Alert,
     BalanceChanged,
     FundingApplied,
     OrderAccepted,
@@ -26,8 +27,20 @@ from ..core.events import (
     OrderRequest,
     PositionChanged,
 )
-from ..core.ports import VenueBalance, VenueOrder, VenuePosition
-from .wire import ZERO, WireError, accepted_from_rest, dec, is_algo, opt_dec, order_status
+from ..core.ports import VenueBalance, VenuePosition
+from .account import HEDGE_HINT, MULTI_ASSETS_NOTE, AccountModes
+from .snapshots import safe, venue_balances, venue_order, venue_positions
+from .wire import (
+    FORCED_PREFIXES,
+    ZERO,
+    accepted_from_rest,
+    dec,
+    fill_status,
+    is_algo,
+    opt_dec,
+    order_status,
+    order_type_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +79,19 @@ class UserTranslator:
         *,
         asset: str = "USDT",
         observe: Callable[[int], None] | None = None,
+        symbols: Collection[str] | None = None,
     ) -> None:
+        """``symbols``: the symbols the engine trades; positions on any other symbol are logged and kept in
+        :attr:`foreign_positions`, never published (None: every symbol is the engine's)."""
         self._publish = publish
         self._now = now_ms
         self._leverage = leverage
         self._observe = observe or (lambda _ts: None)
         self.asset = asset
+        self.symbols = frozenset(symbols) if symbols is not None else None
+        self.foreign_positions: dict[str, tuple[Decimal, Decimal]] = {}
+        """Positions on symbols the engine does not trade: visible (status, logs), not adopted."""
+        self.modes = AccountModes()
         self.orders: dict[str, OrderState] = {}
         self._by_actual: dict[int, str] = {}
         self._trades: set[tuple[str, int]] = set()
@@ -116,12 +136,15 @@ class UserTranslator:
             self._emit(ev)
 
     def rejected(self, r: OrderRequest, code: int, reason: str) -> None:
-        st = self.expect(r)
+        self.closed_as_rejected(self.expect(r), code, reason)
+
+    def closed_as_rejected(self, st: OrderState, code: int, reason: str) -> None:
+        """An order the venue never took (or never showed): OrderRejected, once."""
         if st.terminal:
             return
         st.terminal = True
         now = self._now()
-        self._emit(OrderRejected(client_order_id=r.client_order_id, symbol=r.symbol, code=code, reason=reason,
+        self._emit(OrderRejected(client_order_id=st.client_id, symbol=st.symbol, code=code, reason=reason,
                                  ts_event=now, ts_init=now))
 
     def finished(self, data: Mapping[str, Any]) -> None:
@@ -132,10 +155,37 @@ class UserTranslator:
         st = self._state(cid, str(data.get("symbol", "")), algo)
         ts = int(data.get("updateTime") or self._now())
         order_id = int((data.get("algoId") if algo else data.get("orderId")) or 0)
-        if status is OrderStatus.CANCELED:
+        if algo and data.get("algoStatus") == "FINISHED":
+            self._algo_finished(st, dec(data.get("actualQty")), dec(data.get("quantity")), order_id, ts)
+        elif status is OrderStatus.CANCELED:
             self._terminal(st, OrderCanceled, order_id, "canceled", ts)
         elif status in (OrderStatus.EXPIRED, OrderStatus.EXPIRED_IN_MATCH, OrderStatus.REJECTED):
             self._terminal(st, OrderExpired, order_id, status.value.lower(), ts)
+
+    def _algo_finished(self, st: OrderState, venue_filled: Decimal, requested: Decimal, algo_id: int,
+                       ts: int) -> None:
+        """An algo order FINISHED: its triggered order ended. Filled (the child's fills say so, or the venue's
+        executed quantity reaches the request; a closePosition order requests no quantity) ends it quietly;
+        anything less (the child expired or was cancelled, perhaps during a stream gap) is an OrderExpired
+        saying how much filled, so nothing counts it as a live stop any more."""
+        if st.terminal:
+            return
+        filled = max(venue_filled, st.filled)
+        requested = requested or (st.quantity or ZERO)
+        if filled > 0 and (requested == 0 or filled >= requested):
+            st.terminal = True  # the fills carry FILLED; the quantity not seen yet comes from userTrades
+            return
+        self._terminal(st, OrderExpired, algo_id, f"finished with {filled:f} of {requested:f} filled", ts)
+
+    def now_ms(self) -> int:
+        """The time events are stamped with (the venue's market clock)."""
+        return self._now()
+
+    def alert(self, kind: str, message: str, symbol: str | None = None, severity: str = "warning") -> None:
+        """Publish an :class:`Alert` (journaled, shown to the operator) and log it."""
+        (log.error if severity == "critical" else log.warning)("%s: %s", kind, message)
+        now = self._now()
+        self._emit(Alert(kind=kind, message=message, symbol=symbol, severity=severity, ts_event=now, ts_init=now))
 
     # ------------------------------------------------------------------------------ stream
     def on_message(self, msg: Mapping[str, Any]) -> None:
@@ -152,7 +202,7 @@ class UserTranslator:
         elif kind == "ACCOUNT_UPDATE":
             self._account_update(msg["a"], int(msg.get("T") or ts))
         elif kind == "ACCOUNT_CONFIG_UPDATE":
-            pass  # leverage changes are ours (set at start-up); nothing to publish
+            self._config_update(msg)
         elif kind in ("MARGIN_CALL", "TRADE_LITE", "STRATEGY_UPDATE", "GRID_UPDATE",
                       "CONDITIONAL_ORDER_TRIGGER_REJECT", "listenKeyExpired"):
             if kind == "MARGIN_CALL":
@@ -172,9 +222,12 @@ class UserTranslator:
         if x == "NEW":
             if st.accepted or st.terminal or triggered:
                 return
+            otype = order_type_of(o)
+            if otype is None:  # an order type we do not know (LIQUIDATION...) on an order that is not ours
+                log.info("user stream: order %s of unknown type %r accepted", cid, o.get("o"))
+                return
             st.accepted = True
             st.order_id = order_id
-            otype = OrderType(o.get("ot") or o["o"])
             st.side, st.order_type, st.quantity = Side(o["S"]), otype, dec(o.get("q"))
             close = bool(o.get("cp", False))
             self._emit(OrderAccepted(
@@ -183,11 +236,14 @@ class UserTranslator:
                 reduce_only=bool(o.get("R", False)), close_position=close, ts_event=ts, ts_init=self._now(),
             ))
         elif x in ("TRADE", "CALCULATED"):
-            status = OrderStatus(o["X"])
-            self._fill(st, symbol, order_id, int(o.get("t") or 0), Side(o["S"]), OrderType(o["o"]), dec(o["l"]),
-                       dec(o["L"]), dec(o.get("n")), dec(o.get("rp")), bool(o.get("m", False)), status,
-                       bool(o.get("R", False)) or bool(o.get("cp", False)),
-                       x == "CALCULATED" or cid.startswith("autoclose-"), int(o.get("T") or ts))
+            # Never drop a fill for a value we do not know: the type falls back to the original type, then
+            # MARKET; the status is derived from cumulative vs ordered quantity (X=NEW_ADL, NEW_INSURANCE...).
+            liquidation = (x == "CALCULATED" or cid.startswith(FORCED_PREFIXES) or o.get("o") == "LIQUIDATION"
+                           or o.get("X") in ("NEW_ADL", "NEW_INSURANCE"))
+            self._fill(st, symbol, order_id, int(o.get("t") or 0), Side(o["S"]), order_type_of(o) or OrderType.MARKET,
+                       dec(o["l"]), dec(o["L"]), dec(o.get("n")), dec(o.get("rp")), bool(o.get("m", False)),
+                       fill_status(o), bool(o.get("R", False)) or bool(o.get("cp", False)), liquidation,
+                       int(o.get("T") or ts), str(o.get("N") or self.asset))
         elif x == "CANCELED":
             self._terminal(st, OrderCanceled, order_id, "canceled", ts)
         elif x == "EXPIRED":
@@ -235,6 +291,8 @@ class UserTranslator:
             ))
         elif status == "CANCELED":
             self._terminal(st, OrderCanceled, algo_id, "canceled", ts)
+        elif status == "FINISHED":
+            self._algo_finished(st, dec(o.get("aq")), dec(o.get("q")), algo_id, ts)
         elif status in ("EXPIRED", "REJECTED"):
             self._terminal(st, OrderExpired, algo_id, str(o.get("rm") or status).lower(), ts)
 
@@ -242,6 +300,7 @@ class UserTranslator:
         reason = str(a.get("m", ""))
         for row in a.get("P") or []:
             if row.get("ps", "BOTH") != "BOTH":
+                self.hedge_seen(str(row.get("s")), f"{row.get('s')} {row.get('ps')} row")
                 continue
             self._position(str(row["s"]), dec(row["pa"]), dec(row["ep"]), ts)
         for row in a.get("B") or []:
@@ -252,6 +311,27 @@ class UserTranslator:
             if reason == "FUNDING_FEE":
                 self._funding(a, change, ts)
             self._balance(wallet, change, _REASONS.get(reason, BalanceReason.ADJUSTMENT), ts)
+
+    def _config_update(self, msg: Mapping[str, Any]) -> None:
+        """ACCOUNT_CONFIG_UPDATE: a leverage change (``ac``, ours at start-up: nothing to do) or the
+        multi-assets mode switched (``ai.j``): an Alert, since the wallet's meaning changes."""
+        ai = msg.get("ai")
+        if not isinstance(ai, Mapping) or "j" not in ai:
+            return
+        on = bool(ai["j"])
+        if on == self.modes.multi_assets:
+            return
+        self.modes.multi_assets = on
+        self.alert("account_mode", MULTI_ASSETS_NOTE if on else "multi-assets margin mode switched off: the USDT "
+                   "wallet margins USDT-M symbols alone again")
+
+    def hedge_seen(self, symbol: str, evidence: str) -> None:
+        """A hedge-mode (LONG/SHORT) row on the stream or in a snapshot: the account left one-way mode."""
+        if self.modes.hedge:
+            return
+        self.modes.hedge = True
+        self.alert("account_mode", f"hedge mode on the account ({evidence}): the engine's orders will be "
+                   f"refused (-4061) and its positions read as flat; {HEDGE_HINT}", symbol, "critical")
 
     # ------------------------------------------------------------------------------ snapshots
     def trades_snapshot(self, st: OrderState, trades: Iterable[Mapping[str, Any]], orig_qty: Decimal) -> int:
@@ -268,7 +348,7 @@ class UserTranslator:
             new += 1
             self._fill(st, key[0], int(t["orderId"]), key[1], Side(t["side"]), st.order_type or OrderType.MARKET, qty,
                        dec(t["price"]), dec(t.get("commission")), dec(t.get("realizedPnl")), bool(t.get("maker")),
-                       status, False, False, int(t["time"]))
+                       status, False, False, int(t["time"]), str(t.get("commissionAsset") or self.asset))
         return new
 
     def positions_snapshot(self, positions: Iterable[VenuePosition], symbols: Iterable[str], ts: int) -> None:
@@ -276,6 +356,8 @@ class UserTranslator:
         seen: set[str] = set()
         for p in positions:
             seen.add(p.symbol)
+            if not self._ours(p.symbol, p.quantity, p.entry_price):
+                continue
             if p.symbol in self.positions or p.quantity != 0:
                 self._position(p.symbol, p.quantity, p.entry_price, max(ts, p.update_ms), snapshot=True)
         for sym in symbols:
@@ -313,7 +395,7 @@ class UserTranslator:
 
     def _fill(self, st: OrderState, symbol: str, order_id: int, trade_id: int, side: Side, otype: OrderType,
               qty: Decimal, price: Decimal, fee: Decimal, rpnl: Decimal, maker: bool, status: OrderStatus,
-              reduce_only: bool, liquidation: bool, ts: int) -> None:
+              reduce_only: bool, liquidation: bool, ts: int, asset: str) -> None:
         key = (symbol, trade_id)
         if trade_id and key in self._trades:
             return
@@ -325,10 +407,27 @@ class UserTranslator:
         self._emit(OrderFilled(
             client_order_id=st.client_id, order_id=order_id, trade_id=trade_id, symbol=symbol, side=side,
             order_type=otype, quantity=qty, price=price, commission=fee, realized_pnl=rpnl, is_maker=maker,
-            status=status, reduce_only=reduce_only, liquidation=liquidation, ts_event=ts, ts_init=self._now(),
+            status=status, reduce_only=reduce_only, liquidation=liquidation, commission_asset=asset, ts_event=ts,
+            ts_init=self._now(),
         ))
 
+    def _ours(self, symbol: str, qty: Decimal, entry: Decimal) -> bool:
+        """True for a symbol the engine trades; any other position is logged once per change and kept aside."""
+        if self.symbols is None or symbol in self.symbols:
+            return True
+        now = (qty, ZERO if qty == 0 else entry)
+        if self.foreign_positions.get(symbol, (ZERO, ZERO)) != now:
+            log.warning("position on %s (not traded by this engine): %s @ %s; left alone, not counted in exposure "
+                        "or the daily loss", symbol, qty, entry)
+        if qty == 0:
+            self.foreign_positions.pop(symbol, None)
+        else:
+            self.foreign_positions[symbol] = now
+        return False
+
     def _position(self, symbol: str, qty: Decimal, entry: Decimal, ts: int, snapshot: bool = False) -> None:
+        if not self._ours(symbol, qty, entry):
+            return
         if snapshot and ts < self._position_ts.get(symbol, 0):
             return
         self._position_ts[symbol] = max(ts, self._position_ts.get(symbol, 0))
@@ -361,44 +460,4 @@ class UserTranslator:
                                   amount=amount, ts_event=ts, ts_init=self._now()))
 
 
-# ---------------------------------------------------------------------------------- wire -> port values
-
-
-def venue_order(data: Mapping[str, Any]) -> VenueOrder:
-    """A plain or algo order object (query, placement or cancel reply) as the port's typed value."""
-    acc = accepted_from_rest(data, 0)
-    return VenueOrder(client_order_id=acc.client_order_id, symbol=acc.symbol, side=acc.side,
-                      order_type=acc.order_type, status=order_status(data), quantity=acc.quantity or ZERO,
-                      filled=dec(data.get("executedQty")), price=acc.price, trigger_price=acc.trigger_price)
-
-
-def venue_positions(rows: Iterable[Mapping[str, Any]]) -> list[VenuePosition]:
-    """``GET /fapi/v2/positionRisk`` rows, one-way mode (hedge-mode legs are not ours)."""
-    try:
-        return [VenuePosition(symbol=str(r["symbol"]), quantity=dec(r.get("positionAmt")),
-                              entry_price=dec(r.get("entryPrice")), leverage=int(r.get("leverage") or 0),
-                              update_ms=int(r.get("updateTime") or 0))
-                for r in rows if r.get("positionSide", "BOTH") == "BOTH"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WireError(f"positionRisk payload: {exc}") from None
-
-
-def venue_balances(rows: Iterable[Mapping[str, Any]]) -> list[VenueBalance]:
-    """``GET /fapi/v2/balance`` rows."""
-    try:
-        return [VenueBalance(asset=str(r["asset"]), wallet=dec(r.get("balance")),
-                             available=dec(r.get("availableBalance"))) for r in rows]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WireError(f"balance payload: {exc}") from None
-
-
-def safe(fn: Callable[[Mapping[str, Any]], None], what: str) -> Callable[[Mapping[str, Any]], None]:
-    """Wrap a payload handler: a malformed payload is logged once with its type, and the stream goes on."""
-
-    def run(msg: Mapping[str, Any]) -> None:
-        try:
-            fn(msg)
-        except (WireError, KeyError, TypeError, ValueError) as exc:
-            log.warning("%s: malformed payload skipped (%s: %s): %s", what, type(exc).__name__, exc, str(msg)[:200])
-
-    return run
+__all__ = ["OrderState", "UserTranslator", "safe", "venue_balances", "venue_order", "venue_positions"]

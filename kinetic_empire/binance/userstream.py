@@ -1,7 +1,10 @@
 """The user data stream: listenKey lifecycle, the private WebSocket, and reconciliation after any gap.
 
-* ``POST /fapi/v1/listenKey`` creates (or extends) the key; a ``PUT`` every ``keepalive_s`` (30 min)
-  keeps it; ``-1125`` on the PUT or a ``listenKeyExpired`` event means: create a new key, reconnect.
+* ``POST /fapi/v1/listenKey`` creates (or extends) the key; a ``PUT`` once the key is ``keepalive_s``
+  (30 min) old keeps it. The timer follows the key's age, not the connection's: a reconnect that reuses
+  the key does not restart it (a key is valid 60 min after its last POST or PUT, reference 3.5, so
+  frequent reconnects must not postpone the PUT). ``-1125`` on the PUT or a ``listenKeyExpired`` event
+  means: create a new key, reconnect.
 * After every (re)connection, and before any message of the new connection is handled, ``reconcile``
   runs (REST: open orders, fills, positions, balance), because events sent while we were away are
   lost. Messages that arrive meanwhile wait in the socket and are de-duplicated by the translator.
@@ -52,6 +55,9 @@ class UserStream(SocketHealth):
         self.listen_key: str | None = None
         self.ready = asyncio.Event()
         self.keys_created = 0
+        self.keepalives = 0
+        self.renewed_at: float | None = None
+        """clock.monotonic() of the key's last successful POST or PUT: its age decides the next PUT."""
         self.last_message = 0.0  # clock.monotonic()
         self.socket = ReconnectingWebSocket(
             "user stream", self._url, self.clock, on_open=self._on_open, on_message=self._on_message,
@@ -64,6 +70,7 @@ class UserStream(SocketHealth):
         if key != self.listen_key:
             self.keys_created += 1
         self.listen_key = key
+        self.renewed_at = self.clock.monotonic()
         return key
 
     async def run(self) -> None:
@@ -101,8 +108,11 @@ class UserStream(SocketHealth):
         return True
 
     async def _keepalive(self) -> None:
+        """PUT when the key is ``keepalive_s`` old (at once if a reconnect found it older); a failed PUT is
+        tried again after a tenth of the period (at most a minute), well inside the key's 60 minutes."""
         while True:
-            await self.clock.sleep(self.keepalive_s)
+            renewed = self.renewed_at if self.renewed_at is not None else self.clock.monotonic()
+            await self.clock.sleep(max(0.0, renewed + self.keepalive_s - self.clock.monotonic()))
             try:
                 await self.rest.request("PUT", "/fapi/v1/listenKey", security=KEYED)
             except ListenKeyError:
@@ -112,6 +122,10 @@ class UserStream(SocketHealth):
                 return
             except BinanceError as exc:
                 log.warning("user stream: keepalive failed: %s", exc)
+                await self.clock.sleep(min(60.0, self.keepalive_s / 10))
+                continue
+            self.keepalives += 1
+            self.renewed_at = self.clock.monotonic()
 
     async def stop(self, close_key: bool = True) -> None:
         await self.socket.stop()

@@ -8,7 +8,9 @@ only these URLs (and the keys) differ.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from ..core.errors import ConfigError
@@ -78,22 +80,28 @@ def preset(name: str) -> Venue:
         raise ConfigError("live.venue", f"no preset for {name!r}; one of {', '.join(PRESETS)}") from None
 
 
-# Request weights (reference section 3) of the endpoints the engine calls, for pacing ahead of a call.
+# Request IP weights (reference section 3) of the endpoints the engine calls, for pacing ahead of a call.
+# Placements cost 0 IP weight (they count against the ORDERS limits instead).
 WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "/fapi/v1/ping"): 1,
     ("GET", "/fapi/v1/time"): 1,
     ("GET", "/fapi/v1/exchangeInfo"): 1,
-    ("GET", "/fapi/v1/klines"): 5,
-    ("GET", "/fapi/v1/premiumIndex"): 10,
+    ("POST", "/fapi/v1/order"): 0,
+    ("POST", "/fapi/v1/algoOrder"): 0,
+    ("PUT", "/fapi/v1/order"): 0,
     ("GET", "/fapi/v1/order"): 1,
+    ("DELETE", "/fapi/v1/order"): 1,
     ("GET", "/fapi/v1/algoOrder"): 1,
-    ("GET", "/fapi/v1/openOrders"): 40,
-    ("GET", "/fapi/v1/openAlgoOrders"): 40,
+    ("DELETE", "/fapi/v1/algoOrder"): 1,
+    ("DELETE", "/fapi/v1/allOpenOrders"): 1,
+    ("DELETE", "/fapi/v1/algoOpenOrders"): 1,
+    ("POST", "/fapi/v1/batchOrders"): 5,
     ("GET", "/fapi/v1/userTrades"): 5,
     ("GET", "/fapi/v1/income"): 30,
     ("GET", "/fapi/v2/account"): 5,
     ("GET", "/fapi/v2/balance"): 5,
     ("GET", "/fapi/v2/positionRisk"): 5,
+    ("GET", "/fapi/v1/accountConfig"): 5,
     ("GET", "/fapi/v1/positionSide/dual"): 30,
     ("GET", "/fapi/v1/leverageBracket"): 1,
     ("GET", "/fapi/v1/commissionRate"): 20,
@@ -103,8 +111,30 @@ WEIGHTS: dict[tuple[str, str], int] = {
     ("PUT", "/fapi/v1/listenKey"): 1,
     ("DELETE", "/fapi/v1/listenKey"): 1,
 }
+# One symbol or all of them: (with a symbol, without).
+BY_SYMBOL: dict[tuple[str, str], tuple[int, int]] = {
+    ("GET", "/fapi/v1/openOrders"): (1, 40),
+    ("GET", "/fapi/v1/openAlgoOrders"): (1, 40),
+    ("GET", "/fapi/v1/premiumIndex"): (1, 10),
+}
+KLINE_PATHS = ("/fapi/v1/klines", "/fapi/v1/markPriceKlines", "/fapi/v1/indexPriceKlines",
+               "/fapi/v1/continuousKlines", "/fapi/v1/premiumIndexKlines")
 
 
-def weight_of(method: str, path: str) -> int:
-    """Expected request weight; order placement costs 0 (it counts against ORDERS instead)."""
+def kline_weight(limit: int) -> int:
+    """Klines cost by ``limit`` (default 500): [1, 100) 1, [100, 500) 2, [500, 1000] 5, above 1000 10."""
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
+def weight_of(method: str, path: str, params: Mapping[str, Any] | None = None) -> int:
+    """Expected IP weight of a request, for pacing before it leaves (the reply's header corrects it)."""
+    params = params or {}
+    if method == "GET" and path in KLINE_PATHS:
+        try:
+            return kline_weight(int(params.get("limit", 500)))
+        except (TypeError, ValueError):
+            return 10
+    by_symbol = BY_SYMBOL.get((method, path))
+    if by_symbol is not None:
+        return by_symbol[0] if params.get("symbol") else by_symbol[1]
     return WEIGHTS.get((method, path), 1)

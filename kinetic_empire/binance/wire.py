@@ -132,6 +132,28 @@ def order_status(data: Mapping[str, Any]) -> OrderStatus:
         return OrderStatus.NEW
 
 
+FORCED_PREFIXES = ("autoclose-", "adl_autoclose")  # client ids of liquidation and ADL orders (reference 8.3)
+
+
+def order_type_of(o: Mapping[str, Any]) -> OrderType | None:
+    """The order's type: its original type (``ot``), else the current one (``o``); None if neither is ours."""
+    for raw in (o.get("ot"), o.get("o")):
+        try:
+            return OrderType(str(raw))
+        except ValueError:
+            continue
+    return None
+
+
+def fill_status(o: Mapping[str, Any]) -> OrderStatus:
+    """FILLED or PARTIALLY_FILLED after this fill: Binance's own if it says one, else cumulative vs ordered."""
+    raw = o.get("X")
+    if raw in (OrderStatus.FILLED.value, OrderStatus.PARTIALLY_FILLED.value):
+        return OrderStatus(raw)
+    ordered, cumulative = dec(o.get("q")), dec(o.get("z"))
+    return OrderStatus.FILLED if ordered == 0 or cumulative >= ordered else OrderStatus.PARTIALLY_FILLED
+
+
 def accepted_from_rest(data: Mapping[str, Any], ts_init: int) -> OrderAccepted:
     """OrderAccepted from a placement reply or a query result (plain or algo)."""
     try:

@@ -225,6 +225,7 @@ class OrderFilled:
     status: OrderStatus  # FILLED or PARTIALLY_FILLED after this fill
     reduce_only: bool = False
     liquidation: bool = False
+    commission_asset: str = "USDT"  # the asset ``commission`` is counted in (Binance's ``N``: BNB when BNB pays fees)
     ts_event: int
     ts_init: int
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..assembly import build_core, resolve_strategies
+from ..binance.account import commission_rates, read_modes, require_tradeable
 from ..binance.errors import BinanceError, NoChangeError, RejectedError
 from ..binance.execution import BinanceExecution
 from ..binance.market import KlineFeed, market_now
@@ -33,7 +34,6 @@ from ..binance.signing import Credentials
 from ..binance.translate import UserTranslator, safe, venue_balances
 from ..binance.userstream import UserStream
 from ..binance.venues import Venue
-from ..binance.wire import dec
 from ..core.bus import EventBus
 from ..core.clock import Clock, LiveClock
 from ..core.enums import TradingState
@@ -175,6 +175,8 @@ class LiveEngine:
             info = None
         if info is None:
             info = await rest.get("/fapi/v1/exchangeInfo")
+        modes = await read_modes(rest)  # with or without the preflight: hedge mode is refused here
+        require_tradeable(modes)  # and logs what multi-assets mode means for the wallet
         self.rules = parse_exchange_info(info)
         for sym in self.symbols:
             if sym not in self.rules:
@@ -207,9 +209,11 @@ class LiveEngine:
 
         def connect_port(bus: EventBus, portfolio: Portfolio) -> BinanceExecution:
             self.portfolio = portfolio
-            self.translator = UserTranslator(bus.publish, clock.now_ms, portfolio.leverage, observe=clock.observe)
-            self.translator.wallet = wallet
+            self.translator = UserTranslator(bus.publish, clock.now_ms, portfolio.leverage, observe=clock.observe,
+                                             symbols=self.symbols)
+            self.translator.wallet, self.translator.modes = wallet, modes
             self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s,
+                                              on_unknown=self._reconcile_soon,
                                               before_send=self.journal.confirm, on_refused=self._journal_refused,
                                               timer=self.timer)
             return self.execution
@@ -305,6 +309,13 @@ class LiveEngine:
         reason = "resume" if self.reconciler.resume is not None else "start" if first else "user stream reconnect"
         await self.reconciler.run(reason)
 
+    def _reconcile_soon(self, symbol: str) -> None:
+        """The port could not settle an order's outcome: reconcile now, not at the next timer or reconnect."""
+        async def run() -> None:
+            with contextlib.suppress(BinanceError):
+                await self.reconciler.run(f"unknown order outcome on {symbol}")
+        self._spawn(run(), "reconcile after an unknown outcome")
+
     async def _reconcile_periodically(self, every_s: float) -> None:
         while True:
             await self.timer.sleep(every_s)
@@ -324,12 +335,9 @@ class LiveEngine:
         return default_brackets()
 
     async def _fees(self) -> tuple[Decimal, Decimal]:
-        try:
-            data = await self.rest.signed("GET", "/fapi/v1/commissionRate", {"symbol": self.symbols[0]})
-            return dec(data["makerCommissionRate"]), dec(data["takerCommissionRate"])
-        except (BinanceError, KeyError, TypeError, ValueError) as exc:
-            log.warning("commission rates unavailable (%s); assuming 0.0002 / 0.0005", exc)
-            return Decimal("0.0002"), Decimal("0.0005")
+        """Every traded symbol's rates are read; the engine's one rate pair is the highest of each (conservative)."""
+        rates = await commission_rates(self.rest, self.symbols)
+        return max(m for m, _t in rates.values()), max(t for _m, t in rates.values())
 
     async def _wallet(self) -> Decimal:
         for b in venue_balances(await self.rest.signed("GET", "/fapi/v2/balance")):
@@ -423,7 +431,8 @@ class LiveEngine:
             if self.execution.busy:
                 await self.execution.drain(timeout=max(0.0, deadline - timer.monotonic()))
                 continue
-            if timer.monotonic() - self.last_activity() >= quiet_s and not self.execution.busy:
+            if (timer.monotonic() - self.last_activity() >= quiet_s and not self.execution.busy
+                    and not self.feed.backfilling):
                 return
 
     async def wait(self, duration_s: float | None = None, stop: asyncio.Event | None = None,

@@ -239,7 +239,9 @@ class Doctor:
                       "symbol(s)")
 
     async def _streams(self) -> None:
-        """Market stream: any message within the timeout. User stream: the leverage change's event."""
+        """Market stream: any message within the timeout. User stream: the connection itself (handshake with
+        the listenKey, a ping answered, still open a moment later), because Binance may send no event at all
+        for settings that did not change (-4046 for the margin type; a re-run changes nothing)."""
         key = None
         try:
             data = await self.rest.request("POST", "/fapi/v1/listenKey", security=KEYED)
@@ -248,15 +250,9 @@ class Doctor:
             self._add("user stream", FAIL, f"listenKey: {exc}", "the key needs the USER_STREAM permission")
         market_url = self.venue.market_stream_url([stream_name(s, "1m") for s in self.symbols[:5]])
         market = asyncio.ensure_future(_first_message(market_url, self.stream_timeout_s))
-        connected = asyncio.Event()
         user = None
         if key:
-            user = asyncio.ensure_future(_first_message(self.venue.user_stream_url(key), self.stream_timeout_s,
-                                                        connected))
-            # connected before the settings below make the venue send events
-            waiter = asyncio.ensure_future(connected.wait())
-            await asyncio.wait({waiter, user}, timeout=self.stream_timeout_s, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            user = asyncio.ensure_future(_user_stream_alive(self.venue.user_stream_url(key), self.stream_timeout_s))
         await self._symbol_settings()
         got = await market
         if isinstance(got, str):
@@ -267,32 +263,62 @@ class Doctor:
         if user is not None:
             got = await user
             if isinstance(got, str):
-                self._add("user stream", OK, f"{got} within {self.stream_timeout_s:g} s")
+                self._add("user stream", OK, got)
             else:
-                self._add("user stream", FAIL, f"no event: {got}",
+                self._add("user stream", FAIL, f"{got}",
                           "check live.ws_url (routed path /private/ws) and the key's permissions")
         if key:
             with contextlib.suppress(BinanceError):
                 await self.rest.request("DELETE", "/fapi/v1/listenKey", security=KEYED)
 
 
-async def _first_message(url: str, timeout: float, connected: asyncio.Event | None = None) -> str | Exception:
+USER_STREAM_SETTLE_S = 1.0
+"""How long the user stream must stay open after its first ping is answered (a refused key is closed at once)."""
+
+
+async def _user_stream_alive(url: str, timeout: float) -> str | Exception:
+    """"connected ..." if the private stream accepts the key, answers a ping and stays open; else what failed."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with websockets.connect(url, open_timeout=timeout, max_size=2**22) as ws:
+                pong = await ws.ping()
+                await pong
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), min(USER_STREAM_SETTLE_S, timeout))
+                except TimeoutError:
+                    return "connected with the listenKey, ping answered, connection open"
+    except TimeoutError:
+        return TimeoutError(f"no connection or no pong within {timeout:g} s")
+    except websockets.ConnectionClosed as exc:
+        return ConnectionError(f"the venue closed the user stream ({exc})")
+    except (OSError, websockets.WebSocketException) as exc:
+        return exc
+    kind = _event_type(raw)
+    return f"connected with the listenKey, ping answered, {kind or 'a message'} received"
+
+
+def _event_type(raw: str | bytes) -> str | None:
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(msg, dict) and "data" in msg:
+        msg = msg["data"]
+    return msg.get("e") if isinstance(msg, dict) else None
+
+
+async def _first_message(url: str, timeout: float) -> str | Exception:
     """The event type of the first message on ``url`` (a string), or what went wrong (an exception)."""
     try:
         async with asyncio.timeout(timeout):
             async with websockets.connect(url, open_timeout=timeout, max_size=2**22) as ws:
-                if connected is not None:
-                    connected.set()
                 raw = await ws.recv()
     except TimeoutError:
         return TimeoutError(f"no message within {timeout:g} s")
     except (OSError, websockets.WebSocketException) as exc:
         return exc
     try:
-        msg = json.loads(raw)
+        json.loads(raw)
     except ValueError:
         return ValueError(f"not JSON: {str(raw)[:60]!r}")
-    if isinstance(msg, dict) and "data" in msg:
-        msg = msg["data"]
-    kind = msg.get("e") if isinstance(msg, dict) else None
-    return f"{kind or 'message'} received"
+    return f"{_event_type(raw) or 'message'} received"

@@ -379,13 +379,14 @@ class Portfolio:
             key = (e.symbol, e.ts_event)
             if self._liquidations.setdefault(key, "fill") == "event":
                 return  # a Liquidated event without a fill before it already closed the trade
-        self.fees_total += e.commission
+        fee = e.commission if e.commission_asset == self.asset else _ZERO  # a BNB fee leaves the BNB wallet
+        self.fees_total += fee
         self._book.apply_fill(
             e.symbol,
             e.quantity * e.side.sign,
             e.price,
             e.realized_pnl,
-            e.commission,
+            fee,
             e.ts_event,
             info.strategy_id,
             reason or "unknown",

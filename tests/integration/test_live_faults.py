@@ -1,7 +1,8 @@
 """The live engine's recovery paths against the sandbox's injected faults, over loopback.
 
 Clock skew (-1021 and resync), 429 bursts, 5xx and timeouts after the order executed (never placed
-twice; the grace before the lookup runs on the injected timer), before it executed (sent again, once),
+twice; the grace before the lookup runs on the injected timer), a -1001 before execution (sent again once),
+a timeout that executed nothing (closed as rejected after the look-up bound, never resent),
 rejections reported once with the venue's code, bad keys, a venue answering garbage, production hosts refused.
 """
 
@@ -26,7 +27,7 @@ from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.core.enums import OrderType, Side
 from kinetic_empire.core.errors import ConfigError
-from kinetic_empire.core.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
+from kinetic_empire.core.events import Alert, OrderAccepted, OrderFilled, OrderRejected, OrderRequest
 from kinetic_empire.live.app import LiveEngine, PreflightError
 from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.doctor import Doctor
@@ -129,33 +130,25 @@ def test_unknown_outcome_after_execution_is_never_placed_twice(tmp_path: Path, f
     asyncio.run(body())
 
 
-@pytest.mark.parametrize("fault", ["error_rejected_rate", "timeout_rejected"])
-def test_failure_before_execution_is_sent_again_once(tmp_path: Path, fault: str) -> None:
+def test_failure_before_execution_is_sent_again_once(tmp_path: Path) -> None:
+    """-1001 is a definite failure (the venue did nothing): the REST client sends it again, same attempt."""
     faults = FaultConfig(enabled=False, timeout_seconds=0.2, timeout_executed_share=0.0)
 
     async def body() -> None:
-        async with stepped_engine(tmp_path / fault, faults=faults) as (sb, engine):
+        async with stepped_engine(tmp_path / "rejected", faults=faults) as (sb, engine):
             seen = record(engine)
             cfg = sb.faults.cfg
             attempts: list[str] = []
 
-            def sent(r: OrderRequest) -> None:
-                attempts.append(r.client_order_id)
-                if len(attempts) > 1:
-                    cfg.enabled = False  # the venue recovers after the first attempt of the port
-
             async def recover_after_first_retry() -> None:
                 while engine.rest.stats.retries == 0:
                     await asyncio.sleep(0.005)
-                cfg.enabled = False  # ... or of the REST client
+                cfg.enabled = False
 
-            engine.execution._on_sent = sent
+            engine.execution._on_sent = lambda r: attempts.append(r.client_order_id)
             watcher = asyncio.ensure_future(recover_after_first_retry())
             cfg.enabled = True
-            if fault == "timeout_rejected":
-                cfg.timeout_rate = 1.0
-            else:
-                cfg.error_rejected_rate = 1.0
+            cfg.error_rejected_rate = 1.0
             engine.bus.publish(order("again-1"))
             await engine.execution.drain()
             watcher.cancel()
@@ -163,9 +156,35 @@ def test_failure_before_execution_is_sent_again_once(tmp_path: Path, fault: str)
             assert len(venue_orders(sb, "again-1")) == 1
             assert [e.client_order_id for e in seen["filled"]] == ["again-1"]
             assert seen["rejected"] == []
-            # -1001 is retried inside the REST client (same attempt); a timeout goes back to the port
-            assert engine.rest.stats.retries >= (1 if fault == "error_rejected_rate" else 0)
-            assert attempts == ["again-1"] * (1 if fault == "error_rejected_rate" else 2)
+            assert engine.rest.stats.retries >= 1 and attempts == ["again-1"]
+
+    asyncio.run(body())
+
+
+def test_a_timeout_is_never_resent_even_when_nothing_executed(tmp_path: Path) -> None:
+    """Issue 12 item 3: after a timeout the outcome is unknown; the port looks the order up until its bound
+    (60 grace periods) and, not finding it, closes it as rejected with an Alert instead of sending it again."""
+    faults = FaultConfig(enabled=False, timeout_seconds=0.2, timeout_executed_share=0.0)
+
+    async def body() -> None:
+        async with stepped_engine(tmp_path / "timeout", faults=faults) as (sb, engine):
+            seen = record(engine)
+            alerts: list[Alert] = []
+            engine.bus.subscribe(Alert, alerts.append)
+            cfg = sb.faults.cfg
+            attempts: list[str] = []
+            engine.execution._on_sent = lambda r: attempts.append(r.client_order_id)
+            cfg.enabled = True
+            cfg.timeout_rate = 1.0
+            engine.bus.publish(order("again-1"))
+            await engine.execution.drain()
+            cfg.enabled = False
+            await step(sb, engine, 1)
+            assert venue_orders(sb, "again-1") == [] and attempts == ["again-1"]
+            assert seen["filled"] == [] and [e.code for e in seen["rejected"]] == [-1007]
+            assert "UNKNOWN_OUTCOME" in seen["rejected"][0].reason and "not resent" in seen["rejected"][0].reason
+            assert [(a.kind, a.severity) for a in alerts] == [("order_outcome_unknown", "warning")]
+            assert engine.execution.unknown_lookups >= 2
 
     asyncio.run(body())
 
