@@ -79,7 +79,8 @@ class LossStreak:
         self._streak: dict[str, int] = {}
 
     def on_fill(self, fill: OrderFilled) -> None:
-        self._trade_pnl[fill.symbol] = self._trade_pnl.get(fill.symbol, ZERO) + fill.realized_pnl - fill.commission
+        fee = fill.commission if fill.commission_asset == "USDT" else ZERO  # a BNB fee is not USDT (no conversion)
+        self._trade_pnl[fill.symbol] = self._trade_pnl.get(fill.symbol, ZERO) + fill.realized_pnl - fee
 
     def on_liquidated(self, event: Liquidated) -> None:
         self._trade_pnl[event.symbol] = self._trade_pnl.get(event.symbol, ZERO) + event.realized_pnl - event.fee
