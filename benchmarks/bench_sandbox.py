@@ -9,7 +9,8 @@ sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket fra
 * Streams: N connections subscribe to ``filusdt@kline_1m``; each replay update is triggered through
   the admin endpoint and the time from the trigger to each subscriber's receipt is recorded.
 
-Run: ``python benchmarks/bench_sandbox.py [--seconds 5] [--concurrency 1 4]``.
+Run: ``python benchmarks/bench_sandbox.py [--seconds 5] [--concurrency 1 4] [--state]`` (``--state``: the
+sandbox persists every change to a temporary state file, as ``kinetic sandbox --state`` does).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -31,12 +33,14 @@ import aiohttp
 from yarl import URL
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "sandbox" / "data"
+DATA = ROOT / "tests" / "data" / "sandbox"
 
 
-def start_server() -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_server(state: Path | None) -> tuple[subprocess.Popen[str], dict[str, str]]:
     cmd = [sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(DATA), "--port", "0", "--json",
            "--speed", "step", "--admin", "--no-limits", "--warmup", "30"]
+    if state is not None:
+        cmd += ["--state", str(state)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
@@ -132,9 +136,16 @@ async def bench_streams(info: dict[str, str], subscribers: int, updates: int) ->
 
 
 async def main(args: argparse.Namespace) -> None:
-    proc, info = start_server()
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state.db" if args.state else None
+        await run_all(args, state)
+
+
+async def run_all(args: argparse.Namespace, state: Path | None) -> None:
+    proc, info = start_server(state)
     try:
-        print(f"sandbox at {info['rest']} (separate process), client: aiohttp, HMAC-SHA256 signed")
+        print(f"sandbox at {info['rest']} (separate process), client: aiohttp, HMAC-SHA256 signed, "
+              f"state: {'--state (durable)' if state else 'none (in memory)'}")
         print("order round trips (LIMIT place, query, cancel):")
         for c in args.concurrency:
             await bench_orders(info, args.seconds, c)
@@ -152,4 +163,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--state", action="store_true", help="run the sandbox with a --state file (durable)")
     asyncio.run(main(parser.parse_args()))
