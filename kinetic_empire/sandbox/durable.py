@@ -143,10 +143,14 @@ class DurableState:
             self._fail(f"cannot write the state file {self.file.path}: {exc.strerror or exc}")
             raise StateWriteError(self.failed) from None
 
+    def image(self) -> dict[str, Any]:
+        """The in-memory state in the file's shape (after a commit the file holds exactly this)."""
+        reserved = {digest: dict(w.reserved) for digest, _, w in self._accounts}
+        return image_of(self.venue, self.seq, reserved, self.orphans)
+
     def compact(self) -> None:
         """Replace the file with a snapshot of the (fully committed) state."""
-        reserved = {digest: dict(w.reserved) for digest, _, w in self._accounts}
-        self.file.write_snapshot(image_of(self.venue, self.seq, reserved, self.orphans))
+        self.file.write_snapshot(self.image())
 
     def _fail(self, message: str) -> None:
         self.failed = message
