@@ -85,15 +85,17 @@ class DurableState:
         self.orphans = orphans  # accounts in the file that have no key this run: carried over untouched
         self.on_failure = on_failure
         self.seq = 0
+        self.starts = 0  # how many times this file has been opened (reseeds generated client ids)
         self.failed: str | None = None
         self._scheduled = False
         self._accounts = [(account_digest(k), a, _Written(a)) for k, a in venue.accounts.items()]
         self._replay = replay_record(venue)
         self._series = {s.symbol: series_record(s) for s in venue.replay.series}
 
-    def begin(self, seq: int) -> None:
+    def begin(self, seq: int, starts: int) -> None:
         """Write the starting snapshot (ids reserved ahead), then hook into the venue and its accounts."""
-        self.seq = seq
+        self.seq, self.starts = seq, starts
+        self.venue.reseed_client_ids(starts)
         self.compact()
         for _, acct, _ in self._accounts:
             acct.on_change = self.schedule
@@ -146,7 +148,7 @@ class DurableState:
     def image(self) -> dict[str, Any]:
         """The in-memory state in the file's shape (after a commit the file holds exactly this)."""
         reserved = {digest: dict(w.reserved) for digest, _, w in self._accounts}
-        return image_of(self.venue, self.seq, reserved, self.orphans)
+        return {**image_of(self.venue, self.seq, reserved, self.orphans), "starts": self.starts}
 
     def compact(self) -> None:
         """Replace the file with a snapshot of the (fully committed) state."""
@@ -258,7 +260,7 @@ def resume(venue: SandboxVenue, file: StateFile, loaded: Loaded, on_failure: Cal
         for record in loaded.records:
             apply(image, record)
     orphans: dict[str, Any] = {}
-    seq = 0
+    seq = starts = 0
     if image is not None:
         try:
             orphans = restore(venue, image, path)
@@ -267,9 +269,9 @@ def resume(venue: SandboxVenue, file: StateFile, loaded: Loaded, on_failure: Cal
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise StateFileError(f"{path}: state does not fit this sandbox or is damaged ({exc!r}); "
                                  "it was left as it is") from None
-        seq = int(image["seq"])
+        seq, starts = int(image["seq"]), int(image.get("starts", 0)) + 1
     elif venue.config.warmup_klines:
         venue.play_klines(venue.config.warmup_klines)
     durable = DurableState(venue, file, orphans, on_failure)
-    durable.begin(seq)
+    durable.begin(seq, starts)
     return durable

@@ -134,6 +134,10 @@ class SandboxVenue:
             with contextlib.suppress(StateWriteError):
                 self.on_commit()
 
+    def reseed_client_ids(self, starts: int) -> None:
+        """A restarted sandbox (``--state``) must not generate an earlier run's client ids again."""
+        self._id_rng = random.Random(f"{self.config.faults.seed}:client-id:{starts}")
+
     def new_client_id(self) -> str:
         return "".join(self._id_rng.choice(_ALNUM) for _ in range(22))
 

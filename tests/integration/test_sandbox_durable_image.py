@@ -96,10 +96,12 @@ def test_the_file_always_holds_the_state_and_restores_it(tmp_path: Path, seed: i
                 on_disk, in_memory = read_image(state), sb.durable.image()
                 assert on_disk is not None
                 assert comparable(on_disk) == comparable(in_memory), f"file differs from memory after step {n}"
-            image = sb.durable.image()
+            durable = sb.durable
+            assert durable is not None
+            image = durable.image()
             assert image["accounts"][next(iter(image["accounts"]))]["trades"], "the script made no trades"
         # a crash: the file is released without a final commit, snapshot or fsync
-        sb.durable.file.close()
+        durable.file.close()
         sb.durable = None
         sb._state_file = None
         await sb.stop()
