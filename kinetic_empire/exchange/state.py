@@ -72,9 +72,20 @@ def order_by_id(ex: SimulatedExchange, order_id: int) -> SimOrder | None:
     return ex._orders.get(order_id)
 
 
-def order_record(order: SimOrder) -> dict[str, Any]:
-    """One order as JSON-safe data (every field, so a restored order behaves exactly as the original)."""
-    return {f: _encode(getattr(order, f)) for f in _ORDER_FIELDS}
+def order_record(o: SimOrder) -> dict[str, Any]:
+    """One order as JSON-safe data (every field of ``_ORDER_FIELDS``, so a restored order behaves exactly as
+    the original). Spelled out: the sandbox writes one per changed order on every commit."""
+    return {
+        "order_id": o.order_id, "client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side.value,
+        "order_type": o.order_type.value, "orig_type": o.orig_type.value, "quantity": str(o.quantity),
+        "price": None if o.price is None else str(o.price),
+        "trigger_price": None if o.trigger_price is None else str(o.trigger_price),
+        "time_in_force": None if o.time_in_force is None else o.time_in_force.value,
+        "reduce_only": o.reduce_only, "close_position": o.close_position, "working_type": o.working_type.value,
+        "is_algo": o.is_algo, "status": o.status.value, "executed_qty": str(o.executed_qty),
+        "cum_quote": str(o.cum_quote), "avg_price": str(o.avg_price), "time": o.time, "update_time": o.update_time,
+        "triggered": o.triggered, "is_taker_on_arrival": o.is_taker_on_arrival, "good_till_date": o.good_till_date,
+    }  # fmt: skip
 
 
 def order_fingerprint(order: SimOrder) -> tuple[Any, ...]:

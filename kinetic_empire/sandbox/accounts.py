@@ -83,10 +83,14 @@ class Account:
         self.margin_call_sent = False
         # For the ``--state`` journal: ids of orders whose record changed since it last wrote them, and
         # a hook called on every exchange event (before the event reaches the user stream).
+        # ``touched``: something may have changed since the journal last looked (an event, a price
+        # update, a request that is not a GET), so the journal skips accounts nothing happened to.
         self.dirty: set[int] = set()
+        self.touched = False
         self.on_change: Callable[[], None] | None = None
 
     def _emit(self, event: Any) -> None:
+        self.touched = True
         order_id = getattr(event, "order_id", None)
         if order_id is not None:
             self.dirty.add(order_id)
@@ -95,7 +99,7 @@ class Account:
         self._sink(self, event)
 
     def take_dirty(self) -> set[int]:
-        dirty, self.dirty = self.dirty, set()
+        dirty, self.dirty, self.touched = self.dirty, set(), False
         return dirty
 
     # ------------------------------------------------------------------------------------ lookups
@@ -160,6 +164,7 @@ class Account:
         rec = AlgoRecord(sim, price_protect)
         self.algos[sim.order_id] = rec
         self.dirty.add(sim.order_id)
+        self.touched = True
         return rec
 
     def mark_triggered(self, rec: AlgoRecord, ts: int) -> bool:
@@ -172,6 +177,7 @@ class Account:
         rec.update_time = ts
         self.actual[rec.actual_id] = rec
         self.dirty.add(rec.algo_id)
+        self.touched = True
         return True
 
     def pending_triggers(self) -> list[AlgoRecord]:

@@ -173,6 +173,8 @@ class DurableState:
         return {**now, "series": series} if series else now
 
     def _account_change(self, acct: Account, w: _Written) -> dict[str, Any]:
+        if not acct.touched:
+            return {}
         ex = acct.exchange
         out: dict[str, Any] = {}
         if ex.wallet != w.wallet:

@@ -152,11 +152,15 @@ class SandboxServer:
     def _committing(self, endpoint: Endpoint) -> Endpoint:
         """The endpoint with a commit right after its handler, before the gateway's fault delays or answer."""
         inner = endpoint.handler
+        if endpoint.method == "GET":  # a query changes nothing: there is nothing to write
+            return endpoint
 
         def handler(ctx: Ctx) -> Any:
             try:
                 return inner(ctx)
             finally:
+                if ctx.account is not None:
+                    ctx.account.touched = True  # e.g. a leverage change emits no event
                 self._commit()
 
         return dataclasses.replace(endpoint, handler=handler)
@@ -169,6 +173,8 @@ class SandboxServer:
         try:
             return await handler(request)
         finally:
+            if request.method != "GET" and not request.path.startswith("/fapi/"):
+                self.venue.touch_all()  # an admin action may change any account
             self._commit()
 
     def _state_failed(self, message: str) -> None:

@@ -51,8 +51,19 @@ class Loaded:
     torn_bytes: int = 0
 
 
+try:  # orjson is several times faster (the gateway uses it too); the standard library is the fallback
+    import orjson
+
+    def _dumps(doc: dict[str, Any]) -> bytes:
+        return orjson.dumps(doc)
+except ImportError:  # pragma: no cover
+    def _dumps(doc: dict[str, Any]) -> bytes:
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+
 def encode(doc: dict[str, Any]) -> bytes:
-    payload = json.dumps(doc, separators=(",", ":")).encode()
+    """One line: checksum, space, compact JSON, newline."""
+    payload = _dumps(doc)
     return b"%08x " % zlib.crc32(payload) + payload + b"\n"
 
 

@@ -128,6 +128,11 @@ class SandboxVenue:
     def market_ms(self) -> int:
         return self.market_clock.now_ms()
 
+    def touch_all(self) -> None:
+        """Something outside the exchange's events may have changed any account (an admin action)."""
+        for acct in self.accounts.values():
+            acct.touched = True
+
     def commit(self) -> None:
         """Persist the unit of work just done (``--state``); a failed write halts the venue, reported elsewhere."""
         if self.on_commit is not None:
@@ -167,6 +172,7 @@ class SandboxVenue:
         self.market_clock.advance_to(ts)
         self.publisher.publish(updates)
         for acct in self.accounts.values():
+            acct.touched = True  # a price update may change orders without an event
             ex = acct.exchange
             for u in updates:
                 if u.segment is not None:
