@@ -17,7 +17,9 @@ import pytest
 from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.exchange.config import ExchangeConfig
 from kinetic_empire.sandbox import ApiKey, SandboxServer
+from kinetic_empire.sandbox import durable as durable_module
 from kinetic_empire.sandbox.state import read_image
+from kinetic_empire.sandbox.statefile import parse
 from tests.support.sandbox import SYM, WALL0, Client, config
 
 pytestmark = pytest.mark.integration
@@ -77,8 +79,11 @@ async def one_step(rng: random.Random, sb: SandboxServer, c: Client, clock: Manu
         await asyncio.sleep(0)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_the_file_always_holds_the_state_and_restores_it(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "compact"), [(1, False), (2, True)])
+def test_the_file_always_holds_the_state_and_restores_it(tmp_path: Path, seed: int, compact: bool,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    if compact:  # compact whenever the log outgrows twice the snapshot: many compactions in one run
+        monkeypatch.setattr(durable_module, "COMPACT_MIN_BYTES", 0)
     state, key = tmp_path / "state", ApiKey.generate()
     clock = ManualClock(WALL0)
     cfg: dict[str, Any] = {"state_file": state, "keys": [key], "warmup_klines": 5,
@@ -100,6 +105,8 @@ def test_the_file_always_holds_the_state_and_restores_it(tmp_path: Path, seed: i
             assert durable is not None
             image = durable.image()
             assert image["accounts"][next(iter(image["accounts"]))]["trades"], "the script made no trades"
+            records = len(parse(state, state.read_bytes()).records)
+            assert (records < image["seq"] - 10) if compact else (records == image["seq"])
         # a crash: the file is released without a final commit, snapshot or fsync
         durable.file.close()
         sb.durable = None
