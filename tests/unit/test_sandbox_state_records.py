@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from kinetic_empire.core.enums import OrderStatus, OrderType, Side, TimeInForce, WorkingType
 from kinetic_empire.exchange.orders import SimOrder
@@ -24,7 +25,7 @@ def test_an_order_record_has_every_field_and_round_trips() -> None:
 
 
 def test_records_merge_into_an_image() -> None:
-    image = {"seq": 3, "replay": {"i": 1, "phase": 0, "series": {"A": [1], "B": [1]}},
+    image: dict[str, Any] = {"seq": 3, "replay": {"i": 1, "phase": 0, "series": {"A": [1], "B": [1]}},
              "accounts": {"d": {"wallet": "10", "books": {}, "orders": {"1": {"s": "NEW"}}, "trades": [{"id": 1}],
                                 "income": [], "ids": {"order": 2}, "reserved": {"order": 1002}}}}
     apply(image, {"seq": 4, "replay": {"i": 2, "series": {"B": [2]}},
