@@ -5,8 +5,8 @@ its end :meth:`DurableState.commit` collects what changed (orders touched by an 
 price update, new trades and income, the wallet, books, id counters, the replay position) into one
 record and appends it with one ``write()``. The server calls it before the HTTP answer is sent, and the
 venue before a replay phase's or countdown's stream messages can be sent (they wait in per-connection
-queues until the event loop runs again). Any other exchange event schedules a commit that runs before
-the event loop's next callback, as a safety net.
+queues until the event loop runs again). Every known unit commits synchronously like that; as a safety
+net, any exchange event outside them schedules a commit for the event loop's next turn.
 
 Guarantee: a SIGKILL (or any crash of the process) loses nothing that was acknowledged: the kernel has
 the bytes once ``write()`` returns. Power loss or an OS crash can lose what was written after the last
@@ -103,7 +103,7 @@ class DurableState:
 
     # ------------------------------------------------------------------------------------ commit
     def schedule(self) -> None:
-        """An exchange event happened: commit before the event loop runs anything else."""
+        """An exchange event happened: commit at the event loop's next turn (the known units commit sooner)."""
         if self._scheduled:
             return
         try:
