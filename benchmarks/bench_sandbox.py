@@ -9,7 +9,12 @@ sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket fra
 * Streams: N connections subscribe to ``filusdt@kline_1m``; each replay update is triggered through
   the admin endpoint and the time from the trigger to each subscriber's receipt is recorded.
 
-Run: ``python benchmarks/bench_sandbox.py [--seconds 5] [--concurrency 1 4]``.
+* Durability (``--state``): the CPU time the write-through log adds, in process and without HTTP, per
+  order cycle (place, an unchanged query, cancel: three commits) and per replay phase, against the same
+  work with no state file. Measured in CPU time, so other processes on the machine matter less.
+
+Run: ``python benchmarks/bench_sandbox.py [--seconds 5] [--concurrency 1 4] [--state]`` (``--state``: the
+sandbox process persists every change to a temporary state file, as ``kinetic sandbox --state`` does).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -31,12 +37,14 @@ import aiohttp
 from yarl import URL
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "sandbox" / "data"
+DATA = ROOT / "tests" / "data" / "sandbox"
 
 
-def start_server() -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_server(state: Path | None) -> tuple[subprocess.Popen[str], dict[str, str]]:
     cmd = [sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(DATA), "--port", "0", "--json",
            "--speed", "step", "--admin", "--no-limits", "--warmup", "30"]
+    if state is not None:
+        cmd += ["--state", str(state)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
@@ -131,10 +139,70 @@ async def bench_streams(info: dict[str, str], subscribers: int, updates: int) ->
           f"last subscriber p50 {statistics.median(worst) * 1000:.2f} ms ({updates} updates)")
 
 
+def durability_cost(cycles: int, phases: int, repeats: int = 5) -> None:
+    """CPU microseconds per order cycle and per replay phase, without and with the write-through log.
+
+    The two variants alternate ``repeats`` times and the fastest run of each is reported, so a busy
+    machine skews the comparison less."""
+    best: dict[bool, tuple[float, float]] = {}
+    for _ in range(repeats):
+        for durable in (False, True):
+            cycle, phase = _durability_run(durable, cycles, phases)
+            old = best.get(durable, (cycle, phase))
+            best[durable] = (min(old[0], cycle), min(old[1], phase))
+    (c0, p0), (c1, p1) = best[False], best[True]
+    print(f"  order cycle (place, query, cancel; {cycles}x, best of {repeats}): {c0:.1f} us without, {c1:.1f} us "
+          f"with --state (+{c1 - c0:.1f} us: two records written, one query with nothing to write)")
+    print(f"  replay phase ({phases}x, best of {repeats}): {p0:.1f} us without, {p1:.1f} us with --state "
+          f"(+{p1 - p0:.1f} us)")
+
+
+def _durability_run(durable: bool, cycles: int, phases: int) -> tuple[float, float]:
+    from decimal import Decimal
+
+    from kinetic_empire.core.enums import OrderType, Side, TimeInForce
+    from kinetic_empire.sandbox import SandboxConfig, SandboxVenue
+    from kinetic_empire.sandbox.durable import resume
+    from kinetic_empire.sandbox.statefile import StateFile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        venue = SandboxVenue(SandboxConfig(data=[DATA], symbols=["FILUSDT"]))
+        venue.play_klines(30)
+        sf = None
+        if durable:
+            sf = StateFile(Path(tmp) / "state")
+            resume(venue, sf, sf.open(), print)
+        ex = venue.account().exchange
+        t0 = time.process_time()
+        for i in range(cycles):
+            sim = ex.submit(symbol="FILUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=Decimal(10),
+                            price=Decimal("4.000"), time_in_force=TimeInForce.GTC, client_order_id=f"b{i}")
+            venue.commit()
+            venue.commit()  # a query: nothing changed, nothing written
+            ex.cancel("FILUSDT", order_id=sim.order_id)
+            venue.commit()
+        t1 = time.process_time()
+        for _ in range(phases):
+            venue.play_update()
+        t2 = time.process_time()
+        if sf is not None:
+            sf.close()
+    return (t1 - t0) / cycles * 1e6, (t2 - t1) / phases * 1e6
+
+
 async def main(args: argparse.Namespace) -> None:
-    proc, info = start_server()
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state" if args.state else None
+        await run_all(args, state)
+    print("durability, in process (CPU time):")
+    durability_cost(2000, 2000)
+
+
+async def run_all(args: argparse.Namespace, state: Path | None) -> None:
+    proc, info = start_server(state)
     try:
-        print(f"sandbox at {info['rest']} (separate process), client: aiohttp, HMAC-SHA256 signed")
+        print(f"sandbox at {info['rest']} (separate process), client: aiohttp, HMAC-SHA256 signed, "
+              f"state: {'--state (durable)' if state else 'none (in memory)'}")
         print("order round trips (LIMIT place, query, cancel):")
         for c in args.concurrency:
             await bench_orders(info, args.seconds, c)
@@ -152,4 +220,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--state", action="store_true", help="run the sandbox with a --state file (durable)")
     asyncio.run(main(parser.parse_args()))

@@ -19,7 +19,7 @@ EXAMPLES = """\
   kinetic sandbox                                     # the bundled klines in real time on port 8080
   kinetic sandbox --data backtests/data --speed 60 --port 0 --json
   kinetic sandbox --speed step --admin                # advance the replay via /sandbox-admin/step
-  kinetic sandbox --state sb.json --keys keys.json --error-executed-rate 0.05 --latency-ms 20 200"""
+  kinetic sandbox --state sb.state --keys keys.json --error-executed-rate 0.05 --latency-ms 20 200"""
 
 
 def _time_ms(text: str) -> int:
@@ -73,7 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     g.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
     g.add_argument("--keys", type=Path, help="JSON key file; created with a new key when missing")
-    g.add_argument("--state", type=Path, help="persist accounts, orders and positions here across restarts")
+    g.add_argument("--state", type=Path, metavar="FILE",
+                   help="keep accounts, orders, trades and the replay position in FILE across restarts: every "
+                        "change is written before its answer or stream event leaves, so a SIGKILL loses nothing "
+                        "acknowledged (fsync each second: power loss can lose the last second); ids never "
+                        "repeat after a restart; a corrupt FILE is refused and left as it is")
     g.add_argument("--admin", action="store_true", help="serve /sandbox-admin/* (step, faults, expiry)")
     g.add_argument("--json", action="store_true", help="print the start-up details as one JSON line")
     g.add_argument("--no-limits", action="store_true", help="report weights but never answer 429/418")

@@ -1,7 +1,9 @@
 """Save and restore a :class:`SimulatedExchange` as JSON-safe data (the sandbox's ``--state`` file).
 
 Kept beside the exchange because it reads and writes the exchange's internals (order table, books,
-id counters); nothing outside this package needs to know them.
+id counters); nothing outside this package needs to know them. Two granularities: the whole exchange
+(:func:`export_state` / :func:`import_state`, for a snapshot) and single records (one order, one book,
+the id counters, for the sandbox's write-through log). Nothing here runs on the backtest's hot path.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.enums import MarginType, OrderStatus, OrderType, Side, TimeInForce, WorkingType
+from .book import Book
 from .orders import SimOrder
 from .simulated import SimulatedExchange
 
@@ -28,18 +31,10 @@ _TRADE_DECIMALS = ("price", "qty", "quoteQty", "commission", "realizedPnl")
 
 def export_state(ex: SimulatedExchange) -> dict[str, Any]:
     """Wallet, positions, every order, trades, income and id counters; decimals as strings."""
-    books = {}
-    for symbol in ex.symbols:
-        book = ex.book(symbol)
-        pos = book.pos
-        books[symbol] = {
-            "qty": str(pos.qty), "entry": str(pos.entry), "leverage": pos.leverage,
-            "margin_type": pos.margin_type.value, "last": book.last, "next_funding": book.next_funding,
-        }  # fmt: skip
     return {
         "wallet": str(ex.wallet),
-        "books": books,
-        "orders": [{f: _encode(getattr(o, f)) for f in _ORDER_FIELDS} for o in ex._orders.values()],
+        "books": {symbol: book_record(book) for symbol, book in ex._books.items()},
+        "orders": [order_record(o) for o in ex._orders.values()],
         "trades": [_strings(t) for t in ex.trades],
         "income": [_strings(i) for i in ex.income],
         "next_order_id": ex._next_order_id,
@@ -75,6 +70,63 @@ def import_state(ex: SimulatedExchange, saved: dict[str, Any]) -> None:
 
 def order_by_id(ex: SimulatedExchange, order_id: int) -> SimOrder | None:
     return ex._orders.get(order_id)
+
+
+def order_record(o: SimOrder) -> dict[str, Any]:
+    """One order as JSON-safe data (every field of ``_ORDER_FIELDS``, so a restored order behaves exactly as
+    the original). Spelled out: the sandbox writes one per changed order on every commit."""
+    return {
+        "order_id": o.order_id, "client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side.value,
+        "order_type": o.order_type.value, "orig_type": o.orig_type.value, "quantity": str(o.quantity),
+        "price": None if o.price is None else str(o.price),
+        "trigger_price": None if o.trigger_price is None else str(o.trigger_price),
+        "time_in_force": None if o.time_in_force is None else o.time_in_force.value,
+        "reduce_only": o.reduce_only, "close_position": o.close_position, "working_type": o.working_type.value,
+        "is_algo": o.is_algo, "status": o.status.value, "executed_qty": str(o.executed_qty),
+        "cum_quote": str(o.cum_quote), "avg_price": str(o.avg_price), "time": o.time, "update_time": o.update_time,
+        "triggered": o.triggered, "is_taker_on_arrival": o.is_taker_on_arrival, "good_till_date": o.good_till_date,
+    }  # fmt: skip
+
+
+def order_fingerprint(order: SimOrder) -> tuple[Any, ...]:
+    """The fields a price update may change on an open order without emitting an event (a STOP that
+    triggers into a resting LIMIT, a marketable limit that rests after all)."""
+    return (order.status, order.executed_qty, order.order_type, order.triggered, order.is_taker_on_arrival,
+            order.update_time, order.quantity)
+
+
+def book_record(book: Book) -> dict[str, Any]:
+    pos = book.pos
+    return {
+        "qty": str(pos.qty), "entry": str(pos.entry), "leverage": pos.leverage,
+        "margin_type": pos.margin_type.value, "last": book.last, "next_funding": book.next_funding,
+    }  # fmt: skip
+
+
+def book_fingerprint(book: Book) -> tuple[Any, ...]:
+    """What changes a book's record, except the last price (the replay restores that)."""
+    pos = book.pos
+    return (pos.qty, pos.entry, pos.leverage, pos.margin_type, book.next_funding)
+
+
+def books(ex: SimulatedExchange) -> dict[str, Book]:
+    return ex._books
+
+
+def open_orders(ex: SimulatedExchange) -> list[SimOrder]:
+    """Every open order, unsorted (cheaper than :meth:`SimulatedExchange.open_orders`)."""
+    return [o for b in ex._books.values() for o in (*b.market, *b.resting)]
+
+
+def id_counters(ex: SimulatedExchange) -> tuple[int, int]:
+    """(next order id, next trade id)."""
+    return ex._next_order_id, ex._next_trade_id
+
+
+def set_id_counters(ex: SimulatedExchange, next_order_id: int, next_trade_id: int) -> None:
+    """Move the id counters (only forward: ids handed out before must never come again)."""
+    ex._next_order_id = max(ex._next_order_id, next_order_id)
+    ex._next_trade_id = max(ex._next_trade_id, next_trade_id)
 
 
 def _encode(value: Any) -> Any:

@@ -81,9 +81,26 @@ class Account:
         self.listen_key: str | None = None
         self.listen_key_expires = 0  # wall ms
         self.margin_call_sent = False
+        # For the ``--state`` journal: ids of orders whose record changed since it last wrote them, and
+        # a hook called on every exchange event (before the event reaches the user stream).
+        # ``touched``: something may have changed since the journal last looked (an event, a price
+        # update, a request that is not a GET), so the journal skips accounts nothing happened to.
+        self.dirty: set[int] = set()
+        self.touched = False
+        self.on_change: Callable[[], None] | None = None
 
     def _emit(self, event: Any) -> None:
+        self.touched = True
+        order_id = getattr(event, "order_id", None)
+        if order_id is not None:
+            self.dirty.add(order_id)
+        if self.on_change is not None:
+            self.on_change()
         self._sink(self, event)
+
+    def take_dirty(self) -> set[int]:
+        dirty, self.dirty, self.touched = self.dirty, set(), False
+        return dirty
 
     # ------------------------------------------------------------------------------------ lookups
     def wire_id(self, sim: SimOrder) -> int:
@@ -146,6 +163,8 @@ class Account:
     def add_algo(self, sim: SimOrder, price_protect: bool) -> AlgoRecord:
         rec = AlgoRecord(sim, price_protect)
         self.algos[sim.order_id] = rec
+        self.dirty.add(sim.order_id)
+        self.touched = True
         return rec
 
     def mark_triggered(self, rec: AlgoRecord, ts: int) -> bool:
@@ -157,6 +176,8 @@ class Account:
         rec.trigger_time = ts
         rec.update_time = ts
         self.actual[rec.actual_id] = rec
+        self.dirty.add(rec.algo_id)
+        self.touched = True
         return True
 
     def pending_triggers(self) -> list[AlgoRecord]:

@@ -78,7 +78,8 @@ def _print(sb: SandboxServer, as_json: bool) -> None:
     print(f"  Replay     {', '.join(info['symbols']) or 'no data'} from {start}, {pace}", flush=True)  # type: ignore[arg-type]
 
 
-async def _serve(config: SandboxConfig, as_json: bool) -> None:
+async def _serve(config: SandboxConfig, as_json: bool) -> str | None:
+    """Serve until SIGINT/SIGTERM, or until the sandbox stops on its own; returns why it stopped, if so."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -86,15 +87,22 @@ async def _serve(config: SandboxConfig, as_json: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
     async with SandboxServer(config) as sb:
         _print(sb, as_json)
-        await stop.wait()
+        waits = {loop.create_task(stop.wait()), loop.create_task(sb.failed.wait())}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        return sb.failure
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run until SIGINT/SIGTERM; returns the process exit code."""
+    """Run until SIGINT/SIGTERM; returns the process exit code (1: a state write failed, 2: bad input)."""
     try:
         config = build_config(args)
-        asyncio.run(_serve(config, args.json))
+        failure = asyncio.run(_serve(config, args.json))
     except (OSError, ValueError) as exc:
         print(f"kinetic sandbox: {exc}", file=sys.stderr)
         return 2
+    if failure is not None:
+        print(f"kinetic sandbox: {failure}; stopped, nothing unwritten was acknowledged", file=sys.stderr)
+        return 1
     return 0

@@ -83,7 +83,7 @@ class SandboxConfig:
     keys: list[ApiKey] = field(default_factory=list)
     keys_file: Path | None = None
     state_file: Path | None = None
-    state_save_interval_s: float = 5.0
+    state_fsync_interval_s: float = 1.0  # --state: fsync appended changes this often (power-loss bound)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     exchange_info: dict[str, Any] | None = None  # None: the bundled 2025-12-24 snapshot
     leverage_brackets: list[dict[str, Any]] | None = None  # None: the bundled brackets

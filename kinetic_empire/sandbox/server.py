@@ -8,30 +8,39 @@ Use it in-process (tests, ``kinetic run``)::
 
 or standalone through ``kinetic sandbox`` (see :mod:`.cli`). Everything about the exchange lives in
 the venue; this module owns only the HTTP/WS lifecycle: the app, its runner and socket, the open
-connections, and the background tasks (timed replay, listenKey expiry, periodic state saves).
+connections, the background tasks (timed replay, listenKey expiry, fsync of the state file), and the
+points where ``--state`` commits a unit of work: right after each REST handler and before any HTTP answer
+(see :mod:`.durable` for the guarantee).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+from typing import Any
 
 from aiohttp import web
 
 from ..core.clock import Clock
-from . import admin, routes_account, routes_algo, routes_market, routes_orders, state, ws
+from . import admin, routes_account, routes_algo, routes_market, routes_orders, ws
 from .accounts import Account
 from .config import SandboxConfig
 from .connection import Connections
+from .durable import DurableState, resume
+from .endpoints import Ctx, Endpoint
+from .errors import ApiError
 from .faults import Faults
 from .gateway import Gateway, json_errors
 from .market import MarketData
 from .replay import Replay
+from .statefile import Loaded, StateFile, StateWriteError
 from .userstream import UserStreams
 from .venue import SandboxVenue
 
 log = logging.getLogger(__name__)
+_STOPPED = "Internal error; unable to process your request. Please try again."
 
 
 class SandboxServer:
@@ -42,21 +51,32 @@ class SandboxServer:
     """
 
     def __init__(self, config: SandboxConfig | None = None, *, clock: Clock | None = None) -> None:
-        self.venue = venue = SandboxVenue(config, clock)
+        cfg = config or SandboxConfig()
+        # --state: lock and read the file first (a replay shifted to "now" resumes with its saved shift)
+        self._state_file = StateFile(cfg.state_file) if cfg.state_file is not None else None
+        self._loaded = self._state_file.open() if self._state_file is not None else Loaded()
+        shift = self._loaded.snapshot["replay"].get("shift") if self._loaded.snapshot is not None else None
+        try:
+            self.venue = venue = SandboxVenue(cfg, clock, time_shift_ms=shift)
+        except BaseException:
+            if self._state_file is not None:
+                self._state_file.close()
+            raise
         self.config = venue.config
         self.conns = Connections()
-        self.gateway = Gateway(
-            venue,
-            [*routes_market.endpoints(), *routes_orders.endpoints(), *routes_algo.endpoints(),
-             *routes_account.endpoints()],
-        )
+        self.durable: DurableState | None = None
+        self.failure: str | None = None  # why the sandbox stopped on its own (a state write failed)
+        self.failed = asyncio.Event()
+        endpoints = [*routes_market.endpoints(), *routes_orders.endpoints(), *routes_algo.endpoints(),
+                     *routes_account.endpoints()]
+        self.gateway = Gateway(venue, [self._committing(e) for e in endpoints])
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port: int | None = None
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[json_errors], client_max_size=1 << 20)
+        app = web.Application(middlewares=[json_errors, self._commit_before_answer], client_max_size=1 << 20)
         app.add_routes(ws.routes(self.venue, self.conns))
         if self.config.admin:
             app.add_routes(admin.routes(self.venue, self.conns))
@@ -66,8 +86,13 @@ class SandboxServer:
     # ------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> SandboxServer:
         cfg, venue = self.config, self.venue
-        if cfg.state_file is not None and cfg.state_file.exists():
-            state.restore(venue, cfg.state_file)
+        if self._state_file is not None:
+            try:
+                self.durable = resume(venue, self._state_file, self._loaded, self._state_failed)
+            except BaseException:
+                self._state_file.close()
+                raise
+            self._loaded = Loaded()
         elif cfg.warmup_klines:
             venue.play_klines(cfg.warmup_klines)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
@@ -81,8 +106,8 @@ class SandboxServer:
         self._tasks.append(loop.create_task(venue.expire_listen_keys()))
         if cfg.speed:
             self._tasks.append(loop.create_task(venue.drive(float(cfg.speed))))
-        if cfg.state_file is not None:
-            self._tasks.append(loop.create_task(self._save_periodically()))
+        if self.durable is not None:
+            self._tasks.append(loop.create_task(self._sync_periodically(self.durable)))
         log.info("sandbox listening on %s", self.rest_url)
         return self
 
@@ -94,8 +119,11 @@ class SandboxServer:
                 await task
         self._tasks.clear()
         self.venue.cancel_countdowns()
-        if self.config.state_file is not None:
-            state.save(self.venue, self.config.state_file)
+        if self.durable is not None:
+            self.durable.close()
+            self.durable = None
+        elif self._state_file is not None:
+            self._state_file.close()
         self.conns.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -107,11 +135,52 @@ class SandboxServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def _save_periodically(self) -> None:
-        assert self.config.state_file is not None
+    async def _sync_periodically(self, durable: DurableState) -> None:
         while True:
-            await self.venue.clock.sleep(self.config.state_save_interval_s)
-            state.save(self.venue, self.config.state_file)
+            await self.venue.clock.sleep(self.config.state_fsync_interval_s)
+            await durable.sync()
+
+    # ------------------------------------------------------------------------------------ --state
+    def _commit(self) -> None:
+        """Persist the unit of work just done; a failed write answers 503 (the sandbox has stopped)."""
+        if self.durable is not None:
+            try:
+                self.durable.commit()
+            except StateWriteError:
+                raise ApiError(-1001, _STOPPED, 503) from None
+
+    def _committing(self, endpoint: Endpoint) -> Endpoint:
+        """The endpoint with a commit right after its handler, before the gateway's fault delays or answer."""
+        inner = endpoint.handler
+        if endpoint.method == "GET":  # a query changes nothing: there is nothing to write
+            return endpoint
+
+        def handler(ctx: Ctx) -> Any:
+            try:
+                return inner(ctx)
+            finally:
+                if ctx.account is not None:
+                    ctx.account.touched = True  # e.g. a leverage change emits no event
+                self._commit()
+
+        return dataclasses.replace(endpoint, handler=handler)
+
+    @web.middleware
+    async def _commit_before_answer(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Every route (admin included): its changes are written before its answer is sent."""
+        if self.failure is not None:
+            raise ApiError(-1001, _STOPPED, 503)
+        try:
+            return await handler(request)
+        finally:
+            if request.method != "GET" and not request.path.startswith("/fapi/"):
+                self.venue.touch_all()  # an admin action may change any account
+            self._commit()
+
+    def _state_failed(self, message: str) -> None:
+        self.failure = message
+        self.conns.drop_all()  # events queued for the streams were never written: they must not leave
+        self.failed.set()
 
     # ------------------------------------------------------------------------------------ access
     @property

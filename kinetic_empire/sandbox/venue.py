@@ -14,10 +14,12 @@ replay pacing, countdown cancels and injected delays, as Binance's gateway does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import string
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +34,7 @@ from .market import MarketData, load_series, shift_series
 from .publisher import MarketPublisher
 from .ratelimit import RateLimiter
 from .replay import Replay
+from .statefile import StateWriteError
 from .streams import StreamHub
 from .userstream import UserStreams
 from .wire import WirePosition
@@ -56,7 +59,8 @@ def _rate_limits(info: dict[str, Any]) -> tuple[int, int, int]:
 class SandboxVenue:
     """Accounts, market data, replay, faults and streams of the local Binance USD-M exchange."""
 
-    def __init__(self, config: SandboxConfig | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, config: SandboxConfig | None = None, clock: Clock | None = None, *,
+                 time_shift_ms: int | None = None) -> None:
         self.config = cfg = config or SandboxConfig()
         self.clock: Clock = clock or LiveClock()
         info = dict(cfg.exchange_info or exchange_info_payload(False))
@@ -66,9 +70,11 @@ class SandboxVenue:
         self.brackets_payload = [e for e in raw_brackets if e.get("symbol") in self.rules]
         self.brackets = parse_brackets(self.brackets_payload)
         replays = load_series(cfg.data, self.rules, cfg.symbols, cfg.start, cfg.end) if cfg.data else {}
+        self.time_shift = 0  # ms added to the data's times (time_origin="now"; a restart reuses the saved one)
         if cfg.time_origin == "now" and replays:
             first = min(int(s.frame.open_time[0]) for s in replays.values())
-            shift_series(replays, self.clock.now_ms() // 60_000 * 60_000 - first)
+            self.time_shift = self.clock.now_ms() // 60_000 * 60_000 - first if time_shift_ms is None else time_shift_ms
+            shift_series(replays, self.time_shift)
         elif cfg.time_origin != "data":
             raise ValueError(f"time_origin must be 'data' or 'now', not {cfg.time_origin!r}")
         self.market = MarketData(replays, cfg.updates_per_kline)
@@ -98,6 +104,10 @@ class SandboxVenue:
         self._info_bytes: bytes | None = None
         self.paused = False
         self.updates_played = 0
+        # --state: called at the end of every unit of work (a replay phase, a countdown cancel) before its
+        # messages can leave; ``halted`` says why the sandbox stopped when a write failed.
+        self.on_commit: Callable[[], None] | None = None
+        self.halted: str | None = None
 
     # ------------------------------------------------------------------------------------ access
     @property
@@ -117,6 +127,21 @@ class SandboxVenue:
 
     def market_ms(self) -> int:
         return self.market_clock.now_ms()
+
+    def touch_all(self) -> None:
+        """Something outside the exchange's events may have changed any account (an admin action)."""
+        for acct in self.accounts.values():
+            acct.touched = True
+
+    def commit(self) -> None:
+        """Persist the unit of work just done (``--state``); a failed write halts the venue, reported elsewhere."""
+        if self.on_commit is not None:
+            with contextlib.suppress(StateWriteError):
+                self.on_commit()
+
+    def reseed_client_ids(self, starts: int) -> None:
+        """A restarted sandbox (``--state``) must not generate an earlier run's client ids again."""
+        self._id_rng = random.Random(f"{self.config.faults.seed}:client-id:{starts}")
 
     def new_client_id(self) -> str:
         return "".join(self._id_rng.choice(_ALNUM) for _ in range(22))
@@ -140,13 +165,14 @@ class SandboxVenue:
         """Play one phase (a price update or a kline close) for every symbol; True if it was a close."""
         replay = self.replay
         ts = replay.next_ts()
-        if ts is None:
+        if ts is None or self.halted:
             return False
         closing = replay.phase == replay.phases - 1
         updates = replay.play()
         self.market_clock.advance_to(ts)
         self.publisher.publish(updates)
         for acct in self.accounts.values():
+            acct.touched = True  # a price update may change orders without an event
             ex = acct.exchange
             for u in updates:
                 if u.segment is not None:
@@ -158,12 +184,13 @@ class SandboxVenue:
         if self.faults.on and self.faults.expire_listen_keys():
             self.users.expire_due(force=True)
         self.updates_played += 1
+        self.commit()
         return closing
 
     def play_klines(self, n: int = 1) -> int:
         """Play ``n`` whole klines (through their close); returns how many closed."""
         done = 0
-        while done < n and not self.replay.done:
+        while done < n and not self.replay.done and not self.halted:
             if self.play_update():
                 done += 1
         return done
@@ -171,7 +198,7 @@ class SandboxVenue:
     def play_updates(self, n: int = 1) -> None:
         """Play ``n`` phases (intra-kline updates or closes)."""
         for _ in range(n):
-            if self.replay.done:
+            if self.replay.done or self.halted:
                 break
             self.play_update()
 
@@ -179,7 +206,7 @@ class SandboxVenue:
         """Play every phase whose market time is at or before ``ts``."""
         while True:
             nxt = self.replay.next_ts()
-            if nxt is None or nxt > ts:
+            if nxt is None or nxt > ts or self.halted:
                 break
             self.play_update()
 
@@ -190,7 +217,7 @@ class SandboxVenue:
         if first is None:
             return
         wall0, market0 = clock.monotonic(), first
-        while not self.replay.done:
+        while not self.replay.done and not self.halted:
             if self.paused:
                 await clock.sleep(0.05)
                 nxt = self.replay.next_ts()
@@ -229,6 +256,7 @@ class SandboxVenue:
             for sim in acct.open_orders(symbol):
                 if sim.is_open:
                     acct.exchange.cancel(symbol, order_id=sim.order_id)
+            self.commit()
 
         self._countdowns[key] = asyncio.get_running_loop().create_task(fire())
 

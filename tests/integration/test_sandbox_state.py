@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from kinetic_empire.sandbox import ApiKey, SandboxServer
+from kinetic_empire.sandbox.state import account_digest, read_image
 from tests.support.sandbox import DATA, SYM, Client, config
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,8 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
             return out
 
     before = asyncio.run(first())
-    assert json.loads(state.read_text())["version"] == 1
+    image = read_image(state)
+    assert image is not None and image["version"] == 2
     after = asyncio.run(second())
     assert after["time"] == before["time"] and after["klines"] == before["klines"]
     a, b = before["acct"], after["acct"]
@@ -92,7 +94,9 @@ def test_command_line(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    assert json.loads(state.read_text())["accounts"][info["api_key"]]["wallet"] == "500"
+    image = read_image(state)
+    assert image is not None and image["accounts"][account_digest(info["api_key"])]["wallet"] == "500"
+    assert info["api_key"] not in state.read_text()  # the file names accounts by a digest, never by key
     bad = subprocess.run([sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(tmp_path / "none.csv")],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "kinetic sandbox:" in bad.stderr
