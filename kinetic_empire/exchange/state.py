@@ -19,7 +19,7 @@ from .simulated import SimulatedExchange
 _ORDER_FIELDS = (
     "order_id", "client_order_id", "symbol", "side", "order_type", "orig_type", "quantity", "price", "trigger_price",
     "time_in_force", "reduce_only", "close_position", "working_type", "is_algo", "status", "executed_qty", "cum_quote",
-    "avg_price", "time", "update_time", "triggered", "is_taker_on_arrival", "good_till_date",
+    "avg_price", "time", "update_time", "triggered", "is_taker_on_arrival", "good_till_date", "modifications",
 )  # fmt: skip
 _DECIMALS = {"quantity", "price", "trigger_price", "executed_qty", "cum_quote", "avg_price"}
 _ENUMS: dict[str, Any] = {
@@ -85,6 +85,7 @@ def order_record(o: SimOrder) -> dict[str, Any]:
         "is_algo": o.is_algo, "status": o.status.value, "executed_qty": str(o.executed_qty),
         "cum_quote": str(o.cum_quote), "avg_price": str(o.avg_price), "time": o.time, "update_time": o.update_time,
         "triggered": o.triggered, "is_taker_on_arrival": o.is_taker_on_arrival, "good_till_date": o.good_till_date,
+        "modifications": o.modifications,
     }  # fmt: skip
 
 
@@ -92,7 +93,7 @@ def order_fingerprint(order: SimOrder) -> tuple[Any, ...]:
     """The fields a price update may change on an open order without emitting an event (a STOP that
     triggers into a resting LIMIT, a marketable limit that rests after all)."""
     return (order.status, order.executed_qty, order.order_type, order.triggered, order.is_taker_on_arrival,
-            order.update_time, order.quantity)
+            order.update_time, order.quantity, order.price, order.modifications)  # the last two: modify order
 
 
 def book_record(book: Book) -> dict[str, Any]:
@@ -162,4 +163,5 @@ def _order(item: dict[str, Any]) -> SimOrder:
     for name in ("orig_type", "status", "executed_qty", "cum_quote", "avg_price", "update_time", "triggered",
                  "is_taker_on_arrival"):  # fmt: skip
         setattr(order, name, val(name))
+    order.modifications = int(item.get("modifications", 0))  # absent in files written before modify order
     return order

@@ -70,6 +70,13 @@ async def one_step(rng: random.Random, sb: SandboxServer, c: Client, clock: Manu
             await c.delete("/fapi/v1/algoOrder", {"algoId": rng.choice(algos)["algoId"]})
     elif kind == 7:
         await c.post("/fapi/v1/leverage", {"symbol": SYM, "leverage": rng.randint(2, 20)})
+    elif kind == 9:  # modify a resting limit in place (PUT /fapi/v1/order): no fill, no new order, still persisted
+        orders = [o for o in (await c.get("/fapi/v1/openOrders", {"symbol": SYM})).data if o["type"] == "LIMIT"]
+        if orders:
+            o = rng.choice(orders)
+            await c.call("PUT", "/fapi/v1/order", {"symbol": SYM, "orderId": o["orderId"], "side": o["side"],
+                                                   "quantity": str(rng.randint(2, 25)),
+                                                   "price": str(Decimal(o["price"]) + rng.randint(-2, 2) * tick)})
     elif kind == 8:  # countdownCancelAll that fires (the cancel happens outside any request) or is disarmed
         await c.post("/fapi/v1/countdownCancelAll", {"symbol": SYM, "countdownTime": rng.choice([0, 1000])})
         await clock.advance(1.5)
