@@ -22,12 +22,14 @@ def leverage(ctx: Ctx) -> Any:
     acct = ctx.acct
     if lev < 1 or lev > 125:
         raise ApiError(-4028, f"Leverage {lev} is not valid")
+    before = acct.exchange.position(symbol)[2] if symbol in acct.exchange.symbols else None
     try:
         cap = acct.exchange.set_leverage(symbol, lev)
     except ExchangeError as exc:
         raise from_exchange(exc) from None
-    now = ctx.venue.market_ms()
-    ctx.venue.users.send(acct, {"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now, "ac": {"s": symbol, "l": lev}})
+    if lev != before:  # Binance announces a real change only: setting the same leverage again sends nothing
+        now = ctx.venue.market_ms()
+        ctx.venue.users.send(acct, {"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now, "ac": {"s": symbol, "l": lev}})
     return {"leverage": lev, "maxNotionalValue": format(cap.normalize(), "f"), "symbol": symbol}
 
 

@@ -138,3 +138,21 @@ def test_an_order_executed_under_a_5xx_is_queryable_only_after_the_configured_de
 
     clock = ManualClock(1_700_000_000_000)
     run(body, clock=clock, faults=FaultConfig(enabled=True, error_executed_rate=1.0, unknown_visible_after_ms=1500))
+
+
+def test_account_config_update_only_on_a_real_change() -> None:
+    """Binance says nothing when a setting does not change (the doctor must not wait for it: issue 12 item 6)."""
+    from tests.support.sandbox import recv_json
+
+    async def body(sb, c: Client) -> None:
+        await sb.step(2)
+        listen = (await c.post("/fapi/v1/listenKey", signed=False)).data["listenKey"]
+        async with c.session.ws_connect(f"{sb.ws_url}/ws/{listen}") as ws:
+            for lev in (7, 7, 8):
+                assert (await c.post("/fapi/v1/leverage", {"symbol": SYM, "leverage": lev})).status == 200
+            seen = [await recv_json(ws), await recv_json(ws)]  # a second 7 would come before the 8
+            assert [(m["e"], m["ac"]["l"]) for m in seen] == [("ACCOUNT_CONFIG_UPDATE", 7),
+                                                               ("ACCOUNT_CONFIG_UPDATE", 8)]
+        assert (await c.post("/fapi/v1/marginType", {"symbol": SYM, "marginType": "CROSSED"})).data["code"] == -4046
+
+    run(body)
