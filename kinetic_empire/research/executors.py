@@ -110,35 +110,6 @@ class PoolExecutor:
             self._pool = None
 
 
-_PLUGIN = "kinetic-empire-dataset"
-
-
-class _DatasetPlugin:
-    """A Dask worker plugin carrying the dataset: Dask installs it on every worker once, including
-    workers that join later, and each builds its TrialWorker there."""
-
-    name = _PLUGIN
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-        self.worker: TrialWorker | None = None
-
-    def setup(self, worker: Any) -> None:
-        self.worker = TrialWorker(self.dataset)
-
-    def teardown(self, worker: Any) -> None:
-        self.worker = None
-
-
-def _dask_run(task: TrialTask) -> TrialOutcome:
-    from distributed import get_worker
-
-    plugin = get_worker().plugins[_PLUGIN]
-    if plugin.worker is None:
-        raise RuntimeError("the dataset plugin is not set up on this worker")
-    return plugin.worker.run(task)  # type: ignore[no-any-return]
-
-
 class DaskExecutor:
     """Trials on a Dask distributed cluster (``dask scheduler`` + ``dask worker``) at ``address``."""
 
@@ -173,15 +144,19 @@ class DaskExecutor:
                 self.close()
                 raise ExecutorError(f"the Dask scheduler at {self.address} has no workers; "
                                     "start some with `dask worker ADDRESS`") from None  # fmt: skip
-        self._client.register_plugin(_DatasetPlugin(dataset), name=_PLUGIN)
+        from .dask_worker import PLUGIN_NAME, DatasetPlugin
+
+        self._client.register_plugin(DatasetPlugin(dataset), name=PLUGIN_NAME)
 
     def run(self, tasks: list[TrialTask]) -> Iterator[TrialOutcome]:
         from distributed import as_completed as dask_completed
 
-        futures = [self._client.submit(_dask_run, t, pure=False, key=f"kinetic-trial-{t.number}-{id(t)}")
+        from .dask_worker import run_trial
+
+        futures = [self._client.submit(run_trial, t, pure=False, key=f"kinetic-trial-{t.number}-{id(t)}")
                    for t in tasks]  # fmt: skip
         try:
-            for fut in dask_completed(futures):
+            for fut in dask_completed(futures, loop=self._client.loop):
                 try:
                     yield fut.result()
                 except (OSError, TimeoutError) as exc:
@@ -193,8 +168,10 @@ class DaskExecutor:
     def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
+            from .dask_worker import PLUGIN_NAME
+
             try:
-                client.unregister_worker_plugin(_PLUGIN)
+                client.unregister_worker_plugin(PLUGIN_NAME)
             except Exception:  # noqa: S110  # the cluster may already be gone; closing must not fail
                 pass
             client.close()

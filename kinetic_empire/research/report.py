@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -235,6 +236,7 @@ def _importances(study: optuna.Study) -> dict[str, float]:
     evaluator = getattr(optuna.importance, "PedAnovaImportanceEvaluator", None)
     if evaluator is None:
         return dict(optuna.importance.get_param_importances(study, target=lambda t: t.values[0]))
+    warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes", category=UserWarning)
     sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
     return dict(optuna.importance.get_param_importances(study, target=lambda t: sign * t.values[0],
                                                         evaluator=evaluator()))  # fmt: skip

@@ -14,6 +14,7 @@ objectives is refused.
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import warnings
 from collections.abc import Callable, Sequence
@@ -60,7 +61,7 @@ def open_study(plan: StudyPlan, name: str) -> optuna.Study:
     path = plan.directory / STUDY_FILE
     if path.exists():
         _check_file(plan, path)
-    storage = optuna.storages.RDBStorage(plan.storage_url)
+    storage = optuna.storages.RDBStorage(plan.storage_url, engine_kwargs={"creator": _connector(path)})
     study = optuna.create_study(storage=storage, study_name=name, directions=plan.settings.directions,
                                 load_if_exists=True)  # fmt: skip
     if not study.user_attrs:
@@ -71,6 +72,19 @@ def open_study(plan: StudyPlan, name: str) -> optuna.Study:
         study._storage.set_trial_user_attr(t._trial_id, "error", "interrupted")
         study.tell(t.number, state=TrialState.FAIL)
     return study
+
+
+def _connector(path: Path) -> Callable[[], sqlite3.Connection]:
+    """SQLite in WAL mode without an fsync per commit: a trial is stored with several commits, and a
+    finished trial still survives the process being killed (only a power cut could lose the last ones)."""
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    return connect
 
 
 def _check_file(plan: StudyPlan, path: Path) -> None:

@@ -117,8 +117,7 @@ class TrialWorker:
         self.registry = registry or build_registry([Path(p) for p in dataset.strategy_paths])
         self.rules = default_symbol_rules(full=True)  # parsed once here, not in every trial
         self.brackets = default_brackets()
-        gc.collect()  # the dataset and everything loaded so far stay: keep them out of every later collection
-        gc.freeze()
+        self._frozen = False
 
     def backtest(self, task: TrialTask) -> Backtest:
         d = self.dataset
@@ -129,6 +128,10 @@ class TrialWorker:
     def run(self, task: TrialTask) -> TrialOutcome:
         began = LiveClock.monotonic()
         out = TrialOutcome(task.number, dict(task.params))
+        if not self._frozen:  # the dataset and everything loaded so far stay: keep them out of later collections
+            gc.collect()
+            gc.freeze()
+            self._frozen = True
         was_enabled = gc.isenabled()
         gc.disable()  # the replay then skips its full collection (ReplayFeed.run); this trial's garbage goes below
         try:
