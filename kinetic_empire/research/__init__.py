@@ -7,7 +7,7 @@ are exactly ``kinetic backtest`` with the trial's parameters.
 
 from .executors import DaskExecutor, Executor, ExecutorError, InlineExecutor, PoolExecutor, make_executor
 from .objectives import Constraint, Objective, parse_constraints, parse_objective
-from .optimizer import OptimizeResult, Optimizer, prepare
+from .optimizer import Optimizer, OptimizeResult, prepare
 from .progress import StudyProgress
 from .results import format_summary, trial_rows, write_outputs
 from .settings import OptimizeSettings, Pruning, WalkForward

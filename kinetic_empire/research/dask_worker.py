@@ -16,7 +16,7 @@ from .trial import Dataset, TrialOutcome, TrialTask, TrialWorker
 PLUGIN_NAME = "kinetic-empire-dataset"
 
 
-class DatasetPlugin(WorkerPlugin):  # type: ignore[misc]
+class DatasetPlugin(WorkerPlugin):
     name = PLUGIN_NAME
 
     def __init__(self, dataset: Dataset) -> None:
@@ -33,6 +33,7 @@ class DatasetPlugin(WorkerPlugin):  # type: ignore[misc]
 def run_trial(task: TrialTask) -> TrialOutcome:
     """A Dask task: run one trial on this worker's dataset."""
     plugin = get_worker().plugins.get(PLUGIN_NAME)
-    if plugin is None or plugin.worker is None:
+    trial_worker = getattr(plugin, "worker", None)
+    if not isinstance(trial_worker, TrialWorker):
         raise RuntimeError("the kinetic-empire dataset plugin is not set up on this Dask worker")
-    return plugin.worker.run(task)  # type: ignore[no-any-return]
+    return trial_worker.run(task)

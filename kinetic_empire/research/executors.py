@@ -8,6 +8,7 @@ boundaries, so the executor and the number of workers never change a study's res
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -29,6 +30,9 @@ class Executor(Protocol):
     @property
     def workers(self) -> int: ...
 
+    def connect(self) -> None:
+        """Reach the workers (a cluster) before any data is loaded: a bad address fails fast."""
+
     def start(self, dataset: Dataset) -> None: ...
 
     def run(self, tasks: list[TrialTask]) -> Iterator[TrialOutcome]: ...
@@ -47,6 +51,9 @@ class InlineExecutor:
     @property
     def workers(self) -> int:
         return 1
+
+    def connect(self) -> None:
+        pass
 
     def start(self, dataset: Dataset) -> None:
         self._worker = TrialWorker(dataset)
@@ -88,6 +95,9 @@ class PoolExecutor:
     def workers(self) -> int:
         return self._workers
 
+    def connect(self) -> None:
+        pass
+
     def start(self, dataset: Dataset) -> None:
         # forkserver: workers do not inherit this process's threads (progress bar, SQLite) or locks
         context = multiprocessing.get_context("forkserver")
@@ -126,7 +136,9 @@ class DaskExecutor:
             return 0
         return len(self._client.scheduler_info().get("workers", {}))
 
-    def start(self, dataset: Dataset) -> None:
+    def connect(self) -> None:
+        if self._client is not None:
+            return
         try:
             from distributed import Client
         except ImportError as exc:
@@ -144,6 +156,9 @@ class DaskExecutor:
                 self.close()
                 raise ExecutorError(f"the Dask scheduler at {self.address} has no workers; "
                                     "start some with `dask worker ADDRESS`") from None  # fmt: skip
+
+    def start(self, dataset: Dataset) -> None:
+        self.connect()
         from .dask_worker import PLUGIN_NAME, DatasetPlugin
 
         self._client.register_plugin(DatasetPlugin(dataset), name=PLUGIN_NAME)
@@ -170,10 +185,8 @@ class DaskExecutor:
             client, self._client = self._client, None
             from .dask_worker import PLUGIN_NAME
 
-            try:
+            with contextlib.suppress(Exception):  # the cluster may already be gone; closing must not fail
                 client.unregister_worker_plugin(PLUGIN_NAME)
-            except Exception:  # noqa: S110  # the cluster may already be gone; closing must not fail
-                pass
             client.close()
 
 

@@ -166,7 +166,7 @@ def load_function(reference: str) -> Callable[[Mapping[str, Any], Any], float]:
     func = getattr(module, attr, None)
     if not callable(func):
         raise ConfigError("objective", f"{reference!r}: {module_name} has no function {attr}")
-    return func  # type: ignore[no-any-return]
+    return func
 
 
 def _number(value: Any, where: str) -> float:

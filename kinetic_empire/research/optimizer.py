@@ -18,7 +18,7 @@ from .executors import Executor
 from .progress import StudyProgress
 from .settings import OptimizeSettings
 from .space import SearchSpace
-from .study import StudyPlan, StudyRunner, best_trials, check_target, open_study, trial_params
+from .study import StudyPlan, StudyRunner, best_trials, check_target, finished_count, open_study, trial_params
 from .trial import Dataset, TrialOutcome, TrialTask
 from .walkforward import WalkForwardResult, WindowResult, align_of, make_windows, stitch
 
@@ -81,7 +81,7 @@ class Optimizer:
     def _plain(self) -> OptimizeResult:
         s = self.plan.settings
         study = open_study(self.plan, self.name)
-        self.progress.begin("optimize", s.trials, min(s.trials, _finished(study)))
+        self.progress.begin("optimize", s.trials, min(s.trials, finished_count(study)))
         self.runner.run(study, s.trials)
         best = best_trials(study, s.objectives)
         params = trial_params(best[0]) if best else None
@@ -101,7 +101,7 @@ class Optimizer:
             study = open_study(self.plan, f"{self.name}-wf{w.index}-{w.is_start}-{w.is_end}")
             studies.append(study)
             self.progress.begin(f"window {w.index}/{len(windows)} in-sample", s.trials,
-                                min(s.trials, _finished(study)))  # fmt: skip
+                                min(s.trials, finished_count(study)))  # fmt: skip
             self.runner.run(study, s.trials, start=w.is_start, end=w.is_end)
             best = best_trials(study, s.objectives)
             if not best:
@@ -122,12 +122,6 @@ class Optimizer:
         out = OptimizeResult(self.plan, config, studies, best, last, wf)
         out.notes = notes
         return out
-
-
-def _finished(study: optuna.Study) -> int:
-    from .study import FINISHED
-
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def _data_span(dataset: Dataset) -> tuple[int, int]:

@@ -188,7 +188,6 @@ def _edges(values: np.ndarray, bins: int = 12) -> np.ndarray:
 
 
 def _walk_forward(result: OptimizeResult) -> str:
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     wf = result.walk_forward
@@ -206,7 +205,8 @@ def _walk_forward(result: OptimizeResult) -> str:
     objective = result.plan.settings.objectives[0].name
     rows = [{"window": r.window.index, f"IS {objective}": r.is_values[0] if r.is_values else None,
              f"OOS {objective}": r.oos_values[0] if r.oos_values else None,
-             "IS return %": r.in_sample.get("total_return_pct"), "OOS return %": r.out_of_sample.get("total_return_pct"),
+             "IS return %": r.in_sample.get("total_return_pct"),
+             "OOS return %": r.out_of_sample.get("total_return_pct"),
              "IS trades": r.in_sample.get("trade_count"), "OOS trades": r.out_of_sample.get("trade_count"),
              "params": " ".join(f"{k}={v}" for k, v in r.params.items())} for r in wf.windows]  # fmt: skip
     return _figure(fig) + _table(rows)

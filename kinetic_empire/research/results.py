@@ -11,10 +11,12 @@ ready backtest config, a JSON summary and the HTML report; and the terminal summ
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,22 +53,36 @@ def trial_rows(study: optuna.Study, objective_names: list[str]) -> list[dict[str
     return rows
 
 
-def best_config(config: BacktestConfig, target: int, params: dict[str, Any]) -> dict[str, Any]:
-    """The backtest config with the best parameters, as YAML-ready data (dates as ISO UTC)."""
-    data = trial_config(config, target, params).to_dict()
-    bt = data["backtest"]
+def best_config(config: BacktestConfig, target: int, params: dict[str, Any],
+                base: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The backtest config with the best parameters, as YAML-ready data. ``base`` is the study file's own
+    backtest part: kept as the user wrote it (comments aside), with the run's dates, data and the params."""
+    if base is None:
+        data = trial_config(config, target, params).to_dict()
+        bt = data["backtest"]
+        for key in ("initial_balance", "slippage_bps", "funding_rate"):
+            bt[key] = float(bt[key])
+        bt["fees"] = {k: float(v) for k, v in bt["fees"].items()}
+        for s in data["strategies"]:
+            if s["timeframe"] is None:
+                del s["timeframe"]
+    else:
+        data = copy.deepcopy(dict(base))
+        data["backtest"] = bt = dict(data.get("backtest") or {})
+        strategies = [dict(s) for s in data["strategies"]]
+        strategies[target]["params"] = {**(strategies[target].get("params") or {}), **params}
+        data["strategies"] = strategies
+        bt["data"] = list(config.data)
     for key in ("start", "end"):
-        if bt[key] is not None:
-            bt[key] = _iso(bt[key])
-    bt["results_dir"] = config.results_dir
-    for s in data["strategies"]:
-        if s["timeframe"] is None:
-            del s["timeframe"]
+        value = getattr(config, key)
+        bt[key] = None if value is None else _iso(value)
     return data
 
 
-def write_outputs(result: OptimizeResult, directory: Path, name: str) -> dict[str, Path]:
-    """Write every file of the study's folder; each is replaced whole (temporary file, then rename)."""
+def write_outputs(result: OptimizeResult, directory: Path, name: str,
+                  base: Mapping[str, Any] | None = None) -> dict[str, Path]:  # fmt: skip
+    """Write every file of the study's folder; each is replaced whole (temporary file, then rename).
+    ``base``: the study file's backtest part, the model for ``best.yaml``."""
     from .report import render_report
 
     names = [o.name for o in result.plan.settings.objectives]
@@ -77,7 +93,7 @@ def write_outputs(result: OptimizeResult, directory: Path, name: str) -> dict[st
                "report": directory / "report.html"}  # fmt: skip
     _atomic(written["trials"], _csv(rows))
     if result.best_params is not None:
-        data = best_config(result.config, result.plan.target, result.best_params)
+        data = best_config(result.config, result.plan.target, result.best_params, base)
         header = (f"# Best parameters of study {name!r} ({', '.join(names)}); "
                   f"run: kinetic backtest --config {directory / 'best.yaml'}\n")  # fmt: skip
         written["best"] = directory / "best.yaml"
@@ -108,12 +124,19 @@ def summary(result: OptimizeResult, name: str) -> dict[str, Any]:
     wf = result.walk_forward
     if wf is not None:
         out["walk_forward"] = {
-            "windows": [{"window": r.window.index, "in_sample": [_iso(r.window.is_start), _iso(r.window.is_end)],
-                         "out_of_sample": [_iso(r.window.oos_start), _iso(r.window.oos_end)],
-                         "params": r.params, "is_values": r.is_values, "oos_values": r.oos_values,
-                         "is_return_pct": r.in_sample.get("total_return_pct"),
-                         "oos_return_pct": r.out_of_sample.get("total_return_pct")}
-                        for r in wf.windows],  # fmt: skip
+            "windows": [
+                {
+                    "window": r.window.index,
+                    "in_sample": [_iso(r.window.is_start), _iso(r.window.is_end)],
+                    "out_of_sample": [_iso(r.window.oos_start), _iso(r.window.oos_end)],
+                    "params": r.params,
+                    "is_values": r.is_values,
+                    "oos_values": r.oos_values,
+                    "is_return_pct": r.in_sample.get("total_return_pct"),
+                    "oos_return_pct": r.out_of_sample.get("total_return_pct"),
+                }
+                for r in wf.windows
+            ],
             "stitched_oos": {k: v for k, v in wf.metrics.items() if k != "notes"},
         }
     return out

@@ -98,8 +98,8 @@ class SearchSpace:
         name = strategy.strategy_name()
         for key in narrowing:
             if key not in declared:
-                raise ConfigError(f"{where}.{key}",
-                                  f"strategy {name!r} has no parameter {key!r}; it has: {', '.join(declared) or 'none'}")  # fmt: skip
+                has = ", ".join(declared) or "none"
+                raise ConfigError(f"{where}.{key}", f"strategy {name!r} has no parameter {key!r}; it has: {has}")
         dims: list[Dimension] = []
         fixed: dict[str, Any] = {}
         for pname, param in declared.items():
@@ -195,7 +195,7 @@ def _step(param: Param, value: Any, where: str) -> float | int | None:
         raise ConfigError(where, f"expected a {param.type.__name__}, got {value!r}") from None
     if not step > 0:
         raise ConfigError(where, f"must be above 0, got {value!r}")
-    return step  # type: ignore[no-any-return]
+    return step
 
 
 def _numeric(param: Param, low: Any, high: Any, step: Any, log: bool, where: str) -> Dimension:

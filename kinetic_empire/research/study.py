@@ -62,7 +62,8 @@ def open_study(plan: StudyPlan, name: str) -> optuna.Study:
     if path.exists():
         _check_file(plan, path)
     storage = optuna.storages.RDBStorage(plan.storage_url, engine_kwargs={"creator": _connector(path)})
-    study = optuna.create_study(storage=storage, study_name=name, directions=plan.settings.directions,
+    directions = [optuna.study.StudyDirection[d.upper()] for d in plan.settings.directions]
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions,
                                 load_if_exists=True)  # fmt: skip
     if not study.user_attrs:
         study.set_user_attr("strategy", plan.space.strategy)
@@ -85,6 +86,12 @@ def _connector(path: Path) -> Callable[[], sqlite3.Connection]:
         return conn
 
     return connect
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that ran to an end (complete, pruned, failed); trials cut off by an interruption do not count."""
+    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED)
+               if t.user_attrs.get("error") != "interrupted")  # fmt: skip
 
 
 def _check_file(plan: StudyPlan, path: Path) -> None:
@@ -140,7 +147,7 @@ class StudyRunner:
         """Top ``study`` up to ``trials`` finished trials (on the window ``start``..``end`` if given)."""
         s = self.plan.settings
         while True:
-            done = len(study.get_trials(deepcopy=False, states=FINISHED))
+            done = finished_count(study)
             if done >= trials:
                 return
             seed = s.seed + len(study.get_trials(deepcopy=False))
