@@ -69,15 +69,12 @@ def open_study(plan: StudyPlan, name: str) -> optuna.Study:
         study.set_user_attr("strategy", plan.space.strategy)
         study.set_user_attr("objectives", [o.name for o in plan.settings.objectives])
         study.set_user_attr("space", plan.space.to_dict())
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-        study._storage.set_trial_user_attr(t._trial_id, "error", "interrupted")
-        study.tell(t.number, state=TrialState.FAIL)
     return study
 
 
 def _connector(path: Path) -> Callable[[], sqlite3.Connection]:
-    """SQLite in WAL mode without an fsync per commit: a trial is stored with several commits, and a
-    finished trial still survives the process being killed (only a power cut could lose the last ones)."""
+    """SQLite in WAL mode without an fsync per commit: a finished trial still survives the process being
+    killed (only a power cut could lose the last ones)."""
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(str(path), check_same_thread=False)
@@ -143,9 +140,16 @@ class StudyRunner:
         self.on_outcome = on_outcome
         self.first_error: str | None = None
 
-    def run(self, study: optuna.Study, trials: int, *, start: int | None = None, end: int | None = None) -> None:
-        """Top ``study`` up to ``trials`` finished trials (on the window ``start``..``end`` if given)."""
+    def run(self, stored: optuna.Study, trials: int, *, start: int | None = None, end: int | None = None) -> None:
+        """Top ``stored`` up to ``trials`` finished trials (on the window ``start``..``end`` if given).
+
+        The sampler works on an in-memory copy of the study (SQLite costs several transactions per ask
+        and tell); each finished trial is copied to ``stored`` in trial order as soon as it and the ones
+        before it are done, so the file always holds exactly the finished trials, numbered as in memory.
+        """
         s = self.plan.settings
+        study = optuna.create_study(directions=stored.directions)
+        study.add_trials(stored.get_trials(deepcopy=False))
         while True:
             done = finished_count(study)
             if done >= trials:
@@ -157,11 +161,20 @@ class StudyRunner:
             tasks = [self._task(t, thresholds, start, end) for t in asked]
             by_number = {t.number: t for t in asked}
             failures = 0
-            for outcome in self.executor.run(tasks):
-                failures += outcome.error is not None
-                self._tell(study, by_number[outcome.number], outcome)
-                if self.on_outcome is not None:
-                    self.on_outcome(outcome, study)
+            told: dict[int, FrozenTrial] = {}
+            next_number = asked[0].number
+            try:
+                for outcome in self.executor.run(tasks):
+                    failures += outcome.error is not None
+                    told[outcome.number] = self._tell(study, by_number[outcome.number], outcome)
+                    while next_number in told:
+                        stored.add_trial(told.pop(next_number))
+                        next_number += 1
+                    if self.on_outcome is not None:
+                        self.on_outcome(outcome, study)
+            finally:  # interrupted: keep every finished trial, even after a gap left by an unfinished one
+                for number in sorted(told):
+                    stored.add_trial(told[number])
             if failures == len(tasks) and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
                 raise KineticError(f"every trial failed; the first: {self.first_error}")
 
@@ -198,14 +211,13 @@ class StudyRunner:
                 steps.setdefault(step, []).append(value)
         return {step: statistics.median(values) for step, values in steps.items() if len(values) >= 2}
 
-    def _tell(self, study: optuna.Study, trial: optuna.Trial, out: TrialOutcome) -> None:
+    def _tell(self, study: optuna.Study, trial: optuna.Trial, out: TrialOutcome) -> FrozenTrial:
         for step, value in out.intermediate:
             trial.report(value, step)
         if out.error is not None:
             self.first_error = self.first_error or out.error
             trial.set_user_attr("error", out.error[:500])
-            study.tell(trial, state=TrialState.FAIL)
-            return
+            return study.tell(trial, state=TrialState.FAIL)
         trial.set_user_attr("params", out.params)  # fixed ones too: the trial's whole parameter set
         constraints = self.plan.settings.constraints
         violations = [0.0] * len(constraints) if out.pruned else out.violations
@@ -214,16 +226,14 @@ class StudyRunner:
             for i, (c, v) in enumerate(zip(constraints, violations)):
                 trial.set_constraint(f"{i}:{c.describe()}", v)
         if out.pruned:
-            study.tell(trial, state=TrialState.PRUNED)
-            return
+            return study.tell(trial, state=TrialState.PRUNED)
         trial.set_user_attr("metrics", {k: v for k, v in out.metrics.items() if k != "notes"})
         undefined = [o.name for o, v in zip(self.plan.settings.objectives, out.values) if v is None]
         if undefined:
             notes = "; ".join(n for n in out.metrics.get("notes", []) if any(u in n for u in undefined))
             trial.set_user_attr("error", f"undefined {', '.join(undefined)}" + (f" ({notes})" if notes else ""))
-            study.tell(trial, state=TrialState.FAIL)
-            return
-        study.tell(trial, [float(v) for v in out.values if v is not None])
+            return study.tell(trial, state=TrialState.FAIL)
+        return study.tell(trial, [float(v) for v in out.values if v is not None])
 
 
 def best_trials(study: optuna.Study, objectives: Sequence[Objective]) -> list[FrozenTrial]:
