@@ -76,6 +76,10 @@ def _pool_init(dataset: Dataset) -> None:
     _POOL_WORKER = TrialWorker(dataset)
 
 
+def _pool_ready() -> bool:
+    return _POOL_WORKER is not None
+
+
 def _pool_run(task: TrialTask) -> TrialOutcome:
     if _POOL_WORKER is None:
         raise RuntimeError("pool worker not initialised")
@@ -103,6 +107,9 @@ class PoolExecutor:
         context = multiprocessing.get_context("forkserver")
         self._pool = ProcessPoolExecutor(self._workers, mp_context=context, initializer=_pool_init,
                                          initargs=(dataset,))  # fmt: skip
+        ready = [self._pool.submit(_pool_ready) for _ in range(self._workers)]  # start every worker now
+        if not all(f.result() for f in ready):
+            raise ExecutorError("a pool worker did not load the dataset")
 
     def run(self, tasks: list[TrialTask]) -> Iterator[TrialOutcome]:
         assert self._pool is not None, "start() first"
