@@ -17,6 +17,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from .study import best_trials
+
 if TYPE_CHECKING:
     from .optimizer import OptimizeResult
 
@@ -38,7 +40,11 @@ def render_report(result: OptimizeResult, study: optuna.Study, rows: list[dict[s
     if result.walk_forward is not None:
         sections.append(("In-sample vs out-of-sample", _walk_forward(result)))
     body = "\n".join(f"<h2>{html.escape(title)}</h2>\n{content}" for title, content in sections)
-    best_rows = [r for r in rows if r["number"] in {t.number for t in result.best}][:20]
+    windowed = len(result.studies) > 1  # walk-forward: one study per window, rows carry their window
+    best_keys = {(i + 1 if windowed else None, t.number) for i, s in enumerate(result.studies)
+                 for t in best_trials(s, result.plan.settings.objectives)}  # fmt: skip
+    best_rows = [r for r in rows if (r.get("window"), r["number"]) in best_keys][:20]
+    best_table = _table(best_rows) if best_rows else _note("No feasible trial.")
     title = f"Study {name}: {result.plan.space.strategy}"
     space = ", ".join(html.escape(d.describe()) for d in result.plan.space.dimensions)
     return f"""<!doctype html>
@@ -52,7 +58,7 @@ p.note{{color:#666}}</style></head><body>
 <p>Objectives: {html.escape(", ".join(f"{o.name} ({o.direction})" for o in result.plan.settings.objectives))};
 sampler {result.plan.settings.sampler_name}, seed {result.plan.settings.seed}; space: {space};
 {len(rows)} trials ({len(complete)} complete in the {"last window" if len(result.studies) > 1 else "study"}).</p>
-<h2>Best trials</h2>{_table(best_rows) if best_rows else '<p class="note">No feasible trial.</p>'}
+<h2>{"Best trials of each window" if windowed else "Best trials"}</h2>{best_table}
 {body}
 </body></html>
 """
@@ -69,7 +75,7 @@ def _write_plotly_js(directory: Path) -> None:
 
 
 def _figure(fig: Any) -> str:
-    fig.update_layout(height=420, margin={"l": 50, "r": 20, "t": 30, "b": 40}, template="plotly_white")
+    fig.update_layout(height=420, margin={"l": 60, "r": 30, "t": 60, "b": 40}, template="plotly_white")
     return str(fig.to_html(full_html=False, include_plotlyjs=False))
 
 
