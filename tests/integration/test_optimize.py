@@ -121,6 +121,8 @@ def test_a_trial_on_a_multi_strategy_config_changes_only_its_strategy(month) -> 
     _path, config, _settings, _ = month
     both = BacktestConfig.load(ROOT / "config" / "backtest.example.yaml")
     both = replace(both, data=(DATA,), end=config.end)
+    rsi = replace(both.strategies[1], params={**both.strategies[1].params, "overbought": 65.0})  # not searched
+    both = replace(both, strategies=(both.strategies[0], rsi))
     dataset = Dataset.load(both)
     task = TrialTask(0, {"period": 10, "oversold": 25.0}, 1, (parse_objective("total_return", "o"),))
     via_trial = TrialWorker(dataset).backtest(task).run()
@@ -144,15 +146,17 @@ def test_same_seed_same_study_inline_and_on_a_two_process_pool(month, tmp_path: 
 
 
 class Interrupting(InlineExecutor):
-    """Ctrl-C after ``after`` trials have come back."""
+    """Ctrl-C after ``after`` trials have come back (in reverse order within a batch if ``reverse``)."""
 
-    def __init__(self, after: int) -> None:
+    def __init__(self, after: int, reverse: bool = False) -> None:
         super().__init__()
         self.after = after
+        self.reverse = reverse
         self.count = 0
 
     def run(self, tasks: list[TrialTask]) -> Iterator[TrialOutcome]:
-        for out in super().run(tasks):
+        outcomes = super().run(tasks)
+        for out in reversed(list(outcomes)) if self.reverse else outcomes:
             if self.count == self.after:
                 raise KeyboardInterrupt
             self.count += 1
@@ -173,6 +177,17 @@ def test_an_interrupted_study_keeps_finished_trials_and_resumes(month, tmp_path:
     resumed = run_study(config, settings, dataset, tmp_path, InlineExecutor())
     assert [(n, p, v) for n, _, p, v in resumed[:6]] == kept
     assert [r[1] for r in resumed] == ["COMPLETE"] * 8  # topped up to the target
+
+
+def test_trials_finished_out_of_order_before_an_interruption_are_kept(month, tmp_path: Path) -> None:
+    _path, config, settings, dataset = month
+    with pytest.raises(KeyboardInterrupt):  # batch 2 comes back as 7, 6, then Ctrl-C: 4 and 5 never finish
+        run_study(config, settings, dataset, tmp_path, Interrupting(after=6, reverse=True))
+    plan = prepare(config, settings, {}, (), tmp_path)
+    trials = open_study(plan, "s").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    resumed = run_study(config, settings, dataset, tmp_path, InlineExecutor())
+    assert [r[1] for r in resumed] == ["COMPLETE"] * 8
 
 
 def test_a_study_stopped_between_batches_resumes_as_if_never_stopped(month, tmp_path: Path) -> None:
