@@ -18,13 +18,10 @@ study is kept in SQLite next to its results (backtests/optimize/<name>/): run th
 resume or extend it. Results: trials.csv, best.yaml (a ready backtest config), summary.json, report.html."""
 
 EXAMPLES = """\
-  kinetic optimize                                      # the example study on the bundled klines
-  kinetic optimize --trials 100 --workers 2             # top the study up to 100 trials on 2 processes
-  kinetic optimize --space fast=5:40 --space slow=30:200:10 --objective sortino --min-trades 20
-  kinetic optimize --objective sharpe --objective max_drawdown          # NSGA-II: a Pareto front
-  kinetic optimize --walk-forward rolling --windows 3                   # IS/OOS windows, stitched OOS
-  kinetic optimize --executor dask --address tcp://127.0.0.1:8786      # on a Dask cluster
-  kinetic backtest --config backtests/optimize/<name>/best.yaml       # replay the best parameters"""
+  kinetic optimize --trials 100 --workers 2           # the example study, topped up to 100 trials
+  kinetic optimize --space fast=5:40 --space slow=30:200:10 --objective sortino --min-trades 20 --name s2
+  kinetic optimize --config config/optimize.walkforward.yaml   # walk-forward: IS/OOS windows, stitched OOS
+  kinetic optimize --executor dask --address tcp://127.0.0.1:8786   # on a Dask cluster (see the README)"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

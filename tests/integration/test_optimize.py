@@ -292,3 +292,49 @@ def test_bad_input_is_one_line_error_and_writes_nothing(
     assert message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_hopeless_trials_are_pruned_at_checkpoints_below_the_median(tmp_path: Path) -> None:
+    from tests.conftest import klines_from_closes
+
+    rng = np.random.default_rng(5)
+    closes = np.round(5.0 * np.exp(np.cumsum(rng.normal(0, 0.002, 45_000))), 3)
+    frame = klines_from_closes(closes, spread=0.002)
+    config = BacktestConfig.from_mapping({
+        "backtest": {"data": "unused", "initial_balance": 100_000},
+        "strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1m"}],
+        "risk": {"default_leverage": 1, "sizing": {"method": "fixed_quantity", "quantity": 100}},
+    })  # fmt: skip
+    settings = OptimizeSettings.from_mapping({
+        "objectives": ["total_return"], "trials": 10, "batch": 2, "seed": 1,
+        "pruning": {"enabled": True, "startup_trials": 2},
+        "space": {"fast": {"min": 2, "max": 30}, "slow": {"min": 31, "max": 300}},
+    })  # fmt: skip
+    dataset = Dataset(config, {"FILUSDT": frame}, {})
+    executor = InlineExecutor()
+    executor.start(dataset)
+    plan = prepare(config, settings, {}, (), tmp_path)
+    study = Optimizer(plan, dataset, executor, "p").run().studies[0]
+    trials = study.get_trials()
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert pruned and complete
+    for t in pruned:  # stopped at the first checkpoint where it was below the median of earlier complete trials
+        step, value = max(t.intermediate_values.items())
+        earlier = [c.intermediate_values[step] for c in complete if c.number < t.number - t.number % 2]
+        assert len(earlier) >= 2 and value < float(np.median(earlier))
+        assert step < 45_000 and "metrics" not in t.user_attrs
+    for t in complete:
+        assert sorted(t.intermediate_values) == [20_000, 40_000]
+
+
+def test_the_progress_bar_shows_rate_and_best_so_far(month, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kinetic_empire.research import StudyProgress
+
+    _path, config, settings, dataset = month
+    progress = StudyProgress(settings.objectives, force=True)
+    executor = InlineExecutor()
+    executor.start(dataset)
+    Optimizer(prepare(config, replace(settings, trials=4), {}, (), tmp_path), dataset, executor, "bar", progress).run()
+    err = capsys.readouterr().err
+    assert "4/4" in err and "trial/s" in err and "best sharpe" in err
