@@ -117,7 +117,7 @@ def _importance(study: optuna.Study, complete: list[Any]) -> str:
         return _note("Needs at least three complete trials.")
     try:
         scores = _importances(study)
-    except (ValueError, RuntimeError) as exc:
+    except Exception as exc:  # importance needs enough varied trials; the report must not fail over it
         return _note(f"Not available: {exc}")
     names = list(scores)[::-1]
     fig = go.Figure(go.Bar(x=[scores[n] for n in names], y=names, orientation="h"))
@@ -158,7 +158,7 @@ def _heatmap(study: optuna.Study, complete: list[Any], objectives: list[str]) ->
         return _note("Needs two numeric parameters and at least three complete trials.")
     try:
         ranked = [n for n in _importances(study) if n in numeric]
-    except (ValueError, RuntimeError):
+    except Exception:  # no ranking: take the parameters in name order
         ranked = []
     x_name, y_name = (ranked + [n for n in numeric if n not in ranked])[:2]
     xs = np.array([t.params[x_name] for t in complete], dtype=float)
