@@ -36,7 +36,7 @@ def test_the_strategy_to_tune() -> None:
     names = ["ema_cross", "rsi_reversion"]
     assert check_target(OptimizeSettings(strategy="rsi_reversion"), names, None) == 1
     assert check_target(OptimizeSettings(), ["ema_cross"], None) == 0
-    with pytest.raises(ConfigError, match="the config has 2 strategies .*name the one to tune"):
+    with pytest.raises(ConfigError, match=r"the config has 2 strategies .*name the one to tune"):
         check_target(OptimizeSettings(), names, "x.yaml")
     with pytest.raises(ConfigError, match="'donchian_breakout' is not in the config's strategies"):
         check_target(OptimizeSettings(strategy="donchian_breakout"), names, None)
