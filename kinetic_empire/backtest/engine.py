@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..assembly import build_core, resolve_strategies
+from ..assembly import StrategySpec, build_core, resolve_strategies
 from ..core.bus import EventBus
 from ..core.clock import LiveClock, ReplayClock
 from ..core.errors import ConfigError, DataError, KineticError
@@ -80,7 +80,9 @@ class Backtest:
         rules: Mapping[str, SymbolRules] | None = None,
         brackets: Mapping[str, LeverageBrackets] | None = None,
         check_lookahead: bool = False,
+        funding: Mapping[str, Mapping[int, Decimal]] | None = None,
     ) -> None:
+        """``funding`` (from :meth:`load_data`) replaces reading the stores' funding rates."""
         self.config = config
         self.check_lookahead = check_lookahead
         self.lookahead_checked: list[str] = []
@@ -88,6 +90,9 @@ class Backtest:
         self._frames = dict(frames) if frames else None
         self._rules = rules if rules is not None else default_symbol_rules(full=True)
         self._brackets = brackets if brackets is not None else default_brackets()
+        self._funding = {sym: dict(rates) for sym, rates in funding.items()} if funding is not None else None
+        self.portfolio: Portfolio | None = None
+        """The running backtest's portfolio once built, so a ``progress`` callback can read equity mid-run."""
 
     # ------------------------------------------------------------------------------------ setup
     def _load(self, symbol: str, timeframes: set[str]) -> _Plan:
@@ -166,18 +171,30 @@ class Backtest:
             frame = since_last_hole(frame, self.config.start)
         return validate(frame, gap_policy=self.config.gap_policy)
 
-    # -------------------------------------------------------------------------------------- run
-    def run(self, progress: Callable[[int, int], None] | None = None) -> BacktestResult:
-        cfg = self.config
-        specs = resolve_strategies(cfg.strategies, self._registry)  # fail before loading any data
+    def load_data(self) -> tuple[dict[str, KlineFrame], dict[str, dict[int, Decimal]]]:
+        """Each symbol's execution klines and funding rates, loaded and validated once: pass them as
+        ``frames=`` and ``funding=`` to many backtests of this config (the optimiser does); the result
+        is the same as loading them in each."""
+        tfs = self._timeframes(resolve_strategies(self.config.strategies, self._registry))
+        frames = {sym: self._load(sym, t).execution for sym, t in tfs.items()}
+        return frames, self._funding_rates(list(frames))
+
+    def _timeframes(self, specs: tuple[StrategySpec, ...]) -> dict[str, set[str]]:
         tfs: dict[str, set[str]] = {}
         for spec in specs:
             for sym in spec.config.symbols:
                 if sym not in self._rules:
                     raise ConfigError(
-                        f"{spec.config.path}.symbols", f"unknown symbol {sym} (not in exchangeInfo)", cfg.source
+                        f"{spec.config.path}.symbols", f"unknown symbol {sym} (not in exchangeInfo)", self.config.source
                     )
                 tfs.setdefault(sym, set()).add(spec.timeframe)
+        return tfs
+
+    # -------------------------------------------------------------------------------------- run
+    def run(self, progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+        cfg = self.config
+        specs = resolve_strategies(cfg.strategies, self._registry)  # fail before loading any data
+        tfs = self._timeframes(specs)
         risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
         risk_config.check_strategy_ids(self._registry.names(), cfg.source)
         risk_config.validate(self._rules, self._brackets, list(tfs))
@@ -196,7 +213,7 @@ class Backtest:
                 taker_fee=cfg.taker_fee,
                 slippage_bps=cfg.slippage_bps,
                 funding_rate=cfg.funding_rate,
-                funding_rates=self._funding_rates(list(plans)),
+                funding_rates=self._funding if self._funding is not None else self._funding_rates(list(plans)),
             ),
             symbols=list(plans),
         )
@@ -216,6 +233,7 @@ class Backtest:
             id_tag="b",
             price_topics=replayed,
         )
+        self.portfolio = core.portfolio
         for sym, leverage in core.leverage.items():
             exchange.set_leverage(sym, leverage)
 

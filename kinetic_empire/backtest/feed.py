@@ -53,19 +53,22 @@ class ReplayFeed:
         The cyclic garbage collector is paused during the replay: every kline allocates an event
         that reference counting frees at once, and the collector's periodic scans of those young
         objects cost more than the rest of the bus. Objects set up before the replay are frozen out
-        of its view; anything cyclic made during the run is collected when it ends.
+        of its view; anything cyclic made during the run is collected when it ends. A caller that has
+        disabled the collector already manages it (the optimiser freezes its data once and collects
+        only each trial's garbage), so a full collection per run is skipped then.
         """
         was_enabled = gc.isenabled()
-        gc.collect()
-        gc.freeze()
-        gc.disable()
+        if was_enabled:
+            gc.collect()
+            gc.freeze()
+            gc.disable()
         try:
             if len(self._streams) == 1:
                 return self._run_single(self._streams[0], progress)
             return self._run_merged(progress)
         finally:
-            gc.unfreeze()
             if was_enabled:
+                gc.unfreeze()
                 gc.enable()
 
     def _run_single(self, s: Stream, progress: Callable[[int], None] | None) -> int:

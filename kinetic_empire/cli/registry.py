@@ -51,6 +51,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("download", "download klines, mark-price klines and funding rates from Binance into the local store",
             "kinetic_empire.cli.download"),
     Command("data", "list the local store, or import archive files downloaded by hand", "kinetic_empire.cli.data"),
+    Command("optimize", "search strategy parameters with Optuna (walk-forward, local pool or Dask)",
+            "kinetic_empire.cli.optimize"),
 )
 
 
