@@ -122,6 +122,7 @@ class Gateway:
         self.stream = EventStream(self.view.snapshot, lambda: engine.clock.now_ms(), capacity=ring_capacity)
         self.commands = OperatorCommands(engine, self.orders, self.view.risk, answer_timeout_s=answer_timeout_s)
         self.metrics = metrics or ApiMetrics()
+        self.metrics.sse_clients = lambda: self.stream.clients
         self.alerts = AlertBook()
         self.app = build_app(self)
         self._server: _Server | None = None
