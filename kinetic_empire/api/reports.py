@@ -16,7 +16,7 @@ from ..core.errors import KineticError
 from ..core.names import is_safe_name
 
 REPORT_FILES = ("report.html", "metrics.json", "trades.csv", "orders.csv", "equity.csv", "denials.csv",
-                "equity.png", "config.json", "execution_quality.csv")
+                "equity.png", "config.json", "execution_quality.csv", "execution_quality.json")
 _TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".csv": "text/csv; charset=utf-8",
           ".png": "image/png"}
 KINDS = ("backtests", "runs")

@@ -27,6 +27,7 @@ from ..core.enums import Side
 from ..core.events import OrderAccepted, OrderFilled, OrderIntent, OrderRejected, OrderRequest
 
 _BPS = Decimal(10_000)
+_TRIGGERED = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT", "TRAILING_STOP_MARKET")
 _ZERO = Decimal(0)
 
 
@@ -37,7 +38,8 @@ class OrderQuality:
     strategy_id: str
     side: str
     order_type: str
-    reference_price: Decimal | None
+    intent_id: str
+    reference_price: Decimal | None  # the trigger price, else found from the intent at the first fill
     sent_ms: int
     ack_ms: int | None = None
     first_fill_ms: int | None = None
@@ -73,13 +75,10 @@ class ExecutionQuality:
         kind = type(e)
         if kind is OrderIntent:
             self.references[e.intent_id] = e.reference_price
-        elif kind is OrderRequest:
-            ref = e.trigger_price
-            if ref is None:
-                price = self.references.get(e.intent_id)
-                ref = Decimal(repr(price)) if price else e.price
+        elif kind is OrderRequest:  # live, the bus may deliver it before its intent reaches us
             self.orders[e.client_order_id] = OrderQuality(
-                e.client_order_id, e.symbol, e.strategy_id, e.side.value, e.order_type.value, ref, e.ts_init)
+                e.client_order_id, e.symbol, e.strategy_id, e.side.value, e.order_type.value, e.intent_id,
+                e.trigger_price if e.trigger_price is not None else e.price, e.ts_init)
         elif kind is OrderAccepted:
             q = self.orders.get(e.client_order_id)
             if q is not None and q.ack_ms is None:
@@ -100,6 +99,9 @@ class ExecutionQuality:
             return None
         if q.first_fill_ms is None:
             q.first_fill_ms = f.ts_event
+            price = self.references.get(q.intent_id)
+            if price and q.order_type not in _TRIGGERED:
+                q.reference_price = Decimal(repr(price))
         q.filled_qty += f.quantity
         q.notional += f.price * f.quantity
         if not q.reference_price:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from kinetic_empire.api.auth import COOKIE
 from kinetic_empire.core.enums import TradingState
 from kinetic_empire.core.events import CancelRequest, OperatorCommand, OrderIntent, OrderRequest
+from kinetic_empire.live.report import build_report
 from tests.support.api import TOKEN, journal, served, sse_messages
 from tests.support.live import sandbox_position, step
 from tests.support.waiting import until
@@ -26,44 +28,44 @@ pytestmark = pytest.mark.integration
 
 def test_auth_pages_and_cookie_login(tmp_path: Path) -> None:
     async def body() -> None:
-        async with served(tmp_path / "runs" / "auth") as (sb, engine, gw, client):
-            async with httpx.AsyncClient(base_url=gw.url) as anon:
-                health = (await anon.get("/api/health")).json()
-                assert health["ok"] is True and health["run_id"] == "auth" and health["uptime_s"] >= 0
-                for path in ("/api/account", "/api/config", "/api/stream", "/metrics", "/openapi.json", "/api/runs",
-                             "/api/orders", "/reports/runs/auth/report.html"):
-                    r = await anon.get(path)
-                    assert r.status_code == 401, path
-                    assert r.json()["error"] and r.headers["www-authenticate"] == "Bearer"
-                r = await anon.get("/api/account", headers={"Authorization": "Bearer wrong-token"})
-                assert r.status_code == 401 and "invalid" in r.json()["error"]
-                r = await anon.get("/api/account", headers={"Authorization": f"Basic {TOKEN}"})
-                assert r.status_code == 401
-                r = await anon.post("/api/control", json={"command": "halt"})
-                assert r.status_code == 401 and engine.risk.state is TradingState.ACTIVE
-                # pages carry no data and need no token; plotly comes from the installed package
-                assert (await anon.get("/")).status_code == 200
-                assert (await anon.get("/runs")).status_code == 200
-                js = await anon.get("/static/vendor/plotly.min.js")
-                assert js.status_code == 200 and len(js.content) > 1_000_000
-                assert (await anon.get("/static/../auth.py")).status_code == 404
-                assert (await anon.get("/static/%2e%2e/auth.py")).status_code == 404
-                # the browser's way in: /login sets an HttpOnly, SameSite=Strict cookie
-                r = await anon.get("/login", params={"token": "nope"})
-                assert r.status_code == 401 and COOKIE not in r.cookies
-                r = await anon.get("/login", params={"token": TOKEN})
-                assert r.status_code == 303 and r.headers["location"] == "/"
-                cookie = r.headers["set-cookie"].lower()
-                assert "httponly" in cookie and "samesite=strict" in cookie
-                assert (await anon.get("/api/account")).status_code == 200  # the cookie jar now has it
-                # a cookie-authenticated POST needs the CSRF header; a wrong cookie is refused
-                r = await anon.post("/api/control", json={"command": "pause"})
-                assert r.status_code == 403 and "X-Kinetic-Request" in r.json()["error"]
-                assert engine.risk.state is TradingState.ACTIVE
-                r = await anon.post("/api/control", json={"command": "pause"}, headers={"X-Kinetic-Request": "1"})
-                assert r.status_code == 200 and r.json()["risk"]["state"] == "REDUCING"
-                anon.cookies.set(COOKIE, "forged")
-                assert (await anon.get("/api/account")).status_code == 401
+        async with served(tmp_path / "runs" / "auth") as (_sb, engine, gw, _client), \
+                httpx.AsyncClient(base_url=gw.url) as anon:
+            health = (await anon.get("/api/health")).json()
+            assert health["ok"] is True and health["run_id"] == "auth" and health["uptime_s"] >= 0
+            for path in ("/api/account", "/api/config", "/api/stream", "/metrics", "/openapi.json", "/api/runs",
+                         "/api/orders", "/reports/runs/auth/report.html"):
+                r = await anon.get(path)
+                assert r.status_code == 401, path
+                assert r.json()["error"] and r.headers["www-authenticate"] == "Bearer"
+            r = await anon.get("/api/account", headers={"Authorization": "Bearer wrong-token"})
+            assert r.status_code == 401 and "invalid" in r.json()["error"]
+            r = await anon.get("/api/account", headers={"Authorization": f"Basic {TOKEN}"})
+            assert r.status_code == 401
+            r = await anon.post("/api/control", json={"command": "halt"})
+            assert r.status_code == 401 and engine.risk.state is TradingState.ACTIVE
+            # pages carry no data and need no token; plotly comes from the installed package
+            assert (await anon.get("/")).status_code == 200
+            assert (await anon.get("/runs")).status_code == 200
+            js = await anon.get("/static/vendor/plotly.min.js")
+            assert js.status_code == 200 and len(js.content) > 1_000_000
+            assert (await anon.get("/static/../auth.py")).status_code == 404
+            assert (await anon.get("/static/%2e%2e/auth.py")).status_code == 404
+            # the browser's way in: /login sets an HttpOnly, SameSite=Strict cookie
+            r = await anon.get("/login", params={"token": "nope"})
+            assert r.status_code == 401 and COOKIE not in r.cookies
+            r = await anon.get("/login", params={"token": TOKEN})
+            assert r.status_code == 303 and r.headers["location"] == "/"
+            cookie = r.headers["set-cookie"].lower()
+            assert "httponly" in cookie and "samesite=strict" in cookie
+            assert (await anon.get("/api/account")).status_code == 200  # the cookie jar now has it
+            # a cookie-authenticated POST needs the CSRF header; a wrong cookie is refused
+            r = await anon.post("/api/control", json={"command": "pause"})
+            assert r.status_code == 403 and "X-Kinetic-Request" in r.json()["error"]
+            assert engine.risk.state is TradingState.ACTIVE
+            r = await anon.post("/api/control", json={"command": "pause"}, headers={"X-Kinetic-Request": "1"})
+            assert r.status_code == 200 and r.json()["risk"]["state"] == "REDUCING"
+            anon.cookies.set(COOKIE, "forged")
+            assert (await anon.get("/api/account")).status_code == 401
 
     asyncio.run(body())
 
@@ -72,7 +74,7 @@ def test_read_endpoints(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "reads"
 
     async def body() -> None:
-        async with served(run_dir, warm_klines=30) as (sb, engine, gw, client):
+        async with served(run_dir, warm_klines=30) as (sb, engine, _gw, client):
             cfg = (await client.get("/api/config")).json()
             assert cfg["run_id"] == "reads" and cfg["symbols"] == ["FILUSDT", "NEARUSDT"]
             assert [s["name"] for s in cfg["strategies"]] == ["ema_cross", "rsi_reversion"]
@@ -150,7 +152,7 @@ def test_manual_order_and_cancel_reach_venue_and_journal(tmp_path: Path) -> None
     run_dir = tmp_path / "runs" / "manual"
 
     async def body() -> None:
-        async with served(run_dir, warm_klines=3) as (sb, engine, gw, client):
+        async with served(run_dir, warm_klines=3) as (sb, engine, _gw, client):
             price = Decimal(repr(engine.portfolio.last_price("FILUSDT")))
             before = sandbox_position(sb, "FILUSDT")
             r = await client.post("/api/order", json={"symbol": "FILUSDT", "side": "BUY", "quantity": "12.3",
@@ -202,15 +204,23 @@ def test_manual_order_and_cancel_reach_venue_and_journal(tmp_path: Path) -> None
             r = await client.post("/api/order", json={"symbol": "FILUSDT", "side": "BUY", "quantity": "1",
                                                       "reduce_only": True})
             assert r.status_code == 422 and r.json()["field"] == "side"
+            text = (await client.get("/metrics")).text
+            assert "kinetic_slippage_bps_count 2.0" in text, [x for x in text.splitlines() if "slippage_bps_count" in x]
 
     asyncio.run(body())
+    # the run's report has the execution-quality section, with the manual orders in it
+    report = build_report(run_dir)
+    assert 'id="execution-quality"' in (report / "report.html").read_text()
+    rows = (report / "execution_quality.csv").read_text().splitlines()
+    assert any(r.startswith("op-buy-1-e,manual,FILUSDT,BUY,MARKET,") for r in rows), rows
+    assert json.loads((report / "execution_quality.json").read_text())["filled_orders"] >= 2
 
 
 def test_controls_change_the_risk_state_through_the_journal(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "controls"
 
     async def body() -> None:
-        async with served(run_dir, warm_klines=3) as (sb, engine, gw, client):
+        async with served(run_dir, warm_klines=3) as (sb, engine, _gw, client):
             r = await client.post("/api/control", json={"command": "pause", "cause": "news at 14:00"})
             assert r.status_code == 200 and r.json()["risk"]["state"] == "REDUCING"
             assert engine.risk.state is TradingState.REDUCING
@@ -279,7 +289,7 @@ def test_bad_input_is_refused_with_the_field_and_leaves_no_trace(tmp_path: Path)
     run_dir = tmp_path / "runs" / "bad"
 
     async def body() -> None:
-        async with served(run_dir, warm_klines=3) as (sb, engine, gw, client):
+        async with served(run_dir, warm_klines=3) as (sb, engine, _gw, client):
             journaled = len(journal(run_dir, engine))
             venue_orders = sb.account().exchange.all_orders("FILUSDT")
             klines = engine.feed.published
@@ -311,7 +321,7 @@ def test_stream_in_order_snapshot_first_and_resumable(tmp_path: Path) -> None:
                 got.append(chunk)
 
     async def body() -> None:
-        async with served(run_dir, warm_klines=2, health_every_s=0.2) as (sb, engine, gw, client):
+        async with served(run_dir, warm_klines=2, health_every_s=0.2) as (sb, engine, _gw, client):
             chunks: list[str] = []
             reader = asyncio.ensure_future(read(client, chunks))
             await until(lambda: "event: snapshot" in "".join(chunks), "the snapshot")

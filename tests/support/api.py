@@ -17,9 +17,9 @@ import httpx
 from kinetic_empire.api import ApiMetrics, Gateway
 from kinetic_empire.core.clock import LiveClock
 from kinetic_empire.live.app import LiveEngine
+from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.journal import read_events
 from kinetic_empire.sandbox import SandboxServer
-from kinetic_empire.live.config import LiveConfig
 from tests.support.live import DATA, RISK, START, K, step, stepped_engine
 
 TOKEN = "test-token-0123456789abcdef"
@@ -47,8 +47,9 @@ async def served(run_dir: Path, *, warm_klines: int = 0, config: LiveConfig | No
     """(sandbox, engine, gateway, client with the Bearer token) for one stepped run."""
     metrics = ApiMetrics()
     timer = LiveClock()
-    async with stepped_engine(run_dir, config=config or quiet_config(), start=False, timer=timer, rest_trace=[metrics.trace_config(timer)]) as (
-            sb, engine):
+    trace = [metrics.trace_config(timer)]
+    async with stepped_engine(run_dir, config=config or quiet_config(), start=False, timer=timer,
+                              rest_trace=trace) as (sb, engine):
         gateway_kw.setdefault("port", 0)
         gateway_kw.setdefault("runs_dir", run_dir.parent)
         gateway = Gateway(engine, token=TOKEN, metrics=metrics, results_dir=run_dir.parent / "results",
