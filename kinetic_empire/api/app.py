@@ -7,6 +7,7 @@ carry no data and need none. Every error is JSON: ``{"error": "...", "field": "<
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -45,6 +46,27 @@ def _error(status: int, message: str, field: str | None = None, **extra: Any) ->
 def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or ("body" if loc and loc[0] == "body" else None)
+
+
+def with_symbols(doc: dict[str, Any], symbols: list[str]) -> dict[str, Any]:
+    """The document with this run's symbols as the enum of every ``symbol`` field: clients (and fuzzers) see
+    what the run trades, not only the pattern."""
+    doc = copy.deepcopy(doc)
+
+    def narrow(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "string":
+                branch["enum"] = symbols
+
+    for body in doc.get("components", {}).get("schemas", {}).values():
+        if "symbol" in body.get("properties", {}):
+            narrow(body["properties"]["symbol"])
+    for ops in doc.get("paths", {}).values():
+        for op in ops.values():
+            for param in op.get("parameters", []):
+                if param.get("name") == "symbol":
+                    narrow(param["schema"])
+    return doc
 
 
 def build_app(gw: Gateway) -> FastAPI:
@@ -193,7 +215,7 @@ def build_app(gw: Gateway) -> FastAPI:
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[auth])
     async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSONResponse(with_symbols(app.openapi(), list(gw.engine.symbols)))
 
     # ------------------------------------------------------------------------------ writing
     writes = {**_ERRORS, 400: ERROR_SCHEMA, 403: ERROR_SCHEMA, 409: ERROR_SCHEMA, 413: ERROR_SCHEMA,
