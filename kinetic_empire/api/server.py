@@ -41,7 +41,7 @@ from ..core.events import (
     TradingStateChanged,
 )
 from ..risk.operator import install_operator_desk
-from .alerts import AlertBook
+from .alerts import AlertBook, AlertThresholds
 from .app import build_app
 from .auth import TokenCheck
 from .commands import OperatorCommands
@@ -109,6 +109,7 @@ class Gateway:
         max_body_bytes: int = 64 * 1024,
         answer_timeout_s: float = 10.0,
         ring_capacity: int = 4096,
+        thresholds: AlertThresholds | None = None,
     ) -> None:
         self.engine = engine
         self.token_check = TokenCheck(token)
@@ -123,7 +124,7 @@ class Gateway:
         self.commands = OperatorCommands(engine, self.orders, self.view.risk, answer_timeout_s=answer_timeout_s)
         self.metrics = metrics or ApiMetrics()
         self.metrics.sse_clients = lambda: self.stream.clients
-        self.alerts = AlertBook()
+        self.alerts = AlertBook(thresholds)
         self.app = build_app(self)
         self._server: _Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
