@@ -52,7 +52,7 @@ from .orders import OrderTable
 from .reports import ReportLibrary
 from .schemas import ApiError
 from .stream import EventStream
-from .view import EngineView
+from .view import EngineView, market_of
 
 if TYPE_CHECKING:
     from ..live.app import LiveEngine
@@ -185,8 +185,8 @@ class Gateway:
     def _on_kline(self, k: KlineClosed) -> None:
         self.view.on_kline(k)
         self.stream.push("kline", k.ts_event, lambda: event_dict(k))
-        view = self.view
-        self.stream.push("market", k.ts_event, lambda: view.market(k.symbol))
+        lag, mark = self.engine.clock.now_ms() - k.ts_event, self.view.marks.get(k.symbol)
+        self.stream.push("market", k.ts_event, lambda: market_of(k, lag, mark))  # values of now, built later
         if k.ts_event > self._last_account_ts and self.engine.portfolio.positions():
             self._push_account(k.ts_event)  # equity moves with the price while a position is open
 
