@@ -58,8 +58,8 @@ def _drain(stream: EventStream, last: str | None, n: int) -> list[str]:
     async def run() -> list[str]:
         out = []
         gen = stream.messages(last)
-        for _ in range(n):
-            out.append(await gen.__anext__())
+        for _ in range(n):  # a message that never comes is a failure, not a hang
+            out.append(await asyncio.wait_for(gen.__anext__(), 5))
         await gen.aclose()
         return out
 
