@@ -1,0 +1,628 @@
+/* The live dashboard: one state object fed by the server-sent event stream (after one REST load for
+ * history the stream does not carry), rendered panel by panel when something changed.
+ *
+ * The stream is read with fetch() rather than EventSource so that a reconnect after any failure,
+ * including a server restart, sends Last-Event-ID and the server replays what was missed. */
+"use strict";
+
+(() => {
+  const { num, fmt, plain, pct, ms, utc, duration, tone, setText, h, toast, api } = KE;
+  const MAX_KLINES = 400, MAX_FILLS = 60, MAX_EQUITY = 5000, CHART_EVERY_MS = 250;
+
+  const S = {
+    runId: null, venue: "", symbols: [], active: null, startedWall: null, marketTime: 0,
+    account: null, accountTs: 0,
+    positions: new Map(),      // symbol -> {symbol, qty, entry, leverage, mark, upnl, stop, ts}
+    orders: new Map(),         // client_order_id -> order
+    fills: [],                 // newest first
+    fillCount: 0,
+    klines: new Map(),         // symbol -> [{t, o, h, l, c}]
+    marks: new Map(),          // symbol -> [{t, side, price, qty, exit, pnl}]
+    market: new Map(),         // symbol -> {last, mark, lag}
+    equity: [],                // [{t, equity}]
+    risk: { state: "", cause: "", symbols: {} },
+    health: {},
+    metrics: {},
+    alerts: new Map(),         // kind|symbol -> alert
+    lastId: null,
+    applied: 0,
+  };
+
+  // ------------------------------------------------------------------ normalising the server's shapes
+  const pick = (o, ...names) => {
+    if (!o) return undefined;
+    for (const n of names) if (o[n] !== undefined && o[n] !== null) return o[n];
+    return undefined;
+  };
+  const list = (v, ...keys) => (Array.isArray(v) ? v : (v && pick(v, ...keys)) || []);
+
+  const toKline = (k) => Array.isArray(k)
+    ? { t: num(k[0]), o: num(k[1]), h: num(k[2]), l: num(k[3]), c: num(k[4]) }
+    : { t: num(pick(k, "open_time", "t")), o: num(pick(k, "open", "o")), h: num(pick(k, "high", "h")),
+        l: num(pick(k, "low", "l")), c: num(pick(k, "close", "c")) };
+
+  const toPosition = (p, ts) => ({
+    symbol: p.symbol,
+    qty: num(pick(p, "quantity", "qty", "position_amt", "positionAmt")),
+    qtyText: plain(pick(p, "quantity", "qty", "position_amt", "positionAmt")),
+    entry: pick(p, "entry_price", "entryPrice", "entry"),
+    leverage: pick(p, "leverage"),
+    mark: pick(p, "mark_price", "markPrice", "mark"),
+    upnl: pick(p, "unrealized_pnl", "unrealizedPnl", "upnl"),
+    stop: pick(p, "stop", "stop_price", "stop_loss"),
+    ts: num(pick(p, "ts_event")) || ts || 0,
+  });
+
+  const ORDER_DONE = new Set(["FILLED", "CANCELED", "CANCELLED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH"]);
+  const orderState = (o) => String(pick(o, "order_state", "state", "status") || "ACCEPTED").toUpperCase();
+
+  // ------------------------------------------------------------------ applying events to the state
+  const dirty = new Set();
+  const mark = (...panels) => { for (const p of panels) dirty.add(p); schedule(); };
+
+  function setPosition(p, ts) {
+    const pos = toPosition(p, ts);
+    if (!pos.symbol) return;
+    const prev = S.positions.get(pos.symbol);
+    if (pos.stop === undefined && prev) pos.stop = prev.stop;
+    if (pos.mark === undefined && prev) pos.mark = prev.mark;
+    if (!pos.qty) S.positions.delete(pos.symbol);
+    else S.positions.set(pos.symbol, pos);
+    mark("positions", "candles");
+  }
+
+  function setOrder(o) {
+    const id = pick(o, "client_order_id", "clientOrderId");
+    if (!id) return;
+    const state = orderState(o);
+    if (ORDER_DONE.has(state) || o.open === false) S.orders.delete(id);
+    else S.orders.set(id, Object.assign({}, S.orders.get(id) || {}, o, { _state: state }));
+    mark("orders", "positions", "candles");
+  }
+
+  function addFill(f, ts) {
+    const t = num(pick(f, "ts_event", "time", "ts")) || ts;
+    const fill = {
+      t, symbol: f.symbol, side: String(f.side || "").toUpperCase(),
+      qty: plain(pick(f, "quantity", "qty", "last_qty")), price: num(pick(f, "price", "last_price")),
+      priceText: plain(pick(f, "price", "last_price")),
+      pnl: num(pick(f, "realized_pnl", "realizedPnl", "pnl")) || 0,
+      cid: pick(f, "client_order_id", "clientOrderId") || "",
+      strategy: pick(f, "strategy_id") || "",
+    };
+    fill.exit = Boolean(f.reduce_only) || fill.pnl !== 0;
+    S.fills.unshift(fill);
+    if (S.fills.length > MAX_FILLS) S.fills.length = MAX_FILLS;
+    S.fillCount += 1;
+    const arr = S.marks.get(fill.symbol) || [];
+    arr.push(fill);
+    S.marks.set(fill.symbol, arr.slice(-200));
+    const o = S.orders.get(fill.cid);
+    if (o && String(pick(f, "status")) === "FILLED") S.orders.delete(fill.cid);
+    mark("fills", "candles", "orders", "summary");
+  }
+
+  function setAccount(a, ts) {
+    S.account = a;
+    S.accountTs = Math.max(S.accountTs, num(pick(a, "ts_event")) || ts || 0);
+    const eq = num(pick(a, "equity", "total_equity"));
+    if (Number.isFinite(eq)) {
+      const t = S.accountTs || (S.equity.length ? S.equity[S.equity.length - 1].t : Date.now());
+      const last = S.equity[S.equity.length - 1];
+      if (last && last.t === t) last.equity = eq;
+      else if (!last || t > last.t) S.equity.push({ t, equity: eq });
+      if (S.equity.length > MAX_EQUITY) S.equity.splice(0, S.equity.length - MAX_EQUITY);
+    }
+    const positions = pick(a, "positions");
+    if (Array.isArray(positions)) replacePositions(positions, ts);
+    mark("summary", "equity");
+  }
+
+  function replacePositions(rows, ts) {
+    const keep = new Map();
+    for (const p of rows) {
+      const pos = toPosition(p, ts);
+      const prev = S.positions.get(pos.symbol);
+      if (pos.stop === undefined && prev) pos.stop = prev.stop;
+      if (pos.symbol && pos.qty) keep.set(pos.symbol, pos);
+    }
+    S.positions = keep;
+    mark("positions", "candles");
+  }
+
+  function addKline(k) {
+    const sym = k.symbol;
+    if (!sym) return;
+    const kl = toKline(k);
+    if (!Number.isFinite(kl.t)) return;
+    const arr = S.klines.get(sym) || [];
+    const last = arr[arr.length - 1];
+    if (last && last.t === kl.t) arr[arr.length - 1] = kl;
+    else if (!last || kl.t > last.t) arr.push(kl);
+    if (arr.length > MAX_KLINES) arr.splice(0, arr.length - MAX_KLINES);
+    S.klines.set(sym, arr);
+    addSymbol(sym);
+    if (sym === S.active) mark("candles");
+  }
+
+  function setMarket(m) {
+    const sym = m.symbol;
+    if (!sym) return;
+    const cur = S.market.get(sym) || {};
+    const next = Object.assign(cur, {
+      last: pick(m, "last_price", "price", "last") ?? cur.last,
+      mark: pick(m, "mark_price", "mark") ?? cur.mark,
+      lag: pick(m, "feed_lag_s", "feed_lag", "lag_s") ?? cur.lag,
+    });
+    S.market.set(sym, next);
+    const lastKline = pick(m, "last_kline", "kline");
+    if (lastKline && typeof lastKline === "object") addKline(Object.assign({ symbol: sym }, lastKline));
+    const klines = pick(m, "klines");
+    if (Array.isArray(klines)) for (const k of klines) addKline(Object.assign({ symbol: sym }, Array.isArray(k) ? {} : k, Array.isArray(k) ? { open_time: k[0], open: k[1], high: k[2], low: k[3], close: k[4] } : {}));
+    const pos = S.positions.get(sym);
+    if (pos && next.mark !== undefined) pos.mark = next.mark;
+    mark("market", "positions");
+  }
+
+  function setRisk(r) {
+    const state = pick(r, "state", "trading_state");
+    const sym = pick(r, "symbol");
+    if (sym) S.risk.symbols[sym] = state;
+    else if (state) { S.risk.state = String(state); S.risk.cause = pick(r, "cause") || ""; }
+    const per = pick(r, "symbols");
+    if (per && typeof per === "object" && !Array.isArray(per)) Object.assign(S.risk.symbols, per);
+    mark("risk");
+  }
+
+  function setHealth(hl) {
+    Object.assign(S.health, hl);
+    const m = pick(hl, "metrics", "monitoring");
+    if (m && typeof m === "object") Object.assign(S.metrics, m);
+    mark("health", "monitoring", "header");
+  }
+
+  function setAlert(a) {
+    const key = `${a.kind}|${a.symbol || ""}`;
+    if (a.cleared) S.alerts.delete(key);
+    else S.alerts.set(key, a);
+    mark("alerts");
+  }
+
+  function applySnapshot(snap) {
+    for (const [k, v] of Object.entries(snap || {})) {
+      if (v === null || v === undefined) continue;
+      if (k === "account") setAccount(v);
+      else if (k === "positions") replacePositions(list(v, "positions"));
+      else if (k === "orders") { S.orders.clear(); for (const o of list(v, "orders")) setOrder(o); mark("orders"); }
+      else if (k === "risk") setRisk(v);
+      else if (k === "health") setHealth(v);
+      else if (k === "alerts") { S.alerts.clear(); for (const a of list(v, "alerts")) setAlert(a); }
+      else if (k === "market") for (const m of Array.isArray(v) ? v : Object.values(v)) setMarket(m);
+      else if (k === "fills" || k === "trades_recent") for (const f of list(v, "fills").slice().reverse()) addFill(f);
+      else if (k === "equity") loadEquity(v);
+    }
+  }
+
+  const HANDLERS = {
+    market: (d) => setMarket(d),
+    kline: (d) => addKline(d),
+    order_update: (d) => setOrder(d),
+    fill: (d, ts) => addFill(d, ts),
+    account: (d, ts) => setAccount(d, ts),
+    position: (d, ts) => setPosition(d, ts),
+    risk: (d) => setRisk(d),
+    health: (d) => setHealth(d),
+    alert: (d) => setAlert(d),
+    snapshot: (d) => applySnapshot(d),
+  };
+
+  function onEvent(name, id, raw) {
+    let msg;
+    try { msg = JSON.parse(raw); } catch (_) { return; }
+    const data = msg && typeof msg === "object" && "data" in msg ? msg.data : msg;
+    const ts = num(msg && msg.ts_event);
+    if (Number.isFinite(ts) && ts > S.marketTime) { S.marketTime = ts; mark("header"); }
+    const fn = HANDLERS[name] || HANDLERS[msg && msg.type];
+    if (fn) fn(data || {}, ts);
+    if (id) S.lastId = id;
+    S.applied += 1;
+    document.body.dataset.lastEventId = S.lastId || "";
+  }
+
+  // ------------------------------------------------------------------ the event stream
+  let streamBackoff = 500;
+  function streamState(text, cls) {
+    const el = setText("stream-state", text);
+    el.className = "pill " + cls;
+  }
+
+  async function stream() {
+    for (;;) {
+      const headers = { Accept: "text/event-stream" };
+      if (S.lastId) headers["Last-Event-ID"] = S.lastId;
+      try {
+        const resp = await fetch("/api/stream", { headers, credentials: "same-origin", cache: "no-store" });
+        if (resp.status === 401 || resp.status === 403) {
+          streamState("not logged in", "pill-bad");
+          toast("Not logged in: open the dashboard link that `kinetic run` printed.", "bad");
+          return;
+        }
+        if (!resp.ok || !resp.body) throw new Error(`stream ${resp.status}`);
+        streamState("live", "pill-ok");
+        streamBackoff = 500;
+        await readEvents(resp.body);
+      } catch (_) {
+        /* the server went away or the network dropped: reconnect below */
+      }
+      streamState("reconnecting", "pill-warn");
+      await new Promise((r) => setTimeout(r, streamBackoff));
+      streamBackoff = Math.min(streamBackoff * 2, 8000);
+    }
+  }
+
+  async function readEvents(body) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "", id = null, name = "message", data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += value;
+      let nl;
+      while ((nl = buf.search(/\r\n|\n|\r/)) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + (buf[nl] === "\r" && buf[nl + 1] === "\n" ? 2 : 1));
+        if (line === "") {
+          if (data.length) onEvent(name, id, data.join("\n"));
+          name = "message"; data = [];
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let val = colon < 0 ? "" : line.slice(colon + 1);
+        if (val.startsWith(" ")) val = val.slice(1);
+        if (field === "data") data.push(val);
+        else if (field === "event") name = val;
+        else if (field === "id") id = val;
+        else if (field === "retry" && /^\d+$/.test(val)) streamBackoff = Number(val);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ rendering
+  let frame = 0, lastChart = 0, chartTimer = 0;
+  function schedule() {
+    if (!frame) frame = requestAnimationFrame(render);
+  }
+
+  function render() {
+    frame = 0;
+    const now = performance.now();
+    const charts = dirty.has("candles") || dirty.has("equity");
+    for (const p of dirty) {
+      if ((p === "candles" || p === "equity") && now - lastChart < CHART_EVERY_MS) continue;
+      const fn = RENDER[p];
+      if (fn) fn();
+      dirty.delete(p);
+    }
+    if (charts) {
+      if (now - lastChart >= CHART_EVERY_MS) lastChart = now;
+      else if (!chartTimer) chartTimer = setTimeout(() => { chartTimer = 0; schedule(); }, CHART_EVERY_MS);
+    }
+  }
+
+  function stopOf(symbol) {
+    const pos = S.positions.get(symbol);
+    if (pos && pos.stop !== undefined) return pos.stop;
+    for (const o of S.orders.values()) {
+      const type = String(pick(o, "order_type", "type") || "");
+      if (o.symbol === symbol && type.startsWith("STOP")) return pick(o, "trigger_price", "stop_price", "stopPrice");
+    }
+    return undefined;
+  }
+
+  function fillBody(tbody, rows, emptyText, cols) {
+    tbody.replaceChildren(...(rows.length ? rows : [h("tr", { class: "empty" }, h("td", { colspan: cols }, emptyText))]));
+  }
+
+  const RENDER = {
+    header() {
+      setText("run-id", S.runId || "—");
+      setText("venue", S.venue || "");
+      setText("market-time", S.marketTime ? utc(S.marketTime, true) + " UTC" : "—");
+      const up = pick(S.health, "uptime_s", "uptime");
+      if (up !== undefined) setText("uptime", duration(up));
+    },
+
+    summary() {
+      const a = S.account || {};
+      const eq = pick(a, "equity", "total_equity");
+      const wallet = pick(a, "wallet_balance", "wallet", "walletBalance");
+      const upnl = pick(a, "unrealized_pnl", "unrealizedPnl", "upnl") ?? (num(eq) - num(wallet));
+      const el = setText("k-equity", fmt(eq));
+      el.dataset.ts = String(S.accountTs);
+      setText("k-wallet", fmt(wallet));
+      tone(setText("k-upnl", fmt(upnl, 2, true)), upnl);
+      setText("k-available", fmt(pick(a, "available_balance", "available", "availableBalance")));
+      setText("k-margin", fmt(pick(a, "margin", "position_margin", "initial_margin", "used_margin")));
+      let peak = -Infinity;
+      for (const p of S.equity) peak = Math.max(peak, p.equity);
+      const last = S.equity[S.equity.length - 1];
+      const dd = last && peak > 0 ? last.equity / peak - 1 : NaN;
+      tone(setText("k-drawdown", pct(dd)), dd);
+      setText("k-fills", String(S.fillCount));
+    },
+
+    equity() {
+      Charts.equity(document.getElementById("equity"), S.equity);
+      const first = S.equity[0], last = S.equity[S.equity.length - 1];
+      if (first && last) {
+        const ch = last.equity - first.equity;
+        setText("equity-line", `${fmt(last.equity)} USDT · ${fmt(ch, 2, true)} since ${utc(first.t, true)}`);
+      }
+    },
+
+    candles() {
+      const sym = S.active;
+      const pos = S.positions.get(sym);
+      Charts.candles(document.getElementById("candles"), sym, S.klines.get(sym) || [], S.marks.get(sym) || [],
+        { entry: pos ? num(pos.entry) : NaN, stop: pos ? num(stopOf(sym)) : NaN });
+    },
+
+    market() {
+      const m = S.market.get(S.active) || {};
+      const parts = [];
+      if (m.last !== undefined) parts.push(`last ${plain(m.last)}`);
+      if (m.mark !== undefined) parts.push(`mark ${plain(m.mark)}`);
+      if (m.lag !== undefined) parts.push(`lag ${fmt(m.lag, 1)} s`);
+      setText("market-line", parts.join(" · "));
+      RENDER.tabs();
+    },
+
+    tabs() {
+      const box = document.getElementById("symbol-tabs");
+      if (box.childElementCount !== S.symbols.length) {
+        box.replaceChildren(...S.symbols.map((s) => h("button", {
+          role: "tab", "data-symbol": s, onclick: () => { S.active = s; mark("candles", "market", "tabs"); },
+        }, s)));
+        const sel = document.getElementById("of-symbol");
+        sel.replaceChildren(...S.symbols.map((s) => h("option", {}, s)));
+      }
+      for (const b of box.children) b.setAttribute("aria-selected", String(b.dataset.symbol === S.active));
+    },
+
+    positions() {
+      const rows = [...S.positions.values()].sort((a, b) => a.symbol.localeCompare(b.symbol)).map((p) => {
+        const mk = p.mark ?? (S.market.get(p.symbol) || {}).mark;
+        const upnl = p.upnl ?? (Number.isFinite(num(mk)) ? (num(mk) - num(p.entry)) * p.qty : NaN);
+        const stop = stopOf(p.symbol);
+        const side = p.qty > 0 ? "LONG" : "SHORT";
+        const upnlCell = h("td", { class: "r" }, fmt(upnl, 2, true));
+        tone(upnlCell, upnl);
+        return h("tr", { "data-symbol": p.symbol, "data-qty": String(p.qty) },
+          h("td", {}, p.symbol), h("td", { class: side === "LONG" ? "pos" : "neg" }, side),
+          h("td", { class: "r" }, p.qtyText), h("td", { class: "r" }, plain(p.entry)),
+          h("td", { class: "r" }, plain(mk)), upnlCell,
+          h("td", { class: "r" + (stop === undefined ? " warn-text" : "") }, stop === undefined ? "none" : plain(stop)),
+          h("td", { class: "r" }, p.leverage ? p.leverage + "×" : "—"),
+          h("td", { class: "r" }, h("button", { class: "mini danger", onclick: () => confirmFlatten(p.symbol) }, "close")));
+      });
+      fillBody(document.querySelector("#positions tbody"), rows, "flat", 9);
+      setText("pos-count", String(S.positions.size));
+    },
+
+    orders() {
+      const rows = [...S.orders.values()].map((o) => {
+        const cid = pick(o, "client_order_id", "clientOrderId");
+        const price = pick(o, "price") ?? pick(o, "trigger_price", "stop_price");
+        return h("tr", { "data-cid": cid },
+          h("td", {}, o.symbol), h("td", { class: o.side === "BUY" ? "pos" : "neg" }, o.side || "—"),
+          h("td", {}, pick(o, "order_type", "type") || "—"),
+          h("td", { class: "r" }, o.close_position ? "close" : plain(pick(o, "quantity", "qty", "orig_qty"))),
+          h("td", { class: "r" }, plain(price)), h("td", {}, o._state),
+          h("td", { class: "mono small" }, cid),
+          h("td", { class: "r" }, h("button", { class: "mini", onclick: () => cancelOrder(cid) }, "cancel")));
+      });
+      fillBody(document.querySelector("#orders tbody"), rows, "no open orders", 8);
+      setText("order-count", String(S.orders.size));
+    },
+
+    fills() {
+      const rows = S.fills.slice(0, 14).map((f) => {
+        const pnl = h("td", { class: "r" }, f.exit ? fmt(f.pnl, 2, true) : "");
+        tone(pnl, f.pnl);
+        return h("tr", { "data-cid": f.cid, title: f.strategy ? `${f.strategy} · ${f.cid}` : f.cid },
+          h("td", {}, utc(f.t)), h("td", {}, f.symbol), h("td", { class: f.side === "BUY" ? "pos" : "neg" }, f.side),
+          h("td", { class: "r" }, f.qty), h("td", { class: "r" }, f.priceText), pnl);
+      });
+      fillBody(document.querySelector("#fills tbody"), rows, "no fills yet", 6);
+    },
+
+    risk() {
+      const el = setText("risk-state", S.risk.state || "—");
+      el.dataset.state = S.risk.state;
+      const per = Object.entries(S.risk.symbols).filter(([, v]) => v && v !== S.risk.state).map(([k, v]) => `${k} ${v}`);
+      setText("risk-cause", [S.risk.cause, ...per].filter(Boolean).join(" · "));
+    },
+
+    health() {
+      const hl = S.health;
+      const stream = (prefix, label) => {
+        const v = pick(hl, prefix, prefix + "_stream");
+        const obj = v && typeof v === "object" ? v : { connected: pick(hl, prefix + "_connected") ?? v };
+        const ok = obj.connected;
+        const extra = [];
+        const rc = pick(obj, "reconnects");
+        if (rc !== undefined) extra.push(`${rc} reconnects`);
+        const age = pick(obj, "age_s", "last_message_age_s");
+        if (age !== undefined) extra.push(`last ${fmt(age, 1)} s ago`);
+        const el = document.getElementById(label);
+        el.replaceChildren(h("span", { class: "dot " + (ok === undefined ? "" : ok ? "ok" : "bad") }),
+          ok === undefined ? "—" : ok ? "connected" : "DOWN", extra.length ? h("span", { class: "muted" }, " · " + extra.join(", ")) : null);
+      };
+      stream("feed", "h-feed");
+      stream("user", "h-user");
+      const lag = pick(hl, "feed_lag_s", "feed_lag");
+      setText("h-lag", lag === undefined ? "—" : fmt(lag, 2) + " s");
+      const ping = pick(hl, "ping_ms", "venue_ping_ms");
+      if (ping !== undefined) setText("h-ping", ms(ping));
+      RENDER.header();
+    },
+
+    monitoring() {
+      const m = Object.assign({}, S.health, S.metrics);
+      const pair = (a, b) => `${ms(a)} / ${ms(b)}`;
+      setText("m-latency", pair(pick(m, "rest_latency_p50_ms", "latency_p50_ms"), pick(m, "rest_latency_p99_ms", "latency_p99_ms")));
+      setText("m-k2o", pair(pick(m, "kline_to_order_p50_ms"), pick(m, "kline_to_order_p99_ms")));
+      setText("m-orders", `${plain(pick(m, "orders_placed", "placed") ?? "—")} / ${plain(pick(m, "orders_filled", "filled") ?? "—")}`);
+      setText("m-reject", pct(pick(m, "reject_rate")));
+      setText("m-error", pct(pick(m, "error_rate")));
+      const slipAvg = pick(m, "slippage_avg_bps", "slippage_bps_avg"), slipMax = pick(m, "slippage_max_bps", "slippage_bps_max");
+      setText("m-slippage", slipAvg === undefined ? "—" : `${fmt(slipAvg, 1)} / ${fmt(slipMax, 1)} bps`);
+      const used = num(pick(m, "weight_used", "used_weight")), limit = num(pick(m, "weight_limit"));
+      const share = limit > 0 ? used / limit : NaN;
+      setText("m-weight-text", Number.isNaN(share) ? "—" : `${fmt(used, 0)} / ${fmt(limit, 0)}`);
+      const bar = document.getElementById("m-weight-bar");
+      bar.style.width = Number.isNaN(share) ? "0" : Math.min(100, share * 100) + "%";
+      bar.className = share > 0.8 ? "bad" : share > 0.5 ? "warn" : "";
+    },
+
+    alerts() {
+      const items = [...S.alerts.values()].sort((a, b) => num(b.ts_event) - num(a.ts_event)).map((a) =>
+        h("li", { class: a.severity === "critical" ? "critical" : "warning", "data-kind": a.kind },
+          h("b", {}, a.kind.replace(/_/g, " ")), a.symbol ? h("span", { class: "muted" }, " " + a.symbol) : null,
+          h("div", { class: "small" }, a.message), h("div", { class: "muted small" }, utc(a.ts_event, true))));
+      const ul = document.getElementById("alerts");
+      ul.replaceChildren(...(items.length ? items : [h("li", { class: "empty" }, "no active alerts")]));
+      const count = setText("alert-count", String(S.alerts.size));
+      count.classList.toggle("hot", S.alerts.size > 0);
+    },
+  };
+
+  // ------------------------------------------------------------------ operator commands
+  async function control(action, symbol) {
+    const body = { action };
+    if (symbol) body.symbol = symbol;
+    try {
+      const res = await api("/api/control", body);
+      const state = res && pick(res, "state", "trading_state");
+      if (state) setRisk({ state });
+      toast(`${action.replace("_", " ")}: done`, "ok");
+    } catch (e) {
+      toast(`${action.replace("_", " ")} refused: ${e.message}`, "bad");
+    }
+  }
+
+  async function cancelOrder(cid) {
+    try {
+      await api("/api/cancel", { client_order_id: cid });
+      toast(`cancel sent for ${cid}`, "ok");
+    } catch (e) {
+      toast(`cancel refused: ${e.message}`, "bad");
+    }
+  }
+
+  function confirmFlatten(symbol) {
+    const dlg = document.getElementById("confirm");
+    const sel = document.getElementById("confirm-symbol");
+    sel.replaceChildren(h("option", { value: "" }, "every symbol"), ...S.symbols.map((s) => h("option", { value: s }, s)));
+    sel.value = symbol || "";
+    setText("confirm-title", "Flatten");
+    setText("confirm-text", "Cancel every open order and close the position with reduce-only market orders. " +
+      "The strategies keep running.");
+    dlg.returnValue = "";
+    dlg.onclose = () => { if (dlg.returnValue === "ok") control("flatten", sel.value || undefined); };
+    dlg.showModal();
+  }
+
+  function wireControls() {
+    for (const b of document.querySelectorAll("#controls button")) {
+      b.addEventListener("click", () => {
+        const action = b.dataset.action;
+        if (action === "flatten") confirmFlatten();
+        else control(action);
+      });
+    }
+    document.getElementById("order-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = new FormData(ev.target);
+      const body = { symbol: f.get("symbol"), side: f.get("side"), qty: String(f.get("qty")).trim() };
+      const price = String(f.get("price") || "").trim(), stop = String(f.get("stop") || "").trim();
+      if (price) body.price = price;
+      if (stop) body.stop = stop;
+      const out = document.getElementById("order-result");
+      out.className = "muted small";
+      try {
+        const res = await api("/api/order", body);
+        const cid = pick(res, "client_order_id");
+        const denied = pick(res, "denied", "denial", "code") && !cid;
+        out.textContent = denied ? `denied: ${pick(res, "message", "reason", "code")}` : `sent ${cid}` +
+          (pick(res, "order_id") ? ` (venue ${res.order_id})` : "");
+        out.dataset.cid = cid || "";
+        out.className = denied ? "small neg" : "small pos";
+      } catch (e) {
+        out.textContent = `refused: ${e.message}`;
+        out.className = "small neg";
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ start
+  function addSymbol(sym) {
+    if (!sym || S.symbols.includes(sym)) return;
+    S.symbols.push(sym);
+    S.symbols.sort();
+    if (!S.active) S.active = sym;
+    mark("tabs", "candles", "market");
+  }
+
+  function loadEquity(v) {
+    const pts = list(v, "points", "equity", "curve").map((p) => Array.isArray(p)
+      ? { t: num(p[0]), equity: num(p[1]) }
+      : { t: num(pick(p, "ts", "t", "time", "ts_event")), equity: num(pick(p, "equity", "value")) })
+      .filter((p) => Number.isFinite(p.t) && Number.isFinite(p.equity));
+    const tail = S.equity.filter((p) => !pts.length || p.t > pts[pts.length - 1].t);
+    S.equity = pts.concat(tail);
+    mark("equity", "summary");
+  }
+
+  async function load() {
+    const get = (p) => api(p).catch((e) => { if (e.status === 401) throw e; return null; });
+    try {
+      const cfg = await get("/api/config");
+      if (cfg) {
+        S.runId = pick(cfg, "run_id") || S.runId;
+        const venue = pick(cfg, "venue");
+        S.venue = typeof venue === "object" && venue ? pick(venue, "name", "rest_url") || "" : venue || "";
+        for (const s of list(pick(cfg, "symbols") || [])) addSymbol(typeof s === "string" ? s : s.symbol);
+        for (const st of list(pick(cfg, "strategies") || [])) for (const s of list(st && st.symbols)) addSymbol(s);
+      }
+      const health = await get("/api/health");
+      if (health) { S.runId = S.runId || pick(health, "run_id"); setHealth(health); }
+      const [eq, trades, markets] = await Promise.all([
+        get("/api/equity"), get("/api/trades"),
+        Promise.all(S.symbols.map((s) => get("/api/market?symbol=" + encodeURIComponent(s)))),
+      ]);
+      if (eq) loadEquity(eq);
+      for (const m of markets) if (m) setMarket(m);
+      for (const t of list(trades, "trades")) {
+        const arr = S.marks.get(t.symbol) || [];
+        const long = String(t.side).toUpperCase() === "LONG";
+        arr.push({ t: num(t.entry_time), side: long ? "BUY" : "SELL", price: num(t.entry_price), qty: plain(t.quantity), exit: false, pnl: 0 });
+        if (t.exit_reason !== "open") arr.push({ t: num(t.exit_time), side: long ? "SELL" : "BUY", price: num(t.exit_price), qty: plain(t.quantity), exit: true, pnl: num(t.net_pnl) });
+        S.marks.set(t.symbol, arr);
+      }
+    } catch (e) {
+      if (e.status === 401) {
+        streamState("not logged in", "pill-bad");
+        toast("Not logged in: open the dashboard link that `kinetic run` printed.", "bad");
+        return;
+      }
+    }
+    mark("header", "summary", "equity", "candles", "positions", "orders", "fills", "risk", "health", "monitoring", "alerts", "tabs");
+    stream();
+  }
+
+  wireControls();
+  load();
+})();
