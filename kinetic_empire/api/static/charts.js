@@ -21,7 +21,7 @@ const Charts = (() => {
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
     font: { color: C.fg, size: 11, family: "inherit" },
-    margin: { l: 56, r: 12, t: 6, b: 26 },
+    margin: { l: 56, r: 12, t: 6, b: 34 },
     showlegend: false,
     hovermode: "x",
     hoverlabel: { font: { size: 11 } },
@@ -97,7 +97,7 @@ const Charts = (() => {
     const layout = Object.assign(base(), {
       xaxis: Object.assign({}, axis, { type: "date", anchor: "y2" }),
       yaxis: Object.assign({}, axis, { domain: [0.34, 1], tickformat: ",.2f" }),
-      yaxis2: Object.assign({}, axis, { domain: [0, 0.26], ticksuffix: "%", tickformat: ".2f", rangemode: "tozero" }),
+      yaxis2: Object.assign({}, axis, { domain: [0, 0.26], ticksuffix: "%", tickformat: ".1f", nticks: 3, rangemode: "tozero" }),
     });
     if (!points.length) {
       layout.annotations = [{ xref: "paper", yref: "paper", x: 0.5, y: 0.6, showarrow: false,
