@@ -47,9 +47,9 @@
     qtyText: plain(pick(p, "quantity", "qty", "position_amt", "positionAmt")),
     entry: pick(p, "entry_price", "entryPrice", "entry"),
     leverage: pick(p, "leverage"),
-    mark: pick(p, "mark_price", "markPrice", "mark"),
+    mark: pick(p, "mark_price", "markPrice", "mark", "last_price"),
     upnl: pick(p, "unrealized_pnl", "unrealizedPnl", "upnl"),
-    stop: pick(p, "stop", "stop_price", "stop_loss"),
+    stop: pick(p, "stop_price", "stop", "stop_loss"),
     ts: num(pick(p, "ts_event")) || ts || 0,
   });
 
@@ -152,7 +152,7 @@
     const next = Object.assign(cur, {
       last: pick(m, "last_price", "price", "last") ?? cur.last,
       mark: pick(m, "mark_price", "mark") ?? cur.mark,
-      lag: pick(m, "feed_lag_s", "feed_lag", "lag_s") ?? cur.lag,
+      lag: pick(m, "feed_age_s", "feed_lag_s") ?? cur.lag,
     });
     S.market.set(sym, next);
     const lastKline = pick(m, "last_kline", "kline");
@@ -315,8 +315,8 @@
     const pos = S.positions.get(symbol);
     if (pos && pos.stop !== undefined) return pos.stop;
     for (const o of S.orders.values()) {
-      const type = String(pick(o, "order_type", "type") || "");
-      if (o.symbol === symbol && type.startsWith("STOP")) return pick(o, "trigger_price", "stop_price", "stopPrice");
+      const type = String(pick(o, "type", "order_type") || "");
+      if (o.symbol === symbol && type.startsWith("STOP")) return pick(o, "stop_price", "trigger_price");
     }
     return undefined;
   }
@@ -344,7 +344,7 @@
       setText("k-wallet", fmt(wallet));
       tone(setText("k-upnl", fmt(upnl, 2, true)), upnl);
       setText("k-available", fmt(pick(a, "available_balance", "available", "availableBalance")));
-      setText("k-margin", fmt(pick(a, "margin", "position_margin", "initial_margin", "used_margin")));
+      setText("k-margin", fmt(pick(a, "margin_used", "margin", "position_margin")));
       let peak = -Infinity;
       for (const p of S.equity) peak = Math.max(peak, p.equity);
       const last = S.equity[S.equity.length - 1];
@@ -414,10 +414,10 @@
     orders() {
       const rows = [...S.orders.values()].map((o) => {
         const cid = pick(o, "client_order_id", "clientOrderId");
-        const price = pick(o, "price") ?? pick(o, "trigger_price", "stop_price");
+        const price = pick(o, "price") ?? pick(o, "stop_price", "trigger_price");
         return h("tr", { "data-cid": cid },
           h("td", {}, o.symbol), h("td", { class: o.side === "BUY" ? "pos" : "neg" }, o.side || "—"),
-          h("td", {}, pick(o, "order_type", "type") || "—"),
+          h("td", {}, pick(o, "type", "order_type") || "—"),
           h("td", { class: "r" }, o.close_position ? "close" : plain(pick(o, "quantity", "qty", "orig_qty"))),
           h("td", { class: "r" }, plain(price)), h("td", {}, o._state),
           h("td", { class: "mono small" }, cid),
@@ -447,25 +447,27 @@
 
     health() {
       const hl = S.health;
-      const stream = (prefix, label) => {
-        const v = pick(hl, prefix, prefix + "_stream");
-        const obj = v && typeof v === "object" ? v : { connected: pick(hl, prefix + "_connected") ?? v };
-        const ok = obj.connected;
-        const extra = [];
-        const rc = pick(obj, "reconnects");
-        if (rc !== undefined) extra.push(`${rc} reconnects`);
-        const age = pick(obj, "age_s", "last_message_age_s");
-        if (age !== undefined) extra.push(`last ${fmt(age, 1)} s ago`);
-        const el = document.getElementById(label);
-        el.replaceChildren(h("span", { class: "dot " + (ok === undefined ? "" : ok ? "ok" : "bad") }),
-          ok === undefined ? "—" : ok ? "connected" : "DOWN", extra.length ? h("span", { class: "muted" }, " · " + extra.join(", ")) : null);
+      const stream = (obj, id, count) => {
+        const el = document.getElementById(id);
+        if (!obj || typeof obj !== "object") { el.replaceChildren("—"); return; }
+        const extra = [count(obj), `${plain(obj.reconnects ?? 0)} reconnects`].filter(Boolean);
+        el.replaceChildren(h("span", { class: "dot " + (obj.connected ? "ok" : "bad") }),
+          obj.connected ? "connected" : "DOWN", h("span", { class: "muted" }, " · " + extra.join(", ")));
+        el.dataset.connected = String(Boolean(obj.connected));
       };
-      stream("feed", "h-feed");
-      stream("user", "h-user");
-      const lag = pick(hl, "feed_lag_s", "feed_lag");
-      setText("h-lag", lag === undefined ? "—" : fmt(lag, 2) + " s");
+      const feed = pick(hl, "market_stream", "feed");
+      stream(feed, "h-feed", (o) => (o.klines !== undefined ? `${plain(o.klines)} klines` : ""));
+      stream(pick(hl, "user_stream", "user"), "h-user", (o) => (o.events !== undefined ? `${plain(o.events)} events` : ""));
+      const ages = feed && feed.age_s && typeof feed.age_s === "object" ? Object.values(feed.age_s).map(num).filter(Number.isFinite) : [];
+      const stale = (feed && feed.stale) || [];
+      const lag = setText("h-lag", ages.length ? `${fmt(Math.max(...ages), 1)} s since the last kline` : "—");
+      if (stale.length) lag.replaceChildren(h("span", { class: "neg" }, `stale: ${stale.join(", ")}`));
       const ping = pick(hl, "ping_ms", "venue_ping_ms");
       if (ping !== undefined) setText("h-ping", ms(ping));
+      const mt = num(pick(hl, "market_time_ms"));
+      if (mt > S.marketTime) S.marketTime = mt;
+      if (!S.runId) S.runId = pick(hl, "run_id") || null;
+      if (!S.venue) S.venue = pick(hl, "venue") || "";
       RENDER.header();
     },
 
@@ -500,16 +502,16 @@
   };
 
   // ------------------------------------------------------------------ operator commands
-  async function control(action, symbol) {
-    const body = { action };
+  async function control(command, symbol) {
+    const body = { command };
     if (symbol) body.symbol = symbol;
+    const what = command.replace("_", " ") + (symbol ? ` ${symbol}` : "");
     try {
       const res = await api("/api/control", body);
-      const state = res && pick(res, "state", "trading_state");
-      if (state) setRisk({ state });
-      toast(`${action.replace("_", " ")}: done`, "ok");
+      if (res && res.risk) setRisk(res.risk);
+      toast(`${what}: sent`, "ok");
     } catch (e) {
-      toast(`${action.replace("_", " ")} refused: ${e.message}`, "bad");
+      toast(`${what} refused: ${e.message}`, "bad");
     }
   }
 
@@ -546,21 +548,24 @@
     document.getElementById("order-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const f = new FormData(ev.target);
-      const body = { symbol: f.get("symbol"), side: f.get("side"), qty: String(f.get("qty")).trim() };
+      const body = { symbol: f.get("symbol"), side: f.get("side"), quantity: String(f.get("qty")).trim() };
       const price = String(f.get("price") || "").trim(), stop = String(f.get("stop") || "").trim();
       if (price) body.price = price;
-      if (stop) body.stop = stop;
+      if (stop) body.stop_price = stop;
       const out = document.getElementById("order-result");
       out.className = "muted small";
+      out.textContent = "sending…";
       try {
         const res = await api("/api/order", body);
-        const cid = pick(res, "client_order_id");
-        const denied = pick(res, "denied", "denial", "code") && !cid;
-        out.textContent = denied ? `denied: ${pick(res, "message", "reason", "code")}` : `sent ${cid}` +
-          (pick(res, "order_id") ? ` (venue ${res.order_id})` : "");
-        out.dataset.cid = cid || "";
-        out.className = denied ? "small neg" : "small pos";
+        const denial = res && res.denial;
+        out.dataset.cid = (res && res.client_order_id) || "";
+        out.dataset.state = denial ? "DENIED" : (res && res.state) || "";
+        out.textContent = denial ? `denied: ${denial.code} ${denial.message}`
+          : `${res.state} ${res.client_order_id}` + (res.order_id ? ` · venue id ${res.order_id}` : "") +
+            (res.adjustments && res.adjustments.length ? ` · ${res.adjustments.join(", ")}` : "");
+        out.className = denial || res.state === "REJECTED" ? "small neg" : "small pos";
       } catch (e) {
+        out.dataset.state = "ERROR";
         out.textContent = `refused: ${e.message}`;
         out.className = "small neg";
       }
