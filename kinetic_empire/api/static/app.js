@@ -64,7 +64,6 @@
     const pos = toPosition(p, ts);
     if (!pos.symbol) return;
     const prev = S.positions.get(pos.symbol);
-    if (pos.stop === undefined && prev) pos.stop = prev.stop;
     if (pos.mark === undefined && prev) pos.mark = prev.mark;
     if (!pos.qty) S.positions.delete(pos.symbol);
     else S.positions.set(pos.symbol, pos);
@@ -122,8 +121,6 @@
     const keep = new Map();
     for (const p of rows) {
       const pos = toPosition(p, ts);
-      const prev = S.positions.get(pos.symbol);
-      if (pos.stop === undefined && prev) pos.stop = prev.stop;
       if (pos.symbol && pos.qty) keep.set(pos.symbol, pos);
     }
     S.positions = keep;
@@ -311,14 +308,17 @@
     }
   }
 
+  /** The position's protective stop: its open stop order that closes or reduces it (the API's own stop
+   * field is only a snapshot; the orders follow every change). */
   function stopOf(symbol) {
-    const pos = S.positions.get(symbol);
-    if (pos && pos.stop !== undefined) return pos.stop;
     for (const o of S.orders.values()) {
       const type = String(pick(o, "type", "order_type") || "");
-      if (o.symbol === symbol && type.startsWith("STOP")) return pick(o, "stop_price", "trigger_price");
+      if (o.symbol === symbol && type.startsWith("STOP") && (o.close_position || o.reduce_only)) {
+        return pick(o, "stop_price", "trigger_price");
+      }
     }
-    return undefined;
+    const pos = S.positions.get(symbol);
+    return S.orders.size === 0 && pos ? pos.stop : undefined;
   }
 
   function fillBody(tbody, rows, emptyText, cols) {
@@ -365,7 +365,9 @@
     candles() {
       const sym = S.active;
       const pos = S.positions.get(sym);
-      Charts.candles(document.getElementById("candles"), sym, S.klines.get(sym) || [], S.marks.get(sym) || [],
+      const el = document.getElementById("candles"), klines = S.klines.get(sym) || [];
+      el.dataset.klines = String(klines.length);
+      Charts.candles(el, sym, klines, S.marks.get(sym) || [],
         { entry: pos ? num(pos.entry) : NaN, stop: pos ? num(stopOf(sym)) : NaN });
     },
 
@@ -386,15 +388,16 @@
           role: "tab", "data-symbol": s, onclick: () => { S.active = s; mark("candles", "market", "tabs"); },
         }, s)));
         const sel = document.getElementById("of-symbol");
-        sel.replaceChildren(...S.symbols.map((s) => h("option", {}, s)));
+        sel.replaceChildren(...S.symbols.map((s) => h("option", { value: s }, s)));
       }
       for (const b of box.children) b.setAttribute("aria-selected", String(b.dataset.symbol === S.active));
     },
 
     positions() {
       const rows = [...S.positions.values()].sort((a, b) => a.symbol.localeCompare(b.symbol)).map((p) => {
-        const mk = p.mark ?? (S.market.get(p.symbol) || {}).mark;
-        const upnl = p.upnl ?? (Number.isFinite(num(mk)) ? (num(mk) - num(p.entry)) * p.qty : NaN);
+        const m = S.market.get(p.symbol) || {};
+        const mk = m.last ?? m.mark ?? p.mark;
+        const upnl = Number.isFinite(num(mk)) ? (num(mk) - num(p.entry)) * p.qty : p.upnl;
         const stop = stopOf(p.symbol);
         const side = p.qty > 0 ? "LONG" : "SHORT";
         const upnlCell = h("td", { class: "r" }, fmt(upnl, 2, true));
@@ -403,7 +406,7 @@
           h("td", {}, p.symbol), h("td", { class: side === "LONG" ? "pos" : "neg" }, side),
           h("td", { class: "r" }, p.qtyText), h("td", { class: "r" }, plain(p.entry)),
           h("td", { class: "r" }, plain(mk)), upnlCell,
-          h("td", { class: "r" + (stop === undefined ? " warn-text" : "") }, stop === undefined ? "none" : plain(stop)),
+          h("td", { class: "r stop" + (stop === undefined ? " warn-text" : "") }, stop === undefined ? "none" : plain(stop)),
           h("td", { class: "r" }, p.leverage ? p.leverage + "×" : "—"),
           h("td", { class: "r" }, h("button", { class: "mini danger", onclick: () => confirmFlatten(p.symbol) }, "close")));
       });
@@ -431,7 +434,7 @@
       const rows = S.fills.slice(0, 14).map((f) => {
         const pnl = h("td", { class: "r" }, f.exit ? fmt(f.pnl, 2, true) : "");
         tone(pnl, f.pnl);
-        return h("tr", { "data-cid": f.cid, title: f.strategy ? `${f.strategy} · ${f.cid}` : f.cid },
+        return h("tr", { "data-cid": f.cid, "data-ts": String(f.t), title: f.strategy ? `${f.strategy} · ${f.cid}` : f.cid },
           h("td", {}, utc(f.t)), h("td", {}, f.symbol), h("td", { class: f.side === "BUY" ? "pos" : "neg" }, f.side),
           h("td", { class: "r" }, f.qty), h("td", { class: "r" }, f.priceText), pnl);
       });
