@@ -72,7 +72,7 @@ def test_dashboard_follows_a_live_run(live_run: LiveRun, browser: Browser) -> No
     }""", cid, timeout_ms=FILL_WITHIN_MS)
     took_ms = (time.monotonic() - answered) * 1000
     assert Decimal(shown["qty"]) == 50, shown
-    positions = {p["symbol"]: p for p in api_get(live_run, "/api/positions")}
+    positions = {p["symbol"]: p for p in api_get(live_run, "/api/positions")["positions"]}
     assert Decimal(positions["NEARUSDT"]["quantity"]) == 50
     wait_js(page, "stop => document.querySelector('#positions tr[data-symbol=\"NEARUSDT\"] td.stop').textContent"
             " === stop", str(stop))
@@ -82,7 +82,7 @@ def test_dashboard_follows_a_live_run(live_run: LiveRun, browser: Browser) -> No
     # pause: REDUCING in the page (from the stream) and in the API
     page.click('#controls button[data-action="pause"]')
     page.wait_for_selector('#risk-state[data-state="REDUCING"]', timeout=HANG_MS)
-    assert api_get(live_run, "/api/risk")["state"] == "REDUCING"
+    assert api_get(live_run, "/api/status")["risk"]["state"] == "REDUCING"
 
     page.screenshot(path=str(artifacts_dir() / "dashboard.png"), full_page=True)
 
@@ -97,7 +97,7 @@ def test_dashboard_follows_a_live_run(live_run: LiveRun, browser: Browser) -> No
     assert page.input_value("#confirm-symbol") == "NEARUSDT"
     page.click("#confirm-ok")
     page.wait_for_selector('#positions tr[data-symbol="NEARUSDT"]', state="detached", timeout=HANG_MS)
-    assert "NEARUSDT" not in {p["symbol"] for p in api_get(live_run, "/api/positions")}
+    assert "NEARUSDT" not in {p["symbol"] for p in api_get(live_run, "/api/positions")["positions"]}
 
     # resume: back to ACTIVE
     page.click('#controls button[data-action="resume"]')

@@ -127,9 +127,20 @@
     mark("positions", "candles");
   }
 
+  const tfMinutes = (tf) => {
+    const m = /^(\d+)([mhdwM])$/.exec(String(tf || ""));
+    return m ? Number(m[1]) * { m: 1, h: 60, d: 1440, w: 10080, M: 43200 }[m[2]] : Infinity;
+  };
+  const chartTf = new Map(); // symbol -> the shortest timeframe its strategies trade: the one charted
+
   function addKline(k) {
     const sym = k.symbol;
     if (!sym) return;
+    if (k.timeframe) {
+      const want = chartTf.get(sym);
+      if (want === undefined) chartTf.set(sym, k.timeframe);
+      else if (want !== k.timeframe) return;
+    }
     const kl = toKline(k);
     if (!Number.isFinite(kl.t)) return;
     const arr = S.klines.get(sym) || [];
@@ -163,11 +174,17 @@
 
   function setRisk(r) {
     const state = pick(r, "state", "trading_state");
-    const sym = pick(r, "symbol");
-    if (sym) S.risk.symbols[sym] = state;
-    else if (state) { S.risk.state = String(state); S.risk.cause = pick(r, "cause") || ""; }
+    const change = r.change || null, denial = r.denial || null;
+    if (change && change.symbol) S.risk.symbols[change.symbol] = change.state;
+    else if (state) S.risk.state = String(state);
+    if (change && !change.symbol) S.risk.cause = change.cause || "";
     const per = pick(r, "symbols");
     if (per && typeof per === "object" && !Array.isArray(per)) Object.assign(S.risk.symbols, per);
+    S.risk.feedStale = Boolean(r.feed_stale);
+    if (denial) {
+      S.risk.denial = denial;
+      S.risk.denials = (S.risk.denials || 0) + 1;
+    }
     mark("risk");
   }
 
@@ -445,7 +462,11 @@
       const el = setText("risk-state", S.risk.state || "—");
       el.dataset.state = S.risk.state;
       const per = Object.entries(S.risk.symbols).filter(([, v]) => v && v !== S.risk.state).map(([k, v]) => `${k} ${v}`);
-      setText("risk-cause", [S.risk.cause, ...per].filter(Boolean).join(" · "));
+      const d = S.risk.denial;
+      const parts = [S.risk.feedStale ? "feed stale" : "", S.risk.cause, ...per,
+        d ? `last denial: ${d.symbol} ${d.code}` : ""].filter(Boolean);
+      const cause = setText("risk-cause", parts.join(" · "));
+      cause.title = d ? `${d.strategy_id} ${d.symbol}: ${d.message}` : "";
     },
 
     health() {
@@ -603,15 +624,22 @@
         const venue = pick(cfg, "venue");
         S.venue = typeof venue === "object" && venue ? pick(venue, "name", "rest_url") || "" : venue || "";
         for (const s of list(pick(cfg, "symbols") || [])) addSymbol(typeof s === "string" ? s : s.symbol);
-        for (const st of list(pick(cfg, "strategies") || [])) for (const s of list(st && st.symbols)) addSymbol(s);
+        for (const st of list(pick(cfg, "strategies") || [])) {
+          for (const s of list(st && st.symbols)) {
+            addSymbol(s);
+            const cur = chartTf.get(s);
+            if (st.timeframe && (cur === undefined || tfMinutes(st.timeframe) < tfMinutes(cur))) chartTf.set(s, st.timeframe);
+          }
+        }
       }
       const health = await get("/api/health");
       if (health) { S.runId = S.runId || pick(health, "run_id"); setHealth(health); }
-      const [eq, trades, markets] = await Promise.all([
-        get("/api/equity"), get("/api/trades"),
+      const [eq, trades, alerts, markets] = await Promise.all([
+        get("/api/equity"), get("/api/trades"), get("/api/alerts"),
         Promise.all(S.symbols.map((s) => get("/api/market?symbol=" + encodeURIComponent(s)))),
       ]);
       if (eq) loadEquity(eq);
+      for (const a of list(alerts, "active")) setAlert(a);
       for (const m of markets) if (m) setMarket(m);
       for (const t of list(trades, "trades")) {
         const arr = S.marks.get(t.symbol) || [];
