@@ -26,6 +26,9 @@
     alerts: new Map(),         // kind|symbol -> alert
     lastId: null,
     applied: 0,
+    connects: 0,
+    snapshots: 0,
+    gaps: 0,
   };
 
   // ------------------------------------------------------------------ normalising the server's shapes
@@ -227,7 +230,11 @@
     risk: (d) => setRisk(d),
     health: (d) => setHealth(d),
     alert: (d) => setAlert(d),
-    snapshot: (d) => applySnapshot(d),
+    snapshot: (d) => {
+      S.snapshots += 1;
+      document.body.dataset.snapshots = String(S.snapshots);
+      applySnapshot(d);
+    },
   };
 
   function onEvent(name, id, raw) {
@@ -238,7 +245,15 @@
     if (Number.isFinite(ts) && ts > S.marketTime) { S.marketTime = ts; mark("header"); }
     const fn = HANDLERS[name] || HANDLERS[msg && msg.type];
     if (fn) fn(data || {}, ts);
-    if (id) S.lastId = id;
+    if (id) {
+      // ids count up by one; a jump outside a snapshot means messages were lost (the page is then
+      // only as good as the next snapshot, so say so)
+      if (name !== "snapshot" && /^\d+$/.test(id) && /^\d+$/.test(S.lastId || "") && Number(id) !== Number(S.lastId) + 1) {
+        S.gaps += 1;
+        document.body.dataset.gaps = String(S.gaps);
+      }
+      S.lastId = id;
+    }
     S.applied += 1;
     document.body.dataset.lastEventId = S.lastId || "";
   }
@@ -264,6 +279,8 @@
         if (!resp.ok || !resp.body) throw new Error(`stream ${resp.status}`);
         streamState("live", "pill-ok");
         streamBackoff = 500;
+        S.connects += 1;
+        document.body.dataset.streamConnects = String(S.connects);
         await readEvents(resp.body);
       } catch (_) {
         /* the server went away or the network dropped: reconnect below */
