@@ -22,7 +22,7 @@
     equity: [],                // [{t, equity}]
     risk: { state: "", cause: "", symbols: {} },
     health: {},
-    metrics: {},
+    mon: null,
     alerts: new Map(),         // kind|symbol -> alert
     lastId: null,
     applied: 0,
@@ -92,6 +92,7 @@
       cid: pick(f, "client_order_id", "clientOrderId") || "",
       strategy: pick(f, "strategy_id") || "",
     };
+    fill.key = `${fill.cid}:${pick(f, "trade_id") ?? S.fillCount}`;
     fill.exit = Boolean(f.reduce_only) || fill.pnl !== 0;
     S.fills.unshift(fill);
     if (S.fills.length > MAX_FILLS) S.fills.length = MAX_FILLS;
@@ -193,9 +194,38 @@
 
   function setHealth(hl) {
     Object.assign(S.health, hl);
-    const m = pick(hl, "metrics", "monitoring");
-    if (m && typeof m === "object") Object.assign(S.metrics, m);
-    mark("health", "monitoring", "header");
+    mark("health", "header");
+    refreshMetrics();
+  }
+
+  /** The monitoring figures, fetched from /metrics each time the stream brings a health message (one
+   * request at a time; a failure leaves the last figures up). */
+  let metricsInFlight = false;
+  async function refreshMetrics() {
+    if (metricsInFlight) return;
+    metricsInFlight = true;
+    try {
+      const resp = await fetch("/metrics", { credentials: "same-origin", cache: "no-store" });
+      if (resp.ok) {
+        S.mon = Monitoring.summarise(await resp.text());
+        mark("monitoring");
+      }
+    } catch (_) {
+      /* the run is going away; the stream's own state says so */
+    } finally {
+      metricsInFlight = false;
+    }
+  }
+
+  async function ping() {
+    const el = setText("h-ping", "…");
+    try {
+      const res = await api("/api/execution/ping");
+      S.pingMs = num(res.round_trip_ms);
+      setText(el, ms(S.pingMs));
+    } catch (e) {
+      setText(el, `failed: ${e.message}`);
+    }
   }
 
   function setAlert(a) {
@@ -355,9 +385,48 @@
     return S.orders.size === 0 && pos ? pos.stop : undefined;
   }
 
-  function fillBody(tbody, rows, emptyText, cols) {
-    tbody.replaceChildren(...(rows.length ? rows : [h("tr", { class: "empty" }, h("td", { colspan: cols }, emptyText))]));
+  const toneClass = (v) => (num(v) > 0 ? " pos" : num(v) < 0 ? " neg" : "");
+
+  /** Bring a table body in line with ``rows`` in place: rows are kept by key and only changed cells are
+   * touched, so a button under the pointer survives the many updates a second a live run brings.
+   * rows: [{key, attrs, cells: [{text, cls} | {button, cls, onclick}]}] */
+  function syncTable(tbody, rows, emptyText, cols) {
+    if (!rows.length) {
+      const only = tbody.firstElementChild;
+      if (!(only && only.classList.contains("empty") && tbody.childElementCount === 1)) {
+        tbody.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: cols }, emptyText)));
+      }
+      return;
+    }
+    const existing = new Map();
+    for (const tr of [...tbody.children]) {
+      if (tr.dataset.key !== undefined) existing.set(tr.dataset.key, tr);
+      else tr.remove();
+    }
+    const seen = new Set();
+    rows = rows.filter((r) => !seen.has(r.key) && seen.add(r.key));
+    rows.forEach((row, i) => {
+      let tr = existing.get(row.key);
+      existing.delete(row.key);
+      if (!tr) {
+        tr = h("tr", { "data-key": row.key }, ...row.cells.map((c) => (c.button
+          ? h("td", { class: c.cls || "" }, h("button", { class: c.button.cls, onclick: c.onclick }, c.button.label))
+          : h("td", {}))));
+      }
+      for (const [k, v] of Object.entries(row.attrs || {})) if (tr.getAttribute(k) !== v) tr.setAttribute(k, v);
+      row.cells.forEach((c, j) => {
+        if (c.button) return;
+        const td = tr.children[j];
+        const text = String(c.text ?? "");
+        if (td.textContent !== text) td.textContent = text;
+        const cls = c.cls || "";
+        if (td.className !== cls) td.className = cls;
+      });
+      if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
+    });
+    for (const tr of existing.values()) tr.remove();
   }
+
 
   const RENDER = {
     header() {
@@ -433,18 +502,17 @@
         const mk = m.last ?? m.mark ?? p.mark;
         const upnl = Number.isFinite(num(mk)) ? (num(mk) - num(p.entry)) * p.qty : p.upnl;
         const stop = stopOf(p.symbol);
-        const side = p.qty > 0 ? "LONG" : "SHORT";
-        const upnlCell = h("td", { class: "r" }, fmt(upnl, 2, true));
-        tone(upnlCell, upnl);
-        return h("tr", { "data-symbol": p.symbol, "data-qty": String(p.qty) },
-          h("td", {}, p.symbol), h("td", { class: side === "LONG" ? "pos" : "neg" }, side),
-          h("td", { class: "r" }, p.qtyText), h("td", { class: "r" }, plain(p.entry)),
-          h("td", { class: "r" }, plain(mk)), upnlCell,
-          h("td", { class: "r stop" + (stop === undefined ? " warn-text" : "") }, stop === undefined ? "none" : plain(stop)),
-          h("td", { class: "r" }, p.leverage ? p.leverage + "×" : "—"),
-          h("td", { class: "r" }, h("button", { class: "mini danger", onclick: () => confirmFlatten(p.symbol) }, "close")));
+        const long = p.qty > 0;
+        return { key: p.symbol, attrs: { "data-symbol": p.symbol, "data-qty": String(p.qty) }, cells: [
+          { text: p.symbol }, { text: long ? "LONG" : "SHORT", cls: long ? "pos" : "neg" },
+          { text: p.qtyText, cls: "r" }, { text: plain(p.entry), cls: "r" }, { text: plain(mk), cls: "r" },
+          { text: fmt(upnl, 2, true), cls: "r" + toneClass(upnl) },
+          { text: stop === undefined ? "none" : plain(stop), cls: "r stop" + (stop === undefined ? " warn-text" : "") },
+          { text: p.leverage ? p.leverage + "×" : "—", cls: "r" },
+          { button: { label: "close", cls: "mini danger" }, cls: "r", onclick: () => confirmFlatten(p.symbol) },
+        ] };
       });
-      fillBody(document.querySelector("#positions tbody"), rows, "flat", 9);
+      syncTable(document.querySelector("#positions tbody"), rows, "flat", 9);
       setText("pos-count", String(S.positions.size));
     },
 
@@ -452,27 +520,28 @@
       const rows = [...S.orders.values()].map((o) => {
         const cid = pick(o, "client_order_id", "clientOrderId");
         const price = pick(o, "price") ?? pick(o, "stop_price", "trigger_price");
-        return h("tr", { "data-cid": cid },
-          h("td", {}, o.symbol), h("td", { class: o.side === "BUY" ? "pos" : "neg" }, o.side || "—"),
-          h("td", {}, pick(o, "type", "order_type") || "—"),
-          h("td", { class: "r" }, o.close_position ? "close" : plain(pick(o, "quantity", "qty", "orig_qty"))),
-          h("td", { class: "r" }, plain(price)), h("td", {}, o._state),
-          h("td", { class: "mono small" }, cid),
-          h("td", { class: "r" }, h("button", { class: "mini", onclick: () => cancelOrder(cid) }, "cancel")));
+        return { key: cid, attrs: { "data-cid": cid, title: o.strategy_id ? `${o.strategy_id}` : "" }, cells: [
+          { text: o.symbol }, { text: o.side || "—", cls: o.side === "BUY" ? "pos" : "neg" },
+          { text: pick(o, "type", "order_type") || "—" },
+          { text: o.close_position ? "close" : plain(pick(o, "quantity", "qty", "orig_qty")), cls: "r" },
+          { text: plain(price), cls: "r" }, { text: o._state }, { text: cid, cls: "mono small" },
+          { button: { label: "cancel", cls: "mini" }, cls: "r", onclick: () => cancelOrder(cid) },
+        ] };
       });
-      fillBody(document.querySelector("#orders tbody"), rows, "no open orders", 8);
+      syncTable(document.querySelector("#orders tbody"), rows, "no open orders", 8);
       setText("order-count", String(S.orders.size));
     },
 
     fills() {
-      const rows = S.fills.slice(0, 14).map((f) => {
-        const pnl = h("td", { class: "r" }, f.exit ? fmt(f.pnl, 2, true) : "");
-        tone(pnl, f.pnl);
-        return h("tr", { "data-cid": f.cid, "data-ts": String(f.t), title: f.strategy ? `${f.strategy} · ${f.cid}` : f.cid },
-          h("td", {}, utc(f.t)), h("td", {}, f.symbol), h("td", { class: f.side === "BUY" ? "pos" : "neg" }, f.side),
-          h("td", { class: "r" }, f.qty), h("td", { class: "r" }, f.priceText), pnl);
-      });
-      fillBody(document.querySelector("#fills tbody"), rows, "no fills yet", 6);
+      const rows = S.fills.slice(0, 14).map((f) => ({
+        key: f.key,
+        attrs: { "data-cid": f.cid, "data-ts": String(f.t), title: f.strategy ? `${f.strategy} · ${f.cid}` : f.cid },
+        cells: [
+          { text: utc(f.t) }, { text: f.symbol }, { text: f.side, cls: f.side === "BUY" ? "pos" : "neg" },
+          { text: f.qty, cls: "r" }, { text: f.priceText, cls: "r" },
+          { text: f.exit ? fmt(f.pnl, 2, true) : "", cls: "r" + toneClass(f.pnl) },
+        ] }));
+      syncTable(document.querySelector("#fills tbody"), rows, "no fills yet", 6);
     },
 
     risk() {
@@ -503,8 +572,6 @@
       const stale = (feed && feed.stale) || [];
       const lag = setText("h-lag", ages.length ? `${fmt(Math.max(...ages), 1)} s since the last kline` : "—");
       if (stale.length) lag.replaceChildren(h("span", { class: "neg" }, `stale: ${stale.join(", ")}`));
-      const ping = pick(hl, "ping_ms", "venue_ping_ms");
-      if (ping !== undefined) setText("h-ping", ms(ping));
       const mt = num(pick(hl, "market_time_ms"));
       if (mt > S.marketTime) S.marketTime = mt;
       if (!S.runId) S.runId = pick(hl, "run_id") || null;
@@ -513,21 +580,21 @@
     },
 
     monitoring() {
-      const m = Object.assign({}, S.health, S.metrics);
-      const pair = (a, b) => `${ms(a)} / ${ms(b)}`;
-      setText("m-latency", pair(pick(m, "rest_latency_p50_ms", "latency_p50_ms"), pick(m, "rest_latency_p99_ms", "latency_p99_ms")));
-      setText("m-k2o", pair(pick(m, "kline_to_order_p50_ms"), pick(m, "kline_to_order_p99_ms")));
-      setText("m-orders", `${plain(pick(m, "orders_placed", "placed") ?? "—")} / ${plain(pick(m, "orders_filled", "filled") ?? "—")}`);
-      setText("m-reject", pct(pick(m, "reject_rate")));
-      setText("m-error", pct(pick(m, "error_rate")));
-      const slipAvg = pick(m, "slippage_avg_bps", "slippage_bps_avg"), slipMax = pick(m, "slippage_max_bps", "slippage_bps_max");
-      setText("m-slippage", slipAvg === undefined ? "—" : `${fmt(slipAvg, 1)} / ${fmt(slipMax, 1)} bps`);
-      const used = num(pick(m, "weight_used", "used_weight")), limit = num(pick(m, "weight_limit"));
-      const share = limit > 0 ? used / limit : NaN;
-      setText("m-weight-text", Number.isNaN(share) ? "—" : `${fmt(used, 0)} / ${fmt(limit, 0)}`);
+      const m = S.mon;
+      if (!m) return;
+      const pair = (x, y) => (Number.isNaN(x) ? "—" : `${ms(x)} / ${ms(y)}`);
+      setText("m-latency", pair(m.restP50, m.restP99));
+      setText("m-k2o", pair(m.k2oP50, m.k2oP99));
+      setText("m-orders", `${fmt(m.placed, 0)} / ${fmt(m.filled, 0)}` + (Number.isNaN(m.fillRate) ? "" : ` (${pct(m.fillRate, 0)})`));
+      tone(setText("m-reject", pct(m.rejectRate) + (m.rejected ? ` · ${fmt(m.rejected, 0)} rejected` : "")), -m.rejectRate);
+      tone(setText("m-error", pct(m.errorRate) + ` of ${fmt(m.requests, 0)} requests`), -m.errorRate);
+      setText("m-slippage", m.slippageN ? `${fmt(m.slippageAvg, 1)} / ${fmt(m.slippageP95, 1)} bps (${fmt(m.slippageN, 0)} fills)` : "no fills yet");
+      const share = m.weightLimit > 0 ? m.weightUsed / m.weightLimit : NaN;
+      setText("m-weight-text", Number.isNaN(share) ? "—" : `${fmt(m.weightUsed, 0)} / ${fmt(m.weightLimit, 0)}`);
       const bar = document.getElementById("m-weight-bar");
       bar.style.width = Number.isNaN(share) ? "0" : Math.min(100, share * 100) + "%";
       bar.className = share > 0.8 ? "bad" : share > 0.5 ? "warn" : "";
+      if (!Number.isNaN(m.pingMs) && S.pingMs === undefined) setText("h-ping", ms(m.pingMs));
     },
 
     alerts() {
@@ -596,6 +663,8 @@
       const out = document.getElementById("order-result");
       out.className = "muted small";
       out.textContent = "sending…";
+      out.dataset.state = "";
+      out.dataset.cid = "";
       try {
         const res = await api("/api/order", body);
         const denial = res && res.denial;
@@ -677,5 +746,6 @@
   }
 
   wireControls();
-  load();
+  document.getElementById("h-ping").addEventListener("click", ping);
+  load().then(ping);
 })();

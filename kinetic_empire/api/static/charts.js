@@ -47,12 +47,15 @@ const Charts = (() => {
         type: "scatter", mode: "markers", name, x: g.map((f) => KE.chartTime(f.t)), y: g.map((f) => f.price),
         text: g.map((f) => `${name}: ${f.side} ${f.qty} @ ${f.price}` + (f.exit ? ` (PnL ${KE.fmt(f.pnl, 2, true)})` : "")),
         hoverinfo: "text",
-        marker: { symbol: symbolName, size, color: col, line: { color: "#0d1117", width: 1 } },
+        marker: symbolName.endsWith("-open")
+          ? { symbol: symbolName, size, color: col, line: { color: col, width: 2 } }
+          : { symbol: symbolName, size, color: col, line: { color: "#0d1117", width: 1 } },
       });
     };
-    group((f) => !f.exit && f.side === "BUY", "long entry", "triangle-up", C.up, 11);
-    group((f) => !f.exit && f.side === "SELL", "short entry", "triangle-down", C.down, 11);
-    group((f) => f.exit, "exit", "x", C.warn, 9);
+    // exits are rings, so an exit and an entry at the same price (a flip) both stay visible
+    group((f) => f.exit, "exit", "circle-open", C.warn, 13);
+    group((f) => !f.exit && f.side === "BUY", "long entry", "triangle-up", C.up, 10);
+    group((f) => !f.exit && f.side === "SELL", "short entry", "triangle-down", C.down, 10);
 
     const shapes = [], annotations = [];
     const hline = (y, col, label) => {
