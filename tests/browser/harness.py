@@ -72,6 +72,10 @@ class LiveRun:
         return self.login_url.split("/login", 1)[0]
 
     @property
+    def port(self) -> int:
+        return int(self.base.rsplit(":", 1)[1])
+
+    @property
     def token(self) -> str:
         return self.login_url.split("token=", 1)[1]
 
@@ -138,7 +142,8 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         try:
             page = context.new_page()
             errors: list[str] = []
-            page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+            page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text} at {m.location.get('url', '')}")
+                    if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
             yield Browser(page, errors)
         finally:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.browser.harness import CHROMIUM, HANG_S, Browser, LiveRun, artifacts_dir
+from tests.browser.proxy import CuttableRelay, relay_to
 
 pytestmark = [
     pytest.mark.integration,
@@ -30,8 +31,14 @@ def api_get(run: LiveRun, path: str) -> Any:
     return r.json()
 
 
-def wait_js(page: Any, js: str, arg: Any = None, timeout_ms: float = HANG_MS) -> Any:
-    return page.wait_for_function(js, arg=arg, timeout=timeout_ms).json_value()
+def wait_js(page: Any, js: str, arg: Any = None, *, what: str, timeout_ms: float = HANG_MS) -> Any:
+    """The truthy value of ``js`` once it has one; an AssertionError naming ``what`` if it never does."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        return page.wait_for_function(js, arg=arg, timeout=timeout_ms).json_value()
+    except PlaywrightTimeout:
+        raise AssertionError(f"never happened: {what}") from None
 
 
 # Installed before the order is sent: times, on the page's own clock, the order's answer and the moment the
@@ -57,9 +64,19 @@ WATCH_FILL = """() => {
 
 
 def test_dashboard_follows_a_live_run(live_run: LiveRun, browser: Browser) -> None:
+    with relay_to(live_run.port) as relay:  # the browser reaches the run through a relay the test can cut
+        try:
+            follow(live_run, browser, relay)
+        except BaseException:
+            browser.page.screenshot(path=str(artifacts_dir() / "dashboard-failed.png"), full_page=True)
+            raise
+
+
+def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     page = browser.page
-    page.goto(live_run.login_url)
-    assert page.url.rstrip("/") == live_run.base, "the login link lands on the dashboard"
+    base = f"http://127.0.0.1:{relay.port}"
+    page.goto(live_run.login_url.replace(live_run.base, base))
+    assert page.url.rstrip("/") == base, "the login link lands on the dashboard"
     assert live_run.token not in page.url
 
     # the stream is live and the snapshot filled the page
@@ -67,32 +84,41 @@ def test_dashboard_follows_a_live_run(live_run: LiveRun, browser: Browser) -> No
     page.wait_for_selector('#risk-state[data-state="ACTIVE"]', timeout=HANG_MS)
     page.wait_for_selector('#h-feed[data-connected="true"]', timeout=HANG_MS)
     assert page.inner_text("#run-id") == live_run.run_id
-    wait_js(page, "() => Number(document.querySelector('#candles').dataset.klines) >= 3")
-    wait_js(page, "() => document.querySelector('#of-symbol option[value=NEARUSDT]') !== null")
+    wait_js(page, "() => Number(document.querySelector('#candles').dataset.klines) >= 3", what="candles drawn")
+    wait_js(page, "() => document.querySelector('#of-symbol option[value=NEARUSDT]') !== null",
+            what="NEARUSDT in the order form")
 
     # a manual market buy with a protective stop, sent from the page's order form
     last = Decimal(str(api_get(live_run, "/api/market?symbol=NEARUSDT")["last_price"]))
-    stop = (last * Decimal("0.97")).quantize(Decimal("0.001"))
+    stop = (last * Decimal("0.9")).quantize(Decimal("0.001"))  # far enough not to trigger during the test
     page.select_option("#of-symbol", "NEARUSDT")
     page.select_option("#order-form select[name=side]", "BUY")
     page.fill("#order-form input[name=qty]", "50")
     page.fill("#order-form input[name=stop]", str(stop))
     page.evaluate(WATCH_FILL)
     page.click("#order-form button[type=submit]")
-    state = wait_js(page, "() => document.querySelector('#order-result').dataset.state")
+    state = wait_js(page, "() => document.querySelector('#order-result').dataset.state", what="the order's answer")
     cid = page.get_attribute("#order-result", "data-cid")
     assert state in ("ACCEPTED", "PARTIALLY_FILLED", "FILLED"), page.inner_text("#order-result")
 
     # fill, position (with its stop) and equity, each from the stream, within 2 s of the order's answer
     # (the fill comes after the answer), timed in the page by the watcher
-    shown = wait_js(page, "() => window.__fillSeen || null")
+    wait_js(page, "cid => !!document.querySelector(`#fills tr[data-cid='${cid}']`)", cid, what="the fill in the fills")
+    try:
+        shown = wait_js(page, "() => window.__fillSeen || null", what="the fill everywhere",
+                        timeout_ms=5 * FILL_WITHIN_MS)
+    except AssertionError:
+        missing = page.evaluate("""() => ({
+            position: !!document.querySelector('#positions tr[data-symbol="NEARUSDT"]'),
+            equity_ts: document.querySelector('#k-equity').dataset.ts})""")
+        raise AssertionError(f"the fill showed in the fills but not in all of the page: {missing}") from None
     took_ms = shown["at"] - shown["answered"]
     assert took_ms <= FILL_WITHIN_MS, f"the page showed the fill {took_ms:.0f} ms after the order's answer"
     assert Decimal(shown["qty"]) == 50, shown
     positions = {p["symbol"]: p for p in api_get(live_run, "/api/positions")["positions"]}
     assert Decimal(positions["NEARUSDT"]["quantity"]) == 50
     wait_js(page, "stop => document.querySelector('#positions tr[data-symbol=\"NEARUSDT\"] td.stop').textContent"
-            " === stop", str(stop))
+            " === stop", str(stop), what="the position's stop")
     account = api_get(live_run, "/api/account")
     assert Decimal(account["wallet_balance"]) < Decimal(account["initial_balance"]), "the fill's fee is booked"
 
@@ -102,6 +128,22 @@ def test_dashboard_follows_a_live_run(live_run: LiveRun, browser: Browser) -> No
     assert api_get(live_run, "/api/status")["risk"]["state"] == "REDUCING"
 
     page.screenshot(path=str(artifacts_dir() / "dashboard.png"), full_page=True)
+
+    # a dropped connection: the page reconnects with Last-Event-ID and the run replays what it missed
+    # (no new snapshot, no gap in the ids), then goes on following the stream
+    assert page.get_attribute("body", "data-stream-connects") == "1"
+    last_id = int(page.get_attribute("body", "data-last-event-id") or 0)
+    before = len(browser.errors)
+    assert relay.cut() > 0
+    wait_js(page, "() => document.body.dataset.streamConnects === '2'", what="the stream reconnected")
+    # chromium itself logs the requests the cut broke (the stream, maybe a /metrics read); nothing else
+    dropped = browser.errors[before:]
+    del browser.errors[before:]
+    assert all(e.startswith("console.error: Failed to load resource: net::ERR_") and
+               e.endswith(("/api/stream", "/metrics")) for e in dropped), dropped
+    wait_js(page, "n => Number(document.body.dataset.lastEventId) > n", last_id, what="events after the reconnect")
+    assert page.get_attribute("body", "data-snapshots") == "1", "resumed from Last-Event-ID, not a new snapshot"
+    assert page.get_attribute("body", "data-gaps") is None, "no message lost across the reconnect"
 
     # flatten asks first: cancelling the dialog changes nothing, confirming closes the position
     page.click('#controls button[data-action="flatten"]')
@@ -121,8 +163,9 @@ def test_dashboard_follows_a_live_run(live_run: LiveRun, browser: Browser) -> No
     page.wait_for_selector('#risk-state[data-state="ACTIVE"]', timeout=HANG_MS)
 
     # the runs page lists this run
-    page.goto(live_run.base + "/runs")
+    page.goto(base + "/runs")
     page.wait_for_selector(f'#runs tr[data-id="{live_run.run_id}"]', timeout=HANG_MS)
 
     assert browser.errors == [], browser.errors
+    assert len(dropped) <= 2, dropped
     print(f"fill shown {took_ms:.0f} ms after the order's answer")
