@@ -107,6 +107,7 @@ class LiveEngine:
         reconcile_every_s: float | None = None,
         printer: Callable[[str], None] | None = None,
         timer: Clock | None = None,
+        rest_trace: list[Any] | None = None,
     ) -> None:
         self.config = config
         self.timer: Clock = timer or LiveClock()  # wall stamps, durations, waits; market time is ``self.clock``
@@ -120,7 +121,7 @@ class LiveEngine:
         self.unknown_grace_s = unknown_grace_s
         self.stale_after_s = stale_after_s if stale_after_s is not None else config.stale_threshold_s()
         self.rest = rest or BinanceRest(venue.rest_url, credentials, recv_window_ms=config.recv_window_ms,
-                                        timeout_s=config.request_timeout_s, clock=self.timer)
+                                        timeout_s=config.request_timeout_s, clock=self.timer, trace_configs=rest_trace)
         self.health = Health(started_wall=self.timer.now_ms() / 1000)
         self.checks: list[Check] = []
         self.symbols = config.symbols
@@ -145,6 +146,9 @@ class LiveEngine:
         self.printer = printer
         self.reconciler: Reconciler  # built in start(), once the translator, port and risk manager exist
         self.initial_state = TradingState.ACTIVE
+        # gateway hooks: bus readers attached once the core exists (before trading); journal confirm timing
+        self.readers: list[Callable[[LiveEngine], None]] = []
+        self.on_journal_commit: Callable[[float], None] | None = None
 
     # ------------------------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -205,7 +209,7 @@ class LiveEngine:
             self.translator = UserTranslator(bus.publish, clock.now_ms, portfolio.leverage, observe=clock.observe)
             self.translator.wallet = wallet
             self.execution = BinanceExecution(bus, rest, self.translator, unknown_grace_s=self.unknown_grace_s,
-                                              before_send=self.journal.confirm, on_refused=self._journal_refused,
+                                              before_send=self._confirm, on_refused=self._journal_refused,
                                               timer=self.timer)
             return self.execution
 
@@ -217,6 +221,8 @@ class LiveEngine:
         self.runners.extend(core.runners)
         self._initial_state = self.initial_state = risk_config.state
         self._wire_commands()
+        for attach in self.readers:
+            attach(self)
         if not cfg.preflight:  # the doctor has set margin type and leverage otherwise
             for sym, lev in core.leverage.items():
                 await self._set_symbol(sym, lev)
@@ -376,6 +382,13 @@ class LiveEngine:
                 log.warning("market data fresh again: entries resumed")
                 self.risk.resume_entries("feed", "FEED_FRESH market data flowing again")
                 self._note("feed", "market data fresh again")
+
+    def _confirm(self, command: Any) -> None:
+        """The journal's gate before every send, timed for the gateway's metrics when it asks."""
+        t0 = self.timer.monotonic()
+        self.journal.confirm(command)
+        if self.on_journal_commit is not None:
+            self.on_journal_commit(self.timer.monotonic() - t0)
 
     def _journal_refused(self, command: Any, reason: str) -> None:
         """A command the journal could not make durable was not sent: no new positions until a restart."""

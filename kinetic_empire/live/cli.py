@@ -10,11 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ..binance.signing import ENV_KEY, ENV_SECRET, Credentials, load_credentials
 from ..binance.venues import SANDBOX, Venue
@@ -42,6 +44,7 @@ def _load(args: argparse.Namespace) -> tuple[LiveConfig, StrategyRegistry]:
         venue=args.venue, rest_url=args.rest_url, ws_url=args.ws_url, speed=args.speed,
         shutdown=getattr(args, "shutdown", None), runs_dir=getattr(args, "runs_dir", None),
         preflight=False if getattr(args, "no_preflight", False) else None,
+        api_host=getattr(args, "api_host", None), api_port=getattr(args, "api_port", None),
     )
     return config, build_registry([Path(p) for p in args.strategy_path])
 
@@ -114,6 +117,10 @@ def run_main(args: argparse.Namespace) -> int:
     if args.run_id is not None:
         safe_name(args.run_id, "run id", "--run-id")
     config, registry = _load(args)
+    if not getattr(args, "no_api", False):
+        from ..api import ENV_TOKEN, check_host
+
+        check_host(config.api_host, bool(os.environ.get(ENV_TOKEN)))  # before the run folder is touched
     run_id = args.resume or args.run_id or default_run_id(config)
     run_dir = Path(config.runs_dir) / run_id
     if args.resume and not run_dir.is_dir():
@@ -163,8 +170,13 @@ async def _run(config: LiveConfig, registry: StrategyRegistry, args: argparse.Na
             view = JournalView.load(journal, meta)
             print(f"resuming {run_id}: {view.summary()}")
         every = getattr(args, "reconcile_every", None)
+        timer = LiveClock()
+        api = None if getattr(args, "no_api", False) else _Api(config, run_dir, timer)
         engine = LiveEngine(config, registry, venue, creds, run_id=run_id, run_dir=run_dir, resume=view,
-                            reconcile_every_s=every or None, printer=print)
+                            reconcile_every_s=every or None, printer=print, timer=timer,
+                            rest_trace=api.rest_trace() if api else None)
+        if api is not None:
+            api.wire(engine)
         status = None if args.no_status else StatusView(engine)
         status_task = None
         reason = "start-up failed"
@@ -172,6 +184,8 @@ async def _run(config: LiveConfig, registry: StrategyRegistry, args: argparse.Na
             await engine.start()
             print(f"preflight ({venue.rest_url}):\n{format_checks(engine.checks)}" if engine.checks else
                   "preflight skipped")
+            if api is not None:
+                await api.start(run_dir)
             until_text = "Ctrl-C to stop" if args.duration is None else f"for {args.duration:g} s (Ctrl-C stops)"
             print(f"trading; {until_text}; logs: {run_dir / 'kinetic.log'}")
             if status is not None:
@@ -186,6 +200,8 @@ async def _run(config: LiveConfig, registry: StrategyRegistry, args: argparse.Na
                 with contextlib.suppress(asyncio.CancelledError):
                     await status_task
                 status.clear()  # type: ignore[union-attr]
+            if api is not None:
+                await api.stop()
             if engine.started:
                 print(f"stopping ({reason}); shutdown policy: {config.shutdown}")
             await engine.shutdown()
@@ -199,6 +215,38 @@ async def _run(config: LiveConfig, registry: StrategyRegistry, args: argparse.Na
     print(f"journal: {run_dir / 'journal.sqlite'}")
     print(f"report:  {report}/  (open {report / 'report.html'})")
     return 0
+
+
+class _Api:
+    """The run's operator gateway: token, metrics hooks, serving, and the one line that prints the token."""
+
+    def __init__(self, config: LiveConfig, run_dir: Path, timer: Clock) -> None:
+        from ..api import ApiMetrics, resolve_token
+
+        self.config, self.timer = config, timer
+        self.token, self.token_source = resolve_token(run_dir)
+        self.metrics = ApiMetrics()
+        self.gateway: Any = None
+
+    def rest_trace(self) -> list[Any]:
+        return [self.metrics.trace_config(self.timer)]
+
+    def wire(self, engine: LiveEngine) -> None:
+        from ..api import Gateway
+
+        self.gateway = Gateway(engine, token=self.token, host=self.config.api_host, port=self.config.api_port,
+                               runs_dir=self.config.runs_dir, metrics=self.metrics)
+        engine.readers.append(self.gateway.attach)
+        engine.on_journal_commit = self.metrics.on_journal_commit
+
+    async def start(self, run_dir: Path) -> None:
+        url = await self.gateway.start()
+        print(f"dashboard: {self.gateway.login_url(self.token)}")  # the only place the token is shown
+        print(f"operator API: {url}/api (token: {self.token_source}); report: {run_dir / 'report'}/ at the end")
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
 
 
 def _on_signal(stop: asyncio.Event) -> Callable[[], None]:

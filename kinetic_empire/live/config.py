@@ -14,6 +14,8 @@
       request_timeout_s: 10
       preflight: true             # run the doctor's checks before trading
       stream_check_timeout_s: 15
+      api_host: 127.0.0.1         # the operator API (kinetic_empire/api); beyond loopback needs KINETIC_API_TOKEN
+      api_port: 8080              # 0: an ephemeral port; 8080 (the default) falls back to one when taken
     sandbox:                      # venue: sandbox only; the local exchange runs in-process
       data: backtests/data
       start: 2023-08-05           # market time where trading starts; earlier klines are history
@@ -85,6 +87,8 @@ _LIVE = {
     "request_timeout_s": Key(real(gt=0)),
     "preflight": Key(boolean),
     "stream_check_timeout_s": Key(real(gt=0)),
+    "api_host": Key(text),
+    "api_port": Key(integer(ge=0, le=65535)),
 }
 _SANDBOX_FEES = {"maker": Key(decimal(), to="maker_fee"), "taker": Key(decimal(), to="taker_fee")}
 _SANDBOX = {
@@ -140,6 +144,8 @@ class LiveConfig:
     request_timeout_s: float = 10.0
     preflight: bool = True
     stream_check_timeout_s: float = 15.0
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     risk: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
@@ -184,6 +190,8 @@ class LiveConfig:
                 "stale_after_s": self.stale_after_s,
                 "shutdown": self.shutdown,
                 "margin_type": self.margin_type,
+                "api_host": self.api_host,
+                "api_port": self.api_port,
             },
             "sandbox": {
                 "data": list(sb.data),
@@ -223,6 +231,8 @@ class LiveConfig:
         shutdown: str | None = None,
         runs_dir: str | None = None,
         preflight: bool | None = None,
+        api_host: str | None = None,
+        api_port: int | None = None,
     ) -> LiveConfig:
         """Command-line overrides, checked like the YAML values."""
         cfg = self
@@ -245,4 +255,8 @@ class LiveConfig:
             cfg = replace(cfg, runs_dir=runs_dir)
         if preflight is not None:
             cfg = replace(cfg, preflight=preflight)
+        if api_host is not None:
+            cfg = replace(cfg, api_host=text(api_host, "--api-host"))
+        if api_port is not None:
+            cfg = replace(cfg, api_port=integer(ge=0, le=65535)(api_port, "--api-port"))
         return cfg

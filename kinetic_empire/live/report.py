@@ -3,11 +3,14 @@
 The journal's events are replayed, in their original order, into a fresh bus with a
 :class:`~kinetic_empire.portfolio.Portfolio` listening, exactly as during the run; the equity curve is
 marked at the closes of the klines the run received. The same writer as a backtest's produces the same
-files (trades, orders, equity, metrics, chart, HTML), so the two can be read side by side.
+files (trades, orders, equity, metrics, chart, HTML), so the two can be read side by side. A live run's report
+also has an execution-quality section (:mod:`.execution_quality`): slippage per order and in total, latency
+percentiles and rejections by code, with the per-order figures in ``execution_quality.csv``.
 """
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from ..core.timeframes import TIMEFRAME_MS
 from ..portfolio import Portfolio, step_lookup
 from ..report import compute_metrics, format_summary, write_results
 from ..report.metrics import Metrics
+from .execution_quality import ExecutionQuality, render_section
 from .journal import read_events, read_meta
 
 REPORT_DIR = "report"
@@ -65,8 +69,10 @@ class Replayed:
         self.rejections: list[OrderRejected] = []
         self.halts: list[StrategyHalted] = []
         self.events = 0
+        self.quality = ExecutionQuality(speed=_replay_speed(self.meta))
         for event in read_events(path):
             self.events += 1
+            self.quality.on_event(event)
             if isinstance(event, KlineClosed):
                 self.klines.setdefault((event.symbol, event.timeframe), []).append((event.ts_event, event.close))
             elif isinstance(event, OrderRejected):
@@ -120,13 +126,38 @@ def build_report(run_dir: Path) -> Path:
                                                   "ended_market_ms", "shutdown", "fees")}
     names = " + ".join(dict.fromkeys(s.get("name", "?") for s in config.get("strategies", [])))
     symbols = ", ".join(dict.fromkeys(sym for s in config.get("strategies", []) for sym in s.get("symbols", [])))
-    return write_results(
+    path = write_results(
         run_dir, REPORT_DIR,
         trades=[*p.trades, *p.open_trades(end)], orders=p.orders, equity=(ts, equity, None), metrics=metrics,
         config=config, denials=p.denials_by_code,
         title=f"{names} on {symbols} ({run.meta.get('venue', 'live')} paper run {run.meta.get('run_id', '')})",
         overwrite=True,
     )
+    _add_execution_quality(path, run.quality)
+    return path
+
+
+def _replay_speed(meta: dict[str, Any]) -> float | None:
+    """The sandbox's replay speed (market time per wall time) when the run was on the sandbox, else None."""
+    if meta.get("venue") != "sandbox":
+        return None
+    speed = ((meta.get("config") or {}).get("sandbox") or {}).get("speed")
+    return float(speed) if isinstance(speed, int | float) and speed > 0 else None
+
+
+def _add_execution_quality(report: Path, quality: ExecutionQuality) -> None:
+    """execution_quality.json and .csv next to the report, and its section in report.html."""
+    summary = quality.summary()
+    (report / "execution_quality.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+    (report / "execution_quality.csv").write_bytes(quality.per_order_csv())
+    html = report / "report.html"
+    text = html.read_text(encoding="utf-8")
+    if "</body>" in text:
+        head, tail = text.rsplit("</body>", 1)
+        text = f"{head}{render_section(summary)}</body>{tail}"
+    else:
+        text += render_section(summary)
+    html.write_text(text, encoding="utf-8")
 
 
 def summary(run_dir: Path) -> str:

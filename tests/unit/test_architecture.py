@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     # the core both composition roots build (bus, portfolio, risk, runners): no port, no feed, no venue
     "assembly": {"core", "config", "portfolio", "risk", "strategy"},
 }
-ROOTS = {"backtest", "live", "sandbox", "download", "cli", "__init__", "__main__"}
+ROOTS = {"backtest", "live", "sandbox", "download", "cli", "api", "__init__", "__main__"}
 
 
 def _layer(path: Path) -> str:
