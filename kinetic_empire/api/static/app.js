@@ -616,8 +616,7 @@
     const what = command.replace("_", " ") + (symbol ? ` ${symbol}` : "");
     try {
       const res = await api("/api/control", body);
-      if (res && res.risk) setRisk(res.risk);
-      toast(`${what}: sent`, "ok");
+      if (command === "flatten" || command === "cancel_all") toast(`${what}: sent`, "ok");
     } catch (e) {
       toast(`${what} refused: ${e.message}`, "bad");
     }
