@@ -615,7 +615,7 @@
     if (symbol) body.symbol = symbol;
     const what = command.replace("_", " ") + (symbol ? ` ${symbol}` : "");
     try {
-      const res = await api("/api/control", body);
+      await api("/api/control", body);
       if (command === "flatten" || command === "cancel_all") toast(`${what}: sent`, "ok");
     } catch (e) {
       toast(`${what} refused: ${e.message}`, "bad");
