@@ -23,12 +23,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.live import DATA
+from kinetic_empire.backtest import save_results
+from tests.support.live import DATA, backtest_of
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BACKTEST_ID = "bt-dash"
 HANG_S = 90.0  # a bound that turns a hang into a failure, never a wait for something to happen
 
 # FILUSDT: an EMA cross that trades often, so the candles carry the strategy's fills. NEARUSDT: the
@@ -87,7 +89,8 @@ class LiveRun:
 
 @contextlib.contextmanager
 def live_run(tmp_path: Path) -> Iterator[LiveRun]:
-    """``kinetic run`` on the local sandbox (real klines at 300x), API on an ephemeral port; stopped with Ctrl-C."""
+    """``kinetic run`` on the local sandbox (real klines at 300x), API on an ephemeral port, a saved backtest
+    beside it for the runs page; stopped with Ctrl-C."""
     config = tmp_path / "live.yaml"
     config.write_text(yaml.safe_dump({
         "live": {"window": 60, "runs_dir": str(tmp_path / "runs"), "stream_check_timeout_s": 20},
@@ -96,6 +99,8 @@ def live_run(tmp_path: Path) -> Iterator[LiveRun]:
         "risk": {"default_leverage": 2, "sizing": {"method": "percent_equity", "percent": 20},
                  "guards": {"max_open_positions": 5}},
     }))
+    # a saved backtest where the run looks for results (backtests/results under its working directory)
+    save_results(backtest_of(120), tmp_path / "backtests" / "results", BACKTEST_ID)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "PYTHONUNBUFFERED": "1"}
     env.pop("KINETIC_API_TOKEN", None)

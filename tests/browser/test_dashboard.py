@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.harness import CHROMIUM, HANG_S, Browser, LiveRun, artifacts_dir
+from tests.browser.harness import BACKTEST_ID, CHROMIUM, HANG_S, Browser, LiveRun, artifacts_dir
 from tests.browser.proxy import CuttableRelay, relay_to
 
 pytestmark = [
@@ -162,9 +162,20 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     page.click('#controls button[data-action="resume"]')
     page.wait_for_selector('#risk-state[data-state="ACTIVE"]', timeout=HANG_MS)
 
-    # the runs page lists this run
+    # the runs page lists this run and the saved backtest, whose report opens
     page.goto(base + "/runs")
-    page.wait_for_selector(f'#runs tr[data-id="{live_run.run_id}"]', timeout=HANG_MS)
+    page.wait_for_selector("body[data-loaded]", timeout=HANG_MS)
+    assert page.inner_text(f'#runs tr[data-id="{live_run.run_id}"][data-kind="live"] a.report-link') == \
+        "live now: dashboard"
+    backtest = page.inner_text(f'#runs tr[data-id="{BACKTEST_ID}"][data-kind="backtest"]')
+    assert "2023-08-01 05:00" in backtest and "—" not in backtest, backtest  # start and figures from metrics.json
+    with page.context.expect_page() as opened:
+        page.click(f'#runs tr[data-id="{BACKTEST_ID}"][data-kind="backtest"] a.report-link')
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.url.endswith(f"/reports/backtests/{BACKTEST_ID}/report.html")
+    assert "Total return" in report.inner_text("body")
+    page.screenshot(path=str(artifacts_dir() / "runs.png"), full_page=True)
 
     assert browser.errors == [], browser.errors
     assert len(dropped) <= 2, dropped
