@@ -90,11 +90,13 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
 
     # a manual market buy with a protective stop, sent from the page's order form
     last = Decimal(str(api_get(live_run, "/api/market?symbol=NEARUSDT")["last_price"]))
-    stop = (last * Decimal("0.9")).quantize(Decimal("0.001"))  # far enough not to trigger during the test
+    # far enough not to trigger during the test
+    stop, target = ((last * Decimal(f)).quantize(Decimal("0.001")) for f in ("0.9", "1.1"))
     page.select_option("#of-symbol", "NEARUSDT")
     page.select_option("#order-form select[name=side]", "BUY")
     page.fill("#order-form input[name=qty]", "50")
     page.fill("#order-form input[name=stop]", str(stop))
+    page.fill("#order-form input[name=target]", str(target))
     page.evaluate(WATCH_FILL)
     page.click("#order-form button[type=submit]")
     state = wait_js(page, "() => document.querySelector('#order-result').dataset.state", what="the order's answer")
@@ -119,6 +121,7 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     assert Decimal(positions["NEARUSDT"]["quantity"]) == 50
     wait_js(page, "stop => document.querySelector('#positions tr[data-symbol=\"NEARUSDT\"] td.stop').textContent"
             " === stop", str(stop), what="the position's stop")
+    assert page.inner_text('#positions tr[data-symbol="NEARUSDT"] td.target') == str(target)
     account = api_get(live_run, "/api/account")
     assert Decimal(account["wallet_balance"]) < Decimal(account["initial_balance"]), "the fill's fee is booked"
 

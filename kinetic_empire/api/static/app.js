@@ -264,8 +264,23 @@
       S.snapshots += 1;
       document.body.dataset.snapshots = String(S.snapshots);
       applySnapshot(d);
+      if (S.snapshots > 1) refill(); // the stream started over: what it does not carry may have moved on
     },
   };
+
+  /** Equity history and active alerts, which a snapshot does not carry, read again after one that
+   * follows a gap (the first snapshot comes right after the page's own load). */
+  async function refill() {
+    try {
+      const [eq, alerts] = await Promise.all([api("/api/equity"), api("/api/alerts")]);
+      loadEquity(eq);
+      S.alerts.clear();
+      for (const a of list(alerts, "active")) setAlert(a);
+      mark("alerts");
+    } catch (_) {
+      /* the stream's own state shows a lost connection */
+    }
+  }
 
   function onEvent(name, id, raw) {
     let msg;
@@ -374,6 +389,16 @@
 
   /** The position's protective stop: its open stop order that closes or reduces it (the API's own stop
    * field is only a snapshot; the orders follow every change). */
+  function targetOf(symbol) {
+    for (const o of S.orders.values()) {
+      const type = String(pick(o, "type", "order_type") || "");
+      if (o.symbol === symbol && type.startsWith("TAKE_PROFIT") && (o.close_position || o.reduce_only)) {
+        return pick(o, "stop_price", "trigger_price");
+      }
+    }
+    return undefined;
+  }
+
   function stopOf(symbol) {
     for (const o of S.orders.values()) {
       const type = String(pick(o, "type", "order_type") || "");
@@ -508,11 +533,12 @@
           { text: p.qtyText, cls: "r" }, { text: plain(p.entry), cls: "r" }, { text: plain(mk), cls: "r" },
           { text: fmt(upnl, 2, true), cls: "r" + toneClass(upnl) },
           { text: stop === undefined ? "none" : plain(stop), cls: "r stop" + (stop === undefined ? " warn-text" : "") },
+          { text: plain(targetOf(p.symbol)), cls: "r target" },
           { text: p.leverage ? p.leverage + "×" : "—", cls: "r" },
           { button: { label: "close", cls: "mini danger" }, cls: "r", onclick: () => confirmFlatten(p.symbol) },
         ] };
       });
-      syncTable(document.querySelector("#positions tbody"), rows, "flat", 9);
+      syncTable(document.querySelector("#positions tbody"), rows, "flat", 10);
       setText("pos-count", String(S.positions.size));
     },
 
@@ -656,9 +682,10 @@
       ev.preventDefault();
       const f = new FormData(ev.target);
       const body = { symbol: f.get("symbol"), side: f.get("side"), quantity: String(f.get("qty")).trim() };
-      const price = String(f.get("price") || "").trim(), stop = String(f.get("stop") || "").trim();
-      if (price) body.price = price;
-      if (stop) body.stop_price = stop;
+      const opt = (name) => String(f.get(name) || "").trim();
+      if (opt("price")) body.price = opt("price");
+      if (opt("stop")) body.stop_price = opt("stop");
+      if (opt("target")) body.take_profit_price = opt("target");
       const out = document.getElementById("order-result");
       out.className = "muted small";
       out.textContent = "sending…";
