@@ -119,9 +119,9 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     assert Decimal(shown["qty"]) == 50, shown
     positions = {p["symbol"]: p for p in api_get(live_run, "/api/positions")["positions"]}
     assert Decimal(positions["NEARUSDT"]["quantity"]) == 50
-    wait_js(page, "stop => document.querySelector('#positions tr[data-symbol=\"NEARUSDT\"] td.stop').textContent"
-            " === stop", str(stop), what="the position's stop")
-    assert page.inner_text('#positions tr[data-symbol="NEARUSDT"] td.target') == str(target)
+    wait_js(page, "stop => Number(document.querySelector('#positions tr[data-symbol=\"NEARUSDT\"] td.stop')"
+            ".textContent) === stop", float(stop), what="the position's stop")
+    assert Decimal(page.inner_text('#positions tr[data-symbol="NEARUSDT"] td.target')) == target
     account = api_get(live_run, "/api/account")
     assert Decimal(account["wallet_balance"]) < Decimal(account["initial_balance"]), "the fill's fee is booked"
 
