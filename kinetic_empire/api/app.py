@@ -7,20 +7,51 @@ carry no data and need none. Every error is JSON: ``{"error": "...", "field": "<
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .auth import COOKIE, ApiAuthError
-from .reports import ReportNotFound
+from .alerts import AlertBook
+from .auth import COOKIE, ApiAuthError, TokenCheck
+from .commands import OperatorCommands
+from .metrics import ApiMetrics
+from .orders import OrderTable
+from .reports import ReportLibrary, ReportNotFound
 from .schemas import ApiError, CancelBody, ControlBody, OrderBody
+from .stream import EventStream
+from .view import EngineView
 
 if TYPE_CHECKING:
-    from .server import Gateway
+    from ..live.app import LiveEngine
+
+
+class Served(Protocol):
+    """What the routes need of the gateway (:class:`~kinetic_empire.api.server.Gateway` is the one)."""
+
+    engine: LiveEngine
+    view: EngineView
+    orders: OrderTable
+    commands: OperatorCommands
+    stream: EventStream
+    metrics: ApiMetrics
+    alerts: AlertBook
+    library: ReportLibrary
+    token_check: TokenCheck
+
+    def check_token(self, request: Request) -> None: ...
+
+    def commands_check_symbol(self, symbol: str) -> None: ...
+
+    async def market(self, symbol: str) -> dict[str, Any]: ...
+
+    async def ping(self) -> dict[str, Any]: ...
+
+    def log_crash(self, exc: Exception) -> None: ...
 
 STATIC = Path(__file__).parent / "static"
 _SYMBOL = r"^[A-Z0-9]{1,30}$"
@@ -47,7 +78,28 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str | None:
     return ".".join(parts) or ("body" if loc and loc[0] == "body" else None)
 
 
-def build_app(gw: Gateway) -> FastAPI:
+def with_symbols(doc: dict[str, Any], symbols: list[str]) -> dict[str, Any]:
+    """The document with this run's symbols as the enum of every ``symbol`` field: clients (and fuzzers) see
+    what the run trades, not only the pattern."""
+    doc = copy.deepcopy(doc)
+
+    def narrow(schema: dict[str, Any]) -> None:
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "string":
+                branch["enum"] = symbols
+
+    for body in doc.get("components", {}).get("schemas", {}).values():
+        if "symbol" in body.get("properties", {}):
+            narrow(body["properties"]["symbol"])
+    for ops in doc.get("paths", {}).values():
+        for op in ops.values():
+            for param in op.get("parameters", []):
+                if param.get("name") == "symbol":
+                    narrow(param["schema"])
+    return doc
+
+
+def build_app(gw: Served) -> FastAPI:
     app = FastAPI(title="Kinetic Empire operator API", version="1", openapi_url=None, docs_url=None,
                   redoc_url=None, description="The gateway of one `kinetic run`: read the run, stream its "
                   "events, place manual orders and operator commands through the risk gate and the journal.")
@@ -193,7 +245,7 @@ def build_app(gw: Gateway) -> FastAPI:
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[auth])
     async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
+        return JSONResponse(with_symbols(app.openapi(), list(gw.engine.symbols)))
 
     # ------------------------------------------------------------------------------ writing
     writes = {**_ERRORS, 400: ERROR_SCHEMA, 403: ERROR_SCHEMA, 409: ERROR_SCHEMA, 413: ERROR_SCHEMA,

@@ -41,7 +41,7 @@ from ..core.events import (
     TradingStateChanged,
 )
 from ..risk.operator import install_operator_desk
-from .alerts import AlertBook
+from .alerts import AlertBook, AlertThresholds
 from .app import build_app
 from .auth import TokenCheck
 from .commands import OperatorCommands
@@ -52,7 +52,7 @@ from .orders import OrderTable
 from .reports import ReportLibrary
 from .schemas import ApiError
 from .stream import EventStream
-from .view import EngineView
+from .view import EngineView, market_of
 
 if TYPE_CHECKING:
     from ..live.app import LiveEngine
@@ -109,6 +109,7 @@ class Gateway:
         max_body_bytes: int = 64 * 1024,
         answer_timeout_s: float = 10.0,
         ring_capacity: int = 4096,
+        thresholds: AlertThresholds | None = None,
     ) -> None:
         self.engine = engine
         self.token_check = TokenCheck(token)
@@ -123,7 +124,7 @@ class Gateway:
         self.commands = OperatorCommands(engine, self.orders, self.view.risk, answer_timeout_s=answer_timeout_s)
         self.metrics = metrics or ApiMetrics()
         self.metrics.sse_clients = lambda: self.stream.clients
-        self.alerts = AlertBook()
+        self.alerts = AlertBook(thresholds)
         self.app = build_app(self)
         self._server: _Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -184,8 +185,8 @@ class Gateway:
     def _on_kline(self, k: KlineClosed) -> None:
         self.view.on_kline(k)
         self.stream.push("kline", k.ts_event, lambda: event_dict(k))
-        view = self.view
-        self.stream.push("market", k.ts_event, lambda: view.market(k.symbol))
+        lag, mark = self.engine.clock.now_ms() - k.ts_event, self.view.marks.get(k.symbol)
+        self.stream.push("market", k.ts_event, lambda: market_of(k, lag, mark))  # values of now, built later
         if k.ts_event > self._last_account_ts and self.engine.portfolio.positions():
             self._push_account(k.ts_event)  # equity moves with the price while a position is open
 

@@ -157,5 +157,12 @@ class EngineView:
                 "orders": [r.to_json() for r in self.orders.open()], "risk": self.risk(), "health": self.health()}
 
 
+def market_of(k: KlineClosed, lag_ms: int, mark: MarkPriceUpdated | None) -> dict[str, Any]:
+    """The ``market`` stream message of a kline as it arrived (same shape as :meth:`EngineView.market`)."""
+    return {"symbol": k.symbol, "last_price": k.close, "mark_price": mark.mark_price if mark else None,
+            "funding_rate": mark.funding_rate if mark else None, "last_kline": event_dict(k), "feed_lag_ms": lag_ms,
+            "feed_age_s": 0.0}
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)

@@ -20,8 +20,7 @@ EXAMPLES = """\
   kinetic run --duration 60                           # a minute on the local sandbox, then the report
   kinetic run --config config/live.demo.yaml          # the Binance demo account (keys in .env)
   kinetic run --resume 20260101-120000-sandbox-ema_cross   # continue a crashed run from its journal
-  kinetic run --shutdown flatten --no-status          # close everything at exit; plain log output
-  kinetic run --api-port 0                            # the dashboard on a free port (the URL is printed)"""
+  kinetic run --shutdown flatten --api-port 0         # close everything at exit; dashboard on a free port"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
 from kinetic_empire.api.auth import COOKIE
 from kinetic_empire.core.enums import TradingState
@@ -24,6 +25,7 @@ from tests.support.live import sandbox_position, step
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
+PUBLIC = {"/", "/runs", "/static/vendor/plotly.min.js", "/static/{path:path}", "/login", "/api/health"}
 
 
 def test_auth_pages_and_cookie_login(tmp_path: Path) -> None:
@@ -32,11 +34,18 @@ def test_auth_pages_and_cookie_login(tmp_path: Path) -> None:
                 httpx.AsyncClient(base_url=gw.url) as anon:
             health = (await anon.get("/api/health")).json()
             assert health["ok"] is True and health["run_id"] == "auth" and health["uptime_s"] >= 0
-            for path in ("/api/account", "/api/config", "/api/stream", "/metrics", "/openapi.json", "/api/runs",
-                         "/api/orders", "/reports/runs/auth/report.html"):
-                r = await anon.get(path)
-                assert r.status_code == 401, path
-                assert r.json()["error"] and r.headers["www-authenticate"] == "Bearer"
+            # every route the app has, but the few public ones, refuses a request without the token
+            checked = 0
+            for route in gw.app.routes:
+                if not isinstance(route, APIRoute) or route.path in PUBLIC:
+                    continue
+                path = route.path.format(kind="runs", run_id="auth", name="report.html")
+                for method in route.methods:
+                    r = await anon.request(method, path, json={"command": "halt"}, params={"symbol": "FILUSDT"})
+                    assert r.status_code == 401, (method, path, r.status_code)
+                    assert r.json()["error"] and r.headers["www-authenticate"] == "Bearer"
+                    checked += 1
+            assert checked >= 19
             r = await anon.get("/api/account", headers={"Authorization": "Bearer wrong-token"})
             assert r.status_code == 401 and "invalid" in r.json()["error"]
             r = await anon.get("/api/account", headers={"Authorization": f"Basic {TOKEN}"})
@@ -169,7 +178,9 @@ def test_manual_order_and_cancel_reach_venue_and_journal(tmp_path: Path) -> None
             pos = next(p for p in (await client.get("/api/positions")).json()["positions"] if p["symbol"] == "FILUSDT")
             assert pos["stop_price"] is not None  # the risk manager placed its stop, as for a strategy's entry
             events = journal(run_dir, engine)
-            intent = next(e for e in events if isinstance(e, OrderIntent) and e.intent_id == "op-buy-1")
+            intents = [e for e in events if isinstance(e, OrderIntent) and e.intent_id == "op-buy-1"]
+            assert len(intents) == 1, "the manual intent must be journaled, once"
+            intent = intents[0]
             assert intent.strategy_id == "manual" and intent.quantity == Decimal("12.3")
             request = next(e for e in events if isinstance(e, OrderRequest) and e.client_order_id == "op-buy-1-e")
             assert events.index(intent) < events.index(request)
