@@ -145,11 +145,19 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
             str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
             viewport={"width": 1440, "height": 1000})
         try:
+            errors: list[str] = []  # of every page of the context (a report opened in a new tab too)
+
+            def console(m: Any) -> None:
+                if m.type != "error":
+                    return
+                if m.page is not None and "/reports/" in m.page.url and m.location.get("url", "").endswith(
+                        "/favicon.ico"):
+                    return  # a report is a static file from the report writer; its browser asks for an icon
+                errors.append(f"console.{m.type}: {m.text} at {m.location.get('url', '')}")
+
+            context.on("console", console)
+            context.on("weberror", lambda e: errors.append(f"uncaught: {e.error}"))
             page = context.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text} at {m.location.get('url', '')}")
-                    if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
             yield Browser(page, errors)
         finally:
             context.close()
