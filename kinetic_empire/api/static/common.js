@@ -103,5 +103,47 @@ const KE = (() => {
     return data;
   };
 
-  return { num, fmt, plain, pct, ms, utc, chartTime, duration, tone, setText, h, toast, api };
+  const toneClass = (v) => (num(v) > 0 ? " pos" : num(v) < 0 ? " neg" : "");
+
+  /** Bring a table body in line with ``rows`` in place: rows are kept by key and only changed cells are
+   * touched, so a button under the pointer survives the many updates a second a live run brings.
+   * rows: [{key, attrs, cells: [{text, cls} | {button, cls, onclick}]}] */
+  function syncTable(tbody, rows, emptyText, cols) {
+    if (!rows.length) {
+      const only = tbody.firstElementChild;
+      if (!(only && only.classList.contains("empty") && tbody.childElementCount === 1)) {
+        tbody.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: cols }, emptyText)));
+      }
+      return;
+    }
+    const existing = new Map();
+    for (const tr of [...tbody.children]) {
+      if (tr.dataset.key !== undefined) existing.set(tr.dataset.key, tr);
+      else tr.remove();
+    }
+    const seen = new Set();
+    rows = rows.filter((r) => !seen.has(r.key) && seen.add(r.key));
+    rows.forEach((row, i) => {
+      let tr = existing.get(row.key);
+      existing.delete(row.key);
+      if (!tr) {
+        tr = h("tr", { "data-key": row.key }, ...row.cells.map((c) => (c.button
+          ? h("td", { class: c.cls || "" }, h("button", { class: c.button.cls, onclick: c.onclick }, c.button.label))
+          : h("td", {}))));
+      }
+      for (const [k, v] of Object.entries(row.attrs || {})) if (tr.getAttribute(k) !== v) tr.setAttribute(k, v);
+      row.cells.forEach((c, j) => {
+        if (c.button) return;
+        const td = tr.children[j];
+        const text = String(c.text ?? "");
+        if (td.textContent !== text) td.textContent = text;
+        const cls = c.cls || "";
+        if (td.className !== cls) td.className = cls;
+      });
+      if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
+    });
+    for (const tr of existing.values()) tr.remove();
+  }
+
+  return { num, fmt, plain, pct, ms, utc, chartTime, duration, tone, toneClass, setText, h, toast, api, syncTable };
 })();
