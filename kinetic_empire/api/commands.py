@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.enums import IntentAction
-from ..core.events import CancelRequest, OperatorCommand, OrderIntent, OrderRequest, RiskDenied
+from ..core.events import OperatorCommand, OrderIntent, OrderRequest, RiskDenied
 from ..risk import ids
+from ..risk.operator import OperatorDesk
 from .orders import PENDING, TERMINAL, OrderRow, OrderTable
 from .schemas import ApiError, CancelBody, ControlBody, OrderBody
 
@@ -51,6 +52,7 @@ class OperatorCommands:
         self._changed: dict[str, asyncio.Event] = {}  # client id -> woken on each change of its row
         self.placed = 0
         self.denied = 0
+        self.desk: OperatorDesk | None = None  # set when the gateway attaches to the bus
 
     # ------------------------------------------------------------------------------ bus readers
     def on_request(self, r: OrderRequest) -> None:
@@ -148,9 +150,9 @@ class OperatorCommands:
         if row.state in TERMINAL:
             raise ApiError(409, f"order {row.client_order_id} is already {row.state}", "client_order_id",
                            state=row.state)
-        now = self.engine.clock.now_ms()
-        self.engine.bus.publish(CancelRequest(client_order_id=row.client_order_id, symbol=row.symbol,
-                                              strategy_id=OPERATOR, ts_event=now, ts_init=now))
+        if self.desk is None:
+            raise ApiError(503, "the engine is not trading", None)
+        self.desk.cancel(row.client_order_id, row.symbol, OPERATOR)  # journaled, then sent
         done = await self._await(row.client_order_id, lambda r: r.state in TERMINAL)
         final = done or row
         return (200 if final.state in TERMINAL else 202), {

@@ -15,6 +15,7 @@ assert set(ACTIONS) == {"pause", "resume", "halt", "flatten", "cancel_all"}  # t
 _SYMBOL = r"^[A-Z0-9]{1,30}$"
 _ID = r"^[A-Za-z0-9_.:-]{1,30}$"  # leaves room for the "-e" suffix in Binance's 36 characters
 _CLIENT_ID = r"^[.A-Z:/a-z0-9_-]{1,36}$"
+_MAX = Decimal("1e9")  # no symbol trades a quantity or a price anywhere near this
 
 
 class ApiError(Exception):
@@ -37,10 +38,12 @@ class OrderBody(_Strict):
 
     symbol: str = Field(pattern=_SYMBOL, description="a symbol this run trades, e.g. FILUSDT")
     side: Literal["BUY", "SELL"]
-    quantity: Decimal = Field(gt=0, allow_inf_nan=False, description="base-asset quantity (rounded to the lot step)")
-    price: Decimal | None = Field(None, gt=0, allow_inf_nan=False, description="limit price; absent: market")
-    stop_price: Decimal | None = Field(None, gt=0, allow_inf_nan=False, description="protective stop once filled")
-    take_profit_price: Decimal | None = Field(None, gt=0, allow_inf_nan=False)
+    quantity: Decimal = Field(gt=0, le=_MAX, allow_inf_nan=False,
+                              description="base-asset quantity (rounded to the lot step)")
+    price: Decimal | None = Field(None, gt=0, le=_MAX, allow_inf_nan=False, description="limit price; absent: market")
+    stop_price: Decimal | None = Field(None, gt=0, le=_MAX, allow_inf_nan=False,
+                                       description="protective stop once filled")
+    take_profit_price: Decimal | None = Field(None, gt=0, le=_MAX, allow_inf_nan=False)
     reduce_only: bool = Field(False, description="only reduce the position (side must oppose it)")
     client_order_id: str | None = Field(None, pattern=_ID,
                                         description="the intent id; the entry order's client id is <id>-e")

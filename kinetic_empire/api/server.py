@@ -138,7 +138,7 @@ class Gateway:
         e = self.engine
         bus = e.bus
         self._seed()
-        install_operator_desk(bus, e.risk)
+        self.commands.desk = install_operator_desk(bus, e.risk, e.clock)
         for cls in _ORDER_EVENTS:
             bus.subscribe(cls, self._on_order)
         bus.subscribe(OrderRequest, self.commands.on_request)

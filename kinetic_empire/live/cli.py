@@ -177,7 +177,7 @@ async def _run(config: LiveConfig, registry: StrategyRegistry, args: argparse.Na
                             rest_trace=api.rest_trace() if api else None)
         if api is not None:
             api.wire(engine)
-        status = None if args.no_status else StatusView(engine)
+        status = None if args.no_status else (StatusView(engine) if api is None else _AlertStatus(engine, api))
         status_task = None
         reason = "start-up failed"
         try:
@@ -247,6 +247,25 @@ class _Api:
     async def stop(self) -> None:
         if self.gateway is not None:
             await self.gateway.stop()
+
+
+class _AlertStatus(StatusView):
+    """The status view with a line per active alert of the gateway (weight, errors, stale feed, no stop...)."""
+
+    def __init__(self, engine: LiveEngine, api: _Api) -> None:
+        super().__init__(engine)
+        self._api = api
+
+    def _alerts(self) -> list[str]:
+        gateway = self._api.gateway
+        return gateway.alerts.lines() if gateway is not None else []
+
+    def lines(self) -> list[str]:
+        return [*super().lines(), *self._alerts()]
+
+    def line(self) -> str:
+        alerts = self._alerts()
+        return super().line() + (f" | {' | '.join(alerts)}" if alerts else "")
 
 
 def _on_signal(stop: asyncio.Event) -> Callable[[], None]:

@@ -4,12 +4,15 @@ part's (a position without its stop), each published on the bus, journaled, stre
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from kinetic_empire.api import AlertThresholds
 from kinetic_empire.core.events import Alert
+from kinetic_empire.live.cli import _AlertStatus
 from tests.support.api import journal, quiet_config, served
 from tests.support.live import step
 from tests.support.waiting import until
@@ -48,6 +51,10 @@ def test_alerts_raised_streamed_counted_and_cleared(tmp_path: Path) -> None:
             status = (await client.get("/api/status")).json()
             assert any(a["kind"] == "stale_feed" and a["severity"] == "critical" for a in status["alerts"])
             assert gw.alerts.lines() and any("stale_feed" in line for line in gw.alerts.lines())
+            view = _AlertStatus(engine, SimpleNamespace(gateway=gw))  # type: ignore[arg-type]  # the status view of a run
+            view.out = io.StringIO()
+            assert any(line.startswith("ALERT critical stale_feed") for line in view.lines())
+            assert "ALERT critical unprotected_position FILUSDT" in view.line()
             kinds = [m.kind for m in gw.stream.ring if m.kind == "alert"]
             assert len(kinds) >= 4
             # the feed flows again: the stale-feed alert clears (published once more, cleared)

@@ -279,6 +279,8 @@ BAD_REQUESTS: list[tuple[str, Any, int, str | None]] = [
     ("/api/order", {"symbol": "FILUSDT", "side": "BUY", "quantity": "ten"}, 422, "quantity"),
     ("/api/order", {"symbol": "FILUSDT", "side": "BUY", "quantity": "NaN"}, 422, "quantity"),
     ("/api/order", {"symbol": "FILUSDT", "side": "BUY", "quantity": "Infinity"}, 422, "quantity"),
+    ("/api/order", {"symbol": "NEARUSDT", "side": "BUY", "quantity": 5.8e307, "take_profit_price": 8.2e307}, 422,
+     "quantity"),  # found by the fuzzer: such an intent made the risk manager raise instead of deny
     ("/api/order", {"symbol": "FILUSDT", "side": "HOLD", "quantity": "1"}, 422, "side"),
     ("/api/order", {"symbol": "FILUSDT", "side": "BUY"}, 422, "quantity"),
     ("/api/order", {"symbol": "FILUSDT", "side": "BUY", "quantity": "1", "price": "-3"}, 422, "price"),
