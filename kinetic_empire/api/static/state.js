@@ -1,0 +1,233 @@
+/* The dashboard's model: what the run's event stream (and the first REST reads) say, kept in one object.
+ * Shapes are the gateway's (kinetic_empire/api/README.md). Nothing here touches the DOM: every change
+ * names the panels it affects through `mark`, and the view redraws those. */
+"use strict";
+
+const DashState = (mark, hooks = {}) => {
+  const { num, plain } = KE;
+  const MAX_KLINES = 400, MAX_FILLS = 60, MAX_MARKS = 200, MAX_EQUITY = 5000;
+
+  const S = {
+    runId: null, venue: "", symbols: [], active: null, marketTime: 0,
+    account: null, accountTs: 0,
+    positions: new Map(),      // symbol -> {symbol, qty, qtyText, entry, leverage, last, upnl}
+    orders: new Map(),         // client_order_id -> ORDER (open ones only)
+    fills: [],                 // newest first: {key, t, symbol, side, qty, price, priceText, pnl, exit, cid}
+    fillCount: 0,
+    klines: new Map(),         // symbol -> [{t, o, h, l, c}] of the charted timeframe
+    marks: new Map(),          // symbol -> fills and closed trades to mark on the candles
+    market: new Map(),         // symbol -> {last, mark, age}
+    equity: [],                // [{t, equity}]
+    risk: { state: "", cause: "", symbols: {}, feedStale: false, denial: null },
+    health: {},
+    alerts: new Map(),         // kind|symbol -> ALERT
+    lastId: null, snapshots: 0, gaps: 0,
+  };
+
+  const pick = (o, ...names) => {
+    if (!o) return undefined;
+    for (const n of names) if (o[n] !== undefined && o[n] !== null) return o[n];
+    return undefined;
+  };
+  const list = (v, key) => (Array.isArray(v) ? v : (v && v[key]) || []);
+
+  // ------------------------------------------------------------------ symbols and the charted timeframe
+  const tfMinutes = (tf) => {
+    const m = /^(\d+)([mhdwM])$/.exec(String(tf || ""));
+    return m ? Number(m[1]) * { m: 1, h: 60, d: 1440, w: 10080, M: 43200 }[m[2]] : Infinity;
+  };
+  const chartTf = new Map(); // symbol -> the shortest timeframe its strategies trade
+
+  function addSymbol(sym, timeframe) {
+    if (timeframe) {
+      const cur = chartTf.get(sym);
+      if (cur === undefined || tfMinutes(timeframe) < tfMinutes(cur)) chartTf.set(sym, timeframe);
+    }
+    if (!sym || S.symbols.includes(sym)) return;
+    S.symbols.push(sym);
+    S.symbols.sort();
+    if (!S.active) S.active = sym;
+    mark("tabs", "candles", "market");
+  }
+
+  // ------------------------------------------------------------------ one setter per kind of news
+  const toPosition = (p) => ({
+    symbol: p.symbol, qty: num(p.quantity), qtyText: plain(p.quantity), entry: p.entry_price,
+    leverage: p.leverage, last: pick(p, "last_price"), upnl: pick(p, "unrealized_pnl"),
+  });
+
+  function setPosition(p) {
+    const pos = toPosition(p);
+    if (!pos.symbol) return;
+    if (!pos.qty) S.positions.delete(pos.symbol);
+    else S.positions.set(pos.symbol, pos);
+    mark("positions", "candles");
+  }
+
+  function replacePositions(rows) {
+    S.positions = new Map(rows.map(toPosition).filter((p) => p.symbol && p.qty).map((p) => [p.symbol, p]));
+    mark("positions", "candles");
+  }
+
+  const TERMINAL = new Set(["FILLED", "CANCELLED", "REJECTED", "EXPIRED"]);
+  function setOrder(o) {
+    const id = o.client_order_id;
+    if (!id) return;
+    if (TERMINAL.has(o.state)) S.orders.delete(id);
+    else S.orders.set(id, o);
+    mark("orders", "positions", "candles");
+  }
+
+  function addFill(f, ts) {
+    const fill = {
+      t: num(pick(f, "ts_event")) || ts, symbol: f.symbol, side: String(f.side || ""),
+      qty: plain(f.quantity), price: num(f.price), priceText: plain(f.price),
+      pnl: num(f.realized_pnl) || 0, cid: f.client_order_id || "",
+    };
+    fill.key = `${fill.cid}:${pick(f, "trade_id") ?? S.fillCount}`;
+    fill.exit = Boolean(f.reduce_only) || fill.pnl !== 0;
+    S.fills.unshift(fill);
+    if (S.fills.length > MAX_FILLS) S.fills.length = MAX_FILLS;
+    S.fillCount += 1;
+    S.marks.set(fill.symbol, [...(S.marks.get(fill.symbol) || []), fill].slice(-MAX_MARKS));
+    mark("fills", "candles", "summary");
+  }
+
+  /** Closed round trips (GET /api/trades): an entry and an exit mark each. */
+  function addTrades(trades) {
+    for (const t of trades) {
+      const long = t.side === "LONG";
+      const marks = S.marks.get(t.symbol) || [];
+      marks.push({ t: num(t.entry_time), side: long ? "BUY" : "SELL", price: num(t.entry_price), qty: plain(t.quantity), exit: false, pnl: 0 });
+      if (t.exit_reason !== "open") {
+        marks.push({ t: num(t.exit_time), side: long ? "SELL" : "BUY", price: num(t.exit_price), qty: plain(t.quantity), exit: true, pnl: num(t.net_pnl) });
+      }
+      S.marks.set(t.symbol, marks.slice(-MAX_MARKS));
+    }
+    mark("candles");
+  }
+
+  function setAccount(a, ts) {
+    S.account = a;
+    S.accountTs = Math.max(S.accountTs, ts || 0);
+    const eq = num(a.equity);
+    if (Number.isFinite(eq) && S.accountTs) {
+      const last = S.equity[S.equity.length - 1];
+      if (last && last.t === S.accountTs) last.equity = eq;
+      else if (!last || S.accountTs > last.t) S.equity.push({ t: S.accountTs, equity: eq });
+      if (S.equity.length > MAX_EQUITY) S.equity.splice(0, S.equity.length - MAX_EQUITY);
+    }
+    mark("summary", "equity");
+  }
+
+  /** GET /api/equity: the curve so far, with anything newer the stream already brought kept. */
+  function loadEquity(v) {
+    const pts = list(v, "points").map(([t, e]) => ({ t: num(t), equity: num(e) }))
+      .filter((p) => Number.isFinite(p.t) && Number.isFinite(p.equity));
+    const end = pts.length ? pts[pts.length - 1].t : -Infinity;
+    S.equity = pts.concat(S.equity.filter((p) => p.t > end));
+    mark("equity", "summary");
+  }
+
+  function addKline(k) {
+    const sym = k.symbol;
+    if (!sym) return;
+    addSymbol(sym);
+    if (k.timeframe) {
+      if (!chartTf.has(sym)) chartTf.set(sym, k.timeframe);
+      if (chartTf.get(sym) !== k.timeframe) return;
+    }
+    const kl = { t: num(k.open_time), o: num(k.open), h: num(k.high), l: num(k.low), c: num(k.close) };
+    if (!Number.isFinite(kl.t)) return;
+    const arr = S.klines.get(sym) || [];
+    const last = arr[arr.length - 1];
+    if (last && last.t === kl.t) arr[arr.length - 1] = kl;
+    else if (!last || kl.t > last.t) arr.push(kl);
+    if (arr.length > MAX_KLINES) arr.splice(0, arr.length - MAX_KLINES);
+    S.klines.set(sym, arr);
+    if (sym === S.active) mark("candles");
+  }
+
+  function setMarket(m) {
+    const sym = m.symbol;
+    if (!sym) return;
+    const cur = S.market.get(sym) || {};
+    S.market.set(sym, { last: m.last_price ?? cur.last, mark: m.mark_price ?? cur.mark, age: m.feed_age_s ?? cur.age });
+    if (m.last_kline) addKline(m.last_kline);
+    mark("market", "positions");
+  }
+
+  function setRisk(r) {
+    const change = r.change || null;
+    if (r.state) S.risk.state = String(r.state);
+    if (change && !change.symbol) S.risk.cause = change.cause || "";
+    if (r.symbols && typeof r.symbols === "object") S.risk.symbols = { ...r.symbols };
+    S.risk.feedStale = Boolean(r.feed_stale);
+    if (r.denial) S.risk.denial = r.denial;
+    mark("risk");
+  }
+
+  function setHealth(hl) {
+    Object.assign(S.health, hl);
+    const t = num(hl.market_time_ms);
+    if (t > S.marketTime) S.marketTime = t;
+    if (!S.runId) S.runId = hl.run_id || null;
+    if (!S.venue) S.venue = hl.venue || "";
+    mark("health", "header");
+    if (hooks.onHealth) hooks.onHealth();
+  }
+
+  function setAlert(a) {
+    const key = `${a.kind}|${a.symbol || ""}`;
+    if (a.cleared) S.alerts.delete(key);
+    else S.alerts.set(key, a);
+    mark("alerts");
+  }
+
+  function replaceAlerts(alerts) {
+    S.alerts.clear();
+    for (const a of alerts) setAlert(a);
+    mark("alerts");
+  }
+
+  function applySnapshot(snap, ts) {
+    if (snap.account) setAccount(snap.account, ts);
+    replacePositions(list(snap.positions, "positions"));
+    S.orders.clear();
+    for (const o of list(snap.orders, "orders")) setOrder(o);
+    mark("orders");
+    if (snap.risk) setRisk(snap.risk);
+    if (snap.health) setHealth(snap.health);
+    S.snapshots += 1;
+    if (hooks.onSnapshot) hooks.onSnapshot(S.snapshots);
+  }
+
+  const HANDLERS = {
+    snapshot: applySnapshot, market: setMarket, kline: addKline, order_update: setOrder, fill: addFill,
+    account: setAccount, position: setPosition, risk: setRisk, health: setHealth, alert: setAlert,
+  };
+
+  /** One stream message. Ids count up by one; a jump outside a snapshot means messages were lost. */
+  function apply(name, id, msg) {
+    const ts = num(msg.ts_event);
+    if (Number.isFinite(ts) && ts > S.marketTime) { S.marketTime = ts; mark("header"); }
+    const fn = HANDLERS[name];
+    if (fn) fn(msg.data || {}, ts);
+    if (id) {
+      if (name !== "snapshot" && /^\d+$/.test(id) && /^\d+$/.test(S.lastId || "") && Number(id) !== Number(S.lastId) + 1) {
+        S.gaps += 1;
+      }
+      S.lastId = id;
+    }
+  }
+
+  /** GET /api/config: symbols and, per symbol, the timeframe to chart. */
+  function setConfig(cfg) {
+    S.runId = cfg.run_id || S.runId;
+    S.venue = (cfg.venue && cfg.venue.name) || S.venue;
+    for (const st of cfg.strategies || []) for (const s of st.symbols || []) addSymbol(s, st.timeframe);
+    for (const s of cfg.symbols || []) addSymbol(s);
+  }
+
+  return { S, apply, setConfig, setMarket, loadEquity, addTrades, replaceAlerts };
+};

@@ -1,0 +1,186 @@
+"""The dashboard in a real browser against a real ``kinetic run`` on the local sandbox.
+
+It loads with no console errors; a manual order sent from the page fills, and the fill shows in the fills,
+the positions (with its stop and target) and the equity within 2 s, all from the event stream; pause turns
+the risk state to REDUCING in the page and in the API; a dropped connection resumes from Last-Event-ID with
+nothing lost; flatten asks first; the runs page lists the run and opens a backtest's report. Screenshots go
+to $KINETIC_TEST_ARTIFACTS (default tests/artifacts/).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.harness import BACKTEST_ID, CHROMIUM, HANG_S, Browser, LiveRun, artifacts_dir
+from tests.browser.proxy import CuttableRelay, relay_to
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (CI installs it)"),
+]
+
+FILL_WITHIN_MS = 2000  # the issue's bound from a fill to the page showing it
+HANG_MS = HANG_S * 1000
+
+
+def api_get(run: LiveRun, path: str) -> Any:
+    r = httpx.get(run.base + path, headers={"Authorization": f"Bearer {run.token}"}, timeout=HANG_S)
+    assert r.status_code == 200, (path, r.status_code, r.text)
+    return r.json()
+
+
+def wait_js(page: Any, js: str, arg: Any = None, *, what: str, timeout_ms: float = HANG_MS) -> Any:
+    """The truthy value of ``js`` once it has one; an AssertionError naming ``what`` if it never does."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        return page.wait_for_function(js, arg=arg, timeout=timeout_ms).json_value()
+    except PlaywrightTimeout:
+        raise AssertionError(f"never happened: {what}") from None
+
+
+# Installed before the order is sent: times, on the page's own clock, the order's answer and the moment the
+# fills table, the positions table and the equity (an account message at or after the fill) all show it.
+WATCH_FILL = """() => {
+  const result = document.querySelector('#order-result');
+  let answered = null;
+  const check = () => {
+    if (window.__fillSeen) return;
+    if (answered === null && result.dataset.state) answered = performance.now();
+    const cid = result.dataset.cid;
+    if (answered === null || !cid) return;
+    const fill = document.querySelector(`#fills tr[data-cid="${cid}"]`);
+    const pos = document.querySelector('#positions tr[data-symbol="NEARUSDT"]');
+    const eq = document.querySelector('#k-equity');
+    if (!fill || !pos || Number(eq.dataset.ts) < Number(fill.dataset.ts)) return;
+    window.__fillSeen = {answered, at: performance.now(), qty: pos.dataset.qty,
+                         stop: pos.querySelector('td.stop').textContent, equity: eq.textContent};
+  };
+  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true,
+                                                      characterData: true});
+}"""
+
+
+def test_dashboard_follows_a_live_run(live_run: LiveRun, browser: Browser) -> None:
+    with relay_to(live_run.port) as relay:  # the browser reaches the run through a relay the test can cut
+        try:
+            follow(live_run, browser, relay)
+        except BaseException:
+            browser.page.screenshot(path=str(artifacts_dir() / "dashboard-failed.png"), full_page=True)
+            raise
+
+
+def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
+    page = browser.page
+    base = f"http://127.0.0.1:{relay.port}"
+    page.goto(live_run.login_url.replace(live_run.base, base))
+    assert page.url.rstrip("/") == base, "the login link lands on the dashboard"
+    assert live_run.token not in page.url
+
+    # the stream is live and the snapshot filled the page
+    page.wait_for_selector("#stream-state.pill-ok", timeout=HANG_MS)
+    page.wait_for_selector('#risk-state[data-state="ACTIVE"]', timeout=HANG_MS)
+    page.wait_for_selector('#h-feed[data-connected="true"]', timeout=HANG_MS)
+    assert page.inner_text("#run-id") == live_run.run_id
+    wait_js(page, "() => Number(document.querySelector('#candles').dataset.klines) >= 3", what="candles drawn")
+    wait_js(page, "() => document.querySelector('#of-symbol option[value=NEARUSDT]') !== null",
+            what="NEARUSDT in the order form")
+
+    # a manual market buy with a protective stop, sent from the page's order form
+    last = Decimal(str(api_get(live_run, "/api/market?symbol=NEARUSDT")["last_price"]))
+    # far enough not to trigger during the test
+    stop, target = ((last * Decimal(f)).quantize(Decimal("0.001")) for f in ("0.9", "1.1"))
+    page.select_option("#of-symbol", "NEARUSDT")
+    page.select_option("#order-form select[name=side]", "BUY")
+    page.fill("#order-form input[name=qty]", "50")
+    page.fill("#order-form input[name=stop]", str(stop))
+    page.fill("#order-form input[name=target]", str(target))
+    page.evaluate(WATCH_FILL)
+    page.click("#order-form button[type=submit]")
+    state = wait_js(page, "() => document.querySelector('#order-result').dataset.state", what="the order's answer")
+    cid = page.get_attribute("#order-result", "data-cid")
+    assert state in ("ACCEPTED", "PARTIALLY_FILLED", "FILLED"), page.inner_text("#order-result")
+
+    # fill, position (with its stop) and equity, each from the stream, within 2 s of the order's answer
+    # (the fill comes after the answer), timed in the page by the watcher
+    wait_js(page, "cid => !!document.querySelector(`#fills tr[data-cid='${cid}']`)", cid, what="the fill in the fills")
+    try:
+        shown = wait_js(page, "() => window.__fillSeen || null", what="the fill everywhere",
+                        timeout_ms=5 * FILL_WITHIN_MS)
+    except AssertionError:
+        missing = page.evaluate("""() => ({
+            position: !!document.querySelector('#positions tr[data-symbol="NEARUSDT"]'),
+            equity_ts: document.querySelector('#k-equity').dataset.ts})""")
+        raise AssertionError(f"the fill showed in the fills but not in all of the page: {missing}") from None
+    took_ms = shown["at"] - shown["answered"]
+    assert took_ms <= FILL_WITHIN_MS, f"the page showed the fill {took_ms:.0f} ms after the order's answer"
+    assert Decimal(shown["qty"]) == 50, shown
+    positions = {p["symbol"]: p for p in api_get(live_run, "/api/positions")["positions"]}
+    assert Decimal(positions["NEARUSDT"]["quantity"]) == 50
+    wait_js(page, "stop => Number(document.querySelector('#positions tr[data-symbol=\"NEARUSDT\"] td.stop')"
+            ".textContent) === stop", float(stop), what="the position's stop")
+    assert Decimal(page.inner_text('#positions tr[data-symbol="NEARUSDT"] td.target')) == target
+    account = api_get(live_run, "/api/account")
+    assert Decimal(account["wallet_balance"]) < Decimal(account["initial_balance"]), "the fill's fee is booked"
+
+    # pause: REDUCING in the page (from the stream) and in the API
+    page.click('#controls button[data-action="pause"]')
+    page.wait_for_selector('#risk-state[data-state="REDUCING"]', timeout=HANG_MS)
+    assert api_get(live_run, "/api/status")["risk"]["state"] == "REDUCING"
+
+    page.screenshot(path=str(artifacts_dir() / "dashboard.png"), full_page=True)
+
+    # a dropped connection: the page reconnects with Last-Event-ID and the run replays what it missed
+    # (no new snapshot, no gap in the ids), then goes on following the stream
+    assert page.get_attribute("body", "data-stream-connects") == "1"
+    last_id = int(page.get_attribute("body", "data-last-event-id") or 0)
+    before = len(browser.errors)
+    assert relay.cut() > 0
+    wait_js(page, "() => document.body.dataset.streamConnects === '2'", what="the stream reconnected")
+    # chromium itself logs the requests the cut broke (the stream, maybe a /metrics read); nothing else
+    dropped = browser.errors[before:]
+    del browser.errors[before:]
+    assert all(e.startswith("console.error: Failed to load resource: net::ERR_") and
+               e.endswith(("/api/stream", "/metrics")) for e in dropped), dropped
+    wait_js(page, "n => Number(document.body.dataset.lastEventId) > n", last_id, what="events after the reconnect")
+    assert page.get_attribute("body", "data-snapshots") == "1", "resumed from Last-Event-ID, not a new snapshot"
+    assert page.get_attribute("body", "data-gaps") is None, "no message lost across the reconnect"
+
+    # flatten asks first: cancelling the dialog changes nothing, confirming closes the position
+    page.click('#controls button[data-action="flatten"]')
+    page.wait_for_selector("#confirm[open]", timeout=HANG_MS)
+    page.click('#confirm button[value="cancel"]')
+    page.wait_for_selector("#confirm", state="hidden", timeout=HANG_MS)
+    assert page.query_selector('#positions tr[data-symbol="NEARUSDT"]') is not None
+    page.click('#positions tr[data-symbol="NEARUSDT"] button')
+    page.wait_for_selector("#confirm[open]", timeout=HANG_MS)
+    assert page.input_value("#confirm-symbol") == "NEARUSDT"
+    page.click("#confirm-ok")
+    page.wait_for_selector('#positions tr[data-symbol="NEARUSDT"]', state="detached", timeout=HANG_MS)
+    assert "NEARUSDT" not in {p["symbol"] for p in api_get(live_run, "/api/positions")["positions"]}
+
+    # resume: back to ACTIVE
+    page.click('#controls button[data-action="resume"]')
+    page.wait_for_selector('#risk-state[data-state="ACTIVE"]', timeout=HANG_MS)
+
+    # the runs page lists this run and the saved backtest, whose report opens
+    page.goto(base + "/runs")
+    page.wait_for_selector("body[data-loaded]", timeout=HANG_MS)
+    assert page.inner_text(f'#runs tr[data-id="{live_run.run_id}"][data-kind="live"] a.report-link') == \
+        "live now: dashboard"
+    backtest = page.inner_text(f'#runs tr[data-id="{BACKTEST_ID}"][data-kind="backtest"]')
+    assert "2023-08-01 05:00" in backtest and "—" not in backtest, backtest  # start and figures from metrics.json
+    with page.context.expect_page() as opened:
+        page.click(f'#runs tr[data-id="{BACKTEST_ID}"][data-kind="backtest"] a.report-link')
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.url.endswith(f"/reports/backtests/{BACKTEST_ID}/report.html")
+    assert "Total return" in report.inner_text("body")
+    page.screenshot(path=str(artifacts_dir() / "runs.png"), full_page=True)
+
+    assert browser.errors == [], browser.errors
+    print(f"fill shown {took_ms:.0f} ms after the order's answer")
