@@ -16,9 +16,10 @@ from ..core.errors import KineticError
 from ..core.names import is_safe_name
 
 REPORT_FILES = ("report.html", "metrics.json", "trades.csv", "orders.csv", "equity.csv", "denials.csv",
-                "equity.png", "config.json", "execution_quality.csv", "execution_quality.json")
+                "equity.png", "config.json", "execution_quality.csv", "execution_quality.json",
+                "plotly.min.js")  # written next to report.html so the report's charts work offline
 _TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".csv": "text/csv; charset=utf-8",
-          ".png": "image/png"}
+          ".png": "image/png", ".js": "text/javascript; charset=utf-8"}
 KINDS = ("backtests", "runs")
 
 
