@@ -32,15 +32,16 @@ def test_ccxt_binanceusdm() -> None:
             assert (await ex.set_leverage(5, MARKET))["leverage"] == 5
             with pytest.raises(ccxt.MarginModeAlreadySet):
                 await ex.set_margin_mode("cross", MARKET)
-            # market order fills at the next price update
+            # a market order fills on arrival, at the ask (last 4.256 + one tick): ccxt asks for RESULT and
+            # gets the final state, and sees its position at once, with no price update in between
             mo = await ex.create_order(MARKET, "market", "buy", 10)
-            assert mo["status"] == "open" and mo["type"] == "market"
-            await sb.step(1)
-            got = await ex.fetch_order(mo["id"], MARKET)
-            assert (got["status"], got["filled"], got["average"]) == ("closed", 10.0, 4.256)
+            assert (mo["status"], mo["type"], mo["filled"], mo["average"]) == ("closed", "market", 10.0, 4.257)
             pos = await ex.fetch_positions([MARKET])
             assert len(pos) == 1 and pos[0]["contracts"] == 10 and pos[0]["side"] == "long"
-            assert pos[0]["entryPrice"] == 4.256 and pos[0]["leverage"] in (5, None)
+            assert pos[0]["entryPrice"] == 4.257 and pos[0]["leverage"] in (5, None)
+            got = await ex.fetch_order(mo["id"], MARKET)
+            assert (got["status"], got["filled"], got["average"]) == ("closed", 10.0, 4.257)
+            await sb.step(1)
             # limit: place, list, cancel
             lo = await ex.create_order(MARKET, "limit", "buy", 10, 4.1)
             assert [o["id"] for o in await ex.fetch_open_orders(MARKET)] == [lo["id"]]
@@ -237,9 +238,9 @@ def test_binance_official_derivatives_sdk() -> None:
         assert out["limit"].status == "NEW" and out["limit"].orig_qty == "6.0"
         assert [o.order_id for o in out["open"]] == [out["limit"].order_id]
         assert out["cancel_all"].code == 200
-        assert out["market"].type == "MARKET"
+        assert out["market"].type == "MARKET" and out["market"].status == "NEW"  # the SDK's default: ACK
         assert out["algo"].algo_status == "NEW" and [a.algo_id for a in out["algos"]] == [out["algo"].algo_id]
-        assert out["account"].total_wallet_balance == "10000.00000000"
+        assert out["account"].total_wallet_balance == "9999.97871500"  # the market buy filled at once: fee paid
         assert len(out["listen"].listen_key) == 64
         assert "-4164" in out["err"]  # notional below the minimum
 

@@ -148,17 +148,17 @@ def test_user_stream_order_trade_and_account_updates() -> None:
             o = new["o"]
             assert (o["x"], o["X"], o["c"], o["i"], o["S"], o["o"], o["q"]) == (
                 "NEW", "NEW", "buy-1", r.data["orderId"], "BUY", "MARKET", "10.0")
-            await sb.step_updates(1)
+            # filled on arrival (no price update played), at the ask: last 4.256 + one tick
             trade = await recv_json(ws)
             o = trade["o"]
             assert (o["x"], o["X"], o["l"], o["L"], o["z"], o["N"], o["m"], o["rp"]) == (
-                "TRADE", "FILLED", "10.0", "4.256", "10.0", "USDT", False, "0.00000000")
-            assert Decimal(o["n"]) == Decimal("0.02128") and isinstance(o["t"], int)
+                "TRADE", "FILLED", "10.0", "4.257", "10.0", "USDT", False, "0.00000000")
+            assert Decimal(o["n"]) == Decimal("0.021285") and isinstance(o["t"], int)
             acct = await recv_json(ws)
             assert acct["e"] == "ACCOUNT_UPDATE" and acct["a"]["m"] == "ORDER"
-            assert acct["a"]["B"][0]["a"] == "USDT" and Decimal(acct["a"]["B"][0]["wb"]) == Decimal("9999.97872")
+            assert acct["a"]["B"][0]["a"] == "USDT" and Decimal(acct["a"]["B"][0]["wb"]) == Decimal("9999.978715")
             p = acct["a"]["P"][0]
-            assert (p["s"], p["pa"], p["ep"], p["ps"], p["mt"]) == (SYM, "10.0", "4.256", "BOTH", "cross")
+            assert (p["s"], p["pa"], p["ep"], p["ps"], p["mt"]) == (SYM, "10.0", "4.257", "BOTH", "cross")
             lim = await c.order(side="SELL", type="LIMIT", timeInForce="GTC", quantity="10", price="4.400")
             assert (await recv_json(ws))["o"]["X"] == "NEW"
             await c.delete("/fapi/v1/order", {"symbol": SYM, "orderId": lim.data["orderId"]})
