@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.ccxt_sandbox import point_ccxt
 from tests.support.sandbox import SYM, Client, run
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +92,38 @@ def test_ccxt_binanceusdm() -> None:
             await ex.create_order(MARKET, "limit", "buy", 10, 4.1)
             update = await asyncio.wait_for(orders, 5)
             assert update[-1]["status"] == "open" and update[-1]["price"] == 4.1
+        finally:
+            await ex.close()
+
+    run(body, timeout=60)
+
+
+def test_ccxt_pro_trades_and_order_books() -> None:
+    """ccxt pro's watch_trades (``@trade``) and watch_order_book (``@depth@100ms`` diffs synced to a REST
+    snapshot by update ids), twice, on the routes ccxt picks (``/public/ws``)."""
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+        ex = point_ccxt(ccxtpro.binanceusdm({"apiKey": sb.api_key, "secret": sb.api_secret,
+                                             "options": {"fetchCurrencies": False}}), sb)
+        try:
+            await ex.load_markets()
+            trades = asyncio.ensure_future(ex.watch_trades(MARKET))
+            book = asyncio.ensure_future(ex.watch_order_book(MARKET))
+            await until(lambda: sb.venue.hub.has("filusdt@trade") and sb.venue.hub.has("filusdt@depth@100ms"),
+                        "ccxt subscribed to trades and the book")
+            await sb.step_updates(1)
+            got = await asyncio.wait_for(trades, 5)
+            assert got[-1]["symbol"] == MARKET and got[-1]["price"] == 4.256 and got[-1]["amount"] > 0
+            while not book.done():  # ccxt takes its REST snapshot, then needs the diff that follows it
+                await sb.step_updates(1)
+                await asyncio.wait({book}, timeout=0.2)  # paces the steps only: the loop ends on the event
+            for _ in range(2):  # and it keeps the book in step with later diffs
+                nxt = asyncio.ensure_future(ex.watch_order_book(MARKET))
+                await sb.step_updates(1)
+                ob = await asyncio.wait_for(nxt, 5)
+                top = (await c.public("/fapi/v1/ticker/bookTicker", {"symbol": SYM})).data
+                assert (ob["bids"][0][0], ob["asks"][0][0]) == (float(top["bidPrice"]), float(top["askPrice"]))
+                assert ob["bids"][0][0] < ob["asks"][0][0] and len(ob["bids"]) >= 100
         finally:
             await ex.close()
 
