@@ -34,7 +34,7 @@ class BookConfig:
 
     spread_ticks: int = 1
     range_spread_share: float = 0.0
-    level_volume_share: float = 0.001
+    level_volume_share: float = 0.25
 
     def __post_init__(self) -> None:
         if self.spread_ticks < 1:

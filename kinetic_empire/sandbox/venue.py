@@ -93,7 +93,7 @@ class SandboxVenue:
                                config=cfg.exchange, symbols=replays.keys(), sink=self.users.on_event)
             for k in keys
         }
-        self.hub = StreamHub(cfg.ws_max_streams)
+        self.hub = StreamHub(cfg.ws_max_streams, cfg.legacy_routes)
         self.book = OrderBook(cfg.book)
         self.publisher = MarketPublisher(self.hub, self.market, cfg.exchange, self.book)
         self.limiter = RateLimiter(cfg.limits, *_rate_limits(info))
