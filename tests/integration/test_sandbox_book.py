@@ -71,7 +71,7 @@ def test_next_update_mode_is_opt_in() -> None:
 def test_a_large_order_walks_the_book() -> None:
     async def body(sb, c: Client) -> None:
         await sb.step(3)
-        bids, asks = await _book(c, 10)
+        _bids, asks = await _book(c, 10)
         level = Decimal(asks[0][1])
         assert all(Decimal(q) == level for _, q in asks) and [Decimal(p) for p, _ in asks] == [
             LAST + TICK * i for i in range(1, 11)]
@@ -107,7 +107,7 @@ def test_spread_from_ticks_and_from_the_kline_range() -> None:
         assert (Decimal(b["bidPrice"]), Decimal(b["askPrice"])) == (LAST - TICK, LAST + TICK)
 
     run(wide, book=BookConfig(range_spread_share=0.5))
-    with pytest.raises(ValueError, match="book.spread_ticks must be at least 1, not 0"):
+    with pytest.raises(ValueError, match=r"book\.spread_ticks must be at least 1, not 0"):
         BookConfig(spread_ticks=0)
 
 
