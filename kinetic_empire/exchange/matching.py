@@ -15,7 +15,9 @@ Within one kline the unknown path is resolved by one conservative rule:
 Fill prices: market and triggered stop/take-profit market orders fill at the open or at the trigger
 price, moved by the slippage model, as takers; resting limits fill at their limit price as makers;
 a limit that was marketable on arrival fills at the next price if it is still within the limit, as
-a taker. Mark price is the last price (no mark-price series is replayed).
+a taker. The local sandbox, like Binance, fills a market order on arrival against its book instead
+(:meth:`Matching.fill_market_on_arrival`); the backtest never does. Mark price is the last price (no
+mark-price series is replayed).
 
 A kline that can change nothing (no order waiting, no liquidation or funding level reached) costs a
 few comparisons in :meth:`Matching.on_kline`: that is the backtest's hot path.
