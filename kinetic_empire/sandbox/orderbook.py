@@ -79,10 +79,10 @@ class OrderBook:
         volume = float(s.frame.volume[row]) if 0 <= row < len(s.frame) else 0.0
         return max(step, math.floor(volume * self.config.level_volume_share / step) * step)
 
-    def side(self, s: ReplayedKlines, buy: bool, levels: int) -> list[list[str]]:
+    def side(self, s: ReplayedKlines, buy: bool, levels: int, q: Quote | None = None) -> list[list[str]]:
         """``levels`` price levels of the side a buy takes (asks, ascending) or a sell takes (bids,
-        descending), as Binance's ``[["price", "qty"], ...]``."""
-        q = self.quote(s)
+        descending), as Binance's ``[["price", "qty"], ...]``; of the current book unless ``q`` is given."""
+        q = q or self.quote(s)
         qty = s.qty(q.level_qty)
         if buy:
             return [[s.price(q.ask + i * q.tick), qty] for i in range(levels)]

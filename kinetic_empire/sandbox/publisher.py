@@ -15,7 +15,7 @@ import numpy as np
 from ..exchange.config import ExchangeConfig
 from .fmt import fixed
 from .market import INTERVALS, MarketData, ReplayedKlines, aggregate, bucket_end, bucket_start
-from .orderbook import OrderBook
+from .orderbook import OrderBook, Quote
 from .replay import Update
 from .streams import StreamHub
 
@@ -35,11 +35,14 @@ class MarketPublisher:
         self.market = market
         self.cfg = cfg
         self.book = book or OrderBook()
-        self._sent_depth: dict[str, tuple[list[list[str]], list[list[str]]]] = {}  # last @depth book per symbol
+        self._quotes: dict[str, Quote] = {}  # each symbol's book at the previous price update (for @depth diffs)
 
     def publish(self, updates: list[Update]) -> None:
         hub = self.hub
         if not hub.subs:
+            for u in updates:  # keep the previous book, so the first @depth diff after a subscription is one
+                if u.segment is not None:
+                    self._quotes[u.series.symbol] = self.book.quote(u.series)
             return
         marks: list[dict[str, Any]] = []
         tickers: list[dict[str, Any]] = []
@@ -162,26 +165,28 @@ class MarketPublisher:
                 "A": aq}
 
     def _publish_depth(self, s: ReplayedKlines, ts: int) -> None:
-        """``@depth<N>``: the top N levels each update; ``@depth``: the levels that changed since the last
-        event (quantity "0" for a level that left), chained by ``pu`` = the previous event's ``u``."""
+        """``@depth<N>``: the top N levels each update; ``@depth``: the levels that changed since the previous
+        price update (quantity "0" for a level that left), chained by ``pu`` = the previous update's ``u``, so
+        a client that took a REST snapshot at any update can follow."""
         hub = self.hub
         sym = s.symbol.lower()
+        q = self.book.quote(s)
+        prev = self._quotes.get(s.symbol)
+        self._quotes[s.symbol] = q
         snaps = [(n, name) for n in (5, 10, 20) for name in (f"{sym}@depth{n}", f"{sym}@depth{n}@100ms",
                                                              f"{sym}@depth{n}@250ms", f"{sym}@depth{n}@500ms")
                  if name in hub.subs]
         diffs = [name for name in (f"{sym}@depth", f"{sym}@depth@100ms", f"{sym}@depth@250ms", f"{sym}@depth@500ms")
                  if name in hub.subs]
         if not snaps and not diffs:
-            self._sent_depth.pop(s.symbol, None)
             return
-        bids, asks = self.book.side(s, False, DIFF_LEVELS), self.book.side(s, True, DIFF_LEVELS)
+        bids, asks = self.book.side(s, False, DIFF_LEVELS, q), self.book.side(s, True, DIFF_LEVELS, q)
         for n, name in snaps:
             hub.publish(name, self.depth_event(s, ts, bids[:n], asks[:n]))
         if diffs:
-            old = self._sent_depth.get(s.symbol)
-            self._sent_depth[s.symbol] = (bids, asks)
-            if old is not None:
-                bids, asks = _changed(old[0], bids), _changed(old[1], asks)
+            if prev is not None:
+                bids = _changed(self.book.side(s, False, DIFF_LEVELS, prev), bids)
+                asks = _changed(self.book.side(s, True, DIFF_LEVELS, prev), asks)
             event = self.depth_event(s, ts, bids, asks)
             for name in diffs:
                 hub.publish(name, event)

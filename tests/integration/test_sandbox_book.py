@@ -116,6 +116,7 @@ def test_book_streams_depth_snapshots_diffs_and_trades() -> None:
         await sb.step(3)
         url = f"{sb.ws_url}/public/stream?streams=filusdt@depth5/filusdt@depth@100ms/filusdt@trade"
         async with c.session.ws_connect(url) as ws:
+            before_b, before_a = await _book(c, 1000)
             await sb.step_updates(1)
             got = {}
             for _ in range(3):
@@ -123,9 +124,11 @@ def test_book_streams_depth_snapshots_diffs_and_trades() -> None:
                 got[msg["stream"]] = msg["data"]
             snap, diff, trade = got["filusdt@depth5"], got["filusdt@depth@100ms"], got["filusdt@trade"]
             bids, asks = await _book(c)
+            snapshot_b, snapshot_a = await _book(c, 1000)
             assert (snap["e"], snap["b"], snap["a"]) == ("depthUpdate", bids, asks)
             assert snap["u"] == snap["U"] == snap["pu"] + 1
-            assert diff["b"][:5] == bids and diff["a"][:5] == asks and len(diff["b"]) == 1000  # first: whole book
+            assert diff["pu"] == diff["u"] - 1  # a diff against the previous update's book, even the first one
+            assert _apply(before_b, diff["b"], True) == snapshot_b and _apply(before_a, diff["a"], False) == snapshot_a
             assert (trade["e"], trade["s"], trade["X"]) == ("trade", SYM, "MARKET")
             assert Decimal(trade["p"]) == Decimal(bids[0][0])
             # the next price update: a diff holds only the changed levels, chained by pu
@@ -137,15 +140,17 @@ def test_book_streams_depth_snapshots_diffs_and_trades() -> None:
             d2 = nxt["filusdt@depth@100ms"]
             assert d2["pu"] == diff["u"] and d2["U"] == diff["u"] + 1
             new_bids, new_asks = await _book(c, 1000)
-            book_b = {p: q for p, q in diff["b"]}
-            book_a = {p: q for p, q in diff["a"]}
-            for side, changes in ((book_b, d2["b"]), (book_a, d2["a"])):
-                for p, q in changes:
-                    if q == "0":
-                        side.pop(p)
-                    else:
-                        side[p] = q
-            assert sorted(book_b.items(), key=lambda x: -Decimal(x[0])) == [tuple(x) for x in new_bids]
-            assert sorted(book_a.items(), key=lambda x: Decimal(x[0])) == [tuple(x) for x in new_asks]
+            assert _apply(snapshot_b, d2["b"], True) == new_bids and _apply(snapshot_a, d2["a"], False) == new_asks
 
     run(body)
+
+
+def _apply(levels: list[list[str]], changes: list[list[str]], bids: bool) -> list[list[str]]:
+    """A client's book side after a depth diff: quantity "0" removes a level, any other sets it."""
+    side = {p: q for p, q in levels}
+    for p, q in changes:
+        if q == "0":
+            side.pop(p, None)
+        else:
+            side[p] = q
+    return [[p, q] for p, q in sorted(side.items(), key=lambda x: -Decimal(x[0]) if bids else Decimal(x[0]))]
