@@ -114,10 +114,11 @@ def test_spread_from_ticks_and_from_the_kline_range() -> None:
 def test_book_streams_depth_snapshots_diffs_and_trades() -> None:
     async def body(sb, c: Client) -> None:
         await sb.step(3)
+        await sb.step_updates(1)  # the fourth kline's open, with no stream subscribed
+        before_b, before_a = await _book(c, 1000)
         url = f"{sb.ws_url}/public/stream?streams=filusdt@depth5/filusdt@depth@100ms/filusdt@trade"
         async with c.session.ws_connect(url) as ws:
-            before_b, before_a = await _book(c, 1000)
-            await sb.step_updates(1)
+            await sb.step_updates(1)  # down to the kline's low: the book moves two ticks
             got = {}
             for _ in range(3):
                 msg = await recv_json(ws)
