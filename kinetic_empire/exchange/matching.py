@@ -15,7 +15,9 @@ Within one kline the unknown path is resolved by one conservative rule:
 Fill prices: market and triggered stop/take-profit market orders fill at the open or at the trigger
 price, moved by the slippage model, as takers; resting limits fill at their limit price as makers;
 a limit that was marketable on arrival fills at the next price if it is still within the limit, as
-a taker. Mark price is the last price (no mark-price series is replayed).
+a taker. The local sandbox, like Binance, fills a market order on arrival against its book instead
+(:meth:`Matching.fill_market_on_arrival`); the backtest never does. Mark price is the last price (no
+mark-price series is replayed).
 
 A kline that can change nothing (no order waiting, no liquidation or funding level reached) costs a
 few comparisons in :meth:`Matching.on_kline`: that is the backtest's hot path.
@@ -23,6 +25,7 @@ few comparisons in :meth:`Matching.on_kline`: that is the backtest's hot path.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from ..core.enums import OrderStatus, OrderType, Side, TimeInForce
@@ -156,6 +159,24 @@ class Matching(Margin, Funding):
                 return ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
             return price
         return rules.round_price_nearest(price)
+
+    def fill_market_on_arrival(self, order: SimOrder, levels: Iterable[tuple[Decimal, Decimal]]) -> None:
+        """Fill a just-accepted MARKET order at once against a book side (best level first), as Binance
+        does; each level taken is one taker trade at that level's price. What the levels (or the per-tick
+        fill cap) leave open waits in the queue for the next price update, as before."""
+        book = self._books[order.symbol]
+        if not order.is_open or order not in book.market:
+            return
+        ts = self._clock.now_ms()
+        for price, qty in levels:
+            take = min(order.remaining, qty)
+            before = order.executed_qty
+            self._fill(book, order, take, price, False, ts)
+            if not order.is_open or order.executed_qty - before < take:
+                break  # filled, expired, or capped: nothing more now
+        if not order.is_open and order in book.market:  # (an expired one has left already)
+            book.market.remove(order)
+        book.refresh()
 
     def _fill_market_orders(self, book: Book, price: float, ts: int) -> None:
         orders, book.market = book.market, []

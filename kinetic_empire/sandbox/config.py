@@ -9,6 +9,7 @@ from typing import Any
 
 from ..exchange.config import ExchangeConfig
 from .auth import ApiKey
+from .orderbook import BookConfig
 
 
 @dataclass(slots=True)
@@ -97,4 +98,7 @@ class SandboxConfig:
     ws_max_incoming_per_s: int = 10
     ws_max_streams: int = 1024
     margin_call_ratio: Decimal = Decimal("0.8")
+    book: BookConfig = field(default_factory=BookConfig)  # spread and depth derived from the klines
+    legacy_routes: bool = False  # unrouted /ws and /stream carry every stream, and /ws/<listenKey> user data
+    market_fills: str = "arrival"  # "arrival": at once against the book, as Binance; "next_update": opt-in
     log_requests: bool = False

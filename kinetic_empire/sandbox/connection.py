@@ -29,6 +29,7 @@ class Conn:
         *,
         combined: bool,
         max_incoming_per_s: int,
+        route: str = "",
         clock: Clock,
         rng: random.Random | None = None,
         drop_rate: float = 0.0,
@@ -39,6 +40,7 @@ class Conn:
         self.ws = ws
         self.request = request
         self.combined = combined
+        self.route = route  # "public", "market", "private", or "" (unrouted): what streams it may carry
         self.streams: list[str] = []
         self.listen_key: str | None = None
         self.events: frozenset[str] | None = None  # user stream event filter

@@ -230,11 +230,6 @@ class MarketData:
         share = vol / max(1, self.updates_per_kline)
         return max(step, round(share / step) * step)
 
-    def book(self, s: ReplayedKlines) -> tuple[str, str, str, str]:
-        """A synthetic top of book: bid at the last price, ask one tick above (fills use the last price)."""
-        qty = s.qty(self.last_qty(s))
-        return s.price(s.last), qty, s.price(s.last + s.tick), qty
-
 
 def load_series(
     paths: Sequence[Path],

@@ -1,4 +1,5 @@
-"""Market stream payloads built from replay updates: kline, markPrice, tickers, bookTicker, aggTrade.
+"""Market stream payloads built from replay updates: kline, markPrice, tickers, bookTicker, aggTrade,
+trade, and the book depth streams (``@depth<N>`` snapshots and ``@depth`` diffs).
 
 A payload is built only when some connection subscribes to its stream, and once per update however
 many connections read it.
@@ -14,6 +15,7 @@ import numpy as np
 from ..exchange.config import ExchangeConfig
 from .fmt import fixed
 from .market import INTERVALS, MarketData, ReplayedKlines, aggregate, bucket_end, bucket_start
+from .orderbook import OrderBook, Quote
 from .replay import Update
 from .streams import StreamHub
 
@@ -28,14 +30,19 @@ def funding_info(cfg: ExchangeConfig, symbol: str, now: int) -> tuple[Decimal, i
 
 
 class MarketPublisher:
-    def __init__(self, hub: StreamHub, market: MarketData, cfg: ExchangeConfig) -> None:
+    def __init__(self, hub: StreamHub, market: MarketData, cfg: ExchangeConfig, book: OrderBook | None = None) -> None:
         self.hub = hub
         self.market = market
         self.cfg = cfg
+        self.book = book or OrderBook()
+        self._quotes: dict[str, Quote] = {}  # each symbol's book at the previous price update (for @depth diffs)
 
     def publish(self, updates: list[Update]) -> None:
         hub = self.hub
         if not hub.subs:
+            for u in updates:  # keep the previous book, so the first @depth diff after a subscription is one
+                if u.segment is not None:
+                    self._quotes[u.series.symbol] = self.book.quote(u.series)
             return
         marks: list[dict[str, Any]] = []
         tickers: list[dict[str, Any]] = []
@@ -75,6 +82,9 @@ class MarketPublisher:
                 hub.publish("!bookTicker", b)
             if f"{sym}@aggTrade" in hub.subs:
                 hub.publish(f"{sym}@aggTrade", self.agg_event(u))
+            if f"{sym}@trade" in hub.subs:
+                hub.publish(f"{sym}@trade", self.trade_event(u))
+            self._publish_depth(s, ts)
         if marks:
             hub.publish("!markPrice@arr", marks)
             hub.publish("!markPrice@arr@1s", marks)
@@ -150,9 +160,47 @@ class MarketPublisher:
                 "h": s.price(h), "l": s.price(lo), "v": s.qty(v), "q": fixed(q, 2)}
 
     def book_event(self, s: ReplayedKlines, ts: int) -> dict[str, Any]:
-        b, bq, a, aq = self.market.book(s)
+        b, bq, a, aq = self.book.top(s)
         return {"e": "bookTicker", "u": s.updates, "E": ts, "T": ts, "s": s.symbol, "b": b, "B": bq, "a": a,
                 "A": aq}
+
+    def _publish_depth(self, s: ReplayedKlines, ts: int) -> None:
+        """``@depth<N>``: the top N levels each update; ``@depth``: the levels that changed since the previous
+        price update (quantity "0" for a level that left), chained by ``pu`` = the previous update's ``u``, so
+        a client that took a REST snapshot at any update can follow."""
+        hub = self.hub
+        sym = s.symbol.lower()
+        q = self.book.quote(s)
+        prev = self._quotes.get(s.symbol)
+        self._quotes[s.symbol] = q
+        snaps = [(n, name) for n in (5, 10, 20) for name in (f"{sym}@depth{n}", f"{sym}@depth{n}@100ms",
+                                                             f"{sym}@depth{n}@250ms", f"{sym}@depth{n}@500ms")
+                 if name in hub.subs]
+        diffs = [name for name in (f"{sym}@depth", f"{sym}@depth@100ms", f"{sym}@depth@250ms", f"{sym}@depth@500ms")
+                 if name in hub.subs]
+        if not snaps and not diffs:
+            return
+        bids, asks = self.book.side(s, False, DIFF_LEVELS, q), self.book.side(s, True, DIFF_LEVELS, q)
+        for n, name in snaps:
+            hub.publish(name, self.depth_event(s, ts, bids[:n], asks[:n]))
+        if diffs:
+            if prev is not None:
+                bids = _changed(self.book.side(s, False, DIFF_LEVELS, prev), bids)
+                asks = _changed(self.book.side(s, True, DIFF_LEVELS, prev), asks)
+            event = self.depth_event(s, ts, bids, asks)
+            for name in diffs:
+                hub.publish(name, event)
+
+    def depth_event(self, s: ReplayedKlines, ts: int, bids: list[list[str]], asks: list[list[str]]) -> dict[str, Any]:
+        u = s.updates  # one book update per price update: U = u, pu = u - 1, as REST depth's lastUpdateId
+        return {"e": "depthUpdate", "E": ts, "T": ts, "s": s.symbol, "U": u, "u": u, "pu": u - 1, "b": bids,
+                "a": asks}
+
+    def trade_event(self, u: Update) -> dict[str, Any]:
+        s = u.series
+        tid = s.updates - 1
+        return {"e": "trade", "E": u.ts, "T": u.ts, "s": s.symbol, "t": tid, "p": s.price(u.price),
+                "q": s.qty(self.market.last_qty(s)), "X": "MARKET", "m": u.price < u.prev}
 
     def agg_event(self, u: Update) -> dict[str, Any]:
         s = u.series
@@ -160,3 +208,15 @@ class MarketPublisher:
         tid = s.updates - 1
         return {"e": "aggTrade", "E": u.ts, "a": tid, "s": s.symbol, "p": s.price(u.price), "q": qty, "nq": qty,
                 "f": tid, "l": tid, "T": u.ts, "m": u.price < u.prev}
+
+
+DIFF_LEVELS = 1000  # levels per side a @depth diff stream tracks: as many as the largest REST snapshot
+
+
+def _changed(old: list[list[str]], new: list[list[str]]) -> list[list[str]]:
+    """Levels of ``new`` that differ from ``old``, plus ``old`` prices now absent with quantity "0"."""
+    before = {p: q for p, q in old}
+    now = {p: q for p, q in new}
+    out = [[p, q] for p, q in new if before.get(p) != q]
+    out += [[p, "0"] for p in before if p not in now]
+    return out

@@ -92,7 +92,7 @@ def book_ticker(ctx: Ctx) -> Any:
     now = ctx.venue.market_ms()
     items = []
     for s in _series_list(ctx, symbol):
-        b, bq, a, aq = ctx.venue.market.book(s)
+        b, bq, a, aq = ctx.venue.book.top(s)
         items.append({"symbol": s.symbol, "bidPrice": b, "bidQty": bq, "askPrice": a, "askQty": aq, "time": now,
                       "lastUpdateId": s.updates})
     return _one_or_all(symbol, items)
@@ -151,10 +151,7 @@ def depth(ctx: Ctx) -> Any:
     now = ctx.venue.market_ms()
     if s is None or not s.last:
         return {"lastUpdateId": 0, "E": now, "T": now, "bids": [], "asks": []}
-    qty = s.qty(ctx.venue.market.last_qty(s))
-    levels = min(limit, 20)
-    bids = [[s.price(s.last - i * s.tick), qty] for i in range(levels) if s.last - i * s.tick > 0]
-    asks = [[s.price(s.last + (i + 1) * s.tick), qty] for i in range(levels)]
+    bids, asks = ctx.venue.book.side(s, False, limit), ctx.venue.book.side(s, True, limit)
     return {"lastUpdateId": s.updates, "E": now, "T": now, "bids": bids, "asks": asks}
 
 

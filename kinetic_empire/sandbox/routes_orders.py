@@ -94,7 +94,7 @@ def place(ctx: Ctx, p: Params) -> dict[str, Any]:
     price = p.decimal("price")
     reduce_only = p.bool("reduceOnly")
     client_id = p.client_id("newClientOrderId")
-    p.choice("newOrderRespType", ("ACK", "RESULT"))
+    resp_type = p.choice("newOrderRespType", ("ACK", "RESULT"))
     match = p.choice("priceMatch", PRICE_MATCH)
     p.choice("selfTradePreventionMode", STP_MODES)
     gtd = p.int("goodTillDate")
@@ -123,7 +123,21 @@ def place(ctx: Ctx, p: Params) -> dict[str, Any]:
         )
     except ExchangeError as exc:
         raise from_exchange(exc) from None
-    return order_json(ctx.acct, sim)
+    if otype is not OrderType.MARKET:
+        return order_json(ctx.acct, sim)
+    ack = order_json(ctx.acct, sim)
+    fill_on_arrival(ctx, sim)
+    return order_json(ctx.acct, sim) if resp_type == "RESULT" else ack
+
+
+def fill_on_arrival(ctx: Ctx, sim: SimOrder) -> None:
+    """A MARKET order takes the book at once (Binance), unless the sandbox runs in the opt-in
+    ``market_fills="next_update"`` mode, where it waits in the queue for the next price update."""
+    venue = ctx.venue
+    s = venue.market.get(sim.symbol)
+    if venue.config.market_fills != "arrival" or s is None or not s.last:
+        return
+    ctx.acct.exchange.fill_market_on_arrival(sim, venue.book.walk(s, sim.side is Side.BUY))
 
 
 def _matched_price(ctx: Ctx, symbol: str, side: Side) -> Decimal:

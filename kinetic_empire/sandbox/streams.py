@@ -21,10 +21,32 @@ def canonical(name: str) -> str:
     return head.lower() + sep + rest
 
 
+# Binance's routes (reference 8.1): high-frequency book data on /public, every other market stream on
+# /market, the user data stream on /private. ccxt pro routes ``@trade`` to /public too.
+_PUBLIC_CHANNELS = ("bookTicker", "depth", "rpiDepth", "trade")
+ROUTES = ("public", "market", "private", "")  # "" = an unrouted (legacy) path
+
+
+def stream_route(name: str) -> str:
+    """The route that carries a market stream: ``"public"`` or ``"market"``."""
+    channel = name[1:] if name.startswith("!") else name.partition("@")[2]  # "depth5@100ms", "bookTicker"
+    return "public" if channel.startswith(_PUBLIC_CHANNELS) else "market"
+
+
+def delivers(route: str, name: str, unrouted_all: bool) -> bool:
+    """Whether a connection on ``route`` gets stream ``name``: a routed path only its own class; an
+    unrouted path (``/ws``, ``/stream``) only /public-class data, as Binance's production since
+    2026-04-23, or everything with ``unrouted_all`` (the legacy behaviour, still seen on the testnet)."""
+    if route == "":
+        return unrouted_all or stream_route(name) == "public"
+    return route == stream_route(name)
+
+
 class Subscriber(Protocol):
     """What the hub and the user streams need of a connection (:class:`.connection.Conn` is one)."""
 
     combined: bool
+    route: str
     streams: list[str]
     listen_key: str | None
     events: frozenset[str] | None
@@ -39,9 +61,10 @@ class Subscriber(Protocol):
 class StreamHub:
     """Stream name -> subscribers."""
 
-    def __init__(self, max_streams: int) -> None:
+    def __init__(self, max_streams: int, legacy_routes: bool = False) -> None:
         self.subs: dict[str, set[Subscriber]] = {}
         self.max_streams = max_streams
+        self.legacy_routes = legacy_routes  # unrouted paths deliver every stream
 
     def has(self, name: str) -> bool:
         return name in self.subs
@@ -51,7 +74,8 @@ class StreamHub:
             name = canonical(raw)
             if name not in conn.streams:
                 conn.streams.append(name)
-            self.subs.setdefault(name, set()).add(conn)
+            if delivers(conn.route, name, self.legacy_routes):  # else: accepted and listed, never sent
+                self.subs.setdefault(name, set()).add(conn)
 
     def unsubscribe(self, conn: Subscriber, names: Iterable[str]) -> None:
         for raw in names:

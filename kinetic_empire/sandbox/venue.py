@@ -31,6 +31,7 @@ from .auth import ApiKey, load_keys
 from .config import SandboxConfig
 from .faults import Faults
 from .market import MarketData, load_series, shift_series
+from .orderbook import OrderBook
 from .publisher import MarketPublisher
 from .ratelimit import RateLimiter
 from .replay import Replay
@@ -77,6 +78,8 @@ class SandboxVenue:
             shift_series(replays, self.time_shift)
         elif cfg.time_origin != "data":
             raise ValueError(f"time_origin must be 'data' or 'now', not {cfg.time_origin!r}")
+        if cfg.market_fills not in ("arrival", "next_update"):
+            raise ValueError(f"market_fills must be 'arrival' or 'next_update', not {cfg.market_fills!r}")
         self.market = MarketData(replays, cfg.updates_per_kline)
         self.replay = Replay(replays, cfg.updates_per_kline)
         self.market_clock = ReplayClock(self.replay.start_time())
@@ -96,8 +99,9 @@ class SandboxVenue:
                                config=cfg.exchange, symbols=replays.keys(), sink=self.users.on_event)
             for k in keys
         }
-        self.hub = StreamHub(cfg.ws_max_streams)
-        self.publisher = MarketPublisher(self.hub, self.market, cfg.exchange)
+        self.hub = StreamHub(cfg.ws_max_streams, cfg.legacy_routes)
+        self.book = OrderBook(cfg.book)
+        self.publisher = MarketPublisher(self.hub, self.market, cfg.exchange, self.book)
         self.limiter = RateLimiter(cfg.limits, *_rate_limits(info))
         self._id_rng = random.Random(f"{cfg.faults.seed}:client-id")
         self._countdowns: dict[tuple[str, str], asyncio.Task[None]] = {}

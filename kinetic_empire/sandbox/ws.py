@@ -1,16 +1,20 @@
-"""WebSocket endpoints: market streams (raw and combined, legacy and 2026 routed paths) and user streams.
+"""WebSocket endpoints: market streams (raw and combined, routed and unrouted paths) and user streams.
 
-Paths served (reference 8.1, 8.3, 11): ``/ws``, ``/ws/<streams>``, ``/stream?streams=``; the same under
-``/market`` and ``/public``; ``/private/ws?listenKey=``, ``/private/ws/<listenKey>`` and
-``/private/stream?listenKey=``. A listenKey given where a stream name is expected (the legacy
-``/ws/<listenKey>``) opens the user stream too. Routes are not policed: a kline stream on ``/public``
-still delivers.
+Paths served (reference 8.1, 8.3, 11): ``/public``, ``/market`` and unrouted (``""``), each with
+``/ws``, ``/ws/<streams>`` and ``/stream?streams=``; ``/private/ws?listenKey=``, ``/private/ws/<listenKey>``
+and ``/private/stream?listenKey=``. Routes are policed as Binance's production does since 2026-04-23: a
+connection is accepted and its subscriptions listed, but it receives only its route's streams
+(:func:`.streams.delivers`): book data on ``/public``, every other market stream on ``/market``, user
+data only on ``/private``; an unrouted path gets /public-class data only. ``SandboxConfig.legacy_routes``
+brings back the old behaviour (unrouted paths carry every stream, and a listenKey given where a stream
+name is expected, the legacy ``/ws/<listenKey>``, opens the user stream).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -21,36 +25,32 @@ from .venue import SandboxVenue
 
 
 def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
-    async def market_raw(request: web.Request) -> web.StreamResponse:
-        return await serve(venue, conns, request, combined=False, private=False)
+    def handler(route: str, combined: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await serve(venue, conns, request, combined=combined, route=route)
 
-    async def market_combined(request: web.Request) -> web.StreamResponse:
-        return await serve(venue, conns, request, combined=True, private=False)
-
-    async def private_raw(request: web.Request) -> web.StreamResponse:
-        return await serve(venue, conns, request, combined=False, private=True)
-
-    async def private_combined(request: web.Request) -> web.StreamResponse:
-        return await serve(venue, conns, request, combined=True, private=True)
+        return handle
 
     out = []
-    for prefix in ("", "/market", "/public"):
+    for route in ("", "market", "public"):
+        prefix = f"/{route}" if route else ""
         out += [
-            web.get(f"{prefix}/ws", market_raw),
-            web.get(prefix + "/ws/{tail:.+}", market_raw),
-            web.get(f"{prefix}/stream", market_combined),
+            web.get(f"{prefix}/ws", handler(route, False)),
+            web.get(prefix + "/ws/{tail:.+}", handler(route, False)),
+            web.get(f"{prefix}/stream", handler(route, True)),
         ]
     out += [
-        web.get("/private/ws", private_raw),
-        web.get("/private/ws/{tail:.+}", private_raw),
-        web.get("/private/stream", private_combined),
+        web.get("/private/ws", handler("private", False)),
+        web.get("/private/ws/{tail:.+}", handler("private", False)),
+        web.get("/private/stream", handler("private", True)),
     ]
     return out
 
 
 async def serve(
-    venue: SandboxVenue, conns: Connections, request: web.Request, *, combined: bool, private: bool
+    venue: SandboxVenue, conns: Connections, request: web.Request, *, combined: bool, route: str
 ) -> web.StreamResponse:
+    private = route == "private"
     tail = request.match_info.get("tail", "")
     names = [n for n in tail.split("/") if n]
     streams_q = request.query.get("streams", "")
@@ -65,8 +65,10 @@ async def serve(
     else:
         keys = [n for n in names if n in users.by_key]
         if keys:
-            key = keys[0]
+            key = keys[0] if route == "" and venue.config.legacy_routes else None  # else: connects, gets nothing
             names = [n for n in names if n not in users.by_key]
+        elif key is not None and not (route == "" and venue.config.legacy_routes):
+            key = None  # ?listenKey= on a market route: ignored
     if key is not None and key not in users.by_key:
         raise ApiError(-1125, "This listenKey does not exist.")
     if len(names) > venue.config.ws_max_streams:
@@ -75,7 +77,8 @@ async def serve(
     ws = web.WebSocketResponse(heartbeat=cfg.ws_ping_interval_s, autoping=True)
     await ws.prepare(request)
     fc = venue.faults.cfg
-    conn = Conn(ws, request, combined=combined, max_incoming_per_s=cfg.ws_max_incoming_per_s, clock=venue.clock,
+    conn = Conn(ws, request, combined=combined, max_incoming_per_s=cfg.ws_max_incoming_per_s, route=route,
+                clock=venue.clock,
                 rng=venue.faults.ws_rng(), drop_rate=fc.ws_drop_rate, stall_rate=fc.ws_stall_rate,
                 stall_seconds=fc.ws_stall_seconds, on_fault=venue.faults.note)
     events = request.query.get("events")

@@ -56,7 +56,8 @@ def test_paper_run_matches_backtest_trade_for_trade(tmp_path: Path) -> None:
 
     async def body() -> None:
         with log_file(tmp_path / "kinetic.log"):
-            async with stepped_engine(run_dir) as (sb, engine):
+            # market orders wait for the next update, as the backtest fills them at the next open
+            async with stepped_engine(run_dir, market_fills="next_update") as (sb, engine):
                 secrets.extend([sb.api_key, sb.api_secret])
                 await step(sb, engine, KLINES)
                 assert engine.feed.backfilled == 0 and engine.feed.duplicates == 0

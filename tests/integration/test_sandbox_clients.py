@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.ccxt_sandbox import point_ccxt
 from tests.support.sandbox import SYM, Client, run
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +33,16 @@ def test_ccxt_binanceusdm() -> None:
             assert (await ex.set_leverage(5, MARKET))["leverage"] == 5
             with pytest.raises(ccxt.MarginModeAlreadySet):
                 await ex.set_margin_mode("cross", MARKET)
-            # market order fills at the next price update
+            # a market order fills on arrival, at the ask (last 4.256 + one tick): ccxt asks for RESULT and
+            # gets the final state, and sees its position at once, with no price update in between
             mo = await ex.create_order(MARKET, "market", "buy", 10)
-            assert mo["status"] == "open" and mo["type"] == "market"
-            await sb.step(1)
-            got = await ex.fetch_order(mo["id"], MARKET)
-            assert (got["status"], got["filled"], got["average"]) == ("closed", 10.0, 4.256)
+            assert (mo["status"], mo["type"], mo["filled"], mo["average"]) == ("closed", "market", 10.0, 4.257)
             pos = await ex.fetch_positions([MARKET])
             assert len(pos) == 1 and pos[0]["contracts"] == 10 and pos[0]["side"] == "long"
-            assert pos[0]["entryPrice"] == 4.256 and pos[0]["leverage"] in (5, None)
+            assert pos[0]["entryPrice"] == 4.257 and pos[0]["leverage"] in (5, None)
+            got = await ex.fetch_order(mo["id"], MARKET)
+            assert (got["status"], got["filled"], got["average"]) == ("closed", 10.0, 4.257)
+            await sb.step(1)
             # limit: place, list, cancel
             lo = await ex.create_order(MARKET, "limit", "buy", 10, 4.1)
             assert [o["id"] for o in await ex.fetch_open_orders(MARKET)] == [lo["id"]]
@@ -90,6 +92,38 @@ def test_ccxt_binanceusdm() -> None:
             await ex.create_order(MARKET, "limit", "buy", 10, 4.1)
             update = await asyncio.wait_for(orders, 5)
             assert update[-1]["status"] == "open" and update[-1]["price"] == 4.1
+        finally:
+            await ex.close()
+
+    run(body, timeout=60)
+
+
+def test_ccxt_pro_trades_and_order_books() -> None:
+    """ccxt pro's watch_trades (``@trade``) and watch_order_book (``@depth@100ms`` diffs synced to a REST
+    snapshot by update ids), twice, on the routes ccxt picks (``/public/ws``)."""
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+        ex = point_ccxt(ccxtpro.binanceusdm({"apiKey": sb.api_key, "secret": sb.api_secret,
+                                             "options": {"fetchCurrencies": False}}), sb)
+        try:
+            await ex.load_markets()
+            trades = asyncio.ensure_future(ex.watch_trades(MARKET))
+            book = asyncio.ensure_future(ex.watch_order_book(MARKET))
+            await until(lambda: sb.venue.hub.has("filusdt@trade") and sb.venue.hub.has("filusdt@depth@100ms"),
+                        "ccxt subscribed to trades and the book")
+            await sb.step_updates(1)
+            got = await asyncio.wait_for(trades, 5)
+            assert got[-1]["symbol"] == MARKET and got[-1]["price"] == 4.256 and got[-1]["amount"] > 0
+            while not book.done():  # ccxt takes its REST snapshot, then needs the diff that follows it
+                await sb.step_updates(1)
+                await asyncio.wait({book}, timeout=0.2)  # paces the steps only: the loop ends on the event
+            for _ in range(2):  # and it keeps the book in step with later diffs
+                nxt = asyncio.ensure_future(ex.watch_order_book(MARKET))
+                await sb.step_updates(1)
+                ob = await asyncio.wait_for(nxt, 5)
+                top = (await c.public("/fapi/v1/ticker/bookTicker", {"symbol": SYM})).data
+                assert (ob["bids"][0][0], ob["asks"][0][0]) == (float(top["bidPrice"]), float(top["askPrice"]))
+                assert ob["bids"][0][0] < ob["asks"][0][0] and len(ob["bids"]) >= 100
         finally:
             await ex.close()
 
@@ -237,9 +271,9 @@ def test_binance_official_derivatives_sdk() -> None:
         assert out["limit"].status == "NEW" and out["limit"].orig_qty == "6.0"
         assert [o.order_id for o in out["open"]] == [out["limit"].order_id]
         assert out["cancel_all"].code == 200
-        assert out["market"].type == "MARKET"
+        assert out["market"].type == "MARKET" and out["market"].status == "NEW"  # the SDK's default: ACK
         assert out["algo"].algo_status == "NEW" and [a.algo_id for a in out["algos"]] == [out["algo"].algo_id]
-        assert out["account"].total_wallet_balance == "10000.00000000"
+        assert out["account"].total_wallet_balance == "9999.97871500"  # the market buy filled at once: fee paid
         assert len(out["listen"].listen_key) == 64
         assert "-4164" in out["err"]  # notional below the minimum
 

@@ -64,7 +64,7 @@ def test_modify_order_changes_a_resting_limit_in_place() -> None:
     async def body(sb, c: Client) -> None:
         await sb.step(3)
         listen = (await c.post("/fapi/v1/listenKey", signed=False)).data["listenKey"]
-        async with c.session.ws_connect(f"{sb.ws_url}/ws/{listen}") as ws:
+        async with c.session.ws_connect(f"{sb.ws_url}/private/ws/{listen}") as ws:
             placed = (await c.order(side="BUY", type="LIMIT", quantity="10", price="4.100", timeInForce="GTC",
                                     newClientOrderId="mod-1")).data
             changed = await c.call("PUT", "/fapi/v1/order", {"symbol": SYM, "origClientOrderId": "mod-1",

@@ -124,7 +124,7 @@ def test_latency_skew_and_bursts() -> None:
 
 def test_dropped_stream() -> None:
     async def body(sb, c: Client) -> None:
-        async with c.session.ws_connect(f"{sb.ws_url}/ws/filusdt@kline_1m") as ws:
+        async with c.session.ws_connect(f"{sb.ws_url}/market/ws/filusdt@kline_1m") as ws:
             await sb.step_updates(1)
             msg = await asyncio.wait_for(ws.receive(), 3)
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)

@@ -5,6 +5,12 @@ simulated exchange directly, kline by kline, as the backtester's broker does; th
 reads kline closes from the WebSocket stream and trades over signed REST (a MARKET entry and exit, a
 STOP_MARKET algo order as the stop).
 
+The sandbox runs in its opt-in ``market_fills="next_update"`` mode: by default it fills a market order
+on arrival against its book (at the ask or bid of that moment, as Binance does), while the backtest
+fills it at the next kline's open (the engine's documented rule for closed-kline strategies). In this
+mode the sandbox queues the order for the next price update, exactly as the backtest does, so any
+difference below comes from the feed or the wire, never from two fill rules.
+
 Allowed differences, and why: with one update per kline the sandbox feeds the exchange exactly what the
 backtester feeds it, so everything must match (prices, quantities, sides, fees, times). With four
 updates per kline a kline is fed as segments along open -> low -> high -> close (or open -> high ->
@@ -126,7 +132,7 @@ def sandbox_run(updates_per_kline: int) -> list[tuple[str, Decimal, Decimal, int
                                                     "limit": 1000})).data
         trades.extend((t["side"], Decimal(t["price"]), Decimal(t["qty"]), t["time"]) for t in rows)
 
-    run(body, timeout=60, updates_per_kline=updates_per_kline)
+    run(body, timeout=60, updates_per_kline=updates_per_kline, market_fills="next_update")
     return trades
 
 

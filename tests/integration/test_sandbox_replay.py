@@ -64,7 +64,7 @@ def test_one_update_per_kline_and_time_origin_now() -> None:
     async def body(sb, c: Client) -> None:
         start = sb.replay.start_time()
         assert abs(start - time.time() * 1000) < 120_000 and start % 60_000 == 0
-        async with c.session.ws_connect(f"{sb.ws_url}/ws/filusdt@kline_1m") as ws:
+        async with c.session.ws_connect(f"{sb.ws_url}/market/ws/filusdt@kline_1m") as ws:
             await sb.step(2)
             msgs = [await recv_json(ws) for _ in range(2)]
             assert [m["k"]["x"] for m in msgs] == [True, True]

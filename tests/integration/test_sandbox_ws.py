@@ -20,7 +20,7 @@ T0 = 1_690_848_000_000
 
 def test_kline_stream_updates_then_close() -> None:
     async def body(sb, c: Client) -> None:
-        async with c.session.ws_connect(f"{sb.ws_url}/ws/filusdt@kline_1m") as ws:
+        async with c.session.ws_connect(f"{sb.ws_url}/market/ws/filusdt@kline_1m") as ws:
             await sb.step(1)
             msgs = [await recv_json(ws) for _ in range(5)]
         assert [m["k"]["x"] for m in msgs] == [False, False, False, False, True]
@@ -38,7 +38,7 @@ def test_kline_stream_updates_then_close() -> None:
 
 def test_combined_streams_and_higher_intervals() -> None:
     async def body(sb, c: Client) -> None:
-        url = f"{sb.ws_url}/stream?streams=filusdt@kline_5m/nearusdt@markPrice@1s"
+        url = f"{sb.ws_url}/market/stream?streams=filusdt@kline_5m/nearusdt@markPrice@1s"
         async with c.session.ws_connect(url) as ws:
             await sb.step(5)
             msgs = []
@@ -78,7 +78,7 @@ def test_subscribe_list_unsubscribe_on_routed_paths() -> None:
             await sb.step_updates(1)
             b = await recv_json(ws)
             assert b["e"] == "bookTicker" and set(b) == {"e", "u", "E", "T", "s", "b", "B", "a", "A"}
-        async with websockets.connect(f"{sb.ws_url}/ws/!markPrice@arr") as ws2:  # an independent client library
+        async with websockets.connect(f"{sb.ws_url}/market/ws/!markPrice@arr") as ws2:  # an independent client library
             await sb.step_updates(1)
             arr = json.loads(await asyncio.wait_for(ws2.recv(), 3))
             assert sorted(x["s"] for x in arr) == ["FILUSDT", "NEARUSDT"]
@@ -88,7 +88,7 @@ def test_subscribe_list_unsubscribe_on_routed_paths() -> None:
 
 def test_malformed_messages_get_errors_and_the_connection_stays_up() -> None:
     async def body(sb, c: Client) -> None:
-        async with c.session.ws_connect(f"{sb.ws_url}/ws") as ws:
+        async with c.session.ws_connect(f"{sb.ws_url}/market/ws") as ws:
             await ws.send_str("not json")
             err = await recv_json(ws)
             assert err["code"] == 3 and err["msg"].startswith("Invalid JSON")
@@ -148,17 +148,17 @@ def test_user_stream_order_trade_and_account_updates() -> None:
             o = new["o"]
             assert (o["x"], o["X"], o["c"], o["i"], o["S"], o["o"], o["q"]) == (
                 "NEW", "NEW", "buy-1", r.data["orderId"], "BUY", "MARKET", "10.0")
-            await sb.step_updates(1)
+            # filled on arrival (no price update played), at the ask: last 4.256 + one tick
             trade = await recv_json(ws)
             o = trade["o"]
             assert (o["x"], o["X"], o["l"], o["L"], o["z"], o["N"], o["m"], o["rp"]) == (
-                "TRADE", "FILLED", "10.0", "4.256", "10.0", "USDT", False, "0.00000000")
-            assert Decimal(o["n"]) == Decimal("0.02128") and isinstance(o["t"], int)
+                "TRADE", "FILLED", "10.0", "4.257", "10.0", "USDT", False, "0.00000000")
+            assert Decimal(o["n"]) == Decimal("0.021285") and isinstance(o["t"], int)
             acct = await recv_json(ws)
             assert acct["e"] == "ACCOUNT_UPDATE" and acct["a"]["m"] == "ORDER"
-            assert acct["a"]["B"][0]["a"] == "USDT" and Decimal(acct["a"]["B"][0]["wb"]) == Decimal("9999.97872")
+            assert acct["a"]["B"][0]["a"] == "USDT" and Decimal(acct["a"]["B"][0]["wb"]) == Decimal("9999.978715")
             p = acct["a"]["P"][0]
-            assert (p["s"], p["pa"], p["ep"], p["ps"], p["mt"]) == (SYM, "10.0", "4.256", "BOTH", "cross")
+            assert (p["s"], p["pa"], p["ep"], p["ps"], p["mt"]) == (SYM, "10.0", "4.257", "BOTH", "cross")
             lim = await c.order(side="SELL", type="LIMIT", timeInForce="GTC", quantity="10", price="4.400")
             assert (await recv_json(ws))["o"]["X"] == "NEW"
             await c.delete("/fapi/v1/order", {"symbol": SYM, "orderId": lim.data["orderId"]})
@@ -172,10 +172,9 @@ def test_user_stream_order_trade_and_account_updates() -> None:
             await c.order(side="SELL", type="LIMIT", timeInForce="GTC", quantity="10", price="4.400")
             msg = await recv_json(ws)
             assert msg["stream"] == key and msg["data"]["e"] == "ORDER_TRADE_UPDATE"
-        for path in (f"/private/ws/{key}", f"/ws/{key}"):
-            async with c.session.ws_connect(sb.ws_url + path) as ws:
-                await c.order(side="SELL", type="LIMIT", timeInForce="GTC", quantity="10", price="4.400")
-                assert (await recv_json(ws))["o"]["x"] == "NEW"
+        async with c.session.ws_connect(f"{sb.ws_url}/private/ws/{key}") as ws:
+            await c.order(side="SELL", type="LIMIT", timeInForce="GTC", quantity="10", price="4.400")
+            assert (await recv_json(ws))["o"]["x"] == "NEW"
         with pytest.raises(aiohttp.WSServerHandshakeError) as err:
             await c.session.ws_connect(f"{sb.ws_url}/private/ws?listenKey=nope")
         assert err.value.status == 400
@@ -245,3 +244,47 @@ def test_margin_call_near_liquidation() -> None:
                                                                              "mm"}
 
     run(body, margin_call_ratio=Decimal("0.0001"))
+
+
+def test_routes_are_policed_like_binance() -> None:
+    """Book data only on /public, other market streams only on /market, user data only on /private;
+    an unrouted path gets /public-class data only, and the legacy /ws/<listenKey> connects but stays
+    silent (Binance since 2026-04-23), unless ``legacy_routes`` asks for the old behaviour."""
+    async def body(sb, c: Client) -> None:
+        await sb.step(3)
+        key = await _listen(c)
+        both = "filusdt@kline_1m/filusdt@bookTicker"
+        async with c.session.ws_connect(f"{sb.ws_url}/public/stream?streams={both}") as pub, \
+                c.session.ws_connect(f"{sb.ws_url}/market/stream?streams={both}") as mkt, \
+                c.session.ws_connect(f"{sb.ws_url}/stream?streams={both}") as unrouted, \
+                c.session.ws_connect(f"{sb.ws_url}/ws/{key}") as legacy, \
+                c.session.ws_connect(f"{sb.ws_url}/market/ws?listenKey={key}") as wrong, \
+                c.session.ws_connect(f"{sb.ws_url}/private/ws?listenKey={key}") as private:
+            await pub.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+            assert await recv_json(pub) == {"result": ["filusdt@kline_1m", "filusdt@bookTicker"], "id": 1}
+            await sb.step_updates(1)
+            await c.order(side="BUY", type="LIMIT", timeInForce="GTC", quantity="10", price="4.100")
+            assert (await recv_json(private))["e"] == "ORDER_TRADE_UPDATE"
+            await sb.step_updates(1)
+            await sb.flush()
+            for ws, want in ((pub, {"filusdt@bookTicker"}), (mkt, {"filusdt@kline_1m"}),
+                             (unrouted, {"filusdt@bookTicker"})):
+                got = [await recv_json(ws), await recv_json(ws)]
+                assert {m["stream"] for m in got} == want
+            for ws in (pub, mkt, unrouted, legacy, wrong):
+                with pytest.raises(TimeoutError):
+                    await recv_json(ws, 0.2)
+
+    run(body)
+
+    async def legacy(sb, c: Client) -> None:
+        await sb.step(3)
+        key = await _listen(c)
+        async with c.session.ws_connect(f"{sb.ws_url}/ws/{key}") as ws, \
+                c.session.ws_connect(f"{sb.ws_url}/ws/filusdt@kline_1m") as kl:
+            await c.order(side="BUY", type="LIMIT", timeInForce="GTC", quantity="10", price="4.100")
+            assert (await recv_json(ws))["o"]["x"] == "NEW"
+            await sb.step_updates(1)
+            assert (await recv_json(kl))["e"] == "kline"
+
+    run(legacy, legacy_routes=True)

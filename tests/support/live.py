@@ -94,6 +94,7 @@ async def stepped_engine(
     faults: FaultConfig | None = None,
     start: bool = True,
     exchange_info: dict[str, Any] | None = None,
+    market_fills: str = "arrival",
     **engine_kw: Any,
 ) -> AsyncIterator[tuple[SandboxServer, LiveEngine]]:
     cfg = config or live_config()
@@ -101,6 +102,7 @@ async def stepped_engine(
     sb_cfg = sandbox_config(cfg, registry)
     sb_cfg.limits = RateLimitConfig(enforce=False)
     sb_cfg.exchange_info = exchange_info
+    sb_cfg.market_fills = market_fills  # "next_update": the opt-in mode of a backtest-parity run
     if faults is not None:
         sb_cfg.faults = faults
     engine_kw.setdefault("check_streams", False)

@@ -21,6 +21,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.combined = False
+        self.route = "market"  # the route it would be connected on: it gets /market-class streams
         self.streams: list[str] = []
         self.listen_key: str | None = None
         self.events: frozenset[str] | None = None
