@@ -266,7 +266,15 @@ class CcxtExecution:
         return out
 
     async def balances(self) -> list[VenueBalance]:
+        """The wallet per asset. ccxt's unified ``total`` for futures is the margin balance (wallet plus
+        unrealized PnL), so the venue's own wallet figure is used where the answer carries it (Binance's
+        ``assets[].walletBalance``); other venues give ccxt's ``total``, documented as the difference."""
         bal = await self.exchange.fetch_balance()
+        info = bal.get("info") if isinstance(bal, Mapping) else None
+        assets = info.get("assets") if isinstance(info, Mapping) else None
+        if isinstance(assets, list) and assets and "walletBalance" in assets[0]:
+            return [VenueBalance(asset=str(a["asset"]), wallet=Decimal(str(a["walletBalance"])),
+                                 available=Decimal(str(a.get("availableBalance", "0")))) for a in assets]
         out = []
         for asset, row in bal.items():
             if not isinstance(row, Mapping) or "total" not in row or asset in ("info", "free", "used", "total"):

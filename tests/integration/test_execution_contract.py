@@ -182,12 +182,8 @@ class CcxtHarness(Harness):
 async def ccxt_sandbox() -> AsyncIterator[Harness]:
     import ccxt.pro as ccxtpro
 
-    # next-update fills (opt-in): CcxtExecution.balances() reports ccxt's "total", which for futures is
-    # Binance's marginBalance (wallet + unrealised PnL), not the wallet; a fill at the ask on arrival leaves
-    # a non-zero unrealised PnL and the contract's wallet check would fail. Remove when the port is fixed.
     cfg = SandboxConfig(data=DATA, symbols=list(SYMBOLS), limits=RateLimitConfig(enforce=False),
-                        exchange=ExchangeConfig(initial_balance=BALANCE), warmup_klines=5,
-                        market_fills="next_update")
+                        exchange=ExchangeConfig(initial_balance=BALANCE), warmup_klines=5)
     async with SandboxServer(cfg) as sb:
         exchange = point_ccxt(ccxtpro.binanceusdm({"apiKey": sb.api_key, "secret": sb.api_secret,
                                                    "options": {"fetchCurrencies": False}}), sb)

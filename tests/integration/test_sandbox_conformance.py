@@ -147,7 +147,7 @@ def test_account_config_update_only_on_a_real_change() -> None:
     async def body(sb, c: Client) -> None:
         await sb.step(2)
         listen = (await c.post("/fapi/v1/listenKey", signed=False)).data["listenKey"]
-        async with c.session.ws_connect(f"{sb.ws_url}/ws/{listen}") as ws:
+        async with c.session.ws_connect(f"{sb.ws_url}/private/ws?listenKey={listen}") as ws:
             for lev in (7, 7, 8):
                 assert (await c.post("/fapi/v1/leverage", {"symbol": SYM, "leverage": lev})).status == 200
             seen = [await recv_json(ws), await recv_json(ws)]  # a second 7 would come before the 8
