@@ -1,0 +1,426 @@
+"""The soak's hands: the sandbox and engine processes, and what each scheduled event does to them.
+
+Every event acts through a real interface: signals to processes, ``/sandbox-admin/*`` for the venue's
+faults, the account's REST API for a stop cancelled while the engine is down, ``prlimit(RLIMIT_FSIZE)`` on
+the engine process for a full disk (its writes past one byte fail with EFBIG, as on a full filesystem; the
+limit is lifted afterwards). Nothing here knows the engine's insides.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kinetic_empire.binance.signing import ENV_KEY, ENV_SECRET
+
+from .soak_invariants import Invariants
+from .soak_journal import JournalView
+from .soak_report import SoakReport
+from .soak_schedule import RESTARTS
+from .soak_venue import VenueBusy, VenueClient, VenueView
+
+REPO = Path(__file__).resolve().parents[2]  # tests/support/soak_actions.py -> the repository
+DATA = REPO / "backtests" / "data"
+SYMBOLS = ("FILUSDT", "NEARUSDT")
+TRADE_START = "2023-08-03T00:00:00+00:00"  # two days of history in the bundled data before it
+STOP_SYMBOLS = ("NEARUSDT",)  # rsi_reversion asks for a stop on every entry
+REFUSED = "in use by"  # what the run lock's refusal says
+JOURNAL_DOWN = "JOURNAL_UNAVAILABLE"
+
+STRATEGIES: list[dict[str, Any]] = [
+    {"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "5m", "params": {"fast": 8, "slow": 21}},
+    {"name": "rsi_reversion", "symbols": ["NEARUSDT"], "timeframe": "1m",
+     "params": {"period": 14, "oversold": 30, "overbought": 70, "stop_pct": 1.0, "target_pct": 1.5}},
+]
+RISK: dict[str, Any] = {
+    "default_leverage": 2,
+    "sizing": {"method": "percent_equity", "percent": 20},
+    "strategies": {"rsi_reversion": {"sizing": {"method": "risk_per_trade", "percent": 0.5}}},
+    "guards": {"max_open_positions": 5, "daily_loss_limit_pct": 5},
+}
+# forced faults: the sandbox setting that makes the next request fail this way, and its fault counter
+ARMS: dict[str, dict[str, Any]] = {
+    "error-executed": {"error_executed_rate": 1.0},
+    "error-rejected": {"error_rejected_rate": 1.0},
+    "timeout-executed": {"timeout_rate": 1.0, "timeout_executed_share": 1.0},
+    "timeout-rejected": {"timeout_rate": 1.0, "timeout_executed_share": 0.0},
+    "burst-429": {"rate_limit_burst_rate": 1.0},
+}
+COUNTER = {"burst-429": "429-burst"}
+
+
+def fault_settings(rate: float, seed: int | None) -> dict[str, Any]:
+    """Background faults at a steady rate scaled by ``rate`` (1.0: a few of each per simulated hour; 0: none,
+    forced faults still fire). ``seed=None`` leaves the seed out, so restoring the settings does not reseed."""
+    out: dict[str, Any] = {
+        "enabled": True,
+        "error_executed_rate": 0.03 * rate, "error_rejected_rate": 0.03 * rate,
+        "timeout_rate": 0.03 * rate, "timeout_seconds": 1.5, "timeout_executed_share": 0.5,
+        "rate_limit_burst_rate": 0.01 * rate, "latency_ms": [0, 0], "clock_skew_ms": 400 if rate else 0,
+        "ws_drop_rate": 0.0007 * rate, "ws_stall_rate": 0.0007 * rate, "ws_stall_seconds": 1.5,
+        "listen_key_early_expiry_rate": 0.0006 * rate,
+    }
+    if seed is not None:
+        out["seed"] = seed
+    return out
+
+
+class Proc:
+    """A child process whose stdout lines are kept (with arrival times) and copied to a log file."""
+
+    def __init__(self, cmd: list[str], log: Path, env: dict[str, str]) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self._log = log.open("a", encoding="utf-8")
+        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                                  env=env, start_new_session=True)
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+            self._log.write(line)
+            self._log.flush()
+
+    @property
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def wait_line(self, needle: str, timeout: float, since: int = 0) -> float | None:
+        """Arrival time of the first line from index ``since`` containing ``needle``; None on timeout/exit."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for t, line in self.lines[since:]:
+                if needle in line:
+                    return t
+            if self.p.poll() is not None and not self._t.is_alive():
+                return None
+            time.sleep(0.02)
+        return None
+
+    def text(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+    def stop(self, sig: int, timeout: float) -> int | None:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rc = self.p.wait(timeout=10)
+        self._t.join(timeout=5)
+        self._log.close()
+        return rc
+
+
+class Actions:
+    """Starts, kills and restarts the processes and carries out each scheduled event."""
+
+    def __init__(self, *, report: SoakReport, inv: Invariants, workdir: Path, env: dict[str, str],
+                 sb_cmd: list[str], seed: int, start_ms: int, fault_rate: float, plant: str | None,
+                 hold_start: bool, say: Callable[..., None]) -> None:
+        self.report, self.inv, self.workdir, self.env, self.sb_cmd = report, inv, workdir, env, sb_cmd
+        self.seed, self.start_ms, self.fault_rate = seed, start_ms, fault_rate
+        self.plant, self.hold_start = plant, hold_start
+        self.say = say
+        self.rng = random.Random(f"soak:{seed}")
+        self.lock = threading.Lock()
+        self.market_ms = 0
+        self.done = False
+        self.sandbox: Proc | None = None
+        self.engine: Proc | None = None
+        self.client: VenueClient
+        self.base: list[str] = []
+        self.run_id = f"soak-{seed}"
+        self.journal = workdir / "runs" / self.run_id / "journal.sqlite"
+        self.elog = workdir / "engine.log"
+        self.poller: Any = None  # the soak's Poller, for the latest venue view
+
+    # ------------------------------------------------------------------------------ processes
+    def start_sandbox(self) -> None:
+        self.sandbox = Proc(self.sb_cmd, self.workdir / "sandbox.log", self.env)
+        since = len(self.sandbox.lines)
+        if self.sandbox.wait_line('"rest"', 60, since) is None:
+            raise RuntimeError(f"sandbox did not start; see {self.workdir / 'sandbox.log'}")
+        info = json.loads(next(line for _, line in self.sandbox.lines[since:] if '"rest"' in line))
+        if not self.base:  # first start: the engine's config and command
+            self.client = VenueClient(info["rest"], info["api_key"], info["api_secret"])
+            cfg = self.workdir / "soak.yaml"
+            cfg.write_text(yaml.safe_dump({
+                "live": {"venue": "custom", "rest_url": info["rest"], "ws_url": info["ws"],
+                         "runs_dir": str(self.workdir / "runs"), "window": 100, "shutdown": "leave",
+                         "margin_type": "CROSSED"},
+                "strategies": STRATEGIES, "risk": RISK}))
+            self.env = {**self.env, ENV_KEY: info["api_key"], ENV_SECRET: info["api_secret"]}
+            main = (["-m", "tests.support.planted_run", "--plant", self.plant, "--"] if self.plant else
+                    ["-c", "import sys; from kinetic_empire.cli import main; sys.exit(main())"])
+            self.base = [sys.executable, *main, "run", "--config", str(cfg), "--env-file",
+                         str(self.workdir / "none.env"), "--no-status", "--reconcile-every", "20"]
+        self.client.admin("faults", fault_settings(self.fault_rate, self.seed))
+
+    def status(self) -> dict[str, Any]:
+        st = self.client.admin("status")
+        self.market_ms = int(st["marketTime"])
+        self.done = bool(st["done"])
+        return st
+
+    def start_engine(self, *, resume: bool) -> None:
+        cmd = [*self.base, "--resume" if resume else "--run-id", self.run_id]
+        began = time.monotonic()
+        hold = self.hold_start or not resume  # a first start always holds: no trading history to miss yet
+        if hold:  # the replay waits while the engine starts (until it opens its first stream)
+            self.client.admin("pause")
+            while self.status()["connections"] and time.monotonic() - began < 60:
+                time.sleep(0.02)
+        self.engine = engine = Proc(cmd, self.elog, self.env)
+        if hold:
+            while not self.status()["connections"] and engine.alive and time.monotonic() - began < 120:
+                time.sleep(0.02)
+            self.client.admin("resume")
+        up = engine.wait_line("trading;", 180)
+        if up is None:
+            raise RuntimeError(f"engine {'resume' if resume else 'start'} did not reach trading; see {self.elog}")
+        with self.lock:
+            self.inv.engine_up(up)
+        if resume:
+            self.report.restarts += 1
+            self.report.recovery_s.append(up - began)
+
+    def stop_engine(self, sig: int = signal.SIGKILL) -> int | None:
+        assert self.engine is not None
+        with self.lock:
+            self.inv.engine_down(time.monotonic())
+        rc = self.engine.stop(sig, 120)
+        if sig == signal.SIGKILL:
+            self.report.kills += 1
+        return rc
+
+    def _check_engine(self) -> None:
+        """An engine that exited by itself is a violation; the soak resumes it and goes on."""
+        if self.engine is not None and not self.engine.alive:
+            tail = " | ".join(line for _, line in self.engine.lines[-3:])
+            with self.lock:
+                self.inv.engine_down(time.monotonic())
+                self.inv.record("engine-exit", f"engine exited by itself (code {self.engine.p.returncode}): {tail}",
+                                time.monotonic(), self.market_ms)
+            self.engine.stop(signal.SIGKILL, 5)
+            self.start_engine(resume=True)
+
+    def wait_market(self, target_ms: int) -> bool:
+        """Until the venue's market time reaches ``target_ms``; False if the replay ended first."""
+        while self.status()["marketTime"] < target_ms:
+            if self.done:
+                return False
+            self._check_engine()
+            time.sleep(0.05)
+        return True
+
+    def wait_klines(self, n: int) -> None:
+        self.wait_market(self.market_ms + n * 60_000)
+
+    # ------------------------------------------------------------------------------ events
+    def do(self, kind: str, end_ms: int) -> None:
+        """Carry out one event; one that restarts a process is skipped within an hour of the data's end (a
+        restarting engine's preflight needs market data still flowing)."""
+        self._check_engine()
+        if kind in RESTARTS and self.market_ms > end_ms - 60 * 60_000:
+            self.report.skipped[kind] = self.report.skipped.get(kind, 0) + 1
+            return
+        acted = getattr(self, "_" + kind.replace("-", "_"))()
+        bucket = self.report.forced if acted is not False else self.report.skipped
+        bucket[kind] = bucket.get(kind, 0) + 1
+
+    def _restore(self) -> None:
+        self.client.admin("faults", fault_settings(self.fault_rate, None))
+
+    def _arm(self, kind: str) -> bool:
+        """Make the next request(s) fail as ``kind`` until the sandbox has injected one (or 40 klines pass)."""
+        counter = COUNTER.get(kind, kind)
+        before = int(self.status()["faultCounts"].get(counter, 0))
+        quiet = {"error_executed_rate": 0.0, "error_rejected_rate": 0.0, "timeout_rate": 0.0}
+        self.client.admin("faults", {**quiet, **ARMS[kind]})
+        deadline = self.market_ms + 40 * 60_000
+        try:
+            while int(self.status()["faultCounts"].get(counter, 0)) == before:
+                if self.done or self.market_ms > deadline:
+                    return False
+                self._check_engine()
+                time.sleep(0.02)
+        finally:
+            self._restore()
+        return True
+
+    def _error_executed(self) -> bool:
+        return self._arm("error-executed")
+
+    def _error_rejected(self) -> bool:
+        return self._arm("error-rejected")
+
+    def _timeout_executed(self) -> bool:
+        return self._arm("timeout-executed")
+
+    def _timeout_rejected(self) -> bool:
+        return self._arm("timeout-rejected")
+
+    def _burst_429(self) -> bool:
+        return self._arm("burst-429")
+
+    def _ws_drop(self) -> None:
+        self.client.admin("drop-streams")
+
+    def _listen_key_expiry(self) -> None:
+        self.client.admin("expire-listen-keys")
+
+    def _ws_stall(self) -> None:
+        """New connections stall often for a while (rates apply to connections opened after the change)."""
+        self.client.admin("faults", {"ws_stall_rate": 0.2, "ws_stall_seconds": 2.0})
+        self.client.admin("drop-streams")
+        self.wait_klines(20)
+        self._restore()
+        self.client.admin("drop-streams")
+
+    def _slow_venue(self) -> None:
+        self.client.admin("faults", {"latency_ms": [1500, 2500]})
+        self.wait_klines(15)
+        self._restore()
+
+    def _kill(self) -> None:
+        time.sleep(self.rng.uniform(0.0, 0.5))  # not on a market-time boundary
+        self.stop_engine()
+        time.sleep(self.rng.uniform(0.0, 1.0))  # the venue moves on while the engine is down
+        self.start_engine(resume=True)
+
+    def _kill_cancel_stop(self) -> bool:
+        """Kill while a position holds its stop, cancel the stop on the venue, resume: it must come back."""
+        deadline = self.market_ms + 120 * 60_000
+        stop: dict[str, Any] | None = None
+        while stop is None:
+            if self.done or self.market_ms > deadline:
+                self._kill()
+                return False
+            view: VenueView | None = self.poller.last_venue if self.poller is not None else None
+            for sym in STOP_SYMBOLS:
+                qty = view.positions.get(sym, 0) if view is not None else 0
+                if view is not None and qty:
+                    stops = view.stops(sym, "SELL" if qty > 0 else "BUY")
+                    stop = stops[0] if stops else None
+            self._check_engine()
+            time.sleep(0.05)
+            self.status()
+        self.stop_engine()
+        for _ in range(20):
+            try:
+                self.client.signed("DELETE", "/fapi/v1/algoOrder", {"symbol": stop["symbol"], "algoId": stop["algoId"]})
+                break
+            except VenueBusy:
+                time.sleep(0.2)
+            except RuntimeError:
+                break  # already final (it triggered, or an executed 503 cancelled it)
+        self.say(f"  cancelled stop {stop['clientAlgoId']} while the engine was down")
+        time.sleep(self.rng.uniform(0.0, 0.5))
+        self.start_engine(resume=True)
+        return True
+
+    def _second_engine(self) -> None:
+        """A second engine on the running run must be refused at once by the run lock."""
+        second = Proc([*self.base, "--resume", self.run_id], self.workdir / "second-engine.log", self.env)
+        try:
+            rc: int | None = second.p.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            rc = None
+        second.stop(signal.SIGKILL, 10)
+        if rc is None or rc == 0 or REFUSED not in second.text():
+            with self.lock:
+                self.inv.record("second-engine", f"a second engine on run {self.run_id} was not refused "
+                                f"(exit {rc}): {second.text()[-300:]}", time.monotonic(), self.market_ms)
+
+    def _disk_full(self) -> None:
+        """The journal's disk is full for 10 klines; then space is back and the engine is restarted cleanly."""
+        assert self.engine is not None
+        pid = self.engine.p.pid
+        _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        since = len(self.engine.lines)
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, hard))
+        try:
+            self.wait_klines(10)
+        finally:
+            if self.engine.alive:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
+        self.report.journal_refusals += sum(JOURNAL_DOWN in line for _, line in self.engine.lines[since:])
+        self._check_engine()
+        rc = self.stop_engine(signal.SIGTERM)
+        if rc != 0:
+            with self.lock:
+                self.inv.record("engine-exit", f"clean stop after a full disk exited {rc}", time.monotonic(),
+                                self.market_ms)
+        self.start_engine(resume=True)
+
+    def _sandbox_kill(self) -> None:
+        assert self.sandbox is not None
+        self.sandbox.stop(signal.SIGKILL, 10)
+        time.sleep(self.rng.uniform(0.0, 1.0))
+        self.start_sandbox()
+
+    # ------------------------------------------------------------------------------ the end
+    def finish(self) -> None:
+        """Faults off, a quiet spell, a clean stop, then the final check with every bound at zero."""
+        self.client.admin("faults", {"enabled": False})
+        time.sleep(4.0)  # streams and timers settle (stalls end, reconnect reconciliations run)
+        rc = self.stop_engine(signal.SIGTERM)
+        if rc != 0:
+            self.report.problems.append(f"clean stop exited {rc}; see {self.elog}")
+        status = self.status()
+        self.report.faults = dict(status.get("faultCounts", {}))
+        for _ in range(10):
+            try:
+                self.poller.poll_once(final=True)
+                break
+            except VenueBusy:
+                time.sleep(0.5)
+        else:
+            self.report.problems.append("final check: the venue did not answer")
+        self._figures()
+
+    def _figures(self) -> None:
+        view = self.poller.last_venue if self.poller is not None else None
+        journal = JournalView.read(self.journal)
+        if view is None or journal is None:
+            return
+        r = self.report
+        r.orders, r.algo_orders, r.fills = len(view.orders), len(view.algos), len(view.trades)
+        r.journal_fills = sum(journal.fills.values())
+        per_order: dict[int, int] = {}
+        for t in view.trades:
+            per_order[t["orderId"]] = per_order.get(t["orderId"], 0) + 1
+        r.partial_fill_orders = sum(1 for n in per_order.values() if n > 1)
+        r.positions = {s: str(q.normalize()) for s, q in view.positions.items()}
+        r.stop_rejections = sum(1 for _cid, code, _why in journal.rejections if code == -2021)
+        r.reconcile_runs = len(journal.reconciles)
+        actions: dict[str, int] = {}
+        for _seq, plan in journal.reconciles:
+            for a in plan.get("actions", []):
+                actions[a["kind"]] = actions.get(a["kind"], 0) + 1
+        r.reconcile_actions = actions
+
+    def close(self) -> None:
+        if self.engine is not None and self.engine.alive:
+            self.engine.stop(signal.SIGKILL, 10)
+        if self.sandbox is not None:
+            self.sandbox.stop(signal.SIGTERM, 30)
+
+
+__all__ = ["DATA", "REPO", "RISK", "STOP_SYMBOLS", "STRATEGIES", "SYMBOLS", "TRADE_START", "Actions", "Proc",
+           "fault_settings"]
