@@ -139,6 +139,7 @@ class Actions:
         self.rng = random.Random(f"soak:{seed}")
         self.lock = threading.Lock()
         self.market_ms = 0
+        self.end_ms = 0  # the data's end (set by the soak): no restart within an hour of it
         self.done = False
         self.sandbox: Proc | None = None
         self.engine: Proc | None = None
@@ -236,6 +237,7 @@ class Actions:
         """Carry out one event; one that restarts a process is skipped within an hour of the data's end (a
         restarting engine's preflight needs market data still flowing)."""
         self._check_engine()
+        self.end_ms = end_ms
         if kind in RESTARTS and self.market_ms > end_ms - 60 * 60_000:
             self.report.skipped[kind] = self.report.skipped.get(kind, 0) + 1
             return
@@ -305,12 +307,11 @@ class Actions:
 
     def _kill_cancel_stop(self) -> bool:
         """Kill while a position holds its stop, cancel the stop on the venue, resume: it must come back."""
-        deadline = self.market_ms + 120 * 60_000
+        deadline = min(self.market_ms + 120 * 60_000, self.end_ms - 60 * 60_000)
         stop: dict[str, Any] | None = None
         while stop is None:
             if self.done or self.market_ms > deadline:
-                self._kill()
-                return False
+                return False  # no protected position came along in time
             view: VenueView | None = self.poller.last_venue if self.poller is not None else None
             for sym in STOP_SYMBOLS:
                 qty = view.positions.get(sym, 0) if view is not None else 0

@@ -173,10 +173,11 @@ class Invariants:
         for k, v in executed.items():
             if len(v) > 1:
                 self.record("duplicate-effect", f"intent {k[0]} executed {k[1]} {k[2]} {len(v)} times: {v}", now,
-                            market_ms)
+                            market_ms, key=k)
         for k, v in live.items():
             if len(v) > 1:
-                self.record("duplicate-effect", f"intent {k[0]} has {len(v)} live {k[1]}: {v}", now, market_ms)
+                self.record("duplicate-effect", f"intent {k[0]} has {len(v)} live {k[1]}: {v}", now, market_ms,
+                            key=("live", *k))
 
 
 __all__ = ["KINDS", "Invariants", "Violation"]
