@@ -43,7 +43,7 @@ def _dropped_fill() -> None:
             return
         original(self, st, symbol, order_id, trade_id, *rest)
 
-    UserTranslator._fill = _fill  # type: ignore[method-assign]
+    UserTranslator._fill = _fill  # type: ignore[method-assign,assignment]
 
 
 def _no_stop_replacement() -> None:
