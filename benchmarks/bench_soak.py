@@ -33,13 +33,14 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=300.0, help="replay speed, x real time (default 300)")
     ap.add_argument("--stop-bound", type=float, default=30.0, help="engine up-time a position may lack its stop (s)")
     ap.add_argument("--sandbox-kill", action="store_true", help="also SIGKILL and restart the sandbox")
-    ap.add_argument("--hold-start", action="store_true", help="pause the replay while each engine starts")
+    ap.add_argument("--no-hold", action="store_true",
+                    help="let the replay run at speed while an engine restarts (default: it trickles)")
     ap.add_argument("--workdir", type=Path, help="keep logs, journal and sandbox state here (default: temp)")
     args = ap.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kinetic-soak-"))
     kinds = (*DEFAULT_KINDS, "sandbox-kill") if args.sandbox_kill else DEFAULT_KINDS
     report = run_soak(args.seed, args.hours, workdir, fault_rate=args.fault_rate, per_day=args.per_day, kinds=kinds,
-                      speed=args.speed, stop_bound_s=args.stop_bound, hold_start=args.hold_start, verbose=True)
+                      speed=args.speed, stop_bound_s=args.stop_bound, hold_start=not args.no_hold, verbose=True)
     print(report.format())
     print(f"files: {workdir} (engine.log, sandbox.log, runs/soak-{args.seed}/journal.sqlite)")
     return 1 if report.failed else 0

@@ -91,7 +91,7 @@ class Poller:
 def run_soak(seed: int, hours_of_1m: float, workdir: Path, *, fault_rate: float = 1.0, per_day: float = 4.0,
              kinds: tuple[str, ...] = DEFAULT_KINDS, speed: float = 600.0, partial_fill: dict[str, str] | None = None,
              stop_bound_s: float = 30.0, grace_s: float = 40.0, poll_s: float = 1.0, plant: str | None = None,
-             hold_start: bool = False, verbose: bool = False) -> SoakReport:
+             hold_start: bool = True, verbose: bool = False) -> SoakReport:
     """Run one soak in ``workdir`` and judge it. Never raises on a failed check: see the report."""
     t0 = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)

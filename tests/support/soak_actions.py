@@ -58,6 +58,7 @@ ARMS: dict[str, dict[str, Any]] = {
     "burst-429": {"rate_limit_burst_rate": 1.0},
 }
 COUNTER = {"burst-429": "429-burst"}
+WINDOWS = ("ws-stall", "slow-venue")  # fault windows: counted when they close
 
 
 def fault_settings(rate: float, seed: int | None) -> dict[str, Any]:
@@ -149,6 +150,8 @@ class Actions:
         self.journal = workdir / "runs" / self.run_id / "journal.sqlite"
         self.elog = workdir / "engine.log"
         self.poller: Any = None  # the soak's Poller, for the latest venue view
+        self._queue: list[str] = []  # forced order faults waiting for their turn
+        self._windows: list[tuple[str, int, dict[str, Any], int]] = []  # (kind, until ms, changes, count before)
 
     # ------------------------------------------------------------------------------ processes
     def start_sandbox(self) -> None:
@@ -182,16 +185,12 @@ class Actions:
         cmd = [*self.base, "--resume" if resume else "--run-id", self.run_id]
         began = time.monotonic()
         hold = self.hold_start or not resume  # a first start always holds: no trading history to miss yet
-        if hold:  # the replay waits while the engine starts (until it opens its first stream)
+        if hold:  # market time trickles while an engine starts (see _trickle)
             self.client.admin("pause")
             while self.status()["connections"] and time.monotonic() - began < 60:
-                time.sleep(0.02)
+                time.sleep(0.02)  # a killed engine's sockets: closed by the kernel, seen by the sandbox soon after
         self.engine = engine = Proc(cmd, self.elog, self.env)
-        if hold:
-            while not self.status()["connections"] and engine.alive and time.monotonic() - began < 120:
-                time.sleep(0.02)
-            self.client.admin("resume")
-        up = engine.wait_line("trading;", 180)
+        up = self._trickle(engine) if hold else engine.wait_line("trading;", 180)
         if up is None:
             raise RuntimeError(f"engine {'resume' if resume else 'start'} did not reach trading; see {self.elog}")
         with self.lock:
@@ -199,6 +198,28 @@ class Actions:
         if resume:
             self.report.restarts += 1
             self.report.recovery_s.append(up - began)
+
+    def _trickle(self, engine: Proc) -> float | None:
+        """Hold the replay while ``engine`` starts, playing one price update a second once it has a stream
+        open (its preflight waits for a kline message), and let it run at speed once the engine trades. So a
+        start costs about the same market time however busy the machine is (15 s of market per second of
+        start-up instead of ``speed`` seconds), and the schedule stays on its klines."""
+        stepped = 0.0
+        deadline = time.monotonic() + 180
+        try:
+            while time.monotonic() < deadline:
+                up = engine.wait_line("trading;", 0.05)
+                if up is not None:
+                    return up
+                if not engine.alive:
+                    return None
+                now = time.monotonic()
+                if now - stepped >= 1.0 and self._service()["connections"]:
+                    self.client.admin("step?updates=1")
+                    stepped = now
+            return None
+        finally:
+            self.client.admin("resume")
 
     def stop_engine(self, sig: int = signal.SIGKILL) -> int | None:
         assert self.engine is not None
@@ -221,8 +242,9 @@ class Actions:
             self.start_engine(resume=True)
 
     def wait_market(self, target_ms: int) -> bool:
-        """Until the venue's market time reaches ``target_ms``; False if the replay ended first."""
-        while self.status()["marketTime"] < target_ms:
+        """Until the venue's market time reaches ``target_ms``; False if the replay ended first. Meanwhile
+        armed faults are watched and fault windows closed when due."""
+        while self._service()["marketTime"] < target_ms:
             if self.done:
                 return False
             self._check_engine()
@@ -235,50 +257,58 @@ class Actions:
     # ------------------------------------------------------------------------------ events
     def do(self, kind: str, end_ms: int) -> None:
         """Carry out one event; one that restarts a process is skipped within an hour of the data's end (a
-        restarting engine's preflight needs market data still flowing)."""
+        restarting engine's preflight needs market data still flowing). Forced faults and fault windows do
+        not block: they are armed here and counted when the sandbox has injected them (or skipped if nothing
+        met them within 40 klines)."""
         self._check_engine()
         self.end_ms = end_ms
         if kind in RESTARTS and self.market_ms > end_ms - 60 * 60_000:
-            self.report.skipped[kind] = self.report.skipped.get(kind, 0) + 1
+            self._count(kind, False)
+            return
+        if kind in RESTARTS:  # fault windows end before a restart: a start-up at 2 s a request proves nothing new
+            self._service(close_windows=True)
+        if kind in ARMS:
+            self._queue.append(kind)
+            self._service()
             return
         acted = getattr(self, "_" + kind.replace("-", "_"))()
-        bucket = self.report.forced if acted is not False else self.report.skipped
+        if kind not in WINDOWS:
+            self._count(kind, acted is not False)
+
+    def _count(self, kind: str, acted: bool) -> None:
+        bucket = self.report.forced if acted else self.report.skipped
         bucket[kind] = bucket.get(kind, 0) + 1
 
-    def _restore(self) -> None:
-        self.client.admin("faults", fault_settings(self.fault_rate, None))
+    def _base(self, keys: dict[str, Any]) -> dict[str, Any]:
+        """The background value of each setting in ``keys`` (what a fault window or an arm restores)."""
+        base = fault_settings(self.fault_rate, None)
+        return {k: base[k] for k in keys}
 
-    def _arm(self, kind: str) -> bool:
-        """Make the next request(s) fail as ``kind`` until the sandbox has injected one (or 40 klines pass)."""
-        counter = COUNTER.get(kind, kind)
-        before = int(self.status()["faultCounts"].get(counter, 0))
-        quiet = {"error_executed_rate": 0.0, "error_rejected_rate": 0.0, "timeout_rate": 0.0}
-        self.client.admin("faults", {**quiet, **ARMS[kind]})
-        deadline = self.market_ms + 40 * 60_000
-        try:
-            while int(self.status()["faultCounts"].get(counter, 0)) == before:
-                if self.done or self.market_ms > deadline:
-                    return False
-                self._check_engine()
-                time.sleep(0.02)
-        finally:
-            self._restore()
-        return True
+    def _service(self, close_windows: bool = False) -> dict[str, Any]:
+        """One status read; close what is due: an arm once its fault was injected (or 40 klines passed), a
+        window at its end; then arm the next queued order fault (one at a time: their rates would mix)."""
+        st = self.status()
+        counts = st.get("faultCounts", {})
+        for w in list(self._windows):
+            kind, until, changes, before = w
+            hit = kind in ARMS and int(counts.get(COUNTER.get(kind, kind), 0)) > before
+            if hit or self.market_ms >= until or self.done or (close_windows and kind in WINDOWS):
+                self._windows.remove(w)
+                self.client.admin("faults", self._base(changes))
+                if kind == "ws-stall":
+                    self.client.admin("drop-streams")  # reconnect without the stalls
+                self._count(kind, hit or kind not in ARMS)
+        if self._queue and not any(w[0] in ARMS for w in self._windows):
+            kind = self._queue.pop(0)
+            changes = {"error_executed_rate": 0.0, "error_rejected_rate": 0.0, "timeout_rate": 0.0, **ARMS[kind]}
+            before = int(counts.get(COUNTER.get(kind, kind), 0))
+            self.client.admin("faults", changes)
+            self._windows.append((kind, self.market_ms + 40 * 60_000, changes, before))
+        return st
 
-    def _error_executed(self) -> bool:
-        return self._arm("error-executed")
-
-    def _error_rejected(self) -> bool:
-        return self._arm("error-rejected")
-
-    def _timeout_executed(self) -> bool:
-        return self._arm("timeout-executed")
-
-    def _timeout_rejected(self) -> bool:
-        return self._arm("timeout-rejected")
-
-    def _burst_429(self) -> bool:
-        return self._arm("burst-429")
+    def _window(self, kind: str, klines: int, changes: dict[str, Any]) -> None:
+        self.client.admin("faults", changes)
+        self._windows.append((kind, self.market_ms + klines * 60_000, changes, 0))
 
     def _ws_drop(self) -> None:
         self.client.admin("drop-streams")
@@ -287,17 +317,13 @@ class Actions:
         self.client.admin("expire-listen-keys")
 
     def _ws_stall(self) -> None:
-        """New connections stall often for a while (rates apply to connections opened after the change)."""
-        self.client.admin("faults", {"ws_stall_rate": 0.2, "ws_stall_seconds": 2.0})
-        self.client.admin("drop-streams")
-        self.wait_klines(20)
-        self._restore()
+        """New connections stall often for 20 klines (rates apply to connections opened after the change)."""
+        self._window("ws-stall", 20, {"ws_stall_rate": 0.2, "ws_stall_seconds": 2.0})
         self.client.admin("drop-streams")
 
     def _slow_venue(self) -> None:
-        self.client.admin("faults", {"latency_ms": [1500, 2500]})
-        self.wait_klines(15)
-        self._restore()
+        """Every request delayed 1.5-2.5 s for 15 klines."""
+        self._window("slow-venue", 15, {"latency_ms": [1500, 2500]})
 
     def _kill(self) -> None:
         time.sleep(self.rng.uniform(0.0, 0.5))  # not on a market-time boundary
@@ -378,6 +404,12 @@ class Actions:
     # ------------------------------------------------------------------------------ the end
     def finish(self) -> None:
         """Faults off, a quiet spell, a clean stop, then the final check with every bound at zero."""
+        self._service()
+        for kind, _until, _changes, _before in self._windows:
+            self._count(kind, kind not in ARMS)  # a window ran its course; an arm nothing met was skipped
+        for kind in self._queue:
+            self._count(kind, False)
+        self._windows, self._queue = [], []
         self.client.admin("faults", {"enabled": False})
         time.sleep(4.0)  # streams and timers settle (stalls end, reconnect reconciliations run)
         rc = self.stop_engine(signal.SIGTERM)
