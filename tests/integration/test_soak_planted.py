@@ -19,7 +19,7 @@ CASES = [
     # plant, schedule kinds, per simulated day, extra options, violation kind the audit must name
     ("resend_new_id", ("error-executed", "timeout-executed"), 24.0, {}, "duplicate-effect"),
     ("dropped_fill", (), 0.0, {"grace_s": 10.0}, "fill-not-journaled"),
-    ("no_stop_replacement", ("kill-cancel-stop",), 16.0, {"stop_bound_s": 5.0}, "unprotected"),
+    ("no_stop_replacement", ("kill-cancel-stop",), 16.0, {"stop_bound_s": 2.0, "poll_s": 0.3}, "unprotected"),
     ("reused_client_id", ("kill",), 24.0, {}, "duplicate-client-id"),
     ("send_before_journal", ("kill",), 24.0, {"poll_s": 0.3}, "order-not-journaled"),
 ]

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +326,45 @@ class Actions:
         """Every request delayed 1.5-2.5 s for 15 klines."""
         self._window("slow-venue", 15, {"latency_ms": [1500, 2500]})
 
+    def _stop_through(self) -> bool:
+        """Hold the next conditional-order placement at the venue (``/sandbox-admin/hold``, a slow network on
+        purpose), run the replay until the price is through its trigger, then let it go: the venue refuses it
+        with -2021 and the engine must protect the position another way (close it) within the bound. Skipped
+        when the sandbox has no ``hold`` (it came with the protection work, branch s3-protect) or no stop was
+        placed within 60 klines."""
+        try:
+            self.client.admin("hold?method=POST&path=/fapi/v1/algoOrder&count=1")
+        except RuntimeError:
+            return False
+        deadline = min(self.market_ms + 60 * 60_000, self.end_ms - 60 * 60_000)
+        while not int(self._service().get("held", 0)):
+            if self.done or self.market_ms > deadline:
+                self.client.admin("release")
+                return False
+            self._check_engine()
+            time.sleep(0.02)
+        self.client.admin("pause")
+        crossed = False
+        try:
+            journal = JournalView.read(self.journal)
+            waiting = [r for cid, r in (journal.requests.items() if journal else [])
+                       if r.order_type.value in ("STOP_MARKET", "TAKE_PROFIT_MARKET") and r.trigger_price is not None
+                       and cid not in journal.accepted and cid not in journal.terminal]  # type: ignore[union-attr]
+            if waiting:
+                r = waiting[-1]
+                below = (r.order_type.value == "STOP_MARKET") == (r.side.value == "SELL")  # fires at or below
+                for _ in range(400):  # at most 100 klines, played at once
+                    price = Decimal(self.client.public("/fapi/v1/ticker/price", {"symbol": r.symbol})["price"])
+                    if (price <= r.trigger_price) if below else (price >= r.trigger_price):
+                        crossed = True
+                        break
+                    self.client.admin("step?updates=1")
+        finally:
+            self.client.admin("release")
+            self.client.admin("resume")
+        self.say(f"  held a protective order; price {'ran through' if crossed else 'did not reach'} its trigger")
+        return crossed
+
     def _kill(self) -> None:
         time.sleep(self.rng.uniform(0.0, 0.5))  # not on a market-time boundary
         self.stop_engine()
@@ -332,8 +372,9 @@ class Actions:
         self.start_engine(resume=True)
 
     def _kill_cancel_stop(self) -> bool:
-        """Kill while a position holds its stop, cancel the stop on the venue, resume: it must come back."""
-        deadline = min(self.market_ms + 120 * 60_000, self.end_ms - 60 * 60_000)
+        """Kill while a position holds its stop, cancel the stop (and take-profit) on the venue, resume: the
+        engine must put them back within the bound."""
+        deadline = min(self.market_ms + 60 * 60_000, self.end_ms - 60 * 60_000)
         stop: dict[str, Any] | None = None
         while stop is None:
             if self.done or self.market_ms > deadline:
@@ -348,18 +389,26 @@ class Actions:
             time.sleep(0.05)
             self.status()
         self.stop_engine()
-        for _ in range(20):
-            try:
-                self.client.signed("DELETE", "/fapi/v1/algoOrder", {"symbol": stop["symbol"], "algoId": stop["algoId"]})
-                break
-            except VenueBusy:
-                time.sleep(0.2)
-            except RuntimeError:
-                break  # already final (it triggered, or an executed 503 cancelled it)
-        self.say(f"  cancelled stop {stop['clientAlgoId']} while the engine was down")
+        for algo in [stop, *self._take_profits(stop)]:
+            for _ in range(20):
+                try:
+                    self.client.signed("DELETE", "/fapi/v1/algoOrder",
+                                       {"symbol": algo["symbol"], "algoId": algo["algoId"]})
+                    break
+                except VenueBusy:
+                    time.sleep(0.2)
+                except RuntimeError:
+                    break  # already final (it triggered, or an executed 503 cancelled it)
+        self.say(f"  cancelled stop {stop['clientAlgoId']} (and its take-profit) while the engine was down")
         time.sleep(self.rng.uniform(0.0, 0.5))
         self.start_engine(resume=True)
         return True
+
+    def _take_profits(self, stop: dict[str, Any]) -> list[dict[str, Any]]:
+        """The live take-profits beside ``stop`` (cancelled with it, so the position stays open unprotected)."""
+        view = self.poller.last_venue if self.poller is not None else None
+        return [a for a in (view.algos if view is not None else []) if a["symbol"] == stop["symbol"]
+                and a["algoStatus"] == "NEW" and a["orderType"] == "TAKE_PROFIT_MARKET" and a["side"] == stop["side"]]
 
     def _second_engine(self) -> None:
         """A second engine on the running run must be refused at once by the run lock."""

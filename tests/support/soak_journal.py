@@ -29,6 +29,7 @@ class JournalView:
     repeated: list[str] = field(default_factory=list)  # client ids requested more than once
     fills: dict[tuple[int, int], int] = field(default_factory=dict)  # (order id, trade id) -> times recorded
     terminal: dict[str, str] = field(default_factory=dict)  # client id -> "canceled" / "expired" / "rejected ..."
+    accepted: set[str] = field(default_factory=set)
     positions: dict[str, Decimal] = field(default_factory=dict)
     wallet: Decimal | None = None
     reconciles: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (seq, plan)
@@ -58,6 +59,8 @@ class JournalView:
                 self.repeated.append(e.client_order_id)
             else:
                 self.requests[e.client_order_id] = e
+        elif kind == "OrderAccepted":
+            self.accepted.add(e.client_order_id)
         elif kind == "OrderFilled":
             key = (e.order_id, e.trade_id)
             self.fills[key] = self.fills.get(key, 0) + 1

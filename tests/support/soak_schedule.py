@@ -27,6 +27,7 @@ KINDS = (
     "ws-stall",  # streams reconnect into stalls (messages held for seconds) for a while
     "listen-key-expiry",  # every listenKey expired at once
     "slow-venue",  # every request delayed 1.5-2.5 s for a while: a stop may meet a price already through it
+    "stop-through",  # the next stop placement is held while the price runs through its trigger (-2021)
     "sandbox-kill",  # SIGKILL the sandbox and restart it from its state (needs a durable sandbox)
 )
 

@@ -65,6 +65,12 @@ class VenueClient:
             raise RuntimeError(f"{method} {path}: HTTP {status} {data}")
         return data
 
+    def public(self, path: str, params: dict[str, Any]) -> Any:
+        status, data = self._call("GET", path, urllib.parse.urlencode(params))
+        if status != 200:
+            raise VenueBusy(f"GET {path}: HTTP {status} {data}")
+        return data
+
     def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
         """``/sandbox-admin/<path>``: GET ``status``, POST anything else (from the main loopback address)."""
         method = "GET" if path == "status" else "POST"
