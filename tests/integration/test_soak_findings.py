@@ -117,3 +117,33 @@ def test_resume_never_requests_a_protective_client_id_twice(tmp_path: Path) -> N
         assert [cid for cid, n in requested.items() if n > 1] == []
 
     asyncio.run(body())
+
+
+def test_a_command_refused_by_a_full_disk_keeps_its_intent_number_after_resume(tmp_path: Path) -> None:
+    """Soak finding (seed 8, a full disk then a kill): intents 27-29 were refused while the disk was full, so
+    only their OrderRejected rows reached the journal (the intent and request rows had failed). The next
+    process numbered its intents from the last intent or request journaled (26) and sent ``...-27-x`` again;
+    its earlier rejection made the resumed journal view treat the new order as final, so after the next kill
+    its fills were never looked up (4 fills missing, a ``RECONCILE_MISMATCH`` flag). Intent numbers now count
+    every client id the journal holds (fixed in ``JournalView.last_seq``, live/resume.py)."""
+    from kinetic_empire.core.events import OrderRejected
+    from kinetic_empire.live.journal import SCHEMA_VERSION, Journal
+    from kinetic_empire.live.resume import JournalView as ResumeView
+    from kinetic_empire.live.resume import check_journal
+
+    path = tmp_path / "run" / "journal.sqlite"
+    journal = Journal(path)
+    journal.set_meta(schema_version=SCHEMA_VERSION, pid=1 << 22)
+    journal.record(OrderIntent(intent_id="tagNEAR-26", strategy_id="s", symbol=NEAR, action=IntentAction.CLOSE,
+                               reference_price=1.4, ts_event=1, ts_init=1))
+    journal.record(OrderRequest(client_order_id="tagNEAR-26-x", intent_id="tagNEAR-26", strategy_id="s", symbol=NEAR,
+                                side=Side.BUY, order_type=OrderType.MARKET, quantity=Decimal(10), reduce_only=True,
+                                ts_event=1, ts_init=1))
+    for n in (27, 28, 29):  # the disk was full: only the refusals were written, once it had room again
+        journal.record(OrderRejected(client_order_id=f"tagNEAR-{n}-x", symbol=NEAR, code=0,
+                                     reason="JOURNAL_UNAVAILABLE OrderRequest not committed: disk I/O error",
+                                     ts_event=2, ts_init=2))
+    journal.close()
+    view = ResumeView.load(path, check_journal(path))
+    assert view.last_seq("tagNEAR") == 29  # the next intent is 30: no client id of the run repeats
+    assert view.last_seq("tagFIL") == 0
