@@ -382,7 +382,7 @@ class Actions:
     def _kill_cancel_stop(self) -> bool:
         """Kill while a position holds its stop, cancel the stop (and take-profit) on the venue, resume: the
         engine must put them back within the bound."""
-        deadline = min(self.market_ms + 60 * 60_000, self.end_ms - 60 * 60_000)
+        deadline = min(self.market_ms + 120 * 60_000, self.end_ms - 60 * 60_000)
         stop: dict[str, Any] | None = None
         while stop is None:
             if self.done or self.market_ms > deadline:
