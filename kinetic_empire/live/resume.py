@@ -143,12 +143,19 @@ class JournalView:
 
     def last_seq(self, prefix: str) -> int:
         """The highest intent number a runner with ``prefix`` has used, so new intent ids never repeat
-        (order requests count too: their intent's own row may be the one a failed write lost)."""
+        (order requests count too: their intent's own row may be the one a failed write lost; and so do the
+        client ids of final states: a command the journal refused has only its OrderRejected row)."""
         best = 0
         for iid in {*self.intents, *(r.intent_id for r in self.requests.values())}:
             head, _, n = iid.rpartition("-")
             if head == prefix and n.isdigit():
                 best = max(best, int(n))
+        lead = prefix + "-"
+        for cid in {*self.terminal, *self.accepted, *self.filled}:  # client ids: <prefix>-<n>-<suffix>
+            if cid.startswith(lead):
+                n = cid[len(lead):].split("-", 1)[0]
+                if n.isdigit():
+                    best = max(best, int(n))
         return best
 
     def summary(self) -> str:

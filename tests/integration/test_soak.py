@@ -1,6 +1,8 @@
-"""Fault-injection soak (issue 7): the engine as a subprocess against a persistent sandbox process with
-seeded faults, SIGKILLed and resumed; the journal must then agree with the venue on every order, fill,
-position and balance, and every position that asked for a stop must have one."""
+"""Fault-injection soak (issues 7 and 11): the engine as a subprocess against a persistent sandbox process,
+under a seeded schedule that forces every recovery path (kills and resumes, a stop cancelled while the engine
+is down, a second engine on the run, a full disk, 5xx and timeouts with and without execution, 429s, dropped
+and stalled streams, expired listenKeys, a slow venue), with the journal and the venue compared about once a
+second while it runs and once more at the end. Every invariant must hold throughout."""
 
 from __future__ import annotations
 
@@ -13,25 +15,30 @@ from tests.support.soak import run_soak
 pytestmark = pytest.mark.integration
 
 
-def check(report_text: str, problems: list[str]) -> None:
+def check(report_text: str, failed: bool) -> None:
     print(report_text)
-    assert not problems, report_text
+    assert not failed, report_text
 
 
 @pytest.mark.soak
-def test_soak_24h_two_symbols_six_kills(tmp_path: Path) -> None:
-    report = run_soak(seed=7, hours_of_1m=24, kills=6, workdir=tmp_path)
-    check(report.format(), report.problems)
-    assert report.kills == 6 and report.klines >= 1440
-    assert report.fills > 0 and len(report.recovery_s) == 6
+def test_soak_24h_two_symbols_every_recovery_path(tmp_path: Path) -> None:
+    report = run_soak(seed=7, hours_of_1m=24, workdir=tmp_path, per_day=4.0, speed=300)
+    check(report.format(), report.failed)
+    assert report.klines >= 1440 and report.fills > 0 and report.kills >= 4
+    assert report.polls > 100
 
 
 def test_soak_short(tmp_path: Path) -> None:
-    """The CI-sized soak (default suite, ~40 s): 5 h of 1m klines, two kills, faults at twice the long rate.
-    Passed 3 runs in a row, and a 4th with both cores busy, before it was let into the default suite."""
-    report = run_soak(seed=3, hours_of_1m=5, kills=2, workdir=tmp_path, fault_rate=2.0)
-    check(report.format(), report.problems)
-    assert report.kills == 2 and report.fills > 0
+    """The CI-sized soak (default suite, about 100 s): 5 h of 1m klines, every forced fault kind once, the
+    background faults at the long soak's rate. Seed 5 puts the stop-cancelled-while-down kill early enough
+    to meet a protected NEARUSDT position (it waits up to 120 klines for one, and is skipped if none comes: with
+    a 60-kline wait it acted in a quiet run and not in one with both cores busy)."""
+    report = run_soak(seed=5, hours_of_1m=5, workdir=tmp_path, per_day=6.0, speed=300)
+    check(report.format(), report.failed)
+    assert report.kills >= 1 and report.restarts >= 2 and report.fills > 0 and report.polls > 10
+    assert report.forced.get("second-engine") == 1 and report.forced.get("disk-full") == 1
+    if report.forced.get("kill-cancel-stop"):  # it waits up to 120 klines for a protected position
+        assert report.reconcile_actions.get("protect", 0) >= 1
 
 
 def test_resume_does_not_record_journaled_fills_twice() -> None:
