@@ -366,10 +366,13 @@ class BinanceExecution:
         """After a user-stream gap: orders, fills, positions and balance by REST before trusting state."""
         symbols = list(symbols)
         open_ids: set[str] = set()
+        plain: dict[str, int] = {}  # client id -> order id of the open plain orders
         for sym in symbols:
             for row in await self.rest.signed("GET", "/fapi/v1/openOrders", {"symbol": sym}):
                 open_ids.add(str(row.get("clientOrderId")))
-                self.translator.accepted(row)
+                plain[str(row.get("clientOrderId"))] = int(row.get("orderId") or 0)
+                if not self._is_triggered_algo(row):
+                    self.translator.accepted(row)
             for row in await self.rest.signed("GET", "/fapi/v1/openAlgoOrders", {"symbol": sym}):
                 open_ids.add(str(row.get("clientAlgoId")))
                 self.translator.accepted(row)
@@ -377,6 +380,10 @@ class BinanceExecution:
             if st.client_id in open_ids and not st.algo:
                 if st.order_id:
                     await self.reconcile_fills(st)
+                continue
+            if st.algo and plain.get(st.client_id):  # a conditional that triggered while we were away and is
+                st.actual_id = st.actual_id or plain[st.client_id]  # still filling: its fills so far, by its order
+                await self.reconcile_fills(st)
                 continue
             if st.symbol not in symbols or st.client_id in open_ids:
                 continue
@@ -395,6 +402,11 @@ class BinanceExecution:
         now = self.rest.server_ms()
         self.translator.positions_snapshot(await self.positions(), symbols, 0)
         self.translator.balance_snapshot(await self.balances(), now)
+
+    def _is_triggered_algo(self, row: Any) -> bool:
+        """An open plain order placed by one of our conditional orders (it carries the algo's client id)."""
+        st = self.translator.orders.get(str(row.get("clientOrderId")))
+        return st is not None and st.algo
 
     def _missed(self, st: OrderState, exc: Exception) -> None:
         """An order we believe open that the venue does not show; after ``lookup_misses`` passes it is closed."""

@@ -45,7 +45,6 @@ from ..portfolio import Portfolio
 from ..resources import default_brackets
 from ..risk import RiskConfig, RiskManager
 from ..risk.guard import ProtectionGuard
-from ..risk.protection import PendingEntry
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
 from .alerts import ActiveAlerts
@@ -54,6 +53,7 @@ from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
 from .journal import SCHEMA_VERSION, Journal
 from .reconcile import Reconciler
+from .restore import restore_state
 from .resume import JournalView
 
 log = logging.getLogger(__name__)
@@ -284,30 +284,8 @@ class LiveEngine:
 
     def _restore(self, view: JournalView) -> None:
         """What the journal believed, before the first reconciliation checks it against the venue."""
-        self.reconciler.resume = view
-        self.risk.commands.restore_ids([*view.requests, *view.intents])  # no re-placed or flatten id repeats
-        self.guard.restore(view.requests.values(), accepted=view.accepted, terminal=view.terminal,
-                           filled=view.filled)
-        for r in view.open_orders():
-            self.translator.expect(r)  # looked up by client id in the first reconciliation
-            if r.close_position and r.order_type.is_conditional:
-                self.risk.track_protective_order(r.symbol, r.client_order_id, r.strategy_id)
-            intent = view.intents.get(r.intent_id)
-            if (intent is not None and not r.reduce_only and not r.close_position and r.client_order_id not in
-                    view.filled and (intent.stop_loss is not None or intent.take_profit is not None)):
-                rules = self.rules[r.symbol]
-                stop, tp = (None if p is None else rules.round_price_nearest(Decimal(repr(p)))
-                            for p in (intent.stop_loss, intent.take_profit))
-                self.risk.expect_entry(r.client_order_id, PendingEntry(r.intent_id, r.strategy_id, r.symbol, r.side,
-                                                                       stop, tp))
-        self.translator.known_fills(view.fills, view.filled)  # else the first snapshot records them twice
-        for sym, change in view.symbol_states.items():
-            if sym is not None and change.cause.startswith("RECONCILE_MISMATCH"):
-                self.reconciler.flagged.add(sym)
-                self.risk.set_state(change.state, change.cause, sym)
-        today = self.clock.now_ms() // 86_400_000
-        if today in view.day_start_wallet:  # the daily loss counts from the day's start
-            self.risk.restore_day_start(today, view.day_start_wallet[today])
+        restore_state(view, reconciler=self.reconciler, risk=self.risk, guard=self.guard, translator=self.translator,
+                      rules=self.rules, today=self.clock.now_ms() // 86_400_000)
         log.warning("resuming run %s: %s", self.run_id, view.summary())
 
     async def _on_user_connect(self) -> None:

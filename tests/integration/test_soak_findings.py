@@ -39,8 +39,6 @@ pytestmark = pytest.mark.integration
 NEAR = "NEARUSDT"
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug (soak finding): BinanceExecution.reconcile does not back-fill "
-                   "a triggered conditional order that is still open as a plain order")
 def test_reconcile_backfills_a_stop_that_triggered_and_is_still_filling() -> None:
     async def body(sb: SandboxServer, c: Client) -> None:
         await sb.step(3)
@@ -73,8 +71,6 @@ def test_reconcile_backfills_a_stop_that_triggered_and_is_still_filling() -> Non
     run(body, exchange=ExchangeConfig(max_fill_qty={NEAR: Decimal(900)}))
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug (soak finding): a resumed entry whose stop and take-profit were "
-                   "already placed places them again under the same client ids")
 def test_resume_never_requests_a_protective_client_id_twice(tmp_path: Path) -> None:
     """Soak finding (seed 24, replay held through restarts): ``journal requests ...NEARUSDT-8-sl twice`` and the
     venue held two orders with that client id. The engine was killed after the entry's stop and take-profit
@@ -149,8 +145,6 @@ def test_a_command_refused_by_a_full_disk_keeps_its_intent_number_after_resume(t
     assert view.last_seq("tagFIL") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug (soak finding): a position that went flat while the engine was "
-                   "down stays open in the journal after the resume")
 def test_a_position_closed_while_down_is_journaled_flat_after_resume(tmp_path: Path) -> None:
     """Soak finding (seed 8): a resume adopted ``NEARUSDT believed -5678 venue 0`` (the closing fills made while
     the engine was down were recorded), yet the journal's last position stayed -5678, so the next resume flagged
