@@ -35,6 +35,7 @@ from ..config import StrategyConfig, check_one_strategy_per_symbol, jsonable, lo
 from ..core.errors import ConfigError
 from ..core.schema import Key, choice, decimal, nested, nullable, paths, reading, section, text, time_ms
 from ..core.schema import timeframe as _timeframe
+from ..data._util import format_ms
 
 GAP_POLICIES = ("error", "keep", "ffill")
 
@@ -48,11 +49,11 @@ _BACKTEST = {
     "data": Key(paths),
     "start": Key(nullable(time_ms)),
     "end": Key(nullable(time_ms)),
-    "initial_balance": Key(decimal(gt=0)),
+    "initial_balance": Key(decimal(gt=0, le=10**12)),  # beyond a trillion USDT is a typo, not a test
     "execution_timeframe": Key(_execution_timeframe),
     "gap_policy": Key(choice(GAP_POLICIES)),
     "fees": Key(nested(_FEES)),
-    "slippage_bps": Key(decimal(ge=0)),
+    "slippage_bps": Key(decimal(ge=0, le=1000)),  # 10 %: beyond that every fill is fiction
     "funding_rate": Key(decimal()),
     "results_dir": Key(text),
 }
@@ -166,7 +167,13 @@ class BacktestConfig:
         new_start = time_ms(start, "--start") if start else self.start
         new_end = time_ms(end, "--end") if end else self.end
         if new_start is not None and new_end is not None and new_end <= new_start:
-            raise ConfigError("--end", "must be after --start")
+            if start and not end:  # the end comes from the config: say so, with both dates
+                raise ConfigError("--start", f"{start} is not before the config's end (backtest.end "
+                                  f"{format_ms(new_end)}): pass --end too", self.source)
+            if end and not start:
+                raise ConfigError("--end", f"{end} is not after the config's start (backtest.start "
+                                  f"{format_ms(new_start)}): pass --start too", self.source)
+            raise ConfigError("--end", f"{end} is not after --start {start}")
         return replace(
             self,
             strategies=tuple(strategies),

@@ -24,6 +24,7 @@ from ..core.errors import ConfigError, DataError, KineticError
 from ..core.rules import LeverageBrackets, SymbolRules
 from ..core.timeframes import timeframe_ms
 from ..data import KlineFrame, KlineStore, find_kline_files, load_klines, resample, validate
+from ..data._util import format_ms
 from ..data.validate import since_last_hole
 from ..download.funding import load_funding
 from ..exchange import ExchangeConfig, SimulatedExchange
@@ -199,6 +200,14 @@ class Backtest:
         risk_config.check_strategy_ids(self._registry.names(), cfg.source)
         risk_config.validate(self._rules, self._brackets, list(tfs))
         plans = {sym: self._load(sym, t) for sym, t in tfs.items()}
+        for sym, plan in plans.items():  # a window outside the data: one clear line, before building anything
+            e = plan.execution
+            if len(e) == 0 or _start_index(e, cfg.start) >= len(e):
+                have = f"it holds {format_ms(int(e.open_time[0]))} to {format_ms(int(e.open_time[-1]))}" if len(e) \
+                    else "it holds none"
+                window = f"from {format_ms(cfg.start)}" if cfg.start is not None else "in the window"
+                raise DataError(e.source or sym, "window", f"no {sym} {e.timeframe} klines {window}"
+                                + (f" to {format_ms(cfg.end)}" if cfg.end is not None else "") + f"; {have}")
 
         clock = ReplayClock()
         bus = EventBus()  # fail fast: a handler error stops the run with the event that caused it

@@ -59,6 +59,26 @@ def params(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _symbols(text: str | None) -> list[str] | None:
+    """``--symbols``: None when not given; an empty or unknown symbol is an error before any work."""
+    if text is None:
+        return None
+    symbols = [s.strip().upper() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise KineticError("--symbols: give at least one symbol, e.g. --symbols FILUSDT,NEARUSDT")
+    import difflib
+
+    from ..resources import default_symbol_rules
+
+    known = default_symbol_rules(full=True)
+    for sym in symbols:
+        if sym not in known:
+            close = difflib.get_close_matches(sym, sorted(known), n=2)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KineticError(f"--symbols: unknown symbol {sym}: not a Binance USD-M futures symbol{hint}")
+    return symbols
+
+
 def run(args: argparse.Namespace) -> int:
     from ..backtest import Backtest, BacktestConfig, run_id_for, save_results, summary_text
     from ..backtest.results import date_warnings
@@ -67,10 +87,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.run_id is not None:  # checked before the backtest runs, not when its results are saved
         safe_name(args.run_id, "run id", "--run-id")
+    results_root = Path(args.results_dir) if args.results_dir else None
+    if results_root is not None and results_root.exists() and not results_root.is_dir():
+        raise KineticError(f"--results-dir {results_root}: is a file, not a folder")
+    symbols = _symbols(args.symbols)
     registry = build_registry([Path(p) for p in args.strategy_path])
     config = BacktestConfig.load(args.config).with_overrides(
         strategy=args.strategy,
-        symbols=[s.strip() for s in args.symbols.split(",") if s.strip()] if args.symbols else None,
+        symbols=symbols,
         timeframe=args.timeframe,
         start=args.start,
         end=args.end,

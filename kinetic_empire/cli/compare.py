@@ -33,7 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..core.errors import KineticError
     from ..live.compare import main
+
+    if not 0 <= args.tolerance_pct <= 100:  # a negative tolerance would call every price different
+        raise KineticError(f"--tolerance-pct {args.tolerance_pct}: must be between 0 and 100")
 
     return main(args.run_id, args.backtest, runs_dir=args.runs_dir, results_dir=args.results_dir,
                 tolerance_pct=args.tolerance_pct)

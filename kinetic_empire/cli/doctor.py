@@ -25,5 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..live.cli import doctor_main
+    from .options import check_venue_options
 
+    check_venue_options(args)
     return doctor_main(args)

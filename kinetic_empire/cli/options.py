@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 LIVE_CONFIG = "config/live.sandbox.yaml"
 # Copies of constants whose home modules import aiohttp; tests/integration/test_cli_startup.py checks they stay equal.
@@ -23,6 +24,22 @@ def add_strategy_path(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="extra folder of strategy files (repeatable); strategies/ is always searched",
     )
+
+
+def check_venue_options(args: argparse.Namespace) -> None:
+    """Ranges and named files of the venue options, before any work (KineticError: one line)."""
+    from ..core.errors import KineticError
+
+    if args.speed is not None and not args.speed >= 0:
+        raise KineticError(f"--speed {args.speed}: must be 0 (stepped) or more")
+    if args.env_file != ".env" and not Path(args.env_file).is_file():  # the default may be absent; a named one not
+        raise KineticError(f"--env-file {args.env_file}: no such file")
+    for name in ("duration", "reconcile_every", "timeout"):
+        value = getattr(args, name, None)
+        if (value is not None and not value >= 0) or (name in ("duration", "timeout") and value == 0):
+            flag = "--" + name.replace("_", "-")
+            raise KineticError(f"{flag} {value}: must be " + ("0 (off) or more" if name == "reconcile_every"
+                                                                 else "more than 0"))
 
 
 def add_venue_options(p: argparse.ArgumentParser) -> None:

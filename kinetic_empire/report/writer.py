@@ -168,7 +168,8 @@ def write_results(
     root = Path(results_root)
     final = root / run_id
     if (final.exists() or final.is_symlink()) and not overwrite:
-        raise FileExistsError(f"results folder {final} exists; pass overwrite=True to replace it")
+        raise FileExistsError(f"results folder {final} exists; choose another --run-id or pass --overwrite "
+                              "(overwrite=True) to replace it")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=root))
     try:

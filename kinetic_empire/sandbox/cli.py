@@ -19,6 +19,34 @@ from ..exchange.config import ExchangeConfig
 from .config import FaultConfig, RateLimitConfig, SandboxConfig
 from .server import SandboxServer
 
+_RATES = ("error_executed_rate", "error_rejected_rate", "timeout_rate", "burst_rate", "ws_drop_rate", "ws_stall_rate")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every flag's range, and the files named, before anything starts (ValueError: one line, exit 2)."""
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port}: must be between 0 and 65535 (0: any free port)")
+    for name in _RATES:
+        value = getattr(args, name)
+        if not 0 <= value <= 1:
+            raise ValueError(f"--{name.replace('_', '-')} {value}: a rate is a probability between 0 and 1")
+    if args.latency_ms and not 0 <= args.latency_ms[0] <= args.latency_ms[1]:
+        raise ValueError(f"--latency-ms {args.latency_ms[0]:g} {args.latency_ms[1]:g}: give MIN MAX with "
+                         "0 <= MIN <= MAX")
+    if args.speed is not None and not args.speed >= 0:
+        raise ValueError(f"--speed {args.speed}: must be 0 (stepped) or more")
+    for path in args.data or ():
+        if not path.exists():
+            raise ValueError(f"--data {path}: no such file or folder")
+    for flag, path in (("--keys", args.keys), ("--exchange-info", args.exchange_info), ("--brackets", args.brackets)):
+        if path is not None and path.exists():
+            try:
+                json.loads(path.read_text())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{flag} {path}: not valid JSON ({exc})") from None
+        elif path is not None and flag != "--keys":
+            raise ValueError(f"{flag} {path}: no such file")
+
 
 def build_config(args: argparse.Namespace) -> SandboxConfig:
     data = args.data
@@ -86,6 +114,10 @@ async def _serve(config: SandboxConfig, as_json: bool) -> str | None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with SandboxServer(config) as sb:
+        missing = [s for s in config.symbols or () if s not in sb.market.series]
+        if missing:
+            raise ValueError(f"--symbols: {', '.join(missing)} not in the data (it holds "
+                             f"{', '.join(sb.market.series) or 'no klines'})")
         _print(sb, as_json)
         waits = {loop.create_task(stop.wait()), loop.create_task(sb.failed.wait())}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -97,6 +129,7 @@ async def _serve(config: SandboxConfig, as_json: bool) -> str | None:
 def main(args: argparse.Namespace) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code (1: a state write failed, 2: bad input)."""
     try:
+        check_args(args)
         config = build_config(args)
         failure = asyncio.run(_serve(config, args.json))
     except (OSError, ValueError) as exc:

@@ -225,6 +225,48 @@ def cases() -> Iterator[BadInput]:
                    lambda root: ["download", "--symbols", "FILUSDT", "--timeframes", "2m", "--start", "2023-08-01",
                                  "--data-dir", str(root / "store"), "--source", "archive"],
                    r"timeframe '2m' is not offered")
+    example = str(REPO / "config" / "backtest.example.yaml")
+    yield BadInput("flag", "empty --symbols", lambda root: ["backtest", "--config", example, "--symbols", "",
+                                                            "--no-progress", "--no-save"],
+                   r"--symbols: give at least one symbol")
+    yield BadInput("flag", "unknown --symbols", lambda root: ["backtest", "--config", example, "--symbols", "FOOUSDT",
+                                                              "--no-progress", "--no-save"],
+                   r"--symbols: unknown symbol FOOUSDT")
+    yield BadInput("flag", "--results-dir a file",
+                   lambda root: ["backtest", "--config", example, "--results-dir", str(_config(root, "x", "afile")),
+                                 "--no-progress"], r"--results-dir .*afile: is a file")
+    yield BadInput("flag", "window outside the data",
+                   lambda root: ["backtest", "--config", example, "--data", str(REPO / "backtests" / "data"), "--start",
+                                 "2030-01-01", "--end", "2031-01-01", "--no-progress", "--no-save"],
+                   r"\[window\] no FILUSDT 1h klines from 2030-01-01")
+    yield BadInput("flag", "--start after the config's end",
+                   lambda root: ["backtest", "--config", example, "--start", "2030-01-01", "--no-progress",
+                                 "--no-save"],
+                   r"--start: 2030-01-01 is not before the config's end")
+    yield BadInput("flag", "negative --tolerance-pct", lambda root: ["compare", "x", "y", "--tolerance-pct", "-5"],
+                   r"--tolerance-pct -5.0: must be between 0 and 100")
+    for argv, message in ((["run", "--duration", "-5"], r"--duration -5.0: must be more than 0"),
+                          (["run", "--reconcile-every", "-1"], r"--reconcile-every -1.0: must be 0"),
+                          (["run", "--speed", "-1"], r"--speed -1.0: must be 0"),
+                          (["doctor", "--timeout", "-1"], r"--timeout -1.0: must be more than 0"),
+                          (["run", "--env-file", "nosuch.env"], r"--env-file nosuch.env: no such file")):
+        yield BadInput("flag", " ".join(argv), lambda root, a=argv: list(a), message)  # type: ignore[misc]
+    sandbox = {("--port", "99999"): r"--port 99999: must be between 0 and 65535",
+               ("--error-executed-rate", "2"): r"a rate is a probability between 0 and 1",
+               ("--latency-ms", "50", "10"): r"--latency-ms 50 10: give MIN MAX",
+               ("--data", "/no/such"): r"--data /no/such: no such file or folder"}
+    for extra, message in sandbox.items():
+        yield BadInput("flag", "sandbox " + " ".join(extra), lambda root, e=extra: ["sandbox", *e], message)
+    yield BadInput("flag", "sandbox --keys not JSON",
+                   lambda root: ["sandbox", "--keys", str(_config(root, "{bad", "keys.json"))],
+                   r"--keys .*keys\.json: not valid JSON")
+    end = "  end: 2023-08-20\n"
+    slip = "  slippage_bps: 5000\n"
+    yield BadInput("config", "absurd slippage", _backtest(lambda r: _good(r).replace(end, end + slip)),
+                   r"backtest\.slippage_bps: must be between 0 and 1000")
+    huge = "  initial_balance: 12345678901234567890123456789012345678\n"
+    yield BadInput("config", "38-digit balance", _backtest(lambda r: _good(r).replace(end, end + huge)),
+                   r"backtest\.initial_balance: must be <= 1000000000000")
     yield BadInput("flag", "run id with a path",
                    lambda root: ["report", "../../x", "--runs-dir", str(root / "runs")], r"\.\./\.\./x")
 

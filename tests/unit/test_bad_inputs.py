@@ -36,7 +36,8 @@ def test_bad_input(case: BadInput, tmp_path: Path, capsys: pytest.CaptureFixture
     lines = [line for line in err.splitlines() if line.strip()]
     assert code != 0, f"{case.id}: accepted ({err!r})"
     assert "Traceback" not in err
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"{case.id}: not one error line: {lines}"
+    assert len(lines) == 1 and lines[0].startswith(("error: ", "kinetic sandbox: ")), \
+        f"{case.id}: not one error line: {lines}"
     assert len(lines[0]) < 600, f"{case.id}: the message is not short: {lines[0]}"
     assert re.search(case.message, lines[0]), f"{case.id}: {lines[0]!r} does not match {case.message!r}"
     after = snapshot(tmp_path)
