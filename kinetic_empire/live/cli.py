@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -28,6 +29,7 @@ from ..strategy.registry import StrategyRegistry, build_registry
 from .app import LiveEngine, PreflightError
 from .config import LiveConfig
 from .doctor import Doctor, format_checks
+from .journal import read_events
 from .report import build_report, has_file, run_dir_for, summary
 from .resume import JournalView, check_journal, unclean_stop
 from .runlock import RunLock
@@ -125,15 +127,34 @@ def run_main(args: argparse.Namespace) -> int:
     run_dir = Path(config.runs_dir) / run_id
     if args.resume and not run_dir.is_dir():
         check_journal(run_dir / "journal.sqlite")  # "no run R": said without creating its folder
-    # one writer per run: locked before the journal is read or the venue is touched, held to the end
-    with RunLock.acquire(run_dir, run_id, LiveClock().now_ms()):
-        args.resuming = _resuming(args, run_id, run_dir / "journal.sqlite")
-        if args.resuming and config.venue == SANDBOX and not config.rest_url:
-            raise KineticError("the in-process sandbox keeps nothing across runs, so there is nothing to resume: "
-                               "run `kinetic sandbox --state FILE --keys FILE` and point --rest-url/--ws-url at it")
-        status_tty = not args.no_status and sys.stdout.isatty()
-        with _run_logging(run_dir, quiet_console=status_tty):
-            return asyncio.run(_run(config, registry, args, run_id, run_dir))
+    existed = run_dir.exists()
+    try:
+        # one writer per run: locked before the journal is read or the venue is touched, held to the end
+        with RunLock.acquire(run_dir, run_id, LiveClock().now_ms()):
+            args.resuming = _resuming(args, run_id, run_dir / "journal.sqlite")
+            if args.resuming and config.venue == SANDBOX and not config.rest_url:
+                raise KineticError("the in-process sandbox keeps nothing across runs, so there is nothing to resume: "
+                                   "run `kinetic sandbox --state FILE --keys FILE` and point --rest-url/--ws-url at it")
+            status_tty = not args.no_status and sys.stdout.isatty()
+            with _run_logging(run_dir, quiet_console=status_tty):
+                return asyncio.run(_run(config, registry, args, run_id, run_dir))
+    except Exception:
+        if not existed:
+            _remove_if_untraded(run_dir)
+        raise
+
+
+def _remove_if_untraded(run_dir: Path) -> None:
+    """A new run that failed before trading (bad data, keys, venue) leaves no folder holding only a log;
+    one whose journal holds any intent or order is kept whatever happened."""
+    journal = run_dir / "journal.sqlite"
+    if journal.exists():
+        try:
+            if any(True for _ in read_events(journal, ("OrderIntent", "OrderRequest"))):
+                return
+        except KineticError:
+            return  # unreadable: keep it for a human to look at
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _resuming(args: argparse.Namespace, run_id: str, journal: Path) -> bool:

@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -171,7 +172,8 @@ def write_results(
         raise FileExistsError(f"results folder {final} exists; choose another --run-id or pass --overwrite "
                               "(overwrite=True) to replace it")
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=root))
+    sweep_stale_results(root)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}.{os.getpid()}-", dir=root))
     try:
         files = render_results(
             trades=trades, orders=orders, equity=equity, metrics=metrics,
@@ -186,6 +188,34 @@ def write_results(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+_STALE = re.compile(r"^\.(?:tmp|old)-.+\.(?P<pid>\d+)-[^-]+$")
+
+
+def sweep_stale_results(root: Path) -> list[Path]:
+    """Remove the hidden ``.tmp-*``/``.old-*`` folders a killed writer left in ``root`` (its pid is gone);
+    a folder of a writer still running is left alone. Returns what was removed."""
+    removed = []
+    for entry in root.iterdir() if root.is_dir() else ():
+        m = _STALE.match(entry.name)
+        if m is None or not entry.is_dir() or _alive(int(m["pid"])):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:

@@ -157,6 +157,19 @@ def _backtest(text: Callable[[Path], str]) -> Setup:
     return setup
 
 
+def _failing_live_run(root: Path) -> list[str]:
+    """A paper run whose config passes the schema but fails at start-up: it must leave no run folder."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config" / "live.sandbox.yaml").read_text())
+    cfg.setdefault("risk", {})["default_leverage"] = 100
+    cfg["live"]["runs_dir"] = str(root / "runs")
+    cfg["sandbox"]["data"] = str(REPO / "backtests" / "data")
+    path = root / "live.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return ["run", "--config", str(path), "--duration", "5", "--no-api", "--no-status"]
+
+
 # ------------------------------------------------------------------------------------------- the cases
 
 
@@ -267,6 +280,8 @@ def cases() -> Iterator[BadInput]:
     huge = "  initial_balance: 12345678901234567890123456789012345678\n"
     yield BadInput("config", "38-digit balance", _backtest(lambda r: _good(r).replace(end, end + huge)),
                    r"backtest\.initial_balance: must be <= 1000000000000")
+    yield BadInput("config", "live run that fails before trading", _failing_live_run,
+                   r"risk\.default_leverage: leverage 100 above the maximum")
     yield BadInput("flag", "run id with a path",
                    lambda root: ["report", "../../x", "--runs-dir", str(root / "runs")], r"\.\./\.\./x")
 

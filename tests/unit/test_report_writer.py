@@ -233,3 +233,28 @@ def test_format_value_kinds() -> None:
     assert format_value(7, "int") == "7"
     assert format_value(1.5, "ratio") == "1.500"
     assert format_value(0, "time") == "-"
+
+
+def test_a_killed_writers_hidden_folder_is_swept_by_the_next_write(tmp_path: Path) -> None:
+    """A backtest SIGKILLed while writing its results leaves ``.tmp-<run>.<pid>-*``; the next write into the
+    same results folder removes it, and leaves a folder of a writer that is still running alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, tempfile; from pathlib import Path\n"
+        f"root = Path({str(tmp_path)!r})\n"
+        "d = Path(tempfile.mkdtemp(prefix=f'.tmp-run-9.{os.getpid()}-', dir=root))\n"
+        "(d / 'report.html').write_text('half')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    (left,) = [p.name for p in tmp_path.iterdir()]
+    assert left.startswith(".tmp-run-9.")
+    alive = tmp_path / f".tmp-run-8.{os.getpid()}-abc"  # a writer still running (this process)
+    alive.mkdir()
+    write(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "run-1"])
