@@ -19,6 +19,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kinetic_empire.core.processes import pid_alive
+
 _TEMP = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{32}\.tmp$")
 
 
@@ -34,7 +36,7 @@ def sweep_stale(folder: Path) -> list[Path]:
         return removed
     for entry in entries:
         m = _TEMP.match(entry.name)
-        if m is None or _alive(int(m["pid"])):
+        if m is None or pid_alive(int(m["pid"])):
             continue
         try:
             os.unlink(entry.path)
@@ -43,17 +45,6 @@ def sweep_stale(folder: Path) -> list[Path]:
             pass  # gone already, or not ours to remove: harmless
     return removed
 
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 class StagedFiles:

@@ -20,6 +20,7 @@ from typing import Any
 from ..core import events as ev
 from ..core.enums import OrderStatus
 from ..core.errors import KineticError
+from ..core.processes import pid_alive
 from .journal import SCHEMA_VERSION, read_events, read_meta
 
 ZERO = Decimal(0)
@@ -63,18 +64,6 @@ def check_journal(path: Path, *, rest_url: str | None = None, account: str | Non
         raise JournalError(f"run {run} belongs to another account (key fingerprint {meta.get('account')!r}, "
                            f"these keys are {account!r}). Resume with the keys that started it, or start a new run")
     return meta
-
-
-def pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def unclean_stop(meta: dict[str, Any]) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.processes import pid_alive
 from ..core.rules import SymbolRules
 from ._rows import cell, columns, dumps
 from .charts import render_equity_png
@@ -199,23 +200,12 @@ def sweep_stale_results(root: Path) -> list[Path]:
     removed = []
     for entry in root.iterdir() if root.is_dir() else ():
         m = _STALE.match(entry.name)
-        if m is None or not entry.is_dir() or _alive(int(m["pid"])):
+        if m is None or not entry.is_dir() or pid_alive(int(m["pid"])):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
 
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
