@@ -17,17 +17,23 @@ from dataclasses import replace
 from typing import Any
 
 
+def _patch(owner: Any, name: str, replacement: Any) -> None:
+    """Replace ``owner.name``; a target that no longer exists fails loudly instead of planting nothing."""
+    if not hasattr(owner, name):
+        raise AttributeError(f"plant target {getattr(owner, '__name__', owner)}.{name} does not exist any more")
+    setattr(owner, name, replacement)
+
+
 def _resend_new_id() -> None:
     """After an unknown outcome (5xx, timeout), send the order again under a new client id instead of looking
     the first one up: when the first did execute, one intent executes twice."""
     from kinetic_empire.binance.execution import BinanceExecution
 
-    async def _lookup(self: BinanceExecution, r: Any) -> bool:
+    async def _resolve_unknown(self: BinanceExecution, r: Any, cause: Any) -> None:
         again = replace(r, client_order_id=r.client_order_id[:30] + "-again")
         self._bus.publish(again)  # journaled by the bus like any request, then sent
-        return True
 
-    BinanceExecution._lookup = _lookup  # type: ignore[method-assign]
+    _patch(BinanceExecution, "_resolve_unknown", _resolve_unknown)
 
 
 def _dropped_fill() -> None:
@@ -43,17 +49,17 @@ def _dropped_fill() -> None:
             return
         original(self, st, symbol, order_id, trade_id, *rest)
 
-    UserTranslator._fill = _fill  # type: ignore[method-assign,assignment]
+    _patch(UserTranslator, "_fill", _fill)
 
 
 def _no_stop_replacement() -> None:
-    """Reconciliation no longer re-places a missing stop."""
-    from kinetic_empire.live.reconcile import Reconciler
+    """The protection guard (which reconciliation and its own timer call) no longer re-places a missing stop."""
+    from kinetic_empire.risk.guard import ProtectionGuard
 
-    def _protect(self: Reconciler, plan: Any) -> None:
-        return None
+    def check(self: ProtectionGuard) -> list[Any]:
+        return []
 
-    Reconciler._protect = _protect  # type: ignore[method-assign]
+    _patch(ProtectionGuard, "check", check)
 
 
 def _reused_client_id() -> None:
@@ -68,8 +74,8 @@ def _reused_client_id() -> None:
     def restore_ids(self: RiskCommands, ids: Any) -> None:
         return None
 
-    JournalView.last_seq = last_seq  # type: ignore[method-assign]
-    RiskCommands.restore_ids = restore_ids  # type: ignore[method-assign]
+    _patch(JournalView, "last_seq", last_seq)
+    _patch(RiskCommands, "restore_ids", restore_ids)
 
 
 def _send_before_journal() -> None:
@@ -77,12 +83,12 @@ def _send_before_journal() -> None:
     and the port no longer waits for the journal: an order can be on the venue with no journal row."""
     from kinetic_empire.live import journal
 
-    journal._COMMANDS = ()  # type: ignore[assignment]
+    _patch(journal, "_COMMANDS", ())
 
     def confirm(self: journal.Journal, command: Any) -> None:
         return None
 
-    journal.Journal.confirm = confirm  # type: ignore[method-assign]
+    _patch(journal.Journal, "confirm", confirm)
 
 
 PLANTS: dict[str, Callable[[], None]] = {

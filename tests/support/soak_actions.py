@@ -122,8 +122,10 @@ class Actions:
             self.env = {**self.env, ENV_KEY: info["api_key"], ENV_SECRET: info["api_secret"]}
             main = (["-m", "tests.support.planted_run", "--plant", self.plant, "--"] if self.plant else
                     ["-c", "import sys; from kinetic_empire.cli import main; sys.exit(main())"])
+            empty_env = self.workdir / "none.env"  # keys come from the environment, not from a .env file
+            empty_env.write_text("")
             self.base = [sys.executable, *main, "run", "--config", str(cfg), "--env-file",
-                         str(self.workdir / "none.env"), "--no-status", "--reconcile-every", "20"]
+                         str(empty_env), "--no-status", "--reconcile-every", "20"]
         self.client.admin("faults", fault_settings(self.fault_rate, self.seed))
 
     def status(self) -> dict[str, Any]:
