@@ -99,8 +99,8 @@ def _print(sb: SandboxServer, as_json: bool) -> None:
     start = datetime.fromtimestamp(sb.replay.start_time() / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
     print("Kinetic Empire sandbox: a local Binance USD-M futures exchange (sandbox keys only)", flush=True)
     print(f"  REST       {info['rest']}    (in place of https://fapi.binance.com)")
-    print(f"  WebSocket  {info['ws']}      (/ws/<stream>, /stream?streams=, /market/ws, "
-          "/private/ws?listenKey=)")
+    print(f"  WebSocket  {info['ws']}      (/market/stream?streams=, /public/stream?streams= for book and "
+          "trades, /private/ws?listenKey=)")
     print(f"  API key    {info['api_key']}")
     print(f"  Secret     {info['api_secret']}")
     print(f"  Replay     {', '.join(info['symbols']) or 'no data'} from {start}, {pace}", flush=True)  # type: ignore[arg-type]
