@@ -162,6 +162,11 @@ class BinanceExecution:
         """Requests still in flight."""
         return len(self._tasks)
 
+    def in_flight(self, symbol: str) -> int:
+        """Orders on ``symbol`` whose placement task has not ended (reconciliation waits for them)."""
+        orders = self.translator.orders
+        return sum(1 for cid in self._placing if (st := orders.get(cid)) is not None and st.symbol == symbol)
+
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait for in-flight requests (shutdown, tests)."""
         if self._tasks:

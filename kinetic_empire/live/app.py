@@ -280,7 +280,8 @@ class LiveEngine:
         self.bus.subscribe(Alert, self.alerts.on_alert)
         self.reconciler = Reconciler(self.translator, self.execution, self.risk, self.guard.check,
                                      self.bus, self.clock.now_ms, self.symbols, initial_state=self.initial_state,
-                                     printer=self.printer)
+                                     printer=self.printer, timer=self.timer,
+                                     spawn=lambda coro: self._spawn(coro, "reconciliation second look"))
 
     def _restore(self, view: JournalView) -> None:
         """What the journal believed, before the first reconciliation checks it against the venue."""
@@ -291,7 +292,7 @@ class LiveEngine:
     async def _on_user_connect(self) -> None:
         first = self.user.connections <= 1
         reason = "resume" if self.reconciler.resume is not None else "start" if first else "user stream reconnect"
-        await self.reconciler.run(reason)
+        await self.reconciler.run(reason, trading=reason == "user stream reconnect")
 
     def _reconcile_soon(self, symbol: str) -> None:
         """The port could not settle an order's outcome: reconcile now, not at the next timer or reconnect."""

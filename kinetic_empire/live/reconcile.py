@@ -7,7 +7,11 @@ away, orders cancelled or expired, positions and balance. Around it this module:
 * at resume, looks every journaled "sent, unknown" order up by client id; one the venue does not know was
   never placed (the request died with the process) and is closed as rejected, never resent;
 * explains each position difference by the fills just recorded; what they do not explain (a position the
-  engine did not open, a manual trade) puts the symbol in REDUCING with the reason and how to clear it;
+  engine did not open, a manual trade) puts the symbol in REDUCING with the reason and how to clear it.
+  While trading (not at start or resume) a difference is first only *pending*: an order of ours may still be
+  in flight, or its fill may wait in the freshly reconnected stream (handled only after this pass), so the
+  symbol is checked again once its orders are answered and ``settle_s`` has passed, against every fill
+  recorded meanwhile; only a difference that is still there is flagged;
 * then asks the protection guard (:class:`~kinetic_empire.risk.guard.ProtectionGuard`) to re-place at once
   any stop (or take-profit) an open position wants and the venue no longer has; the guard goes through the
   risk gate (:meth:`RiskCommands.replace_protection`) and keeps retrying (with a backoff) until the position
@@ -22,13 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from ..binance.errors import BinanceError
 from ..binance.translate import UserTranslator
 from ..core.bus import EventBus
+from ..core.clock import Clock
 from ..core.enums import Side, TradingState
 from ..core.events import Note, OrderFilled
 from ..risk.guard import GuardAction
@@ -41,7 +47,7 @@ MISMATCH = "RECONCILE_MISMATCH"
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    kind: str  # fill | closed | never-placed | adopt | flag | protect | balance
+    kind: str  # fill | closed | never-placed | adopt | pending | explained | flag | clear | protect | balance
     symbol: str
     believed: str
     exchange: str
@@ -78,6 +84,19 @@ class VenueSync(Protocol):
 
     async def reconcile(self, symbols: Iterable[str]) -> None: ...
 
+    def in_flight(self, symbol: str) -> int:
+        """Orders on ``symbol`` whose placement has not been answered yet."""
+        ...
+
+
+@dataclass
+class _Pending:
+    """A position difference waiting for its second look."""
+
+    believed: Decimal  # what the engine believed before the pass that found it
+    moved: Decimal  # fills recorded since then (that pass's and every one after)
+    since: float  # clock.monotonic() when it was found
+
 
 class RiskGate(Protocol):
     """What reconciliation asks of the risk manager."""
@@ -100,6 +119,10 @@ class Reconciler:
         *,
         initial_state: TradingState = TradingState.ACTIVE,
         printer: Callable[[str], None] | None = None,
+        timer: Clock | None = None,
+        spawn: Callable[[Coroutine[Any, Any, None]], None] | None = None,
+        settle_s: float = 2.0,
+        settle_bound_s: float = 120.0,
     ) -> None:
         self.translator = translator
         self.port = port
@@ -113,17 +136,58 @@ class Reconciler:
         self.plans: list[Plan] = []
         self.resume: JournalView | None = None  # set for the first pass after a resume
         self.flagged: set[str] = set()
+        self.timer = timer
+        self.spawn = spawn
+        self.settle_s = settle_s
+        self.settle_bound_s = settle_bound_s
+        self.pending: dict[str, _Pending] = {}
+        self._confirming = False
         self._lock = asyncio.Lock()
+        bus.subscribe(OrderFilled, self._on_fill)
 
     @property
     def actions(self) -> int:
         return sum(len(p.actions) for p in self.plans)
 
-    async def run(self, reason: str) -> Plan:
+    async def run(self, reason: str, *, trading: bool = True) -> Plan:
+        """One pass. ``trading``: orders may be in flight, so a position difference waits for a second look
+        (see the module docstring) rather than being flagged at once, as it is at start and resume."""
         async with self._lock:
-            return await self._run(reason)
+            plan = await self._run(reason, trading)
+        if self.pending and not self._confirming and self.timer is not None and self.spawn is not None:
+            self._confirming = True
+            self.spawn(self._confirm())
+        return plan
 
-    async def _run(self, reason: str) -> Plan:
+    def _on_fill(self, f: OrderFilled) -> None:
+        p = self.pending.get(f.symbol) if self.pending else None
+        if p is not None:
+            p.moved += f.quantity if f.side is Side.BUY else -f.quantity
+
+    def _settled(self, sym: str, now: float) -> bool:
+        p = self.pending[sym]
+        if now - p.since >= self.settle_bound_s:
+            return True
+        return now - p.since >= self.settle_s and not self.port.in_flight(sym)
+
+    async def _confirm(self) -> None:
+        """The second look at pending differences, once they have settled."""
+        timer = self.timer
+        assert timer is not None
+        try:
+            while self.pending:
+                now = timer.monotonic()
+                if any(self._settled(sym, now) for sym in self.pending):
+                    async with self._lock:
+                        await self._run("second look at " + ", ".join(sorted(self.pending)), True)
+                    continue
+                await timer.sleep(min(0.25, self.settle_s))
+        except BinanceError as exc:
+            log.warning("second look at a position difference failed (%s); the next reconciliation takes it", exc)
+        finally:
+            self._confirming = False
+
+    async def _run(self, reason: str, trading: bool) -> Plan:
         tr = self.translator
         bus = self.bus
         plan = Plan(reason)
@@ -145,7 +209,7 @@ class Reconciler:
                 plan.add("closed", st.symbol, f"{cid} open", "canceled/expired/filled", "marked final")
         if view is not None:
             self._never_placed(view, plan)
-        self._positions(believed, fills, plan)
+        self._positions(believed, fills, plan, trading)
         self._protect(plan)
         self._account(view, plan)
         self.plans.append(plan)
@@ -170,9 +234,21 @@ class Reconciler:
             plan.add("never-placed", r.symbol, f"{r.client_order_id} sent, outcome unknown", "unknown client id",
                      "closed as rejected (not resent)")
 
-    def _positions(self, believed: dict[str, Decimal], fills: list[OrderFilled], plan: Plan) -> None:
+    def _positions(self, believed: dict[str, Decimal], fills: list[OrderFilled], plan: Plan, trading: bool) -> None:
+        now = self.timer.monotonic() if self.timer is not None else 0.0
         for sym in self.symbols:
             exch = self.translator.positions.get(sym, (ZERO, ZERO))[0]
+            pending = self.pending.get(sym)
+            if pending is not None:
+                if not self._settled(sym, now):
+                    continue
+                del self.pending[sym]
+                if exch == pending.believed + pending.moved:
+                    plan.add("explained", sym, pending.believed, exch, "position follows fills recorded since the "
+                             "first look (orders then in flight)")
+                    continue
+                self._flag(sym, pending.believed, exch, pending.moved, plan)
+                continue
             was = believed.get(sym, ZERO)
             moved = sum((f.quantity if f.side is Side.BUY else -f.quantity for f in fills if f.symbol == sym), ZERO)
             if sym in self.flagged and exch == 0:
@@ -187,14 +263,22 @@ class Reconciler:
                 continue
             if sym in self.flagged:
                 continue
-            self.flagged.add(sym)
-            cause = (f"{MISMATCH} symbol={sym} journal={was} venue={exch} unexplained={exch - was - moved}: "
-                     "a position or trade this run did not make. Entries on the symbol are paused (exits allowed); "
-                     "close or reduce it on the venue and trading resumes at the next reconciliation that finds "
-                     "the symbol flat")
-            log.error("%s", cause)
-            self.risk.set_state(TradingState.REDUCING, cause, sym)
-            plan.add("flag", sym, was, exch, "REDUCING (position adopted into the portfolio, entries paused)")
+            if trading and self.timer is not None:
+                self.pending[sym] = _Pending(was, moved, now)
+                plan.add("pending", sym, was, exch, f"looked at again once its orders are answered (at least "
+                         f"{self.settle_s:g} s): fills still on their way may explain it")
+                continue
+            self._flag(sym, was, exch, moved, plan)
+
+    def _flag(self, sym: str, was: Decimal, exch: Decimal, moved: Decimal, plan: Plan) -> None:
+        self.flagged.add(sym)
+        cause = (f"{MISMATCH} symbol={sym} journal={was} venue={exch} unexplained={exch - was - moved}: "
+                 "a position or trade this run did not make. Entries on the symbol are paused (exits allowed); "
+                 "close or reduce it on the venue and trading resumes at the next reconciliation that finds "
+                 "the symbol flat")
+        log.error("%s", cause)
+        self.risk.set_state(TradingState.REDUCING, cause, sym)
+        plan.add("flag", sym, was, exch, "REDUCING (position adopted into the portfolio, entries paused)")
 
     def _protect(self, plan: Plan) -> None:
         for a in self.protect():
