@@ -52,7 +52,7 @@ from typing import Any
 from ..core.bus import EventBus
 from ..core.clock import Clock, LiveClock
 from ..core.errors import KineticError
-from ..core.events import CancelAllRequest, CancelRequest, OrderRequest
+from ..core.events import CancelAllRequest, CancelRequest, OrderOutcomeUnknown, OrderRequest
 from ..core.ports import VenueBalance, VenueOrder, VenuePosition
 from .errors import (
     AuthError,
@@ -229,6 +229,10 @@ class BinanceExecution:
     async def _resolve_unknown(self, r: OrderRequest, cause: BinanceError) -> None:
         """The unknown-outcome policy (module docstring): look up until found or the bound passes; never resend."""
         timer = self._timer
+        now = timer.now_ms()
+        opens = not (r.reduce_only or r.close_position or r.order_type.is_conditional)
+        self._bus.publish(OrderOutcomeUnknown(client_order_id=r.client_order_id, symbol=r.symbol, opens=opens,
+                                              reason=f"{cause.code}: {cause.msg}", ts_event=now, ts_init=now))
         deadline = timer.monotonic() + self.unknown_bound_s
         wait = self.unknown_grace_s
         lookups = 0

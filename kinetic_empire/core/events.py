@@ -190,6 +190,19 @@ class OrderRejected:
 
 
 @_event
+class OrderOutcomeUnknown:
+    """A request left and no answer says whether it executed (timeout, 5xx, unreadable reply): the port
+    looks it up by client id and never resends it. ``opens``: it could open or grow a position."""
+
+    client_order_id: str
+    symbol: str
+    opens: bool
+    reason: str
+    ts_event: int
+    ts_init: int
+
+
+@_event
 class OrderCanceled:
     client_order_id: str
     order_id: int

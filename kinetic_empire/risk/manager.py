@@ -29,7 +29,7 @@ from decimal import Decimal
 from ..core.account import AccountView
 from ..core.bus import EventBus
 from ..core.clock import Clock
-from ..core.enums import TradingState
+from ..core.enums import IntentAction, TradingState
 from ..core.events import (
     BalanceChanged,
     KlineClosed,
@@ -40,6 +40,7 @@ from ..core.events import (
     OrderFilled,
     OrderIntent,
     OrderRejected,
+    OrderRequest,
     PositionChanged,
     RiskDenied,
     TradingStateChanged,
@@ -52,6 +53,7 @@ from .decision import IntentDecider
 from .guards import Denial
 from .protection import PendingEntry, ProtectiveOrders
 from .state import TradingStates
+from .unanswered import UnansweredEntries
 from .watch import EquityWatch, LossStreak
 
 
@@ -88,6 +90,7 @@ class RiskManager:
         )
         self._protection = ProtectiveOrders(bus, clock, account, rules)
         self._equity = EquityWatch(account, config.guards, self._states)
+        self._unanswered = UnansweredEntries(bus)
         streak = config.guards.loss_streak
         self._streak: LossStreak | None = LossStreak(streak, self._states) if streak is not None else None
 
@@ -161,7 +164,11 @@ class RiskManager:
         """Publish the intent's OrderRequest(s), or one RiskDenied."""
         now = self._clock.now_ms()
         self._equity.observe(now)
-        decision = self._decider.decide(intent, now)
+        decision: Denial | tuple[list[OrderRequest], PendingEntry | None] | None = None
+        if intent.action is IntentAction.OPEN_LONG or intent.action is IntentAction.OPEN_SHORT:
+            decision = self._unanswered.check(intent.symbol)
+        if decision is None:
+            decision = self._decider.decide(intent, now)
         if isinstance(decision, Denial):
             self._bus.publish(
                 RiskDenied(

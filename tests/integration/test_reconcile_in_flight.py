@@ -1,4 +1,4 @@
-"""Reconciliation while trading: an order in flight must not look like a foreign position (issue 11).
+"""Orders in flight while trading (issue 11): not mistaken for a foreign position, and no second entry on top.
 
 Found by the CI soak: a user-stream reconnect reconciled while a closing market order of ours was still in
 flight (its fill waited in the new socket, its REST answer had not come back), so the venue showed the
@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from kinetic_empire.core.enums import OrderType, Side, TradingState
-from kinetic_empire.core.events import OrderRequest
+from kinetic_empire.core.enums import IntentAction, OrderType, Side, TradingState
+from kinetic_empire.core.events import OrderIntent, OrderOutcomeUnknown, OrderRequest, RiskDenied
 from kinetic_empire.live.app import LiveEngine
 from kinetic_empire.live.config import LiveConfig
+from kinetic_empire.sandbox import FaultConfig
 from tests.support.live import DATA, RISK, START, K, sandbox_position, stepped_engine
 from tests.support.waiting import until
 
@@ -130,3 +131,46 @@ def test_a_difference_still_there_at_the_second_look_is_flagged(tmp_path: Path) 
 
     asyncio.run(body())
 
+
+
+def intent(iid: str, price: float) -> OrderIntent:
+    return OrderIntent(intent_id=iid, strategy_id="ema_cross", symbol="NEARUSDT", action=IntentAction.OPEN_LONG,
+                       quantity=Decimal(100), reference_price=price, ts_event=0, ts_init=0)
+
+
+def test_no_second_entry_while_the_first_ones_outcome_is_unknown(tmp_path: Path) -> None:
+    """An entry timed out after the venue executed it: until the look-up finds it, the account looks flat,
+    and a strategy entering "when flat" would double the position. The risk gate denies entries on the
+    symbol until the venue answers; exits pass; after the answer entries pass again."""
+    faults = FaultConfig(enabled=False, timeout_seconds=0.2, timeout_executed_share=1.0)
+
+    async def body() -> None:
+        async with stepped_engine(tmp_path / "unknown", config=quiet_config(), faults=faults,
+                                  stale_after_s=0) as (sb, engine):
+            price = float(next(s.last for s in sb.replay.series if s.symbol == "NEARUSDT"))
+            denied: list[RiskDenied] = []
+            unknown: list[OrderOutcomeUnknown] = []
+            engine.bus.subscribe(RiskDenied, denied.append)
+
+            def second_entry(event: OrderOutcomeUnknown) -> None:  # the strategy's next kline, at the worst time
+                unknown.append(event)
+                engine.bus.publish(intent("again-1", price))
+
+            engine.bus.subscribe(OrderOutcomeUnknown, second_entry)
+            stream = HeldStream(engine)
+            sb.faults.cfg.enabled, sb.faults.cfg.timeout_rate = True, 1.0
+            engine.bus.publish(intent("first-1", price))
+            await until(lambda: bool(unknown), "the entry's outcome became unknown")
+            sb.faults.cfg.enabled = False
+            assert [d.code for d in denied] == ["ENTRY_OUTCOME_UNKNOWN"], denied
+            assert unknown[0].opens and unknown[0].symbol == "NEARUSDT"
+            await engine.execution.drain()  # the look-up found it
+            stream.release()
+            assert sandbox_position(sb, "NEARUSDT") == 100  # once, not twice
+            engine.bus.unsubscribe(OrderOutcomeUnknown, second_entry)
+            engine.bus.publish(intent("after-1", price))
+            await engine.execution.drain()
+            assert [d.code for d in denied] == ["ENTRY_OUTCOME_UNKNOWN"], denied
+            assert sandbox_position(sb, "NEARUSDT") == 200
+
+    asyncio.run(body())
