@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from kinetic_empire.core.rules import LeverageBrackets, SymbolRules
 from kinetic_empire.data import KlineFrame
 from kinetic_empire.resources import default_brackets, default_symbol_rules
+
+# Property tests: the same examples on every run by default (CI must not pass or fail by luck); set
+# HYPOTHESIS_PROFILE=explore to search new examples locally (anything found belongs in a fixed test).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

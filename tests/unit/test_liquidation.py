@@ -63,8 +63,8 @@ def test_float_and_decimal_paths_agree(brackets, qty, entry, margin):
     assume(not near_a_cap(brackets, abs(qty) * exact) and not near_a_cap(brackets, abs(qty) * entry))
     # a position whose liquidation price is within rounding of zero may land on either side of it
     assume(exact == 0 or exact > entry * D("1e-9"))
-    if exact == 0:
-        assert fast == 0
+    if exact == 0:  # clamped at zero; the float path may stop within rounding above it
+        assert 0 <= fast <= float(entry) * 1e-9
     else:
         assert abs(D(repr(fast)) - exact) <= exact * D("1e-9"), (exact, fast)
 
