@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import sysconfig
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -106,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = Backtest(config, registry, check_lookahead=args.check_lookahead).run(progress=bar.update)
     except StrategyError as exc:
-        raise KineticError(f"{exc}\n  {where_it_failed(exc)}") from exc
+        raise KineticError(f"{exc}\n  {exc.where}") from exc
     finally:
         bar.close()
     for warning in date_warnings(result):
@@ -135,31 +133,6 @@ def _print_lookahead(result: Any) -> None:
         print(f"  {line}")
     for runner in result.runners:
         print(f"  {describe_pass(runner.strategy, len(runner.history_open_time))}")
-
-
-def where_it_failed(error: StrategyError) -> str:
-    """``at strategies/boom.py:5 in on_kline: raise ValueError('bad idea')``: the innermost frame of the
-    strategy's own code (not the engine's, not a library's), else the innermost frame of all."""
-    frames = traceback.extract_tb(error.cause.__traceback__)
-    if not frames:
-        return "(no traceback)"
-    engine = str(Path(__file__).resolve().parents[1])
-    libraries = {str(Path(p).resolve()) for p in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
-                                                  sysconfig.get_paths()["platlib"])}  # fmt: skip
-    own = [f for f in frames
-           if not str(Path(f.filename).resolve()).startswith(engine)
-           and not any(str(Path(f.filename).resolve()).startswith(lib) for lib in libraries)]  # fmt: skip
-    frame = (own or frames)[-1]
-    where = _shown_path(frame.filename)
-    code = f": {frame.line.strip()}" if frame.line else ""
-    return f"at {where}:{frame.lineno} in {frame.name}{code}"
-
-
-def _shown_path(filename: str) -> str:
-    try:
-        return str(Path(filename).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return filename
 
 
 class _ProgressBar:

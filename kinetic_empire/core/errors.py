@@ -43,6 +43,29 @@ class StrategyError(KineticError):
         self.cause = cause
         super().__init__(f"strategy {strategy!r} raised {type(cause).__name__}: {cause} (while handling {event!r})")
 
+    @property
+    def where(self) -> str:
+        """``at strategies/boom.py:5 in on_kline: raise ValueError('bad idea')``: the innermost frame of the
+        strategy's own code (not the engine's, not a library's), else the innermost frame of all."""
+        import sysconfig
+        import traceback
+        from pathlib import Path
+
+        frames = traceback.extract_tb(self.cause.__traceback__)
+        if not frames:
+            return "(no traceback)"
+        paths = sysconfig.get_paths()
+        outside = (str(Path(__file__).resolve().parents[1]),
+                   *{str(Path(paths[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+        own = [f for f in frames if not str(Path(f.filename).resolve()).startswith(outside)]
+        frame = (own or frames)[-1]
+        try:
+            shown = str(Path(frame.filename).resolve().relative_to(Path.cwd()))
+        except ValueError:
+            shown = frame.filename
+        code = f": {frame.line.strip()}" if frame.line else ""
+        return f"at {shown}:{frame.lineno} in {frame.name}{code}"
+
 
 class HandlerError(KineticError):
     """A bus handler raised; carries the handler and the event that triggered it."""

@@ -280,6 +280,7 @@ class StrategyRunner:
             raise error from exc
         self.halted = True
         self._pending.clear()
-        log.error("strategy halted: %s", error)
+        log.error("strategy halted: %s %s", error, error.where)
         now = self._clock.now_ms()
-        self._bus.publish(StrategyHalted(strategy_id=self.strategy_id, error=str(error), ts_event=now, ts_init=now))
+        self._bus.publish(StrategyHalted(strategy_id=self.strategy_id, error=f"{error} {error.where}", ts_event=now,
+                                         ts_init=now))
