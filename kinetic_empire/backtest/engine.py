@@ -160,7 +160,7 @@ class Backtest:
             decided, checked = check_decisions(runner.strategy, arrays, frame.open_time)
             if decided:
                 raise LookaheadError(decided)
-            findings = check_lookahead(runner.strategy, arrays)
+            findings = check_lookahead(runner.strategy, arrays, open_time=frame.open_time)
             if findings:
                 raise LookaheadError(findings)
             self.lookahead_checked.append(f"{runner.strategy.strategy_name()} on {runner.symbol}: {checked}")

@@ -68,6 +68,7 @@ def check_lookahead(
     samples: int = 24,
     seed: int = 7,
     rtol: float = 1e-9,
+    open_time: np.ndarray | None = None,
 ) -> list[LookaheadFinding]:
     """Compare full-history indicators with truncated recomputations at ``samples`` klines."""
     o, h, lo, c, v = arrays
@@ -75,13 +76,14 @@ def check_lookahead(
     if n < 3:
         return []
     full = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)
-    full._bind(o, h, lo, c, v)
+    full._bind(o, h, lo, c, v, open_time)
     reference = {s.name: engine_array(s) for s in full._indicators}
     picks = sample_points(n, samples, seed)
     findings: list[LookaheadFinding] = []
     for k in picks:
         probe = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)
-        probe._bind(o[: k + 1], h[: k + 1], lo[: k + 1], c[: k + 1], v[: k + 1])
+        probe._bind(o[: k + 1], h[: k + 1], lo[: k + 1], c[: k + 1], v[: k + 1],
+                    None if open_time is None else open_time[: k + 1])
         for series in probe._indicators:
             a = float(reference[series.name][k])
             b = float(engine_array(series)[k])

@@ -117,7 +117,7 @@ def check_decisions(
         s, emitted = fresh()
         pos, steps = 0.0, []
         for k in range(start, end):
-            s._bind(o[: k + 1], h[: k + 1], lo[: k + 1], c[: k + 1], v[: k + 1])
+            s._bind(o[: k + 1], h[: k + 1], lo[: k + 1], c[: k + 1], v[: k + 1], times[: k + 1])
             if k == start:
                 s.on_start()
             steps.append(_step(s, k, pos, c, kline, emitted))
@@ -131,7 +131,7 @@ def check_decisions(
     names: set[str] = set()
     for (start, end), live_steps in zip(spans, live):
         s, emitted = fresh()
-        s._bind(o, h, lo, c, v)
+        s._bind(o, h, lo, c, v, times)
         warm = s._inferred_warmup() if warm is None else warm
         s.on_start()
         pos = 0.0

@@ -33,6 +33,7 @@ import numpy as np
 from ..core.enums import IntentAction
 from ..core.errors import ConfigError
 from ..core.events import KlineClosed, OrderFilled, OrderRejected, RiskDenied
+from .higher import HigherTimeframe, compute
 from .series import Cursor, Series, engine_array
 
 API_VERSION = 1
@@ -135,6 +136,7 @@ class IndicatorSpec:
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
     outputs: tuple[str, ...]
+    timeframe: str | None = None  # computed on this higher timeframe (:mod:`.higher`); None: the strategy's
 
 
 class Strategy:
@@ -164,6 +166,8 @@ class Strategy:
         self._specs: list[IndicatorSpec] = []
         self._indicators: list[Series] = []
         self._base: dict[str, Series] = {}
+        self._open_time: np.ndarray | None = None
+        self._higher_cache: dict[str, HigherTimeframe] = {}
         self._emit: Callable[..., None] = _unbound
         self.position: Position = FLAT
 
@@ -221,22 +225,35 @@ class Strategy:
     def volume(self) -> Series:
         return self._base["volume"]
 
-    def I(self, func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:  # noqa: E743
+    def I(  # noqa: E743
+        self, func: Callable[..., Any], *args: Any, name: str | None = None, timeframe: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Declare an indicator: ``func`` runs once over the whole history (or the live window) on
         numpy arrays; the result is revealed to the strategy only up to the current kline.
 
         ``args`` may be series (``self.close``, another indicator) or plain values. A function that
-        returns a tuple of arrays gives a tuple of series.
+        returns a tuple of arrays gives a tuple of series. ``timeframe="4h"`` computes it on 4h klines
+        built from the strategy's own (inputs: price series or plain values); a 4h value shows from the
+        kline that closes its 4h period on (:mod:`.higher`).
         """
         label = name or _label(func, args, kwargs)
+        if timeframe is not None and timeframe != self.timeframe:
+            label = f"{label}@{timeframe}" if name is None else label
         taken = {spec.name for spec in self._specs}
         base_label, n = label, 2
         while label in taken:
             label, n = f"{base_label}#{n}", n + 1
-        result = func(*[_raw(a) for a in args], **{k: _raw(v) for k, v in kwargs.items()})
+        if timeframe is not None and timeframe != self.timeframe:
+            result: Any = compute(func, args, kwargs, self._higher(timeframe), self._price_field, label)
+            if len(result) == 1:
+                result = result[0]
+        else:
+            timeframe = None
+            result = func(*[_raw(a) for a in args], **{k: _raw(v) for k, v in kwargs.items()})
         arrays = result if isinstance(result, tuple) else (result,)
         outputs = tuple(f"{label}[{k}]" for k in range(len(arrays))) if len(arrays) > 1 else (label,)
-        self._specs.append(IndicatorSpec(label, func, args, kwargs, outputs))
+        self._specs.append(IndicatorSpec(label, func, args, kwargs, outputs, timeframe))
         made = []
         for out, arr in zip(outputs, arrays):
             values = np.asarray(arr, dtype=np.float64)
@@ -306,10 +323,28 @@ class Strategy:
         """Called once at the end of a backtest or when a live run stops."""
 
     # -------------------------------------------------------------------------- engine plumbing
+    def _higher(self, timeframe: str) -> HigherTimeframe:
+        made = self._higher_cache.get(timeframe)
+        if made is None:
+            if self._open_time is None:
+                raise ValueError(f"timeframe={timeframe!r}: this history has no kline times")
+            base = {k: engine_array(s) for k, s in self._base.items()}
+            made = self._higher_cache[timeframe] = HigherTimeframe(base, self._open_time, self.timeframe, timeframe)
+        return made
+
+    def _price_field(self, value: Any) -> str | None:
+        for field, series in self._base.items():
+            if value is series:
+                return field
+        return None
+
     def _bind(
-        self, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
+        self, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
+        open_time: np.ndarray | None = None,
     ) -> None:
-        """Attach a price history and (re)compute every indicator over it."""
+        """Attach a price history (and its kline open times) and (re)compute every indicator over it."""
+        self._open_time = open_time
+        self._higher_cache = {}
         self._base = {
             "open": Series(open_, self._cursor, "open"),
             "high": Series(high, self._cursor, "high"),

@@ -96,7 +96,7 @@ class StrategyRunner:
         ``start_index``: position in the history of the first kline that will be published (earlier
         rows are warm-up history only).
         """
-        self._guard(lambda: self.strategy._bind(open_, high, low, close, volume), "init")
+        self._guard(lambda: self.strategy._bind(open_, high, low, close, volume, open_time), "init")
         self._times = open_time.tolist()
         self._i = start_index - 1
         self._warmup = self.strategy._inferred_warmup()
@@ -179,7 +179,8 @@ class StrategyRunner:
         if not self._times:
             return
         h = {k: np.asarray(v, dtype=np.float64) for k, v in self._hist.items()}
-        self._guard(lambda: self.strategy._bind(h["open"], h["high"], h["low"], h["close"], h["volume"]), "init")
+        times = np.asarray(self._times, dtype=np.int64)
+        self._guard(lambda: self.strategy._bind(h["open"], h["high"], h["low"], h["close"], h["volume"], times), "init")
         self.strategy._cursor.i = len(self._times) - 1
         self._warmup = self.strategy._inferred_warmup()
 

@@ -143,3 +143,11 @@ def test_new_strategy_writes_a_template_that_backtests(tmp_path: Path, capsys, m
     assert sorted(p.name for p in (tmp_path / "strategies").iterdir()) == ["my_pullback.py"]
     assert main([*QUICK, "--strategy", "my_pullback", "--start", "2023-09-01"]) == 0
     assert strategies_line(capsys.readouterr().out).startswith("Strategies: my_pullback 15m on FILUSDT, NEARUSDT")
+
+
+def test_multi_timeframe_example_backtests_and_passes_the_lookahead_check(capsys) -> None:
+    assert main([*QUICK, "--start", "2023-09-01", "--strategy", "mtf_trend", "--check-lookahead"]) == 0
+    out = capsys.readouterr().out
+    assert "ema(close, 20)@4h" in out and "identical with and without the future" in out
+    trades = next(line for line in out.splitlines() if line.startswith("Trades"))
+    assert int(trades.split()[-1]) >= 20, trades

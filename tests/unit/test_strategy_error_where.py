@@ -16,7 +16,7 @@ def raised_in(path: Path, source: str) -> BaseException:
     spec.loader.exec_module(module)
     try:
         module.on_kline()
-    except Exception as exc:  # noqa: BLE001 - the point is what was raised
+    except Exception as exc:
         return exc
     raise AssertionError("did not raise")
 
