@@ -29,3 +29,12 @@ def timeframe_ms(timeframe: str) -> int:
         return TIMEFRAME_MS[timeframe]
     except KeyError:
         raise ValueError(f"unknown timeframe {timeframe!r}; Binance offers {', '.join(TIMEFRAME_MS)}") from None
+
+
+WEEK_ORIGIN_MS = 4 * 1440 * _MINUTE
+"""Binance weekly klines open on Monday 00:00 UTC; the epoch (1970-01-01) was a Thursday."""
+
+
+def period_origin_ms(timeframe: str) -> int:
+    """Epoch offset that open_times of `timeframe` are aligned to: 0 for all but ``1w`` (Mondays)."""
+    return WEEK_ORIGIN_MS if timeframe == "1w" else 0

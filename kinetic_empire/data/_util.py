@@ -8,18 +8,11 @@ from typing import TypeAlias
 import numpy as np
 import pandas as pd
 
+from kinetic_empire.core.timeframes import period_origin_ms as period_origin_ms  # re-exported for data modules
 from kinetic_empire.core.timeframes import timeframe_ms
 
-_DAY_MS = 86_400_000
-_WEEK_ORIGIN_MS = 4 * _DAY_MS
-"""Binance weekly klines open on Monday 00:00 UTC; the epoch (1970-01-01) was a Thursday."""
 
 TimeLike: TypeAlias = int | str | datetime | date | pd.Timestamp | np.datetime64
-
-
-def period_origin_ms(timeframe: str) -> int:
-    """Epoch offset that open_times of `timeframe` are aligned to: 0 for all but ``1w`` (Mondays)."""
-    return _WEEK_ORIGIN_MS if timeframe == "1w" else 0
 
 
 def interval_ms(timeframe: str) -> int:

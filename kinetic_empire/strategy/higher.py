@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.timeframes import timeframe_ms
-from ..data._util import period_origin_ms
+from ..core.timeframes import period_origin_ms, timeframe_ms
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
