@@ -11,7 +11,6 @@ import pandas as pd
 from kinetic_empire.core.timeframes import period_origin_ms as period_origin_ms  # re-exported for data modules
 from kinetic_empire.core.timeframes import timeframe_ms
 
-
 TimeLike: TypeAlias = int | str | datetime | date | pd.Timestamp | np.datetime64
 
 
