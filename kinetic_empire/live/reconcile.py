@@ -94,7 +94,6 @@ class _Pending:
     """A position difference waiting for its second look."""
 
     believed: Decimal  # what the engine believed before the pass that found it
-    moved: Decimal  # fills recorded since then (that pass's and every one after)
     since: float  # clock.monotonic() when it was found
 
 
@@ -141,6 +140,9 @@ class Reconciler:
         self.settle_s = settle_s
         self.settle_bound_s = settle_bound_s
         self.pending: dict[str, _Pending] = {}
+        self.held: dict[str, Decimal] = {}
+        """The position each symbol's fills imply: the venue's at the last reconciliation plus every fill
+        recorded since. Not the stream's ACCOUNT_UPDATE: a gap can lose that message after its fill arrived."""
         self._confirming = False
         self._lock = asyncio.Lock()
         bus.subscribe(OrderFilled, self._on_fill)
@@ -160,9 +162,7 @@ class Reconciler:
         return plan
 
     def _on_fill(self, f: OrderFilled) -> None:
-        p = self.pending.get(f.symbol) if self.pending else None
-        if p is not None:
-            p.moved += f.quantity if f.side is Side.BUY else -f.quantity
+        self.held[f.symbol] = self.held.get(f.symbol, ZERO) + (f.quantity if f.side is Side.BUY else -f.quantity)
 
     def _settled(self, sym: str, now: float) -> bool:
         p = self.pending[sym]
@@ -192,7 +192,9 @@ class Reconciler:
         bus = self.bus
         plan = Plan(reason)
         view, self.resume = self.resume, None
-        believed = dict(view.positions) if view is not None else {s: q for s, (q, _e) in tr.positions.items()}
+        if view is not None:
+            self.held = dict(view.positions)
+        believed = dict(self.held)
         before = {cid: (st.terminal, st.filled) for cid, st in tr.orders.items()}
         fills: list[OrderFilled] = []
         bus.subscribe(OrderFilled, fills.append)
@@ -209,7 +211,7 @@ class Reconciler:
                 plan.add("closed", st.symbol, f"{cid} open", "canceled/expired/filled", "marked final")
         if view is not None:
             self._never_placed(view, plan)
-        self._positions(believed, fills, plan, trading)
+        self._positions(believed, plan, trading)
         self._protect(plan)
         self._account(view, plan)
         self.plans.append(plan)
@@ -234,41 +236,45 @@ class Reconciler:
             plan.add("never-placed", r.symbol, f"{r.client_order_id} sent, outcome unknown", "unknown client id",
                      "closed as rejected (not resent)")
 
-    def _positions(self, believed: dict[str, Decimal], fills: list[OrderFilled], plan: Plan, trading: bool) -> None:
+    def _positions(self, believed: dict[str, Decimal], plan: Plan, trading: bool) -> None:
         now = self.timer.monotonic() if self.timer is not None else 0.0
+        held = self.held
         for sym in self.symbols:
             exch = self.translator.positions.get(sym, (ZERO, ZERO))[0]
+            expected = held.get(sym, ZERO)  # believed before the pass plus every fill recorded since
             pending = self.pending.get(sym)
             if pending is not None:
                 if not self._settled(sym, now):
                     continue
                 del self.pending[sym]
-                if exch == pending.believed + pending.moved:
+                if exch == expected:
                     plan.add("explained", sym, pending.believed, exch, "position follows fills recorded since the "
                              "first look (orders then in flight)")
-                    continue
-                self._flag(sym, pending.believed, exch, pending.moved, plan)
+                else:
+                    self._flag(sym, pending.believed, exch, expected - pending.believed, plan)
+                held[sym] = exch
                 continue
             was = believed.get(sym, ZERO)
-            moved = sum((f.quantity if f.side is Side.BUY else -f.quantity for f in fills if f.symbol == sym), ZERO)
             if sym in self.flagged and exch == 0:
                 self.flagged.discard(sym)
                 self.risk.set_state(self.initial_state, f"RECONCILE_CLEARED symbol={sym} flat on the venue", sym)
                 plan.add("clear", sym, "REDUCING", "flat", "trading resumes on the symbol")
+                held[sym] = exch
                 continue
-            if exch == was:
-                continue
-            if exch == was + moved:
-                plan.add("adopt", sym, was, exch, "position follows the fills recorded above")
+            if exch == expected:
+                if exch != was:
+                    plan.add("adopt", sym, was, exch, "position follows the fills recorded above")
                 continue
             if sym in self.flagged:
+                held[sym] = exch
                 continue
             if trading and self.timer is not None:
-                self.pending[sym] = _Pending(was, moved, now)
+                self.pending[sym] = _Pending(was, now)
                 plan.add("pending", sym, was, exch, f"looked at again once its orders are answered (at least "
                          f"{self.settle_s:g} s): fills still on their way may explain it")
                 continue
-            self._flag(sym, was, exch, moved, plan)
+            self._flag(sym, was, exch, expected - was, plan)
+            held[sym] = exch
 
     def _flag(self, sym: str, was: Decimal, exch: Decimal, moved: Decimal, plan: Plan) -> None:
         self.flagged.add(sym)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import events as ev
-from ..core.enums import OrderStatus
+from ..core.enums import OrderStatus, Side
 from ..core.errors import KineticError
 from ..core.processes import pid_alive
 from .journal import SCHEMA_VERSION, read_events, read_meta
@@ -81,7 +81,7 @@ class JournalView:
     terminal: set[str] = field(default_factory=set)
     filled: dict[str, Decimal] = field(default_factory=dict)
     fills: set[tuple[str, int]] = field(default_factory=set)
-    positions: dict[str, Decimal] = field(default_factory=dict)
+    positions: dict[str, Decimal] = field(default_factory=dict)  # the last update plus the fills after it
     wallet: Decimal | None = None
     intents: dict[str, ev.OrderIntent] = field(default_factory=dict)
     symbol_states: dict[str | None, ev.TradingStateChanged] = field(default_factory=dict)
@@ -92,6 +92,7 @@ class JournalView:
     @classmethod
     def load(cls, path: Path, meta: dict[str, Any]) -> JournalView:
         view = cls(meta)
+        position_ts: dict[str, int] = {}  # the time of each symbol's last position update
         for e in read_events(path):
             view.events += 1
             view.last_ts = max(view.last_ts, e.ts_event)
@@ -103,6 +104,9 @@ class JournalView:
                 view.accepted.add(e.client_order_id)
             elif isinstance(e, ev.OrderFilled):
                 view.fills.add((e.symbol, e.trade_id))
+                if e.ts_event > position_ts.get(e.symbol, -1):  # a fill the last position update did not include
+                    signed = e.quantity if e.side is Side.BUY else -e.quantity
+                    view.positions[e.symbol] = view.positions.get(e.symbol, ZERO) + signed
                 view.filled[e.client_order_id] = view.filled.get(e.client_order_id, ZERO) + e.quantity
                 if e.status is OrderStatus.FILLED:
                     view.terminal.add(e.client_order_id)
@@ -110,6 +114,7 @@ class JournalView:
                 view.terminal.add(e.client_order_id)
             elif isinstance(e, ev.PositionChanged):
                 view.positions[e.symbol] = e.quantity
+                position_ts[e.symbol] = e.ts_event
             elif isinstance(e, ev.BalanceChanged):
                 view.wallet = e.wallet_balance
                 view.day_start_wallet.setdefault(e.ts_event // 86_400_000, e.wallet_balance)

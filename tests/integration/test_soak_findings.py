@@ -25,7 +25,7 @@ from kinetic_empire.binance.rest import BinanceRest
 from kinetic_empire.binance.signing import Credentials
 from kinetic_empire.binance.translate import UserTranslator
 from kinetic_empire.core.bus import EventBus
-from kinetic_empire.core.enums import IntentAction, OrderType, Side
+from kinetic_empire.core.enums import IntentAction, OrderStatus, OrderType, Side
 from kinetic_empire.core.events import OrderFilled, OrderIntent, OrderRequest
 from kinetic_empire.exchange.config import ExchangeConfig
 from kinetic_empire.live.config import LiveConfig
@@ -34,6 +34,7 @@ from kinetic_empire.sandbox import SandboxServer
 from tests.integration.test_resume import crash, resumed
 from tests.support.live import DATA, RISK, START, K, step, stepped_engine
 from tests.support.sandbox import Client, run
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 NEAR = "NEARUSDT"
@@ -183,3 +184,55 @@ def test_a_position_closed_while_down_is_journaled_flat_after_resume(tmp_path: P
         assert positions[-1] == 0, positions
 
     asyncio.run(body())
+
+
+def test_a_lost_position_update_after_its_fill_is_not_a_mismatch(tmp_path: Path) -> None:
+    """Soak finding (seed 8, 24 h, after the second look landed): a user-stream drop lost the ACCOUNT_UPDATE
+    of a fill whose ORDER_TRADE_UPDATE had arrived, so the stream's position said -1800 while the journaled
+    fills said -2700; the reconnect's reconciliation compared the venue with the stream's position and
+    flagged ``NEARUSDT believed -1800 venue -3262``. The belief is now the fills' (reconcile.Reconciler.held),
+    and a resumed journal's position adds the fills after its last position update (JournalView)."""
+    from tests.integration.test_reconcile_in_flight import market, quiet_config
+
+    async def body() -> None:
+        async with stepped_engine(tmp_path / "lost", config=quiet_config(), stale_after_s=0) as (_sb, engine):
+            handler = engine.user._on_event
+            engine.user._on_event = lambda msg: None if msg.get("e") == "ACCOUNT_UPDATE" else handler(msg)
+            engine.bus.publish(market("ours-3", "300"))
+            await engine.execution.drain()
+            await until(lambda: engine.translator.orders["ours-3"].filled == 300, "the fill on the stream")
+            assert engine.translator.positions.get(NEAR, (0, 0))[0] == 0  # its position update was lost
+            engine.user._on_event = handler
+            plan = await engine.reconciler.run("user stream reconnect")
+            assert [a.kind for a in plan.actions] == [], plan.format()
+            assert not engine.reconciler.pending and engine.translator.positions[NEAR][0] == 300
+
+    asyncio.run(body())
+
+
+def test_a_resumed_journal_counts_fills_after_its_last_position_update(tmp_path: Path) -> None:
+    """A kill (or a stream gap) between a journaled fill and its position update: the journal's belief is the
+    last update plus the later fills, never a fill twice (an update at the fill's time already holds it)."""
+    from kinetic_empire.core.events import PositionChanged
+    from kinetic_empire.live.journal import SCHEMA_VERSION, Journal
+    from kinetic_empire.live.resume import JournalView as ResumeView
+    from kinetic_empire.live.resume import check_journal
+
+    def fill(trade: int, qty: str, ts: int) -> OrderFilled:
+        return OrderFilled(client_order_id="e-1", order_id=1, trade_id=trade, symbol=NEAR, side=Side.SELL,
+                           order_type=OrderType.MARKET, quantity=Decimal(qty), price=Decimal("1.38"),
+                           commission=Decimal(0), realized_pnl=Decimal(0), is_maker=False,
+                           status=OrderStatus.PARTIALLY_FILLED, ts_event=ts, ts_init=ts)
+
+    def position(qty: str, ts: int) -> PositionChanged:
+        return PositionChanged(symbol=NEAR, quantity=Decimal(qty), entry_price=Decimal("1.38"), leverage=2,
+                               ts_event=ts, ts_init=ts)
+
+    path = tmp_path / "run" / "journal.sqlite"
+    journal = Journal(path)
+    journal.set_meta(schema_version=SCHEMA_VERSION, pid=1 << 22)
+    for e in (fill(1, "900", 10), position("-900", 10), position("-1800", 20), fill(2, "900", 20),  # either order
+              fill(3, "900", 30)):  # its position update never came
+        journal.record(e)
+    journal.close()
+    assert ResumeView.load(path, check_journal(path)).positions[NEAR] == Decimal(-2700)
