@@ -78,9 +78,13 @@ class Ewm(Incremental):
         return self.min_periods + _decay_klines(self.alpha)
 
 
-def Ema(period: int) -> Ewm:  # noqa: N802  (a constructor, named like the class it makes)
+class Ema(Ewm):
     """``indicators.ema``: span ``period``, first value at kline ``period - 1``."""
-    return Ewm((int(period) - 1) / 2, int(period))
+
+    __slots__ = ()
+
+    def __init__(self, period: int) -> None:
+        super().__init__((int(period) - 1) / 2, int(period))
 
 
 class Rsi(Incremental):

@@ -118,7 +118,8 @@ class LiveIndicators:
             return value
 
         def step(i: int) -> None:
-            result = spec.func(*[arg(a, i + 1) for a in spec.args], **{k: arg(v, i + 1) for k, v in spec.kwargs.items()})
+            end = i + 1
+            result = spec.func(*[arg(a, end) for a in spec.args], **{k: arg(v, end) for k, v in spec.kwargs.items()})
             arrays = result if isinstance(result, tuple) else (result,)
             if len(arrays) != len(outputs):
                 raise ValueError(f"indicator {spec.name} returned {len(arrays)} arrays, expected {len(outputs)}")

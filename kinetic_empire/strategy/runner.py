@@ -32,6 +32,7 @@ from ..core.events import (
 )
 from .base import FLAT, Position, Strategy
 from .live_indicators import BASE_FIELDS, LiveIndicators, history_needed, probe_history_needed
+from .rejection import OrderRejection
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class StrategyRunner:
         self._live = LiveIndicators(self.strategy, window=self._window, keep=self._window)
         self._cursor.i = n - 1
         self._seen = n
-        needed, per = history_needed(self.strategy, self._window)
+        per = history_needed(self.strategy, self._window)[1]
         short = {name: k for name, k in per.items() if k >= n}
         if short:
             log.warning("%s on %s %s: %d klines of warm-up history, fewer than %s need to equal a backtest's "
@@ -286,11 +287,11 @@ class StrategyRunner:
 
     def _on_rejected(self, event: OrderRejected) -> None:
         if event.symbol == self.symbol and self.owns(event.client_order_id):
-            self._guard(lambda: self.strategy.on_order_rejected(event), "on_order_rejected", event)
+            self._guard(lambda: self.strategy.on_order_rejected(OrderRejection.of(event)), "on_order_rejected", event)
 
     def _on_denied(self, event: RiskDenied) -> None:
         if event.strategy_id == self.strategy_id and event.symbol == self.symbol:
-            self._guard(lambda: self.strategy.on_order_rejected(event), "on_order_rejected", event)
+            self._guard(lambda: self.strategy.on_order_rejected(OrderRejection.of(event)), "on_order_rejected", event)
 
     # ------------------------------------------------------------------------------ safety
     def _guard(self, call: Callable[[], Any], hook: str, event: Any = None) -> None:
