@@ -96,7 +96,10 @@ async def venue_for(cfg: LiveConfig, registry: Any, in_process: bool) -> Any:
 
             yield step_in, venue, creds
         return
-    warmup = cfg.window + 10
+    from kinetic_empire.strategy.live_indicators import probe_history_needed
+
+    # the history the engine's warm-up asks for (long enough for its EMA(50) to equal a backtest's)
+    warmup = max(cfg.window, probe_history_needed(Flip("FILUSDT", timeframe="1m"), cfg.window)[0]) + 10
     start_ms = 1_690_869_600_000 - warmup * 60_000  # START minus the warm-up history
     proc = subprocess.Popen(
         [sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(ROOT / "tests/data/sandbox"), "--speed", "step",
