@@ -4,8 +4,9 @@ The runner is the safety wrapper around user code: an exception in a strategy be
 :class:`StrategyError` carrying the event that triggered it. Backtests stop at once; live runs halt
 only the broken strategy, publish :class:`StrategyHalted` and keep everything else running.
 
-Indicators are computed before the replay over the whole history (``precomputed``) or recomputed
-over a rolling window on every kline (live); the strategy code is the same either way.
+Indicators are computed before the replay over the whole history (``precomputed``) or, live, once over
+the warm-up history and then kept current kline by kline (``live_indicators``); the strategy code is the
+same either way.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class StrategyRunner:
         self.intents_emitted = 0
         self.entries_ignored = 0
         """buy() while long / sell() while short with ``add_to_position`` off (see Strategy)."""
-        self._window = window  # live: rolling window length; None: precomputed history
+        self._window = window  # live: klines of history kept visible; None: precomputed history
         self._times: list[int] = []
         self._live: LiveIndicators | None = None  # live: indicators kept current kline by kline
         self._last_open = -1  # live: open time of the newest kline taken
