@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import indicators
-    from .strategy import API_VERSION, Param, Position, Series, Strategy, crossover, crossunder
+    from .strategy import API_VERSION, OrderRejection, Param, Position, Series, Strategy, crossover, crossunder
 
 __version__ = "0.1.0"
 
 _LAZY = {  # public name -> module that defines it
     "API_VERSION": ".strategy",
+    "OrderRejection": ".strategy",
     "Param": ".strategy",
     "Position": ".strategy",
     "Series": ".strategy",
@@ -44,6 +45,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "API_VERSION",
+    "OrderRejection",
     "Param",
     "Position",
     "Series",

@@ -98,6 +98,14 @@ class KlineFeed(SocketHealth):
             symbol, tf = topic
             rows = await self.rest.get("/fapi/v1/klines", {"symbol": symbol, "interval": tf,
                                                             "limit": min(_MAX_ROWS, limit + 1)})
+            while rows and len(rows) < limit + 1:  # more than one page: older pages, newest first
+                want = min(_MAX_ROWS, limit + 1 - len(rows))
+                older = await self.rest.get("/fapi/v1/klines", {"symbol": symbol, "interval": tf,
+                                                                 "endTime": int(rows[0][0]) - 1, "limit": want})
+                older = [r for r in older if int(r[0]) < int(rows[0][0])]
+                rows = older + rows
+                if len(older) < want:
+                    break  # the venue's history begins here
             ts = self._now()
             klines = [kline_from_rest(r, symbol, tf, ts) for r in closed_rows(rows, now)][-limit:]
             out[topic] = klines

@@ -86,7 +86,7 @@ class {class_name}(Strategy):
     # Optional hooks (remove what you do not use):
     # def on_start(self): ...                 once before the first kline; set up state here
     # def on_fill(self, fill): ...            one of this strategy's orders filled (self.position is updated)
-    # def on_order_rejected(self, event): ... the exchange rejected an order or the risk manager denied it
+    # def on_order_rejected(self, r): ...    an order was denied (r.source "risk") or rejected ("exchange")
     # def on_stop(self): ...                  once at the end of the backtest or run
 '''
 

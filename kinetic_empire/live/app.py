@@ -252,7 +252,8 @@ class LiveEngine:
             await asyncio.wait_for(self.user.ready.wait(), timeout=max(10.0, cfg.stream_check_timeout_s))
         except TimeoutError:
             raise KineticError(f"user data stream did not connect: {self.user.last_error or 'timeout'}") from None
-        warm = await self.feed.warm_up(cfg.window)
+        # long enough that recursive indicators (EMA, RSI, ATR) equal a full-history backtest's to 1e-9
+        warm = await self.feed.warm_up(max([cfg.window, *(r.live_history_needed() for r in self.runners)]))
         for runner in self.runners:
             runner.warm_up_live(warm.get((runner.symbol, runner.timeframe), []))
             runner.start()

@@ -5,7 +5,7 @@
       rest_url: null              # custom venue, or to override a preset's URL
       ws_url: null                # stream host (routes /market and /private are added)
       runs_dir: runs              # runs/<run-id>/ holds journal.sqlite, kinetic.log and the report
-      window: 500                 # klines kept per strategy; indicators are recomputed over them
+      window: 500                 # klines of history a strategy can read back (and the minimum warm-up)
       price_timeframe: 1m         # klines also followed on every symbol, for equity and risk (null: none)
       stale_after_s: null         # feed silent this long -> entries paused (REDUCING); null: automatic
       shutdown: leave             # leave: protective orders stay on the exchange | flatten: cancel all, close all

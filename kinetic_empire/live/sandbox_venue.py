@@ -15,18 +15,30 @@ import numpy as np
 
 from ..binance.signing import Credentials
 from ..binance.venues import SANDBOX, Venue
+from ..config import StrategyConfig
 from ..core.errors import ConfigError
 from ..core.timeframes import TIMEFRAME_MS
 from ..exchange.config import ExchangeConfig
 from ..sandbox import SandboxConfig, SandboxServer
+from ..strategy.live_indicators import probe_history_needed
 from ..strategy.registry import StrategyRegistry
 from .config import LiveConfig
 
 
 def history_ms(config: LiveConfig, registry: StrategyRegistry) -> int:
-    """Market time of history the strategies need: ``window`` klines of the coarsest strategy timeframe."""
-    longest = max(TIMEFRAME_MS[s.timeframe or registry.get(s.name).timeframe] for s in config.strategies)
-    return config.window * longest
+    """Market time of history the strategies need before trading: the live warm-up each one asks for
+    (``window`` klines, or more when its recursive indicators need more to equal a backtest's)."""
+    return max(_warmup_klines(config, registry, s) * TIMEFRAME_MS[s.timeframe or registry.get(s.name).timeframe]
+               for s in config.strategies)
+
+
+def _warmup_klines(config: LiveConfig, registry: StrategyRegistry, s: StrategyConfig) -> int:
+    cls = registry.get(s.name)
+    try:
+        probe = cls(s.symbols[0], s.params, timeframe=s.timeframe or cls.timeframe)
+        return max(config.window, probe_history_needed(probe, config.window)[0])
+    except Exception:  # bad parameters are reported where the engine builds the strategy
+        return config.window
 
 
 def sandbox_config(config: LiveConfig, registry: StrategyRegistry) -> SandboxConfig:
@@ -60,8 +72,9 @@ async def local_sandbox(
     times = server.replay.times
     if len(times) == 0:
         raise ConfigError("sandbox.data", "no klines to replay", config.source)
-    trade_start = config.sandbox.start if config.sandbox.start is not None else int(times[0]) + history_ms(
-        config, registry)
+    span = int(times[-1]) - int(times[0])
+    trade_start = config.sandbox.start if config.sandbox.start is not None else int(times[0]) + min(
+        history_ms(config, registry), span // 2)  # a long warm-up never leaves less than half the data to trade
     cfg.warmup_klines = int(np.searchsorted(times, trade_start))
     if cfg.warmup_klines >= len(times):
         raise ConfigError("sandbox.start", "is at or after the end of the data", config.source)

@@ -32,8 +32,9 @@ import numpy as np
 
 from ..core.enums import IntentAction
 from ..core.errors import ConfigError
-from ..core.events import KlineClosed, OrderFilled, OrderRejected, RiskDenied
+from ..core.events import KlineClosed, OrderFilled
 from .higher import HigherTimeframe, compute
+from .rejection import OrderRejection
 from .series import Cursor, Series, engine_array
 
 API_VERSION = 1
@@ -316,8 +317,9 @@ class Strategy:
     def on_fill(self, fill: OrderFilled) -> None:
         """Called when one of this strategy's orders fills (``self.position`` is already updated)."""
 
-    def on_order_rejected(self, rejection: OrderRejected | RiskDenied) -> None:
-        """Called with an OrderRejected (exchange) or RiskDenied (risk manager) event."""
+    def on_order_rejected(self, rejection: OrderRejection) -> None:
+        """Called when an order of this strategy was denied by the risk manager or rejected by the
+        exchange: ``rejection.source`` says which, ``code`` and ``reason`` why (see OrderRejection)."""
 
     def on_stop(self) -> None:
         """Called once at the end of a backtest or when a live run stops."""

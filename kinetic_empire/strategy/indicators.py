@@ -2,13 +2,15 @@
 
 Which library computes what, and why:
 
-* ``ta`` (the project's indicator dependency) for EMA, SMA, RSI, MACD and Bollinger bands: its
+* ``ta`` (the project's indicator dependency) for EMA, SMA, RSI and MACD: its
   implementations are pandas-vectorised (well under 0.3 s per million values).
 * TA-Lib (``TA-Lib`` wheel, no system library needed) for ATR, ADX and Parabolic SAR: ``ta``
   computes these in Python loops (measured ~7 s and ~10 s per million values for ATR/ADX, 13 s per
   100k for PSAR), TA-Lib gives the same values about a thousand times faster. A test checks that
   both libraries agree on real klines, so the choice is about speed only.
-* Donchian channels are a rolling max/min, done directly with pandas.
+* Donchian channels are a rolling max/min, done directly with pandas; Bollinger bands are numpy
+  sliding windows (see ``bollinger``).
+* Live runs keep these current with O(1) incremental forms (``strategy/incremental.py``).
 * Live runs recompute indicators over a short window on every kline, where pandas' fixed cost per call
   dominates (~0.5 ms for ``ta``'s RSI on 300 values). For short inputs EMA and RSI therefore run
   pandas' own ``ewm(adjust=False)`` recursion operation for operation in plain Python, which gives
@@ -125,11 +127,24 @@ def macd(close: Array, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple
 
 
 def bollinger(close: Array, period: int = 20, deviations: float = 2.0) -> tuple[Array, Array, Array]:
-    """(lower, middle, upper) bands."""
-    from ta.volatility import BollingerBands
+    """(lower, middle, upper) bands: mean of the last ``period`` values +- ``deviations`` population
+    standard deviations (as ``ta``). The deviation is summed two-pass in each window, not from pandas'
+    running sums: those leave a variance of ~1e-18 where it is 0, and the square root turns that into
+    bands 3e-8 (relative) off, which no live computation could repeat."""
+    from numpy.lib.stride_tricks import sliding_window_view
 
-    bb = BollingerBands(_s(close), window=int(period), window_dev=float(deviations), fillna=False)
-    return bb.bollinger_lband().to_numpy(), bb.bollinger_mavg().to_numpy(), bb.bollinger_hband().to_numpy()
+    c = np.asarray(close, dtype=np.float64)
+    p, n = int(period), len(c)
+    lower, middle, upper = (np.full(n, np.nan) for _ in range(3))
+    chunk = 1 << 16
+    for start in range(0, max(n - p + 1, 0), chunk):
+        w = sliding_window_view(c[start : start + chunk + p - 1], p)
+        mean = w.mean(axis=1)
+        dev = w - mean[:, None]
+        band = float(deviations) * np.sqrt((dev * dev).mean(axis=1))
+        at = slice(start + p - 1, start + p - 1 + len(mean))
+        lower[at], middle[at], upper[at] = mean - band, mean, mean + band
+    return lower, middle, upper
 
 
 def donchian(high: Array, low: Array, period: int = 20) -> tuple[Array, Array]:

@@ -4,8 +4,9 @@ The runner is the safety wrapper around user code: an exception in a strategy be
 :class:`StrategyError` carrying the event that triggered it. Backtests stop at once; live runs halt
 only the broken strategy, publish :class:`StrategyHalted` and keep everything else running.
 
-Indicators are computed before the replay over the whole history (``precomputed``) or recomputed
-over a rolling window on every kline (live); the strategy code is the same either way.
+Indicators are computed before the replay over the whole history (``precomputed``) or, live, once over
+the warm-up history and then kept current kline by kline (``live_indicators``); the strategy code is the
+same either way.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from ..core.events import (
     StrategyHalted,
 )
 from .base import FLAT, Position, Strategy
+from .live_indicators import BASE_FIELDS, LiveIndicators, history_needed, probe_history_needed
+from .rejection import OrderRejection
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +66,11 @@ class StrategyRunner:
         self.intents_emitted = 0
         self.entries_ignored = 0
         """buy() while long / sell() while short with ``add_to_position`` off (see Strategy)."""
-        self._window = window  # live: rolling window length; None: precomputed history
+        self._window = window  # live: klines of history kept visible; None: precomputed history
         self._times: list[int] = []
-        self._hist: dict[str, list[float]] = {}
+        self._live: LiveIndicators | None = None  # live: indicators kept current kline by kline
+        self._last_open = -1  # live: open time of the newest kline taken
+        self._seen = 0  # live: klines taken, warm-up included
         self._i = -1
         self._warmup = 1
         self._first = 0  # index of the first kline the strategy sees (warm-up done)
@@ -103,10 +108,45 @@ class StrategyRunner:
         self._first = self._warmup - 1
 
     def warm_up_live(self, klines: list[KlineClosed]) -> None:
-        """Seed the rolling window from REST history so the first live kline has full indicators."""
+        """Run ``init`` once on the warm-up history (REST klines); later klines update the indicators
+        incrementally (``live_indicators``). With no history, the first live kline is the warm-up."""
+        rows: list[KlineClosed] = []
         for k in klines:
-            self._append(k)
-        self._recompute()
+            if not rows or k.open_time > rows[-1].open_time:  # duplicates or old klines: already had
+                rows.append(k)
+        if not rows:
+            return
+        cols = [np.fromiter((getattr(k, f) for k in rows), dtype=np.float64, count=len(rows)) for f in BASE_FIELDS]
+        times = np.fromiter((k.open_time for k in rows), dtype=np.int64, count=len(rows))
+        o, h, lo, c, v = cols
+        self._guard(lambda: self.strategy._bind(o, h, lo, c, v, times), "init")
+        if self.halted:
+            return
+        assert self._window is not None
+        self._guard(lambda: self._start_live(len(rows)), "init")
+        self._last_open = rows[-1].open_time
+
+    def _start_live(self, n: int) -> None:
+        assert self._window is not None
+        self._live = LiveIndicators(self.strategy, window=self._window, keep=self._window)
+        self._cursor.i = n - 1
+        self._seen = n
+        per = history_needed(self.strategy, self._window)[1]
+        short = {name: k for name, k in per.items() if k >= n}
+        if short:
+            log.warning("%s on %s %s: %d klines of warm-up history, fewer than %s need to equal a backtest's "
+                        "values to 1e-9; they converge as klines arrive", self.strategy_id, self.symbol,
+                        self.timeframe, n, ", ".join(f"{name} ({k})" for name, k in short.items()))
+
+    def live_history_needed(self) -> int:
+        """Klines of warm-up history this strategy needs live (see ``live_indicators.history_needed``)."""
+        assert self._window is not None
+        try:
+            return probe_history_needed(self.strategy, self._window)[0]
+        except Exception as exc:  # a strategy whose init cannot run on a synthetic history
+            log.warning("%s: warm-up length not inferred from its indicators (%s); using %d klines",
+                        self.strategy_id, exc, self._window)
+            return self._window
 
     def start(self) -> None:
         self._guard(self.strategy.on_start, "on_start")
@@ -147,42 +187,32 @@ class StrategyRunner:
             self._flush()
 
     def _on_live_kline(self, kline: KlineClosed) -> None:
-        if self.halted:
-            return
-        self._append(kline)
-        self._recompute()
-        i = self._i = len(self._times) - 1
-        if i < self._warmup - 1:
+        if self.halted or kline.open_time <= self._last_open:
+            return  # halted, or a duplicate or old kline (after a reconnect): already had
+        live = self._live
+        if live is None:
+            self.warm_up_live([kline])
+            live = self._live
+            if live is None:
+                return
+        else:
+            self._last_open = kline.open_time
+            try:
+                live.append(kline.open, kline.high, kline.low, kline.close, kline.volume, kline.open_time)
+            except Exception as exc:
+                self._failed(kline, exc)
+                return
+            self._seen += 1
+        warmup = self.strategy.warmup
+        if (self._seen < warmup) if warmup else not live.ready:
             return
         try:
-            self.strategy.on_kline(kline)
+            self._strategy_on_kline(kline)
         except Exception as exc:
             self._failed(kline, exc)
             return
         if self._pending:
             self._flush()
-
-    def _append(self, k: KlineClosed) -> None:
-        if self._times and k.open_time <= self._times[-1]:
-            return  # duplicate or old kline (after a reconnect): already in the window
-        self._times.append(k.open_time)
-        for field in ("open", "high", "low", "close", "volume"):
-            self._hist.setdefault(field, []).append(getattr(k, field))
-        assert self._window is not None
-        excess = len(self._times) - self._window
-        if excess > 0:
-            del self._times[:excess]
-            for values in self._hist.values():
-                del values[:excess]
-
-    def _recompute(self) -> None:
-        if not self._times:
-            return
-        h = {k: np.asarray(v, dtype=np.float64) for k, v in self._hist.items()}
-        times = np.asarray(self._times, dtype=np.int64)
-        self._guard(lambda: self.strategy._bind(h["open"], h["high"], h["low"], h["close"], h["volume"], times), "init")
-        self.strategy._cursor.i = len(self._times) - 1
-        self._warmup = self.strategy._inferred_warmup()
 
     # ----------------------------------------------------------------------------- intents
     def _collect(
@@ -260,11 +290,11 @@ class StrategyRunner:
 
     def _on_rejected(self, event: OrderRejected) -> None:
         if event.symbol == self.symbol and self.owns(event.client_order_id):
-            self._guard(lambda: self.strategy.on_order_rejected(event), "on_order_rejected", event)
+            self._guard(lambda: self.strategy.on_order_rejected(OrderRejection.of(event)), "on_order_rejected", event)
 
     def _on_denied(self, event: RiskDenied) -> None:
         if event.strategy_id == self.strategy_id and event.symbol == self.symbol:
-            self._guard(lambda: self.strategy.on_order_rejected(event), "on_order_rejected", event)
+            self._guard(lambda: self.strategy.on_order_rejected(OrderRejection.of(event)), "on_order_rejected", event)
 
     # ------------------------------------------------------------------------------ safety
     def _guard(self, call: Callable[[], Any], hook: str, event: Any = None) -> None:

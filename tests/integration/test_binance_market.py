@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from kinetic_empire.binance.market import KlineFeed
@@ -60,6 +61,29 @@ def test_a_rate_limited_backfill_never_stops_the_reader() -> None:
                 await until(lambda: feed.backfilling == 0, "backfill done")
                 assert [k.open_time for k in published] == [int(r[0]) for r in rows[1:5]]
                 assert feed.backfilled == 2 and feed.duplicates == 1 and feed.gaps == 1
+                await feed.stop()
+
+    asyncio.run(body())
+
+
+def test_a_warm_up_longer_than_one_page_is_fetched_in_pages_in_order() -> None:
+    """Live indicators may need more history than one /fapi/v1/klines page (1500): e.g. EMA(200), ~3000."""
+
+    async def body() -> None:
+        cfg = SandboxConfig(data=[DATA], limits=RateLimitConfig(enforce=False), warmup_klines=2_000)
+        async with SandboxServer(cfg) as sb:
+            clock = ManualClock()
+            async with BinanceRest(sb.rest_url, clock=clock) as rest:
+                feed = KlineFeed(rest, Venue("sandbox", sb.rest_url, sb.ws_url), [("FILUSDT", "1m")],
+                                 lambda k, _t: None, clock.now_ms, clock=clock)
+                got = (await feed.warm_up(1_800))[("FILUSDT", "1m")]
+                times = [k.open_time for k in got]
+                assert len(times) == 1_800 and times == sorted(set(times))
+                assert set(np.diff(times)) == {60_000}  # no hole between the pages
+                assert feed.last_open[("FILUSDT", "1m")] == times[-1]
+                more = (await feed.warm_up(5_000))[("FILUSDT", "1m")]  # more than the venue has: all it has
+                assert 1_800 < len(more) < 5_000 and more[-len(got):] == got
+                assert more[0].open_time == sb.replay.times[0]
                 await feed.stop()
 
     asyncio.run(body())

@@ -20,8 +20,9 @@ KLINES = 150
 
 def paper_and_backtest(tmp_path: Path, strategies: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
     run_dir = tmp_path / "runs" / "paper"
-    # a window longer than the run: the live indicators see the same history as the backtest's
-    cfg = LiveConfig.from_mapping({"live": {"window": 1000}, "strategies": strategies, "risk": RISK,
+    # the usual short window: the warm-up is sized from the indicators' needs (a 15m EMA needs far more
+    # 1m klines than 120), and the live values then equal the backtest's
+    cfg = LiveConfig.from_mapping({"live": {"window": 120}, "strategies": strategies, "risk": RISK,
                                    "sandbox": {"data": str(DATA), "speed": 0, "start": START, "updates_per_kline": K}})
 
     async def body() -> None:
