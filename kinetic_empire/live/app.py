@@ -1,12 +1,11 @@
 """The live composition root: the backtest's objects, with a WebSocket feed and the Binance adapter.
 
-feed (WebSocket + REST backfill) -> bus -> [journal, portfolio, risk manager, strategy runners]
+feed (WebSocket + REST backfill; klines, mark price, ticker) -> bus -> [journal, portfolio, risk, strategies]
 strategy intents -> risk manager -> order requests -> BinanceExecution -> REST
 user data stream -> translator -> order/fill/position/balance events -> bus
 
-Only the kline source and the execution port differ from :mod:`kinetic_empire.backtest.engine`; the
-bus, runners, risk manager and portfolio are the same classes. The sandbox and Binance Demo Trading
-differ only in the venue's URLs and keys.
+Only the market data source and the execution port differ from :mod:`kinetic_empire.backtest.engine`; bus,
+runners, risk manager and portfolio are the same classes. Sandbox and Demo differ only in URLs and keys.
 """
 
 from __future__ import annotations
@@ -45,15 +44,17 @@ from ..portfolio import Portfolio
 from ..resources import default_brackets
 from ..risk import RiskConfig, RiskManager
 from ..risk.guard import ProtectionGuard
+from ..strategy.market_hooks import attach_market_hooks
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
+from ..strategy.state import StateKeeper
 from .alerts import ActiveAlerts
 from .clock import VenueClock
 from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
 from .journal import SCHEMA_VERSION, Journal
 from .reconcile import Reconciler
-from .restore import restore_state
+from .restore import restore_state, restore_strategy_states
 from .resume import JournalView
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,8 @@ class LiveEngine:
                           last_seq=view.last_seq if view is not None else None)  # resumed: never a reused client id
         self.risk = core.risk
         self.runners.extend(core.runners)
+        self.market_hooks, wanted = attach_market_hooks(core.runners, bus, live=True)  # only if a strategy asks
+        self.state_keepers = [StateKeeper(r, bus, clock) for r in core.runners]  # after the hooks: checks follow
         self._initial_state = self.initial_state = risk_config.state
         self._wire_commands()
         for attach in self.readers:
@@ -244,7 +247,7 @@ class LiveEngine:
             topics += [(sym, cfg.price_timeframe) for sym in self.symbols]
         topics = sorted(set(topics), key=lambda t: (t[0], timeframe_ms(t[1])))
         self.feed = KlineFeed(rest, self.venue, topics, bus.publish, clock.now_ms, observe=clock.observe,
-                              clock=self.timer)
+                              clock=self.timer, marks=wanted.mark_price, tickers=wanted.ticker)
         self.user = UserStream(rest, self.venue, safe(self.translator.on_message, "user stream"),
                                self._on_user_connect, clock=self.timer)
         self._spawn(self.user.run(), "user stream")
@@ -253,9 +256,9 @@ class LiveEngine:
         except TimeoutError:
             raise KineticError(f"user data stream did not connect: {self.user.last_error or 'timeout'}") from None
         warm = await self.feed.warm_up(cfg.window)
-        for runner in self.runners:
+        for runner, keeper in zip(self.runners, self.state_keepers):
             runner.warm_up_live(warm.get((runner.symbol, runner.timeframe), []))
-            runner.start()
+            keeper.start()  # the runner's start, then the state on_start set up is saved
         self._spawn(self.feed.run(), "market stream")
         if self.stale_after_s:
             self._spawn(self._watch_feed(self.stale_after_s), "feed watchdog")
@@ -286,6 +289,7 @@ class LiveEngine:
         """What the journal believed, before the first reconciliation checks it against the venue."""
         restore_state(view, reconciler=self.reconciler, risk=self.risk, guard=self.guard, translator=self.translator,
                       rules=self.rules, today=self.clock.now_ms() // 86_400_000)
+        restore_strategy_states(self.run_dir / "journal.sqlite", self.state_keepers)  # before on_start
         log.warning("resuming run %s: %s", self.run_id, view.summary())
 
     async def _on_user_connect(self) -> None:
@@ -454,8 +458,8 @@ class LiveEngine:
             await self.rest.close()
             return
         await self.feed.stop()
-        for runner in self.runners:
-            runner.stop()
+        for keeper in self.state_keepers:
+            keeper.stop()  # the runner's stop, then what on_stop changed is saved
         await self.execution.drain()
         if policy == "flatten":
             await self._flatten()
