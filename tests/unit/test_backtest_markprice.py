@@ -105,3 +105,22 @@ def test_marks_align_by_open_time_with_holes_as_nan(klines):
     m = e.between(START + 2 * 60_000, START + 10 * 60_000)
     a = AlignedMarks.of(m, e)
     assert a.covered == 8 and np.isnan(a.close[:2]).all() and (a.close[2:] == e.close[2:]).all()
+
+
+def test_the_readme_example_runs_in_a_backtest_on_marks(klines, tmp_path):
+    text = (ROOT.parent / "README.md").read_text(encoding="utf-8")
+    block = text.split("### Ticker, mark price, funding and state", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "funding_watch.py").write_text("from kinetic_empire import Strategy\n\n" + block, encoding="utf-8")
+    cfg = BacktestConfig.from_mapping({
+        "backtest": {"data": str(store(tmp_path / "s", klines, 0.01)), "start": START, "end": END,
+                     "funding_rate": 0.001},
+        "strategies": [{"name": "funding_watch", "symbols": ["FILUSDT"], "timeframe": "1m"}],
+        "risk": {"default_leverage": 2}})
+    result = Backtest(cfg, build_registry([folder])).run()
+    (s,) = (r.strategy for r in result.runners)
+    assert s.state["settlements"] == 3  # 03:00 (first update), 08:00 and 16:00
+    assert [t.entry_tag for t in result.portfolio.trades] + [p.symbol for p in result.portfolio.positions()] == [
+        "FILUSDT"]  # one carry short, still open
+    assert "day_change" in s.state
