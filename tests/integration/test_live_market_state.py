@@ -94,3 +94,29 @@ def test_a_counter_in_state_survives_a_crash_and_resume(tmp_path: Path) -> None:
             assert saved and saved[-1].state == s2.state
 
     asyncio.run(body())
+
+
+def test_funding_hedge_paper_run_hedges_and_rebalances_a_drift(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from tests.integration.test_resume import order
+    from tests.support.live import sandbox_position
+
+    cfg = LiveConfig.from_mapping({
+        "live": {"window": 60}, "risk": RISK,
+        "strategies": [{"name": "funding_hedge", "symbols": ["FILUSDT"], "timeframe": "1m",
+                        "params": {"spot_qty": 100.0, "drift": 0.1}}],
+        "sandbox": {"data": str(DATA), "speed": 0, "start": START, "updates_per_kline": K}})
+
+    async def body() -> None:
+        async with probe_engine(tmp_path / "hedge", cfg) as (sb, engine):
+            await step(sb, engine, 2)
+            hedge = probe(engine)
+            assert sandbox_position(sb, "FILUSDT") == Decimal(-100) and hedge.state["rebalances"] == 1
+            assert hedge.state["next_settlement"] % (8 * 3_600_000) == 0 and hedge.mark_price > 0
+            # someone buys back 40 of the short (an operator, a partial liquidation): the drift is 40 %
+            engine.bus.publish(order("drift-1", "40"))  # a BUY of 40 on the bus, as the resume tests do
+            await step(sb, engine, 2)
+            assert sandbox_position(sb, "FILUSDT") == Decimal(-100) and hedge.state["rebalances"] == 2
+
+    asyncio.run(body())
