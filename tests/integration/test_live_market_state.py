@@ -20,7 +20,7 @@ from kinetic_empire.live.sandbox_venue import local_sandbox, sandbox_config
 from kinetic_empire.sandbox import RateLimitConfig, SandboxServer
 from kinetic_empire.strategy.registry import build_registry
 from tests.integration.test_resume import crash, resumed
-from tests.support.live import DATA, K, RISK, START, step
+from tests.support.live import DATA, RISK, START, K, step
 
 pytestmark = pytest.mark.integration
 

@@ -88,7 +88,7 @@ def test_a_strategy_without_hooks_gets_nothing_and_nothing_is_built(registry, kl
 
 def test_rolling_ticker_and_settled_funding_see_no_future():
     frame = load_klines(KLINES, end=START + 3 * 86_400_000)
-    o, h, lo, v, q, pct = rolling_24h(frame)
+    o, h, lo, v, _q, pct = rolling_24h(frame)
     i = 2000
     window = slice(i - 1439, i + 1)
     assert o[i] == frame.open[i - 1439] and h[i] == frame.high[window].max() and lo[i] == frame.low[window].min()

@@ -197,5 +197,5 @@ def test_bad_state_in_a_fail_fast_run_raises_naming_the_strategy():
     strategy.bad = True
     runner = live_runner(strategy, bus, fail_fast=True)
     StateKeeper(runner, bus, ManualClock())
-    with pytest.raises(StrategyError, match="strategy h on FILUSDT: self.state is not JSON-serialisable"):
+    with pytest.raises(StrategyError, match=r"strategy h on FILUSDT: self\.state is not JSON-serialisable"):
         bus.publish(kline(4 * 60_000), ("FILUSDT", "1m"))
