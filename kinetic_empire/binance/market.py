@@ -145,19 +145,22 @@ class KlineFeed(SocketHealth):
             kind = data.get("e")
             if kind != "kline":
                 parse = PARSERS.get(kind)  # type: ignore[arg-type]
-                if parse is not None:
-                    event = parse(data, self._now())
-                    self.market_events += 1
-                    self._observe(event.ts_event)
-                    self._publish(event, event.symbol)
-                return
-            k = data["k"]
-            topic = (str(k["s"]), str(k["i"]))
-            t = int(k["t"])
-            closed = bool(k["x"])
-            event_ms = int(data.get("E") or 0)
+                market = parse(data, self._now()) if parse is not None else None
+            else:
+                market = None
+                k = data["k"]
+                topic = (str(k["s"]), str(k["i"]))
+                t = int(k["t"])
+                closed = bool(k["x"])
+                event_ms = int(data.get("E") or 0)
         except (ValueError, KeyError, TypeError, WireError) as exc:
             log.warning("market stream: malformed message skipped (%s): %r", exc, str(raw)[:160])
+            return
+        if kind != "kline":
+            if market is not None:  # a mark price or ticker some strategy asked for: one event, nothing to order
+                self.market_events += 1
+                self._observe(market.ts_event)
+                self._publish(market, market.symbol)
             return
         if topic not in self._known:
             return
