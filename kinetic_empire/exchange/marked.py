@@ -38,8 +38,8 @@ def on_marked_kline(ex: SimulatedExchange, k: KlineClosed, mo: float, mh: float,
     pos = book.pos
     if pos.qty_f != 0.0 and (ml <= book.watch_low or mh >= book.watch_high):
         ex._liquidate(book, k.open_time, min(mo, pos.liq_f) if pos.qty_f > 0 else max(mo, pos.liq_f))
-    elif pos.qty_f != 0.0:
-        ex._update_liquidation_prices()  # the mark moved: every cross position's level follows it
+    elif ex._cross_positions > 1:  # the mark moved the others' PnL: every cross level follows (one alone's doesn't)
+        ex._update_liquidation_prices()
 
 
 __all__ = ["on_marked_kline"]

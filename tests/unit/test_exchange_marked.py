@@ -3,9 +3,11 @@ funding on the mark, orders still on traded prices (exchange.marked)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal as D
 from typing import Any
 
+from kinetic_empire.core.enums import OrderType, Side
 from kinetic_empire.core.events import FundingApplied, KlineClosed, Liquidated, OrderFilled
 from kinetic_empire.exchange.marked import on_marked_kline
 from tests.unit.test_exchange import T0, Venue
@@ -73,3 +75,21 @@ def test_funding_settles_at_the_mark_open(rules, brackets):
     marked(venue, (5.0, 5.0, 5.0, 5.0), (4.8, 4.9, 4.8, 4.9))  # the 08:00 kline: settlement at its (mark) open
     (funding,) = venue.of(FundingApplied)
     assert funding.mark_price == D("4.800") and funding.amount == D("-0.48000000")  # -1000 x 4.8 x 0.0001
+
+
+def test_another_positions_mark_moves_this_ones_cross_liquidation_price(rules, brackets):
+    venue = Venue(rules, brackets, initial_balance=D(1000))
+    ex = venue.ex
+    ex.book("NEARUSDT")
+    ex.set_leverage("FILUSDT", 20)
+    ex.set_leverage("NEARUSDT", 20)
+    ex.on_bar("NEARUSDT", venue.t, 1.0, 1.0, 1.0, 1.0)
+    venue.buy("2000")  # 8,000 USDT of FIL
+    ex.submit(symbol="NEARUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=D("8000"))
+    marked(venue, (4.0, 4.0, 4.0, 4.0), (4.0, 4.0, 4.0, 4.0))
+    near = KlineClosed(symbol="NEARUSDT", timeframe="1m", open_time=venue.t, open=1.0, high=1.0, low=1.0, close=1.0,
+                       volume=1.0, ts_event=venue.t + 59_999, ts_init=venue.t + 59_999)
+    on_marked_kline(ex, near, 1.0, 1.0, 1.0, 1.0)
+    before = ex.liquidation_price("FILUSDT")
+    on_marked_kline(ex, replace(near, open_time=venue.t + 60_000), 0.99, 0.99, 0.97, 0.97)  # NEAR's *mark* falls
+    assert ex.liquidation_price("FILUSDT") > before  # less margin left for FIL, though no traded price moved
