@@ -38,6 +38,7 @@ from .config import BacktestConfig
 from .feed import ReplayFeed, Stream
 from .lookahead import LookaheadError, check_lookahead
 from .lookahead_decisions import check_decisions
+from .markprice import MarketReplay, attach_market_hooks, load_mark_frames
 
 
 @dataclass
@@ -54,6 +55,7 @@ class BacktestResult:
     risk: RiskManager | None = None
     gaps: dict[str, int] = field(default_factory=dict)
     lookahead_checked: list[str] = field(default_factory=list)  # what --check-lookahead compared, when it passed
+    mark_price: str = ""  # where the mark price came from (markprice.MarketReplay.note), for the report
 
     @property
     def klines_per_second(self) -> float:
@@ -226,7 +228,11 @@ class Backtest:
             ),
             symbols=list(plans),
         )
-        exec_topics = [(sym, p.execution.timeframe) for sym, p in plans.items()]
+        executions = {sym: p.execution for sym, p in plans.items()}
+        market = MarketReplay(bus, exchange, executions, load_mark_frames(
+            self._stores(), {s: e.timeframe for s, e in executions.items()}, cfg.end))  # none: mark = last
+        marked = market.attach_exchange()  # before the broker: those symbols' klines reach the exchange with marks
+        exec_topics = [(sym, p.execution.timeframe) for sym, p in plans.items() if sym not in marked]
         replayed = [(sym, tf) for sym, p in plans.items() for tf in (p.execution.timeframe, *p.by_timeframe)]
         core = build_core(
             bus=bus,
@@ -243,6 +249,10 @@ class Backtest:
             price_topics=replayed,
         )
         self.portfolio = core.portfolio
+        _hooks, wanted = attach_market_hooks(core.runners, bus, live=False)  # nothing unless a strategy asks
+        if wanted:
+            market.attach_events(wanted, exchange.config.funding_rates, cfg.funding_rate,
+                                 exchange.config.funding_interval_ms)
         for sym, leverage in core.leverage.items():
             exchange.set_leverage(sym, leverage)
 
@@ -279,11 +289,11 @@ class Backtest:
 
         timestamps, closes = _timeline(plans, cfg.start)
         portfolio = core.portfolio
-        equity = portfolio.equity_curve(timestamps, closes)
+        equity = portfolio.equity_curve(timestamps, market.equity_closes(timestamps, closes))
         gaps = {sym: p.execution.missing for sym, p in plans.items() if p.execution.missing}
         return BacktestResult(
             cfg, portfolio, exchange, timestamps, equity, closes, done, elapsed, runners, core.risk, gaps,
-            list(self.lookahead_checked),
+            list(self.lookahead_checked), market.note(),
         )
 
 

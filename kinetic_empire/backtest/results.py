@@ -35,6 +35,8 @@ def metrics_of(result: BacktestResult) -> Metrics:
     metrics["klines_replayed"] = result.klines_processed
     if result.gaps:
         metrics["klines_missing_in_data"] = sum(result.gaps.values())
+    if result.mark_price:
+        metrics["notes"] = [*(metrics.get("notes") or []), result.mark_price]  # type: ignore[misc]
     return metrics
 
 

@@ -11,6 +11,10 @@ be minutes) must not stop the reader, or the library's receive queue fills, pong
 times out and the feed reconnects, over and over. While a topic's backfill runs, that topic's messages
 are kept in arrival order and handled right after it, so the order-and-once guarantee holds.
 
+Mark-price (``@markPrice@1s``) and ticker (``@ticker``) streams ride the same connection for the symbols
+whose strategies asked for them (``marks``, ``tickers``); each message becomes one event published with
+the symbol as topic. They are snapshots: nothing is backfilled, the next message supersedes a lost one.
+
 Warm-up keeps only REST rows that are closed by the venue's market time (``premiumIndex.time``): the
 last row of ``/fapi/v1/klines`` is usually the kline still in progress.
 """
@@ -28,6 +32,7 @@ from ..core.clock import Clock
 from ..core.events import KlineClosed
 from ..core.timeframes import TIMEFRAME_MS
 from .errors import BinanceError
+from .market_events import PARSERS, market_streams
 from .rest import BinanceRest
 from .venues import Venue
 from .wire import WireError, kline_from_rest, kline_from_stream, stream_name, unwrap
@@ -36,7 +41,7 @@ from .wsconn import ReconnectingWebSocket, SocketHealth
 log = logging.getLogger(__name__)
 
 Topic = tuple[str, str]
-Publish = Callable[[KlineClosed, Hashable], None]
+Publish = Callable[[Any, Hashable], None]
 
 _MAX_ROWS = 1500
 
@@ -58,6 +63,8 @@ class KlineFeed(SocketHealth):
         backoff_max_s: float = 30.0,
         open_timeout_s: float = 10.0,
         seed: int | None = None,
+        marks: Iterable[str] = (),
+        tickers: Iterable[str] = (),
     ) -> None:
         """``now_ms`` stamps klines with the venue's time; ``clock`` (by default the REST
         client's) times reconnects and message ages."""
@@ -65,6 +72,8 @@ class KlineFeed(SocketHealth):
         self.venue = venue
         self.topics = list(dict.fromkeys(topics))
         self._known = frozenset(self.topics)
+        self._extra = market_streams(marks, tickers)  # mark price / ticker streams some strategy asked for
+        self.market_events = 0
         self._publish = publish
         self._now = now_ms
         self._observe = observe or (lambda _ts: None)
@@ -119,7 +128,7 @@ class KlineFeed(SocketHealth):
         await self.socket.run()
 
     async def _url(self) -> str:
-        return self.venue.market_stream_url([stream_name(s, tf) for s, tf in self.topics])
+        return self.venue.market_stream_url([*(stream_name(s, tf) for s, tf in self.topics), *self._extra])
 
     async def _on_open(self) -> None:
         """After a reconnect: catch up the klines that closed while we were away, in a task (never here)."""
@@ -141,15 +150,25 @@ class KlineFeed(SocketHealth):
         backfill task and waits behind it (with every later message of its topic), so the reader never waits."""
         try:
             _stream, data = unwrap(json.loads(raw))
-            if data.get("e") != "kline":
-                return
-            k = data["k"]
-            topic = (str(k["s"]), str(k["i"]))
-            t = int(k["t"])
-            closed = bool(k["x"])
-            event_ms = int(data.get("E") or 0)
+            kind = data.get("e")
+            if kind != "kline":
+                parse = PARSERS.get(kind)  # type: ignore[arg-type]
+                market = parse(data, self._now()) if parse is not None else None
+            else:
+                market = None
+                k = data["k"]
+                topic = (str(k["s"]), str(k["i"]))
+                t = int(k["t"])
+                closed = bool(k["x"])
+                event_ms = int(data.get("E") or 0)
         except (ValueError, KeyError, TypeError, WireError) as exc:
             log.warning("market stream: malformed message skipped (%s): %r", exc, str(raw)[:160])
+            return
+        if kind != "kline":
+            if market is not None:  # a mark price or ticker some strategy asked for: one event, nothing to order
+                self.market_events += 1
+                self._observe(market.ts_event)
+                self._publish(market, market.symbol)
             return
         if topic not in self._known:
             return

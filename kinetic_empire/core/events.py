@@ -57,10 +57,30 @@ class KlineClosed:
 
 @_event
 class MarkPriceUpdated:
+    """Binance's ``<symbol>@markPrice@1s``: the mark and index price, and the funding rate that will be
+    applied at ``next_funding_time`` (Binance's current, predicted rate; ``r`` on the wire)."""
+
     symbol: str
     mark_price: float
     funding_rate: float
     next_funding_time: int
+    index_price: float = 0.0  # 0.0 where the source has none (a backtest replaying mark-price klines)
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class TickerUpdated:
+    """Binance's rolling 24 h ticker of one symbol (``<symbol>@ticker``); a backtest derives it from klines."""
+
+    symbol: str
+    last_price: float
+    open_price: float  # 24 h ago
+    high_price: float
+    low_price: float
+    volume: float  # base asset, over the 24 h
+    quote_volume: float
+    price_change_percent: float
     ts_event: int
     ts_init: int
 
@@ -336,6 +356,17 @@ class Alert:
     symbol: str | None = None
     severity: str = "warning"  # "warning" or "critical"
     cleared: bool = False
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class StrategyStateSaved:
+    """A strategy's ``self.state`` after a handler changed it (JSON-safe); a resumed run restores the last one."""
+
+    strategy_id: str
+    symbol: str
+    state: dict[str, Any] = field(default_factory=dict)
     ts_event: int
     ts_init: int
 

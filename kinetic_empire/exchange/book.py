@@ -49,7 +49,7 @@ class Book:
     """Everything the exchange keeps per symbol."""
 
     __slots__ = (
-        "brackets", "busy", "last", "liq_base", "liq_move", "liq_weight", "market", "next_funding", "pos",
+        "brackets", "busy", "last", "liq_base", "liq_move", "liq_weight", "mark", "market", "next_funding", "pos",
         "resting", "rules", "symbol", "tiers", "watch_high", "watch_low",
     )  # fmt: skip
 
@@ -58,6 +58,7 @@ class Book:
         self.rules = rules
         self.brackets = brackets
         self.last = 0.0
+        self.mark = 0.0  # replayed mark price (exchange.marked); 0.0: none, the last price stands in
         self.market: list[SimOrder] = []  # waiting for the next price
         self.resting: list[SimOrder] = []  # limits and conditional orders
         self.pos = BookPosition(leverage)
@@ -72,6 +73,10 @@ class Book:
         self.liq_base = 0.0
         self.liq_move = 0.0
         self.liq_weight = 0.0
+
+    def mark_price(self) -> float:
+        """The mark price as Binance's margin maths use it: the replayed mark, else the last price."""
+        return self.mark or self.last
 
     def refresh(self) -> None:
         """Note whether any order waits for a price (the per-kline fast path skips books that don't)."""

@@ -35,7 +35,7 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float) -> tuple[in
     mm_upnl: list[tuple[float, float]] = []
     for b in open_books:
         pos = b.pos
-        price = b.last or pos.entry_f
+        price = b.mark or b.last or pos.entry_f  # the mark where one is replayed (exchange.marked)
         mm_upnl.append((maintenance_margin(b.tiers, abs(pos.qty_f) * price), pos.qty_f * (price - pos.entry_f)))
     total_mm = sum(m for m, _ in mm_upnl)
     total_upnl = sum(u for _, u in mm_upnl)

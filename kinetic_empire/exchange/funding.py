@@ -1,7 +1,8 @@
 """Funding of the simulated exchange: positions held at a settlement time pay or receive the funding rate.
 
 The rate is the config's constant unless a replayed series (``/fapi/v1/fundingRate``) gives one for that
-settlement time. The kline's open, where settlement happens, stands in for the mark price.
+settlement time. The mark price is the replayed one (:mod:`.marked`) when the backtest has mark-price klines;
+otherwise the kline's open, where settlement happens, stands in for it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class Funding(Ledger):
         book.next_funding = (ts // interval + 1) * interval
         series = self.config.funding_rates.get(book.symbol)
         rate = series.get(funding_time, self.config.funding_rate) if series else self.config.funding_rate
-        mark_d = book.rules.round_price_nearest(dec(mark))
+        mark_d = book.rules.round_price_nearest(dec(book.mark or mark))
         amount = money(-book.pos.qty * mark_d * rate)
         self.wallet += amount
         self._income(book.symbol, "FUNDING_FEE", amount, funding_time, "FUNDING_FEE")

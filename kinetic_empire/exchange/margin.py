@@ -63,19 +63,20 @@ class Margin(Ledger):
 
     def unrealized_pnl(self, symbol: str) -> Decimal:
         book = self.book(symbol)
-        if book.pos.qty == 0 or not book.last:
+        mark = book.mark_price()
+        if book.pos.qty == 0 or not mark:
             return ZERO
-        return money(book.pos.qty * (dec(book.last) - book.pos.entry))
+        return money(book.pos.qty * (dec(mark) - book.pos.entry))
 
     def position_initial_margin(self, symbol: str) -> Decimal:
         book = self.book(symbol)
-        return money(abs(book.pos.qty) * dec(book.last or 0) / book.pos.leverage)
+        return money(abs(book.pos.qty) * dec(book.mark_price()) / book.pos.leverage)
 
     def maintenance_margin(self, symbol: str) -> Decimal:
         book = self.book(symbol)
         if book.pos.qty == 0:
             return ZERO
-        notional = abs(book.pos.qty) * dec(book.last or 0)
+        notional = abs(book.pos.qty) * dec(book.mark_price())
         return money(max(ZERO, maintenance_margin(tiers(book.brackets), notional)))
 
     def open_order_initial_margin(self, symbol: str | None = None) -> Decimal:
@@ -108,8 +109,8 @@ class Margin(Ledger):
         for b in self._books.values():
             pos = b.pos
             if pos.qty_f != 0.0 and b.last:
-                last = dec(b.last)
-                available += money(pos.qty * (last - pos.entry)) - money(abs(pos.qty) * last / pos.leverage)
+                mark = dec(b.mark or b.last)
+                available += money(pos.qty * (mark - pos.entry)) - money(abs(pos.qty) * mark / pos.leverage)
             for order in b.market or ():
                 if order.is_open and not (order.reduce_only or order.close_position):
                     available -= money(dec(b.last or 0) * order.remaining / pos.leverage)

@@ -1,12 +1,11 @@
 """The live composition root: the backtest's objects, with a WebSocket feed and the Binance adapter.
 
-feed (WebSocket + REST backfill) -> bus -> [journal, portfolio, risk manager, strategy runners]
+feed (WebSocket + REST backfill; klines, mark price, ticker) -> bus -> [journal, portfolio, risk, strategies]
 strategy intents -> risk manager -> order requests -> BinanceExecution -> REST
 user data stream -> translator -> order/fill/position/balance events -> bus
 
-Only the kline source and the execution port differ from :mod:`kinetic_empire.backtest.engine`; the
-bus, runners, risk manager and portfolio are the same classes. The sandbox and Binance Demo Trading
-differ only in the venue's URLs and keys.
+Only the market data source and the execution port differ from :mod:`kinetic_empire.backtest.engine`; bus,
+runners, risk manager and portfolio are the same classes. Sandbox and Demo differ only in URLs and keys.
 """
 
 from __future__ import annotations
@@ -25,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from ..assembly import build_core, resolve_strategies
-from ..binance.account import commission_rates, read_modes, require_tradeable
-from ..binance.errors import BinanceError, NoChangeError, RejectedError
+from ..binance.account import read_modes, require_tradeable
+from ..binance.errors import BinanceError
 from ..binance.execution import BinanceExecution
 from ..binance.market import KlineFeed, market_now
 from ..binance.rest import BinanceRest
 from ..binance.signing import Credentials
-from ..binance.translate import UserTranslator, safe, venue_balances
+from ..binance.translate import UserTranslator, safe
 from ..binance.userstream import UserStream
 from ..binance.venues import Venue
 from ..core.bus import EventBus
@@ -39,22 +38,24 @@ from ..core.clock import Clock, LiveClock
 from ..core.enums import TradingState
 from ..core.errors import ConfigError, HandlerError, KineticError
 from ..core.events import Alert, Note, OperatorCommand
-from ..core.rules import LeverageBrackets, SymbolRules, parse_brackets, parse_exchange_info
+from ..core.rules import SymbolRules, parse_exchange_info
 from ..core.timeframes import timeframe_ms
 from ..portfolio import Portfolio
-from ..resources import default_brackets
 from ..risk import RiskConfig, RiskManager
 from ..risk.guard import ProtectionGuard
+from ..strategy.market_hooks import attach_market_hooks
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
+from ..strategy.state import StateKeeper
 from .alerts import ActiveAlerts
 from .clock import VenueClock
 from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
 from .journal import SCHEMA_VERSION, Journal
 from .reconcile import Reconciler
-from .restore import restore_state
+from .restore import restore_state, restore_strategy_states
 from .resume import JournalView
+from .venue_setup import fee_rates, leverage_brackets, set_symbol, usdt_wallet
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ class LiveEngine:
         risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
         risk_config.check_strategy_ids(self.registry.names())
         await rest.sync_time()
-        brackets = await self._brackets()
+        brackets = await leverage_brackets(self.rest, self.symbols)
         leverage = {sym: risk_config.check_leverage(sym, brackets) for sym in self.symbols if sym in brackets}
         doctor = Doctor(rest, self.venue, self.symbols, leverage, margin_type=cfg.margin_type,
                         stream_timeout_s=cfg.stream_check_timeout_s, check_streams=self.check_streams)
@@ -190,8 +191,8 @@ class LiveEngine:
                        and r.get("interval") == "MINUTE"), None)
         if weight:
             rest.weight_limit = int(weight)
-        maker, taker = await self._fees()
-        wallet = await self._wallet()
+        maker, taker = await fee_rates(self.rest, self.symbols)
+        wallet = await usdt_wallet(self.rest)
         self.initial_balance = wallet
 
         self.clock = clock = VenueClock(await market_now(rest), self.timer)
@@ -228,13 +229,15 @@ class LiveEngine:
                           last_seq=view.last_seq if view is not None else None)  # resumed: never a reused client id
         self.risk = core.risk
         self.runners.extend(core.runners)
+        self.market_hooks, wanted = attach_market_hooks(core.runners, bus, live=True)  # only if a strategy asks
+        self.state_keepers = [StateKeeper(r, bus, clock) for r in core.runners]  # after the hooks: checks follow
         self._initial_state = self.initial_state = risk_config.state
         self._wire_commands()
         for attach in self.readers:
             attach(self)
         if not cfg.preflight:  # the doctor has set margin type and leverage otherwise
             for sym, lev in core.leverage.items():
-                await self._set_symbol(sym, lev)
+                await set_symbol(self.rest, sym, self.config.margin_type, lev)
         self.journal.set_meta(leverage=dict(core.leverage))
 
         topics = [(r.symbol, r.timeframe) for r in core.runners]
@@ -244,7 +247,7 @@ class LiveEngine:
             topics += [(sym, cfg.price_timeframe) for sym in self.symbols]
         topics = sorted(set(topics), key=lambda t: (t[0], timeframe_ms(t[1])))
         self.feed = KlineFeed(rest, self.venue, topics, bus.publish, clock.now_ms, observe=clock.observe,
-                              clock=self.timer)
+                              clock=self.timer, marks=wanted.mark_price, tickers=wanted.ticker)
         self.user = UserStream(rest, self.venue, safe(self.translator.on_message, "user stream"),
                                self._on_user_connect, clock=self.timer)
         self._spawn(self.user.run(), "user stream")
@@ -254,9 +257,9 @@ class LiveEngine:
             raise KineticError(f"user data stream did not connect: {self.user.last_error or 'timeout'}") from None
         # long enough that recursive indicators (EMA, RSI, ATR) equal a full-history backtest's to 1e-9
         warm = await self.feed.warm_up(max([cfg.window, *(r.live_history_needed() for r in self.runners)]))
-        for runner in self.runners:
+        for runner, keeper in zip(self.runners, self.state_keepers):
             runner.warm_up_live(warm.get((runner.symbol, runner.timeframe), []))
-            runner.start()
+            keeper.start()  # the runner's start, then the state on_start set up is saved
         self._spawn(self.feed.run(), "market stream")
         if self.stale_after_s:
             self._spawn(self._watch_feed(self.stale_after_s), "feed watchdog")
@@ -288,6 +291,7 @@ class LiveEngine:
         """What the journal believed, before the first reconciliation checks it against the venue."""
         restore_state(view, reconciler=self.reconciler, risk=self.risk, guard=self.guard, translator=self.translator,
                       rules=self.rules, today=self.clock.now_ms() // 86_400_000)
+        restore_strategy_states(self.run_dir / "journal.sqlite", self.state_keepers)  # before on_start
         log.warning("resuming run %s: %s", self.run_id, view.summary())
 
     async def _on_user_connect(self) -> None:
@@ -309,37 +313,6 @@ class LiveEngine:
                 await self.reconciler.run("periodic")
             except BinanceError as exc:
                 log.warning("periodic reconciliation failed (%s); next in %g s", exc, every_s)
-
-    async def _brackets(self) -> dict[str, LeverageBrackets]:
-        try:
-            payload = await self.rest.signed("GET", "/fapi/v1/leverageBracket")
-            found = parse_brackets(payload if isinstance(payload, list) else [payload])
-            if all(sym in found for sym in self.symbols):
-                return found
-        except (BinanceError, ValueError, KeyError, TypeError) as exc:
-            log.warning("leverage brackets from the venue unusable (%s); using the bundled snapshot", exc)
-        return default_brackets()
-
-    async def _fees(self) -> tuple[Decimal, Decimal]:
-        """Every traded symbol's rates are read; the engine's one rate pair is the highest of each (conservative)."""
-        rates = await commission_rates(self.rest, self.symbols)
-        return max(m for m, _t in rates.values()), max(t for _m, t in rates.values())
-
-    async def _wallet(self) -> Decimal:
-        for b in venue_balances(await self.rest.signed("GET", "/fapi/v2/balance")):
-            if b.asset == "USDT":
-                return b.wallet
-        raise KineticError("the account has no USDT balance")
-
-    async def _set_symbol(self, symbol: str, leverage: int) -> None:
-        try:
-            await self.rest.signed("POST", "/fapi/v1/marginType", {"symbol": symbol,
-                                                                    "marginType": self.config.margin_type})
-        except NoChangeError:
-            pass
-        except RejectedError as exc:
-            log.warning("%s: margin type not changed: %s", symbol, exc)
-        await self.rest.signed("POST", "/fapi/v1/leverage", {"symbol": symbol, "leverage": leverage})
 
     # ------------------------------------------------------------------------------ running
     def _spawn(self, coro: Any, name: str) -> None:
@@ -456,8 +429,8 @@ class LiveEngine:
             await self.rest.close()
             return
         await self.feed.stop()
-        for runner in self.runners:
-            runner.stop()
+        for keeper in self.state_keepers:
+            keeper.stop()  # the runner's stop, then what on_stop changed is saved
         await self.execution.drain()
         if policy == "flatten":
             await self._flatten()

@@ -44,7 +44,7 @@ EVENT_TYPES: tuple[type, ...] = (
     ev.KlineClosed, ev.MarkPriceUpdated, ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.CancelAllRequest,
     ev.OperatorCommand, ev.OrderAccepted, ev.OrderRejected, ev.OrderCanceled, ev.OrderExpired, ev.OrderFilled,
     ev.PositionChanged, ev.BalanceChanged, ev.FundingApplied, ev.Liquidated, ev.RiskDenied, ev.TradingStateChanged,
-    ev.StrategyHalted, ev.Note, ev.Alert, ev.OrderOutcomeUnknown,
+    ev.StrategyHalted, ev.Note, ev.Alert, ev.OrderOutcomeUnknown, ev.StrategyStateSaved,
 )
 _BY_NAME = {cls.__name__: cls for cls in EVENT_TYPES}
 _COMMANDS = (ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.CancelAllRequest, ev.OperatorCommand)
@@ -199,10 +199,29 @@ class Journal:
                 self._lost[key] = self._failed(f"{key[0]} {key[1]} not journaled", exc)
                 return
             self._inserted.add(command_key(event))
+        elif isinstance(event, ev.StrategyStateSaved):  # a strategy's memory: durable now, not at the next flush
+            self._write_now(self._seq, event)
         else:
             self._deferred.append((self._seq, event))
             if len(self._deferred) >= self._batch:
                 self.flush()
+
+    def _write_now(self, seq: int, event: Any) -> None:
+        """Insert and commit one event (commands already inserted become durable with it); on failure it is
+        kept for the next flush, as a deferred event would be."""
+        try:
+            self._insert(seq, event)
+        except sqlite3.Error as exc:
+            if not self._db.in_transaction:  # SQLite rolled the transaction back: its command rows are gone
+                self._abort()
+            self._deferred.append((seq, event))
+            self._failed(f"{type(event).__name__} not written", exc)
+            return
+        try:
+            self._commit()  # rolls back itself on failure
+        except sqlite3.Error as exc:
+            self._deferred.append((seq, event))
+            self._failed(f"{type(event).__name__} not written", exc)
 
     def _insert(self, seq: int, event: Any) -> None:
         payload = json.dumps(encode(event), separators=(",", ":"))

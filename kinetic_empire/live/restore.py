@@ -4,19 +4,24 @@ What the journal says is only a belief: the reconciliation that follows compares
 journals every difference. This puts that belief back in the components that act on it: ids no new command
 may reuse, the protection guard's view of stops, the translator's orders, positions and known fills, the
 risk manager's entries still waiting for their stop, symbols flagged by an earlier mismatch, and the day's
-starting wallet for the daily-loss guard.
+starting wallet for the daily-loss guard. Strategies' ``self.state`` comes back from
+:func:`saved_strategy_states`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from ..binance.translate import UserTranslator
 from ..core.rules import SymbolRules
 from ..risk import RiskManager
 from ..risk.guard import ProtectionGuard
 from ..risk.protection import PendingEntry
+from ..strategy.state import StateKeeper, latest_states
+from .journal import read_events
 from .reconcile import Reconciler
 from .resume import JournalView
 
@@ -50,3 +55,21 @@ def restore_state(view: JournalView, *, reconciler: Reconciler, risk: RiskManage
             risk.set_state(change.state, change.cause, sym)
     if today in view.day_start_wallet:  # the daily loss counts from the day's start
         risk.restore_day_start(today, view.day_start_wallet[today])
+
+
+def saved_strategy_states(journal_path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each (strategy id, symbol)'s last journaled ``self.state`` (none for a run that never saved one)."""
+    return latest_states(read_events(journal_path, kinds=("StrategyStateSaved",)))
+
+
+def restore_strategy_states(journal_path: Path, keepers: Sequence[StateKeeper]) -> int:
+    """Give each strategy its last journaled state (before ``on_start``, which should only ``setdefault``);
+    returns how many were restored."""
+    states = saved_strategy_states(journal_path)
+    restored = 0
+    for keeper in keepers:
+        saved = states.get((keeper.runner.strategy_id, keeper.runner.symbol))
+        if saved is not None:
+            keeper.restore(saved)
+            restored += 1
+    return restored

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..core.enums import IntentAction
 from ..core.errors import ConfigError
-from ..core.events import KlineClosed, OrderFilled
+from ..core.events import KlineClosed, MarkPriceUpdated, OrderFilled, TickerUpdated
 from .higher import HigherTimeframe, compute
 from .rejection import OrderRejection
 from .series import Cursor, Series, engine_array
@@ -152,6 +152,12 @@ class Strategy:
     signal that stays true kline after kline does not pile up a position. True: each such call is one
     more entry, sized and checked like the first (scaling in). Opposite calls always flip."""
     warmup: int = 0
+    # Market data beyond klines, kept current while the strategy defines ``on_mark_price`` (else never fed):
+    mark_price: float = float("nan")
+    index_price: float = float("nan")
+    funding_rate: float = float("nan")
+    """The funding rate to be applied at ``next_funding_time`` (Binance's current, predicted rate)."""
+    next_funding_time: int = 0
     """Klines needed before ``on_kline`` is called (also the live REST warm-up). If 0 it is inferred
     from the indicators: the first index where every declared indicator is defined."""
 
@@ -171,6 +177,9 @@ class Strategy:
         self._higher_cache: dict[str, HigherTimeframe] = {}
         self._emit: Callable[..., None] = _unbound
         self.position: Position = FLAT
+        self.state: dict[str, Any] = {}
+        """JSON-serialisable memory journaled by live runs when a handler changes it, restored on ``--resume``
+        before ``on_start`` (initialise it with ``setdefault`` there, so a restored value is kept)."""
 
     @classmethod
     def strategy_name(cls) -> str:
@@ -320,6 +329,15 @@ class Strategy:
     def on_order_rejected(self, rejection: OrderRejection) -> None:
         """Called when an order of this strategy was denied by the risk manager or rejected by the
         exchange: ``rejection.source`` says which, ``code`` and ``reason`` why (see OrderRejection)."""
+
+    def on_mark_price(self, update: MarkPriceUpdated) -> None:
+        """Mark price, index and funding (live: every second; backtest: at each execution kline's close).
+        Defining it subscribes the strategy; ``self.mark_price``, ``self.funding_rate`` and
+        ``self.next_funding_time`` are already updated when it is called."""
+
+    def on_ticker(self, ticker: TickerUpdated) -> None:
+        """The symbol's rolling 24 h ticker (live: every 2 s; backtest: derived from the execution klines).
+        Defining it subscribes the strategy."""
 
     def on_stop(self) -> None:
         """Called once at the end of a backtest or when a live run stops."""

@@ -168,6 +168,15 @@ class StrategyRunner:
     def warmup(self) -> int:
         return self._warmup
 
+    @property
+    def live_ready(self) -> bool:
+        """Live: the warm-up is behind (``on_kline`` is being called), so hooks may run too."""
+        live = self._live
+        if live is None:
+            return False
+        warmup = self.strategy.warmup
+        return self._seen >= warmup if warmup else live.ready
+
     # ------------------------------------------------------------------------------ klines
     def on_kline(self, kline: KlineClosed) -> None:
         """Replaced per instance by the replay or the live variant (no mode test per kline)."""
@@ -203,8 +212,7 @@ class StrategyRunner:
                 self._failed(kline, exc)
                 return
             self._seen += 1
-        warmup = self.strategy.warmup
-        if (self._seen < warmup) if warmup else not live.ready:
+        if not self.live_ready:
             return
         try:
             self._strategy_on_kline(kline)

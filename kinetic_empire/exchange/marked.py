@@ -1,0 +1,45 @@
+"""A kline with its mark-price kline: the simulated exchange's margin maths on the mark, as Binance does.
+
+Binance computes unrealised PnL, margin, funding and liquidation from the mark price, and fills orders at
+traded prices. When a backtest replays mark-price klines, :func:`on_marked_kline` replaces the exchange's
+plain kline handler for that symbol:
+
+- funding settled at the kline's open uses the mark's open;
+- orders (market, stops, take-profits, limits) trigger and fill on the traded kline, unchanged;
+- liquidation is judged on the mark kline's range instead of the traded range: the traded range cannot
+  liquidate (a last-price wick that the mark did not follow leaves the position open), and a mark range
+  that reaches the liquidation price closes the position there (at the mark's open when it opened
+  beyond). It is checked after the kline's orders, so a take-profit filled in the same kline comes first;
+- unrealised PnL, margin figures and the liquidation prices solved afterwards use the mark's close.
+
+A kline without its mark (a gap in the mark series: pass NaN) is handled as without mark data.
+"""
+
+from __future__ import annotations
+
+from ..core.events import KlineClosed
+from .book import INF
+from .simulated import SimulatedExchange
+
+
+def on_marked_kline(ex: SimulatedExchange, k: KlineClosed, mo: float, mh: float, ml: float, mc: float) -> None:
+    book = ex._books[k.symbol]
+    if mo != mo:  # NaN: no mark for this kline
+        book.mark = 0.0
+        ex.on_kline(k)
+        return
+    book.mark = mo
+    low, high = book.watch_low, book.watch_high
+    book.watch_low, book.watch_high = -INF, INF  # the traded range does not liquidate: the mark's does
+    ex.on_kline(k)
+    if book.watch_low == -INF and book.watch_high == INF:  # nothing re-solved the levels meanwhile
+        book.watch_low, book.watch_high = low, high
+    book.mark = mc
+    pos = book.pos
+    if pos.qty_f != 0.0 and (ml <= book.watch_low or mh >= book.watch_high):
+        ex._liquidate(book, k.open_time, min(mo, pos.liq_f) if pos.qty_f > 0 else max(mo, pos.liq_f))
+    elif ex._cross_positions > 1:  # the mark moved the others' PnL: every cross level follows (one alone's doesn't)
+        ex._update_liquidation_prices()
+
+
+__all__ = ["on_marked_kline"]
