@@ -8,7 +8,7 @@ from ..core.enums import OrderStatus, OrderType, Side, TimeInForce, WorkingType
 
 ZERO = Decimal(0)
 
-STOP_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP})
+STOP_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP, OrderType.TRAILING_STOP_MARKET})
 TAKE_PROFIT_TYPES = frozenset({OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT})
 
 
@@ -16,7 +16,12 @@ class SimOrder:
     """An order inside the simulated exchange. Not an event: it changes as it fills."""
 
     __slots__ = (
+        "activation_price",
+        "activated",
         "avg_price",
+        "callback_rate",
+        "callback_f",
+        "extreme_f",
         "client_order_id",
         "close_position",
         "cum_quote",
@@ -62,6 +67,8 @@ class SimOrder:
         is_algo: bool,
         time: int,
         good_till_date: int = 0,
+        callback_rate: Decimal | None = None,
+        activation_price: Decimal | None = None,
     ) -> None:
         self.order_id = order_id
         self.client_order_id = client_order_id
@@ -89,6 +96,12 @@ class SimOrder:
         self.is_taker_on_arrival = False
         self.good_till_date = good_till_date
         self.modifications = 0  # modify-order count (Binance allows 10000)
+        # TRAILING_STOP_MARKET: callback rate (percent), activation price, and once armed the best price since
+        self.callback_rate = callback_rate
+        self.callback_f = float(callback_rate) / 100.0 if callback_rate is not None else 0.0
+        self.activation_price = activation_price
+        self.activated = False
+        self.extreme_f = 0.0
 
     @property
     def remaining(self) -> Decimal:
@@ -108,10 +121,45 @@ class SimOrder:
 
     def trigger_hit(self, high: float, low: float) -> bool:
         """Has the traded range reached the trigger? Direction follows Binance's stop semantics."""
+        if self.callback_f:
+            return self._trail(high, low)
         if self.is_stop:  # BUY stop fires on a rise, SELL stop on a fall
             return high >= self.trigger_f if self.side is Side.BUY else low <= self.trigger_f
         # take-profit: BUY fires on a fall, SELL on a rise
         return low <= self.trigger_f if self.side is Side.BUY else high >= self.trigger_f
+
+    def arm_trailing(self, last: float) -> None:
+        """At placement: armed at once when the last price is already at the activation price (Binance's
+        default activation price is the last price), with the last price as the best price so far."""
+        act = float(self.activation_price) if self.activation_price is not None else last
+        if last and ((last >= act) if self.side is Side.SELL else (last <= act)):
+            self.activated = True
+            self.extreme_f = last
+            self.trigger_f = self._level()
+
+    def _level(self) -> float:
+        return self.extreme_f * (1.0 - self.callback_f) if self.side is Side.SELL else self.extreme_f * (
+            1.0 + self.callback_f)
+
+    def _trail(self, high: float, low: float) -> bool:
+        """A trailing stop over one range (the intrabar rule, adverse side first): the range is tested against
+        the level from before it; only then does its favourable extreme (reached after the activation if that
+        happens in it) move the level, which applies from the next price on (the next kline's open first). A
+        hit leaves the fire price in ``trigger_f``."""
+        sell = self.side is Side.SELL
+        if self.activated and (low <= self.trigger_f if sell else high >= self.trigger_f):
+            return True
+        best = high if sell else low
+        if not self.activated:
+            act = float(self.activation_price) if self.activation_price is not None else best
+            if not ((best >= act) if sell else (best <= act)):
+                return False
+            self.activated = True
+            self.extreme_f = best
+        elif (best > self.extreme_f) if sell else (best < self.extreme_f):
+            self.extreme_f = best
+        self.trigger_f = self._level()
+        return False
 
     def __repr__(self) -> str:
         return (

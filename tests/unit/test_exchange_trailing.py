@@ -1,0 +1,127 @@
+"""TRAILING_STOP_MARKET in the simulated exchange: Binance's activation and callback rule under the
+conservative intrabar reading (adverse side first), and Binance's parameter checks."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from typing import Any
+
+from kinetic_empire.core.clock import ReplayClock
+from kinetic_empire.core.enums import OrderStatus, OrderType, Side
+from kinetic_empire.core.errors import ExchangeError
+from kinetic_empire.core.events import OrderFilled
+from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange
+
+T0 = 1_690_848_000_000
+
+
+class Venue:
+    """A simulated exchange with FILUSDT (no funding), recording what it emits."""
+
+    def __init__(self, rules: Any, brackets: Any) -> None:
+        self.clock = ReplayClock(T0 - 60_000)
+        self.events: list[Any] = []
+        self.ex = SimulatedExchange(rules, brackets, clock=self.clock, emit=self.events.append,
+                                    config=ExchangeConfig(funding_rate=D(0)), symbols=["FILUSDT"])
+        self.t = T0 - 60_000
+        self.bar(4.0, 4.0, 4.0, 4.0)
+
+    def bar(self, o: float, h: float, low: float, c: float) -> None:
+        self.t += 60_000
+        self.clock.advance_to(self.t + 59_999)
+        self.ex.on_bar("FILUSDT", self.t, o, h, low, c)
+
+    def of(self, cls: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, cls)]
+
+    def _order(self, side: Side, qty: str) -> Any:
+        return self.ex.submit(symbol="FILUSDT", side=side, order_type=OrderType.MARKET, quantity=D(qty))
+
+    def buy(self, qty: str) -> Any:
+        return self._order(Side.BUY, qty)
+
+    def sell(self, qty: str) -> Any:
+        return self._order(Side.SELL, qty)
+
+TRAIL = OrderType.TRAILING_STOP_MARKET
+
+
+@pytest.fixture()
+def venue(rules, brackets) -> Venue:
+    v = Venue(rules, brackets)
+    v.buy("100")
+    v.bar(4.0, 4.0, 4.0, 4.0)  # long 100 at 4.0
+    return v
+
+
+def _trail(v: Venue, side: Side = Side.SELL, rate: str = "5", act: str | None = None, qty: str = "100"):
+    return v.ex.submit(symbol="FILUSDT", side=side, order_type=TRAIL, quantity=D(qty), reduce_only=True,
+                       algo=True, callback_rate=D(rate), activation_price=None if act is None else D(act))
+
+
+def test_sell_trailing_follows_the_high_and_fires_on_the_callback(venue):
+    order = _trail(venue)  # armed at once at the last price 4.0: level 3.8
+    venue.bar(4.0, 4.4, 3.9, 4.3)  # low 3.9 above 3.8; then the high 4.4 moves the level to 4.18
+    assert order.is_open and order.trigger_f == pytest.approx(4.18)
+    venue.bar(4.3, 4.35, 4.2, 4.25)  # low 4.2 stays above 4.18 (the high 4.35 is below the best 4.4)
+    assert order.is_open and order.trigger_f == pytest.approx(4.18)
+    venue.bar(4.25, 4.3, 4.1, 4.15)  # low 4.1 reaches 4.18: fills at the level
+    fill = venue.of(OrderFilled)[-1]
+    assert order.status is OrderStatus.FILLED and fill.price == D("4.180") and fill.side is Side.SELL
+    assert venue.ex.position("FILUSDT")[0] == 0
+
+
+def test_adverse_side_first_then_the_new_level_from_the_next_price(venue):
+    order = _trail(venue)  # level 3.8 before the kline
+    venue.bar(4.0, 4.5, 3.85, 4.2)  # low tested against 3.8 first (no fire); the high moves the level to 4.275
+    assert order.is_open and order.trigger_f == pytest.approx(4.275)
+    venue.bar(4.2, 4.25, 4.2, 4.22)  # opens below the new level: fills at the open
+    assert order.status is OrderStatus.FILLED and venue.of(OrderFilled)[-1].price == D("4.200")
+
+
+def test_gap_through_the_level_fills_at_the_open(venue):
+    order = _trail(venue)
+    venue.bar(3.5, 3.6, 3.4, 3.5)
+    assert order.status is OrderStatus.FILLED and venue.of(OrderFilled)[-1].price == D("3.500")
+
+
+def test_activation_price_arms_it_only_when_reached(venue):
+    order = _trail(venue, act="4.5")
+    venue.bar(4.0, 4.3, 3.0, 3.1)  # never reached 4.5: not armed, a fall does nothing
+    assert order.is_open and not order.activated
+    venue.bar(3.1, 4.6, 3.1, 4.5)  # armed in this kline; best since 4.6 -> level 4.37
+    assert order.activated and order.is_open and order.trigger_f == pytest.approx(4.37)
+    venue.bar(4.5, 4.5, 4.3, 4.35)
+    assert order.status is OrderStatus.FILLED and venue.of(OrderFilled)[-1].price == D("4.370")
+
+
+def test_buy_trailing_for_a_short(rules, brackets):
+    v = Venue(rules, brackets)
+    v.sell("100")
+    v.bar(4.0, 4.0, 4.0, 4.0)
+    order = _trail(v, side=Side.BUY, rate="2.5")  # level 4.1
+    v.bar(4.0, 4.05, 3.6, 3.7)  # high 4.05 under 4.1; the low 3.6 moves the level to 3.69
+    assert order.is_open and order.trigger_f == pytest.approx(3.69)
+    v.bar(3.68, 3.75, 3.65, 3.7)  # opens under 3.69, then the high 3.75 reaches it: fills at the level
+    assert order.status is OrderStatus.FILLED and v.of(OrderFilled)[-1].price == D("3.690")
+
+
+@pytest.mark.parametrize("rate", ["0.05", "10.1", "1.25", "0"])
+def test_callback_rate_outside_binance_bounds_is_refused(venue, rate):
+    with pytest.raises(ExchangeError) as err:
+        _trail(venue, rate=rate)
+    assert err.value.code == -2007
+
+
+def test_trailing_needs_the_algo_endpoint_and_no_close_position(venue):
+    with pytest.raises(ExchangeError) as err:
+        venue.ex.submit(symbol="FILUSDT", side=Side.SELL, order_type=TRAIL, quantity=D("100"),
+                        callback_rate=D("1"))
+    assert err.value.code == -4120
+    with pytest.raises(ExchangeError) as err:
+        venue.ex.submit(symbol="FILUSDT", side=Side.SELL, order_type=TRAIL, close_position=True, algo=True,
+                        callback_rate=D("1"))
+    assert err.value.code in (-1106, -4137)
