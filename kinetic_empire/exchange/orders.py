@@ -16,16 +16,16 @@ class SimOrder:
     """An order inside the simulated exchange. Not an event: it changes as it fills."""
 
     __slots__ = (
-        "activation_price",
         "activated",
+        "activation_price",
         "avg_price",
-        "callback_rate",
         "callback_f",
-        "extreme_f",
+        "callback_rate",
         "client_order_id",
         "close_position",
         "cum_quote",
         "executed_qty",
+        "extreme_f",
         "good_till_date",
         "is_algo",
         "is_taker_on_arrival",

@@ -4,10 +4,9 @@ conservative intrabar reading (adverse side first), and Binance's parameter chec
 from __future__ import annotations
 
 from decimal import Decimal as D
+from typing import Any
 
 import pytest
-
-from typing import Any
 
 from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.core.enums import OrderStatus, OrderType, Side
