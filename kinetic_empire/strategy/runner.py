@@ -222,11 +222,11 @@ class StrategyRunner:
             )
         )
 
-    def _collect_intent(self, kind: type, **fields: Any) -> None:
+    def _collect_intent(self, intent_type: type, **fields: Any) -> None:
         """An intent other than buy/sell/close/reduce (a stop move, a target position), numbered like them."""
         self._seq += 1
         now = self._clock.now_ms()
-        self._pending.append(kind(intent_id=f"{self._prefix}-{self._seq}", strategy_id=self.strategy_id,
+        self._pending.append(intent_type(intent_id=f"{self._prefix}-{self._seq}", strategy_id=self.strategy_id,
                                   symbol=self.symbol, reference_price=self.strategy.close[-1], ts_event=now,
                                   ts_init=now, **fields))
 
