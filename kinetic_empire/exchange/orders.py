@@ -142,23 +142,45 @@ class SimOrder:
             1.0 + self.callback_f)
 
     def _trail(self, high: float, low: float) -> bool:
-        """A trailing stop over one range (the intrabar rule, adverse side first): the range is tested against
-        the level from before it; only then does its favourable extreme (reached after the activation if that
-        happens in it) move the level, which applies from the next price on (the next kline's open first). A
-        hit leaves the fire price in ``trigger_f``."""
+        """One price range, adverse side first (at the open both are the open): the range is tested against the
+        level from before it, then its favourable extreme (reached after the activation, if that happens in it)
+        moves the level. A hit leaves the fire price in ``trigger_f``."""
         sell = self.side is Side.SELL
         if self.activated and (low <= self.trigger_f if sell else high >= self.trigger_f):
             return True
-        best = high if sell else low
+        self._follow(high if sell else low)
+        return False
+
+    def _follow(self, best: float) -> None:
+        """A favourable price: arms the order when it reaches the activation price, moves the best price."""
+        sell = self.side is Side.SELL
         if not self.activated:
             act = float(self.activation_price) if self.activation_price is not None else best
             if not ((best >= act) if sell else (best <= act)):
-                return False
+                return
             self.activated = True
             self.extreme_f = best
         elif (best > self.extreme_f) if sell else (best < self.extreme_f):
             self.extreme_f = best
         self.trigger_f = self._level()
+
+    def trail_path(self, o: float, high: float, low: float, c: float) -> bool:
+        """A trailing stop over one kline (or sandbox segment) along the replay path: low then high when it
+        closed up, high then low when it closed down, then the close. Favourable extremes move the level,
+        adverse ones and the close are tested against it (a hit fires at the level, ``trigger_f``). Walking
+        a kline in one step or in the sandbox's segments gives the same result."""
+        sell = self.side is Side.SELL
+        for p in ((low, high, c) if c >= o else (high, low, c)):
+            if sell:
+                if self.activated and p <= self.trigger_f:
+                    return True
+                if p == high:
+                    self._follow(p)
+            else:
+                if self.activated and p >= self.trigger_f:
+                    return True
+                if p == low:
+                    self._follow(p)
         return False
 
     def __repr__(self) -> str:

@@ -73,12 +73,46 @@ def test_sell_trailing_follows_the_high_and_fires_on_the_callback(venue):
     assert venue.ex.position("FILUSDT")[0] == 0
 
 
-def test_adverse_side_first_then_the_new_level_from_the_next_price(venue):
+def test_a_kline_that_closed_up_is_walked_low_high_close(venue):
     order = _trail(venue)  # level 3.8 before the kline
-    venue.bar(4.0, 4.5, 3.85, 4.2)  # low tested against 3.8 first (no fire); the high moves the level to 4.275
-    assert order.is_open and order.trigger_f == pytest.approx(4.275)
-    venue.bar(4.2, 4.25, 4.2, 4.22)  # opens below the new level: fills at the open
-    assert order.status is OrderStatus.FILLED and venue.of(OrderFilled)[-1].price == D("4.200")
+    venue.bar(4.19, 4.4, 4.17, 4.3)  # low 4.17 first (level 3.98 after the open), the high -> 4.18, close 4.3 above
+    assert order.is_open and order.trigger_f == pytest.approx(4.18)
+
+
+def test_a_kline_that_closed_down_is_walked_high_low_close(venue):
+    order = _trail(venue)
+    venue.bar(4.3, 4.4, 4.17, 4.2)  # the high first -> level 4.18, then the low 4.17 reaches it
+    assert order.status is OrderStatus.FILLED and venue.of(OrderFilled)[-1].price == D("4.180")
+
+
+def test_the_close_is_tested_against_the_level_the_high_set(venue):
+    order = _trail(venue)
+    venue.bar(4.0, 4.5, 3.85, 4.2)  # closed up: low 3.85 above 3.8, high 4.5 -> 4.275, close 4.2 below it
+    assert order.status is OrderStatus.FILLED and venue.of(OrderFilled)[-1].price == D("4.275")
+
+
+def test_one_kline_or_its_sandbox_segments_give_the_same_fill(rules, brackets):
+    from kinetic_empire.sandbox.replay import path_points
+
+    bars = [(4.0, 4.3, 3.95, 4.25), (4.25, 4.6, 4.2, 4.3), (4.3, 4.35, 4.1, 4.12), (4.12, 4.2, 3.9, 4.0)]
+    fills = []
+    for k in (1, 4):
+        v = Venue(rules, brackets)
+        v.buy("100")
+        v.bar(4.0, 4.0, 4.0, 4.0)
+        _trail(v, rate="2")
+        for o, h, lo, c in bars:
+            v.t += 60_000
+            v.clock.advance_to(v.t + 59_999)
+            if k == 1:
+                v.ex.on_bar("FILUSDT", v.t, o, h, lo, c)
+                continue
+            prev = o
+            for price, seg_hi, seg_lo in path_points(o, h, lo, c, k, 0.001):
+                v.ex.on_bar("FILUSDT", v.t, prev, seg_hi, seg_lo, price)
+                prev = price
+        fills.append([(f.price, f.side) for f in v.of(OrderFilled)])
+    assert fills[0] == fills[1] and len(fills[0]) == 2
 
 
 def test_gap_through_the_level_fills_at_the_open(venue):
@@ -102,9 +136,9 @@ def test_buy_trailing_for_a_short(rules, brackets):
     v.sell("100")
     v.bar(4.0, 4.0, 4.0, 4.0)
     order = _trail(v, side=Side.BUY, rate="2.5")  # level 4.1
-    v.bar(4.0, 4.05, 3.6, 3.7)  # high 4.05 under 4.1; the low 3.6 moves the level to 3.69
+    v.bar(4.0, 4.05, 3.6, 3.65)  # closed down: high 4.05 under 4.1, the low 3.6 -> level 3.69, close 3.65 under
     assert order.is_open and order.trigger_f == pytest.approx(3.69)
-    v.bar(3.68, 3.75, 3.65, 3.7)  # opens under 3.69, then the high 3.75 reaches it: fills at the level
+    v.bar(3.68, 3.75, 3.65, 3.7)  # closed up: the low 3.65 first, then the high 3.75 reaches 3.69
     assert order.status is OrderStatus.FILLED and v.of(OrderFilled)[-1].price == D("3.690")
 
 
