@@ -183,3 +183,24 @@ def test_target_already_held_sends_nothing() -> None:
 def test_target_too_small_is_denied_by_the_exchange_rules() -> None:
     assert only_denial(_target(_holding("0"), "0.1")).code in ("NOTIONAL_BELOW_MIN", "QTY_BELOW_MIN",
                                                                "QTY_ROUNDS_TO_ZERO")
+
+
+def test_the_new_intents_are_journaled_commands_and_read_back(tmp_path) -> None:
+    from kinetic_empire.core.bus import EventBus
+    from kinetic_empire.live.journal import Journal, read_events
+
+    path = tmp_path / "journal.sqlite"
+    j = Journal(path)
+    bus = EventBus()
+    j.attach(bus)
+    sent = [
+        ProtectionIntent(intent_id="a-1", strategy_id="s", symbol=FIL, kind="stop", trail_pct=0.5,
+                         activation_price=4.3, reference_price=4.2, ts_event=1, ts_init=1),
+        TargetPositionIntent(intent_id="a-2", strategy_id="s", symbol=FIL, quantity=D("-2.5"), reference_price=4.2,
+                             ts_event=2, ts_init=2),
+    ]
+    for e in sent:
+        bus.publish(e)
+        j.confirm(e)  # committed before anything leaves: the gate the execution port passes
+    j.close()
+    assert list(read_events(path, ("ProtectionIntent", "TargetPositionIntent"))) == sent
