@@ -24,7 +24,7 @@ from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.journal import read_events
 from kinetic_empire.live.report import Replayed
 from kinetic_empire.strategy.registry import build_registry
-from tests.support.live import DATA, K, START, START_MS, step, stepped_engine, trade_key
+from tests.support.live import DATA, START, START_MS, K, step, stepped_engine, trade_key
 
 pytestmark = pytest.mark.integration
 

@@ -73,7 +73,7 @@ class Rebalance(Strategy):
 
     name = "rebalance"
     timeframe = "1m"
-    targets = [D("100"), D("250"), D("50"), D("-150"), D("-150"), D("0")]
+    targets = (D("100"), D("250"), D("50"), D("-150"), D("-150"), D("0"))
 
     def on_start(self):
         self.seen = []
