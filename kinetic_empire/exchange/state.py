@@ -52,6 +52,7 @@ def import_state(ex: SimulatedExchange, saved: dict[str, Any]) -> None:
         pos.qty, pos.entry, pos.leverage = Decimal(b["qty"]), Decimal(b["entry"]), int(b["leverage"])
         pos.qty_f, pos.entry_f = float(pos.qty), float(pos.entry)
         pos.margin_type = MarginType(b["margin_type"])
+        pos.iso_wallet = Decimal(b.get("iso_wallet", "0"))  # absent in files written before isolated margin
         book.last, book.next_funding = float(b["last"]), int(b["next_funding"])
     for item in saved["orders"]:
         order = _order(item)
@@ -106,13 +107,14 @@ def book_record(book: Book) -> dict[str, Any]:
     return {
         "qty": str(pos.qty), "entry": str(pos.entry), "leverage": pos.leverage,
         "margin_type": pos.margin_type.value, "last": book.last, "next_funding": book.next_funding,
+        "iso_wallet": str(pos.iso_wallet),
     }  # fmt: skip
 
 
 def book_fingerprint(book: Book) -> tuple[Any, ...]:
     """What changes a book's record, except the last price (the replay restores that)."""
     pos = book.pos
-    return (pos.qty, pos.entry, pos.leverage, pos.margin_type, book.next_funding)
+    return (pos.qty, pos.entry, pos.leverage, pos.margin_type, book.next_funding, pos.iso_wallet)
 
 
 def books(ex: SimulatedExchange) -> dict[str, Book]:
