@@ -4,7 +4,9 @@ The example strategy ``trailing_breakeven`` enters with a stop, moves it to brea
 makes it a trailing stop (``set_stop(trail_pct=...)``, a TRAILING_STOP_MARKET algo order). Through the sandbox
 every move is a new algo order placed over signed REST, acknowledged, and only then the old one cancelled; the
 trailing stop triggers inside the sandbox's exchange on its replayed price path. The backtest walks each kline
-along the same path, so the trades must be the same, and ``kinetic compare`` must find nothing to explain.
+along the same path, so the trades must be the same, and ``kinetic compare`` must find nothing to explain. It
+runs under cross margin and under isolated margin (set by the engine from ``live.margin_type`` over REST, and by
+the backtest from ``backtest.margin_type``).
 """
 
 from __future__ import annotations
@@ -37,20 +39,23 @@ STRATEGIES: list[dict[str, Any]] = [
 RISK: dict[str, Any] = {"default_leverage": 2, "sizing": {"method": "fixed_notional", "notional": 2000}}
 
 
-def backtest_of(klines: int) -> Any:
+def backtest_of(klines: int, margin_type: str) -> Any:
     end = START_MS + klines * 60_000
     cfg = BacktestConfig.from_mapping({
-        "backtest": {"data": str(DATA), "start": START, "end": end, "execution_timeframe": "1m", "gap_policy": "keep"},
+        "backtest": {"data": str(DATA), "start": START, "end": end, "execution_timeframe": "1m", "gap_policy": "keep",
+                     "margin_type": margin_type},
         "strategies": STRATEGIES,
         "risk": RISK,
     })
     return Backtest(cfg, build_registry([])).run()
 
 
-def test_moved_and_trailing_stops_paper_run_matches_backtest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("margin_type", ["CROSSED", "ISOLATED"])
+def test_moved_and_trailing_stops_paper_run_matches_backtest(tmp_path: Path, margin_type: str) -> None:
     run_dir = tmp_path / "runs" / "stops"
+    isolated: list[Any] = []
     cfg = LiveConfig.from_mapping({
-        "live": {"window": 120},
+        "live": {"window": 120, "margin_type": margin_type},
         "sandbox": {"data": str(DATA), "speed": 0, "start": START, "updates_per_kline": K},
         "strategies": STRATEGIES,
         "risk": RISK,
@@ -58,15 +63,22 @@ def test_moved_and_trailing_stops_paper_run_matches_backtest(tmp_path: Path) -> 
 
     async def body() -> None:
         async with stepped_engine(run_dir, config=cfg, market_fills="next_update") as (sb, engine):
-            await step(sb, engine, KLINES)
+            for _ in range(KLINES // 10):
+                await step(sb, engine, 10)
+                ex = sb.account().exchange
+                isolated.extend(ex.isolated_wallet(s) for s in ("FILUSDT", "NEARUSDT") if ex.position(s)[0])
             assert engine.execution.rejected == 0
+            assert {ex.margin_type(s).value for s in ("FILUSDT", "NEARUSDT")} == {margin_type}
 
     asyncio.run(body())
-    result = backtest_of(KLINES)
+    result = backtest_of(KLINES, margin_type)
     expected = [trade_key(t) for t in result.portfolio.trades]
     got = [trade_key(t) for t in Replayed(run_dir).portfolio.trades]
     assert len(expected) >= 10
     assert got == expected
+    # the engine set the margin type from its config; isolated positions held their own margin
+    assert all(w > 0 for w in isolated) if margin_type == "ISOLATED" else not any(isolated)
+    assert result.exchange.margin_type("FILUSDT").value == margin_type
 
     # the run moved stops and trailed them, and each move was accepted before the old stop was cancelled
     events = read_events(run_dir / "journal.sqlite", ("OrderRequest", "OrderAccepted", "CancelRequest"))
