@@ -150,11 +150,12 @@ class ProtectiveOrders:
         rank = self._rank.get(event.client_order_id, 0)
         older = [(cid, sid) for cid, sid in self.book.open_by_symbol.get(symbol, {}).items()
                  if cid != event.client_order_id and self._role_of(cid) == role and self._rank.get(cid, 0) < rank]
+        now = self._clock.now_ms()
         for cid, strategy_id in older:
             self.book.done(cid)
             self._forget(cid)
             self._bus.publish(CancelRequest(client_order_id=cid, symbol=symbol, strategy_id=strategy_id,
-                                            ts_event=event.ts_init, ts_init=event.ts_init))
+                                            ts_event=now, ts_init=now))
 
     def _role_of(self, client_id: str) -> str:
         """A protective order's kind; one restored from a journal is known by its client id's suffix."""
