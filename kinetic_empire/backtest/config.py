@@ -14,6 +14,7 @@ never silently falls back to a default.
       fees: {maker: 0.0002, taker: 0.0005}
       slippage_bps: 0
       funding_rate: 0.0001            # per 8 h settlement, when no funding series is given
+      margin_type: CROSSED            # or ISOLATED: each position backed by its own margin only
       results_dir: backtests/results
     strategies:
       - name: ema_cross
@@ -55,6 +56,7 @@ _BACKTEST = {
     "fees": Key(nested(_FEES)),
     "slippage_bps": Key(decimal(ge=0, le=1000)),  # 10 %: beyond that every fill is fiction
     "funding_rate": Key(decimal()),
+    "margin_type": Key(choice(("CROSSED", "ISOLATED"), normalise=str.upper)),
     "results_dir": Key(text),
 }
 _FILE = {
@@ -77,6 +79,7 @@ class BacktestConfig:
     taker_fee: Decimal = Decimal("0.0005")
     slippage_bps: Decimal = Decimal("0")
     funding_rate: Decimal = Decimal("0.0001")
+    margin_type: str = "CROSSED"
     results_dir: str = "backtests/results"
     risk: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
@@ -102,6 +105,7 @@ class BacktestConfig:
                 "fees": {"maker": str(self.maker_fee), "taker": str(self.taker_fee)},
                 "slippage_bps": str(self.slippage_bps),
                 "funding_rate": str(self.funding_rate),
+                "margin_type": self.margin_type,
             },
             "strategies": [
                 {"name": s.name, "symbols": list(s.symbols), "timeframe": s.timeframe, "params": dict(s.params)}

@@ -20,6 +20,7 @@ import numpy as np
 from ..assembly import StrategySpec, build_core, resolve_strategies
 from ..core.bus import EventBus
 from ..core.clock import LiveClock, ReplayClock
+from ..core.enums import MarginType
 from ..core.errors import ConfigError, DataError, KineticError
 from ..core.rules import LeverageBrackets, SymbolRules
 from ..core.timeframes import timeframe_ms
@@ -255,6 +256,9 @@ class Backtest:
                                  exchange.config.funding_interval_ms)
         for sym, leverage in core.leverage.items():
             exchange.set_leverage(sym, leverage)
+        if cfg.margin_type == MarginType.ISOLATED.value:
+            for sym in plans:
+                exchange.set_margin_type(sym, MarginType.ISOLATED)
 
         if self.check_lookahead:  # before any whole-history computation (see lookahead_decisions)
             self._check_lookahead(core.runners, plans)

@@ -93,6 +93,11 @@ def order_params(r: OrderRequest) -> tuple[str, dict[str, Any]]:
         if r.order_type in (OrderType.STOP, OrderType.TAKE_PROFIT):
             p["price"] = r.price
             p["timeInForce"] = (r.time_in_force.value if r.time_in_force else "GTC")
+        if r.order_type is OrderType.TRAILING_STOP_MARKET:  # no triggerPrice: callbackRate, activatePrice
+            del p["triggerPrice"]
+            p["callbackRate"] = r.callback_rate
+            if r.activation_price is not None:
+                p["activatePrice"] = r.activation_price
         if r.close_position:
             p["closePosition"] = "true"
         else:

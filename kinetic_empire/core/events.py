@@ -125,6 +125,47 @@ class OrderRequest:
     close_position: bool = False
     working_type: WorkingType = WorkingType.CONTRACT_PRICE
     adjustments: tuple[str, ...] = ()
+    callback_rate: Decimal | None = None  # TRAILING_STOP_MARKET: percent, 0.1-10 (Binance's callbackRate)
+    activation_price: Decimal | None = None  # TRAILING_STOP_MARKET: Binance's activatePrice (None: the last price)
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class ProtectionIntent:
+    """A strategy moves the stop (``kind="stop"``) or take-profit (``"take_profit"``) of its open position.
+
+    ``price`` is a fixed trigger; for a stop, ``trail_pct`` instead asks for a trailing stop (Binance's
+    TRAILING_STOP_MARKET, callback rate in percent) armed at ``activation_price`` (None: at once). The risk
+    manager places the new order first and cancels the old one only once the new one is accepted, so the
+    position is never without its protection in between.
+    """
+
+    intent_id: str
+    strategy_id: str
+    symbol: str
+    kind: str  # "stop" or "take_profit"
+    price: float | None = None
+    trail_pct: float | None = None
+    activation_price: float | None = None
+    reference_price: float  # the close the strategy decided on
+    tag: str = ""
+    ts_event: int
+    ts_init: int
+
+
+@_event
+class TargetPositionIntent:
+    """A strategy states the signed position it wants (``quantity`` in base units, or ``notional`` in USDT at
+    the reference price); the risk manager computes, rounds and checks the order(s) that get there."""
+
+    intent_id: str
+    strategy_id: str
+    symbol: str
+    quantity: Decimal | None = None  # signed: > 0 long, < 0 short, 0 flat
+    notional: float | None = None  # signed
+    reference_price: float
+    tag: str = ""
     ts_event: int
     ts_init: int
 

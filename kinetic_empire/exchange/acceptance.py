@@ -39,13 +39,17 @@ class Acceptance(Matching):
         client_order_id: str | None = None,
         algo: bool = False,
         good_till_date: int = 0,
+        callback_rate: Decimal | None = None,
+        activation_price: Decimal | None = None,
     ) -> SimOrder:
         """Validate an order as Binance does and accept it, or raise :class:`ExchangeError`."""
         book = self.book(symbol)
         rules = book.rules
         now = self._clock.now_ms()
-        if order_type is OrderType.TRAILING_STOP_MARKET:
-            raise ExchangeError(-1116, "Invalid orderType.")  # not simulated: refused rather than never firing
+        trailing = order_type is OrderType.TRAILING_STOP_MARKET
+        if trailing:
+            check_trailing(callback_rate, close_position)
+            trigger_price = None
         if order_type.is_conditional and not algo:
             raise ExchangeError(
                 -4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
@@ -58,7 +62,7 @@ class Acceptance(Matching):
             raise ExchangeError(-1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.")
         if order_type in _LIMIT_TYPES and price is None:
             raise ExchangeError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
-        if order_type.is_conditional and trigger_price is None:
+        if order_type.is_conditional and trigger_price is None and not trailing:
             raise ExchangeError(-1102, "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or malformed.")
         if order_type in _LIMIT_TYPES and time_in_force is None:
             time_in_force = TimeInForce.GTC
@@ -72,7 +76,7 @@ class Acceptance(Matching):
             order_type=order_type,
             quantity=quantity,
             price=price,
-            trigger_price=trigger_price,
+            trigger_price=activation_price if trailing else trigger_price,
             mark_price=mark,
             reduce_only=reduce_only or close_position,
             close_position=close_position,
@@ -107,7 +111,11 @@ class Acceptance(Matching):
             is_algo=algo,
             time=now,
             good_till_date=good_till_date,
+            callback_rate=callback_rate if trailing else None,
+            activation_price=activation_price if trailing else None,
         )
+        if trailing:
+            order.arm_trailing(book.last)
         if order_type is OrderType.LIMIT and book.last:
             marketable = (side is Side.BUY and order.price_f >= book.last) or (
                 side is Side.SELL and order.price_f <= book.last
@@ -210,3 +218,17 @@ class Acceptance(Matching):
             self._finish(order, OrderStatus.CANCELED, "cancel all")
             canceled.append(order)
         return canceled
+
+
+_CALLBACK_MIN, _CALLBACK_MAX, _CALLBACK_STEP = Decimal("0.1"), Decimal("10"), Decimal("0.1")
+
+
+def check_trailing(callback_rate: Decimal | None, close_position: bool) -> None:
+    """Binance's TRAILING_STOP_MARKET parameters: a callback rate from 0.1 to 10 percent in steps of 0.1
+    (-2007 otherwise), a quantity (no closePosition)."""
+    if callback_rate is None:
+        raise ExchangeError(-1102, "Mandatory parameter 'callbackRate' was not sent, was empty/null, or malformed.")
+    if not _CALLBACK_MIN <= callback_rate <= _CALLBACK_MAX or callback_rate % _CALLBACK_STEP:
+        raise ExchangeError(-2007, "Invalid callBack rate.")
+    if close_position:
+        raise ExchangeError(-1106, "Parameter 'closePosition' sent when not required.")

@@ -33,7 +33,7 @@ def money(x: Decimal) -> Decimal:
 class BookPosition:
     """The one-way position of a symbol, with float copies for the per-kline maths."""
 
-    __slots__ = ("entry", "entry_f", "leverage", "liq_f", "margin_type", "qty", "qty_f")
+    __slots__ = ("entry", "entry_f", "iso_wallet", "leverage", "liq_f", "margin_type", "qty", "qty_f")
 
     def __init__(self, leverage: int) -> None:
         self.qty = ZERO
@@ -43,6 +43,7 @@ class BookPosition:
         self.liq_f = 0.0  # 0: none
         self.leverage = leverage
         self.margin_type = MarginType.CROSSED
+        self.iso_wallet = ZERO  # the isolated wallet (exchange.isolated); zero under cross margin
 
 
 class Book:

@@ -54,6 +54,8 @@ class SimulatedBroker:
                 working_type=r.working_type,
                 client_order_id=r.client_order_id,
                 algo=r.order_type.is_conditional,
+                callback_rate=r.callback_rate,
+                activation_price=r.activation_price,
             )
         except ExchangeError as exc:
             if exc.code == DUPLICATE_CLIENT_ID:

@@ -1,4 +1,5 @@
-"""Liquidation prices of every open position under cross margin (one-way mode, reference section 9.3).
+"""Liquidation prices of every open position under cross margin (one-way mode, reference section 9.3); an
+isolated position's from its own wallet alone (:mod:`.isolated`), and the cross pool is what is left.
 
 The wallet backs every position, so each position's liquidation price depends on the others'
 maintenance margin and unrealized PnL: one changes whenever any of them does. The formula is the shared
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from ..core.enums import MarginType
 from ..core.liquidation import liquidation_price, maintenance_margin
 from .book import INF, Book
 
@@ -25,11 +27,18 @@ from .book import INF, Book
 def solve_liquidation_prices(books: Collection[Book], wallet: float) -> tuple[int, float]:
     """Set every book's liquidation price, watch levels and drift baseline; returns how many positions are
     open and the account's slack (margin balance minus total maintenance margin)."""
-    open_books = [b for b in books if b.pos.qty_f != 0.0]
+    open_books = []
     for b in books:
         if b.pos.qty_f == 0.0:
             b.pos.liq_f = 0.0
             b.watch_low, b.watch_high = -INF, INF
+        elif b.pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
+            iso = float(b.pos.iso_wallet)
+            wallet -= iso
+            _set(b, liquidation_price(b.pos.qty_f, b.pos.entry_f, iso, b.tiers))
+            b.liq_weight = 0.0
+        else:
+            open_books.append(b)
     if not open_books:
         return 0, INF
     mm_upnl: list[tuple[float, float]] = []
@@ -44,10 +53,13 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float) -> tuple[in
         b.liq_base = b.last or pos.entry_f
         b.liq_move = 0.0
         b.liq_weight = (1.0 + max((rate for _, rate, _ in b.tiers), default=1.0)) * abs(pos.qty_f)
-        liq = liquidation_price(pos.qty_f, pos.entry_f, wallet - (total_mm - mm) + (total_upnl - upnl), b.tiers)
-        pos.liq_f = liq
-        if pos.qty_f > 0:
-            b.watch_low, b.watch_high = (liq if liq > 0 else -INF), INF
-        else:
-            b.watch_low, b.watch_high = -INF, (liq if liq > 0 else INF)
+        _set(b, liquidation_price(pos.qty_f, pos.entry_f, wallet - (total_mm - mm) + (total_upnl - upnl), b.tiers))
     return len(open_books), wallet + total_upnl - total_mm
+
+
+def _set(b: Book, liq: float) -> None:
+    b.pos.liq_f = liq
+    if b.pos.qty_f > 0:
+        b.watch_low, b.watch_high = (liq if liq > 0 else -INF), INF
+    else:
+        b.watch_low, b.watch_high = -INF, (liq if liq > 0 else INF)

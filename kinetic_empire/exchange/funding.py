@@ -7,7 +7,7 @@ otherwise the kline's open, where settlement happens, stands in for it.
 
 from __future__ import annotations
 
-from ..core.enums import BalanceReason
+from ..core.enums import BalanceReason, MarginType
 from ..core.events import FundingApplied
 from .book import Book, dec, money
 from .ledger import Ledger
@@ -25,6 +25,8 @@ class Funding(Ledger):
         mark_d = book.rules.round_price_nearest(dec(book.mark or mark))
         amount = money(-book.pos.qty * mark_d * rate)
         self.wallet += amount
+        if book.pos.margin_type is MarginType.ISOLATED:  # booked to the position's isolated wallet
+            book.pos.iso_wallet += amount
         self._income(book.symbol, "FUNDING_FEE", amount, funding_time, "FUNDING_FEE")
         now = self._clock.now_ms()
         self._emit(

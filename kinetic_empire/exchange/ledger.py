@@ -13,10 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.clock import Clock
-from ..core.enums import BalanceReason, OrderStatus, Side
+from ..core.enums import BalanceReason, MarginType, OrderStatus, Side
 from ..core.errors import ExchangeError
 from ..core.events import BalanceChanged, OrderCanceled, OrderExpired, OrderFilled, PositionChanged
 from ..core.rules import LeverageBrackets, SymbolRules
+from . import isolated
 from .book import INF, NEVER, ZERO, Book, money
 from .config import ExchangeConfig
 from .cross_margin import solve_liquidation_prices
@@ -136,6 +137,8 @@ class Ledger:
             book.next_funding = (ts // interval + 1) * interval
         elif new == 0:
             book.next_funding = NEVER
+        if pos.margin_type is MarginType.ISOLATED:
+            isolated.after_fill(pos, old, new, price)
         pos.qty = new
         pos.qty_f = float(new)
         pos.entry_f = float(pos.entry)

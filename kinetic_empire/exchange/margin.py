@@ -1,9 +1,9 @@
 """Margin and liquidation of the simulated exchange: leverage, the account's margin figures, the
 initial-margin check an order must pass, and the forced close when a kline reaches a liquidation price.
 
-Account model: one-way position mode, cross margin, USDT as the only margin asset (reference section 9).
-The liquidation prices themselves are solved in :mod:`.cross_margin` whenever the wallet or a position
-changes.
+Account model: one-way position mode, cross or isolated margin per symbol, USDT as the only margin asset
+(reference section 9). The liquidation prices themselves are solved in :mod:`.cross_margin` whenever the wallet
+or a position changes; an isolated position's wallet is kept by :mod:`.isolated`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ..core.enums import BalanceReason, MarginType, OrderType, Side, TimeInForce
 from ..core.errors import ExchangeError
 from ..core.events import Liquidated
 from ..core.liquidation import maintenance_margin, tiers
+from . import isolated
 from .book import ZERO, Book, dec, money
 from .ledger import Ledger
 from .orders import SimOrder
@@ -39,12 +40,45 @@ class Margin(Ledger):
         return book.brackets.max_notional(leverage) if book.brackets else Decimal("1000000000")
 
     def set_margin_type(self, symbol: str, margin_type: MarginType) -> None:
+        """Cross or isolated for one symbol; as on Binance, not while it has open orders or a position."""
         book = self.book(symbol)
         if book.pos.margin_type is margin_type:
             raise ExchangeError(-4046, "No need to change margin type.")
-        if margin_type is MarginType.ISOLATED:
-            raise ExchangeError(-1130, "Isolated margin is not supported by the simulated exchange yet.")
+        if any(o.is_open for o in (*book.market, *book.resting)):
+            raise ExchangeError(-4047, "Margin type cannot be changed if there exists open orders.")
+        if book.pos.qty != 0:
+            raise ExchangeError(-4048, "Margin type cannot be changed if there exists position.")
         book.pos.margin_type = margin_type
+        book.pos.iso_wallet = ZERO
+
+    def modify_isolated_margin(self, symbol: str, amount: Decimal, *, add: bool) -> Decimal:
+        """Binance's POST /fapi/v1/positionMargin: move ``amount`` USDT into (``add``) or out of an isolated
+        position's wallet; returns the isolated wallet after. Refused: not isolated or no position (-1130),
+        not enough available cross balance (-4050), more than the position can spare (-4051)."""
+        book = self.book(symbol)
+        pos = book.pos
+        if amount <= 0:
+            raise ExchangeError(-1130, "Data sent for parameter 'amount' is not valid.")
+        if pos.margin_type is not MarginType.ISOLATED or pos.qty == 0:
+            raise ExchangeError(-1130, "Margin can only be adjusted on an open isolated position.")
+        if add:
+            if amount > self.available_balance():
+                raise ExchangeError(-4050, "Cross balance insufficient.")
+            pos.iso_wallet += amount
+        else:
+            mark = dec(book.last) if book.last else pos.entry
+            if amount > isolated.max_removable(pos, mark):
+                raise ExchangeError(-4051, "Isolated balance insufficient.")
+            pos.iso_wallet -= amount
+        self._update_liquidation_prices()
+        return pos.iso_wallet
+
+    def isolated_wallet(self, symbol: str) -> Decimal:
+        """The position's isolated wallet (zero under cross margin)."""
+        return self.book(symbol).pos.iso_wallet
+
+    def margin_type(self, symbol: str) -> MarginType:
+        return self.book(symbol).pos.margin_type
 
     # --------------------------------------------------------------------------------- queries
     def position(self, symbol: str) -> tuple[Decimal, Decimal, int]:
@@ -70,6 +104,8 @@ class Margin(Ledger):
 
     def position_initial_margin(self, symbol: str) -> Decimal:
         book = self.book(symbol)
+        if book.pos.margin_type is MarginType.ISOLATED:
+            return book.pos.iso_wallet
         return money(abs(book.pos.qty) * dec(book.mark_price()) / book.pos.leverage)
 
     def maintenance_margin(self, symbol: str) -> Decimal:
@@ -108,7 +144,9 @@ class Margin(Ledger):
         available = self.wallet
         for b in self._books.values():
             pos = b.pos
-            if pos.qty_f != 0.0 and b.last:
+            if pos.margin_type is MarginType.ISOLATED:  # its wallet is set aside; its PnL stays with it
+                available -= pos.iso_wallet
+            elif pos.qty_f != 0.0 and b.last:
                 mark = dec(b.mark or b.last)
                 available += money(pos.qty * (mark - pos.entry)) - money(abs(pos.qty) * mark / pos.leverage)
             for order in b.market or ():
@@ -171,8 +209,12 @@ class Margin(Ledger):
         self._next_order_id += 1
         self._orders[order.order_id] = order
         wallet_before = self.wallet
+        iso_before = pos.iso_wallet if pos.margin_type is MarginType.ISOLATED else None
         self._fill(book, order, abs(qty), price, False, ts)
-        fee = money(min(abs(qty) * price * book.rules.liquidation_fee, max(ZERO, self.wallet)))
+        if iso_before is None:
+            fee = money(min(abs(qty) * price * book.rules.liquidation_fee, max(ZERO, self.wallet)))
+        else:  # the isolated margin is lost: what the close left of it goes to the clearance
+            fee = money(max(ZERO, iso_before + self.wallet - wallet_before))
         self.wallet -= fee
         if fee:
             self._income(book.symbol, "INSURANCE_CLEAR", -fee, ts, "liquidation")

@@ -9,7 +9,9 @@ Within one kline the unknown path is resolved by one conservative rule:
    liquidation, then take-profits and limit orders. When a stop-loss and a take-profit of the same
    position could both fire in one kline, the stop-loss wins. Orders placed while the open is processed
    (e.g. protective stops for an entry filled at the open) take part in the range; orders placed while
-   the range is processed wait for the next kline.
+   the range is processed wait for the next kline. A trailing stop follows the kline's path instead, the same
+   path the sandbox replays (open, low, high, close when the kline closed up; open, high, low, close when it
+   closed down): its level moves with each favourable extreme and is tested at each adverse one and at the close.
 3. **At the close**: the close becomes the last and mark price.
 
 Fill prices: market and triggered stop/take-profit market orders fill at the open or at the trigger
@@ -46,7 +48,7 @@ class Matching(Margin, Funding):
         if self._cross_positions > 1 and self.bounded_liquidation_solves:
             self._cross_drift(book, h, low)
         if book.busy or low <= book.watch_low or h >= book.watch_high or ts >= book.next_funding:
-            self._process(book, ts, o, h, low)
+            self._process(book, ts, o, h, low, c)
         book.last = c
         if self._cross_positions > 1 and not self.bounded_liquidation_solves:
             self._update_liquidation_prices()
@@ -57,7 +59,7 @@ class Matching(Margin, Funding):
         if self._cross_positions > 1 and self.bounded_liquidation_solves:  # other positions' PnL moves each
             self._cross_drift(book, k.high, k.low)  # one's liquidation price: re-solve when it could matter
         if book.busy or k.low <= book.watch_low or k.high >= book.watch_high or k.open_time >= book.next_funding:
-            self._process(book, k.open_time, k.open, k.high, k.low)
+            self._process(book, k.open_time, k.open, k.high, k.low, k.close)
         book.last = k.close
         if self._cross_positions > 1 and not self.bounded_liquidation_solves:
             self._update_liquidation_prices()
@@ -77,7 +79,7 @@ class Matching(Margin, Funding):
             self._update_liquidation_prices()
 
     # ------------------------------------------------------------------------------- internals
-    def _process(self, book: Book, ts: int, o: float, h: float, low: float) -> None:
+    def _process(self, book: Book, ts: int, o: float, h: float, low: float, c: float) -> None:
         pos = book.pos
         # 1. at the open
         if ts >= book.next_funding:
@@ -90,7 +92,9 @@ class Matching(Margin, Funding):
         if book.resting:
             snapshot = list(book.resting)
             for order in snapshot:
-                if order.is_open and order.is_stop and order.trigger_hit(h, low):
+                if order.is_open and order.is_stop and (
+                    order.trail_path(o, h, low, c) if order.callback_f else order.trigger_hit(h, low)
+                ):
                     self._fire_conditional(book, order, order.trigger_f, ts)
         if low <= book.watch_low or h >= book.watch_high:
             self._liquidate(book, ts, min(o, pos.liq_f) if pos.qty_f > 0 else max(o, pos.liq_f))

@@ -20,6 +20,7 @@ _ORDER_FIELDS = (
     "order_id", "client_order_id", "symbol", "side", "order_type", "orig_type", "quantity", "price", "trigger_price",
     "time_in_force", "reduce_only", "close_position", "working_type", "is_algo", "status", "executed_qty", "cum_quote",
     "avg_price", "time", "update_time", "triggered", "is_taker_on_arrival", "good_till_date", "modifications",
+    "callback_rate", "activation_price", "activated", "extreme_f",
 )  # fmt: skip
 _DECIMALS = {"quantity", "price", "trigger_price", "executed_qty", "cum_quote", "avg_price"}
 _ENUMS: dict[str, Any] = {
@@ -51,6 +52,7 @@ def import_state(ex: SimulatedExchange, saved: dict[str, Any]) -> None:
         pos.qty, pos.entry, pos.leverage = Decimal(b["qty"]), Decimal(b["entry"]), int(b["leverage"])
         pos.qty_f, pos.entry_f = float(pos.qty), float(pos.entry)
         pos.margin_type = MarginType(b["margin_type"])
+        pos.iso_wallet = Decimal(b.get("iso_wallet", "0"))  # absent in files written before isolated margin
         book.last, book.next_funding = float(b["last"]), int(b["next_funding"])
     for item in saved["orders"]:
         order = _order(item)
@@ -86,6 +88,9 @@ def order_record(o: SimOrder) -> dict[str, Any]:
         "cum_quote": str(o.cum_quote), "avg_price": str(o.avg_price), "time": o.time, "update_time": o.update_time,
         "triggered": o.triggered, "is_taker_on_arrival": o.is_taker_on_arrival, "good_till_date": o.good_till_date,
         "modifications": o.modifications,
+        "callback_rate": None if o.callback_rate is None else str(o.callback_rate),
+        "activation_price": None if o.activation_price is None else str(o.activation_price),
+        "activated": o.activated, "extreme_f": o.extreme_f,
     }  # fmt: skip
 
 
@@ -93,7 +98,8 @@ def order_fingerprint(order: SimOrder) -> tuple[Any, ...]:
     """The fields a price update may change on an open order without emitting an event (a STOP that
     triggers into a resting LIMIT, a marketable limit that rests after all)."""
     return (order.status, order.executed_qty, order.order_type, order.triggered, order.is_taker_on_arrival,
-            order.update_time, order.quantity, order.price, order.modifications)  # the last two: modify order
+            order.update_time, order.quantity, order.price, order.modifications,  # the last two: modify order
+            order.activated, order.extreme_f)  # a trailing stop's best price moves without an event
 
 
 def book_record(book: Book) -> dict[str, Any]:
@@ -101,13 +107,14 @@ def book_record(book: Book) -> dict[str, Any]:
     return {
         "qty": str(pos.qty), "entry": str(pos.entry), "leverage": pos.leverage,
         "margin_type": pos.margin_type.value, "last": book.last, "next_funding": book.next_funding,
+        "iso_wallet": str(pos.iso_wallet),
     }  # fmt: skip
 
 
 def book_fingerprint(book: Book) -> tuple[Any, ...]:
     """What changes a book's record, except the last price (the replay restores that)."""
     pos = book.pos
-    return (pos.qty, pos.entry, pos.leverage, pos.margin_type, book.next_funding)
+    return (pos.qty, pos.entry, pos.leverage, pos.margin_type, book.next_funding, pos.iso_wallet)
 
 
 def books(ex: SimulatedExchange) -> dict[str, Book]:
@@ -164,4 +171,13 @@ def _order(item: dict[str, Any]) -> SimOrder:
                  "is_taker_on_arrival"):  # fmt: skip
         setattr(order, name, val(name))
     order.modifications = int(item.get("modifications", 0))  # absent in files written before modify order
+    if item.get("callback_rate") is not None:  # a trailing stop (absent in files written before them)
+        order.callback_rate = Decimal(item["callback_rate"])
+        order.callback_f = float(order.callback_rate) / 100.0
+        act = item.get("activation_price")
+        order.activation_price = None if act is None else Decimal(act)
+        order.activated = bool(item.get("activated", False))
+        order.extreme_f = float(item.get("extreme_f", 0.0))
+        if order.activated:
+            order.trigger_f = order._level()
     return order

@@ -44,10 +44,12 @@ EVENT_TYPES: tuple[type, ...] = (
     ev.KlineClosed, ev.MarkPriceUpdated, ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.CancelAllRequest,
     ev.OperatorCommand, ev.OrderAccepted, ev.OrderRejected, ev.OrderCanceled, ev.OrderExpired, ev.OrderFilled,
     ev.PositionChanged, ev.BalanceChanged, ev.FundingApplied, ev.Liquidated, ev.RiskDenied, ev.TradingStateChanged,
-    ev.StrategyHalted, ev.Note, ev.Alert, ev.OrderOutcomeUnknown, ev.StrategyStateSaved,
+    ev.StrategyHalted, ev.Note, ev.Alert, ev.OrderOutcomeUnknown, ev.StrategyStateSaved, ev.ProtectionIntent,
+    ev.TargetPositionIntent,
 )
 _BY_NAME = {cls.__name__: cls for cls in EVENT_TYPES}
-_COMMANDS = (ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.CancelAllRequest, ev.OperatorCommand)
+_COMMANDS = (ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.CancelAllRequest, ev.OperatorCommand,
+             ev.ProtectionIntent, ev.TargetPositionIntent)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

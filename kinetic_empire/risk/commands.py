@@ -35,7 +35,7 @@ FLATTEN = "flatten"
 CANCEL_ALL = "cancel_all"
 ACTIONS = (FLATTEN, CANCEL_ALL)
 REPLACED = "rp"  # client id suffix of a re-placed protective order
-_PROTECTIVE = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
+_PROTECTIVE = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET, OrderType.TRAILING_STOP_MARKET)
 
 
 class TradingSwitch(Protocol):
@@ -158,6 +158,10 @@ class RiskCommands:
         base = last.client_order_id.rsplit(f"-{REPLACED}", 1)[0]
         cid = ids.client_id(base, REPLACED, self._fresh(lambda k: [ids.client_id(base, REPLACED, k)]))
         request = replace(last, client_order_id=cid, ts_event=now, ts_init=now)
+        if not last.close_position:  # a moved or trailing stop covers the position as it is now
+            rules = self._rules[last.symbol]
+            size = abs(self._account.position(last.symbol).quantity)
+            request = replace(request, quantity=max(rules.round_qty_up(size, market=True), rules.market_min_qty))
         self._switch.track_protective_order(last.symbol, cid, last.strategy_id)
         self._publish(request)
         return request
@@ -193,12 +197,14 @@ class RiskCommands:
             return deny("UNKNOWN_SYMBOL", symbol=r.symbol)
         if self._switch.state_of(r.symbol) is TradingState.HALTED:
             return deny("TRADING_HALTED", symbol=r.symbol)
-        if r.order_type not in _PROTECTIVE or not r.close_position or r.trigger_price is None:
+        trailing = r.order_type is OrderType.TRAILING_STOP_MARKET
+        if (r.order_type not in _PROTECTIVE or not (r.close_position or r.reduce_only)
+                or (r.trigger_price is None and not trailing)):
             return deny("NOT_PROTECTIVE", symbol=r.symbol, order_type=r.order_type.value)
         qty = self._account.position(r.symbol).quantity
         if qty == 0 or (qty > 0) != (r.side is Side.SELL):
             return deny("NO_POSITION", symbol=r.symbol, side=r.side.value, position=qty)
-        bad = rules.check_price(r.trigger_price, "stopPrice")
+        bad = None if r.trigger_price is None else rules.check_price(r.trigger_price, "stopPrice")
         if bad is not None:
             return deny(bad.code, symbol=r.symbol, trigger=r.trigger_price, tick=rules.tick_size)
         return None

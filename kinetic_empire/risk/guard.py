@@ -51,7 +51,9 @@ from ..core.events import (
 log = logging.getLogger(__name__)
 
 WOULD_TRIGGER = -2021  # Binance: "Order would immediately trigger."
-PROTECTIVE = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
+PROTECTIVE = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET, OrderType.TRAILING_STOP_MARKET)
+# a trailing stop (and a moved stop, reduce-only with a quantity) is the position's stop like a STOP_MARKET
+_KIND = {OrderType.TRAILING_STOP_MARKET: OrderType.STOP_MARKET}
 SOURCE = "protection"  # strategy id of the closes this guard asks for
 ALERT_KIND = "unprotected_position"
 ZERO = Decimal(0)
@@ -184,9 +186,10 @@ class ProtectionGuard:
     # ------------------------------------------------------------------------------ bus handlers
     def on_request(self, r: OrderRequest) -> None:
         cid, c = r.client_order_id, self._cover(r.symbol)
-        if r.order_type in PROTECTIVE and r.close_position:
-            c.templates[r.order_type] = r
-            c.pending[cid] = r.order_type
+        if r.order_type in PROTECTIVE and (r.close_position or r.reduce_only):
+            kind = _KIND.get(r.order_type, r.order_type)
+            c.templates[kind] = r
+            c.pending[cid] = kind
             self._symbol_of[cid] = r.symbol
         elif r.strategy_id == SOURCE and r.reduce_only:
             c.close_ids.add(cid)

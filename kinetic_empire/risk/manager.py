@@ -35,6 +35,7 @@ from ..core.events import (
     KlineClosed,
     Liquidated,
     OperatorCommand,
+    OrderAccepted,
     OrderCanceled,
     OrderExpired,
     OrderFilled,
@@ -42,7 +43,9 @@ from ..core.events import (
     OrderRejected,
     OrderRequest,
     PositionChanged,
+    ProtectionIntent,
     RiskDenied,
+    TargetPositionIntent,
     TradingStateChanged,
 )
 from ..core.rules import LeverageBrackets, SymbolRules
@@ -51,6 +54,7 @@ from .commands import RiskCommands
 from .config import RiskConfig
 from .decision import IntentDecider
 from .guards import Denial
+from .moves import target_intent
 from .protection import PendingEntry, ProtectiveOrders
 from .state import TradingStates
 from .unanswered import UnansweredEntries
@@ -108,6 +112,10 @@ class RiskManager:
         # protect, flatten, cancel all: reconciliation, shutdown and operators go through the same gate
         self.commands = RiskCommands(bus.publish, clock, account, rules, self)
         bus.subscribe(OperatorCommand, self.commands.on_command)
+        # moving stops and target positions (strategy API v2): only when such an intent or its order comes by
+        bus.subscribe(ProtectionIntent, self.on_protection_intent)
+        bus.subscribe(TargetPositionIntent, self.on_target_intent)
+        bus.subscribe(OrderAccepted, self._protection.on_accepted)
 
     # ------------------------------------------------------------------------------- public API
     def leverage_for(self, symbol: str) -> int:
@@ -187,6 +195,26 @@ class RiskManager:
             self._protection.expect(requests[-1].client_order_id, pending)
         for request in requests:
             self._bus.publish(request)
+
+    def on_protection_intent(self, intent: ProtectionIntent) -> None:
+        """A moved stop or take-profit (see :mod:`.protection`), or one RiskDenied."""
+        now = self._clock.now_ms()
+        decided = self._protection.move(intent, self._states.effective(intent.symbol), now)
+        if isinstance(decided, Denial):
+            self._deny(intent.intent_id, intent.strategy_id, intent.symbol, decided, now)
+
+    def on_target_intent(self, intent: TargetPositionIntent) -> None:
+        """The order(s) that take the position to the target (decided as the equivalent intent), or a denial."""
+        pos = self._account.position(intent.symbol).quantity
+        decided = target_intent(intent, rules=self._rules.get(intent.symbol), position=pos)
+        if isinstance(decided, Denial):
+            self._deny(intent.intent_id, intent.strategy_id, intent.symbol, decided, self._clock.now_ms())
+        elif decided is not None:
+            self.on_intent(decided)
+
+    def _deny(self, intent_id: str, strategy_id: str, symbol: str, denial: Denial, now: int) -> None:
+        self._bus.publish(RiskDenied(intent_id=intent_id, strategy_id=strategy_id, symbol=symbol, code=denial.code,
+                                     message=denial.message, ts_event=now, ts_init=now))
 
     # ----------------------------------------------------------------------------- bus handlers
     def _on_filled(self, fill: OrderFilled) -> None:

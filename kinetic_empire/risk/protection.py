@@ -1,5 +1,10 @@
 """Protective orders: a stop-loss and take-profit placed when an entry fills, cancelled when flat.
 
+A strategy moves them on an open position (``set_stop`` / ``set_take_profit``, a :class:`ProtectionIntent`,
+decided in :mod:`.moves`): the new order is sent first and the older ones of its kind are cancelled only when the
+venue accepts it (:meth:`ProtectiveOrders.on_accepted`); refused, the old ones stay. In a backtest the acceptance
+comes back while the request is published, so both modes run the same steps in the same order.
+
 Their lifecycle (:class:`ProtectiveOrders`): the risk manager expects an entry when it publishes it;
 the entry's first fill places the protection (and cancels older protection on the symbol, since the
 newest stop governs the whole position); a terminal event forgets an order; a flat position cancels
@@ -22,10 +27,23 @@ from decimal import Decimal
 from ..core.account import AccountView
 from ..core.bus import EventBus
 from ..core.clock import Clock
-from ..core.enums import OrderStatus, OrderType, Side, WorkingType
-from ..core.events import CancelRequest, OrderCanceled, OrderExpired, OrderFilled, OrderRejected, OrderRequest
+from ..core.enums import OrderStatus, OrderType, Side, TradingState, WorkingType
+from ..core.events import (
+    CancelRequest,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    ProtectionIntent,
+)
 from ..core.rules import SymbolRules
 from . import ids
+from .guards import Denial
+from .moves import STOP, TAKE_PROFIT, decide_move
+
+_ROLE = {OrderType.STOP_MARKET: STOP, OrderType.TRAILING_STOP_MARKET: STOP, OrderType.TAKE_PROFIT_MARKET: TAKE_PROFIT}
 
 
 @dataclass(slots=True)
@@ -96,6 +114,60 @@ class ProtectiveOrders:
         self._account = account
         self._rules = rules
         self.book = ProtectionBook()
+        self._role: dict[str, str] = {}  # protective client id -> "stop" / "take_profit"
+        self._rank: dict[str, int] = {}  # protective client id -> placement number (older ones are replaced)
+        self._placed = 0
+        self._moving: dict[str, str] = {}  # moved order's client id -> symbol, until the venue accepts or refuses it
+        self._owner: dict[str, str] = {}  # symbol -> the intent of the entry whose protection is current
+
+    def _note(self, request: OrderRequest) -> None:
+        self._placed += 1
+        self._rank[request.client_order_id] = self._placed
+        role = _ROLE.get(request.order_type)
+        if role is not None:
+            self._role[request.client_order_id] = role
+
+    def move(self, intent: ProtectionIntent, state: TradingState, now: int) -> Denial | OrderRequest:
+        """Place the position's new stop or take-profit (the old ones go when it is accepted), or why not."""
+        pos = self._account.position(intent.symbol).quantity
+        decided = decide_move(intent, rules=self._rules.get(intent.symbol), position=pos, state=state,
+                              owner_intent=self._owner.get(intent.symbol), now=now)
+        if isinstance(decided, Denial):
+            return decided
+        cid = decided.client_order_id
+        self._note(decided)
+        self._moving[cid] = decided.symbol
+        self.book.add(decided.symbol, cid, decided.strategy_id)  # a flat position cancels it like the others
+        self._bus.publish(decided)
+        return decided
+
+    def on_accepted(self, event: OrderAccepted) -> None:
+        """A moved stop or take-profit is live: cancel the older ones of its kind on the symbol."""
+        symbol = self._moving.pop(event.client_order_id, None)
+        if symbol is None:
+            return
+        role = self._role.get(event.client_order_id)
+        rank = self._rank.get(event.client_order_id, 0)
+        older = [(cid, sid) for cid, sid in self.book.open_by_symbol.get(symbol, {}).items()
+                 if cid != event.client_order_id and self._role_of(cid) == role and self._rank.get(cid, 0) < rank]
+        now = self._clock.now_ms()
+        for cid, strategy_id in older:
+            self.book.done(cid)
+            self._forget(cid)
+            self._bus.publish(CancelRequest(client_order_id=cid, symbol=symbol, strategy_id=strategy_id,
+                                            ts_event=now, ts_init=now))
+
+    def _role_of(self, client_id: str) -> str:
+        """A protective order's kind; one restored from a journal is known by its client id's suffix."""
+        role = self._role.get(client_id)
+        if role is None:
+            role = TAKE_PROFIT if f"-{ids.TAKE_PROFIT}" in client_id else STOP
+        return role
+
+    def _forget(self, client_id: str) -> None:
+        self._role.pop(client_id, None)
+        self._rank.pop(client_id, None)
+        self._moving.pop(client_id, None)
 
     def expect(self, entry_client_id: str, entry: PendingEntry) -> None:
         """An entry (about to be sent, or still open after a restart) whose fill must place protection."""
@@ -111,24 +183,29 @@ class ProtectiveOrders:
         entry = self.book.first_fill(cid, final)
         if final:
             self.book.done(cid)
+            self._forget(cid)
         if entry is None:
             return
         rules = self._rules[entry.symbol]
         now = self._clock.now_ms()
         # the newest stop governs the whole position: older protective orders on the symbol go
         self.cancel(entry.symbol, now)
+        self._owner[entry.symbol] = entry.intent_id
         held = max(abs(self._account.position(entry.symbol).quantity), fill.quantity)
         for request in protective_requests(entry, rules=rules, fill_price=fill.price, position_qty=held, now_ms=now):
             if request.close_position:
                 self.book.add(entry.symbol, request.client_order_id, entry.strategy_id)
+                self._note(request)
             self._bus.publish(request)
 
     def on_terminal(self, event: OrderCanceled | OrderExpired | OrderRejected) -> None:
         self.book.done(event.client_order_id)
+        self._forget(event.client_order_id)
 
     def cancel(self, symbol: str, now: int) -> None:
         """Request the cancel of every protective order believed open on ``symbol`` (and forget them)."""
         for cid, strategy_id in self.book.take(symbol):
+            self._forget(cid)
             self._bus.publish(
                 CancelRequest(client_order_id=cid, symbol=symbol, strategy_id=strategy_id, ts_event=now, ts_init=now)
             )

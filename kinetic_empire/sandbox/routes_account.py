@@ -232,6 +232,23 @@ def leverage_bracket(ctx: Ctx) -> Any:
     return [e for e in payload if e["symbol"] == symbol]
 
 
+def position_margin(ctx: Ctx) -> Any:
+    """POST /fapi/v1/positionMargin: add (type 1) or remove (type 2) margin of an isolated position."""
+    p = ctx.params
+    symbol = symbol_of(ctx, p)
+    amount = p.decimal("amount")
+    if amount is None:
+        raise ApiError(-1102, "Mandatory parameter 'amount' was not sent, was empty/null, or malformed.")
+    kind = p.int("type")
+    if kind not in (1, 2):
+        raise invalid("type")
+    try:
+        ctx.acct.exchange.modify_isolated_margin(symbol, amount, add=kind == 1)
+    except ExchangeError as exc:
+        raise from_exchange(exc) from None
+    return {"amount": float(amount), "code": 200, "msg": "Successfully modify position margin.", "type": kind}
+
+
 def symbol_config(ctx: Ctx) -> Any:
     symbol = ctx.params.str("symbol")
     if symbol is not None and symbol not in ctx.venue.rules:
@@ -240,7 +257,8 @@ def symbol_config(ctx: Ctx) -> Any:
     out = []
     for s in symbols:
         v = view(ctx, s)
-        out.append({"symbol": s, "marginType": "CROSSED", "isAutoAddMargin": False, "leverage": v.leverage,
+        out.append({"symbol": s, "marginType": "ISOLATED" if v.isolated else "CROSSED", "isAutoAddMargin": False,
+                    "leverage": v.leverage,
                     "maxNotionalValue": format(Decimal(v.max_notional).normalize(), "f")})
     return out
 
@@ -274,6 +292,7 @@ def endpoints() -> list[Endpoint]:
     return [
         ep("POST", "/fapi/v1/leverage", leverage, SIGNED, 1, "symbol leverage"),
         ep("POST", "/fapi/v1/marginType", margin_type, SIGNED, 1, "symbol marginType"),
+        ep("POST", "/fapi/v1/positionMargin", position_margin, SIGNED, 1, "symbol positionSide amount type"),
         ep("GET", "/fapi/v1/positionSide/dual", get_dual, SIGNED, 30),
         ep("POST", "/fapi/v1/positionSide/dual", set_dual, SIGNED, 1, "dualSidePosition"),
         ep("GET", "/fapi/v2/account", lambda c: account(c, True), SIGNED, 5),

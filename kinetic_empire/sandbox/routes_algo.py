@@ -1,4 +1,5 @@
-"""Algo (conditional) order endpoints (reference 3.3): STOP, STOP_MARKET, TAKE_PROFIT, TAKE_PROFIT_MARKET.
+"""Algo (conditional) order endpoints (reference 3.3): STOP, STOP_MARKET, TAKE_PROFIT, TAKE_PROFIT_MARKET and
+TRAILING_STOP_MARKET (``callbackRate`` 0.1-10 %, optional ``activatePrice``; no ``triggerPrice``).
 
 They become conditional orders of the simulated exchange (``submit(..., algo=True)``); the exchange
 triggers and fills them, this layer shows them as algo orders and, once triggered, as plain orders.
@@ -31,7 +32,8 @@ ALGO_PARAMS = (
     "closePosition priceProtect reduceOnly activatePrice callbackRate clientAlgoId newOrderRespType "
     "selfTradePreventionMode goodTillDate"
 )
-_SUPPORTED = (OrderType.STOP, OrderType.STOP_MARKET, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_MARKET)
+_SUPPORTED = (OrderType.STOP, OrderType.STOP_MARKET, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_MARKET,
+              OrderType.TRAILING_STOP_MARKET)
 
 
 def _would_trigger(otype: OrderType, side: Side, trigger: Decimal, last: Decimal) -> bool:
@@ -66,8 +68,23 @@ def new_algo(ctx: Ctx) -> Any:
     p.choice("priceMatch", PRICE_MATCH)
     p.choice("selfTradePreventionMode", STP_MODES)
     gtd = p.int("goodTillDate")
-    if trigger is None:
-        raise mandatory("triggerPrice")
+    activate = p.decimal("activatePrice")
+    callback = p.decimal("callbackRate")
+    trailing = otype is OrderType.TRAILING_STOP_MARKET
+    if trailing:
+        if callback is None:
+            raise mandatory("callbackRate")
+        if trigger is not None:
+            raise not_required("triggerPrice")
+        if close_position:
+            raise not_required("closePosition")
+    else:
+        if activate is not None:
+            raise not_required("activatePrice")
+        if callback is not None:
+            raise not_required("callbackRate")
+        if trigger is None:
+            raise mandatory("triggerPrice")
     limit_type = otype in (OrderType.STOP, OrderType.TAKE_PROFIT)
     if limit_type:
         if price is None:
@@ -90,7 +107,10 @@ def new_algo(ctx: Ctx) -> Any:
     ex = acct.exchange
     duplicate_client_id(ctx, symbol, client_id)
     last = ex.last_price(symbol)
-    if last and _would_trigger(otype, side, trigger, last):
+    if trailing:  # activated by a rise for a SELL, a fall for a BUY: an activation price already passed is refused
+        if last and activate is not None and (activate < last if side is Side.SELL else activate > last):
+            raise ApiError(-2021, "Order would immediately trigger.")
+    elif last and trigger is not None and _would_trigger(otype, side, trigger, last):
         raise ApiError(-2021, "Order would immediately trigger.")
     rules = ex.rules(symbol)
     if rules.max_num_algo_orders is not None and len(acct.open_algos(symbol)) >= rules.max_num_algo_orders:
@@ -100,7 +120,7 @@ def new_algo(ctx: Ctx) -> Any:
             symbol=symbol, side=side, order_type=otype, quantity=quantity, price=price, trigger_price=trigger,
             time_in_force=tif, reduce_only=reduce_only, close_position=close_position,
             working_type=working or WorkingType.CONTRACT_PRICE, client_order_id=client_id or ctx.venue.new_client_id(),
-            algo=True, good_till_date=gtd_ms,
+            algo=True, good_till_date=gtd_ms, callback_rate=callback, activation_price=activate,
         )
     except ExchangeError as exc:
         raise from_exchange(exc) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from ..core.enums import MarginType
 from ..core.rules import SymbolRules
 from ..exchange.orders import SimOrder
 from .accounts import Account, AlgoRecord
@@ -78,8 +79,8 @@ def algo_json(acct: Account, rec: AlgoRecord, detail: bool = False) -> dict[str,
         "closePosition": sim.close_position,
         "priceProtect": rec.price_protect,
         "reduceOnly": sim.reduce_only,
-        "activatePrice": "",
-        "callbackRate": "",
+        "activatePrice": "" if sim.callback_rate is None else fixed(sim.activation_price or ZERO, pp),
+        "callbackRate": "" if sim.callback_rate is None else plain(sim.callback_rate, 1),
         "createTime": sim.time,
         "updateTime": max(rec.update_time, sim.update_time),
         "triggerTime": rec.trigger_time,
@@ -191,8 +192,8 @@ class WirePosition:
     """One symbol's position as the wire shows it: the numbers computed once, shown in several shapes."""
 
     __slots__ = (
-        "bep", "entry", "im", "leverage", "liq", "mark", "max_notional", "mm", "notional", "oim", "qty", "rules",
-        "symbol", "upnl",
+        "bep", "entry", "im", "isolated", "iw", "leverage", "liq", "mark", "max_notional", "mm", "notional", "oim",
+        "qty", "rules", "symbol", "upnl",
     )
 
     def __init__(self, acct: Account, symbol: str, max_notional: Decimal, taker_fee: Decimal) -> None:
@@ -207,9 +208,12 @@ class WirePosition:
             self.im = ex.position_initial_margin(symbol)
             self.mm = ex.maintenance_margin(symbol)
             self.oim = ex.open_order_initial_margin(symbol)
+            self.isolated = ex.margin_type(symbol) is MarginType.ISOLATED
+            self.iw = ex.isolated_wallet(symbol)
         else:
-            self.qty = self.entry = self.mark = self.upnl = self.liq = self.im = self.mm = self.oim = ZERO
+            self.qty = self.entry = self.mark = self.upnl = self.liq = self.im = self.mm = self.oim = self.iw = ZERO
             self.leverage = ex.config.default_leverage
+            self.isolated = False
         self.notional = self.qty * self.mark
         self.max_notional = max_notional
         if self.qty > 0:
@@ -218,6 +222,11 @@ class WirePosition:
             self.bep = self.entry * (1 - taker_fee)
         else:
             self.bep = ZERO
+
+    @property
+    def iso_margin(self) -> Decimal:
+        """Binance's isolatedMargin: the isolated wallet plus the position's unrealized PnL (0 under cross)."""
+        return self.iw + self.upnl if self.isolated else ZERO
 
     def _qty(self) -> str:
         return fixed(self.qty, self.rules.quantity_precision if self.rules else 3)
@@ -236,12 +245,12 @@ class WirePosition:
             "liquidationPrice": self._price(self.liq),
             "leverage": str(self.leverage),
             "maxNotionalValue": plain(self.max_notional),
-            "marginType": "cross",
-            "isolatedMargin": money(ZERO),
+            "marginType": "isolated" if self.isolated else "cross",
+            "isolatedMargin": money(self.iso_margin),
             "isAutoAddMargin": "false",
             "positionSide": "BOTH",
             "notional": money(self.notional),
-            "isolatedWallet": "0",
+            "isolatedWallet": money(self.iw) if self.isolated else "0",
             "updateTime": update_time,
         }
 
@@ -255,10 +264,10 @@ class WirePosition:
             "markPrice": money(self.mark),
             "unRealizedProfit": money(self.upnl),
             "liquidationPrice": self._price(self.liq),
-            "isolatedMargin": money(ZERO),
+            "isolatedMargin": money(self.iso_margin),
             "notional": money(self.notional),
             "marginAsset": "USDT",
-            "isolatedWallet": "0",
+            "isolatedWallet": money(self.iw) if self.isolated else "0",
             "initialMargin": money(self.im + self.oim),
             "maintMargin": money(self.mm),
             "positionInitialMargin": money(self.im),
@@ -278,7 +287,7 @@ class WirePosition:
             "positionInitialMargin": money(self.im),
             "openOrderInitialMargin": money(self.oim),
             "leverage": str(self.leverage),
-            "isolated": False,
+            "isolated": self.isolated,
             "entryPrice": self._price(self.entry),
             "breakEvenPrice": self._price(self.bep),
             "maxNotional": plain(self.max_notional),
@@ -295,9 +304,9 @@ class WirePosition:
             "positionSide": "BOTH",
             "positionAmt": self._qty(),
             "unrealizedProfit": money(self.upnl),
-            "isolatedMargin": money(ZERO),
+            "isolatedMargin": money(self.iso_margin),
             "notional": money(self.notional),
-            "isolatedWallet": "0",
+            "isolatedWallet": money(self.iw) if self.isolated else "0",
             "initialMargin": money(self.im + self.oim),
             "maintMargin": money(self.mm),
             "updateTime": update_time,
@@ -312,8 +321,8 @@ class WirePosition:
             "bep": self._price(self.bep),
             "cr": "0",
             "up": money(self.upnl),
-            "mt": "cross",
-            "iw": "0",
+            "mt": "isolated" if self.isolated else "cross",
+            "iw": money(self.iw) if self.isolated else "0",
             "ps": "BOTH",
         }
 

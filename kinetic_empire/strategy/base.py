@@ -32,7 +32,14 @@ import numpy as np
 
 from ..core.enums import IntentAction
 from ..core.errors import ConfigError
-from ..core.events import KlineClosed, MarkPriceUpdated, OrderFilled, TickerUpdated
+from ..core.events import (
+    KlineClosed,
+    MarkPriceUpdated,
+    OrderFilled,
+    ProtectionIntent,
+    TargetPositionIntent,
+    TickerUpdated,
+)
 from .higher import HigherTimeframe, compute
 from .rejection import OrderRejection
 from .series import Cursor, Series, engine_array
@@ -176,6 +183,7 @@ class Strategy:
         self._open_time: np.ndarray | None = None
         self._higher_cache: dict[str, HigherTimeframe] = {}
         self._emit: Callable[..., None] = _unbound
+        self._emit_intent: Callable[..., None] = _unbound  # set_stop, set_take_profit, target_position
         self.position: Position = FLAT
         self.state: dict[str, Any] = {}
         """JSON-serialisable memory journaled by live runs when a handler changes it, restored on ``--resume``
@@ -312,6 +320,38 @@ class Strategy:
         if not 0 < fraction <= 1:
             raise ValueError(f"reduce fraction must be in (0, 1], got {fraction}")
         self._emit(IntentAction.REDUCE, None, fraction, None, None, None, tag)
+
+    def set_stop(
+        self,
+        price: float | None = None,
+        *,
+        trail_pct: float | None = None,
+        activation_price: float | None = None,
+        tag: str = "",
+    ) -> None:
+        """Move the open position's stop to ``price``, or make it a trailing stop that follows the best price
+        by ``trail_pct`` percent (0.1-10, Binance's callback rate), armed once ``activation_price`` trades
+        (None: at once). The new stop is placed first and the old one cancelled only once the new one is
+        accepted; a stop on the wrong side of the price, or with no position, is denied
+        (``on_order_rejected``)."""
+        if (price is None) == (trail_pct is None):
+            raise ValueError("set_stop needs exactly one of price and trail_pct")
+        self._emit_intent(ProtectionIntent, kind="stop", price=price, trail_pct=trail_pct,
+                          activation_price=activation_price, tag=tag)
+
+    def set_take_profit(self, price: float, *, tag: str = "") -> None:
+        """Move the open position's take-profit to ``price`` (placed first, the old one then cancelled)."""
+        self._emit_intent(ProtectionIntent, kind="take_profit", price=price, tag=tag)
+
+    def target_position(
+        self, quantity: float | Decimal | None = None, *, notional: float | None = None, tag: str = ""
+    ) -> None:
+        """Hold this signed position (base units, or ``notional`` USDT at the current close): the risk manager
+        sends the difference, reduce-only where it reduces, closing first where it flips; 0 closes."""
+        if (quantity is None) == (notional is None):
+            raise ValueError("target_position needs exactly one of quantity and notional")
+        qty = None if quantity is None else (quantity if isinstance(quantity, Decimal) else Decimal(repr(quantity)))
+        self._emit_intent(TargetPositionIntent, quantity=qty, notional=notional, tag=tag)
 
     # ------------------------------------------------------------------------------------ hooks
     def init(self) -> None:

@@ -61,7 +61,7 @@ class StrategyRunner:
         self._fail_fast = fail_fast
         self._prefix = id_prefix
         self._seq = 0
-        self._pending: list[OrderIntent] = []
+        self._pending: list[Any] = []  # OrderIntent, ProtectionIntent, TargetPositionIntent
         self.halted = False
         self.intents_emitted = 0
         self.entries_ignored = 0
@@ -77,6 +77,7 @@ class StrategyRunner:
         self._cursor = strategy._cursor
         self._strategy_on_kline = strategy.on_kline
         strategy._emit = self._collect
+        strategy._emit_intent = self._collect_intent
         self.on_kline = self._on_live_kline if window is not None else self._on_replayed_kline  # type: ignore[method-assign]
         bus.subscribe(KlineClosed, self.on_kline, topic=(self.symbol, self.timeframe))
         bus.subscribe(PositionChanged, self._on_position)
@@ -260,6 +261,14 @@ class StrategyRunner:
             )
         )
 
+    def _collect_intent(self, intent_type: type, **fields: Any) -> None:
+        """An intent other than buy/sell/close/reduce (a stop move, a target position), numbered like them."""
+        self._seq += 1
+        now = self._clock.now_ms()
+        self._pending.append(intent_type(intent_id=f"{self._prefix}-{self._seq}", strategy_id=self.strategy_id,
+                                  symbol=self.symbol, reference_price=self.strategy.close[-1], ts_event=now,
+                                  ts_init=now, **fields))
+
     def _held(self, action: IntentAction) -> bool:
         """An entry in the direction already held (or already asked for on this kline), to be ignored."""
         strategy = self.strategy
@@ -268,7 +277,7 @@ class StrategyRunner:
         size = strategy.position.size
         if (size > 0) if action is IntentAction.OPEN_LONG else (size < 0):
             return True
-        return any(p.action is action for p in self._pending)
+        return any(getattr(p, "action", None) is action for p in self._pending)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []

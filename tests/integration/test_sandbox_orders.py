@@ -205,7 +205,12 @@ def test_leverage_margin_type_position_mode_and_config() -> None:
         assert (await c.post("/fapi/v1/leverage", {"symbol": SYM, "leverage": 200})).code == -4028
         r = await c.post("/fapi/v1/marginType", {"symbol": SYM, "marginType": "CROSSED"})
         assert (r.code, r.data["msg"]) == (-4046, "No need to change margin type.")
-        assert (await c.post("/fapi/v1/marginType", {"symbol": SYM, "marginType": "ISOLATED"})).status == 400
+        assert (await c.post("/fapi/v1/marginType", {"symbol": SYM, "marginType": "ISOLATED"})).data == {
+            "code": 200, "msg": "success"}
+        assert (await c.get("/fapi/v1/symbolConfig", {"symbol": SYM})).data[0]["marginType"] == "ISOLATED"
+        r = await c.post("/fapi/v1/positionMargin", {"symbol": SYM, "amount": "10", "type": 1})
+        assert r.code == -1130  # no position to add margin to
+        assert (await c.post("/fapi/v1/marginType", {"symbol": SYM, "marginType": "CROSSED"})).status == 200
         assert (await c.get("/fapi/v1/positionSide/dual")).data == {"dualSidePosition": False}
         assert (await c.post("/fapi/v1/positionSide/dual", {"dualSidePosition": "false"})).code == -4059
         r = await c.post("/fapi/v1/positionSide/dual", {"dualSidePosition": "true"})
@@ -247,8 +252,18 @@ def test_algo_orders_trigger_into_plain_orders() -> None:
         assert (r.code, r.data["msg"]) == (-2021, "Order would immediately trigger.")
         r = await c.post("/fapi/v1/algoOrder", {**algo, "closePosition": "true", "clientAlgoId": "x"})
         assert r.code == -4137
-        r = await c.post("/fapi/v1/algoOrder", {**algo, "type": "TRAILING_STOP_MARKET", "clientAlgoId": "x"})
-        assert r.code == -1116
+        r = await c.post("/fapi/v1/algoOrder", {**algo, "type": "TRAILING_STOP_MARKET", "callbackRate": "1",
+                                                "clientAlgoId": "x"})
+        assert r.code == -1106  # a trailing stop takes no triggerPrice
+        trail = {k: v for k, v in algo.items() if k != "triggerPrice"}
+        r = await c.post("/fapi/v1/algoOrder", {**trail, "type": "TRAILING_STOP_MARKET", "clientAlgoId": "x"})
+        assert r.code == -1102  # ... but a callbackRate
+        r = await c.post("/fapi/v1/algoOrder", {**trail, "type": "TRAILING_STOP_MARKET", "callbackRate": "12",
+                                                "clientAlgoId": "x"})
+        assert (r.code, r.data["msg"]) == (-2007, "Invalid callBack rate.")
+        r = await c.post("/fapi/v1/algoOrder", {**trail, "type": "TRAILING_STOP_MARKET", "callbackRate": "1",
+                                                "activatePrice": "4.100", "clientAlgoId": "x"})
+        assert r.code == -2021  # a SELL arms on a rise: an activation price below the price is already passed
         r = await c.post("/fapi/v1/algoOrder", {**algo, "algoType": "VP", "clientAlgoId": "x"})
         assert r.code == -1130
         # kline 5 dips to 4.239: the stop fires at 4.245 and becomes a filled MARKET order with its own id
