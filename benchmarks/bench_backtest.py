@@ -23,7 +23,8 @@ from kinetic_empire.backtest import Backtest, BacktestConfig
 from kinetic_empire.strategy.registry import build_registry
 
 
-def config(n: int) -> BacktestConfig:
+def config(n: int, *, symbol: str = "FILUSDT", quantity: float = 100, fast: int = 20, slow: int = 50) -> BacktestConfig:
+    """The benchmark's backtest (``n`` is unused: the frames given decide the length)."""
     return BacktestConfig.from_mapping(
         {
             "backtest": {
@@ -35,14 +36,14 @@ def config(n: int) -> BacktestConfig:
             "strategies": [
                 {
                     "name": "ema_cross",
-                    "symbols": ["FILUSDT"],
+                    "symbols": [symbol],
                     "timeframe": "1m",
-                    "params": {"fast": 20, "slow": 50, "long_only": True},
+                    "params": {"fast": fast, "slow": slow, "long_only": True},
                 }
             ],
             "risk": {
                 "default_leverage": 1,
-                "sizing": {"method": "fixed_quantity", "quantity": 100},
+                "sizing": {"method": "fixed_quantity", "quantity": quantity},
             },
         }
     )
