@@ -80,9 +80,8 @@ def run_backtesting_py(frame: KlineFrame, fast: int, slow: int, quantity: float)
             if f[-2] <= s[-2] and f[-1] > s[-1]:  # the engine's crossover()
                 if not self.position:
                     self.buy(size=size)
-            elif s[-2] <= f[-2] and s[-1] > f[-1]:  # crossunder()
-                if self.position:
-                    self.position.close()
+            elif s[-2] <= f[-2] and s[-1] > f[-1] and self.position:  # crossunder()
+                self.position.close()
 
     bt_module._tqdm = lambda seq, **_: seq  # no progress bar in the figures
     t0 = time.perf_counter()
