@@ -71,13 +71,16 @@ def main() -> None:
     t0 = time.perf_counter()
     frame = synthetic_klines(args.klines, args.seed)
     t1 = time.perf_counter()
-    import kinetic_empire.indicators as _ind  # noqa: F401  (imports outside the measured memory)
     import pandas  # noqa: F401
     import ta.trend  # noqa: F401
 
+    import kinetic_empire.indicators as _ind  # noqa: F401  (imports outside the measured memory)
+
     base_mib = _rss_mib()
+    cpu0 = time.process_time()
     result = Backtest(config(args.klines), build_registry(), frames={"FILUSDT": frame}).run()
     t2 = time.perf_counter()
+    full_cpu = time.process_time() - cpu0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     trades = result.portfolio.trades
     orders = sum(r.intents_emitted for r in result.runners)
@@ -86,6 +89,7 @@ def main() -> None:
     print(f"net pnl:              {sum(t.net_pnl for t in trades):.4f} USDT")
     print(f"replay loop:          {result.elapsed_s:.2f} s  ->  {result.klines_per_second:,.0f} klines/s")
     print(f"whole run (setup, indicators, equity curve): {t2 - t1:.2f} s -> {args.klines / (t2 - t1):,.0f} klines/s")
+    print(f"whole run CPU time:   {full_cpu:.2f} s (this process only: less sensitive to other load)")
     print(f"data generation:      {t1 - t0:.2f} s")
     print(f"peak memory (RSS):    {peak_mib:,.0f} MiB")
     above = (peak_mib - base_mib) * 2**20 / max(1, result.klines_processed)
@@ -93,16 +97,19 @@ def main() -> None:
           "the klines and imports loaded)")
     if args.no_split:
         return
-    full_s = result.elapsed_s
     del result, trades
+    cpu0 = time.process_time()
     idle = Backtest(config(args.klines, fast=50, slow=50), build_registry(), frames={"FILUSDT": frame}).run()
+    idle_cpu = time.process_time() - cpu0
     if sum(r.intents_emitted for r in idle.runners):
         raise SystemExit("the idle run traded: the split would be wrong")
     per_kline_ns = idle.elapsed_s / idle.klines_processed * 1e9
-    print(f"idle replay:          {idle.elapsed_s:.2f} s  ->  {per_kline_ns:,.0f} ns per kline when nothing happens")
-    # the trading run's replay = the idle per-kline cost x klines + what its orders added
-    per_order_us = (full_s - idle.elapsed_s) / max(1, orders) * 1e6
-    print(f"order path:           {per_order_us:,.1f} us per order ((trading - idle replay) / orders)")
+    per_kline_cpu = idle_cpu / idle.klines_processed * 1e9
+    print(f"idle replay:          {idle.elapsed_s:.2f} s wall -> {per_kline_ns:,.0f} ns per kline when nothing happens;"
+          f" whole idle run {idle_cpu:.2f} s CPU -> {per_kline_cpu:,.0f} ns per kline (setup included)")
+    # the trading run = the idle run + what its orders added (CPU time of whole runs, same setup)
+    per_order_us = (full_cpu - idle_cpu) / max(1, orders) * 1e6
+    print(f"order path:           {per_order_us:,.1f} us per order ((trading - idle run CPU) / orders)")
 
 
 if __name__ == "__main__":
