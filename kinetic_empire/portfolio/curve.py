@@ -19,5 +19,5 @@ def step_lookup(change_ts: np.ndarray, values: np.ndarray, query_ts: np.ndarray,
     if ts.size > 1 and np.any(ts[1:] < ts[:-1]):
         order = np.argsort(ts, kind="stable")
         ts, vals = ts[order], vals[order]
-    idx = np.searchsorted(ts, query, side="right") - 1
-    return np.where(idx >= 0, vals[np.maximum(idx, 0)], before)
+    idx = np.searchsorted(ts, query, side="right")  # 0 = before the first change
+    return np.concatenate(([before], vals))[idx]

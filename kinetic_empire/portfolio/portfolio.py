@@ -283,8 +283,11 @@ class Portfolio:
             close = np.asarray(closes[symbol], dtype=np.float64)
             if close.shape != ts.shape:
                 raise ValueError(f"equity_curve: closes[{symbol}] has shape {close.shape}, expected {ts.shape}")
-            entry = step_lookup(hts, hentry, ts, 0.0)
-            equity += np.where(held, qty * (close - entry), 0.0)
+            upnl = step_lookup(hts, hentry, ts, 0.0)  # entry, then in place: qty * (close - entry) where held
+            np.subtract(close, upnl, out=upnl)
+            upnl *= qty
+            upnl[~held] = 0.0  # flat: no PnL (and a NaN close while flat is fine)
+            equity += upnl
         return equity
 
     def exposure_mask(self, timestamps: np.ndarray) -> np.ndarray:
