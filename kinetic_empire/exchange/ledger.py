@@ -281,10 +281,11 @@ class Ledger:
     ) -> None:
         self.trades.add(trade_id, order.order_id, order.symbol, order.side._value_, price, qty, price * qty, fee, rp,
                         maker, order.side is Side.BUY, ts)  # fmt: skip
+        info = str(trade_id)  # one string shared by both income rows
         if rp != 0:
-            self._income(order.symbol, "REALIZED_PNL", rp, ts, str(trade_id))
+            self._income(order.symbol, "REALIZED_PNL", rp, ts, info)
         if fee != 0:
-            self._income(order.symbol, "COMMISSION", -fee, ts, str(trade_id))
+            self._income(order.symbol, "COMMISSION", -fee, ts, info)
 
     def _income(self, symbol: str, kind: str, amount: Decimal, ts: int, info: str) -> None:
         income = self.income

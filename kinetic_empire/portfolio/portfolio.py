@@ -45,7 +45,7 @@ from ..core.events import (
     PositionChanged,
     RiskDenied,
 )
-from .curve import step_lookup
+from .curve import step_lookup, step_lookups
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
 
@@ -274,7 +274,7 @@ class Portfolio:
         equity = step_lookup(wts, wval, ts, float(self.initial_balance))
         for symbol in self.symbols_traded():
             hts, hqty, hentry = self.position_history(symbol)
-            qty = step_lookup(hts, hqty, ts, 0.0)
+            qty, upnl = step_lookups(hts, (hqty, hentry), ts, 0.0)  # upnl holds the entry price until below
             held = qty != 0
             if not held.any():
                 continue
@@ -283,8 +283,7 @@ class Portfolio:
             close = np.asarray(closes[symbol], dtype=np.float64)
             if close.shape != ts.shape:
                 raise ValueError(f"equity_curve: closes[{symbol}] has shape {close.shape}, expected {ts.shape}")
-            upnl = step_lookup(hts, hentry, ts, 0.0)  # entry, then in place: qty * (close - entry) where held
-            np.subtract(close, upnl, out=upnl)
+            np.subtract(close, upnl, out=upnl)  # in place: qty * (close - entry) where held
             upnl *= qty
             upnl[~held] = 0.0  # flat: no PnL (and a NaN close while flat is fine)
             equity += upnl
