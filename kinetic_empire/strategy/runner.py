@@ -200,8 +200,9 @@ class StrategyRunner:
     ) -> None:
         if (action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT) and self._held(action):
             self.entries_ignored += 1
-            log.debug("%s on %s: %s ignored, the position is already in that direction", self.strategy_id,
-                      self.symbol, action.value)
+            if log.isEnabledFor(logging.DEBUG):  # a signal that stays true repeats this every kline
+                log.debug("%s on %s: %s ignored, the position is already in that direction", self.strategy_id,
+                          self.symbol, action._value_)
             return
         self._seq += 1
         now = self._clock.now_ms()
