@@ -319,6 +319,10 @@ def _timeline(plans: Mapping[str, _Plan], start: int | None) -> tuple[np.ndarray
     else:
         timestamps = np.array([], dtype=np.int64)
     closes: dict[str, np.ndarray] = {}
+    if len(plans) == 1:  # the timeline is this symbol's own close times: its closes, as they are
+        ((sym, p),) = plans.items()
+        closes[sym] = p.execution.close[_start_index(p.execution, start) :]
+        return timestamps, closes
     for sym, p in plans.items():
         e = p.execution
         idx = np.searchsorted(e.close_time, timestamps, side="right") - 1

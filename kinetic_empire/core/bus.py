@@ -87,6 +87,25 @@ class EventBus:
         """
         return partial(_deliver, self._route(event_type, topic), self._on_error)
 
+    def route(self, event_type: type, topic: Hashable | None = None) -> list[tuple[Handler, ...]]:
+        """The live route of a (type, topic) pair: a one-item list holding its handler tuple, replaced in
+        place when subscriptions change. For a caller that fuses delivery into its own loop (the replay
+        feed): it calls the handlers itself, checks ``route[0]`` is still the tuple it holds before each
+        event, and reports a failure with :meth:`failed` so errors read as the bus's own."""
+        return self._route(event_type, topic)
+
+    def failed(self, handler: Handler, event: Any, exc: Exception) -> HandlerError | StrategyError:
+        """The error the bus raises when ``handler`` fails on ``event`` (a fused loop raises it; only for a
+        bus without ``on_error``, whose failures stop the run)."""
+        if isinstance(exc, HandlerError | StrategyError):
+            return exc
+        return HandlerError(_name(handler), event, exc)
+
+    @property
+    def stops_on_error(self) -> bool:
+        """True when a failing handler stops delivery (no ``on_error``): a fused loop may raise then."""
+        return self._on_error is None
+
     def _route(self, event_type: type, topic: Hashable | None) -> list[tuple[Handler, ...]]:
         key = (event_type, topic)
         route = self._routes.get(key)

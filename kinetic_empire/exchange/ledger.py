@@ -8,9 +8,9 @@ call on the exchange costs what it did when all of it was one class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from ..core.clock import Clock
 from ..core.enums import BalanceReason, MarginType, OrderStatus, Side
@@ -24,6 +24,64 @@ from .cross_margin import solve_liquidation_prices
 from .orders import SimOrder
 
 _BPS = Decimal("0.0001")
+_TRADE_KEYS = ("id", "orderId", "symbol", "side", "price", "qty", "quoteQty", "commission", "realizedPnl", "maker",
+               "buyer", "time")  # fmt: skip
+_INCOME_KEYS = ("symbol", "incomeType", "income", "asset", "time", "info", "tranId", "tradeId")
+
+
+class Rows(Sequence[dict[str, Any]]):
+    """A list of dict records (userTrades, income history) kept as tuples, made into dicts when read.
+
+    A backtest writes one trade and up to two income records per fill and reads none of them; a dict
+    per record cost about a kilobyte and a microsecond each. Reads (the sandbox's endpoints, its state
+    file) see the same dicts as before: indexing, slicing, iterating, ``len``, ``append`` and slice
+    assignment behave like a list's. A dict read is a fresh copy: change a record by assigning it back.
+    """
+
+    __slots__ = ("_keys", "_rows")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self._keys = keys
+        self._rows: list[tuple[Any, ...] | dict[str, Any]] = []
+
+    def add(self, *values: Any) -> None:
+        """Append one record given as its values in ``keys`` order (the hot path)."""
+        self._rows.append(values)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._rows.append(self._pack(record))
+
+    def _pack(self, record: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        return tuple(record[k] for k in self._keys) if record.keys() == set(self._keys) else dict(record)
+
+    def _dict(self, row: tuple[Any, ...] | dict[str, Any]) -> dict[str, Any]:
+        return dict(row) if isinstance(row, dict) else dict(zip(self._keys, row))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, k: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, k: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(k, slice):
+            return [self._dict(r) for r in self._rows[k]]
+        return self._dict(self._rows[k])
+
+    def __setitem__(self, k: slice, records: Iterable[dict[str, Any]]) -> None:
+        self._rows[k] = [self._pack(r) for r in records]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self._dict(r) for r in self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rows | list) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"Rows({list(self)!r})"
 
 
 class Ledger:
@@ -53,8 +111,8 @@ class Ledger:
         self._by_client: dict[tuple[str, str], SimOrder] = {}
         self._next_order_id = 1_000_001
         self._next_trade_id = 1
-        self.trades: list[dict[str, Any]] = []  # userTrades-shaped history
-        self.income: list[dict[str, Any]] = []  # income-history-shaped records
+        self.trades = Rows(_TRADE_KEYS)  # userTrades-shaped history
+        self.income = Rows(_INCOME_KEYS)  # income-history-shaped records
         self._slip = self.config.slippage_bps * _BPS
         self._cross_positions = 0  # open positions sharing the cross wallet
         self._slack = INF  # margin balance minus maintenance margin at the last solve (cross_margin)
@@ -224,40 +282,17 @@ class Ledger:
         maker: bool,
         ts: int,
     ) -> None:
-        self.trades.append(
-            {
-                "id": trade_id,
-                "orderId": order.order_id,
-                "symbol": order.symbol,
-                "side": order.side.value,
-                "price": price,
-                "qty": qty,
-                "quoteQty": price * qty,
-                "commission": fee,
-                "realizedPnl": rp,
-                "maker": maker,
-                "buyer": order.side is Side.BUY,
-                "time": ts,
-            }
-        )
+        self.trades.add(trade_id, order.order_id, order.symbol, order.side._value_, price, qty, price * qty, fee, rp,
+                        maker, order.side is Side.BUY, ts)  # fmt: skip
+        info = str(trade_id)  # one string shared by both income rows
         if rp != 0:
-            self._income(order.symbol, "REALIZED_PNL", rp, ts, str(trade_id))
+            self._income(order.symbol, "REALIZED_PNL", rp, ts, info)
         if fee != 0:
-            self._income(order.symbol, "COMMISSION", -fee, ts, str(trade_id))
+            self._income(order.symbol, "COMMISSION", -fee, ts, info)
 
     def _income(self, symbol: str, kind: str, amount: Decimal, ts: int, info: str) -> None:
-        self.income.append(
-            {
-                "symbol": symbol,
-                "incomeType": kind,
-                "income": amount,
-                "asset": "USDT",
-                "time": ts,
-                "info": info,
-                "tranId": len(self.income) + 1,
-                "tradeId": info if kind != "FUNDING_FEE" else "",
-            }
-        )
+        income = self.income
+        income.add(symbol, kind, amount, "USDT", ts, info, len(income) + 1, info if kind != "FUNDING_FEE" else "")
 
     def _finish(self, order: SimOrder, status: OrderStatus, reason: str) -> None:
         order.status = status

@@ -55,14 +55,17 @@ class Matching(Margin, Funding):
 
     def on_kline(self, k: KlineClosed) -> None:
         """Bus handler form of :meth:`on_bar` (one call less on the backtest's hot path)."""
-        book = self._books[k.symbol]
-        if self._cross_positions > 1 and self.bounded_liquidation_solves:  # other positions' PnL moves each
-            self._cross_drift(book, k.high, k.low)  # one's liquidation price: re-solve when it could matter
+        if self._cross_positions > 1:  # other positions' PnL moves each one's liquidation price
+            self.on_bar(k.symbol, k.open_time, k.open, k.high, k.low, k.close)
+            return
+        book = self._books[k.symbol]  # one position or none: only this kline's own levels can matter
         if book.busy or k.low <= book.watch_low or k.high >= book.watch_high or k.open_time >= book.next_funding:
             self._process(book, k.open_time, k.open, k.high, k.low, k.close)
+            book.last = k.close
+            if self._cross_positions > 1 and not self.bounded_liquidation_solves:  # a fill opened a second one
+                self._update_liquidation_prices()
+            return
         book.last = k.close
-        if self._cross_positions > 1 and not self.bounded_liquidation_solves:
-            self._update_liquidation_prices()
 
     def on_tick(self, symbol: str, ts: int, price: float) -> None:
         self.on_bar(symbol, ts, price, price, price, price)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -11,13 +13,21 @@ def step_lookup(change_ts: np.ndarray, values: np.ndarray, query_ts: np.ndarray,
     Several changes with the same timestamp resolve to the last one recorded, which is the state the
     exchange left the account in. Out-of-order stamps are sorted stably first.
     """
+    return step_lookups(change_ts, (values,), query_ts, before)[0]
+
+
+def step_lookups(
+    change_ts: np.ndarray, columns: Sequence[np.ndarray], query_ts: np.ndarray, before: float
+) -> list[np.ndarray]:
+    """:func:`step_lookup` of several value columns recorded at the same change times: one search
+    (and one index array as long as the query) serves them all."""
     query = np.asarray(query_ts, dtype=np.int64)
     if len(change_ts) == 0:
-        return np.full(query.shape, before, dtype=np.float64)
+        return [np.full(query.shape, before, dtype=np.float64) for _ in columns]
     ts = np.asarray(change_ts, dtype=np.int64)
-    vals = np.asarray(values, dtype=np.float64)
+    cols = [np.asarray(c, dtype=np.float64) for c in columns]
     if ts.size > 1 and np.any(ts[1:] < ts[:-1]):
         order = np.argsort(ts, kind="stable")
-        ts, vals = ts[order], vals[order]
-    idx = np.searchsorted(ts, query, side="right") - 1
-    return np.where(idx >= 0, vals[np.maximum(idx, 0)], before)
+        ts, cols = ts[order], [c[order] for c in cols]
+    idx = np.searchsorted(ts, query, side="right")  # 0 = before the first change
+    return [np.concatenate(([before], c))[idx] for c in cols]

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..core.account import PositionView
 from ..core.bus import EventBus
-from ..core.enums import OrderStatus, OrderType
+from ..core.enums import OrderStatus, OrderType, Side
 from ..core.events import (
     BalanceChanged,
     FundingApplied,
@@ -45,7 +45,7 @@ from ..core.events import (
     PositionChanged,
     RiskDenied,
 )
-from .curve import step_lookup
+from .curve import step_lookup, step_lookups
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
 
@@ -59,6 +59,12 @@ _REASON_BY_TYPE = {
     OrderType.TAKE_PROFIT: "take_profit",
     OrderType.TAKE_PROFIT_MARKET: "take_profit",
 }
+
+
+_ORDER_FIELDS = ("ts", "client_order_id", "strategy_id", "symbol", "side", "order_type", "quantity", "price", "status",
+                 "reason", "tag")  # OrderRecord's fields, in the order of the rows  # fmt: skip
+_NEW, _REJECTED, _CANCELED, _EXPIRED = (s._value_ for s in (OrderStatus.NEW, OrderStatus.REJECTED,
+                                                           OrderStatus.CANCELED, OrderStatus.EXPIRED))  # fmt: skip
 
 
 class _OrderInfo:
@@ -110,8 +116,8 @@ class Portfolio:
         self._wallet_ts: list[int] = []
         self._wallet_val: list[float] = []
         self._pos_hist: dict[str, tuple[list[int], list[float], list[float]]] = {}
-        self.orders: list[OrderRecord] = []
-        """One row per order event, in arrival order."""
+        self._order_rows: list[tuple[Any, ...]] = []  # OrderRecord fields in order; records built when read
+        self._orders: list[OrderRecord] = []
         self.denials: list[DenialRecord] = []
         self.fees_total = _ZERO
         """Sum of commissions (and liquidation fees), positive = paid."""
@@ -135,6 +141,15 @@ class Portfolio:
             self._subscriptions.insert(0, (KlineClosed, self._on_kline, None))
         for event_type, handler, topic in self._subscriptions:
             bus.subscribe(event_type, handler, topic)
+
+    @property
+    def orders(self) -> list[OrderRecord]:
+        """One row per order event, in arrival order. Kept as tuples while the run writes them (a backtest
+        writes thousands and reads them once, for the report) and made into records when read."""
+        made, rows = self._orders, self._order_rows
+        if len(made) < len(rows):
+            made.extend(OrderRecord(**dict(zip(_ORDER_FIELDS, row))) for row in rows[len(made) :])
+        return made
 
     def subscribe_prices(self, topics: Iterable[tuple[str, str]] | None = None) -> None:
         """Follow closed klines for prices: every kline, or only those of ``topics`` (symbol, timeframe).
@@ -259,7 +274,7 @@ class Portfolio:
         equity = step_lookup(wts, wval, ts, float(self.initial_balance))
         for symbol in self.symbols_traded():
             hts, hqty, hentry = self.position_history(symbol)
-            qty = step_lookup(hts, hqty, ts, 0.0)
+            qty, upnl = step_lookups(hts, (hqty, hentry), ts, 0.0)  # upnl holds the entry price until below
             held = qty != 0
             if not held.any():
                 continue
@@ -268,8 +283,10 @@ class Portfolio:
             close = np.asarray(closes[symbol], dtype=np.float64)
             if close.shape != ts.shape:
                 raise ValueError(f"equity_curve: closes[{symbol}] has shape {close.shape}, expected {ts.shape}")
-            entry = step_lookup(hts, hentry, ts, 0.0)
-            equity += np.where(held, qty * (close - entry), 0.0)
+            np.subtract(close, upnl, out=upnl)  # in place: qty * (close - entry) where held
+            upnl *= qty
+            upnl[~held] = 0.0  # flat: no PnL (and a NaN close while flat is fine)
+            equity += upnl
         return equity
 
     def exposure_mask(self, timestamps: np.ndarray) -> np.ndarray:
@@ -308,21 +325,8 @@ class Portfolio:
         for name, value in shape.items():
             if value is not None and value != "":
                 setattr(info, name, value)
-        self.orders.append(
-            OrderRecord(
-                ts=ts,
-                client_order_id=cid,
-                strategy_id=info.strategy_id,
-                symbol=symbol,
-                side=info.side,
-                order_type=info.order_type,
-                quantity=info.quantity,
-                price=info.price,
-                status=status,
-                reason=reason,
-                tag=info.tag,
-            )
-        )
+        self._order_rows.append((ts, cid, info.strategy_id, symbol, info.side, info.order_type, info.quantity,
+                                 info.price, status, reason, info.tag))  # fmt: skip
 
     def _on_intent(self, event: OrderIntent) -> None:
         if event.tag:
@@ -336,8 +340,8 @@ class Portfolio:
             info.reason = _REASON_BY_TYPE.get(event.order_type, "signal")
         if info.reason == "signal" and not info.tag:  # a stop or target placed for a tagged entry is not tagged
             info.tag = self._intent_tags.get(event.intent_id, "")
-        info.side = event.side.value
-        info.order_type = event.order_type.value
+        info.side = event.side._value_  # (the member's own attribute: `.value` is a slower descriptor)
+        info.order_type = event.order_type._value_
         info.quantity = event.quantity
         info.price = event.price if event.price is not None else event.trigger_price
 
@@ -345,36 +349,26 @@ class Portfolio:
         price = e.price if e.price is not None else e.trigger_price
         info = self._info_for(e.client_order_id)
         self._log(
-            e.ts_event, e.client_order_id, e.symbol, OrderStatus.NEW.value, info.reason,
-            side=e.side.value, order_type=e.order_type.value, quantity=e.quantity, price=price,
+            e.ts_event, e.client_order_id, e.symbol, _NEW, info.reason,
+            side=e.side._value_, order_type=e.order_type._value_, quantity=e.quantity, price=price,
         )  # fmt: skip
 
     def _on_rejected(self, e: OrderRejected) -> None:
-        self._log(e.ts_event, e.client_order_id, e.symbol, OrderStatus.REJECTED.value, f"{e.code}: {e.reason}")
+        self._log(e.ts_event, e.client_order_id, e.symbol, _REJECTED, f"{e.code}: {e.reason}")
 
     def _on_canceled(self, e: OrderCanceled) -> None:
-        self._log(e.ts_event, e.client_order_id, e.symbol, OrderStatus.CANCELED.value, e.reason)
+        self._log(e.ts_event, e.client_order_id, e.symbol, _CANCELED, e.reason)
 
     def _on_expired(self, e: OrderExpired) -> None:
-        self._log(e.ts_event, e.client_order_id, e.symbol, OrderStatus.EXPIRED.value, e.reason)
+        self._log(e.ts_event, e.client_order_id, e.symbol, _EXPIRED, e.reason)
 
     def _on_filled(self, e: OrderFilled) -> None:
         info = self._info_for(e.client_order_id)
         reason = "liquidation" if e.liquidation else info.reason
-        row = OrderRecord(
-            ts=e.ts_event,
-            client_order_id=e.client_order_id,
-            strategy_id=info.strategy_id,
-            symbol=e.symbol,
-            side=e.side.value,
-            order_type=e.order_type.value,
-            quantity=e.quantity,
-            price=e.price,
-            status=e.status.value,
-            reason=reason,
-            tag=info.tag,
-        )
-        self.orders.append(row)
+        side = e.side
+        row = (e.ts_event, e.client_order_id, info.strategy_id, e.symbol, side._value_, e.order_type._value_,
+               e.quantity, e.price, e.status._value_, reason, info.tag)  # fmt: skip
+        self._order_rows.append(row)
         if e.liquidation:
             key = (e.symbol, e.ts_event)
             if self._liquidations.setdefault(key, "fill") == "event":
@@ -383,7 +377,7 @@ class Portfolio:
         self.fees_total += fee
         self._book.apply_fill(
             e.symbol,
-            e.quantity * e.side.sign,
+            e.quantity if side is Side.BUY else -e.quantity,
             e.price,
             e.realized_pnl,
             fee,

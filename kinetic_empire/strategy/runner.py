@@ -67,7 +67,7 @@ class StrategyRunner:
         self.entries_ignored = 0
         """buy() while long / sell() while short with ``add_to_position`` off (see Strategy)."""
         self._window = window  # live: klines of history kept visible; None: precomputed history
-        self._times: list[int] = []
+        self._open_time: np.ndarray | None = None  # replay: the bound history's open times
         self._live: LiveIndicators | None = None  # live: indicators kept current kline by kline
         self._last_open = -1  # live: open time of the newest kline taken
         self._seen = 0  # live: klines taken, warm-up included
@@ -103,8 +103,9 @@ class StrategyRunner:
         rows are warm-up history only).
         """
         self._guard(lambda: self.strategy._bind(open_, high, low, close, volume, open_time), "init")
-        self._times = open_time.tolist()
-        self._i = start_index - 1
+        self._open_time = open_time  # a reference: nothing per kline is kept in a replay
+        self._cursor.whole = True  # the arrays hold the whole history: crossovers may be precomputed
+        self._cursor.i = self._i = start_index - 1
         self._warmup = self.strategy._inferred_warmup()
         self._first = self._warmup - 1
 
@@ -158,12 +159,14 @@ class StrategyRunner:
     @property
     def position_in_history(self) -> int:
         """Index of the last kline delivered (replay): the engine checks it against the history's end."""
-        return self._i
+        return self._cursor.i if self._open_time is not None else self._i
 
     @property
     def history_open_time(self) -> np.ndarray:
         """Open times of the bound history (replay), aligned with the strategy's series: for reports."""
-        return np.asarray(self._times, dtype=np.int64)
+        if self._open_time is not None:
+            return np.asarray(self._open_time, dtype=np.int64)
+        return np.empty(0, dtype=np.int64)
 
     @property
     def warmup(self) -> int:
@@ -184,10 +187,10 @@ class StrategyRunner:
         raise NotImplementedError
 
     def _on_replayed_kline(self, kline: KlineClosed) -> None:
-        i = self._i = self._i + 1
+        cursor = self._cursor  # the cursor moves on every replayed kline (warm-up included): it is the position
+        i = cursor.i = cursor.i + 1
         if i < self._first or self.halted:
             return
-        self._cursor.i = i
         try:
             self._strategy_on_kline(kline)
         except Exception as exc:
@@ -236,8 +239,9 @@ class StrategyRunner:
     ) -> None:
         if (action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT) and self._held(action):
             self.entries_ignored += 1
-            log.debug("%s on %s: %s ignored, the position is already in that direction", self.strategy_id,
-                      self.symbol, action.value)
+            if log.isEnabledFor(logging.DEBUG):  # a signal that stays true repeats this every kline
+                log.debug("%s on %s: %s ignored, the position is already in that direction", self.strategy_id,
+                          self.symbol, action._value_)
             return
         self._seq += 1
         now = self._clock.now_ms()

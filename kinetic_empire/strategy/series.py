@@ -9,6 +9,13 @@ No public path leads to a later value: ``values`` and slices are views of a sepa
 only what has been revealed (copied lazily, when asked, so strategies that only index pay nothing),
 so neither the view nor its ``.base`` reaches the future. The engine reads the whole array through
 :func:`engine_array`, which strategies have no reason to import.
+
+Speed and memory on the replay's hot path (issue 17): scalar reads come from a window of python floats
+around the current kline (``_WINDOW`` values, refilled as the cursor moves), not from a copy of the
+whole history; and when the cursor runs over a whole history (a backtest, ``Cursor.whole``),
+:func:`crossover` / :func:`crossunder` of two series (or a series and a number) are computed once for
+every kline, vectorised, and then only read at the current index, which is the same answer the scalar
+rule gives there and reveals nothing later.
 """
 
 from __future__ import annotations
@@ -19,22 +26,34 @@ import numpy as np
 
 
 class Cursor:
-    """Index of the current kline in the arrays; shared by all series of one strategy."""
+    """Index of the current kline in the arrays; shared by all series of one strategy.
 
-    __slots__ = ("i",)
+    ``whole`` is True when the arrays hold the whole history the cursor will run over (a backtest):
+    results that depend on a kline and its predecessor may then be precomputed for every kline and
+    read at the cursor. Live windows are recomputed on every kline, so nothing is precomputed there.
+    """
+
+    __slots__ = ("i", "whole")
 
     def __init__(self) -> None:
         self.i = -1
+        self.whole = False
+
+
+_WINDOW = 4096  # python floats kept around the cursor for scalar reads
+_BACK = 256  # of which behind the cursor when refilled (s[-k] for small k stays in the window)
 
 
 class Series:
-    __slots__ = ("_cur", "_list", "_revealed", "_shown", "_values", "name")
+    __slots__ = ("_crossings", "_cur", "_list", "_lo", "_revealed", "_shown", "_values", "name")
 
     def __init__(self, values: np.ndarray, cursor: Cursor, name: str) -> None:
         self._values = np.asarray(values, dtype=np.float64)
-        self._list: list[float] | None = None  # python floats for fast scalar access, built on first use
+        self._list: list[float] = []  # python floats of _values[_lo:_lo + len(_list)], for fast scalar reads
+        self._lo = 0
         self._shown: np.ndarray | None = None  # the revealed copy behind `values` and slices, on first use
         self._revealed = 0  # how much of `_shown` is filled
+        self._crossings: dict[Any, bytes] = {}  # other operand -> 1 where self crossed above it (replay only)
         self._cur = cursor
         self.name = name
 
@@ -51,24 +70,34 @@ class Series:
         view.flags.writeable = False
         return view
 
-    def _materialize(self) -> list[float]:
-        self._list = self._values.tolist()
-        return self._list
+    def _at(self, j: int) -> float:
+        """The value at index ``j`` (already checked to be revealed), from the window of floats."""
+        off = j - self._lo
+        values = self._list
+        if 0 <= off < len(values):
+            return values[off]
+        if j < self._cur.i - _BACK:  # a read far behind the cursor: don't move the window for it
+            return float(self._values[j])
+        lo = self._lo = max(0, j - _BACK)
+        values = self._list = self._values[lo : lo + _WINDOW].tolist()
+        return values[j - lo]
 
     def __getitem__(self, k: Any) -> Any:
         i = self._cur.i
         if isinstance(k, int):
-            values = self._list
-            if values is None:
-                values = self._materialize()
             if k < 0:
                 j = i + 1 + k
                 if j < 0:
                     raise IndexError(f"{self.name}[{k}]: only {i + 1} values revealed so far")
-                return values[j]
-            if k > i:
+            elif k > i:
                 raise IndexError(f"{self.name}[{k}] is in the future (current index {i})")
-            return values[k]
+            else:
+                j = k
+            off = j - self._lo
+            values = self._list
+            if 0 <= off < len(values):
+                return values[off]
+            return self._at(j)
         if isinstance(k, slice):
             return self._view()[k]
         raise TypeError(f"{self.name}: index must be int or slice, not {type(k).__name__}")
@@ -96,16 +125,55 @@ def engine_array(series: Series) -> np.ndarray:
     return series._values
 
 
+def _crossings(a: Series, b: Series | float) -> bytes:
+    """For every index i: 1 when ``a`` crossed above ``b`` at i (a[i-1] <= b[i-1] and a[i] > b[i]), else 0.
+
+    The scalar rule of :func:`crossover`, vectorised (NaN compares False in both); each entry depends
+    only on indices i-1 and i, so reading entry i reveals nothing after kline i."""
+    av = a._values
+    bv = b._values if isinstance(b, Series) else np.full(len(av), float(b))
+    out = np.zeros(len(av), dtype=np.uint8)
+    if len(av) > 1:
+        with np.errstate(invalid="ignore"):
+            out[1:] = (av[:-1] <= bv[:-1]) & (av[1:] > bv[1:])
+    return out.tobytes()
+
+
+def _crossed(a: Series, b: Series | float) -> bool:
+    """``a`` crossed above ``b`` at the cursor: precomputed over a whole history (replay), else scalar."""
+    i = a._cur.i
+    if i < 1:
+        return False
+    same_history = b._cur is a._cur if type(b) is Series else type(b) in (int, float)
+    if a._cur.whole and same_history and len(a._values) > i:
+        flags = a._crossings[b] = _crossings(a, b)
+        return flags[i] == 1
+    a1, a0 = a[-1], a[-2]
+    if type(b) is Series:
+        b1, b0 = b[-1], b[-2]
+    else:
+        b1 = b0 = b
+    return a0 <= b0 and a1 > b1
+
+
 def crossover(a: Series | float, b: Series | float) -> bool:
     """True when ``a`` crossed above ``b`` on the current kline (a[-2] <= b[-2] and a[-1] > b[-1])."""
-    if type(a) is Series and type(b) is Series:  # the common case, kept cheap: it runs every kline
-        i = a._cur.i
-        if i < 1:
-            return False
-        al = a._list if a._list is not None else a._materialize()
-        bl = b._list if b._list is not None else b._materialize()
-        return al[i - 1] <= bl[i - 1] and al[i] > bl[i]
+    if type(a) is Series:
+        flags = a._crossings.get(b)
+        if flags is not None:  # the common replay case, kept cheap: it runs every kline
+            return flags[a._cur.i] == 1
+        return _crossed(a, b)
     return _crossover_mixed(a, b)
+
+
+def crossunder(a: Series | float, b: Series | float) -> bool:
+    """True when ``a`` crossed below ``b`` on the current kline (a[-2] >= b[-2] and a[-1] < b[-1])."""
+    if type(b) is Series:
+        flags = b._crossings.get(a)
+        if flags is not None:
+            return flags[b._cur.i] == 1
+        return _crossed(b, a)
+    return _crossover_mixed(b, a)
 
 
 def _crossover_mixed(a: Series | float, b: Series | float) -> bool:
@@ -124,15 +192,3 @@ def _crossover_mixed(a: Series | float, b: Series | float) -> bool:
     else:
         b1 = b0 = b
     return a0 <= b0 and a1 > b1
-
-
-def crossunder(a: Series | float, b: Series | float) -> bool:
-    """True when ``a`` crossed below ``b`` on the current kline (a[-2] >= b[-2] and a[-1] < b[-1])."""
-    if type(a) is Series and type(b) is Series:
-        i = a._cur.i
-        if i < 1:
-            return False
-        al = a._list if a._list is not None else a._materialize()
-        bl = b._list if b._list is not None else b._materialize()
-        return bl[i - 1] <= al[i - 1] and bl[i] > al[i]
-    return _crossover_mixed(b, a)
