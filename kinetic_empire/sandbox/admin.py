@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
+from ..core.errors import ExchangeError
 from .connection import Connections
 from .endpoints import Ctx, Endpoint
 from .errors import ApiError
@@ -157,6 +159,19 @@ def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
     async def drop(request: web.Request) -> web.Response:
         return web.json_response({"dropped": conns.drop_all()})
 
+    async def adl(request: web.Request) -> web.Response:
+        symbol = request.query.get("symbol", "")
+        raw = request.query.get("quantity")
+        try:
+            qty = Decimal(raw) if raw is not None else None
+            if qty is not None and not qty > 0:
+                raise ValueError("quantity must be positive")
+            hit = venue.auto_deleverage(symbol, qty)
+        except (ArithmeticError, ValueError, ExchangeError) as exc:
+            raise ApiError(-1130, f"Data sent for parameter 'symbol'/'quantity' is not valid: {exc}") from None
+        await conns.flush()
+        return web.json_response({"symbol": symbol, "accounts": hit})
+
     async def pause(request: web.Request) -> web.Response:
         venue.paused = request.path.endswith("/pause")
         return web.json_response({"paused": venue.paused})
@@ -172,4 +187,5 @@ def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
         web.post(f"{PREFIX}/resume", pause),
         web.post(f"{PREFIX}/hold", hold),
         web.post(f"{PREFIX}/release", release),
+        web.post(f"{PREFIX}/adl", adl),
     ]

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.clock import Clock, LiveClock, ReplayClock
+from ..core.enums import OrderType, Side
 from ..core.rules import parse_brackets, parse_exchange_info
 from ..resources import brackets_payload, exchange_info_payload
 from .accounts import Account
@@ -37,7 +38,7 @@ from .ratelimit import RateLimiter
 from .replay import Replay
 from .statefile import StateWriteError
 from .streams import StreamHub
-from .userstream import UserStreams
+from .userstream import ADL_CLIENT_ID, UserStreams
 from .wire import WirePosition
 
 log = logging.getLogger(__name__)
@@ -263,6 +264,28 @@ class SandboxVenue:
             self.commit()
 
         self._countdowns[key] = asyncio.get_running_loop().create_task(fire())
+
+    def auto_deleverage(self, symbol: str, quantity: Decimal | None = None) -> list[str]:
+        """Auto-deleverage: close ``quantity`` (default: all) of every account's position on ``symbol`` at the
+        current price with an ``adl_autoclose`` order, as Binance does when a counterparty's liquidation cannot
+        be filled. Returns the (shortened) keys of the accounts hit. An admin action (tests of the adapter)."""
+        series = self.market.get(symbol)
+        if series is None or not series.last:
+            raise ValueError(f"{symbol}: no replayed price yet")
+        hit = []
+        for key, acct in self.accounts.items():
+            ex = acct.exchange
+            qty = ex.position(symbol)[0] if symbol in ex.symbols else Decimal(0)
+            if qty == 0:
+                continue
+            take = min(abs(qty), quantity) if quantity is not None else abs(qty)
+            side = Side.SELL if qty > 0 else Side.BUY
+            sim = ex.submit(symbol=symbol, side=side, order_type=OrderType.MARKET, quantity=take, reduce_only=True,
+                            client_order_id=ADL_CLIENT_ID)
+            ex.fill_market_on_arrival(sim, [(ex.last_price(symbol), take)])
+            hit.append(key[:8])
+        self.commit()
+        return hit
 
     def cancel_countdowns(self) -> None:
         for task in self._countdowns.values():
