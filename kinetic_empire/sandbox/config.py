@@ -51,6 +51,7 @@ class FaultConfig:
     ws_stall_seconds: float = 5.0
     listen_key_early_expiry_rate: float = 0.0  # per replay update: expire every listenKey now
     unknown_visible_after_ms: int = 0  # an order executed under a 5xx/timeout is not queryable for this long
+    updates_after_fill: int = 0  # price updates played right after a request's fill, before the next request
 
     def update(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():

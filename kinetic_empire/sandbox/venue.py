@@ -25,6 +25,7 @@ from typing import Any
 
 from ..core.clock import Clock, LiveClock, ReplayClock
 from ..core.enums import OrderType, Side
+from ..core.events import OrderFilled
 from ..core.rules import parse_brackets, parse_exchange_info
 from ..resources import brackets_payload, exchange_info_payload
 from .accounts import Account
@@ -97,7 +98,7 @@ class SandboxVenue:
         )
         self.accounts = {
             k.api_key: Account(k, rules=self.rules, brackets=self.brackets, clock=self.market_clock,
-                               config=cfg.exchange, symbols=replays.keys(), sink=self.users.on_event)
+                               config=cfg.exchange, symbols=replays.keys(), sink=self._on_account_event)
             for k in keys
         }
         self.hub = StreamHub(cfg.ws_max_streams, cfg.legacy_routes)
@@ -109,6 +110,8 @@ class SandboxVenue:
         self._info_bytes: bytes | None = None
         self.paused = False
         self.updates_played = 0
+        self._replaying = False  # inside play_update: fills then come from the replay, not from a request
+        self._moving = False  # a price move after a request's fill is scheduled (FaultConfig.updates_after_fill)
         # --state: called at the end of every unit of work (a replay phase, a countdown cancel) before its
         # messages can leave; ``halted`` says why the sandbox stopped when a write failed.
         self.on_commit: Callable[[], None] | None = None
@@ -132,6 +135,24 @@ class SandboxVenue:
 
     def market_ms(self) -> int:
         return self.market_clock.now_ms()
+
+    def _on_account_event(self, acct: Account, event: Any) -> None:
+        self.users.on_event(acct, event)
+        if (isinstance(event, OrderFilled) and not self._replaying and not self._moving and self.faults.on
+                and self.faults.cfg.updates_after_fill > 0):
+            # A request's order filled: move the price before the client's next request is read (the loop
+            # runs this callback before any new I/O is served), as a fast market does between two requests.
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not serving (a state file being restored): nothing to race with
+                return
+            self._moving = True
+            loop.call_soon(self._move_after_fill)
+
+    def _move_after_fill(self) -> None:
+        self._moving = False
+        self.faults.note("move-after-fill")
+        self.play_updates(self.faults.cfg.updates_after_fill)
 
     def touch_all(self) -> None:
         """Something outside the exchange's events may have changed any account (an admin action)."""
@@ -176,16 +197,20 @@ class SandboxVenue:
         updates = replay.play()
         self.market_clock.advance_to(ts)
         self.publisher.publish(updates)
-        for acct in self.accounts.values():
-            acct.touched = True  # a price update may change orders without an event
-            ex = acct.exchange
-            for u in updates:
-                if u.segment is not None:
-                    o, h, lo, c = u.segment
-                    ex.on_bar(u.series.symbol, u.bar_ts, o, h, lo, c)
-            for rec in acct.pending_triggers():
-                self.users.triggered(acct, rec, ts)
-            self.users.margin_call(acct, self.config.margin_call_ratio)
+        self._replaying = True
+        try:
+            for acct in self.accounts.values():
+                acct.touched = True  # a price update may change orders without an event
+                ex = acct.exchange
+                for u in updates:
+                    if u.segment is not None:
+                        o, h, lo, c = u.segment
+                        ex.on_bar(u.series.symbol, u.bar_ts, o, h, lo, c)
+                for rec in acct.pending_triggers():
+                    self.users.triggered(acct, rec, ts)
+                self.users.margin_call(acct, self.config.margin_call_ratio)
+        finally:
+            self._replaying = False
         if self.faults.on and self.faults.expire_listen_keys():
             self.users.expire_due(force=True)
         self.updates_played += 1

@@ -26,26 +26,18 @@ from kinetic_empire.binance.userstream import UserStream
 from kinetic_empire.binance.venues import Venue
 from kinetic_empire.core.events import OrderFilled
 from kinetic_empire.sandbox import RateLimitConfig, SandboxConfig, SandboxServer
+from tests.support.crafted import write_klines
 from tests.support.sandbox import DATA
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_690_848_000_000  # 2023-08-01 00:00 UTC
-HEADER = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
-          "taker_buy_quote_volume,ignore\n")
+FLAT = ("4.000", "4.001", "3.999", "4.000")
 
 
 def crash_klines(folder: Path) -> Path:
     """FILUSDT 1m klines flat at 4.000 for 5 minutes, then a kline down to 1.000 (-75 %)."""
-    rows = []
-    for i in range(8):
-        o, h, lo, c = ("4.000", "4.001", "3.999", "4.000") if i < 5 else ("4.000", "4.000", "1.000", "1.000")
-        t = T0 + i * 60_000
-        rows.append(f"{t},{o},{h},{lo},{c},1000,{t + 59_999},4000,10,500,2000,0\n")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "FILUSDT-1m-2023-08-01.csv").write_text(HEADER + "".join(rows))
-    return folder
+    return write_klines(folder, [FLAT] * 5 + [("4.000", "4.000", "1.000", "1.000")] * 3)
 
 
 @contextlib.asynccontextmanager
