@@ -67,12 +67,17 @@ class SandboxVenue:
         self.config = cfg = config or SandboxConfig()
         self.clock: Clock = clock or LiveClock()
         info = dict(cfg.exchange_info or exchange_info_payload(False))
-        self.exchange_info = info
         self.rules = parse_exchange_info(info)
+        replays = load_series(cfg.data, self.rules, cfg.symbols, cfg.start, cfg.end) if cfg.data else {}
+        if replays:
+            # List only what is served: a listed TRADING symbol without data would answer -1121 to every
+            # request, which clients (ccxt's active markets) cannot tell from a broken venue.
+            info["symbols"] = [s for s in info.get("symbols", []) if s.get("symbol") in replays]
+            self.rules = parse_exchange_info(info)
+        self.exchange_info = info
         raw_brackets = cfg.leverage_brackets if cfg.leverage_brackets is not None else brackets_payload()
         self.brackets_payload = [e for e in raw_brackets if e.get("symbol") in self.rules]
         self.brackets = parse_brackets(self.brackets_payload)
-        replays = load_series(cfg.data, self.rules, cfg.symbols, cfg.start, cfg.end) if cfg.data else {}
         self.time_shift = 0  # ms added to the data's times (time_origin="now"; a restart reuses the saved one)
         if cfg.time_origin == "now" and replays:
             first = min(int(s.frame.open_time[0]) for s in replays.values())
