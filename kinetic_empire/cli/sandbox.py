@@ -17,12 +17,9 @@ Faults (latency, 5xx, timeouts, 429 bursts, clock skew, dropped sockets) are off
 
 EXAMPLES = """\
   kinetic sandbox                                     # the bundled klines in real time on port 8080
-  kinetic sandbox --data backtests/data --speed 60 --port 0 --json
-  kinetic sandbox --speed step --admin                # advance the replay via /sandbox-admin/step
-  kinetic sandbox --state sb.state --keys keys.json --error-executed-rate 0.05 --latency-ms 20 200
-  kinetic sandbox --error-executed-rate 0.1 --unknown-visible-after-ms 1500   # executed, not found for 1.5 s
-  kinetic sandbox --updates-after-fill 2    # the price moves between a fill and the next request (-2021 race)
-  kinetic sandbox --market-fills next_update --legacy-routes   # old behaviours, for backtest parity runs"""
+  kinetic sandbox --data backtests/data --speed 60 --port 0 --json --state sb.state --keys keys.json
+  kinetic sandbox --speed step --admin --market-fills next_update --legacy-routes   # a parity run's old ways
+  kinetic sandbox --error-executed-rate 0.1 --unknown-visible-after-ms 1500 --updates-after-fill 2 --burst-rate 0.01"""
 
 
 def _time_ms(text: str) -> int:
