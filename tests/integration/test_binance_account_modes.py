@@ -17,13 +17,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from kinetic_empire.binance.account import AccountModeError
 from kinetic_empire.core.events import Alert
-from kinetic_empire.sandbox import routes_account
+from kinetic_empire.sandbox import ApiKey, SandboxServer, routes_account
+from kinetic_empire.sandbox.state import account_digest, read_image
 from tests.support.live import live_config, stepped_engine
-from tests.support.sandbox import SYM, Client, collect, recv_json, run
+from tests.support.sandbox import SYM, Client, collect, config, recv_json, run
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +160,22 @@ def test_hedge_mode_entered_while_running_raises_a_critical_alert(tmp_path: Path
             assert len([a for a in alerts if a.kind == "account_mode"]) == 1  # said once, not on every pass
 
     asyncio.run(body())
+
+
+def test_account_modes_survive_a_restart_with_state(tmp_path: Path) -> None:
+    state, key = tmp_path / "sb.state", ApiKey.generate()
+
+    async def session(switch: bool) -> tuple[object, object, object]:
+        async with SandboxServer(config(state_file=state, keys=[key])) as sb, aiohttp.ClientSession() as http:
+            c = Client(sb, http)
+            if switch:
+                await c.post("/fapi/v1/positionSide/dual", {"dualSidePosition": "true"})
+                await c.post("/fapi/v1/multiAssetsMargin", {"multiAssetsMargin": "true"})
+                await c.post("/fapi/v1/feeBurn", {"feeBurn": "true"})
+            cfg = (await c.get("/fapi/v1/accountConfig")).data
+            return cfg["dualSidePosition"], cfg["multiAssetsMargin"], (await c.get("/fapi/v1/feeBurn")).data["feeBurn"]
+
+    assert asyncio.run(session(True)) == (True, True, True)
+    assert asyncio.run(session(False)) == (True, True, True)
+    image = read_image(state)
+    assert image is not None and image["accounts"][account_digest(key.api_key)]["modes"] == [True, True, True]
