@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,13 @@ import aiohttp
 import pytest
 
 from kinetic_empire.binance.account import AccountModeError
-from kinetic_empire.core.events import Alert
+from kinetic_empire.core.enums import IntentAction
+from kinetic_empire.core.events import Alert, OrderIntent, OrderRejected
 from kinetic_empire.sandbox import ApiKey, SandboxServer, routes_account
 from kinetic_empire.sandbox.state import account_digest, read_image
-from tests.support.live import live_config, stepped_engine
+from tests.support.live import live_config, step, stepped_engine
 from tests.support.sandbox import SYM, Client, collect, config, recv_json, run
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -147,7 +150,7 @@ def test_hedge_mode_set_on_the_sandbox_is_refused_at_start(tmp_path: Path) -> No
 
 def test_hedge_mode_entered_while_running_raises_a_critical_alert(tmp_path: Path) -> None:
     async def body() -> None:
-        async with stepped_engine(tmp_path / "running", config=live_config(preflight=False)) as (_sb, engine):
+        async with stepped_engine(tmp_path / "running", config=live_config(preflight=False)) as (sb, engine):
             alerts: list[Alert] = []
             engine.bus.subscribe(Alert, alerts.append)
             r = await engine.rest.signed("POST", "/fapi/v1/positionSide/dual", {"dualSidePosition": "true"})
@@ -158,6 +161,24 @@ def test_hedge_mode_entered_while_running_raises_a_critical_alert(tmp_path: Path
             assert engine.translator.modes.hedge is True
             await engine.reconciler.run("test: again")
             assert len([a for a in alerts if a.kind == "account_mode"]) == 1  # said once, not on every pass
+
+            # an order through the risk gate now: refused by the venue with -4061, reported once, never resent
+            rejected: list[OrderRejected] = []
+            engine.bus.subscribe(OrderRejected, rejected.append)
+            await step(sb, engine, 1)
+            now = engine.clock.now_ms()
+            engine.bus.publish(OrderIntent(
+                intent_id="after-hedge", strategy_id="manual", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
+                quantity=Decimal("10"), reference_price=engine.portfolio.last_price("FILUSDT"),
+                ts_event=now, ts_init=now))
+            await until(lambda: any(r.client_order_id.startswith("after-hedge") for r in rejected),
+                        "the order's rejection")
+            await engine.settle(0.05)
+            ours = [r for r in rejected if r.client_order_id.startswith("after-hedge")]
+            assert len(ours) == 1 and ours[0].code == -4061
+            assert all(r.code == -4061 for r in rejected)  # a strategy's orders meet the same answer
+            assert sb.account().exchange.all_orders("FILUSDT") == []
+            assert len([a for a in alerts if a.kind == "account_mode"]) == 1
 
     asyncio.run(body())
 
