@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -54,7 +52,9 @@ def test_a_bad_choice_is_refused_by_the_parser() -> None:
 
 
 def test_help_shows_an_example_of_each_flag() -> None:
-    out = subprocess.run([sys.executable, "-m", "kinetic_empire", "sandbox", "--help"], capture_output=True,
-                         text=True, check=True).stdout
+    parser = argparse.ArgumentParser(epilog="examples:\n" + options.EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    options.add_arguments(parser)
+    out = parser.format_help()
     for flag in ("--market-fills", "--legacy-routes", "--unknown-visible-after-ms", "--updates-after-fill"):
         assert out.count(flag) >= 2, flag  # the option itself and an example line
