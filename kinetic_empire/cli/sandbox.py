@@ -17,9 +17,9 @@ Faults (latency, 5xx, timeouts, 429 bursts, clock skew, dropped sockets) are off
 
 EXAMPLES = """\
   kinetic sandbox                                     # the bundled klines in real time on port 8080
-  kinetic sandbox --data backtests/data --speed 60 --port 0 --json
-  kinetic sandbox --speed step --admin                # advance the replay via /sandbox-admin/step
-  kinetic sandbox --state sb.state --keys keys.json --error-executed-rate 0.05 --latency-ms 20 200"""
+  kinetic sandbox --data backtests/data --speed 60 --port 0 --json --state sb.state --keys keys.json
+  kinetic sandbox --speed step --admin --market-fills next_update --legacy-routes   # a parity run's old ways
+  kinetic sandbox --error-executed-rate 0.1 --unknown-visible-after-ms 1500 --updates-after-fill 2 --burst-rate 0.01"""
 
 
 def _time_ms(text: str) -> int:
@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup", type=int, default=0, help="klines to play instantly at start-up")
     g.add_argument("--time-origin", choices=("data", "now"), default="data",
                    help="keep the klines' timestamps, or shift the replay to start now")
+    g.add_argument("--market-fills", choices=("arrival", "next_update"), default="arrival",
+                   help="arrival: a MARKET order fills at once against the book, as on Binance (default); "
+                        "next_update: at the next price update, as a backtest fills (parity runs)")
     g = parser.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     g.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
@@ -82,6 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--json", action="store_true", help="print the start-up details as one JSON line")
     g.add_argument("--no-limits", action="store_true", help="report weights but never answer 429/418")
     g.add_argument("--listen-key-minutes", type=float, default=60.0, help="listenKey validity (default 60)")
+    g.add_argument("--legacy-routes", action="store_true",
+                   help="also carry every stream on unrouted /ws and /stream, and user data on /ws/<listenKey> "
+                        "(Binance stopped both; off by default)")
     g = parser.add_argument_group("account")
     g.add_argument("--balance", type=_decimal, default=Decimal(10000), help="starting USDT balance")
     g.add_argument("--maker-fee", type=_decimal, default=Decimal("0.0002"))
@@ -99,6 +105,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--clock-skew-ms", type=int, default=0)
     g.add_argument("--ws-drop-rate", type=float, default=0.0)
     g.add_argument("--ws-stall-rate", type=float, default=0.0)
+    g.add_argument("--unknown-visible-after-ms", type=int, default=0, metavar="MS",
+                   help="an order executed under an injected 5xx/timeout answers -2013 to look-ups for MS")
+    g.add_argument("--updates-after-fill", type=int, default=0, metavar="N",
+                   help="play N price updates between a request's fill and the next request (stop race, slippage)")
     g.add_argument("--partial-fill", type=_partial, action="append", default=[], metavar="SYMBOL=QTY",
                    help="largest quantity filled per price update")
 

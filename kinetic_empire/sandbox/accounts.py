@@ -17,6 +17,7 @@ from ..exchange.config import ExchangeConfig
 from ..exchange.orders import SimOrder
 from ..exchange.simulated import SimulatedExchange
 from .auth import ApiKey
+from .errors import ApiError, invalid
 
 # Plain orders take the exchange's ids (from 1,000,001); orders placed by triggered algo orders are
 # numbered from here so the two never collide.
@@ -81,6 +82,10 @@ class Account:
         self.listen_key: str | None = None
         self.listen_key_expires = 0  # wall ms
         self.margin_call_sent = False
+        # Account-wide switches (reference 3.4): position mode, multi-assets margin, BNB fee burn.
+        self.hedge = False
+        self.multi_assets = False
+        self.fee_burn = False
         # For the ``--state`` journal: ids of orders whose record changed since it last wrote them, and
         # a hook called on every exchange event (before the event reaches the user stream).
         # ``touched``: something may have changed since the journal last looked (an event, a price
@@ -97,6 +102,21 @@ class Account:
         if self.on_change is not None:
             self.on_change()
         self._sink(self, event)
+
+    def check_position_side(self, side: str | None) -> None:
+        """An order's ``positionSide`` against the position mode (reference 4.4): one-way takes BOTH or
+        nothing, hedge needs LONG or SHORT (else -4061). The sandbox does not model hedge-mode legs, so in
+        hedge mode it refuses LONG/SHORT orders too, saying so (nothing Binance would accept is filled wrong)."""
+        if side is not None and side not in ("BOTH", "LONG", "SHORT"):
+            raise invalid("positionSide")
+        if not self.hedge:
+            if side in ("LONG", "SHORT"):
+                raise ApiError(-4061, "Order's position side does not match user's setting.")
+            return
+        if side in (None, "BOTH"):
+            raise ApiError(-4061, "Order's position side does not match user's setting.")
+        raise ApiError(-1130, "Data sent for parameter 'positionSide' is not valid. The local sandbox does not "
+                       "trade hedge-mode positions: POST /fapi/v1/positionSide/dual dualSidePosition=false.")
 
     def take_dirty(self) -> set[int]:
         dirty, self.dirty, self.touched = self.dirty, set(), False

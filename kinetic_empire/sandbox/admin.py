@@ -3,6 +3,10 @@
 Off unless ``SandboxConfig.admin`` (``--admin``) is set. Not part of Binance's API: its paths can never
 collide with a real endpoint, and it takes no API key (bind to loopback).
 
+``ban?seconds=N`` bans every IP for N seconds (HTTP 418, -1003, ``Retry-After``), as Binance does to a
+client that kept sending past 429s, so a client's ban handling can be forced (0 lifts it). ``adl?symbol=S
+[&quantity=Q]`` auto-deleverages every account's position on S (an ``adl_autoclose`` fill).
+
 ``hold`` / ``release`` make one kind of request slow on purpose: the next ``count`` requests to an endpoint
 (default ``POST /fapi/v1/algoOrder``, where stops go) pass every check, then wait before the venue acts on
 them until ``release``; the replay can be stepped meanwhile. That is how a test moves the price through a
@@ -13,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
+from ..core.errors import ExchangeError
 from .connection import Connections
 from .endpoints import Ctx, Endpoint
 from .errors import ApiError
@@ -157,6 +163,26 @@ def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
     async def drop(request: web.Request) -> web.Response:
         return web.json_response({"dropped": conns.drop_all()})
 
+    async def adl(request: web.Request) -> web.Response:
+        symbol = request.query.get("symbol", "")
+        raw = request.query.get("quantity")
+        try:
+            qty = Decimal(raw) if raw is not None else None
+            if qty is not None and not qty > 0:
+                raise ValueError("quantity must be positive")
+            hit = venue.auto_deleverage(symbol, qty)
+        except (ArithmeticError, ValueError, ExchangeError) as exc:
+            raise ApiError(-1130, f"Data sent for parameter 'symbol'/'quantity' is not valid: {exc}") from None
+        await conns.flush()
+        return web.json_response({"symbol": symbol, "accounts": hit})
+
+    async def ban(request: web.Request) -> web.Response:
+        seconds = _int(request, "seconds", 120)
+        if seconds < 0:
+            raise ApiError(-1130, "Data sent for parameter 'seconds' is not valid.")
+        until = venue.limiter.ban(seconds, venue.wall_ms())
+        return web.json_response({"bannedUntil": until})
+
     async def pause(request: web.Request) -> web.Response:
         venue.paused = request.path.endswith("/pause")
         return web.json_response({"paused": venue.paused})
@@ -172,4 +198,6 @@ def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
         web.post(f"{PREFIX}/resume", pause),
         web.post(f"{PREFIX}/hold", hold),
         web.post(f"{PREFIX}/release", release),
+        web.post(f"{PREFIX}/adl", adl),
+        web.post(f"{PREFIX}/ban", ban),
     ]

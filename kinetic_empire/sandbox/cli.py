@@ -33,6 +33,9 @@ def check_args(args: argparse.Namespace) -> None:
     if args.latency_ms and not 0 <= args.latency_ms[0] <= args.latency_ms[1]:
         raise ValueError(f"--latency-ms {args.latency_ms[0]:g} {args.latency_ms[1]:g}: give MIN MAX with "
                          "0 <= MIN <= MAX")
+    for name in ("unknown_visible_after_ms", "updates_after_fill"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be 0 (off) or more")
     if args.speed is not None and not args.speed >= 0:
         raise ValueError(f"--speed {args.speed}: must be 0 (stepped) or more")
     for path in args.data or ():
@@ -59,9 +62,11 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         error_executed_rate=args.error_executed_rate, error_rejected_rate=args.error_rejected_rate,
         timeout_rate=args.timeout_rate, rate_limit_burst_rate=args.burst_rate, clock_skew_ms=args.clock_skew_ms,
         ws_drop_rate=args.ws_drop_rate, ws_stall_rate=args.ws_stall_rate,
+        unknown_visible_after_ms=args.unknown_visible_after_ms, updates_after_fill=args.updates_after_fill,
     )
     faults.enabled = any((args.latency_ms, args.error_executed_rate, args.error_rejected_rate, args.timeout_rate,
-                          args.burst_rate, args.clock_skew_ms, args.ws_drop_rate, args.ws_stall_rate))
+                          args.burst_rate, args.clock_skew_ms, args.ws_drop_rate, args.ws_stall_rate,
+                          args.updates_after_fill))
     exchange = ExchangeConfig(initial_balance=args.balance, maker_fee=args.maker_fee, taker_fee=args.taker_fee,
                               default_leverage=args.leverage, max_fill_qty=dict(args.partial_fill))
     return SandboxConfig(
@@ -72,6 +77,7 @@ def build_config(args: argparse.Namespace) -> SandboxConfig:
         leverage_brackets=json.loads(args.brackets.read_text()) if args.brackets else None,
         listen_key_validity_ms=int(args.listen_key_minutes * 60_000),
         limits=RateLimitConfig(enforce=not args.no_limits), faults=faults, admin=args.admin,
+        market_fills=args.market_fills, legacy_routes=args.legacy_routes,
     )
 
 

@@ -34,6 +34,10 @@ class FaultConfig:
     ``timeout_rate`` holds the reply for ``timeout_seconds`` then answers 408 -1007 (executed or not,
     decided by ``timeout_executed_share``). ``unknown_visible_after_ms``: an order executed under such a
     fault answers -2013 to look-ups by id for that long, as a busy Binance may (0: queryable at once).
+    ``updates_after_fill``: after a request's order fills (a market order on arrival), the replay plays this
+    many price updates before the next request is served, so the price has moved by then, as on a fast
+    market: a stop placed against the entry price can answer -2021 "Order would immediately trigger", and
+    the next market order fills at a slipped price (0: off).
     """
 
     enabled: bool = False
@@ -51,6 +55,7 @@ class FaultConfig:
     ws_stall_seconds: float = 5.0
     listen_key_early_expiry_rate: float = 0.0  # per replay update: expire every listenKey now
     unknown_visible_after_ms: int = 0  # an order executed under a 5xx/timeout is not queryable for this long
+    updates_after_fill: int = 0  # price updates played right after a request's fill, before the next request
 
     def update(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():

@@ -32,6 +32,7 @@ from ..exchange.state import book_fingerprint, book_record, books, open_orders, 
 from .state import (
     account_digest,
     account_ids,
+    account_modes,
     algo_record,
     apply,
     from_v1,
@@ -56,7 +57,7 @@ COMPACT_MIN_BYTES = 8 << 20  # compact when the log passes this and twice the sn
 class _Written:
     """What the file holds for one account (to write only what changed)."""
 
-    __slots__ = ("books", "ids", "income", "open", "reserved", "trades", "wallet")
+    __slots__ = ("books", "ids", "income", "modes", "open", "reserved", "trades", "wallet")
 
     def __init__(self, acct: Account) -> None:
         ex = acct.exchange
@@ -67,6 +68,7 @@ class _Written:
         self.income = len(ex.income)
         self.ids = account_ids(acct)
         self.reserved = {name: value + ID_BLOCK for name, value in self.ids.items()}
+        self.modes = account_modes(acct)
 
 
 def _fingerprint(acct: Account, order_id: int) -> tuple[Any, ...]:
@@ -180,6 +182,10 @@ class DurableState:
         if ex.wallet != w.wallet:
             w.wallet = ex.wallet
             out["wallet"] = str(ex.wallet)
+        modes = account_modes(acct)
+        if modes != w.modes:
+            w.modes = modes
+            out["modes"] = modes
         changed_books = {}
         for sym, book in books(ex).items():
             fp = book_fingerprint(book)

@@ -37,6 +37,16 @@ class RateLimiter:
         self.orders_1m = cfg.orders_1m or orders_1m
         self._ips: dict[str, _IpState] = {}
         self._accounts: dict[str, _OrderState] = {}
+        self.ban_all_until = 0  # wall ms: a ban set from outside (admin), for every IP
+
+    def ban(self, seconds: float, now_ms: int) -> int:
+        """Ban every IP for ``seconds`` from ``now_ms``, as if each had kept sending past 429s (0 lifts every
+        ban); returns the end of the ban (wall ms)."""
+        self.ban_all_until = now_ms + int(seconds * 1000) if seconds > 0 else 0
+        if seconds <= 0:
+            for st in self._ips.values():
+                st.banned_until = 0
+        return self.ban_all_until
 
     def weight(self, ip: str, weight: int, now_ms: int) -> int:
         """Charge ``weight`` to ``ip``; returns the minute's total or raises 429/418."""
@@ -44,6 +54,8 @@ class RateLimiter:
         if st is None:
             st = self._ips[ip] = _IpState()
         minute = now_ms // 60_000
+        if self.ban_all_until > st.banned_until:
+            st.banned_until = self.ban_all_until
         if st.banned_until > now_ms:
             raise self._banned(ip, st, now_ms)
         if minute != st.minute:

@@ -48,23 +48,78 @@ def margin_type(ctx: Ctx) -> Any:
     return {"code": 200, "msg": "success"}
 
 
+def _switch(ctx: Ctx, name: str) -> bool:
+    """A mandatory "true"/"false" account switch parameter."""
+    if ctx.params.str(name) is None:
+        raise ApiError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    return ctx.params.bool(name)
+
+
+def _busy(ctx: Ctx) -> tuple[bool, bool]:
+    """(open orders anywhere, a position anywhere): what blocks an account-wide switch."""
+    acct = ctx.acct
+    ex = acct.exchange
+    return (bool(acct.open_orders(None) or acct.open_algos(None)),
+            any(ex.position(s)[0] != 0 for s in ex.symbols))
+
+
 def get_dual(ctx: Ctx) -> Any:
-    return {"dualSidePosition": False}
+    return {"dualSidePosition": ctx.acct.hedge}
 
 
 def set_dual(ctx: Ctx) -> Any:
-    hedge = ctx.params.bool("dualSidePosition")
-    if "dualSidePosition" not in ctx.params.data:
-        raise ApiError(-1102, "Mandatory parameter 'dualSidePosition' was not sent, was empty/null, or malformed.")
-    if not hedge:
+    """Position mode for every symbol (reference 3.4). Binance documents no user-stream event for it."""
+    hedge = _switch(ctx, "dualSidePosition")
+    if hedge == ctx.acct.hedge:
         raise ApiError(-4059, "No need to change position side.")
-    acct = ctx.acct
-    if acct.open_orders(None) or acct.open_algos(None):
+    orders, positions = _busy(ctx)
+    if orders:
         raise ApiError(-4067, "Position side cannot be changed if there exists open orders.")
-    if any(acct.exchange.position(s)[0] != 0 for s in acct.exchange.symbols):
+    if positions:
         raise ApiError(-4068, "Position side cannot be changed if there exists position.")
-    raise ApiError(-1130, "Data sent for parameter 'dualSidePosition' is not valid. "
-                   "The local sandbox supports one-way position mode only.")
+    ctx.acct.hedge = hedge
+    ctx.acct.touched = True
+    return {"code": 200, "msg": "success"}
+
+
+def multi_assets(ctx: Ctx) -> Any:
+    return {"multiAssetsMargin": ctx.acct.multi_assets}
+
+
+def set_multi_assets(ctx: Ctx) -> Any:
+    """Multi-assets margin mode; a real change is announced as ACCOUNT_CONFIG_UPDATE ``ai.j`` (reference 8.3).
+    The sandbox's only collateral is USDT, so margin figures do not change with the mode."""
+    on = _switch(ctx, "multiAssetsMargin")
+    acct = ctx.acct
+    if on == acct.multi_assets:
+        raise ApiError(-4171, "Adjusted asset mode is currently set and does not need to be adjusted repeatedly.")
+    if _busy(ctx)[0]:
+        raise ApiError(-4170, "Unable to adjust Multi-Assets Mode with open orders in USDⓈ-M Futures.")
+    acct.multi_assets = on
+    acct.touched = True
+    now = ctx.venue.market_ms()
+    ctx.venue.users.send(acct, {"e": "ACCOUNT_CONFIG_UPDATE", "E": now, "T": now, "ai": {"j": on}})
+    return {"code": 200, "msg": "success"}
+
+
+def fee_burn(ctx: Ctx) -> Any:
+    return {"feeBurn": ctx.acct.fee_burn}
+
+
+def set_fee_burn(ctx: Ctx) -> Any:
+    """BNB fee burn for every symbol. The sandbox wallet holds no BNB, so fees stay in USDT either way (as on
+    Binance when the BNB balance is empty)."""
+    ctx.acct.fee_burn = _switch(ctx, "feeBurn")
+    ctx.acct.touched = True
+    return {"code": 200, "msg": "success"}
+
+
+def _sides(ctx: Ctx, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Position rows as the mode shows them: one BOTH row per symbol, or (hedge mode) a LONG and a SHORT row.
+    Hedge-mode legs stay flat here: the mode is entered flat and the sandbox refuses leg orders."""
+    if not ctx.acct.hedge:
+        return rows
+    return [{**r, "positionSide": side} for r in rows for side in ("LONG", "SHORT")]
 
 
 def view(ctx: Ctx, symbol: str) -> WirePosition:
@@ -111,8 +166,9 @@ def account(ctx: Ctx, v2: bool) -> Any:
     now = ctx.venue.market_ms()
     out: dict[str, Any] = {}
     if v2:
-        out.update({"feeTier": 0, "feeBurn": False, "canTrade": True, "canDeposit": True, "canWithdraw": True,
-                    "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1})
+        acct = ctx.acct
+        out.update({"feeTier": 0, "feeBurn": acct.fee_burn, "canTrade": True, "canDeposit": True, "canWithdraw": True,
+                    "updateTime": 0, "multiAssetsMargin": acct.multi_assets, "tradeGroupId": -1})
     out.update({
         "totalInitialMargin": money(t["pim"] + t["oim"]),
         "totalMaintMargin": money(t["mm"]),
@@ -128,7 +184,7 @@ def account(ctx: Ctx, v2: bool) -> Any:
         "assets": [_asset(t, now, v2)],
     })
     if v2:
-        out["positions"] = [view(ctx, s).account_v2(now) for s in ctx.venue.rules]
+        out["positions"] = _sides(ctx, [view(ctx, s).account_v2(now) for s in ctx.venue.rules])
     else:
         out["positions"] = [view(ctx, s).account_v3(now) for s in _active(ctx)]
     return out
@@ -165,7 +221,7 @@ def position_risk(ctx: Ctx, v2: bool) -> Any:
     now = ctx.venue.market_ms()
     if v2:
         symbols = [symbol] if symbol else list(ctx.venue.rules)
-        return [view(ctx, s).risk_v2(now) for s in symbols]
+        return _sides(ctx, [view(ctx, s).risk_v2(now) for s in symbols])
     symbols = [s for s in _active(ctx) if symbol is None or s == symbol]
     return [view(ctx, s).risk_v3(now) for s in symbols]
 
@@ -264,12 +320,9 @@ def symbol_config(ctx: Ctx) -> Any:
 
 
 def account_config(ctx: Ctx) -> Any:
-    return {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True, "dualSidePosition": False,
-            "updateTime": 0, "multiAssetsMargin": False, "tradeGroupId": -1}
-
-
-def multi_assets(ctx: Ctx) -> Any:
-    return {"multiAssetsMargin": False}
+    acct = ctx.acct
+    return {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True, "dualSidePosition": acct.hedge,
+            "updateTime": 0, "multiAssetsMargin": acct.multi_assets, "tradeGroupId": -1}
 
 
 def listen_key_new(ctx: Ctx) -> Any:
@@ -308,6 +361,9 @@ def endpoints() -> list[Endpoint]:
         ep("GET", "/fapi/v1/symbolConfig", symbol_config, SIGNED, 5, "symbol"),
         ep("GET", "/fapi/v1/accountConfig", account_config, SIGNED, 5),
         ep("GET", "/fapi/v1/multiAssetsMargin", multi_assets, SIGNED, 30),
+        ep("POST", "/fapi/v1/multiAssetsMargin", set_multi_assets, SIGNED, 1, "multiAssetsMargin"),
+        ep("GET", "/fapi/v1/feeBurn", fee_burn, SIGNED, 30),
+        ep("POST", "/fapi/v1/feeBurn", set_fee_burn, SIGNED, 1, "feeBurn"),
         ep("POST", "/fapi/v1/listenKey", listen_key_new, USER_STREAM, 1, None),
         ep("PUT", "/fapi/v1/listenKey", listen_key_keepalive, USER_STREAM, 1, None),
         ep("DELETE", "/fapi/v1/listenKey", listen_key_close, USER_STREAM, 1, None),

@@ -54,7 +54,7 @@ def new_algo(ctx: Ctx) -> Any:
     assert side is not None and otype is not None
     if otype not in _SUPPORTED:
         raise ApiError(-1116, "Invalid orderType.")
-    position_side(p)
+    position_side(ctx, p)
     tif = p.enum("timeInForce", TimeInForce, -1115, "Invalid timeInForce.")
     quantity = p.decimal("quantity")
     price = p.decimal("price")

@@ -49,12 +49,8 @@ def tradable(ctx: Ctx, symbol: str) -> None:
         raise bad_symbol()
 
 
-def position_side(p: Params) -> None:
-    ps = p.str("positionSide")
-    if ps is not None and ps != "BOTH":
-        if ps in ("LONG", "SHORT"):
-            raise ApiError(-4061, "Order's position side does not match user's setting.")
-        raise invalid("positionSide")
+def position_side(ctx: Ctx, p: Params) -> None:
+    ctx.acct.check_position_side(p.str("positionSide"))
 
 
 def check_gtd(ctx: Ctx, tif: TimeInForce | None, gtd: int | None) -> int:
@@ -88,7 +84,7 @@ def place(ctx: Ctx, p: Params) -> dict[str, Any]:
     assert side is not None and otype is not None
     if otype.is_conditional:
         raise ApiError(-4120, _ALGO_MSG)
-    position_side(p)
+    position_side(ctx, p)
     tif = p.enum("timeInForce", TimeInForce, -1115, "Invalid timeInForce.")
     quantity = p.decimal("quantity")
     price = p.decimal("price")

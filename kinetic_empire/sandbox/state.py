@@ -61,6 +61,11 @@ def full_order_record(acct: Account, sim: SimOrder) -> dict[str, Any]:
     return out
 
 
+def account_modes(acct: Account) -> list[bool]:
+    """The account-wide switches: [hedge mode, multi-assets margin, BNB fee burn]."""
+    return [acct.hedge, acct.multi_assets, acct.fee_burn]
+
+
 def account_ids(acct: Account) -> dict[str, int]:
     order, trade = id_counters(acct.exchange)
     return {"order": order, "trade": trade, "actual": acct.next_actual_id}
@@ -82,6 +87,8 @@ def image_of(venue: SandboxVenue, seq: int, reserved: dict[str, dict[str, int]],
             "trades": ex["trades"], "income": ex["income"], "ids": account_ids(acct),
             "reserved": reserved.get(digest, account_ids(acct)),
         }
+        if any(account_modes(acct)):  # absent: the defaults (older files have no modes either)
+            accounts[digest]["modes"] = account_modes(acct)
         for rec in acct.algos.values():
             accounts[digest]["orders"][str(rec.algo_id)]["algo"] = algo_record(rec)
     return {"version": VERSION, "seq": seq, "replay": replay, "accounts": accounts}
@@ -103,6 +110,8 @@ def apply(image: dict[str, Any], record: dict[str, Any]) -> None:
                                                      "income": [], "ids": {}, "reserved": {}})
         if "wallet" in change:
             acct["wallet"] = change["wallet"]
+        if "modes" in change:
+            acct["modes"] = change["modes"]
         for name in ("books", "orders", "ids", "reserved"):
             acct[name].update(change.get(name, {}))
         acct["trades"].extend(change.get("trades", ()))
@@ -201,6 +210,7 @@ def _restore_account(acct: Account, data: dict[str, Any], last: dict[str, float]
         if rec.actual_id:
             acct.actual[rec.actual_id] = rec
     acct.next_actual_id = start["actual"]
+    acct.hedge, acct.multi_assets, acct.fee_burn = (bool(m) for m in data.get("modes", (False, False, False)))
     acct.dirty.clear()
 
 

@@ -30,6 +30,29 @@ from .wire import WirePosition, algo_event, order_event
 
 _ALNUM = string.ascii_letters + string.digits
 _REASONS = {BalanceReason.LIQUIDATION: "ORDER"}
+LIQUIDATION_PREFIX = "autoclose-"  # Binance's client ids of forced orders (reference 8.3)
+ADL_CLIENT_ID = "adl_autoclose"
+
+
+def forced(event: dict[str, Any]) -> dict[str, Any]:
+    """An ORDER_TRADE_UPDATE of a forced order in Binance's shape: a liquidation (``autoclose-...``) or an
+    auto-deleverage (``adl_autoclose``) is order type LIQUIDATION, IOC; its fill is ``x=CALCULATED`` with status
+    ``NEW_INSURANCE`` (liquidation, the insurance fund takes the position) or ``NEW_ADL`` (deleveraged).
+    Other orders pass unchanged."""
+    o = event["o"]
+    cid = str(o["c"])
+    adl = cid.startswith(ADL_CLIENT_ID)
+    if not adl and not cid.startswith(LIQUIDATION_PREFIX):
+        return event
+    o["o"] = o["ot"] = "LIQUIDATION"
+    o["f"] = "IOC"
+    o["R"] = True
+    if o["x"] == "TRADE":
+        o["x"] = "CALCULATED"
+    if o["x"] == "CALCULATED":
+        o["X"] = "NEW_ADL" if adl else "NEW_INSURANCE"
+        o["p"] = o["L"]
+    return event
 
 
 class UserStreams:
@@ -141,7 +164,7 @@ class UserStreams:
         elif isinstance(ev, OrderAccepted):
             sim = acct.exchange.get_order(ev.symbol, order_id=ev.order_id)
             if not sim.is_algo:  # algo orders are announced by the REST handler, which knows their record
-                self.send(acct, order_event(acct, sim, "NEW", ev.ts_event))
+                self.send(acct, forced(order_event(acct, sim, "NEW", ev.ts_event)))
         elif isinstance(ev, OrderCanceled | OrderExpired):
             self._finished(acct, ev, "CANCELED" if isinstance(ev, OrderCanceled) else "EXPIRED")
         elif isinstance(ev, OrderAmended):
@@ -167,10 +190,10 @@ class UserStreams:
         if rec is not None:
             self.triggered(acct, rec, ev.ts_event)
         x = "CALCULATED" if ev.liquidation else "TRADE"
-        self.send(acct, order_event(
+        self.send(acct, forced(order_event(
             acct, sim, x, ev.ts_event, last_qty=ev.quantity, last_price=ev.price, commission=ev.commission,
             trade_id=ev.trade_id, maker=ev.is_maker, realized=ev.realized_pnl,
-        ))
+        )))
         if rec is not None and not sim.is_open:
             self.send(acct, algo_event(acct, rec, ev.ts_event))
 

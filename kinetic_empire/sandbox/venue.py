@@ -24,6 +24,8 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.clock import Clock, LiveClock, ReplayClock
+from ..core.enums import OrderType, Side
+from ..core.events import OrderFilled
 from ..core.rules import parse_brackets, parse_exchange_info
 from ..resources import brackets_payload, exchange_info_payload
 from .accounts import Account
@@ -37,7 +39,7 @@ from .ratelimit import RateLimiter
 from .replay import Replay
 from .statefile import StateWriteError
 from .streams import StreamHub
-from .userstream import UserStreams
+from .userstream import ADL_CLIENT_ID, UserStreams
 from .wire import WirePosition
 
 log = logging.getLogger(__name__)
@@ -65,12 +67,17 @@ class SandboxVenue:
         self.config = cfg = config or SandboxConfig()
         self.clock: Clock = clock or LiveClock()
         info = dict(cfg.exchange_info or exchange_info_payload(False))
-        self.exchange_info = info
         self.rules = parse_exchange_info(info)
+        replays = load_series(cfg.data, self.rules, cfg.symbols, cfg.start, cfg.end) if cfg.data else {}
+        if replays:
+            # List only what is served: a listed TRADING symbol without data would answer -1121 to every
+            # request, which clients (ccxt's active markets) cannot tell from a broken venue.
+            info["symbols"] = [s for s in info.get("symbols", []) if s.get("symbol") in replays]
+            self.rules = parse_exchange_info(info)
+        self.exchange_info = info
         raw_brackets = cfg.leverage_brackets if cfg.leverage_brackets is not None else brackets_payload()
         self.brackets_payload = [e for e in raw_brackets if e.get("symbol") in self.rules]
         self.brackets = parse_brackets(self.brackets_payload)
-        replays = load_series(cfg.data, self.rules, cfg.symbols, cfg.start, cfg.end) if cfg.data else {}
         self.time_shift = 0  # ms added to the data's times (time_origin="now"; a restart reuses the saved one)
         if cfg.time_origin == "now" and replays:
             first = min(int(s.frame.open_time[0]) for s in replays.values())
@@ -96,7 +103,7 @@ class SandboxVenue:
         )
         self.accounts = {
             k.api_key: Account(k, rules=self.rules, brackets=self.brackets, clock=self.market_clock,
-                               config=cfg.exchange, symbols=replays.keys(), sink=self.users.on_event)
+                               config=cfg.exchange, symbols=replays.keys(), sink=self._on_account_event)
             for k in keys
         }
         self.hub = StreamHub(cfg.ws_max_streams, cfg.legacy_routes)
@@ -108,6 +115,8 @@ class SandboxVenue:
         self._info_bytes: bytes | None = None
         self.paused = False
         self.updates_played = 0
+        self._replaying = False  # inside play_update: fills then come from the replay, not from a request
+        self._moving = False  # a price move after a request's fill is scheduled (FaultConfig.updates_after_fill)
         # --state: called at the end of every unit of work (a replay phase, a countdown cancel) before its
         # messages can leave; ``halted`` says why the sandbox stopped when a write failed.
         self.on_commit: Callable[[], None] | None = None
@@ -131,6 +140,24 @@ class SandboxVenue:
 
     def market_ms(self) -> int:
         return self.market_clock.now_ms()
+
+    def _on_account_event(self, acct: Account, event: Any) -> None:
+        self.users.on_event(acct, event)
+        if (isinstance(event, OrderFilled) and not self._replaying and not self._moving and self.faults.on
+                and self.faults.cfg.updates_after_fill > 0):
+            # A request's order filled: move the price before the client's next request is read (the loop
+            # runs this callback before any new I/O is served), as a fast market does between two requests.
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not serving (a state file being restored): nothing to race with
+                return
+            self._moving = True
+            loop.call_soon(self._move_after_fill)
+
+    def _move_after_fill(self) -> None:
+        self._moving = False
+        self.faults.note("move-after-fill")
+        self.play_updates(self.faults.cfg.updates_after_fill)
 
     def touch_all(self) -> None:
         """Something outside the exchange's events may have changed any account (an admin action)."""
@@ -175,16 +202,20 @@ class SandboxVenue:
         updates = replay.play()
         self.market_clock.advance_to(ts)
         self.publisher.publish(updates)
-        for acct in self.accounts.values():
-            acct.touched = True  # a price update may change orders without an event
-            ex = acct.exchange
-            for u in updates:
-                if u.segment is not None:
-                    o, h, lo, c = u.segment
-                    ex.on_bar(u.series.symbol, u.bar_ts, o, h, lo, c)
-            for rec in acct.pending_triggers():
-                self.users.triggered(acct, rec, ts)
-            self.users.margin_call(acct, self.config.margin_call_ratio)
+        self._replaying = True
+        try:
+            for acct in self.accounts.values():
+                acct.touched = True  # a price update may change orders without an event
+                ex = acct.exchange
+                for u in updates:
+                    if u.segment is not None:
+                        o, h, lo, c = u.segment
+                        ex.on_bar(u.series.symbol, u.bar_ts, o, h, lo, c)
+                for rec in acct.pending_triggers():
+                    self.users.triggered(acct, rec, ts)
+                self.users.margin_call(acct, self.config.margin_call_ratio)
+        finally:
+            self._replaying = False
         if self.faults.on and self.faults.expire_listen_keys():
             self.users.expire_due(force=True)
         self.updates_played += 1
@@ -263,6 +294,28 @@ class SandboxVenue:
             self.commit()
 
         self._countdowns[key] = asyncio.get_running_loop().create_task(fire())
+
+    def auto_deleverage(self, symbol: str, quantity: Decimal | None = None) -> list[str]:
+        """Auto-deleverage: close ``quantity`` (default: all) of every account's position on ``symbol`` at the
+        current price with an ``adl_autoclose`` order, as Binance does when a counterparty's liquidation cannot
+        be filled. Returns the (shortened) keys of the accounts hit. An admin action (tests of the adapter)."""
+        series = self.market.get(symbol)
+        if series is None or not series.last:
+            raise ValueError(f"{symbol}: no replayed price yet")
+        hit = []
+        for key, acct in self.accounts.items():
+            ex = acct.exchange
+            qty = ex.position(symbol)[0] if symbol in ex.symbols else Decimal(0)
+            if qty == 0:
+                continue
+            take = min(abs(qty), quantity) if quantity is not None else abs(qty)
+            side = Side.SELL if qty > 0 else Side.BUY
+            sim = ex.submit(symbol=symbol, side=side, order_type=OrderType.MARKET, quantity=take, reduce_only=True,
+                            client_order_id=ADL_CLIENT_ID)
+            ex.fill_market_on_arrival(sim, [(ex.last_price(symbol), take)])
+            hit.append(key[:8])
+        self.commit()
+        return hit
 
     def cancel_countdowns(self) -> None:
         for task in self._countdowns.values():

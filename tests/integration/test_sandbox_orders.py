@@ -213,8 +213,10 @@ def test_leverage_margin_type_position_mode_and_config() -> None:
         assert (await c.post("/fapi/v1/marginType", {"symbol": SYM, "marginType": "CROSSED"})).status == 200
         assert (await c.get("/fapi/v1/positionSide/dual")).data == {"dualSidePosition": False}
         assert (await c.post("/fapi/v1/positionSide/dual", {"dualSidePosition": "false"})).code == -4059
-        r = await c.post("/fapi/v1/positionSide/dual", {"dualSidePosition": "true"})
-        assert r.status == 400 and r.code == -1130 and "one-way" in r.data["msg"]
+        r = await c.post("/fapi/v1/positionSide/dual", {"dualSidePosition": "true"})  # settable (flat, no orders)
+        assert r.data == {"code": 200, "msg": "success"}
+        assert (await c.get("/fapi/v1/positionSide/dual")).data == {"dualSidePosition": True}
+        assert (await c.post("/fapi/v1/positionSide/dual", {"dualSidePosition": "false"})).status == 200
         cr = (await c.get("/fapi/v1/commissionRate", {"symbol": SYM})).data
         assert cr == {"symbol": SYM, "makerCommissionRate": "0.0002", "takerCommissionRate": "0.0005",
                       "rpiCommissionRate": "0"}
