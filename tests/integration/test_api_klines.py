@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def test_klines_history_in_progress_and_fills(tmp_path: Path) -> None:
             assert hourly["timeframes"] == ["1m", "1h"]
             opens = [k["open_time"] for k in hourly["klines"]]
             assert len(opens) >= 3 and opens == sorted(set(opens))
-            assert all(b - a == 60 * MINUTE for a, b in zip(opens, opens[1:], strict=False))
+            assert all(b - a == 60 * MINUTE for a, b in pairwise(opens))
 
             # 1m: the newest closed kline is the one the engine last saw; limit keeps the newest
             r = await client.get("/api/klines", params={"symbol": "FILUSDT", "timeframe": "1m", "limit": 5})
@@ -78,7 +79,7 @@ def test_klines_history_in_progress_and_fills(tmp_path: Path) -> None:
             assert (await client.get("/api/klines", params={"symbol": "NEARUSDT"})).json()["fills"] == []
 
             # bad parameters: 4xx JSON naming the field, never a 5xx
-            for params, status, field in [
+            cases: list[tuple[dict[str, str | int], int, str]] = [
                 ({"symbol": "BTCUSDT"}, 404, "symbol"),
                 ({"symbol": "filusdt"}, 422, "symbol"),
                 ({}, 422, "symbol"),
@@ -87,7 +88,8 @@ def test_klines_history_in_progress_and_fills(tmp_path: Path) -> None:
                 ({"symbol": "FILUSDT", "limit": 0}, 422, "limit"),
                 ({"symbol": "FILUSDT", "limit": KEPT + 1}, 422, "limit"),
                 ({"symbol": "FILUSDT", "limit": "ten"}, 422, "limit"),
-            ]:
+            ]
+            for params, status, field in cases:
                 r = await client.get("/api/klines", params=params)
                 assert r.status_code == status, (params, r.status_code, r.text)
                 assert r.json()["field"] == field and r.json()["error"], (params, r.text)
