@@ -28,7 +28,8 @@ const Charts = (() => {
     uirevision: "keep",
   });
 
-  /** klines: [{t, o, h, l, c}], fills: [{t, side, price, qty, exit, pnl}], lines: {entry, stop} */
+  /** klines: [{t, o, h, l, c, forming?}] (the last may be in progress), fills: [{t, side, price, qty, exit,
+   * pnl}], lines: {entry, stop, target} (NaN: not drawn). */
   function candles(el, symbol, klines, fills, lines) {
     const x = klines.map((k) => KE.chartTime(k.t));
     const data = [{
@@ -66,6 +67,7 @@ const Charts = (() => {
     };
     hline(lines.entry, C.accent, `entry ${lines.entry}`);
     hline(lines.stop, C.down, `stop ${lines.stop}`);
+    hline(lines.target, C.up, `target ${lines.target}`);
     const layout = Object.assign(base(), {
       xaxis: Object.assign({}, axis, { type: "date", rangeslider: { visible: false } }),
       yaxis: Object.assign({}, axis, { side: "left", tickformat: ".5~f" }),
@@ -109,5 +111,8 @@ const Charts = (() => {
     return Plotly.react(el, data, layout, config);
   }
 
-  return { candles, equity };
+  /** Fill markers drawn on a candles chart (every point of its marker traces). */
+  const markersShown = (el) => (el.data || []).filter((t) => t.mode === "markers").reduce((n, t) => n + t.x.length, 0);
+
+  return { candles, equity, markersShown };
 })();
