@@ -5,6 +5,8 @@ field named."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kinetic_empire.binance.market import KEPT
+from kinetic_empire.live.report import build_report
 from tests.support.api import served
 from tests.support.live import K, step
 
@@ -20,8 +23,12 @@ MINUTE = 60_000
 
 
 def test_klines_history_in_progress_and_fills(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "klines"
+    seen: list[int] = []
+    entry: list[int] = []
+
     async def body() -> None:
-        async with served(tmp_path / "runs" / "klines", warm_klines=2) as (sb, engine, gw, client):
+        async with served(run_dir, warm_klines=2) as (sb, engine, gw, client):
             # default: the strategy's timeframe, warm-up history included, oldest first
             r = await client.get("/api/klines", params={"symbol": "FILUSDT"})
             assert r.status_code == 200, r.text
@@ -75,6 +82,8 @@ def test_klines_history_in_progress_and_fills(tmp_path: Path) -> None:
             assert fills[0]["client_order_id"] == "chart-buy-e" and Decimal(fills[0]["quantity"]) == 10
             first = answer["klines"][0]["open_time"]
             assert all(first <= f["ts_event"] for f in fills)
+            entry.append(fills[0]["ts_event"])
+            seen.extend(k["open_time"] for k in answer["klines"] if k["open_time"] >= fills[0]["ts_event"] - MINUTE)
             # a chart with the fills of the other symbol only: none here
             assert (await client.get("/api/klines", params={"symbol": "NEARUSDT"})).json()["fills"] == []
 
@@ -97,3 +106,13 @@ def test_klines_history_in_progress_and_fills(tmp_path: Path) -> None:
             assert "1m, 1h" in r.json()["error"]
 
     asyncio.run(body())
+
+    # the run's report: a candle chart per traded symbol (the 1m klines the run received) with the trade marked
+    html = (build_report(run_dir) / "report.html").read_text()
+    assert "<h2>FILUSDT 1m · ema_cross</h2>" in html and "<h2>NEARUSDT 1m · rsi_reversion</h2>" in html
+    figures = {m[1]: json.loads(m[2].replace("<\\/", "</")) for m in
+               re.finditer(r'<script type="application/json" id="(price\d+)-data">(.*?)</script>', html)}
+    fil = next(f for f in figures.values() if f["data"][0]["name"] == "FILUSDT")
+    traces = {t.get("name"): t for t in fil["data"]}
+    assert traces["FILUSDT"]["type"] == "candlestick" and set(seen) <= set(traces["FILUSDT"]["x"])
+    assert traces["long entry"]["x"] == entry and len(traces["exit"]["x"]) == 1  # one trade, still open
