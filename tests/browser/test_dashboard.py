@@ -75,7 +75,9 @@ CHART_STATE = """want => {
   const state = {candles: candles ? candles.x.length : 0, markers: Number(el.dataset.fillMarkers || 0),
     entries: count('long entry') + count('short entry'), exits: count('exit'),
     paths: el.querySelectorAll('.boxlayer .trace path').length, lines: el.dataset.lines,
-    shapes: (el.layout.shapes || []).map((s) => s.y0)};
+    shapes: (el.layout.shapes || []).map((s) => s.y0), gaps: 0};
+  const t = candles ? candles.x.map((x) => Date.parse(x.replace(' ', 'T') + 'Z')) : [];
+  for (let i = 1; i < t.length; i++) if (t[i] - t[i - 1] !== 60000) state.gaps += 1;
   return state.candles && state.markers >= want.markers && state.lines === want.lines ? state : null;
 }"""
 
@@ -146,6 +148,7 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     drawn = wait_js(page, CHART_STATE, {"symbol": "NEARUSDT", "markers": 1, "lines": "entry stop target"},
                     what="the NEARUSDT chart with its candles, the fill and the position's lines")
     assert drawn["candles"] >= 50 and drawn["paths"] >= 50 and drawn["entries"] == 1, drawn
+    assert drawn["gaps"] == 0, f"candles missing between the history and the stream: {drawn}"
     assert abs(drawn["shapes"][1] - float(stop)) < 1e-9 and abs(drawn["shapes"][2] - float(target)) < 1e-9, drawn
     account = api_get(live_run, "/api/account")
     assert Decimal(account["wallet_balance"]) < Decimal(account["initial_balance"]), "the fill's fee is booked"
@@ -193,7 +196,7 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     fresh.click('#symbol-tabs button[data-symbol="NEARUSDT"]')
     again = wait_js(fresh, CHART_STATE, {"symbol": "NEARUSDT", "markers": 2, "lines": ""},
                     what="a new page's NEARUSDT chart with the entry and the exit marked")
-    assert again["entries"] == 1 and again["exits"] == 1 and again["shapes"] == [], again
+    assert again["entries"] == 1 and again["exits"] == 1 and again["shapes"] == [] and again["gaps"] == 0, again
     fresh.close()
 
     # resume: back to ACTIVE

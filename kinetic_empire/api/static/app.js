@@ -81,25 +81,28 @@
     }
   }
 
+  /** Config, alerts and markets; then the stream; then the histories (equity, klines and fills), which
+   * merge with what the stream has brought meanwhile, so nothing closing during the load is missed. */
   async function load() {
     try {
       model.setConfig(await api("/api/config"));
-      const n = S.symbols.length;
-      const [eq, alerts, ...rest] = await Promise.all([
-        api("/api/equity"), api("/api/alerts"),
-        ...S.symbols.map((s) => api("/api/market?symbol=" + encodeURIComponent(s))),
-        ...S.symbols.map(klinesOf),
-      ]);
-      model.loadEquity(eq);
+      const [alerts, ...markets] = await Promise.all([api("/api/alerts"),
+        ...S.symbols.map((s) => api("/api/market?symbol=" + encodeURIComponent(s)))]);
       model.replaceAlerts(alerts.active || []);
-      for (const m of rest.slice(0, n)) model.setMarket(m);
-      for (const c of rest.slice(n)) model.loadKlines(c); // history and fills as markers (not round trips twice)
+      for (const m of markets) model.setMarket(m);
     } catch (e) {
       if (e.status === 401) return loggedOut();
       toast(`loading the run: ${e.message}`, "bad");
     }
-    mark(...Object.keys(RENDER));
     stream.run();
+    try {
+      const [eq, ...charts] = await Promise.all([api("/api/equity"), ...S.symbols.map(klinesOf)]);
+      model.loadEquity(eq);
+      for (const c of charts) model.loadKlines(c); // history and fills as markers
+    } catch (e) {
+      toast(`loading the run's history: ${e.message}`, "bad");
+    }
+    mark(...Object.keys(RENDER));
     ping();
   }
 
