@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .alerts import AlertBook
 from .auth import COOKIE, ApiAuthError, TokenCheck
+from .candles import DEFAULT_LIMIT, MAX_LIMIT, FillMarks, klines_answer
 from .commands import OperatorCommands
 from .metrics import ApiMetrics
 from .orders import OrderTable
@@ -36,6 +37,7 @@ class Served(Protocol):
     engine: LiveEngine
     view: EngineView
     orders: OrderTable
+    fills: FillMarks
     commands: OperatorCommands
     stream: EventStream
     metrics: ApiMetrics
@@ -56,6 +58,7 @@ class Served(Protocol):
 STATIC = Path(__file__).parent / "static"
 _SYMBOL = r"^[A-Z0-9]{1,30}$"
 _CLIENT_ID = r"^[.A-Z:/a-z0-9_-]{1,36}$"
+_TIMEFRAME = r"^[0-9]{1,3}[smhdwM]$"
 ERROR_SCHEMA = {"description": "error", "content": {"application/json": {"schema": {
     "type": "object", "required": ["error", "field"],
     "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}}}}}}
@@ -184,6 +187,18 @@ def build_app(gw: Served) -> FastAPI:
     async def market(symbol: Annotated[str, Query(pattern=_SYMBOL)]) -> dict[str, Any]:
         gw.commands_check_symbol(symbol)
         return await gw.market(symbol)
+
+    @app.get("/api/klines", tags=["read"], dependencies=[auth],
+             responses={**_ERRORS, 404: ERROR_SCHEMA, 503: ERROR_SCHEMA})
+    async def klines(symbol: Annotated[str, Query(pattern=_SYMBOL, description="a symbol this run trades")],
+                     timeframe: Annotated[str | None, Query(pattern=_TIMEFRAME, description=(
+                         "one the run follows for the symbol; absent: the shortest a strategy trades it on"))] = None,
+                     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="closed klines, newest kept")
+                                      ] = DEFAULT_LIMIT) -> dict[str, Any]:
+        """Closed klines the run holds (warm-up and live, oldest first), the kline in progress, and the
+        symbol's fills since the first kline (``exit`` marks a fill that reduced a position)."""
+        gw.commands_check_symbol(symbol)
+        return klines_answer(gw.engine, gw.fills, symbol, timeframe, limit)
 
     @app.get("/api/account", tags=["read"], dependencies=[auth], responses=_ERRORS)
     async def account() -> dict[str, Any]:

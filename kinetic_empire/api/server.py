@@ -44,6 +44,7 @@ from ..risk.operator import install_operator_desk
 from .alerts import AlertBook, AlertThresholds
 from .app import build_app
 from .auth import TokenCheck
+from .candles import FillMarks
 from .commands import OperatorCommands
 from .encode import event_dict
 from .limits import BodyLimit
@@ -120,6 +121,7 @@ class Gateway:
         self.library = ReportLibrary(Path(results_dir), Path(runs_dir or engine.config.runs_dir))
         self.orders = OrderTable()
         self.view = EngineView(engine, self.orders)
+        self.fills = FillMarks()
         self.stream = EventStream(self.view.snapshot, lambda: engine.clock.now_ms(), capacity=ring_capacity)
         self.commands = OperatorCommands(engine, self.orders, self.view.risk, answer_timeout_s=answer_timeout_s)
         self.metrics = metrics or ApiMetrics()
@@ -171,7 +173,7 @@ class Gateway:
         self.commands.on_row(row)
         self.stream.push("order_update", e.ts_event, {"event": type(e).__name__, **row.to_json()})
         if type(e) is OrderFilled:
-            self.stream.push("fill", e.ts_event, event_dict(e))
+            self.stream.push("fill", e.ts_event, self.fills.on_fill(e, close_position=row.close_position))
             self._push_account(e.ts_event)
 
     def _on_denied(self, d: RiskDenied) -> None:

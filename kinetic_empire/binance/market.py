@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
@@ -44,6 +45,7 @@ Topic = tuple[str, str]
 Publish = Callable[[Any, Hashable], None]
 
 _MAX_ROWS = 1500
+KEPT = 1500  # closed klines kept per topic for readers (the operator API's charts); at least the warm-up
 
 
 class KlineFeed(SocketHealth):
@@ -81,6 +83,8 @@ class KlineFeed(SocketHealth):
         self.last_open: dict[Topic, int] = {}
         self.last_message: dict[Topic, float] = {}  # clock.monotonic() of any message
         self.last_closed: dict[Topic, float] = {}  # clock.monotonic() of the last published kline
+        self._kept: dict[Topic, deque[KlineClosed]] = {}  # warm-up and published klines, for recent()
+        self._forming: dict[Topic, Mapping[str, Any]] = {}  # the last stream message of a kline not closed yet
         self.published = 0
         self.backfilled = 0
         self.duplicates = 0
@@ -118,6 +122,7 @@ class KlineFeed(SocketHealth):
             ts = self._now()
             klines = [kline_from_rest(r, symbol, tf, ts) for r in closed_rows(rows, now)][-limit:]
             out[topic] = klines
+            self._kept[topic] = deque(klines, maxlen=max(KEPT, limit))
             if klines:
                 self.last_open[topic] = klines[-1].open_time
         return out
@@ -189,6 +194,7 @@ class KlineFeed(SocketHealth):
 
     def _apply(self, topic: Topic, t: int, closed: bool, k: Mapping[str, Any]) -> None:
         if not closed:
+            self._forming[topic] = k
             return
         last = self.last_open.get(topic)
         if last is not None and t <= last:
@@ -205,6 +211,10 @@ class KlineFeed(SocketHealth):
         self.last_open[topic] = kline.open_time
         self.last_closed[topic] = self.clock.monotonic()
         self.published += 1
+        kept = self._kept.get(topic)
+        if kept is None:
+            kept = self._kept[topic] = deque(maxlen=KEPT)
+        kept.append(kline)
         self._publish(kline, topic)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
@@ -277,6 +287,23 @@ class KlineFeed(SocketHealth):
         """Seconds since the last message of ``topic`` (None before the first)."""
         seen = self.last_message.get(topic)
         return None if seen is None else self.clock.monotonic() - seen
+
+    def recent(self, topic: Topic, limit: int) -> tuple[list[KlineClosed], KlineClosed | None]:
+        """Read-only: the last ``limit`` closed klines of ``topic`` (warm-up included, oldest first) and the
+        kline still in progress from the stream (None when the last message was of a closed one)."""
+        kept = self._kept.get(topic, ())
+        closed = list(kept)[-limit:] if limit > 0 else []
+        raw = self._forming.get(topic)
+        forming = None
+        if raw is not None:
+            try:
+                forming = kline_from_stream(raw, self._now())
+            except WireError:
+                forming = None
+            last = self.last_open.get(topic)
+            if forming is not None and last is not None and forming.open_time <= last:
+                forming = None  # that kline has closed since
+        return closed, forming
 
     @property
     def backfilling(self) -> int:

@@ -3,7 +3,8 @@
 The journal's events are replayed, in their original order, into a fresh bus with a
 :class:`~kinetic_empire.portfolio.Portfolio` listening, exactly as during the run; the equity curve is
 marked at the closes of the klines the run received. The same writer as a backtest's produces the same
-files (trades, orders, equity, metrics, chart, HTML), so the two can be read side by side. A live run's report
+files (trades, orders, equity, metrics, chart, HTML), so the two can be read side by side: the HTML has the
+same candle chart per traded symbol with its trades marked, from the klines the run journaled. A live run's report
 also has an execution-quality section (:mod:`.execution_quality`): slippage per order and in total, latency
 percentiles and rejections by code, with the per-order figures in ``execution_quality.csv``.
 """
@@ -23,7 +24,7 @@ from ..core.events import KlineClosed, OrderRejected, StrategyHalted
 from ..core.names import safe_name
 from ..core.timeframes import TIMEFRAME_MS
 from ..portfolio import Portfolio, step_lookup
-from ..report import compute_metrics, format_summary, write_results
+from ..report import PriceChart, compute_metrics, format_summary, write_results
 from ..report.metrics import Metrics
 from .execution_quality import ExecutionQuality, render_section
 from .journal import read_events, read_meta
@@ -66,6 +67,8 @@ class Replayed:
         for sym, lev in (self.meta.get("leverage") or {}).items():
             self.portfolio.set_leverage(sym, int(lev))
         self.klines: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        self.charted = _charted(self.meta)  # symbol -> the strategies trading it
+        self.candles: dict[tuple[str, str], list[tuple[int, float, float, float, float]]] = {}  # for price charts
         self.rejections: list[OrderRejected] = []
         self.halts: list[StrategyHalted] = []
         self.events = 0
@@ -74,7 +77,12 @@ class Replayed:
             self.events += 1
             self.quality.on_event(event)
             if isinstance(event, KlineClosed):
-                self.klines.setdefault((event.symbol, event.timeframe), []).append((event.ts_event, event.close))
+                topic = (event.symbol, event.timeframe)
+                self.klines.setdefault(topic, []).append((event.ts_event, event.close))
+                if event.symbol in self.charted:
+                    rows = self.candles.setdefault(topic, [])
+                    if not rows or event.open_time > rows[-1][0]:
+                        rows.append((event.open_time, event.open, event.high, event.low, event.close))
             elif isinstance(event, OrderRejected):
                 self.rejections.append(event)
             elif isinstance(event, StrategyHalted):
@@ -99,6 +107,23 @@ class Replayed:
                 hts, _q, hentry = self.portfolio.position_history(sym)
                 closes[sym] = step_lookup(hts, hentry, ts, 0.0)
         return ts, closes
+
+    def price_charts(self) -> list[PriceChart]:
+        """A candle chart per traded symbol, on the finest timeframe the run received (the price timeframe when
+        set, else the strategy's): the trades' times fall inside its candles. Long runs are coarsened by the
+        figure code, as a backtest's."""
+        finest: dict[str, str] = {}
+        for sym, tf in self.candles:
+            if sym not in finest or TIMEFRAME_MS[tf] < TIMEFRAME_MS[finest[sym]]:
+                finest[sym] = tf
+        charts = []
+        for sym in sorted(finest):
+            tf = finest[sym]
+            a = np.asarray(self.candles[(sym, tf)], dtype=np.float64)
+            charts.append(PriceChart(symbol=sym, timeframe=tf, strategy_id=self.charted[sym],
+                                     open_time=a[:, 0].astype(np.int64), open=a[:, 1], high=a[:, 2], low=a[:, 3],
+                                     close=a[:, 4]))
+        return charts
 
     def metrics(self, ts: np.ndarray, equity: np.ndarray) -> Metrics:
         p = self.portfolio
@@ -131,10 +156,21 @@ def build_report(run_dir: Path) -> Path:
         trades=[*p.trades, *p.open_trades(end)], orders=p.orders, equity=(ts, equity, None), metrics=metrics,
         config=config, denials=p.denials_by_code,
         title=f"{names} on {symbols} ({run.meta.get('venue', 'live')} paper run {run.meta.get('run_id', '')})",
-        overwrite=True,
+        overwrite=True, price_charts=run.price_charts(),
     )
     _add_execution_quality(path, run.quality)
     return path
+
+
+def _charted(meta: dict[str, Any]) -> dict[str, str]:
+    """Every symbol a strategy of the run's config trades -> the ids of those strategies."""
+    out: dict[str, list[str]] = {}
+    for s in (meta.get("config") or {}).get("strategies", []):
+        for sym in s.get("symbols", []):
+            ids = out.setdefault(str(sym), [])
+            if s.get("name") and str(s["name"]) not in ids:
+                ids.append(str(s["name"]))
+    return {sym: " + ".join(ids) or "?" for sym, ids in out.items()}
 
 
 def _replay_speed(meta: dict[str, Any]) -> float | None:

@@ -65,6 +65,23 @@ WATCH_FILL = """() => {
 }"""
 
 
+# The candles chart once it shows ``symbol`` with at least ``markers`` fill markers and exactly ``lines``
+# (entry/stop/target): what plotly holds and drew (one SVG path per candle).
+CHART_STATE = """want => {
+  const el = document.querySelector('#candles');
+  if (!el || el.dataset.symbol !== want.symbol || !el.data) return null;
+  const candles = el.data.find((t) => t.type === 'candlestick');
+  const count = (name) => (el.data.find((t) => t.name === name) || {x: []}).x.length;
+  const state = {candles: candles ? candles.x.length : 0, markers: Number(el.dataset.fillMarkers || 0),
+    entries: count('long entry') + count('short entry'), exits: count('exit'),
+    paths: el.querySelectorAll('.boxlayer .trace path').length, lines: el.dataset.lines,
+    shapes: (el.layout.shapes || []).map((s) => s.y0), gaps: 0};
+  const t = candles ? candles.x.map((x) => Date.parse(x.replace(' ', 'T') + 'Z')) : [];
+  for (let i = 1; i < t.length; i++) if (t[i] - t[i - 1] !== 60000) state.gaps += 1;
+  return state.candles && state.markers >= want.markers && state.lines === want.lines ? state : null;
+}"""
+
+
 def test_dashboard_follows_a_live_run(live_run: LiveRun, browser: Browser) -> None:
     with relay_to(live_run.port) as relay:  # the browser reaches the run through a relay the test can cut
         try:
@@ -86,7 +103,8 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     page.wait_for_selector('#risk-state[data-state="ACTIVE"]', timeout=HANG_MS)
     page.wait_for_selector('#h-feed[data-connected="true"]', timeout=HANG_MS)
     assert page.inner_text("#run-id") == live_run.run_id
-    wait_js(page, "() => Number(document.querySelector('#candles').dataset.klines) >= 3", what="candles drawn")
+    # the chart opens with the run's history (GET /api/klines: the 60 klines of warm-up), not only what streams in
+    wait_js(page, "() => Number(document.querySelector('#candles').dataset.klines) >= 50", what="candles drawn")
     wait_js(page, "() => document.querySelector('#of-symbol option[value=NEARUSDT]') !== null",
             what="NEARUSDT in the order form")
 
@@ -124,6 +142,14 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     wait_js(page, "stop => Number(document.querySelector('#positions tr[data-symbol=\"NEARUSDT\"] td.stop')"
             ".textContent) === stop", float(stop), what="the position's stop")
     assert Decimal(page.inner_text('#positions tr[data-symbol="NEARUSDT"] td.target')) == target
+
+    # the NEARUSDT chart: candles, the fill as an entry marker, the position's entry, stop and target as lines
+    page.click('#symbol-tabs button[data-symbol="NEARUSDT"]')
+    drawn = wait_js(page, CHART_STATE, {"symbol": "NEARUSDT", "markers": 1, "lines": "entry stop target"},
+                    what="the NEARUSDT chart with its candles, the fill and the position's lines")
+    assert drawn["candles"] >= 50 and drawn["paths"] >= 50 and drawn["entries"] == 1, drawn
+    assert drawn["gaps"] == 0, f"candles missing between the history and the stream: {drawn}"
+    assert abs(drawn["shapes"][1] - float(stop)) < 1e-9 and abs(drawn["shapes"][2] - float(target)) < 1e-9, drawn
     account = api_get(live_run, "/api/account")
     assert Decimal(account["wallet_balance"]) < Decimal(account["initial_balance"]), "the fill's fee is booked"
 
@@ -162,6 +188,16 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     page.click("#confirm-ok")
     page.wait_for_selector('#positions tr[data-symbol="NEARUSDT"]', state="detached", timeout=HANG_MS)
     assert "NEARUSDT" not in {p["symbol"] for p in api_get(live_run, "/api/positions")["positions"]}
+
+    # a page opened now draws the NEARUSDT fills (entry and flatten's exit) from the history, and no lines
+    fresh = page.context.new_page()
+    fresh.goto(base + "/")
+    fresh.wait_for_selector("#stream-state.pill-ok", timeout=HANG_MS)
+    fresh.click('#symbol-tabs button[data-symbol="NEARUSDT"]')
+    again = wait_js(fresh, CHART_STATE, {"symbol": "NEARUSDT", "markers": 2, "lines": ""},
+                    what="a new page's NEARUSDT chart with the entry and the exit marked")
+    assert again["entries"] == 1 and again["exits"] == 1 and again["shapes"] == [] and again["gaps"] == 0, again
+    fresh.close()
 
     # resume: back to ACTIVE
     page.click('#controls button[data-action="resume"]')

@@ -66,33 +66,43 @@
     }
   }
 
+  /** The chart's history of a symbol: its strategy's timeframe, as much as the dashboard keeps. */
+  const klinesOf = (s) => api(`/api/klines?symbol=${encodeURIComponent(s)}&limit=500`);
+
   async function refill() {
     try {
-      const [eq, alerts] = await Promise.all([api("/api/equity"), api("/api/alerts")]);
+      const [eq, alerts, ...charts] = await Promise.all([api("/api/equity"), api("/api/alerts"),
+        ...S.symbols.map(klinesOf)]);
       model.loadEquity(eq);
       model.replaceAlerts(alerts.active || []);
+      for (const c of charts) model.loadKlines(c);
     } catch (_) {
       /* the stream's state shows a lost connection */
     }
   }
 
+  /** Config, alerts and markets; then the stream; then the histories (equity, klines and fills), which
+   * merge with what the stream has brought meanwhile, so nothing closing during the load is missed. */
   async function load() {
     try {
       model.setConfig(await api("/api/config"));
-      const [eq, trades, alerts, ...markets] = await Promise.all([
-        api("/api/equity"), api("/api/trades"), api("/api/alerts"),
-        ...S.symbols.map((s) => api("/api/market?symbol=" + encodeURIComponent(s))),
-      ]);
-      model.loadEquity(eq);
-      model.addTrades(trades.trades || []);
+      const [alerts, ...markets] = await Promise.all([api("/api/alerts"),
+        ...S.symbols.map((s) => api("/api/market?symbol=" + encodeURIComponent(s)))]);
       model.replaceAlerts(alerts.active || []);
       for (const m of markets) model.setMarket(m);
     } catch (e) {
       if (e.status === 401) return loggedOut();
       toast(`loading the run: ${e.message}`, "bad");
     }
-    mark(...Object.keys(RENDER));
     stream.run();
+    try {
+      const [eq, ...charts] = await Promise.all([api("/api/equity"), ...S.symbols.map(klinesOf)]);
+      model.loadEquity(eq);
+      for (const c of charts) model.loadKlines(c); // history and fills as markers
+    } catch (e) {
+      toast(`loading the run's history: ${e.message}`, "bad");
+    }
+    mark(...Object.keys(RENDER));
     ping();
   }
 
@@ -160,9 +170,15 @@
       const sym = S.active;
       const pos = S.positions.get(sym);
       const el = document.getElementById("candles"), klines = S.klines.get(sym) || [];
-      el.dataset.klines = String(klines.length);
-      Charts.candles(el, sym, klines, S.marks.get(sym) || [],
-        { entry: pos ? num(pos.entry) : NaN, stop: pos ? num(protection(sym, "STOP")) : NaN });
+      const marks = S.marks.get(sym) || [];
+      const lines = { entry: pos ? num(pos.entry) : NaN, stop: pos ? num(protection(sym, "STOP")) : NaN,
+        target: pos ? num(protection(sym, "TAKE_PROFIT")) : NaN };
+      // for whoever watches the page (the browser test): what the chart holds
+      Object.assign(el.dataset, { symbol: sym || "", klines: String(klines.length),
+        lines: Object.keys(lines).filter((k) => Number.isFinite(lines[k])).join(" ") });
+      Charts.candles(el, sym, klines, marks, lines).then(() => {
+        el.dataset.fillMarkers = String(Charts.markersShown(el));
+      });
     },
 
     market() {

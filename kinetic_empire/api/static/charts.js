@@ -28,7 +28,8 @@ const Charts = (() => {
     uirevision: "keep",
   });
 
-  /** klines: [{t, o, h, l, c}], fills: [{t, side, price, qty, exit, pnl}], lines: {entry, stop} */
+  /** klines: [{t, o, h, l, c, forming?}] (the last may be in progress), fills: [{t, side, price, qty, exit,
+   * pnl}], lines: {entry, stop, target} (NaN: not drawn). */
   function candles(el, symbol, klines, fills, lines) {
     const x = klines.map((k) => KE.chartTime(k.t));
     const data = [{
@@ -57,18 +58,26 @@ const Charts = (() => {
     group((f) => !f.exit && f.side === "BUY", "long entry", "triangle-up", C.up, 10);
     group((f) => !f.exit && f.side === "SELL", "short entry", "triangle-down", C.down, 10);
 
+    // the price scale fits the candles, and a line near them; a far stop or target would flatten the candles,
+    // so it stays drawn at its price (off the scale) with its label pinned to the edge it lies beyond
+    const range = priceRange(klines, [lines.entry, lines.stop, lines.target]);
     const shapes = [], annotations = [];
     const hline = (y, col, label) => {
       if (!Number.isFinite(y)) return;
       shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y, line: { color: col, width: 1, dash: "dash" } });
-      annotations.push({ xref: "paper", x: 1, y, xanchor: "right", yanchor: "bottom", showarrow: false,
-        text: label, font: { size: 10, color: col } });
+      const off = range && (y > range[1] ? 1 : y < range[0] ? -1 : 0);
+      annotations.push(off
+        ? { xref: "paper", yref: "paper", x: 1, y: off > 0 ? 1 : 0, xanchor: "right", yanchor: off > 0 ? "top" : "bottom",
+          showarrow: false, text: `${label} ${off > 0 ? "↑" : "↓"}`, font: { size: 10, color: col } }
+        : { xref: "paper", x: 1, y, xanchor: "right", yanchor: "bottom", showarrow: false,
+          text: label, font: { size: 10, color: col } });
     };
     hline(lines.entry, C.accent, `entry ${lines.entry}`);
     hline(lines.stop, C.down, `stop ${lines.stop}`);
+    hline(lines.target, C.up, `target ${lines.target}`);
     const layout = Object.assign(base(), {
       xaxis: Object.assign({}, axis, { type: "date", rangeslider: { visible: false } }),
-      yaxis: Object.assign({}, axis, { side: "left", tickformat: ".5~f" }),
+      yaxis: Object.assign({}, axis, { side: "left", tickformat: ".5~f" }, range ? { range } : { autorange: true }),
       shapes, annotations,
     });
     if (!klines.length) {
@@ -78,6 +87,23 @@ const Charts = (() => {
       layout.yaxis.visible = false;
     }
     return Plotly.react(el, data, layout, config);
+  }
+
+  /** [low, high] of the candles, widened to take in each line within one candle range of them; padded. */
+  function priceRange(klines, levels) {
+    let lo = Infinity, hi = -Infinity;
+    for (const k of klines) {
+      if (Number.isFinite(k.l)) lo = Math.min(lo, k.l);
+      if (Number.isFinite(k.h)) hi = Math.max(hi, k.h);
+    }
+    if (!(hi >= lo)) return null;
+    const span = Math.max(hi - lo, Math.abs(hi) * 1e-4);
+    let a = lo, b = hi;
+    for (const y of levels) {
+      if (Number.isFinite(y) && y >= lo - span && y <= hi + span) { a = Math.min(a, y); b = Math.max(b, y); }
+    }
+    const pad = Math.max((b - a) * 0.05, Math.abs(b) * 1e-5);
+    return [a - pad, b + pad];
   }
 
   /** points: [{t, equity}] in time order; drawdown from the running peak, in percent. */
@@ -109,5 +135,8 @@ const Charts = (() => {
     return Plotly.react(el, data, layout, config);
   }
 
-  return { candles, equity };
+  /** Fill markers drawn on a candles chart (every point of its marker traces). */
+  const markersShown = (el) => (el.data || []).filter((t) => t.mode === "markers").reduce((n, t) => n + t.x.length, 0);
+
+  return { candles, equity, markersShown };
 })();

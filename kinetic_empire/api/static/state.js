@@ -5,7 +5,7 @@
 
 const DashState = (mark, hooks = {}) => {
   const { num, plain } = KE;
-  const MAX_KLINES = 400, MAX_FILLS = 60, MAX_MARKS = 200, MAX_EQUITY = 5000;
+  const MAX_KLINES = 500, MAX_FILLS = 60, MAX_MARKS = 200, MAX_EQUITY = 5000;
 
   const S = {
     runId: null, venue: "", symbols: [], active: null, marketTime: 0,
@@ -15,7 +15,7 @@ const DashState = (mark, hooks = {}) => {
     fills: [],                 // newest first: {key, t, symbol, side, qty, price, priceText, pnl, exit, cid}
     fillCount: 0,
     klines: new Map(),         // symbol -> [{t, o, h, l, c}] of the charted timeframe
-    marks: new Map(),          // symbol -> fills and closed trades to mark on the candles
+    marks: new Map(),          // symbol -> fills to mark on the candles (entries and exits), oldest first
     market: new Map(),         // symbol -> {last, mark, age}
     equity: [],                // [{t, equity}]
     risk: { state: "", cause: "", symbols: {}, feedStale: false, denial: null },
@@ -78,33 +78,54 @@ const DashState = (mark, hooks = {}) => {
     mark("orders", "positions", "candles");
   }
 
-  function addFill(f, ts) {
+  const toFill = (f, ts) => {
     const fill = {
       t: num(pick(f, "ts_event")) || ts, symbol: f.symbol, side: String(f.side || ""),
       qty: plain(f.quantity), price: num(f.price), priceText: plain(f.price),
       pnl: num(f.realized_pnl) || 0, cid: f.client_order_id || "",
     };
     fill.key = `${fill.cid}:${pick(f, "trade_id") ?? S.fillCount}`;
-    fill.exit = Boolean(f.reduce_only) || fill.pnl !== 0;
+    fill.exit = f.exit !== undefined ? Boolean(f.exit) : Boolean(f.reduce_only) || fill.pnl !== 0;
+    return fill;
+  };
+
+  /** A fill as a chart marker, once (the stream and GET /api/klines may both bring it). */
+  function addMark(fill) {
+    const marks = S.marks.get(fill.symbol) || [];
+    if (marks.some((m) => m.key === fill.key)) return;
+    marks.push(fill);
+    marks.sort((a, b) => a.t - b.t);
+    S.marks.set(fill.symbol, marks.slice(-MAX_MARKS));
+  }
+
+  function addFill(f, ts) {
+    const fill = toFill(f, ts);
     S.fills.unshift(fill);
     if (S.fills.length > MAX_FILLS) S.fills.length = MAX_FILLS;
     S.fillCount += 1;
-    S.marks.set(fill.symbol, [...(S.marks.get(fill.symbol) || []), fill].slice(-MAX_MARKS));
+    addMark(fill);
     mark("fills", "candles", "summary");
   }
 
-  /** Closed round trips (GET /api/trades): an entry and an exit mark each. */
-  function addTrades(trades) {
-    for (const t of trades) {
-      const long = t.side === "LONG";
-      const marks = S.marks.get(t.symbol) || [];
-      marks.push({ t: num(t.entry_time), side: long ? "BUY" : "SELL", price: num(t.entry_price), qty: plain(t.quantity), exit: false, pnl: 0 });
-      if (t.exit_reason !== "open") {
-        marks.push({ t: num(t.exit_time), side: long ? "SELL" : "BUY", price: num(t.exit_price), qty: plain(t.quantity), exit: true, pnl: num(t.net_pnl) });
-      }
-      S.marks.set(t.symbol, marks.slice(-MAX_MARKS));
+  const toKline = (k) => ({ t: num(k.open_time), o: num(k.open), h: num(k.high), l: num(k.low), c: num(k.close) });
+
+  /** GET /api/klines: the run's history of the charted timeframe (anything newer from the stream kept), the
+   * kline in progress, and the fills to mark. */
+  function loadKlines(v) {
+    const sym = v.symbol;
+    if (!sym) return;
+    if (v.timeframe) chartTf.set(sym, v.timeframe);
+    const loaded = list(v, "klines").map(toKline).filter((k) => Number.isFinite(k.t));
+    const end = loaded.length ? loaded[loaded.length - 1].t : -Infinity;
+    const arr = loaded.concat((S.klines.get(sym) || []).filter((k) => k.t > end));
+    const cur = v.in_progress ? toKline(v.in_progress) : null;
+    if (cur && Number.isFinite(cur.t) && cur.t > (arr.length ? arr[arr.length - 1].t : -Infinity)) {
+      cur.forming = true;
+      arr.push(cur);
     }
-    mark("candles");
+    S.klines.set(sym, arr.slice(-MAX_KLINES));
+    for (const f of list(v, "fills")) addMark(toFill(f, 0));
+    if (sym === S.active) mark("candles");
   }
 
   function setAccount(a, ts) {
@@ -137,7 +158,7 @@ const DashState = (mark, hooks = {}) => {
       if (!chartTf.has(sym)) chartTf.set(sym, k.timeframe);
       if (chartTf.get(sym) !== k.timeframe) return;
     }
-    const kl = { t: num(k.open_time), o: num(k.open), h: num(k.high), l: num(k.low), c: num(k.close) };
+    const kl = toKline(k);
     if (!Number.isFinite(kl.t)) return;
     const arr = S.klines.get(sym) || [];
     const last = arr[arr.length - 1];
@@ -229,5 +250,5 @@ const DashState = (mark, hooks = {}) => {
     for (const s of cfg.symbols || []) addSymbol(s);
   }
 
-  return { S, apply, setConfig, setMarket, loadEquity, addTrades, replaceAlerts };
+  return { S, apply, setConfig, setMarket, loadEquity, loadKlines, replaceAlerts };
 };
