@@ -102,6 +102,7 @@ def status(venue: SandboxVenue, conns: Connections, holds: Holds | None = None) 
         "serverTime": venue.wall_ms(),
         "done": venue.replay.done,
         "paused": venue.paused,
+        "pauseAt": venue.pause_at,
         "updatesPlayed": venue.updates_played,
         "symbols": list(venue.market.series),
         "connections": len(conns),
@@ -184,8 +185,14 @@ def routes(venue: SandboxVenue, conns: Connections) -> list[web.RouteDef]:
         return web.json_response({"bannedUntil": until})
 
     async def pause(request: web.Request) -> web.Response:
-        venue.paused = request.path.endswith("/pause")
-        return web.json_response({"paused": venue.paused})
+        """``/pause`` now, ``/pause?at=<ms>`` once market time reaches ``at`` (a breakpoint: a driver that
+        acts at a market time cannot be late, however slow it is), ``/resume``."""
+        if request.path.endswith("/pause") and "at" in request.query:
+            venue.pause_at = _int(request, "at")
+        else:
+            venue.paused = request.path.endswith("/pause")
+            venue.pause_at = None if venue.paused else venue.pause_at
+        return web.json_response({"paused": venue.paused, "pauseAt": venue.pause_at})
 
     return [
         web.get(f"{PREFIX}/status", get_status),

@@ -114,6 +114,7 @@ class SandboxVenue:
         self._countdowns: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._info_bytes: bytes | None = None
         self.paused = False
+        self.pause_at: int | None = None  # the replay pauses itself once market time reaches this (admin)
         self.updates_played = 0
         self._replaying = False  # inside play_update: fills then come from the replay, not from a request
         self._moving = False  # a price move after a request's fill is scheduled (FaultConfig.updates_after_fill)
@@ -201,6 +202,8 @@ class SandboxVenue:
         closing = replay.phase == replay.phases - 1
         updates = replay.play()
         self.market_clock.advance_to(ts)
+        if self.pause_at is not None and ts >= self.pause_at:  # the breakpoint, however the replay got here
+            self.paused, self.pause_at = True, None
         self.publisher.publish(updates)
         self._replaying = True
         try:

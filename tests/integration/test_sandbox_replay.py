@@ -81,3 +81,24 @@ def test_warmup_plays_history_before_serving() -> None:
         assert len(rows) == 100 and rows[-1][6] == T0 + 100 * 60_000 - 1
 
     run(body, warmup_klines=100)
+
+
+def test_a_breakpoint_pauses_the_replay_at_a_market_time() -> None:
+    """``/sandbox-admin/pause?at=T``: the replay stops by itself at the first update at or after T, however
+    late the caller looks (the soak driver acts at its events' klines under any load)."""
+    async def body(sb, c: Client) -> None:
+        start = sb.market_ms()
+        at = start + 30 * 60_000 + 7
+        r = await c.call("POST", "/sandbox-admin/pause", {"at": at}, signed=False, key=False)
+        assert r.status == 200 and r.data == {"paused": False, "pauseAt": at}
+        await clock.advance(5.0)  # far past T at 3600x: the replay must have stopped there
+        status = (await c.call("GET", "/sandbox-admin/status", signed=False, key=False)).data
+        assert status["paused"] and status["pauseAt"] is None
+        assert at <= sb.market_ms() < at + 60_000  # the update that reached T, not one more kline
+        assert (await c.call("POST", "/sandbox-admin/pause", {"at": "x"}, signed=False, key=False)).status == 400
+        await c.call("POST", "/sandbox-admin/resume", signed=False, key=False)
+        await clock.advance(0.5)
+        assert sb.market_ms() > at + 60_000
+
+    clock = ManualClock(WALL0)
+    run(body, clock=clock, speed=3600.0, admin=True)

@@ -91,8 +91,10 @@ class Poller:
 def run_soak(seed: int, hours_of_1m: float, workdir: Path, *, fault_rate: float = 1.0, per_day: float = 4.0,
              kinds: tuple[str, ...] = DEFAULT_KINDS, speed: float = 600.0, partial_fill: dict[str, str] | None = None,
              stop_bound_s: float = 30.0, grace_s: float = 40.0, poll_s: float = 1.0, plant: str | None = None,
-             hold_start: bool = True, verbose: bool = False) -> SoakReport:
-    """Run one soak in ``workdir`` and judge it. Never raises on a failed check: see the report."""
+             hold_start: bool = True, verbose: bool = False, event_wait_klines: int | None = None) -> SoakReport:
+    """Run one soak in ``workdir`` and judge it. Never raises on a failed check: see the report.
+    ``event_wait_klines``: how long the events that wait for a position (kill-cancel-stop, stop-through) wait
+    at most (default 120 and 60): the schedule runs late meanwhile, so a short soak keeps it short."""
     t0 = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
     klines = int(hours_of_1m * 60)
@@ -114,6 +116,8 @@ def run_soak(seed: int, hours_of_1m: float, workdir: Path, *, fault_rate: float 
     inv = Invariants(STOP_SYMBOLS, t0, stop_bound_s=stop_bound_s, grace_s=grace_s)
     acts = Actions(report=report, inv=inv, workdir=workdir, env=env, sb_cmd=sb_cmd, seed=seed, start_ms=start,
                    fault_rate=fault_rate, plant=plant, hold_start=hold_start, say=say)
+    if event_wait_klines is not None:
+        acts.stop_wait_klines = acts.through_wait_klines = event_wait_klines
     poller: Poller | None = None
     try:
         acts.start_sandbox()

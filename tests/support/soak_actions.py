@@ -88,6 +88,8 @@ class Actions:
         self.seed, self.start_ms, self.fault_rate = seed, start_ms, fault_rate
         self.plant, self.hold_start = plant, hold_start
         self.say = say
+        self.stop_wait_klines = 120  # kill-cancel-stop: how long it waits for a protected position
+        self.through_wait_klines = 60  # stop-through: how long it waits for a stop to be placed
         self.rng = random.Random(f"soak:{seed}")
         self.lock = threading.Lock()
         self.market_ms = 0
@@ -196,12 +198,19 @@ class Actions:
 
     def wait_market(self, target_ms: int) -> bool:
         """Until the venue's market time reaches ``target_ms``; False if the replay ended first. Meanwhile
-        armed faults are watched and fault windows closed when due."""
-        while self._service()["marketTime"] < target_ms:
-            if self.done:
-                return False
-            self._check_engine()
-            time.sleep(0.05)
+        armed faults are watched and fault windows closed when due. The sandbox pauses itself at the target
+        (a breakpoint), so a driver slowed down by load still acts at the event's kline; the replay goes on
+        at once, as before."""
+        st = self._service()
+        if st["marketTime"] < target_ms:
+            self.client.admin(f"pause?at={target_ms}")
+            while (st := self._service())["marketTime"] < target_ms:
+                if self.done:
+                    return False
+                self._check_engine()
+                time.sleep(0.05)
+            if st.get("paused") and st.get("pauseAt") is None:
+                self.client.admin("resume")
         return True
 
     def wait_klines(self, n: int) -> None:
@@ -292,7 +301,7 @@ class Actions:
             self.client.admin("hold?method=POST&path=/fapi/v1/algoOrder&count=1")
         except RuntimeError:
             return False
-        deadline = min(self.market_ms + 60 * 60_000, self.end_ms - 60 * 60_000)
+        deadline = min(self.market_ms + self.through_wait_klines * 60_000, self.end_ms - 60 * 60_000)
         while not int(self._service().get("held", 0)):
             if self.done or self.market_ms > deadline:
                 self.client.admin("release")
@@ -309,7 +318,7 @@ class Actions:
             if waiting:
                 r = waiting[-1]
                 below = (r.order_type.value == "STOP_MARKET") == (r.side.value == "SELL")  # fires at or below
-                for _ in range(400):  # at most 100 klines, played at once
+                for _ in range(4 * min(100, self.through_wait_klines)):  # played at once; 100 klines at most
                     try:
                         price = Decimal(self.client.public("/fapi/v1/ticker/price", {"symbol": r.symbol})["price"])
                     except VenueBusy:  # a 429 of the background faults: step on and look again
@@ -334,7 +343,7 @@ class Actions:
     def _kill_cancel_stop(self) -> bool:
         """Kill while a position holds its stop, cancel the stop (and take-profit) on the venue, resume: the
         engine must put them back within the bound."""
-        deadline = min(self.market_ms + 120 * 60_000, self.end_ms - 60 * 60_000)
+        deadline = min(self.market_ms + self.stop_wait_klines * 60_000, self.end_ms - 60 * 60_000)
         stop: dict[str, Any] | None = None
         while stop is None:
             if self.done or self.market_ms > deadline:
