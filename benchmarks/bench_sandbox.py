@@ -5,9 +5,11 @@ limits not enforced) and this process is the client, so the figures are what a b
 sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket frames.
 
 * Orders: each cycle places a LIMIT order (POST /fapi/v1/order), queries it (GET) and cancels it
-  (DELETE): three signed round trips. Reported: round trips/s, order cycles/s, p50/p99 per round trip.
-* Streams: N connections subscribe to ``filusdt@kline_1m``; each replay update is triggered through
-  the admin endpoint and the time from the trigger to each subscriber's receipt is recorded.
+  (DELETE): three signed round trips. Reported: round trips/s, order cycles/s, p50/p99 per round trip,
+  from aiohttp at each concurrency and from a lean blocking client at concurrency 1 (the server's share).
+* Streams: N connections subscribe to ``/market/ws/filusdt@kline_1m`` (klines are routed to /market); each
+  replay update is triggered through the admin endpoint and the time from the trigger to each subscriber's
+  receipt is recorded.
 
 * Durability (``--state``): the CPU time the write-through log adds, in process and without HTTP, per
   order cycle (place, an unchanged query, cancel: three commits) and per replay phase, against the same
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import statistics
@@ -107,12 +110,55 @@ async def bench_orders(info: dict[str, str], seconds: float, concurrency: int) -
           f"p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.1f} ms ({len(lat)} requests)")
 
 
+def lean_orders(info: dict[str, str], seconds: float) -> None:
+    """The same cycles from a blocking ``http.client`` keep-alive connection: a client that costs little, so
+    the figure is mostly the sandbox's own time per request (aiohttp's client costs about as much as the
+    server does at concurrency 1)."""
+    signer = Signer(info)
+    host, port = signer.base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port))
+    headers = {"X-MBX-APIKEY": signer.key}
+    lat: list[float] = []
+
+    def cycle(cid: str, record: bool) -> None:
+        for method, path, params in (
+            ("POST", "/fapi/v1/order", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                                        "quantity": "10", "price": "4.000", "newClientOrderId": cid}),
+            ("GET", "/fapi/v1/order", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+            ("DELETE", "/fapi/v1/order", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+        ):
+            t = time.perf_counter()
+            url = signer.url(path, dict(params))
+            conn.request(method, f"{url.raw_path}?{url.raw_query_string}", headers=headers)
+            r = conn.getresponse()
+            body = r.read()
+            if r.status != 200:
+                raise RuntimeError(f"{method} {path}: {r.status} {body!r}")
+            if record:
+                lat.append(time.perf_counter() - t)
+
+    warm_until = time.perf_counter() + 0.3
+    n = 0
+    while time.perf_counter() < warm_until:
+        cycle(f"w{n}", False)
+        n += 1
+    t0 = time.perf_counter()
+    while time.perf_counter() < t0 + seconds:
+        cycle(f"l{n}", True)
+        n += 1
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    ms = [x * 1000 for x in lat]
+    print(f"  lean client, concurrency 1: {len(lat) / elapsed:8.0f} signed round trips/s, p50 "
+          f"{statistics.median(ms):.2f} ms, p99 {pct(ms, 0.99):.2f} ms ({len(lat)} requests)")
+
+
 async def bench_streams(info: dict[str, str], subscribers: int, updates: int) -> None:
     base = info["rest"]
     # one session for the subscribers (no connection cap), another for the admin trigger
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as subs, \
             aiohttp.ClientSession() as s:
-        conns = [await subs.ws_connect(f"{info['ws']}/ws/filusdt@kline_1m") for _ in range(subscribers)]
+        conns = [await subs.ws_connect(f"{info['ws']}/market/ws/filusdt@kline_1m") for _ in range(subscribers)]
         await asyncio.sleep(0.2)
         lat: list[float] = []
         worst: list[float] = []
@@ -204,8 +250,10 @@ async def run_all(args: argparse.Namespace, state: Path | None) -> None:
         print(f"sandbox at {info['rest']} (separate process), client: aiohttp, HMAC-SHA256 signed, "
               f"state: {'--state (durable)' if state else 'none (in memory)'}")
         print("order round trips (LIMIT place, query, cancel):")
+        print(f"  load average {os.getloadavg()[0]:.2f}")
         for c in args.concurrency:
             await bench_orders(info, args.seconds, c)
+        await asyncio.to_thread(lean_orders, info, args.seconds)
         print("kline update -> client WebSocket delivery (trigger to receipt):")
         for n in args.subscribers:
             await bench_streams(info, n, args.updates)

@@ -72,6 +72,9 @@ def _strip_signature(part: str) -> tuple[str, str | None]:
     """The part without its ``signature=`` pair, and the signature found there."""
     if "signature=" not in part:
         return part, None
+    last = part.rfind("&signature=")
+    if last >= 0 and part.count("signature=") == 1 and "&" not in part[last + 1 :]:
+        return part[:last], part[last + 11 :]  # the usual shape: one signature, sent last
     kept = []
     found = None
     for piece in part.split("&"):

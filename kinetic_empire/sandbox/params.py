@@ -41,11 +41,18 @@ def parse_pairs(query: str, body: str) -> dict[str, str]:
 
 
 def _unique(text: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for k, v in parse_qsl(text, keep_blank_values=True):
-        if k in pairs:
-            raise ApiError(-1101, "Duplicate values for a parameter detected.")
-        pairs[k] = v
+    """``parse_qsl(text, keep_blank_values=True)`` into a dict, refusing duplicates.
+
+    Signed requests are plain ``name=value`` pairs almost always: those are split here directly, and
+    only text with escapes (``%`` or ``+``) goes through ``parse_qsl``, which gives the same pairs."""
+    if "%" in text or "+" in text:
+        items = parse_qsl(text, keep_blank_values=True)
+        pairs, sent = dict(items), len(items)
+    else:
+        fields = [f.partition("=") for f in text.split("&") if f]
+        pairs, sent = {k: v for k, _, v in fields}, len(fields)
+    if len(pairs) != sent:
+        raise ApiError(-1101, "Duplicate values for a parameter detected.")
     return pairs
 
 

@@ -69,14 +69,18 @@ class SandboxServer:
         self.failed = asyncio.Event()
         endpoints = [*routes_market.endpoints(), *routes_orders.endpoints(), *routes_algo.endpoints(),
                      *routes_account.endpoints()]
-        self.gateway = Gateway(venue, [self._committing(e) for e in endpoints])
+        if self._state_file is not None:  # without --state there is nothing to commit: no wrapper per request
+            endpoints = [self._committing(e) for e in endpoints]
+        self.gateway = Gateway(venue, endpoints)
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port: int | None = None
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[json_errors, self._commit_before_answer], client_max_size=1 << 20)
+        durable = self._state_file is not None
+        middlewares = [json_errors, self._commit_before_answer] if durable else [json_errors]
+        app = web.Application(middlewares=middlewares, client_max_size=1 << 20)
         app.add_routes(ws.routes(self.venue, self.conns))
         if self.config.admin:
             app.add_routes(admin.routes(self.venue, self.conns))
