@@ -24,7 +24,7 @@ from ..core.rules import LeverageBrackets, SymbolRules
 from . import guards, ids
 from .atr import AtrBook
 from .config import RiskConfig, SizingMethod
-from .guards import Denial, deny, fmt
+from .guards import MAX_QUANTITY, Denial, deny, fmt
 from .liquidation import liquidation_price, other_positions_terms
 from .protection import PendingEntry
 from .sizing import Cap, finish, margin_limit, raw_quantity
@@ -32,6 +32,9 @@ from .state import TradingStates
 
 ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
+def _bad_quantity(q: Decimal) -> bool:
+    """Not a positive finite quantity the exchange could ever take (huge values would overflow the grid)."""
+    return not q.is_finite() or q <= 0 or q > MAX_QUANTITY
 
 Decision = tuple[list[OrderRequest], PendingEntry | None]
 """The requests to publish in order, and the entry whose fill must place protective orders."""
@@ -104,7 +107,7 @@ class IntentDecider:
             suffix = ids.REDUCE
             if intent.quantity is not None:
                 wanted = intent.quantity
-                if wanted <= 0:
+                if _bad_quantity(wanted):
                     return deny("BAD_QUANTITY", symbol=symbol, quantity=wanted)
             elif intent.fraction is not None:
                 if not 0 < intent.fraction <= 1:
@@ -207,7 +210,7 @@ class IntentDecider:
         equity = account.equity()
         cfg = self.config.sizing_for(intent.strategy_id)
         if intent.quantity is not None:
-            if intent.quantity <= 0:
+            if _bad_quantity(intent.quantity):
                 return deny("BAD_QUANTITY", symbol=symbol, quantity=intent.quantity)
             qty: Decimal | Denial = intent.quantity
         else:

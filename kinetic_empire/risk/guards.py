@@ -39,6 +39,11 @@ def fmt(value: object, places: int = 8) -> str:
     return str(value)
 
 
+MAX_QUANTITY = Decimal(10) ** 15
+"""Beyond any symbol's maxQty: a larger (or NaN, infinite) quantity is refused before any rounding, where
+a huge Decimal would overflow the quantisation."""
+
+
 def deny(code: str, **values: object) -> Denial:
     """A denial whose message is the code followed by ``key=value`` pairs, in the order given."""
     parts = [code, *(f"{k}={fmt(v, 4 if k in _MONEY else 8)}" for k, v in values.items())]

@@ -22,7 +22,7 @@ from ..core.enums import IntentAction, OrderType, Side, TradingState, WorkingTyp
 from ..core.events import OrderIntent, OrderRequest, ProtectionIntent, TargetPositionIntent
 from ..core.rules import SymbolRules
 from . import ids
-from .guards import Denial, deny, fmt
+from .guards import MAX_QUANTITY, Denial, deny, fmt
 
 ZERO = Decimal(0)
 STOP, TAKE_PROFIT = "stop", "take_profit"
@@ -140,7 +140,7 @@ def target_intent(
         return deny("BAD_PRICE", symbol=symbol, reference_price=t.reference_price)
     if t.quantity is not None:
         target = t.quantity
-        if not target.is_finite():
+        if not target.is_finite() or abs(target) > MAX_QUANTITY:
             return deny("BAD_QUANTITY", symbol=symbol, quantity=target)
     else:
         notional = _dec(t.notional)

@@ -303,3 +303,12 @@ def test_engine_pause_and_operator_state_do_not_undo_each_other():
     states.set_operator(TradingState.ACTIVE, "operator resumes")
     assert states.account() is TradingState.ACTIVE and states.entry_denial("FILUSDT") is None
     assert (TradingState.REDUCING, "FEED_STALE") in changes
+
+
+def test_absurd_quantities_are_denied_not_raised() -> None:
+    """Found by the API fuzzer: a quantity of 5.8e307 made the quantisation raise InvalidOperation inside the
+    risk manager. Any quantity no symbol could take (huge, NaN, infinite) is a BAD_QUANTITY denial."""
+    h = Harness()
+    for qty in (D("5.8e307"), D("1e16"), D("NaN"), D("Infinity")):
+        assert only_denial(h.intent("OPEN_LONG", "FILUSDT", 4.0, quantity=qty)).code == "BAD_QUANTITY", qty
+    assert only_request(h.intent("OPEN_LONG", "FILUSDT", 4.0, quantity=D(10))).quantity == 10
