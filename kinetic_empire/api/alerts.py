@@ -5,8 +5,8 @@ every alert to the stream and the metrics and keeps which are active. It also ra
 gateway can see, checked every few seconds on the engine's timer (never per kline):
 
 - ``weight_high``: request weight used above ``weight_pct`` of the venue's limit;
-- ``error_rate``: venue REST errors above ``error_rate`` of the requests since the last check (at least
-  ``min_requests`` of them);
+- ``error_rate``: venue REST failures (5xx, 418, 429, network) above ``error_rate`` of the requests since
+  the last check (at least ``min_requests`` of them); a 4xx answer such as -4046 is not a failure;
 - ``reject_rate``: venue rejections above ``reject_rate`` of the orders sent (at least ``min_orders``);
 - ``stale_feed``: a market topic silent past the engine's stale threshold;
 - ``reconcile_mismatch``: a symbol reconciliation found at odds with the venue (flagged until resolved).

@@ -79,9 +79,11 @@ class ApiMetrics:
 
         async def end(_s: Any, ctx: SimpleNamespace, p: Any) -> None:
             self.rest_latency.labels(p.url.path).observe(clock.monotonic() - ctx.t0)
-            if p.response.status >= 400:
-                self.rest_errors.labels(str(p.response.status)).inc()
-                self.rest_error_count += 1
+            status = p.response.status
+            if status >= 400:
+                self.rest_errors.labels(str(status)).inc()
+                if status >= 500 or status in (418, 429):  # the venue failing, not refusing: a 400 such as
+                    self.rest_error_count += 1  # -4046 "no need to change margin type" is an answer
 
         async def failed(_s: Any, _ctx: SimpleNamespace, _p: Any) -> None:
             self.rest_errors.labels("network").inc()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def test_alerts_raised_streamed_counted_and_cleared(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "alerts"
-    thresholds = AlertThresholds(weight_pct=1.0, error_rate=0.5, min_requests=3)
+    thresholds = AlertThresholds(weight_pct=1.0, error_rate=0.2, min_requests=3)
 
     async def body() -> None:
         async with served(run_dir, config=quiet_config(stale_after_s=0.6), warm_klines=1, health_every_s=0.05,
@@ -32,6 +32,8 @@ def test_alerts_raised_streamed_counted_and_cleared(tmp_path: Path) -> None:
 
             # nothing is stepped: the feed goes quiet and entries pause; the start-up weight passed 1 % of the limit
             await until(lambda: {"stale_feed", "weight_high"} <= active(), "stale feed and weight alerts")
+            # the start-up's 4xx answers (-4046 "no need to change margin type", ...) are not venue failures
+            assert "error_rate" not in active(), gw.alerts.active()
             # every venue request now gets a 429: the error rate crosses its threshold
             sb.faults.cfg.enabled, sb.faults.cfg.rate_limit_burst_rate = True, 1.0
             r = await client.get("/api/execution/ping")

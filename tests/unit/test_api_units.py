@@ -101,3 +101,34 @@ def test_openapi_names_the_runs_symbols() -> None:
     assert out["components"]["schemas"]["ControlBody"]["properties"]["symbol"]["anyOf"][0]["enum"] == ["FILUSDT"]
     assert out["paths"]["/api/market"]["get"]["parameters"][0]["schema"]["enum"] == ["FILUSDT"]
     assert "enum" not in doc["components"]["schemas"]["OrderBody"]["properties"]["symbol"]  # a copy
+
+
+def test_only_venue_failures_count_towards_the_error_rate_alert() -> None:
+    """A default paper run raised ``error_rate`` at start-up: its four HTTP 400 answers (-4046 "no need to
+    change margin type" for each symbol, ...) counted as venue errors. Only 5xx, 418, 429 and network
+    failures count now; every status is still in ``kinetic_rest_errors_total``."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from kinetic_empire.api.metrics import ApiMetrics
+    from kinetic_empire.core.clock import ManualClock
+
+    m = ApiMetrics()
+    trace = m.trace_config(ManualClock(0))
+    start, end = trace.on_request_start[0], trace.on_request_end[0]
+
+    async def answer(status: int) -> None:
+        ctx = SimpleNamespace()
+        await start(None, ctx, None)
+        await end(None, ctx, SimpleNamespace(url=SimpleNamespace(path="/fapi/v1/marginType"),
+                                            response=SimpleNamespace(status=status)))
+
+    async def body() -> None:
+        for status in (200, 400, 400, 404):
+            await answer(status)
+        assert m.rest_error_count == 0
+        for status in (429, 418, 503):
+            await answer(status)
+        assert m.rest_error_count == 3
+
+    asyncio.run(body())
