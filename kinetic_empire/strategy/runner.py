@@ -134,7 +134,7 @@ class StrategyRunner:
         self._cursor.i = n - 1
         self._seen = n
         per = history_needed(self.strategy, self._window)[1]
-        short = {name: k for name, k in per.items() if k >= n}
+        short = {name: k for name, k in per.items() if k > n}
         if short:
             log.warning("%s on %s %s: %d klines of warm-up history, fewer than %s need to equal a backtest's "
                         "values to 1e-9; they converge as klines arrive", self.strategy_id, self.symbol,

@@ -284,3 +284,22 @@ def test_history_needed_counts_the_window_and_an_explicit_warmup():
     _, o, h, lo, c, v = month()
     s._bind(o[:50], h[:50], lo[:50], c[:50], v[:50])
     assert history_needed(s, 500)[0] == 5_001
+
+
+class OnlyRsi(Strategy):
+    timeframe = "1m"
+
+    def init(self):
+        self.r = self.I(rsi, self.close, 14)
+
+
+def test_the_short_warm_up_warning_names_only_a_real_shortfall(caplog) -> None:
+    """A default paper run warned "388 klines of warm-up history, fewer than rsi(close, 14) (388) need": a
+    warm-up of exactly the needed length is enough. One kline less is not, and says so."""
+    need = inc.Rsi(14).settle()
+    for n, warned in ((need, False), (need - 1, True)):
+        caplog.clear()
+        runner, _ = live_runner(OnlyRsi("FILUSDT"), window=50)
+        with caplog.at_level("WARNING"):
+            runner.warm_up_live(klines(0, n))
+        assert any("fewer than" in r.getMessage() for r in caplog.records) is warned, (n, caplog.text)
