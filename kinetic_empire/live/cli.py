@@ -30,7 +30,7 @@ from .app import LiveEngine, PreflightError
 from .config import LiveConfig
 from .doctor import Doctor, format_checks
 from .journal import read_events
-from .report import build_report, has_file, run_dir_for, summary
+from .report import build_report, run_dir_for, summary
 from .resume import JournalView, check_journal, unclean_stop
 from .runlock import RunLock
 from .sandbox_venue import local_sandbox
@@ -336,20 +336,3 @@ def report_main(args: argparse.Namespace) -> int:
     print(summary(run_dir))
     print(f"report: {path}/  (open {path / 'report.html'})")
     return 0
-
-
-# ------------------------------------------------------------------------------------------ compare
-
-
-def compare_main(args: argparse.Namespace) -> int:
-    from .compare import compare_runs, format_comparison
-
-    run_dir = run_dir_for(args.run_id, args.runs_dir, where="kinetic compare RUN_ID")
-    bt = Path(args.backtest)
-    if not has_file(bt, "trades.csv"):
-        bt = Path(args.results_dir) / safe_name(args.backtest, "backtest id", "kinetic compare BACKTEST")
-    if not (bt / "trades.csv").is_file():
-        raise KineticError(f"no backtest results (trades.csv) at {args.backtest} or {bt}")
-    result = compare_runs(run_dir, bt, tolerance_pct=args.tolerance_pct)
-    print(format_comparison(result))
-    return 0 if result.identical else 3
