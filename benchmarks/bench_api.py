@@ -23,10 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,15 +140,7 @@ async def kline_to_order(klines: int, window: int, with_gateway: bool) -> dict[s
         "strategies": [{"name": "flip", "symbols": ["FILUSDT", "NEARUSDT"], "timeframe": "1m"}],
         "risk": {"default_leverage": 2, "sizing": {"method": "percent_equity", "percent": 10}},
     })
-    sent: dict[str, float] = {}
-
-    async def on_headers(_s: Any, _ctx: Any, params: aiohttp.TraceRequestHeadersSentParams) -> None:
-        if params.method == "POST" and params.url.path == "/fapi/v1/order":
-            cid = parse_qs(urlsplit(str(params.url)).query).get("newClientOrderId", [""])[0]
-            sent.setdefault(cid, time.perf_counter())
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_headers_sent.append(on_headers)
+    trace, sent = bench_live.order_send_trace()
     received: dict[str, float] = {}
     first_of_kline: list[str] = []
     sse_messages = 0

@@ -122,6 +122,20 @@ async def venue_for(cfg: LiveConfig, registry: Any, in_process: bool) -> Any:
         proc.wait(10)
 
 
+def order_send_trace() -> tuple[aiohttp.TraceConfig, dict[str, float]]:
+    """An aiohttp trace stamping (perf_counter) when each order's request headers leave, by client id."""
+    sent: dict[str, float] = {}
+
+    async def on_headers(_s: Any, _ctx: Any, params: aiohttp.TraceRequestHeadersSentParams) -> None:
+        if params.method == "POST" and params.url.path == "/fapi/v1/order":
+            cid = parse_qs(urlsplit(str(params.url)).query).get("newClientOrderId", [""])[0]
+            sent.setdefault(cid, time.perf_counter())
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(on_headers)
+    return trace, sent
+
+
 async def measure(klines: int, window: int, in_process: bool = False) -> dict[str, Any]:
     registry = build_registry([])
     registry.add(Flip, "benchmarks/bench_live.py")
@@ -132,15 +146,7 @@ async def measure(klines: int, window: int, in_process: bool = False) -> dict[st
         "strategies": [{"name": "flip", "symbols": ["FILUSDT", "NEARUSDT"], "timeframe": "1m"}],
         "risk": {"default_leverage": 2, "sizing": {"method": "percent_equity", "percent": 10}},
     })
-    sent: dict[str, float] = {}
-
-    async def on_headers(_s: Any, _ctx: Any, params: aiohttp.TraceRequestHeadersSentParams) -> None:
-        if params.method == "POST" and params.url.path == "/fapi/v1/order":
-            cid = parse_qs(urlsplit(str(params.url)).query).get("newClientOrderId", [""])[0]
-            sent.setdefault(cid, time.perf_counter())
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_headers_sent.append(on_headers)
+    trace, sent = order_send_trace()
     received: dict[str, float] = {}
     decided: dict[str, float] = {}
     first_of_kline: list[str] = []

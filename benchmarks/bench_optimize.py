@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import bench_backtest
 from synthetic import synthetic_klines
 
 from kinetic_empire.backtest import Backtest, BacktestConfig
@@ -39,25 +40,8 @@ from kinetic_empire.strategy.registry import build_registry
 
 
 def config() -> BacktestConfig:
-    return BacktestConfig.from_mapping(
-        {
-            "backtest": {
-                "data": "unused",
-                "initial_balance": 1_000_000,
-                "fees": {"maker": 0.0004, "taker": 0.0004},
-                "funding_rate": 0,
-            },
-            "strategies": [
-                {
-                    "name": "ema_cross",
-                    "symbols": ["FILUSDT"],
-                    "timeframe": "1m",
-                    "params": {"fast": 20, "slow": 50, "long_only": True},
-                }
-            ],
-            "risk": {"default_leverage": 1, "sizing": {"method": "fixed_quantity", "quantity": 100}},
-        }
-    )
+    """The backtest benchmark's spec (EMA 20/50 long-only, 100 units, 0.04 % per side)."""
+    return bench_backtest.config(0)
 
 
 def settings(trials: int) -> OptimizeSettings:
