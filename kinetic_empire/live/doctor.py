@@ -221,7 +221,8 @@ class Doctor:
         problems = []
         for sym in self.symbols:
             try:
-                await self.rest.signed("POST", "/fapi/v1/marginType", {"symbol": sym, "marginType": self.margin_type(sym)})
+                params = {"symbol": sym, "marginType": self.margin_type(sym)}
+                await self.rest.signed("POST", "/fapi/v1/marginType", params)
             except NoChangeError:
                 pass
             except RejectedError as exc:
