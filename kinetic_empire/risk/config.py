@@ -83,15 +83,15 @@ def _strategy_id(value: Any, path: str) -> str:
 
 
 _state = member(TradingState, "state")
+_method = member(SizingMethod, "sizing method")
+_leverage = integer(ge=1, le=MAX_EXCHANGE_LEVERAGE)
+_percent_of_equity = decimal(gt=0, le=_HUNDRED)
 _margin_type_member = member(MarginType, "margin type")
 
 
 def _margin_type(value: Any, path: str) -> MarginType:
     """CROSSED or ISOLATED, in any case (as ``backtest.margin_type``)."""
     return MarginType(_margin_type_member(value.upper() if isinstance(value, str) else value, path))
-_method = member(SizingMethod, "sizing method")
-_leverage = integer(ge=1, le=MAX_EXCHANGE_LEVERAGE)
-_percent_of_equity = decimal(gt=0, le=_HUNDRED)
 
 
 # ------------------------------------------------------------------------------------------ sections

@@ -77,3 +77,19 @@ def test_the_command_line_prints_one_line(tmp_path: Path, capsys: pytest.Capture
     err = capsys.readouterr().err.strip()
     assert rc != 0 and "Traceback" not in err
     assert err.endswith("risk.margin_type.FILUSDT: unknown margin type 'ISOLATD'; one of CROSSED, ISOLATED"), err
+
+
+def test_compare_names_a_margin_type_that_differs() -> None:
+    from kinetic_empire.live.compare_config import config_mismatches
+
+    strategies = [{"name": "ema_cross", "symbols": [FIL], "timeframe": "1h", "params": {}}]
+    live = {"live": {"margin_type": "ISOLATED"}, "strategies": strategies, "risk": {}}
+    backtest = {"backtest": {"margin_type": "CROSSED", "execution_timeframe": "1m"}, "strategies": strategies,
+                "risk": {}}
+    assert config_mismatches(live, backtest, lambda _n: None) == [
+        "margin type differs: paper run ISOLATED, backtest CROSSED: margin and liquidation prices will differ"]
+    same = {**backtest, "backtest": {"margin_type": "ISOLATED", "execution_timeframe": "1m"}}
+    assert config_mismatches(live, same, lambda _n: None) == []
+    per_symbol = {**backtest, "risk": {"margin_type": {FIL: "ISOLATED"}}}
+    assert config_mismatches({**live, "live": {"margin_type": "CROSSED"}}, per_symbol, lambda _n: None) == [
+        "risk settings differ (sizing, leverage, margin type or guards): sizes and denials will differ"]
