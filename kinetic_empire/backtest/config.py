@@ -14,7 +14,8 @@ never silently falls back to a default.
       fees: {maker: 0.0002, taker: 0.0005}
       slippage_bps: 0
       funding_rate: 0.0001            # per 8 h settlement, when no funding series is given
-      margin_type: CROSSED            # or ISOLATED: each position backed by its own margin only
+      margin_type: CROSSED            # or ISOLATED: each position backed by its own margin only;
+                                      # risk.margin_type: {FILUSDT: ISOLATED} overrides it per symbol
       results_dir: backtests/results
     strategies:
       - name: ema_cross

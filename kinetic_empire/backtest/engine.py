@@ -20,7 +20,6 @@ import numpy as np
 from ..assembly import StrategySpec, build_core, resolve_strategies
 from ..core.bus import EventBus
 from ..core.clock import LiveClock, ReplayClock
-from ..core.enums import MarginType
 from ..core.errors import ConfigError, DataError, KineticError
 from ..core.rules import LeverageBrackets, SymbolRules
 from ..core.timeframes import timeframe_ms
@@ -199,7 +198,7 @@ class Backtest:
         cfg = self.config
         specs = resolve_strategies(cfg.strategies, self._registry)  # fail before loading any data
         tfs = self._timeframes(specs)
-        risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
+        risk_config = RiskConfig.from_mapping(cfg.risk, "risk", default_margin_type=cfg.margin_type)
         risk_config.check_strategy_ids(self._registry.names(), cfg.source)
         risk_config.validate(self._rules, self._brackets, list(tfs))
         plans = {sym: self._load(sym, t) for sym, t in tfs.items()}
@@ -256,9 +255,9 @@ class Backtest:
                                  exchange.config.funding_interval_ms)
         for sym, leverage in core.leverage.items():
             exchange.set_leverage(sym, leverage)
-        if cfg.margin_type == MarginType.ISOLATED.value:
-            for sym in plans:
-                exchange.set_margin_type(sym, MarginType.ISOLATED)
+        for sym in plans:  # the run's margin type, or the symbol's from risk.margin_type
+            if exchange.margin_type(sym) is not risk_config.margin_type_for(sym):
+                exchange.set_margin_type(sym, risk_config.margin_type_for(sym))
 
         if self.check_lookahead:  # before any whole-history computation (see lookahead_decisions)
             self._check_lookahead(core.runners, plans)

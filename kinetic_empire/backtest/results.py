@@ -28,6 +28,7 @@ def metrics_of(result: BacktestResult) -> Metrics:
         p.funding_total,
         p.liquidation_count,
         p.exposure_fraction(result.timestamps),
+        funding_split=(p.funding_received, p.funding_paid),
     )
     metrics["open_positions_at_end"] = len(p.positions())
     metrics["risk_denials"] = sum(p.denials_by_code.values())

@@ -164,12 +164,12 @@ class LiveEngine:
             raise PreflightError(self.checks)
         rest = await self.rest.start()
         specs = resolve_strategies(cfg.strategies, self.registry)
-        risk_config = RiskConfig.from_mapping(cfg.risk, "risk")
+        risk_config = RiskConfig.from_mapping(cfg.risk, "risk", default_margin_type=cfg.margin_type)
         risk_config.check_strategy_ids(self.registry.names())
         await rest.sync_time()
         brackets = await leverage_brackets(self.rest, self.symbols)
         leverage = {sym: risk_config.check_leverage(sym, brackets) for sym in self.symbols if sym in brackets}
-        doctor = Doctor(rest, self.venue, self.symbols, leverage, margin_type=cfg.margin_type,
+        doctor = Doctor(rest, self.venue, self.symbols, leverage, margin_type=risk_config.margin_type_for,
                         stream_timeout_s=cfg.stream_check_timeout_s, check_streams=self.check_streams)
         if cfg.preflight:
             self.checks = [folder, *await doctor.run()]
@@ -237,7 +237,7 @@ class LiveEngine:
             attach(self)
         if not cfg.preflight:  # the doctor has set margin type and leverage otherwise
             for sym, lev in core.leverage.items():
-                await set_symbol(self.rest, sym, self.config.margin_type, lev)
+                await set_symbol(self.rest, sym, risk_config.margin_type_for(sym), lev)
         self.journal.set_meta(leverage=dict(core.leverage))
 
         topics = [(r.symbol, r.timeframe) for r in core.runners]

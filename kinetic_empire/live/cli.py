@@ -311,13 +311,13 @@ async def _doctor(config: LiveConfig, registry: StrategyRegistry, args: argparse
     from ..binance.rest import BinanceRest
     from ..risk import RiskConfig
 
-    risk = RiskConfig.from_mapping(config.risk, "risk")
+    risk = RiskConfig.from_mapping(config.risk, "risk", default_margin_type=config.margin_type)
     leverage = {sym: risk.leverage_for(sym) for sym in config.symbols}
     async with _venue(config, registry, args) as (venue, creds, _until):
         assert isinstance(venue, Venue)
         async with BinanceRest(venue.rest_url, creds, recv_window_ms=config.recv_window_ms,
                                timeout_s=config.request_timeout_s, max_retries=1) as rest:
-            doctor = Doctor(rest, venue, config.symbols, leverage, margin_type=config.margin_type,
+            doctor = Doctor(rest, venue, config.symbols, leverage, margin_type=risk.margin_type_for,
                             stream_timeout_s=args.timeout)
             checks = await doctor.run()
     print(f"kinetic doctor: venue {venue.name} ({venue.rest_url}, streams {venue.ws_url})")

@@ -97,7 +97,10 @@ def config_mismatches(live: Mapping[str, Any], backtest: Mapping[str, Any], defa
             shown = ", ".join(f"{k} {pa.get(k)!r} vs {pb.get(k)!r}" for k in changed)
             out.append(f"{name}: parameters differ (paper run vs backtest): {shown}")
     if _canon(live.get("risk")) != _canon(backtest.get("risk")):
-        out.append("risk settings differ (sizing, leverage or guards): sizes and denials will differ")
+        out.append("risk settings differ (sizing, leverage, margin type or guards): sizes and denials will differ")
+    lm, bm = (live.get("live") or {}).get("margin_type"), (backtest.get("backtest") or {}).get("margin_type")
+    if lm and bm and lm != bm:  # risk.margin_type overrides it per symbol (compared with risk above)
+        out.append(f"margin type differs: paper run {lm}, backtest {bm}: margin and liquidation prices will differ")
     out += _venue_mismatches(live, backtest, [t for _s, t, _p in a.values()])
     return out
 

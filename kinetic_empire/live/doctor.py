@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,12 +91,15 @@ class Doctor:
     """Runs the checks in order; later checks that need keys are skipped when the keys are bad."""
 
     def __init__(self, rest: BinanceRest, venue: Venue, symbols: list[str], leverage: Mapping[str, int],
-                 *, margin_type: str = "CROSSED", stream_timeout_s: float = 15.0, check_streams: bool = True) -> None:
+                 *, margin_type: str | Callable[[str], str] = "CROSSED", stream_timeout_s: float = 15.0,
+                 check_streams: bool = True) -> None:
         self.rest = rest
         self.venue = venue
         self.symbols = symbols
         self.leverage = leverage
-        self.margin_type = margin_type
+        # one type for every symbol, or each symbol's (risk.margin_type overrides the run's)
+        self.margin_type: Callable[[str], str] = (
+            (lambda _sym: margin_type) if isinstance(margin_type, str) else margin_type)
         self.stream_timeout_s = stream_timeout_s
         self.check_streams = check_streams
         self.checks: list[Check] = []
@@ -218,7 +221,8 @@ class Doctor:
         problems = []
         for sym in self.symbols:
             try:
-                await self.rest.signed("POST", "/fapi/v1/marginType", {"symbol": sym, "marginType": self.margin_type})
+                params = {"symbol": sym, "marginType": self.margin_type(sym)}
+                await self.rest.signed("POST", "/fapi/v1/marginType", params)
             except NoChangeError:
                 pass
             except RejectedError as exc:
@@ -235,7 +239,8 @@ class Doctor:
             self._add("margin and leverage", FAIL, "; ".join(problems),
                       "lower risk.leverage for the symbol, or close its position/orders before changing margin type")
         else:
-            self._add("margin and leverage", OK, f"{self.margin_type.lower()}, leverage set on {len(self.symbols)} "
+            types = sorted({str(self.margin_type(sym)).lower() for sym in self.symbols})
+            self._add("margin and leverage", OK, f"{' and '.join(types)}, leverage set on {len(self.symbols)} "
                       "symbol(s)")
 
     async def _streams(self) -> None:

@@ -128,7 +128,8 @@ class Replayed:
     def metrics(self, ts: np.ndarray, equity: np.ndarray) -> Metrics:
         p = self.portfolio
         m = compute_metrics(ts, equity, p.trades, p.initial_balance, p.fees_total, p.funding_total,
-                            p.liquidation_count, p.exposure_fraction(ts))
+                            p.liquidation_count, p.exposure_fraction(ts),
+                            funding_split=(p.funding_received, p.funding_paid))
         m["open_positions_at_end"] = len(p.positions())
         m["risk_denials"] = sum(p.denials_by_code.values())
         m["order_rejections"] = len(self.rejections)

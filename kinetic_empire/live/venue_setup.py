@@ -43,7 +43,11 @@ async def usdt_wallet(rest: BinanceRest) -> Decimal:
 
 
 async def set_symbol(rest: BinanceRest, symbol: str, margin_type: str, leverage: int) -> None:
-    """Margin type (an unchanged one is fine) and leverage for ``symbol``."""
+    """Margin type (the symbol's ``risk.margin_type``, else ``live.margin_type``) and leverage for ``symbol``.
+
+    An unchanged margin type (-4046 "No need to change margin type") is fine; one Binance refuses because the
+    symbol has open orders or a position (-4047, -4048) stays as it is, with a warning.
+    """
     try:
         await rest.signed("POST", "/fapi/v1/marginType", {"symbol": symbol, "marginType": margin_type})
     except NoChangeError:

@@ -123,6 +123,10 @@ class Portfolio:
         """Sum of commissions (and liquidation fees), positive = paid."""
         self.funding_total = _ZERO
         """Sum of funding amounts, signed from the account's side (negative = paid)."""
+        self.funding_received = _ZERO
+        """Sum of the funding settlements the account received (positive amounts)."""
+        self.funding_paid = _ZERO
+        """Sum of the funding settlements the account paid, as a positive number."""
         self._subscriptions: list[tuple[type, Any, Hashable | None]] = [
             (OrderIntent, self._on_intent, None),
             (OrderRequest, self._on_request, None),
@@ -409,6 +413,10 @@ class Portfolio:
 
     def _on_funding(self, e: FundingApplied) -> None:
         self.funding_total += e.amount
+        if e.amount > 0:
+            self.funding_received += e.amount
+        else:
+            self.funding_paid -= e.amount
         self._book.add_funding(e.symbol, e.amount)
 
     def _on_liquidated(self, e: Liquidated) -> None:

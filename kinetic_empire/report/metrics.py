@@ -103,6 +103,8 @@ def compute_metrics(
     funding: float | Decimal,
     liquidations: int,
     exposure_fraction: float,
+    *,
+    funding_split: tuple[float | Decimal, float | Decimal] | None = None,
 ) -> Metrics:
     """Every headline figure of a run as a JSON-safe dict (see the module docstring for conventions)."""
     ts = np.asarray(timestamps_ms, dtype=np.int64)
@@ -192,6 +194,9 @@ def compute_metrics(
     # -- costs and exposure
     out["fees"] = float(fees)
     out["funding"] = float(funding)
+    if funding_split is not None:  # (received, paid): a hedge's carry is both, the net alone hides it
+        out["funding_received"] = float(funding_split[0])
+        out["funding_paid"] = float(funding_split[1])
     out["liquidations"] = int(liquidations)
     out["exposure_pct"] = float(exposure_fraction) * 100.0
     out["notes"] = notes

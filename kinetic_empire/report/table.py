@@ -30,6 +30,8 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Average loss", "avg_loss", "money"),
     ("Fees", "fees", "money"),
     ("Funding", "funding", "money"),
+    ("Funding received", "funding_received", "money"),
+    ("Funding paid", "funding_paid", "money"),
     ("Liquidations", "liquidations", "int"),
     ("Open positions at end", "open_positions_at_end", "int"),
     ("Risk denials", "risk_denials", "int"),

@@ -11,6 +11,7 @@ YAML shape (every key optional; shown with the defaults unless a comment says ot
     risk:
       default_leverage: 1            # for symbols not listed under `leverage`
       leverage: {}                   # e.g. {FILUSDT: 3}
+      margin_type: {}                # e.g. {FILUSDT: ISOLATED}; others keep the run's backtest/live.margin_type
       margin_buffer_pct: 1           # share of the available balance never used (fill-price drift)
       sizing:                        # default for every strategy
         method: percent_equity       # fixed_quantity | fixed_notional | percent_equity
@@ -51,7 +52,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from ..core.enums import TradingState
+from ..core.enums import MarginType, TradingState
 from ..core.errors import ConfigError
 from ..core.rules import LeverageBrackets, SymbolRules
 from ..core.schema import Key, decimal, integer, mapping, mapping_of, member, nullable, record, section, timeframe
@@ -85,6 +86,12 @@ _state = member(TradingState, "state")
 _method = member(SizingMethod, "sizing method")
 _leverage = integer(ge=1, le=MAX_EXCHANGE_LEVERAGE)
 _percent_of_equity = decimal(gt=0, le=_HUNDRED)
+_margin_type_member = member(MarginType, "margin type")
+
+
+def _margin_type(value: Any, path: str) -> MarginType:
+    """CROSSED or ISOLATED, in any case (as ``backtest.margin_type``)."""
+    return MarginType(_margin_type_member(value.upper() if isinstance(value, str) else value, path))
 
 
 # ------------------------------------------------------------------------------------------ sections
@@ -196,6 +203,15 @@ def _strategy_sizing(value: Any, path: str) -> SizingConfig:
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_margin_type_map = mapping_of(_symbol, _margin_type)
+
+
+def _margin_types(value: Any, path: str) -> Mapping[str, MarginType]:
+    """Per-symbol overrides; one type for every symbol is the run's ``margin_type`` instead."""
+    if isinstance(value, str):
+        raise ConfigError(path, f"expected per-symbol margin types, e.g. {{FILUSDT: {value}}}; for every symbol "
+                                "set backtest.margin_type (or live.margin_type)")
+    return _margin_type_map(value, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,11 +226,17 @@ class RiskConfig:
     guards: GuardsConfig = field(default_factory=GuardsConfig)
     state: TradingState = TradingState.ACTIVE
     symbol_states: Mapping[str, TradingState] = field(default_factory=lambda: _EMPTY)
+    margin_type: Mapping[str, MarginType] = field(default_factory=lambda: _EMPTY)
+    default_margin_type: MarginType = MarginType.CROSSED  # the run's (backtest.margin_type or live.margin_type)
     path: str = "risk"
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None, path: str = "risk") -> RiskConfig:
-        return cls(**section(data, path, _RISK), path=path)
+    def from_mapping(
+        cls, data: Mapping[str, Any] | None, path: str = "risk", *, default_margin_type: str = "CROSSED"
+    ) -> RiskConfig:
+        """``default_margin_type`` is the run's own (``backtest.margin_type``, ``live.margin_type``): the
+        ``margin_type`` section overrides it per symbol."""
+        return cls(**section(data, path, _RISK), default_margin_type=MarginType(default_margin_type), path=path)
 
     # ---------------------------------------------------------------------------------- queries
     def sizing_for(self, strategy_id: str) -> SizingConfig:
@@ -222,6 +244,10 @@ class RiskConfig:
 
     def leverage_for(self, symbol: str) -> int:
         return self.leverage.get(symbol, self.default_leverage)
+
+    def margin_type_for(self, symbol: str) -> MarginType:
+        """CROSSED or ISOLATED: the symbol's override, else the run's margin type."""
+        return self.margin_type.get(symbol, self.default_margin_type)
 
     def leverage_path(self, symbol: str) -> str:
         return f"{self.path}.leverage.{symbol}" if symbol in self.leverage else f"{self.path}.default_leverage"
@@ -252,6 +278,7 @@ class RiskConfig:
         """
         named = [(s, f"{self.path}.leverage.{s}") for s in self.leverage]
         named += [(s, f"{self.path}.symbol_states.{s}") for s in self.symbol_states]
+        named += [(s, f"{self.path}.margin_type.{s}") for s in self.margin_type]
         named += [(s, f"{self.path}.symbols") for s in symbols]
         for sym, where in named:
             r = rules.get(sym)
@@ -295,4 +322,5 @@ _RISK = {
     "guards": Key(record(GuardsConfig, _GUARDS)),
     "state": Key(_state),
     "symbol_states": Key(mapping_of(_symbol, _state)),
+    "margin_type": Key(_margin_types),
 }

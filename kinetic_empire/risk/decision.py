@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from ..core.account import AccountView, PositionView
-from ..core.enums import IntentAction, OrderType, Side, TimeInForce, TradingState
+from ..core.enums import IntentAction, MarginType, OrderType, Side, TimeInForce, TradingState
 from ..core.errors import ConfigError
 from ..core.events import OrderIntent, OrderRequest
 from ..core.rules import LeverageBrackets, SymbolRules
@@ -25,7 +25,7 @@ from . import guards, ids
 from .atr import AtrBook
 from .config import RiskConfig, SizingMethod
 from .guards import MAX_QUANTITY, Denial, deny, fmt
-from .liquidation import liquidation_price, other_positions_terms
+from .liquidation import isolated_liquidation_price, isolated_wallet_after, liquidation_price, other_positions_terms
 from .protection import PendingEntry
 from .sizing import Cap, finish, margin_limit, raw_quantity
 from .state import TradingStates
@@ -358,23 +358,29 @@ class IntentDecider:
         atr_cfg = g.min_liquidation_distance_atr
         if g.min_liquidation_distance_pct is None and atr_cfg is None:
             return None
-        # the position this entry leaves behind, and the wallet after the entry fee (and a flip's PnL)
-        wallet = account.wallet_balance() - qty * entry_price * self.fee_taker
-        if adding:
-            avg = (abs(pos.quantity) * pos.entry_price + qty * entry_price) / abs(after)
+        # the position this entry leaves behind; isolated: its own wallet backs it, cross: the account's wallet
+        # after the entry fee (and a flip's PnL), less the other positions' maintenance, plus their PnL
+        avg = (abs(pos.quantity) * pos.entry_price + qty * entry_price) / abs(after) if adding else entry_price
+        if self.config.margin_type_for(symbol) is MarginType.ISOLATED:
+            lp = isolated_liquidation_price(
+                quantity=after,
+                entry_price=avg,
+                isolated_wallet=isolated_wallet_after(pos, sign * qty, entry_price, self.leverage_for(symbol)),
+                brackets=self._brackets[symbol],
+            )
         else:
-            avg = entry_price
+            wallet = account.wallet_balance() - qty * entry_price * self.fee_taker
             if flipping:
                 wallet += pos.quantity * (price - pos.entry_price) - abs(pos.quantity) * price * self.fee_taker
-        others = other_positions_terms(account.positions(), symbol, self._brackets, account.last_price)
-        lp = liquidation_price(
-            quantity=after,
-            entry_price=avg,
-            wallet_balance=wallet,
-            brackets=self._brackets[symbol],
-            other_maintenance=others[0],
-            other_upnl=others[1],
-        )
+            others = other_positions_terms(account.positions(), symbol, self._brackets, account.last_price)
+            lp = liquidation_price(
+                quantity=after,
+                entry_price=avg,
+                wallet_balance=wallet,
+                brackets=self._brackets[symbol],
+                other_maintenance=others[0],
+                other_upnl=others[1],
+            )
         denial = guards.liquidation_distance_pct(symbol, entry_price, lp, long, g.min_liquidation_distance_pct)
         if denial or atr_cfg is None:
             return denial
