@@ -49,7 +49,7 @@ def strategy_lines(result: BacktestResult) -> list[str]:
     seen: dict[str, tuple[str, list[str], dict[str, object]]] = {}
     for r in result.runners:
         entry = seen.setdefault(r.strategy_id, (r.timeframe, [], r.strategy.params))
-        entry[1].append(r.symbol)
+        entry[1].extend(r.symbols)
     lines = []
     for sid, (tf, symbols, params) in seen.items():
         shown = ", ".join(f"{k}={v}" for k, v in params.items())
