@@ -13,25 +13,18 @@ inside ``exit_z`` it closes both. Each leg is an ordinary order for its symbol, 
 import numpy as np
 
 from kinetic_empire import Param, Strategy
+from kinetic_empire.indicators import bollinger
 
 
 def spread_zscore(a, b, period):
     """z-score of log(a) - log(b) against its mean and deviation over the last ``period`` klines (the
-    current one included; NaN before). Each value uses only its own window, so a live recomputation on a
-    shorter history gives the same value bit for bit."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
+    current one included; NaN before): Bollinger bands of one deviation around the spread. Each value uses
+    only its own window, so a live recomputation on a shorter history gives the same value bit for bit."""
     spread = np.log(np.asarray(a, dtype=np.float64)) - np.log(np.asarray(b, dtype=np.float64))
-    p, n = int(period), len(spread)
-    out = np.full(n, np.nan)
-    if n >= p:
-        w = sliding_window_view(spread, p)
-        mean = w.mean(axis=1)
-        dev = w - mean[:, None]
-        std = np.sqrt((dev * dev).mean(axis=1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[p - 1 :] = np.where(std > 0, (spread[p - 1 :] - mean) / std, 0.0)
-    return out
+    _, mean, upper = bollinger(spread, int(period), 1.0)
+    deviation = upper - mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(deviation > 0, (spread - mean) / deviation, np.where(np.isnan(mean), np.nan, 0.0))
 
 
 class PairsSpread(Strategy):

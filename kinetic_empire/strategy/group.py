@@ -91,6 +91,8 @@ class GroupRunner(StrategyRunner):
         self._waiting: dict[int, dict[str, KlineClosed]] = {}  # open time -> the klines of it arrived so far
         self._resolved = -1  # newest open time acted on or skipped
         self._timers: set[asyncio.Task[None]] = set()
+        self._t, self._got = -1, 0  # replay: the current open time, and how many of its klines arrived so far
+        self._head: Any = None  # replay: the first symbol's kline of the current time (what on_kline receives)
         self.skipped = 0
         """Kline times skipped because some symbol had no kline of that time (or, live, not in time)."""
         self.late = 0
@@ -129,14 +131,30 @@ class GroupRunner(StrategyRunner):
 
     # ------------------------------------------------------------------------------ klines
     def _on_replayed_kline(self, kline: KlineClosed) -> None:
-        group = self._arrive(kline)
-        if group is None:
+        # a replay delivers klines in time order, each once: counting the klines of the current time is enough
+        t = kline.open_time
+        if t == self._t:
+            self._got += 1
+        else:
+            if self._got:
+                self.skipped += 1  # the previous time never completed: some symbol has no kline of it
+            self._t, self._got = t, 1
+        if kline.symbol == self.symbol:
+            self._head = kline
+        if self._got < self._count:
             return
+        self._got = 0
         cursor = self._cursor
         i = cursor.i = cursor.i + 1
         if i < self._first or self.halted:
             return
-        self._decide(group)
+        try:
+            self._strategy_on_kline(self._head)
+        except Exception as exc:
+            self._failed(self._head, exc)
+            return
+        if self._pending:
+            self._flush()
 
     def _on_live_kline(self, kline: KlineClosed) -> None:
         if self.halted:
