@@ -18,10 +18,10 @@ what the slack bound saves. Prints seconds, ns per kline and the ratios; trades 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
