@@ -90,7 +90,7 @@ class GroupRunner(StrategyRunner):
         self._wait_s = float(strategy.group_wait_s if wait_s is None else wait_s)
         self._waiting: dict[int, dict[str, KlineClosed]] = {}  # open time -> the klines of it arrived so far
         self._resolved = -1  # newest open time acted on or skipped
-        self._timers: set[asyncio.Task[None]] = set()
+        self._timers: dict[int, asyncio.Task[None]] = {}  # live: open time -> its bounded wait
         self._t, self._got = -1, 0  # replay: the current open time, and how many of its klines arrived so far
         self._head: Any = None  # replay: the first symbol's kline of the current time (what on_kline receives)
         self.skipped = 0
@@ -189,23 +189,26 @@ class GroupRunner(StrategyRunner):
             self._flush()
 
     def _arrive(self, kline: KlineClosed) -> list[KlineClosed] | None:
-        """Take one symbol's kline; the whole group (in ``symbols`` order) once the last of its time arrived."""
+        """Live: take one symbol's kline; the whole group (in ``symbols`` order) once the last of its time
+        arrived. (A replay, in time order, only counts: ``_on_replayed_kline``.)"""
         t = kline.open_time
         if t <= self._resolved:
             self.late += 1
-            if self._window is not None:
-                log.warning("%s: %s kline of %d arrived after that time was acted on or skipped; dropped",
-                            self.strategy_id, kline.symbol, t)
+            log.warning("%s: %s kline of %d arrived after that time was acted on or skipped; dropped",
+                        self.strategy_id, kline.symbol, t)
             return None
         have = self._waiting.get(t)
         if have is None:
             have = self._waiting[t] = {}
-            if self._window is not None and self._wait_s > 0:
+            if self._wait_s > 0:
                 self._start_timer(t)
         have[kline.symbol] = kline
         if len(have) < self._count:
             return None
         del self._waiting[t]
+        timer = self._timers.pop(t, None)
+        if timer is not None:
+            timer.cancel()  # complete in time: the wait ends here
         if self._waiting:  # older times still incomplete: a later one is complete, so they never will be
             for old in sorted(x for x in self._waiting if x < t):
                 self._skip(old, "a later time completed first")
@@ -214,10 +217,11 @@ class GroupRunner(StrategyRunner):
 
     def _skip(self, t: int, why: str) -> None:
         have = self._waiting.pop(t)
+        timer = self._timers.pop(t, None)
+        if timer is not None:
+            timer.cancel()
         self._resolved = max(self._resolved, t)
         self.skipped += 1
-        if self._window is None:
-            return  # a backtest's gaps: counted, reported by the engine
         missing = [s for s in self.symbols if s not in have]
         message = (f"{self.strategy_id}: kline time {t} skipped, no {', '.join(missing)} kline ({why}); "
                    f"{self.skipped} skipped so far")
@@ -231,19 +235,19 @@ class GroupRunner(StrategyRunner):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (a synchronous test feeding klines): a later complete time resolves it
-        task = loop.create_task(self._expire(t))
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
+        self._timers[t] = loop.create_task(self._expire(t))
 
     async def _expire(self, t: int) -> None:
         await self._clock.sleep(self._wait_s)
+        self._timers.pop(t, None)
         if t in self._waiting:
             for old in sorted(x for x in self._waiting if x <= t):
                 self._skip(old, f"not in within {self._wait_s:g} s")
 
     def stop(self) -> None:
-        for task in list(self._timers):
+        for task in self._timers.values():
             task.cancel()
+        self._timers.clear()
         super().stop()
 
     # ----------------------------------------------------------------------------- intents

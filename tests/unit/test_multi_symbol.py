@@ -195,6 +195,8 @@ def test_live_waits_for_every_leg_and_skips_a_late_one_after_the_bounded_wait() 
         assert s.calls == [] and clock.sleepers == 1  # A alone: the strategy waits for B
         bus.publish(_k(B, 10, 12.0), (B, "1m"))
         assert s.calls == [(600_000, 20.0, 12.0)]
+        await asyncio.sleep(0)
+        assert clock.sleepers == 0  # complete in time: the wait was cancelled
         bus.publish(_k(A, 11, 21.0), (A, "1m"))  # B's kline of 11 never comes in time
         await asyncio.sleep(0)
         await clock.advance(4.9)
@@ -211,8 +213,12 @@ def test_live_waits_for_every_leg_and_skips_a_late_one_after_the_bounded_wait() 
         assert s.spread[-1] == pytest.approx(_spread(np.array([19.0, 20.0, 22.0]), np.array([11.0, 12.0, 14.0]), 3)[-1])
         (intent,) = intents
         assert intent.symbol == B and intent.reference_price == 14.0 and intent.intent_id.startswith("t0FILUSDT-")
-        runner.stop()
-        assert clock.sleepers == 0 or all(t.cancelled() or t.done() for t in runner._timers)
+        bus.publish(_k(A, 13, 23.0), (A, "1m"))
+        await asyncio.sleep(0)
+        assert clock.sleepers == 1
+        runner.stop()  # a live run's shutdown: no wait outlives it
+        await asyncio.sleep(0)
+        assert clock.sleepers == 0
 
     asyncio.run(body())
 
