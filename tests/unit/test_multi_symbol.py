@@ -257,3 +257,23 @@ def test_lookahead_check_catches_a_cross_symbol_leak_and_passes_a_clean_pair() -
     bt = Backtest(_config("clean_pair", [A, B]), _registry(CleanPair), frames=_frames(400), check_lookahead=True)
     bt.run()
     assert any("clean_pair on FILUSDT+NEARUSDT" in line for line in bt.lookahead_checked)
+
+
+def test_pairs_example_on_the_bundled_real_klines_trades_both_legs_and_passes_the_lookahead_check() -> None:
+    from kinetic_empire.data import sample_data_dir
+
+    config = BacktestConfig.from_mapping({
+        "backtest": {"data": str(sample_data_dir()), "start": "2023-08-05", "end": "2023-10-01"},
+        "strategies": [{"name": "pairs_spread", "symbols": [A, B], "timeframe": "1h"}],
+        "risk": {"default_leverage": 2, "sizing": {"method": "percent_equity", "percent": 20}},
+    })
+    bt = Backtest(config, build_registry(), check_lookahead=True)
+    result = bt.run()
+    trades = result.portfolio.trades
+    assert len(trades) >= 20 and {t.symbol for t in trades} == {A, B}
+    # the legs open together, in opposite directions, and close together on reversion
+    opened: dict[int, set[tuple[str, str]]] = {}
+    for t in trades:
+        opened.setdefault(t.entry_time, set()).add((t.symbol, t.side.value))
+    assert all(legs in ({(A, "LONG"), (B, "SHORT")}, {(A, "SHORT"), (B, "LONG")}) for legs in opened.values())
+    assert any("pairs_spread on FILUSDT+NEARUSDT: decisions compared" in line for line in bt.lookahead_checked)
