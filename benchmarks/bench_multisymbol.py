@@ -1,6 +1,12 @@
 """Multi-symbol backtests against one symbol, per kline (issue 17 target 4: 10 x 100k within 1.2x of 1 x 1M).
 
     python benchmarks/bench_multisymbol.py [--klines 1000000] [--symbols 10] [--seed 42]
+    python benchmarks/bench_multisymbol.py --pairs [--klines 1000000]
+
+``--pairs`` (issue 13): one two-symbol strategy (``strategies/pairs_spread.py``: one instance, both legs,
+``on_kline`` once per kline time after both symbols' klines closed) on FILUSDT and NEARUSDT with
+``klines / 2`` each, against two single-symbol EMA-cross instances on the same klines: klines/s of each
+and the ratio, with the load average.
 
 Same strategy as bench_backtest (EMA 20/50 cross, long-only, fixed quantity, leverage 1) on seeded
 synthetic 1m klines: once on one symbol with ``--klines`` klines, once on ``--symbols`` symbols with
@@ -15,6 +21,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,12 +59,41 @@ def timed(symbols: list[str], per_symbol: int, seed: int) -> tuple[float, int, s
     return elapsed, result.klines_processed, f"{len(trades):,} trades, net {sum(t.net_pnl for t in trades):.2f}"
 
 
+def pairs(klines: int, seed: int) -> None:
+    rules = default_symbol_rules(full=True)
+    legs = ["FILUSDT", "NEARUSDT"]
+    frames = {s: synthetic_klines(klines // 2, seed + i, s, start_price=5.0, tick=float(rules[s].tick_size))
+              for i, s in enumerate(legs)}
+    pair = BacktestConfig.from_mapping({
+        "backtest": {"data": "unused", "initial_balance": 1_000_000, "fees": {"maker": 0.0004, "taker": 0.0004},
+                     "funding_rate": 0},
+        "strategies": [{"name": "pairs_spread", "symbols": legs, "timeframe": "1m", "params": {"lookback": 60}}],
+        "risk": {"default_leverage": 1, "sizing": {"method": "fixed_notional", "notional": 500}},
+    })  # fmt: skip
+    print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)")
+    idle = replace(pair, strategies=(replace(pair.strategies[0], params={"lookback": 60, "entry_z": 1e9}),))
+    for name, cfg in (("two single-symbol ema_cross", config(legs)), ("one two-symbol pairs_spread", pair),
+                      ("the same, never trading", idle)):
+        t0 = time.perf_counter()
+        result = Backtest(cfg, build_registry(), frames=frames).run()
+        whole = time.perf_counter() - t0
+        trades = result.portfolio.trades
+        print(f"{name:28s} 2 x {klines // 2:,}: replay {result.elapsed_s:6.2f} s -> {result.klines_per_second:9,.0f} "
+              f"klines/s; whole run {whole:6.2f} s -> {result.klines_processed / whole:9,.0f} klines/s "
+              f"({len(trades):,} trades)")
+    print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--klines", type=int, default=1_000_000)
     parser.add_argument("--symbols", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--pairs", action="store_true", help="a two-symbol strategy against two single ones")
     args = parser.parse_args()
+    if args.pairs:
+        pairs(args.klines, args.seed)
+        return
     many = SYMBOLS[: args.symbols]
     per = args.klines // len(many)
     print(f"load average at start: {os.getloadavg()[0]:.2f}")

@@ -14,7 +14,8 @@ Handlers run in the order they subscribed, so the order is part of the contract:
 3. the execution port (backtest: the simulated exchange matches each execution kline);
 4. the portfolio's price handler: it marks at a kline's close after the port has matched that kline;
 5. the risk manager;
-6. the strategy runners, in config order, each on its (symbol, timeframe).
+6. the strategy runners, in config order, each on its (symbol, timeframe) (a multi-symbol strategy's
+   runner on each of its symbols').
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .core.timeframes import timeframe_ms
 from .portfolio import Portfolio
 from .risk import RiskConfig, RiskManager
 from .strategy.base import Strategy
+from .strategy.group import GroupRunner
 from .strategy.registry import StrategyRegistry
 from .strategy.runner import StrategyRunner
 
@@ -126,6 +128,16 @@ def build_core(
     runners = []
     for n, spec in enumerate(specs):
         s = spec.config
+        if spec.cls.multi_symbol:  # one instance for all its symbols; intent ids carry the first one
+            group = spec.cls(s.symbols[0], s.params, timeframe=spec.timeframe, where=f"{s.path}.params",
+                             symbols=s.symbols)
+            prefix = f"{id_tag}{n}{s.symbols[0]}"
+            runner: StrategyRunner = GroupRunner(group, bus, clock, strategy_id=s.strategy_id, id_prefix=prefix,
+                                                 fail_fast=fail_fast, window=window)
+            if last_seq is not None:
+                runner.continue_ids_after(last_seq(prefix))
+            runners.append(runner)
+            continue
         for sym in s.symbols:
             strategy = _instantiate(spec, sym)
             prefix = f"{id_tag}{n}{sym}"

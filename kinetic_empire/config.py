@@ -123,6 +123,8 @@ def check_one_strategy_per_symbol(strategies: tuple[StrategyConfig, ...], source
     owner: dict[str, str] = {}
     for s in strategies:
         for sym in s.symbols:
+            if owner.get(sym) == s.path:
+                raise ConfigError(f"{s.path}.symbols", f"{sym} is listed twice", source)
             if sym in owner:
                 raise ConfigError(
                     f"{s.path}.symbols",

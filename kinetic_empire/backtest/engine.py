@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from ..exchange.broker import SimulatedBroker
 from ..portfolio import Portfolio
 from ..resources import default_brackets, default_symbol_rules
 from ..risk import RiskConfig, RiskManager
+from ..strategy.group import GroupRunner, aligned_history
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
 from .config import BacktestConfig
@@ -39,6 +41,8 @@ from .feed import ReplayFeed, Stream
 from .lookahead import LookaheadError, check_lookahead
 from .lookahead_decisions import check_decisions
 from .markprice import MarketReplay, attach_market_hooks, load_mark_frames
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -157,15 +161,15 @@ class Backtest:
         """Decisions with and without the future, then sampled indicator values; LookaheadError on a leak.
         What was compared is kept in ``lookahead_checked`` for the summary."""
         for runner in runners:
-            frame = plans[runner.symbol].by_timeframe[runner.timeframe]
-            arrays = (frame.open, frame.high, frame.low, frame.close, frame.volume)
-            decided, checked = check_decisions(runner.strategy, arrays, frame.open_time)
+            open_time, o, h, lo, c, v = _history(runner, plans)
+            arrays = (o, h, lo, c, v)
+            decided, checked = check_decisions(runner.strategy, arrays, open_time)
             if decided:
                 raise LookaheadError(decided)
-            findings = check_lookahead(runner.strategy, arrays, open_time=frame.open_time)
+            findings = check_lookahead(runner.strategy, arrays, open_time=open_time)
             if findings:
                 raise LookaheadError(findings)
-            self.lookahead_checked.append(f"{runner.strategy.strategy_name()} on {runner.symbol}: {checked}")
+            self.lookahead_checked.append(f"{runner.strategy.strategy_name()} on {'+'.join(runner.symbols)}: {checked}")
 
     def _gap_checked(self, frame: KlineFrame) -> KlineFrame:
         """The gap policy judges the backtest's window; with ``error``, history before it starts after the
@@ -263,10 +267,9 @@ class Backtest:
             self._check_lookahead(core.runners, plans)
         history_lengths: list[int] = []
         for runner in core.runners:
-            frame = plans[runner.symbol].by_timeframe[runner.timeframe]
-            runner.bind_history(frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume,
-                                start_index=_start_index(frame, cfg.start))  # fmt: skip
-            history_lengths.append(len(frame))
+            open_time, *prices = _history(runner, plans)
+            runner.bind_history(open_time, *prices, start_index=_first_at(open_time, cfg.start))
+            history_lengths.append(len(open_time))
         streams: list[Stream] = []
         published: set[tuple[str, str]] = set()
         for sym, plan in plans.items():
@@ -289,6 +292,9 @@ class Backtest:
         for r, n in zip(runners, history_lengths):
             if r.position_in_history != n - 1:  # each runner must have seen exactly its own klines
                 raise KineticError(f"{r.strategy_id} on {r.symbol}: replay out of step with its history")
+            if isinstance(r, GroupRunner) and r.skipped:
+                log.warning("%s: %d kline times skipped where one of %s had no kline", r.strategy_id, r.skipped,
+                            ", ".join(r.symbols))
 
         timestamps, closes = _timeline(plans, cfg.start)
         portfolio = core.portfolio
@@ -301,7 +307,28 @@ class Backtest:
 
 
 def _start_index(frame: KlineFrame, start: int | None) -> int:
-    return 0 if start is None else int(np.searchsorted(frame.open_time, start, side="left"))
+    return _first_at(frame.open_time, start)
+
+
+def _first_at(open_time: np.ndarray, start: int | None) -> int:
+    return 0 if start is None else int(np.searchsorted(open_time, start, side="left"))
+
+
+def _history(runner: StrategyRunner, plans: Mapping[str, _Plan]) -> tuple[np.ndarray, ...]:
+    """A runner's history: open times and the five price arrays (a column per symbol for a group, on the
+    times every symbol has a kline: see :mod:`kinetic_empire.strategy.group`)."""
+    if not isinstance(runner, GroupRunner):
+        f = plans[runner.symbol].by_timeframe[runner.timeframe]
+        return f.open_time, f.open, f.high, f.low, f.close, f.volume
+    frames = {sym: plans[sym].by_timeframe[runner.timeframe] for sym in runner.symbols}
+    times, arrays = aligned_history({sym: (f.open_time, f.open, f.high, f.low, f.close, f.volume)
+                                     for sym, f in frames.items()})
+    if not len(times):
+        held = "; ".join(f"{sym} {format_ms(int(f.open_time[0]))} to {format_ms(int(f.open_time[-1]))}"
+                         for sym, f in frames.items() if len(f))
+        raise DataError(", ".join(runner.symbols), "window", f"{runner.strategy_id}: no {runner.timeframe} kline time "
+                        f"where every one of {', '.join(runner.symbols)} has a kline ({held})")
+    return (times, *arrays)
 
 
 def _timeline(plans: Mapping[str, _Plan], start: int | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:

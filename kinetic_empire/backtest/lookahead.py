@@ -56,7 +56,7 @@ def describe_pass(strategy: Strategy, n: int, samples: int = 24, seed: int = 7) 
     names = [series.name for series in strategy._indicators]
     picks = sample_points(n, samples, seed)
     shown = ", ".join(names) if names else "no indicators declared"
-    return (f"{strategy.strategy_name()} on {strategy.symbol}: {len(names)} indicator series ({shown}) "
+    return (f"{strategy.strategy_name()} on {'+'.join(strategy.symbols)}: {len(names)} indicator series ({shown}) "
             f"recomputed on the history cut at {len(picks)} sampled klines of {n}: each value matched the "
             "whole-history one, so none uses a later kline")  # fmt: skip
 
@@ -75,13 +75,13 @@ def check_lookahead(
     n = len(c)
     if n < 3:
         return []
-    full = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)
+    full = strategy._fresh()  # the same class, symbols, timeframe and parameters
     full._bind(o, h, lo, c, v, open_time)
     reference = {s.name: engine_array(s) for s in full._indicators}
     picks = sample_points(n, samples, seed)
     findings: list[LookaheadFinding] = []
     for k in picks:
-        probe = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)
+        probe = strategy._fresh()
         probe._bind(o[: k + 1], h[: k + 1], lo[: k + 1], c[: k + 1], v[: k + 1],
                     None if open_time is None else open_time[: k + 1])
         for series in probe._indicators:

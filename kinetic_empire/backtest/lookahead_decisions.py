@@ -98,30 +98,33 @@ def check_decisions(
     tf = strategy.timeframe
     times = open_time if open_time is not None else np.arange(n, dtype=np.int64) * timeframe_ms(tf)
     spans = windows_for(n, windows=windows, length=length, seed=seed)
-    cls, params, symbol = type(strategy), strategy.params, strategy.symbol
+    cls, symbol = type(strategy), strategy.symbol
+    named = "+".join(strategy.symbols)  # a multi-symbol strategy: 2-D arrays, a column per symbol
+    first = (lambda a, k: float(a[k, 0])) if c.ndim == 2 else (lambda a, k: float(a[k]))
 
     def fresh() -> tuple[Strategy, list[Intent]]:
-        s = cls(symbol, params, timeframe=tf)
+        s = strategy._fresh()
         emitted: list[Intent] = []
         s._emit = lambda *intent: emitted.append(intent)
         return s, emitted
 
     def kline(k: int) -> Any:
         t = int(times[k])
-        return new_kline(symbol, tf, t, float(o[k]), float(h[k]), float(lo[k]), float(c[k]), float(v[k]),
+        return new_kline(symbol, tf, t, first(o, k), first(h, k), first(lo, k), first(c, k), first(v, k),
                          t + timeframe_ms(tf) - 1, t + timeframe_ms(tf))
 
     # 1. the live way first (see the module docstring): history up to each kline only
     live: list[list[tuple[dict[str, float], list[Intent]]]] = []
     for start, end in spans:
         s, emitted = fresh()
-        pos, steps = 0.0, []
+        pos: dict[str, float] = {}
+        steps = []
         for k in range(start, end):
             s._bind(o[: k + 1], h[: k + 1], lo[: k + 1], c[: k + 1], v[: k + 1], times[: k + 1])
             if k == start:
                 s.on_start()
             steps.append(_step(s, k, pos, c, kline, emitted))
-            pos = _apply(pos, steps[-1][1])
+            pos = _apply(pos, steps[-1][1], symbol)
         live.append(steps)
 
     # 2. the backtest way: the whole history, computed once per window
@@ -134,30 +137,36 @@ def check_decisions(
         s._bind(o, h, lo, c, v, times)
         warm = s._inferred_warmup() if warm is None else warm
         s.on_start()
-        pos = 0.0
+        pos = {}
         for k, (live_values, live_intents) in zip(range(start, end), live_steps):
             full_values, full_intents = _step(s, k, pos, c, kline, emitted)
-            pos = _apply(pos, full_intents)
+            pos = _apply(pos, full_intents, symbol)
             compared += 1
             intents += len(full_intents)
             names.update(full_values)
             found = _first_difference(full_values, live_values, rtol)
             if found is not None:
-                findings.append(DecisionFinding(cls.strategy_name(), symbol, k, int(times[k]), found,
+                findings.append(DecisionFinding(cls.strategy_name(), named, k, int(times[k]), found,
                                                 full_values[found], live_values.get(found)))
                 break
             if not _same_intents(full_intents, live_intents, rtol):
-                findings.append(DecisionFinding(cls.strategy_name(), symbol, k, int(times[k]), "",
+                findings.append(DecisionFinding(cls.strategy_name(), named, k, int(times[k]), "",
                                                 _shown(full_intents), _shown(live_intents)))
                 break
     return findings, DecisionCheck(tuple(spans), compared, len(names), intents)
 
 
-def _step(s: Strategy, k: int, pos: float, c: np.ndarray, kline: Any, emitted: list[Intent]
+def _step(s: Strategy, k: int, pos: dict[str, float], c: np.ndarray, kline: Any, emitted: list[Intent]
           ) -> tuple[dict[str, float], list[Intent]]:
     """One kline: the indicator values at k and the intents ``on_kline`` emits there."""
     s._cursor.i = k
-    s.position = Position(pos, float(c[k])) if pos else Position()
+    for j, sym in enumerate(s.symbols):
+        size = pos.get(sym, 0.0)
+        held = Position(size, float(c[k, j] if c.ndim == 2 else c[k])) if size else Position()
+        if sym == s.symbol:
+            s.position = held
+        else:
+            s._positions[sym] = held
     emitted.clear()
     values = {series.name: float(engine_array(series)[k]) for series in s._indicators}
     if all(not math.isnan(x) for x in values.values()):  # on_kline runs once every indicator is defined
@@ -165,18 +174,20 @@ def _step(s: Strategy, k: int, pos: float, c: np.ndarray, kline: Any, emitted: l
     return values, list(emitted)
 
 
-def _apply(pos: float, intents: list[Intent]) -> float:
-    """A simulated position, the same rule for both runs: enough to keep their inputs equal."""
+def _apply(pos: dict[str, float], intents: list[Intent], primary: str) -> dict[str, float]:
+    """Simulated positions per symbol, the same rule for both runs: enough to keep their inputs equal."""
+    pos = dict(pos)
     for intent in intents:
         action = intent[0]
+        sym = (intent[7] if len(intent) > 7 else None) or primary  # buy(symbol=...) of a multi-symbol strategy
         if action is IntentAction.OPEN_LONG:
-            pos = 1.0
+            pos[sym] = 1.0
         elif action is IntentAction.OPEN_SHORT:
-            pos = -1.0
+            pos[sym] = -1.0
         elif action is IntentAction.CLOSE:
-            pos = 0.0
+            pos[sym] = 0.0
         elif action is IntentAction.REDUCE:
-            pos *= 1.0 - float(intent[2] or 0.5)
+            pos[sym] = pos.get(sym, 0.0) * (1.0 - float(intent[2] or 0.5))
     return pos
 
 

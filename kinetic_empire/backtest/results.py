@@ -50,7 +50,7 @@ def strategy_lines(result: BacktestResult) -> list[str]:
     seen: dict[str, tuple[str, list[str], dict[str, object]]] = {}
     for r in result.runners:
         entry = seen.setdefault(r.strategy_id, (r.timeframe, [], r.strategy.params))
-        entry[1].append(r.symbol)
+        entry[1].extend(r.symbols)
     lines = []
     for sid, (tf, symbols, params) in seen.items():
         shown = ", ".join(f"{k}={v}" for k, v in params.items())
@@ -112,12 +112,13 @@ def price_charts(result: BacktestResult) -> list[PriceChart]:
             continue
         first = 0 if start is None else int(np.searchsorted(times, start, side="left"))
         indicators = {series.name: engine_array(series)[first:] for series in s._indicators}
-        charts.append(PriceChart(
-            symbol=r.symbol, timeframe=r.timeframe, strategy_id=r.strategy_id, open_time=times[first:],
-            open=engine_array(s.open)[first:], high=engine_array(s.high)[first:], low=engine_array(s.low)[first:],
-            close=engine_array(s.close)[first:],
-            indicators=indicators,
-        ))  # fmt: skip
+        for sym, d in s.data.items():  # a multi-symbol strategy: a chart per leg, its indicators on the first
+            charts.append(PriceChart(
+                symbol=sym, timeframe=r.timeframe, strategy_id=r.strategy_id, open_time=times[first:],
+                open=engine_array(d.open)[first:], high=engine_array(d.high)[first:], low=engine_array(d.low)[first:],
+                close=engine_array(d.close)[first:],
+                indicators=indicators if sym == r.symbol else {},
+            ))  # fmt: skip
     return charts
 
 

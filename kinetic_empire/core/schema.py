@@ -184,7 +184,7 @@ def member(enum: type[Enum], what: str) -> Check:
 
 
 def timeframe(value: Any, path: str) -> str:
-    if value not in TIMEFRAME_MS:
+    if not isinstance(value, str) or value not in TIMEFRAME_MS:  # a list (mixed timeframes) is not hashable
         raise ConfigError(path, f"unknown timeframe {value!r}; one of {', '.join(TIMEFRAME_MS)}")
     return str(value)
 

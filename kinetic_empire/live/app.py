@@ -240,7 +240,7 @@ class LiveEngine:
                 await set_symbol(self.rest, sym, risk_config.margin_type_for(sym), lev)
         self.journal.set_meta(leverage=dict(core.leverage))
 
-        topics = [(r.symbol, r.timeframe) for r in core.runners]
+        topics = [(sym, r.timeframe) for r in core.runners for sym in r.symbols]
         if view is not None:
             self._restore(view)
         if cfg.price_timeframe:  # fresh marks for equity and risk on every symbol, as a backtest's 1m execution
@@ -258,7 +258,7 @@ class LiveEngine:
         # long enough that recursive indicators (EMA, RSI, ATR) equal a full-history backtest's to 1e-9
         warm = await self.feed.warm_up(max([cfg.window, *(r.live_history_needed() for r in self.runners)]))
         for runner, keeper in zip(self.runners, self.state_keepers):
-            runner.warm_up_live(warm.get((runner.symbol, runner.timeframe), []))
+            runner.warm_up_from(warm)
             keeper.start()  # the runner's start, then the state on_start set up is saved
         self._spawn(self.feed.run(), "market stream")
         if self.stale_after_s:

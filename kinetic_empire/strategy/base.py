@@ -2,7 +2,9 @@
 
 A strategy declares its timeframe, typed parameters, indicators (once, vectorised, in ``init``) and
 reacts to each closed kline in ``on_kline`` with ``buy`` / ``sell`` / ``close`` / ``reduce``.
-Everything else has a no-op default. The engine creates one instance per traded symbol.
+Everything else has a no-op default. The engine creates one instance per traded symbol, or one for all
+the symbols of its config entry when the class sets ``multi_symbol = True`` (pairs, spreads, rotation:
+see :mod:`.group`).
 
     class EmaCross(Strategy):
         timeframe = "1h"
@@ -23,7 +25,7 @@ Everything else has a no-op default. The engine creates one instance per traded 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -43,6 +45,7 @@ from ..core.events import (
 from .higher import HigherTimeframe, compute
 from .rejection import OrderRejection
 from .series import Cursor, Series, engine_array
+from .symbol_data import SymbolData, symbol_views
 
 API_VERSION = 1
 """The plugin API version this engine implements. Strategies declare the one they target."""
@@ -158,6 +161,13 @@ class Strategy:
     nothing; the call is ignored and counted (the backtest summary shows ``entries ignored``), so a
     signal that stays true kline after kline does not pile up a position. True: each such call is one
     more entry, sized and checked like the first (scaling in). Opposite calls always flip."""
+    multi_symbol: ClassVar[bool] = False
+    """True: one instance trades every symbol its config entry lists, sees each through ``self.data[symbol]``
+    and names the symbol in its actions (``self.buy(symbol=...)``); ``on_kline`` runs once per kline open
+    time, after every symbol's kline of that time closed (:mod:`.group`). False: one instance per symbol."""
+    group_wait_s: ClassVar[float] = 10.0
+    """Live, ``multi_symbol`` only: seconds to wait for the other symbols' klines of a time once the first
+    arrived; after that the time is skipped (as a backtest skips a time where a symbol has no kline)."""
     warmup: int = 0
     # Market data beyond klines, kept current while the strategy defines ``on_mark_price`` (else never fed):
     mark_price: float = float("nan")
@@ -170,9 +180,15 @@ class Strategy:
 
     # ------------------------------------------------------------------ engine-facing construction
     def __init__(
-        self, symbol: str, params: Mapping[str, Any] | None = None, *, timeframe: str | None = None, where: str = ""
+        self, symbol: str, params: Mapping[str, Any] | None = None, *, timeframe: str | None = None, where: str = "",
+        symbols: Sequence[str] | None = None,
     ) -> None:
         self.symbol = symbol
+        self.symbols: tuple[str, ...] = tuple(symbols) if symbols else (symbol,)
+        """Every symbol this instance trades, ``symbol`` (the first) included."""
+        self.data: dict[str, SymbolData] = {}
+        """Each symbol's klines up to the current one: ``self.data["ETHUSDT"].close[-1]``."""
+        self._positions: dict[str, Position] = {}  # multi_symbol: each symbol's position (the first's in .position)
         if timeframe is not None and timeframe != type(self).timeframe:
             self.timeframe = timeframe  # type: ignore[misc]  # per-instance override from config
         self._params = self.resolve_params(params or {}, where=where or f"strategies.{self.strategy_name()}.params")
@@ -185,6 +201,7 @@ class Strategy:
         self._emit: Callable[..., None] = _unbound
         self._emit_intent: Callable[..., None] = _unbound  # set_stop, set_take_profit, target_position
         self.position: Position = FLAT
+        """The position in ``symbol`` (a multi-symbol strategy reads the others' with ``position_of``)."""
         self.state: dict[str, Any] = {}
         """JSON-serialisable memory journaled by live runs when a handler changes it, restored on ``--resume``
         before ``on_start`` (initialise it with ``setdefault`` there, so a restored value is kept)."""
@@ -291,13 +308,15 @@ class Strategy:
         take_profit: float | None = None,
         limit: float | None = None,
         tag: str = "",
+        symbol: str | None = None,
     ) -> None:
         """Go long (closing a short first). Quantity None: the risk manager sizes it.
 
         While already long this is ignored unless the class sets ``add_to_position = True``. ``tag``
         names the entry in the trades and the report (``entry_tag``; ``exit_tag`` of a short it closes).
+        ``symbol``: which of a multi-symbol strategy's symbols (None: ``self.symbol``); the same in every action.
         """
-        self._emit(IntentAction.OPEN_LONG, quantity, None, stop_loss, take_profit, limit, tag)
+        self._emit(IntentAction.OPEN_LONG, quantity, None, stop_loss, take_profit, limit, tag, symbol)
 
     def sell(
         self,
@@ -307,19 +326,20 @@ class Strategy:
         take_profit: float | None = None,
         limit: float | None = None,
         tag: str = "",
+        symbol: str | None = None,
     ) -> None:
         """Go short (closing a long first); while already short, ignored unless ``add_to_position``."""
-        self._emit(IntentAction.OPEN_SHORT, quantity, None, stop_loss, take_profit, limit, tag)
+        self._emit(IntentAction.OPEN_SHORT, quantity, None, stop_loss, take_profit, limit, tag, symbol)
 
-    def close_position(self, tag: str = "") -> None:
+    def close_position(self, tag: str = "", *, symbol: str | None = None) -> None:
         """Close the whole position (reduce-only market order); ``tag`` becomes the trade's ``exit_tag``."""
-        self._emit(IntentAction.CLOSE, None, None, None, None, None, tag)
+        self._emit(IntentAction.CLOSE, None, None, None, None, None, tag, symbol)
 
-    def reduce(self, fraction: float = 0.5, tag: str = "") -> None:
+    def reduce(self, fraction: float = 0.5, tag: str = "", *, symbol: str | None = None) -> None:
         """Reduce the position by a fraction (reduce-only market order)."""
         if not 0 < fraction <= 1:
             raise ValueError(f"reduce fraction must be in (0, 1], got {fraction}")
-        self._emit(IntentAction.REDUCE, None, fraction, None, None, None, tag)
+        self._emit(IntentAction.REDUCE, None, fraction, None, None, None, tag, symbol)
 
     def set_stop(
         self,
@@ -328,6 +348,7 @@ class Strategy:
         trail_pct: float | None = None,
         activation_price: float | None = None,
         tag: str = "",
+        symbol: str | None = None,
     ) -> None:
         """Move the open position's stop to ``price``, or make it a trailing stop that follows the best price
         by ``trail_pct`` percent (0.1-10, Binance's callback rate), armed once ``activation_price`` trades
@@ -337,21 +358,30 @@ class Strategy:
         if (price is None) == (trail_pct is None):
             raise ValueError("set_stop needs exactly one of price and trail_pct")
         self._emit_intent(ProtectionIntent, kind="stop", price=price, trail_pct=trail_pct,
-                          activation_price=activation_price, tag=tag)
+                          activation_price=activation_price, tag=tag, symbol=symbol)
 
-    def set_take_profit(self, price: float, *, tag: str = "") -> None:
+    def set_take_profit(self, price: float, *, tag: str = "", symbol: str | None = None) -> None:
         """Move the open position's take-profit to ``price`` (placed first, the old one then cancelled)."""
-        self._emit_intent(ProtectionIntent, kind="take_profit", price=price, tag=tag)
+        self._emit_intent(ProtectionIntent, kind="take_profit", price=price, tag=tag, symbol=symbol)
 
     def target_position(
-        self, quantity: float | Decimal | None = None, *, notional: float | None = None, tag: str = ""
+        self, quantity: float | Decimal | None = None, *, notional: float | None = None, tag: str = "",
+        symbol: str | None = None,
     ) -> None:
         """Hold this signed position (base units, or ``notional`` USDT at the current close): the risk manager
         sends the difference, reduce-only where it reduces, closing first where it flips; 0 closes."""
         if (quantity is None) == (notional is None):
             raise ValueError("target_position needs exactly one of quantity and notional")
         qty = None if quantity is None else (quantity if isinstance(quantity, Decimal) else Decimal(repr(quantity)))
-        self._emit_intent(TargetPositionIntent, quantity=qty, notional=notional, tag=tag)
+        self._emit_intent(TargetPositionIntent, quantity=qty, notional=notional, tag=tag, symbol=symbol)
+
+    def position_of(self, symbol: str) -> Position:
+        """The position in one of this strategy's symbols (``self.position`` is the first symbol's)."""
+        if symbol == self.symbol:
+            return self.position
+        if symbol not in self.symbols:
+            raise KeyError(f"{symbol} is not one of this strategy's symbols ({', '.join(self.symbols)})")
+        return self._positions.get(symbol, FLAT)
 
     # ------------------------------------------------------------------------------------ hooks
     def init(self) -> None:
@@ -383,6 +413,11 @@ class Strategy:
         """Called once at the end of a backtest or when a live run stops."""
 
     # -------------------------------------------------------------------------- engine plumbing
+    def _fresh(self) -> Strategy:
+        """A new, unbound instance of the same class, symbols, timeframe and parameters (lookahead checks,
+        live warm-up probes)."""
+        return type(self)(self.symbol, self.params, timeframe=self.timeframe, symbols=self.symbols)
+
     def _higher(self, timeframe: str) -> HigherTimeframe:
         made = self._higher_cache.get(timeframe)
         if made is None:
@@ -402,16 +437,14 @@ class Strategy:
         self, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
         open_time: np.ndarray | None = None,
     ) -> None:
-        """Attach a price history (and its kline open times) and (re)compute every indicator over it."""
+        """Attach a price history (and its kline open times) and (re)compute every indicator over it.
+
+        A multi-symbol strategy gets 2-D arrays, one column per symbol in ``symbols`` order (rows are the
+        open times where every symbol has a kline), so truncating a history is still ``a[: k + 1]``."""
         self._open_time = open_time
         self._higher_cache = {}
-        self._base = {
-            "open": Series(open_, self._cursor, "open"),
-            "high": Series(high, self._cursor, "high"),
-            "low": Series(low, self._cursor, "low"),
-            "close": Series(close, self._cursor, "close"),
-            "volume": Series(volume, self._cursor, "volume"),
-        }
+        self.data = symbol_views(self.symbols, (open_, high, low, close, volume), self._cursor)
+        self._base = self.data[self.symbol].fields()
         self._specs = []
         self._indicators = []
         self.init()

@@ -25,6 +25,7 @@ from .base import IndicatorSpec, Strategy
 from .higher import HigherTimeframe, compute
 from .incremental import Incremental, incremental_for
 from .series import Series, engine_array
+from .symbol_data import price_series
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class LiveIndicators:
         self.times: list[int] = known.tolist() if known is not None else []
         self.capacity = max(self.n, self.keep) + _HEADROOM
         self._columns: dict[int, _Column] = {}
-        self.base = [self._column(strategy._base[f]) for f in BASE_FIELDS]
+        self.base = [self._column(series) for series in price_series(strategy.data)]  # 5 per symbol
         self.incremental: list[str] = []
         self.recomputed: list[str] = []
         self._steps: list[Step] = [self._step_for(spec) for spec in strategy._specs]
@@ -189,6 +190,25 @@ class LiveIndicators:
             self._waiting = [c for c in self._waiting if c.vals[-1] != c.vals[-1]]
         return i
 
+    def append_rows(self, values: list[float], open_time: int) -> int:
+        """:meth:`append` for a multi-symbol strategy: ``values`` holds open, high, low, close, volume of
+        each symbol in turn (one kline time, every symbol's kline of it)."""
+        i = self.n
+        if i == self.capacity:
+            self._cut()
+            i = self.n
+        self.times.append(open_time)
+        for col, v in zip(self.base, values, strict=True):
+            col.buf[i] = v
+            col.vals.append(v)
+        for step in self._steps:
+            step(i)
+        self.n = i + 1
+        self.strategy._cursor.i = i
+        if self._waiting:
+            self._waiting = [c for c in self._waiting if c.vals[-1] != c.vals[-1]]
+        return i
+
     @property
     def ready(self) -> bool:
         """Every indicator has had a value (the live form of the inferred warm-up)."""
@@ -267,11 +287,13 @@ def higher_need(strategy: Strategy, spec: IndicatorSpec) -> int:
 def probe_history_needed(strategy: Strategy, window: int) -> tuple[int, dict[str, int]]:
     """:func:`history_needed` before any real history exists: a fresh instance of the same strategy and
     parameters runs ``init`` on a synthetic random walk, only to read its declarations."""
-    probe = type(strategy)(strategy.symbol, strategy.params, timeframe=strategy.timeframe)
+    probe = strategy._fresh()
     rng = np.random.default_rng(0)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.002, max(window, 2))))
+    shape = (max(window, 2), len(strategy.symbols)) if strategy.multi_symbol else (max(window, 2),)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.002, shape), axis=0))  # a column per symbol if several
     times = np.arange(len(close), dtype=np.int64) * timeframe_ms(strategy.timeframe)
-    probe._bind(np.r_[close[0], close[:-1]], close * 1.001, close * 0.999, close, np.ones_like(close), times)
+    probe._bind(np.concatenate([close[:1], close[:-1]]), close * 1.001, close * 0.999, close, np.ones_like(close),
+                times)
     return history_needed(probe, window)
 
 

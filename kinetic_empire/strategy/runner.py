@@ -12,7 +12,7 @@ same either way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,7 @@ class StrategyRunner:
         self.strategy = strategy
         self.strategy_id = strategy_id
         self.symbol = strategy.symbol
+        self.symbols: tuple[str, ...] = (strategy.symbol,)  # a GroupRunner's strategy trades several
         self.timeframe = strategy.timeframe
         self._bus = bus
         self._clock = clock
@@ -127,6 +128,10 @@ class StrategyRunner:
         assert self._window is not None
         self._guard(lambda: self._start_live(len(rows)), "init")
         self._last_open = rows[-1].open_time
+
+    def warm_up_from(self, history: Mapping[tuple[str, str], list[KlineClosed]]) -> None:
+        """:meth:`warm_up_live` from the REST history of every (symbol, timeframe) fetched."""
+        self.warm_up_live(list(history.get((self.symbol, self.timeframe), [])))
 
     def _start_live(self, n: int) -> None:
         assert self._window is not None
@@ -236,7 +241,10 @@ class StrategyRunner:
         take_profit: float | None,
         limit: float | None,
         tag: str,
+        symbol: str | None = None,
     ) -> None:
+        if symbol is not None and symbol != self.symbol:
+            raise ValueError(self._foreign(symbol))
         if (action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT) and self._held(action):
             self.entries_ignored += 1
             if log.isEnabledFor(logging.DEBUG):  # a signal that stays true repeats this every kline
@@ -265,8 +273,14 @@ class StrategyRunner:
             )
         )
 
-    def _collect_intent(self, intent_type: type, **fields: Any) -> None:
+    def _foreign(self, symbol: str) -> str:
+        return (f"{self.strategy_id} trades {self.symbol} only, not {symbol}: a strategy that trades several "
+                "symbols sets multi_symbol = True and lists them in its config entry")
+
+    def _collect_intent(self, intent_type: type, symbol: str | None = None, **fields: Any) -> None:
         """An intent other than buy/sell/close/reduce (a stop move, a target position), numbered like them."""
+        if symbol is not None and symbol != self.symbol:
+            raise ValueError(self._foreign(symbol))
         self._seq += 1
         now = self._clock.now_ms()
         self._pending.append(intent_type(intent_id=f"{self._prefix}-{self._seq}", strategy_id=self.strategy_id,
