@@ -84,7 +84,9 @@ class SandboxServer:
         app.add_routes(ws.routes(self.venue, self.conns))
         if self.config.admin:
             app.add_routes(admin.routes(self.venue, self.conns))
-        app.router.add_route("*", "/{tail:.*}", self.gateway.handle)
+        for method, path in self.gateway.table:  # exact routes: a dictionary look-up, not the catch-all's regex
+            app.router.add_route(method, path, self.gateway.handle)
+        app.router.add_route("*", "/{tail:.*}", self.gateway.handle)  # unknown paths and methods: Binance's errors
         return app
 
     # ------------------------------------------------------------------------------------ lifecycle
