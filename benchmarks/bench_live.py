@@ -127,9 +127,10 @@ def order_send_trace() -> tuple[aiohttp.TraceConfig, dict[str, float]]:
     sent: dict[str, float] = {}
 
     async def on_headers(_s: Any, _ctx: Any, params: aiohttp.TraceRequestHeadersSentParams) -> None:
+        t = time.perf_counter()  # first: parsing the client id below is the probe's cost, not the engine's
         if params.method == "POST" and params.url.path == "/fapi/v1/order":
             cid = parse_qs(urlsplit(str(params.url)).query).get("newClientOrderId", [""])[0]
-            sent.setdefault(cid, time.perf_counter())
+            sent.setdefault(cid, t)
 
     trace = aiohttp.TraceConfig()
     trace.on_request_headers_sent.append(on_headers)
