@@ -7,10 +7,8 @@ it sends, and it returns only if that command's row was inserted and committed (
 the kline); a command whose insert or commit failed (disk full, read-only, corrupt, locked) raises
 :class:`JournalUnavailable` and is not sent. So after a crash every order the venue may know of has its client id in
 the journal, whatever the disk did. Other events
-(klines, fills, positions...) are inserted as they come but not committed: the next command's commit or
-:meth:`Journal.flush` (every half second and at close) makes them durable, and after a crash the venue is the
-source of truth for them anyway. Inserting each as it comes costs a few µs per event; a flush that inserted
-half a second of them at once stalled the loop for milliseconds in front of whatever kline arrived then.
+(klines, fills, positions...) are kept in memory and written by :meth:`Journal.flush` (every half second
+and at close): off the hot path, and after a crash the venue is the source of truth for them anyway.
 
 Designed for resuming after a crash (:mod:`kinetic_empire.live.resume`): ``meta`` names the schema version, the run, the
 venue and the account (a fingerprint of the key, never the key), the run tag from which client ids are
@@ -159,8 +157,7 @@ class Journal:
         self._checkpointer = _Checkpointer(self.path)
         self._pending = 0
         self._batch = batch
-        self._deferred: list[tuple[int, Any]] = []  # events not inserted yet (an insert failed): flush retries them
-        self._unflushed: list[tuple[int, Any]] = []  # events inserted, not committed: kept again if rolled back
+        self._deferred: list[tuple[int, Any]] = []
         row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
         self._seq = int(row[0] or 0)
         self.written = 0
@@ -214,26 +211,10 @@ class Journal:
             self._inserted.add(command_key(event))
         elif isinstance(event, ev.StrategyStateSaved):  # a strategy's memory: durable now, not at the next flush
             self._write_now(self._seq, event)
-        elif self._deferred:  # an earlier insert failed: this one waits with it for the flush
+        else:
             self._deferred.append((self._seq, event))
             if len(self._deferred) >= self._batch:
                 self.flush()
-        else:
-            self._write_soon(self._seq, event)
-
-    def _write_soon(self, seq: int, event: Any) -> None:
-        """Insert without committing (the next command's commit or flush makes it durable): a few µs on each event,
-        rather than a flush inserting half a second of events in one go on the loop (5-10 ms in a busy replay) in
-        front of whatever kline arrives then."""
-        try:
-            self._insert(seq, event)
-        except sqlite3.Error as exc:
-            if not self._db.in_transaction:  # SQLite rolled the transaction back: its rows are kept again
-                self._abort()
-            self._deferred.append((seq, event))
-            self._failed(f"{type(event).__name__} not written", exc)
-            return
-        self._unflushed.append((seq, event))
 
     def _write_now(self, seq: int, event: Any) -> None:
         """Insert and commit one event (commands already inserted become durable with it); on failure it is
@@ -272,16 +253,12 @@ class Journal:
             raise
         self._durable |= self._inserted
         self._inserted.clear()
-        self._unflushed.clear()
         self._pending = 0
 
     def _abort(self) -> None:
         """Roll the open transaction back: its command rows are not in the journal, so none of them may leave."""
         self._inserted.clear()
         self._pending = 0
-        if self._unflushed:  # events inserted in the rolled-back transaction: written again by the next flush
-            self._deferred[:0] = self._unflushed
-            self._unflushed = []
         with contextlib.suppress(sqlite3.Error):
             self._db.rollback()
 
@@ -311,18 +288,15 @@ class Journal:
     def flush(self) -> bool:
         """Write the deferred events and commit everything; False (kept for the next flush) if the disk refuses."""
         deferred, self._deferred = self._deferred, []
-        done = 0
         try:
             for seq, event in deferred:
                 self._insert(seq, event)
-                self._unflushed.append((seq, event))
-                done += 1
             if self._pending:
                 self._commit()
         except sqlite3.Error as exc:
-            self._abort()  # every uncommitted event, those just inserted included, is back in _deferred
-            self._deferred += deferred[done:]
-            self._failed(f"{len(self._deferred)} events not flushed", exc)
+            self._abort()
+            self._deferred = deferred + self._deferred
+            self._failed(f"{len(deferred)} events not flushed", exc)
             return False
         if _wal_bytes(self.path) >= CHECKPOINT_BYTES:
             self._checkpointer.request()

@@ -79,25 +79,3 @@ def test_a_small_wal_is_left_alone_and_close_stops_no_thread(tmp_path: Path) -> 
     assert j.flush()
     assert j._checkpointer._thread is None  # below the mark: no thread was ever started
     j.close()
-
-
-def test_events_are_inserted_as_they_come_and_a_rolled_back_transaction_loses_none(tmp_path: Path) -> None:
-    path = tmp_path / "journal.sqlite"
-    j = Journal(path)
-    j._db.execute("CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.client_order_id = 'c666' "
-                  "BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END")
-    j._db.commit()
-    for i in range(10):
-        j.record(kline(i))
-    # inserted at once (no burst of inserts at the next flush), not committed yet
-    assert j._db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 10 and j._db.in_transaction
-    j.record(request(666))  # the disk refuses it and SQLite rolls the whole transaction back, the klines too
-    assert not j._db.in_transaction
-    j.record(kline(10))
-    ok = request(1)
-    j.record(ok)
-    j.confirm(ok)
-    assert j.flush()
-    j.close()
-    assert [e.open_time // 60_000 for e in read_events(path, ("KlineClosed",))] == list(range(11))
-    assert [e.client_order_id for e in read_events(path, ("OrderRequest",))] == ["c1"]
