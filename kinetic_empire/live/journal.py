@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 import types
@@ -158,6 +157,8 @@ class Journal:
         self._db.executescript(_SCHEMA)
         self._db.commit()
         self._checkpointer = _Checkpointer(self.path)
+        self._commits = 0  # commits and rows since the checkpointer was last woken
+        self._checkpointed_at = 0
         self._pending = 0
         self._batch = batch
         self._deferred: list[tuple[Any, ...]] = []  # rows of events not written yet, encoded when they came
@@ -256,6 +257,7 @@ class Journal:
         self._durable |= self._inserted
         self._inserted.clear()
         self._pending = 0
+        self._commits += 1
 
     def _abort(self) -> None:
         """Roll the open transaction back: its command rows are not in the journal, so none of them may leave."""
@@ -302,7 +304,8 @@ class Journal:
             self._deferred = deferred + self._deferred
             self._failed(f"{len(deferred)} events not flushed", exc)
             return False
-        if _wal_bytes(self.path) >= CHECKPOINT_BYTES:
+        if self._commits >= CHECKPOINT_COMMITS or self.written - self._checkpointed_at >= CHECKPOINT_ROWS:
+            self._commits, self._checkpointed_at = 0, self.written
             self._checkpointer.request()
         return True
 
@@ -318,23 +321,20 @@ class Journal:
         self.closed = True
 
 
-CHECKPOINT_BYTES = 4 << 20  # SQLite's own mark: 1000 pages of 4 KiB
-
-
-def _wal_bytes(path: Path) -> int:
-    try:
-        return os.stat(f"{path}-wal").st_size
-    except OSError:
-        return 0
+# When a flush wakes the checkpointer: about SQLite's own mark of 1000 WAL pages (a commit appends a few pages,
+# a flush's rows about one page per eight). The WAL file's size cannot tell: it keeps its size once reused.
+CHECKPOINT_COMMITS = 250
+CHECKPOINT_ROWS = 8000
 
 
 class _Checkpointer:
     """Copies the WAL into the database on a thread of its own, so its fsyncs never stall the event loop.
 
-    :meth:`request` (after a flush, once the WAL holds :data:`CHECKPOINT_BYTES`) wakes it; it opens its own
-    connection and runs a PASSIVE checkpoint, which takes no lock a writer needs: the journal's commits go on
-    meanwhile. SQLite releases the GIL while it works, so the loop's thread keeps running Python. A failure is
-    only logged: the WAL keeps every committed row, and the next checkpoint (or close's TRUNCATE) tries again."""
+    :meth:`request` (after a flush, every :data:`CHECKPOINT_COMMITS` commits or :data:`CHECKPOINT_ROWS` rows)
+    wakes it; it opens its own connection and runs a PASSIVE checkpoint, which takes no lock a writer needs: the
+    journal's commits go on meanwhile (one that overlaps it shares the disk: a few ms rather than a checkpoint's
+    10-30). SQLite releases the GIL while it works. A failure is only logged: the WAL keeps every committed row,
+    and the next checkpoint (or close's TRUNCATE) tries again."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
