@@ -22,7 +22,10 @@ execution port, signing and aiohttp. The sandbox runs in its own process (``pyth
 kinetic_empire.sandbox --speed step --admin``), as a venue would, and is stepped one kline at a time
 in two parts (the opening update, where the previous kline's orders fill, then the rest and the close)
 with the engine settling after each; ``--in-process`` shares the engine's event loop with it
-instead (slower: the exchange's work then sits on the engine's loop). Prints p50/p99/max in ms.
+instead (slower: the exchange's work then sits on the engine's loop). Prints p50/p99/max in ms, and the
+engine thread's CPU time over the same window: on a loaded machine the wall-clock tail is mostly time spent
+waiting for a core (compare the slowest samples' wall and CPU times, or run under ``chrt -f 10``, which takes
+the scheduler's queue out of the figure).
 """
 
 from __future__ import annotations
@@ -122,14 +125,18 @@ async def venue_for(cfg: LiveConfig, registry: Any, in_process: bool) -> Any:
         proc.wait(10)
 
 
-def order_send_trace() -> tuple[aiohttp.TraceConfig, dict[str, float]]:
-    """An aiohttp trace stamping (perf_counter) when each order's request headers leave, by client id."""
+def order_send_trace(cpu: dict[str, float] | None = None) -> tuple[aiohttp.TraceConfig, dict[str, float]]:
+    """An aiohttp trace stamping (perf_counter) when each order's request headers leave, by client id; with
+    ``cpu``, the thread's CPU time then too."""
     sent: dict[str, float] = {}
 
     async def on_headers(_s: Any, _ctx: Any, params: aiohttp.TraceRequestHeadersSentParams) -> None:
+        t, c = time.perf_counter(), time.thread_time()  # first: parsing the client id is the probe's own cost
         if params.method == "POST" and params.url.path == "/fapi/v1/order":
             cid = parse_qs(urlsplit(str(params.url)).query).get("newClientOrderId", [""])[0]
-            sent.setdefault(cid, time.perf_counter())
+            sent.setdefault(cid, t)
+            if cpu is not None:
+                cpu.setdefault(cid, c)
 
     trace = aiohttp.TraceConfig()
     trace.on_request_headers_sent.append(on_headers)
@@ -146,7 +153,9 @@ async def measure(klines: int, window: int, in_process: bool = False) -> dict[st
         "strategies": [{"name": "flip", "symbols": ["FILUSDT", "NEARUSDT"], "timeframe": "1m"}],
         "risk": {"default_leverage": 2, "sizing": {"method": "percent_equity", "percent": 10}},
     })
-    trace, sent = order_send_trace()
+    sent_cpu: dict[str, float] = {}  # thread CPU time when the headers left
+    recv_cpu: dict[str, float] = {}  # thread CPU time when the kline message that caused the order arrived
+    trace, sent = order_send_trace(sent_cpu)
     received: dict[str, float] = {}
     decided: dict[str, float] = {}
     first_of_kline: list[str] = []
@@ -167,6 +176,20 @@ async def measure(klines: int, window: int, in_process: bool = False) -> dict[st
                     first_of_kline.append(r.client_order_id)
 
             engine.bus.subscribe(OrderRequest, on_request)
+            # CPU time at each market message, to tell work (CPU) from waiting for a core (wall minus CPU)
+            socket, message_cpu = engine.feed.socket, [0.0]
+            inner = socket._on_message
+
+            async def on_message(raw: str | bytes) -> Any:
+                message_cpu[0] = time.thread_time()
+                return await inner(raw)
+
+            socket._on_message = on_message
+
+            def on_request_cpu(r: OrderRequest) -> None:
+                recv_cpu[r.client_order_id] = message_cpu[0]
+
+            engine.bus.subscribe(OrderRequest, on_request_cpu)
             began = time.perf_counter()
             for _ in range(klines):
                 await step(1)  # the opening update: last kline's orders fill, their events are handled
@@ -176,6 +199,9 @@ async def measure(klines: int, window: int, in_process: bool = False) -> dict[st
             elapsed = time.perf_counter() - began
             await engine.shutdown()
     lat = [(sent[c] - received[c]) * 1000 for c in first_of_kline if c in sent]
+    cpu = [(sent_cpu[c] - recv_cpu[c]) * 1000 for c in first_of_kline if c in sent_cpu and c in recv_cpu]
+    slow = sorted(((sent[c] - received[c]) * 1000, (sent_cpu[c] - recv_cpu[c]) * 1000)
+                  for c in first_of_kline if c in sent_cpu and c in recv_cpu)[-max(1, len(lat) // 100):]
     every = [(sent[c] - received[c]) * 1000 for c in received if c in sent]
     engine_ms = [(decided[c] - received[c]) * 1000 for c in first_of_kline if c in sent]
     wire_ms = [(sent[c] - decided[c]) * 1000 for c in first_of_kline if c in sent]
@@ -183,7 +209,8 @@ async def measure(klines: int, window: int, in_process: bool = False) -> dict[st
             "wire_p50": statistics.median(wire_ms), "wire_p99": percentile(wire_ms, 0.99),
             "klines": klines, "orders": len(sent), "samples": len(lat), "elapsed_s": elapsed,
             "p50": statistics.median(lat), "p99": percentile(lat, 0.99), "max": max(lat),
-            "p99_all_orders": percentile(every, 0.99)}
+            "p99_all_orders": percentile(every, 0.99), "cpu_p50": statistics.median(cpu),
+            "cpu_p99": percentile(cpu, 0.99), "slowest": slow}
 
 
 def _recompute_window(strategy: Any, hist: dict[str, list[float]], kline: Any, window: int) -> None:
@@ -283,6 +310,9 @@ def main() -> None:
     print(f"  of which order request on the bus -> headers written (journal commit, port, signing, aiohttp): "
           f"p50 {r['wire_p50']:.2f} ms   p99 {r['wire_p99']:.2f} ms")
     print(f"  every order (a flip sends a close then an entry): p99 {r['p99_all_orders']:.2f} ms")
+    print(f"  the engine thread's CPU time in the same window: p50 {r['cpu_p50']:.2f} ms   p99 {r['cpu_p99']:.2f} ms"
+          "   (wall minus CPU: time spent waiting for a core, or for the disk)")
+    print("  slowest 1% (wall ms / CPU ms): " + ", ".join(f"{w:.2f}/{c:.2f}" for w, c in r["slowest"]))
     print(f"  target p99 < 2 ms (issue 17, target 6): {'met' if r['p99'] < 2 else 'NOT met'}"
           f"   (load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
 

@@ -51,7 +51,25 @@ def start_server(state: Path | None) -> tuple[subprocess.Popen[str], dict[str, s
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
-    return proc, json.loads(proc.stdout.readline())
+    return proc, {**json.loads(proc.stdout.readline()), "pid": str(proc.pid)}
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of process ``pid`` (Linux /proc; None elsewhere): the sandbox's own cost per
+    request, which a busy machine inflates far less than it does wall-clock round trips."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(before: float | None, pid: int, requests: int) -> str:
+    after = cpu_seconds(pid)
+    if before is None or after is None or not requests:
+        return ""
+    return f", sandbox CPU {(after - before) / requests * 1e6:.0f} us/request"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -97,17 +115,20 @@ async def order_worker(s: aiohttp.ClientSession, signer: Signer, stop_at: float,
 async def bench_orders(info: dict[str, str], seconds: float, concurrency: int) -> None:
     signer = Signer(info)
     lat: list[float] = []
+    pid = int(info["pid"])
     conn = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=conn) as s:
         await order_worker(s, signer, time.perf_counter() + 0.3, [], -1)  # warm up connections and caches
-        t0 = time.perf_counter()
+        cpu0, t0, own0 = cpu_seconds(pid), time.perf_counter(), time.process_time()
         stop_at = t0 + seconds
         cycles = sum(await asyncio.gather(*(order_worker(s, signer, stop_at, lat, w) for w in range(concurrency))))
-        elapsed = time.perf_counter() - t0
+        elapsed, own = time.perf_counter() - t0, time.process_time() - own0
+        cpu = server_cpu(cpu0, pid, len(lat))
     ms = [x * 1000 for x in lat]
     print(f"  concurrency {concurrency:>3}: {len(lat) / elapsed:8.0f} signed round trips/s, "
           f"{cycles / elapsed:7.0f} place+query+cancel cycles/s, p50 {statistics.median(ms):.2f} ms, "
-          f"p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.1f} ms ({len(lat)} requests)")
+          f"p99 {pct(ms, 0.99):.2f} ms, max {max(ms):.1f} ms ({len(lat)} requests){cpu}, "
+          f"client CPU {own / len(lat) * 1e6:.0f} us/request")
 
 
 def lean_orders(info: dict[str, str], seconds: float) -> None:
@@ -142,15 +163,17 @@ def lean_orders(info: dict[str, str], seconds: float) -> None:
     while time.perf_counter() < warm_until:
         cycle(f"w{n}", False)
         n += 1
-    t0 = time.perf_counter()
+    pid = int(info["pid"])
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     while time.perf_counter() < t0 + seconds:
         cycle(f"l{n}", True)
         n += 1
     elapsed = time.perf_counter() - t0
+    cpu = server_cpu(cpu0, pid, len(lat))
     conn.close()
     ms = [x * 1000 for x in lat]
     print(f"  lean client, concurrency 1: {len(lat) / elapsed:8.0f} signed round trips/s, p50 "
-          f"{statistics.median(ms):.2f} ms, p99 {pct(ms, 0.99):.2f} ms ({len(lat)} requests)")
+          f"{statistics.median(ms):.2f} ms, p99 {pct(ms, 0.99):.2f} ms ({len(lat)} requests){cpu}")
 
 
 async def bench_streams(info: dict[str, str], subscribers: int, updates: int) -> None:

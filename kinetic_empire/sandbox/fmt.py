@@ -14,13 +14,15 @@ def places(step: Decimal) -> int:
     return max(0, -int(exp))
 
 
+_SPECS = tuple(f".{n}f" for n in range(33))  # format specs by decimal places, built once
+
+
 def fixed(value: Decimal | float | int | None, n: int) -> str:
     """``value`` with exactly ``n`` decimals (Binance prints '0.00' rather than '0')."""
-    if value is None:
-        value = 0
-    if isinstance(value, float):
-        return f"{value:.{n}f}"
-    return f"{Decimal(value):.{n}f}"
+    spec = _SPECS[n] if 0 <= n < 33 else f".{n}f"
+    if value.__class__ is Decimal or isinstance(value, float):  # every order field is a Decimal: one format call
+        return format(value, spec)
+    return format(Decimal(value or 0), spec)
 
 
 def money(value: Decimal | float | None) -> str:

@@ -141,6 +141,12 @@ class UserStreams:
                 conns.discard(conn)
 
     # ------------------------------------------------------------------------------------ events
+    def listened(self, acct: Account) -> bool:
+        """Whether any connection listens to ``acct``: with none, an event's payload is not even built (an
+        order placed through REST alone, as a benchmark or a polling client does, pays nothing for it)."""
+        key = acct.listen_key
+        return key is not None and bool(self.conns.get(key))
+
     def send(self, acct: Account, payload: dict[str, Any]) -> None:
         key = acct.listen_key
         if key is None:
@@ -162,12 +168,14 @@ class UserStreams:
         elif isinstance(ev, BalanceChanged):
             self._balance(acct, ev)
         elif isinstance(ev, OrderAccepted):
+            if not self.listened(acct):
+                return
             sim = acct.exchange.get_order(ev.symbol, order_id=ev.order_id)
             if not sim.is_algo:  # algo orders are announced by the REST handler, which knows their record
                 self.send(acct, forced(order_event(acct, sim, "NEW", ev.ts_event)))
         elif isinstance(ev, OrderCanceled | OrderExpired):
             self._finished(acct, ev, "CANCELED" if isinstance(ev, OrderCanceled) else "EXPIRED")
-        elif isinstance(ev, OrderAmended):
+        elif isinstance(ev, OrderAmended) and self.listened(acct):
             sim = acct.exchange.get_order(ev.symbol, order_id=ev.order_id)
             self.send(acct, order_event(acct, sim, "AMENDMENT", ev.ts_event))
 
@@ -190,10 +198,11 @@ class UserStreams:
         if rec is not None:
             self.triggered(acct, rec, ev.ts_event)
         x = "CALCULATED" if ev.liquidation else "TRADE"
-        self.send(acct, forced(order_event(
-            acct, sim, x, ev.ts_event, last_qty=ev.quantity, last_price=ev.price, commission=ev.commission,
-            trade_id=ev.trade_id, maker=ev.is_maker, realized=ev.realized_pnl,
-        )))
+        if self.listened(acct):
+            self.send(acct, forced(order_event(
+                acct, sim, x, ev.ts_event, last_qty=ev.quantity, last_price=ev.price, commission=ev.commission,
+                trade_id=ev.trade_id, maker=ev.is_maker, realized=ev.realized_pnl,
+            )))
         if rec is not None and not sim.is_open:
             self.send(acct, algo_event(acct, rec, ev.ts_event))
 
@@ -208,10 +217,13 @@ class UserStreams:
             rec.update_time = ev.ts_event
             self.send(acct, algo_event(acct, rec, ev.ts_event))
             return
-        self.send(acct, order_event(acct, sim, x, ev.ts_event))
+        if self.listened(acct):
+            self.send(acct, order_event(acct, sim, x, ev.ts_event))
 
     def _balance(self, acct: Account, ev: BalanceChanged) -> None:
         symbols = self._pending.pop(id(acct), set())
+        if not self.listened(acct):
+            return
         reason = _REASONS.get(ev.reason, ev.reason.value)
         change = ev.change if reason not in ("ORDER",) else Decimal(0)
         wallet = money(ev.wallet_balance)

@@ -25,24 +25,27 @@ def order_json(acct: Account, sim: SimOrder) -> dict[str, Any]:
     rules = acct.exchange.rules(sim.symbol)
     pp, qp = _pp(rules)
     stop = sim.trigger_price if sim.is_algo else None
+    otype = sim.order_type.value
+    executed = fixed(sim.executed_qty, qp)
+    zero_price = fixed(ZERO, pp)
     return {
         "orderId": acct.wire_id(sim),
         "symbol": sim.symbol,
         "status": sim.status.value,
         "clientOrderId": sim.client_order_id,
-        "price": fixed(sim.price if sim.order_type.value != "MARKET" else ZERO, pp),
-        "avgPrice": plain(sim.avg_price, pp) if sim.executed_qty else fixed(ZERO, pp),
+        "price": fixed(sim.price, pp) if otype != "MARKET" and sim.price is not None else zero_price,
+        "avgPrice": plain(sim.avg_price, pp) if sim.executed_qty else zero_price,
         "origQty": fixed(sim.quantity, qp),
-        "executedQty": fixed(sim.executed_qty, qp),
-        "cumQty": fixed(sim.executed_qty, qp),
+        "executedQty": executed,
+        "cumQty": executed,
         "cumQuote": fixed(sim.cum_quote, min(8, pp + qp)),
         "timeInForce": (sim.time_in_force.value if sim.time_in_force else "GTC"),
-        "type": sim.order_type.value,
+        "type": otype,
         "reduceOnly": sim.reduce_only,
         "closePosition": sim.close_position,
         "side": sim.side.value,
         "positionSide": "BOTH",
-        "stopPrice": fixed(stop or ZERO, pp),
+        "stopPrice": fixed(stop, pp) if stop else zero_price,
         "workingType": sim.working_type.value,
         "priceProtect": False,
         "origType": sim.orig_type.value,
