@@ -280,6 +280,9 @@ class Strategy:
         while label in taken:
             label, n = f"{base_label}#{n}", n + 1
         if timeframe is not None and timeframe != self.timeframe:
+            if self.multi_symbol:
+                raise ValueError(f"indicator {label}: timeframe={timeframe!r} is not available to a multi_symbol "
+                                 "strategy yet (it would see one symbol's klines only)")
             result: Any = compute(func, args, kwargs, self._higher(timeframe), self._price_field, label)
             if len(result) == 1:
                 result = result[0]
