@@ -228,3 +228,78 @@ def test_isolated_positions_get_no_band_and_do_not_widen_the_cross_ones(rules) -
         mine.pos.qty_f = b.pos.qty_f
     solve_liquidation_prices(cross_alone, 50.0)  # the same cross pool without the isolated wallet
     assert [(b.watch_low, b.watch_high) for b in books[:2]] == [(b.watch_low, b.watch_high) for b in cross_alone]
+
+
+def two_longs(rules: Any, brackets: Any, monkeypatch: pytest.MonkeyPatch, *, bounded: bool,
+              marks: bool) -> tuple[SimulatedExchange, list[Any], Any]:
+    """FIL and NEAR long on one cross wallet; returns the exchange, its events and a kline-feeding function."""
+    monkeypatch.setattr(SimulatedExchange, "bounded_liquidation_solves", bounded)
+    events: list[Any] = []
+    clock = ReplayClock(T0)
+    ex = SimulatedExchange(rules, brackets, clock=clock, emit=events.append, symbols=["FILUSDT", "NEARUSDT"],
+                           config=ExchangeConfig(initial_balance=D(500), funding_rate=D(0),
+                                                 fill_market_immediately=True))
+    for sym, qty in (("FILUSDT", D(400)), ("NEARUSDT", D(1500))):
+        ex.set_leverage(sym, 20)
+        price = SYMBOLS[sym]
+        ex.on_bar(sym, T0, price, price, price, price)
+        ex.submit(symbol=sym, side=Side.BUY, order_type=OrderType.MARKET, quantity=qty)
+
+    def feed(sym: str, i: int, traded: tuple[float, ...], mark: tuple[float, ...]) -> None:
+        t = T0 + i * 60_000
+        clock.advance_to(t)
+        if not marks:
+            ex.on_bar(sym, t, *mark)  # without marks the traded kline is the one that counts
+            return
+        k = KlineClosed(symbol=sym, timeframe="1m", open_time=t, open=traded[0], high=traded[1], low=traded[2],
+                        close=traded[3], volume=1.0, ts_event=t + 59_999, ts_init=t + 59_999)
+        on_marked_kline(ex, k, *mark)
+
+    for i, sym in ((1, "FILUSDT"), (1, "NEARUSDT")):
+        p = SYMBOLS[sym]
+        feed(sym, i, (p, p, p, p), (p, p, p, p))
+    return ex, events, feed
+
+
+@pytest.mark.parametrize("marks", [False, True])
+def test_a_kline_past_its_band_is_judged_on_freshly_solved_prices(rules, brackets, monkeypatch, marks: bool) -> None:
+    """NEAR falls 3% inside its band (nothing is re-solved), then FIL's range ends between its liquidation price
+    as solved before NEAR fell and as it is now: liquidated, at the fresh price, as when re-solving every kline."""
+    runs = []
+    for bounded in (False, True):
+        ex, events, feed = two_longs(rules, brackets, monkeypatch, bounded=bounded, marks=marks)
+        stale = float(ex.liquidation_price("FILUSDT"))
+        feed("NEARUSDT", 2, (1.2, 1.2, 1.2, 1.2), (1.2, 1.2, 1.164, 1.164))
+        fresh = float(ex.liquidation_price("FILUSDT")) if not bounded else runs[0][1]
+        assert fresh > stale + 0.1
+        low = (stale + fresh) / 2
+        feed("FILUSDT", 2, (4.0, 4.0, 4.0, 4.0), (4.0, 4.0, low, 4.0))  # the mark (or traded) range reaches `low`
+        runs.append((events, fresh))
+    (every, fresh), (bounded_events, _) = runs
+    assert bounded_events == every
+    (liquidated,) = [e for e in every if isinstance(e, Liquidated)]
+    assert liquidated.symbol == "FILUSDT" and abs(float(liquidated.price) - fresh) <= 0.001
+
+
+def test_an_isolated_liquidation_fee_moves_the_cross_liquidation_price_at_once(rules, brackets) -> None:
+    """The clearance fee of an isolated liquidation leaves the shared wallet after the close was solved: the one
+    cross position's liquidation price (nothing re-solves it on a query) must include it."""
+    from kinetic_empire.core.liquidation import float_tiers, liquidation_price
+
+    events: list[Any] = []
+    clock = ReplayClock(T0)
+    ex = SimulatedExchange(rules, brackets, clock=clock, emit=events.append, symbols=["FILUSDT", "NEARUSDT"],
+                           config=ExchangeConfig(initial_balance=D(500), funding_rate=D(0),
+                                                 fill_market_immediately=True))
+    ex.set_leverage("NEARUSDT", 20)
+    ex.set_margin_type("NEARUSDT", MarginType.ISOLATED)
+    for sym, qty in (("FILUSDT", D(400)), ("NEARUSDT", D(1500))):
+        price = SYMBOLS[sym]
+        ex.on_bar(sym, T0, price, price, price, price)
+        ex.submit(symbol=sym, side=Side.BUY, order_type=OrderType.MARKET, quantity=qty)
+    ex.on_bar("NEARUSDT", T0 + 60_000, 1.2, 1.2, 1.0, 1.0)  # far through NEAR's isolated liquidation price
+    (liquidated,) = [e for e in events if isinstance(e, Liquidated)]
+    assert liquidated.fee > 0
+    qty, entry, _ = ex.position("FILUSDT")
+    expected = liquidation_price(float(qty), float(entry), float(ex.wallet), float_tiers(brackets["FILUSDT"]))
+    assert float(ex.liquidation_price("FILUSDT")) == pytest.approx(expected, rel=1e-12)
