@@ -40,7 +40,7 @@ class BookPosition:
         self.entry = ZERO
         self.qty_f = 0.0
         self.entry_f = 0.0
-        self.liq_f = 0.0  # 0: none
+        self.liq_f = 0.0  # 0: none; negative: not solved yet (exchange.cross_margin.liquidation_of)
         self.leverage = leverage
         self.margin_type = MarginType.CROSSED
         self.iso_wallet = ZERO  # the isolated wallet (exchange.isolated); zero under cross margin
@@ -50,8 +50,8 @@ class Book:
     """Everything the exchange keeps per symbol."""
 
     __slots__ = (
-        "brackets", "busy", "last", "mark", "market", "next_funding", "pos", "resting", "rules", "symbol", "tiers",
-        "top_rate", "watch_high", "watch_low",
+        "brackets", "busy", "last", "liq_margin", "mark", "market", "next_funding", "pos", "resting", "rules", "symbol",
+        "tiers", "top_rate", "watch_high", "watch_low",
     )  # fmt: skip
 
     def __init__(self, rules: SymbolRules, brackets: LeverageBrackets | None, leverage: int) -> None:
@@ -73,6 +73,7 @@ class Book:
         self.tiers = float_tiers(brackets)
         # the highest maintenance rate: how fast maintenance margin can grow with price (exchange.cross_margin)
         self.top_rate = max((rate for _, rate, _ in self.tiers), default=1.0)
+        self.liq_margin = 0.0  # what backs the cross position at the last solve (exchange.cross_margin)
 
     def mark_price(self) -> float:
         """The mark price as Binance's margin maths use it: the replayed mark, else the last price."""

@@ -34,12 +34,15 @@ from .book import INF, Book
 
 #: watch levels that send every kline of a book to the exchange's slow path (re-solving after every kline)
 ALWAYS = (INF, -INF)
+#: a cross position's liquidation price not solved yet (liquidation_of solves it from ``Book.liq_margin``)
+UNSOLVED = -1.0
 
 
 def solve_liquidation_prices(books: Collection[Book], wallet: float, *, banded: bool = True) -> int:
     """Set every book's liquidation price and watch levels; returns how many cross positions are open.
 
-    With several open cross positions the watch levels are narrowed to each book's band (module docstring);
+    With several open cross positions each book's watch levels are its band (module docstring) and its
+    liquidation price is left to :func:`liquidation_of`, which solves it when asked (a kline reaching the band);
     without ``banded`` every book's are set so that each kline is processed and followed by a solve (the
     behaviour the band must reproduce). An isolated position's level is its own liquidation price.
     """
@@ -57,6 +60,11 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float, *, banded: 
             cross.append(b)
     if not cross:
         return 0
+    n = len(cross)
+    if n == 1:  # the wallet alone backs it
+        b = cross[0]
+        _set(b, liquidation_price(b.pos.qty_f, b.pos.entry_f, wallet, b.tiers))
+        return 1
     prices: list[float] = []
     mms: list[float] = []
     upnls: list[float] = []
@@ -69,7 +77,6 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float, *, banded: 
     # what backs each position is the wallet with the *others'* maintenance margin and PnL, summed without
     # its own terms (prefix plus suffix, not total minus own): a position's liquidation price then depends on
     # the others alone, to the last bit, whenever within its own kline it is solved
-    n = len(cross)
     after_mm = [0.0] * (n + 1)
     after_upnl = [0.0] * (n + 1)
     for i in range(n - 1, -1, -1):
@@ -77,29 +84,36 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float, *, banded: 
         after_upnl[i] = after_upnl[i + 1] + upnls[i]
     before_mm = before_upnl = 0.0
     for i, b in enumerate(cross):
-        pos = b.pos
-        margin = wallet - (before_mm + after_mm[i + 1]) + (before_upnl + after_upnl[i + 1])
-        _set(b, liquidation_price(pos.qty_f, pos.entry_f, margin, b.tiers))
+        b.liq_margin = wallet - (before_mm + after_mm[i + 1]) + (before_upnl + after_upnl[i + 1])
+        b.pos.liq_f = UNSOLVED
         before_mm += mms[i]
         before_upnl += upnls[i]
-    total_mm, total_upnl = before_mm, before_upnl
-    if len(cross) > 1:
-        if not banded:  # every book's every kline, flat and isolated ones too, is followed by a solve
-            for b in books:
-                b.watch_low, b.watch_high = ALWAYS
-            return len(cross)
-        slack = wallet + total_upnl - total_mm
-        exposure = 0.0
-        for b, price in zip(cross, prices):
-            exposure += (1.0 + b.top_rate) * abs(b.pos.qty_f) * price
-        fraction = slack / (2.0 * exposure) if slack > 0.0 and exposure > 0.0 else 0.0
-        for b, price in zip(cross, prices):
-            move = price * fraction
-            if price - move > b.watch_low:
-                b.watch_low = price - move
-            if price + move < b.watch_high:
-                b.watch_high = price + move
-    return len(cross)
+    if not banded:  # every book's every kline, flat and isolated ones too, is followed by a solve
+        for b in cross:
+            liquidation_of(b)
+        for b in books:
+            b.watch_low, b.watch_high = ALWAYS
+        return n
+    # the band alone is the watch level: it lies inside the liquidation price (at its edge the slack keeps
+    # half), so the price itself is solved only when a kline reaches the band (liquidation_of)
+    slack = wallet + before_upnl - before_mm
+    exposure = 0.0
+    for b, price in zip(cross, prices):
+        exposure += (1.0 + b.top_rate) * abs(b.pos.qty_f) * price
+    fraction = slack / (2.0 * exposure) if slack > 0.0 and exposure > 0.0 else 0.0
+    for b, price in zip(cross, prices):
+        move = price * fraction
+        b.watch_low, b.watch_high = price - move, price + move
+    return n
+
+
+def liquidation_of(b: Book) -> float:
+    """The book's liquidation price (0: none), solved from the margin its last solve left it if not yet."""
+    pos = b.pos
+    liq = pos.liq_f
+    if liq < 0.0:
+        liq = pos.liq_f = liquidation_price(pos.qty_f, pos.entry_f, b.liq_margin, b.tiers)
+    return liq
 
 
 def _set(b: Book, liq: float) -> None:

@@ -16,6 +16,7 @@ from ..core.events import Liquidated
 from ..core.liquidation import maintenance_margin, tiers
 from . import isolated
 from .book import ZERO, Book, dec, money
+from .cross_margin import liquidation_of
 from .ledger import Ledger
 from .orders import SimOrder
 
@@ -160,7 +161,7 @@ class Margin(Ledger):
     def liquidation_price(self, symbol: str) -> Decimal:
         if self._cross_positions > 1:  # prices may have moved inside their bands since the last solve
             self._update_liquidation_prices()
-        liq = self.book(symbol).pos.liq_f
+        liq = liquidation_of(self.book(symbol))
         return dec(liq) if liq > 0 else ZERO
 
     # ------------------------------------------------------------------------------- internals
@@ -175,7 +176,7 @@ class Margin(Ledger):
         """Liquidate when the range reaches the (exactly solved) liquidation price: there, or at the open when
         it opened beyond. A watch level reached may be only the edge of a cross-margin band."""
         pos = book.pos
-        liq = pos.liq_f
+        liq = liquidation_of(book)
         if liq > 0.0:
             if pos.qty_f > 0.0 and low <= liq:
                 self._liquidate(book, ts, min(o, liq))
