@@ -281,6 +281,27 @@ def test_a_kline_past_its_band_is_judged_on_freshly_solved_prices(rules, bracket
     assert liquidated.symbol == "FILUSDT" and abs(float(liquidated.price) - fresh) <= 0.001
 
 
+@pytest.mark.parametrize("marks", [False, True])
+def test_a_price_that_ends_outside_its_band_is_re_solved_on_at_once(rules, brackets, monkeypatch, marks: bool) -> None:
+    """NEAR's kline reaches its band and ends far outside it (re-solved before the kline, so its new band is
+    drawn around the old price): the levels must follow at once, or FIL's next kline, inside the band FIL got
+    then, would skip the liquidation that NEAR's crash brought within its range."""
+    runs = []
+    for bounded in (False, True):
+        ex, events, feed = two_longs(rules, brackets, monkeypatch, bounded=bounded, marks=marks)
+        feed("NEARUSDT", 2, (1.2, 1.2, 1.2, 1.2), (1.2, 1.2, 0.92, 0.92))  # -23%: far past NEAR's band
+        fresh = float(ex.liquidation_price("FILUSDT")) if not bounded else runs[0][1]
+        low = fresh - 0.02
+        if bounded:  # the case this test is about: without a re-solve FIL's old band would not be reached
+            assert not any(isinstance(e, Liquidated) for e in events)
+        feed("FILUSDT", 2, (4.0, 4.0, 4.0, 4.0), (4.0, 4.0, low, 4.0))
+        runs.append((events, fresh))
+    (every, fresh), (bounded_events, _) = runs
+    assert bounded_events == every
+    (liquidated,) = [e for e in every if isinstance(e, Liquidated)]
+    assert liquidated.symbol == "FILUSDT"
+
+
 def test_an_isolated_liquidation_fee_moves_the_cross_liquidation_price_at_once(rules, brackets) -> None:
     """The clearance fee of an isolated liquidation leaves the shared wallet after the close was solved: the one
     cross position's liquidation price (nothing re-solves it on a query) must include it."""
