@@ -3,7 +3,8 @@ initial-margin check an order must pass, and the forced close when a kline reach
 
 Account model: one-way position mode, cross or isolated margin per symbol, USDT as the only margin asset
 (reference section 9). The liquidation prices themselves are solved in :mod:`.cross_margin` whenever the wallet
-or a position changes; an isolated position's wallet is kept by :mod:`.isolated`.
+or a position changes, and with several cross positions when a price reaches or leaves its band; an isolated
+position's wallet is kept by :mod:`.isolated`.
 """
 
 from __future__ import annotations
