@@ -40,7 +40,7 @@ class BookPosition:
         self.entry = ZERO
         self.qty_f = 0.0
         self.entry_f = 0.0
-        self.liq_f = 0.0  # 0: none
+        self.liq_f = 0.0  # 0: none; negative: not solved yet (exchange.cross_margin.liquidation_of)
         self.leverage = leverage
         self.margin_type = MarginType.CROSSED
         self.iso_wallet = ZERO  # the isolated wallet (exchange.isolated); zero under cross margin
@@ -50,8 +50,8 @@ class Book:
     """Everything the exchange keeps per symbol."""
 
     __slots__ = (
-        "brackets", "busy", "last", "liq_base", "liq_move", "liq_weight", "mark", "market", "next_funding", "pos",
-        "resting", "rules", "symbol", "tiers", "watch_high", "watch_low",
+        "brackets", "busy", "last", "liq_margin", "mark", "market", "next_funding", "pos", "resting", "rules", "symbol",
+        "tiers", "top_rate", "watch_high", "watch_low",
     )  # fmt: skip
 
     def __init__(self, rules: SymbolRules, brackets: LeverageBrackets | None, leverage: int) -> None:
@@ -64,16 +64,16 @@ class Book:
         self.resting: list[SimOrder] = []  # limits and conditional orders
         self.pos = BookPosition(leverage)
         self.busy = False  # has orders waiting for a price
-        # a kline needs processing only when it reaches one of these (liquidation, funding time)
+        # a kline needs processing only when it reaches one of these (liquidation, funding time; with several
+        # cross positions also the edge of the band that calls for a re-solve, see exchange.cross_margin)
         self.watch_low = -INF
         self.watch_high = INF
         self.next_funding = NEVER
         # (notional cap, maintenance margin rate, cum) as floats, for the per-kline liquidation maths
         self.tiers = float_tiers(brackets)
-        # cross-margin drift since the last solve (see exchange.cross_margin): price then, largest move, weight
-        self.liq_base = 0.0
-        self.liq_move = 0.0
-        self.liq_weight = 0.0
+        # the highest maintenance rate: how fast maintenance margin can grow with price (exchange.cross_margin)
+        self.top_rate = max((rate for _, rate, _ in self.tiers), default=1.0)
+        self.liq_margin = 0.0  # what backs the cross position at the last solve (exchange.cross_margin)
 
     def mark_price(self) -> float:
         """The mark price as Binance's margin maths use it: the replayed mark, else the last price."""

@@ -1,18 +1,27 @@
 """Liquidation prices of every open position under cross margin (one-way mode, reference section 9.3); an
 isolated position's from its own wallet alone (:mod:`.isolated`), and the cross pool is what is left.
 
-The wallet backs every position, so each position's liquidation price depends on the others'
-maintenance margin and unrealized PnL: one changes whenever any of them does. The formula is the shared
+The wallet backs every cross position, so each one's liquidation price depends on the others' maintenance
+margin and unrealized PnL: one changes whenever any price does. The formula is the shared
 :func:`kinetic_empire.core.liquidation.liquidation_price`, in floats, because the result is compared with
 every kline's high and low.
 
-Re-solving on every kline while several positions are open was most of a multi-symbol backtest's time,
-so the exchange re-solves only when it could matter. At each solve it keeps the account's *slack*
-(margin balance minus total maintenance margin) and, per position, the weight ``(1 + highest maintenance
-rate) * |quantity|``: between solves the slack can shrink by at most the sum of weight times each price's
-largest move since the solve (unrealized PnL moves one for one, maintenance margin at most at its highest
-rate). While that bound stays under half the slack no liquidation is possible, so no price needs re-solving;
-past it, or when a kline reaches a stale watch level, the prices are solved again. Results are identical.
+Re-solving after every kline while several cross positions are open was most of a multi-symbol backtest's
+time, and so was tracking, kline by kline, how far prices had drifted since the last solve. So a solve also
+hands every open cross book a *band* folded into its watch levels: a kline that stays inside its book's band
+costs the single-symbol comparison against high and low, and nothing is re-solved.
+
+The band: at a solve the cross pool has a *slack* (cross margin balance minus cross maintenance margin) and
+each position a weight ``(1 + highest maintenance rate) * |quantity|``: if its price (the mark where one is
+replayed, else the last price) moves by ``d`` from its value at the solve, the slack shrinks by at most
+``weight * d`` (unrealized PnL moves one for one; maintenance margin is continuous and grows at most at the
+highest rate). Every price may move by less than the same fraction ``r`` of itself, with
+``r = slack / (2 * sum(weight * price))``: while every current price is inside its band the slack is more than
+half what it was, so no position can be liquidated whatever its (stale) liquidation price says. The exchange
+keeps that true: a kline whose range reaches its band (or a liquidation level) has the prices re-solved on the
+prices before it, exactly what re-solving after every kline would have given, and the liquidation check uses
+those exact prices; a price that ends outside its band is re-solved on at once. Results are identical to
+re-solving after every kline (tests/unit/test_cross_margin_bound.py compares both, trade by trade).
 """
 
 from __future__ import annotations
@@ -23,38 +32,88 @@ from ..core.enums import MarginType
 from ..core.liquidation import liquidation_price, maintenance_margin
 from .book import INF, Book
 
+#: watch levels that send every kline of a book to the exchange's slow path (re-solving after every kline)
+ALWAYS = (INF, -INF)
+#: a cross position's liquidation price not solved yet (liquidation_of solves it from ``Book.liq_margin``)
+UNSOLVED = -1.0
 
-def solve_liquidation_prices(books: Collection[Book], wallet: float) -> tuple[int, float]:
-    """Set every book's liquidation price, watch levels and drift baseline; returns how many positions are
-    open and the account's slack (margin balance minus total maintenance margin)."""
-    open_books = []
+
+def solve_liquidation_prices(books: Collection[Book], wallet: float, *, banded: bool = True) -> int:
+    """Set every book's liquidation price and watch levels; returns how many cross positions are open.
+
+    With several open cross positions each book's watch levels are its band (module docstring) and its
+    liquidation price is left to :func:`liquidation_of`, which solves it when asked (a kline reaching the band);
+    without ``banded`` every book's are set so that each kline is processed and followed by a solve (the
+    behaviour the band must reproduce). An isolated position's level is its own liquidation price.
+    """
+    cross: list[Book] = []
     for b in books:
-        if b.pos.qty_f == 0.0:
-            b.pos.liq_f = 0.0
+        pos = b.pos
+        if pos.qty_f == 0.0:
+            pos.liq_f = 0.0
             b.watch_low, b.watch_high = -INF, INF
-        elif b.pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
-            iso = float(b.pos.iso_wallet)
+        elif pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
+            iso = float(pos.iso_wallet)
             wallet -= iso
-            _set(b, liquidation_price(b.pos.qty_f, b.pos.entry_f, iso, b.tiers))
-            b.liq_weight = 0.0
+            _set(b, liquidation_price(pos.qty_f, pos.entry_f, iso, b.tiers))
         else:
-            open_books.append(b)
-    if not open_books:
-        return 0, INF
-    mm_upnl: list[tuple[float, float]] = []
-    for b in open_books:
+            cross.append(b)
+    if not cross:
+        return 0
+    n = len(cross)
+    if n == 1:  # the wallet alone backs it
+        b = cross[0]
+        _set(b, liquidation_price(b.pos.qty_f, b.pos.entry_f, wallet, b.tiers))
+        return 1
+    prices: list[float] = []
+    mms: list[float] = []
+    upnls: list[float] = []
+    for b in cross:
         pos = b.pos
         price = b.mark or b.last or pos.entry_f  # the mark where one is replayed (exchange.marked)
-        mm_upnl.append((maintenance_margin(b.tiers, abs(pos.qty_f) * price), pos.qty_f * (price - pos.entry_f)))
-    total_mm = sum(m for m, _ in mm_upnl)
-    total_upnl = sum(u for _, u in mm_upnl)
-    for b, (mm, upnl) in zip(open_books, mm_upnl):
-        pos = b.pos
-        b.liq_base = b.last or pos.entry_f
-        b.liq_move = 0.0
-        b.liq_weight = (1.0 + max((rate for _, rate, _ in b.tiers), default=1.0)) * abs(pos.qty_f)
-        _set(b, liquidation_price(pos.qty_f, pos.entry_f, wallet - (total_mm - mm) + (total_upnl - upnl), b.tiers))
-    return len(open_books), wallet + total_upnl - total_mm
+        prices.append(price)
+        mms.append(maintenance_margin(b.tiers, abs(pos.qty_f) * price))
+        upnls.append(pos.qty_f * (price - pos.entry_f))
+    # what backs each position is the wallet with the *others'* maintenance margin and PnL, summed without
+    # its own terms (prefix plus suffix, not total minus own): a position's liquidation price then depends on
+    # the others alone, to the last bit, whenever within its own kline it is solved
+    after_mm = [0.0] * (n + 1)
+    after_upnl = [0.0] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        after_mm[i] = after_mm[i + 1] + mms[i]
+        after_upnl[i] = after_upnl[i + 1] + upnls[i]
+    before_mm = before_upnl = 0.0
+    for i, b in enumerate(cross):
+        b.liq_margin = wallet - (before_mm + after_mm[i + 1]) + (before_upnl + after_upnl[i + 1])
+        b.pos.liq_f = UNSOLVED
+        before_mm += mms[i]
+        before_upnl += upnls[i]
+    if not banded:  # every book's every kline, flat and isolated ones too, is followed by a solve
+        for b in cross:
+            liquidation_of(b)
+        for b in books:
+            b.watch_low, b.watch_high = ALWAYS
+        return n
+    # the band alone is the watch level: it lies inside the liquidation price (at its edge the slack keeps
+    # half), so the price itself is solved only when a kline reaches the band (liquidation_of)
+    slack = wallet + before_upnl - before_mm
+    exposure = 0.0
+    for b, price in zip(cross, prices):
+        exposure += (1.0 + b.top_rate) * abs(b.pos.qty_f) * price
+    fraction = slack / (2.0 * exposure) if slack > 0.0 and exposure > 0.0 else 0.0
+    for b, price in zip(cross, prices):
+        move = price * fraction
+        b.watch_low, b.watch_high = price - move, price + move
+    return n
+
+
+def liquidation_of(b: Book) -> float:
+    """The book's liquidation price (0: none), solved from the margin its last solve left it if not yet."""
+    pos = b.pos
+    liq = pos.liq_f
+    if liq < 0.0:
+        liq = pos.liq_f = liquidation_price(pos.qty_f, pos.entry_f, b.liq_margin, b.tiers)
+    return liq
 
 
 def _set(b: Book, liq: float) -> None:

@@ -18,7 +18,7 @@ from ..core.errors import ExchangeError
 from ..core.events import BalanceChanged, OrderCanceled, OrderExpired, OrderFilled, PositionChanged
 from ..core.rules import LeverageBrackets, SymbolRules
 from . import isolated
-from .book import INF, NEVER, ZERO, Book, money
+from .book import NEVER, ZERO, Book, money
 from .config import ExchangeConfig
 from .cross_margin import solve_liquidation_prices
 from .orders import SimOrder
@@ -88,7 +88,7 @@ class Ledger:
     """Account state and the bookkeeping of fills; the base of :class:`SimulatedExchange`."""
 
     bounded_liquidation_solves = True
-    """False: re-solve cross liquidation prices on every kline, as before the bound (the tests compare both)."""
+    """False: re-solve cross liquidation prices after every kline, as before the band (the tests compare both)."""
 
     def __init__(
         self,
@@ -115,8 +115,6 @@ class Ledger:
         self.income = Rows(_INCOME_KEYS)  # income-history-shaped records
         self._slip = self.config.slippage_bps * _BPS
         self._cross_positions = 0  # open positions sharing the cross wallet
-        self._slack = INF  # margin balance minus maintenance margin at the last solve (cross_margin)
-        self._drift = 0.0  # bound on how much of the slack price moves may have used since then
         for symbol in symbols or ():
             self.book(symbol)
 
@@ -320,5 +318,6 @@ class Ledger:
 
     def _update_liquidation_prices(self) -> None:
         """Re-solve every open position's liquidation price after the wallet or a position changed."""
-        self._cross_positions, self._slack = solve_liquidation_prices(self._books.values(), float(self.wallet))
-        self._drift = 0.0
+        self._cross_positions = solve_liquidation_prices(
+            self._books.values(), float(self.wallet), banded=self.bounded_liquidation_solves
+        )

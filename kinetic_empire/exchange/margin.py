@@ -3,7 +3,8 @@ initial-margin check an order must pass, and the forced close when a kline reach
 
 Account model: one-way position mode, cross or isolated margin per symbol, USDT as the only margin asset
 (reference section 9). The liquidation prices themselves are solved in :mod:`.cross_margin` whenever the wallet
-or a position changes; an isolated position's wallet is kept by :mod:`.isolated`.
+or a position changes, and with several cross positions when a price reaches or leaves its band; an isolated
+position's wallet is kept by :mod:`.isolated`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..core.events import Liquidated
 from ..core.liquidation import maintenance_margin, tiers
 from . import isolated
 from .book import ZERO, Book, dec, money
+from .cross_margin import liquidation_of
 from .ledger import Ledger
 from .orders import SimOrder
 
@@ -158,12 +160,36 @@ class Margin(Ledger):
         return available
 
     def liquidation_price(self, symbol: str) -> Decimal:
-        if self._drift:  # prices moved since the last solve (which only mattered for liquidations): re-solve
+        if self._cross_positions > 1:  # prices may have moved inside their bands since the last solve
             self._update_liquidation_prices()
-        liq = self.book(symbol).pos.liq_f
+        liq = liquidation_of(self.book(symbol))
         return dec(liq) if liq > 0 else ZERO
 
     # ------------------------------------------------------------------------------- internals
+    def _band_reached(self) -> None:
+        """A kline reaches its book's cross-margin band (exchange.cross_margin): the liquidation prices were
+        solved on older prices, so solve them again before the kline is judged. Without the band they were
+        solved after the last price update already."""
+        if self.bounded_liquidation_solves:
+            self._update_liquidation_prices()
+
+    def _liquidate_if_reached(self, book: Book, ts: int, o: float, h: float, low: float) -> None:
+        """Liquidate when the range reaches the (exactly solved) liquidation price: there, or at the open when
+        it opened beyond. A watch level reached may be only the edge of a cross-margin band."""
+        pos = book.pos
+        liq = liquidation_of(book)
+        if liq > 0.0:
+            if pos.qty_f > 0.0 and low <= liq:
+                self._liquidate(book, ts, min(o, liq))
+            elif pos.qty_f < 0.0 and h >= liq:
+                self._liquidate(book, ts, max(o, liq))
+
+    def _follow_price(self, book: Book, price: float) -> None:
+        """After a book's price (mark or last) changed: with several cross positions, a price that ended
+        outside its band breaks the band's promise, so re-solve (without the band: after every update)."""
+        if self._cross_positions > 1 and not book.watch_low < price < book.watch_high:
+            self._update_liquidation_prices()
+
     def _check_margin(self, book: Book, side: Side, qty: Decimal, price: Decimal | None) -> None:
         ref = price if price is not None else dec(book.last) if book.last else None
         if ref is None:
@@ -218,6 +244,7 @@ class Margin(Ledger):
         self.wallet -= fee
         if fee:
             self._income(book.symbol, "INSURANCE_CLEAR", -fee, ts, "liquidation")
+            self._update_liquidation_prices()  # the fill's solve came before the fee left the cross wallet
         now = self._clock.now_ms()
         self._emit(
             Liquidated(

@@ -10,7 +10,9 @@ plain kline handler for that symbol:
   liquidate (a last-price wick that the mark did not follow leaves the position open), and a mark range
   that reaches the liquidation price closes the position there (at the mark's open when it opened
   beyond). It is checked after the kline's orders, so a take-profit filled in the same kline comes first;
-- unrealised PnL, margin figures and the liquidation prices solved afterwards use the mark's close.
+- unrealised PnL, margin figures and the liquidation prices solved afterwards use the mark's close;
+- with several cross positions, the mark's range is what is held against the book's cross-margin band
+  (:mod:`.cross_margin`): the band is drawn around the mark.
 
 A kline without its mark (a gap in the mark series: pass NaN) is handled as without mark data.
 """
@@ -35,11 +37,11 @@ def on_marked_kline(ex: SimulatedExchange, k: KlineClosed, mo: float, mh: float,
     if book.watch_low == -INF and book.watch_high == INF:  # nothing re-solved the levels meanwhile
         book.watch_low, book.watch_high = low, high
     book.mark = mc
-    pos = book.pos
-    if pos.qty_f != 0.0 and (ml <= book.watch_low or mh >= book.watch_high):
-        ex._liquidate(book, k.open_time, min(mo, pos.liq_f) if pos.qty_f > 0 else max(mo, pos.liq_f))
-    elif ex._cross_positions > 1:  # the mark moved the others' PnL: every cross level follows (one alone's doesn't)
-        ex._update_liquidation_prices()
+    if book.pos.qty_f != 0.0 and (ml <= book.watch_low or mh >= book.watch_high):
+        if ex._cross_positions > 1:
+            ex._band_reached()
+        ex._liquidate_if_reached(book, k.open_time, mo, mh, ml)
+    ex._follow_price(book, mc)
 
 
 __all__ = ["on_marked_kline"]

@@ -45,45 +45,26 @@ class Matching(Margin, Funding):
     def on_bar(self, symbol: str, ts: int, o: float, h: float, low: float, c: float) -> None:
         """A kline (or the part of one since the last update): see the module docstring for the rule."""
         book = self._books[symbol]
-        if self._cross_positions > 1 and self.bounded_liquidation_solves:
-            self._cross_drift(book, h, low)
         if book.busy or low <= book.watch_low or h >= book.watch_high or ts >= book.next_funding:
             self._process(book, ts, o, h, low, c)
-        book.last = c
-        if self._cross_positions > 1 and not self.bounded_liquidation_solves:
-            self._update_liquidation_prices()
+        else:
+            book.last = c
 
     def on_kline(self, k: KlineClosed) -> None:
         """Bus handler form of :meth:`on_bar` (one call less on the backtest's hot path)."""
-        if self._cross_positions > 1:  # other positions' PnL moves each one's liquidation price
-            self.on_bar(k.symbol, k.open_time, k.open, k.high, k.low, k.close)
-            return
-        book = self._books[k.symbol]  # one position or none: only this kline's own levels can matter
+        book = self._books[k.symbol]
         if book.busy or k.low <= book.watch_low or k.high >= book.watch_high or k.open_time >= book.next_funding:
             self._process(book, k.open_time, k.open, k.high, k.low, k.close)
+        else:  # inside every level, and with several cross positions inside its band (exchange.cross_margin)
             book.last = k.close
-            if self._cross_positions > 1 and not self.bounded_liquidation_solves:  # a fill opened a second one
-                self._update_liquidation_prices()
-            return
-        book.last = k.close
 
     def on_tick(self, symbol: str, ts: int, price: float) -> None:
         self.on_bar(symbol, ts, price, price, price, price)
 
-    def _cross_drift(self, book: Book, h: float, low: float) -> None:
-        """Re-solve cross liquidation prices only when this range could matter (see exchange.cross_margin):
-        its move, with every other position's largest move since the last solve, may have used half the
-        slack, or it reaches a watch level solved on older prices."""
-        move = max(h - book.liq_base, book.liq_base - low)
-        if move > book.liq_move:
-            self._drift += book.liq_weight * (move - book.liq_move)
-            book.liq_move = move
-        if self._drift * 2.0 >= self._slack or low <= book.watch_low or h >= book.watch_high:
-            self._update_liquidation_prices()
-
     # ------------------------------------------------------------------------------- internals
     def _process(self, book: Book, ts: int, o: float, h: float, low: float, c: float) -> None:
-        pos = book.pos
+        if self._cross_positions > 1 and (low <= book.watch_low or h >= book.watch_high):
+            self._band_reached()
         # 1. at the open
         if ts >= book.next_funding:
             self._settle_funding(book, ts, o)
@@ -100,7 +81,7 @@ class Matching(Margin, Funding):
                 ):
                     self._fire_conditional(book, order, order.trigger_f, ts)
         if low <= book.watch_low or h >= book.watch_high:
-            self._liquidate(book, ts, min(o, pos.liq_f) if pos.qty_f > 0 else max(o, pos.liq_f))
+            self._liquidate_if_reached(book, ts, o, h, low)
         if book.resting:
             for order in snapshot:
                 if not order.is_open:
@@ -112,6 +93,8 @@ class Matching(Margin, Funding):
                     or (order.side is Side.SELL and h >= order.price_f)
                 ):
                     self._fill(book, order, order.remaining, order.price, True, ts)  # type: ignore[arg-type]
+        book.last = c
+        self._follow_price(book, c)
 
     def _trigger_at_open(self, book: Book, ts: int, o: float) -> None:
         for order in list(book.resting):

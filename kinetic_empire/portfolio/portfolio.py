@@ -108,6 +108,7 @@ class Portfolio:
         self._leverage: dict[str, int] = {}
         self._positions: dict[str, PositionView] = {}  # open positions only
         self._latest: dict[str, deque[KlineClosed]] = {}  # symbol -> its latest closed kline
+        self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
         self._info: dict[str, _OrderInfo] = {}
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
@@ -194,17 +195,22 @@ class Portfolio:
         return self._wallet
 
     def equity(self) -> Decimal:
-        return self._wallet + sum(
-            (p.quantity * (self._mark(p) - p.entry_price) for p in self._positions.values()), _ZERO
-        )
+        upnl = _ZERO
+        for p in self._positions.values():
+            upnl += p.quantity * (self._mark(p) - p.entry_price)
+        return self._wallet + upnl
 
     def available_balance(self) -> Decimal:
-        """Equity minus initial margin, the margin taken at the latest price (entry before any kline)."""
-        margin = sum(
-            (abs(p.quantity) * self._mark(p) / self.leverage(p.symbol) for p in self._positions.values()),
-            _ZERO,
-        )
-        return self.equity() - margin
+        """Equity minus initial margin, the margin taken at the latest price (entry before any kline).
+
+        One pass over the positions (the risk gate asks for it on every entry, with one open position per
+        symbol of a multi-symbol run), summing in the order :meth:`equity` does, so the figure is the same."""
+        upnl = margin = _ZERO
+        for p in self._positions.values():
+            mark = self._mark(p)
+            upnl += p.quantity * (mark - p.entry_price)
+            margin += abs(p.quantity) * mark / self.leverage(p.symbol)
+        return (self._wallet + upnl) - margin
 
     def position(self, symbol: str) -> PositionView:
         found = self._positions.get(symbol)
@@ -224,7 +230,12 @@ class Portfolio:
 
     def _mark(self, p: PositionView) -> Decimal:
         last = self.last_price(p.symbol)
-        return Decimal(repr(float(last))) if last else p.entry_price
+        if not last:
+            return p.entry_price
+        cached = self._marks.get(p.symbol)
+        if cached is None or cached[0] != last:  # the Decimal of a close made once, not per account query
+            cached = self._marks[p.symbol] = (last, Decimal(repr(float(last))))
+        return cached[1]
 
     # ------------------------------------------------------------------------------- records
 
