@@ -60,6 +60,9 @@ class TradingStates:
 
     def entry_denial(self, symbol: str) -> Denial | None:
         """Why an entry on ``symbol`` may not pass now, naming the most specific cause."""
+        if (self.operator is TradingState.ACTIVE and not self.operator_symbol and self.drawdown_denial is None
+                and self.daily_denial is None and not self.cooldown_until and not self.pauses):
+            return None  # nothing holds entries (every check below would pass): the common case, cheaply
         if self.operator is TradingState.HALTED or self.operator_symbol.get(symbol) is TradingState.HALTED:
             return deny("TRADING_HALTED", symbol=symbol)
         if self.drawdown_denial is not None:

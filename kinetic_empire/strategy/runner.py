@@ -22,10 +22,10 @@ from ..core.bus import EventBus
 from ..core.clock import Clock
 from ..core.enums import IntentAction
 from ..core.errors import StrategyError
+from ..core.event_factories import new_order_intent
 from ..core.events import (
     KlineClosed,
     OrderFilled,
-    OrderIntent,
     OrderRejected,
     PositionChanged,
     RiskDenied,
@@ -246,24 +246,9 @@ class StrategyRunner:
         self._seq += 1
         now = self._clock.now_ms()
         qty = None if quantity is None else (quantity if isinstance(quantity, Decimal) else Decimal(repr(quantity)))
-        strategy = self.strategy
-        self._pending.append(
-            OrderIntent(
-                intent_id=f"{self._prefix}-{self._seq}",
-                strategy_id=self.strategy_id,
-                symbol=self.symbol,
-                action=action,
-                quantity=qty,
-                fraction=fraction,
-                stop_loss=stop_loss,
-                take_profit=take_profit,
-                limit_price=limit,
-                reference_price=strategy.close[-1],
-                tag=tag,
-                ts_event=now,
-                ts_init=now,
-            )
-        )
+        self._pending.append(new_order_intent(f"{self._prefix}-{self._seq}", self.strategy_id, self.symbol, action, qty,
+                                              fraction, stop_loss, take_profit, limit, self.strategy.close[-1], tag,
+                                              now, now))  # fmt: skip
 
     def _collect_intent(self, intent_type: type, **fields: Any) -> None:
         """An intent other than buy/sell/close/reduce (a stop move, a target position), numbered like them."""
