@@ -83,7 +83,16 @@ class Acceptance(Matching):
         previous = self._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
         if previous is not None and previous.is_open:
             raise ExchangeError(-4116, "ClientOrderId is duplicated.")
-        if not rules_checked:
+        if rules_checked:
+            pass
+        elif order_type is OrderType.MARKET and price is None and trigger_price is None and not close_position:
+            # check_order's checks for such an order, without the ones that cannot apply (the same answer)
+            violation = rules.check_market_order(
+                quantity, ZERO if reduce_only else dec(book.last) if book.last else ZERO, reduce_only  # type: ignore[arg-type]
+            )
+            if violation is not None:
+                raise ExchangeError(violation.binance_code, violation.message)
+        else:
             mark = dec(book.last) if book.last else (price or trigger_price or ZERO)
             violation = rules.check_order(
                 side=side,

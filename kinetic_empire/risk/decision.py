@@ -65,6 +65,7 @@ class IntentDecider:
         self._leverage: dict[str, int] = {}
         self._usable_pct = _HUNDRED - config.margin_buffer_pct  # the share of the available balance used, percent
         self._levels: dict[tuple[str, int], tuple[Decimal, Decimal]] = {}  # see _per_leverage
+        self._rounding: dict[tuple[str, bool, Decimal], Decimal] = {}  # see _rounded
 
     def leverage_for(self, symbol: str) -> int:
         """The configured leverage for ``symbol``, checked against its brackets (ConfigError if not)."""
@@ -140,7 +141,7 @@ class IntentDecider:
                     return deny("QTY_BELOW_MIN", symbol=symbol, qty=qty, min=rules.market_min_qty)
                 return self._reduce_only(intent, rules, pos, qty, suffix, notes, now), None
         # a reduce-only order larger than the position is trimmed by the exchange: round up, close all
-        qty = max(rules.round_qty_up(size, market=True), rules.market_min_qty)
+        qty = max(self._rounded(rules, size, up=True), rules.market_min_qty)
         if qty != size:
             notes.append(f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)")
         return self._reduce_only(intent, rules, pos, qty, suffix, notes, now), None
@@ -162,19 +163,32 @@ class IntentDecider:
         side = Side.SELL if pos > 0 else Side.BUY
         max_qty = rules.market_max_qty
         if max_qty <= 0 or qty <= max_qty:  # one order (_split's first case, without the list work)
-            return [new_market_request(ids.client_id(intent.intent_id, suffix), intent.intent_id, intent.strategy_id,
-                                       intent.symbol, side, OrderType.MARKET, qty, None, None, True, tuple(notes),
-                                       checked, now, now)]  # fmt: skip
-        chunks = _split(qty, max_qty, rules.market_min_qty)
-        if len(chunks) > 1:
-            notes.append(f"split into {len(chunks)} orders at the market max qty {fmt(rules.market_max_qty)}")
+            chunks = [qty]
+        else:
+            chunks = _split(qty, max_qty, rules.market_min_qty)
+            if len(chunks) > 1:
+                notes.append(f"split into {len(chunks)} orders at the market max qty {fmt(rules.market_max_qty)}")
         adjustments = tuple(notes)
+        # not checked by the caller: check here and stamp what passes (a reduce-only order's filters do not
+        # involve the mark, so the exchange's check gives the same answer); what fails goes unstamped, and the
+        # exchange refuses it as before
         return [
             new_market_request(ids.client_id(intent.intent_id, suffix, i), intent.intent_id, intent.strategy_id,
-                               intent.symbol, side, OrderType.MARKET, chunk, None, None, True, adjustments, checked,
-                               now, now)
+                               intent.symbol, side, OrderType.MARKET, chunk, None, None, True, adjustments,
+                               checked or rules.check_market_order(chunk, ZERO, True) is None, now, now)
             for i, chunk in enumerate(chunks)
         ]  # fmt: skip
+
+    def _rounded(self, rules: SymbolRules, qty: Decimal, *, up: bool = False) -> Decimal:
+        """``rules.round_qty(qty, market=True)`` (``round_qty_up`` with ``up``), remembered: the result depends
+        only on the value (always quantised to the step), and fixed sizes round the same values every time."""
+        key = (rules.symbol, up, qty)
+        found = self._rounding.get(key)
+        if found is None or self._rules.get(rules.symbol) is not rules:
+            if len(self._rounding) >= 4096:
+                self._rounding.clear()
+            found = self._rounding[key] = rules.round_qty_up(qty, market=True) if up else rules.round_qty(qty, True)
+        return found
 
     # ----------------------------------------------------------------------------------- entries
     def _entry(self, intent: OrderIntent, rules: SymbolRules, price: Decimal, now: int) -> Denial | Decision:
@@ -262,7 +276,8 @@ class IntentDecider:
             ("max qty", rules.market_max_qty if market else rules.max_qty, ()),
             ("bracket notional {} at {}x", (cap_notional - held) / entry_price, (cap_notional, lev)),
         )
-        sized = finish(qty, rules=rules, price=entry_price, market=market, caps=caps, adjustments=notes)
+        sized = finish(qty, rules=rules, price=entry_price, market=market, caps=caps, adjustments=notes,
+                       rounding=(lambda q: self._rounded(rules, q)) if market else None)
         if isinstance(sized, Denial):
             return sized
         qty = sized.quantity

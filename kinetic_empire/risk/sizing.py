@@ -7,7 +7,7 @@ question a user asks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -88,6 +88,7 @@ def finish(
     market: bool,
     caps: Sequence[tuple[str, Decimal, tuple[object, ...]]],
     adjustments: list[str] | None = None,
+    rounding: Callable[[Decimal], Decimal] | None = None,
 ) -> Sized | Denial:
     """Apply ``caps`` (:class:`Cap` or plain ``(label, limit, values)`` tuples) in order, round down to the
     lot step, then deny what the exchange would refuse."""
@@ -96,7 +97,7 @@ def finish(
         if qty > limit:
             notes.append(f"capped by {Cap(label, limit, values).describe()} {fmt(qty)}→{fmt(limit)}")
             qty = limit
-    rounded = rules.round_qty(qty, market=market)
+    rounded = rules.round_qty(qty, market=market) if rounding is None else rounding(qty)  # (the same, remembered)
     if rounded != qty:
         notes.append(f"qty rounded {fmt(qty)}→{rounded:f}")
     if rounded <= 0:
