@@ -56,6 +56,9 @@ class TradingStates:
         return state
 
     def effective(self, symbol: str) -> TradingState:
+        if (self.operator is TradingState.ACTIVE and not self.operator_symbol and self.drawdown_denial is None
+                and self.daily_denial is None and not self.cooldown_until and not self.pauses):
+            return TradingState.ACTIVE  # no source holds anything (what the full answer gives), cheaply
         return worst(self.account(), self.symbol_own(symbol))
 
     def entry_denial(self, symbol: str) -> Denial | None:

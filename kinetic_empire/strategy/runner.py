@@ -36,6 +36,7 @@ from .live_indicators import BASE_FIELDS, LiveIndicators, history_needed, probe_
 from .rejection import OrderRejection
 
 log = logging.getLogger(__name__)
+_BASE_ON_FILL = Strategy.on_fill
 
 
 class StrategyRunner:
@@ -75,6 +76,7 @@ class StrategyRunner:
         self._warmup = 1
         self._first = 0  # index of the first kline the strategy sees (warm-up done)
         self._cursor = strategy._cursor
+        self._own = id_prefix + "-"  # this runner's client order ids start with it (see owns)
         self._strategy_on_kline = strategy.on_kline
         strategy._emit = self._collect
         strategy._emit_intent = self._collect_intent
@@ -279,7 +281,7 @@ class StrategyRunner:
         self._seq = max(self._seq, seq)
 
     def owns(self, client_order_id: str) -> bool:
-        return client_order_id.startswith(self._prefix + "-")
+        return client_order_id.startswith(self._own)
 
     # ------------------------------------------------------------------------------ events
     def _on_position(self, event: PositionChanged) -> None:
@@ -289,8 +291,10 @@ class StrategyRunner:
             )
 
     def _on_fill(self, event: OrderFilled) -> None:
-        if event.symbol == self.symbol and self.owns(event.client_order_id):
-            self._guard(lambda: self.strategy.on_fill(event), "on_fill", event)
+        if event.symbol == self.symbol and event.client_order_id.startswith(self._own):
+            hook = self.strategy.on_fill
+            if getattr(hook, "__func__", None) is not _BASE_ON_FILL:  # the base hook does nothing: skip the guard
+                self._guard(lambda: hook(event), "on_fill", event)
             if self._pending:
                 self._flush()
 
