@@ -64,8 +64,8 @@ class IntentDecider:
         self.fee_taker = fee_taker
         self._leverage: dict[str, int] = {}
         self._usable_pct = _HUNDRED - config.margin_buffer_pct  # the share of the available balance used, percent
-        self._levels: dict[tuple[str, int], tuple[Decimal, Decimal]] = {}  # see _per_leverage
-        self._rounding: dict[tuple[str, bool, Decimal], Decimal] = {}  # see _rounded
+        self._levels: dict[tuple[str, int], tuple[LeverageBrackets, Decimal, Decimal]] = {}  # see _per_leverage
+        self._rounding: dict[str, tuple[SymbolRules, dict[tuple[bool, Decimal], Decimal]]] = {}  # see _rounded
 
     def leverage_for(self, symbol: str) -> int:
         """The configured leverage for ``symbol``, checked against its brackets (ConfigError if not)."""
@@ -85,9 +85,9 @@ class IntentDecider:
         every entry would compute (brackets and fees do not change during a run)."""
         key = (symbol, lev)
         found = self._levels.get(key)
-        if found is None or self._brackets.get(symbol) is not brackets:
-            found = self._levels[key] = (brackets.max_notional(lev), Decimal(1) / lev + self.fee_taker)
-        return found
+        if found is None or found[0] is not brackets:  # (new brackets for the symbol: computed again)
+            found = self._levels[key] = (brackets, brackets.max_notional(lev), Decimal(1) / lev + self.fee_taker)
+        return found[1], found[2]
 
     def decide(self, intent: OrderIntent, now: int) -> Denial | Decision:
         """The intent's order requests (and the entry awaiting protection, if any), or one Denial."""
@@ -182,12 +182,12 @@ class IntentDecider:
     def _rounded(self, rules: SymbolRules, qty: Decimal, *, up: bool = False) -> Decimal:
         """``rules.round_qty(qty, market=True)`` (``round_qty_up`` with ``up``), remembered: the result depends
         only on the value (always quantised to the step), and fixed sizes round the same values every time."""
-        key = (rules.symbol, up, qty)
-        found = self._rounding.get(key)
-        if found is None or self._rules.get(rules.symbol) is not rules:
-            if len(self._rounding) >= 4096:
-                self._rounding.clear()
-            found = self._rounding[key] = rules.round_qty_up(qty, market=True) if up else rules.round_qty(qty, True)
+        seen = self._rounding.get(rules.symbol)
+        if seen is None or seen[0] is not rules or len(seen[1]) >= 4096:  # new rules for the symbol: start again
+            seen = self._rounding[rules.symbol] = (rules, {})
+        found = seen[1].get((up, qty))
+        if found is None:
+            found = seen[1][(up, qty)] = rules.round_qty_up(qty, market=True) if up else rules.round_qty(qty, True)
         return found
 
     # ----------------------------------------------------------------------------------- entries

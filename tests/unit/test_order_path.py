@@ -144,3 +144,15 @@ def test_precision_is_judged_by_the_written_places_not_the_value(rules) -> None:
     btc = rules["BTCUSDT"]  # tick 0.10
     assert btc.check_price(D("60000.101")).binance_code == -1111  # type: ignore[union-attr]
     assert btc.check_price(D("60000.1")) is None and btc.check_price(D("60000.10")) is None
+
+
+def test_remembered_rounding_follows_new_rules_for_a_symbol() -> None:
+    rules = dict(all_rules())
+    acct = FakeAccount()
+    acct.set_position(FIL, "10.03", 2.0)
+    h = Harness(account=acct, rules=rules)
+    (first,) = requests(h.intent("CLOSE", FIL, 2.0, intent_id="a"))
+    assert first.quantity == D("10.1")  # FILUSDT's market step 0.1, rounded up (reduce-only)
+    rules[FIL] = replace(rules[FIL], market_step_size=D("1"), market_min_qty=D("1"))  # a refreshed exchangeInfo
+    (second,) = requests(h.intent("CLOSE", FIL, 2.0, intent_id="b"))
+    assert second.quantity == D("11")
