@@ -127,6 +127,10 @@ class OrderRequest:
     adjustments: tuple[str, ...] = ()
     callback_rate: Decimal | None = None  # TRAILING_STOP_MARKET: percent, 0.1-10 (Binance's callbackRate)
     activation_price: Decimal | None = None  # TRAILING_STOP_MARKET: Binance's activatePrice (None: the last price)
+    rules_checked: bool = False
+    """The risk gate ran ``SymbolRules.check_order`` on exactly these values: an in-process exchange holding
+    the same rules (the backtest's) may skip its own filter check. Over the wire it means nothing: the
+    sandbox and Binance check every order they receive."""
     ts_event: int
     ts_init: int
 

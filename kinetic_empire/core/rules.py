@@ -60,6 +60,15 @@ def _align(value: Decimal, step: Decimal, base: Decimal, rounding: str) -> Decim
     return (base + n * step).quantize(step)
 
 
+def _more_places(value: Decimal, grid: Decimal) -> bool:
+    """``value`` is written with more decimal places than ``grid`` (its exponent is smaller): Binance's -1111.
+
+    Callers first ask ``same_quantum`` (one C comparison), true for every value already rounded to the
+    grid, so the tuple ``as_tuple`` builds is made only for values that did not come from the rounding.
+    """
+    return value.as_tuple().exponent < grid.as_tuple().exponent  # type: ignore[operator]
+
+
 def _dec(raw: Any, where: str) -> Decimal:
     try:
         return Decimal(str(raw))
@@ -191,7 +200,7 @@ class SymbolRules:
     def check_price(self, price: Decimal, what: str = "price") -> RuleViolation | None:
         if price <= 0:
             return RuleViolation("PRICE_NOT_POSITIVE", -4001, "Price less than 0.")
-        if price.as_tuple().exponent < self.tick_size.as_tuple().exponent:  # type: ignore[operator]
+        if not price.same_quantum(self.tick_size) and _more_places(price, self.tick_size):
             return RuleViolation("PRICE_PRECISION", -1111, "Precision is over the maximum defined for this asset.")
         if self.min_price > 0 and price < self.min_price:
             return RuleViolation("PRICE_BELOW_MIN", -4013, "Price less than min price.")
@@ -207,7 +216,7 @@ class SymbolRules:
         hi = self.market_max_qty if market else self.max_qty
         if qty <= 0:
             return RuleViolation("QTY_NOT_POSITIVE", -4003, "Quantity less than or equal to zero.")
-        if qty.as_tuple().exponent < step.as_tuple().exponent:  # type: ignore[operator]
+        if not qty.same_quantum(step) and _more_places(qty, step):
             return RuleViolation("QTY_PRECISION", -1111, "Precision is over the maximum defined for this asset.")
         if qty < lo:
             return RuleViolation("QTY_BELOW_MIN", -4004, "Quantity less than min quantity.")
@@ -236,6 +245,16 @@ class SymbolRules:
                 f"Order's notional must be no smaller than {_fmt(self.min_notional)} (unless you choose reduce only).",
             )
         return None
+
+    def check_market_order(self, quantity: Decimal, mark_price: Decimal, reduce_only: bool) -> RuleViolation | None:
+        """:meth:`check_order` for a MARKET order (no price, no trigger, a quantity): the same checks in the
+        same order, without the ones that cannot apply (the risk gate's per-order path)."""
+        if self.status != "TRADING":
+            return RuleViolation("SYMBOL_NOT_TRADING", -4140, "Invalid symbol status for opening position.")
+        bad = self.check_qty(quantity, True)
+        if bad:
+            return bad
+        return self.check_notional(quantity, mark_price, reduce_only)
 
     def check_order(
         self,

@@ -12,7 +12,8 @@ from decimal import Decimal
 
 from ..core.enums import OrderStatus, OrderType, Side, TimeInForce, WorkingType
 from ..core.errors import ExchangeError
-from ..core.events import OrderAccepted, OrderAmended
+from ..core.event_factories import new_order_accepted
+from ..core.events import OrderAmended
 from .book import ZERO, dec
 from .matching import Matching
 from .orders import SimOrder
@@ -41,54 +42,76 @@ class Acceptance(Matching):
         good_till_date: int = 0,
         callback_rate: Decimal | None = None,
         activation_price: Decimal | None = None,
+        rules_checked: bool = False,
     ) -> SimOrder:
-        """Validate an order as Binance does and accept it, or raise :class:`ExchangeError`."""
-        book = self.book(symbol)
+        """Validate an order as Binance does and accept it, or raise :class:`ExchangeError`.
+
+        ``rules_checked``: the caller (the backtest's broker, for an order the risk gate stamped) has run
+        this symbol's ``SymbolRules.check_order`` on exactly these values, so the filter check is not
+        repeated; every check of the account's state (duplicate id, reduce-only, open orders, margin) still
+        runs. The sandbox's endpoints never pass it: what comes over the wire is always checked.
+        """
+        book = self._books.get(symbol) or self.book(symbol)
         rules = book.rules
         now = self._clock.now_ms()
+        conditional = order_type.is_conditional
         trailing = order_type is OrderType.TRAILING_STOP_MARKET
         if trailing:
             check_trailing(callback_rate, close_position)
             trigger_price = None
-        if order_type.is_conditional and not algo:
+        if conditional and not algo:
             raise ExchangeError(
                 -4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
             )
-        if close_position and (quantity is not None or reduce_only):
-            raise ExchangeError(-4137, "Quantity must be zero with closePosition equals true.")
-        if close_position and order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
-            raise ExchangeError(-1106, "Parameter 'closePosition' sent when not required.")
-        if quantity is None and not close_position:
+        if close_position:
+            if quantity is not None or reduce_only:
+                raise ExchangeError(-4137, "Quantity must be zero with closePosition equals true.")
+            if order_type is not OrderType.STOP_MARKET and order_type is not OrderType.TAKE_PROFIT_MARKET:
+                raise ExchangeError(-1106, "Parameter 'closePosition' sent when not required.")
+        elif quantity is None:
             raise ExchangeError(-1102, "Mandatory parameter 'quantity' was not sent, was empty/null, or malformed.")
-        if order_type in _LIMIT_TYPES and price is None:
-            raise ExchangeError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
-        if order_type.is_conditional and trigger_price is None and not trailing:
-            raise ExchangeError(-1102, "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or malformed.")
-        if order_type in _LIMIT_TYPES and time_in_force is None:
-            time_in_force = TimeInForce.GTC
+        if order_type is not OrderType.MARKET:
+            if order_type in _LIMIT_TYPES and price is None:
+                raise ExchangeError(-1102, "Mandatory parameter 'price' was not sent, was empty/null, or malformed.")
+            if conditional and trigger_price is None and not trailing:
+                raise ExchangeError(
+                    -1102, "Mandatory parameter 'triggerPrice' was not sent, was empty/null, or malformed."
+                )
+            if order_type in _LIMIT_TYPES and time_in_force is None:
+                time_in_force = TimeInForce.GTC
         # Binance rejects reuse of an id while the order is open; a finished id may be reused.
         previous = self._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
         if previous is not None and previous.is_open:
             raise ExchangeError(-4116, "ClientOrderId is duplicated.")
-        mark = dec(book.last) if book.last else (price or trigger_price or ZERO)
-        violation = rules.check_order(
-            side=side,
-            order_type=order_type,
-            quantity=quantity,
-            price=price,
-            trigger_price=activation_price if trailing else trigger_price,
-            mark_price=mark,
-            reduce_only=reduce_only or close_position,
-            close_position=close_position,
-        )
-        if violation is not None:
-            raise ExchangeError(violation.binance_code, violation.message)
-        pos = book.pos
-        nothing_to_reduce = pos.qty == 0 or (pos.qty > 0) == (side is Side.BUY)
-        if reduce_only and not order_type.is_conditional and nothing_to_reduce:
-            raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
-        open_count = sum(1 for o in (*book.market, *book.resting) if o.is_open)
-        if rules.max_num_orders is not None and open_count >= rules.max_num_orders:
+        if rules_checked:
+            pass
+        elif order_type is OrderType.MARKET and price is None and trigger_price is None and not close_position:
+            # check_order's checks for such an order, without the ones that cannot apply (the same answer)
+            violation = rules.check_market_order(
+                quantity, ZERO if reduce_only else dec(book.last) if book.last else ZERO, reduce_only  # type: ignore[arg-type]
+            )
+            if violation is not None:
+                raise ExchangeError(violation.binance_code, violation.message)
+        else:
+            mark = dec(book.last) if book.last else (price or trigger_price or ZERO)
+            violation = rules.check_order(
+                side=side,
+                order_type=order_type,
+                quantity=quantity,
+                price=price,
+                trigger_price=activation_price if trailing else trigger_price,
+                mark_price=mark,
+                reduce_only=reduce_only or close_position,
+                close_position=close_position,
+            )
+            if violation is not None:
+                raise ExchangeError(violation.binance_code, violation.message)
+        if reduce_only and not conditional:
+            pos_qty = book.pos.qty
+            if pos_qty == 0 or (pos_qty > 0) == (side is Side.BUY):  # nothing to reduce
+                raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
+        max_orders = rules.max_num_orders
+        if max_orders is not None and sum(1 for o in (*book.market, *book.resting) if o.is_open) >= max_orders:
             raise ExchangeError(-2025, "Reach max open order limit.")
         assert quantity is not None or close_position
         if not (reduce_only or close_position) and quantity is not None:
@@ -137,22 +160,8 @@ class Acceptance(Matching):
         else:
             book.resting.append(order)
         book.busy = True
-        self._emit(
-            OrderAccepted(
-                client_order_id=order.client_order_id,
-                order_id=order.order_id,
-                symbol=symbol,
-                side=side,
-                order_type=order_type,
-                quantity=quantity,
-                price=price,
-                trigger_price=trigger_price,
-                reduce_only=reduce_only,
-                close_position=close_position,
-                ts_event=now,
-                ts_init=now,
-            )
-        )
+        self._emit(new_order_accepted(order.client_order_id, order.order_id, symbol, side, order_type, quantity, price,
+                                      trigger_price, reduce_only, close_position, now, now))
         if order_type is OrderType.MARKET and self.config.fill_market_immediately and book.last:
             self._fill_market_orders(book, book.last, now)
         return order

@@ -56,6 +56,7 @@ class SimulatedBroker:
                 algo=r.order_type.is_conditional,
                 callback_rate=r.callback_rate,
                 activation_price=r.activation_price,
+                rules_checked=r.rules_checked,  # the gate checked the filters against these same rules
             )
         except ExchangeError as exc:
             if exc.code == DUPLICATE_CLIENT_ID:

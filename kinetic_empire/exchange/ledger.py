@@ -15,15 +15,17 @@ from typing import Any, overload
 from ..core.clock import Clock
 from ..core.enums import BalanceReason, MarginType, OrderStatus, Side
 from ..core.errors import ExchangeError
-from ..core.events import BalanceChanged, OrderCanceled, OrderExpired, OrderFilled, PositionChanged
+from ..core.event_factories import new_balance_changed, new_order_filled, new_position_changed
+from ..core.events import OrderCanceled, OrderExpired
 from ..core.rules import LeverageBrackets, SymbolRules
 from . import isolated
-from .book import NEVER, ZERO, Book, money
+from .book import _FEE_Q, NEVER, ZERO, Book
 from .config import ExchangeConfig
 from .cross_margin import solve_liquidation_prices
 from .orders import SimOrder
 
 _BPS = Decimal("0.0001")
+_ZERO_MONEY = ZERO.quantize(_FEE_Q)
 _TRADE_KEYS = ("id", "orderId", "symbol", "side", "price", "qty", "quoteQty", "commission", "realizedPnl", "maker",
                "buyer", "time")  # fmt: skip
 _INCOME_KEYS = ("symbol", "incomeType", "income", "asset", "time", "info", "tranId", "tradeId")
@@ -164,27 +166,28 @@ class Ledger:
     # --------------------------------------------------------------------------------- bookkeeping
     def _fill(self, book: Book, order: SimOrder, qty: Decimal, price: Decimal, maker: bool, ts: int) -> None:
         pos = book.pos
-        side_sign = 1 if order.side is Side.BUY else -1
+        buy = order.side is Side.BUY
+        old = pos.qty
         if order.reduce_only or order.close_position:
-            reducible = abs(pos.qty) if (pos.qty > 0 and side_sign < 0) or (pos.qty < 0 and side_sign > 0) else ZERO
+            reducible = abs(old) if (old > 0 and not buy) or (old < 0 and buy) else ZERO
             if reducible == 0:
                 self._finish(order, OrderStatus.EXPIRED, "reduce-only order with nothing to reduce")
                 return
             qty = min(qty, reducible)
-        cap = self.config.max_fill_qty.get(book.symbol)
-        if cap is not None and qty > cap:
-            qty = cap
-        signed = qty if side_sign > 0 else -qty
+        caps = self.config.max_fill_qty
+        if caps:
+            cap = caps.get(book.symbol)
+            if cap is not None and qty > cap:
+                qty = cap
+        signed = qty if buy else -qty
         realized = ZERO
-        old = pos.qty
-        if old != 0 and (old > 0) != (signed > 0):
+        if old != 0 and (old > 0) != (signed > 0):  # the fill closes (some of) the position
             closing = min(abs(old), qty)
             realized = (price - pos.entry) * closing if old > 0 else (pos.entry - price) * closing
         new = old + signed
-        same_direction = old == 0 or (old > 0) == (signed > 0)
         if new == 0:
             pos.entry = ZERO
-        elif same_direction:
+        elif old == 0 or (old > 0) == (signed > 0):  # opening or adding
             pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
         elif (old > 0) != (new > 0):
             pos.entry = price  # flipped: the remainder opened at this fill
@@ -198,76 +201,55 @@ class Ledger:
         pos.qty = new
         pos.qty_f = float(new)
         pos.entry_f = float(pos.entry)
-        rate = self.config.maker_fee if maker else self.config.taker_fee
-        commission = money(price * qty * rate)
-        realized = money(realized)
-        self.wallet += realized - commission
-        order.executed_qty += qty
-        order.cum_quote += price * qty
-        order.avg_price = order.cum_quote / order.executed_qty
+        config = self.config
+        notional = price * qty
+        commission = (notional * (config.maker_fee if maker else config.taker_fee)).quantize(_FEE_Q)
+        realized = _ZERO_MONEY if realized is ZERO else realized.quantize(_FEE_Q)  # (ZERO quantised: 0E-8)
+        change = realized - commission
+        self.wallet += change
+        executed = order.executed_qty + qty
+        order.executed_qty = executed
+        order.cum_quote += notional
+        order.avg_price = order.cum_quote / executed
         order.update_time = ts
-        order.status = OrderStatus.FILLED if order.executed_qty >= order.quantity else OrderStatus.PARTIALLY_FILLED
+        status = order.status = OrderStatus.FILLED if executed >= order.quantity else OrderStatus.PARTIALLY_FILLED
         trade_id = self._next_trade_id
-        self._next_trade_id += 1
-        self._record_trade(order, trade_id, qty, price, commission, realized, maker, ts)
+        self._next_trade_id = trade_id + 1
+        self._record_trade(order, trade_id, qty, price, notional, commission, realized, maker, buy, ts)
         now = self._clock.now_ms()
-        self._emit(
-            OrderFilled(
-                client_order_id=order.client_order_id,
-                order_id=order.order_id,
-                trade_id=trade_id,
-                symbol=book.symbol,
-                side=order.side,
-                order_type=order.order_type,
-                quantity=qty,
-                price=price,
-                commission=commission,
-                realized_pnl=realized,
-                is_maker=maker,
-                status=order.status,
-                reduce_only=order.reduce_only or order.close_position,
-                liquidation=order.client_order_id.startswith("autoclose-"),
-                ts_event=ts,
-                ts_init=now,
-            )
-        )
-        self._after_position_change(book, ts, realized - commission, BalanceReason.ORDER)
-        if not order.is_open:
+        cid = order.client_order_id
+        self._emit(new_order_filled(cid, order.order_id, trade_id, book.symbol, order.side, order.order_type, qty,
+                                    price, commission, realized, maker, status,
+                                    order.reduce_only or order.close_position, cid.startswith("autoclose-"), ts, now))
+        self._after_position_change(book, ts, change, BalanceReason.ORDER, now)
+        if status is OrderStatus.FILLED:
             self._remove(order)
 
-    def _after_position_change(self, book: Book, ts: int, change: Decimal, reason: BalanceReason) -> None:
+    def _after_position_change(
+        self, book: Book, ts: int, change: Decimal, reason: BalanceReason, now: int | None = None
+    ) -> None:
         pos = book.pos
-        now = self._clock.now_ms()
+        if now is None:
+            now = self._clock.now_ms()
         self._update_liquidation_prices()
-        self._emit(
-            PositionChanged(
-                symbol=book.symbol,
-                quantity=pos.qty,
-                entry_price=pos.entry,
-                leverage=pos.leverage,
-                ts_event=ts,
-                ts_init=now,
-            )
-        )
-        self._emit_balance(change, reason, ts, now)
-        if pos.qty == 0:
-            for order in list(book.resting):
-                if order.is_open and (order.reduce_only or order.close_position):
-                    self._finish(order, OrderStatus.EXPIRED, "position closed")
-        elif pos.qty != 0:
-            for order in list(book.resting) + list(book.market):
-                if order.is_open and order.reduce_only and not order.close_position:
-                    closing = (pos.qty > 0) == (order.side is Side.SELL)
-                    if not closing:
-                        self._finish(order, OrderStatus.EXPIRED, "reduce-only order would increase the position")
-        book.refresh()
+        emit = self._emit
+        emit(new_position_changed(book.symbol, pos.qty, pos.entry, pos.leverage, ts, now))
+        emit(new_balance_changed("USDT", self.wallet, change, reason, ts, now))
+        if book.resting or book.market:
+            if pos.qty == 0:
+                for order in list(book.resting):
+                    if order.is_open and (order.reduce_only or order.close_position):
+                        self._finish(order, OrderStatus.EXPIRED, "position closed")
+            else:
+                for order in list(book.resting) + list(book.market):
+                    if order.is_open and order.reduce_only and not order.close_position:
+                        closing = (pos.qty > 0) == (order.side is Side.SELL)
+                        if not closing:
+                            self._finish(order, OrderStatus.EXPIRED, "reduce-only order would increase the position")
+        book.busy = bool(book.market or book.resting)
 
     def _emit_balance(self, change: Decimal, reason: BalanceReason, ts: int, now: int) -> None:
-        self._emit(
-            BalanceChanged(
-                asset="USDT", wallet_balance=self.wallet, change=change, reason=reason, ts_event=ts, ts_init=now
-            )
-        )
+        self._emit(new_balance_changed("USDT", self.wallet, change, reason, ts, now))
 
     def _record_trade(
         self,
@@ -275,18 +257,22 @@ class Ledger:
         trade_id: int,
         qty: Decimal,
         price: Decimal,
+        quote: Decimal,
         fee: Decimal,
         rp: Decimal,
         maker: bool,
+        buyer: bool,
         ts: int,
     ) -> None:
-        self.trades.add(trade_id, order.order_id, order.symbol, order.side._value_, price, qty, price * qty, fee, rp,
-                        maker, order.side is Side.BUY, ts)  # fmt: skip
+        symbol = order.symbol
+        self.trades.add(trade_id, order.order_id, symbol, order.side._value_, price, qty, quote, fee, rp, maker, buyer,
+                        ts)  # fmt: skip
         info = str(trade_id)  # one string shared by both income rows
-        if rp != 0:
-            self._income(order.symbol, "REALIZED_PNL", rp, ts, info)
-        if fee != 0:
-            self._income(order.symbol, "COMMISSION", -fee, ts, info)
+        income = self.income
+        if rp:
+            income.add(symbol, "REALIZED_PNL", rp, "USDT", ts, info, len(income) + 1, info)
+        if fee:
+            income.add(symbol, "COMMISSION", -fee, "USDT", ts, info, len(income) + 1, info)
 
     def _income(self, symbol: str, kind: str, amount: Decimal, ts: int, info: str) -> None:
         income = self.income

@@ -19,6 +19,7 @@ from decimal import Decimal
 from ..core.account import AccountView, PositionView
 from ..core.enums import IntentAction, MarginType, OrderType, Side, TimeInForce, TradingState
 from ..core.errors import ConfigError
+from ..core.event_factories import new_market_request
 from ..core.events import OrderIntent, OrderRequest
 from ..core.rules import LeverageBrackets, SymbolRules
 from . import guards, ids
@@ -27,7 +28,7 @@ from .config import RiskConfig, SizingMethod
 from .guards import MAX_QUANTITY, Denial, deny, fmt
 from .liquidation import isolated_liquidation_price, isolated_wallet_after, liquidation_price, other_positions_terms
 from .protection import PendingEntry
-from .sizing import Cap, finish, margin_limit, raw_quantity
+from .sizing import finish, raw_quantity
 from .state import TradingStates
 
 ZERO = Decimal(0)
@@ -62,6 +63,9 @@ class IntentDecider:
         self._atr = atr
         self.fee_taker = fee_taker
         self._leverage: dict[str, int] = {}
+        self._usable_pct = _HUNDRED - config.margin_buffer_pct  # the share of the available balance used, percent
+        self._levels: dict[tuple[str, int], tuple[LeverageBrackets, Decimal, Decimal]] = {}  # see _per_leverage
+        self._rounding: dict[str, tuple[SymbolRules, dict[tuple[bool, Decimal], Decimal]]] = {}  # see _rounded
 
     def leverage_for(self, symbol: str) -> int:
         """The configured leverage for ``symbol``, checked against its brackets (ConfigError if not)."""
@@ -75,6 +79,15 @@ class IntentDecider:
     def atr(self, symbol: str, timeframe: str, period: int = 14) -> float | None:
         """The tracked ATR, or None when not tracked or still warming up."""
         return None if self._atr is None else self._atr.get(symbol, timeframe, period)
+
+    def _per_leverage(self, symbol: str, brackets: LeverageBrackets, lev: int) -> tuple[Decimal, Decimal]:
+        """(the brackets' max notional at ``lev``, ``1/lev + taker fee``): computed once, the same Decimals
+        every entry would compute (brackets and fees do not change during a run)."""
+        key = (symbol, lev)
+        found = self._levels.get(key)
+        if found is None or found[0] is not brackets:  # (new brackets for the symbol: computed again)
+            found = self._levels[key] = (brackets, brackets.max_notional(lev), Decimal(1) / lev + self.fee_taker)
+        return found[1], found[2]
 
     def decide(self, intent: OrderIntent, now: int) -> Denial | Decision:
         """The intent's order requests (and the entry awaiting protection, if any), or one Denial."""
@@ -98,7 +111,7 @@ class IntentDecider:
     ) -> Denial | tuple[list[OrderRequest], None]:
         symbol = intent.symbol
         pos = self._account.position(symbol).quantity
-        if pos == 0:
+        if not pos:
             return deny("NO_POSITION", symbol=symbol, action=intent.action.value)
         size = abs(pos)
         notes: list[str] = []
@@ -126,38 +139,56 @@ class IntentDecider:
                     return deny("QTY_ROUNDS_TO_ZERO", symbol=symbol, qty=wanted, step=rules.market_step_size)
                 if qty < rules.market_min_qty:
                     return deny("QTY_BELOW_MIN", symbol=symbol, qty=qty, min=rules.market_min_qty)
-                return self._reduce_only(intent, rules, qty, suffix, notes, now), None
+                return self._reduce_only(intent, rules, pos, qty, suffix, notes, now), None
         # a reduce-only order larger than the position is trimmed by the exchange: round up, close all
-        qty = max(rules.round_qty_up(size, market=True), rules.market_min_qty)
+        qty = max(self._rounded(rules, size, up=True), rules.market_min_qty)
         if qty != size:
             notes.append(f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)")
-        return self._reduce_only(intent, rules, qty, suffix, notes, now), None
+        return self._reduce_only(intent, rules, pos, qty, suffix, notes, now), None
 
     def _reduce_only(
-        self, intent: OrderIntent, rules: SymbolRules, qty: Decimal, suffix: str, notes: list[str], now: int
+        self,
+        intent: OrderIntent,
+        rules: SymbolRules,
+        pos: Decimal,
+        qty: Decimal,
+        suffix: str,
+        notes: list[str],
+        now: int,
+        checked: bool = False,
     ) -> list[OrderRequest]:
-        """Reduce-only MARKET order(s) against the current position, split at the market max quantity."""
-        pos = self._account.position(intent.symbol).quantity
+        """Reduce-only MARKET order(s) against the position ``pos``, split at the market max quantity.
+
+        ``checked``: the caller runs ``check_order`` on them before publishing (stamps them as checked)."""
         side = Side.SELL if pos > 0 else Side.BUY
-        chunks = _split(qty, rules.market_max_qty, rules.market_min_qty)
-        if len(chunks) > 1:
-            notes.append(f"split into {len(chunks)} orders at the market max qty {fmt(rules.market_max_qty)}")
+        max_qty = rules.market_max_qty
+        if max_qty <= 0 or qty <= max_qty:  # one order (_split's first case, without the list work)
+            chunks = [qty]
+        else:
+            chunks = _split(qty, max_qty, rules.market_min_qty)
+            if len(chunks) > 1:
+                notes.append(f"split into {len(chunks)} orders at the market max qty {fmt(rules.market_max_qty)}")
+        adjustments = tuple(notes)
+        # not checked by the caller: check here and stamp what passes (a reduce-only order's filters do not
+        # involve the mark, so the exchange's check gives the same answer); what fails goes unstamped, and the
+        # exchange refuses it as before
         return [
-            OrderRequest(
-                client_order_id=ids.client_id(intent.intent_id, suffix, i),
-                intent_id=intent.intent_id,
-                strategy_id=intent.strategy_id,
-                symbol=intent.symbol,
-                side=side,
-                order_type=OrderType.MARKET,
-                quantity=chunk,
-                reduce_only=True,
-                adjustments=tuple(notes),
-                ts_event=now,
-                ts_init=now,
-            )
+            new_market_request(ids.client_id(intent.intent_id, suffix, i), intent.intent_id, intent.strategy_id,
+                               intent.symbol, side, OrderType.MARKET, chunk, None, None, True, adjustments,
+                               checked or rules.check_market_order(chunk, ZERO, True) is None, now, now)
             for i, chunk in enumerate(chunks)
-        ]
+        ]  # fmt: skip
+
+    def _rounded(self, rules: SymbolRules, qty: Decimal, *, up: bool = False) -> Decimal:
+        """``rules.round_qty(qty, market=True)`` (``round_qty_up`` with ``up``), remembered: the result depends
+        only on the value (always quantised to the step), and fixed sizes round the same values every time."""
+        seen = self._rounding.get(rules.symbol)
+        if seen is None or seen[0] is not rules or len(seen[1]) >= 4096:  # new rules for the symbol: start again
+            seen = self._rounding[rules.symbol] = (rules, {})
+        found = seen[1].get((up, qty))
+        if found is None:
+            found = seen[1][(up, qty)] = rules.round_qty_up(qty, market=True) if up else rules.round_qty(qty, True)
+        return found
 
     # ----------------------------------------------------------------------------------- entries
     def _entry(self, intent: OrderIntent, rules: SymbolRules, price: Decimal, now: int) -> Denial | Decision:
@@ -231,21 +262,22 @@ class IntentDecider:
 
         # caps: margin (fees included), the exchange's max quantity, the bracket's notional for `lev`
         available = account.available_balance()
-        usable = available * (_HUNDRED - self.config.margin_buffer_pct) / _HUNDRED
+        usable = available * self._usable_pct / _HUNDRED
         if flipping:  # the close releases the opposite position's margin first
             usable += abs(existing) * price / max(pos.leverage, 1)
         if usable <= 0:
             return deny("INSUFFICIENT_MARGIN", symbol=symbol, available=available)
-        cap_notional = brackets.max_notional(lev)
+        cap_notional, margin_rate = self._per_leverage(symbol, brackets, lev)
         held = abs(existing) * price if adding else ZERO
         if cap_notional - held <= 0:
             return deny("BRACKET_CAP_REACHED", symbol=symbol, leverage=lev, notional=held, cap=cap_notional)
-        caps = (
-            Cap("margin", margin_limit(usable, entry_price, lev, self.fee_taker)),
-            Cap("max qty", rules.market_max_qty if market else rules.max_qty),
-            Cap("bracket notional {} at {}x", (cap_notional - held) / entry_price, (cap_notional, lev)),
+        caps = (  # plain (label, limit, values) tuples: a note is written only for a cap that binds
+            ("margin", usable / (entry_price * margin_rate), ()),  # = sizing.margin_limit
+            ("max qty", rules.market_max_qty if market else rules.max_qty, ()),
+            ("bracket notional {} at {}x", (cap_notional - held) / entry_price, (cap_notional, lev)),
         )
-        sized = finish(qty, rules=rules, price=entry_price, market=market, caps=caps, adjustments=notes)
+        sized = finish(qty, rules=rules, price=entry_price, market=market, caps=caps, adjustments=notes,
+                       rounding=(lambda q: self._rounded(rules, q)) if market else None)
         if isinstance(sized, Denial):
             return sized
         qty = sized.quantity
@@ -259,32 +291,26 @@ class IntentDecider:
         if flipping:
             close = max(rules.round_qty_up(abs(existing), market=True), rules.market_min_qty)
             close_notes = [f"closes the {'short' if long else 'long'} {fmt(abs(existing))} before the entry"]
-            requests += self._reduce_only(intent, rules, close, ids.CLOSE, close_notes, now)
-        entry = OrderRequest(
-            client_order_id=ids.client_id(intent.intent_id, ids.ENTRY),
-            intent_id=intent.intent_id,
-            strategy_id=intent.strategy_id,
-            symbol=symbol,
-            side=side,
-            order_type=OrderType.MARKET if market else OrderType.LIMIT,
-            quantity=qty,
-            price=None if market else entry_price,
-            time_in_force=None if market else TimeInForce.GTC,
-            adjustments=sized.adjustments,
-            ts_event=now,
-            ts_init=now,
-        )
-        requests.append(entry)
+            requests += self._reduce_only(intent, rules, existing, close, ids.CLOSE, close_notes, now, checked=True)
+        # stamped as checked: every request is checked just below, and none leaves if one fails
+        requests.append(new_market_request(
+            ids.client_id(intent.intent_id, ids.ENTRY), intent.intent_id, intent.strategy_id, symbol, side,
+            OrderType.MARKET if market else OrderType.LIMIT, qty, None if market else entry_price,
+            None if market else TimeInForce.GTC, False, sized.adjustments, True, now, now,
+        ))  # fmt: skip
         for request in requests:  # last line of defence: exactly the exchange's filters
-            bad = rules.check_order(
-                side=request.side,
-                order_type=request.order_type,
-                quantity=request.quantity,
-                price=request.price,
-                trigger_price=request.trigger_price,
-                mark_price=price,
-                reduce_only=request.reduce_only,
-            )
+            if request.order_type is OrderType.MARKET:
+                bad = rules.check_market_order(request.quantity, price, request.reduce_only)  # type: ignore[arg-type]
+            else:
+                bad = rules.check_order(
+                    side=request.side,
+                    order_type=request.order_type,
+                    quantity=request.quantity,
+                    price=request.price,
+                    trigger_price=request.trigger_price,
+                    mark_price=price,
+                    reduce_only=request.reduce_only,
+                )
             if bad is not None:
                 return deny(
                     bad.code,

@@ -7,8 +7,9 @@ question a user asks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from typing import NamedTuple
 
 from ..core.rules import SymbolRules
 from .config import SizingConfig, SizingMethod
@@ -53,12 +54,12 @@ def raw_quantity(
     return equity * percent / _HUNDRED / (Decimal(str(atr)) * cfg.atr_multiple)
 
 
-@dataclass(frozen=True, slots=True)
-class Cap:
+class Cap(NamedTuple):
     """An upper bound on the quantity, with the name used in the adjustment note.
 
     ``{}`` fields in ``label`` are filled with ``values`` (as :func:`fmt` writes them) only when the
-    cap binds: formatting Decimals costs more than the comparison, and most caps never bind.
+    cap binds: formatting Decimals costs more than the comparison, and most caps never bind. (A named
+    tuple: three are made per entry, and a frozen dataclass costs several times more to build.)
     """
 
     label: str
@@ -69,8 +70,7 @@ class Cap:
         return self.label.format(*map(fmt, self.values)) if self.values else self.label
 
 
-@dataclass(frozen=True, slots=True)
-class Sized:
+class Sized(NamedTuple):
     quantity: Decimal
     adjustments: tuple[str, ...]
 
@@ -86,20 +86,22 @@ def finish(
     rules: SymbolRules,
     price: Decimal,
     market: bool,
-    caps: tuple[Cap, ...],
+    caps: Sequence[tuple[str, Decimal, tuple[object, ...]]],
     adjustments: list[str] | None = None,
+    rounding: Callable[[Decimal], Decimal] | None = None,
 ) -> Sized | Denial:
-    """Apply ``caps`` in order, round down to the lot step, then deny what the exchange would refuse."""
+    """Apply ``caps`` (:class:`Cap` or plain ``(label, limit, values)`` tuples) in order, round down to the
+    lot step, then deny what the exchange would refuse."""
     notes = adjustments if adjustments is not None else []
-    for cap in caps:
-        if qty > cap.limit:
-            notes.append(f"capped by {cap.describe()} {fmt(qty)}→{fmt(cap.limit)}")
-            qty = cap.limit
-    rounded = rules.round_qty(qty, market=market)
+    for label, limit, values in caps:
+        if qty > limit:
+            notes.append(f"capped by {Cap(label, limit, values).describe()} {fmt(qty)}→{fmt(limit)}")
+            qty = limit
+    rounded = rules.round_qty(qty, market=market) if rounding is None else rounding(qty)  # (the same, remembered)
     if rounded != qty:
         notes.append(f"qty rounded {fmt(qty)}→{rounded:f}")
-    step = rules.market_step_size if market else rules.step_size
     if rounded <= 0:
+        step = rules.market_step_size if market else rules.step_size
         return deny("QTY_ROUNDS_TO_ZERO", symbol=rules.symbol, qty=qty, step=step)
     min_qty = rules.market_min_qty if market else rules.min_qty
     if rounded < min_qty:

@@ -56,10 +56,16 @@ class TradingStates:
         return state
 
     def effective(self, symbol: str) -> TradingState:
+        if (self.operator is TradingState.ACTIVE and not self.operator_symbol and self.drawdown_denial is None
+                and self.daily_denial is None and not self.cooldown_until and not self.pauses):
+            return TradingState.ACTIVE  # no source holds anything (what the full answer gives), cheaply
         return worst(self.account(), self.symbol_own(symbol))
 
     def entry_denial(self, symbol: str) -> Denial | None:
         """Why an entry on ``symbol`` may not pass now, naming the most specific cause."""
+        if (self.operator is TradingState.ACTIVE and not self.operator_symbol and self.drawdown_denial is None
+                and self.daily_denial is None and not self.cooldown_until and not self.pauses):
+            return None  # nothing holds entries (every check below would pass): the common case, cheaply
         if self.operator is TradingState.HALTED or self.operator_symbol.get(symbol) is TradingState.HALTED:
             return deny("TRADING_HALTED", symbol=symbol)
         if self.drawdown_denial is not None:

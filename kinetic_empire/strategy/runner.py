@@ -22,10 +22,10 @@ from ..core.bus import EventBus
 from ..core.clock import Clock
 from ..core.enums import IntentAction
 from ..core.errors import StrategyError
+from ..core.event_factories import new_order_intent
 from ..core.events import (
     KlineClosed,
     OrderFilled,
-    OrderIntent,
     OrderRejected,
     PositionChanged,
     RiskDenied,
@@ -36,6 +36,7 @@ from .live_indicators import BASE_FIELDS, LiveIndicators, history_needed, probe_
 from .rejection import OrderRejection
 
 log = logging.getLogger(__name__)
+_BASE_ON_FILL = Strategy.on_fill
 
 
 class StrategyRunner:
@@ -76,6 +77,7 @@ class StrategyRunner:
         self._warmup = 1
         self._first = 0  # index of the first kline the strategy sees (warm-up done)
         self._cursor = strategy._cursor
+        self._own = id_prefix + "-"  # this runner's client order ids start with it (see owns)
         self._strategy_on_kline = strategy.on_kline
         strategy._emit = self._collect
         strategy._emit_intent = self._collect_intent
@@ -254,24 +256,9 @@ class StrategyRunner:
         self._seq += 1
         now = self._clock.now_ms()
         qty = None if quantity is None else (quantity if isinstance(quantity, Decimal) else Decimal(repr(quantity)))
-        strategy = self.strategy
-        self._pending.append(
-            OrderIntent(
-                intent_id=f"{self._prefix}-{self._seq}",
-                strategy_id=self.strategy_id,
-                symbol=self.symbol,
-                action=action,
-                quantity=qty,
-                fraction=fraction,
-                stop_loss=stop_loss,
-                take_profit=take_profit,
-                limit_price=limit,
-                reference_price=strategy.close[-1],
-                tag=tag,
-                ts_event=now,
-                ts_init=now,
-            )
-        )
+        self._pending.append(new_order_intent(f"{self._prefix}-{self._seq}", self.strategy_id, self.symbol, action, qty,
+                                              fraction, stop_loss, take_profit, limit, self.strategy.close[-1], tag,
+                                              now, now))  # fmt: skip
 
     def _foreign(self, symbol: str) -> str:
         return (f"{self.strategy_id} trades {self.symbol} only, not {symbol}: a strategy that trades several "
@@ -308,7 +295,7 @@ class StrategyRunner:
         self._seq = max(self._seq, seq)
 
     def owns(self, client_order_id: str) -> bool:
-        return client_order_id.startswith(self._prefix + "-")
+        return client_order_id.startswith(self._own)
 
     # ------------------------------------------------------------------------------ events
     def _on_position(self, event: PositionChanged) -> None:
@@ -318,8 +305,10 @@ class StrategyRunner:
             )
 
     def _on_fill(self, event: OrderFilled) -> None:
-        if event.symbol == self.symbol and self.owns(event.client_order_id):
-            self._guard(lambda: self.strategy.on_fill(event), "on_fill", event)
+        if event.symbol == self.symbol and event.client_order_id.startswith(self._own):
+            hook = self.strategy.on_fill
+            if getattr(hook, "__func__", None) is not _BASE_ON_FILL:  # the base hook does nothing: skip the guard
+                self._guard(lambda: hook(event), "on_fill", event)
             if self._pending:
                 self._flush()
 
