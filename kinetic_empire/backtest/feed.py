@@ -10,8 +10,9 @@ processed the execution kline before a strategy sees the higher-timeframe close.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from itertools import repeat
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from ..core.bus import EventBus
 from ..core.clock import ReplayClock
 from ..core.errors import HandlerError, StrategyError
-from ..core.events import KlineClosed, new_kline
+from ..core.events import KlineClosed, KlineFields, new_kline
 from ..data import KlineFrame
 
 _CHUNK = 20_000
@@ -82,15 +83,18 @@ class ReplayFeed:
         arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
         last_ms = f.interval_ms - 1  # close time = open time + interval - 1, made per chunk (no history copy)
         for begin in range(s.start, s.start + n, _CHUNK):
-            # python scalars a chunk at a time: a working set that stays in cache; map builds the
-            # events in one C loop over the columns (cheaper per kline than indexing or unpacking them)
-            ot, o, h, lo, c, v = (a[begin : begin + _CHUNK].tolist() for a in arrays)
-            ct = (f.open_time[begin : begin + _CHUNK] + last_ms).tolist()
-            klines = map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct)
+            # python scalars a chunk at a time: a working set that stays in cache
+            cols = [a[begin : begin + _CHUNK].tolist() for a in arrays]
+            cols.append((f.open_time[begin : begin + _CHUNK] + last_ms).tolist())
             if bus.stops_on_error:
-                _deliver_fused(bus, route, clock, klines)
+                done, size = 0, len(cols[0])
+                while done < size:  # a subscription change ends a chain: the rest goes to the new one
+                    handlers = route[0]
+                    rest = cols if done == 0 else [c[done:] for c in cols]
+                    done += _chain(len(handlers))(route, handlers, clock, sym, tf, bus.failed, *rest)
             else:
-                for k in klines:
+                ot, o, h, lo, c, v, ct = cols
+                for k in map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct):
                     clock.time_ms = k.ts_event
                     publish(k)
             if progress is not None:
@@ -139,60 +143,64 @@ class ReplayFeed:
         return n
 
 
-def _deliver_fused(
-    bus: EventBus, route: list[tuple[Any, ...]], clock: ReplayClock, klines: Iterator[KlineClosed]
-) -> None:
-    """Move the clock and call the route's handlers for each kline, in the feed's own loop.
-
-    The same delivery as ``bus.publish`` (handlers in subscription order, a failure raised as the bus
-    raises it, a subscription change taking effect from the next kline), without a call into the bus
-    per kline: the handler chain is unpacked once into locals and called inline. ``stage`` names the
-    handler running, so a failure is attributed to it.
-    """
-    it = iter(klines)
-    k: Any = None
+_CHAIN_SOURCE = """
+def chain(route, handlers, clock, sym, tf, failed, ot, o, hi, lo, c, v, ct):
+    {unpack}
+    k = None
     stage = 0
-    handlers = route[0]
+    n = 0
     try:
-        while True:
-            handlers = route[0]
-            count = len(handlers)
-            if count == 3:
-                h0, h1, h2 = handlers
-                for k in it:
-                    clock.time_ms = k.ts_event
-                    stage = 0
-                    h0(k)
-                    stage = 1
-                    h1(k)
-                    stage = 2
-                    h2(k)
-                    if route[0] is not handlers:
-                        break
-                else:
-                    return
-            elif count == 2:
-                h0, h1 = handlers
-                for k in it:
-                    clock.time_ms = k.ts_event
-                    stage = 0
-                    h0(k)
-                    stage = 1
-                    h1(k)
-                    if route[0] is not handlers:
-                        break
-                else:
-                    return
-            else:
-                for k in it:
-                    clock.time_ms = k.ts_event
-                    for stage, handler in enumerate(handlers):  # noqa: B007  (read by the error path)
-                        handler(k)
-                    if route[0] is not handlers:
-                        break
-                else:
-                    return
+        for open_time, open_, high, low, close, volume, close_time in zip(ot, o, hi, lo, c, v, ct):
+            k = Fields()
+            k.symbol = sym
+            k.timeframe = tf
+            k.open_time = open_time
+            k.open = open_
+            k.high = high
+            k.low = low
+            k.close = close
+            k.volume = volume
+            k.ts_event = close_time
+            k.ts_init = close_time
+            k.__class__ = KlineClosed
+            clock.time_ms = close_time
+{calls}
+            n += 1
+            if route[0] is not handlers:
+                return n
     except (HandlerError, StrategyError):
         raise
     except Exception as exc:
-        raise bus.failed(handlers[stage], k, exc) from exc
+        raise failed(handlers[stage], k, exc) from exc
+    return n
+"""
+
+_Chain = Callable[..., int]
+_chains: dict[int, _Chain] = {}
+
+
+def _chain(count: int) -> _Chain:
+    """The delivery loop for a route of ``count`` handlers, compiled once per count.
+
+    The same delivery as ``bus.publish`` (handlers in subscription order, a failure raised as the bus
+    raises it, naming the handler and the kline), fused into one loop over a chunk of columns: the
+    kline is built inline (the fields stored into a :class:`KlineFields` that is then re-labelled, as
+    :func:`new_kline` does, without a call per kline), the clock moved and each handler called from a
+    local, with no call into the bus. It returns how many klines it delivered: fewer than the chunk
+    when a subscription changed (taking effect from the next kline), so the caller goes on with the
+    route's new handlers. ``stage`` names the handler running, for the error.
+    """
+    chain = _chains.get(count)
+    if chain is None:
+        calls = "\n".join(f"            stage = {i}\n            h{i}(k)" for i in range(count))
+        unpack = f"{''.join(f'h{i}, ' for i in range(count))}= handlers" if count else "pass"
+        scope = {"Fields": KlineFields, "KlineClosed": KlineClosed, "HandlerError": HandlerError,
+                 "StrategyError": StrategyError}  # fmt: skip
+        exec(compile(_CHAIN_SOURCE.format(unpack=unpack, calls=calls or "            pass"), f"<kline chain {count}>",
+                     "exec"), scope)  # fmt: skip
+        chain = _chains[count] = scope["chain"]
+    return chain
+
+
+if set(re.findall(r"\bk\.(\w+) = ", _CHAIN_SOURCE)) - {"__class__"} != {f.name for f in fields(KlineClosed)}:
+    raise TypeError("the compiled kline chain must set exactly the fields of KlineClosed")
