@@ -43,7 +43,7 @@ class KlineFields:
     """The slots of :class:`KlineClosed`, writable: only :func:`new_kline` and the replay feed's compiled
     handler chain fill one, and they re-label it as a ``KlineClosed`` before anyone sees it."""
 
-    __slots__ = ("symbol", "timeframe", "open_time", "open", "high", "low", "close", "volume", "ts_event", "ts_init")
+    __slots__ = ("close", "high", "low", "open", "open_time", "symbol", "timeframe", "ts_event", "ts_init", "volume")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +69,7 @@ class KlineClosed(KlineFields):
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle and copy by value (the default would set slots through the frozen ``__setattr__``)."""
-        return new_kline, tuple(getattr(self, name) for name in KlineFields.__slots__)
+        return new_kline, tuple(getattr(self, name) for name in _NEW_KLINE_ARGS)
 
 
 @_event
@@ -477,7 +477,9 @@ def new_kline(
     return k
 
 
-if set(new_kline.__code__.co_varnames[: new_kline.__code__.co_argcount]) != set(KlineFields.__slots__) or {
+_NEW_KLINE_ARGS = new_kline.__code__.co_varnames[: new_kline.__code__.co_argcount]  # field names, in its order
+
+if set(_NEW_KLINE_ARGS) != set(KlineFields.__slots__) or {
     f.name for f in fields(KlineClosed)
 } != set(KlineFields.__slots__):
     raise TypeError("new_kline, KlineFields and KlineClosed must name the same fields")  # one was changed alone
