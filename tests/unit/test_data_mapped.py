@@ -93,10 +93,11 @@ def test_size_decides_when_unsaid(holed_store: KlineStore, monkeypatch: pytest.M
 
 def _run(data: Path):
     cfg = BacktestConfig.from_mapping({
-        "backtest": {"data": str(data), "start": START_MS + 86_400_000, "initial_balance": 10_000,
+        "backtest": {"data": str(data), "start": START_MS + 25 * 86_400_000,
+                     "end": START_MS + 45 * 86_400_000, "initial_balance": 10_000,
                      "fees": {"maker": 0.0002, "taker": 0.0004}, "gap_policy": "keep"},
-        "strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "5m",
-                        "params": {"fast": 5, "slow": 21}}],
+        "strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1m",
+                        "params": {"fast": 10, "slow": 40}}],
         "risk": {"default_leverage": 2, "sizing": {"method": "fixed_quantity", "quantity": 100}},
     })  # fmt: skip
     return Backtest(cfg, build_registry()).run()
