@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from itertools import repeat
 from typing import Any
@@ -102,45 +102,83 @@ class ReplayFeed:
         return n
 
     def _run_merged(self, progress: Callable[[int], None] | None) -> int:
+        """Several streams in one ordering by close time (a coarser timeframe after a finer one, then
+        stream order), kept as one sorted int64 key per kline: ``close_time * R + rank`` with ``rank`` the
+        stream's place in that tie order. Each stream's rows follow one another in close-time order, so a
+        chunk's rows of one stream are the next ones after the last chunk's: no row array is kept."""
         streams = self._streams
-        close_times, tf_lens, stream_ids, rows = [], [], [], []
-        for k, s in enumerate(streams):
-            idx = np.arange(s.start, len(s.frame))
-            close_times.append(s.frame.close_time[s.start :])
-            tf_lens.append(np.full(idx.size, s.frame.interval_ms, dtype=np.int64))
-            stream_ids.append(np.full(idx.size, k, dtype=np.int64))
-            rows.append(idx)
-        ct = np.concatenate(close_times)
-        order = np.lexsort((np.concatenate(stream_ids), np.concatenate(tf_lens), ct))
-        ct_all = ct[order]
-        sid_all = np.concatenate(stream_ids)[order]
-        row_all = np.concatenate(rows)[order]
+        tie_order = sorted(range(len(streams)), key=lambda k: (streams[k].frame.interval_ms, k))
+        radix = len(streams)
+        sid_of_rank = np.array(tie_order, dtype=np.int64)
+        keys = np.empty(self.total, dtype=np.int64)
+        at = 0
+        for rank, k in enumerate(tie_order):
+            s = streams[k]
+            part = keys[at : at + s.count]
+            np.multiply(s.frame.open_time[s.start :], radix, out=part)
+            part += (s.frame.interval_ms - 1) * radix + rank  # close time, scaled, plus the tie rank
+            at += s.count
+        keys.sort()  # unique keys (one stream never repeats a close time), so any sort order is the same
         frames = [s.frame for s in streams]
-        publishers = [self._bus.publisher(KlineClosed, (f.symbol, f.timeframe)) for f in frames]
-        make, clock = new_kline, self._clock
-        n = len(ct_all)
+        topics = [(f.symbol, f.timeframe) for f in frames]
+        routes = [self._bus.route(KlineClosed, t) for t in topics]
+        publishers = [self._bus.publisher(KlineClosed, t) for t in topics]
+        next_row = [s.start for s in streams]
+        fused = self._bus.stops_on_error
+        make, clock, failed = new_kline, self._clock, self._bus.failed
+        n = len(keys)
         for begin in range(0, n, _CHUNK):
-            end = min(n, begin + _CHUNK)
-            sids, chunk_rows = sid_all[begin:end], row_all[begin:end]
-            # each stream's rows in this chunk form one contiguous range: convert just that slice
+            chunk = keys[begin : begin + _CHUNK]
+            sids = sid_of_rank[chunk % radix]
+            times = (chunk // radix).tolist()
+            # each stream's rows in this chunk: the next ``count`` after the previous chunk's, as lists
             cols: list[tuple[Any, ...] | None] = []
+            local = np.empty(len(chunk), dtype=np.int64)  # the row's index within its stream's slice
             for k, f in enumerate(frames):
-                mine = chunk_rows[sids == k]
-                if mine.size == 0:
+                mine = sids == k
+                count = int(np.count_nonzero(mine))
+                if count == 0:
                     cols.append(None)
                     continue
-                lo_row, hi_row = int(mine[0]), int(mine[-1]) + 1
+                lo_row = next_row[k]
+                next_row[k] = lo_row + count
+                local[mine] = np.arange(count)
                 arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
-                sliced = (a[lo_row:hi_row].tolist() for a in arrays)
-                cols.append((f.symbol, f.timeframe, publishers[k], lo_row, *sliced))
-            for sid, row, t in zip(sids.tolist(), chunk_rows.tolist(), ct_all[begin:end].tolist()):
-                sym, tf, publish, first, ot, o, h, lo, c, v = cols[sid]
-                i = row - first
-                clock.time_ms = t
-                publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
+                cols.append((f.symbol, f.timeframe, routes[k] if fused else publishers[k],
+                             *(a[lo_row : lo_row + count].tolist() for a in arrays)))  # fmt: skip
+            rows = zip(sids.tolist(), local.tolist(), times)
+            if fused:
+                _deliver_merged(rows, cols, clock, failed)
+            else:
+                for sid, i, t in rows:
+                    sym, tf, publish, ot, o, h, lo, c, v = cols[sid]
+                    clock.time_ms = t
+                    publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
             if progress is not None:
-                progress(end)
+                progress(min(n, begin + _CHUNK))
         return n
+
+
+def _deliver_merged(
+    rows: Iterator[tuple[int, int, int]], cols: list[tuple[Any, ...] | None], clock: ReplayClock,
+    failed: Callable[[Any, Any, Exception], Exception],
+) -> None:
+    """The merged streams' klines to each one's route, handlers called in order from the route's current
+    tuple (a subscription change counts from the next kline); a failure raised as the bus raises it."""
+    make = new_kline
+    k: Any = None
+    handler: Any = None
+    try:
+        for sid, i, t in rows:
+            sym, tf, route, ot, o, h, lo, c, v = cols[sid]  # type: ignore[misc]
+            k = make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t)
+            clock.time_ms = t
+            for handler in route[0]:
+                handler(k)
+    except (HandlerError, StrategyError):
+        raise
+    except Exception as exc:
+        raise failed(handler, k, exc) from exc
 
 
 _CHAIN_SOURCE = """
