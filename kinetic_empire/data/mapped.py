@@ -115,7 +115,14 @@ def _build(
         (staging / MANIFEST).write_text(json.dumps(meta))
         shutil.rmtree(cache, ignore_errors=True)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(cache)
+        try:
+            staging.rename(cache)
+        except OSError:  # another process put its build in place first: the same partitions, the same columns
+            shutil.rmtree(staging, ignore_errors=True)
+            theirs = _load_manifest(cache / MANIFEST)
+            if theirs is None or theirs.get("partitions") != want:
+                raise
+            return theirs
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -115,3 +115,28 @@ def test_a_mapped_backtest_gives_the_in_memory_result(holed_store: KlineStore,
     assert np.array_equal(plain.equity, mapped.equity) and np.array_equal(plain.timestamps, mapped.timestamps)
     assert isinstance(_root(mapped.closes["FILUSDT"]), np.memmap)  # the run did replay the mapped columns
     assert not isinstance(_root(plain.closes["FILUSDT"]), np.memmap)
+
+
+def test_a_build_that_loses_the_race_uses_the_winners_columns(holed_store: KlineStore,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes building the same cache: the second rename fails; its reader takes the first's build."""
+    import shutil
+
+    from kinetic_empire.data import mapped
+
+    expected = holed_store.read("FILUSDT", "1m", mapped=True)
+    cache = holed_store.columns_dir("FILUSDT", "1m")
+    winner = cache.with_name("winner")
+    shutil.copytree(cache, winner)
+    (cache / mapped.MANIFEST).write_text("{}")  # this process sees no valid cache and builds one
+    real_rmtree = shutil.rmtree
+
+    def other_process_wins(path, ignore_errors=False):
+        real_rmtree(path, ignore_errors=ignore_errors)
+        if Path(path) == cache:
+            shutil.copytree(winner, cache)  # the other build lands between our delete and our rename
+
+    monkeypatch.setattr(mapped.shutil, "rmtree", other_process_wins)
+    again = holed_store.read("FILUSDT", "1m", mapped=True)
+    assert np.array_equal(again.close, expected.close) and again.gaps == expected.gaps
+    assert sorted(p.name for p in cache.parent.iterdir()) == ["1m", "winner"]  # our staging copy is gone
