@@ -82,7 +82,8 @@ def _anon_mib() -> float:
 
 
 class _PeakAnon:
-    """Samples RssAnon every few ms in a thread (the kernel keeps no anonymous high-water mark)."""
+    """Samples RssAnon every 20 ms in a thread (the kernel keeps no anonymous high-water mark); only with
+    ``--store``: the sampling takes the GIL from the replay, which would bend the CPU figures of the split."""
 
     def __init__(self) -> None:
         self.peak = _anon_mib()
@@ -91,7 +92,7 @@ class _PeakAnon:
         self._thread.start()
 
     def _sample(self) -> None:
-        while not self._stop.wait(0.005):
+        while not self._stop.wait(0.02):
             self.peak = max(self.peak, _anon_mib())
 
     def stop(self) -> float:
@@ -157,11 +158,11 @@ def main() -> None:
 
     base_mib = _rss_mib()
     base_anon = _anon_mib()
-    anon = _PeakAnon()
+    anon = _PeakAnon() if args.store else None
     cpu0 = time.process_time()
     result = Backtest(config(args.klines), build_registry(), frames={"FILUSDT": frame}).run()
     t2 = time.perf_counter()
-    peak_anon = anon.stop()
+    peak_anon = anon.stop() if anon is not None else 0.0
     full_cpu = time.process_time() - cpu0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     trades = result.portfolio.trades
@@ -177,9 +178,10 @@ def main() -> None:
     above = (peak_mib - base_mib) * 2**20 / max(1, result.klines_processed)
     print(f"memory above data:    {above:,.0f} bytes/kline (peak {peak_mib:,.0f} MiB - {base_mib:,.0f} MiB with "
           "the klines and imports loaded)")
-    print(f"peak anonymous memory: {peak_anon:,.0f} MiB ({base_anon:,.0f} MiB before the run; file-backed pages of "
-          f"mapped klines are not in it) -> {(peak_anon - base_anon) * 2**20 / max(1, result.klines_processed):,.0f} "
-          "bytes/kline")
+    if anon is not None:
+        per_kline = (peak_anon - base_anon) * 2**20 / max(1, result.klines_processed)
+        print(f"peak anonymous memory: {peak_anon:,.0f} MiB ({base_anon:,.0f} MiB before the run; file-backed pages of "
+              f"mapped klines are not in it) -> {per_kline:,.0f} bytes/kline")
     if args.no_split or args.store:
         return
     del result, trades
