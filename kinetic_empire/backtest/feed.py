@@ -10,8 +10,9 @@ processed the execution kline before a strategy sees the higher-timeframe close.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from itertools import repeat
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from ..core.bus import EventBus
 from ..core.clock import ReplayClock
 from ..core.errors import HandlerError, StrategyError
-from ..core.events import KlineClosed, new_kline
+from ..core.events import KlineClosed, KlineFields, new_kline
 from ..data import KlineFrame
 
 _CHUNK = 20_000
@@ -82,15 +83,18 @@ class ReplayFeed:
         arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
         last_ms = f.interval_ms - 1  # close time = open time + interval - 1, made per chunk (no history copy)
         for begin in range(s.start, s.start + n, _CHUNK):
-            # python scalars a chunk at a time: a working set that stays in cache; map builds the
-            # events in one C loop over the columns (cheaper per kline than indexing or unpacking them)
-            ot, o, h, lo, c, v = (a[begin : begin + _CHUNK].tolist() for a in arrays)
-            ct = (f.open_time[begin : begin + _CHUNK] + last_ms).tolist()
-            klines = map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct)
+            # python scalars a chunk at a time: a working set that stays in cache
+            cols = [a[begin : begin + _CHUNK].tolist() for a in arrays]
+            cols.append((f.open_time[begin : begin + _CHUNK] + last_ms).tolist())
             if bus.stops_on_error:
-                _deliver_fused(bus, route, clock, klines)
+                done, size = 0, len(cols[0])
+                while done < size:  # a subscription change ends a chain: the rest goes to the new one
+                    handlers = route[0]
+                    rest = cols if done == 0 else [c[done:] for c in cols]
+                    done += _chain(len(handlers))(route, handlers, clock, sym, tf, bus.failed, *rest)
             else:
-                for k in klines:
+                ot, o, h, lo, c, v, ct = cols
+                for k in map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct):
                     clock.time_ms = k.ts_event
                     publish(k)
             if progress is not None:
@@ -98,101 +102,143 @@ class ReplayFeed:
         return n
 
     def _run_merged(self, progress: Callable[[int], None] | None) -> int:
+        """Several streams in one ordering by close time (a coarser timeframe after a finer one, then
+        stream order), kept as one sorted int64 key per kline: ``close_time * R + rank`` with ``rank`` the
+        stream's place in that tie order. Each stream's rows follow one another in close-time order, so a
+        chunk's rows of one stream are the next ones after the last chunk's: no row array is kept."""
         streams = self._streams
-        close_times, tf_lens, stream_ids, rows = [], [], [], []
-        for k, s in enumerate(streams):
-            idx = np.arange(s.start, len(s.frame))
-            close_times.append(s.frame.close_time[s.start :])
-            tf_lens.append(np.full(idx.size, s.frame.interval_ms, dtype=np.int64))
-            stream_ids.append(np.full(idx.size, k, dtype=np.int64))
-            rows.append(idx)
-        ct = np.concatenate(close_times)
-        order = np.lexsort((np.concatenate(stream_ids), np.concatenate(tf_lens), ct))
-        ct_all = ct[order]
-        sid_all = np.concatenate(stream_ids)[order]
-        row_all = np.concatenate(rows)[order]
+        tie_order = sorted(range(len(streams)), key=lambda k: (streams[k].frame.interval_ms, k))
+        radix = len(streams)
+        sid_of_rank = np.array(tie_order, dtype=np.int64)
+        keys = np.empty(self.total, dtype=np.int64)
+        at = 0
+        for rank, k in enumerate(tie_order):
+            s = streams[k]
+            part = keys[at : at + s.count]
+            np.multiply(s.frame.open_time[s.start :], radix, out=part)
+            part += (s.frame.interval_ms - 1) * radix + rank  # close time, scaled, plus the tie rank
+            at += s.count
+        keys.sort()  # unique keys (one stream never repeats a close time), so any sort order is the same
         frames = [s.frame for s in streams]
-        publishers = [self._bus.publisher(KlineClosed, (f.symbol, f.timeframe)) for f in frames]
-        make, clock = new_kline, self._clock
-        n = len(ct_all)
+        topics = [(f.symbol, f.timeframe) for f in frames]
+        routes = [self._bus.route(KlineClosed, t) for t in topics]
+        publishers = [self._bus.publisher(KlineClosed, t) for t in topics]
+        next_row = [s.start for s in streams]
+        fused = self._bus.stops_on_error
+        make, clock, failed = new_kline, self._clock, self._bus.failed
+        n = len(keys)
         for begin in range(0, n, _CHUNK):
-            end = min(n, begin + _CHUNK)
-            sids, chunk_rows = sid_all[begin:end], row_all[begin:end]
-            # each stream's rows in this chunk form one contiguous range: convert just that slice
+            chunk = keys[begin : begin + _CHUNK]
+            sids = sid_of_rank[chunk % radix]
+            times = (chunk // radix).tolist()
+            # each stream's rows in this chunk: the next ``count`` after the previous chunk's, as lists
             cols: list[tuple[Any, ...] | None] = []
+            local = np.empty(len(chunk), dtype=np.int64)  # the row's index within its stream's slice
             for k, f in enumerate(frames):
-                mine = chunk_rows[sids == k]
-                if mine.size == 0:
+                mine = sids == k
+                count = int(np.count_nonzero(mine))
+                if count == 0:
                     cols.append(None)
                     continue
-                lo_row, hi_row = int(mine[0]), int(mine[-1]) + 1
+                lo_row = next_row[k]
+                next_row[k] = lo_row + count
+                local[mine] = np.arange(count)
                 arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
-                sliced = (a[lo_row:hi_row].tolist() for a in arrays)
-                cols.append((f.symbol, f.timeframe, publishers[k], lo_row, *sliced))
-            for sid, row, t in zip(sids.tolist(), chunk_rows.tolist(), ct_all[begin:end].tolist()):
-                sym, tf, publish, first, ot, o, h, lo, c, v = cols[sid]
-                i = row - first
-                clock.time_ms = t
-                publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
+                cols.append((f.symbol, f.timeframe, routes[k] if fused else publishers[k],
+                             *(a[lo_row : lo_row + count].tolist() for a in arrays)))  # fmt: skip
+            rows = zip(sids.tolist(), local.tolist(), times)
+            if fused:
+                _deliver_merged(rows, cols, clock, failed)
+            else:
+                for sid, i, t in rows:
+                    sym, tf, publish, ot, o, h, lo, c, v = cols[sid]
+                    clock.time_ms = t
+                    publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
             if progress is not None:
-                progress(end)
+                progress(min(n, begin + _CHUNK))
         return n
 
 
-def _deliver_fused(
-    bus: EventBus, route: list[tuple[Any, ...]], clock: ReplayClock, klines: Iterator[KlineClosed]
+def _deliver_merged(
+    rows: Iterator[tuple[int, int, int]], cols: list[tuple[Any, ...] | None], clock: ReplayClock,
+    failed: Callable[[Any, Any, Exception], Exception],
 ) -> None:
-    """Move the clock and call the route's handlers for each kline, in the feed's own loop.
-
-    The same delivery as ``bus.publish`` (handlers in subscription order, a failure raised as the bus
-    raises it, a subscription change taking effect from the next kline), without a call into the bus
-    per kline: the handler chain is unpacked once into locals and called inline. ``stage`` names the
-    handler running, so a failure is attributed to it.
-    """
-    it = iter(klines)
+    """The merged streams' klines to each one's route, handlers called in order from the route's current
+    tuple (a subscription change counts from the next kline); a failure raised as the bus raises it."""
+    make = new_kline
     k: Any = None
-    stage = 0
-    handlers = route[0]
+    handler: Any = None
     try:
-        while True:
-            handlers = route[0]
-            count = len(handlers)
-            if count == 3:
-                h0, h1, h2 = handlers
-                for k in it:
-                    clock.time_ms = k.ts_event
-                    stage = 0
-                    h0(k)
-                    stage = 1
-                    h1(k)
-                    stage = 2
-                    h2(k)
-                    if route[0] is not handlers:
-                        break
-                else:
-                    return
-            elif count == 2:
-                h0, h1 = handlers
-                for k in it:
-                    clock.time_ms = k.ts_event
-                    stage = 0
-                    h0(k)
-                    stage = 1
-                    h1(k)
-                    if route[0] is not handlers:
-                        break
-                else:
-                    return
-            else:
-                for k in it:
-                    clock.time_ms = k.ts_event
-                    for stage, handler in enumerate(handlers):  # noqa: B007  (read by the error path)
-                        handler(k)
-                    if route[0] is not handlers:
-                        break
-                else:
-                    return
+        for sid, i, t in rows:
+            sym, tf, route, ot, o, h, lo, c, v = cols[sid]  # type: ignore[misc]
+            k = make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t)
+            clock.time_ms = t
+            for handler in route[0]:
+                handler(k)
     except (HandlerError, StrategyError):
         raise
     except Exception as exc:
-        raise bus.failed(handlers[stage], k, exc) from exc
+        raise failed(handler, k, exc) from exc
+
+
+_CHAIN_SOURCE = """
+def chain(route, handlers, clock, sym, tf, failed, ot, o, hi, lo, c, v, ct):
+    {unpack}
+    k = None
+    stage = 0
+    n = 0
+    try:
+        for open_time, open_, high, low, close, volume, close_time in zip(ot, o, hi, lo, c, v, ct):
+            k = Fields()
+            k.symbol = sym
+            k.timeframe = tf
+            k.open_time = open_time
+            k.open = open_
+            k.high = high
+            k.low = low
+            k.close = close
+            k.volume = volume
+            k.ts_event = close_time
+            k.ts_init = close_time
+            k.__class__ = KlineClosed
+            clock.time_ms = close_time
+{calls}
+            n += 1
+            if route[0] is not handlers:
+                return n
+    except (HandlerError, StrategyError):
+        raise
+    except Exception as exc:
+        raise failed(handlers[stage], k, exc) from exc
+    return n
+"""
+
+_Chain = Callable[..., int]
+_chains: dict[int, _Chain] = {}
+
+
+def _chain(count: int) -> _Chain:
+    """The delivery loop for a route of ``count`` handlers, compiled once per count.
+
+    The same delivery as ``bus.publish`` (handlers in subscription order, a failure raised as the bus
+    raises it, naming the handler and the kline), fused into one loop over a chunk of columns: the
+    kline is built inline (the fields stored into a :class:`KlineFields` that is then re-labelled, as
+    :func:`new_kline` does, without a call per kline), the clock moved and each handler called from a
+    local, with no call into the bus. It returns how many klines it delivered: fewer than the chunk
+    when a subscription changed (taking effect from the next kline), so the caller goes on with the
+    route's new handlers. ``stage`` names the handler running, for the error.
+    """
+    chain = _chains.get(count)
+    if chain is None:
+        calls = "\n".join(f"            stage = {i}\n            h{i}(k)" for i in range(count))
+        unpack = f"{''.join(f'h{i}, ' for i in range(count))}= handlers" if count else "pass"
+        scope = {"Fields": KlineFields, "KlineClosed": KlineClosed, "HandlerError": HandlerError,
+                 "StrategyError": StrategyError}  # fmt: skip
+        exec(compile(_CHAIN_SOURCE.format(unpack=unpack, calls=calls or "            pass"), f"<kline chain {count}>",
+                     "exec"), scope)  # fmt: skip
+        chain = _chains[count] = scope["chain"]
+    return chain
+
+
+if set(re.findall(r"\bk\.(\w+) = ", _CHAIN_SOURCE)) - {"__class__"} != {f.name for f in fields(KlineClosed)}:
+    raise TypeError("the compiled kline chain must set exactly the fields of KlineClosed")

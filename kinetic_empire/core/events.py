@@ -39,9 +39,22 @@ def _event(cls: type[E]) -> type[E]:
 # ----------------------------------------------------------------------------------------- market data
 
 
-@_event
-class KlineClosed:
-    """A kline that has closed; strategies only ever see these."""
+class KlineFields:
+    """The slots of :class:`KlineClosed`, writable: only :func:`new_kline` and the replay feed's compiled
+    handler chain fill one, and they re-label it as a ``KlineClosed`` before anyone sees it."""
+
+    __slots__ = ("close", "high", "low", "open", "open_time", "symbol", "timeframe", "ts_event", "ts_init", "volume")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KlineClosed(KlineFields):
+    """A kline that has closed; strategies only ever see these.
+
+    Frozen and slotted like every event, with its slots declared on a writable base class so the one
+    event built per kline can be filled without the frozen ``__setattr__`` (:func:`new_kline`).
+    """
+
+    __slots__ = ()
 
     symbol: str
     timeframe: str
@@ -53,6 +66,10 @@ class KlineClosed:
     volume: float
     ts_event: int  # the kline's close time (open_time + interval - 1)
     ts_init: int
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle and copy by value (the default would set slots through the frozen ``__setattr__``)."""
+        return new_kline, tuple(getattr(self, name) for name in _NEW_KLINE_ARGS)
 
 
 @_event
@@ -430,12 +447,6 @@ class Note:
 # ------------------------------------------------------------------------------ the per-kline fast path
 
 
-class _KlineSlots:
-    """Same slots as :class:`KlineClosed` (so the same memory layout), but writable."""
-
-    __slots__ = tuple(f.name for f in fields(KlineClosed))
-
-
 def new_kline(
     symbol: str,
     timeframe: str,
@@ -448,12 +459,14 @@ def new_kline(
     ts_event: int,
     ts_init: int,
 ) -> KlineClosed:
-    """Build a :class:`KlineClosed` positionally, without the frozen ``__init__``'s per-field checks.
+    """Build a :class:`KlineClosed` positionally, without the frozen ``__init__``'s per-field calls.
 
-    Fields are stored by name, so reordering the dataclass's fields cannot shift values; the object is
-    then re-labelled as ``KlineClosed`` and is an ordinary frozen instance (equal, hashable, immutable).
+    The fields are stored by name into the writable base (plain slot stores), then the object is
+    re-labelled as its subclass ``KlineClosed``, which adds nothing to the layout (so the re-labelling
+    is a pointer swap, with no slot-by-slot layout comparison). The result is an ordinary frozen
+    instance: equal, hashable, immutable, and ``type(k) is KlineClosed``.
     """
-    k: Any = _KlineSlots()
+    k: Any = KlineFields()
     k.symbol = symbol
     k.timeframe = timeframe
     k.open_time = open_time
@@ -468,5 +481,9 @@ def new_kline(
     return k
 
 
-if set(new_kline.__code__.co_varnames[: new_kline.__code__.co_argcount]) != set(_KlineSlots.__slots__):
-    raise TypeError("new_kline must set exactly the fields of KlineClosed")  # a field was added or renamed
+_NEW_KLINE_ARGS = new_kline.__code__.co_varnames[: new_kline.__code__.co_argcount]  # field names, in its order
+
+if set(_NEW_KLINE_ARGS) != set(KlineFields.__slots__) or {
+    f.name for f in fields(KlineClosed)
+} != set(KlineFields.__slots__):
+    raise TypeError("new_kline, KlineFields and KlineClosed must name the same fields")  # one was changed alone

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from kinetic_empire.core.errors import DataError
 from kinetic_empire.data._util import format_ms, interval_ms, month_keys
 from kinetic_empire.data.frame import COLUMNS, Gap, KlineFrame
+from kinetic_empire.data.mapped import BYTES_PER_ROW, available_memory, mapped_columns, stored_rows
 from kinetic_empire.data.staged import StagedFiles
 from kinetic_empire.data.validate import RowLocator, apply_gap_policy, check_rows, find_gaps, merge_gaps
 
@@ -92,16 +93,26 @@ class KlineStore:
         end_ms: int | None = None,
         *,
         gap_policy: str = "keep",
+        mapped: bool | None = None,
     ) -> KlineFrame:
         """Klines with open_time in ``[start_ms, end_ms)``; DataError if none are stored.
 
         Stored rows are re-checked (cheap, and catches hand-edited files). Gaps are recorded by
         default: the data was validated when written, and a gap in it was accepted then.
+
+        ``mapped``: the columns come memory-mapped from a decoded copy beside the store
+        (:mod:`kinetic_empire.data.mapped`) instead of decoded into memory; the frame is the same. None
+        decides by size: mapped when the series would take more than :data:`MAP_ABOVE_FRACTION` of the
+        memory available now (or more than ``MAP_ABOVE_BYTES`` when that is set).
         """
         folder = self.series_dir(symbol, timeframe)
         files = [f for f in self._partitions(folder) if _month_overlaps(f, start_ms, end_ms)]
         if not files:
             raise DataError(str(folder), "store", f"no {symbol} {timeframe} klines stored{_window(start_ms, end_ms)}")
+        if mapped is None:
+            mapped = _too_big_for_memory(files)
+        if mapped:
+            return self._read_mapped(symbol, timeframe, files, start_ms, end_ms, gap_policy)
         tables: list[pa.Table] = []
         filled: list[Gap] = []
         for f in files:
@@ -121,6 +132,28 @@ class KlineStore:
         window = frame.between(start_ms, end_ms)
         if len(window) == 0:
             raise DataError(str(folder), "store", f"no {symbol} {timeframe} klines stored{_window(start_ms, end_ms)}")
+        return apply_gap_policy(window, gap_policy, locator.shifted(i0))
+
+    def columns_dir(self, symbol: str, timeframe: str) -> Path:
+        """Folder of the memory-mapped columns of one series (a cache; safe to delete)."""
+        self.series_dir(symbol, timeframe)
+        return self.root / "columns" / symbol / timeframe
+
+    def _read_mapped(self, symbol: str, timeframe: str, files: list[Path], start_ms: int | None,
+                     end_ms: int | None, gap_policy: str) -> KlineFrame:
+        """:meth:`read` with memory-mapped columns (whole months are mapped; the window is a view)."""
+        cols, filled = mapped_columns(self.columns_dir(symbol, timeframe), files, timeframe, _read_table,
+                                      _filled_from)  # fmt: skip
+        folder = self.series_dir(symbol, timeframe)
+        source = f"{folder} ({len(files)} partitions, mapped)"
+        frame = KlineFrame.from_columns(symbol, timeframe, cols, source=source,
+                                        gaps=merge_gaps((), filled, interval_ms(timeframe)))  # fmt: skip
+        window = frame.between(start_ms, end_ms)
+        if len(window) == 0:
+            raise DataError(str(folder), "store", f"no {symbol} {timeframe} klines stored{_window(start_ms, end_ms)}")
+        lengths = [pq.ParquetFile(f).metadata.num_rows for f in files]
+        locator = RowLocator(tuple(str(f) for f in files), tuple(int(x) for x in np.cumsum([0, *lengths[:-1]])))
+        i0 = 0 if start_ms is None else int(np.searchsorted(frame.open_time, start_ms))
         return apply_gap_policy(window, gap_policy, locator.shifted(i0))
 
     def catalog(self) -> list[CatalogEntry]:
@@ -172,6 +205,20 @@ class KlineStore:
         table = pa.Table.from_arrays([pa.array(cols[c]) for c in COLUMNS], schema=_SCHEMA)
         meta = {_FILLED_KEY: json.dumps([[g.start_ms, g.end_ms, g.missing] for g in gaps]).encode()}
         return table.replace_schema_metadata(meta)
+
+
+MAP_ABOVE_FRACTION = 0.25
+"""A series read with ``mapped=None`` is memory-mapped when it needs more than this share of MemAvailable."""
+MAP_ABOVE_BYTES: int | None = None
+"""When set, replaces the fraction: mapped above this many bytes of columns (0: always; tests set it)."""
+
+
+def _too_big_for_memory(files: list[Path]) -> bool:
+    need = stored_rows(files) * BYTES_PER_ROW
+    if MAP_ABOVE_BYTES is not None:
+        return need > MAP_ABOVE_BYTES
+    available = available_memory()
+    return available is not None and need > MAP_ABOVE_FRACTION * available
 
 
 def _read_table(path: Path) -> pa.Table:

@@ -15,21 +15,49 @@ Typical use::
 
 from __future__ import annotations
 
-from kinetic_empire.download.archive import DEFAULT_ARCHIVE_URL, ArchiveSource, archive_path
-from kinetic_empire.download.funding import FundingRows, FundingStore, load_funding
-from kinetic_empire.download.http import ChecksumError, DownloadError, HttpClient, RetryPolicy
-from kinetic_empire.download.importer import ImportSummary, import_paths
-from kinetic_empire.download.rest import DEFAULT_REST_URL, RestSource
-from kinetic_empire.download.runner import (
-    DownloadOptions,
-    DownloadRequest,
-    DownloadSummary,
-    SeriesResult,
-    download,
-    download_async,
-)
-from kinetic_empire.download.series import Kind, SeriesKey
-from kinetic_empire.download.stores import Coverage, MarkKlineStore
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kinetic_empire.download.archive import DEFAULT_ARCHIVE_URL, ArchiveSource, archive_path
+    from kinetic_empire.download.funding import FundingRows, FundingStore, load_funding
+    from kinetic_empire.download.http import ChecksumError, DownloadError, HttpClient, RetryPolicy
+    from kinetic_empire.download.importer import ImportSummary, import_paths
+    from kinetic_empire.download.rest import DEFAULT_REST_URL, RestSource
+    from kinetic_empire.download.runner import (
+        DownloadOptions,
+        DownloadRequest,
+        DownloadSummary,
+        SeriesResult,
+        download,
+        download_async,
+    )
+    from kinetic_empire.download.series import Kind, SeriesKey
+    from kinetic_empire.download.stores import Coverage, MarkKlineStore
+
+_MODULE_OF = {
+    "DEFAULT_ARCHIVE_URL": "archive", "ArchiveSource": "archive", "archive_path": "archive",
+    "FundingRows": "funding", "FundingStore": "funding", "load_funding": "funding",
+    "ChecksumError": "http", "DownloadError": "http", "HttpClient": "http", "RetryPolicy": "http",
+    "ImportSummary": "importer", "import_paths": "importer",
+    "DEFAULT_REST_URL": "rest", "RestSource": "rest",
+    "DownloadOptions": "runner", "DownloadRequest": "runner", "DownloadSummary": "runner", "SeriesResult": "runner",
+    "download": "runner", "download_async": "runner",
+    "Kind": "series", "SeriesKey": "series",
+    "Coverage": "stores", "MarkKlineStore": "stores",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Names are imported on first use: a backtest reading funding rates from a store must not pull in the
+    HTTP client (aiohttp, ~11 MiB) that only downloading needs."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_ARCHIVE_URL",

@@ -3,6 +3,7 @@
 No pyplot: a bare ``Figure`` on an Agg canvas touches no global state (two backtests in one process
 can render at once) and needs no display. The style is pinned to matplotlib's defaults so a user's
 matplotlibrc cannot change the bytes, and the PNG carries no ``Software`` tag (Agg writes no date).
+matplotlib is imported when a chart is drawn: it is ~30 MiB a backtest that writes no report never needs.
 """
 
 from __future__ import annotations
@@ -10,11 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 
-import matplotlib.dates as mdates
-import matplotlib.style as mstyle
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 _DPI = 100
 _EQUITY_COLOR = "#1f5fa8"
@@ -47,6 +44,11 @@ def render_equity_png(
     height_px: int = 700,
 ) -> bytes:
     """Two stacked panels sharing a UTC date axis: equity on top, drawdown (%) below."""
+    import matplotlib.dates as mdates
+    import matplotlib.style as mstyle
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     ts = np.asarray(timestamps_ms, dtype=np.int64)
     eq = np.asarray(equity, dtype=np.float64)
     dd = np.asarray(drawdown_pct, dtype=np.float64)

@@ -38,6 +38,8 @@ from .rejection import OrderRejection
 log = logging.getLogger(__name__)
 _BASE_ON_FILL = Strategy.on_fill
 
+_NEVER = 1 << 62  # a replay position no history reaches: a halted runner's first kline
+
 
 class StrategyRunner:
     """Binds a :class:`Strategy` to the bus for one symbol and timeframe."""
@@ -110,7 +112,7 @@ class StrategyRunner:
         self._cursor.whole = True  # the arrays hold the whole history: crossovers may be precomputed
         self._cursor.i = self._i = start_index - 1
         self._warmup = self.strategy._inferred_warmup()
-        self._first = self._warmup - 1
+        self._first = self._warmup - 1 if not self.halted else _NEVER
 
     def warm_up_live(self, klines: list[KlineClosed]) -> None:
         """Run ``init`` once on the warm-up history (REST klines); later klines update the indicators
@@ -196,7 +198,7 @@ class StrategyRunner:
     def _on_replayed_kline(self, kline: KlineClosed) -> None:
         cursor = self._cursor  # the cursor moves on every replayed kline (warm-up included): it is the position
         i = cursor.i = cursor.i + 1
-        if i < self._first or self.halted:
+        if i < self._first:  # warm-up, or halted (``_first`` is then past every index)
             return
         try:
             self._strategy_on_kline(kline)
@@ -334,6 +336,7 @@ class StrategyRunner:
         if self._fail_fast:
             raise error from exc
         self.halted = True
+        self._first = _NEVER
         self._pending.clear()
         log.error("strategy halted: %s %s", error, error.where)
         now = self._clock.now_ms()

@@ -147,6 +147,21 @@ def test_new_kline_builds_the_same_frozen_event():
         made.close = 2.0  # type: ignore[misc]
 
 
+def test_klines_pickle_and_copy_by_value():
+    """Built either way, a kline survives pickle (the optimiser's workers), copy and replace as the same value."""
+    import copy
+    import dataclasses
+    import pickle
+
+    for made in (new_kline("FILUSDT", "1m", 0, 1.0, 2.0, 0.5, 1.5, 3.0, 59_999, 59_998), _kline()):
+        for twin in (pickle.loads(pickle.dumps(made)), copy.copy(made), copy.deepcopy(made)):
+            assert type(twin) is KlineClosed and twin == made and twin is not made
+        assert dataclasses.replace(made, close=9.0).close == 9.0 and made.close != 9.0
+        assert not hasattr(made, "__dict__")
+        with pytest.raises(AttributeError):
+            object.__setattr__(made, "extra", 1)  # slotted: no room for anything else
+
+
 def test_new_kline_stores_every_field_by_its_name():
     """The fast constructor's arguments land in the fields of the same name, whatever the field order."""
     names = [f.name for f in fields(KlineClosed)]

@@ -7,6 +7,8 @@ array, the lazily built records with the dicts and rows they stand for.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.core.errors import HandlerError
 from kinetic_empire.core.events import KlineClosed
-from kinetic_empire.data import KlineFrame
+from kinetic_empire.data import KlineFrame, resample
 from kinetic_empire.exchange.ledger import Rows
 from kinetic_empire.strategy.series import _WINDOW, Cursor, Series, crossover, crossunder
 
@@ -91,7 +93,7 @@ def test_windowed_scalar_reads_match_the_array_everywhere() -> None:
 def _frame(n: int) -> KlineFrame:
     t = 1_700_000_000_000 + np.arange(n, dtype=np.int64) * 60_000
     c = 10.0 + np.arange(n, dtype=np.float64)
-    return KlineFrame("FILUSDT", "1m", t, c, c + 1, c - 1, c, np.ones(n), source="test")
+    return KlineFrame("FILUSDT", "1m", t, c - 0.25, c + 1, c - 1, c, np.arange(n) + 1.5, source="test")
 
 
 def test_fused_feed_delivers_what_publish_delivers_and_follows_subscriptions() -> None:
@@ -114,7 +116,13 @@ def test_fused_feed_delivers_what_publish_delivers_and_follows_subscriptions() -
 
     bus.subscribe(KlineClosed, first, topic=topic)
     bus.subscribe(KlineClosed, second, topic=topic)
+    seen: list[KlineClosed] = []
+    bus.subscribe(KlineClosed, seen.append, topic=topic)
     assert ReplayFeed(bus, clock, [Stream(frame, 2)]).run() == 48
+    cols = [getattr(frame, c).tolist() for c in ("open_time", "open", "high", "low", "close", "volume")]
+    built = [KlineClosed(symbol="FILUSDT", timeframe="1m", open_time=t, open=o, high=h, low=lo, close=c, volume=v,
+                         ts_event=t + 59_999, ts_init=t + 59_999) for t, o, h, lo, c, v in zip(*cols)][2:]  # fmt: skip
+    assert seen == built and all(type(k) is KlineClosed for k in seen)  # every field, as the frozen __init__ makes it
     expected = []
     for n, (ot, ct) in enumerate(zip(frame.open_time.tolist(), frame.close_time.tolist())):
         if n < 2:
@@ -160,3 +168,59 @@ def test_rows_read_like_the_list_of_dicts_they_replace() -> None:
     copy = rows[0]
     copy["qty"] = 99  # a read is a copy: the record itself does not change
     assert rows[0]["qty"] == 0
+
+
+def _merged_log(on_error) -> list[tuple[str, str, int, int]]:
+    return [entry[:4] for entry in _merged_klines(on_error)]
+
+
+def _merged_klines(on_error) -> list[tuple[Any, ...]]:
+    """Two symbols, 1m and 5m each (one with warm-up rows), replayed merged: what each handler saw, in order."""
+    one = _frame(40).shifted(100_000)  # on the 5m grid: 1m and 5m klines close together every fifth minute
+    other = KlineFrame("BTCUSDT", "1m", one.open_time[3:] + 60_000, one.open[3:], one.high[3:], one.low[3:],
+                       one.close[3:], one.volume[3:], source="test")  # fmt: skip
+    five = resample(one, "5m")
+    bus = EventBus(on_error=on_error)
+    clock = ReplayClock()
+    log: list[tuple[Any, ...]] = []
+    frames = {}
+    for f in (one, five, other):
+        topic = (f.symbol, f.timeframe)
+        frames[topic] = f
+        bus.subscribe(KlineClosed, lambda k, t=topic: log.append((*t, k.open_time, clock.now_ms(), k)), topic=topic)
+    streams = [Stream(one, 2), Stream(five), Stream(other, 1)]
+    assert ReplayFeed(bus, clock, streams).run() == sum(s.count for s in streams)
+    for sym, tf, ot, _ct, k in log:  # each kline is its frame's row, every field
+        f = frames[(sym, tf)]
+        i = int(np.searchsorted(f.open_time, ot))
+        row = (f.open[i], f.high[i], f.low[i], f.close[i], f.volume[i], f.open_time[i] + f.interval_ms - 1)
+        assert (k.open, k.high, k.low, k.close, k.volume, k.ts_event) == row and k.ts_init == k.ts_event
+    return log
+
+
+def test_merged_streams_come_in_close_time_order_finer_first_and_as_publish_gives_them() -> None:
+    fused = _merged_log(None)
+    published = _merged_log(lambda error: None)  # a bus with an error sink: delivery through bus.publish
+    assert fused == published
+    tf_ms = {"1m": 60_000, "5m": 300_000}
+    stream_of = {("FILUSDT", "1m"): 0, ("FILUSDT", "5m"): 1, ("BTCUSDT", "1m"): 2}
+    keys = [(ct, tf_ms[tf], stream_of[(sym, tf)]) for sym, tf, _ot, ct in fused]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    assert len({ct for ct, _tf, _s in keys}) < len(keys)  # there were ties to order
+    assert all(ct == ot + tf_ms[tf] - 1 for _s, tf, ot, ct in fused)
+    assert sum(1 for e in fused if e[:2] == ("FILUSDT", "1m")) == 38  # warm-up rows skipped
+    assert sum(1 for e in fused if e[:2] == ("BTCUSDT", "1m")) == 36
+
+
+def test_merged_feed_names_the_failing_handler() -> None:
+    one = _frame(20)
+    bus = EventBus()
+
+    def broken(k: KlineClosed) -> None:
+        if k.timeframe == "5m":
+            raise ValueError("boom")
+
+    bus.subscribe(KlineClosed, broken)
+    with pytest.raises(HandlerError) as info:
+        ReplayFeed(bus, ReplayClock(), [Stream(one), Stream(five := resample(one, "5m"))]).run()
+    assert "broken" in str(info.value) and info.value.event.open_time == five.open_time[0]
