@@ -55,7 +55,15 @@ from .journal import SCHEMA_VERSION, Journal
 from .reconcile import Reconciler
 from .restore import restore_state, restore_strategy_states
 from .resume import JournalView
-from .venue_setup import fee_rates, leverage_brackets, set_symbol, usdt_wallet
+from .venue_setup import (
+    apply_symbol_settings,
+    fee_rates,
+    leverage_brackets,
+    mismatch_alerts,
+    settle_mismatches,
+    usdt_wallet,
+    wanted_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +177,18 @@ class LiveEngine:
         await rest.sync_time()
         brackets = await leverage_brackets(self.rest, self.symbols)
         leverage = {sym: risk_config.check_leverage(sym, brackets) for sym in self.symbols if sym in brackets}
+        adopt = cfg.settings_mismatch == "adopt"
         doctor = Doctor(rest, self.venue, self.symbols, leverage, margin_type=risk_config.margin_type_for,
-                        stream_timeout_s=cfg.stream_check_timeout_s, check_streams=self.check_streams)
+                        stream_timeout_s=cfg.stream_check_timeout_s, check_streams=self.check_streams, adopt=adopt)
         if cfg.preflight:
             self.checks = [folder, *await doctor.run()]
             if not doctor.ok:
                 raise PreflightError(self.checks)
-            info = doctor.exchange_info
-        else:
+            info, actual, mismatches = doctor.exchange_info, doctor.venue_settings, doctor.mismatches
+        else:  # the doctor sets margin type and leverage otherwise; either way read back before the gate is built
             info = None
+            actual, mismatches = await apply_symbol_settings(rest, wanted_settings(self.symbols, risk_config, leverage))
+        risk_config = settle_mismatches(risk_config, actual, mismatches, adopt=adopt)
         if info is None:
             info = await rest.get("/fapi/v1/exchangeInfo")
         modes = await read_modes(rest)  # with or without the preflight: hedge mode is refused here
@@ -235,9 +246,8 @@ class LiveEngine:
         self._wire_commands()
         for attach in self.readers:
             attach(self)
-        if not cfg.preflight:  # the doctor has set margin type and leverage otherwise
-            for sym, lev in core.leverage.items():
-                await set_symbol(self.rest, sym, risk_config.margin_type_for(sym), lev)
+        for alert in mismatch_alerts(mismatches, clock.now_ms(), adopted=True):  # journaled, on the status view
+            bus.publish(alert)
         self.journal.set_meta(leverage=dict(core.leverage))
 
         topics = [(sym, r.timeframe) for r in core.runners for sym in r.symbols]

@@ -10,6 +10,8 @@
       stale_after_s: null         # feed silent this long -> entries paused (REDUCING); null: automatic
       shutdown: leave             # leave: protective orders stay on the exchange | flatten: cancel all, close all
       margin_type: CROSSED        # set on every traded symbol at start-up
+      settings_mismatch: refuse   # venue keeps another margin type/leverage (open position/orders): refuse to
+                                  # start | adopt: trade under the venue's, risk gate follows it, alert raised
       recv_window_ms: 5000
       request_timeout_s: 10
       preflight: true             # run the doctor's checks before trading
@@ -85,6 +87,7 @@ _LIVE = {
     "stale_after_s": Key(nullable(real(gt=0))),
     "shutdown": Key(choice(SHUTDOWN_POLICIES)),
     "margin_type": Key(choice(("CROSSED", "ISOLATED"), normalise=str.upper)),
+    "settings_mismatch": Key(choice(("refuse", "adopt"))),
     "recv_window_ms": Key(integer(ge=1)),
     "request_timeout_s": Key(real(gt=0)),
     "preflight": Key(boolean),
@@ -143,6 +146,7 @@ class LiveConfig:
     stale_after_s: float | None = None
     shutdown: str = "leave"
     margin_type: str = "CROSSED"
+    settings_mismatch: str = "refuse"
     recv_window_ms: int = 5000
     request_timeout_s: float = 10.0
     preflight: bool = True
@@ -194,6 +198,7 @@ class LiveConfig:
                 "stale_after_s": self.stale_after_s,
                 "shutdown": self.shutdown,
                 "margin_type": self.margin_type,
+                "settings_mismatch": self.settings_mismatch,
                 "protect_within_s": self.protect_within_s,
                 "api_host": self.api_host,
                 "api_port": self.api_port,

@@ -19,11 +19,14 @@ from typing import Any
 
 import websockets
 
-from ..binance.errors import AuthError, BinanceError, NoChangeError, RejectedError
+from ..binance.errors import AuthError, BinanceError
 from ..binance.rest import KEYED, BinanceRest
 from ..binance.translate import venue_balances
 from ..binance.venues import Venue
 from ..binance.wire import stream_name
+from ..core.enums import MarginType
+from ..core.errors import KineticError
+from .venue_setup import SettingMismatch, SymbolSettings, apply_symbol_settings
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -92,7 +95,7 @@ class Doctor:
 
     def __init__(self, rest: BinanceRest, venue: Venue, symbols: list[str], leverage: Mapping[str, int],
                  *, margin_type: str | Callable[[str], str] = "CROSSED", stream_timeout_s: float = 15.0,
-                 check_streams: bool = True) -> None:
+                 check_streams: bool = True, adopt: bool = False) -> None:
         self.rest = rest
         self.venue = venue
         self.symbols = symbols
@@ -102,6 +105,9 @@ class Doctor:
             (lambda _sym: margin_type) if isinstance(margin_type, str) else margin_type)
         self.stream_timeout_s = stream_timeout_s
         self.check_streams = check_streams
+        self.adopt = adopt  # live.settings_mismatch: adopt -> a venue setting other than the config's only warns
+        self.venue_settings: dict[str, SymbolSettings] = {}  # what the venue holds, after _symbol_settings
+        self.mismatches: list[SettingMismatch] = []
         self.checks: list[Check] = []
         self.exchange_info: dict[str, Any] | None = None
 
@@ -217,31 +223,27 @@ class Doctor:
                   f"available {usdt.available:f}", "fund the futures wallet (demo: the site's Reset button)")
 
     async def _symbol_settings(self) -> None:
-        """Margin type and leverage on every traded symbol (these calls also produce user-stream events)."""
-        problems = []
-        for sym in self.symbols:
-            try:
-                params = {"symbol": sym, "marginType": self.margin_type(sym)}
-                await self.rest.signed("POST", "/fapi/v1/marginType", params)
-            except NoChangeError:
-                pass
-            except RejectedError as exc:
-                if exc.code not in (-4047, -4048):  # open orders or a position: the current type stays
-                    problems.append(f"{sym} margin type: {exc.code} {exc.msg}")
-            except BinanceError as exc:
-                problems.append(f"{sym} margin type: {exc}")
-            lev = self.leverage.get(sym, 1)
-            try:
-                await self.rest.signed("POST", "/fapi/v1/leverage", {"symbol": sym, "leverage": lev})
-            except BinanceError as exc:
-                problems.append(f"{sym} leverage {lev}x: {exc.code} {exc.msg}")
-        if problems:
-            self._add("margin and leverage", FAIL, "; ".join(problems),
-                      "lower risk.leverage for the symbol, or close its position/orders before changing margin type")
+        """Margin type and leverage on every traded symbol, then read back: a venue that keeps another type or
+        leverage (a position or orders under the old one) fails the check, naming symbol, wanted and actual
+        (a warning when ``adopt``: the run trades under the venue's settings). These calls also produce
+        user-stream events."""
+        wanted = {sym: SymbolSettings(MarginType(self.margin_type(sym)), self.leverage.get(sym, 1))
+                  for sym in self.symbols}
+        try:
+            self.venue_settings, self.mismatches = await apply_symbol_settings(self.rest, wanted)
+        except (BinanceError, KineticError) as exc:
+            self._add("margin and leverage", FAIL, f"{exc}",
+                      "the venue must accept POST /fapi/v1/marginType and /fapi/v1/leverage and answer "
+                      "GET /fapi/v2/positionRisk for the traded symbols")
+            return
+        if self.mismatches:
+            self._add("margin and leverage", WARN if self.adopt else FAIL,
+                      "; ".join(m.message for m in self.mismatches),
+                      "; ".join(dict.fromkeys(m.hint for m in self.mismatches)))
         else:
             types = sorted({str(self.margin_type(sym)).lower() for sym in self.symbols})
             self._add("margin and leverage", OK, f"{' and '.join(types)}, leverage set on {len(self.symbols)} "
-                      "symbol(s)")
+                      "symbol(s), read back from the venue")
 
     async def _streams(self) -> None:
         """Market stream: any message within the timeout. User stream: the connection itself (handshake with
