@@ -74,8 +74,9 @@ class SettingMismatch:
     @property
     def hint(self) -> str:
         key = "margin_type" if self.setting == "margin type" else "leverage"
+        value = self.actual.removesuffix("x")  # leverage is shown as 5x, configured as 5
         return (f"close {self.symbol}'s position and open orders on the venue and start again, or set "
-                f"risk.{key}.{self.symbol}: {self.actual}, or live.settings_mismatch: adopt (trade under the "
+                f"risk.{key}.{self.symbol}: {value}, or live.settings_mismatch: adopt (trade under the "
                 "venue's setting, with an alert)")
 
 
