@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any
 
 from ..binance.account import commission_rates
 from ..binance.errors import BinanceError, NoChangeError, RejectedError
@@ -167,22 +168,30 @@ async def set_symbol(rest: BinanceRest, symbol: str, margin_type: str, leverage:
 
 
 async def venue_settings(rest: BinanceRest, symbols: Sequence[str]) -> dict[str, SymbolSettings]:
-    """Each symbol's margin type and leverage as the venue holds them (``GET /fapi/v2/positionRisk``: v3 has
-    neither field); one-way mode rows only."""
-    rows = await rest.signed("GET", "/fapi/v2/positionRisk")
+    """Each symbol's margin type and leverage as the venue holds them: ``GET /fapi/v2/positionRisk`` (one-way
+    rows; v3 has neither field), and ``GET /fapi/v1/symbolConfig`` for a symbol it leaves out."""
+    out = settings_from_rows(await rest.signed("GET", "/fapi/v2/positionRisk"), symbols)
+    for sym in symbols:
+        if sym not in out:
+            out.update(settings_from_rows(await rest.signed("GET", "/fapi/v1/symbolConfig", {"symbol": sym}), [sym]))
+    return out
+
+
+def settings_from_rows(rows: Any, symbols: Sequence[str]) -> dict[str, SymbolSettings]:
+    """``marginType`` ("cross"/"isolated" in positionRisk, "CROSSED"/"ISOLATED" in symbolConfig) and leverage."""
     wanted = set(symbols)
     out: dict[str, SymbolSettings] = {}
     try:
-        for r in rows:
+        for r in rows if isinstance(rows, list) else [rows]:
             sym = str(r["symbol"])
             if sym in wanted and r.get("positionSide", "BOTH") == "BOTH":
                 kind = str(r["marginType"]).lower()
-                margin = MarginType.ISOLATED if kind == "isolated" else MarginType.CROSSED
                 if kind not in ("isolated", "cross", "crossed"):
                     raise ValueError(f"marginType {kind!r}")
+                margin = MarginType.ISOLATED if kind == "isolated" else MarginType.CROSSED
                 out[sym] = SymbolSettings(margin, int(r["leverage"]))
     except (KeyError, TypeError, ValueError) as exc:
-        raise KineticError(f"positionRisk payload: unreadable margin type or leverage ({exc})") from None
+        raise KineticError(f"unreadable margin type or leverage from the venue ({exc})") from None
     return out
 
 

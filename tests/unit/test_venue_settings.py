@@ -4,6 +4,9 @@ liquidation-distance guard describes the account as it is, with one alert per mi
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from kinetic_empire.core.enums import MarginType
@@ -14,6 +17,7 @@ from kinetic_empire.live.venue_setup import (
     adopt_venue_settings,
     compare_settings,
     mismatch_alerts,
+    settings_from_rows,
     settle_mismatches,
     wanted_settings,
 )
@@ -25,6 +29,7 @@ CROSS, ISO = MarginType.CROSSED, MarginType.ISOLATED
 # 500 FIL at 2.0 at 20x: isolated, liquidation 4.4 % away (denied at 5 %); cross, the wallet backs it (allowed)
 BASE = {"sizing": {"method": "fixed_notional", "notional": 1000}, "leverage": {FIL: 20},
         "guards": {"min_liquidation_distance_pct": 5}, "margin_type": {FIL: "ISOLATED"}}
+API = Path(__file__).parents[1] / "data" / "api"  # real payloads (copied from the Binance reference material)
 REFUSED = "-4048 Margin type cannot be changed if there exists position."
 
 
@@ -95,3 +100,16 @@ def test_one_alert_per_mismatch() -> None:
     assert [(a.kind, a.symbol, a.severity, a.ts_event) for a in alerts] == [
         ("margin_type_mismatch", FIL, "warning", 123), ("leverage_mismatch", FIL, "warning", 123)]
     assert alerts[0].message.endswith("; the risk gate uses the venue's setting")
+
+
+def test_real_payloads_are_read_back() -> None:
+    risk = json.loads((API / "positionRisk" / "GET_fapi_v2_positionRisk.one_way.nautilus.json").read_text())
+    assert settings_from_rows(risk, ["BTCUSDT"]) == {"BTCUSDT": SymbolSettings(ISO, 10)}  # "isolated", "10"
+    config = json.loads((API / "symbolConfig" / "GET_fapi_v1_symbolConfig.nautilus.json").read_text())
+    assert settings_from_rows(config, ["BTCUSDT", "ETHUSDT"]) == {  # "CROSSED"/"ISOLATED", numbers
+        "ETHUSDT": SymbolSettings(CROSS, 20), "BTCUSDT": SymbolSettings(ISO, 25)}
+    assert settings_from_rows(config[0], ["ETHUSDT"]) == {"ETHUSDT": SymbolSettings(CROSS, 20)}  # one object
+    with pytest.raises(KineticError, match=r"unreadable margin type or leverage.*'portfolio'"):
+        settings_from_rows([{**config[0], "marginType": "portfolio"}], ["ETHUSDT"])
+    with pytest.raises(KineticError, match="unreadable margin type or leverage"):
+        settings_from_rows([{"symbol": "ETHUSDT", "marginType": "cross"}], ["ETHUSDT"])  # no leverage
