@@ -185,14 +185,15 @@ class LiveEngine:
             if not doctor.ok:
                 raise PreflightError(self.checks)
             info, actual, mismatches = doctor.exchange_info, doctor.venue_settings, doctor.mismatches
-        else:  # the doctor sets margin type and leverage otherwise; either way read back before the gate is built
+        else:
             info = None
-            actual, mismatches = await apply_symbol_settings(rest, wanted_settings(self.symbols, risk_config, leverage))
-        risk_config = settle_mismatches(risk_config, actual, mismatches, adopt=adopt)
         if info is None:
             info = await rest.get("/fapi/v1/exchangeInfo")
         modes = await read_modes(rest)  # with or without the preflight: hedge mode is refused here
         require_tradeable(modes)  # and logs what multi-assets mode means for the wallet
+        if not cfg.preflight:  # the doctor has set them otherwise; either way read back before the gate is built
+            actual, mismatches = await apply_symbol_settings(rest, wanted_settings(self.symbols, risk_config, leverage))
+        risk_config = settle_mismatches(risk_config, actual, mismatches, adopt=adopt)
         self.rules = parse_exchange_info(info)
         for sym in self.symbols:
             if sym not in self.rules:
