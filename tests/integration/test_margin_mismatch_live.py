@@ -20,7 +20,8 @@ from kinetic_empire.core.events import Alert
 from kinetic_empire.live.app import LiveEngine, PreflightError
 from kinetic_empire.live.config import LiveConfig
 from kinetic_empire.live.journal import read_events
-from kinetic_empire.sandbox import SandboxServer
+from kinetic_empire.live.venue_setup import SymbolSettings, venue_settings
+from kinetic_empire.sandbox import SandboxServer, routes_account
 from tests.support.live import DATA, RISK, START, STRATEGIES, K, stepped_engine
 
 pytestmark = pytest.mark.integration
@@ -113,5 +114,26 @@ def test_a_refused_leverage_is_read_back_and_adopted(tmp_path: Path) -> None:
             active = engine.alerts.active.get(("leverage_mismatch", FIL))
             assert active is not None and "configured 75x, the venue has 2x" in active.message
             assert "-2027" in active.message, active.message
+
+    asyncio.run(body())
+
+
+def test_a_symbol_positionrisk_leaves_out_is_read_from_symbolconfig(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    real = routes_account.position_risk
+    monkeypatch.setattr(routes_account, "position_risk",
+                        lambda ctx, v2: [r for r in real(ctx, v2) if r["symbol"] != FIL])
+
+    async def body() -> None:
+        cfg = config(preflight=False, mismatch="adopt")
+        async with stepped_engine(tmp_path / "r", config=cfg, start=False) as (sb, engine):
+            await open_fil(sb, engine, "30")
+            rows = await engine.rest.signed("GET", "/fapi/v2/positionRisk")
+            assert FIL not in {r["symbol"] for r in rows} and NEAR in {r["symbol"] for r in rows}
+            assert await venue_settings(engine.rest, [FIL, NEAR]) == {
+                FIL: SymbolSettings(MarginType.CROSSED, 2), NEAR: SymbolSettings(MarginType.CROSSED, 20)}
+            await engine.start()
+            assert engine.risk.config.margin_type_for(FIL) is MarginType.CROSSED
+            assert ("margin_type_mismatch", FIL) in engine.alerts.active
 
     asyncio.run(body())
