@@ -318,7 +318,7 @@ async def _doctor(config: LiveConfig, registry: StrategyRegistry, args: argparse
         async with BinanceRest(venue.rest_url, creds, recv_window_ms=config.recv_window_ms,
                                timeout_s=config.request_timeout_s, max_retries=1) as rest:
             doctor = Doctor(rest, venue, config.symbols, leverage, margin_type=risk.margin_type_for,
-                            stream_timeout_s=args.timeout)
+                            stream_timeout_s=args.timeout, adopt=config.settings_mismatch == "adopt")
             checks = await doctor.run()
     print(f"kinetic doctor: venue {venue.name} ({venue.rest_url}, streams {venue.ws_url})")
     print(format_checks(checks))
