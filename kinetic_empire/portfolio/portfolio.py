@@ -107,6 +107,7 @@ class Portfolio:
         self._leverage_default = leverage_default
         self._leverage: dict[str, int] = {}
         self._positions: dict[str, PositionView] = {}  # open positions only
+        self._flat: dict[str, PositionView] = {}  # the flat view of a symbol, made once per leverage
         self._latest: dict[str, deque[KlineClosed]] = {}  # symbol -> its latest closed kline
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
         self._info: dict[str, _OrderInfo] = {}
@@ -188,6 +189,7 @@ class Portfolio:
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         self._leverage[symbol] = leverage
+        self._flat.pop(symbol, None)
 
     # ------------------------------------------------------------------------------- AccountView
 
@@ -216,7 +218,10 @@ class Portfolio:
         found = self._positions.get(symbol)
         if found is not None:
             return found
-        return PositionView(symbol, _ZERO, _ZERO, self.leverage(symbol))
+        flat = self._flat.get(symbol)  # the risk gate asks on every intent: one frozen view while flat
+        if flat is None:
+            flat = self._flat[symbol] = PositionView(symbol, _ZERO, _ZERO, self.leverage(symbol))
+        return flat
 
     def positions(self) -> list[PositionView]:
         return [self._positions[s] for s in sorted(self._positions)]
@@ -361,12 +366,24 @@ class Portfolio:
         info.price = event.price if event.price is not None else event.trigger_price
 
     def _on_accepted(self, e: OrderAccepted) -> None:
-        price = e.price if e.price is not None else e.trigger_price
-        info = self._info_for(e.client_order_id)
-        self._log(
-            e.ts_event, e.client_order_id, e.symbol, _NEW, info.reason,
-            side=e.side._value_, order_type=e.order_type._value_, quantity=e.quantity, price=price,
-        )  # fmt: skip
+        """What :meth:`_log` does, inlined (one row per order on the backtest's order path): the event's
+        shape overrides the request's where it has one."""
+        cid = e.client_order_id
+        info = self._info.get(cid)
+        if info is None:
+            info = self._info[cid] = _OrderInfo()
+        side = info.side = e.side._value_  # enum values are never empty
+        order_type = info.order_type = e.order_type._value_
+        quantity = e.quantity
+        if quantity is not None:
+            info.quantity = quantity
+        price = e.price
+        if price is None:
+            price = e.trigger_price
+        if price is not None:
+            info.price = price
+        self._order_rows.append((e.ts_event, cid, info.strategy_id, e.symbol, side, order_type, info.quantity,
+                                 info.price, _NEW, info.reason, info.tag))  # fmt: skip
 
     def _on_rejected(self, e: OrderRejected) -> None:
         self._log(e.ts_event, e.client_order_id, e.symbol, _REJECTED, f"{e.code}: {e.reason}")
@@ -403,16 +420,21 @@ class Portfolio:
         )
 
     def _on_position(self, e: PositionChanged) -> None:
-        self._leverage[e.symbol] = e.leverage
-        if e.quantity:
-            self._positions[e.symbol] = PositionView(e.symbol, e.quantity, e.entry_price, e.leverage)
+        symbol = e.symbol
+        quantity = e.quantity
+        leverage = e.leverage
+        if self._leverage.get(symbol) != leverage:
+            self._leverage[symbol] = leverage
+            self._flat.pop(symbol, None)
+        if quantity:
+            self._positions[symbol] = PositionView(symbol, quantity, e.entry_price, leverage)
         else:
-            self._positions.pop(e.symbol, None)
-        hist = self._pos_hist.get(e.symbol)
+            self._positions.pop(symbol, None)
+        hist = self._pos_hist.get(symbol)
         if hist is None:
-            hist = self._pos_hist[e.symbol] = ([], [], [])
+            hist = self._pos_hist[symbol] = ([], [], [])
         hist[0].append(e.ts_event)
-        hist[1].append(float(e.quantity))
+        hist[1].append(float(quantity))
         hist[2].append(float(e.entry_price))
 
     def _on_balance(self, e: BalanceChanged) -> None:
