@@ -27,6 +27,7 @@ re-solving after every kline (tests/unit/test_cross_margin_bound.py compares bot
 from __future__ import annotations
 
 from collections.abc import Collection
+from decimal import Decimal
 
 from ..core.enums import MarginType
 from ..core.liquidation import liquidation_price, maintenance_margin
@@ -38,21 +39,32 @@ ALWAYS = (INF, -INF)
 UNSOLVED = -1.0
 
 
-def solve_liquidation_prices(books: Collection[Book], wallet: float, *, banded: bool = True) -> int:
+def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *, banded: bool = True) -> int:
     """Set every book's liquidation price and watch levels; returns how many cross positions are open.
 
     With several open cross positions each book's watch levels are its band (module docstring) and its
     liquidation price is left to :func:`liquidation_of`, which solves it when asked (a kline reaching the band);
     without ``banded`` every book's are set so that each kline is processed and followed by a solve (the
     behaviour the band must reproduce). An isolated position's level is its own liquidation price.
+
+    ``wallet`` may be the exchange's Decimal: it is made a float only when a position is open, so the solve
+    after a fill that leaves every position flat (half of a backtest's fills) is one pass resetting levels.
     """
-    cross: list[Book] = []
+    held: list[Book] = []
     for b in books:
         pos = b.pos
         if pos.qty_f == 0.0:
             pos.liq_f = 0.0
             b.watch_low, b.watch_high = -INF, INF
-        elif pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
+        else:
+            held.append(b)
+    if not held:
+        return 0
+    wallet = float(wallet)
+    cross: list[Book] = []
+    for b in held:
+        pos = b.pos
+        if pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
             iso = float(pos.iso_wallet)
             wallet -= iso
             _set(b, liquidation_price(pos.qty_f, pos.entry_f, iso, b.tiers))

@@ -395,12 +395,14 @@ class Portfolio:
         self._log(e.ts_event, e.client_order_id, e.symbol, _EXPIRED, e.reason)
 
     def _on_filled(self, e: OrderFilled) -> None:
-        info = self._info_for(e.client_order_id)
+        cid = e.client_order_id
+        info = self._info.get(cid)
+        if info is None:
+            info = self._info[cid] = _OrderInfo()
         reason = "liquidation" if e.liquidation else info.reason
         side = e.side
-        row = (e.ts_event, e.client_order_id, info.strategy_id, e.symbol, side._value_, e.order_type._value_,
-               e.quantity, e.price, e.status._value_, reason, info.tag)  # fmt: skip
-        self._order_rows.append(row)
+        self._order_rows.append((e.ts_event, cid, info.strategy_id, e.symbol, side._value_, e.order_type._value_,
+                                 e.quantity, e.price, e.status._value_, reason, info.tag))  # fmt: skip
         if e.liquidation:
             key = (e.symbol, e.ts_event)
             if self._liquidations.setdefault(key, "fill") == "event":
