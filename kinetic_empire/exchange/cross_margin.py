@@ -67,7 +67,7 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
         if pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
             iso = float(pos.iso_wallet)
             wallet -= iso
-            _set(b, liquidation_price(pos.qty_f, pos.entry_f, iso, b.tiers))
+            _set(b, _alone(pos.qty_f, pos.entry_f, iso, b.tiers))
         else:
             cross.append(b)
     if not cross:
@@ -75,7 +75,7 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
     n = len(cross)
     if n == 1:  # the wallet alone backs it
         b = cross[0]
-        _set(b, liquidation_price(b.pos.qty_f, b.pos.entry_f, wallet, b.tiers))
+        _set(b, _alone(b.pos.qty_f, b.pos.entry_f, wallet, b.tiers))
         return 1
     prices: list[float] = []
     mms: list[float] = []
@@ -117,6 +117,28 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
         move = price * fraction
         b.watch_low, b.watch_high = price - move, price + move
     return n
+
+
+#: tier tables (by id, with the table kept to rule out a reused id) whose every tier has a rate below 1 and a
+#: cum of at least 0: for them a long position its margin covers at entry can never be liquidated
+_COVERED_LONG_SAFE: dict[int, tuple[tuple[tuple[float, float, float], ...], bool]] = {}
+
+
+def _alone(qty: float, entry: float, margin: float, tiers: tuple[tuple[float, float, float], ...]) -> float:
+    """:func:`liquidation_price` of a position one margin backs alone, with a short path for the usual long
+    backtest position (leverage 1): a long whose margin is at least its entry notional has none (0.0).
+
+    Exactly what the full solve returns: with ``rate < 1`` and ``cum >= 0`` in every tier, the first
+    iteration's numerator ``margin + cum - q * entry`` is not negative (floats round monotonically) over a
+    negative denominator, so it returns 0.0 whatever tier it starts in.
+    """
+    if qty > 0.0 and margin >= qty * entry:
+        known = _COVERED_LONG_SAFE.get(id(tiers))
+        if known is None or known[0] is not tiers:
+            known = _COVERED_LONG_SAFE[id(tiers)] = (tiers, all(rate < 1.0 and cum >= 0.0 for _, rate, cum in tiers))
+        if known[1]:
+            return 0.0
+    return liquidation_price(qty, entry, margin, tiers)
 
 
 def liquidation_of(b: Book) -> float:
