@@ -53,18 +53,23 @@ _ZERO = Decimal(0)
 
 # the exit reason of an order, read from what it is (its strategy comes from its OrderRequest)
 _REASON_BY_TYPE = {
-    OrderType.STOP: "stop_loss",
-    OrderType.STOP_MARKET: "stop_loss",
-    OrderType.TRAILING_STOP_MARKET: "stop_loss",
-    OrderType.TAKE_PROFIT: "take_profit",
-    OrderType.TAKE_PROFIT_MARKET: "take_profit",
-}
+    OrderType.STOP._value_: "stop_loss",
+    OrderType.STOP_MARKET._value_: "stop_loss",
+    OrderType.TRAILING_STOP_MARKET._value_: "stop_loss",
+    OrderType.TAKE_PROFIT._value_: "take_profit",
+    OrderType.TAKE_PROFIT_MARKET._value_: "take_profit",
+}  # by the type's value: an enum member hashes in Python, its string in C
 
 
 _ORDER_FIELDS = ("ts", "client_order_id", "strategy_id", "symbol", "side", "order_type", "quantity", "price", "status",
                  "reason", "tag")  # OrderRecord's fields, in the order of the rows  # fmt: skip
 _NEW, _REJECTED, _CANCELED, _EXPIRED = (s._value_ for s in (OrderStatus.NEW, OrderStatus.REJECTED,
                                                            OrderStatus.CANCELED, OrderStatus.EXPIRED))  # fmt: skip
+
+
+def _floats(values: list[Decimal]) -> np.ndarray:
+    """Decimals as a float64 array, each exactly ``float(value)``."""
+    return np.fromiter(map(float, values), dtype=np.float64, count=len(values))
 
 
 class _OrderInfo:
@@ -116,8 +121,9 @@ class Portfolio:
         self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
         self._denials_by_code: dict[str, int] = {}
         self._wallet_ts: list[int] = []
-        self._wallet_val: list[float] = []
-        self._pos_hist: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        # change points keep the events' Decimals (a pointer each): made floats in bulk when a history is read
+        self._wallet_val: list[Decimal] = []
+        self._pos_hist: dict[str, tuple[list[int], list[Decimal], list[Decimal]]] = {}
         self._order_rows: list[tuple[Any, ...]] = []  # OrderRecord fields in order; records built when read
         self._orders: list[OrderRecord] = []
         self.denials: list[DenialRecord] = []
@@ -265,16 +271,12 @@ class Portfolio:
 
     def wallet_history(self) -> tuple[np.ndarray, np.ndarray]:
         """(ts, wallet) at each balance change, before the first one the wallet is the initial balance."""
-        return np.asarray(self._wallet_ts, dtype=np.int64), np.asarray(self._wallet_val, dtype=np.float64)
+        return np.asarray(self._wallet_ts, dtype=np.int64), _floats(self._wallet_val)
 
     def position_history(self, symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ts, signed qty, entry price) at each position change of ``symbol``."""
         ts, qty, entry = self._pos_hist.get(symbol, ([], [], []))
-        return (
-            np.asarray(ts, dtype=np.int64),
-            np.asarray(qty, dtype=np.float64),
-            np.asarray(entry, dtype=np.float64),
-        )
+        return np.asarray(ts, dtype=np.int64), _floats(qty), _floats(entry)
 
     def symbols_traded(self) -> list[str]:
         return sorted(self._pos_hist)
@@ -353,15 +355,18 @@ class Portfolio:
             self._intent_tags[event.intent_id] = event.tag
 
     def _on_request(self, event: OrderRequest) -> None:
-        info = self._info_for(event.client_order_id)
+        cid = event.client_order_id
+        info = self._info.get(cid)
+        if info is None:
+            info = self._info[cid] = _OrderInfo()
+        order_type = info.order_type = event.order_type._value_  # (`.value` is a slower descriptor)
         if not info.strategy_id:
             info.strategy_id = event.strategy_id
         if not info.reason:
-            info.reason = _REASON_BY_TYPE.get(event.order_type, "signal")
+            info.reason = _REASON_BY_TYPE.get(order_type, "signal")
         if info.reason == "signal" and not info.tag:  # a stop or target placed for a tagged entry is not tagged
             info.tag = self._intent_tags.get(event.intent_id, "")
-        info.side = event.side._value_  # (the member's own attribute: `.value` is a slower descriptor)
-        info.order_type = event.order_type._value_
+        info.side = event.side._value_
         info.quantity = event.quantity
         info.price = event.price if event.price is not None else event.trigger_price
 
@@ -436,15 +441,15 @@ class Portfolio:
         if hist is None:
             hist = self._pos_hist[symbol] = ([], [], [])
         hist[0].append(e.ts_event)
-        hist[1].append(float(quantity))
-        hist[2].append(float(e.entry_price))
+        hist[1].append(quantity)
+        hist[2].append(e.entry_price)
 
     def _on_balance(self, e: BalanceChanged) -> None:
         if e.asset != self.asset:
             return
         self._wallet = e.wallet_balance
         self._wallet_ts.append(e.ts_event)
-        self._wallet_val.append(float(e.wallet_balance))
+        self._wallet_val.append(e.wallet_balance)
 
     def _on_funding(self, e: FundingApplied) -> None:
         self.funding_total += e.amount
