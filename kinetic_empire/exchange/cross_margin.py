@@ -27,6 +27,7 @@ re-solving after every kline (tests/unit/test_cross_margin_bound.py compares bot
 from __future__ import annotations
 
 from collections.abc import Collection
+from decimal import Decimal
 
 from ..core.enums import MarginType
 from ..core.liquidation import liquidation_price, maintenance_margin
@@ -38,24 +39,35 @@ ALWAYS = (INF, -INF)
 UNSOLVED = -1.0
 
 
-def solve_liquidation_prices(books: Collection[Book], wallet: float, *, banded: bool = True) -> int:
+def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *, banded: bool = True) -> int:
     """Set every book's liquidation price and watch levels; returns how many cross positions are open.
 
     With several open cross positions each book's watch levels are its band (module docstring) and its
     liquidation price is left to :func:`liquidation_of`, which solves it when asked (a kline reaching the band);
     without ``banded`` every book's are set so that each kline is processed and followed by a solve (the
     behaviour the band must reproduce). An isolated position's level is its own liquidation price.
+
+    ``wallet`` may be the exchange's Decimal: it is made a float only when a position is open, so the solve
+    after a fill that leaves every position flat (half of a backtest's fills) is one pass resetting levels.
     """
-    cross: list[Book] = []
+    held: list[Book] = []
     for b in books:
         pos = b.pos
         if pos.qty_f == 0.0:
             pos.liq_f = 0.0
             b.watch_low, b.watch_high = -INF, INF
-        elif pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
+        else:
+            held.append(b)
+    if not held:
+        return 0
+    wallet = float(wallet)
+    cross: list[Book] = []
+    for b in held:
+        pos = b.pos
+        if pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
             iso = float(pos.iso_wallet)
             wallet -= iso
-            _set(b, liquidation_price(pos.qty_f, pos.entry_f, iso, b.tiers))
+            _set(b, _alone(pos.qty_f, pos.entry_f, iso, b.tiers))
         else:
             cross.append(b)
     if not cross:
@@ -63,7 +75,7 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float, *, banded: 
     n = len(cross)
     if n == 1:  # the wallet alone backs it
         b = cross[0]
-        _set(b, liquidation_price(b.pos.qty_f, b.pos.entry_f, wallet, b.tiers))
+        _set(b, _alone(b.pos.qty_f, b.pos.entry_f, wallet, b.tiers))
         return 1
     prices: list[float] = []
     mms: list[float] = []
@@ -105,6 +117,28 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float, *, banded: 
         move = price * fraction
         b.watch_low, b.watch_high = price - move, price + move
     return n
+
+
+#: tier tables (by id, with the table kept to rule out a reused id) whose every tier has a rate below 1 and a
+#: cum of at least 0: for them a long position its margin covers at entry can never be liquidated
+_COVERED_LONG_SAFE: dict[int, tuple[tuple[tuple[float, float, float], ...], bool]] = {}
+
+
+def _alone(qty: float, entry: float, margin: float, tiers: tuple[tuple[float, float, float], ...]) -> float:
+    """:func:`liquidation_price` of a position one margin backs alone, with a short path for the usual long
+    backtest position (leverage 1): a long whose margin is at least its entry notional has none (0.0).
+
+    Exactly what the full solve returns: with ``rate < 1`` and ``cum >= 0`` in every tier, the first
+    iteration's numerator ``margin + cum - q * entry`` is not negative (floats round monotonically) over a
+    negative denominator, so it returns 0.0 whatever tier it starts in.
+    """
+    if qty > 0.0 and margin >= qty * entry:
+        known = _COVERED_LONG_SAFE.get(id(tiers))
+        if known is None or known[0] is not tiers:
+            known = _COVERED_LONG_SAFE[id(tiers)] = (tiers, all(rate < 1.0 and cum >= 0.0 for _, rate, cum in tiers))
+        if known[1]:
+            return 0.0
+    return liquidation_price(qty, entry, margin, tiers)
 
 
 def liquidation_of(b: Book) -> float:

@@ -305,5 +305,5 @@ class Ledger:
     def _update_liquidation_prices(self) -> None:
         """Re-solve every open position's liquidation price after the wallet or a position changed."""
         self._cross_positions = solve_liquidation_prices(
-            self._books.values(), float(self.wallet), banded=self.bounded_liquidation_solves
+            self._books.values(), self.wallet, banded=self.bounded_liquidation_solves
         )

@@ -53,18 +53,23 @@ _ZERO = Decimal(0)
 
 # the exit reason of an order, read from what it is (its strategy comes from its OrderRequest)
 _REASON_BY_TYPE = {
-    OrderType.STOP: "stop_loss",
-    OrderType.STOP_MARKET: "stop_loss",
-    OrderType.TRAILING_STOP_MARKET: "stop_loss",
-    OrderType.TAKE_PROFIT: "take_profit",
-    OrderType.TAKE_PROFIT_MARKET: "take_profit",
-}
+    OrderType.STOP._value_: "stop_loss",
+    OrderType.STOP_MARKET._value_: "stop_loss",
+    OrderType.TRAILING_STOP_MARKET._value_: "stop_loss",
+    OrderType.TAKE_PROFIT._value_: "take_profit",
+    OrderType.TAKE_PROFIT_MARKET._value_: "take_profit",
+}  # by the type's value: an enum member hashes in Python, its string in C
 
 
 _ORDER_FIELDS = ("ts", "client_order_id", "strategy_id", "symbol", "side", "order_type", "quantity", "price", "status",
                  "reason", "tag")  # OrderRecord's fields, in the order of the rows  # fmt: skip
 _NEW, _REJECTED, _CANCELED, _EXPIRED = (s._value_ for s in (OrderStatus.NEW, OrderStatus.REJECTED,
                                                            OrderStatus.CANCELED, OrderStatus.EXPIRED))  # fmt: skip
+
+
+def _floats(values: list[Decimal]) -> np.ndarray:
+    """Decimals as a float64 array, each exactly ``float(value)``."""
+    return np.fromiter(map(float, values), dtype=np.float64, count=len(values))
 
 
 class _OrderInfo:
@@ -107,6 +112,7 @@ class Portfolio:
         self._leverage_default = leverage_default
         self._leverage: dict[str, int] = {}
         self._positions: dict[str, PositionView] = {}  # open positions only
+        self._flat: dict[str, PositionView] = {}  # the flat view of a symbol, made once per leverage
         self._latest: dict[str, deque[KlineClosed]] = {}  # symbol -> its latest closed kline
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
         self._info: dict[str, _OrderInfo] = {}
@@ -115,8 +121,9 @@ class Portfolio:
         self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
         self._denials_by_code: dict[str, int] = {}
         self._wallet_ts: list[int] = []
-        self._wallet_val: list[float] = []
-        self._pos_hist: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        # change points keep the events' Decimals (a pointer each): made floats in bulk when a history is read
+        self._wallet_val: list[Decimal] = []
+        self._pos_hist: dict[str, tuple[list[int], list[Decimal], list[Decimal]]] = {}
         self._order_rows: list[tuple[Any, ...]] = []  # OrderRecord fields in order; records built when read
         self._orders: list[OrderRecord] = []
         self.denials: list[DenialRecord] = []
@@ -188,6 +195,7 @@ class Portfolio:
 
     def set_leverage(self, symbol: str, leverage: int) -> None:
         self._leverage[symbol] = leverage
+        self._flat.pop(symbol, None)
 
     # ------------------------------------------------------------------------------- AccountView
 
@@ -216,7 +224,10 @@ class Portfolio:
         found = self._positions.get(symbol)
         if found is not None:
             return found
-        return PositionView(symbol, _ZERO, _ZERO, self.leverage(symbol))
+        flat = self._flat.get(symbol)  # the risk gate asks on every intent: one frozen view while flat
+        if flat is None:
+            flat = self._flat[symbol] = PositionView(symbol, _ZERO, _ZERO, self.leverage(symbol))
+        return flat
 
     def positions(self) -> list[PositionView]:
         return [self._positions[s] for s in sorted(self._positions)]
@@ -260,16 +271,12 @@ class Portfolio:
 
     def wallet_history(self) -> tuple[np.ndarray, np.ndarray]:
         """(ts, wallet) at each balance change, before the first one the wallet is the initial balance."""
-        return np.asarray(self._wallet_ts, dtype=np.int64), np.asarray(self._wallet_val, dtype=np.float64)
+        return np.asarray(self._wallet_ts, dtype=np.int64), _floats(self._wallet_val)
 
     def position_history(self, symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ts, signed qty, entry price) at each position change of ``symbol``."""
         ts, qty, entry = self._pos_hist.get(symbol, ([], [], []))
-        return (
-            np.asarray(ts, dtype=np.int64),
-            np.asarray(qty, dtype=np.float64),
-            np.asarray(entry, dtype=np.float64),
-        )
+        return np.asarray(ts, dtype=np.int64), _floats(qty), _floats(entry)
 
     def symbols_traded(self) -> list[str]:
         return sorted(self._pos_hist)
@@ -348,25 +355,40 @@ class Portfolio:
             self._intent_tags[event.intent_id] = event.tag
 
     def _on_request(self, event: OrderRequest) -> None:
-        info = self._info_for(event.client_order_id)
+        cid = event.client_order_id
+        info = self._info.get(cid)
+        if info is None:
+            info = self._info[cid] = _OrderInfo()
+        order_type = info.order_type = event.order_type._value_  # (`.value` is a slower descriptor)
         if not info.strategy_id:
             info.strategy_id = event.strategy_id
         if not info.reason:
-            info.reason = _REASON_BY_TYPE.get(event.order_type, "signal")
+            info.reason = _REASON_BY_TYPE.get(order_type, "signal")
         if info.reason == "signal" and not info.tag:  # a stop or target placed for a tagged entry is not tagged
             info.tag = self._intent_tags.get(event.intent_id, "")
-        info.side = event.side._value_  # (the member's own attribute: `.value` is a slower descriptor)
-        info.order_type = event.order_type._value_
+        info.side = event.side._value_
         info.quantity = event.quantity
         info.price = event.price if event.price is not None else event.trigger_price
 
     def _on_accepted(self, e: OrderAccepted) -> None:
-        price = e.price if e.price is not None else e.trigger_price
-        info = self._info_for(e.client_order_id)
-        self._log(
-            e.ts_event, e.client_order_id, e.symbol, _NEW, info.reason,
-            side=e.side._value_, order_type=e.order_type._value_, quantity=e.quantity, price=price,
-        )  # fmt: skip
+        """What :meth:`_log` does, inlined (one row per order on the backtest's order path): the event's
+        shape overrides the request's where it has one."""
+        cid = e.client_order_id
+        info = self._info.get(cid)
+        if info is None:
+            info = self._info[cid] = _OrderInfo()
+        side = info.side = e.side._value_  # enum values are never empty
+        order_type = info.order_type = e.order_type._value_
+        quantity = e.quantity
+        if quantity is not None:
+            info.quantity = quantity
+        price = e.price
+        if price is None:
+            price = e.trigger_price
+        if price is not None:
+            info.price = price
+        self._order_rows.append((e.ts_event, cid, info.strategy_id, e.symbol, side, order_type, info.quantity,
+                                 info.price, _NEW, info.reason, info.tag))  # fmt: skip
 
     def _on_rejected(self, e: OrderRejected) -> None:
         self._log(e.ts_event, e.client_order_id, e.symbol, _REJECTED, f"{e.code}: {e.reason}")
@@ -378,12 +400,14 @@ class Portfolio:
         self._log(e.ts_event, e.client_order_id, e.symbol, _EXPIRED, e.reason)
 
     def _on_filled(self, e: OrderFilled) -> None:
-        info = self._info_for(e.client_order_id)
+        cid = e.client_order_id
+        info = self._info.get(cid)
+        if info is None:
+            info = self._info[cid] = _OrderInfo()
         reason = "liquidation" if e.liquidation else info.reason
         side = e.side
-        row = (e.ts_event, e.client_order_id, info.strategy_id, e.symbol, side._value_, e.order_type._value_,
-               e.quantity, e.price, e.status._value_, reason, info.tag)  # fmt: skip
-        self._order_rows.append(row)
+        self._order_rows.append((e.ts_event, cid, info.strategy_id, e.symbol, side._value_, e.order_type._value_,
+                                 e.quantity, e.price, e.status._value_, reason, info.tag))  # fmt: skip
         if e.liquidation:
             key = (e.symbol, e.ts_event)
             if self._liquidations.setdefault(key, "fill") == "event":
@@ -403,24 +427,29 @@ class Portfolio:
         )
 
     def _on_position(self, e: PositionChanged) -> None:
-        self._leverage[e.symbol] = e.leverage
-        if e.quantity:
-            self._positions[e.symbol] = PositionView(e.symbol, e.quantity, e.entry_price, e.leverage)
+        symbol = e.symbol
+        quantity = e.quantity
+        leverage = e.leverage
+        if self._leverage.get(symbol) != leverage:
+            self._leverage[symbol] = leverage
+            self._flat.pop(symbol, None)
+        if quantity:
+            self._positions[symbol] = PositionView(symbol, quantity, e.entry_price, leverage)
         else:
-            self._positions.pop(e.symbol, None)
-        hist = self._pos_hist.get(e.symbol)
+            self._positions.pop(symbol, None)
+        hist = self._pos_hist.get(symbol)
         if hist is None:
-            hist = self._pos_hist[e.symbol] = ([], [], [])
+            hist = self._pos_hist[symbol] = ([], [], [])
         hist[0].append(e.ts_event)
-        hist[1].append(float(e.quantity))
-        hist[2].append(float(e.entry_price))
+        hist[1].append(quantity)
+        hist[2].append(e.entry_price)
 
     def _on_balance(self, e: BalanceChanged) -> None:
         if e.asset != self.asset:
             return
         self._wallet = e.wallet_balance
         self._wallet_ts.append(e.ts_event)
-        self._wallet_val.append(float(e.wallet_balance))
+        self._wallet_val.append(e.wallet_balance)
 
     def _on_funding(self, e: FundingApplied) -> None:
         self.funding_total += e.amount

@@ -107,16 +107,29 @@ class OpenTrade:
 
 
 class TradeBook:
-    """Open trades by symbol and the closed round trips, in the order they closed."""
+    """Open trades by symbol and the closed round trips, in the order they closed.
 
-    __slots__ = ("_closed_acc", "_last_closed", "_next_id", "closed", "open")
+    A closed trade is kept as its accumulator and exit until read: a backtest closes thousands and reads
+    them once, for the report, so :class:`TradeRecord` (with its Decimal divisions and rounding) is made
+    only then, by :attr:`closed`.
+    """
+
+    __slots__ = ("_exits", "_last_closed", "_made", "_next_id", "open")
 
     def __init__(self) -> None:
         self.open: dict[str, OpenTrade] = {}
-        self.closed: list[TradeRecord] = []
-        self._last_closed: dict[str, int] = {}  # symbol -> index in closed, for late fee bookings
-        self._closed_acc: list[OpenTrade] = []
+        self._exits: list[tuple[OpenTrade, int, str, str]] = []  # (trade, exit time, reason, exit tag)
+        self._made: list[TradeRecord] = []  # records of _exits[:len(_made)]
+        self._last_closed: dict[str, int] = {}  # symbol -> index in _exits, for late fee bookings
         self._next_id = 1
+
+    @property
+    def closed(self) -> list[TradeRecord]:
+        """The closed round trips as records, made on first read (the list is the book's own: copy it)."""
+        made, exits = self._made, self._exits
+        if len(made) < len(exits):
+            made.extend(t.record(ts, reason, exit_tag=tag) for t, ts, reason, tag in exits[len(made) :])
+        return made
 
     def _start(self, symbol: str, strategy_id: str, ts: int, long: bool, tag: str = "") -> OpenTrade:
         trade = OpenTrade(self._next_id, symbol, strategy_id, ts, long, tag)
@@ -126,9 +139,8 @@ class TradeBook:
 
     def _finish(self, trade: OpenTrade, ts: int, reason: str, tag: str = "") -> None:
         del self.open[trade.symbol]
-        self._last_closed[trade.symbol] = len(self.closed)
-        self.closed.append(trade.record(ts, reason, exit_tag=tag))
-        self._closed_acc.append(trade)
+        self._last_closed[trade.symbol] = len(self._exits)
+        self._exits.append((trade, ts, reason, tag))
 
     def add_fee(self, symbol: str, fee: Decimal, ts: int) -> None:
         """Book a fee that arrives after the fill it belongs to (the liquidation clearance fee).
@@ -136,11 +148,11 @@ class TradeBook:
         It goes to the trade the fill closed at ``ts``, or else to the symbol's open trade.
         """
         idx = self._last_closed.get(symbol)
-        if idx is not None and self.closed[idx].exit_time == ts:
-            rec = self.closed[idx]
-            acc = self._closed_acc[idx]
-            acc.fees += fee
-            self.closed[idx] = acc.record(rec.exit_time, rec.exit_reason, exit_tag=rec.exit_tag)
+        if idx is not None and self._exits[idx][1] == ts:
+            trade, _ts, reason, tag = self._exits[idx]
+            trade.fees += fee
+            if idx < len(self._made):  # already read: make its record again
+                self._made[idx] = trade.record(ts, reason, exit_tag=tag)
         elif symbol in self.open:
             self.open[symbol].fees += fee
 
