@@ -45,7 +45,7 @@ from ..core.events import (
 from .higher import HigherTimeframe, compute
 from .rejection import OrderRejection
 from .series import Cursor, Series, engine_array
-from .symbol_data import SymbolData, symbol_views
+from .symbol_data import MarketState, SymbolData, symbol_views
 
 API_VERSION = 1
 """The plugin API version this engine implements. Strategies declare the one they target."""
@@ -169,7 +169,8 @@ class Strategy:
     """Live, ``multi_symbol`` only: seconds to wait for the other symbols' klines of a time once the first
     arrived; after that the time is skipped (as a backtest skips a time where a symbol has no kline)."""
     warmup: int = 0
-    # Market data beyond klines, kept current while the strategy defines ``on_mark_price`` (else never fed):
+    # Market data beyond klines, kept current while the strategy defines ``on_mark_price`` (else never fed);
+    # the first symbol's (each symbol's: ``self.data[symbol].funding_rate`` etc.):
     mark_price: float = float("nan")
     index_price: float = float("nan")
     funding_rate: float = float("nan")
@@ -188,6 +189,7 @@ class Strategy:
         """Every symbol this instance trades, ``symbol`` (the first) included."""
         self.data: dict[str, SymbolData] = {}
         """Each symbol's klines up to the current one: ``self.data["ETHUSDT"].close[-1]``."""
+        self._markets = {sym: MarketState() for sym in self.symbols}  # per symbol; survives a re-bind
         self._positions: dict[str, Position] = {}  # multi_symbol: each symbol's position (the first's in .position)
         if timeframe is not None and timeframe != type(self).timeframe:
             self.timeframe = timeframe  # type: ignore[misc]  # per-instance override from config
@@ -446,7 +448,7 @@ class Strategy:
         open times where every symbol has a kline), so truncating a history is still ``a[: k + 1]``."""
         self._open_time = open_time
         self._higher_cache = {}
-        self.data = symbol_views(self.symbols, (open_, high, low, close, volume), self._cursor)
+        self.data = symbol_views(self.symbols, (open_, high, low, close, volume), self._cursor, self._markets)
         self._base = self.data[self.symbol].fields()
         self._specs = []
         self._indicators = []
