@@ -94,10 +94,10 @@ def test_mark_state_survives_a_rebind_and_is_kept_before_the_warm_up() -> None:
     assert s.data[B].funding_rate == 0.0003 and np.isnan(s.data[A].funding_rate)
 
 
-def _config(**strategy: Any) -> BacktestConfig:
+def _config(name: str = "watcher", **strategy: Any) -> BacktestConfig:
     return BacktestConfig.from_mapping({
         "backtest": {"data": "unused", "initial_balance": 100_000, "funding_rate": 0.0001},
-        "strategies": [{"name": "watcher", "symbols": [A, B], **strategy}],
+        "strategies": [{"name": name, "symbols": [A, B], **strategy}],
         "risk": {"default_leverage": 1, "sizing": {"method": "fixed_quantity", "quantity": 10}},
     })
 
@@ -121,3 +121,32 @@ def test_backtest_replays_each_symbols_marks_and_tickers_to_a_multi_symbol_strat
         assert by_symbol[sym] == closes[len(closes) - len(by_symbol[sym]):]
     assert {sym for sym, _ in Watcher.tickers} == {A, B}
     assert result.runners[0].strategy.data[B].mark_price == frames[B].close[-1]
+
+
+# ------------------------------------------------------------------------------ skipped times in the summary
+
+
+class Quiet(Strategy):
+    multi_symbol = True
+    timeframe = "1m"
+
+
+def test_skipped_group_times_are_in_the_summary_metrics_and_report_warnings() -> None:
+    from kinetic_empire.backtest.results import metrics_of, report_warnings, summary_text
+    from kinetic_empire.data import KlineFrame
+
+    frames = {A: synthetic_klines(80, seed=1, symbol=A), B: synthetic_klines(80, seed=2, symbol=B, start_price=1.5)}
+    reg = build_registry([], entry_points_too=False)
+    reg.add(Quiet, "test")
+    whole = Backtest(_config(name="quiet"), reg, frames=frames).run()
+    assert "skipped" not in summary_text(whole) and "group_times_skipped" not in metrics_of(whole)
+    b = frames[B]
+    keep = np.ones(len(b), dtype=bool)
+    keep[[30, 31, 50]] = False
+    frames[B] = KlineFrame(B, "1m", b.open_time[keep], b.open[keep], b.high[keep], b.low[keep], b.close[keep],
+                           b.volume[keep])
+    holed = Backtest(_config(name="quiet"), reg, frames=frames).run()
+    line = ("Kline times skipped by multi-symbol strategies, some symbol had no kline: 3 "
+            "(quiet on FILUSDT+NEARUSDT 3)")
+    assert line in summary_text(holed).splitlines() and line in report_warnings(holed)
+    assert metrics_of(holed)["group_times_skipped"] == 3
