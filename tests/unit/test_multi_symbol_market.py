@@ -150,3 +150,50 @@ def test_skipped_group_times_are_in_the_summary_metrics_and_report_warnings() ->
             "(quiet on FILUSDT+NEARUSDT 3)")
     assert line in summary_text(holed).splitlines() and line in report_warnings(holed)
     assert metrics_of(holed)["group_times_skipped"] == 3
+
+
+# ------------------------------------------------------------------------------ group_wait_s from the config
+
+
+def test_group_wait_s_from_the_config_entry_overrides_the_class_attribute() -> None:
+    reg = build_registry([], entry_points_too=False)
+    reg.add(Quiet, "test")
+    frames = {A: synthetic_klines(40, seed=1, symbol=A), B: synthetic_klines(40, seed=2, symbol=B, start_price=1.5)}
+    default = Backtest(_config(name="quiet"), reg, frames=frames)
+    default.run()
+    config = _config(name="quiet", group_wait_s=2.5)
+    assert config.to_dict()["strategies"][0]["group_wait_s"] == 2.5  # kept in the results' config.json
+    from kinetic_empire.config import strategy_list
+
+    assert strategy_list(config.to_dict()["strategies"], "strategies")[0].group_wait_s == 2.5  # and read back
+    (runner,) = Backtest(config, reg, frames=frames).run().runners
+    assert isinstance(runner, GroupRunner) and runner.wait_s == 2.5
+    (runner,) = default.run().runners
+    assert isinstance(runner, GroupRunner) and runner.wait_s == Quiet.group_wait_s == 10.0
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (-1, r"strategies\[0\]\.group_wait_s: must be >= 0, got -1"),
+    ("5s", r"strategies\[0\]\.group_wait_s: expected a number, got"),
+    (float("inf"), r"strategies\[0\]\.group_wait_s: expected a finite number"),
+    (True, r"strategies\[0\]\.group_wait_s: expected a number"),
+])
+def test_a_bad_group_wait_s_is_a_one_line_error_naming_the_key(value: Any, message: str) -> None:
+    from kinetic_empire.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as err:
+        _config(name="quiet", group_wait_s=value)
+    assert "\n" not in str(err.value)
+
+
+def test_group_wait_s_on_a_single_symbol_strategy_is_an_error() -> None:
+    from kinetic_empire.core.errors import ConfigError
+
+    class Single(Strategy):
+        timeframe = "1m"
+
+    reg = build_registry([], entry_points_too=False)
+    reg.add(Single, "test")
+    frames = {A: synthetic_klines(40, seed=1, symbol=A), B: synthetic_klines(40, seed=2, symbol=B, start_price=1.5)}
+    with pytest.raises(ConfigError, match=r"strategies\[0\]\.group_wait_s: strategy 'single' is not multi_symbol"):
+        Backtest(_config(name="single", group_wait_s=3), reg, frames=frames).run()
