@@ -197,3 +197,37 @@ def test_group_wait_s_on_a_single_symbol_strategy_is_an_error() -> None:
     frames = {A: synthetic_klines(40, seed=1, symbol=A), B: synthetic_klines(40, seed=2, symbol=B, start_price=1.5)}
     with pytest.raises(ConfigError, match=r"strategies\[0\]\.group_wait_s: strategy 'single' is not multi_symbol"):
         Backtest(_config(name="single", group_wait_s=3), reg, frames=frames).run()
+
+
+# ------------------------------------------------------------------------------ live: skipped and late, in the report
+
+
+def test_live_skips_and_late_legs_are_journaled_alerts_the_live_report_counts(tmp_path: Path) -> None:
+    from kinetic_empire.core.events import Alert
+    from kinetic_empire.live.journal import Journal
+    from kinetic_empire.live.report import Replayed, summary
+
+    bus = EventBus()
+    alerts: list[Alert] = []
+    bus.subscribe(Alert, alerts.append)
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.attach(bus)
+    s = Quiet(A, {}, symbols=(A, B))
+    runner = GroupRunner(s, bus, ManualClock(0), strategy_id="quiet", id_prefix="q0", window=50)
+    runner.warm_up_from({(A, "1m"): [_k(A, i, 10 + i) for i in range(5)],
+                         (B, "1m"): [_k(B, i, 2 + i) for i in range(5)]})
+    bus.publish(_k(A, 5, 15.0), (A, "1m"))
+    bus.publish(_k(A, 6, 16.0), (A, "1m"))
+    bus.publish(_k(B, 6, 8.0), (B, "1m"))  # time 6 complete first: time 5 can no longer complete, skipped
+    bus.publish(_k(B, 5, 7.0), (B, "1m"))  # B's kline of 5 after that: late, dropped
+    bus.publish(_k(B, 4, 6.0), (B, "1m"))  # an old one again: late too
+    assert (runner.skipped, runner.late) == (1, 2)
+    assert [a.kind for a in alerts] == ["group_kline_missing", "group_kline_late", "group_kline_late"]
+    assert alerts[-1].symbol == B and "dropped (2 so far)" in alerts[-1].message
+    journal.close()
+    run = Replayed(tmp_path)
+    line = "Kline times skipped by multi-symbol strategies, some symbol's kline not in time: 1; late klines dropped: 2"
+    assert run.group_line() == line and line in summary(tmp_path)
+    ts, closes = run.timeline()
+    metrics = run.metrics(ts, run.portfolio.equity_curve(ts, closes))
+    assert (metrics["group_times_skipped"], metrics["group_klines_late"]) == (1, 2)
