@@ -272,7 +272,8 @@ class Strategy:
         ``args`` may be series (``self.close``, another indicator) or plain values. A function that
         returns a tuple of arrays gives a tuple of series. ``timeframe="4h"`` computes it on 4h klines
         built from the strategy's own (inputs: price series or plain values); a 4h value shows from the
-        kline that closes its 4h period on (:mod:`.higher`).
+        kline that closes its 4h period on (:mod:`.higher`). A multi-symbol strategy's 4h inputs may be any of
+        its symbols' price series: ``self.I(ema, self.data["B"].close, 20, timeframe="4h")`` is on B's 4h klines.
         """
         label = name or _label(func, args, kwargs)
         if timeframe is not None and timeframe != self.timeframe:
@@ -282,9 +283,6 @@ class Strategy:
         while label in taken:
             label, n = f"{base_label}#{n}", n + 1
         if timeframe is not None and timeframe != self.timeframe:
-            if self.multi_symbol:
-                raise ValueError(f"indicator {label}: timeframe={timeframe!r} is not available to a multi_symbol "
-                                 "strategy yet (it would see one symbol's klines only)")
             result: Any = compute(func, args, kwargs, self._higher(timeframe), self._price_field, label)
             if len(result) == 1:
                 result = result[0]
@@ -428,14 +426,21 @@ class Strategy:
         if made is None:
             if self._open_time is None:
                 raise ValueError(f"timeframe={timeframe!r}: this history has no kline times")
-            base = {k: engine_array(s) for k, s in self._base.items()}
+            base = {k: engine_array(s) for k, s in self._price_keys().items()}
             made = self._higher_cache[timeframe] = HigherTimeframe(base, self._open_time, self.timeframe, timeframe)
         return made
 
+    def _price_keys(self) -> dict[str, Series]:
+        """Every price series by its key in a :class:`HigherTimeframe`: ``close`` (one symbol), else
+        ``SYMBOL.close`` for each symbol's."""
+        if not self.multi_symbol:
+            return dict(self._base)
+        return {f"{sym}.{f}": s for sym, d in self.data.items() for f, s in d.fields().items()}
+
     def _price_field(self, value: Any) -> str | None:
-        for field, series in self._base.items():
+        for key, series in self._price_keys().items():
             if value is series:
-                return field
+                return key
         return None
 
     def _bind(
