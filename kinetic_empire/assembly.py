@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 from .config import StrategyConfig
 from .core.bus import EventBus
 from .core.clock import Clock
+from .core.errors import ConfigError
 from .core.rules import LeverageBrackets, SymbolRules
 from .core.timeframes import timeframe_ms
 from .portfolio import Portfolio
@@ -57,6 +58,9 @@ def resolve_strategies(configs: Iterable[StrategyConfig], registry: StrategyRegi
         tf = s.timeframe or cls.timeframe
         timeframe_ms(tf)
         cls.resolve_params(s.params, where=f"{s.path}.params")
+        if s.group_wait_s is not None and not cls.multi_symbol:
+            raise ConfigError(f"{s.path}.group_wait_s", f"strategy {s.name!r} is not multi_symbol: only a strategy "
+                              "trading several symbols in one instance waits for their klines")
         specs.append(StrategySpec(s, cls, tf))
     return tuple(specs)
 
@@ -133,7 +137,7 @@ def build_core(
                              symbols=s.symbols)
             prefix = f"{id_tag}{n}{s.symbols[0]}"
             runner: StrategyRunner = GroupRunner(group, bus, clock, strategy_id=s.strategy_id, id_prefix=prefix,
-                                                 fail_fast=fail_fast, window=window)
+                                                 fail_fast=fail_fast, window=window, wait_s=s.group_wait_s)
             if last_seq is not None:
                 runner.continue_ids_after(last_seq(prefix))
             runners.append(runner)

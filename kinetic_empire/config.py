@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from .core.errors import ConfigError
-from .core.schema import Key, nullable, section, text, timeframe
+from .core.schema import Key, decimal, nullable, section, text, timeframe
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -67,10 +67,19 @@ class StrategyConfig:
     timeframe: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     path: str = "strategies[0]"  # where it came from, for error messages
+    group_wait_s: float | None = None  # multi_symbol only: overrides Strategy.group_wait_s (see strategy/group.py)
 
     @property
     def strategy_id(self) -> str:
         return self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as written in a config file (what results folders and journals keep)."""
+        out: dict[str, Any] = {"name": self.name, "symbols": list(self.symbols), "timeframe": self.timeframe,
+               "params": dict(self.params)}
+        if self.group_wait_s is not None:
+            out["group_wait_s"] = self.group_wait_s
+        return out
 
 
 def _symbols(value: Any, path: str) -> tuple[str, ...]:
@@ -89,11 +98,17 @@ def _params(value: Any, path: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _wait_seconds(value: Any, path: str) -> float:
+    """Seconds (a finite number >= 0): a multi-symbol strategy's bounded wait for its other symbols' klines."""
+    return float(decimal(ge=0)(value, path))
+
+
 STRATEGY_KEYS = {
     "name": Key(text, required=True),
     "symbols": Key(_symbols, required=True),
     "timeframe": Key(nullable(timeframe)),
     "params": Key(_params),
+    "group_wait_s": Key(nullable(_wait_seconds)),
 }
 
 

@@ -108,10 +108,7 @@ class BacktestConfig:
                 "funding_rate": str(self.funding_rate),
                 "margin_type": self.margin_type,
             },
-            "strategies": [
-                {"name": s.name, "symbols": list(s.symbols), "timeframe": s.timeframe, "params": dict(s.params)}
-                for s in self.strategies
-            ],
+            "strategies": [s.to_dict() for s in self.strategies],
             "risk": jsonable(self.risk),
         }
 

@@ -13,6 +13,7 @@ from ..report import Metrics, compute_metrics, format_summary, write_results
 from ..report.figures import PriceChart
 from ..report.table import format_time_ms
 from ..resources import default_symbol_rules
+from ..strategy.group import GroupRunner
 from ..strategy.series import engine_array
 from .engine import BacktestResult
 
@@ -36,6 +37,9 @@ def metrics_of(result: BacktestResult) -> Metrics:
     metrics["klines_replayed"] = result.klines_processed
     if result.gaps:
         metrics["klines_missing_in_data"] = sum(result.gaps.values())
+    skipped = group_skips(result)
+    if skipped:
+        metrics["group_times_skipped"] = sum(skipped.values())
     if result.mark_price:
         metrics["notes"] = [*(metrics.get("notes") or []), result.mark_price]  # type: ignore[misc]
     return metrics
@@ -122,6 +126,23 @@ def price_charts(result: BacktestResult) -> list[PriceChart]:
     return charts
 
 
+def group_skips(result: BacktestResult) -> dict[str, int]:
+    """Per multi-symbol strategy (``id on A+B``): kline times skipped because some symbol had no kline of that
+    time (no ``on_kline``, no row in its history; see :mod:`kinetic_empire.strategy.group`). Only non-zero."""
+    return {f"{r.strategy_id} on {'+'.join(r.symbols)}": r.skipped for r in result.runners
+            if isinstance(r, GroupRunner) and r.skipped}
+
+
+def group_skip_line(result: BacktestResult) -> str:
+    """One line for the summary and the report, or "" when no multi-symbol strategy skipped a time."""
+    skipped = group_skips(result)
+    if not skipped:
+        return ""
+    shown = ", ".join(f"{k} {v}" for k, v in skipped.items())
+    return (f"Kline times skipped by multi-symbol strategies, some symbol had no kline: {sum(skipped.values())} "
+            f"({shown})")
+
+
 def _rules(symbols: list[str]) -> dict[str, SymbolRules]:
     every = default_symbol_rules(full=True)
     return {s: every[s] for s in symbols if s in every}
@@ -136,6 +157,9 @@ def report_warnings(result: BacktestResult) -> list[str]:
     if ignored:
         out.append(f"{ignored} entries in the direction already held were ignored (Strategy.add_to_position "
                    "is off)")  # fmt: skip
+    skips = group_skip_line(result)
+    if skips:
+        out.append(skips)
     return out
 
 
@@ -164,7 +188,8 @@ def save_results(result: BacktestResult, results_root: Path, run_id: str, *, ove
 
 
 def summary_text(result: BacktestResult) -> str:
-    """What ran, the metrics, what was still open at the end, denials by code, and ignored entries."""
+    """What ran, the metrics, what was still open at the end, denials by code, ignored entries, and kline times
+    a multi-symbol strategy skipped."""
     ran = strategy_lines(result)
     lines = ["Strategies: " + ran[0], *(" " * 12 + line for line in ran[1:])] if ran else ["Strategies: none"]
     lines.append(format_summary(metrics_of(result)))
@@ -181,4 +206,7 @@ def summary_text(result: BacktestResult) -> str:
         shown = ", ".join(f"{k} {v}" for k, v in by.items() if v)
         lines.append(f"Entries ignored, position already held in that direction: {ignored} ({shown}; "
                      "set add_to_position = True in the strategy to scale in)")  # fmt: skip
+    skips = group_skip_line(result)
+    if skips:
+        lines.append(skips)
     return "\n".join(lines)

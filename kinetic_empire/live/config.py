@@ -212,10 +212,7 @@ class LiveConfig:
                 "fees": {"maker": str(sb.maker_fee), "taker": str(sb.taker_fee)},
                 "funding_rate": str(sb.funding_rate),
             },
-            "strategies": [
-                {"name": s.name, "symbols": list(s.symbols), "timeframe": s.timeframe, "params": dict(s.params)}
-                for s in self.strategies
-            ],
+            "strategies": [s.to_dict() for s in self.strategies],
             "risk": jsonable(self.risk),
         }
 

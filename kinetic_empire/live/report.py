@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.bus import EventBus
 from ..core.errors import KineticError
-from ..core.events import KlineClosed, OrderRejected, StrategyHalted
+from ..core.events import Alert, KlineClosed, OrderRejected, StrategyHalted
 from ..core.names import safe_name
 from ..core.timeframes import TIMEFRAME_MS
 from ..portfolio import Portfolio, step_lookup
@@ -71,6 +71,7 @@ class Replayed:
         self.candles: dict[tuple[str, str], list[tuple[int, float, float, float, float]]] = {}  # for price charts
         self.rejections: list[OrderRejected] = []
         self.halts: list[StrategyHalted] = []
+        self.group_alerts = {"group_kline_missing": 0, "group_kline_late": 0}  # multi-symbol: skipped times, late legs
         self.events = 0
         self.quality = ExecutionQuality(speed=_replay_speed(self.meta))
         for event in read_events(path):
@@ -87,6 +88,8 @@ class Replayed:
                 self.rejections.append(event)
             elif isinstance(event, StrategyHalted):
                 self.halts.append(event)
+            elif isinstance(event, Alert) and event.kind in self.group_alerts:
+                self.group_alerts[event.kind] += 1
             bus.publish(event)
 
     def timeline(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -136,7 +139,20 @@ class Replayed:
         m["klines_received"] = sum(len(v) for v in self.klines.values())
         m["strategies_halted"] = len(self.halts)
         m["venue"] = str(self.meta.get("venue", ""))
+        skipped, late = self.group_alerts["group_kline_missing"], self.group_alerts["group_kline_late"]
+        if skipped or late:
+            m["group_times_skipped"] = skipped
+            m["group_klines_late"] = late
         return m
+
+    def group_line(self) -> str:
+        """Multi-symbol strategies: kline times skipped (a symbol's kline not in within group_wait_s) and late
+        klines dropped, or "" when there were none."""
+        skipped, late = self.group_alerts["group_kline_missing"], self.group_alerts["group_kline_late"]
+        if not (skipped or late):
+            return ""
+        return (f"Kline times skipped by multi-symbol strategies, some symbol's kline not in time: {skipped}; "
+                f"late klines dropped: {late}")
 
 
 def build_report(run_dir: Path) -> Path:
@@ -157,7 +173,7 @@ def build_report(run_dir: Path) -> Path:
         trades=[*p.trades, *p.open_trades(end)], orders=p.orders, equity=(ts, equity, None), metrics=metrics,
         config=config, denials=p.denials_by_code,
         title=f"{names} on {symbols} ({run.meta.get('venue', 'live')} paper run {run.meta.get('run_id', '')})",
-        overwrite=True, price_charts=run.price_charts(),
+        overwrite=True, price_charts=run.price_charts(), warnings=[line for line in (run.group_line(),) if line],
     )
     _add_execution_quality(path, run.quality)
     return path
@@ -201,4 +217,5 @@ def summary(run_dir: Path) -> str:
     run = Replayed(run_dir)
     ts, closes = run.timeline()
     equity = run.portfolio.equity_curve(ts, closes) if len(ts) else np.array([], dtype=np.float64)
-    return format_summary(run.metrics(ts, equity))
+    group = run.group_line()
+    return format_summary(run.metrics(ts, equity)) + (f"\n{group}" if group else "")

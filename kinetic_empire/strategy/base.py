@@ -45,7 +45,7 @@ from ..core.events import (
 from .higher import HigherTimeframe, compute
 from .rejection import OrderRejection
 from .series import Cursor, Series, engine_array
-from .symbol_data import SymbolData, symbol_views
+from .symbol_data import MarketState, SymbolData, symbol_views
 
 API_VERSION = 1
 """The plugin API version this engine implements. Strategies declare the one they target."""
@@ -169,7 +169,8 @@ class Strategy:
     """Live, ``multi_symbol`` only: seconds to wait for the other symbols' klines of a time once the first
     arrived; after that the time is skipped (as a backtest skips a time where a symbol has no kline)."""
     warmup: int = 0
-    # Market data beyond klines, kept current while the strategy defines ``on_mark_price`` (else never fed):
+    # Market data beyond klines, kept current while the strategy defines ``on_mark_price`` (else never fed);
+    # the first symbol's (each symbol's: ``self.data[symbol].funding_rate`` etc.):
     mark_price: float = float("nan")
     index_price: float = float("nan")
     funding_rate: float = float("nan")
@@ -188,6 +189,7 @@ class Strategy:
         """Every symbol this instance trades, ``symbol`` (the first) included."""
         self.data: dict[str, SymbolData] = {}
         """Each symbol's klines up to the current one: ``self.data["ETHUSDT"].close[-1]``."""
+        self._markets = {sym: MarketState() for sym in self.symbols}  # per symbol; survives a re-bind
         self._positions: dict[str, Position] = {}  # multi_symbol: each symbol's position (the first's in .position)
         if timeframe is not None and timeframe != type(self).timeframe:
             self.timeframe = timeframe  # type: ignore[misc]  # per-instance override from config
@@ -270,7 +272,8 @@ class Strategy:
         ``args`` may be series (``self.close``, another indicator) or plain values. A function that
         returns a tuple of arrays gives a tuple of series. ``timeframe="4h"`` computes it on 4h klines
         built from the strategy's own (inputs: price series or plain values); a 4h value shows from the
-        kline that closes its 4h period on (:mod:`.higher`).
+        kline that closes its 4h period on (:mod:`.higher`). A multi-symbol strategy's 4h inputs may be any of
+        its symbols' price series: ``self.I(ema, self.data["B"].close, 20, timeframe="4h")`` is on B's 4h klines.
         """
         label = name or _label(func, args, kwargs)
         if timeframe is not None and timeframe != self.timeframe:
@@ -280,9 +283,6 @@ class Strategy:
         while label in taken:
             label, n = f"{base_label}#{n}", n + 1
         if timeframe is not None and timeframe != self.timeframe:
-            if self.multi_symbol:
-                raise ValueError(f"indicator {label}: timeframe={timeframe!r} is not available to a multi_symbol "
-                                 "strategy yet (it would see one symbol's klines only)")
             result: Any = compute(func, args, kwargs, self._higher(timeframe), self._price_field, label)
             if len(result) == 1:
                 result = result[0]
@@ -426,14 +426,21 @@ class Strategy:
         if made is None:
             if self._open_time is None:
                 raise ValueError(f"timeframe={timeframe!r}: this history has no kline times")
-            base = {k: engine_array(s) for k, s in self._base.items()}
+            base = {k: engine_array(s) for k, s in self._price_keys().items()}
             made = self._higher_cache[timeframe] = HigherTimeframe(base, self._open_time, self.timeframe, timeframe)
         return made
 
+    def _price_keys(self) -> dict[str, Series]:
+        """Every price series by its key in a :class:`HigherTimeframe`: ``close`` (one symbol), else
+        ``SYMBOL.close`` for each symbol's."""
+        if not self.multi_symbol:
+            return dict(self._base)
+        return {f"{sym}.{f}": s for sym, d in self.data.items() for f, s in d.fields().items()}
+
     def _price_field(self, value: Any) -> str | None:
-        for field, series in self._base.items():
+        for key, series in self._price_keys().items():
             if value is series:
-                return field
+                return key
         return None
 
     def _bind(
@@ -446,7 +453,7 @@ class Strategy:
         open times where every symbol has a kline), so truncating a history is still ``a[: k + 1]``."""
         self._open_time = open_time
         self._higher_cache = {}
-        self.data = symbol_views(self.symbols, (open_, high, low, close, volume), self._cursor)
+        self.data = symbol_views(self.symbols, (open_, high, low, close, volume), self._cursor, self._markets)
         self._base = self.data[self.symbol].fields()
         self._specs = []
         self._indicators = []

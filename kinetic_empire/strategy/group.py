@@ -8,10 +8,11 @@ A time where some symbol has no kline is skipped: no ``on_kline``, no row in the
 never a value carried forward from another time (which could only be an older one) and never a wait for
 a later one. Backtest: the history is the intersection of the symbols' open times, and the replay
 skips the same times (``skipped`` counts them). Live: once the first kline of a time arrives, the runner
-waits ``Strategy.group_wait_s`` seconds on the injected clock for the rest; a time still incomplete then
-(or when a later time completes first) is skipped with a warning and an ``Alert``, and a kline of a time
-already skipped or acted on arrives too late and is dropped (``late`` counts them). A late leg therefore
-costs one decision, never a stall.
+waits ``group_wait_s`` seconds (the config entry's, else the class attribute) on the injected clock for
+the rest; a time still incomplete then (or when a later time completes first) is skipped with a warning
+and an ``Alert``, and a kline of a time already skipped or acted on arrives too late and is dropped
+(``late`` counts them). Both publish an ``Alert`` (``group_kline_missing``, ``group_kline_late``), so a
+live run's journal and report count them. A late leg therefore costs one decision, never a stall.
 
 Intents name their symbol (``self.buy(symbol="NEARUSDT")``; None is the first symbol); each leg is an
 ordinary intent for that symbol, sized, checked and journaled by the risk manager like any other.
@@ -100,6 +101,12 @@ class GroupRunner(StrategyRunner):
         for sym in self.symbols[1:]:
             bus.subscribe(KlineClosed, self.on_kline, topic=(sym, self.timeframe))
         strategy._positions = {sym: FLAT for sym in self.symbols}
+
+    @property
+    def wait_s(self) -> float:
+        """Live: seconds to wait for the other symbols' klines of a time (config ``group_wait_s``, else the
+        class attribute)."""
+        return self._wait_s
 
     # ------------------------------------------------------------------------------ history
     def warm_up_from(self, history: Mapping[tuple[str, str], list[KlineClosed]]) -> None:
@@ -194,8 +201,12 @@ class GroupRunner(StrategyRunner):
         t = kline.open_time
         if t <= self._resolved:
             self.late += 1
-            log.warning("%s: %s kline of %d arrived after that time was acted on or skipped; dropped",
-                        self.strategy_id, kline.symbol, t)
+            message = (f"{self.strategy_id}: {kline.symbol} kline of {t} arrived after that time was acted on or "
+                       f"skipped; dropped ({self.late} so far)")
+            log.warning(message)
+            now = self._clock.now_ms()  # journaled: the live report counts these
+            self._bus.publish(Alert(kind="group_kline_late", message=message, symbol=kline.symbol, ts_event=now,
+                                    ts_init=now))
             return None
         have = self._waiting.get(t)
         if have is None:

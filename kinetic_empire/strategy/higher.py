@@ -8,6 +8,12 @@ value shows. A period the history starts in the middle of is incomplete and give
 period still forming is never used: the same rules hold in a backtest (whole history) and live (the
 rolling window), so both show the same numbers once the window covers the indicator's warm-up.
 
+In a multi-symbol strategy each symbol's price series is regrouped the same way on the strategy's aligned
+history (a row per time where every symbol has a kline), so ``self.I(ema, self.data["B"].close, 20,
+timeframe="4h")`` is B's 4h EMA and a cross-symbol indicator pairs 4h values of the same period. A time
+skipped because some symbol had no kline is missing from every symbol's 4h kline (so a 4h bar can differ
+from the exchange's), the same way in a backtest and live.
+
 The whole computation is vectorised and happens when the indicator is declared; the per-kline path is
 the usual revealed array, so a higher-timeframe indicator costs nothing per kline.
 """
@@ -51,16 +57,13 @@ class HigherTimeframe:
         kline_close = np.asarray(open_time, dtype=np.int64) + src
         self._visible_at = np.searchsorted(kline_close, period_open[closed] + dst, side="left")
         self.n = n
-        self.arrays = {
-            "open": base["open"][starts] if n else np.empty(0),
-            "high": np.maximum.reduceat(base["high"], starts) if n else np.empty(0),
-            "low": np.minimum.reduceat(base["low"], starts) if n else np.empty(0),
-            "close": base["close"][ends - 1] if n else np.empty(0),
-            "volume": np.add.reduceat(base["volume"], starts) if n else np.empty(0),
-        }
+        # one array per price series given: ``close`` (the strategy's), or ``NEARUSDT.close`` (each symbol's in a
+        # multi-symbol strategy, all on the same aligned open times); the field after the dot says how to merge
+        self.arrays = {key: _merge(key.rsplit(".", 1)[-1], np.asarray(a, dtype=np.float64), starts, ends) if n
+                       else np.empty(0) for key, a in base.items()}
         # periods not closed (or incomplete) are left out of what the indicator sees
         self._kept = np.flatnonzero(closed)
-        for k in FIELDS:
+        for k in self.arrays:
             self.arrays[k] = np.ascontiguousarray(self.arrays[k][self._kept], dtype=np.float64)
 
     def spread(self, values: np.ndarray) -> np.ndarray:
@@ -79,6 +82,21 @@ class HigherTimeframe:
         return out
 
 
+def _merge(field: str, a: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """One price field's klines merged per period: open=first, high=max, low=min, close=last, volume=sum."""
+    if field == "open":
+        return a[starts]
+    if field == "high":
+        return np.maximum.reduceat(a, starts)
+    if field == "low":
+        return np.minimum.reduceat(a, starts)
+    if field == "close":
+        return a[ends - 1]
+    if field == "volume":
+        return np.add.reduceat(a, starts)
+    raise ValueError(f"{field!r} is not a price field ({', '.join(FIELDS)})")
+
+
 def compute(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], higher: HigherTimeframe,
             field_of: Callable[[Any], str | None], label: str) -> tuple[np.ndarray, ...]:
     """``func`` over the higher-timeframe klines, each output spread back to the base klines."""
@@ -88,8 +106,8 @@ def compute(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str
             return higher.arrays[field]
         if hasattr(value, "_cur"):  # a Series that is not a price series
             raise ValueError(f"indicator {label} with timeframe={higher.timeframe!r}: its inputs must be price "
-                             f"series (self.open, high, low, close, volume) or plain values; {value.name} is "
-                             f"computed on the strategy's own timeframe")
+                             f"series (self.open ... volume, or self.data[symbol].close etc.) or plain values; "
+                             f"{value.name} is computed on the strategy's own timeframe")
         return value
 
     result = func(*[lift(a) for a in args], **{k: lift(v) for k, v in kwargs.items()})

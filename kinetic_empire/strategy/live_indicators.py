@@ -146,8 +146,9 @@ class LiveIndicators:
         strategy, columns, times = self.strategy, self._columns, self.times
         span = higher_need(strategy, spec)
         period, base_ms = timeframe_ms(higher_tf), timeframe_ms(strategy.timeframe)
-        fields = {id(series): name for name, series in strategy._base.items()}
-        base = {name: columns[id(series)] for name, series in strategy._base.items()}
+        prices = strategy._price_keys()  # every symbol's, for a multi-symbol strategy
+        fields = {id(series): key for key, series in prices.items()}
+        base = {key: columns[id(series)] for key, series in prices.items()}
 
         def step(i: int) -> None:
             end = i + 1

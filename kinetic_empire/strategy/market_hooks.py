@@ -5,13 +5,16 @@ composition root which streams to open (live) or replay (backtest): none when no
 hook, so a kline-only strategy pays nothing. :class:`MarketHooks` delivers each event to one runner's
 strategy through the runner's safety wrapper, and sends the intents the hook emitted.
 
+A multi-symbol strategy gets the events of every symbol it trades (``update.symbol`` says whose); each
+symbol's mark price and funding are kept in ``self.data[symbol]`` (``self.mark_price`` etc. are the first
+symbol's).
+
 A hook runs only once the strategy has seen its first kline after the warm-up (replay), or once the
 live window holds the warm-up: before that ``self.close[-1]`` could be a kline that has not closed.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,22 +47,23 @@ class MarketDataWanted:
 
 def market_data_wanted(runners: Iterable[StrategyRunner]) -> MarketDataWanted:
     runners = list(runners)
-    return MarketDataWanted(frozenset(r.symbol for r in runners if wants_mark_price(r.strategy)),
-                            frozenset(r.symbol for r in runners if wants_ticker(r.strategy)))
+    return MarketDataWanted(frozenset(s for r in runners if wants_mark_price(r.strategy) for s in r.symbols),
+                            frozenset(s for r in runners if wants_ticker(r.strategy) for s in r.symbols))
 
 
 class MarketHooks:
-    """Feeds one runner's strategy its symbol's mark-price and ticker events (only the hooks it defines)."""
+    """Feeds one runner's strategy its symbols' mark-price and ticker events (only the hooks it defines)."""
 
     def __init__(self, runner: StrategyRunner, bus: EventBus, *, live: bool) -> None:
         self.runner = runner
         self.strategy = runner.strategy
         self._live = live
         self.delivered = 0
-        if wants_mark_price(self.strategy):
-            bus.subscribe(MarkPriceUpdated, self.on_mark_price, topic=runner.symbol)
-        if wants_ticker(self.strategy):
-            bus.subscribe(TickerUpdated, self.on_ticker, topic=runner.symbol)
+        for sym in runner.symbols:
+            if wants_mark_price(self.strategy):
+                bus.subscribe(MarkPriceUpdated, self.on_mark_price, topic=sym)
+            if wants_ticker(self.strategy):
+                bus.subscribe(TickerUpdated, self.on_ticker, topic=sym)
 
     def _ready(self) -> bool:
         r = self.runner
@@ -71,12 +75,13 @@ class MarketHooks:
 
     def on_mark_price(self, event: MarkPriceUpdated) -> None:
         s = self.strategy
-        s.mark_price = event.mark_price
-        if event.index_price:
-            s.index_price = event.index_price
-        if not math.isnan(event.funding_rate):
-            s.funding_rate = event.funding_rate
-        s.next_funding_time = event.next_funding_time
+        market = s._markets.get(event.symbol)
+        if market is None:
+            return  # not one of this strategy's symbols (a topic shared by accident)
+        market.update(event)
+        if event.symbol == s.symbol:
+            s.mark_price, s.index_price = market.mark_price, market.index_price
+            s.funding_rate, s.next_funding_time = market.funding_rate, market.next_funding_time
         if self._ready():
             self._call(lambda: s.on_mark_price(event), "on_mark_price", event)
 
@@ -100,8 +105,8 @@ def attach_market_hooks(
     the symbols whose mark price / ticker must therefore be streamed or replayed."""
     runners = list(runners)
     wanted = market_data_wanted(runners)
-    hooks = [MarketHooks(r, bus, live=live) for r in runners if r.symbol in wanted.mark_price | wanted.ticker
-             and (wants_mark_price(r.strategy) or wants_ticker(r.strategy))]
+    hooks = [MarketHooks(r, bus, live=live) for r in runners
+             if wants_mark_price(r.strategy) or wants_ticker(r.strategy)]
     return hooks, wanted
 
 
