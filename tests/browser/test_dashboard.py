@@ -150,7 +150,12 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     assert drawn["candles"] >= 50 and drawn["paths"] >= 50 and drawn["entries"] == 1, drawn
     assert drawn["gaps"] == 0, f"candles missing between the history and the stream: {drawn}"
     assert abs(drawn["shapes"][1] - float(stop)) < 1e-9 and abs(drawn["shapes"][2] - float(target)) < 1e-9, drawn
-    account = api_get(live_run, "/api/account")
+    # the fee reaches the wallet with the venue's balance update, which may come after the fill's
+    for _ in range(int(HANG_MS / 50)):
+        account = api_get(live_run, "/api/account")
+        if Decimal(account["wallet_balance"]) < Decimal(account["initial_balance"]):
+            break
+        page.wait_for_timeout(50)
     assert Decimal(account["wallet_balance"]) < Decimal(account["initial_balance"]), "the fill's fee is booked"
 
     # pause: REDUCING in the page (from the stream) and in the API
