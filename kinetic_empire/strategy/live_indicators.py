@@ -15,7 +15,7 @@ klines of warm-up make the live values equal a full-history backtest's to 1e-9 r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -174,31 +174,17 @@ class LiveIndicators:
     def append(self, open_: float, high: float, low: float, close: float, volume: float,
                open_time: int | None = None) -> int:
         """Add one closed kline and every indicator's value at it; returns the kline's index."""
+        return self.append_rows((open_, high, low, close, volume), open_time)
+
+    def append_rows(self, values: Sequence[float], open_time: int | None) -> int:
+        """:meth:`append` of one kline time: ``values`` holds open, high, low, close, volume of each symbol in
+        turn (a multi-symbol strategy: every symbol's kline of that time)."""
         i = self.n
         if i == self.capacity:
             self._cut()
             i = self.n
         if open_time is not None:
             self.times.append(open_time)
-        for col, v in zip(self.base, (open_, high, low, close, volume)):
-            col.buf[i] = v
-            col.vals.append(v)
-        for step in self._steps:
-            step(i)
-        self.n = i + 1
-        self.strategy._cursor.i = i
-        if self._waiting:
-            self._waiting = [c for c in self._waiting if c.vals[-1] != c.vals[-1]]
-        return i
-
-    def append_rows(self, values: list[float], open_time: int) -> int:
-        """:meth:`append` for a multi-symbol strategy: ``values`` holds open, high, low, close, volume of
-        each symbol in turn (one kline time, every symbol's kline of it)."""
-        i = self.n
-        if i == self.capacity:
-            self._cut()
-            i = self.n
-        self.times.append(open_time)
         for col, v in zip(self.base, values, strict=True):
             col.buf[i] = v
             col.vals.append(v)
