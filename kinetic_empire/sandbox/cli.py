@@ -13,7 +13,6 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ..exchange.config import ExchangeConfig
@@ -133,25 +132,12 @@ async def _serve(config: SandboxConfig, as_json: bool) -> str | None:
         return sb.failure
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (ccxt, a dependency, requires it), else asyncio's default.
-
-    The standalone exchange owns its process, so it may pick its loop: uvloop's C transports and scheduler
-    cut the HTTP layer's share of a signed round trip by about a fifth (benchmarks/bench_sandbox.py). An
-    in-process sandbox (tests, ``kinetic run``) runs on its caller's loop, whatever that is."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - ccxt installs it
-        return None
-    return uvloop.new_event_loop
-
-
 def main(args: argparse.Namespace) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code (1: a state write failed, 2: bad input)."""
     try:
         check_args(args)
         config = build_config(args)
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        with asyncio.Runner() as runner:
             failure = runner.run(_serve(config, args.json))
     except (OSError, ValueError) as exc:
         print(f"kinetic sandbox: {exc}", file=sys.stderr)
