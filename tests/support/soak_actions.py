@@ -119,7 +119,7 @@ class Actions:
             cfg.write_text(yaml.safe_dump({
                 "live": {"venue": "custom", "rest_url": info["rest"], "ws_url": info["ws"],
                          "runs_dir": str(self.workdir / "runs"), "window": 100, "shutdown": "leave",
-                         "margin_type": "CROSSED"},
+                         "margin_type": "CROSSED", "preflight": False},
                 "strategies": STRATEGIES, "risk": RISK}))
             self.env = {**self.env, ENV_KEY: info["api_key"], ENV_SECRET: info["api_secret"]}
             main = (["-m", "tests.support.planted_run", "--plant", self.plant, "--"] if self.plant else
