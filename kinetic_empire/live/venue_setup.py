@@ -152,18 +152,16 @@ async def set_symbol(rest: BinanceRest, symbol: str, margin_type: str, leverage:
     setting as it was: returned as {setting: "code message"} for :func:`venue_settings` to confirm.
     """
     refused: dict[str, str] = {}
-    try:
-        await rest.signed("POST", "/fapi/v1/marginType", {"symbol": symbol, "marginType": margin_type})
-    except NoChangeError:
-        pass
-    except RejectedError as exc:
-        refused["margin type"] = f"{exc.code} {exc.msg}"
-    try:
-        await rest.signed("POST", "/fapi/v1/leverage", {"symbol": symbol, "leverage": leverage})
-    except NoChangeError:
-        pass
-    except RejectedError as exc:
-        refused["leverage"] = f"{exc.code} {exc.msg}"
+    for setting, path, params in (
+        ("margin type", "/fapi/v1/marginType", {"symbol": symbol, "marginType": margin_type}),
+        ("leverage", "/fapi/v1/leverage", {"symbol": symbol, "leverage": leverage}),
+    ):
+        try:
+            await rest.signed("POST", path, params)
+        except NoChangeError:
+            pass
+        except RejectedError as exc:
+            refused[setting] = f"{exc.code} {exc.msg}"
     return refused
 
 
