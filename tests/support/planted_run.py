@@ -91,7 +91,27 @@ def _send_before_journal() -> None:
     _patch(journal.Journal, "confirm", confirm)
 
 
+SLOW_STOP_S = 4.0
+
+
+def _slow_clean_stop() -> None:
+    """Not a bug, a condition: every clean stop takes ``SLOW_STOP_S`` longer, as one does while an order of
+    unknown outcome is still being looked up (the port's drain waits for it, up to 30 s). A soak driver that
+    lets the replay run meanwhile can reach the end of the data before it resumes the engine."""
+    from kinetic_empire.live.app import LiveEngine
+
+    original = LiveEngine.shutdown
+
+    async def shutdown(self: LiveEngine, policy: str | None = None) -> None:
+        if self.started:
+            await self.timer.sleep(SLOW_STOP_S)
+        await original(self, policy)
+
+    _patch(LiveEngine, "shutdown", shutdown)
+
+
 PLANTS: dict[str, Callable[[], None]] = {
+    "slow_clean_stop": _slow_clean_stop,
     "resend_new_id": _resend_new_id,
     "dropped_fill": _dropped_fill,
     "no_stop_replacement": _no_stop_replacement,

@@ -119,7 +119,7 @@ class Actions:
             cfg.write_text(yaml.safe_dump({
                 "live": {"venue": "custom", "rest_url": info["rest"], "ws_url": info["ws"],
                          "runs_dir": str(self.workdir / "runs"), "window": 100, "shutdown": "leave",
-                         "margin_type": "CROSSED", "preflight": False},
+                         "margin_type": "CROSSED"},
                 "strategies": STRATEGIES, "risk": RISK}))
             self.env = {**self.env, ENV_KEY: info["api_key"], ENV_SECRET: info["api_secret"]}
             main = (["-m", "tests.support.planted_run", "--plant", self.plant, "--"] if self.plant else
@@ -144,6 +144,11 @@ class Actions:
             self.client.admin("pause")
             while self.status()["connections"] and time.monotonic() - began < 60:
                 time.sleep(0.02)  # a killed engine's sockets: closed by the kernel, seen by the sandbox soon after
+        elif self.status()["paused"]:  # held through a clean stop (_disk_full): the engine starts at speed
+            self.client.admin("resume")
+        if self.done:  # an engine started on a finished replay waits for market data that never comes
+            raise RuntimeError(f"the replay reached the end of its data while the engine was down (market time "
+                               f"{self.market_ms}); an engine {'resume' if resume else 'start'} needs data flowing")
         self.engine = engine = Proc(cmd, self.elog, self.env)
         up = self._trickle(engine) if hold else engine.wait_line("trading;", 180)
         if up is None:
@@ -406,6 +411,9 @@ class Actions:
                 resource.prlimit(pid, resource.RLIMIT_FSIZE, (hard, hard))
         self.report.journal_refusals += sum(JOURNAL_DOWN in line for _, line in self.engine.lines[since:])
         self._check_engine()
+        # The replay waits while the engine stops: a clean stop can take long (an order of unknown outcome is
+        # looked up until the port's drain times out, 30 s), and at 300x the data could run out meanwhile.
+        self.client.admin("pause")
         rc = self.stop_engine(signal.SIGTERM)
         if rc != 0:
             with self.lock:
