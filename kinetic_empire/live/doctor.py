@@ -314,12 +314,25 @@ def _event_type(raw: str | bytes) -> str | None:
     return msg.get("e") if isinstance(msg, dict) else None
 
 
-async def _first_message(url: str, timeout: float) -> str | Exception:
-    """The event type of the first message on ``url`` (a string), or what went wrong (an exception)."""
+STREAM_ATTEMPTS = 3
+"""Connections the market-stream check opens: one dropped before its first message is a blip, not a block."""
+
+
+async def _first_message(url: str, timeout: float, attempts: int = STREAM_ATTEMPTS) -> str | Exception:
+    """The event type of the first message on ``url`` (a string), or what went wrong (an exception). A
+    connection closed before its first message is opened again (``attempts`` in all, within ``timeout``): a
+    venue drops a stream now and then, and the engine's feed reconnects; a refused or failed handshake is
+    not retried."""
     try:
         async with asyncio.timeout(timeout):
-            async with websockets.connect(url, open_timeout=timeout, max_size=2**22) as ws:
-                raw = await ws.recv()
+            for attempt in range(1, attempts + 1):
+                try:
+                    async with websockets.connect(url, open_timeout=timeout, max_size=2**22) as ws:
+                        raw = await ws.recv()
+                    break
+                except websockets.ConnectionClosed as exc:
+                    if attempt == attempts:
+                        return ConnectionError(f"closed before a message on {attempts} connections ({exc})")
     except TimeoutError:
         return TimeoutError(f"no message within {timeout:g} s")
     except (OSError, websockets.WebSocketException) as exc:
