@@ -245,7 +245,7 @@ def _steps(handlers: tuple[Any, ...], topic: tuple[str, str], prefix: str, names
             continue
         for name, value in step.names.items():
             names[f"{own}_{name}"] = value
-        lines.append(_DOLLAR.sub(lambda m: f"{own}_{m.group(1)}", step.source.rstrip()))
+        lines.append(_DOLLAR.sub(rf"{own}_\1", step.source.rstrip()))
     return "\n".join(lines)
 
 
@@ -275,7 +275,8 @@ def _merged_chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, s
     tree of comparisons on the stream to that stream's branch, which builds its kline from the stream's
     columns at ``index`` and runs that stream's handlers. Stream ``s``'s columns are ``cols[s]``."""
     names: dict[str, Any] = {}
-    head = "\n".join(f"    sym{s}, tf{s}, ot{s}, o{s}, hi{s}, lo{s}, c{s}, v{s} = cols[{s}]" for s in range(len(topics)))
+    head = "\n".join(f"    sym{s}, tf{s}, ot{s}, o{s}, hi{s}, lo{s}, c{s}, v{s} = cols[{s}]"
+                     for s in range(len(topics)))
 
     def branch(s: int) -> str:
         fields = f"open_time = ot{s}[i]\nopen_ = o{s}[i]\nhigh = hi{s}[i]\nlow = lo{s}[i]\nclose = c{s}[i]\n" \
