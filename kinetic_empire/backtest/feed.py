@@ -137,14 +137,15 @@ class ReplayFeed:
             times = (chunk // radix).tolist()
             # each stream's rows in this chunk: the next ``count`` after the previous chunk's, as lists
             cols: list[tuple[Any, ...]] = []
-            local = np.empty(len(chunk), dtype=np.int64)  # the row's index within its stream's slice
+            counts = np.bincount(sids, minlength=radix)
+            # the row's index within its stream's slice: its place among the chunk's rows of that stream
+            order = np.argsort(sids, kind="stable")
+            local = np.empty(len(chunk), dtype=np.int64)
+            local[order] = np.arange(len(chunk)) - np.repeat(np.cumsum(counts) - counts, counts)
             for k, f in enumerate(frames):
-                mine = sids == k
-                count = int(np.count_nonzero(mine))
+                count = int(counts[k])
                 lo_row = next_row[k]
                 next_row[k] = lo_row + count
-                if count:
-                    local[mine] = np.arange(count)
                 arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
                 cols.append((f.symbol, f.timeframe, *(a[lo_row : lo_row + count].tolist() for a in arrays)))
             rows = zip(sids.tolist(), local.tolist(), times)
