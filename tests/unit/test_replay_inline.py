@@ -25,8 +25,8 @@ from kinetic_empire.core.events import KlineClosed, OrderIntent
 from kinetic_empire.data import KlineFrame
 from kinetic_empire.resources import default_symbol_rules
 from kinetic_empire.strategy.base import Strategy
-from kinetic_empire.strategy.runner import StrategyRunner
 from kinetic_empire.strategy.registry import build_registry
+from kinetic_empire.strategy.runner import StrategyRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from synthetic import synthetic_klines
