@@ -10,8 +10,11 @@ per (type, topic) pair and kept, so publishing costs one dict lookup and one cal
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import textwrap
 from collections.abc import Callable, Hashable, Mapping
-from functools import partial
+from functools import cache, partial
 from typing import Any, NamedTuple
 
 from .errors import HandlerError, StrategyError
@@ -33,6 +36,22 @@ class InlineStep(NamedTuple):
 
     source: str
     names: Mapping[str, Any]
+
+
+@cache
+def source_digest(func: Callable[..., Any]) -> str:
+    """A short digest of ``func``'s source text ("" when it has none on disk).
+
+    An inline step copies a handler's body, so the two can drift apart when only one is edited (two people
+    working on the same module, a merge). An owner records the digest of the handler its step mirrors and
+    offers the step only while the handler's digest is unchanged: an edited handler is then called, correct
+    and slower, until someone checks the step against it and records the new digest (a test names it).
+    """
+    try:
+        text = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return ""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def inline_step(handler: Handler, topic: Hashable | None) -> InlineStep | None:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Hashable, Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from ..core.bus import InlineStep
+from ..core.bus import InlineStep, source_digest
 from ..core.enums import OrderStatus, OrderType, Side, TimeInForce
 from ..core.events import KlineClosed
 from .book import ONE, Book, dec
@@ -47,6 +47,8 @@ if $book.busy or low <= $book.watch_low or high >= $book.watch_high or open_time
 else:
     $book.last = close
 """
+# source_digest(Matching.on_kline) when _ON_KLINE_STEP was last checked against it
+_ON_KLINE_STEP_MIRRORS = "faa4eb545f3dd17e"
 
 
 class Matching(Margin, Funding):
@@ -72,7 +74,8 @@ class Matching(Margin, Funding):
     def inline_step(self, handler: Callable[[Any], None], topic: Hashable | None) -> InlineStep | None:
         """:meth:`on_kline` for one symbol as source (the feed runs it in place of the call; keep them alike)."""
         book = self._books.get(topic[0]) if isinstance(topic, tuple) and topic else None
-        if handler != self.on_kline or book is None or type(self).on_kline is not Matching.on_kline:
+        if (handler != self.on_kline or book is None or type(self).on_kline is not Matching.on_kline
+                or source_digest(Matching.on_kline) != _ON_KLINE_STEP_MIRRORS):  # on_kline edited alone
             return None
         return InlineStep(_ON_KLINE_STEP, {"book": book, "process": self._process})
 

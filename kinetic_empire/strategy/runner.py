@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.bus import EventBus, InlineStep
+from ..core.bus import EventBus, InlineStep, source_digest
 from ..core.clock import Clock
 from ..core.enums import IntentAction
 from ..core.errors import StrategyError
@@ -52,6 +52,8 @@ if $i >= $runner._first:
     if $runner._pending:
         $runner._flush()
 """
+# source_digest(StrategyRunner._on_replayed_kline) when _REPLAY_STEP was last checked against it
+_REPLAY_STEP_MIRRORS = "af66c7dc9e94b685"
 
 
 class StrategyRunner:
@@ -225,7 +227,8 @@ class StrategyRunner:
     def inline_step(self, handler: Callable[[Any], None], topic: Hashable | None) -> InlineStep | None:
         """The replay handler as source for the feed's fused loop (a Python call less per kline)."""
         if (handler != self._on_replayed_kline or topic != (self.symbol, self.timeframe)
-                or type(self)._on_replayed_kline is not StrategyRunner._on_replayed_kline):  # a subclass's own
+                or type(self)._on_replayed_kline is not StrategyRunner._on_replayed_kline  # a subclass's own
+                or source_digest(StrategyRunner._on_replayed_kline) != _REPLAY_STEP_MIRRORS):  # edited alone
             return None
         return InlineStep(_REPLAY_STEP, {"runner": self, "cursor": self._cursor, "on_kline": self._strategy_on_kline})
 

@@ -18,12 +18,15 @@ import pytest
 from kinetic_empire.backtest import Backtest, BacktestConfig
 from kinetic_empire.backtest import feed as feed_module
 from kinetic_empire.backtest.feed import ReplayFeed, Stream
-from kinetic_empire.core.bus import EventBus
+from kinetic_empire.core.bus import EventBus, source_digest
 from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.core.errors import StrategyError
 from kinetic_empire.core.events import KlineClosed, OrderIntent
 from kinetic_empire.data import KlineFrame
+from kinetic_empire.exchange import matching as matching_module
+from kinetic_empire.exchange.matching import Matching
 from kinetic_empire.resources import default_symbol_rules
+from kinetic_empire.strategy import runner as runner_module
 from kinetic_empire.strategy.base import Strategy
 from kinetic_empire.strategy.registry import build_registry
 from kinetic_empire.strategy.runner import StrategyRunner
@@ -100,13 +103,12 @@ def test_backtests_through_the_compiled_loops_equal_plain_delivery(
     assert exits <= {t.exit_reason for t in trades}
 
 
-def test_the_runner_and_exchange_steps_are_inlined(registry) -> None:
-    """The speed of the idle kline rests on these two not being calls: a change that stops the feed from
-    inlining them (a renamed handler, a subclass) shows here, not only in the benchmark."""
-    frames = _frames(["FILUSDT"], 200)
+def _inlined(registry, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Any]:
+    """The names the single-stream loop of a small ema_cross backtest bound, and the result."""
+    frames = _frames(["FILUSDT"], 2_000)
     config = BacktestConfig.from_mapping({
         "backtest": {"data": "unused", "initial_balance": 10_000},
-        "strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1m"}],
+        "strategies": [{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1m", "params": {"fast": 5}}],
     })  # fmt: skip
     seen: dict[str, Any] = {}
     original = feed_module._single_chain
@@ -116,14 +118,35 @@ def test_the_runner_and_exchange_steps_are_inlined(registry) -> None:
         seen.update(names)
         return chain, names
 
-    feed_module._single_chain = spy  # type: ignore[assignment]
-    try:
-        Backtest(config, registry, frames=frames).run()
-    finally:
-        feed_module._single_chain = original  # type: ignore[assignment]
-    owners = {type(getattr(v, "__self__", v)).__name__ for k, v in seen.items() if k.endswith("_runner")}
-    assert owners == {"StrategyRunner"}
+    monkeypatch.setattr(feed_module, "_single_chain", spy)
+    result = Backtest(config, registry, frames=frames).run()
+    monkeypatch.setattr(feed_module, "_single_chain", original)
+    return seen, result
+
+
+def test_the_runner_and_exchange_steps_are_inlined(registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed of the idle kline rests on these two not being calls. Each step is offered only while the
+    handler it copies is unchanged (``core.bus.source_digest``): after an edit of the handler, check the step
+    still does the same, then record the digest this test prints."""
+    digests = {"strategy/runner.py _REPLAY_STEP_MIRRORS": (source_digest(StrategyRunner._on_replayed_kline),
+                                                           runner_module._REPLAY_STEP_MIRRORS),
+               "exchange/matching.py _ON_KLINE_STEP_MIRRORS": (source_digest(Matching.on_kline),
+                                                               matching_module._ON_KLINE_STEP_MIRRORS)}  # fmt: skip
+    changed = {where: now for where, (now, recorded) in digests.items() if now != recorded}
+    assert not changed, f"handler edited: check its inline step, then set {changed}"
+    seen, _ = _inlined(registry, monkeypatch)
+    assert {type(v).__name__ for k, v in seen.items() if k.endswith("_runner")} == {"StrategyRunner"}
     assert any(k.endswith("_book") for k in seen) and any(k.endswith("_process") for k in seen)
+
+
+def test_an_edited_handler_is_called_not_its_stale_step(registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    inlined_seen, inlined = _inlined(registry, monkeypatch)
+    monkeypatch.setattr(runner_module, "_REPLAY_STEP_MIRRORS", "edited")
+    monkeypatch.setattr(matching_module, "_ON_KLINE_STEP_MIRRORS", "edited")
+    called_seen, called = _inlined(registry, monkeypatch)
+    assert not any(k.endswith(("_runner", "_book")) for k in called_seen)  # both handlers called
+    assert any(k.endswith("_runner") for k in inlined_seen)
+    assert _summary(called) == _summary(inlined) and len(inlined.portfolio.trades) > 10
 
 
 def _runner_log(fused: bool, fail_fast: bool) -> tuple[list[Any], StrategyError | None]:
