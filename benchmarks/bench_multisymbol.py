@@ -1,7 +1,12 @@
 """Multi-symbol backtests against one symbol, per kline (issue 17 target 4: 10 x 100k within 1.2x of 1 x 1M).
 
     python benchmarks/bench_multisymbol.py [--klines 1000000] [--symbols 10] [--seed 42] [--repeat 1] [--every-kline]
+    python benchmarks/bench_multisymbol.py --idle [--klines 1000000] [--repeat 3]
     python benchmarks/bench_multisymbol.py --pairs [--klines 1000000]
+
+``--idle``: the same two runs with fast = slow (two equal EMAs never cross: no orders), timing the replay
+alone (this process's CPU time between the feed's first and last progress calls): the per-kline ratio of
+the merged feed against the single-stream one, without setup or the order path.
 
 ``--pairs`` (issue 13): one two-symbol strategy (``strategies/pairs_spread.py``: one instance, both legs,
 ``on_kline`` once per kline time after both symbols' klines closed) on FILUSDT and NEARUSDT with
@@ -31,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import synthetic_klines
 
 from kinetic_empire.backtest import Backtest, BacktestConfig
+from kinetic_empire.data import KlineFrame
 from kinetic_empire.exchange import SimulatedExchange
 from kinetic_empire.resources import default_symbol_rules
 from kinetic_empire.strategy.registry import build_registry
@@ -39,22 +45,26 @@ SYMBOLS = ["FILUSDT", "NEARUSDT", "ADAUSDT", "XRPUSDT", "DOGEUSDT", "LINKUSDT", 
            "BNBUSDT", "SOLUSDT", "ETHUSDT"]
 
 
-def config(symbols: list[str]) -> BacktestConfig:
+def config(symbols: list[str], fast: int = 20) -> BacktestConfig:
     return BacktestConfig.from_mapping({
         "backtest": {"data": "unused", "initial_balance": 1_000_000, "fees": {"maker": 0.0004, "taker": 0.0004},
                      "funding_rate": 0},
         "strategies": [{"name": "ema_cross", "symbols": symbols, "timeframe": "1m",
-                        "params": {"fast": 20, "slow": 50, "long_only": True}}],
+                        "params": {"fast": fast, "slow": 50, "long_only": True}}],
         "risk": {"default_leverage": 1, "sizing": {"method": "fixed_notional", "notional": 500},
                  "guards": {"max_open_positions": len(symbols)}},
     })  # fmt: skip
 
 
+def _frames(symbols: list[str], per_symbol: int, seed: int) -> dict[str, KlineFrame]:
+    rules = default_symbol_rules(full=True)
+    return {s: synthetic_klines(per_symbol, seed + i, s, start_price=5.0, tick=float(rules[s].tick_size))
+            for i, s in enumerate(symbols)}
+
+
 def timed(symbols: list[str], per_symbol: int, seed: int) -> tuple[float, float, int, str]:
     """(wall seconds, CPU seconds, klines, result line) of one backtest."""
-    rules = default_symbol_rules(full=True)
-    frames = {s: synthetic_klines(per_symbol, seed + i, s, start_price=5.0, tick=float(rules[s].tick_size))
-              for i, s in enumerate(symbols)}
+    frames = _frames(symbols, per_symbol, seed)
     t0, c0 = time.perf_counter(), time.process_time()
     result = Backtest(config(symbols), build_registry(), frames=frames).run()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -87,12 +97,33 @@ def pairs(klines: int, seed: int) -> None:
     print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
+def idle(klines: int, symbols: int, seed: int, repeat: int) -> None:
+    """The replay's CPU time per kline with no orders, one symbol against several, alternating runs."""
+    many = SYMBOLS[:symbols]
+    data = {"one": _frames(many[:1], klines, seed), "many": _frames(many, klines // len(many), seed)}
+    print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    best: dict[str, float] = {}
+    for _ in range(max(1, repeat)):
+        for name, frames in data.items():
+            marks: list[tuple[int, float]] = []
+            result = Backtest(config(list(frames), fast=50), build_registry(), frames=frames).run(
+                progress=lambda done, _total, marks=marks: marks.append((done, time.process_time())))
+            if result.portfolio.trades:
+                raise SystemExit("the idle run traded")
+            (k0, c0), (k1, c1) = marks[0], marks[-1]
+            best[name] = min(best.get(name, float("inf")), (c1 - c0) / (k1 - k0) * 1e9)
+    print(f"idle replay, 1 x {klines:,}: {best['one']:,.0f} ns/kline CPU; {len(many)} x {klines // len(many):,}: "
+          f"{best['many']:,.0f} ns/kline CPU; ratio {best['many'] / best['one']:.2f} (fastest of {repeat})")
+    print(f"load average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--klines", type=int, default=1_000_000)
     parser.add_argument("--symbols", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--pairs", action="store_true", help="a two-symbol strategy against two single ones")
+    parser.add_argument("--idle", action="store_true", help="replay only, no orders: the feed's per-kline ratio")
     parser.add_argument("--repeat", type=int, default=1,
                         help="alternate the one- and many-symbol runs this many times and keep each one's fastest "
                              "(a busy machine skews the ratio less)")
@@ -101,6 +132,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.pairs:
         pairs(args.klines, args.seed)
+        return
+    if args.idle:
+        idle(args.klines, args.symbols, args.seed, args.repeat)
         return
     many = SYMBOLS[: args.symbols]
     per = args.klines // len(many)

@@ -10,15 +10,17 @@ processed the execution kline before a strategy sees the higher-timeframe close.
 from __future__ import annotations
 
 import gc
+import linecache
 import re
-from collections.abc import Callable, Iterator
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from itertools import repeat
 from typing import Any
 
 import numpy as np
 
-from ..core.bus import EventBus
+from ..core.bus import EventBus, inline_step
 from ..core.clock import ReplayClock
 from ..core.errors import HandlerError, StrategyError
 from ..core.events import KlineClosed, KlineFields, new_kline
@@ -55,13 +57,15 @@ class ReplayFeed:
         The cyclic garbage collector is paused during the replay: every kline allocates an event
         that reference counting frees at once, and the collector's periodic scans of those young
         objects cost more than the rest of the bus. Objects set up before the replay are frozen out
-        of its view; anything cyclic made during the run is collected when it ends. A caller that has
+        of its view (after a collection of the young generations, where the setup's garbage is: a full one
+        walks every object the imports made, 0.1-0.3 s a run); anything cyclic made during the run, or
+        older garbage frozen with the rest, is collected after it ends. A caller that has
         disabled the collector already manages it (the optimiser freezes its data once and collects
         only each trial's garbage), so a full collection per run is skipped then.
         """
         was_enabled = gc.isenabled()
         if was_enabled:
-            gc.collect()
+            gc.collect(1)
             gc.freeze()
             gc.disable()
         try:
@@ -90,8 +94,9 @@ class ReplayFeed:
                 done, size = 0, len(cols[0])
                 while done < size:  # a subscription change ends a chain: the rest goes to the new one
                     handlers = route[0]
+                    chain, names = _single_chain(handlers, (sym, tf))
                     rest = cols if done == 0 else [c[done:] for c in cols]
-                    done += _chain(len(handlers))(route, handlers, clock, sym, tf, bus.failed, *rest)
+                    done += chain(route, handlers, clock, bus.failed, names, sym, tf, *rest)
             else:
                 ot, o, h, lo, c, v, ct = cols
                 for k in map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct):
@@ -121,124 +126,176 @@ class ReplayFeed:
         keys.sort()  # unique keys (one stream never repeats a close time), so any sort order is the same
         frames = [s.frame for s in streams]
         topics = [(f.symbol, f.timeframe) for f in frames]
-        routes = [self._bus.route(KlineClosed, t) for t in topics]
-        publishers = [self._bus.publisher(KlineClosed, t) for t in topics]
+        bus = self._bus
+        routes = [bus.route(KlineClosed, t) for t in topics]
+        publishers = [bus.publisher(KlineClosed, t) for t in topics]
         next_row = [s.start for s in streams]
-        fused = self._bus.stops_on_error
-        make, clock, failed = new_kline, self._clock, self._bus.failed
+        fused = bus.stops_on_error
+        make, clock = new_kline, self._clock
         n = len(keys)
         for begin in range(0, n, _CHUNK):
             chunk = keys[begin : begin + _CHUNK]
             sids = sid_of_rank[chunk % radix]
             times = (chunk // radix).tolist()
             # each stream's rows in this chunk: the next ``count`` after the previous chunk's, as lists
-            cols: list[tuple[Any, ...] | None] = []
-            local = np.empty(len(chunk), dtype=np.int64)  # the row's index within its stream's slice
+            cols: list[tuple[Any, ...]] = []
+            counts = np.bincount(sids, minlength=radix)
+            # the row's index within its stream's slice: its place among the chunk's rows of that stream
+            order = np.argsort(sids, kind="stable")
+            local = np.empty(len(chunk), dtype=np.int64)
+            local[order] = np.arange(len(chunk)) - np.repeat(np.cumsum(counts) - counts, counts)
             for k, f in enumerate(frames):
-                mine = sids == k
-                count = int(np.count_nonzero(mine))
-                if count == 0:
-                    cols.append(None)
-                    continue
+                count = int(counts[k])
                 lo_row = next_row[k]
                 next_row[k] = lo_row + count
-                local[mine] = np.arange(count)
                 arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
-                cols.append((f.symbol, f.timeframe, routes[k] if fused else publishers[k],
-                             *(a[lo_row : lo_row + count].tolist() for a in arrays)))  # fmt: skip
+                cols.append((f.symbol, f.timeframe, *(a[lo_row : lo_row + count].tolist() for a in arrays)))
             rows = zip(sids.tolist(), local.tolist(), times)
             if fused:
-                _deliver_merged(rows, cols, clock, failed)
+                done, size = 0, len(chunk)
+                while done < size:  # a subscription change ends a chain: the rest goes to the new one
+                    handler_sets = [r[0] for r in routes]
+                    chain, names = _merged_chain(handler_sets, topics)
+                    done += chain(bus.changes, handler_sets, clock, bus.failed, names, rows, cols)
             else:
                 for sid, i, t in rows:
-                    sym, tf, publish, ot, o, h, lo, c, v = cols[sid]
+                    sym, tf, ot, o, h, lo, c, v = cols[sid]
                     clock.time_ms = t
-                    publish(make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
+                    publishers[sid](make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t))
             if progress is not None:
                 progress(min(n, begin + _CHUNK))
         return n
 
 
-def _deliver_merged(
-    rows: Iterator[tuple[int, int, int]], cols: list[tuple[Any, ...] | None], clock: ReplayClock,
-    failed: Callable[[Any, Any, Exception], Exception],
-) -> None:
-    """The merged streams' klines to each one's route, handlers called in order from the route's current
-    tuple (a subscription change counts from the next kline); a failure raised as the bus raises it."""
-    make = new_kline
-    k: Any = None
-    handler: Any = None
-    try:
-        for sid, i, t in rows:
-            sym, tf, route, ot, o, h, lo, c, v = cols[sid]  # type: ignore[misc]
-            k = make(sym, tf, ot[i], o[i], h[i], lo[i], c[i], v[i], t, t)
-            clock.time_ms = t
-            for handler in route[0]:
-                handler(k)
-    except (HandlerError, StrategyError):
-        raise
-    except Exception as exc:
-        raise failed(handler, k, exc) from exc
+# ------------------------------------------------------------------------ the compiled delivery loops
+#
+# One loop per route shape, generated and compiled once: it builds each kline inline (the fields stored
+# into a KlineFields, then re-labelled KlineClosed as new_kline does, without a call per kline), moves
+# the clock and runs the route's handlers in subscription order, each as a call or, where the handler's
+# owner offers one (core.bus.InlineStep), as its body inlined: no call into the bus and no Python call
+# for an inlined handler. A failure is raised as the bus raises it, naming the handler (``at``) and the
+# kline. A loop returns how many klines it delivered: fewer than it was given when a subscription changed
+# (which takes effect from the next kline), so the caller goes on with a loop for the new handlers.
 
+_BUILD = """\
+k = Fields()
+k.symbol = {sym}
+k.timeframe = {tf}
+k.open_time = open_time
+k.open = open_
+k.high = high
+k.low = low
+k.close = close
+k.volume = volume
+k.ts_event = close_time
+k.ts_init = close_time
+k.__class__ = KlineClosed
+clock.time_ms = close_time
+"""
 
-_CHAIN_SOURCE = """
-def chain(route, handlers, clock, sym, tf, failed, ot, o, hi, lo, c, v, ct):
-    {unpack}
-    k = None
-    stage = 0
+_SINGLE = """\
+def chain(route, handlers, clock, failed, names, sym, tf, ot, o, hi, lo, c, v, ct):
+{unpack}
+    k = at = None
     n = 0
     try:
         for open_time, open_, high, low, close, volume, close_time in zip(ot, o, hi, lo, c, v, ct):
-            k = Fields()
-            k.symbol = sym
-            k.timeframe = tf
-            k.open_time = open_time
-            k.open = open_
-            k.high = high
-            k.low = low
-            k.close = close
-            k.volume = volume
-            k.ts_event = close_time
-            k.ts_init = close_time
-            k.__class__ = KlineClosed
-            clock.time_ms = close_time
-{calls}
+{body}
             n += 1
             if route[0] is not handlers:
                 return n
     except (HandlerError, StrategyError):
         raise
     except Exception as exc:
-        raise failed(handlers[stage], k, exc) from exc
+        raise failed(at, k, exc) from exc
+    return n
+"""
+
+_MERGED = """\
+def chain(changes, handler_sets, clock, failed, names, rows, cols):
+{unpack}
+    seen = changes[0]
+    k = at = None
+    n = 0
+    try:
+        for sid, i, close_time in rows:
+{body}
+            n += 1
+            if changes[0] != seen:
+                return n
+    except (HandlerError, StrategyError):
+        raise
+    except Exception as exc:
+        raise failed(at, k, exc) from exc
     return n
 """
 
 _Chain = Callable[..., int]
-_chains: dict[int, _Chain] = {}
+_compiled: dict[str, _Chain] = {}
+_DOLLAR = re.compile(r"\$(\w+)")
 
 
-def _chain(count: int) -> _Chain:
-    """The delivery loop for a route of ``count`` handlers, compiled once per count.
+def _steps(handlers: tuple[Any, ...], topic: tuple[str, str], prefix: str, names: dict[str, Any]) -> str:
+    """The source delivering ``k`` to ``handlers``, in order: a call each, or the inline step offered."""
+    lines: list[str] = []
+    for j, handler in enumerate(handlers):
+        own = f"{prefix}h{j}"
+        names[own] = handler
+        lines.append(f"at = {own}")
+        step = inline_step(handler, topic)
+        if step is None:
+            lines.append(f"{own}(k)")
+            continue
+        for name, value in step.names.items():
+            names[f"{own}_{name}"] = value
+        lines.append(_DOLLAR.sub(rf"{own}_\1", step.source.rstrip()))
+    return "\n".join(lines)
 
-    The same delivery as ``bus.publish`` (handlers in subscription order, a failure raised as the bus
-    raises it, naming the handler and the kline), fused into one loop over a chunk of columns: the
-    kline is built inline (the fields stored into a :class:`KlineFields` that is then re-labelled, as
-    :func:`new_kline` does, without a call per kline), the clock moved and each handler called from a
-    local, with no call into the bus. It returns how many klines it delivered: fewer than the chunk
-    when a subscription changed (taking effect from the next kline), so the caller goes on with the
-    route's new handlers. ``stage`` names the handler running, for the error.
-    """
-    chain = _chains.get(count)
+
+def _compile(template: str, body: str, names: dict[str, Any], head: str = "") -> _Chain:
+    unpack = "\n".join([*(f"    {n} = names[{n!r}]" for n in names), *head.splitlines()]) or "    pass"
+    source = template.format(unpack=unpack, body=textwrap.indent(body, " " * 12))
+    chain = _compiled.get(source)
     if chain is None:
-        calls = "\n".join(f"            stage = {i}\n            h{i}(k)" for i in range(count))
-        unpack = f"{''.join(f'h{i}, ' for i in range(count))}= handlers" if count else "pass"
+        filename = f"<kline chain {len(_compiled)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
         scope = {"Fields": KlineFields, "KlineClosed": KlineClosed, "HandlerError": HandlerError,
                  "StrategyError": StrategyError}  # fmt: skip
-        exec(compile(_CHAIN_SOURCE.format(unpack=unpack, calls=calls or "            pass"), f"<kline chain {count}>",
-                     "exec"), scope)  # fmt: skip
-        chain = _chains[count] = scope["chain"]
+        exec(compile(source, filename, "exec"), scope)
+        chain = _compiled[source] = scope["chain"]
     return chain
 
 
-if set(re.findall(r"\bk\.(\w+) = ", _CHAIN_SOURCE)) - {"__class__"} != {f.name for f in fields(KlineClosed)}:
+def _single_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any]]:
+    """The loop for one stream's route, and the names it binds (handlers, inline steps' objects)."""
+    names: dict[str, Any] = {}
+    body = _BUILD.format(sym="sym", tf="tf") + _steps(handlers, topic, "s", names)
+    return _compile(_SINGLE, body, names), names
+
+
+def _merged_chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, str]]) -> tuple[_Chain, dict[str, Any]]:
+    """The loop for several streams' routes: each row ``(stream, index, close time)`` goes down a binary
+    tree of comparisons on the stream to that stream's branch, which builds its kline from the stream's
+    columns at ``index`` and runs that stream's handlers. Stream ``s``'s columns are ``cols[s]``."""
+    names: dict[str, Any] = {}
+    head = "\n".join(f"    sym{s}, tf{s}, ot{s}, o{s}, hi{s}, lo{s}, c{s}, v{s} = cols[{s}]"
+                     for s in range(len(topics)))
+
+    def branch(s: int) -> str:
+        fields = f"open_time = ot{s}[i]\nopen_ = o{s}[i]\nhigh = hi{s}[i]\nlow = lo{s}[i]\nclose = c{s}[i]\n" \
+                 f"volume = v{s}[i]\n"  # fmt: skip
+        return fields + _BUILD.format(sym=f"sym{s}", tf=f"tf{s}") + _steps(handler_sets[s], topics[s], f"s{s}", names)
+
+    def tree(lo: int, hi: int) -> str:
+        if hi - lo == 1:
+            return branch(lo)
+        mid = (lo + hi) // 2
+        return (f"if sid < {mid}:\n{textwrap.indent(tree(lo, mid), '    ')}\n"
+                f"else:\n{textwrap.indent(tree(mid, hi), '    ')}")  # fmt: skip
+
+    body = tree(0, len(topics))
+    return _compile(_MERGED, body, names, head), names
+
+
+if set(re.findall(r"\bk\.(\w+) = ", _BUILD)) - {"__class__"} != {f.name for f in fields(KlineClosed)}:
     raise TypeError("the compiled kline chain must set exactly the fields of KlineClosed")

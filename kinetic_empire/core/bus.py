@@ -10,14 +10,58 @@ per (type, topic) pair and kept, so publishing costs one dict lookup and one cal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from functools import partial
-from typing import Any
+import hashlib
+import inspect
+import textwrap
+from collections.abc import Callable, Hashable, Mapping
+from functools import cache, partial
+from typing import Any, NamedTuple
 
 from .errors import HandlerError, StrategyError
 
 Handler = Callable[[Any], None]
 ErrorSink = Callable[[HandlerError], None]
+
+
+class InlineStep(NamedTuple):
+    """A handler's body as source, for a caller that fuses delivery into one compiled loop (the replay feed).
+
+    An object whose bound method is subscribed may offer ``inline_step(handler, topic) -> InlineStep | None``;
+    the loop then runs ``source`` in place of the call ``handler(k)``, saving a Python call per event. The
+    source must do exactly what the call does. It sees ``k`` (the event) and, for klines, the locals
+    ``open_time, open_, high, low, close, volume, close_time``; ``$name`` stands for ``names[name]``, and
+    for a local of the step's own (renamed apart per handler). An exception it lets out is reported as
+    the handler's, as a call's would be.
+    """
+
+    source: str
+    names: Mapping[str, Any]
+
+
+@cache
+def source_digest(func: Callable[..., Any]) -> str:
+    """A short digest of ``func``'s source text ("" when it has none on disk).
+
+    An inline step copies a handler's body, so the two can drift apart when only one is edited (two people
+    working on the same module, a merge). An owner records the digest of the handler its step mirrors and
+    offers the step only while the handler's digest is unchanged: an edited handler is then called, correct
+    and slower, until someone checks the step against it and records the new digest (a test names it).
+    """
+    try:
+        text = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return ""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def inline_step(handler: Handler, topic: Hashable | None) -> InlineStep | None:
+    """The inline form ``handler``'s owner offers for ``topic``, or None (call it)."""
+    owner = getattr(handler, "__self__", None)
+    offer = getattr(owner, "inline_step", None) if owner is not None and not isinstance(owner, type) else None
+    if offer is None or getattr(offer, "__self__", None) is not owner:
+        return None
+    step: InlineStep | None = offer(handler, topic)
+    return step
 
 
 def _name(handler: Handler) -> str:
@@ -53,12 +97,13 @@ class EventBus:
     next handler.
     """
 
-    __slots__ = ("_on_error", "_routes", "_subs")
+    __slots__ = ("_changes", "_on_error", "_routes", "_subs")
 
     def __init__(self, on_error: ErrorSink | None = None) -> None:
         self._subs: list[tuple[type, Hashable | None, Handler]] = []
         self._routes: dict[tuple[type, Hashable | None], list[tuple[Handler, ...]]] = {}
         self._on_error = on_error
+        self._changes = [0]
 
     def subscribe(self, event_type: type, handler: Handler, topic: Hashable | None = None) -> None:
         """Receive ``event_type`` events; with a topic, only those published with that topic."""
@@ -94,6 +139,12 @@ class EventBus:
         event, and reports a failure with :meth:`failed` so errors read as the bus's own."""
         return self._route(event_type, topic)
 
+    @property
+    def changes(self) -> list[int]:
+        """A one-item list counting subscription changes, bumped in place: a fused loop over several routes
+        reads ``changes[0]`` after each event to notice a change on any of them with one comparison."""
+        return self._changes
+
     def failed(self, handler: Handler, event: Any, exc: Exception) -> HandlerError | StrategyError:
         """The error the bus raises when ``handler`` fails on ``event`` (a fused loop raises it; only for a
         bus without ``on_error``, whose failures stop the run)."""
@@ -117,5 +168,6 @@ class EventBus:
         return tuple(h for (t, tp, h) in self._subs if issubclass(event_type, t) and (tp is None or tp == topic))
 
     def _reroute(self) -> None:
+        self._changes[0] += 1
         for (event_type, topic), route in self._routes.items():
             route[0] = self._resolve(event_type, topic)

@@ -27,15 +27,28 @@ few comparisons in :meth:`Matching.on_kline`: that is the backtest's hot path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
 
+from ..core.bus import InlineStep, source_digest
 from ..core.enums import OrderStatus, OrderType, Side, TimeInForce
 from ..core.events import KlineClosed
 from .book import ONE, Book, dec
 from .funding import Funding
 from .margin import Margin
 from .orders import SimOrder
+
+# ``Matching.on_kline`` as source, its book looked up once, for the replay feed's fused loop
+# (``core.bus.InlineStep``); tests/unit/test_replay_inline.py checks the two agree.
+_ON_KLINE_STEP = """\
+if $book.busy or low <= $book.watch_low or high >= $book.watch_high or open_time >= $book.next_funding:
+    $process($book, open_time, open_, high, low, close)
+else:
+    $book.last = close
+"""
+# source_digest(Matching.on_kline) when _ON_KLINE_STEP was last checked against it
+_ON_KLINE_STEP_MIRRORS = "faa4eb545f3dd17e"
 
 
 class Matching(Margin, Funding):
@@ -57,6 +70,14 @@ class Matching(Margin, Funding):
             self._process(book, k.open_time, k.open, k.high, k.low, k.close)
         else:  # inside every level, and with several cross positions inside its band (exchange.cross_margin)
             book.last = k.close
+
+    def inline_step(self, handler: Callable[[Any], None], topic: Hashable | None) -> InlineStep | None:
+        """:meth:`on_kline` for one symbol as source (the feed runs it in place of the call; keep them alike)."""
+        book = self._books.get(topic[0]) if isinstance(topic, tuple) and topic else None
+        if (handler != self.on_kline or book is None or type(self).on_kline is not Matching.on_kline
+                or source_digest(Matching.on_kline) != _ON_KLINE_STEP_MIRRORS):  # on_kline edited alone
+            return None
+        return InlineStep(_ON_KLINE_STEP, {"book": book, "process": self._process})
 
     def on_tick(self, symbol: str, ts: int, price: float) -> None:
         self.on_bar(symbol, ts, price, price, price, price)

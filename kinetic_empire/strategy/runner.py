@@ -12,13 +12,13 @@ same either way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
-from ..core.bus import EventBus
+from ..core.bus import EventBus, InlineStep, source_digest
 from ..core.clock import Clock
 from ..core.enums import IntentAction
 from ..core.errors import StrategyError
@@ -39,6 +39,21 @@ log = logging.getLogger(__name__)
 _BASE_ON_FILL = Strategy.on_fill
 
 _NEVER = 1 << 62  # a replay position no history reaches: a halted runner's first kline
+
+# ``_on_replayed_kline`` as source, for the replay feed's fused loop (``core.bus.InlineStep``): the same
+# steps, line for line; tests/unit/test_replay_inline.py runs both on the same scenarios.
+_REPLAY_STEP = """\
+$cursor.i = $i = $cursor.i + 1
+if $i >= $runner._first:
+    try:
+        $on_kline(k)
+    except Exception as $exc:
+        $runner._failed(k, $exc)
+    if $runner._pending:
+        $runner._flush()
+"""
+# source_digest(StrategyRunner._on_replayed_kline) when _REPLAY_STEP was last checked against it
+_REPLAY_STEP_MIRRORS = "af66c7dc9e94b685"
 
 
 class StrategyRunner:
@@ -196,6 +211,7 @@ class StrategyRunner:
         raise NotImplementedError
 
     def _on_replayed_kline(self, kline: KlineClosed) -> None:
+        # the feed runs _REPLAY_STEP in place of this method: a change here is a change there
         cursor = self._cursor  # the cursor moves on every replayed kline (warm-up included): it is the position
         i = cursor.i = cursor.i + 1
         if i < self._first:  # warm-up, or halted (``_first`` is then past every index)
@@ -207,6 +223,14 @@ class StrategyRunner:
             return
         if self._pending:
             self._flush()
+
+    def inline_step(self, handler: Callable[[Any], None], topic: Hashable | None) -> InlineStep | None:
+        """The replay handler as source for the feed's fused loop (a Python call less per kline)."""
+        if (handler != self._on_replayed_kline or topic != (self.symbol, self.timeframe)
+                or type(self)._on_replayed_kline is not StrategyRunner._on_replayed_kline  # a subclass's own
+                or source_digest(StrategyRunner._on_replayed_kline) != _REPLAY_STEP_MIRRORS):  # edited alone
+            return None
+        return InlineStep(_REPLAY_STEP, {"runner": self, "cursor": self._cursor, "on_kline": self._strategy_on_kline})
 
     def _on_live_kline(self, kline: KlineClosed) -> None:
         if self.halted or kline.open_time <= self._last_open:

@@ -40,12 +40,13 @@ class Cursor:
         self.whole = False
 
 
+_NONE = object()  # no operand yet (None and NaN could be operands)
 _WINDOW = 4096  # python floats kept around the cursor for scalar reads
 _BACK = 256  # of which behind the cursor when refilled (s[-k] for small k stays in the window)
 
 
 class Series:
-    __slots__ = ("_crossings", "_cur", "_list", "_lo", "_revealed", "_shown", "_values", "name")
+    __slots__ = ("_crossings", "_cur", "_flags", "_list", "_lo", "_other", "_revealed", "_shown", "_values", "name")
 
     def __init__(self, values: np.ndarray, cursor: Cursor, name: str) -> None:
         self._values = np.asarray(values, dtype=np.float64)
@@ -54,6 +55,8 @@ class Series:
         self._shown: np.ndarray | None = None  # the revealed copy behind `values` and slices, on first use
         self._revealed = 0  # how much of `_shown` is filled
         self._crossings: dict[Any, bytes] = {}  # other operand -> 1 where self crossed above it (replay only)
+        self._other: Any = _NONE  # the operand last looked up in _crossings, and its flags: no dict lookup
+        self._flags = b""  # when a strategy asks about the same pair every kline (the usual case)
         self._cur = cursor
         self.name = name
 
@@ -147,6 +150,7 @@ def _crossed(a: Series, b: Series | float) -> bool:
     same_history = b._cur is a._cur if type(b) is Series else type(b) in (int, float)
     if a._cur.whole and same_history and len(a._values) > i:
         flags = a._crossings[b] = _crossings(a, b)
+        a._other, a._flags = b, flags
         return flags[i] == 1
     a1, a0 = a[-1], a[-2]
     if type(b) is Series:
@@ -159,21 +163,29 @@ def _crossed(a: Series, b: Series | float) -> bool:
 def crossover(a: Series | float, b: Series | float) -> bool:
     """True when ``a`` crossed above ``b`` on the current kline (a[-2] <= b[-2] and a[-1] > b[-1])."""
     if type(a) is Series:
-        flags = a._crossings.get(b)
-        if flags is not None:  # the common replay case, kept cheap: it runs every kline
-            return flags[a._cur.i] == 1
-        return _crossed(a, b)
+        if a._other is b:  # the common replay case, kept cheap: it runs every kline
+            return a._flags[a._cur.i] == 1
+        return _looked_up(a, b)
     return _crossover_mixed(a, b)
 
 
 def crossunder(a: Series | float, b: Series | float) -> bool:
     """True when ``a`` crossed below ``b`` on the current kline (a[-2] >= b[-2] and a[-1] < b[-1])."""
     if type(b) is Series:
-        flags = b._crossings.get(a)
-        if flags is not None:
-            return flags[b._cur.i] == 1
-        return _crossed(b, a)
+        if b._other is a:
+            return b._flags[b._cur.i] == 1
+        return _looked_up(b, a)
     return _crossover_mixed(b, a)
+
+
+def _looked_up(a: Series, b: Series | float) -> bool:
+    """``a`` crossed above ``b``: from the precomputed flags of the pair (kept as the last pair asked), else
+    computed (``_crossed``)."""
+    flags = a._crossings.get(b)
+    if flags is None:
+        return _crossed(a, b)
+    a._other, a._flags = b, flags
+    return flags[a._cur.i] == 1
 
 
 def _crossover_mixed(a: Series | float, b: Series | float) -> bool:
