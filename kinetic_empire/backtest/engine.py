@@ -288,8 +288,8 @@ class Backtest:
                     streams.append(Stream(frame, _start_index(frame, cfg.start)))
 
         runners = list(core.runners)
-        plan = self.skip_plan = SkipPlan.build(bus, exchange, streams, gates) if self.act_mask == "use" else None
-        feed = ReplayFeed(bus, clock, streams, skip=plan.run if plan is not None else None)
+        skip = self.skip_plan = SkipPlan.build(bus, exchange, streams, gates) if self.act_mask == "use" else None
+        feed = ReplayFeed(bus, clock, streams, skip=skip.run if skip is not None else None)
         total = feed.total
         for r in runners:
             r.start()

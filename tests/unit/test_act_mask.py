@@ -113,7 +113,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_masked_and_plain_runs_are_identical_on_real_klines(registry, case):
     strategies, risk, jumps, *window = CASES[case]
-    plain, bt = both_ways(registry, _config(strategies, risk, **(window[0] if window else {})), jumps=jumps)
+    plain, _ = both_ways(registry, _config(strategies, risk, **(window[0] if window else {})), jumps=jumps)
     if case.startswith("mtf"):
         assert any(o[5] == "STOP_MARKET" for o in plain["orders"]), "mtf_trend placed no stop"
     if "1m" in case:
@@ -157,7 +157,8 @@ def test_a_mask_missing_one_cross_changes_the_results_and_verify_names_it(where)
     masked = fingerprint(Backtest(config, reg, frames=frames()))
     assert not _same(plain["trades"], masked["trades"])
     assert not _same(plain["equity"], masked["equity"])
-    with pytest.raises(ActMaskError, match=r"on_kline acted on 1 kline\(s\).*\n  leaky_cross on FILUSDT, kline \d+") as e:
+    found = r"on_kline acted on 1 kline\(s\).*\n  leaky_cross on FILUSDT, kline \d+"
+    with pytest.raises(ActMaskError, match=found) as e:
         Backtest(config, reg, frames=frames(), act_mask="verify").run()
     assert len(e.value.findings) == 1
 
@@ -170,7 +171,8 @@ def test_a_malformed_mask_is_a_one_line_error():
     with pytest.raises(ActMaskError, match=r"short_mask on FILUSDT: act_mask\(\) returned shape \(3,\); expected"):
         Backtest(_config([{"name": "short_mask", "symbols": ["FILUSDT"]}]), reg, frames=frames()).run()
     with pytest.raises(ActMaskError, match="act_mask mode 'sometimes'"):
-        Backtest(_config([{"name": "short_mask", "symbols": ["FILUSDT"]}]), reg, frames=frames(), act_mask="sometimes").run()
+        Backtest(_config([{"name": "short_mask", "symbols": ["FILUSDT"]}]), reg, frames=frames(),
+                 act_mask="sometimes").run()
 
 
 # ---------------------------------------------------------------------------------- the helpers
