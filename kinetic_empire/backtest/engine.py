@@ -33,6 +33,7 @@ from ..exchange.broker import SimulatedBroker
 from ..portfolio import Portfolio
 from ..resources import default_brackets, default_symbol_rules
 from ..risk import RiskConfig, RiskManager
+from ..strategy.act_mask import MaskGate
 from ..strategy.group import GroupRunner, aligned_history
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
@@ -95,6 +96,7 @@ class Backtest:
         to do with strategies' act masks, ``use``, ``verify`` or ``off`` (:mod:`kinetic_empire.strategy.act_mask`)."""
         self.act_mask = act_mask
         self.skip_plan: SkipPlan | None = None  # the last run's, when it jumped over idle klines
+        self.act_gates: list[MaskGate] = []  # the last run's gated runners (skip counts, verify findings)
         self.config = config
         self.check_lookahead = check_lookahead
         self.lookahead_checked: list[str] = []
@@ -277,7 +279,7 @@ class Backtest:
             runner.bind_history(open_time, *prices, start_index=_first_at(open_time, cfg.start))
             history_lengths.append(len(open_time))
             history_times.append(open_time)
-        gates = attach_gates(core.runners, history_times, self.act_mask)
+        gates = self.act_gates = attach_gates(core.runners, history_times, self.act_mask)
         streams: list[Stream] = []
         published: set[tuple[str, str]] = set()
         for sym, plan in plans.items():

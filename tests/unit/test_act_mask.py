@@ -196,3 +196,36 @@ def test_crossed_helpers_equal_the_scalar_rules_at_every_kline(registry):
     assert either.tolist() == (up | down).tolist() and up.sum() > 10
     assert np.array_equal(previous(strategy.close)[1:], whole(strategy.close)[:-1])
     assert np.isnan(previous(strategy.close)[0])
+
+
+# ---------------------------------------------------------------------------------- live runs ignore it
+
+
+def test_a_live_runner_calls_on_kline_on_every_kline_whatever_the_mask(registry):
+    """Live, the mask is ignored: a wrong mask must not be able to suppress a live trade (act_mask module)."""
+    from kinetic_empire.core.bus import EventBus
+    from kinetic_empire.core.clock import ManualClock
+    from kinetic_empire.core.events import new_kline
+    from kinetic_empire.strategy.runner import StrategyRunner
+
+    calls: list[int] = []
+
+    class Counted(registry.get("ema_cross")):
+        def act_mask(self):
+            return np.zeros(len(whole(self.close)), dtype=bool)  # "never acts": a wrong mask, on purpose
+
+        def on_kline(self, kline):
+            calls.append(kline.open_time)
+            super().on_kline(kline)
+
+    f = frames()["FILUSDT"]
+    rows = [new_kline("FILUSDT", "1m", int(f.open_time[i]), float(f.open[i]), float(f.high[i]), float(f.low[i]),
+                      float(f.close[i]), float(f.volume[i]), int(f.open_time[i]) + 59_999, int(f.open_time[i]) + 60_000)
+            for i in range(400)]
+    runner = StrategyRunner(Counted("FILUSDT", {"fast": 3, "slow": 8}, timeframe="1m"), EventBus(),
+                            ManualClock(start_ms=0), strategy_id="t", id_prefix="t", window=100)
+    runner.warm_up_live(rows[:100])
+    for k in rows[100:]:
+        runner.on_kline(k)
+    assert calls == [k.open_time for k in rows[100:]]
+    assert runner.intents_emitted > 0  # it traded on klines its mask ruled out
