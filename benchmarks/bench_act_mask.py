@@ -7,7 +7,9 @@ Spec: that of ``bench_vs_backtesting.py`` (seeded GBM 1m bars, EMA(20)/EMA(50) c
 units, next-open fills, 0.04 % per side). The engine runs ``--repeat`` times each way, alternating (``off``
 then ``use``), in one sitting; every run must give the same trades and net PnL or the script exits 1.
 Printed per way: the best whole run (indicators, replay, results) and the best replay alone, the klines the
-replay delivered (the rest were jumped over while flat) and the strategy calls skipped.
+replay delivered (the rest were jumped over while flat) and the strategy calls skipped. Then the idle split
+(fast = slow: the EMAs never cross): what a kline costs when nothing happens, without the mask and with it,
+and so how much of the trading replay is the order path, which a mask cannot skip.
 
 Two references for the same trades on the same bars:
 
@@ -172,12 +174,21 @@ def main() -> int:
         whole, replay = min(r["whole"] for r in done), min(r["replay"] for r in done)
         best[mode] = {"whole": whole, "replay": replay}
         r = done[0]
-        print(f"engine {mode:>3}:      whole {whole:6.2f} s, replay {replay:6.2f} s ({r['klines'] / replay:,.0f} klines/s); "
-              f"delivered {r['delivered']:,} of {r['klines']:,} klines, {r['skipped_calls']:,} strategy calls skipped")
+        print(f"engine {mode:>3}:      whole {whole:6.2f} s, replay {replay:6.2f} s "
+              f"({r['klines'] / replay:,.0f} klines/s); delivered {r['delivered']:,} of {r['klines']:,} klines, "
+              f"{r['skipped_calls']:,} strategy calls skipped")
     print(f"trades and PnL:  identical both ways: {len(reference):,} trades, net PnL {pnl:.4f}, "
           f"{runs['use'][0]['orders']:,} order records")
     print(f"mask speed-up:   whole run {best['off']['whole'] / best['use']['whole']:.2f}x, "
           f"replay {best['off']['replay'] / best['use']['replay']:.2f}x")
+    idle = {mode: run_engine(frame, mode, args.fast, args.fast, args.quantity) for mode in ("off", "use")}
+    per_kline = idle["off"]["replay"] / idle["off"]["klines"]
+    orders = runs["off"][0]["orders"] / 2  # each order: an accepted row and a fill row
+    print(f"idle split:      fast = slow (never crosses): replay off {idle['off']['replay']:.2f} s "
+          f"({per_kline * 1e9:,.0f} ns/kline), use {idle['use']['replay']:.3f} s ({idle['use']['delivered']:,} "
+          f"klines delivered); so of the trading replay off, about {per_kline * len(frame):.2f} s is klines and "
+          f"{best['off']['replay'] - per_kline * len(frame):.2f} s the {orders:,.0f} orders "
+          f"({(best['off']['replay'] - per_kline * len(frame)) / orders * 1e6:,.0f} us each), which no mask skips")
     loop_s, loop_trades, loop_pnl = min((bare_loop(frame, args.fast, args.slow, args.quantity) for _ in range(2)),
                                         key=lambda x: x[0])
     status = 0
@@ -195,8 +206,9 @@ def main() -> int:
             ok = warm["trades"] == len(reference) and abs(warm["pnl"] - float(pnl)) < 1e-6 * max(1, warm["trades"])
             print(f"vectorbt {vbt['version']}:  warm {warm['seconds']:6.2f} s (cold, numba compiling: "
                   f"{cold['seconds']:.2f} s), {warm['trades']:,} trades, net PnL {warm['pnl']:.4f} "
-                  f"({'same' if ok else 'DIFFERENT'}); engine with mask is {best['use']['whole'] / warm['seconds']:.1f}x "
-                  f"its time (without: {best['off']['whole'] / warm['seconds']:.1f}x)")
+                  f"({'same' if ok else 'DIFFERENT'}); engine with mask is "
+                  f"{best['use']['whole'] / warm['seconds']:.1f}x its time "
+                  f"(without: {best['off']['whole'] / warm['seconds']:.1f}x)")
             status |= 0 if ok else 1
     print(f"load after:      {_load()}")
     return status

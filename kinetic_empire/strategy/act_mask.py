@@ -17,6 +17,8 @@ What a backtest does with it (``Backtest(act_mask=...)``):
   (:mod:`kinetic_empire.backtest.skip`). Results are identical when the contract holds.
 * ``"verify"``: ``on_kline`` runs on every kline; one that emits an intent where the mask said False is a
   :class:`MaskFinding`, and the run ends with :class:`ActMaskError` naming the klines (like the lookahead check).
+  It sees actions, not a change of the strategy's own state on such a kline (a counter, a stage): running the
+  backtest both ways and comparing (``tests/unit/test_act_mask.py``) catches that too.
 * ``"off"``: the mask is ignored.
 
 Live runs ignore the mask and call ``on_kline`` on every kline: a live kline costs microseconds next to the
@@ -112,10 +114,13 @@ def declared_mask(strategy: Strategy, length: int) -> np.ndarray | None:
     hook = getattr(strategy, "act_mask", None)
     if hook is None:
         return None
-    mask = hook()
+    where = f"{strategy.strategy_name()} on {strategy.symbol}: act_mask()"
+    try:
+        mask = hook()
+    except Exception as exc:
+        raise ActMaskError(f"{where} raised {type(exc).__name__}: {exc}") from exc
     if mask is None:
         return None
-    where = f"{strategy.strategy_name()} on {strategy.symbol}: act_mask()"
     arr = np.asarray(mask)
     if arr.dtype != np.bool_:
         raise ActMaskError(f"{where} returned {arr.dtype} values; it must return booleans (a numpy bool array)")

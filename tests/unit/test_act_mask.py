@@ -170,6 +170,9 @@ def test_a_malformed_mask_is_a_one_line_error():
     reg = _with_mask("short_mask", lambda self: np.ones(3, dtype=bool))
     with pytest.raises(ActMaskError, match=r"short_mask on FILUSDT: act_mask\(\) returned shape \(3,\); expected"):
         Backtest(_config([{"name": "short_mask", "symbols": ["FILUSDT"]}]), reg, frames=frames()).run()
+    reg = _with_mask("broken_mask", lambda self: 1 / 0)
+    with pytest.raises(ActMaskError, match=r"broken_mask on FILUSDT: act_mask\(\) raised ZeroDivisionError: division"):
+        Backtest(_config([{"name": "broken_mask", "symbols": ["FILUSDT"]}]), reg, frames=frames()).run()
     with pytest.raises(ActMaskError, match="act_mask mode 'sometimes'"):
         Backtest(_config([{"name": "short_mask", "symbols": ["FILUSDT"]}]), reg, frames=frames(),
                  act_mask="sometimes").run()
