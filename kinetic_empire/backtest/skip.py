@@ -35,11 +35,9 @@ from ..exchange.book import INF, NEVER
 from ..strategy.act_mask import MODES, ActMaskError, MaskGate, declared_mask, mask_error
 from ..strategy.group import GroupRunner
 from ..strategy.runner import StrategyRunner
-from .feed import Stream
+from .feed import _CHUNK, Stream
 
 log = logging.getLogger(__name__)
-
-_CHUNK = 20_000
 
 
 def attach_gates(runners: Sequence[StrategyRunner], histories: Sequence[np.ndarray], mode: str) -> list[MaskGate]:
@@ -123,10 +121,15 @@ class SkipPlan:
 
     def run(self, bus: EventBus, clock: ReplayClock, progress: Callable[[int], None] | None = None) -> int:
         """The stream's klines from its start to its end, handlers called as the bus calls them, jumping over
-        idle stretches; returns the klines replayed (skipped ones included, as a full replay counts them)."""
+        idle stretches; returns the klines replayed (skipped ones included, as a full replay counts them).
+
+        ``progress(done)`` is called at the same counts as the feed's own loop (every ``_CHUNK`` klines, then
+        the total), once every kline before that count is behind: one jumped over was idle, so the state a
+        callback reads there (equity, the optimiser's pruning) is what it would have been."""
         s = self._stream
         f = s.frame
-        start, end = s.start, s.start + s.count
+        start, n = s.start, s.count
+        end = start + n
         sym, tf = f.symbol, f.timeframe
         route = bus.route(KlineClosed, (sym, tf))
         arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
@@ -137,15 +140,15 @@ class SkipPlan:
         may_jump = False
         make, idle = new_kline, self.idle
         delivered = 0
-        handler: Any = None
-        k: Any = None
+        checkpoint = _CHUNK  # the next progress count
         row = start
-        next_progress = start + _CHUNK
-        try:
-            while row < end:
-                base = row - row % _CHUNK  # chunks aligned on the frame: a jump inside one reuses its lists
-                top = min(end, base + _CHUNK)
-                ot, o, h, lo, c, v = (a[base:top].tolist() for a in arrays)
+        while row < end:
+            base = start + (row - start) // _CHUNK * _CHUNK  # the feed's chunks: a jump inside one reuses its lists
+            top = min(end, base + _CHUNK)
+            ot, o, h, lo, c, v = (a[base:top].tolist() for a in arrays)
+            handler: Any = None
+            k: Any = None
+            try:
                 while row < top:
                     handlers = route[0]
                     if handlers is not checked:  # subscriptions changed: jump only if every listener is known
@@ -164,17 +167,18 @@ class SkipPlan:
                             for cur in cursors:  # the runners' place in their history, as if they saw each kline
                                 cur.i += target - row
                             row = target
-                if progress is not None and row >= next_progress:
-                    progress(min(s.count, row - start))
-                    next_progress = row - row % _CHUNK + _CHUNK
-        except (HandlerError, StrategyError):
-            raise
-        except Exception as exc:
-            raise bus.failed(handler, k, exc) from exc
+            except (HandlerError, StrategyError):
+                raise
+            except Exception as exc:
+                raise bus.failed(handler, k, exc) from exc
+            if progress is not None:
+                while checkpoint < n and checkpoint <= row - start:
+                    progress(checkpoint)
+                    checkpoint += _CHUNK
         self.delivered = delivered
         if progress is not None:
-            progress(s.count)
-        return s.count
+            progress(n)
+        return n
 
 
 def _latest_slot(handler: Any) -> bool:

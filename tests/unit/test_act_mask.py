@@ -56,8 +56,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def fingerprint(bt: Backtest) -> dict[str, Any]:
-    """Everything a backtest reports: trades, orders, the exchange's fills and income, equity, metrics."""
-    r = bt.run()
+    """Everything a backtest reports: trades, orders, the exchange's fills and income, equity, metrics; and what
+    a progress callback sees mid-run (the optimiser prunes on it): its counts and the equity at each."""
+    seen: list[tuple[int, int, float]] = []
+    r = bt.run(progress=lambda done, total: seen.append((done, total, float(bt.portfolio.equity()))))
     p = r.portfolio
     return {
         "trades": [dataclasses.astuple(t) for t in p.trades],
@@ -69,6 +71,7 @@ def fingerprint(bt: Backtest) -> dict[str, Any]:
         "equity": r.equity.tolist(),
         "metrics": metrics_of(r),
         "runners": [(x.intents_emitted, x.entries_ignored, x.position_in_history) for x in r.runners],
+        "progress": seen,
     }
 
 
@@ -174,7 +177,7 @@ def test_a_malformed_mask_is_a_one_line_error():
     with pytest.raises(ActMaskError, match=r"broken_mask on FILUSDT: act_mask\(\) raised ZeroDivisionError: division"):
         Backtest(_config([{"name": "broken_mask", "symbols": ["FILUSDT"]}]), reg, frames=frames()).run()
     with pytest.raises(ActMaskError, match="act_mask mode 'sometimes'"):
-        Backtest(_config([{"name": "short_mask", "symbols": ["FILUSDT"]}]), reg, frames=frames(),
+        Backtest(_config([{"name": "broken_mask", "symbols": ["FILUSDT"]}]), reg, frames=frames(),
                  act_mask="sometimes").run()
 
 
