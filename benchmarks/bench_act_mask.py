@@ -61,13 +61,13 @@ def _load() -> str:
 def run_engine(frame: KlineFrame, mode: str, fast: int, slow: int, quantity: float) -> dict[str, Any]:
     cfg = engine_config(len(frame), symbol=frame.symbol, quantity=quantity, fast=fast, slow=slow)
     bt = Backtest(cfg, build_registry(), frames={frame.symbol: frame}, act_mask=mode)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = bt.run()
-    whole = time.perf_counter() - t0
+    whole, cpu = time.perf_counter() - t0, time.process_time() - c0
     trades = [(t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.net_pnl) for t in result.portfolio.trades]
     plan = bt.skip_plan
     skipped = sum(g.calls_skipped for g in bt.act_gates)
-    return {"whole": whole, "replay": result.elapsed_s, "trades": trades, "klines": result.klines_processed,
+    return {"whole": whole, "cpu": cpu, "replay": result.elapsed_s, "trades": trades, "klines": result.klines_processed,
             "delivered": plan.delivered if plan is not None else result.klines_processed, "skipped_calls": skipped,
             "orders": len(result.portfolio.orders)}
 
@@ -171,19 +171,22 @@ def main() -> int:
     pnl = sum((t[4] for t in reference), Decimal(0))
     best: dict[str, dict[str, float]] = {}
     for mode, done in runs.items():
-        whole, replay = min(r["whole"] for r in done), min(r["replay"] for r in done)
-        best[mode] = {"whole": whole, "replay": replay}
+        whole, replay, cpu = (min(r[key] for r in done) for key in ("whole", "replay", "cpu"))
+        best[mode] = {"whole": whole, "replay": replay, "cpu": cpu}
         r = done[0]
-        print(f"engine {mode:>3}:      whole {whole:6.2f} s, replay {replay:6.2f} s "
+        print(f"engine {mode:>3}:      whole {whole:6.2f} s ({cpu:.2f} s CPU), replay {replay:6.2f} s "
               f"({r['klines'] / replay:,.0f} klines/s); delivered {r['delivered']:,} of {r['klines']:,} klines, "
               f"{r['skipped_calls']:,} strategy calls skipped")
     print(f"trades and PnL:  identical both ways: {len(reference):,} trades, net PnL {pnl:.4f}, "
           f"{runs['use'][0]['orders']:,} order records")
-    print(f"mask speed-up:   whole run {best['off']['whole'] / best['use']['whole']:.2f}x, "
+    print(f"mask speed-up:   whole run {best['off']['whole'] / best['use']['whole']:.2f}x "
+          f"({best['off']['cpu'] / best['use']['cpu']:.2f}x in CPU time, which other load disturbs less), "
           f"replay {best['off']['replay'] / best['use']['replay']:.2f}x")
     idle = {mode: run_engine(frame, mode, args.fast, args.fast, args.quantity) for mode in ("off", "use")}
     per_kline = idle["off"]["replay"] / idle["off"]["klines"]
     orders = runs["off"][0]["orders"] / 2  # each order: an accepted row and a fill row
+    print(f"idle runs:       whole off {idle['off']['whole']:.2f} s ({idle['off']['cpu']:.2f} s CPU), use "
+          f"{idle['use']['whole']:.2f} s ({idle['use']['cpu']:.2f} s CPU)")
     print(f"idle split:      fast = slow (never crosses): replay off {idle['off']['replay']:.2f} s "
           f"({per_kline * 1e9:,.0f} ns/kline), use {idle['use']['replay']:.3f} s ({idle['use']['delivered']:,} "
           f"klines delivered); so of the trading replay off, about {per_kline * len(frame):.2f} s is klines and "

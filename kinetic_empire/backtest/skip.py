@@ -29,7 +29,7 @@ import numpy as np
 from ..core.bus import EventBus
 from ..core.clock import ReplayClock
 from ..core.errors import HandlerError, StrategyError
-from ..core.events import KlineClosed, new_kline
+from ..core.events import KlineClosed, KlineFields
 from ..exchange import SimulatedExchange
 from ..exchange.book import INF, NEVER
 from ..strategy.act_mask import MODES, ActMaskError, MaskGate, declared_mask, mask_error
@@ -138,7 +138,8 @@ class SkipPlan:
         cursors = [g.runner.strategy._cursor for g in self._gates]
         checked: tuple[Any, ...] | None = None
         may_jump = False
-        make, idle = new_kline, self.idle
+        idle, book = self.idle, self._book
+        pos = book.pos
         delivered = 0
         checkpoint = _CHUNK  # the next progress count
         row = start
@@ -154,14 +155,17 @@ class SkipPlan:
                     if handlers is not checked:  # subscriptions changed: jump only if every listener is known
                         checked, may_jump = handlers, self.known(handlers)
                     j = row - base
-                    t = ot[j] + last_ms
-                    k = make(sym, tf, ot[j], o[j], h[j], lo[j], c[j], v[j], t, t)
+                    k = KlineFields()  # built as new_kline builds it, without the call (see feed._chain)
+                    k.symbol, k.timeframe = sym, tf
+                    k.open_time, k.open, k.high, k.low, k.close, k.volume = ot[j], o[j], h[j], lo[j], c[j], v[j]
+                    k.ts_event = k.ts_init = t = ot[j] + last_ms
+                    k.__class__ = KlineClosed
                     clock.time_ms = t
                     for handler in handlers:
                         handler(k)
                     delivered += 1
                     row += 1
-                    if may_jump and row < end and idle():
+                    if may_jump and pos.qty_f == 0.0 and not book.busy and row < end and idle():
                         target = int(stops[np.searchsorted(stops, row)])
                         if target > row:
                             for cur in cursors:  # the runners' place in their history, as if they saw each kline
