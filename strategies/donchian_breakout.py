@@ -2,6 +2,7 @@
 
 from kinetic_empire import Param, Strategy
 from kinetic_empire.indicators import atr, donchian
+from kinetic_empire.strategy.act_mask import previous, whole
 
 
 class DonchianBreakout(Strategy):
@@ -18,6 +19,13 @@ class DonchianBreakout(Strategy):
         self.entry_low, self.entry_high = self.I(donchian, self.high, self.low, self.entry_period, name="entry")
         self.exit_low, self.exit_high = self.I(donchian, self.high, self.low, self.exit_period, name="exit")
         self.atr = self.I(atr, self.high, self.low, self.close, self.atr_period)
+
+    def act_mask(self):
+        """Every action needs the close beyond a previous channel: entries beyond the entry channel, exits beyond
+        the exit channel (whatever the position, so all four; NaN compares False, as in on_kline)."""
+        close = whole(self.close)
+        return ((close > previous(self.entry_high)) | (close < previous(self.entry_low))
+                | (close < previous(self.exit_low)) | (close > previous(self.exit_high)))
 
     def on_kline(self, kline):
         close, risk = kline.close, self.atr[-1] * self.atr_stop

@@ -2,6 +2,7 @@
 
 from kinetic_empire import Param, Strategy, crossover, crossunder
 from kinetic_empire.indicators import ema
+from kinetic_empire.strategy.act_mask import crossed
 
 
 class EmaCross(Strategy):
@@ -15,6 +16,9 @@ class EmaCross(Strategy):
     def init(self):
         self.fast_ema = self.I(ema, self.close, self.fast)
         self.slow_ema = self.I(ema, self.close, self.slow)
+
+    def act_mask(self):  # on_kline acts only where the EMAs cross: a backtest skips the other klines
+        return crossed(self.fast_ema, self.slow_ema)
 
     def on_kline(self, kline):
         if crossover(self.fast_ema, self.slow_ema):

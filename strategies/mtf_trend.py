@@ -1,8 +1,11 @@
 """Multi-timeframe trend following: EMA crosses on the strategy's timeframe, taken only in the direction of
 the trend on a higher timeframe (an EMA of its closes, visible once each higher kline has closed)."""
 
+import numpy as np
+
 from kinetic_empire import Param, Strategy, crossover, crossunder
 from kinetic_empire.indicators import ema
+from kinetic_empire.strategy.act_mask import crossed, whole
 
 
 class MtfTrend(Strategy):
@@ -20,6 +23,9 @@ class MtfTrend(Strategy):
         self.trend_ema = self.I(ema, self.close, self.trend, timeframe=self.trend_timeframe)
         self.fast_ema = self.I(ema, self.close, self.fast)
         self.slow_ema = self.I(ema, self.close, self.slow)
+
+    def act_mask(self):  # every action needs a cross, and a higher-timeframe EMA (NaN: on_kline returns)
+        return crossed(self.fast_ema, self.slow_ema) & ~np.isnan(whole(self.trend_ema))
 
     def on_kline(self, kline):
         trend = self.trend_ema[-1]

@@ -33,6 +33,7 @@ from ..exchange.broker import SimulatedBroker
 from ..portfolio import Portfolio
 from ..resources import default_brackets, default_symbol_rules
 from ..risk import RiskConfig, RiskManager
+from ..strategy.act_mask import MaskGate
 from ..strategy.group import GroupRunner, aligned_history
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
@@ -41,6 +42,7 @@ from .feed import ReplayFeed, Stream
 from .lookahead import LookaheadError, check_lookahead
 from .lookahead_decisions import check_decisions
 from .markprice import MarketReplay, attach_market_hooks, load_mark_frames
+from .skip import SkipPlan, attach_gates, verify_gates
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,13 @@ class Backtest:
         brackets: Mapping[str, LeverageBrackets] | None = None,
         check_lookahead: bool = False,
         funding: Mapping[str, Mapping[int, Decimal]] | None = None,
+        act_mask: str = "use",
     ) -> None:
-        """``funding`` (from :meth:`load_data`) replaces reading the stores' funding rates."""
+        """``funding`` (from :meth:`load_data`) replaces reading the stores' funding rates. ``act_mask``: what
+        to do with strategies' act masks, ``use``, ``verify`` or ``off`` (:mod:`kinetic_empire.strategy.act_mask`)."""
+        self.act_mask = act_mask
+        self.skip_plan: SkipPlan | None = None  # the last run's, when it jumped over idle klines
+        self.act_gates: list[MaskGate] = []  # the last run's gated runners (skip counts, verify findings)
         self.config = config
         self.check_lookahead = check_lookahead
         self.lookahead_checked: list[str] = []
@@ -266,10 +273,13 @@ class Backtest:
         if self.check_lookahead:  # before any whole-history computation (see lookahead_decisions)
             self._check_lookahead(core.runners, plans)
         history_lengths: list[int] = []
+        history_times: list[np.ndarray] = []
         for runner in core.runners:
             open_time, *prices = _history(runner, plans)
             runner.bind_history(open_time, *prices, start_index=_first_at(open_time, cfg.start))
             history_lengths.append(len(open_time))
+            history_times.append(open_time)
+        gates = self.act_gates = attach_gates(core.runners, history_times, self.act_mask)
         streams: list[Stream] = []
         published: set[tuple[str, str]] = set()
         for sym, plan in plans.items():
@@ -280,7 +290,8 @@ class Backtest:
                     streams.append(Stream(frame, _start_index(frame, cfg.start)))
 
         runners = list(core.runners)
-        feed = ReplayFeed(bus, clock, streams)
+        skip = self.skip_plan = SkipPlan.build(bus, exchange, streams, gates) if self.act_mask == "use" else None
+        feed = ReplayFeed(bus, clock, streams, skip=skip.run if skip is not None else None)
         total = feed.total
         for r in runners:
             r.start()
@@ -289,6 +300,7 @@ class Backtest:
         elapsed = LiveClock.monotonic() - began
         for r in runners:
             r.stop()
+        verify_gates(gates)  # verify mode: the klines where a mask said False but on_kline acted
         for r, n in zip(runners, history_lengths):
             if r.position_in_history != n - 1:  # each runner must have seen exactly its own klines
                 raise KineticError(f"{r.strategy_id} on {r.symbol}: replay out of step with its history")

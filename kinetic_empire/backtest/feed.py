@@ -42,10 +42,13 @@ class Stream:
 
 
 class ReplayFeed:
-    def __init__(self, bus: EventBus, clock: ReplayClock, streams: list[Stream]) -> None:
+    def __init__(self, bus: EventBus, clock: ReplayClock, streams: list[Stream],
+                 skip: Callable[[EventBus, ReplayClock, Callable[[int], None] | None], int] | None = None) -> None:
+        """``skip``: a replay of the one stream that jumps over idle klines (``backtest.skip.SkipPlan.run``)."""
         self._bus = bus
         self._clock = clock
         self._streams = [s for s in streams if s.count > 0]
+        self._skip = skip
 
     @property
     def total(self) -> int:
@@ -69,6 +72,8 @@ class ReplayFeed:
             gc.freeze()
             gc.disable()
         try:
+            if len(self._streams) == 1 and self._skip is not None:
+                return self._skip(self._bus, self._clock, progress)
             if len(self._streams) == 1:
                 return self._run_single(self._streams[0], progress)
             return self._run_merged(progress)

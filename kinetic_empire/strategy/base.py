@@ -415,6 +415,12 @@ class Strategy:
     def on_stop(self) -> None:
         """Called once at the end of a backtest or when a live run stops."""
 
+    def act_mask(self) -> Any:
+        """Optional: a bool array over the whole history, False on klines where ``on_kline`` cannot act, so a
+        backtest may skip them (e.g. ``crossed(self.fast_ema, self.slow_ema)``); None: it may act anywhere.
+        See :mod:`kinetic_empire.strategy.act_mask` for the contract and the helpers."""
+        return None
+
     # -------------------------------------------------------------------------- engine plumbing
     def _fresh(self) -> Strategy:
         """A new, unbound instance of the same class, symbols, timeframe and parameters (lookahead checks,

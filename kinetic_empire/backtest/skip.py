@@ -1,0 +1,195 @@
+"""Skipping idle klines: a replay that jumps over klines where nothing can happen (issue 17, target 8).
+
+A strategy that declares an act mask (:mod:`kinetic_empire.strategy.act_mask`) says on which klines its
+``on_kline`` may act. On the others, while the account is flat with no working order, a kline changes
+nothing but "the latest price" (the simulated exchange's ``last``, the portfolio's one-slot latest kline)
+and the replay clock: no trigger, liquidation level or funding time is armed (the exchange's own fast path,
+``Matching.on_kline``), and the equity curve is computed after the run from the wallet and position history,
+constant while flat. So :class:`SkipPlan` delivers, while idle, only the kline *before* each kline where a
+mask is True, then that kline, then the run's last kline: every "latest" holds what it would hold without
+skipping whenever anything reads it. While a position or an order exists every kline is delivered (stops,
+liquidation, funding), and only the strategy call is skipped where the mask is False (:class:`MaskGate`).
+
+It applies only where that reasoning is complete: one replayed stream (one symbol, one timeframe), a bus
+that stops on errors (a backtest's), and a route whose every handler is known: the simulated exchange's
+``on_kline``, a gated runner's, or a one-slot ``deque.append``. Anything else listening to those klines (a
+risk rule's ATR, mark-price or ticker replays, a second strategy without a mask) turns jumping off, and
+only the strategy calls are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..core.bus import EventBus
+from ..core.clock import ReplayClock
+from ..core.errors import HandlerError, StrategyError
+from ..core.events import KlineClosed, KlineFields
+from ..exchange import SimulatedExchange
+from ..exchange.book import INF, NEVER
+from ..strategy.act_mask import MODES, ActMaskError, MaskGate, declared_mask, mask_error
+from ..strategy.group import GroupRunner
+from ..strategy.runner import StrategyRunner
+from .feed import _CHUNK, Stream
+
+log = logging.getLogger(__name__)
+
+
+def attach_gates(runners: Sequence[StrategyRunner], histories: Sequence[np.ndarray], mode: str) -> list[MaskGate]:
+    """Gate each bound runner whose strategy declares an act mask (``histories``: each runner's open times).
+    Multi-symbol runners are left alone (their strategy is called per aligned group, not per kline)."""
+    if mode not in MODES:
+        raise ActMaskError(f"act_mask mode {mode!r}: expected one of {', '.join(MODES)}")
+    gates: list[MaskGate] = []
+    if mode == "off":
+        return gates
+    for runner, open_time in zip(runners, histories):
+        if isinstance(runner, GroupRunner) or runner.halted:
+            continue
+        mask = declared_mask(runner.strategy, len(open_time))
+        if mask is not None:
+            gates.append(MaskGate(runner, mask, open_time, verify=mode == "verify"))
+    return gates
+
+
+def verify_gates(gates: Sequence[MaskGate]) -> None:
+    """``verify`` mode, after the run: :class:`ActMaskError` listing the klines where a mask was wrong."""
+    findings = [f for g in gates for f in g.findings]
+    if findings:
+        raise mask_error(findings)
+
+
+class SkipPlan:
+    """Which rows of the one replayed stream must be delivered while idle, and the replay that jumps."""
+
+    def __init__(self, exchange: SimulatedExchange, stream: Stream, gates: Sequence[MaskGate]) -> None:
+        frame = stream.frame
+        self.symbol, self.timeframe = frame.symbol, frame.timeframe
+        self._stream = stream
+        self._book = exchange.book(frame.symbol)
+        self._gates = list(gates)
+        self._allowed: set[Any] = {exchange.on_kline, *(g.runner.on_kline for g in gates)}
+        n = len(frame)
+        must = np.zeros(n, dtype=bool)
+        for g in gates:
+            acts = g.mask.copy()
+            acts[: max(0, g.runner.warmup - 1)] = False  # the runner calls nothing before its warm-up ends
+            must |= acts
+        stop = must.copy()
+        stop[:-1] |= must[1:]  # and the kline before each: the "latest" values are then the same
+        if n:
+            stop[-1] = True  # the run ends on its own last kline, whatever the masks say
+        self._stops = np.flatnonzero(stop)
+        self.delivered = 0
+        """Klines actually delivered by the last run (the rest were jumped over)."""
+
+    @classmethod
+    def build(cls, bus: EventBus, exchange: SimulatedExchange, streams: Sequence[Stream],
+              gates: Sequence[MaskGate]) -> SkipPlan | None:
+        """A plan when jumping is sound for this run (see the module docstring), else None."""
+        if len(streams) != 1 or not gates or not bus.stops_on_error:
+            return None
+        stream = streams[0]
+        topic = (stream.frame.symbol, stream.frame.timeframe)
+        mine = [g for g in gates if (g.runner.symbol, g.runner.timeframe) == topic]
+        if len(mine) != len(gates):
+            return None
+        plan = cls(exchange, stream, mine)
+        if not plan.known(bus.route(KlineClosed, topic)[0]):
+            log.info("act mask: klines of %s %s have other listeners; only strategy calls are skipped", *topic)
+            return None
+        return plan
+
+    def known(self, handlers: tuple[Any, ...]) -> bool:
+        """Every handler is one whose state after a skipped idle stretch is what it would have been."""
+        runners = {g.runner.on_kline for g in self._gates}
+        if not runners <= set(handlers):  # a gated runner no longer listening: nothing to trust
+            return False
+        return all(h in self._allowed or _latest_slot(h) for h in handlers)
+
+    def idle(self) -> bool:
+        """Flat, no order waiting, no trigger, liquidation level or funding time armed: a kline can only move
+        the latest price (the exchange's fast path)."""
+        book = self._book
+        return (not book.busy and book.next_funding >= NEVER and book.watch_low == -INF and book.watch_high == INF
+                and book.pos.qty_f == 0.0)
+
+    def run(self, bus: EventBus, clock: ReplayClock, progress: Callable[[int], None] | None = None) -> int:
+        """The stream's klines from its start to its end, handlers called as the bus calls them, jumping over
+        idle stretches; returns the klines replayed (skipped ones included, as a full replay counts them).
+
+        ``progress(done)`` is called at the same counts as the feed's own loop (every ``_CHUNK`` klines, then
+        the total), once every kline before that count is behind: one jumped over was idle, so the state a
+        callback reads there (equity, the optimiser's pruning) is what it would have been."""
+        s = self._stream
+        f = s.frame
+        start, n = s.start, s.count
+        end = start + n
+        sym, tf = f.symbol, f.timeframe
+        route = bus.route(KlineClosed, (sym, tf))
+        arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
+        last_ms = f.interval_ms - 1
+        stops = self._stops
+        cursors = [g.runner.strategy._cursor for g in self._gates]
+        checked: tuple[Any, ...] | None = None
+        may_jump = False
+        idle, book = self.idle, self._book
+        pos = book.pos
+        delivered = 0
+        checkpoint = _CHUNK  # the next progress count
+        row = start
+        while row < end:
+            base = start + (row - start) // _CHUNK * _CHUNK  # the feed's chunks: a jump inside one reuses its lists
+            top = min(end, base + _CHUNK)
+            ot, o, h, lo, c, v = (a[base:top].tolist() for a in arrays)
+            handler: Any = None
+            k: Any = None
+            try:
+                while row < top:
+                    handlers = route[0]
+                    if handlers is not checked:  # subscriptions changed: jump only if every listener is known
+                        checked, may_jump = handlers, self.known(handlers)
+                    j = row - base
+                    k = KlineFields()  # built as new_kline builds it, without the call (see feed._chain)
+                    k.symbol, k.timeframe = sym, tf
+                    k.open_time, k.open, k.high, k.low, k.close, k.volume = ot[j], o[j], h[j], lo[j], c[j], v[j]
+                    k.ts_event = k.ts_init = t = ot[j] + last_ms
+                    k.__class__ = KlineClosed
+                    clock.time_ms = t
+                    for handler in handlers:
+                        handler(k)
+                    delivered += 1
+                    row += 1
+                    if may_jump and pos.qty_f == 0.0 and not book.busy and row < end and idle():
+                        target = int(stops[np.searchsorted(stops, row)])
+                        if target > row:
+                            for cur in cursors:  # the runners' place in their history, as if they saw each kline
+                                cur.i += target - row
+                            row = target
+            except (HandlerError, StrategyError):
+                raise
+            except Exception as exc:
+                raise bus.failed(handler, k, exc) from exc
+            if progress is not None:
+                while checkpoint < n and checkpoint <= row - start:
+                    progress(checkpoint)
+                    checkpoint += _CHUNK
+        self.delivered = delivered
+        if progress is not None:
+            progress(n)
+        return n
+
+
+def _latest_slot(handler: Any) -> bool:
+    """``deque(maxlen=1).append``: a store of the latest kline (the portfolio's), the same after each jump
+    because the kline before every delivered one is delivered too."""
+    owner = getattr(handler, "__self__", None)
+    return isinstance(owner, deque) and owner.maxlen == 1 and getattr(handler, "__name__", "") == "append"
+
+
+__all__ = ["SkipPlan", "attach_gates", "verify_gates"]
