@@ -258,6 +258,7 @@ class Backtest:
         self.portfolio = core.portfolio
         if self.fused_orders:  # the order path's short ways, same results (risk.fast_path, exchange.fast_fill)
             core.risk.use_fast_path()
+            exchange.use_fused_orders()
         _hooks, wanted = attach_market_hooks(core.runners, bus, live=False)  # nothing unless a strategy asks
         if wanted:
             market.attach_events(wanted, exchange.config.funding_rates, cfg.funding_rate,
