@@ -44,10 +44,11 @@ class SimulatedBroker:
     # ------------------------------------------------------------------------------ bus handlers
     def on_request(self, r: OrderRequest) -> None:
         try:
-            if r.order_type is _MARKET and r.rules_checked and self._exchange.fused_orders and r.price is None \
+            fused = self._exchange._fused
+            if fused is not None and r.order_type is _MARKET and r.rules_checked and r.price is None \
                     and r.trigger_price is None and r.quantity is not None and not r.close_position \
                     and r.time_in_force is None and r.working_type is _CONTRACT:  # (backtests: exchange.fast_fill)
-                accept_market(self._exchange, r.symbol, r.side, r.quantity, r.reduce_only, r.client_order_id)
+                accept_market(self._exchange, fused, r.symbol, r.side, r.quantity, r.reduce_only, r.client_order_id)
                 return
             self._exchange.submit(
                 symbol=r.symbol,

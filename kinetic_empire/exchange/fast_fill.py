@@ -74,7 +74,7 @@ def new_market_order(order_id: int, client_order_id: str, symbol: str, side: Sid
     return o
 
 
-def accept_market(ex: Margin, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
+def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
                   client_order_id: str | None) -> SimOrder:
     """``ex.submit(symbol=, side=, order_type=MARKET, quantity=, reduce_only=, client_order_id=,
     rules_checked=True)``: the same checks of the account's state, in the same order, and the same event."""
@@ -93,7 +93,7 @@ def accept_market(ex: Margin, symbol: str, side: Side, quantity: Decimal, reduce
             1 for o in (*book.market, *book.resting) if o.is_open) >= max_orders)):
         raise ExchangeError(-2025, "Reach max open order limit.")
     if not reduce_only:
-        ex._check_margin(book, side, quantity, None)
+        _check_margin(ex, memo, book, side, quantity)
     order_id = ex._next_order_id
     if client_order_id is None:
         client_order_id = f"sim-{order_id}"
@@ -110,23 +110,52 @@ def accept_market(ex: Margin, symbol: str, side: Side, quantity: Decimal, reduce
     return order
 
 
-class TakerPrices:
-    """``Matching._taker_price`` remembered per (side, price): a pure function of them for a run's fixed rules
-    and slippage, asked again for every order filled at an open seen before."""
+def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Decimal) -> None:
+    """``ex._check_margin(book, side, qty, None)``."""
+    if not book.last:
+        return  # no price yet: nothing to measure against (only before the first kline)
+    ref = memo.dec(book.last)
+    pos = book.pos
+    signed = qty if side is _BUY else -qty
+    after = pos.qty + signed
+    if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
+        increase = qty
+    else:
+        increase = max(ZERO, qty - abs(pos.qty))
+    if increase == 0:
+        return
+    if book.brackets is not None:
+        if abs(after) * ref > memo.cap(book, pos.leverage):
+            raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
+    needed = increase * ref / pos.leverage + increase * ref * ex.config.taker_fee
+    if needed > ex.available_balance():
+        raise ExchangeError(-2019, "Margin is insufficient.")
 
-    __slots__ = ("_memo", "_slip")
+
+class FusedState:
+    """What the short ways remember: pure functions of values a run meets again and again (fill prices per
+    open, a float price's Decimal, a Decimal's float, a symbol's bracket cap per leverage), so each is
+    computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
+
+    __slots__ = ("_caps", "_decs", "_floats", "_prices", "_slip")
 
     def __init__(self, slip: Decimal) -> None:
         self._slip = slip
-        self._memo: dict[tuple[str, bool, float], Decimal] = {}
+        self._prices: dict[tuple[str, bool, float], Decimal] = {}
+        self._decs: dict[float, Decimal] = {}
+        self._floats: dict[Decimal, float] = {}
+        self._caps: dict[tuple[str, int], Decimal] = {}
 
-    def get(self, book: Book, buy: bool, at: float) -> Decimal:
+    def taker_price(self, book: Book, buy: bool, at: float) -> Decimal:
+        """``Matching._taker_price(book, side, at)``."""
+        if not at:  # (0.0 and -0.0 are one key but two Decimals)
+            return self._compute(book, buy, at)
         key = (book.symbol, buy, at)
-        found = self._memo.get(key)
+        found = self._prices.get(key)
         if found is None:
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            found = self._memo[key] = self._compute(book, buy, at)
+            if len(self._prices) >= _MEMO_LIMIT:
+                self._prices.clear()
+            found = self._prices[key] = self._compute(book, buy, at)
         return found
 
     def _compute(self, book: Book, buy: bool, at: float) -> Decimal:
@@ -142,8 +171,38 @@ class TakerPrices:
             return price
         return rules.round_price_nearest(price)
 
+    def dec(self, x: float) -> Decimal:
+        """``book.dec(x)``."""
+        if not x:
+            return dec(x)
+        found = self._decs.get(x)
+        if found is None:
+            if len(self._decs) >= _MEMO_LIMIT:
+                self._decs.clear()
+            found = self._decs[x] = dec(x)
+        return found
 
-def fill_queued_market(ex: Margin, prices: TakerPrices, book: Book, at: float, ts: int) -> bool:
+    def float(self, d: Decimal) -> float:
+        """``float(d)``."""
+        if not d:  # (0 and -0 are one key but two floats)
+            return float(d)
+        found = self._floats.get(d)
+        if found is None:
+            if len(self._floats) >= _MEMO_LIMIT:
+                self._floats.clear()
+            found = self._floats[d] = float(d)
+        return found
+
+    def cap(self, book: Book, leverage: int) -> Decimal:
+        """``book.brackets.max_notional(leverage)`` (a book with brackets)."""
+        key = (book.symbol, leverage)
+        found = self._caps.get(key)
+        if found is None:
+            found = self._caps[key] = book.brackets.max_notional(leverage)  # type: ignore[union-attr]
+        return found
+
+
+def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: int) -> bool:
     """``ex._fill_market_orders(book, at, ts)`` when the book's queue is one open MARKET order on a cross-margin
     position and no fill cap applies; False (nothing changed) otherwise."""
     market = book.market
@@ -161,7 +220,7 @@ def fill_queued_market(ex: Margin, prices: TakerPrices, book: Book, at: float, t
         if reducible == 0:
             return False  # expires: the general way
         qty = min(qty, reducible)
-    price = prices.get(book, buy, at)
+    price = memo.taker_price(book, buy, at)
     book.market = []
     # --- Ledger._fill
     signed = qty if buy else -qty
@@ -182,8 +241,8 @@ def fill_queued_market(ex: Margin, prices: TakerPrices, book: Book, at: float, t
     elif new == 0:
         book.next_funding = NEVER
     pos.qty = new
-    pos.qty_f = float(new)
-    pos.entry_f = float(pos.entry)
+    pos.qty_f = memo.float(new)
+    pos.entry_f = memo.float(pos.entry)
     config = ex.config
     notional = price * qty
     commission = (notional * config.taker_fee).quantize(_FEE_Q)
@@ -228,4 +287,4 @@ def fill_queued_market(ex: Margin, prices: TakerPrices, book: Book, at: float, t
     return True
 
 
-__all__ = ["TakerPrices", "accept_market", "fill_queued_market", "new_market_order"]
+__all__ = ["FusedState", "accept_market", "fill_queued_market", "new_market_order"]

@@ -33,7 +33,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from ..core.enums import OrderStatus, OrderType, Side, TimeInForce
 from ..core.events import KlineClosed
 from .book import ONE, Book, dec
-from .fast_fill import TakerPrices, fill_queued_market
+from .fast_fill import FusedState, fill_queued_market
 from .funding import Funding
 from .margin import Margin
 from .orders import SimOrder
@@ -42,12 +42,12 @@ from .orders import SimOrder
 class Matching(Margin, Funding):
     """Price updates: the intrabar rule, triggers and fills."""
 
-    _fused: TakerPrices | None = None  # see use_fused_orders
+    _fused: FusedState | None = None  # see use_fused_orders
 
     def use_fused_orders(self) -> None:
         """Backtests: accept gate-checked MARKET orders and fill a book's one queued MARKET order the short way
         (:mod:`.fast_fill`), with the same results; the sandbox never calls it."""
-        self._fused = TakerPrices(self._slip)
+        self._fused = FusedState(self._slip)
 
     @property
     def fused_orders(self) -> bool:
