@@ -44,6 +44,10 @@ _STAGES = _ENTRY_POINTS + tuple(tuple(line.split()) for line in """
 kinetic_empire.strategy.runner StrategyRunner _collect
 kinetic_empire.risk.manager RiskManager on_intent
 kinetic_empire.risk.decision IntentDecider decide
+kinetic_empire.risk.fast_path FastIntents decide
+kinetic_empire.exchange.matching Matching _fill_market_orders
+kinetic_empire.exchange.ledger Ledger _remove
+kinetic_empire.portfolio.trades TradeBook apply_fill
 kinetic_empire.exchange.broker SimulatedBroker on_request
 kinetic_empire.exchange.acceptance Acceptance submit
 kinetic_empire.exchange.margin Margin _check_margin

@@ -86,7 +86,7 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
         raise ExchangeError(-4116, "ClientOrderId is duplicated.")
     if reduce_only:
         pos_qty = book.pos.qty
-        if pos_qty == 0 or (pos_qty > 0) == (side is _BUY):  # nothing to reduce
+        if pos_qty == ZERO or (pos_qty > ZERO) == (side is _BUY):  # nothing to reduce
             raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
     max_orders = rules.max_num_orders
     if max_orders is not None and (max_orders <= 0 or ((book.market or book.resting) and sum(
@@ -118,11 +118,11 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     pos = book.pos
     signed = qty if side is _BUY else -qty
     after = pos.qty + signed
-    if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
+    if pos.qty == ZERO or (pos.qty > ZERO) == (signed > ZERO):
         increase = qty
     else:
         increase = max(ZERO, qty - abs(pos.qty))
-    if increase == 0:
+    if increase == ZERO:
         return
     if book.brackets is not None:
         if abs(after) * ref > memo.cap(book, pos.leverage):
@@ -215,9 +215,10 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     buy = order.side is _BUY
     old = pos.qty
     qty = order.quantity - order.executed_qty
+    # (comparisons against the Decimal ZERO: the same answers as against the int 0, without converting it)
     if order.reduce_only:
-        reducible = abs(old) if (old > 0 and not buy) or (old < 0 and buy) else ZERO
-        if reducible == 0:
+        reducible = abs(old) if (old > ZERO and not buy) or (old < ZERO and buy) else ZERO
+        if reducible == ZERO:
             return False  # expires: the general way
         qty = min(qty, reducible)
     price = memo.taker_price(book, buy, at)
@@ -225,20 +226,22 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     # --- Ledger._fill
     signed = qty if buy else -qty
     realized = ZERO
-    if old != 0 and (old > 0) != (signed > 0):  # the fill closes (some of) the position
+    was_long = old > ZERO
+    adds = signed > ZERO
+    if old != ZERO and was_long != adds:  # the fill closes (some of) the position
         closing = min(abs(old), qty)
-        realized = (price - pos.entry) * closing if old > 0 else (pos.entry - price) * closing
+        realized = (price - pos.entry) * closing if was_long else (pos.entry - price) * closing
     new = old + signed
-    if new == 0:
+    if new == ZERO:
         pos.entry = ZERO
-    elif old == 0 or (old > 0) == (signed > 0):  # opening or adding
+    elif old == ZERO or was_long == adds:  # opening or adding
         pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
-    elif (old > 0) != (new > 0):
+    elif was_long != (new > ZERO):
         pos.entry = price  # flipped: the remainder opened at this fill
-    if old == 0 and new != 0:
+    if old == ZERO and new != ZERO:
         interval = ex.config.funding_interval_ms
         book.next_funding = (ts // interval + 1) * interval
-    elif new == 0:
+    elif new == ZERO:
         book.next_funding = NEVER
     pos.qty = new
     pos.qty_f = memo.float(new)
@@ -257,11 +260,19 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     status = order.status = _FILLED if executed >= order.quantity else _PARTIAL
     trade_id = ex._next_trade_id
     ex._next_trade_id = trade_id + 1
-    ex._record_trade(order, trade_id, qty, price, notional, commission, realized, False, buy, ts)
+    # --- Ledger._record_trade, into the rows directly (the same tuples Rows.add appends)
+    symbol = book.symbol
+    ex.trades._rows.append((trade_id, order.order_id, symbol, order.side._value_, price, qty, notional, commission,
+                            realized, False, buy, ts))  # fmt: skip
+    info = str(trade_id)
+    rows = ex.income._rows
+    if realized:
+        rows.append((symbol, "REALIZED_PNL", realized, "USDT", ts, info, len(rows) + 1, info))
+    if commission:
+        rows.append((symbol, "COMMISSION", -commission, "USDT", ts, info, len(rows) + 1, info))
     now = ex._clock.now_ms()
     cid = order.client_order_id
     emit = ex._emit
-    symbol = book.symbol
     emit(new_order_filled(cid, order.order_id, trade_id, symbol, order.side, order.order_type, qty, price, commission,
                           realized, False, status, order.reduce_only, cid.startswith("autoclose-"), ts, now))
     # --- Ledger._after_position_change
@@ -269,14 +280,14 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))
     emit(new_balance_changed("USDT", ex.wallet, change, _ORDER, ts, now))
     if book.resting or book.market:  # (a handler may have placed orders)
-        if pos.qty == 0:
+        if pos.qty == ZERO:
             for o in list(book.resting):
                 if o.is_open and (o.reduce_only or o.close_position):
                     ex._finish(o, OrderStatus.EXPIRED, "position closed")
         else:
             for o in list(book.resting) + list(book.market):
                 if o.is_open and o.reduce_only and not o.close_position:
-                    if (pos.qty > 0) != (o.side is Side.SELL):
+                    if (pos.qty > ZERO) != (o.side is Side.SELL):
                         ex._finish(o, OrderStatus.EXPIRED, "reduce-only order would increase the position")
     if status is _FILLED:
         ex._remove(order)

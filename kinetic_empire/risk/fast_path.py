@@ -43,13 +43,14 @@ _MARKET = OrderType.MARKET
 _BUY, _SELL = Side.BUY, Side.SELL
 
 Decided = tuple[list[OrderRequest], PendingEntry | None]
+_UNSEEN = object()
 
 
 class _Symbol:
     """What the decision reads per symbol and what cannot change during a run, looked up once."""
 
-    __slots__ = ("cap_notional", "checked_closes", "lev", "margin_rate", "max_qty", "min_notional", "min_qty",
-                 "rules", "trading")  # fmt: skip
+    __slots__ = ("cap_notional", "checked_closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
+                 "min_qty", "rules", "trading")  # fmt: skip
 
     def __init__(self, rules: SymbolRules, lev: int, cap_notional: Decimal, margin_rate: Decimal) -> None:
         self.rules = rules
@@ -59,6 +60,7 @@ class _Symbol:
         self.max_qty = rules.market_max_qty
         self.min_qty = rules.market_min_qty
         self.min_notional = rules.min_notional
+        self.has_min_notional = rules.min_notional > 0
         # (a zero step leaves quantities unrounded: check_market_order must then judge them)
         self.trading = rules.status == "TRADING" and rules.market_step_size > 0
         self.checked_closes: dict[Decimal, bool] = {}  # close quantity -> check_market_order passed (no mark)
@@ -89,6 +91,16 @@ class FastIntents:
         self._max_open = g.max_open_positions
         self._usable_pct = _HUNDRED - config.margin_buffer_pct
         self._symbols: dict[str, _Symbol | None] = {}
+        self._prices: dict[float, Decimal | None] = {}  # a reference price's Decimal (_dec), per float
+
+    def _price(self, value: float) -> Decimal | None:
+        """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step."""
+        found = self._prices.get(value, _UNSEEN)
+        if found is _UNSEEN:
+            if len(self._prices) >= 1 << 16:
+                self._prices.clear()
+            found = self._prices[value] = _dec(value)
+        return found  # type: ignore[return-value]
 
     def _symbol(self, symbol: str) -> _Symbol | None:
         known = self._symbols.get(symbol, False)
@@ -123,17 +135,17 @@ class FastIntents:
         s = self._symbol(symbol)
         if s is None or self._states.entry_denial(symbol) is not None:
             return None
-        price = _dec(intent.reference_price)
-        if price is None or price <= 0:
+        price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
+        if price is None or price <= ZERO:
             return None
         account = self._account
         pos = account.position(symbol)
-        if pos.quantity != 0:  # adding or flipping: the general way
+        if pos.quantity != ZERO:  # adding or flipping: the general way
             return None
         cfg = self._config.sizing_for(intent.strategy_id)
         qty = intent.quantity
         if qty is not None:
-            if not qty.is_finite() or qty <= 0 or qty > MAX_QUANTITY:
+            if not qty.is_finite() or qty <= ZERO or qty > MAX_QUANTITY:
                 return None
         elif cfg.method is SizingMethod.FIXED_QUANTITY:
             qty = cfg.quantity or ZERO
@@ -143,10 +155,10 @@ class FastIntents:
             return None
         available = account.available_balance()
         usable = available * self._usable_pct / _HUNDRED
-        if usable <= 0:
+        if usable <= ZERO:
             return None
         cap_notional = s.cap_notional
-        if cap_notional - ZERO <= 0:
+        if cap_notional - ZERO <= ZERO:
             return None
         # the caps in the general order; any that binds: the general way writes its note
         if qty > usable / (price * s.margin_rate) or qty > s.max_qty or qty > (cap_notional - ZERO) / price:
@@ -156,15 +168,15 @@ class FastIntents:
         notes: tuple[str, ...] = ()
         if rounded != qty:
             notes = (f"qty rounded {fmt(qty)}→{rounded:f}",)
-        if rounded <= 0 or rounded < s.min_qty:
+        if rounded <= ZERO or rounded < s.min_qty:
             return None
         notional = rounded * price
-        if s.min_notional > 0 and notional < s.min_notional:
+        if s.has_min_notional and notional < s.min_notional:
             return None
         if rounded > s.max_qty or not s.trading:  # (rounding down never exceeds it; the status can't pass)
             return None
         limit = self._max_open
-        if limit is not None and sum(1 for p in account.positions() if p.quantity != 0) >= limit:
+        if limit is not None and sum(1 for p in account.positions() if p.quantity != ZERO) >= limit:
             return None
         request = new_market_request(ids.client_id(intent.intent_id, ids.ENTRY), intent.intent_id, intent.strategy_id,
                                      symbol, _BUY if long else _SELL, _MARKET, rounded, None, None, False, notes, True,
@@ -177,8 +189,8 @@ class FastIntents:
         s = self._symbol(symbol)
         if s is None:
             return None
-        price = _dec(intent.reference_price)
-        if price is None or price <= 0 or self._states.effective(symbol) is TradingState.HALTED:
+        price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
+        if price is None or price <= ZERO or self._states.effective(symbol) is TradingState.HALTED:
             return None
         pos = self._account.position(symbol).quantity
         if not pos:
@@ -186,7 +198,7 @@ class FastIntents:
         size = abs(pos)
         rules = s.rules
         qty = max(self._decider._rounded(rules, size, up=True), s.min_qty)
-        if s.max_qty > 0 and qty > s.max_qty:  # split into several orders: the general way
+        if s.max_qty > ZERO and qty > s.max_qty:  # split into several orders: the general way
             return None
         notes: tuple[str, ...] = ()
         if qty != size:
@@ -197,7 +209,7 @@ class FastIntents:
                 s.checked_closes.clear()
             checked = s.checked_closes[qty] = rules.check_market_order(qty, ZERO, True) is None
         request = new_market_request(ids.client_id(intent.intent_id, ids.CLOSE), intent.intent_id, intent.strategy_id,
-                                     symbol, _SELL if pos > 0 else _BUY, _MARKET, qty, None, None, True, notes,
+                                     symbol, _SELL if pos > ZERO else _BUY, _MARKET, qty, None, None, True, notes,
                                      checked, now, now)  # fmt: skip
         return [request], None
 

@@ -125,6 +125,10 @@ class RiskManager:
         answers; live runs never call it and keep the general decision."""
         self._fast = FastIntents(self._decider, self._account, self._rules, self._brackets, self.config,
                                  self._states) if on else None
+        # with no equity watch and no loss streak nothing can latch or expire: a balance change does nothing here
+        quiet = not self._equity.enabled and self._streak is None
+        if on and quiet and self._on_balance in self._bus.handlers(BalanceChanged):
+            self._bus.unsubscribe(BalanceChanged, self._on_balance)
 
     def leverage_for(self, symbol: str) -> int:
         """The configured leverage for ``symbol``, checked against its brackets (ConfigError if not)."""
