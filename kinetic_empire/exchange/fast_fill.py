@@ -15,7 +15,7 @@ come over the wire unchecked. tests/unit/test_fused_order_path.py runs both ways
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from ..core.enums import BalanceReason, MarginType, OrderStatus, OrderType, Side, WorkingType
 from ..core.errors import ExchangeError
@@ -106,7 +106,7 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     ex._emit(new_order_accepted(client_order_id, order_id, symbol, side, _MARKET, quantity, None, None, reduce_only,
                                 False, now, now))  # fmt: skip
     if ex.config.fill_market_immediately and book.last:
-        ex._fill_market_orders(book, book.last, now)
+        cast(Any, ex)._fill_market_orders(book, book.last, now)  # (Matching's: its module imports this one)
     return order
 
 
@@ -124,9 +124,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
         increase = max(ZERO, qty - abs(pos.qty))
     if increase == ZERO:
         return
-    if book.brackets is not None:
-        if abs(after) * ref > memo.cap(book, pos.leverage):
-            raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
+    if book.brackets is not None and abs(after) * ref > memo.cap(book, pos.leverage):
+        raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
     needed = increase * ref / pos.leverage + increase * ref * ex.config.taker_fee
     if needed > ex.available_balance():
         raise ExchangeError(-2019, "Margin is insufficient.")
@@ -286,9 +285,8 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
                     ex._finish(o, OrderStatus.EXPIRED, "position closed")
         else:
             for o in list(book.resting) + list(book.market):
-                if o.is_open and o.reduce_only and not o.close_position:
-                    if (pos.qty > ZERO) != (o.side is Side.SELL):
-                        ex._finish(o, OrderStatus.EXPIRED, "reduce-only order would increase the position")
+                if o.is_open and o.reduce_only and not o.close_position and (pos.qty > ZERO) != (o.side is Side.SELL):
+                    ex._finish(o, OrderStatus.EXPIRED, "reduce-only order would increase the position")
     if status is _FILLED:
         ex._remove(order)
     # --- back in _fill_market_orders

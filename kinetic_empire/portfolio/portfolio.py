@@ -83,7 +83,7 @@ def _position_view(symbol: str, quantity: Decimal, entry_price: Decimal, leverag
     v.entry_price = entry_price
     v.leverage = leverage
     v.__class__ = PositionView
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 if {f.name for f in fields(PositionView)} != {"symbol", "quantity", "entry_price", "leverage"}:

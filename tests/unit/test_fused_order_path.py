@@ -28,8 +28,7 @@ from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.core.enums import IntentAction, MarginType, OrderType, Side, TradingState, WorkingType
 from kinetic_empire.core.events import KlineClosed, OrderIntent, OrderRequest
 from kinetic_empire.data import KlineFrame
-from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange
-from kinetic_empire.exchange import fast_fill
+from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
 from kinetic_empire.exchange.broker import SimulatedBroker
 from kinetic_empire.exchange.orders import SimOrder
 from kinetic_empire.exchange.state import export_state
@@ -268,7 +267,8 @@ def _intents(symbol: str, price: float) -> Iterator[OrderIntent]:
 def test_the_fast_decision_answers_as_the_general_one(sizing: dict[str, Any]) -> None:
     answered = passed = 0
     for wallet, position, state, guards in itertools.product(
-        (D(1_000_000), D(150), D(0)), (None, (100, 5.0), (-50, 5.0)), (None, TradingState.REDUCING, TradingState.HALTED),
+        (D(1_000_000), D(150), D(0)), (None, (100, 5.0), (-50, 5.0)),
+        (None, TradingState.REDUCING, TradingState.HALTED),
         ({}, {"max_open_positions": 1}, {"max_gross_exposure": 2}),
     ):
         account = FakeAccount(wallet)
@@ -341,7 +341,8 @@ def _exchange_run(fused: bool, config: ExchangeConfig, margin: MarginType) -> tu
 
 @pytest.mark.parametrize("config", [ExchangeConfig(funding_rate=D(0)), ExchangeConfig(slippage_bps=D(7)),
                                     ExchangeConfig(max_fill_qty={"FILUSDT": D(40)}),
-                                    ExchangeConfig(fill_market_immediately=True), ExchangeConfig(initial_balance=D(300))],
+                                    ExchangeConfig(fill_market_immediately=True),
+                                    ExchangeConfig(initial_balance=D(300))],
                          ids=["plain", "slippage", "fill cap", "immediate fills", "small wallet"])
 @pytest.mark.parametrize("margin", [MarginType.CROSSED, MarginType.ISOLATED], ids=lambda m: m.value)
 def test_the_fused_exchange_answers_as_the_general_one(config: ExchangeConfig, margin: MarginType) -> None:
