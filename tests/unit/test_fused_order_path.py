@@ -182,7 +182,7 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None) -> 
     }
 
 
-def _same(cfg: BacktestConfig, n: int = 1500, crash: int | None = None) -> dict[str, int]:
+def _same(cfg: BacktestConfig, n: int = 700, crash: int | None = None) -> dict[str, int]:
     general = _run(cfg, n, fused=False, crash=crash)
     with _counted() as counts:
         fused = _run(cfg, n, fused=True, crash=crash)
@@ -222,7 +222,7 @@ def test_fused_and_general_paths_leave_the_same_run(over: dict[str, Any]) -> Non
 def test_liquidations_with_high_leverage_are_the_same() -> None:
     cfg = _config(leverage=20, sizing={"method": "fixed_notional", "notional": 150_000}, balance=10_000, rate=0.2,
                   risk={"guards": {"max_open_positions": None}})
-    general = _run(cfg, 1500, fused=False, crash=400)
+    general = _run(cfg, 700, fused=False, crash=400)
     assert general["fees"][2] > 0, "no liquidation: the scenario does not test what it says"
     _same(cfg, crash=400)
 
@@ -267,7 +267,7 @@ def _intents(symbol: str, price: float) -> Iterator[OrderIntent]:
 def test_the_fast_decision_answers_as_the_general_one(sizing: dict[str, Any]) -> None:
     answered = passed = 0
     for wallet, position, state, guards in itertools.product(
-        (D(1_000_000), D(150), D(0)), (None, (100, 5.0), (-50, 5.0)),
+        (D(1_000_000), D(150), D(0)), (None, (100, 5.0), (-50, 5.0), (100.05, 5.0)),  # the last off the lot grid
         (None, TradingState.REDUCING, TradingState.HALTED),
         ({}, {"max_open_positions": 1}, {"max_gross_exposure": 2}),
     ):
