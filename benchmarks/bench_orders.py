@@ -1,6 +1,6 @@
 """The backtest order path alone (issue 17, target 2): microseconds of CPU per order, and where they go.
 
-    python benchmarks/bench_orders.py [--klines 30000] [--repeat 5] [--ablation]
+    python benchmarks/bench_orders.py [--klines 30000] [--repeat 5] [--ablation] [--general]
 
 ``bench_backtest.py`` splits a 1M-kline EMA(20)/EMA(50) run (one order per ~49 klines) into per-kline and
 per-order cost; with several benchmarks sharing the machine that split moves by tens of microseconds.
@@ -14,6 +14,10 @@ Here the same strategy with EMA(2)/EMA(3) orders every ~4 klines, so orders are 
 * ``--ablation``: the same timing around each stage (a handler, the decision, the acceptance, the fill's
   bookkeeping), inclusive and self, per order. The timers cost about as much as a small stage (the
   timer's own cost is subtracted from the parent, not from the stage): read it for shares, not sums.
+
+A backtest takes the fused order path (``risk.fast_path``, ``exchange.fast_fill``: the general decisions written
+out for a plain market entry or close, with the same results); ``--general`` times the general path a live run
+takes instead, so one sitting can compare both.
 
 Trade count and PnL are printed: they must not move when the path changes.
 """
@@ -44,6 +48,10 @@ _STAGES = _ENTRY_POINTS + tuple(tuple(line.split()) for line in """
 kinetic_empire.strategy.runner StrategyRunner _collect
 kinetic_empire.risk.manager RiskManager on_intent
 kinetic_empire.risk.decision IntentDecider decide
+kinetic_empire.risk.fast_path FastIntents decide
+kinetic_empire.exchange.matching Matching _fill_market_orders
+kinetic_empire.exchange.ledger Ledger _remove
+kinetic_empire.portfolio.trades TradeBook apply_fill
 kinetic_empire.exchange.broker SimulatedBroker on_request
 kinetic_empire.exchange.acceptance Acceptance submit
 kinetic_empire.exchange.margin Margin _check_margin
@@ -128,7 +136,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each kind; the fastest counts")
     parser.add_argument("--ablation", action="store_true", help="time each stage of the path")
+    parser.add_argument("--general", action="store_true", help="the general order path (what a live run takes)")
     args = parser.parse_args()
+    Backtest.fused_orders = not args.general
     print(f"load average:  {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)")
     frame = synthetic_klines(args.klines, args.seed)
     trading = idle = float("inf")

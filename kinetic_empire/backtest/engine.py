@@ -80,6 +80,9 @@ class _Plan:
 class Backtest:
     """One backtest run. ``frames`` lets callers (tests, benchmarks) pass klines directly."""
 
+    fused_orders = True
+    """False: every order takes the general path a live run takes (tests compare both, result by result)."""
+
     def __init__(
         self,
         config: BacktestConfig,
@@ -260,6 +263,9 @@ class Backtest:
             price_topics=replayed,
         )
         self.portfolio = core.portfolio
+        if self.fused_orders:  # the order path's short ways, same results (risk.fast_path, exchange.fast_fill)
+            core.risk.use_fast_path()
+            exchange.use_fused_orders()
         _hooks, wanted = attach_market_hooks(core.runners, bus, live=False)  # nothing unless a strategy asks
         if wanted:
             market.attach_events(wanted, exchange.config.funding_rates, cfg.funding_rate,

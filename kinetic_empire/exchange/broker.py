@@ -13,12 +13,15 @@ from collections.abc import Hashable, Iterable
 
 from ..core.bus import EventBus
 from ..core.clock import Clock
+from ..core.enums import OrderType, WorkingType
 from ..core.errors import ExchangeError
 from ..core.events import CancelAllRequest, CancelRequest, KlineClosed, OrderRejected, OrderRequest
 from ..core.ports import VenueBalance, VenueOrder, VenuePosition
+from .fast_fill import accept_market
 from .orders import SimOrder
 from .simulated import SimulatedExchange
 
+_MARKET, _CONTRACT = OrderType.MARKET, WorkingType.CONTRACT_PRICE
 DUPLICATE_CLIENT_ID = -4116
 UNKNOWN_ORDER = -2013
 
@@ -41,6 +44,12 @@ class SimulatedBroker:
     # ------------------------------------------------------------------------------ bus handlers
     def on_request(self, r: OrderRequest) -> None:
         try:
+            fused = self._exchange._fused
+            if fused is not None and r.order_type is _MARKET and r.rules_checked and r.price is None \
+                    and r.trigger_price is None and r.quantity is not None and not r.close_position \
+                    and r.time_in_force is None and r.working_type is _CONTRACT:  # (backtests: exchange.fast_fill)
+                accept_market(self._exchange, fused, r.symbol, r.side, r.quantity, r.reduce_only, r.client_order_id)
+                return
             self._exchange.submit(
                 symbol=r.symbol,
                 side=r.side,

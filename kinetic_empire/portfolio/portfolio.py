@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +66,28 @@ _ORDER_FIELDS = ("ts", "client_order_id", "strategy_id", "symbol", "side", "orde
                  "reason", "tag")  # OrderRecord's fields, in the order of the rows  # fmt: skip
 _NEW, _REJECTED, _CANCELED, _EXPIRED = (s._value_ for s in (OrderStatus.NEW, OrderStatus.REJECTED,
                                                            OrderStatus.CANCELED, OrderStatus.EXPIRED))  # fmt: skip
+
+
+class _WritablePositionView:
+    """A writable class with exactly PositionView's slots: filled with plain stores, then re-labelled (the frozen
+    dataclass's ``__init__`` stores through ``object.__setattr__``; one view is made per position change)."""
+
+    __slots__ = tuple(f.name for f in fields(PositionView))
+
+
+def _position_view(symbol: str, quantity: Decimal, entry_price: Decimal, leverage: int) -> PositionView:
+    """``PositionView(symbol, quantity, entry_price, leverage)``, built cheaply (an equal, as frozen, instance)."""
+    v: Any = _WritablePositionView()
+    v.symbol = symbol
+    v.quantity = quantity
+    v.entry_price = entry_price
+    v.leverage = leverage
+    v.__class__ = PositionView
+    return v
+
+
+if {f.name for f in fields(PositionView)} != {"symbol", "quantity", "entry_price", "leverage"}:
+    raise TypeError("PositionView's fields changed: update _position_view")
 
 
 def _floats(values: list[Decimal]) -> np.ndarray:
@@ -434,7 +457,7 @@ class Portfolio:
             self._leverage[symbol] = leverage
             self._flat.pop(symbol, None)
         if quantity:
-            self._positions[symbol] = PositionView(symbol, quantity, e.entry_price, leverage)
+            self._positions[symbol] = _position_view(symbol, quantity, e.entry_price, leverage)
         else:
             self._positions.pop(symbol, None)
         hist = self._pos_hist.get(symbol)

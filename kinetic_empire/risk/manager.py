@@ -53,6 +53,7 @@ from .atr import AtrBook
 from .commands import RiskCommands
 from .config import RiskConfig
 from .decision import IntentDecider
+from .fast_path import FastIntents
 from .guards import Denial
 from .moves import target_intent
 from .protection import PendingEntry, ProtectiveOrders
@@ -92,6 +93,7 @@ class RiskManager:
         self._decider = IntentDecider(
             account, rules, brackets, config, self._states, self._atr, fee_taker=self.fee_taker
         )
+        self._fast: FastIntents | None = None  # backtests only: see use_fast_path
         self._protection = ProtectiveOrders(bus, clock, account, rules)
         self._equity = EquityWatch(account, config.guards, self._states)
         self._unanswered = UnansweredEntries(bus)
@@ -118,6 +120,16 @@ class RiskManager:
         bus.subscribe(OrderAccepted, self._protection.on_accepted)
 
     # ------------------------------------------------------------------------------- public API
+    def use_fast_path(self, on: bool = True) -> None:
+        """Backtests: decide plain market entries and closes the short way (:mod:`.fast_path`), with the same
+        answers; live runs never call it and keep the general decision."""
+        self._fast = FastIntents(self._decider, self._account, self._rules, self._brackets, self.config,
+                                 self._states) if on else None
+        # with no equity watch and no loss streak nothing can latch or expire: a balance change does nothing here
+        quiet = not self._equity.enabled and self._streak is None
+        if on and quiet and self._on_balance in self._bus.handlers(BalanceChanged):
+            self._bus.unsubscribe(BalanceChanged, self._on_balance)
+
     def leverage_for(self, symbol: str) -> int:
         """The configured leverage for ``symbol``, checked against its brackets (ConfigError if not)."""
         return self._decider.leverage_for(symbol)
@@ -176,7 +188,8 @@ class RiskManager:
         if intent.action is IntentAction.OPEN_LONG or intent.action is IntentAction.OPEN_SHORT:
             decision = self._unanswered.check(intent.symbol)
         if decision is None:
-            decision = self._decider.decide(intent, now)
+            fast = self._fast
+            decision = (fast.decide(intent, now) if fast is not None else None) or self._decider.decide(intent, now)
         if isinstance(decision, Denial):
             self._bus.publish(
                 RiskDenied(

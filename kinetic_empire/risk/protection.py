@@ -178,6 +178,8 @@ class ProtectiveOrders:
         self.book.add(symbol, client_id, strategy_id)
 
     def on_fill(self, fill: OrderFilled) -> None:
+        if not (self.book.pending or self.book._symbol_of or self._role or self._rank or self._moving):
+            return  # nothing tracked (a backtest without stops): the steps below would find nothing
         cid = fill.client_order_id
         final = fill.status is not OrderStatus.PARTIALLY_FILLED
         entry = self.book.first_fill(cid, final)
@@ -204,6 +206,8 @@ class ProtectiveOrders:
 
     def cancel(self, symbol: str, now: int) -> None:
         """Request the cancel of every protective order believed open on ``symbol`` (and forget them)."""
+        if symbol not in self.book.open_by_symbol:
+            return
         for cid, strategy_id in self.book.take(symbol):
             self._forget(cid)
             self._bus.publish(

@@ -1,0 +1,299 @@
+"""The backtest's short way through the simulated exchange: accepting a MARKET order the risk gate checked,
+and filling a book's one queued MARKET order at the next open.
+
+These are the general steps of :meth:`Acceptance.submit` and of ``_fill_market_orders`` → ``_taker_price`` →
+``_fill`` → ``_after_position_change``, written out for the one case a backtest meets on almost every order (a
+cross-margin book, one market order queued, no fill cap), with the same Decimal expressions in the same order
+and the same events; what they skip is only what cannot apply to that case (the branches for other order types,
+the checks the gate's stamp vouches for, a re-rounding of a fill price already computed for the same open).
+Anything else takes the general way (:func:`fill_queued_market` returns False before changing anything).
+
+Only a backtest turns them on (``Ledger.fused_orders``): the sandbox keeps the general path, whose orders
+come over the wire unchecked. tests/unit/test_fused_order_path.py runs both ways on the same inputs.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import TYPE_CHECKING, Any, cast
+
+from ..core.enums import BalanceReason, MarginType, OrderStatus, OrderType, Side, WorkingType
+from ..core.errors import ExchangeError
+from ..core.event_factories import new_balance_changed, new_order_accepted, new_order_filled, new_position_changed
+from .book import _FEE_Q, NEVER, ONE, ZERO, Book, dec
+from .orders import SimOrder
+
+if TYPE_CHECKING:
+    from .margin import Margin
+
+_MARKET = OrderType.MARKET
+_BUY = Side.BUY
+_NEW, _FILLED, _PARTIAL = OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
+_CROSSED = MarginType.CROSSED
+_CONTRACT = WorkingType.CONTRACT_PRICE
+_ORDER = BalanceReason.ORDER
+_ZERO_MONEY = ZERO.quantize(_FEE_Q)
+_MEMO_LIMIT = 1 << 16
+
+
+def new_market_order(order_id: int, client_order_id: str, symbol: str, side: Side, quantity: Decimal,
+                     reduce_only: bool, now: int) -> SimOrder:
+    """``SimOrder(...)`` of a plain MARKET order, field by field (the tests compare every slot)."""
+    o = SimOrder.__new__(SimOrder)
+    o.order_id = order_id
+    o.client_order_id = client_order_id
+    o.symbol = symbol
+    o.side = side
+    o.order_type = _MARKET
+    o.orig_type = _MARKET
+    o.quantity = quantity
+    o.price = None
+    o.price_f = 0.0
+    o.trigger_price = None
+    o.trigger_f = 0.0
+    o.time_in_force = None
+    o.reduce_only = reduce_only
+    o.close_position = False
+    o.working_type = _CONTRACT
+    o.is_algo = False
+    o.status = _NEW
+    o.executed_qty = ZERO
+    o.cum_quote = ZERO
+    o.avg_price = ZERO
+    o.time = now
+    o.update_time = now
+    o.triggered = False
+    o.is_taker_on_arrival = False
+    o.good_till_date = 0
+    o.modifications = 0
+    o.callback_rate = None
+    o.callback_f = 0.0
+    o.activation_price = None
+    o.activated = False
+    o.extreme_f = 0.0
+    return o
+
+
+def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
+                  client_order_id: str | None) -> SimOrder:
+    """``ex.submit(symbol=, side=, order_type=MARKET, quantity=, reduce_only=, client_order_id=,
+    rules_checked=True)``: the same checks of the account's state, in the same order, and the same event."""
+    book = ex._books.get(symbol) or ex.book(symbol)
+    rules = book.rules
+    now = ex._clock.now_ms()
+    previous = ex._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
+    if previous is not None and previous.is_open:
+        raise ExchangeError(-4116, "ClientOrderId is duplicated.")
+    if reduce_only:
+        pos_qty = book.pos.qty
+        if pos_qty == ZERO or (pos_qty > ZERO) == (side is _BUY):  # nothing to reduce
+            raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
+    max_orders = rules.max_num_orders
+    if max_orders is not None and (max_orders <= 0 or ((book.market or book.resting) and sum(
+            1 for o in (*book.market, *book.resting) if o.is_open) >= max_orders)):
+        raise ExchangeError(-2025, "Reach max open order limit.")
+    if not reduce_only:
+        _check_margin(ex, memo, book, side, quantity)
+    order_id = ex._next_order_id
+    if client_order_id is None:
+        client_order_id = f"sim-{order_id}"
+    order = new_market_order(order_id, client_order_id, symbol, side, quantity, reduce_only, now)
+    ex._next_order_id = order_id + 1
+    ex._orders[order_id] = order
+    ex._by_client[(symbol, client_order_id)] = order
+    book.market.append(order)
+    book.busy = True
+    ex._emit(new_order_accepted(client_order_id, order_id, symbol, side, _MARKET, quantity, None, None, reduce_only,
+                                False, now, now))  # fmt: skip
+    if ex.config.fill_market_immediately and book.last:
+        cast(Any, ex)._fill_market_orders(book, book.last, now)  # (Matching's: its module imports this one)
+    return order
+
+
+def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Decimal) -> None:
+    """``ex._check_margin(book, side, qty, None)``."""
+    if not book.last:
+        return  # no price yet: nothing to measure against (only before the first kline)
+    ref = memo.dec(book.last)
+    pos = book.pos
+    signed = qty if side is _BUY else -qty
+    after = pos.qty + signed
+    if pos.qty == ZERO or (pos.qty > ZERO) == (signed > ZERO):
+        increase = qty
+    else:
+        increase = max(ZERO, qty - abs(pos.qty))
+    if increase == ZERO:
+        return
+    if book.brackets is not None and abs(after) * ref > memo.cap(book, pos.leverage):
+        raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
+    needed = increase * ref / pos.leverage + increase * ref * ex.config.taker_fee
+    if needed > ex.available_balance():
+        raise ExchangeError(-2019, "Margin is insufficient.")
+
+
+class FusedState:
+    """What the short ways remember: pure functions of values a run meets again and again (fill prices per
+    open, a float price's Decimal, a Decimal's float, a symbol's bracket cap per leverage), so each is
+    computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
+
+    __slots__ = ("_caps", "_decs", "_floats", "_prices", "_slip")
+
+    def __init__(self, slip: Decimal) -> None:
+        self._slip = slip
+        self._prices: dict[tuple[str, bool, float], Decimal] = {}
+        self._decs: dict[float, Decimal] = {}
+        self._floats: dict[Decimal, float] = {}
+        self._caps: dict[tuple[str, int], Decimal] = {}
+
+    def taker_price(self, book: Book, buy: bool, at: float) -> Decimal:
+        """``Matching._taker_price(book, side, at)``."""
+        if not at:  # (0.0 and -0.0 are one key but two Decimals)
+            return self._compute(book, buy, at)
+        key = (book.symbol, buy, at)
+        found = self._prices.get(key)
+        if found is None:
+            if len(self._prices) >= _MEMO_LIMIT:
+                self._prices.clear()
+            found = self._prices[key] = self._compute(book, buy, at)
+        return found
+
+    def _compute(self, book: Book, buy: bool, at: float) -> Decimal:
+        price = dec(at)
+        rules = book.rules
+        slip = self._slip
+        if slip:
+            price = price * (ONE + slip) if buy else price * (ONE - slip)
+            tick = rules.tick_size
+            if tick > 0:
+                rounding = ROUND_CEILING if buy else ROUND_FLOOR
+                return ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
+            return price
+        return rules.round_price_nearest(price)
+
+    def dec(self, x: float) -> Decimal:
+        """``book.dec(x)``."""
+        if not x:
+            return dec(x)
+        found = self._decs.get(x)
+        if found is None:
+            if len(self._decs) >= _MEMO_LIMIT:
+                self._decs.clear()
+            found = self._decs[x] = dec(x)
+        return found
+
+    def float(self, d: Decimal) -> float:
+        """``float(d)``."""
+        if not d:  # (0 and -0 are one key but two floats)
+            return float(d)
+        found = self._floats.get(d)
+        if found is None:
+            if len(self._floats) >= _MEMO_LIMIT:
+                self._floats.clear()
+            found = self._floats[d] = float(d)
+        return found
+
+    def cap(self, book: Book, leverage: int) -> Decimal:
+        """``book.brackets.max_notional(leverage)`` (a book with brackets)."""
+        key = (book.symbol, leverage)
+        found = self._caps.get(key)
+        if found is None:
+            found = self._caps[key] = book.brackets.max_notional(leverage)  # type: ignore[union-attr]
+        return found
+
+
+def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: int) -> bool:
+    """``ex._fill_market_orders(book, at, ts)`` when the book's queue is one open MARKET order on a cross-margin
+    position and no fill cap applies; False (nothing changed) otherwise."""
+    market = book.market
+    if len(market) != 1:
+        return False
+    order = market[0]
+    pos = book.pos
+    if not order.is_open or order.close_position or pos.margin_type is not _CROSSED or ex.config.max_fill_qty:
+        return False
+    buy = order.side is _BUY
+    old = pos.qty
+    qty = order.quantity - order.executed_qty
+    # (comparisons against the Decimal ZERO: the same answers as against the int 0, without converting it)
+    if order.reduce_only:
+        reducible = abs(old) if (old > ZERO and not buy) or (old < ZERO and buy) else ZERO
+        if reducible == ZERO:
+            return False  # expires: the general way
+        qty = min(qty, reducible)
+    price = memo.taker_price(book, buy, at)
+    book.market = []
+    # --- Ledger._fill
+    signed = qty if buy else -qty
+    realized = ZERO
+    was_long = old > ZERO
+    adds = signed > ZERO
+    if old != ZERO and was_long != adds:  # the fill closes (some of) the position
+        closing = min(abs(old), qty)
+        realized = (price - pos.entry) * closing if was_long else (pos.entry - price) * closing
+    new = old + signed
+    if new == ZERO:
+        pos.entry = ZERO
+    elif old == ZERO or was_long == adds:  # opening or adding
+        pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
+    elif was_long != (new > ZERO):
+        pos.entry = price  # flipped: the remainder opened at this fill
+    if old == ZERO and new != ZERO:
+        interval = ex.config.funding_interval_ms
+        book.next_funding = (ts // interval + 1) * interval
+    elif new == ZERO:
+        book.next_funding = NEVER
+    pos.qty = new
+    pos.qty_f = memo.float(new)
+    pos.entry_f = memo.float(pos.entry)
+    config = ex.config
+    notional = price * qty
+    commission = (notional * config.taker_fee).quantize(_FEE_Q)
+    realized = _ZERO_MONEY if realized is ZERO else realized.quantize(_FEE_Q)
+    change = realized - commission
+    ex.wallet += change
+    executed = order.executed_qty + qty
+    order.executed_qty = executed
+    order.cum_quote += notional
+    order.avg_price = order.cum_quote / executed
+    order.update_time = ts
+    status = order.status = _FILLED if executed >= order.quantity else _PARTIAL
+    trade_id = ex._next_trade_id
+    ex._next_trade_id = trade_id + 1
+    # --- Ledger._record_trade, into the rows directly (the same tuples Rows.add appends)
+    symbol = book.symbol
+    ex.trades._rows.append((trade_id, order.order_id, symbol, order.side._value_, price, qty, notional, commission,
+                            realized, False, buy, ts))  # fmt: skip
+    info = str(trade_id)
+    rows = ex.income._rows
+    if realized:
+        rows.append((symbol, "REALIZED_PNL", realized, "USDT", ts, info, len(rows) + 1, info))
+    if commission:
+        rows.append((symbol, "COMMISSION", -commission, "USDT", ts, info, len(rows) + 1, info))
+    now = ex._clock.now_ms()
+    cid = order.client_order_id
+    emit = ex._emit
+    emit(new_order_filled(cid, order.order_id, trade_id, symbol, order.side, order.order_type, qty, price, commission,
+                          realized, False, status, order.reduce_only, cid.startswith("autoclose-"), ts, now))
+    # --- Ledger._after_position_change
+    ex._update_liquidation_prices()
+    emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))
+    emit(new_balance_changed("USDT", ex.wallet, change, _ORDER, ts, now))
+    if book.resting or book.market:  # (a handler may have placed orders)
+        if pos.qty == ZERO:
+            for o in list(book.resting):
+                if o.is_open and (o.reduce_only or o.close_position):
+                    ex._finish(o, OrderStatus.EXPIRED, "position closed")
+        else:
+            for o in list(book.resting) + list(book.market):
+                if o.is_open and o.reduce_only and not o.close_position and (pos.qty > ZERO) != (o.side is Side.SELL):
+                    ex._finish(o, OrderStatus.EXPIRED, "reduce-only order would increase the position")
+    if status is _FILLED:
+        ex._remove(order)
+    # --- back in _fill_market_orders
+    elif order.is_open:  # partially filled: waits for the next price
+        book.market.append(order)
+    book.busy = bool(book.market or book.resting)
+    return True
+
+
+__all__ = ["FusedState", "accept_market", "fill_queued_market", "new_market_order"]

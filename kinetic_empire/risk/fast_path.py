@@ -1,0 +1,228 @@
+"""The backtest's short way through the risk gate: a plain market entry from flat, or a close.
+
+A backtest spends most of an order's time in the gate's general decision (:mod:`.decision`), which handles
+every intent shape (limits, stops, flips, adds, caps that bind, every guard). Nearly every intent of a
+backtest is the plain case: a MARKET entry with no price, stop or target on a flat symbol, or a CLOSE. For
+those :class:`FastIntents` runs the same steps in the same order, with the same Decimal expressions on the
+same operands, and with what cannot change during a run (the symbol's rules, brackets, leverage, the cap's
+notional and margin rate, whether the guards are configured) looked up once per symbol.
+
+It answers only when the general decision would let the intent through unchanged by any branch it leaves
+out; for anything else (a denial, a cap that binds, a configured exposure or liquidation guard, an open
+position to add to or flip, a split at the max quantity) it returns None and the general decision decides,
+so a denial's wording or an unusual order's shape can never differ. Requests it makes are stamped as
+checked: its entries are on the lot grid by construction, within the min and max quantity and the min
+notional (checked above), for a symbol whose status is TRADING, which is all ``check_market_order`` would
+check; a close is checked once per quantity and the answer kept.
+
+Only the backtest composition root turns it on (:meth:`RiskManager.use_fast_path`): live runs keep the
+general decision. tests/unit/test_fused_order_path.py runs both on the same intents and backtests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from ..core.account import AccountView
+from ..core.enums import IntentAction, OrderType, Side, TradingState
+from ..core.errors import ConfigError
+from ..core.event_factories import new_market_request
+from ..core.events import OrderIntent, OrderRequest
+from ..core.rules import LeverageBrackets, SymbolRules
+from . import ids
+from .config import RiskConfig, SizingMethod
+from .decision import IntentDecider, PendingEntry
+from .guards import MAX_QUANTITY, fmt
+from .state import TradingStates
+
+ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+_OPEN_LONG, _OPEN_SHORT, _CLOSE = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT, IntentAction.CLOSE
+_MARKET = OrderType.MARKET
+_BUY, _SELL = Side.BUY, Side.SELL
+
+Decided = tuple[list[OrderRequest], PendingEntry | None]
+_UNSEEN = object()
+
+
+class _Symbol:
+    """What the decision reads per symbol and what cannot change during a run, looked up once."""
+
+    __slots__ = ("cap_notional", "checked_closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
+                 "min_qty", "rules", "trading")  # fmt: skip
+
+    def __init__(self, rules: SymbolRules, lev: int, cap_notional: Decimal, margin_rate: Decimal) -> None:
+        self.rules = rules
+        self.lev = lev
+        self.cap_notional = cap_notional
+        self.margin_rate = margin_rate
+        self.max_qty = rules.market_max_qty
+        self.min_qty = rules.market_min_qty
+        self.min_notional = rules.min_notional
+        self.has_min_notional = rules.min_notional > 0
+        # (a zero step leaves quantities unrounded: check_market_order must then judge them)
+        self.trading = rules.status == "TRADING" and rules.market_step_size > 0
+        self.checked_closes: dict[Decimal, bool] = {}  # close quantity -> check_market_order passed (no mark)
+
+
+class FastIntents:
+    """``decide(intent, now)``: the general decision's answer for a plain market entry or close, or None."""
+
+    def __init__(
+        self,
+        decider: IntentDecider,
+        account: AccountView,
+        rules: Mapping[str, SymbolRules],
+        brackets: Mapping[str, LeverageBrackets],
+        config: RiskConfig,
+        states: TradingStates,
+    ) -> None:
+        self._decider = decider
+        self._account = account
+        self._rules = rules
+        self._brackets = brackets
+        self._config = config
+        self._states = states
+        g = config.guards
+        # guards that need more than a count: with any of them configured, entries take the general way
+        self._guards_quiet = (g.max_gross_exposure is None and g.max_symbol_exposure is None
+                              and g.min_liquidation_distance_pct is None and g.min_liquidation_distance_atr is None)
+        self._max_open = g.max_open_positions
+        self._usable_pct = _HUNDRED - config.margin_buffer_pct
+        self._symbols: dict[str, _Symbol | None] = {}
+        self._prices: dict[float, Decimal | None] = {}  # a reference price's Decimal (_dec), per float
+
+    def _price(self, value: float) -> Decimal | None:
+        """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step."""
+        found = self._prices.get(value, _UNSEEN)
+        if found is _UNSEEN:
+            if len(self._prices) >= 1 << 16:
+                self._prices.clear()
+            found = self._prices[value] = _dec(value)
+        return found  # type: ignore[return-value]
+
+    def _symbol(self, symbol: str) -> _Symbol | None:
+        known = self._symbols.get(symbol, False)
+        if known is not False:
+            return known  # type: ignore[return-value]
+        made: _Symbol | None = None
+        rules = self._rules.get(symbol)
+        brackets = self._brackets.get(symbol)
+        if rules is not None and brackets is not None:
+            try:
+                lev = self._decider.leverage_for(symbol)
+            except ConfigError:
+                lev = 0
+            if lev:
+                cap_notional, margin_rate = self._decider._per_leverage(symbol, brackets, lev)
+                made = _Symbol(rules, lev, cap_notional, margin_rate)
+        self._symbols[symbol] = made
+        return made
+
+    def decide(self, intent: OrderIntent, now: int) -> Decided | None:
+        action = intent.action
+        if action is _CLOSE:
+            return self._close(intent, now)
+        if (action is not _OPEN_LONG and action is not _OPEN_SHORT) or intent.limit_price is not None \
+                or intent.stop_loss is not None or intent.take_profit is not None or not self._guards_quiet:
+            return None
+        return self._entry(intent, action is _OPEN_LONG, now)
+
+    # ----------------------------------------------------------------------------------- entries
+    def _entry(self, intent: OrderIntent, long: bool, now: int) -> Decided | None:
+        symbol = intent.symbol
+        s = self._symbol(symbol)
+        if s is None or self._states.entry_denial(symbol) is not None:
+            return None
+        price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
+        if price is None or price <= ZERO:
+            return None
+        account = self._account
+        pos = account.position(symbol)
+        if pos.quantity != ZERO:  # adding or flipping: the general way
+            return None
+        cfg = self._config.sizing_for(intent.strategy_id)
+        qty = intent.quantity
+        if qty is not None:
+            if not qty.is_finite() or qty <= ZERO or qty > MAX_QUANTITY:
+                return None
+        elif cfg.method is SizingMethod.FIXED_QUANTITY:
+            qty = cfg.quantity or ZERO
+        elif cfg.method is SizingMethod.FIXED_NOTIONAL:
+            qty = (cfg.notional or ZERO) / price
+        else:  # sized from equity, a stop or an ATR: the general way
+            return None
+        available = account.available_balance()
+        usable = available * self._usable_pct / _HUNDRED
+        if usable <= ZERO:
+            return None
+        cap_notional = s.cap_notional
+        if cap_notional - ZERO <= ZERO:
+            return None
+        # the caps in the general order; any that binds: the general way writes its note
+        if qty > usable / (price * s.margin_rate) or qty > s.max_qty or qty > (cap_notional - ZERO) / price:
+            return None
+        rules = s.rules
+        rounded = self._decider._rounded(rules, qty)
+        notes: tuple[str, ...] = ()
+        if rounded != qty:
+            notes = (f"qty rounded {fmt(qty)}→{rounded:f}",)
+        if rounded <= ZERO or rounded < s.min_qty:
+            return None
+        notional = rounded * price
+        if s.has_min_notional and notional < s.min_notional:
+            return None
+        if rounded > s.max_qty or not s.trading:  # (rounding down never exceeds it; the status can't pass)
+            return None
+        limit = self._max_open
+        if limit is not None and sum(1 for p in account.positions() if p.quantity != ZERO) >= limit:
+            return None
+        request = new_market_request(ids.client_id(intent.intent_id, ids.ENTRY), intent.intent_id, intent.strategy_id,
+                                     symbol, _BUY if long else _SELL, _MARKET, rounded, None, None, False, notes, True,
+                                     now, now)  # fmt: skip
+        return [request], None
+
+    # ------------------------------------------------------------------------------------ closes
+    def _close(self, intent: OrderIntent, now: int) -> Decided | None:
+        symbol = intent.symbol
+        s = self._symbol(symbol)
+        if s is None:
+            return None
+        price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
+        if price is None or price <= ZERO or self._states.effective(symbol) is TradingState.HALTED:
+            return None
+        pos = self._account.position(symbol).quantity
+        if not pos:
+            return None
+        size = abs(pos)
+        rules = s.rules
+        qty = max(self._decider._rounded(rules, size, up=True), s.min_qty)
+        if s.max_qty > ZERO and qty > s.max_qty:  # split into several orders: the general way
+            return None
+        notes: tuple[str, ...] = ()
+        if qty != size:
+            notes = (f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)",)
+        checked = s.checked_closes.get(qty)
+        if checked is None:
+            if len(s.checked_closes) >= 4096:
+                s.checked_closes.clear()
+            checked = s.checked_closes[qty] = rules.check_market_order(qty, ZERO, True) is None
+        request = new_market_request(ids.client_id(intent.intent_id, ids.CLOSE), intent.intent_id, intent.strategy_id,
+                                     symbol, _SELL if pos > ZERO else _BUY, _MARKET, qty, None, None, True, notes,
+                                     checked, now, now)  # fmt: skip
+        return [request], None
+
+
+def _dec(value: float | None) -> Decimal | None:
+    """The general decision's conversion of a float price (``decision._dec``)."""
+    if value is None:
+        return None
+    try:
+        d = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return d if d.is_finite() else None
+
+
+__all__ = ["FastIntents"]

@@ -1,0 +1,373 @@
+"""The backtest's fused order path (issue 17, target 2) against the general one a live run takes.
+
+Each backtest here runs twice on the same klines, once with ``Backtest.fused_orders`` off (every order through
+the general risk decision, exchange submit and fill) and once on, and everything a run leaves behind must be
+equal: every event published on the bus (with its Decimals' exact digits), the portfolio's orders, trades and
+denials, the exchange's whole state (orders, trades, income, wallet, positions), the equity curve and the
+risk manager's state changes. A scripted strategy mixes what the short ways take (market entries from flat,
+closes) with everything they hand back (stops and targets, limits, flips, adds, reductions, quantities that
+round, caps that bind, min-notional denials, guards, liquidations, slippage, isolated margin, two symbols), so
+both ways run in one backtest; counters show each path was taken. ``test_a_planted_bug_is_caught`` shows the
+comparison fails when the fused path is wrong in a small way.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal as D
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kinetic_empire.backtest import Backtest, BacktestConfig
+from kinetic_empire.core.bus import EventBus
+from kinetic_empire.core.clock import ReplayClock
+from kinetic_empire.core.enums import IntentAction, MarginType, OrderType, Side, TradingState, WorkingType
+from kinetic_empire.core.events import KlineClosed, OrderIntent, OrderRequest
+from kinetic_empire.data import KlineFrame
+from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
+from kinetic_empire.exchange.broker import SimulatedBroker
+from kinetic_empire.exchange.orders import SimOrder
+from kinetic_empire.exchange.state import export_state
+from kinetic_empire.risk import RiskConfig, fast_path
+from kinetic_empire.risk.fast_path import FastIntents
+from kinetic_empire.strategy import Param, Strategy
+from kinetic_empire.strategy.registry import StrategyRegistry
+from tests.support.risk_fakes import FakeAccount, Harness, all_brackets, all_rules
+
+START = 1_704_067_200_000  # 2024-01-01 00:00 UTC
+MINUTE = 60_000
+
+
+def _frame(symbol: str, n: int, seed: int, price: float, tick: float, crash_at: int | None = None) -> KlineFrame:
+    """A seeded random walk on the tick grid; ``crash_at``: a 25 % fall over 30 klines from there."""
+    rng = np.random.default_rng(seed)
+    returns = rng.normal(0.0, 0.003, n)
+    if crash_at is not None:
+        returns[crash_at:crash_at + 30] -= 0.0095
+    close = price * np.exp(np.cumsum(returns))
+    open_ = np.concatenate([[price], close[:-1]])
+    wiggle = np.abs(rng.normal(0.0, 0.002, (2, n))) * close
+    high, low = np.maximum(open_, close) + wiggle[0], np.minimum(open_, close) - wiggle[1]
+    open_, high, low, close = (np.round(a / tick) * tick for a in (open_, high, low, close))
+    return KlineFrame(symbol, "1m", START + np.arange(n, dtype=np.int64) * MINUTE, open_, high, np.maximum(low, tick),
+                      close, np.full(n, 1000.0))  # fmt: skip
+
+
+class Scripted(Strategy):
+    """Seeded random actions of every kind, most of them the plain ones a backtest is made of."""
+
+    name = "scripted"
+    timeframe = "1m"
+    add_to_position = True
+    seed = Param(1, "random seed")
+    rate = Param(0.3, "share of klines with an action")
+    unit = Param(100.0, "the usual quantity")
+
+    def init(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def on_kline(self, kline: Any) -> None:
+        rng = self._rng
+        if rng.random() >= self.rate:
+            return
+        c = self.close[-1]
+        qty = [None, self.unit, self.unit, self.unit, self.unit * 0.3737, self.unit * 1e-4, self.unit * 1e5][
+            int(rng.integers(0, 7))]  # sizer, plain, rounding, below min notional, a cap that binds
+        tag = "t" if rng.random() < 0.2 else ""
+        kind = int(rng.integers(0, 20))
+        if kind < 6:
+            self.buy(qty, tag=tag)
+        elif kind < 9:
+            self.sell(qty, tag=tag)
+        elif kind < 14:
+            self.close_position(tag)
+        elif kind == 14:
+            self.buy(qty, stop_loss=c * 0.995, take_profit=c * 1.01)
+        elif kind == 15:
+            self.sell(qty, stop_loss=c * 1.005, take_profit=c * 0.99)
+        elif kind == 16:
+            self.buy(qty, limit=c * 0.999)
+        elif kind == 17:
+            self.reduce(0.5)
+        elif kind == 18:
+            self.sell(qty, limit=c * 1.001, tag=tag)
+        else:
+            self.close_position()
+            self.buy(qty)  # the same kline: a close and an entry
+
+
+def _config(**over: Any) -> BacktestConfig:
+    symbols = over.pop("symbols", ["FILUSDT"])
+    risk = {"default_leverage": over.pop("leverage", 2), "sizing": over.pop("sizing", {"method": "fixed_quantity",
+                                                                                        "quantity": 100})}
+    risk.update(over.pop("risk", {}))
+    backtest = {"data": "unused", "initial_balance": over.pop("balance", 10_000), "fees": {"maker": 0.0002,
+                "taker": 0.0004}, "funding_rate": 0.0001, **over.pop("backtest", {})}  # fmt: skip
+    params = {"seed": over.pop("seed", 1), "rate": over.pop("rate", 0.3), "unit": over.pop("unit", 100.0)}
+    assert not over, over
+    return BacktestConfig.from_mapping({"backtest": backtest, "risk": risk, "strategies": [
+        {"name": "scripted", "symbols": symbols, "timeframe": "1m", "params": params}]})
+
+
+_FRAMES = {
+    "FILUSDT": lambda n, crash: _frame("FILUSDT", n, 7, 5.0, 0.001, crash),
+    "BTCUSDT": lambda n, crash: _frame("BTCUSDT", n, 8, 40_000.0, 0.1, crash),
+}
+
+
+@contextmanager
+def _counted() -> Iterator[dict[str, int]]:
+    """Counts of intents and fills each way took (the comparison means something only if both ran)."""
+    counts = {"fast_intents": 0, "fast_fills": 0, "fast_accepts": 0}
+    decide, fill, accept = FastIntents.decide, fast_fill.fill_queued_market, fast_fill.accept_market
+
+    def counting_decide(self: FastIntents, intent: OrderIntent, now: int) -> Any:
+        out = decide(self, intent, now)
+        counts["fast_intents"] += out is not None
+        return out
+
+    def counting_fill(*args: Any) -> bool:
+        done = fill(*args)
+        counts["fast_fills"] += done
+        return done
+
+    def counting_accept(*args: Any) -> SimOrder:
+        counts["fast_accepts"] += 1
+        return accept(*args)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(FastIntents, "decide", counting_decide)
+    mp.setattr("kinetic_empire.exchange.matching.fill_queued_market", counting_fill)
+    mp.setattr("kinetic_empire.exchange.broker.accept_market", counting_accept)
+    try:
+        yield counts
+    finally:
+        mp.undo()
+
+
+def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None) -> dict[str, Any]:
+    """Everything the run left behind, as comparable values."""
+    events: list[str] = []
+    publish = EventBus.publish
+
+    def recording(self: EventBus, event: Any, topic: Any = None) -> None:
+        if not isinstance(event, KlineClosed):
+            events.append(repr(event))
+        publish(self, event, topic)
+
+    registry = StrategyRegistry()
+    registry.add(Scripted, "test")
+    frames = {sym: _FRAMES[sym](n, crash) for sym in cfg.strategies[0].symbols}
+    mp = pytest.MonkeyPatch()
+    mp.setattr(EventBus, "publish", recording)
+    mp.setattr(Backtest, "fused_orders", fused)
+    try:
+        result = Backtest(cfg, registry, frames=frames).run()
+    finally:
+        mp.undo()
+    p = result.portfolio
+    return {
+        "events": events,
+        "orders": p.orders,
+        "trades": p.trades,
+        "denials": p.denials,
+        "exchange": export_state(result.exchange),
+        "equity": result.equity.tolist(),
+        "states": result.risk.state_changes if result.risk else None,
+        "fees": (p.fees_total, p.funding_total, p.liquidation_count),
+    }
+
+
+def _same(cfg: BacktestConfig, n: int = 700, crash: int | None = None) -> dict[str, int]:
+    general = _run(cfg, n, fused=False, crash=crash)
+    with _counted() as counts:
+        fused = _run(cfg, n, fused=True, crash=crash)
+    for key in general:
+        if key == "events":
+            for i, (a, b) in enumerate(itertools.zip_longest(general[key], fused[key])):
+                assert a == b, f"event {i} differs:\n general {a}\n fused   {b}"
+        assert general[key] == fused[key], key
+    assert len(general["events"]) > 100 and general["trades"], "the run traded too little to compare"
+    return counts
+
+
+SCENARIOS = {
+    "fixed quantity": {},
+    "fixed notional (rounded entries)": {"sizing": {"method": "fixed_notional", "notional": 400}},
+    "percent of equity (entries the general way)": {"sizing": {"method": "percent_equity", "percent": 20}},
+    "slippage": {"backtest": {"slippage_bps": 3}},
+    "two symbols, one position at a time": {"symbols": ["FILUSDT", "BTCUSDT"], "unit": 0.01,
+                                            "risk": {"guards": {"max_open_positions": 1}}},
+    "exposure guard configured": {"risk": {"guards": {"max_symbol_exposure": {"usdt": 700}}}},
+    "loss streak, daily loss and drawdown guards": {"risk": {"guards": {
+        "loss_streak": {"losses": 2, "cooldown_minutes": 30}, "daily_loss_limit_pct": 3, "max_drawdown_pct": 5}}},
+    "isolated margin": {"backtest": {"margin_type": "ISOLATED"}},
+    "no max open positions, small balance (margin caps bind)": {"balance": 300,
+                                                                "risk": {"guards": {"max_open_positions": None}}},
+}
+
+
+@pytest.mark.parametrize("over", list(SCENARIOS.values()), ids=list(SCENARIOS))
+def test_fused_and_general_paths_leave_the_same_run(over: dict[str, Any]) -> None:
+    counts = _same(_config(**dict(over)))
+    assert counts["fast_intents"] > 10, counts  # the short ways were taken...
+    if "ISOLATED" not in str(over):
+        assert counts["fast_fills"] > 10 and counts["fast_accepts"] > 10, counts
+
+
+def test_liquidations_with_high_leverage_are_the_same() -> None:
+    cfg = _config(leverage=20, sizing={"method": "fixed_notional", "notional": 150_000}, balance=10_000, rate=0.2,
+                  risk={"guards": {"max_open_positions": None}})
+    general = _run(cfg, 700, fused=False, crash=400)
+    assert general["fees"][2] > 0, "no liquidation: the scenario does not test what it says"
+    _same(cfg, crash=400)
+
+
+def test_a_planted_bug_is_caught() -> None:
+    """The comparison fails when the fused path is wrong in a small way: here the fill books a position's
+    zero realized PnL as ``Decimal(0)`` instead of ``0E-8`` (the same value, other digits in every record)."""
+    cfg = _config()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fast_fill, "_ZERO_MONEY", D(0))
+        with pytest.raises(AssertionError, match="differs"):
+            _same(cfg, n=400)
+
+
+def test_a_planted_bug_in_the_fast_decision_is_caught() -> None:
+    """... and when the fast decision writes a rounding note differently."""
+    cfg = _config(sizing={"method": "fixed_notional", "notional": 400})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fast_path, "fmt", lambda value: str(value))
+        with pytest.raises(AssertionError, match="differs"):
+            _same(cfg, n=400)
+
+
+# ----------------------------------------------------------------------- the decision, intent by intent
+
+
+def _intents(symbol: str, price: float) -> Iterator[OrderIntent]:
+    n = itertools.count()
+    for action in (IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT, IntentAction.CLOSE):
+        for qty in (None, D(100), D("37.37"), D("0.001"), D(10) ** 9, D("NaN"), D(-1)):
+            yield OrderIntent(intent_id=f"i-{next(n)}", strategy_id="s1", symbol=symbol, action=action, quantity=qty,
+                              reference_price=price, ts_event=1, ts_init=1)
+    yield OrderIntent(intent_id="i-bad", strategy_id="s1", symbol=symbol, action=IntentAction.OPEN_LONG,
+                      reference_price=float("nan"), ts_event=1, ts_init=1)
+    yield OrderIntent(intent_id="i-" + "x" * 40, strategy_id="s1", symbol=symbol, action=IntentAction.OPEN_LONG,
+                      reference_price=price, ts_event=1, ts_init=1)  # a client id that must be shortened
+
+
+@pytest.mark.parametrize("sizing", [{"method": "fixed_quantity", "quantity": 100},
+                                    {"method": "fixed_notional", "notional": 250},
+                                    {"method": "percent_equity", "percent": 10}], ids=lambda s: s["method"])
+def test_the_fast_decision_answers_as_the_general_one(sizing: dict[str, Any]) -> None:
+    answered = passed = 0
+    for wallet, position, state, guards in itertools.product(
+        (D(1_000_000), D(150), D(0)), (None, (100, 5.0), (-50, 5.0), (100.05, 5.0)),  # the last off the lot grid
+        (None, TradingState.REDUCING, TradingState.HALTED),
+        ({}, {"max_open_positions": 1}, {"max_gross_exposure": 2}),
+    ):
+        account = FakeAccount(wallet)
+        if position is not None:
+            account.set_position("FILUSDT", *position)
+            account.set_position("BTCUSDT", 0.001, 40_000)
+        h = Harness({"default_leverage": 3, "sizing": sizing, "guards": guards}, account=account)
+        if state is not None:
+            h.rm.set_state(state, "test")
+        fast = FastIntents(h.rm._decider, account, h.rules, h.brackets, h.rm.config, h.rm._states)
+        for intent in _intents("FILUSDT", 5.123):
+            quick = fast.decide(intent, 7)
+            passed += quick is None
+            if quick is not None:
+                answered += 1
+                assert quick == h.rm._decider.decide(intent, 7), intent
+    assert answered > 20 and passed > 20, (answered, passed)
+
+
+# ----------------------------------------------------------------------- the exchange, request by request
+
+
+def _exchange_run(fused: bool, config: ExchangeConfig, margin: MarginType) -> tuple[list[str], Any]:
+    bus = EventBus()
+    events: list[str] = []
+    bus.subscribe(object, lambda e: events.append(repr(e)))
+    clock = ReplayClock(START)
+    ex = SimulatedExchange(all_rules(), all_brackets(), clock=clock, emit=bus.publish, config=config,
+                           symbols=["FILUSDT"])  # fmt: skip
+    if margin is MarginType.ISOLATED:
+        ex.set_margin_type("FILUSDT", margin)
+    if fused:
+        ex.use_fused_orders()
+    SimulatedBroker(bus, ex, clock, [("FILUSDT", "1m")])
+    seq = itertools.count()
+
+    def request(side: Side, qty: str, reduce_only: bool = False, cid: str | None = None, **kw: Any) -> None:
+        bus.publish(OrderRequest(client_order_id=cid or f"c{next(seq)}", intent_id="i", strategy_id="s",
+                                 symbol="FILUSDT", side=side, order_type=kw.pop("order_type", OrderType.MARKET),
+                                 quantity=D(qty), reduce_only=reduce_only, rules_checked=True,
+                                 ts_event=clock.now_ms(), ts_init=clock.now_ms(), **kw))  # fmt: skip
+
+    def kline(i: int, o: float, h: float, lo: float, c: float) -> None:
+        clock.advance_to(START + i * MINUTE)
+        bus.publish(KlineClosed(symbol="FILUSDT", timeframe="1m", open_time=START + i * MINUTE, open=o, high=h, low=lo,
+                                close=c, volume=1.0, ts_event=START + (i + 1) * MINUTE - 1, ts_init=clock.now_ms()),
+                    ("FILUSDT", "1m"))  # fmt: skip
+
+    kline(0, 5.0, 5.01, 4.99, 5.0)
+    request(Side.SELL, "10", reduce_only=True)  # nothing to reduce: -2022
+    request(Side.BUY, "100", cid="dup")
+    request(Side.BUY, "100", cid="dup")  # the same id while open: dropped
+    request(Side.BUY, "9000")  # margin insufficient: -2019
+    request(Side.BUY, "10", working_type=WorkingType.MARK_PRICE)  # another shape: the general way
+    kline(1, 5.003, 5.02, 4.98, 5.01)
+    request(Side.SELL, "250", reduce_only=True)  # more than held: trimmed to the position
+    request(Side.BUY, "30")
+    kline(2, 5.011, 5.03, 4.99, 5.02)
+    request(Side.SELL, "40")  # flips long 30 to short 10
+    request(Side.BUY, "5", reduce_only=True)
+    kline(3, 4.987, 5.0, 4.95, 4.96)
+    request(Side.BUY, "100000000")  # beyond the bracket's cap at 20x: -2027 (or the margin check)
+    request(Side.BUY, "5", reduce_only=True)  # closes the short 5
+    request(Side.SELL, "7.3")
+    request(Side.SELL, "2", reduce_only=True)  # fills together with the entry before it (two queued)
+    kline(4, 4.9, 4.95, 4.8, 4.85)
+    kline(5, 4.85, 4.9, 4.84, 4.86)
+    return events, export_state(ex)
+
+
+@pytest.mark.parametrize("config", [ExchangeConfig(funding_rate=D(0)), ExchangeConfig(slippage_bps=D(7)),
+                                    ExchangeConfig(max_fill_qty={"FILUSDT": D(40)}),
+                                    ExchangeConfig(fill_market_immediately=True),
+                                    ExchangeConfig(initial_balance=D(300))],
+                         ids=["plain", "slippage", "fill cap", "immediate fills", "small wallet"])
+@pytest.mark.parametrize("margin", [MarginType.CROSSED, MarginType.ISOLATED], ids=lambda m: m.value)
+def test_the_fused_exchange_answers_as_the_general_one(config: ExchangeConfig, margin: MarginType) -> None:
+    general = _exchange_run(False, config, margin)
+    fused = _exchange_run(True, config, margin)
+    assert len(general[0]) > 20
+    for a, b in itertools.zip_longest(general[0], fused[0]):
+        assert a == b
+    assert general[1] == fused[1]
+
+
+def test_a_fused_market_order_is_the_order_submit_makes() -> None:
+    made = fast_fill.new_market_order(7, "c7", "FILUSDT", Side.SELL, D("12.5"), True, 1234)
+    expected = SimOrder(order_id=7, client_order_id="c7", symbol="FILUSDT", side=Side.SELL, order_type=OrderType.MARKET,
+                        quantity=D("12.5"), price=None, trigger_price=None, time_in_force=None, reduce_only=True,
+                        close_position=False, working_type=WorkingType.CONTRACT_PRICE, is_algo=False, time=1234)
+    for name in SimOrder.__slots__:
+        assert getattr(made, name) == getattr(expected, name), name
+        assert type(getattr(made, name)) is type(getattr(expected, name)), name
+
+
+def test_a_risk_config_with_guards_keeps_entries_on_the_general_way() -> None:
+    cfg = RiskConfig.from_mapping({"guards": {"min_liquidation_distance_pct": 5}})
+    h = Harness(cfg)
+    fast = FastIntents(h.rm._decider, h.account, h.rules, h.brackets, cfg, h.rm._states)
+    intent = OrderIntent(intent_id="g", strategy_id="s1", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
+                         reference_price=5.0, ts_event=1, ts_init=1)
+    assert fast.decide(intent, 1) is None
