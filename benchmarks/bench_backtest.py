@@ -39,6 +39,9 @@ from synthetic import synthetic_klines
 from kinetic_empire.backtest import Backtest, BacktestConfig
 from kinetic_empire.strategy.registry import build_registry
 
+ACT_MASK = "off"
+"""Strategies' act masks (issue 17 target 8): off by default, so every kline's path is measured."""
+
 
 def config(n: int, *, symbol: str = "FILUSDT", quantity: float = 100, fast: int = 20, slow: int = 50) -> BacktestConfig:
     """The benchmark's backtest (``n`` is unused: the frames given decide the length)."""
@@ -106,7 +109,7 @@ def _idle_only(frame, klines: int, repeat: int) -> None:
     best_wall = best_cpu = float("inf")
     for _ in range(repeat):
         marks: list[tuple[int, float]] = []
-        run = Backtest(config(klines, fast=50, slow=50), build_registry(), frames={"FILUSDT": frame})
+        run = Backtest(config(klines, fast=50, slow=50), build_registry(), frames={"FILUSDT": frame}, act_mask=ACT_MASK)
         idle = run.run(progress=lambda done, _total, marks=marks: marks.append((done, time.process_time())))
         if sum(r.intents_emitted for r in idle.runners):
             raise SystemExit("the idle run traded")
@@ -143,7 +146,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each kind for the split; the fastest counts")
     parser.add_argument("--idle", action="store_true", help="only the idle run: replay cost per kline")
     parser.add_argument("--store", metavar="DIR", help="read the klines memory-mapped from a parquet store")
+    parser.add_argument("--act-mask", choices=("off", "use"), default="off",
+                        help="use the strategy's act mask (skips idle klines); default off: every kline's path")
     args = parser.parse_args()
+    global ACT_MASK
+    ACT_MASK = args.act_mask
     print(f"load average:         {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)")
     t0 = time.perf_counter()
     frame = _store_frame(args.store, args.klines, args.seed) if args.store else synthetic_klines(args.klines, args.seed)
@@ -160,7 +167,7 @@ def main() -> None:
     base_anon = _anon_mib()
     anon = _PeakAnon() if args.store else None
     cpu0 = time.process_time()
-    result = Backtest(config(args.klines), build_registry(), frames={"FILUSDT": frame}).run()
+    result = Backtest(config(args.klines), build_registry(), frames={"FILUSDT": frame}, act_mask=ACT_MASK).run()
     t2 = time.perf_counter()
     peak_anon = anon.stop() if anon is not None else 0.0
     full_cpu = time.process_time() - cpu0
@@ -187,12 +194,13 @@ def main() -> None:
     del result, trades
     for _ in range(args.repeat - 1):  # the fastest of several runs: the one least disturbed by other load
         cpu0 = time.process_time()
-        Backtest(config(args.klines), build_registry(), frames={"FILUSDT": frame}).run()
+        Backtest(config(args.klines), build_registry(), frames={"FILUSDT": frame}, act_mask=ACT_MASK).run()
         full_cpu = min(full_cpu, time.process_time() - cpu0)
     idle_cpu = float("inf")
     for _ in range(args.repeat):
         cpu0 = time.process_time()
-        idle = Backtest(config(args.klines, fast=50, slow=50), build_registry(), frames={"FILUSDT": frame}).run()
+        idle = Backtest(config(args.klines, fast=50, slow=50), build_registry(), frames={"FILUSDT": frame},
+                        act_mask=ACT_MASK).run()
         idle_cpu = min(idle_cpu, time.process_time() - cpu0)
     if sum(r.intents_emitted for r in idle.runners):
         raise SystemExit("the idle run traded: the split would be wrong")

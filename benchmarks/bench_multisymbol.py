@@ -45,6 +45,10 @@ SYMBOLS = ["FILUSDT", "NEARUSDT", "ADAUSDT", "XRPUSDT", "DOGEUSDT", "LINKUSDT", 
            "BNBUSDT", "SOLUSDT", "ETHUSDT"]
 
 
+ACT_MASK = "off"
+"""Strategies' act masks (issue 17 target 8): off by default, so every kline's path is measured."""
+
+
 def config(symbols: list[str], fast: int = 20) -> BacktestConfig:
     return BacktestConfig.from_mapping({
         "backtest": {"data": "unused", "initial_balance": 1_000_000, "fees": {"maker": 0.0004, "taker": 0.0004},
@@ -66,7 +70,7 @@ def timed(symbols: list[str], per_symbol: int, seed: int) -> tuple[float, float,
     """(wall seconds, CPU seconds, klines, result line) of one backtest."""
     frames = _frames(symbols, per_symbol, seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    result = Backtest(config(symbols), build_registry(), frames=frames).run()
+    result = Backtest(config(symbols), build_registry(), frames=frames, act_mask=ACT_MASK).run()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     trades = result.portfolio.trades
     return elapsed, cpu, result.klines_processed, f"{len(trades):,} trades, net {sum(t.net_pnl for t in trades):.2f}"
@@ -88,7 +92,7 @@ def pairs(klines: int, seed: int) -> None:
     for name, cfg in (("two single-symbol ema_cross", config(legs)), ("one two-symbol pairs_spread", pair),
                       ("the same, never trading", idle)):
         t0 = time.perf_counter()
-        result = Backtest(cfg, build_registry(), frames=frames).run()
+        result = Backtest(cfg, build_registry(), frames=frames, act_mask=ACT_MASK).run()
         whole = time.perf_counter() - t0
         trades = result.portfolio.trades
         print(f"{name:28s} 2 x {klines // 2:,}: replay {result.elapsed_s:6.2f} s -> {result.klines_per_second:9,.0f} "
@@ -106,7 +110,7 @@ def idle(klines: int, symbols: int, seed: int, repeat: int) -> None:
     for _ in range(max(1, repeat)):
         for name, frames in data.items():
             marks: list[tuple[int, float]] = []
-            result = Backtest(config(list(frames), fast=50), build_registry(), frames=frames).run(
+            result = Backtest(config(list(frames), fast=50), build_registry(), frames=frames, act_mask=ACT_MASK).run(
                 progress=lambda done, _total, marks=marks: marks.append((done, time.process_time())))
             if result.portfolio.trades:
                 raise SystemExit("the idle run traded")
@@ -129,7 +133,11 @@ def main() -> None:
                              "(a busy machine skews the ratio less)")
     parser.add_argument("--every-kline", action="store_true",
                         help="also run the many-symbol backtest re-solving liquidation prices after every kline")
+    parser.add_argument("--act-mask", choices=("off", "use"), default="off",
+                        help="use the strategy's act mask (skips idle klines); default off: every kline's path")
     args = parser.parse_args()
+    global ACT_MASK
+    ACT_MASK = args.act_mask
     if args.pairs:
         pairs(args.klines, args.seed)
         return

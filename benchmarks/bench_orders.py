@@ -124,9 +124,14 @@ class _Timers:
             setattr(cls, method, f)
 
 
+ACT_MASK = "off"
+"""Strategies' act masks (issue 17 target 8): off by default, so every kline's path is measured."""
+
+
 def _run(frame: Any, fast: int, slow: int, n: int) -> tuple[float, Any]:
     cpu = time.process_time()
-    result = Backtest(config(n, fast=fast, slow=slow), build_registry(), frames={"FILUSDT": frame}).run()
+    result = Backtest(config(n, fast=fast, slow=slow), build_registry(), frames={"FILUSDT": frame},
+                      act_mask=ACT_MASK).run()
     return time.process_time() - cpu, result
 
 
@@ -137,7 +142,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs of each kind; the fastest counts")
     parser.add_argument("--ablation", action="store_true", help="time each stage of the path")
     parser.add_argument("--general", action="store_true", help="the general order path (what a live run takes)")
+    parser.add_argument("--act-mask", choices=("off", "use"), default="off",
+                        help="use the strategy's act mask (skips idle klines); default off: every kline's path")
     args = parser.parse_args()
+    global ACT_MASK
+    ACT_MASK = args.act_mask
     Backtest.fused_orders = not args.general
     print(f"load average:  {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)")
     frame = synthetic_klines(args.klines, args.seed)

@@ -47,6 +47,10 @@ _INSTALL = ("backtesting.py 0.6.6 is not importable. It is an optional benchmark
             "and PYTHONPATH set to the project (or pip install 'backtesting==0.6.6' in your own venv).")
 
 
+ACT_MASK = "off"
+"""Strategies' act masks (issue 17 target 8): off by default, so every kline's path is measured."""
+
+
 def _load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f}, {five:.2f}, {fifteen:.2f} (1/5/15 min, {os.cpu_count()} cpus)"
@@ -55,7 +59,7 @@ def _load_average() -> str:
 def run_engine(frame: KlineFrame, fast: int, slow: int, quantity: float) -> tuple[float, float, list[tuple[Any, ...]]]:
     cfg = engine_config(len(frame), symbol=frame.symbol, quantity=quantity, fast=fast, slow=slow)
     t0, c0 = time.perf_counter(), time.process_time()
-    result = Backtest(cfg, build_registry(), frames={frame.symbol: frame}).run()
+    result = Backtest(cfg, build_registry(), frames={frame.symbol: frame}, act_mask=ACT_MASK).run()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     trades = [(t.entry_time, t.exit_time, t.entry_price, t.exit_price, t.quantity, t.net_pnl)
               for t in result.portfolio.trades]  # fmt: skip
@@ -130,7 +134,11 @@ def main() -> int:
     parser.add_argument("--skip-peer", action="store_true", help="time the engine only")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of each side, alternated; the fastest of each counts (steadier under other load)")
+    parser.add_argument("--act-mask", choices=("off", "use"), default="off",
+                        help="use the strategy's act mask (skips idle klines); default off: every kline's path")
     args = parser.parse_args()
+    global ACT_MASK
+    ACT_MASK = args.act_mask
     if not args.skip_peer:
         try:
             import backtesting

@@ -119,7 +119,7 @@ def _inlined(registry, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any],
         return chain, names
 
     monkeypatch.setattr(feed_module, "_single_chain", spy)
-    result = Backtest(config, registry, frames=frames).run()
+    result = Backtest(config, registry, frames=frames, act_mask="off").run()  # ema_cross's mask would skip
     monkeypatch.setattr(feed_module, "_single_chain", original)
     return seen, result
 
