@@ -101,6 +101,7 @@ _INSERT = ("INSERT INTO events (seq, kind, ts_event, ts_init, symbol, client_ord
 _compact = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., separators=...) builds one per call
 _NAMES: dict[type, tuple[str, ...]] = {}
 _SIMPLE = (str, int, float, bool, type(None))
+_LAZY = (ev.KlineClosed, ev.MarkPriceUpdated)  # frozen and scalar-only: encoded at the flush, off the hot path
 
 
 def encode(event: Any) -> dict[str, Any]:
@@ -171,6 +172,10 @@ class Journal:
         self._durable: set[tuple[Any, ...]] = set()  # command rows committed: these may leave
         self.failure = ""  # the latest write failure, one line ("" while every write succeeded)
         self._lost: dict[tuple[Any, ...], str] = {}  # commands whose insert failed, and why
+        self._commands: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []  # (key, row) recorded, not inserted yet
+        self._queued: dict[tuple[Any, ...], int] = {}  # their keys (-> seq)
+        self.on_backlog: Callable[[], None] | None = None
+        """Called when ``batch`` events wait to be written (the engine wakes its flush task); None: flush at once."""
 
     # ------------------------------------------------------------------------------ meta
     def set_meta(self, **values: Any) -> None:
@@ -203,26 +208,72 @@ class Journal:
 
     def record(self, event: Any) -> None:
         self._seq += 1
-        if isinstance(event, _COMMANDS):
-            try:
-                self._insert(self._seq, event)
-            except sqlite3.Error as exc:  # not journaled: confirm() refuses it, so it never leaves
-                if not self._db.in_transaction:  # SQLite rolled the whole transaction back: those rows are gone too
-                    self._abort()
-                key = command_key(event)
-                self._lost[key] = self._failed(f"{key[0]} {key[1]} not journaled", exc)
-                return
-            self._inserted.add(command_key(event))
+        if isinstance(event, _COMMANDS):  # encoded now; inserted with the kline's other commands at confirm
+            key = command_key(event)
+            self._commands.append((key, self._row(self._seq, event)))
+            self._queued[key] = self._seq
         elif isinstance(event, ev.StrategyStateSaved):  # a strategy's memory: durable now, not at the next flush
             self._write_now(self._seq, event)
-        else:  # encoded now (a few µs), inserted at the flush in one statement: no burst of encoding there
-            self._deferred.append(self._row(self._seq, event))
+        else:
+            # market data (scalars only) is encoded at the flush, everything else now: nothing of either is
+            # written inside the kline-to-order path
+            self._deferred.append((self._seq, event) if isinstance(event, _LAZY) else self._row(self._seq, event))
             if len(self._deferred) >= self._batch:
-                self.flush()
+                if self.on_backlog is None:
+                    self.flush()
+                else:
+                    self.on_backlog()
+
+    def _insert_commands(self) -> None:
+        """Insert the queued command rows (one statement in the common case); a command whose row cannot be
+        inserted is lost (its confirm refuses it, saying why), and only that one."""
+        queued = self._commands
+        if not queued:
+            return
+        self._commands, self._queued = [], {}
+        try:
+            self._db.executemany(_INSERT, [row for _key, row in queued])
+        except sqlite3.Error:
+            self._insert_one_by_one(queued)
+            return
+        self.written += len(queued)
+        self._pending += len(queued)
+        self._inserted.update(key for key, _row in queued)
+
+    def _insert_one_by_one(self, queued: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
+        """After a failed batch insert: keep the rows that went in before the failure, retry the rest singly."""
+        present: set[int] = set()
+        if self._db.in_transaction:
+            seqs = [row[0] for _key, row in queued]
+            try:
+                present = {seq for (seq,) in self._db.execute(
+                    f"SELECT seq FROM events WHERE seq IN ({','.join('?' * len(seqs))})", seqs)}
+            except sqlite3.Error:
+                self._abort()
+        else:  # SQLite rolled the whole transaction back: those rows are gone too
+            self._abort()
+        for key, row in queued:
+            if row[0] in present:
+                self.written += 1
+                self._pending += 1
+                self._inserted.add(key)
+                continue
+            try:
+                self._db.execute(_INSERT, row)
+            except sqlite3.Error as failure:  # not journaled: confirm() refuses it, so it never leaves
+                if not self._db.in_transaction:
+                    self._abort()
+                    present = set()
+                self._lost[key] = self._failed(f"{key[0]} {key[1]} not journaled", failure)
+                continue
+            self.written += 1
+            self._pending += 1
+            self._inserted.add(key)
 
     def _write_now(self, seq: int, event: Any) -> None:
-        """Insert and commit one event (commands already inserted become durable with it); on failure it is
-        kept for the next flush, as a deferred event would be."""
+        """Insert and commit one event (queued commands become durable with it); on failure it is kept for the
+        next flush, as a deferred event would be."""
+        self._insert_commands()
         try:
             self._insert(seq, event)
         except sqlite3.Error as exc:
@@ -273,14 +324,18 @@ class Journal:
         return self.failure
 
     def confirm(self, command: Any) -> None:
-        """Return only if ``command`` is durable (committing it if needed); :class:`JournalUnavailable` if not.
+        """Return only if ``command`` is durable (inserting and committing it if needed); :class:`JournalUnavailable`
+        if not.
 
         The execution port calls this right before every send: a command whose row was never inserted
-        (the insert failed) or whose commit fails is refused, so nothing leaves unjournaled.
+        (the insert failed) or whose commit fails is refused, so nothing leaves unjournaled. The commands
+        recorded since the last commit (a kline's intent and its orders) are inserted and committed together.
         """
         key = command_key(command)
         if key in self._durable:
             return
+        if key in self._queued:
+            self._insert_commands()
         if key not in self._inserted:
             raise JournalUnavailable(self._lost.pop(key, "") or f"JOURNAL_UNAVAILABLE {key[0]} {key[1]} is not in the "
                                      f"journal ({self.failure or 'never recorded'})")
@@ -289,20 +344,32 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalUnavailable(self._failed(f"{key[0]} {key[1]} not committed", exc)) from None
 
-    def flush(self) -> bool:
-        """Write the deferred events and commit everything; False (kept for the next flush) if the disk refuses."""
-        deferred, self._deferred = self._deferred, []
+    @property
+    def backlog(self) -> int:
+        """Events recorded and not written yet."""
+        return len(self._deferred) + len(self._commands)
+
+    def flush(self, max_rows: int | None = None) -> bool:
+        """Write the queued commands and (up to ``max_rows`` of) the deferred events, and commit; False (kept for
+        the next flush) if the disk refuses. With ``max_rows`` the caller flushes a long backlog in slices,
+        letting the event loop run between them."""
+        self._insert_commands()
+        if max_rows is None or max_rows >= len(self._deferred):
+            deferred, self._deferred = self._deferred, []
+        else:
+            deferred, self._deferred = self._deferred[:max_rows], self._deferred[max_rows:]
+        rows = [self._row(*item) if len(item) == 2 else item for item in deferred]
         try:
-            if deferred:
-                self._db.executemany(_INSERT, deferred)
-                self.written += len(deferred)
-                self._pending += len(deferred)
+            if rows:
+                self._db.executemany(_INSERT, rows)
+                self.written += len(rows)
+                self._pending += len(rows)
             if self._pending:
                 self._commit()
         except sqlite3.Error as exc:
             self._abort()
-            self._deferred = deferred + self._deferred
-            self._failed(f"{len(deferred)} events not flushed", exc)
+            self._deferred = rows + self._deferred
+            self._failed(f"{len(rows)} events not flushed", exc)
             return False
         if self._commits >= CHECKPOINT_COMMITS or self.written - self._checkpointed_at >= CHECKPOINT_ROWS:
             self._commits, self._checkpointed_at = 0, self.written
