@@ -43,11 +43,11 @@ def test_a_refused_row_in_a_batch_loses_only_its_own_command(tmp_path: Path, bad
     path = tmp_path / "journal.sqlite"
     j = Journal(path)
     refuse(path, bad)
-    commands = [intent(), request("a"), request("b"), request("c")]
-    for c in commands:
+    requests = [request("a"), request("b"), request("c")]
+    for c in [intent(), *requests]:
         j.record(c)
     sent = []
-    for r in commands[1:]:
+    for r in requests:
         try:
             j.confirm(r)
         except JournalUnavailable as exc:
