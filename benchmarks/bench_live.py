@@ -53,6 +53,7 @@ from kinetic_empire import Strategy  # noqa: E402
 from kinetic_empire.binance.rest import BinanceRest  # noqa: E402
 from kinetic_empire.binance.signing import Credentials  # noqa: E402
 from kinetic_empire.binance.venues import Venue  # noqa: E402
+from kinetic_empire.core.clock import LiveClock  # noqa: E402
 from kinetic_empire.core.events import OrderRequest  # noqa: E402
 from kinetic_empire.indicators import ema  # noqa: E402
 from kinetic_empire.live.app import LiveEngine  # noqa: E402
@@ -143,7 +144,7 @@ def order_send_trace(cpu: dict[str, float] | None = None) -> tuple[aiohttp.Trace
     return trace, sent
 
 
-async def measure(klines: int, window: int, in_process: bool = False) -> dict[str, Any]:
+async def measure(klines: int, window: int, in_process: bool = False, gateway: bool = False) -> dict[str, Any]:
     registry = build_registry([])
     registry.add(Flip, "benchmarks/bench_live.py")
     cfg = LiveConfig.from_mapping({
@@ -161,9 +162,19 @@ async def measure(klines: int, window: int, in_process: bool = False) -> dict[st
     first_of_kline: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         async with venue_for(cfg, registry, in_process) as (step, venue, creds):
-            rest = BinanceRest(venue.rest_url, creds, trace_configs=[trace])
+            traces = [trace]
+            if gateway:  # as `kinetic run` wires it: the metrics' request trace, bus readers, journal timing
+                from kinetic_empire.api import ApiMetrics, Gateway
+
+                metrics = ApiMetrics()
+                traces.append(metrics.trace_config(LiveClock()))
+            rest = BinanceRest(venue.rest_url, creds, trace_configs=traces)
             engine = LiveEngine(cfg, registry, venue, creds, run_id="bench", run_dir=Path(tmp) / "bench",
                                 check_streams=False, rest=rest)
+            if gateway:
+                api = Gateway(engine, token="bench-token-not-served", port=0, runs_dir=tmp, metrics=metrics)
+                engine.readers.append(api.attach)
+                engine.on_journal_commit = metrics.on_journal_commit
             await engine.start()
             seen_kline: set[float] = set()
 
@@ -295,15 +306,19 @@ def main() -> None:
     ap.add_argument("--klines", type=int, default=400)
     ap.add_argument("--window", type=int, default=300)
     ap.add_argument("--in-process", action="store_true", help="run the sandbox on the engine's event loop")
+    ap.add_argument("--gateway", action="store_true",
+                    help="attach the operator gateway's bus readers and request metrics, as `kinetic run` does "
+                         "(not serving HTTP)")
     ap.add_argument("--strategy-cost", action="store_true",
                     help="time the strategy runner per kline for the example strategies (no sandbox)")
     args = ap.parse_args()
     if args.strategy_cost:
         print_strategy_cost(args.klines if args.klines != 400 else 3000, args.window if args.window != 300 else 500)
         return
-    r = asyncio.run(measure(args.klines, args.window, args.in_process))
+    r = asyncio.run(measure(args.klines, args.window, args.in_process, args.gateway))
     print(f"tick-to-order latency, live engine on the sandbox over loopback, risk manager in the path "
-          f"(window {args.window}, 2 symbols, sandbox {'in-process' if args.in_process else 'in its own process'})")
+          f"(window {args.window}, 2 symbols, sandbox {'in-process' if args.in_process else 'in its own process'}"
+          f"{', operator gateway attached' if args.gateway else ''})")
     print(f"  {r['samples']} klines that traded, {r['orders']} orders, {r['klines']} klines in {r['elapsed_s']:.1f} s")
     print(f"  first order of a kline: p50 {r['p50']:.2f} ms   p99 {r['p99']:.2f} ms   p99.9 {r['p999']:.2f} ms"
           f"   max {r['max']:.2f} ms")

@@ -67,7 +67,7 @@ from .venue_setup import (
 
 log = logging.getLogger(__name__)
 
-FLUSH_SLICE = 32  # journal rows written per step of the event loop (a few hundred µs)
+FLUSH_SLICE = 16  # journal rows written per step of the event loop (a few hundred µs)
 
 
 class PreflightError(KineticError):

@@ -102,6 +102,18 @@ _compact = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., sep
 _NAMES: dict[type, tuple[str, ...]] = {}
 _SIMPLE = (str, int, float, bool, type(None))
 _LAZY = (ev.KlineClosed, ev.MarkPriceUpdated)  # frozen and scalar-only: encoded at the flush, off the hot path
+_COMMAND, _NOW, _LAZY_ROW, _ROW = "command", "now", "lazy", "row"  # how record() writes an event of a type
+
+
+def _how(event: Any) -> str:
+    if isinstance(event, _COMMANDS):
+        return _COMMAND
+    if isinstance(event, ev.StrategyStateSaved):
+        return _NOW
+    return _LAZY_ROW if isinstance(event, _LAZY) else _ROW
+
+
+_HOW: dict[type, str] = {}  # event type -> _how(event), decided once per type
 
 
 def encode(event: Any) -> dict[str, Any]:
@@ -208,16 +220,19 @@ class Journal:
 
     def record(self, event: Any) -> None:
         self._seq += 1
-        if isinstance(event, _COMMANDS):  # encoded now; inserted with the kline's other commands at confirm
+        how = _HOW.get(type(event))
+        if how is None:
+            how = _HOW[type(event)] = _how(event)
+        if how is _COMMAND:  # encoded now; inserted with the kline's other commands at the first confirm
             key = command_key(event)
             self._commands.append((key, self._row(self._seq, event)))
             self._queued[key] = self._seq
-        elif isinstance(event, ev.StrategyStateSaved):  # a strategy's memory: durable now, not at the next flush
+        elif how is _NOW:  # a strategy's memory: durable now, not at the next flush
             self._write_now(self._seq, event)
         else:
             # market data (scalars only) is encoded at the flush, everything else now: nothing of either is
             # written inside the kline-to-order path
-            self._deferred.append((self._seq, event) if isinstance(event, _LAZY) else self._row(self._seq, event))
+            self._deferred.append((self._seq, event) if how is _LAZY_ROW else self._row(self._seq, event))
             if len(self._deferred) >= self._batch:
                 if self.on_backlog is None:
                     self.flush()
