@@ -1,15 +1,15 @@
 """The run journal: every event of a live run, in bus order, in SQLite (WAL) under ``runs/<run-id>/``.
 
 Every event gets its place in bus order (``seq``) when it is published. Commands (operator commands, intents, order,
-cancel and cancel-all requests) are written at once and committed before anything leaves for the venue. The journal
+cancel and cancel-all requests) are encoded at once and committed before anything leaves for the venue. The journal
 is a gate, not only a subscriber: the execution port calls :meth:`Journal.confirm` with the exact command right before
-it sends, and it returns only if that command's row was inserted and committed (one commit covers every command of
-the kline); a command whose insert or commit failed (disk full, read-only, corrupt, locked) raises
-:class:`JournalUnavailable` and is not sent. So after a crash every order the venue may know of has its client id in
-the journal, whatever the disk did. Other events
-(klines, fills, positions...) are encoded as they come, kept in memory and written by :meth:`Journal.flush` (every
-half second and at close) in one statement: off the hot path, no millisecond burst on the loop at the flush,
-and after a crash the venue is the source of truth for them anyway.
+it sends, and it returns only if that command's row was inserted and committed (one statement inserts, and one commit
+covers, every command of the kline); a command whose insert or commit failed (disk full, read-only, corrupt, locked)
+raises :class:`JournalUnavailable` and is not sent, and only that command: a batch the disk refuses is retried row by
+row. So after a crash every order the venue may know of has its client id in the journal, whatever the disk did.
+Other events (klines, fills, positions...) are kept in memory and written by :meth:`Journal.flush` (every half second,
+in slices, and at close): off the hot path, and after a crash the venue is the source of truth for them anyway. Market
+data (frozen, scalar-only events) is even encoded there; the rest is encoded as it comes.
 
 Designed for resuming after a crash (:mod:`kinetic_empire.live.resume`): ``meta`` names the schema version, the run, the
 venue and the account (a fingerprint of the key, never the key), the run tag from which client ids are
