@@ -24,12 +24,7 @@ import json
 import logging
 import sqlite3
 import threading
-import types
-import typing
 from collections.abc import Callable, Iterator
-from dataclasses import fields
-from decimal import Decimal
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +32,8 @@ from ..core import events as ev
 from ..core.bus import EventBus
 from ..core.errors import KineticError
 from ..logs import redact
+from .journal_codec import decode_as, payload, plain
+from .journal_codec import encode as encode  # re-exported: the payload's fields as a dict
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +81,8 @@ def command_key(command: Any) -> tuple[Any, ...]:
     return (type(command).__name__, getattr(command, "intent_id", None), command.ts_event)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
 _INSERT = ("INSERT INTO events (seq, kind, ts_event, ts_init, symbol, client_order_id, payload) "
            "VALUES (?,?,?,?,?,?,?)")
-_compact = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., separators=...) builds one per call
-_NAMES: dict[type, tuple[str, ...]] = {}
-_SIMPLE = (str, int, float, bool, type(None))
 _LAZY = (ev.KlineClosed, ev.MarkPriceUpdated)  # frozen and scalar-only: encoded at the flush, off the hot path
 _COMMAND, _NOW, _LAZY_ROW, _ROW = "command", "now", "lazy", "row"  # how record() writes an event of a type
 
@@ -116,42 +98,8 @@ def _how(event: Any) -> str:
 _HOW: dict[type, str] = {}  # event type -> _how(event), decided once per type
 
 
-def encode(event: Any) -> dict[str, Any]:
-    names = _NAMES.get(type(event))
-    if names is None:
-        names = _NAMES[type(event)] = tuple(f.name for f in fields(event))
-    out = {}
-    for name in names:
-        value = getattr(event, name)
-        out[name] = value if type(value) in _SIMPLE else _plain(value)
-    return out
-
-
-def _converter(hint: Any) -> Callable[[Any], Any]:
-    """How to turn a JSON value back into a field of type ``hint``."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
-        inner = _converter(args[0])
-        return lambda v: None if v is None else inner(v)
-    if hint is Decimal:
-        return Decimal
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return hint
-    if typing.get_origin(hint) is tuple:
-        return tuple
-    return lambda v: v
-
-
-_DECODERS: dict[type, list[tuple[str, Callable[[Any], Any]]]] = {}
-
-
 def decode(kind: str, payload: dict[str, Any]) -> Any:
-    cls = _BY_NAME[kind]
-    conv = _DECODERS.get(cls)
-    if conv is None:
-        hints = typing.get_type_hints(cls)
-        conv = _DECODERS[cls] = [(f.name, _converter(hints[f.name])) for f in fields(cls)]
-    return cls(**{name: c(payload[name]) for name, c in conv if name in payload})
+    return decode_as(_BY_NAME[kind], payload)
 
 
 class Journal:
@@ -193,7 +141,7 @@ class Journal:
     def set_meta(self, **values: Any) -> None:
         # every value as JSON, strings too: a raw string of digits (an account fingerprint such as
         # "402913377150") would read back as a number, and resume would see another account
-        rows = [(k, redact(json.dumps(_plain(v), sort_keys=True))) for k, v in values.items()]
+        rows = [(k, redact(json.dumps(plain(v), sort_keys=True))) for k, v in values.items()]
         self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
         self._db.commit()
 
@@ -306,7 +254,7 @@ class Journal:
     @staticmethod
     def _row(seq: int, event: Any) -> tuple[Any, ...]:
         return (seq, type(event).__name__, event.ts_event, event.ts_init, getattr(event, "symbol", None),
-                getattr(event, "client_order_id", None), redact(_compact(encode(event))))
+                getattr(event, "client_order_id", None), redact(payload(event)))
 
     def _insert(self, seq: int, event: Any) -> None:
         self._db.execute(_INSERT, self._row(seq, event))
