@@ -67,7 +67,7 @@ from .venue_setup import (
 
 log = logging.getLogger(__name__)
 
-FLUSH_SLICE = 16  # journal rows written per step of the event loop (a few hundred µs)
+FLUSH_SLICE = 16  # journal rows written per step of the event loop (a few hundred µs at most)
 
 
 class PreflightError(KineticError):
@@ -404,16 +404,8 @@ class LiveEngine:
             self._flushing = asyncio.get_running_loop().create_task(self._flush_slices(), name="journal backlog")
 
     async def _flush_slices(self) -> None:
-        """The backlog in slices of :data:`FLUSH_SLICE` rows, the loop running between them: a kline that arrives
-        meanwhile waits for one slice, not for the whole backlog."""
-        journal = self.journal
-        while not journal.closed:
-            if not journal.flush(FLUSH_SLICE):
-                self._journal_down(journal.failure)
-                return
-            if not journal.backlog:
-                return
-            await asyncio.sleep(0)
+        if not await self.journal.flush_in_slices(FLUSH_SLICE):
+            self._journal_down(self.journal.failure)
 
     def last_activity(self) -> float:
         """Monotonic time of the latest message on either stream."""

@@ -19,6 +19,7 @@ Decimals as strings, decodable back into the same frozen event objects (:func:`r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -337,6 +338,17 @@ class Journal:
         if self._commits >= CHECKPOINT_COMMITS or self.written - self._checkpointed_at >= CHECKPOINT_ROWS:
             self._commits, self._checkpointed_at = 0, self.written
             self._checkpointer.request()
+        return True
+
+    async def flush_in_slices(self, rows: int) -> bool:
+        """The whole backlog, ``rows`` at a time, the event loop running between slices (a kline arriving meanwhile
+        waits for one slice, not for all of it); False if the disk refused (the rest is kept)."""
+        while not self.closed:
+            if not self.flush(rows):
+                return False
+            if not self.backlog:
+                break
+            await asyncio.sleep(0)
         return True
 
     def close(self) -> None:

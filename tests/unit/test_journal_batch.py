@@ -104,3 +104,26 @@ def test_a_full_batch_asks_for_a_flush_and_slices_keep_bus_order(tmp_path: Path)
     got = list(read_events(path))
     assert [getattr(e, "open_time", None) for e in got] == [i * 60_000 for i in range(13)] + [None] + [
         i * 60_000 for i in range(13, 25)]
+
+
+def test_a_backlog_flushed_in_slices_lets_the_loop_run_between_them(tmp_path: Path) -> None:
+    import asyncio
+
+    async def body() -> None:
+        j = Journal(tmp_path / "journal.sqlite", batch=10_000)
+        for i in range(40):
+            j.record(kline(i))
+        seen: list[int] = []
+
+        async def watch() -> None:
+            while j.backlog:
+                seen.append(j.backlog)
+                await asyncio.sleep(0)
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        assert await j.flush_in_slices(16)
+        await watcher
+        assert j.backlog == 0 and j.written == 40 and seen == [24, 8]  # the loop ran after each slice
+        j.close()
+
+    asyncio.run(body())
