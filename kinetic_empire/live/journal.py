@@ -262,7 +262,7 @@ class Journal:
         self.written += 1
         self._pending += 1
 
-    def _commit(self) -> None:
+    def _commit(self, counts: bool = True) -> None:
         """Commit, or roll back and raise: rows of a failed commit are gone, so none of them may leave."""
         try:
             self._db.commit()
@@ -272,7 +272,7 @@ class Journal:
         self._durable |= self._inserted
         self._inserted.clear()
         self._pending = 0
-        self._commits += 1
+        self._commits += counts  # toward the checkpoint: a backlog's slices count as its one flush
 
     def _abort(self) -> None:
         """Roll the open transaction back: its command rows are not in the journal, so none of them may leave."""
@@ -329,7 +329,7 @@ class Journal:
                 self.written += len(rows)
                 self._pending += len(rows)
             if self._pending:
-                self._commit()
+                self._commit(counts=not self._deferred)
         except sqlite3.Error as exc:
             self._abort()
             self._deferred = rows + self._deferred
