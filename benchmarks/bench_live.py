@@ -1,6 +1,6 @@
 """Live tick-to-order latency: a closing kline message arriving on the socket -> the order request leaving.
 
-    python benchmarks/bench_live.py [--klines 400] [--window 300]
+    python benchmarks/bench_live.py [--klines 400] [--window 300] [--gateway] [--in-process]
     python benchmarks/bench_live.py --strategy-cost [--klines 3000] [--window 500]
 
 ``--strategy-cost`` times only the strategy runner's share of a live kline for the three example
@@ -22,7 +22,8 @@ execution port, signing and aiohttp. The sandbox runs in its own process (``pyth
 kinetic_empire.sandbox --speed step --admin``), as a venue would, and is stepped one kline at a time
 in two parts (the opening update, where the previous kline's orders fill, then the rest and the close)
 with the engine settling after each; ``--in-process`` shares the engine's event loop with it
-instead (slower: the exchange's work then sits on the engine's loop). Prints p50/p99/max in ms, and the
+instead (slower: the exchange's work then sits on the engine's loop); ``--gateway`` attaches the operator
+gateway's bus readers and request metrics as ``kinetic run`` does. Prints p50/p99/p99.9/max in ms, and the
 engine thread's CPU time over the same window: on a loaded machine the wall-clock tail is mostly time spent
 waiting for a core (compare the slowest samples' wall and CPU times, or run under ``chrt -f 10``, which takes
 the scheduler's queue out of the figure).
