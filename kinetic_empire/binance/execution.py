@@ -123,7 +123,8 @@ class BinanceExecution:
     # ------------------------------------------------------------------------------ bus handlers
     def on_request(self, r: OrderRequest) -> None:
         self.translator.expect(r)
-        self._spawn(self._after(self._cancel_all.get(r.symbol), self.submit(r)))
+        pending = self._cancel_all.get(r.symbol)
+        self._spawn(self.submit(r) if pending is None else self._after(pending, self.submit(r)))
 
     def on_cancel(self, r: CancelRequest) -> None:
         self._spawn(self._after(self._cancel_all.get(r.symbol), self.cancel(r.symbol, r.client_order_id, r)))

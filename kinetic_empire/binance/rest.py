@@ -44,7 +44,7 @@ from .errors import (
 )
 from .pacing import WeightPacer
 from .retrying import Retrier, Retry
-from .signing import Credentials, encode, signed_query
+from .signing import Credentials, Signer, encode
 from .venues import weight_of
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ class BinanceRest:
         self.pacer = WeightPacer(self.clock, self.server_ms, limit=weight_limit, headroom=weight_headroom)
         self._trace = trace_configs
         self._session: aiohttp.ClientSession | None = None
+        self._signer: Signer | None = None
+        self._signed_with: Credentials | None = None
         self.retrier = Retrier(self.clock, self.pacer, random.Random(seed), max_retries, backoff_s, backoff_max_s)
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -194,6 +196,13 @@ class BinanceRest:
         await self.sync_time()
         log.warning("clock resync after -1021 on %s: offset %d ms -> %d ms", endpoint, old, self.offset_ms)
 
+    def _signer_of(self, credentials: Credentials | None) -> Signer:
+        """The signer of ``credentials`` (made once; again if the credentials are replaced)."""
+        if self._signer is None or self._signed_with is not credentials:
+            assert credentials is not None
+            self._signer, self._signed_with = Signer(credentials.api_secret), credentials
+        return self._signer
+
     async def _once(self, method: str, path: str, params: Mapping[str, Any], security: str, endpoint: str) -> Any:
         self.stats.paced_s = self.pacer.paced_s  # the retrier paced this attempt
         headers: dict[str, str] = {}
@@ -205,8 +214,7 @@ class BinanceRest:
                                 "KINETIC_BINANCE_API_SECRET, or a .env file)", 401, endpoint)
             headers["X-MBX-APIKEY"] = self.credentials.api_key
         if security == SIGNED:
-            assert self.credentials is not None
-            query = signed_query(params, self.credentials.api_secret, self.server_ms(), self.recv_window_ms)
+            query = self._signer_of(self.credentials).query(params, self.server_ms(), self.recv_window_ms)
         else:
             query = encode(params)
         url = URL(f"{self.base}{path}?{query}" if query else f"{self.base}{path}", encoded=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
 import logging
 import os
@@ -51,6 +50,7 @@ from .alerts import ActiveAlerts
 from .clock import VenueClock
 from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
+from .gcpace import GcPacer
 from .journal import SCHEMA_VERSION, Journal
 from .reconcile import Reconciler
 from .restore import restore_state, restore_strategy_states
@@ -66,6 +66,8 @@ from .venue_setup import (
 )
 
 log = logging.getLogger(__name__)
+
+FLUSH_SLICE = 16  # journal rows written per step of the event loop (a few hundred µs at most)
 
 
 class PreflightError(KineticError):
@@ -162,6 +164,8 @@ class LiveEngine:
         # gateway hooks: bus readers attached once the core exists (before trading); journal confirm timing
         self.readers: list[Callable[[LiveEngine], None]] = []
         self.on_journal_commit: Callable[[float], None] | None = None
+        self._flushing: asyncio.Task[None] | None = None  # a flush of a full batch, started by the journal
+        self.gc = GcPacer(self.timer)  # collections between klines, not inside one (see .gcpace)
 
     # ------------------------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -279,8 +283,8 @@ class LiveEngine:
         if self.reconcile_every_s:
             self._spawn(self._reconcile_periodically(self.reconcile_every_s), "periodic reconciliation")
         self.started = True
-        gc.collect()
-        gc.freeze()  # start-up objects (rules, brackets, strategy history) leave the collector's scans
+        self.gc.start()  # start-up objects leave the collector's scans; collections run between klines
+        self._spawn(self.gc.run(), "garbage collection")
         log.info("live run %s started on %s (%s) with %d strategies on %s", self.run_id, self.venue.name,
                  self.venue.rest_url, len(self.runners), ", ".join(self.symbols))
 
@@ -389,10 +393,19 @@ class LiveEngine:
         self.bus.publish(Note(topic=topic, message=message, data=data, ts_event=now, ts_init=now))
 
     async def _flush_journal(self) -> None:
+        """Every half second, and as soon as a batch waits (``Journal.on_backlog``): never inside a kline's path."""
+        self.journal.on_backlog = self._flush_soon
         while True:
             await self.timer.sleep(0.5)
-            if not self.journal.flush():
-                self._journal_down(self.journal.failure)
+            await self._flush_slices()
+
+    def _flush_soon(self) -> None:
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_slices(), name="journal backlog")
+
+    async def _flush_slices(self) -> None:
+        if not await self.journal.flush_in_slices(FLUSH_SLICE):
+            self._journal_down(self.journal.failure)
 
     def last_activity(self) -> float:
         """Monotonic time of the latest message on either stream."""
@@ -433,6 +446,7 @@ class LiveEngine:
     async def shutdown(self, policy: str | None = None) -> None:
         """Stop trading; ``flatten`` cancels every order and closes every position, ``leave`` keeps them."""
         policy = policy or self.config.shutdown
+        self.gc.stop()
         if not self.started:  # start-up failed part way: release what it had opened
             await self._cancel_tasks()
             if hasattr(self, "journal"):

@@ -1,15 +1,15 @@
 """The run journal: every event of a live run, in bus order, in SQLite (WAL) under ``runs/<run-id>/``.
 
 Every event gets its place in bus order (``seq``) when it is published. Commands (operator commands, intents, order,
-cancel and cancel-all requests) are written at once and committed before anything leaves for the venue. The journal
+cancel and cancel-all requests) are encoded at once and committed before anything leaves for the venue. The journal
 is a gate, not only a subscriber: the execution port calls :meth:`Journal.confirm` with the exact command right before
-it sends, and it returns only if that command's row was inserted and committed (one commit covers every command of
-the kline); a command whose insert or commit failed (disk full, read-only, corrupt, locked) raises
-:class:`JournalUnavailable` and is not sent. So after a crash every order the venue may know of has its client id in
-the journal, whatever the disk did. Other events
-(klines, fills, positions...) are encoded as they come, kept in memory and written by :meth:`Journal.flush` (every
-half second and at close) in one statement: off the hot path, no millisecond burst on the loop at the flush,
-and after a crash the venue is the source of truth for them anyway.
+it sends, and it returns only if that command's row was inserted and committed (one statement inserts, and one commit
+covers, every command of the kline); a command whose insert or commit failed (disk full, read-only, corrupt, locked)
+raises :class:`JournalUnavailable` and is not sent, and only that command: a batch the disk refuses is retried row by
+row. So after a crash every order the venue may know of has its client id in the journal, whatever the disk did.
+Other events (klines, fills, positions...) are kept in memory and written by :meth:`Journal.flush` (every half second,
+in slices, and at close): off the hot path, and after a crash the venue is the source of truth for them anyway. Market
+data (frozen, scalar-only events) is even encoded there; the rest is encoded as it comes.
 
 Designed for resuming after a crash (:mod:`kinetic_empire.live.resume`): ``meta`` names the schema version, the run, the
 venue and the account (a fingerprint of the key, never the key), the run tag from which client ids are
@@ -19,17 +19,13 @@ Decimals as strings, decodable back into the same frozen event objects (:func:`r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import sqlite3
 import threading
-import types
-import typing
 from collections.abc import Callable, Iterator
-from dataclasses import fields
-from decimal import Decimal
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +33,8 @@ from ..core import events as ev
 from ..core.bus import EventBus
 from ..core.errors import KineticError
 from ..logs import redact
+from .journal_codec import decode_as, payload, plain
+from .journal_codec import encode as encode  # re-exported: the payload's fields as a dict
 
 log = logging.getLogger(__name__)
 
@@ -84,61 +82,25 @@ def command_key(command: Any) -> tuple[Any, ...]:
     return (type(command).__name__, getattr(command, "intent_id", None), command.ts_event)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
 _INSERT = ("INSERT INTO events (seq, kind, ts_event, ts_init, symbol, client_order_id, payload) "
            "VALUES (?,?,?,?,?,?,?)")
-_compact = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., separators=...) builds one per call
-_NAMES: dict[type, tuple[str, ...]] = {}
-_SIMPLE = (str, int, float, bool, type(None))
+_LAZY = (ev.KlineClosed, ev.MarkPriceUpdated)  # frozen and scalar-only: encoded at the flush, off the hot path
+_COMMAND, _NOW, _LAZY_ROW, _ROW = "command", "now", "lazy", "row"  # how record() writes an event of a type
 
 
-def encode(event: Any) -> dict[str, Any]:
-    names = _NAMES.get(type(event))
-    if names is None:
-        names = _NAMES[type(event)] = tuple(f.name for f in fields(event))
-    out = {}
-    for name in names:
-        value = getattr(event, name)
-        out[name] = value if type(value) in _SIMPLE else _plain(value)
-    return out
+def _how(event: Any) -> str:
+    if isinstance(event, _COMMANDS):
+        return _COMMAND
+    if isinstance(event, ev.StrategyStateSaved):
+        return _NOW
+    return _LAZY_ROW if isinstance(event, _LAZY) else _ROW
 
 
-def _converter(hint: Any) -> Callable[[Any], Any]:
-    """How to turn a JSON value back into a field of type ``hint``."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
-        inner = _converter(args[0])
-        return lambda v: None if v is None else inner(v)
-    if hint is Decimal:
-        return Decimal
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        return hint
-    if typing.get_origin(hint) is tuple:
-        return tuple
-    return lambda v: v
-
-
-_DECODERS: dict[type, list[tuple[str, Callable[[Any], Any]]]] = {}
+_HOW: dict[type, str] = {}  # event type -> _how(event), decided once per type
 
 
 def decode(kind: str, payload: dict[str, Any]) -> Any:
-    cls = _BY_NAME[kind]
-    conv = _DECODERS.get(cls)
-    if conv is None:
-        hints = typing.get_type_hints(cls)
-        conv = _DECODERS[cls] = [(f.name, _converter(hints[f.name])) for f in fields(cls)]
-    return cls(**{name: c(payload[name]) for name, c in conv if name in payload})
+    return decode_as(_BY_NAME[kind], payload)
 
 
 class Journal:
@@ -171,12 +133,16 @@ class Journal:
         self._durable: set[tuple[Any, ...]] = set()  # command rows committed: these may leave
         self.failure = ""  # the latest write failure, one line ("" while every write succeeded)
         self._lost: dict[tuple[Any, ...], str] = {}  # commands whose insert failed, and why
+        self._commands: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []  # (key, row) recorded, not inserted yet
+        self._queued: dict[tuple[Any, ...], int] = {}  # their keys (-> seq)
+        self.on_backlog: Callable[[], None] | None = None
+        """Called when ``batch`` events wait to be written (the engine wakes its flush task); None: flush at once."""
 
     # ------------------------------------------------------------------------------ meta
     def set_meta(self, **values: Any) -> None:
         # every value as JSON, strings too: a raw string of digits (an account fingerprint such as
         # "402913377150") would read back as a number, and resume would see another account
-        rows = [(k, redact(json.dumps(_plain(v), sort_keys=True))) for k, v in values.items()]
+        rows = [(k, redact(json.dumps(plain(v), sort_keys=True))) for k, v in values.items()]
         self._db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
         self._db.commit()
 
@@ -203,26 +169,75 @@ class Journal:
 
     def record(self, event: Any) -> None:
         self._seq += 1
-        if isinstance(event, _COMMANDS):
-            try:
-                self._insert(self._seq, event)
-            except sqlite3.Error as exc:  # not journaled: confirm() refuses it, so it never leaves
-                if not self._db.in_transaction:  # SQLite rolled the whole transaction back: those rows are gone too
-                    self._abort()
-                key = command_key(event)
-                self._lost[key] = self._failed(f"{key[0]} {key[1]} not journaled", exc)
-                return
-            self._inserted.add(command_key(event))
-        elif isinstance(event, ev.StrategyStateSaved):  # a strategy's memory: durable now, not at the next flush
+        how = _HOW.get(type(event))
+        if how is None:
+            how = _HOW[type(event)] = _how(event)
+        if how is _COMMAND:  # encoded now; inserted with the kline's other commands at the first confirm
+            key = command_key(event)
+            self._commands.append((key, self._row(self._seq, event)))
+            self._queued[key] = self._seq
+        elif how is _NOW:  # a strategy's memory: durable now, not at the next flush
             self._write_now(self._seq, event)
-        else:  # encoded now (a few µs), inserted at the flush in one statement: no burst of encoding there
-            self._deferred.append(self._row(self._seq, event))
+        else:
+            # market data (scalars only) is encoded at the flush, everything else now: nothing of either is
+            # written inside the kline-to-order path
+            self._deferred.append((self._seq, event) if how is _LAZY_ROW else self._row(self._seq, event))
             if len(self._deferred) >= self._batch:
-                self.flush()
+                if self.on_backlog is None:
+                    self.flush()
+                else:
+                    self.on_backlog()
+
+    def _insert_commands(self) -> None:
+        """Insert the queued command rows (one statement in the common case); a command whose row cannot be
+        inserted is lost (its confirm refuses it, saying why), and only that one."""
+        queued = self._commands
+        if not queued:
+            return
+        self._commands, self._queued = [], {}
+        try:
+            self._db.executemany(_INSERT, [row for _key, row in queued])
+        except sqlite3.Error:
+            self._insert_one_by_one(queued)
+            return
+        self.written += len(queued)
+        self._pending += len(queued)
+        self._inserted.update(key for key, _row in queued)
+
+    def _insert_one_by_one(self, queued: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
+        """After a failed batch insert: keep the rows that went in before the failure, retry the rest singly."""
+        present: set[int] = set()
+        if self._db.in_transaction:
+            seqs = [row[0] for _key, row in queued]
+            try:
+                present = {seq for (seq,) in self._db.execute(
+                    f"SELECT seq FROM events WHERE seq IN ({','.join('?' * len(seqs))})", seqs)}
+            except sqlite3.Error:
+                self._abort()
+        else:  # SQLite rolled the whole transaction back: those rows are gone too
+            self._abort()
+        for key, row in queued:
+            if row[0] in present:
+                self.written += 1
+                self._pending += 1
+                self._inserted.add(key)
+                continue
+            try:
+                self._db.execute(_INSERT, row)
+            except sqlite3.Error as failure:  # not journaled: confirm() refuses it, so it never leaves
+                if not self._db.in_transaction:
+                    self._abort()
+                    present = set()
+                self._lost[key] = self._failed(f"{key[0]} {key[1]} not journaled", failure)
+                continue
+            self.written += 1
+            self._pending += 1
+            self._inserted.add(key)
 
     def _write_now(self, seq: int, event: Any) -> None:
-        """Insert and commit one event (commands already inserted become durable with it); on failure it is
-        kept for the next flush, as a deferred event would be."""
+        """Insert and commit one event (queued commands become durable with it); on failure it is kept for the
+        next flush, as a deferred event would be."""
+        self._insert_commands()
         try:
             self._insert(seq, event)
         except sqlite3.Error as exc:
@@ -240,14 +255,14 @@ class Journal:
     @staticmethod
     def _row(seq: int, event: Any) -> tuple[Any, ...]:
         return (seq, type(event).__name__, event.ts_event, event.ts_init, getattr(event, "symbol", None),
-                getattr(event, "client_order_id", None), redact(_compact(encode(event))))
+                getattr(event, "client_order_id", None), redact(payload(event)))
 
     def _insert(self, seq: int, event: Any) -> None:
         self._db.execute(_INSERT, self._row(seq, event))
         self.written += 1
         self._pending += 1
 
-    def _commit(self) -> None:
+    def _commit(self, counts: bool = True) -> None:
         """Commit, or roll back and raise: rows of a failed commit are gone, so none of them may leave."""
         try:
             self._db.commit()
@@ -257,7 +272,7 @@ class Journal:
         self._durable |= self._inserted
         self._inserted.clear()
         self._pending = 0
-        self._commits += 1
+        self._commits += counts  # toward the checkpoint: a backlog's slices count as its one flush
 
     def _abort(self) -> None:
         """Roll the open transaction back: its command rows are not in the journal, so none of them may leave."""
@@ -273,14 +288,18 @@ class Journal:
         return self.failure
 
     def confirm(self, command: Any) -> None:
-        """Return only if ``command`` is durable (committing it if needed); :class:`JournalUnavailable` if not.
+        """Return only if ``command`` is durable (inserting and committing it if needed); :class:`JournalUnavailable`
+        if not.
 
         The execution port calls this right before every send: a command whose row was never inserted
-        (the insert failed) or whose commit fails is refused, so nothing leaves unjournaled.
+        (the insert failed) or whose commit fails is refused, so nothing leaves unjournaled. The commands
+        recorded since the last commit (a kline's intent and its orders) are inserted and committed together.
         """
         key = command_key(command)
         if key in self._durable:
             return
+        if key in self._queued:
+            self._insert_commands()
         if key not in self._inserted:
             raise JournalUnavailable(self._lost.pop(key, "") or f"JOURNAL_UNAVAILABLE {key[0]} {key[1]} is not in the "
                                      f"journal ({self.failure or 'never recorded'})")
@@ -289,24 +308,47 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalUnavailable(self._failed(f"{key[0]} {key[1]} not committed", exc)) from None
 
-    def flush(self) -> bool:
-        """Write the deferred events and commit everything; False (kept for the next flush) if the disk refuses."""
-        deferred, self._deferred = self._deferred, []
+    @property
+    def backlog(self) -> int:
+        """Events recorded and not written yet."""
+        return len(self._deferred) + len(self._commands)
+
+    def flush(self, max_rows: int | None = None) -> bool:
+        """Write the queued commands and (up to ``max_rows`` of) the deferred events, and commit; False (kept for
+        the next flush) if the disk refuses. With ``max_rows`` the caller flushes a long backlog in slices,
+        letting the event loop run between them."""
+        self._insert_commands()
+        if max_rows is None or max_rows >= len(self._deferred):
+            deferred, self._deferred = self._deferred, []
+        else:
+            deferred, self._deferred = self._deferred[:max_rows], self._deferred[max_rows:]
+        rows = [self._row(*item) if len(item) == 2 else item for item in deferred]
         try:
-            if deferred:
-                self._db.executemany(_INSERT, deferred)
-                self.written += len(deferred)
-                self._pending += len(deferred)
+            if rows:
+                self._db.executemany(_INSERT, rows)
+                self.written += len(rows)
+                self._pending += len(rows)
             if self._pending:
-                self._commit()
+                self._commit(counts=not self._deferred)
         except sqlite3.Error as exc:
             self._abort()
-            self._deferred = deferred + self._deferred
-            self._failed(f"{len(deferred)} events not flushed", exc)
+            self._deferred = rows + self._deferred
+            self._failed(f"{len(rows)} events not flushed", exc)
             return False
         if self._commits >= CHECKPOINT_COMMITS or self.written - self._checkpointed_at >= CHECKPOINT_ROWS:
             self._commits, self._checkpointed_at = 0, self.written
             self._checkpointer.request()
+        return True
+
+    async def flush_in_slices(self, rows: int) -> bool:
+        """The whole backlog, ``rows`` at a time, the event loop running between slices (a kline arriving meanwhile
+        waits for one slice, not for all of it); False if the disk refused (the rest is kept)."""
+        while not self.closed:
+            if not self.flush(rows):
+                return False
+            if not self.backlog:
+                break
+            await asyncio.sleep(0)
         return True
 
     def close(self) -> None:

@@ -1,0 +1,77 @@
+"""Python's cyclic garbage collector, run between klines instead of inside one.
+
+With automatic collection a live run paused inside the kline-to-order path whenever allocations crossed the
+collector's threshold: measured on the sandbox benchmark, 0.2-5 ms for the youngest generation and 3.6-16 ms
+for the middle one, about twenty times a second at the benchmark's pace. The pacer takes the decision away from
+allocation counts: after start-up it freezes what start-up built (rules, brackets, strategy history: never
+scanned again), turns automatic collection off, and collects on its own clock from a task of the engine, young
+objects often (cheap, since few survive a tick), the middle generation less often and everything not frozen
+rarely. A collection can still meet a kline, but only when the two happen to coincide, never because the
+kline's own allocations tipped the count.
+
+Automatic collection is a process-wide switch: the pacer counts the running pacers (two engines in one test
+process) and turns it back on when the last one stops, and unfreezes what it froze.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+
+from ..core.clock import Clock
+
+
+@dataclass
+class GcPacer:
+    """Collects on a schedule while a live run trades; :meth:`stop` gives collection back to Python."""
+
+    timer: Clock
+    young_every_s: float = 0.25
+    """Generation 0 (objects allocated since the last collection)."""
+    middle_every: int = 16
+    """Every this many young collections, generation 1 instead."""
+    full_every: int = 240
+    """Every this many young collections (a minute by default), a full collection of what is not frozen."""
+    collections: int = 0
+    running: bool = False
+
+    _active = 0  # pacers started and not stopped, process-wide (the collector's switch is process-wide)
+    _was_enabled = True
+
+    def start(self) -> None:
+        """Collect once, freeze the survivors, and turn automatic collection off."""
+        if self.running:
+            return
+        gc.collect()
+        gc.freeze()
+        if GcPacer._active == 0:
+            GcPacer._was_enabled = gc.isenabled()
+        GcPacer._active += 1
+        gc.disable()
+        self.running = True
+
+    def collect(self) -> int:
+        """One scheduled collection (the generation follows the count); returns the generation collected."""
+        self.collections += 1
+        n = self.collections
+        generation = 2 if n % self.full_every == 0 else 1 if n % self.middle_every == 0 else 0
+        gc.collect(generation)
+        return generation
+
+    async def run(self) -> None:
+        """The engine's task: a collection every ``young_every_s`` until cancelled."""
+        while self.running:
+            await self.timer.sleep(self.young_every_s)
+            if self.running:
+                self.collect()
+
+    def stop(self) -> None:
+        """Give collection back to Python (once every pacer has stopped) and unfreeze."""
+        if not self.running:
+            return
+        self.running = False
+        GcPacer._active -= 1
+        if GcPacer._active == 0:
+            gc.unfreeze()
+            if GcPacer._was_enabled:
+                gc.enable()

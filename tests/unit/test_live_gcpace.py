@@ -1,0 +1,95 @@
+"""The live run's garbage-collection pacer: automatic collection is off while it runs, its own schedule frees cyclic
+garbage, and Python's collector is given back (enabled, unfrozen) when the last pacer stops."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from kinetic_empire.core.clock import ManualClock
+from kinetic_empire.live.gcpace import GcPacer
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+@pytest.fixture(autouse=True)
+def collector_restored() -> Iterator[None]:
+    assert gc.isenabled()
+    yield
+    gc.unfreeze()
+    gc.enable()
+
+
+def test_collection_is_scheduled_not_triggered_by_allocations() -> None:
+    pacer = GcPacer(ManualClock(start_ms=0))
+    pacer.start()
+    try:
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+        garbage = Node()
+        gone = weakref.ref(garbage)
+        del garbage
+        _ = [[i] for i in range(50_000)]  # far past the automatic threshold: nothing collects on its own
+        assert gone() is not None
+        assert pacer.collect() == 0
+        assert gone() is None
+    finally:
+        pacer.stop()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_the_schedule_reaches_every_generation() -> None:
+    pacer = GcPacer(ManualClock(start_ms=0), middle_every=4, full_every=12)
+    pacer.start()
+    try:
+        assert [pacer.collect() for _ in range(12)] == [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2]
+    finally:
+        pacer.stop()
+
+
+def test_the_run_task_collects_on_the_injected_clock() -> None:
+    async def body() -> None:
+        clock = ManualClock(start_ms=0)
+        pacer = GcPacer(clock, young_every_s=0.25)
+        pacer.start()
+        task = asyncio.get_running_loop().create_task(pacer.run())
+        try:
+            await asyncio.sleep(0)
+            assert pacer.collections == 0
+            for _ in range(4):
+                await clock.advance(0.25)
+                await asyncio.sleep(0)
+            assert pacer.collections == 4
+        finally:
+            pacer.stop()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(body())
+
+
+def test_two_runs_in_one_process_give_collection_back_when_the_last_stops() -> None:
+    first, second = GcPacer(ManualClock(start_ms=0)), GcPacer(ManualClock(start_ms=0))
+    first.start()
+    second.start()
+    first.stop()
+    assert not gc.isenabled()  # the second run still trades
+    first.stop()  # twice: no effect
+    assert not gc.isenabled()
+    second.stop()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_a_process_that_had_collection_off_keeps_it_off() -> None:
+    gc.disable()
+    pacer = GcPacer(ManualClock(start_ms=0))
+    pacer.start()
+    pacer.stop()
+    assert not gc.isenabled()
