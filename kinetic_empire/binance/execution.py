@@ -30,12 +30,13 @@ never double a position because **an order whose outcome is unknown is never sen
 A placement task never ends silently: whatever escapes it is reported as OrderRejected (if the order is
 not known to the venue) and an Alert. Reconciliation looks up an order the venue's open-order lists do not
 show at most ``lookup_misses`` times; then it is closed as rejected with an Alert, never retried forever.
+At shutdown the look-ups stop (``drain(abandon_lookups=True)``): the journal holds the order as sent without
+an answer, and the next start looks it up before trading.
 
-The journal is a gate: ``before_send(command)`` is called with the exact command right before every send and
-raises (a :class:`KineticError`) unless that command is durable in the journal. A refused command is not sent:
-an order is rejected with code 0 and a reason starting ``JOURNAL_UNAVAILABLE``, and ``on_refused`` is told (the
-engine pauses entries). The grace
-wait runs on the injected ``timer`` clock, so tests move time instead of waiting.
+The journal is a gate: ``before_send(command)`` runs with the exact command right before every send and raises
+(a :class:`KineticError`) unless the command is durable in the journal. A refused command is not sent: an order
+is rejected with code 0 and reason ``JOURNAL_UNAVAILABLE...``, and ``on_refused`` is told (entries pause).
+Waits run on the injected ``timer`` clock, so tests move time instead of waiting.
 
 Order: an order or cancel for a symbol published after a cancel-all on it is sent after the cancel-all
 has been answered, so a flatten's closing orders are never caught by its own cancel-all.
@@ -54,14 +55,7 @@ from ..core.clock import Clock, LiveClock
 from ..core.errors import KineticError
 from ..core.events import CancelAllRequest, CancelRequest, OrderOutcomeUnknown, OrderRequest
 from ..core.ports import VenueBalance, VenueOrder, VenuePosition
-from .errors import (
-    AuthError,
-    BinanceError,
-    DuplicateOrderError,
-    RejectedError,
-    UnknownOrderError,
-    UnknownStatusError,
-)
+from .errors import AuthError, BinanceError, DuplicateOrderError, RejectedError, UnknownOrderError, UnknownStatusError
 from .rest import BinanceRest
 from .snapshots import HEDGE_SIDES, venue_balances, venue_order, venue_positions
 from .translate import OrderState, UserTranslator
@@ -101,18 +95,15 @@ class BinanceExecution:
         self.unknown_backoff_max_s = unknown_backoff_max_s
         self.lookup_misses = lookup_misses
         self._on_unknown = on_unknown
-        self.unknown_lookups = 0
-        self.unknown_unresolved = 0
+        self.placed = self.rejected = self.refused = 0  # counters (status, tests)
+        self.unknown_lookups = self.unknown_resolved = self.unknown_unresolved = 0
         self._misses: dict[str, int] = {}  # client id -> reconciliations that did not find it
         self._placing: set[str] = set()  # client ids whose placement task runs
+        self._looking_up: dict[str, asyncio.Task[Any]] = {}  # client id -> the task looking its outcome up
         self._on_sent = on_sent
         self._before_send = before_send or (lambda command: None)
         self._on_refused = on_refused
-        self.refused = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.placed = 0
-        self.rejected = 0
-        self.unknown_resolved = 0
         self.last_error: str = ""
         self._reported: set[tuple[int, str]] = set()
         self._cancel_all: dict[str, asyncio.Task[Any]] = {}  # symbol -> cancel-all in flight
@@ -168,8 +159,13 @@ class BinanceExecution:
         orders = self.translator.orders
         return sum(1 for cid in self._placing if (st := orders.get(cid)) is not None and st.symbol == symbol)
 
-    async def drain(self, timeout: float = 30.0) -> None:
-        """Wait for in-flight requests (shutdown, tests)."""
+    async def drain(self, timeout: float = 30.0, *, abandon_lookups: bool = False) -> None:
+        """Wait for in-flight requests (shutdown, tests); ``abandon_lookups``: first stop the look-ups of unknown
+        outcomes (module docstring), which would otherwise hold a stop for up to ``unknown_bound_s``."""
+        if abandon_lookups:
+            for cid, task in list(self._looking_up.items()):
+                log.warning("order %s: outcome still unknown at shutdown; not resent; the next start looks it up", cid)
+                task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
@@ -237,16 +233,23 @@ class BinanceExecution:
         deadline = timer.monotonic() + self.unknown_bound_s
         wait = self.unknown_grace_s
         lookups = 0
-        while True:
-            await timer.sleep(max(0.0, wait))
-            if self._heard(r.client_order_id) or await self._lookup(r):
-                self.unknown_resolved += 1
-                return
-            lookups += 1
-            left = deadline - timer.monotonic()
-            if left <= 0:
-                break
-            wait = min(wait * 2, self.unknown_backoff_max_s, left)
+        cid = r.client_order_id
+        task = asyncio.current_task()
+        if task is not None:
+            self._looking_up[cid] = task
+        try:
+            while True:
+                await timer.sleep(max(0.0, wait))
+                if self._heard(cid) or await self._lookup(r):
+                    self.unknown_resolved += 1
+                    return
+                lookups += 1
+                left = deadline - timer.monotonic()
+                if left <= 0:
+                    break
+                wait = min(wait * 2, self.unknown_backoff_max_s, left)
+        finally:
+            self._looking_up.pop(cid, None)
         await self._unresolved(r, cause, lookups)
 
     def _heard(self, cid: str) -> bool:

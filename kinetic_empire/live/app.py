@@ -456,7 +456,7 @@ class LiveEngine:
         await self.feed.stop()
         for keeper in self.state_keepers:
             keeper.stop()  # the runner's stop, then what on_stop changed is saved
-        await self.execution.drain()
+        await self.execution.drain(abandon_lookups=True)  # an unknown outcome is looked up by the next start
         if policy == "flatten":
             await self._flatten()
         await self.settle(quiet_s=0.2, timeout=5.0)

@@ -248,3 +248,24 @@ def test_reconciliation_stops_looking_for_an_order_the_venue_never_shows() -> No
         assert [a.kind for a in seen["alerts"]] == ["order_not_found"] and port.translator.open_orders() == []
 
     asyncio.run(body())
+
+
+def test_shutdown_stops_the_lookups_and_leaves_the_order_to_the_next_start() -> None:
+    """A clean stop must not wait out the look-up bound (60 s by default, longer than a container's stop grace):
+    the journal holds the order as sent without an answer, and the next start looks it up."""
+    async def body() -> None:
+        venue, port, clock, seen, asked = setup(unknown_grace_s=1.0)
+        venue.on("GET", "/fapi/v1/order", raises(UNKNOWN))
+        port.on_request(market())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert port.busy == 1 and clock.next_deadline() is not None  # waiting to look it up
+        await port.drain(timeout=2.0, abandon_lookups=True)
+        assert port.busy == 0
+        assert venue.count("POST", "/fapi/v1/order") == 1 and venue.count("GET", "/fapi/v1/order") == 0
+        assert seen["rejected"] == [] and seen["alerts"] == [] and asked == []  # not closed: it is unknown
+        resolved = asyncio.ensure_future(port.submit(market("u-2")))  # an ordinary look-up still runs its course
+        await run_until_done(port, clock, resolved)
+        assert [r.client_order_id for r in seen["rejected"]] == ["u-2"]
+
+    asyncio.run(body())
