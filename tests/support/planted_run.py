@@ -96,9 +96,9 @@ SLOW_STOP_S = float(os.environ.get("SOAK_SLOW_STOP_S", "4"))  # the focused test
 
 
 def _slow_clean_stop() -> None:
-    """Not a bug, a condition: every clean stop takes ``SLOW_STOP_S`` longer, as one does while an order of
-    unknown outcome is still being looked up (the port's drain waits for it, up to 30 s). A soak driver that
-    lets the replay run meanwhile can reach the end of the data before it resumes the engine."""
+    """Not a bug, a condition: every clean stop takes ``SLOW_STOP_S`` longer, as one did while an order of
+    unknown outcome was looked up (before shutdown stopped its look-ups), or as one may on a loaded machine. A
+    soak driver that lets the replay run meanwhile can reach the end of the data before it resumes the engine."""
     from kinetic_empire.live.app import LiveEngine
 
     original = LiveEngine.shutdown
