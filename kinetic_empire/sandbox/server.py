@@ -10,7 +10,8 @@ or standalone through ``kinetic sandbox`` (see :mod:`.cli`). Everything about th
 the venue; this module owns only the HTTP/WS lifecycle: the app, its runner and socket, the open
 connections, the background tasks (timed replay, listenKey expiry, fsync of the state file), and the
 points where ``--state`` commits a unit of work: right after each REST handler and before any HTTP answer
-(see :mod:`.durable` for the guarantee).
+(see :mod:`.durable` for the guarantee). Without ``--state`` the REST table is served by the lean protocol
+of :mod:`.http_server`, which hands everything else to the aiohttp application on the same port.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .endpoints import Ctx, Endpoint
 from .errors import ApiError
 from .faults import Faults
 from .gateway import Gateway, json_errors
+from .http_server import RestSite
 from .market import MarketData
 from .replay import Replay
 from .statefile import Loaded, StateFile, StateWriteError
@@ -41,32 +43,6 @@ from .venue import SandboxVenue
 
 log = logging.getLogger(__name__)
 _STOPPED = "Internal error; unable to process your request. Please try again."
-
-
-class _DirectRestRunner(web.AppRunner):
-    """An app runner whose requests for the REST table go straight to the gateway.
-
-    The gateway answers every outcome itself (Binance's JSON errors included), so the router's look-up and the
-    middleware chain add nothing to a REST request but time. WebSocket upgrades, admin routes, unknown paths and
-    requests that expect ``100-continue`` take the application's usual path. Without ``--state`` only: there a
-    middleware commits each unit of work before the answer."""
-
-    def __init__(self, gateway: Gateway, app: web.Application, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.gateway = gateway
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        app_handle = server.request_handler
-        table, handle = self.gateway.table, self.gateway.handle
-
-        async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
-            if (request.method, request.path) in table and "Expect" not in request.headers:
-                return await handle(request)  # type: ignore[arg-type]
-            return await app_handle(request)
-
-        server.request_handler = dispatch
-        return server
 
 
 class SandboxServer:
@@ -127,12 +103,13 @@ class SandboxServer:
             self._loaded = Loaded()
         elif cfg.warmup_klines:
             venue.play_klines(cfg.warmup_klines)
-        if self._state_file is not None:
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        else:
-            self._runner = _DirectRestRunner(self.gateway, self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port)
+        site: web.BaseSite
+        if self._state_file is not None:  # every request through aiohttp and the commit middleware
+            site = web.TCPSite(self._runner, cfg.host, cfg.port)
+        else:  # the REST table on the lean protocol, the rest handed to aiohttp on the same port
+            site = RestSite(self._runner, self.gateway, venue.clock, cfg.host, cfg.port)
         await site.start()
         server = site._server
         assert server is not None
