@@ -37,6 +37,12 @@ MAX_BODY = 1 << 20  # the application's client_max_size: a larger body gets aioh
 KEEPALIVE_S = 75.0  # aiohttp's keepalive_timeout: an idle connection is closed after this long
 _STATUS = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _REFUSED = (httptools.HttpParserError, httptools.HttpParserUpgrade)  # upgrades are not parser errors
+# aiohttp's checks beyond llhttp's (aiohttp/_http_parser.pyx), and headers that change what the request means:
+# a request with any of them is aiohttp's to answer
+_SINGLETONS = frozenset({b"content-length", b"content-location", b"content-range", b"content-type", b"etag", b"host",
+                         b"max-forwards", b"server", b"transfer-encoding", b"user-agent"})
+_NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding", b"sec-websocket-key1"})
+MAX_HEADERS = 100  # aiohttp allows 128
 _TAIL = b"Content-Type: application/json\r\nContent-Length: "
 
 
@@ -83,6 +89,8 @@ class RestProtocol(asyncio.Protocol):
         self._api_key: str | None = None
         self._length = 0
         self._plain = True  # no header that takes the request off the fast path
+        self._headers = 0
+        self._seen: set[bytes] = set()  # singleton headers seen
         self._head = 0  # length of the current request's head once parsed, 0 before
         self._task: asyncio.Task[Reply] | None = None  # the answer being awaited (faults, async handlers)
         self._keep_alive = True
@@ -119,12 +127,20 @@ class RestProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
+        value = value.rstrip(b" \t")  # llhttp strips the blanks before a value, aiohttp those after it
+        self._headers += 1
         if name == b"x-mbx-apikey":
             if self._api_key is None:  # aiohttp's headers.get(): the first one
-                self._api_key = value.decode("utf-8", "surrogateescape").strip()
+                self._api_key = value.decode("utf-8", "surrogateescape")
         elif name == b"content-length":
-            self._length = int(value)  # llhttp has checked the digits and refused a second one
-        elif name in (b"transfer-encoding", b"expect", b"upgrade"):
+            self._length = int(value)  # llhttp has checked the digits
+        elif name in _NOT_PLAIN:
+            self._plain = False
+        if name in _SINGLETONS:
+            if name in self._seen:
+                self._plain = False  # aiohttp refuses a second one
+            self._seen.add(name)
+        if b"\x00" in value:
             self._plain = False
 
     def on_headers_complete(self) -> None:
@@ -173,13 +189,15 @@ class RestProtocol(asyncio.Protocol):
 
     def _parse_head(self, head: bytes) -> bool:
         """Parse one request head; True if this protocol serves the request (else aiohttp must)."""
-        self._url, self._api_key, self._length, self._plain = b"", None, 0, True
+        self._url, self._api_key, self._length, self._plain, self._headers = b"", None, 0, True, 0
+        self._seen.clear()
         try:
             self._parser.feed_data(head)
         except _REFUSED:  # malformed, or an upgrade: aiohttp gives its own answer
             return False
         parser = self._parser
-        if not self._plain or self._length > MAX_BODY or parser.get_http_version() != "1.1":
+        if (not self._plain or self._length > MAX_BODY or self._headers > MAX_HEADERS or b"host" not in self._seen
+                or parser.get_http_version() != "1.1"):
             return False
         path = self._url.partition(b"?")[0]
         if (parser.get_method(), path) not in self.site.fast:

@@ -50,9 +50,12 @@ class SandboxServer:
 
     ``clock`` is server time (wall time by default): request timestamps, listenKey validity, rate-limit
     windows, timed replay, injected delays. A test may pass a :class:`~kinetic_empire.core.clock.ManualClock`.
+    ``lean_http=False`` serves everything through aiohttp alone (as ``--state`` does): the tests compare the
+    two fronts byte for byte.
     """
 
-    def __init__(self, config: SandboxConfig | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: SandboxConfig | None = None, *, clock: Clock | None = None,
+                 lean_http: bool = True) -> None:
         cfg = config or SandboxConfig()
         # --state: lock and read the file first (a replay shifted to "now" resumes with its saved shift)
         self._state_file = StateFile(cfg.state_file) if cfg.state_file is not None else None
@@ -76,6 +79,7 @@ class SandboxServer:
         self.gateway = Gateway(venue, endpoints)
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
+        self._lean_http = lean_http and self._state_file is None  # --state: a commit middleware on every request
         self._tasks: list[asyncio.Task[None]] = []
         self.port: int | None = None
 
@@ -106,10 +110,10 @@ class SandboxServer:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site: web.BaseSite
-        if self._state_file is not None:  # every request through aiohttp and the commit middleware
-            site = web.TCPSite(self._runner, cfg.host, cfg.port)
-        else:  # the REST table on the lean protocol, the rest handed to aiohttp on the same port
+        if self._lean_http:  # the REST table on the lean protocol, the rest handed to aiohttp on the same port
             site = RestSite(self._runner, self.gateway, venue.clock, cfg.host, cfg.port)
+        else:
+            site = web.TCPSite(self._runner, cfg.host, cfg.port)
         await site.start()
         server = site._server
         assert server is not None
