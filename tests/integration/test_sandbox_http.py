@@ -89,6 +89,9 @@ def cases(sb: SandboxServer) -> list[tuple[str, Chunks, int]]:
         ("Connection: close", [plain("GET /fapi/v1/ping HTTP/1.1", "Connection: close\r\n")], 1),
         ("Connection: keep-alive", [plain("GET /fapi/v1/ping HTTP/1.1", "Connection: keep-alive\r\n")] * 2, 2),
         ("HTTP/1.0", [b"GET /fapi/v1/ping HTTP/1.0\r\n\r\n"], 1),
+        ("no Host header", [b"GET /fapi/v1/ping HTTP/1.1\r\n\r\n"], 1),
+        ("two Host headers", [plain("GET /fapi/v1/ping HTTP/1.1", "Host: again\r\n")], 1),
+        ("NUL in a header value", [plain("GET /fapi/v1/ping HTTP/1.1", "X-A: a\x00b\r\n")], 1),
         ("HEAD", [plain("HEAD /fapi/v1/ping HTTP/1.1")], 1),
         ("OPTIONS", [plain("OPTIONS /fapi/v1/ping HTTP/1.1")], 1),
         ("unknown method", [plain("PATCH /fapi/v1/order HTTP/1.1")], 1),
@@ -167,7 +170,7 @@ def test_statuses_of_the_edge_cases() -> None:
         for name, chunks, n in cases(lean):
             answers = await talk(lean.port, chunks, n, head_only=name == "HEAD")  # type: ignore[arg-type]
             status[name] = [int(a.split(b" ", 2)[1]) for a in answers]
-        assert status["malformed request line"] == [400]
+        assert status["malformed request line"] == status["no Host header"] == status["two Host headers"] == [400]
         assert status["oversize header"][0] in (400, 431)
         assert status["three pipelined in one write"] == [200, 200, 200]
         assert status["body split across packets"] == [200]
