@@ -68,12 +68,12 @@ async def _finish(coro: Coroutine[Any, Any, Reply], yielded: Any) -> Reply:
             try:
                 yielded = coro.throw(exc)
             except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+                return stop.value
         else:
             try:
                 yielded = coro.send(sent)
             except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+                return stop.value
 
 
 class RestProtocol(asyncio.Protocol):
@@ -199,10 +199,7 @@ class RestProtocol(asyncio.Protocol):
         if (not self._plain or self._length > MAX_BODY or self._headers > MAX_HEADERS or b"host" not in self._seen
                 or parser.get_http_version() != "1.1"):
             return False
-        path = self._url.partition(b"?")[0]
-        if (parser.get_method(), path) not in self.site.fast:
-            return False
-        return True
+        return (parser.get_method(), self._url.partition(b"?")[0]) in self.site.fast
 
     def _answer(self, body: bytes) -> None:
         method = self._parser.get_method().decode()
@@ -289,7 +286,7 @@ class RestProtocol(asyncio.Protocol):
 class RestSite(web.BaseSite):
     """A TCP listener whose connections start on :class:`RestProtocol` (the runner must be set up)."""
 
-    __slots__ = ("gateway", "fast", "conns", "_host", "_port", "_clock", "_idle", "_second", "_date", "_sweeper")
+    __slots__ = ("_clock", "_date", "_host", "_idle", "_port", "_second", "_sweeper", "conns", "fast", "gateway")
 
     def __init__(self, runner: web.BaseRunner, gateway: Gateway, clock: Clock, host: str, port: int) -> None:
         super().__init__(runner)

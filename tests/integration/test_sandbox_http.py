@@ -46,8 +46,8 @@ def mixed(sb: SandboxServer, method: str, path: str, query: dict[str, str]) -> b
     q = urlencode(query)
     b = urlencode({"timestamp": sb.venue.clock.now_ms()})
     b += "&signature=" + hmac.new(sb.api_secret.encode(), (q + b).encode(), hashlib.sha256).hexdigest()
-    return (f"{method} {path}?{q} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-MBX-APIKEY: {sb.api_key}\r\nContent-Length: {len(b)}\r\n"
-            f"Content-Type: application/x-www-form-urlencoded\r\n\r\n{b}").encode()
+    return (f"{method} {path}?{q} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-MBX-APIKEY: {sb.api_key}\r\n"
+            f"Content-Length: {len(b)}\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n{b}").encode()
 
 
 def plain(line: str, headers: str = "") -> bytes:
@@ -157,8 +157,9 @@ def test_lean_front_answers_byte_for_byte_as_aiohttp() -> None:
             served_here += 1
         assert served_here == len(cases(lean))
         # what was placed is the same on both
-        assert sorted(o.client_order_id for o in lean.account().exchange.open_orders()) == ["h2", "h3", "h4", "h5", "h6", "h7"]
-        assert sorted(o.client_order_id for o in ref.account().exchange.open_orders()) == ["h2", "h3", "h4", "h5", "h6", "h7"]
+        placed = ["h2", "h3", "h4", "h5", "h6", "h7"]
+        assert sorted(o.client_order_id for o in lean.account().exchange.open_orders()) == placed
+        assert sorted(o.client_order_id for o in ref.account().exchange.open_orders()) == placed
 
     asyncio.run(asyncio.wait_for(twins(body), 60))
 
