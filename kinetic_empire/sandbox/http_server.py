@@ -95,6 +95,7 @@ class RestProtocol(asyncio.Protocol):
         self._task: asyncio.Task[Reply] | None = None  # the answer being awaited (faults, async handlers)
         self._keep_alive = True
         self._write_paused = False
+        self._read_paused = False
         self._running = False
         self.requests = 0  # answered requests, read by the idle sweep
         self.idle_sweeps = 0
@@ -113,6 +114,9 @@ class RestProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._buf += data
         self._serve()
+        if self._task is not None and len(self._buf) > MAX_HEAD + MAX_BODY and self.transport is not None:
+            self.transport.pause_reading()  # a client that pipelines without end waits for the answers first
+            self._read_paused = True
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -220,6 +224,9 @@ class RestProtocol(asyncio.Protocol):
 
     def _answered(self, task: asyncio.Task[Reply]) -> None:
         self._task = None
+        if self._read_paused and self.transport is not None:
+            self.transport.resume_reading()
+        self._read_paused = False
         if task.cancelled():
             self._close()
             return
@@ -257,6 +264,8 @@ class RestProtocol(asyncio.Protocol):
         proto.connection_made(transport)
         if self._write_paused:
             proto.pause_writing()
+        if self._read_paused:
+            transport.resume_reading()
         data, self._buf = bytes(self._buf), bytearray()
         if data:
             proto.data_received(data)

@@ -271,3 +271,28 @@ def test_idle_connections_close_after_the_keepalive_timeout() -> None:
         writer.close()
 
     asyncio.run(asyncio.wait_for(twins(body), 60))
+
+
+def test_a_client_pipelining_behind_a_delayed_answer_is_paused() -> None:
+    """While an answer waits, at most about one request's worth of bytes is buffered; then reading pauses."""
+    clock = ManualClock(WALL0)
+
+    async def main() -> None:
+        cfg = config(faults=FaultConfig(enabled=True, latency_ms=(500.0, 500.0)))
+        async with SandboxServer(cfg, clock=clock) as sb:
+            site = sb._runner._sites[0]  # type: ignore[union-attr]
+            reader, writer = await asyncio.open_connection("127.0.0.1", sb.port)
+            writer.write(plain("GET /fapi/v1/time HTTP/1.1"))
+            await sleepers(clock, 1)
+            conn, = site.conns
+            writer.write(plain("GET /fapi/v1/ping HTTP/1.1") * 40_000)  # about 1.5 MB
+            await until(lambda: conn._read_paused, "reading paused")
+            assert len(conn._buf) < 2 * (1 << 20)
+            await clock.advance(0.5)
+            assert b'"serverTime":' in await asyncio.wait_for(read_answer(reader), 10)
+            await sleepers(clock, 1)  # the next one waits out its delay; reading resumed, then paused again
+            await until(lambda: conn._read_paused, "reading paused again")
+            assert len(conn._buf) < 2 * (1 << 20)
+            writer.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
