@@ -17,6 +17,8 @@ sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket fra
 
 Run: ``python benchmarks/bench_sandbox.py [--seconds 5] [--concurrency 1 4] [--state]`` (``--state``: the
 sandbox process persists every change to a temporary state file, as ``kinetic sandbox --state`` does).
+Before/after in one sitting: alternate ``--sandbox-root /path/to/other/checkout`` with this one (the client
+side stays the same), e.g. ``--subscribers --no-durability --seconds 4`` for the order figures alone.
 """
 
 from __future__ import annotations
@@ -43,13 +45,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "sandbox"
 
 
-def start_server(state: Path | None) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def start_server(state: Path | None, root: Path = ROOT, loop: str | None = None
+                 ) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """The sandbox process, from the checkout ``root`` (another one to compare with), on event loop ``loop``."""
     cmd = [sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(DATA), "--port", "0", "--json",
            "--speed", "step", "--admin", "--no-limits", "--warmup", "30"]
     if state is not None:
         cmd += ["--state", str(state)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root)}
+    if loop is not None:
+        env["KINETIC_SANDBOX_LOOP"] = loop
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=root, env=env)
     assert proc.stdout is not None
     return proc, {**json.loads(proc.stdout.readline()), "pid": str(proc.pid)}
 
@@ -263,21 +269,24 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state" if args.state else None
         await run_all(args, state)
-    print("durability, in process (CPU time):")
-    durability_cost(2000, 2000)
+    if not args.no_durability:
+        print("durability, in process (CPU time):")
+        durability_cost(2000, 2000)
 
 
 async def run_all(args: argparse.Namespace, state: Path | None) -> None:
-    proc, info = start_server(state)
+    proc, info = start_server(state, args.sandbox_root.resolve(), args.loop)
     try:
-        print(f"sandbox at {info['rest']} (separate process), client: aiohttp, HMAC-SHA256 signed, "
+        print(f"sandbox at {info['rest']} (separate process, from {args.sandbox_root.resolve()}, loop "
+              f"{args.loop or 'default'}), client: aiohttp, HMAC-SHA256 signed, "
               f"state: {'--state (durable)' if state else 'none (in memory)'}")
         print("order round trips (LIMIT place, query, cancel):")
         print(f"  load average {os.getloadavg()[0]:.2f}")
         for c in args.concurrency:
             await bench_orders(info, args.seconds, c)
         await asyncio.to_thread(lean_orders, info, args.seconds)
-        print("kline update -> client WebSocket delivery (trigger to receipt):")
+        if args.subscribers:
+            print("kline update -> client WebSocket delivery (trigger to receipt):")
         for n in args.subscribers:
             await bench_streams(info, n, args.updates)
     finally:
@@ -289,7 +298,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--subscribers", type=int, nargs="*", default=[1, 10, 100],
+                        help="stream subscriber counts to measure (none: skip the stream figures)")
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument("--state", action="store_true", help="run the sandbox with a --state file (durable)")
+    parser.add_argument("--sandbox-root", type=Path, default=ROOT,
+                        help="checkout whose sandbox to run (default: this one), to compare two side by side")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], help="the sandbox process's event loop "
+                        "(default: the sandbox's own default; needs a checkout that reads $KINETIC_SANDBOX_LOOP)")
+    parser.add_argument("--no-durability", action="store_true", help="skip the in-process durability figures")
     asyncio.run(main(parser.parse_args()))

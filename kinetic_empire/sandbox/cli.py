@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ..exchange.config import ExchangeConfig
@@ -132,12 +134,31 @@ async def _serve(config: SandboxConfig, as_json: bool) -> str | None:
         return sb.failure
 
 
+LOOP_ENV = "KINETIC_SANDBOX_LOOP"
+DEFAULT_LOOP = "asyncio"
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The standalone exchange's event loop: ``$KINETIC_SANDBOX_LOOP`` (``asyncio`` or ``uvloop``), else
+    :data:`DEFAULT_LOOP`. An in-process sandbox (tests, ``kinetic run``) runs on its caller's loop."""
+    name = os.environ.get(LOOP_ENV, DEFAULT_LOOP)
+    if name == "asyncio":
+        return None
+    if name != "uvloop":
+        raise ValueError(f"${LOOP_ENV}={name!r}: must be 'asyncio' or 'uvloop'")
+    try:
+        import uvloop
+    except ImportError:
+        raise ValueError(f"${LOOP_ENV}=uvloop: uvloop is not installed") from None
+    return uvloop.new_event_loop
+
+
 def main(args: argparse.Namespace) -> int:
     """Run until SIGINT/SIGTERM; returns the process exit code (1: a state write failed, 2: bad input)."""
     try:
         check_args(args)
         config = build_config(args)
-        with asyncio.Runner() as runner:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             failure = runner.run(_serve(config, args.json))
     except (OSError, ValueError) as exc:
         print(f"kinetic sandbox: {exc}", file=sys.stderr)

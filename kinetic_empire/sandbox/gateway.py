@@ -34,6 +34,8 @@ except ImportError:  # pragma: no cover
         return json.dumps(obj, separators=(",", ":")).encode()
 
 _JSON = "application/json"
+Reply = tuple[int, dict[str, str], bytes]
+"""An answer: HTTP status, headers other than Content-Type (always JSON), body."""
 _UNKNOWN_503 = "Unknown error, please check your request or try again later."
 _INTERNAL = "Internal error; unable to process your request. Please try again."
 _TIMEOUT = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
@@ -51,13 +53,27 @@ class Gateway:
             self.paths.add(e.path)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """aiohttp's way in (WebSocket-era routes, ``--state``, whatever :mod:`.http_server` hands over)."""
+        try:
+            body: bytes | None = await request.read() if request.can_read_body else b""
+        except web.HTTPRequestEntityTooLarge:
+            body = None
+        status, headers, data = await self.answer(request.method, request.path, request.raw_path.partition("?")[2],
+                                                  body, request.headers.get("X-MBX-APIKEY"), request.remote or "?")
+        return web.Response(status=status, body=data, headers=headers, content_type=_JSON)
+
+    async def answer(self, method: str, path: str, query: str, raw: bytes | None, api_key: str | None,
+                     ip: str) -> Reply:
+        """One REST request, from its parts: ``query`` is the raw query string, ``raw`` the body (None: larger
+        than allowed), ``api_key`` the X-MBX-APIKEY header. Returns the status, the headers besides
+        Content-Type (always JSON), and the body. Every outcome is an answer; nothing raises."""
         venue = self.venue
         headers: dict[str, str] = {}
         try:
-            ep = self.table.get((request.method, request.path))
+            ep = self.table.get((method, path))
             if ep is None:
-                status = 405 if request.path in self.paths else 404
-                raise path_invalid(request.method, request.path, status)
+                status = 405 if path in self.paths else 404
+                raise path_invalid(method, path, status)
             faults = venue.faults
             if faults.on:
                 delay = faults.latency_s()
@@ -68,20 +84,16 @@ class Gateway:
                     raise ApiError(-1003, f"Too many requests; current limit is {limit} requests per minute. Please "
                                    "use the websocket for live updates to avoid polling the API.", 429,
                                    {"Retry-After": "1"})
-            query = request.raw_path.partition("?")[2]
-            try:
-                raw = await request.read() if request.can_read_body else b""
-            except web.HTTPRequestEntityTooLarge:
-                raise ApiError(-1000, "Request body too large.", 413) from None
+            if raw is None:
+                raise ApiError(-1000, "Request body too large.", 413)
             body = raw.decode("utf-8", "surrogateescape")
             params = Params(parse_pairs(query, body))
             now = venue.wall_ms()
-            ip = request.remote or "?"
             used = venue.limiter.weight(ip, ep.cost(params), now)
             headers["X-MBX-USED-WEIGHT-1M"] = str(used)
             account = None
             if ep.security != NONE:
-                key = check_api_key(request.headers.get("X-MBX-APIKEY"), venue.keys)
+                key = check_api_key(api_key, venue.keys)
                 account = venue.accounts[key.api_key]
                 if ep.security == SIGNED:
                     d = params.data
@@ -112,15 +124,13 @@ class Gateway:
             if fault == "timeout-executed":
                 await venue.clock.sleep(faults.cfg.timeout_seconds)
                 raise ApiError(-1007, _TIMEOUT, 408)
-            data = result if isinstance(result, bytes) else dumps(result)
-            return web.Response(body=data, headers=headers, content_type=_JSON)
+            return 200, headers, result if isinstance(result, bytes) else dumps(result)
         except ApiError as err:
             headers.update(err.headers)
-            return web.Response(status=err.status, body=err.body(), headers=headers, content_type=_JSON)
+            return err.status, headers, err.body()
         except Exception:
-            log.exception("sandbox: unexpected error on %s %s", request.method, request.path_qs)
-            crash = error_body(-1000, "An unknown error occured while processing the request.")
-            return web.Response(status=500, body=crash, headers=headers, content_type=_JSON)
+            log.exception("sandbox: unexpected error on %s %s%s", method, path, f"?{query}" if query else "")
+            return 500, headers, error_body(-1000, "An unknown error occured while processing the request.")
 
 
 @web.middleware

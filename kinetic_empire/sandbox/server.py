@@ -10,7 +10,8 @@ or standalone through ``kinetic sandbox`` (see :mod:`.cli`). Everything about th
 the venue; this module owns only the HTTP/WS lifecycle: the app, its runner and socket, the open
 connections, the background tasks (timed replay, listenKey expiry, fsync of the state file), and the
 points where ``--state`` commits a unit of work: right after each REST handler and before any HTTP answer
-(see :mod:`.durable` for the guarantee).
+(see :mod:`.durable` for the guarantee). Without ``--state`` the REST table is served by the lean protocol
+of :mod:`.http_server`, which hands everything else to the aiohttp application on the same port.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .endpoints import Ctx, Endpoint
 from .errors import ApiError
 from .faults import Faults
 from .gateway import Gateway, json_errors
+from .http_server import RestSite
 from .market import MarketData
 from .replay import Replay
 from .statefile import Loaded, StateFile, StateWriteError
@@ -43,40 +45,17 @@ log = logging.getLogger(__name__)
 _STOPPED = "Internal error; unable to process your request. Please try again."
 
 
-class _DirectRestRunner(web.AppRunner):
-    """An app runner whose requests for the REST table go straight to the gateway.
-
-    The gateway answers every outcome itself (Binance's JSON errors included), so the router's look-up and the
-    middleware chain add nothing to a REST request but time. WebSocket upgrades, admin routes, unknown paths and
-    requests that expect ``100-continue`` take the application's usual path. Without ``--state`` only: there a
-    middleware commits each unit of work before the answer."""
-
-    def __init__(self, gateway: Gateway, app: web.Application, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.gateway = gateway
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        app_handle = server.request_handler
-        table, handle = self.gateway.table, self.gateway.handle
-
-        async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
-            if (request.method, request.path) in table and "Expect" not in request.headers:
-                return await handle(request)  # type: ignore[arg-type]
-            return await app_handle(request)
-
-        server.request_handler = dispatch
-        return server
-
-
 class SandboxServer:
     """A local Binance USD-M futures exchange over HTTP and WebSocket.
 
     ``clock`` is server time (wall time by default): request timestamps, listenKey validity, rate-limit
     windows, timed replay, injected delays. A test may pass a :class:`~kinetic_empire.core.clock.ManualClock`.
+    ``lean_http=False`` serves everything through aiohttp alone (as ``--state`` does): the tests compare the
+    two fronts byte for byte.
     """
 
-    def __init__(self, config: SandboxConfig | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: SandboxConfig | None = None, *, clock: Clock | None = None,
+                 lean_http: bool = True) -> None:
         cfg = config or SandboxConfig()
         # --state: lock and read the file first (a replay shifted to "now" resumes with its saved shift)
         self._state_file = StateFile(cfg.state_file) if cfg.state_file is not None else None
@@ -100,6 +79,7 @@ class SandboxServer:
         self.gateway = Gateway(venue, endpoints)
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
+        self._lean_http = lean_http and self._state_file is None  # --state: a commit middleware on every request
         self._tasks: list[asyncio.Task[None]] = []
         self.port: int | None = None
 
@@ -127,12 +107,13 @@ class SandboxServer:
             self._loaded = Loaded()
         elif cfg.warmup_klines:
             venue.play_klines(cfg.warmup_klines)
-        if self._state_file is not None:
-            self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        else:
-            self._runner = _DirectRestRunner(self.gateway, self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port)
+        site: web.BaseSite
+        if self._lean_http:  # the REST table on the lean protocol, the rest handed to aiohttp on the same port
+            site = RestSite(self._runner, self.gateway, venue.clock, cfg.host, cfg.port)
+        else:
+            site = web.TCPSite(self._runner, cfg.host, cfg.port)
         await site.start()
         server = site._server
         assert server is not None
