@@ -59,11 +59,15 @@ class GcPacer:
         return generation
 
     async def run(self) -> None:
-        """The engine's task: a collection every ``young_every_s`` until cancelled."""
-        while self.running:
-            await self.timer.sleep(self.young_every_s)
-            if self.running:
-                self.collect()
+        """The engine's task: a collection every ``young_every_s`` until cancelled. Its end gives collection
+        back even when the engine is never shut down (a loop closed under it, a test that stops early)."""
+        try:
+            while self.running:
+                await self.timer.sleep(self.young_every_s)
+                if self.running:
+                    self.collect()
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         """Give collection back to Python (once every pacer has stopped) and unfreeze."""

@@ -93,3 +93,17 @@ def test_a_process_that_had_collection_off_keeps_it_off() -> None:
     pacer.start()
     pacer.stop()
     assert not gc.isenabled()
+
+
+def test_an_engine_never_shut_down_gives_collection_back_when_its_loop_ends() -> None:
+    """asyncio.run cancels the pacer's task at the loop's end: that alone must turn collection back on (a test or
+    an embedding program that stops early would otherwise leave the process without a collector)."""
+    async def body() -> None:
+        pacer = GcPacer(ManualClock(start_ms=0))
+        pacer.start()
+        asyncio.get_running_loop().create_task(pacer.run())
+        await asyncio.sleep(0)
+        assert not gc.isenabled()
+
+    asyncio.run(body())
+    assert gc.isenabled() and gc.get_freeze_count() == 0
