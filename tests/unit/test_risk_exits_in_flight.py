@@ -1,4 +1,4 @@
-"""An exit is sized net of the exits already in flight (kinetic_empire/risk/exits.py), on a real bus and risk manager."""
+"""An exit is sized net of the exits already in flight (risk/exits.py), on a real bus and risk manager."""
 
 from __future__ import annotations
 
