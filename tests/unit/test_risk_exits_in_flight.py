@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 from typing import Any
 
-from kinetic_empire.core.enums import OrderType
+from kinetic_empire.core.bus import EventBus
+from kinetic_empire.core.enums import OrderType, Side
 from kinetic_empire.core.events import (
     OperatorCommand,
     OrderAccepted,
@@ -15,6 +16,7 @@ from kinetic_empire.core.events import (
     OrderRejected,
     OrderRequest,
 )
+from kinetic_empire.risk.exits import ExitsInFlight
 from tests.support.risk_fakes import FakeAccount, Harness, denials, only_denial, only_request, requests
 
 FIL = "FILUSDT"
@@ -167,3 +169,22 @@ def test_operator_closes_are_netted_too() -> None:
                                        ts_init=0))
     assert not requests(events)
     assert [d.code for d in denials(h.events)] == ["EXIT_IN_FLIGHT", "EXIT_IN_FLIGHT"], denials(h.events)
+
+
+def test_only_market_exits_count() -> None:
+    """The tracker itself: a resting stop, take-profit or closePosition order handed to it is not in flight."""
+    bus = EventBus()
+    exits = ExitsInFlight(bus)
+    common: dict[str, Any] = {"intent_id": "p", "strategy_id": "s", "symbol": FIL, "side": Side.SELL, "ts_event": 0,
+                              "ts_init": 0}
+    for i, (kind, qty, close_position) in enumerate([(OrderType.STOP_MARKET, D(10), False),
+                                                    (OrderType.TAKE_PROFIT_MARKET, D(10), False),
+                                                    (OrderType.STOP_MARKET, None, True)]):
+        exits.sent(OrderRequest(client_order_id=f"p-{i}", order_type=kind, quantity=qty, reduce_only=not close_position,
+                                close_position=close_position, trigger_price=D("1.8"), **common), D(10))
+    assert not exits.tracking and exits.available(FIL, D(10)) is None
+    exits.sent(OrderRequest(client_order_id="m", order_type=OrderType.MARKET, quantity=D(4), reduce_only=True,
+                            **common), D(10))
+    assert exits.waiting(FIL) == ("m",) and exits.available(FIL, D(10)) == D(6)
+    exits.sent(OrderRequest(client_order_id="e", order_type=OrderType.MARKET, quantity=D(4), **common), D(10))
+    assert exits.waiting(FIL) == ("m",)  # an entry is no exit
