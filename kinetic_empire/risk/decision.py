@@ -89,8 +89,10 @@ class IntentDecider:
             found = self._levels[key] = (brackets, brackets.max_notional(lev), Decimal(1) / lev + self.fee_taker)
         return found[1], found[2]
 
-    def decide(self, intent: OrderIntent, now: int) -> Denial | Decision:
-        """The intent's order requests (and the entry awaiting protection, if any), or one Denial."""
+    def decide(self, intent: OrderIntent, now: int, exit_cap: Decimal | None = None) -> Denial | Decision:
+        """The intent's order requests (and the entry awaiting protection, if any), or one Denial.
+
+        ``exit_cap``: an exit takes off at most this much (what the exits in flight leave, :mod:`.exits`)."""
         symbol = intent.symbol
         rules = self._rules.get(symbol)
         if rules is None:
@@ -102,12 +104,12 @@ class IntentDecider:
         if action is IntentAction.CLOSE or action is IntentAction.REDUCE:
             if self._states.effective(symbol) is TradingState.HALTED:
                 return deny("TRADING_HALTED", symbol=symbol)
-            return self._exit(intent, rules, price, now)
+            return self._exit(intent, rules, price, now, exit_cap)
         return self._entry(intent, rules, price, now)
 
     # ------------------------------------------------------------------------------------ exits
     def _exit(
-        self, intent: OrderIntent, rules: SymbolRules, price: Decimal, now: int
+        self, intent: OrderIntent, rules: SymbolRules, price: Decimal, now: int, cap: Decimal | None = None
     ) -> Denial | tuple[list[OrderRequest], None]:
         symbol = intent.symbol
         pos = self._account.position(symbol).quantity
@@ -115,6 +117,9 @@ class IntentDecider:
             return deny("NO_POSITION", symbol=symbol, action=intent.action.value)
         size = abs(pos)
         notes: list[str] = []
+        if cap is not None and cap < size:
+            notes.append(f"sized net of {fmt(size - cap)} in flight: {fmt(cap)} of {fmt(size)} left")
+            size = cap
         suffix = ids.CLOSE
         if intent.action is IntentAction.REDUCE:
             suffix = ids.REDUCE

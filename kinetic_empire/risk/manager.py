@@ -53,6 +53,7 @@ from .atr import AtrBook
 from .commands import RiskCommands
 from .config import RiskConfig
 from .decision import IntentDecider
+from .exits import ExitsInFlight
 from .fast_path import FastIntents
 from .guards import Denial
 from .moves import target_intent
@@ -97,6 +98,7 @@ class RiskManager:
         self._protection = ProtectiveOrders(bus, clock, account, rules)
         self._equity = EquityWatch(account, config.guards, self._states)
         self._unanswered = UnansweredEntries(bus)
+        self._exits = ExitsInFlight(bus)
         streak = config.guards.loss_streak
         self._streak: LossStreak | None = LossStreak(streak, self._states) if streak is not None else None
 
@@ -185,8 +187,13 @@ class RiskManager:
         now = self._clock.now_ms()
         self._equity.observe(now)
         decision: Denial | tuple[list[OrderRequest], PendingEntry | None] | None = None
-        if intent.action is IntentAction.OPEN_LONG or intent.action is IntentAction.OPEN_SHORT:
+        action = intent.action
+        if action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT:
             decision = self._unanswered.check(intent.symbol)
+        elif (action is IntentAction.CLOSE or action is IntentAction.REDUCE) and self._exits.tracking:
+            cap = self._exits.available(intent.symbol, self._account.position(intent.symbol).quantity)
+            if cap is not None:  # exits in flight: the general decision nets them (or the denial says so)
+                decision = cap if isinstance(cap, Denial) else self._decider.decide(intent, now, cap)
         if decision is None:
             fast = self._fast
             decision = (fast.decide(intent, now) if fast is not None else None) or self._decider.decide(intent, now)
@@ -206,7 +213,10 @@ class RiskManager:
         requests, pending = decision
         if pending is not None:  # before publishing: a synchronous broker may fill at once
             self._protection.expect(requests[-1].client_order_id, pending)
+        exits = self._exits
         for request in requests:
+            if request.reduce_only:  # before publishing, as above; a flip's close counts too
+                exits.sent(request, self._account.position(request.symbol).quantity)
             self._bus.publish(request)
 
     def on_protection_intent(self, intent: ProtectionIntent) -> None:
@@ -239,6 +249,8 @@ class RiskManager:
         now = self._clock.now_ms()
         if event.quantity == 0:
             self._protection.cancel(event.symbol, now)
+        if self._exits.tracking:
+            self._exits.on_position(event.symbol, event.quantity)
         if self._streak is not None:
             self._streak.on_position(event.symbol, event.quantity, now)
         self._equity.observe(now)

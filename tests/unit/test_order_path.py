@@ -14,7 +14,7 @@ import pytest
 from kinetic_empire.core.enums import OrderType, Side
 from kinetic_empire.core.errors import ExchangeError
 from kinetic_empire.core.event_factories import FACTORIES
-from kinetic_empire.core.events import OrderRequest
+from kinetic_empire.core.events import OrderCanceled, OrderRequest
 from kinetic_empire.core.rules import SymbolRules
 from tests.support.risk_fakes import FakeAccount, Harness, all_rules, requests
 from tests.unit.test_exchange import Venue
@@ -80,6 +80,7 @@ def test_entries_and_exits_that_pass_the_filters_leave_the_gate_stamped() -> Non
     h = Harness({"sizing": {"method": "fixed_notional", "notional": 100}}, account=acct)
     close, entry = requests(h.intent("OPEN_LONG", FIL, 2.0, intent_id="f"))
     assert close.rules_checked and entry.rules_checked
+    h.fill(close, 2.0), h.fill(entry, 2.0), h.position_changed(FIL, "50", 2.0)  # the flip lands before the exit
     (exit_,) = requests(h.intent("CLOSE", FIL, 2.0, intent_id="g"))
     assert exit_.rules_checked and exit_.reduce_only
 
@@ -153,6 +154,7 @@ def test_remembered_rounding_follows_new_rules_for_a_symbol() -> None:
     h = Harness(account=acct, rules=rules)
     (first,) = requests(h.intent("CLOSE", FIL, 2.0, intent_id="a"))
     assert first.quantity == D("10.1")  # FILUSDT's market step 0.1, rounded up (reduce-only)
+    h.publish(OrderCanceled(client_order_id=first.client_order_id, order_id=1, symbol=FIL, ts_event=0, ts_init=0))
     rules[FIL] = replace(rules[FIL], market_step_size=D("1"), market_min_qty=D("1"))  # a refreshed exchangeInfo
     (second,) = requests(h.intent("CLOSE", FIL, 2.0, intent_id="b"))
     assert second.quantity == D("11")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from kinetic_empire.core.enums import OrderType, Side, TradingState, WorkingType
-from kinetic_empire.core.events import CancelRequest, OrderCanceled, TradingStateChanged
+from kinetic_empire.core.events import CancelRequest, OrderCanceled, OrderRequest, TradingStateChanged
 from kinetic_empire.risk import CLIENT_ID_RE, client_id
 from tests.support.risk_fakes import (
     FakeAccount,
@@ -123,13 +123,22 @@ def test_reduce_by_fraction_and_quantity() -> None:
     req = only_request(h.intent("REDUCE", FIL, 2.0, fraction=0.5, intent_id="r"))
     assert (req.client_order_id, req.quantity, req.side, req.reduce_only) == ("r-r", D("6.1"), Side.BUY, True)
     assert req.adjustments == ("qty rounded 6.15→6.1",)
-    assert only_request(h.intent("REDUCE", FIL, 2.0, quantity=D("2.35"))).quantity == D("2.3")
+    canceled(h, req)  # each exit ends before the next (else the next is sized net of it: test_risk_exits_in_flight)
+    req = only_request(h.intent("REDUCE", FIL, 2.0, quantity=D("2.35")))
+    assert req.quantity == D("2.3")
+    canceled(h, req)
     whole = only_request(h.intent("REDUCE", FIL, 2.0, quantity=D("50")))
     assert whole.quantity == D("12.3")
+    canceled(h, whole)
     assert only_denial(h.intent("REDUCE", FIL, 2.0, fraction=0.0)).code == "BAD_FRACTION"
     assert only_denial(h.intent("REDUCE", FIL, 2.0, fraction=1.5)).code == "BAD_FRACTION"
     assert only_denial(h.intent("REDUCE", FIL, 2.0, fraction=0.001)).code == "QTY_ROUNDS_TO_ZERO"
     assert only_denial(h.intent("REDUCE", FIL, 2.0)).code == "BAD_INTENT"
+
+
+def canceled(h: Harness, request: OrderRequest) -> None:
+    h.publish(OrderCanceled(client_order_id=request.client_order_id, order_id=1, symbol=request.symbol,
+                            ts_event=0, ts_init=0))
 
 
 def test_reduce_below_min_notional_is_fine() -> None:
@@ -254,7 +263,9 @@ def test_reducing_blocks_entries_but_not_exits() -> None:
         None,
     )
     assert only_denial(h.intent("OPEN_LONG", FIL, 2.0)).code == "TRADING_REDUCING"
-    assert only_request(h.intent("CLOSE", FIL, 2.0)).reduce_only
+    close = only_request(h.intent("CLOSE", FIL, 2.0))
+    assert close.reduce_only
+    canceled(h, close)
     assert only_request(h.intent("REDUCE", FIL, 2.0, fraction=0.5)).reduce_only
 
 
