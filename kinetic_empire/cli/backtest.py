@@ -23,7 +23,8 @@ EXAMPLES = """\
   kinetic backtest                                    # the example config on the bundled klines
   kinetic backtest --strategy rsi_reversion           # only that entry of the config (its symbols, timeframe)
   kinetic backtest --param fast=12 --param rsi_reversion.period=10   # NAME: every strategy having it; S.NAME: S
-  kinetic backtest --check-lookahead                  # fail if an indicator peeks at future klines"""
+  kinetic backtest --check-lookahead                  # fail if an indicator peeks at future klines
+  kinetic backtest --act-mask verify                  # fail if a strategy acts where its act mask said it cannot"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results-dir", help="where results folders go (default: backtest.results_dir)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder of that run id")
     p.add_argument("--check-lookahead", action="store_true", help="fail if an indicator uses future klines")
+    p.add_argument("--act-mask", choices=("use", "verify", "off"), default="use",
+                   help="strategies' act masks: use (skip idle klines, the default), verify (call on_kline on every "
+                        "kline and fail where one acts against its mask), off (ignore them)")
     p.add_argument("--no-save", action="store_true", help="print the summary only, write no files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_strategy_path(p)
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     )
     bar = _ProgressBar(disabled=args.no_progress)
     try:
-        result = Backtest(config, registry, check_lookahead=args.check_lookahead).run(progress=bar.update)
+        result = Backtest(config, registry, check_lookahead=args.check_lookahead,
+                          act_mask=args.act_mask).run(progress=bar.update)
     except StrategyError as exc:
         raise KineticError(f"{exc}\n  {exc.where}") from exc
     finally:

@@ -151,3 +151,38 @@ def test_multi_timeframe_example_backtests_and_passes_the_lookahead_check(capsys
     assert "ema(close, 20)@4h" in out and "identical with and without the future" in out
     trades = next(line for line in out.splitlines() if line.startswith("Trades"))
     assert int(trades.split()[-1]) >= 20, trades
+
+
+def test_act_mask_modes_give_the_same_summary(capsys) -> None:
+    """``--act-mask``: skipping idle klines (use), checking the mask (verify) and ignoring it (off) must agree."""
+    outs = {}
+    for mode in ("use", "verify", "off"):
+        assert main([*QUICK, "--start", "2023-09-20", "--strategy", "ema_cross", "--act-mask", mode]) == 0
+        outs[mode] = [line for line in capsys.readouterr().out.splitlines() if " klines in " not in line]
+    assert outs["use"] == outs["verify"] == outs["off"]
+    assert any("trades" in line.lower() for line in outs["use"])
+
+
+def test_act_mask_rejects_an_unknown_mode(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main([*QUICK, "--act-mask", "sometimes"])
+    assert "--act-mask" in capsys.readouterr().err
+
+
+def test_act_mask_flag_reaches_the_run(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A mask that wrongly says "never acts": ``use`` trusts it (no trades), ``verify`` fails naming it, ``off``
+    ignores it. Without the flag wired through, the three would agree."""
+    import numpy as np
+
+    from kinetic_empire.backtest import skip
+
+    monkeypatch.setattr(skip, "declared_mask", lambda strategy, n: np.zeros(n, dtype=bool))
+    args = [*QUICK, "--start", "2023-09-20", "--strategy", "ema_cross"]
+    assert main([*args, "--act-mask", "off"]) == 0
+    off = capsys.readouterr().out
+    assert main([*args, "--act-mask", "use"]) == 0
+    used = capsys.readouterr().out
+    drop = " klines in "  # the speed line differs anyway
+    assert [x for x in off.splitlines() if drop not in x] != [x for x in used.splitlines() if drop not in x]
+    assert main([*args, "--act-mask", "verify"]) != 0
+    assert "act mask" in capsys.readouterr().err.lower()
