@@ -32,7 +32,11 @@ from ..core.events import OrderIntent, OrderRequest
 from ..core.rules import LeverageBrackets, SymbolRules
 from . import ids
 from .config import RiskConfig, SizingMethod
-from .decision import IntentDecider, PendingEntry
+from .decision import (
+    IntentDecider,
+    PendingEntry,
+    _dec,  # the general decision's float-price conversion, the same answers
+)
 from .guards import MAX_QUANTITY, fmt
 from .state import TradingStates
 
@@ -212,17 +216,6 @@ class FastIntents:
                                      symbol, _SELL if pos > ZERO else _BUY, _MARKET, qty, None, None, True, notes,
                                      checked, now, now)  # fmt: skip
         return [request], None
-
-
-def _dec(value: float | None) -> Decimal | None:
-    """The general decision's conversion of a float price (``decision._dec``)."""
-    if value is None:
-        return None
-    try:
-        d = Decimal(str(value))
-    except ArithmeticError:
-        return None
-    return d if d.is_finite() else None
 
 
 __all__ = ["FastIntents"]
