@@ -23,8 +23,7 @@ EXAMPLES = """\
   kinetic backtest                                    # the example config on the bundled klines
   kinetic backtest --strategy rsi_reversion           # only that entry of the config (its symbols, timeframe)
   kinetic backtest --param fast=12 --param rsi_reversion.period=10   # NAME: every strategy having it; S.NAME: S
-  kinetic backtest --check-lookahead                  # fail if an indicator peeks at future klines
-  kinetic backtest --act-mask verify                  # fail if a strategy acts where its act mask said it cannot"""
+  kinetic backtest --check-lookahead --act-mask verify   # fail on a peek at future klines or a wrong act mask"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
