@@ -95,10 +95,10 @@ class RiskManager:
             account, rules, brackets, config, self._states, self._atr, fee_taker=self.fee_taker
         )
         self._fast: FastIntents | None = None  # backtests only: see use_fast_path
-        self._protection = ProtectiveOrders(bus, clock, account, rules)
+        self._exits = ExitsInFlight(bus)
+        self._protection = ProtectiveOrders(bus, clock, account, rules, self._exits)
         self._equity = EquityWatch(account, config.guards, self._states)
         self._unanswered = UnansweredEntries(bus)
-        self._exits = ExitsInFlight(bus)
         streak = config.guards.loss_streak
         self._streak: LossStreak | None = LossStreak(streak, self._states) if streak is not None else None
 

@@ -40,6 +40,7 @@ from ..core.events import (
 )
 from ..core.rules import SymbolRules
 from . import ids
+from .exits import ExitsInFlight
 from .guards import Denial
 from .moves import STOP, TAKE_PROFIT, decide_move
 
@@ -108,8 +109,10 @@ class ProtectionBook:
 class ProtectiveOrders:
     """Places, tracks and cancels the protective orders of the entries the risk manager let through."""
 
-    def __init__(self, bus: EventBus, clock: Clock, account: AccountView, rules: Mapping[str, SymbolRules]) -> None:
+    def __init__(self, bus: EventBus, clock: Clock, account: AccountView, rules: Mapping[str, SymbolRules],
+                 exits: ExitsInFlight | None = None) -> None:
         self._bus = bus
+        self._exits = exits  # a market close for a trigger already crossed is an exit in flight like any other
         self._clock = clock
         self._account = account
         self._rules = rules
@@ -198,6 +201,8 @@ class ProtectiveOrders:
             if request.close_position:
                 self.book.add(entry.symbol, request.client_order_id, entry.strategy_id)
                 self._note(request)
+            elif request.reduce_only and self._exits is not None:  # the breach close: tracked before it is sent,
+                self._exits.sent(request, held if entry.side is Side.BUY else -held)  # so a CLOSE nets it
             self._bus.publish(request)
 
     def on_terminal(self, event: OrderCanceled | OrderExpired | OrderRejected) -> None:
