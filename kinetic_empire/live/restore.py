@@ -2,7 +2,8 @@
 
 What the journal says is only a belief: the reconciliation that follows compares it with the venue and
 journals every difference. This puts that belief back in the components that act on it: ids no new command
-may reuse, the protection guard's view of stops, the translator's orders, positions and known fills, the
+may reuse, the protection guard's view of stops, the reduce-only market exits still in flight (so a close after
+the restart is netted of them, as before it), the translator's orders, positions and known fills, the
 risk manager's entries still waiting for their stop, symbols flagged by an earlier mismatch, and the day's
 starting wallet for the daily-loss guard. Strategies' ``self.state`` comes back from
 :func:`saved_strategy_states`.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..binance.translate import UserTranslator
+from ..core.enums import OrderType
 from ..core.rules import SymbolRules
 from ..risk import RiskManager
 from ..risk.guard import ProtectionGuard
@@ -40,6 +42,8 @@ def restore_state(view: JournalView, *, reconciler: Reconciler, risk: RiskManage
         translator.expect(r)  # looked up by client id in the first reconciliation
         if r.close_position and r.order_type.is_conditional:
             risk.track_protective_order(r.symbol, r.client_order_id, r.strategy_id)
+        elif r.reduce_only and r.order_type is OrderType.MARKET:  # an exit still in flight: a CLOSE is netted of it
+            risk.track_exit(r, view.positions.get(r.symbol, Decimal(0)), view.filled.get(r.client_order_id, Decimal(0)))
         intent = view.intents.get(r.intent_id)
         if (intent is not None and not r.reduce_only and not r.close_position and r.client_order_id not in
                 view.filled and r.intent_id not in protected

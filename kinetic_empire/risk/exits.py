@@ -15,7 +15,9 @@ the account shows the fills (its size is at most ``left``, or a position update 
 answer), or the position changed sides. A position that grows while an exit is in flight raises
 ``left`` by the growth.
 
-Only the market exits the gate makes from CLOSE and REDUCE intents (strategies' and operators') count;
+Only the market exits the gate makes count: from CLOSE and REDUCE intents (strategies' and operators'), the
+protection's close of a trigger the entry fill already crossed, and those a restart finds journaled as sent
+and unfinished (:meth:`ExitsInFlight.resumed`);
 resting stop and take-profit orders are conditional and never do (counting them would block every close).
 
 Nothing listens to the answers until the first exit: in a backtest an exit fills at the next open, before
@@ -24,10 +26,11 @@ the next kline, so a symbol is forgotten before any intent could see it, and res
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from ..core.bus import EventBus
-from ..core.enums import OrderStatus, OrderType
+from ..core.enums import OrderStatus, OrderType, Side
 from ..core.events import OrderCanceled, OrderExpired, OrderFilled, OrderRejected, OrderRequest
 from .guards import Denial, deny
 
@@ -68,11 +71,7 @@ class ExitsInFlight:
             return  # stops and take-profits are conditional: never in flight
         if request.quantity is None or not position:
             return
-        if not self._listening:  # the answers matter only from the first exit on
-            self._listening = True
-            self._bus.subscribe(OrderFilled, self.on_fill)
-            for kind in (OrderCanceled, OrderExpired, OrderRejected):
-                self._bus.subscribe(kind, self.on_end)
+        self._listen()
         symbol = request.symbol
         entry = self._symbols.get(symbol)
         if entry is None or entry.long != (position > 0):
@@ -80,6 +79,33 @@ class ExitsInFlight:
         entry.left = max(ZERO, min(entry.left, abs(position)) - request.quantity)
         entry.flying[request.client_order_id] = request.quantity
         self._by_cid[request.client_order_id] = symbol
+
+    def resumed(self, request: OrderRequest, position: Decimal, filled: Decimal = ZERO) -> None:
+        """An exit the journal holds as sent and not finished, after a restart: in flight for what it has left
+        (``position``: the journal's belief, which already counts the ``filled`` part)."""
+        if request.quantity is None or request.quantity <= filled or request.order_type is not OrderType.MARKET:
+            return
+        if not request.reduce_only or request.close_position:
+            return
+        long = request.side is Side.SELL  # the position an exit takes off
+        if position and (position > 0) == long:
+            self.sent(replace(request, quantity=request.quantity - filled), position)
+            return
+        # the journal's position lags (its last fills died unwritten with the process): the venue's, at the first
+        # reconciliation, says what the exit leaves (on_position)
+        self._listen()
+        entry = self._symbols.get(request.symbol)
+        if entry is None or entry.long != long:
+            entry = self._symbols[request.symbol] = _Symbol(ZERO, long)
+        entry.flying[request.client_order_id] = request.quantity - filled
+        self._by_cid[request.client_order_id] = request.symbol
+
+    def _listen(self) -> None:
+        if not self._listening:  # the answers matter only from the first exit on
+            self._listening = True
+            self._bus.subscribe(OrderFilled, self.on_fill)
+            for kind in (OrderCanceled, OrderExpired, OrderRejected):
+                self._bus.subscribe(kind, self.on_end)
 
     def on_fill(self, fill: OrderFilled) -> None:
         symbol = self._by_cid.get(fill.client_order_id)

@@ -158,6 +158,10 @@ class RiskManager:
         """An entry still open whose fill must place its protective orders."""
         self._protection.expect(entry_client_id, entry)
 
+    def track_exit(self, request: OrderRequest, position: Decimal, filled: Decimal = Decimal(0)) -> None:
+        """A reduce-only market exit a journal holds as sent and unfinished: new exits are netted of it."""
+        self._exits.resumed(request, position, filled)
+
     def restore_day_start(self, day: int, equity: Decimal) -> None:
         """The daily-loss guard counts from the equity the day started with, not from the restart."""
         self._equity.restore_day_start(day, equity)

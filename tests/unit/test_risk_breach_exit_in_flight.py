@@ -1,11 +1,15 @@
-"""Protection's market close for a trigger the entry fill already crossed is an exit in flight (risk/protection.py,
-risk/exits.py): a strategy CLOSE right after it is netted, not a second reduce-only exit."""
+"""Exits the gate did not decide from an intent are in flight too (risk/exits.py): protection's market close for a
+trigger the entry fill already crossed (risk/protection.py), and an exit a restart finds journaled as sent and
+unfinished (RiskManager.track_exit, from live/restore.py). A CLOSE right after either is netted, never a second
+reduce-only exit."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal as D
 
-from kinetic_empire.core.enums import OrderType
+from kinetic_empire.core.enums import OrderType, Side
+from kinetic_empire.core.events import OrderRejected, OrderRequest
 from tests.support.risk_fakes import Harness, only_denial, only_request, requests
 
 FIL = "FILUSDT"
@@ -46,3 +50,39 @@ def test_once_the_breach_close_fills_and_the_account_shows_it_a_new_position_clo
     h.position_changed(FIL, "7", 1.8)  # a later position of its own
     assert only_request(h.intent("CLOSE", FIL, 1.8)).quantity == D(7)
     assert qty > 0
+
+
+def journaled_exit(qty: str, cid: str = "j-x") -> OrderRequest:
+    return OrderRequest(client_order_id=cid, intent_id="j", strategy_id="s1", symbol=FIL, side=Side.SELL,
+                        order_type=OrderType.MARKET, quantity=D(qty), reduce_only=True, ts_event=0, ts_init=0)
+
+
+def test_an_exit_resumed_from_the_journal_nets_closes_whatever_the_journal_believed_of_the_position() -> None:
+    """restore.py hands the risk manager each reduce-only market exit journaled as sent and unfinished, with the
+    journal's position (which may lag: its last fills can die unwritten with the process) and what it filled."""
+    for believed in ("10", "0", "4"):
+        h = Harness(NOTIONAL_100)
+        h.rm.track_exit(journaled_exit("6"), D(believed), filled=D(2))  # 4 left to fill
+        h.position_changed(FIL, "10", 2.0)  # the first reconciliation's snapshot
+        assert only_request(h.intent("CLOSE", FIL, 2.0, intent_id=f"c{believed}")).quantity == D(6), believed
+        denial = only_denial(h.intent("CLOSE", FIL, 2.0))
+        assert denial.code == "EXIT_IN_FLIGHT" and "j-x" in denial.message, denial
+
+
+def test_a_resumed_exit_the_venue_never_got_gives_the_position_back() -> None:
+    h = Harness(NOTIONAL_100)
+    h.rm.track_exit(journaled_exit("10"), D(0))
+    h.position_changed(FIL, "10", 2.0)
+    assert only_denial(h.intent("CLOSE", FIL, 2.0)).code == "EXIT_IN_FLIGHT"
+    h.publish(OrderRejected(client_order_id="j-x", symbol=FIL, code=-2013, reason="never placed", ts_event=0,
+                            ts_init=0))
+    assert only_request(h.intent("CLOSE", FIL, 2.0)).quantity == D(10)
+
+
+def test_resumed_stops_entries_and_finished_exits_are_not_in_flight() -> None:
+    h = Harness(NOTIONAL_100)
+    h.rm.track_exit(journaled_exit("6"), D(10), filled=D(6))  # filled while the journal still said open
+    h.rm.track_exit(replace(journaled_exit("6", "k-x"), reduce_only=False), D(10))  # an entry
+    h.rm.track_exit(replace(journaled_exit("6", "s-x"), order_type=OrderType.STOP_MARKET), D(10))
+    h.position_changed(FIL, "10", 2.0)
+    assert only_request(h.intent("CLOSE", FIL, 2.0)).quantity == D(10)
