@@ -59,7 +59,8 @@ from .errors import AuthError, BinanceError, DuplicateOrderError, RejectedError,
 from .rest import BinanceRest
 from .snapshots import HEDGE_SIDES, venue_balances, venue_order, venue_positions
 from .translate import OrderState, UserTranslator
-from .wire import ALGO_PATH, ORDER_PATH, WireError, dec, order_params, order_status, query_params
+from .venue_reconcile import VenueReconcile, read_fills
+from .wire import ORDER_PATH, WireError, dec, order_params, order_status, query_params
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,6 @@ class BinanceExecution:
         self._on_unknown = on_unknown
         self.placed = self.rejected = self.refused = 0  # counters (status, tests)
         self.unknown_lookups = self.unknown_resolved = self.unknown_unresolved = 0
-        self._misses: dict[str, int] = {}  # client id -> reconciliations that did not find it
         self._placing: set[str] = set()  # client ids whose placement task runs
         self._looking_up: dict[str, asyncio.Task[Any]] = {}  # client id -> the task looking its outcome up
         self._on_sent = on_sent
@@ -107,6 +107,9 @@ class BinanceExecution:
         self.last_error: str = ""
         self._reported: set[tuple[int, str]] = set()
         self._cancel_all: dict[str, asyncio.Task[Any]] = {}  # symbol -> cancel-all in flight
+        self._venue = VenueReconcile(rest, translator, positions=self.positions, balances=self.balances,
+                                     placing=self._placing.__contains__, on_closed=self._closed_missing,
+                                     lookup_misses=lookup_misses)
         bus.subscribe(OrderRequest, self.on_request)
         bus.subscribe(CancelRequest, self.on_cancel)
         bus.subscribe(CancelAllRequest, self.on_cancel_all)
@@ -376,87 +379,17 @@ class BinanceExecution:
 
     # ------------------------------------------------------------------------------ reconcile
     async def reconcile(self, symbols: Iterable[str]) -> None:
-        """After a user-stream gap: orders, fills, positions and balance by REST before trusting state."""
-        symbols = list(symbols)
-        open_ids: set[str] = set()
-        plain: dict[str, int] = {}  # client id -> order id of the open plain orders
-        for sym in symbols:
-            for row in await self.rest.signed("GET", "/fapi/v1/openOrders", {"symbol": sym}):
-                open_ids.add(str(row.get("clientOrderId")))
-                plain[str(row.get("clientOrderId"))] = int(row.get("orderId") or 0)
-                if not self._is_triggered_algo(row):
-                    self.translator.accepted(row)
-            for row in await self.rest.signed("GET", "/fapi/v1/openAlgoOrders", {"symbol": sym}):
-                open_ids.add(str(row.get("clientAlgoId")))
-                self.translator.accepted(row)
-        for st in list(self.translator.open_orders()):
-            if st.client_id in open_ids and not st.algo:
-                if st.order_id:
-                    await self.reconcile_fills(st)
-                continue
-            if st.algo and plain.get(st.client_id):  # a conditional that triggered while we were away and is
-                st.actual_id = st.actual_id or plain[st.client_id]  # still filling: its fills so far, by its order
-                await self.reconcile_fills(st)
-                continue
-            if st.symbol not in symbols or st.client_id in open_ids:
-                continue
-            if st.client_id in self._placing:
-                continue  # its placement task is resolving it
-            path, params = query_params(st.symbol, st.client_id, st.algo)
-            try:
-                data = await self.rest.signed("GET", path, params)
-                self.translator.accepted(data)
-            except (RejectedError, WireError) as exc:  # -2013 or any other answer meaning "not here"
-                self._missed(st, exc)
-                continue
-            self._misses.pop(st.client_id, None)
-            await self.reconcile_fills(st)
-            self.translator.finished(data)
-        now = self.rest.server_ms()
-        self.translator.positions_snapshot(await self.positions(), symbols, 0)
-        self.translator.balance_snapshot(await self.balances(), now)
-
-    def _is_triggered_algo(self, row: Any) -> bool:
-        """An open plain order placed by one of our conditional orders (it carries the algo's client id)."""
-        st = self.translator.orders.get(str(row.get("clientOrderId")))
-        return st is not None and st.algo
-
-    def _missed(self, st: OrderState, exc: Exception) -> None:
-        """An order we believe open that the venue does not show; after ``lookup_misses`` passes it is closed."""
-        n = self._misses[st.client_id] = self._misses.get(st.client_id, 0) + 1
-        if n < self.lookup_misses:
-            log.info("order %s not found on the venue (%s); pass %d of %d", st.client_id, exc, n, self.lookup_misses)
-            return
-        del self._misses[st.client_id]
-        self.rejected += 1
-        self.translator.closed_as_rejected(st, -2013, f"not found on the venue in {n} reconciliations ({exc}); "
-                                           "closed, not resent")
-        self._alert("order_not_found", f"order {st.client_id} ({st.symbol}) was not found on the venue in {n} "
-                    "reconciliations; closed as rejected (never resent)", st.symbol)
+        """After a user-stream gap: orders, fills, positions and balance by REST before trusting state, read first
+        and applied together (:mod:`.venue_reconcile`), so no handler sees a fill without its position."""
+        await self._venue.reconcile(symbols)
 
     async def reconcile_fills(self, st: OrderState) -> int:
         """Fills of one order from userTrades that the stream did not deliver."""
-        order_id = st.actual_id if st.algo else st.order_id
-        if not order_id:
-            if not st.algo:
-                return 0
-            try:
-                data = await self.rest.signed("GET", ALGO_PATH, {"clientAlgoId": st.client_id})
-            except RejectedError:
-                return 0
-            order_id = int(data.get("actualOrderId") or 0)
-            if not order_id:
-                return 0
-            st.actual_id = order_id
-        trades = await self.rest.signed("GET", "/fapi/v1/userTrades", {"symbol": st.symbol, "orderId": order_id})
-        qty = st.quantity or Decimal(0)
-        if st.algo or not qty:
-            try:
-                data = await self.rest.signed("GET", ORDER_PATH, {"symbol": st.symbol, "orderId": order_id})
-                qty = dec(data.get("origQty"))
-            except RejectedError:
-                qty = Decimal(0)
-        return self.translator.trades_snapshot(st, trades, qty)
+        got = await read_fills(self.rest, st)
+        return 0 if got is None else self.translator.trades_snapshot(st, *got)
+
+    def _closed_missing(self) -> None:
+        self.rejected += 1
 
     # ------------------------------------------------------------------------------ reporting
     def _gate(self, command: Any) -> str | None:
