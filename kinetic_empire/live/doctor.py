@@ -279,25 +279,38 @@ class Doctor:
                 await self.rest.request("DELETE", "/fapi/v1/listenKey", security=KEYED)
 
 
+STREAM_ATTEMPTS = 3
+"""Connections a stream check opens: one dropped before its first message is a blip, not a block."""
+
+
 USER_STREAM_SETTLE_S = 1.0
 """How long the user stream must stay open after its first ping is answered (a refused key is closed at once)."""
 
 
-async def _user_stream_alive(url: str, timeout: float) -> str | Exception:
-    """"connected ..." if the private stream accepts the key, answers a ping and stays open; else what failed."""
+async def _user_stream_alive(url: str, timeout: float, attempts: int = STREAM_ATTEMPTS) -> str | Exception:
+    """"connected ..." if the private stream accepts the key, answers a ping and stays open; else what failed.
+
+    A connection the venue drops (closed after the handshake, before the check is done) is opened again,
+    ``attempts`` connections in all within ``timeout``, as the market check does:
+    a venue drops a stream now and then and the engine's user stream reconnects. A refused or failed handshake
+    (an unknown key) is not retried, and a stream that keeps closing still fails."""
     try:
         async with asyncio.timeout(timeout):
-            async with websockets.connect(url, open_timeout=timeout, max_size=2**22) as ws:
-                pong = await ws.ping()
-                await pong
+            for attempt in range(1, attempts + 1):
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), min(USER_STREAM_SETTLE_S, timeout))
-                except TimeoutError:
-                    return "connected with the listenKey, ping answered, connection open"
+                    async with websockets.connect(url, open_timeout=timeout, max_size=2**22) as ws:
+                        pong = await ws.ping()
+                        await pong
+                        try:
+                            raw = await asyncio.wait_for(ws.recv(), min(USER_STREAM_SETTLE_S, timeout))
+                        except TimeoutError:
+                            return "connected with the listenKey, ping answered, connection open"
+                    break
+                except websockets.ConnectionClosed as exc:
+                    if attempt == attempts:
+                        return ConnectionError(f"the venue closed the user stream on {attempts} connections ({exc})")
     except TimeoutError:
         return TimeoutError(f"no connection or no pong within {timeout:g} s")
-    except websockets.ConnectionClosed as exc:
-        return ConnectionError(f"the venue closed the user stream ({exc})")
     except (OSError, websockets.WebSocketException) as exc:
         return exc
     kind = _event_type(raw)
@@ -312,10 +325,6 @@ def _event_type(raw: str | bytes) -> str | None:
     if isinstance(msg, dict) and "data" in msg:
         msg = msg["data"]
     return msg.get("e") if isinstance(msg, dict) else None
-
-
-STREAM_ATTEMPTS = 3
-"""Connections the market-stream check opens: one dropped before its first message is a blip, not a block."""
 
 
 async def _first_message(url: str, timeout: float, attempts: int = STREAM_ATTEMPTS) -> str | Exception:
