@@ -43,24 +43,24 @@ async def check_with_events(rate: float) -> tuple[str | Exception, int, int]:
     connections it opened and the drops."""
     cfg = SandboxConfig(data=[DATA], speed=600, limits=RateLimitConfig(enforce=False), warmup_klines=5,
                         faults=FaultConfig(enabled=True, seed=SEED, ws_drop_rate=rate))
-    async with SandboxServer(cfg) as sb:
-        async with BinanceRest(sb.rest_url, Credentials(sb.api_key, sb.api_secret, "sandbox")) as rest:
-            key = str((await rest.request("POST", "/fapi/v1/listenKey", security=KEYED))["listenKey"])
-            url = Venue("sandbox", sb.rest_url, sb.ws_url).user_stream_url(key)
-            check = asyncio.ensure_future(doctor._user_stream_alive(url, 60))
-            served: list[Any] = []
-            leverage = 2
-            while True:
-                def new_connection() -> bool:
-                    return any(c not in served for c in sb.users.conns.get(key, ()))
+    async with SandboxServer(cfg) as sb, BinanceRest(sb.rest_url, Credentials(sb.api_key, sb.api_secret,
+                                                                          "sandbox")) as rest:
+        key = str((await rest.request("POST", "/fapi/v1/listenKey", security=KEYED))["listenKey"])
+        url = Venue("sandbox", sb.rest_url, sb.ws_url).user_stream_url(key)
+        check = asyncio.ensure_future(doctor._user_stream_alive(url, 60))
+        served: list[Any] = []
+        leverage = 2
+        while True:
+            def new_connection() -> bool:
+                return any(c not in served for c in sb.users.conns.get(key, ()))
 
-                await until(lambda: check.done() or new_connection(), "the check's next connection or its answer")
-                if check.done():
-                    break
-                served.extend(c for c in sb.users.conns.get(key, ()) if c not in served)
-                leverage = 5 - leverage  # 3, 2, 3: a real change, so the venue announces it
-                await rest.signed("POST", "/fapi/v1/leverage", {"symbol": "FILUSDT", "leverage": leverage})
-            return check.result(), len(served), sb.venue.faults.counts.get("ws-drop", 0)
+            await until(lambda: check.done() or new_connection(), "the check's next connection or its answer")
+            if check.done():
+                break
+            served.extend(c for c in sb.users.conns.get(key, ()) if c not in served)
+            leverage = 5 - leverage  # 3, 2, 3: a real change, so the venue announces it
+            await rest.signed("POST", "/fapi/v1/leverage", {"symbol": "FILUSDT", "leverage": leverage})
+        return check.result(), len(served), sb.venue.faults.counts.get("ws-drop", 0)
 
 
 def test_user_stream_check_opens_the_stream_again_after_a_drop(monkeypatch: pytest.MonkeyPatch) -> None:
