@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ..binance.translate import UserTranslator
-from ..core.enums import OrderType
 from ..core.rules import SymbolRules
 from ..risk import RiskManager
 from ..risk.guard import ProtectionGuard
@@ -42,8 +41,6 @@ def restore_state(view: JournalView, *, reconciler: Reconciler, risk: RiskManage
         translator.expect(r)  # looked up by client id in the first reconciliation
         if r.close_position and r.order_type.is_conditional:
             risk.track_protective_order(r.symbol, r.client_order_id, r.strategy_id)
-        elif r.reduce_only and r.order_type is OrderType.MARKET:  # an exit still in flight: a CLOSE is netted of it
-            risk.track_exit(r, view.positions.get(r.symbol, Decimal(0)), view.filled.get(r.client_order_id, Decimal(0)))
         intent = view.intents.get(r.intent_id)
         if (intent is not None and not r.reduce_only and not r.close_position and r.client_order_id not in
                 view.filled and r.intent_id not in protected
@@ -52,6 +49,8 @@ def restore_state(view: JournalView, *, reconciler: Reconciler, risk: RiskManage
             stop, tp = (None if p is None else symbol_rules.round_price_nearest(Decimal(repr(p)))
                         for p in (intent.stop_loss, intent.take_profit))
             risk.expect_entry(r.client_order_id, PendingEntry(r.intent_id, r.strategy_id, r.symbol, r.side, stop, tp))
+    for r in view.open_exits():  # still in flight: a close after the restart is netted of them, as before it
+        risk.track_exit(r, view.positions.get(r.symbol, Decimal(0)), view.filled.get(r.client_order_id, Decimal(0)))
     translator.known_fills(view.fills, view.filled)  # else the first snapshot records them twice
     for sym, change in view.symbol_states.items():
         if sym is not None and change.cause.startswith("RECONCILE_MISMATCH"):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import events as ev
-from ..core.enums import OrderStatus, Side
+from ..core.enums import OrderStatus, OrderType, Side
 from ..core.errors import KineticError
 from ..core.processes import pid_alive
 from .journal import SCHEMA_VERSION, read_events, read_meta
@@ -129,6 +129,11 @@ class JournalView:
     def unknown_orders(self) -> list[ev.OrderRequest]:
         """Committed but never acknowledged: "sent, unknown" until looked up by client id."""
         return [r for r in self.open_orders() if r.client_order_id not in self.accepted]
+
+    def open_exits(self) -> list[ev.OrderRequest]:
+        """Reduce-only market exits with no final state: in flight until the venue answers (risk/exits.py)."""
+        return [r for r in self.open_orders() if r.reduce_only and not r.close_position
+                and r.order_type is OrderType.MARKET and r.quantity is not None]
 
     def pending_intents(self) -> list[ev.OrderIntent]:
         """Intents that never became an order request (the strategy decides again on the next kline)."""
