@@ -14,6 +14,7 @@ come over the wire unchecked. tests/unit/test_fused_order_path.py runs both ways
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,6 +35,10 @@ _CONTRACT = WorkingType.CONTRACT_PRICE
 _ORDER = BalanceReason.ORDER
 _ZERO_MONEY = ZERO.quantize(_FEE_Q)
 _MEMO_LIMIT = 1 << 16
+
+# (client id, order id, symbol, side, quantity, reduce only, ts) -> delivered without the event
+Accepted = Callable[[str, int, str, Side, Decimal, bool, int], bool]
+Balanced = Callable[[Decimal, Decimal, int, int], bool]
 
 
 def new_market_order(order_id: int, client_order_id: str, symbol: str, side: Side, quantity: Decimal,
@@ -103,8 +108,10 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     ex._by_client[(symbol, client_order_id)] = order
     book.market.append(order)
     book.busy = True
-    ex._emit(new_order_accepted(client_order_id, order_id, symbol, side, _MARKET, quantity, None, None, reduce_only,
-                                False, now, now))  # fmt: skip
+    accepted = memo.accepted
+    if accepted is None or not accepted(client_order_id, order_id, symbol, side, quantity, reduce_only, now):
+        ex._emit(new_order_accepted(client_order_id, order_id, symbol, side, _MARKET, quantity, None, None,
+                                    reduce_only, False, now, now))  # fmt: skip
     if ex.config.fill_market_immediately and book.last:
         cast(Any, ex)._fill_market_orders(book, book.last, now)  # (Matching's: its module imports this one)
     return order
@@ -136,10 +143,15 @@ class FusedState:
     open, a float price's Decimal, a Decimal's float, a symbol's bracket cap per leverage), so each is
     computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
 
-    __slots__ = ("_caps", "_decs", "_floats", "_prices", "_slip")
+    __slots__ = ("_caps", "_decs", "_floats", "_prices", "_slip", "accepted", "balance")
 
     def __init__(self, slip: Decimal) -> None:
         self._slip = slip
+        self.accepted: Accepted | None = None
+        """Set by the backtest: hands an accepted MARKET order's ``OrderAccepted`` to its readers directly when it
+        can (True), else False and the event is published; None: always published."""
+        self.balance: Balanced | None = None
+        """Likewise for a fill's ``BalanceChanged`` (``wallet, change, ts_event, ts_init``)."""
         self._prices: dict[tuple[str, bool, float], Decimal] = {}
         self._decs: dict[float, Decimal] = {}
         self._floats: dict[Decimal, float] = {}
@@ -277,7 +289,9 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     # --- Ledger._after_position_change
     ex._update_liquidation_prices()
     emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))
-    emit(new_balance_changed("USDT", ex.wallet, change, _ORDER, ts, now))
+    balance = memo.balance
+    if balance is None or not balance(ex.wallet, change, ts, now):
+        emit(new_balance_changed("USDT", ex.wallet, change, _ORDER, ts, now))
     if book.resting or book.market:  # (a handler may have placed orders)
         if pos.qty == ZERO:
             for o in list(book.resting):
@@ -287,10 +301,9 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
             for o in list(book.resting) + list(book.market):
                 if o.is_open and o.reduce_only and not o.close_position and (pos.qty > ZERO) != (o.side is Side.SELL):
                     ex._finish(o, OrderStatus.EXPIRED, "reduce-only order would increase the position")
-    if status is _FILLED:
-        ex._remove(order)
-    # --- back in _fill_market_orders
-    elif order.is_open:  # partially filled: waits for the next price
+    # (a filled order leaves the queues: it is in neither, the queue it was in was replaced above, so
+    # ``ex._remove(order)`` would only refresh ``book.busy``, as the last line does)
+    if status is not _FILLED and order.is_open:  # partially filled: waits for the next price
         book.market.append(order)
     book.busy = bool(book.market or book.resting)
     return True

@@ -62,6 +62,8 @@ _REASON_BY_TYPE = {
 }  # by the type's value: an enum member hashes in Python, its string in C
 
 
+_BUY = Side.BUY
+_MARKET = OrderType.MARKET._value_
 _ORDER_FIELDS = ("ts", "client_order_id", "strategy_id", "symbol", "side", "order_type", "quantity", "price", "status",
                  "reason", "tag")  # OrderRecord's fields, in the order of the rows  # fmt: skip
 _NEW, _REJECTED, _CANCELED, _EXPIRED = (s._value_ for s in (OrderStatus.NEW, OrderStatus.REJECTED,
@@ -141,6 +143,7 @@ class Portfolio:
         self._info: dict[str, _OrderInfo] = {}
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
+        self._fills = self._book.pending  # fills waiting to be booked into round trips (see TradeBook)
         self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
         self._denials_by_code: dict[str, int] = {}
         self._wallet_ts: list[int] = []
@@ -413,6 +416,25 @@ class Portfolio:
         self._order_rows.append((e.ts_event, cid, info.strategy_id, e.symbol, side, order_type, info.quantity,
                                  info.price, _NEW, info.reason, info.tag))  # fmt: skip
 
+    def market_accepted(self, cid: str, symbol: str, side: Side, quantity: Decimal, ts: int) -> None:
+        """What :meth:`_on_accepted` does with an ``OrderAccepted`` of a MARKET order with these fields (no price,
+        no trigger): the backtest's order path calls it instead of publishing the event when the portfolio is
+        the event's only reader besides the risk gate (:mod:`kinetic_empire.backtest.direct`)."""
+        info = self._info.get(cid)
+        if info is None:
+            info = self._info[cid] = _OrderInfo()
+        value = info.side = side._value_
+        info.order_type = _MARKET
+        info.quantity = quantity
+        self._order_rows.append((ts, cid, info.strategy_id, symbol, value, _MARKET, quantity, info.price, _NEW,
+                                 info.reason, info.tag))  # fmt: skip
+
+    def wallet_changed(self, wallet: Decimal, ts: int) -> None:
+        """:meth:`_on_balance` of a ``BalanceChanged`` of the portfolio's asset, without the event (as above)."""
+        self._wallet = wallet
+        self._wallet_ts.append(ts)
+        self._wallet_val.append(wallet)
+
     def _on_rejected(self, e: OrderRejected) -> None:
         self._log(e.ts_event, e.client_order_id, e.symbol, _REJECTED, f"{e.code}: {e.reason}")
 
@@ -437,17 +459,9 @@ class Portfolio:
                 return  # a Liquidated event without a fill before it already closed the trade
         fee = e.commission if e.commission_asset == self.asset else _ZERO  # a BNB fee leaves the BNB wallet
         self.fees_total += fee
-        self._book.apply_fill(
-            e.symbol,
-            e.quantity if side is Side.BUY else -e.quantity,
-            e.price,
-            e.realized_pnl,
-            fee,
-            e.ts_event,
-            info.strategy_id,
-            reason or "unknown",
-            "" if e.liquidation else info.tag,
-        )
+        # booked into round trips when the trades are next needed (TradeBook.pending), in this order
+        self._fills.append((e.symbol, e.quantity if side is _BUY else -e.quantity, e.price, e.realized_pnl, fee,
+                            e.ts_event, info.strategy_id, reason or "unknown", "" if e.liquidation else info.tag))
 
     def _on_position(self, e: PositionChanged) -> None:
         symbol = e.symbol

@@ -23,7 +23,7 @@ an intent or a fill arrives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from ..core.account import AccountView
@@ -95,6 +95,7 @@ class RiskManager:
             account, rules, brackets, config, self._states, self._atr, fee_taker=self.fee_taker
         )
         self._fast: FastIntents | None = None  # backtests only: see use_fast_path
+        self._send = bus.publish  # how order requests leave the gate (see send_requests_with)
         self._protection = ProtectiveOrders(bus, clock, account, rules)
         self._equity = EquityWatch(account, config.guards, self._states)
         self._unanswered = UnansweredEntries(bus)
@@ -131,6 +132,21 @@ class RiskManager:
         quiet = not self._equity.enabled and self._streak is None
         if on and quiet and self._on_balance in self._bus.handlers(BalanceChanged):
             self._bus.unsubscribe(BalanceChanged, self._on_balance)
+
+    def send_requests_with(self, send: Callable[[OrderRequest], None] | None) -> None:
+        """Backtests: hand order requests to ``send`` instead of publishing them (None: publish again). ``send``
+        must deliver each to what the bus would (:mod:`kinetic_empire.backtest.direct`)."""
+        self._send = send if send is not None else self._bus.publish
+
+    def moves_pending(self) -> bool:
+        """True while a moved stop or take-profit waits for its ``OrderAccepted`` (the only accepted orders the
+        gate reacts to; for any other order the handler does nothing)."""
+        return bool(self._protection._moving)
+
+    @property
+    def accepted_handler(self) -> Callable[[OrderAccepted], None]:
+        """The gate's ``OrderAccepted`` handler, as subscribed (cancels the stops and targets a moved one replaces)."""
+        return self._protection.on_accepted
 
     def leverage_for(self, symbol: str) -> int:
         """The configured leverage for ``symbol``, checked against its brackets (ConfigError if not)."""
@@ -214,10 +230,11 @@ class RiskManager:
         if pending is not None:  # before publishing: a synchronous broker may fill at once
             self._protection.expect(requests[-1].client_order_id, pending)
         exits = self._exits
+        send = self._send
         for request in requests:
             if request.reduce_only:  # before publishing, as above; a flip's close counts too
                 exits.sent(request, self._account.position(request.symbol).quantity)
-            self._bus.publish(request)
+            send(request)
 
     def on_protection_intent(self, intent: ProtectionIntent) -> None:
         """A moved stop or take-profit (see :mod:`.protection`), or one RiskDenied."""

@@ -23,10 +23,20 @@ import numpy as np
 import pytest
 
 from kinetic_empire.backtest import Backtest, BacktestConfig
+from kinetic_empire.backtest.direct import DirectFeeds
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
-from kinetic_empire.core.enums import IntentAction, MarginType, OrderType, Side, TradingState, WorkingType
-from kinetic_empire.core.events import KlineClosed, OrderIntent, OrderRequest
+from kinetic_empire.core.enums import (
+    BalanceReason,
+    IntentAction,
+    MarginType,
+    OrderType,
+    Side,
+    TradingState,
+    WorkingType,
+)
+from kinetic_empire.core.event_factories import new_balance_changed, new_order_accepted
+from kinetic_empire.core.events import BalanceChanged, KlineClosed, OrderAccepted, OrderIntent, OrderRequest
 from kinetic_empire.data import KlineFrame
 from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
 from kinetic_empire.exchange.broker import SimulatedBroker
@@ -149,15 +159,52 @@ def _counted() -> Iterator[dict[str, int]]:
         mp.undo()
 
 
-def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None) -> dict[str, Any]:
-    """Everything the run left behind, as comparable values."""
+DIRECT = (OrderRequest, OrderAccepted, BalanceChanged)
+"""The events the fused path hands straight to their only readers (backtest.direct) instead of publishing."""
+
+
+def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, listen: bool = False) -> dict[str, Any]:
+    """Everything the run left behind, as comparable values. ``events``: every event but klines, in order, as
+    published, or as the fused path handed it to its readers directly (the event it stands for, recorded where
+    it would have been published). ``listen``: a recorder also subscribes to those events, so the fused path
+    must publish them; ``heard`` is what it received."""
     events: list[str] = []
+    heard: list[str] = []
     publish = EventBus.publish
+    init = EventBus.__init__
 
     def recording(self: EventBus, event: Any, topic: Any = None) -> None:
         if not isinstance(event, KlineClosed):
             events.append(repr(event))
         publish(self, event, topic)
+
+    def listening(self: EventBus, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        for kind in DIRECT:
+            self.subscribe(kind, lambda e: heard.append(repr(e)))
+
+    def goes_direct(feeds: DirectFeeds, ok: str) -> bool:
+        if feeds._changes[0] != feeds._seen:
+            feeds._look()
+        return bool(getattr(feeds, ok))
+
+    request, accepted, balance = DirectFeeds.request, DirectFeeds.accepted, DirectFeeds.balance
+
+    def direct_request(self: DirectFeeds, r: OrderRequest) -> None:
+        if goes_direct(self, "_request_ok"):
+            events.append(repr(r))
+        request(self, r)
+
+    def direct_accepted(self: DirectFeeds, cid: str, oid: int, sym: str, side: Side, qty: D, ro: bool, ts: int) -> bool:
+        if goes_direct(self, "_accepted_ok"):
+            events.append(repr(new_order_accepted(cid, oid, sym, side, OrderType.MARKET, qty, None, None, ro, False,
+                                                  ts, ts)))  # fmt: skip
+        return accepted(self, cid, oid, sym, side, qty, ro, ts)
+
+    def direct_balance(self: DirectFeeds, wallet: D, change: D, ts: int, now: int) -> bool:
+        if goes_direct(self, "_balance_ok"):
+            events.append(repr(new_balance_changed("USDT", wallet, change, BalanceReason.ORDER, ts, now)))
+        return balance(self, wallet, change, ts, now)
 
     registry = StrategyRegistry()
     registry.add(Scripted, "test")
@@ -165,13 +212,23 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None) -> 
     mp = pytest.MonkeyPatch()
     mp.setattr(EventBus, "publish", recording)
     mp.setattr(Backtest, "fused_orders", fused)
+    mp.setattr(DirectFeeds, "request", direct_request)
+    mp.setattr(DirectFeeds, "accepted", direct_accepted)
+    mp.setattr(DirectFeeds, "balance", direct_balance)
+    if listen:
+        mp.setattr(EventBus, "__init__", listening)
     try:
         result = Backtest(cfg, registry, frames=frames).run()
     finally:
         mp.undo()
     p = result.portfolio
+    symbols = cfg.strategies[0].symbols
     return {
         "events": events,
+        "heard": heard,
+        "wallet": (p.wallet_balance(), p._wallet_ts, p._wallet_val),
+        "positions": {sym: p._pos_hist.get(sym) for sym in symbols},
+        "open trades": p.open_trades(int(result.timestamps[-1])),
         "orders": p.orders,
         "trades": p.trades,
         "denials": p.denials,
@@ -182,16 +239,23 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None) -> 
     }
 
 
-def _same(cfg: BacktestConfig, n: int = 700, crash: int | None = None) -> dict[str, int]:
-    general = _run(cfg, n, fused=False, crash=crash)
-    with _counted() as counts:
-        fused = _run(cfg, n, fused=True, crash=crash)
+def _compare(general: dict[str, Any], fused: dict[str, Any]) -> None:
     for key in general:
-        if key == "events":
+        if key in ("events", "heard"):
             for i, (a, b) in enumerate(itertools.zip_longest(general[key], fused[key])):
-                assert a == b, f"event {i} differs:\n general {a}\n fused   {b}"
+                assert a == b, f"{key[:-1]} {i} differs:\n general {a}\n fused   {b}"
         assert general[key] == fused[key], key
+
+
+def _same(cfg: BacktestConfig, n: int = 700, crash: int | None = None, listen: bool = False) -> dict[str, int]:
+    """The fused run leaves what the general run does; with ``listen`` both have a recorder subscribed to the
+    events the fused path could deliver directly, which must then reach it exactly as the general path's do."""
+    general = _run(cfg, n, fused=False, crash=crash, listen=listen)
+    with _counted() as counts:
+        fused = _run(cfg, n, fused=True, crash=crash, listen=listen)
+    _compare(general, fused)
     assert len(general["events"]) > 100 and general["trades"], "the run traded too little to compare"
+    assert len(general["heard"]) > 100 if listen else not general["heard"]
     return counts
 
 
@@ -217,6 +281,12 @@ def test_fused_and_general_paths_leave_the_same_run(over: dict[str, Any]) -> Non
     assert counts["fast_intents"] > 10, counts  # the short ways were taken...
     if "ISOLATED" not in str(over):
         assert counts["fast_fills"] > 10 and counts["fast_accepts"] > 10, counts
+
+
+@pytest.mark.parametrize("name", ["fixed quantity", "loss streak, daily loss and drawdown guards"])
+def test_with_another_reader_of_the_direct_events_the_fused_path_publishes_them(name: str) -> None:
+    counts = _same(_config(**dict(SCENARIOS[name])), listen=True)
+    assert counts["fast_fills"] > 10 and counts["fast_accepts"] > 10, counts
 
 
 def test_liquidations_with_high_leverage_are_the_same() -> None:
