@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..core.enums import BalanceReason, MarginType, OrderStatus, OrderType, Side, WorkingType
 from ..core.errors import ExchangeError
 from ..core.event_factories import new_balance_changed, new_order_accepted, new_order_filled, new_position_changed
-from .book import _FEE_Q, NEVER, ONE, ZERO, Book, dec
+from .book import _FEE_Q, INF, NEVER, ONE, ZERO, Book, dec
 from .orders import SimOrder
 
 if TYPE_CHECKING:
@@ -287,7 +287,13 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     emit(new_order_filled(cid, order.order_id, trade_id, symbol, order.side, order.order_type, qty, price, commission,
                           realized, False, status, order.reduce_only, cid.startswith("autoclose-"), ts, now))
     # --- Ledger._after_position_change
-    ex._update_liquidation_prices()
+    if new == ZERO and len(ex._books) == 1:  # the solve with every book flat: levels and prices reset, none open
+        pos.liq_f = 0.0
+        book.watch_low = -INF
+        book.watch_high = INF
+        ex._cross_positions = 0
+    else:
+        ex._update_liquidation_prices()
     emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))
     balance = memo.balance
     if balance is None or not balance(ex.wallet, change, ts, now):

@@ -107,16 +107,18 @@ class OpenTrade:
 
 
 Fill = tuple[str, Decimal, Decimal, Decimal, Decimal, int, str, str, str]
-""":meth:`TradeBook.apply_fill`'s arguments, in its order: what :attr:`TradeBook.pending` holds."""
+""":meth:`TradeBook.apply_fill`'s arguments, in its order: what :attr:`TradeBook.pending` holds (with, between
+them, ``(symbol, amount)`` for a funding settlement booked while fills were pending)."""
 
 
 class TradeBook:
     """Open trades by symbol and the closed round trips, in the order they closed.
 
     Booking is lazy twice over. A fill is kept as the tuple of its :meth:`apply_fill` arguments in
-    :attr:`pending` (the portfolio appends it there on the order path) and booked, in arrival order, by the
-    first read or booking that needs the trades (:attr:`open`, :attr:`closed`, a fee, funding, a forced close,
-    marking): the same calls in the same order, so the same trades. A closed trade is then kept as its
+    :attr:`pending` (the portfolio appends it there on the order path), a funding settlement arriving meanwhile
+    joins them, and they are booked, in arrival order, by the first read or booking that needs the trades
+    (:attr:`open`, :attr:`closed`, a late fee, a forced close, marking): the same calls in the same order, so
+    the same trades. A closed trade is then kept as its
     accumulator and exit until read: a backtest closes thousands and reads them once, for the report, so
     :class:`TradeRecord` (with its Decimal divisions and rounding) is made only then, by :attr:`closed`.
     """
@@ -125,7 +127,7 @@ class TradeBook:
 
     def __init__(self) -> None:
         self._open: dict[str, OpenTrade] = {}
-        self.pending: list[Fill] = []  # fills not booked yet, in arrival order
+        self.pending: list[Fill | tuple[str, Decimal]] = []  # fills (and funding) not booked yet, in arrival order
         self._exits: list[tuple[OpenTrade, int, str, str]] = []  # (trade, exit time, reason, exit tag)
         self._made: list[TradeRecord] = []  # records of _exits[:len(_made)]
         self._last_closed: dict[str, int] = {}  # symbol -> index in _exits, for late fee bookings
@@ -134,9 +136,12 @@ class TradeBook:
     def _book_pending(self) -> None:
         """Book the fills waiting in :attr:`pending`, in order (each exactly as :meth:`apply_fill` would)."""
         pending = self.pending  # the same list throughout: the portfolio keeps a reference to it
-        book = self._apply_fill
-        for fill in pending:
-            book(*fill)
+        book, funding = self._apply_fill, self._add_funding
+        for item in pending:
+            if len(item) == 2:  # a funding settlement booked while fills were pending
+                funding(*item)  # type: ignore[arg-type]
+            else:
+                book(*item)  # type: ignore[arg-type]
         pending.clear()
 
     @property
@@ -239,8 +244,13 @@ class TradeBook:
             reopened.grow(rest if signed_qty > 0 else -rest, price, commission - fee_close)
 
     def add_funding(self, symbol: str, amount: Decimal) -> None:
+        """Book a funding settlement to the symbol's open trade, if any (after the fills before it: pending)."""
         if self.pending:
-            self._book_pending()
+            self.pending.append((symbol, amount))
+        else:
+            self._add_funding(symbol, amount)
+
+    def _add_funding(self, symbol: str, amount: Decimal) -> None:
         trade = self._open.get(symbol)
         if trade is not None:
             trade.funding += amount

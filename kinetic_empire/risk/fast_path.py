@@ -13,7 +13,8 @@ position to add to or flip, a split at the max quantity) it returns None and the
 so a denial's wording or an unusual order's shape can never differ. Requests it makes are stamped as
 checked: its entries are on the lot grid by construction, within the min and max quantity and the min
 notional (checked above), for a symbol whose status is TRADING, which is all ``check_market_order`` would
-check; a close is checked once per quantity and the answer kept.
+check; what a close sends for a position size (its rounding, whether the check passes) is worked out once
+per size and kept.
 
 Only the backtest composition root turns it on (:meth:`RiskManager.use_fast_path`): live runs keep the
 general decision. tests/unit/test_fused_order_path.py runs both on the same intents and backtests.
@@ -47,13 +48,14 @@ _MARKET = OrderType.MARKET
 _BUY, _SELL = Side.BUY, Side.SELL
 
 Decided = tuple[list[OrderRequest], PendingEntry | None]
+_Close = tuple[Decimal | None, bool, bool]
 _UNSEEN = object()
 
 
 class _Symbol:
     """What the decision reads per symbol and what cannot change during a run, looked up once."""
 
-    __slots__ = ("cap_notional", "checked_closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
+    __slots__ = ("cap_notional", "closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
                  "min_qty", "rules", "trading")  # fmt: skip
 
     def __init__(self, rules: SymbolRules, lev: int, cap_notional: Decimal, margin_rate: Decimal) -> None:
@@ -67,7 +69,7 @@ class _Symbol:
         self.has_min_notional = rules.min_notional > 0
         # (a zero step leaves quantities unrounded: check_market_order must then judge them)
         self.trading = rules.status == "TRADING" and rules.market_step_size > 0
-        self.checked_closes: dict[Decimal, bool] = {}  # close quantity -> check_market_order passed (no mark)
+        self.closes: dict[Decimal, _Close] = {}  # position size -> what its close sends (FastIntents._close_of)
 
 
 class FastIntents:
@@ -200,22 +202,34 @@ class FastIntents:
         if not pos:
             return None
         size = abs(pos)
-        rules = s.rules
-        qty = max(self._decider._rounded(rules, size, up=True), s.min_qty)
-        if s.max_qty > ZERO and qty > s.max_qty:  # split into several orders: the general way
+        known = s.closes.get(size)
+        if known is None:
+            known = self._close_of(s, size)
+        qty, checked, rounded = known
+        if qty is None:  # split into several orders: the general way
             return None
         notes: tuple[str, ...] = ()
-        if qty != size:
+        if rounded:  # (the note shows the size's own digits: made each time, not remembered by value)
             notes = (f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)",)
-        checked = s.checked_closes.get(qty)
-        if checked is None:
-            if len(s.checked_closes) >= 4096:
-                s.checked_closes.clear()
-            checked = s.checked_closes[qty] = rules.check_market_order(qty, ZERO, True) is None
         request = new_market_request(ids.client_id(intent.intent_id, ids.CLOSE), intent.intent_id, intent.strategy_id,
                                      symbol, _SELL if pos > ZERO else _BUY, _MARKET, qty, None, None, True, notes,
                                      checked, now, now)  # fmt: skip
         return [request], None
+
+    def _close_of(self, s: _Symbol, size: Decimal) -> _Close:
+        """What a close of a position of ``size`` sends: (quantity or None for a split, whether
+        ``check_market_order`` passes it, whether it was rounded). Every part depends only on the size's value
+        (the rounding quantises to the lot step), so it is remembered by value."""
+        rules = s.rules
+        qty = max(self._decider._rounded(rules, size, up=True), s.min_qty)
+        if s.max_qty > ZERO and qty > s.max_qty:
+            made: _Close = (None, False, False)
+        else:
+            made = (qty, rules.check_market_order(qty, ZERO, True) is None, qty != size)
+        if len(s.closes) >= 4096:
+            s.closes.clear()
+        s.closes[size] = made
+        return made
 
 
 __all__ = ["FastIntents"]
