@@ -87,7 +87,7 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     rules = book.rules
     now = ex._clock.now_ms()
     previous = ex._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
-    if previous is not None and previous.is_open:
+    if previous is not None and (previous.status is _NEW or previous.status is _PARTIAL):  # still open
         raise ExchangeError(-4116, "ClientOrderId is duplicated.")
     if reduce_only:
         pos_qty = book.pos.qty
@@ -221,7 +221,9 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         return False
     order = market[0]
     pos = book.pos
-    if not order.is_open or order.close_position or pos.margin_type is not _CROSSED or ex.config.max_fill_qty:
+    status = order.status
+    if (status is not _NEW and status is not _PARTIAL) or order.close_position or pos.margin_type is not _CROSSED \
+            or ex.config.max_fill_qty:  # (not open, or another shape: the general way)
         return False
     buy = order.side is _BUY
     old = pos.qty
@@ -255,8 +257,10 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     elif new == ZERO:
         book.next_funding = NEVER
     pos.qty = new
-    pos.qty_f = memo.float(new)
-    pos.entry_f = memo.float(pos.entry)
+    floats = memo._floats  # memo.float, inlined for the values seen before (nonzero: 0 and -0 differ)
+    pos.qty_f = (new and floats.get(new)) or memo.float(new)
+    entry = pos.entry
+    pos.entry_f = (entry and floats.get(entry)) or memo.float(entry)
     config = ex.config
     notional = price * qty
     commission = (notional * config.taker_fee).quantize(_FEE_Q)

@@ -258,6 +258,10 @@ class Portfolio:
     def positions(self) -> list[PositionView]:
         return [self._positions[s] for s in sorted(self._positions)]
 
+    def open_position_count(self) -> int:
+        """``len([p for p in positions() if p.quantity != 0])``: only open positions are kept."""
+        return len(self._positions)
+
     def last_price(self, symbol: str) -> float:
         latest = self._latest.get(symbol)
         return latest[-1].close if latest else 0.0

@@ -22,7 +22,7 @@ general decision. tests/unit/test_fused_order_path.py runs both on the same inte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from ..core.account import AccountView
@@ -95,6 +95,8 @@ class FastIntents:
         self._guards_quiet = (g.max_gross_exposure is None and g.max_symbol_exposure is None
                               and g.min_liquidation_distance_pct is None and g.min_liquidation_distance_atr is None)
         self._max_open = g.max_open_positions
+        # the count of open positions, where the account keeps it (the portfolio: only open ones, by symbol)
+        self._count_open: Callable[[], int] | None = getattr(account, "open_position_count", None)
         self._usable_pct = _HUNDRED - config.margin_buffer_pct
         self._symbols: dict[str, _Symbol | None] = {}
         self._prices: dict[float, Decimal | None] = {}  # a reference price's Decimal (_dec), per float
@@ -182,8 +184,10 @@ class FastIntents:
         if rounded > s.max_qty or not s.trading:  # (rounding down never exceeds it; the status can't pass)
             return None
         limit = self._max_open
-        if limit is not None and sum(1 for p in account.positions() if p.quantity != ZERO) >= limit:
-            return None
+        if limit is not None:
+            count = self._count_open
+            if (count() if count is not None else sum(1 for p in account.positions() if p.quantity != ZERO)) >= limit:
+                return None
         request = new_market_request(ids.client_id(intent.intent_id, ids.ENTRY), intent.intent_id, intent.strategy_id,
                                      symbol, _BUY if long else _SELL, _MARKET, rounded, None, None, False, notes, True,
                                      now, now)  # fmt: skip
