@@ -201,7 +201,7 @@ class RiskManager:
     def on_intent(self, intent: OrderIntent) -> None:
         """Publish the intent's OrderRequest(s), or one RiskDenied."""
         now = self._clock.now_ms()
-        self._equity.observe(now)
+        self._observe(now)
         decision: Denial | tuple[list[OrderRequest], PendingEntry | None] | None = None
         action = intent.action
         if action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT:
@@ -264,13 +264,20 @@ class RiskManager:
 
     def _on_position(self, event: PositionChanged) -> None:
         now = self._clock.now_ms()
-        if event.quantity == 0:
+        if not event.quantity:  # (flat: == 0)
             self._protection.cancel(event.symbol, now)
         if self._exits.tracking:
             self._exits.on_position(event.symbol, event.quantity)
         if self._streak is not None:
             self._streak.on_position(event.symbol, event.quantity, now)
-        self._equity.observe(now)
+        self._observe(now)
+
+    def _observe(self, now: int) -> None:
+        """``self._equity.observe(now)``, which does nothing when no equity guard is configured and no latch
+        or cooldown can expire (the states' ``expire`` finds nothing): then not called, on every order's path."""
+        states = self._states
+        if self._equity.enabled or states.daily_until_ms is not None or states.cooldown_until:
+            self._equity.observe(now)
 
     def _on_balance(self, event: BalanceChanged) -> None:
         self._equity.observe(self._clock.now_ms())
