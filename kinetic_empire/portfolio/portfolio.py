@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
@@ -46,9 +45,10 @@ from ..core.events import (
     PositionChanged,
     RiskDenied,
 )
-from .curve import step_lookup, step_lookups
+from .curve import floats, step_lookup, step_lookups
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
+from .views import position_view
 
 _ZERO = Decimal(0)
 
@@ -68,33 +68,6 @@ _ORDER_FIELDS = ("ts", "client_order_id", "strategy_id", "symbol", "side", "orde
                  "reason", "tag")  # OrderRecord's fields, in the order of the rows  # fmt: skip
 _NEW, _REJECTED, _CANCELED, _EXPIRED = (s._value_ for s in (OrderStatus.NEW, OrderStatus.REJECTED,
                                                            OrderStatus.CANCELED, OrderStatus.EXPIRED))  # fmt: skip
-
-
-class _WritablePositionView:
-    """A writable class with exactly PositionView's slots: filled with plain stores, then re-labelled (the frozen
-    dataclass's ``__init__`` stores through ``object.__setattr__``; one view is made per position change)."""
-
-    __slots__ = tuple(f.name for f in fields(PositionView))
-
-
-def _position_view(symbol: str, quantity: Decimal, entry_price: Decimal, leverage: int) -> PositionView:
-    """``PositionView(symbol, quantity, entry_price, leverage)``, built cheaply (an equal, as frozen, instance)."""
-    v: Any = _WritablePositionView()
-    v.symbol = symbol
-    v.quantity = quantity
-    v.entry_price = entry_price
-    v.leverage = leverage
-    v.__class__ = PositionView
-    return v
-
-
-if {f.name for f in fields(PositionView)} != {"symbol", "quantity", "entry_price", "leverage"}:
-    raise TypeError("PositionView's fields changed: update _position_view")
-
-
-def _floats(values: list[Decimal]) -> np.ndarray:
-    """Decimals as a float64 array, each exactly ``float(value)``."""
-    return np.fromiter(map(float, values), dtype=np.float64, count=len(values))
 
 
 class _OrderInfo:
@@ -301,12 +274,12 @@ class Portfolio:
 
     def wallet_history(self) -> tuple[np.ndarray, np.ndarray]:
         """(ts, wallet) at each balance change, before the first one the wallet is the initial balance."""
-        return np.asarray(self._wallet_ts, dtype=np.int64), _floats(self._wallet_val)
+        return np.asarray(self._wallet_ts, dtype=np.int64), floats(self._wallet_val)
 
     def position_history(self, symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ts, signed qty, entry price) at each position change of ``symbol``."""
         ts, qty, entry = self._pos_hist.get(symbol, ([], [], []))
-        return np.asarray(ts, dtype=np.int64), _floats(qty), _floats(entry)
+        return np.asarray(ts, dtype=np.int64), floats(qty), floats(entry)
 
     def symbols_traded(self) -> list[str]:
         return sorted(self._pos_hist)
@@ -475,7 +448,7 @@ class Portfolio:
             self._leverage[symbol] = leverage
             self._flat.pop(symbol, None)
         if quantity:
-            self._positions[symbol] = _position_view(symbol, quantity, e.entry_price, leverage)
+            self._positions[symbol] = position_view(symbol, quantity, e.entry_price, leverage)
         else:
             self._positions.pop(symbol, None)
         hist = self._pos_hist.get(symbol)

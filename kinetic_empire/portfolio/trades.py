@@ -139,9 +139,9 @@ class TradeBook:
         book, funding = self._apply_fill, self._add_funding
         for item in pending:
             if len(item) == 2:  # a funding settlement booked while fills were pending
-                funding(*item)  # type: ignore[arg-type]
+                funding(*item)
             else:
-                book(*item)  # type: ignore[arg-type]
+                book(*item)
         pending.clear()
 
     @property

@@ -95,7 +95,7 @@ class RiskManager:
             account, rules, brackets, config, self._states, self._atr, fee_taker=self.fee_taker
         )
         self._fast: FastIntents | None = None  # backtests only: see use_fast_path
-        self._send = bus.publish  # how order requests leave the gate (see send_requests_with)
+        self._send: Callable[[OrderRequest], None] = bus.publish  # how requests leave the gate (send_requests_with)
         self._protection = ProtectiveOrders(bus, clock, account, rules)
         self._equity = EquityWatch(account, config.guards, self._states)
         self._unanswered = UnansweredEntries(bus)
