@@ -25,6 +25,7 @@ from .book import _FEE_Q, INF, NEVER, ONE, ZERO, Book, dec
 from .orders import SimOrder
 
 if TYPE_CHECKING:
+    from ..core.rules import SymbolRules
     from .margin import Margin
 
 _MARKET = OrderType.MARKET
@@ -134,7 +135,12 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     if book.brackets is not None and abs(after) * ref > memo.cap(book, pos.leverage):
         raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
     needed = increase * ref / pos.leverage + increase * ref * ex.config.taker_fee
-    if needed > ex.available_balance():
+    if len(ex._books) == 1 and pos.qty_f == 0.0 and pos.margin_type is _CROSSED and not book.market \
+            and not book.resting:
+        available = ex.wallet  # what available_balance() sums for one flat cross book with no orders: the wallet
+    else:
+        available = ex.available_balance()
+    if needed > available:
         raise ExchangeError(-2019, "Margin is insufficient.")
 
 
@@ -143,10 +149,11 @@ class FusedState:
     open, a float price's Decimal, a Decimal's float, a symbol's bracket cap per leverage), so each is
     computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
 
-    __slots__ = ("_caps", "_decs", "_floats", "_prices", "_slip", "accepted", "balance")
+    __slots__ = ("_caps", "_decs", "_floats", "_grids", "_prices", "_slip", "accepted", "balance")
 
     def __init__(self, slip: Decimal) -> None:
         self._slip = slip
+        self._grids: dict[str, bool] = {}  # symbol -> its tick grid is plain (_plain_grid)
         self.accepted: Accepted | None = None
         """Set by the backtest: hands an accepted MARKET order's ``OrderAccepted`` to its readers directly when it
         can (True), else False and the event is published; None: always published."""
@@ -180,6 +187,13 @@ class FusedState:
                 rounding = ROUND_CEILING if buy else ROUND_FLOOR
                 return ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
             return price
+        grid = self._grids.get(book.symbol)
+        if grid is None:
+            grid = self._grids[book.symbol] = _plain_grid(rules)
+        if grid and price.adjusted() < 15:
+            on = price.quantize(rules.tick_size)
+            if on == price:  # already on the grid: what round_price_nearest gives for it (see _plain_grid)
+                return on
         return rules.round_price_nearest(price)
 
     def dec(self, x: float) -> Decimal:
@@ -211,6 +225,19 @@ class FusedState:
         if found is None:
             found = self._caps[key] = book.brackets.max_notional(leverage)  # type: ignore[union-attr]
         return found
+
+
+def _plain_grid(rules: SymbolRules) -> bool:
+    """Whether a price already on this symbol's tick grid can skip ``round_price_nearest``: the tick is a power of
+    ten (coefficient 1) and the min price a multiple of it. Then ``p.quantize(tick) == p`` holds exactly for the
+    prices on the grid (a multiple of a power of ten has no digits below it), and for those
+    ``round_price_nearest(p)``, ``(min + ((p - min) / tick).to_integral_value() * tick).quantize(tick)``, is
+    ``(min + (p - min)).quantize(tick)``: the same value, quantised to the same exponent, ``p.quantize(tick)``.
+    (Below 10**15 every step is exact in the 28-digit context.)"""
+    tick = rules.tick_size
+    if tick <= 0 or tick.as_tuple().digits != (1,):
+        return False
+    return rules.min_price >= 0 and rules.min_price % tick == 0
 
 
 def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: int) -> bool:

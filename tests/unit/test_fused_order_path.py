@@ -42,6 +42,8 @@ from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
 from kinetic_empire.exchange.broker import SimulatedBroker
 from kinetic_empire.exchange.orders import SimOrder
 from kinetic_empire.exchange.state import export_state
+from kinetic_empire.portfolio import Portfolio
+from kinetic_empire.portfolio.trades import TradeBook
 from kinetic_empire.risk import RiskConfig, fast_path
 from kinetic_empire.risk.fast_path import FastIntents
 from kinetic_empire.strategy import Param, Strategy
@@ -316,6 +318,43 @@ def test_a_planted_bug_in_the_fast_decision_is_caught() -> None:
             _same(cfg, n=400)
 
 
+_MARKET_ACCEPTED = Portfolio.market_accepted
+
+
+def _tagless_accepted(self: Portfolio, cid: str, symbol: str, side: Side, quantity: D, ts: int) -> None:
+    _MARKET_ACCEPTED(self, cid, symbol, side, quantity, ts)
+    self._order_rows[-1] = (*self._order_rows[-1][:-1], "")  # the record's tag dropped
+
+
+def _funding_first(self: TradeBook, symbol: str, amount: D) -> None:
+    self._add_funding(symbol, amount)  # booked before the fills still pending: to the wrong trade
+
+
+def _wallet_without_history(self: Portfolio, wallet: D, ts: int) -> None:
+    self._wallet = wallet  # the change point not recorded
+
+
+PLANTED = {
+    "fee rounding to 7 places": (fast_fill, "_FEE_Q", D("0.0000001")),
+    "accepted row without its tag": (Portfolio, "market_accepted", _tagless_accepted),
+    "funding booked before pending fills": (TradeBook, "add_funding", _funding_first),
+    "direct balance without its change point": (Portfolio, "wallet_changed", _wallet_without_history),
+}
+
+
+@pytest.mark.parametrize("planted", list(PLANTED.values()), ids=list(PLANTED))
+def test_planted_bugs_in_the_direct_feeds_and_lazy_books_are_caught(planted: tuple[Any, str, Any]) -> None:
+    owner, name, value = planted
+    cfg = _config(seed=4, rate=0.5)
+    general = _run(cfg, 500, fused=False)
+    assert general["fees"][1], "no funding booked: the lazy book's funding is not tested"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(owner, name, value)
+        fused = _run(cfg, 500, fused=True)
+    with pytest.raises(AssertionError):
+        _compare(general, fused)
+
+
 # ----------------------------------------------------------------------- the decision, intent by intent
 
 
@@ -441,3 +480,30 @@ def test_a_risk_config_with_guards_keeps_entries_on_the_general_way() -> None:
     intent = OrderIntent(intent_id="g", strategy_id="s1", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
                          reference_price=5.0, ts_event=1, ts_init=1)
     assert fast.decide(intent, 1) is None
+
+
+@pytest.mark.parametrize("tick, min_price", [("0.001", "0.001"), ("0.1", "0.1"), ("0.0010", "0.001"), ("1E+1", "10"),
+                                             ("0.005", "0.005"), ("0.01", "0.005"), ("0.001", "0"), ("1", "0")])
+def test_a_fill_price_on_the_grid_is_the_one_rounding_gives(tick: str, min_price: str) -> None:
+    """The fused fill skips ``round_price_nearest`` for an open already on a plain tick grid: every open, on the
+    grid or off it, by a half tick or by float noise, gets the general fill price, digit for digit."""
+    import dataclasses
+
+    base = all_rules()["FILUSDT"]
+    rules = dataclasses.replace(base, tick_size=D(tick), min_price=D(min_price))
+    ex = SimulatedExchange({"FILUSDT": rules}, all_brackets(), clock=ReplayClock(START), emit=lambda e: None,
+                           symbols=["FILUSDT"])  # fmt: skip
+    book = ex.book("FILUSDT")
+    memo = fast_fill.FusedState(D(0))
+    rng = np.random.default_rng(3)
+    step = float(D(tick))
+    opens = [round(x / step) * step for x in rng.uniform(0.5, 5e4, 400)]  # on the grid, as floats make it
+    opens += [x + step / 2 for x in opens[:100]] + [x * (1 + 1e-12) for x in opens[:100]]  # half ticks, float noise
+    opens += [x + 10.0 ** D(tick).as_tuple().exponent for x in opens[:100]]  # the tick's last digit, off its grid
+    opens += list(rng.uniform(0, 99, 100))
+    opens += [5.0, 0.005, 0.015, 10.0, 25.0, 1e-9]
+    for at in opens:
+        for buy in (True, False):
+            general = ex._taker_price(book, Side.BUY if buy else Side.SELL, at)
+            fused = memo.taker_price(book, buy, at)
+            assert repr(fused) == repr(general), (tick, min_price, at)
