@@ -8,6 +8,11 @@ and the same events; what they skip is only what cannot apply to that case (the 
 the checks the gate's stamp vouches for, a re-rounding of a fill price already computed for the same open).
 Anything else takes the general way (:func:`fill_queued_market` returns False before changing anything).
 
+Where a value is already what a step would produce (a fill price already on a plain tick grid, the margin a
+lone flat book leaves: the wallet, the levels a solve resets when the only book goes flat), the step is skipped
+with the same result. The backtest may also take the ``OrderAccepted`` and ``BalanceChanged`` these make
+straight to their only readers (``FusedState.accepted`` / ``balance``, :mod:`kinetic_empire.backtest.direct`).
+
 Only a backtest turns them on (``Ledger.fused_orders``): the sandbox keeps the general path, whose orders
 come over the wire unchecked. tests/unit/test_fused_order_path.py runs both ways on the same inputs.
 """
@@ -36,6 +41,7 @@ _CONTRACT = WorkingType.CONTRACT_PRICE
 _ORDER = BalanceReason.ORDER
 _ZERO_MONEY = ZERO.quantize(_FEE_Q)
 _MEMO_LIMIT = 1 << 16
+_UNSEEN_GRID = -(1 << 62)  # (a bound no price's adjusted exponent is below)
 
 # (client id, order id, symbol, side, quantity, reduce only, ts) -> delivered without the event
 Accepted = Callable[[str, int, str, Side, Decimal, bool, int], bool]
@@ -153,7 +159,7 @@ class FusedState:
 
     def __init__(self, slip: Decimal) -> None:
         self._slip = slip
-        self._grids: dict[str, bool] = {}  # symbol -> its tick grid is plain (_plain_grid)
+        self._grids: dict[str, int | None] = {}  # symbol -> _plain_grid(its rules)
         self.accepted: Accepted | None = None
         """Set by the backtest: hands an accepted MARKET order's ``OrderAccepted`` to its readers directly when it
         can (True), else False and the event is published; None: always published."""
@@ -187,10 +193,10 @@ class FusedState:
                 rounding = ROUND_CEILING if buy else ROUND_FLOOR
                 return ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
             return price
-        grid = self._grids.get(book.symbol)
-        if grid is None:
-            grid = self._grids[book.symbol] = _plain_grid(rules)
-        if grid and price.adjusted() < 15:
+        limit = self._grids.get(book.symbol, _UNSEEN_GRID)
+        if limit is _UNSEEN_GRID:
+            limit = self._grids[book.symbol] = _plain_grid(rules)
+        if limit is not None and price.adjusted() < limit:
             on = price.quantize(rules.tick_size)
             if on == price:  # already on the grid: what round_price_nearest gives for it (see _plain_grid)
                 return on
@@ -227,17 +233,19 @@ class FusedState:
         return found
 
 
-def _plain_grid(rules: SymbolRules) -> bool:
-    """Whether a price already on this symbol's tick grid can skip ``round_price_nearest``: the tick is a power of
-    ten (coefficient 1) and the min price a multiple of it. Then ``p.quantize(tick) == p`` holds exactly for the
-    prices on the grid (a multiple of a power of ten has no digits below it), and for those
-    ``round_price_nearest(p)``, ``(min + ((p - min) / tick).to_integral_value() * tick).quantize(tick)``, is
-    ``(min + (p - min)).quantize(tick)``: the same value, quantised to the same exponent, ``p.quantize(tick)``.
-    (Below 10**15 every step is exact in the 28-digit context.)"""
-    tick = rules.tick_size
-    if tick <= 0 or tick.as_tuple().digits != (1,):
-        return False
-    return rules.min_price >= 0 and rules.min_price % tick == 0
+def _plain_grid(rules: SymbolRules) -> int | None:
+    """Whether a price already on this symbol's tick grid can skip ``round_price_nearest``, and up to which size
+    (a bound on ``price.adjusted()``), or None. It can when the tick is a power of ten (coefficient 1) and the min
+    price a multiple of it: then ``p.quantize(tick) == p`` holds exactly for the prices on the grid (a multiple of
+    a power of ten has no digits below it), and for those ``round_price_nearest(p)``,
+    ``(min + ((p - min) / tick).to_integral_value() * tick).quantize(tick)``, is ``(min + (p - min)).quantize(tick)``:
+    the same value, quantised to the same exponent, ``p.quantize(tick)``. The bound keeps every step of that
+    formula within 26 digits, so each is exact in the default 28-digit context."""
+    tick, low = rules.tick_size, rules.min_price
+    if tick <= 0 or tick.as_tuple().digits != (1,) or low < 0 or low % tick != 0:
+        return None
+    limit = tick.adjusted() + 26
+    return limit if not low or low.adjusted() < limit else None
 
 
 def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: int) -> bool:
