@@ -16,8 +16,10 @@ Here the same strategy with EMA(2)/EMA(3) orders every ~4 klines, so orders are 
   timer's own cost is subtracted from the parent, not from the stage): read it for shares, not sums.
 
 A backtest takes the fused order path (``risk.fast_path``, ``exchange.fast_fill``: the general decisions written
-out for a plain market entry or close, with the same results); ``--general`` times the general path a live run
-takes instead, so one sitting can compare both.
+out for a plain market entry or close, with the same results; ``backtest.direct``: the request, acceptance and
+balance events handed to their only readers; round trips booked from the recorded fills when read);
+``--general`` times the general path a live run takes instead, so one sitting can compare both. Round trips
+are booked when the trades are read, after the run: outside "in the path", inside "split" (each run reads them).
 
 Trade count and PnL are printed: they must not move when the path changes.
 """
@@ -59,6 +61,11 @@ kinetic_empire.exchange.ledger Ledger _fill
 kinetic_empire.exchange.ledger Ledger _record_trade
 kinetic_empire.exchange.ledger Ledger _after_position_change
 kinetic_empire.exchange.ledger Ledger _update_liquidation_prices
+kinetic_empire.backtest.direct DirectFeeds request
+kinetic_empire.backtest.direct DirectFeeds accepted
+kinetic_empire.backtest.direct DirectFeeds balance
+kinetic_empire.portfolio.portfolio Portfolio market_accepted
+kinetic_empire.portfolio.portfolio Portfolio wallet_changed
 kinetic_empire.portfolio.portfolio Portfolio _on_intent
 kinetic_empire.portfolio.portfolio Portfolio _on_request
 kinetic_empire.portfolio.portfolio Portfolio _on_accepted
@@ -132,6 +139,7 @@ def _run(frame: Any, fast: int, slow: int, n: int) -> tuple[float, Any]:
     cpu = time.process_time()
     result = Backtest(config(n, fast=fast, slow=slow), build_registry(), frames={"FILUSDT": frame},
                       act_mask=ACT_MASK).run()
+    _ = result.portfolio.trades  # the round trips are booked when read: the split counts that work
     return time.process_time() - cpu, result
 
 

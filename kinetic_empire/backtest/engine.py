@@ -38,6 +38,7 @@ from ..strategy.group import GroupRunner, aligned_history
 from ..strategy.registry import StrategyRegistry
 from ..strategy.runner import StrategyRunner
 from .config import BacktestConfig
+from .direct import DirectFeeds
 from .feed import ReplayFeed, Stream
 from .lookahead import LookaheadError, check_lookahead
 from .lookahead_decisions import check_decisions
@@ -266,6 +267,7 @@ class Backtest:
         if self.fused_orders:  # the order path's short ways, same results (risk.fast_path, exchange.fast_fill)
             core.risk.use_fast_path()
             exchange.use_fused_orders()
+            DirectFeeds(bus, core.portfolio, core.risk, core.port).attach(exchange)  # events with one reader: direct
         _hooks, wanted = attach_market_hooks(core.runners, bus, live=False)  # nothing unless a strategy asks
         if wanted:
             market.attach_events(wanted, exchange.config.funding_rates, cfg.funding_rate,

@@ -8,22 +8,29 @@ and the same events; what they skip is only what cannot apply to that case (the 
 the checks the gate's stamp vouches for, a re-rounding of a fill price already computed for the same open).
 Anything else takes the general way (:func:`fill_queued_market` returns False before changing anything).
 
+Where a value is already what a step would produce (a fill price already on a plain tick grid, the margin a
+lone flat book leaves: the wallet, the levels a solve resets when the only book goes flat), the step is skipped
+with the same result. The backtest may also take the ``OrderAccepted`` and ``BalanceChanged`` these make
+straight to their only readers (``FusedState.accepted`` / ``balance``, :mod:`kinetic_empire.backtest.direct`).
+
 Only a backtest turns them on (``Ledger.fused_orders``): the sandbox keeps the general path, whose orders
 come over the wire unchecked. tests/unit/test_fused_order_path.py runs both ways on the same inputs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core.enums import BalanceReason, MarginType, OrderStatus, OrderType, Side, WorkingType
 from ..core.errors import ExchangeError
 from ..core.event_factories import new_balance_changed, new_order_accepted, new_order_filled, new_position_changed
-from .book import _FEE_Q, NEVER, ONE, ZERO, Book, dec
+from .book import _FEE_Q, INF, NEVER, ONE, ZERO, Book, dec
 from .orders import SimOrder
 
 if TYPE_CHECKING:
+    from ..core.rules import SymbolRules
     from .margin import Margin
 
 _MARKET = OrderType.MARKET
@@ -34,6 +41,11 @@ _CONTRACT = WorkingType.CONTRACT_PRICE
 _ORDER = BalanceReason.ORDER
 _ZERO_MONEY = ZERO.quantize(_FEE_Q)
 _MEMO_LIMIT = 1 << 16
+_UNSEEN_GRID = -(1 << 62)  # (a bound no price's adjusted exponent is below)
+
+# (client id, order id, symbol, side, quantity, reduce only, ts) -> delivered without the event
+Accepted = Callable[[str, int, str, Side, Decimal, bool, int], bool]
+Balanced = Callable[[Decimal, Decimal, int, int], bool]
 
 
 def new_market_order(order_id: int, client_order_id: str, symbol: str, side: Side, quantity: Decimal,
@@ -82,7 +94,7 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     rules = book.rules
     now = ex._clock.now_ms()
     previous = ex._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
-    if previous is not None and previous.is_open:
+    if previous is not None and (previous.status is _NEW or previous.status is _PARTIAL):  # still open
         raise ExchangeError(-4116, "ClientOrderId is duplicated.")
     if reduce_only:
         pos_qty = book.pos.qty
@@ -103,8 +115,10 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     ex._by_client[(symbol, client_order_id)] = order
     book.market.append(order)
     book.busy = True
-    ex._emit(new_order_accepted(client_order_id, order_id, symbol, side, _MARKET, quantity, None, None, reduce_only,
-                                False, now, now))  # fmt: skip
+    accepted = memo.accepted
+    if accepted is None or not accepted(client_order_id, order_id, symbol, side, quantity, reduce_only, now):
+        ex._emit(new_order_accepted(client_order_id, order_id, symbol, side, _MARKET, quantity, None, None,
+                                    reduce_only, False, now, now))  # fmt: skip
     if ex.config.fill_market_immediately and book.last:
         cast(Any, ex)._fill_market_orders(book, book.last, now)  # (Matching's: its module imports this one)
     return order
@@ -127,7 +141,12 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     if book.brackets is not None and abs(after) * ref > memo.cap(book, pos.leverage):
         raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
     needed = increase * ref / pos.leverage + increase * ref * ex.config.taker_fee
-    if needed > ex.available_balance():
+    if len(ex._books) == 1 and pos.qty_f == 0.0 and pos.margin_type is _CROSSED and not book.market \
+            and not book.resting:
+        available = ex.wallet  # what available_balance() sums for one flat cross book with no orders: the wallet
+    else:
+        available = ex.available_balance()
+    if needed > available:
         raise ExchangeError(-2019, "Margin is insufficient.")
 
 
@@ -136,10 +155,16 @@ class FusedState:
     open, a float price's Decimal, a Decimal's float, a symbol's bracket cap per leverage), so each is
     computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
 
-    __slots__ = ("_caps", "_decs", "_floats", "_prices", "_slip")
+    __slots__ = ("_caps", "_decs", "_floats", "_grids", "_prices", "_slip", "accepted", "balance")
 
     def __init__(self, slip: Decimal) -> None:
         self._slip = slip
+        self._grids: dict[str, int | None] = {}  # symbol -> _plain_grid(its rules)
+        self.accepted: Accepted | None = None
+        """Set by the backtest: hands an accepted MARKET order's ``OrderAccepted`` to its readers directly when it
+        can (True), else False and the event is published; None: always published."""
+        self.balance: Balanced | None = None
+        """Likewise for a fill's ``BalanceChanged`` (``wallet, change, ts_event, ts_init``)."""
         self._prices: dict[tuple[str, bool, float], Decimal] = {}
         self._decs: dict[float, Decimal] = {}
         self._floats: dict[Decimal, float] = {}
@@ -168,6 +193,13 @@ class FusedState:
                 rounding = ROUND_CEILING if buy else ROUND_FLOOR
                 return ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
             return price
+        limit = self._grids.get(book.symbol, _UNSEEN_GRID)
+        if limit is _UNSEEN_GRID:
+            limit = self._grids[book.symbol] = _plain_grid(rules)
+        if limit is not None and price.adjusted() < limit:
+            on = price.quantize(rules.tick_size)
+            if on == price:  # already on the grid: what round_price_nearest gives for it (see _plain_grid)
+                return on
         return rules.round_price_nearest(price)
 
     def dec(self, x: float) -> Decimal:
@@ -201,6 +233,21 @@ class FusedState:
         return found
 
 
+def _plain_grid(rules: SymbolRules) -> int | None:
+    """Whether a price already on this symbol's tick grid can skip ``round_price_nearest``, and up to which size
+    (a bound on ``price.adjusted()``), or None. It can when the tick is a power of ten (coefficient 1) and the min
+    price a multiple of it: then ``p.quantize(tick) == p`` holds exactly for the prices on the grid (a multiple of
+    a power of ten has no digits below it), and for those ``round_price_nearest(p)``,
+    ``(min + ((p - min) / tick).to_integral_value() * tick).quantize(tick)``, is ``(min + (p - min)).quantize(tick)``:
+    the same value, quantised to the same exponent, ``p.quantize(tick)``. The bound keeps every step of that
+    formula within 26 digits, so each is exact in the default 28-digit context."""
+    tick, low = rules.tick_size, rules.min_price
+    if tick <= 0 or tick.as_tuple().digits != (1,) or low < 0 or low % tick != 0:
+        return None
+    limit = tick.adjusted() + 26
+    return limit if not low or low.adjusted() < limit else None
+
+
 def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: int) -> bool:
     """``ex._fill_market_orders(book, at, ts)`` when the book's queue is one open MARKET order on a cross-margin
     position and no fill cap applies; False (nothing changed) otherwise."""
@@ -209,7 +256,9 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         return False
     order = market[0]
     pos = book.pos
-    if not order.is_open or order.close_position or pos.margin_type is not _CROSSED or ex.config.max_fill_qty:
+    status = order.status
+    if (status is not _NEW and status is not _PARTIAL) or order.close_position or pos.margin_type is not _CROSSED \
+            or ex.config.max_fill_qty:  # (not open, or another shape: the general way)
         return False
     buy = order.side is _BUY
     old = pos.qty
@@ -243,8 +292,10 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     elif new == ZERO:
         book.next_funding = NEVER
     pos.qty = new
-    pos.qty_f = memo.float(new)
-    pos.entry_f = memo.float(pos.entry)
+    floats = memo._floats  # memo.float, inlined for the values seen before (nonzero: 0 and -0 differ)
+    pos.qty_f = (new and floats.get(new)) or memo.float(new)
+    entry = pos.entry
+    pos.entry_f = (entry and floats.get(entry)) or memo.float(entry)
     config = ex.config
     notional = price * qty
     commission = (notional * config.taker_fee).quantize(_FEE_Q)
@@ -275,9 +326,17 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     emit(new_order_filled(cid, order.order_id, trade_id, symbol, order.side, order.order_type, qty, price, commission,
                           realized, False, status, order.reduce_only, cid.startswith("autoclose-"), ts, now))
     # --- Ledger._after_position_change
-    ex._update_liquidation_prices()
+    if new == ZERO and len(ex._books) == 1:  # the solve with every book flat: levels and prices reset, none open
+        pos.liq_f = 0.0
+        book.watch_low = -INF
+        book.watch_high = INF
+        ex._cross_positions = 0
+    else:
+        ex._update_liquidation_prices()
     emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))
-    emit(new_balance_changed("USDT", ex.wallet, change, _ORDER, ts, now))
+    balance = memo.balance
+    if balance is None or not balance(ex.wallet, change, ts, now):
+        emit(new_balance_changed("USDT", ex.wallet, change, _ORDER, ts, now))
     if book.resting or book.market:  # (a handler may have placed orders)
         if pos.qty == ZERO:
             for o in list(book.resting):
@@ -287,10 +346,9 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
             for o in list(book.resting) + list(book.market):
                 if o.is_open and o.reduce_only and not o.close_position and (pos.qty > ZERO) != (o.side is Side.SELL):
                     ex._finish(o, OrderStatus.EXPIRED, "reduce-only order would increase the position")
-    if status is _FILLED:
-        ex._remove(order)
-    # --- back in _fill_market_orders
-    elif order.is_open:  # partially filled: waits for the next price
+    # (a filled order leaves the queues: it is in neither, the queue it was in was replaced above, so
+    # ``ex._remove(order)`` would only refresh ``book.busy``, as the last line does)
+    if status is not _FILLED and order.is_open:  # partially filled: waits for the next price
         book.market.append(order)
     book.busy = bool(book.market or book.resting)
     return True

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 import numpy as np
+
+
+def floats(values: list[Decimal]) -> np.ndarray:
+    """Decimals as a float64 array, each exactly ``float(value)`` (change points keep the events' Decimals)."""
+    return np.fromiter(map(float, values), dtype=np.float64, count=len(values))
 
 
 def step_lookup(change_ts: np.ndarray, values: np.ndarray, query_ts: np.ndarray, before: float) -> np.ndarray:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
@@ -46,9 +45,10 @@ from ..core.events import (
     PositionChanged,
     RiskDenied,
 )
-from .curve import step_lookup, step_lookups
+from .curve import floats, step_lookup, step_lookups
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
+from .views import position_view
 
 _ZERO = Decimal(0)
 
@@ -62,37 +62,12 @@ _REASON_BY_TYPE = {
 }  # by the type's value: an enum member hashes in Python, its string in C
 
 
+_BUY = Side.BUY
+_MARKET = OrderType.MARKET._value_
 _ORDER_FIELDS = ("ts", "client_order_id", "strategy_id", "symbol", "side", "order_type", "quantity", "price", "status",
                  "reason", "tag")  # OrderRecord's fields, in the order of the rows  # fmt: skip
 _NEW, _REJECTED, _CANCELED, _EXPIRED = (s._value_ for s in (OrderStatus.NEW, OrderStatus.REJECTED,
                                                            OrderStatus.CANCELED, OrderStatus.EXPIRED))  # fmt: skip
-
-
-class _WritablePositionView:
-    """A writable class with exactly PositionView's slots: filled with plain stores, then re-labelled (the frozen
-    dataclass's ``__init__`` stores through ``object.__setattr__``; one view is made per position change)."""
-
-    __slots__ = tuple(f.name for f in fields(PositionView))
-
-
-def _position_view(symbol: str, quantity: Decimal, entry_price: Decimal, leverage: int) -> PositionView:
-    """``PositionView(symbol, quantity, entry_price, leverage)``, built cheaply (an equal, as frozen, instance)."""
-    v: Any = _WritablePositionView()
-    v.symbol = symbol
-    v.quantity = quantity
-    v.entry_price = entry_price
-    v.leverage = leverage
-    v.__class__ = PositionView
-    return v
-
-
-if {f.name for f in fields(PositionView)} != {"symbol", "quantity", "entry_price", "leverage"}:
-    raise TypeError("PositionView's fields changed: update _position_view")
-
-
-def _floats(values: list[Decimal]) -> np.ndarray:
-    """Decimals as a float64 array, each exactly ``float(value)``."""
-    return np.fromiter(map(float, values), dtype=np.float64, count=len(values))
 
 
 class _OrderInfo:
@@ -141,6 +116,7 @@ class Portfolio:
         self._info: dict[str, _OrderInfo] = {}
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
+        self._fills = self._book.pending  # fills waiting to be booked into round trips (see TradeBook)
         self._liquidations: dict[tuple[str, int], str] = {}  # (symbol, ts) -> "fill" | "event"
         self._denials_by_code: dict[str, int] = {}
         self._wallet_ts: list[int] = []
@@ -255,6 +231,10 @@ class Portfolio:
     def positions(self) -> list[PositionView]:
         return [self._positions[s] for s in sorted(self._positions)]
 
+    def open_position_count(self) -> int:
+        """``len([p for p in positions() if p.quantity != 0])``: only open positions are kept."""
+        return len(self._positions)
+
     def last_price(self, symbol: str) -> float:
         latest = self._latest.get(symbol)
         return latest[-1].close if latest else 0.0
@@ -294,12 +274,12 @@ class Portfolio:
 
     def wallet_history(self) -> tuple[np.ndarray, np.ndarray]:
         """(ts, wallet) at each balance change, before the first one the wallet is the initial balance."""
-        return np.asarray(self._wallet_ts, dtype=np.int64), _floats(self._wallet_val)
+        return np.asarray(self._wallet_ts, dtype=np.int64), floats(self._wallet_val)
 
     def position_history(self, symbol: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ts, signed qty, entry price) at each position change of ``symbol``."""
         ts, qty, entry = self._pos_hist.get(symbol, ([], [], []))
-        return np.asarray(ts, dtype=np.int64), _floats(qty), _floats(entry)
+        return np.asarray(ts, dtype=np.int64), floats(qty), floats(entry)
 
     def symbols_traded(self) -> list[str]:
         return sorted(self._pos_hist)
@@ -413,6 +393,25 @@ class Portfolio:
         self._order_rows.append((e.ts_event, cid, info.strategy_id, e.symbol, side, order_type, info.quantity,
                                  info.price, _NEW, info.reason, info.tag))  # fmt: skip
 
+    def market_accepted(self, cid: str, symbol: str, side: Side, quantity: Decimal, ts: int) -> None:
+        """What :meth:`_on_accepted` does with an ``OrderAccepted`` of a MARKET order with these fields (no price,
+        no trigger): the backtest's order path calls it instead of publishing the event when the portfolio is
+        the event's only reader besides the risk gate (:mod:`kinetic_empire.backtest.direct`)."""
+        info = self._info.get(cid)
+        if info is None:
+            info = self._info[cid] = _OrderInfo()
+        value = info.side = side._value_
+        info.order_type = _MARKET
+        info.quantity = quantity
+        self._order_rows.append((ts, cid, info.strategy_id, symbol, value, _MARKET, quantity, info.price, _NEW,
+                                 info.reason, info.tag))  # fmt: skip
+
+    def wallet_changed(self, wallet: Decimal, ts: int) -> None:
+        """:meth:`_on_balance` of a ``BalanceChanged`` of the portfolio's asset, without the event (as above)."""
+        self._wallet = wallet
+        self._wallet_ts.append(ts)
+        self._wallet_val.append(wallet)
+
     def _on_rejected(self, e: OrderRejected) -> None:
         self._log(e.ts_event, e.client_order_id, e.symbol, _REJECTED, f"{e.code}: {e.reason}")
 
@@ -437,17 +436,9 @@ class Portfolio:
                 return  # a Liquidated event without a fill before it already closed the trade
         fee = e.commission if e.commission_asset == self.asset else _ZERO  # a BNB fee leaves the BNB wallet
         self.fees_total += fee
-        self._book.apply_fill(
-            e.symbol,
-            e.quantity if side is Side.BUY else -e.quantity,
-            e.price,
-            e.realized_pnl,
-            fee,
-            e.ts_event,
-            info.strategy_id,
-            reason or "unknown",
-            "" if e.liquidation else info.tag,
-        )
+        # booked into round trips when the trades are next needed (TradeBook.pending), in this order
+        self._fills.append((e.symbol, e.quantity if side is _BUY else -e.quantity, e.price, e.realized_pnl, fee,
+                            e.ts_event, info.strategy_id, reason or "unknown", "" if e.liquidation else info.tag))
 
     def _on_position(self, e: PositionChanged) -> None:
         symbol = e.symbol
@@ -457,7 +448,7 @@ class Portfolio:
             self._leverage[symbol] = leverage
             self._flat.pop(symbol, None)
         if quantity:
-            self._positions[symbol] = _position_view(symbol, quantity, e.entry_price, leverage)
+            self._positions[symbol] = position_view(symbol, quantity, e.entry_price, leverage)
         else:
             self._positions.pop(symbol, None)
         hist = self._pos_hist.get(symbol)

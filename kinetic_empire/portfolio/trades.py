@@ -106,26 +106,56 @@ class OpenTrade:
         )
 
 
+Fill = tuple[str, Decimal, Decimal, Decimal, Decimal, int, str, str, str]
+""":meth:`TradeBook.apply_fill`'s arguments, in its order: what :attr:`TradeBook.pending` holds (with, between
+them, ``(symbol, amount)`` for a funding settlement booked while fills were pending)."""
+
+
 class TradeBook:
     """Open trades by symbol and the closed round trips, in the order they closed.
 
-    A closed trade is kept as its accumulator and exit until read: a backtest closes thousands and reads
-    them once, for the report, so :class:`TradeRecord` (with its Decimal divisions and rounding) is made
-    only then, by :attr:`closed`.
+    Booking is lazy twice over. A fill is kept as the tuple of its :meth:`apply_fill` arguments in
+    :attr:`pending` (the portfolio appends it there on the order path), a funding settlement arriving meanwhile
+    joins them, and they are booked, in arrival order, by the first read or booking that needs the trades
+    (:attr:`open`, :attr:`closed`, a late fee, a forced close, marking): the same calls in the same order, so
+    the same trades. A closed trade is then kept as its
+    accumulator and exit until read: a backtest closes thousands and reads them once, for the report, so
+    :class:`TradeRecord` (with its Decimal divisions and rounding) is made only then, by :attr:`closed`.
     """
 
-    __slots__ = ("_exits", "_last_closed", "_made", "_next_id", "open")
+    __slots__ = ("_exits", "_last_closed", "_made", "_next_id", "_open", "pending")
 
     def __init__(self) -> None:
-        self.open: dict[str, OpenTrade] = {}
+        self._open: dict[str, OpenTrade] = {}
+        self.pending: list[Fill | tuple[str, Decimal]] = []  # fills (and funding) not booked yet, in arrival order
         self._exits: list[tuple[OpenTrade, int, str, str]] = []  # (trade, exit time, reason, exit tag)
         self._made: list[TradeRecord] = []  # records of _exits[:len(_made)]
         self._last_closed: dict[str, int] = {}  # symbol -> index in _exits, for late fee bookings
         self._next_id = 1
 
+    def _book_pending(self) -> None:
+        """Book the fills waiting in :attr:`pending`, in order (each exactly as :meth:`apply_fill` would)."""
+        pending = self.pending  # the same list throughout: the portfolio keeps a reference to it
+        book, funding = self._apply_fill, self._add_funding
+        for item in pending:
+            if len(item) == 2:  # a funding settlement booked while fills were pending
+                funding(*item)
+            else:
+                book(*item)
+        pending.clear()
+
+    @property
+    def open(self) -> dict[str, OpenTrade]:
+        """The open trade of each symbol that has one (the book's own dict)."""
+        if self.pending:
+            self._book_pending()
+        return self._open
+
     @property
     def closed(self) -> list[TradeRecord]:
         """The closed round trips as records, made on first read (the list is the book's own: copy it)."""
+        if self.pending:
+            self._book_pending()
         made, exits = self._made, self._exits
         if len(made) < len(exits):
             made.extend(t.record(ts, reason, exit_tag=tag) for t, ts, reason, tag in exits[len(made) :])
@@ -134,11 +164,11 @@ class TradeBook:
     def _start(self, symbol: str, strategy_id: str, ts: int, long: bool, tag: str = "") -> OpenTrade:
         trade = OpenTrade(self._next_id, symbol, strategy_id, ts, long, tag)
         self._next_id += 1
-        self.open[symbol] = trade
+        self._open[symbol] = trade
         return trade
 
     def _finish(self, trade: OpenTrade, ts: int, reason: str, tag: str = "") -> None:
-        del self.open[trade.symbol]
+        del self._open[trade.symbol]
         self._last_closed[trade.symbol] = len(self._exits)
         self._exits.append((trade, ts, reason, tag))
 
@@ -147,16 +177,35 @@ class TradeBook:
 
         It goes to the trade the fill closed at ``ts``, or else to the symbol's open trade.
         """
+        if self.pending:
+            self._book_pending()
         idx = self._last_closed.get(symbol)
         if idx is not None and self._exits[idx][1] == ts:
             trade, _ts, reason, tag = self._exits[idx]
             trade.fees += fee
             if idx < len(self._made):  # already read: make its record again
                 self._made[idx] = trade.record(ts, reason, exit_tag=tag)
-        elif symbol in self.open:
-            self.open[symbol].fees += fee
+        elif symbol in self._open:
+            self._open[symbol].fees += fee
 
     def apply_fill(
+        self,
+        symbol: str,
+        signed_qty: Decimal,
+        price: Decimal,
+        realized: Decimal,
+        commission: Decimal,
+        ts: int,
+        strategy_id: str,
+        reason: str,
+        tag: str = "",
+    ) -> None:
+        """Book one fill (after the fills still pending, so in arrival order); see :meth:`_apply_fill`."""
+        if self.pending:
+            self._book_pending()
+        self._apply_fill(symbol, signed_qty, price, realized, commission, ts, strategy_id, reason, tag)
+
+    def _apply_fill(
         self,
         symbol: str,
         signed_qty: Decimal,
@@ -175,7 +224,7 @@ class TradeBook:
         """
         if not signed_qty:
             return
-        trade = self.open.get(symbol)
+        trade = self._open.get(symbol)
         if trade is None:
             self._start(symbol, strategy_id, ts, signed_qty > 0, tag).grow(signed_qty, price, commission)
             return
@@ -195,13 +244,22 @@ class TradeBook:
             reopened.grow(rest if signed_qty > 0 else -rest, price, commission - fee_close)
 
     def add_funding(self, symbol: str, amount: Decimal) -> None:
-        trade = self.open.get(symbol)
+        """Book a funding settlement to the symbol's open trade, if any (after the fills before it: pending)."""
+        if self.pending:
+            self.pending.append((symbol, amount))
+        else:
+            self._add_funding(symbol, amount)
+
+    def _add_funding(self, symbol: str, amount: Decimal) -> None:
+        trade = self._open.get(symbol)
         if trade is not None:
             trade.funding += amount
 
     def force_close(self, symbol: str, price: Decimal, realized: Decimal, fee: Decimal, ts: int) -> bool:
         """Close the symbol's trade from a ``Liquidated`` event; False when none was open."""
-        trade = self.open.get(symbol)
+        if self.pending:
+            self._book_pending()
+        trade = self._open.get(symbol)
         if trade is None:
             return False
         trade.shrink(abs(trade.qty), price, realized, fee)
@@ -214,9 +272,11 @@ class TradeBook:
         The position's unrealized PnL at the mark is added to ``gross_pnl`` and ``exit_reason`` is
         ``"open"``; a symbol without a mark is marked at its entry (zero unrealized).
         """
+        if self.pending:
+            self._book_pending()
         out = []
-        for symbol in sorted(self.open):
-            trade = self.open[symbol]
+        for symbol in sorted(self._open):
+            trade = self._open[symbol]
             mark, qty, entry = marks.get(symbol, (_ZERO, _ZERO, _ZERO))
             unrealized = qty * (mark - entry) if mark else _ZERO
             out.append(trade.record(ts, "open", mark if mark else (entry or None), unrealized))

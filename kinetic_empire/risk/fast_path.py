@@ -13,7 +13,8 @@ position to add to or flip, a split at the max quantity) it returns None and the
 so a denial's wording or an unusual order's shape can never differ. Requests it makes are stamped as
 checked: its entries are on the lot grid by construction, within the min and max quantity and the min
 notional (checked above), for a symbol whose status is TRADING, which is all ``check_market_order`` would
-check; a close is checked once per quantity and the answer kept.
+check; what a close sends for a position size (its rounding, whether the check passes) is worked out once
+per size and kept.
 
 Only the backtest composition root turns it on (:meth:`RiskManager.use_fast_path`): live runs keep the
 general decision. tests/unit/test_fused_order_path.py runs both on the same intents and backtests.
@@ -21,7 +22,7 @@ general decision. tests/unit/test_fused_order_path.py runs both on the same inte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from ..core.account import AccountView
@@ -47,13 +48,14 @@ _MARKET = OrderType.MARKET
 _BUY, _SELL = Side.BUY, Side.SELL
 
 Decided = tuple[list[OrderRequest], PendingEntry | None]
+_Close = tuple[Decimal | None, bool, bool]
 _UNSEEN = object()
 
 
 class _Symbol:
     """What the decision reads per symbol and what cannot change during a run, looked up once."""
 
-    __slots__ = ("cap_notional", "checked_closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
+    __slots__ = ("cap_notional", "closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
                  "min_qty", "rules", "trading")  # fmt: skip
 
     def __init__(self, rules: SymbolRules, lev: int, cap_notional: Decimal, margin_rate: Decimal) -> None:
@@ -67,7 +69,7 @@ class _Symbol:
         self.has_min_notional = rules.min_notional > 0
         # (a zero step leaves quantities unrounded: check_market_order must then judge them)
         self.trading = rules.status == "TRADING" and rules.market_step_size > 0
-        self.checked_closes: dict[Decimal, bool] = {}  # close quantity -> check_market_order passed (no mark)
+        self.closes: dict[Decimal, _Close] = {}  # position size -> what its close sends (FastIntents._close_of)
 
 
 class FastIntents:
@@ -93,6 +95,8 @@ class FastIntents:
         self._guards_quiet = (g.max_gross_exposure is None and g.max_symbol_exposure is None
                               and g.min_liquidation_distance_pct is None and g.min_liquidation_distance_atr is None)
         self._max_open = g.max_open_positions
+        # the count of open positions, where the account keeps it (the portfolio: only open ones, by symbol)
+        self._count_open: Callable[[], int] | None = getattr(account, "open_position_count", None)
         self._usable_pct = _HUNDRED - config.margin_buffer_pct
         self._symbols: dict[str, _Symbol | None] = {}
         self._prices: dict[float, Decimal | None] = {}  # a reference price's Decimal (_dec), per float
@@ -180,8 +184,10 @@ class FastIntents:
         if rounded > s.max_qty or not s.trading:  # (rounding down never exceeds it; the status can't pass)
             return None
         limit = self._max_open
-        if limit is not None and sum(1 for p in account.positions() if p.quantity != ZERO) >= limit:
-            return None
+        if limit is not None:
+            count = self._count_open
+            if (count() if count is not None else sum(1 for p in account.positions() if p.quantity != ZERO)) >= limit:
+                return None
         request = new_market_request(ids.client_id(intent.intent_id, ids.ENTRY), intent.intent_id, intent.strategy_id,
                                      symbol, _BUY if long else _SELL, _MARKET, rounded, None, None, False, notes, True,
                                      now, now)  # fmt: skip
@@ -200,22 +206,34 @@ class FastIntents:
         if not pos:
             return None
         size = abs(pos)
-        rules = s.rules
-        qty = max(self._decider._rounded(rules, size, up=True), s.min_qty)
-        if s.max_qty > ZERO and qty > s.max_qty:  # split into several orders: the general way
+        known = s.closes.get(size)
+        if known is None:
+            known = self._close_of(s, size)
+        qty, checked, rounded = known
+        if qty is None:  # split into several orders: the general way
             return None
         notes: tuple[str, ...] = ()
-        if qty != size:
+        if rounded:  # (the note shows the size's own digits: made each time, not remembered by value)
             notes = (f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)",)
-        checked = s.checked_closes.get(qty)
-        if checked is None:
-            if len(s.checked_closes) >= 4096:
-                s.checked_closes.clear()
-            checked = s.checked_closes[qty] = rules.check_market_order(qty, ZERO, True) is None
         request = new_market_request(ids.client_id(intent.intent_id, ids.CLOSE), intent.intent_id, intent.strategy_id,
                                      symbol, _SELL if pos > ZERO else _BUY, _MARKET, qty, None, None, True, notes,
                                      checked, now, now)  # fmt: skip
         return [request], None
+
+    def _close_of(self, s: _Symbol, size: Decimal) -> _Close:
+        """What a close of a position of ``size`` sends: (quantity or None for a split, whether
+        ``check_market_order`` passes it, whether it was rounded). Every part depends only on the size's value
+        (the rounding quantises to the lot step), so it is remembered by value."""
+        rules = s.rules
+        qty = max(self._decider._rounded(rules, size, up=True), s.min_qty)
+        if s.max_qty > ZERO and qty > s.max_qty:
+            made: _Close = (None, False, False)
+        else:
+            made = (qty, rules.check_market_order(qty, ZERO, True) is None, qty != size)
+        if len(s.closes) >= 4096:
+            s.closes.clear()
+        s.closes[size] = made
+        return made
 
 
 __all__ = ["FastIntents"]

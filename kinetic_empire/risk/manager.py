@@ -23,7 +23,7 @@ an intent or a fill arrives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from ..core.account import AccountView
@@ -96,6 +96,7 @@ class RiskManager:
         )
         self._fast: FastIntents | None = None  # backtests only: see use_fast_path
         self._exits = ExitsInFlight(bus)
+        self._send: Callable[[OrderRequest], None] = bus.publish  # how requests leave the gate (send_requests_with)
         self._protection = ProtectiveOrders(bus, clock, account, rules, self._exits)
         self._equity = EquityWatch(account, config.guards, self._states)
         self._unanswered = UnansweredEntries(bus)
@@ -131,6 +132,21 @@ class RiskManager:
         quiet = not self._equity.enabled and self._streak is None
         if on and quiet and self._on_balance in self._bus.handlers(BalanceChanged):
             self._bus.unsubscribe(BalanceChanged, self._on_balance)
+
+    def send_requests_with(self, send: Callable[[OrderRequest], None] | None) -> None:
+        """Backtests: hand order requests to ``send`` instead of publishing them (None: publish again). ``send``
+        must deliver each to what the bus would (:mod:`kinetic_empire.backtest.direct`)."""
+        self._send = send if send is not None else self._bus.publish
+
+    def moves_pending(self) -> bool:
+        """True while a moved stop or take-profit waits for its ``OrderAccepted`` (the only accepted orders the
+        gate reacts to; for any other order the handler does nothing)."""
+        return bool(self._protection._moving)
+
+    @property
+    def accepted_handler(self) -> Callable[[OrderAccepted], None]:
+        """The gate's ``OrderAccepted`` handler, as subscribed (cancels the stops and targets a moved one replaces)."""
+        return self._protection.on_accepted
 
     def leverage_for(self, symbol: str) -> int:
         """The configured leverage for ``symbol``, checked against its brackets (ConfigError if not)."""
@@ -189,7 +205,7 @@ class RiskManager:
     def on_intent(self, intent: OrderIntent) -> None:
         """Publish the intent's OrderRequest(s), or one RiskDenied."""
         now = self._clock.now_ms()
-        self._equity.observe(now)
+        self._observe(now)
         decision: Denial | tuple[list[OrderRequest], PendingEntry | None] | None = None
         action = intent.action
         if action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT:
@@ -218,10 +234,11 @@ class RiskManager:
         if pending is not None:  # before publishing: a synchronous broker may fill at once
             self._protection.expect(requests[-1].client_order_id, pending)
         exits = self._exits
+        send = self._send
         for request in requests:
             if request.reduce_only:  # before publishing, as above; a flip's close counts too
                 exits.sent(request, self._account.position(request.symbol).quantity)
-            self._bus.publish(request)
+            send(request)
 
     def on_protection_intent(self, intent: ProtectionIntent) -> None:
         """A moved stop or take-profit (see :mod:`.protection`), or one RiskDenied."""
@@ -251,13 +268,20 @@ class RiskManager:
 
     def _on_position(self, event: PositionChanged) -> None:
         now = self._clock.now_ms()
-        if event.quantity == 0:
+        if not event.quantity:  # (flat: == 0)
             self._protection.cancel(event.symbol, now)
         if self._exits.tracking:
             self._exits.on_position(event.symbol, event.quantity)
         if self._streak is not None:
             self._streak.on_position(event.symbol, event.quantity, now)
-        self._equity.observe(now)
+        self._observe(now)
+
+    def _observe(self, now: int) -> None:
+        """``self._equity.observe(now)``, which does nothing when no equity guard is configured and no latch
+        or cooldown can expire (the states' ``expire`` finds nothing): then not called, on every order's path."""
+        states = self._states
+        if self._equity.enabled or states.daily_until_ms is not None or states.cooldown_until:
+            self._equity.observe(now)
 
     def _on_balance(self, event: BalanceChanged) -> None:
         self._equity.observe(self._clock.now_ms())

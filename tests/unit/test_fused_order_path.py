@@ -23,15 +23,27 @@ import numpy as np
 import pytest
 
 from kinetic_empire.backtest import Backtest, BacktestConfig
+from kinetic_empire.backtest.direct import DirectFeeds
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
-from kinetic_empire.core.enums import IntentAction, MarginType, OrderType, Side, TradingState, WorkingType
-from kinetic_empire.core.events import KlineClosed, OrderIntent, OrderRequest
+from kinetic_empire.core.enums import (
+    BalanceReason,
+    IntentAction,
+    MarginType,
+    OrderType,
+    Side,
+    TradingState,
+    WorkingType,
+)
+from kinetic_empire.core.event_factories import new_balance_changed, new_order_accepted
+from kinetic_empire.core.events import BalanceChanged, KlineClosed, OrderAccepted, OrderIntent, OrderRequest
 from kinetic_empire.data import KlineFrame
 from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
 from kinetic_empire.exchange.broker import SimulatedBroker
 from kinetic_empire.exchange.orders import SimOrder
 from kinetic_empire.exchange.state import export_state
+from kinetic_empire.portfolio import Portfolio
+from kinetic_empire.portfolio.trades import TradeBook
 from kinetic_empire.risk import RiskConfig, fast_path
 from kinetic_empire.risk.fast_path import FastIntents
 from kinetic_empire.strategy import Param, Strategy
@@ -149,15 +161,52 @@ def _counted() -> Iterator[dict[str, int]]:
         mp.undo()
 
 
-def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None) -> dict[str, Any]:
-    """Everything the run left behind, as comparable values."""
+DIRECT = (OrderRequest, OrderAccepted, BalanceChanged)
+"""The events the fused path hands straight to their only readers (backtest.direct) instead of publishing."""
+
+
+def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, listen: bool = False) -> dict[str, Any]:
+    """Everything the run left behind, as comparable values. ``events``: every event but klines, in order, as
+    published, or as the fused path handed it to its readers directly (the event it stands for, recorded where
+    it would have been published). ``listen``: a recorder also subscribes to those events, so the fused path
+    must publish them; ``heard`` is what it received."""
     events: list[str] = []
+    heard: list[str] = []
     publish = EventBus.publish
+    init = EventBus.__init__
 
     def recording(self: EventBus, event: Any, topic: Any = None) -> None:
         if not isinstance(event, KlineClosed):
             events.append(repr(event))
         publish(self, event, topic)
+
+    def listening(self: EventBus, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        for kind in DIRECT:
+            self.subscribe(kind, lambda e: heard.append(repr(e)))
+
+    def goes_direct(feeds: DirectFeeds, ok: str) -> bool:
+        if feeds._changes[0] != feeds._seen:
+            feeds._look()
+        return bool(getattr(feeds, ok))
+
+    request, accepted, balance = DirectFeeds.request, DirectFeeds.accepted, DirectFeeds.balance
+
+    def direct_request(self: DirectFeeds, r: OrderRequest) -> None:
+        if goes_direct(self, "_request_ok"):
+            events.append(repr(r))
+        request(self, r)
+
+    def direct_accepted(self: DirectFeeds, cid: str, oid: int, sym: str, side: Side, qty: D, ro: bool, ts: int) -> bool:
+        if goes_direct(self, "_accepted_ok"):
+            events.append(repr(new_order_accepted(cid, oid, sym, side, OrderType.MARKET, qty, None, None, ro, False,
+                                                  ts, ts)))  # fmt: skip
+        return accepted(self, cid, oid, sym, side, qty, ro, ts)
+
+    def direct_balance(self: DirectFeeds, wallet: D, change: D, ts: int, now: int) -> bool:
+        if goes_direct(self, "_balance_ok"):
+            events.append(repr(new_balance_changed("USDT", wallet, change, BalanceReason.ORDER, ts, now)))
+        return balance(self, wallet, change, ts, now)
 
     registry = StrategyRegistry()
     registry.add(Scripted, "test")
@@ -165,13 +214,23 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None) -> 
     mp = pytest.MonkeyPatch()
     mp.setattr(EventBus, "publish", recording)
     mp.setattr(Backtest, "fused_orders", fused)
+    mp.setattr(DirectFeeds, "request", direct_request)
+    mp.setattr(DirectFeeds, "accepted", direct_accepted)
+    mp.setattr(DirectFeeds, "balance", direct_balance)
+    if listen:
+        mp.setattr(EventBus, "__init__", listening)
     try:
         result = Backtest(cfg, registry, frames=frames).run()
     finally:
         mp.undo()
     p = result.portfolio
+    symbols = cfg.strategies[0].symbols
     return {
         "events": events,
+        "heard": heard,
+        "wallet": (p.wallet_balance(), p._wallet_ts, p._wallet_val),
+        "positions": {sym: p._pos_hist.get(sym) for sym in symbols},
+        "open trades": p.open_trades(int(result.timestamps[-1])),
         "orders": p.orders,
         "trades": p.trades,
         "denials": p.denials,
@@ -182,16 +241,23 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None) -> 
     }
 
 
-def _same(cfg: BacktestConfig, n: int = 700, crash: int | None = None) -> dict[str, int]:
-    general = _run(cfg, n, fused=False, crash=crash)
-    with _counted() as counts:
-        fused = _run(cfg, n, fused=True, crash=crash)
+def _compare(general: dict[str, Any], fused: dict[str, Any]) -> None:
     for key in general:
-        if key == "events":
+        if key in ("events", "heard"):
             for i, (a, b) in enumerate(itertools.zip_longest(general[key], fused[key])):
-                assert a == b, f"event {i} differs:\n general {a}\n fused   {b}"
+                assert a == b, f"{key[:-1]} {i} differs:\n general {a}\n fused   {b}"
         assert general[key] == fused[key], key
+
+
+def _same(cfg: BacktestConfig, n: int = 700, crash: int | None = None, listen: bool = False) -> dict[str, int]:
+    """The fused run leaves what the general run does; with ``listen`` both have a recorder subscribed to the
+    events the fused path could deliver directly, which must then reach it exactly as the general path's do."""
+    general = _run(cfg, n, fused=False, crash=crash, listen=listen)
+    with _counted() as counts:
+        fused = _run(cfg, n, fused=True, crash=crash, listen=listen)
+    _compare(general, fused)
     assert len(general["events"]) > 100 and general["trades"], "the run traded too little to compare"
+    assert len(general["heard"]) > 100 if listen else not general["heard"]
     return counts
 
 
@@ -219,6 +285,12 @@ def test_fused_and_general_paths_leave_the_same_run(over: dict[str, Any]) -> Non
         assert counts["fast_fills"] > 10 and counts["fast_accepts"] > 10, counts
 
 
+@pytest.mark.parametrize("name", ["fixed quantity", "loss streak, daily loss and drawdown guards"])
+def test_with_another_reader_of_the_direct_events_the_fused_path_publishes_them(name: str) -> None:
+    counts = _same(_config(**dict(SCENARIOS[name])), listen=True)
+    assert counts["fast_fills"] > 10 and counts["fast_accepts"] > 10, counts
+
+
 def test_liquidations_with_high_leverage_are_the_same() -> None:
     cfg = _config(leverage=20, sizing={"method": "fixed_notional", "notional": 150_000}, balance=10_000, rate=0.2,
                   risk={"guards": {"max_open_positions": None}})
@@ -244,6 +316,43 @@ def test_a_planted_bug_in_the_fast_decision_is_caught() -> None:
         mp.setattr(fast_path, "fmt", lambda value: str(value))
         with pytest.raises(AssertionError, match="differs"):
             _same(cfg, n=400)
+
+
+_MARKET_ACCEPTED = Portfolio.market_accepted
+
+
+def _tagless_accepted(self: Portfolio, cid: str, symbol: str, side: Side, quantity: D, ts: int) -> None:
+    _MARKET_ACCEPTED(self, cid, symbol, side, quantity, ts)
+    self._order_rows[-1] = (*self._order_rows[-1][:-1], "")  # the record's tag dropped
+
+
+def _funding_first(self: TradeBook, symbol: str, amount: D) -> None:
+    self._add_funding(symbol, amount)  # booked before the fills still pending: to the wrong trade
+
+
+def _wallet_without_history(self: Portfolio, wallet: D, ts: int) -> None:
+    self._wallet = wallet  # the change point not recorded
+
+
+PLANTED = {
+    "fee rounding to 7 places": (fast_fill, "_FEE_Q", D("0.0000001")),
+    "accepted row without its tag": (Portfolio, "market_accepted", _tagless_accepted),
+    "funding booked before pending fills": (TradeBook, "add_funding", _funding_first),
+    "direct balance without its change point": (Portfolio, "wallet_changed", _wallet_without_history),
+}
+
+
+@pytest.mark.parametrize("planted", list(PLANTED.values()), ids=list(PLANTED))
+def test_planted_bugs_in_the_direct_feeds_and_lazy_books_are_caught(planted: tuple[Any, str, Any]) -> None:
+    owner, name, value = planted
+    cfg = _config(seed=4, rate=0.5)
+    general = _run(cfg, 500, fused=False)
+    assert general["fees"][1], "no funding booked: the lazy book's funding is not tested"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(owner, name, value)
+        fused = _run(cfg, 500, fused=True)
+    with pytest.raises(AssertionError):
+        _compare(general, fused)
 
 
 # ----------------------------------------------------------------------- the decision, intent by intent
@@ -371,3 +480,30 @@ def test_a_risk_config_with_guards_keeps_entries_on_the_general_way() -> None:
     intent = OrderIntent(intent_id="g", strategy_id="s1", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
                          reference_price=5.0, ts_event=1, ts_init=1)
     assert fast.decide(intent, 1) is None
+
+
+@pytest.mark.parametrize("tick, min_price", [("0.001", "0.001"), ("0.1", "0.1"), ("0.0010", "0.001"), ("1E+1", "10"),
+                                             ("0.005", "0.005"), ("0.01", "0.005"), ("0.001", "0"), ("1", "0")])
+def test_a_fill_price_on_the_grid_is_the_one_rounding_gives(tick: str, min_price: str) -> None:
+    """The fused fill skips ``round_price_nearest`` for an open already on a plain tick grid: every open, on the
+    grid or off it, by a half tick or by float noise, gets the general fill price, digit for digit."""
+    import dataclasses
+
+    base = all_rules()["FILUSDT"]
+    rules = dataclasses.replace(base, tick_size=D(tick), min_price=D(min_price))
+    ex = SimulatedExchange({"FILUSDT": rules}, all_brackets(), clock=ReplayClock(START), emit=lambda e: None,
+                           symbols=["FILUSDT"])  # fmt: skip
+    book = ex.book("FILUSDT")
+    memo = fast_fill.FusedState(D(0))
+    rng = np.random.default_rng(3)
+    step = float(D(tick))
+    opens = [round(x / step) * step for x in rng.uniform(0.5, 5e4, 400)]  # on the grid, as floats make it
+    opens += [x + step / 2 for x in opens[:100]] + [x * (1 + 1e-12) for x in opens[:100]]  # half ticks, float noise
+    opens += [x + 10.0 ** D(tick).as_tuple().exponent for x in opens[:100]]  # the tick's last digit, off its grid
+    opens += list(rng.uniform(0, 99, 100))
+    opens += [5.0, 0.005, 0.015, 10.0, 25.0, 1e-9]
+    for at in opens:
+        for buy in (True, False):
+            general = ex._taker_price(book, Side.BUY if buy else Side.SELL, at)
+            fused = memo.taker_price(book, buy, at)
+            assert repr(fused) == repr(general), (tick, min_price, at)
