@@ -13,6 +13,7 @@ import gc
 import linecache
 import re
 import textwrap
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from itertools import repeat
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.bus import EventBus, inline_step
+from ..core.bus import EventBus, InlineStep, inline_step
 from ..core.clock import ReplayClock
 from ..core.errors import HandlerError, StrategyError
 from ..core.events import KlineClosed, KlineFields, new_kline
@@ -101,7 +102,7 @@ class ReplayFeed:
                     handlers = route[0]
                     chain, names = _single_chain(handlers, (sym, tf))
                     rest = cols if done == 0 else [c[done:] for c in cols]
-                    done += chain(route, handlers, clock, bus.failed, names, sym, tf, *rest)
+                    done += chain(route, handlers, clock, bus.failed, names, _Rows(sym, tf, rest), sym, tf, *rest)
             else:
                 ot, o, h, lo, c, v, ct = cols
                 for k in map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct):
@@ -199,7 +200,7 @@ clock.time_ms = close_time
 """
 
 _SINGLE = """\
-def chain(route, handlers, clock, failed, names, sym, tf, ot, o, hi, lo, c, v, ct):
+def chain(route, handlers, clock, failed, names, rows, sym, tf, ot, o, hi, lo, c, v, ct):
 {unpack}
     k = at = None
     n = 0
@@ -213,6 +214,35 @@ def chain(route, handlers, clock, failed, names, sym, tf, ot, o, hi, lo, c, v, c
         raise
     except Exception as exc:
         raise failed(at, k, exc) from exc
+    return n
+"""
+
+# The single-stream loop when no handler needs the kline on every event (issue 17, target 3): the inline steps
+# read the scalars, and the kline is built from the chunk's columns (``rows.kline``) only where a step uses it
+# (``@k``: a failure, a strategy that reads its kline). A one-slot latest-kline store (the portfolio's
+# ``deque(maxlen=1).append``) is brought up to date only at each ``@sync`` (before a step calls out: the
+# exchange processing a kline, the runner flushing intents or reporting a failure) and when the loop ends,
+# with what it would hold there had it been called on every kline: the current kline if it comes before that
+# step, the previous one if after (``held<j>``: the row it holds; -1, the kline before this call's first).
+_LAZY = """\
+def chain(route, handlers, clock, failed, names, rows, sym, tf, ot, o, hi, lo, c, v, ct):
+{unpack}
+    at = None
+    n = 0
+    try:
+        for open_time, open_, high, low, close, volume, close_time in zip(ot, o, hi, lo, c, v, ct):
+            clock.time_ms = close_time
+{body}
+            n += 1
+            if route[0] is not handlers:
+                break
+    except (HandlerError, StrategyError):
+{failing}
+        raise
+    except Exception as exc:
+{failing}
+        raise failed(at, rows.kline(n), exc) from exc
+{ending}
     return n
 """
 
@@ -235,9 +265,40 @@ def chain(changes, handler_sets, clock, failed, names, rows, cols):
     return n
 """
 
+class _Rows:
+    """A chunk's columns, and the kline of a row built from them on demand (the same object for the same row)."""
+
+    __slots__ = ("_cols", "_k", "_row", "_sym", "_tf")
+
+    def __init__(self, sym: str, tf: str, cols: list[list[Any]]) -> None:
+        self._sym, self._tf, self._cols = sym, tf, cols
+        self._row = -1
+        self._k: KlineClosed | None = None
+
+    def kline(self, row: int) -> KlineClosed:
+        if row != self._row or self._k is None:
+            ot, o, h, lo, c, v, ct = self._cols
+            self._k = new_kline(self._sym, self._tf, ot[row], o[row], h[row], lo[row], c[row], v[row], ct[row], ct[row])
+            self._row = row
+        return self._k
+
+
 _Chain = Callable[..., int]
 _compiled: dict[str, _Chain] = {}
 _DOLLAR = re.compile(r"\$(\w+)")
+
+
+_SYNC = re.compile(r"^( *)@sync$", re.MULTILINE)
+_KLINE = re.compile(r"@k\b")
+
+
+def _step_source(step: InlineStep, own: str, names: dict[str, Any], sync: str = "pass", kline: str = "k") -> str:
+    """``step``'s source for handler ``own``: its names bound, ``@sync`` and ``@k`` replaced as given."""
+    for name, value in step.names.items():
+        names[f"{own}_{name}"] = value
+    source = _DOLLAR.sub(rf"{own}_\1", step.source.rstrip())
+    source = _SYNC.sub(lambda m: textwrap.indent(sync, m.group(1)), source)
+    return _KLINE.sub(kline, source)
 
 
 def _steps(handlers: tuple[Any, ...], topic: tuple[str, str], prefix: str, names: dict[str, Any]) -> str:
@@ -251,10 +312,48 @@ def _steps(handlers: tuple[Any, ...], topic: tuple[str, str], prefix: str, names
         if step is None:
             lines.append(f"{own}(k)")
             continue
-        for name, value in step.names.items():
-            names[f"{own}_{name}"] = value
-        lines.append(_DOLLAR.sub(rf"{own}_\1", step.source.rstrip()))
+        lines.append(_step_source(step, own, names))
     return "\n".join(lines)
+
+
+def _latest_slot(handler: Any) -> bool:
+    """``deque(maxlen=1).append``: a store of the latest kline whose only observable state is that kline."""
+    owner = getattr(handler, "__self__", None)
+    return isinstance(owner, deque) and owner.maxlen == 1 and getattr(handler, "__name__", "") == "append"
+
+
+def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any]] | None:
+    """The single-stream loop that builds no kline per event (``_LAZY``), or None when a handler needs one: a
+    handler that is called, or a step that reads the kline every time (``InlineStep.reads_kline``)."""
+    steps = {j: inline_step(h, topic) for j, h in enumerate(handlers) if not _latest_slot(h)}
+    if any(step is None or step.reads_kline for step in steps.values()):
+        return None
+    names: dict[str, Any] = {}
+    slots = [j for j in range(len(handlers)) if j not in steps]
+    for j in slots:
+        names[f"sh{j}"] = handlers[j]
+
+    def settle(at: int | None) -> str:
+        """Each latest-kline slot given what it holds while handler ``at`` runs (None: after the kline)."""
+        out = []
+        for j in slots:
+            row = "n" if at is not None and j < at else "n - 1"
+            out.append(f"if held{j} != {row}:\n    held{j} = {row}\n    sh{j}(rows.kline({row}))")
+        return "\n".join(out) or "pass"
+
+    body = []
+    for j, step in steps.items():
+        assert step is not None
+        own = f"sh{j}"
+        names[own] = handlers[j]
+        body.append(f"at = {own}\n" + _step_source(step, own, names, settle(j), "rows.kline(n)"))
+    failing = "\n".join(f"{'el' if body_j else ''}if at is sh{j}:\n{textwrap.indent(settle(j), '    ')}"
+                        for body_j, j in enumerate(steps)) or "pass"
+    ending = "if n:\n" + textwrap.indent(settle(None), "    ")
+    head = "\n".join(f"    held{j} = -1" for j in slots)
+    source = _LAZY.replace("{failing}", textwrap.indent(failing, " " * 8)).replace(
+        "{ending}", textwrap.indent(ending, " " * 4))
+    return _compile(source, "\n".join(body), names, head), names
 
 
 def _compile(template: str, body: str, names: dict[str, Any], head: str = "") -> _Chain:
@@ -273,6 +372,9 @@ def _compile(template: str, body: str, names: dict[str, Any], head: str = "") ->
 
 def _single_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any]]:
     """The loop for one stream's route, and the names it binds (handlers, inline steps' objects)."""
+    lazy = _lazy_chain(handlers, topic)
+    if lazy is not None:
+        return lazy
     names: dict[str, Any] = {}
     body = _BUILD.format(sym="sym", tf="tf") + _steps(handlers, topic, "s", names)
     return _compile(_SINGLE, body, names), names
