@@ -90,21 +90,20 @@ class ReplayFeed:
         bus, make, clock = self._bus, new_kline, self._clock
         route = bus.route(KlineClosed, (sym, tf))
         publish = bus.publisher(KlineClosed, (sym, tf))
-        arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
-        last_ms = f.interval_ms - 1  # close time = open time + interval - 1, made per chunk (no history copy)
-        for begin in range(s.start, s.start + n, _CHUNK):
-            # python scalars a chunk at a time: a working set that stays in cache
-            cols = [a[begin : begin + _CHUNK].tolist() for a in arrays]
-            cols.append((f.open_time[begin : begin + _CHUNK] + last_ms).tolist())
+        end = s.start + n
+        for begin in range(s.start, end, _CHUNK):
+            stop = min(end, begin + _CHUNK)
             if bus.stops_on_error:
-                done, size = 0, len(cols[0])
-                while done < size:  # a subscription change ends a chain: the rest goes to the new one
+                at = begin
+                while at < stop:  # a subscription change ends a chain: the rest goes to the new one
                     handlers = route[0]
-                    chain, names = _single_chain(handlers, (sym, tf))
-                    rest = cols if done == 0 else [c[done:] for c in cols]
-                    done += chain(route, handlers, clock, bus.failed, names, _Rows(sym, tf, rest), sym, tf, *rest)
+                    chain, names, wanted = _single_chain(handlers, (sym, tf))
+                    # python scalars a chunk at a time (a working set that stays in cache), only the columns
+                    # the loop reads on every kline
+                    cols = [_column(f, name, at, stop) for name in wanted]
+                    at += chain(route, handlers, clock, bus.failed, names, _Rows(f, at), sym, tf, *cols)
             else:
-                ot, o, h, lo, c, v, ct = cols
+                ot, o, h, lo, c, v, ct = (_column(f, name, begin, stop) for name in FIELDS)
                 for k in map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct):
                     clock.time_ms = k.ts_event
                     publish(k)
@@ -225,12 +224,12 @@ def chain(route, handlers, clock, failed, names, rows, sym, tf, ot, o, hi, lo, c
 # with what it would hold there had it been called on every kline: the current kline if it comes before that
 # step, the previous one if after (``held<j>``: the row it holds; -1, the kline before this call's first).
 _LAZY = """\
-def chain(route, handlers, clock, failed, names, rows, sym, tf, ot, o, hi, lo, c, v, ct):
+def chain(route, handlers, clock, failed, names, rows, sym, tf, {columns}):
 {unpack}
     at = None
     n = 0
     try:
-        for open_time, open_, high, low, close, volume, close_time in zip(ot, o, hi, lo, c, v, ct):
+        for {fields}, in zip({columns}):
             clock.time_ms = close_time
 {body}
             n += 1
@@ -265,22 +264,41 @@ def chain(changes, handler_sets, clock, failed, names, rows, cols):
     return n
 """
 
+FIELDS = ("open_time", "open_", "high", "low", "close", "volume", "close_time")
+"""The scalars a compiled loop sees per kline (``core.bus.InlineStep``), in the order of the columns it is given."""
+
+
+def _column(f: KlineFrame, name: str, lo: int, hi: int) -> list[Any]:
+    """Rows ``lo:hi`` of one of ``FIELDS`` as python scalars (close time = open time + interval - 1)."""
+    if name == "close_time":
+        return (f.open_time[lo:hi] + (f.interval_ms - 1)).tolist()
+    return getattr(f, name.rstrip("_"))[lo:hi].tolist()
+
+
 class _Rows:
-    """A chunk's columns, and the kline of a row built from them on demand (the same object for the same row)."""
+    """A frame's rows from ``start`` on, and the kline of a row built from them on demand: the same object for
+    the same row, each field the python scalar the columns' ``tolist`` gives."""
 
-    __slots__ = ("_cols", "_k", "_row", "_sym", "_tf")
+    __slots__ = ("_f", "_k", "_last_ms", "_row", "_start")
 
-    def __init__(self, sym: str, tf: str, cols: list[list[Any]]) -> None:
-        self._sym, self._tf, self._cols = sym, tf, cols
+    def __init__(self, f: KlineFrame, start: int) -> None:
+        self._f, self._start, self._last_ms = f, start, f.interval_ms - 1
         self._row = -1
         self._k: KlineClosed | None = None
 
     def kline(self, row: int) -> KlineClosed:
         if row != self._row or self._k is None:
-            ot, o, h, lo, c, v, ct = self._cols
-            self._k = new_kline(self._sym, self._tf, ot[row], o[row], h[row], lo[row], c[row], v[row], ct[row], ct[row])
+            f, i = self._f, self._start + row
+            ot = int(f.open_time[i])
+            ct = ot + self._last_ms
+            self._k = new_kline(f.symbol, f.timeframe, ot, float(f.open[i]), float(f.high[i]), float(f.low[i]),
+                                float(f.close[i]), float(f.volume[i]), ct, ct)  # fmt: skip
             self._row = row
         return self._k
+
+    def value(self, name: str, row: int) -> Any:
+        """One of ``FIELDS`` at ``row``."""
+        return _column(self._f, name, self._start + row, self._start + row + 1)[0]
 
 
 _Chain = Callable[..., int]
@@ -322,9 +340,27 @@ def _latest_slot(handler: Any) -> bool:
     return isinstance(owner, deque) and owner.maxlen == 1 and getattr(handler, "__name__", "") == "append"
 
 
-def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any]] | None:
-    """The single-stream loop that builds no kline per event (``_LAZY``), or None when a handler needs one: a
-    handler that is called, or a step that reads the kline every time (``InlineStep.reads_kline``)."""
+def _names_read(source: str) -> tuple[set[str], set[str]]:
+    """The ``FIELDS`` a step's source reads on its path taken every kline, and those read only in a block after
+    an ``@sync`` (a call out: rare on the replay's hot path), which the lazy loop loads there."""
+    hot: set[str] = set()
+    cold: set[str] = set()
+    sync_indent: int | None = None
+    for line in source.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if sync_indent is not None and indent < sync_indent:
+            sync_indent = None
+        if line.strip() == "@sync":
+            sync_indent = indent
+            continue
+        found = {name for name in FIELDS if re.search(rf"\b{name}\b", line)}
+        (cold if sync_indent is not None else hot).update(found)
+    return hot, cold - hot
+
+
+def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any], tuple[str, ...]] | None:
+    """The single-stream loop that builds no kline per event (``_LAZY``) and the columns it reads, or None when a
+    handler needs a kline per event: a handler that is called, or a step that reads it (``InlineStep.reads_kline``)."""
     steps = {j: inline_step(h, topic) for j, h in enumerate(handlers) if not _latest_slot(h)}
     if any(step is None or step.reads_kline for step in steps.values()):
         return None
@@ -342,18 +378,25 @@ def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Cha
         return "\n".join(out) or "pass"
 
     body = []
+    hot = {"close_time"}  # the clock's
     for j, step in steps.items():
         assert step is not None
         own = f"sh{j}"
         names[own] = handlers[j]
-        body.append(f"at = {own}\n" + _step_source(step, own, names, settle(j), "rows.kline(n)"))
+        step_hot, step_cold = _names_read(step.source)
+        hot |= step_hot
+        load = "".join(f"\n{name} = rows.value({name!r}, n)" for name in sorted(step_cold - hot))
+        body.append(f"at = {own}\n" + _step_source(step, own, names, settle(j) + load, "rows.kline(n)"))
     failing = "\n".join(f"{'el' if body_j else ''}if at is sh{j}:\n{textwrap.indent(settle(j), '    ')}"
                         for body_j, j in enumerate(steps)) or "pass"
     ending = "if n:\n" + textwrap.indent(settle(None), "    ")
     head = "\n".join(f"    held{j} = -1" for j in slots)
-    source = _LAZY.replace("{failing}", textwrap.indent(failing, " " * 8)).replace(
-        "{ending}", textwrap.indent(ending, " " * 4))
-    return _compile(source, "\n".join(body), names, head), names
+    wanted = tuple(name for name in FIELDS if name in hot)
+    columns = ", ".join(f"col_{name}" for name in wanted)
+    source = (_LAZY.replace("{failing}", textwrap.indent(failing, " " * 8))
+              .replace("{ending}", textwrap.indent(ending, " " * 4))
+              .replace("{columns}", columns).replace("{fields}", ", ".join(wanted)))  # fmt: skip
+    return _compile(source, "\n".join(body), names, head), names, wanted
 
 
 def _compile(template: str, body: str, names: dict[str, Any], head: str = "") -> _Chain:
@@ -370,14 +413,15 @@ def _compile(template: str, body: str, names: dict[str, Any], head: str = "") ->
     return chain
 
 
-def _single_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any]]:
-    """The loop for one stream's route, and the names it binds (handlers, inline steps' objects)."""
+def _single_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any], tuple[str, ...]]:
+    """The loop for one stream's route, the names it binds (handlers, inline steps' objects) and the columns
+    (``FIELDS``) it is given, in order."""
     lazy = _lazy_chain(handlers, topic)
     if lazy is not None:
         return lazy
     names: dict[str, Any] = {}
     body = _BUILD.format(sym="sym", tf="tf") + _steps(handlers, topic, "s", names)
-    return _compile(_SINGLE, body, names), names
+    return _compile(_SINGLE, body, names), names, FIELDS
 
 
 def _merged_chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, str]]) -> tuple[_Chain, dict[str, Any]]:

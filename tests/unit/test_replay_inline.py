@@ -114,9 +114,9 @@ def _inlined(registry, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any],
     original = feed_module._single_chain
 
     def spy(handlers: tuple[Any, ...], topic: tuple[str, str]) -> Any:
-        chain, names = original(handlers, topic)
-        seen.update(names)
-        return chain, names
+        made = original(handlers, topic)
+        seen.update(made[1])
+        return made
 
     monkeypatch.setattr(feed_module, "_single_chain", spy)
     result = Backtest(config, registry, frames=frames, act_mask="off").run()  # ema_cross's mask would skip
