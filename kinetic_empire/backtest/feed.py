@@ -302,6 +302,7 @@ class _Rows:
 
 
 _Chain = Callable[..., int]
+_Made = tuple[_Chain, dict[str, Any], tuple[str, ...]]  # a single-stream loop, its names, its columns
 _compiled: dict[str, _Chain] = {}
 _DOLLAR = re.compile(r"\$(\w+)")
 
@@ -358,7 +359,7 @@ def _names_read(source: str) -> tuple[set[str], set[str]]:
     return hot, cold - hot
 
 
-def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any], tuple[str, ...]] | None:
+def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made | None:
     """The single-stream loop that builds no kline per event (``_LAZY``) and the columns it reads, or None when a
     handler needs a kline per event: a handler that is called, or a step that reads it (``InlineStep.reads_kline``)."""
     steps = {j: inline_step(h, topic) for j, h in enumerate(handlers) if not _latest_slot(h)}
@@ -413,7 +414,7 @@ def _compile(template: str, body: str, names: dict[str, Any], head: str = "") ->
     return chain
 
 
-def _single_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any], tuple[str, ...]]:
+def _single_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made:
     """The loop for one stream's route, the names it binds (handlers, inline steps' objects) and the columns
     (``FIELDS``) it is given, in order."""
     lazy = _lazy_chain(handlers, topic)
