@@ -1,7 +1,9 @@
 """Historical replay: publishes closed klines on the bus in time order, moving the replay clock.
 
 This loop is the hot path of every backtest. It does per kline only what must be done per kline:
-move the clock, build the event with the slot-filling constructor, publish it. Several streams
+move the clock, build the event with the slot-filling constructor, publish it; and where no handler reads
+the event on every kline (an exchange and a strategy that decide from scalars and series), not even build it
+(``_LAZY``). Several streams
 (symbols and timeframes) are merged once, up front, into one ordering by close time; a coarser
 kline closing at the same instant as a finer one is published after it, so the exchange has
 processed the execution kline before a strategy sees the higher-timeframe close.
