@@ -1,7 +1,9 @@
 """Historical replay: publishes closed klines on the bus in time order, moving the replay clock.
 
 This loop is the hot path of every backtest. It does per kline only what must be done per kline:
-move the clock, build the event with the slot-filling constructor, publish it. Several streams
+move the clock, build the event with the slot-filling constructor, publish it; and where no handler reads
+the event on every kline (an exchange and a strategy that decide from scalars and series), not even build it
+(``_LAZY``). Several streams
 (symbols and timeframes) are merged once, up front, into one ordering by close time; a coarser
 kline closing at the same instant as a finer one is published after it, so the exchange has
 processed the execution kline before a strategy sees the higher-timeframe close.
@@ -13,6 +15,7 @@ import gc
 import linecache
 import re
 import textwrap
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from itertools import repeat
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.bus import EventBus, inline_step
+from ..core.bus import EventBus, InlineStep, inline_step
 from ..core.clock import ReplayClock
 from ..core.errors import HandlerError, StrategyError
 from ..core.events import KlineClosed, KlineFields, new_kline
@@ -89,21 +92,20 @@ class ReplayFeed:
         bus, make, clock = self._bus, new_kline, self._clock
         route = bus.route(KlineClosed, (sym, tf))
         publish = bus.publisher(KlineClosed, (sym, tf))
-        arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
-        last_ms = f.interval_ms - 1  # close time = open time + interval - 1, made per chunk (no history copy)
-        for begin in range(s.start, s.start + n, _CHUNK):
-            # python scalars a chunk at a time: a working set that stays in cache
-            cols = [a[begin : begin + _CHUNK].tolist() for a in arrays]
-            cols.append((f.open_time[begin : begin + _CHUNK] + last_ms).tolist())
+        end = s.start + n
+        for begin in range(s.start, end, _CHUNK):
+            stop = min(end, begin + _CHUNK)
             if bus.stops_on_error:
-                done, size = 0, len(cols[0])
-                while done < size:  # a subscription change ends a chain: the rest goes to the new one
+                at = begin
+                while at < stop:  # a subscription change ends a chain: the rest goes to the new one
                     handlers = route[0]
-                    chain, names = _single_chain(handlers, (sym, tf))
-                    rest = cols if done == 0 else [c[done:] for c in cols]
-                    done += chain(route, handlers, clock, bus.failed, names, sym, tf, *rest)
+                    chain, names, wanted = _single_chain(handlers, (sym, tf))
+                    # python scalars a chunk at a time (a working set that stays in cache), only the columns
+                    # the loop reads on every kline
+                    cols = [_column(f, name, at, stop) for name in wanted]
+                    at += chain(route, handlers, clock, bus.failed, names, _Rows(f, at), sym, tf, *cols)
             else:
-                ot, o, h, lo, c, v, ct = cols
+                ot, o, h, lo, c, v, ct = (_column(f, name, begin, stop) for name in FIELDS)
                 for k in map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct):
                     clock.time_ms = k.ts_event
                     publish(k)
@@ -199,7 +201,7 @@ clock.time_ms = close_time
 """
 
 _SINGLE = """\
-def chain(route, handlers, clock, failed, names, sym, tf, ot, o, hi, lo, c, v, ct):
+def chain(route, handlers, clock, failed, names, rows, sym, tf, ot, o, hi, lo, c, v, ct):
 {unpack}
     k = at = None
     n = 0
@@ -213,6 +215,35 @@ def chain(route, handlers, clock, failed, names, sym, tf, ot, o, hi, lo, c, v, c
         raise
     except Exception as exc:
         raise failed(at, k, exc) from exc
+    return n
+"""
+
+# The single-stream loop when no handler needs the kline on every event (issue 17, target 3): the inline steps
+# read the scalars, and the kline is built from the chunk's columns (``rows.kline``) only where a step uses it
+# (``@k``: a failure, a strategy that reads its kline). A one-slot latest-kline store (the portfolio's
+# ``deque(maxlen=1).append``) is brought up to date only at each ``@sync`` (before a step calls out: the
+# exchange processing a kline, the runner flushing intents or reporting a failure) and when the loop ends,
+# with what it would hold there had it been called on every kline: the current kline if it comes before that
+# step, the previous one if after (``held<j>``: the row it holds; -1, the kline before this call's first).
+_LAZY = """\
+def chain(route, handlers, clock, failed, names, rows, sym, tf, {columns}):
+{unpack}
+    at = None
+    n = 0
+    try:
+        for {fields}, in zip({columns}):
+            clock.time_ms = close_time
+{body}
+            n += 1
+            if route[0] is not handlers:
+                break
+    except (HandlerError, StrategyError):
+{failing}
+        raise
+    except Exception as exc:
+{failing}
+        raise failed(at, rows.kline(n), exc) from exc
+{ending}
     return n
 """
 
@@ -235,9 +266,60 @@ def chain(changes, handler_sets, clock, failed, names, rows, cols):
     return n
 """
 
+FIELDS = ("open_time", "open_", "high", "low", "close", "volume", "close_time")
+"""The scalars a compiled loop sees per kline (``core.bus.InlineStep``), in the order of the columns it is given."""
+
+
+def _column(f: KlineFrame, name: str, lo: int, hi: int) -> list[Any]:
+    """Rows ``lo:hi`` of one of ``FIELDS`` as python scalars (close time = open time + interval - 1)."""
+    if name == "close_time":
+        return (f.open_time[lo:hi] + (f.interval_ms - 1)).tolist()
+    return getattr(f, name.rstrip("_"))[lo:hi].tolist()
+
+
+class _Rows:
+    """A frame's rows from ``start`` on, and the kline of a row built from them on demand: the same object for
+    the same row, each field the python scalar the columns' ``tolist`` gives."""
+
+    __slots__ = ("_f", "_k", "_last_ms", "_row", "_start")
+
+    def __init__(self, f: KlineFrame, start: int) -> None:
+        self._f, self._start, self._last_ms = f, start, f.interval_ms - 1
+        self._row = -1
+        self._k: KlineClosed | None = None
+
+    def kline(self, row: int) -> KlineClosed:
+        if row != self._row or self._k is None:
+            f, i = self._f, self._start + row
+            ot = int(f.open_time[i])
+            ct = ot + self._last_ms
+            self._k = new_kline(f.symbol, f.timeframe, ot, float(f.open[i]), float(f.high[i]), float(f.low[i]),
+                                float(f.close[i]), float(f.volume[i]), ct, ct)  # fmt: skip
+            self._row = row
+        return self._k
+
+    def value(self, name: str, row: int) -> Any:
+        """One of ``FIELDS`` at ``row``."""
+        return _column(self._f, name, self._start + row, self._start + row + 1)[0]
+
+
 _Chain = Callable[..., int]
+_Made = tuple[_Chain, dict[str, Any], tuple[str, ...]]  # a single-stream loop, its names, its columns
 _compiled: dict[str, _Chain] = {}
 _DOLLAR = re.compile(r"\$(\w+)")
+
+
+_SYNC = re.compile(r"^( *)@sync$", re.MULTILINE)
+_KLINE = re.compile(r"@k\b")
+
+
+def _step_source(step: InlineStep, own: str, names: dict[str, Any], sync: str = "pass", kline: str = "k") -> str:
+    """``step``'s source for handler ``own``: its names bound, ``@sync`` and ``@k`` replaced as given."""
+    for name, value in step.names.items():
+        names[f"{own}_{name}"] = value
+    source = _DOLLAR.sub(rf"{own}_\1", step.source.rstrip())
+    source = _SYNC.sub(lambda m: textwrap.indent(sync, m.group(1)), source)
+    return _KLINE.sub(kline, source)
 
 
 def _steps(handlers: tuple[Any, ...], topic: tuple[str, str], prefix: str, names: dict[str, Any]) -> str:
@@ -251,10 +333,73 @@ def _steps(handlers: tuple[Any, ...], topic: tuple[str, str], prefix: str, names
         if step is None:
             lines.append(f"{own}(k)")
             continue
-        for name, value in step.names.items():
-            names[f"{own}_{name}"] = value
-        lines.append(_DOLLAR.sub(rf"{own}_\1", step.source.rstrip()))
+        lines.append(_step_source(step, own, names))
     return "\n".join(lines)
+
+
+def _latest_slot(handler: Any) -> bool:
+    """``deque(maxlen=1).append``: a store of the latest kline whose only observable state is that kline."""
+    owner = getattr(handler, "__self__", None)
+    return isinstance(owner, deque) and owner.maxlen == 1 and getattr(handler, "__name__", "") == "append"
+
+
+def _names_read(source: str) -> tuple[set[str], set[str]]:
+    """The ``FIELDS`` a step's source reads on its path taken every kline, and those read only in a block after
+    an ``@sync`` (a call out: rare on the replay's hot path), which the lazy loop loads there."""
+    hot: set[str] = set()
+    cold: set[str] = set()
+    sync_indent: int | None = None
+    for line in source.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if sync_indent is not None and indent < sync_indent:
+            sync_indent = None
+        if line.strip() == "@sync":
+            sync_indent = indent
+            continue
+        found = {name for name in FIELDS if re.search(rf"\b{name}\b", line)}
+        (cold if sync_indent is not None else hot).update(found)
+    return hot, cold - hot
+
+
+def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made | None:
+    """The single-stream loop that builds no kline per event (``_LAZY``) and the columns it reads, or None when a
+    handler needs a kline per event: a handler that is called, or a step that reads it (``InlineStep.reads_kline``)."""
+    steps = {j: inline_step(h, topic) for j, h in enumerate(handlers) if not _latest_slot(h)}
+    if any(step is None or step.reads_kline for step in steps.values()):
+        return None
+    names: dict[str, Any] = {}
+    slots = [j for j in range(len(handlers)) if j not in steps]
+    for j in slots:
+        names[f"sh{j}"] = handlers[j]
+
+    def settle(at: int | None) -> str:
+        """Each latest-kline slot given what it holds while handler ``at`` runs (None: after the kline)."""
+        out = []
+        for j in slots:
+            row = "n" if at is not None and j < at else "n - 1"
+            out.append(f"if held{j} != {row}:\n    held{j} = {row}\n    sh{j}(rows.kline({row}))")
+        return "\n".join(out) or "pass"
+
+    body = []
+    hot = {"close_time"}  # the clock's
+    for j, step in steps.items():
+        assert step is not None
+        own = f"sh{j}"
+        names[own] = handlers[j]
+        step_hot, step_cold = _names_read(step.source)
+        hot |= step_hot
+        load = "".join(f"\n{name} = rows.value({name!r}, n)" for name in sorted(step_cold - hot))
+        body.append(f"at = {own}\n" + _step_source(step, own, names, settle(j) + load, "rows.kline(n)"))
+    failing = "\n".join(f"{'el' if body_j else ''}if at is sh{j}:\n{textwrap.indent(settle(j), '    ')}"
+                        for body_j, j in enumerate(steps)) or "pass"
+    ending = "if n:\n" + textwrap.indent(settle(None), "    ")
+    head = "\n".join(f"    held{j} = -1" for j in slots)
+    wanted = tuple(name for name in FIELDS if name in hot)
+    columns = ", ".join(f"col_{name}" for name in wanted)
+    source = (_LAZY.replace("{failing}", textwrap.indent(failing, " " * 8))
+              .replace("{ending}", textwrap.indent(ending, " " * 4))
+              .replace("{columns}", columns).replace("{fields}", ", ".join(wanted)))  # fmt: skip
+    return _compile(source, "\n".join(body), names, head), names, wanted
 
 
 def _compile(template: str, body: str, names: dict[str, Any], head: str = "") -> _Chain:
@@ -271,11 +416,15 @@ def _compile(template: str, body: str, names: dict[str, Any], head: str = "") ->
     return chain
 
 
-def _single_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> tuple[_Chain, dict[str, Any]]:
-    """The loop for one stream's route, and the names it binds (handlers, inline steps' objects)."""
+def _single_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made:
+    """The loop for one stream's route, the names it binds (handlers, inline steps' objects) and the columns
+    (``FIELDS``) it is given, in order."""
+    lazy = _lazy_chain(handlers, topic)
+    if lazy is not None:
+        return lazy
     names: dict[str, Any] = {}
     body = _BUILD.format(sym="sym", tf="tf") + _steps(handlers, topic, "s", names)
-    return _compile(_SINGLE, body, names), names
+    return _compile(_SINGLE, body, names), names, FIELDS
 
 
 def _merged_chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, str]]) -> tuple[_Chain, dict[str, Any]]:

@@ -10,11 +10,13 @@ per (type, topic) pair and kept, so publishing costs one dict lookup and one cal
 
 from __future__ import annotations
 
+import dis
 import hashlib
 import inspect
 import textwrap
 from collections.abc import Callable, Hashable, Mapping
 from functools import cache, partial
+from types import FunctionType
 from typing import Any, NamedTuple
 
 from .errors import HandlerError, StrategyError
@@ -28,14 +30,18 @@ class InlineStep(NamedTuple):
 
     An object whose bound method is subscribed may offer ``inline_step(handler, topic) -> InlineStep | None``;
     the loop then runs ``source`` in place of the call ``handler(k)``, saving a Python call per event. The
-    source must do exactly what the call does. It sees ``k`` (the event) and, for klines, the locals
-    ``open_time, open_, high, low, close, volume, close_time``; ``$name`` stands for ``names[name]``, and
-    for a local of the step's own (renamed apart per handler). An exception it lets out is reported as
-    the handler's, as a call's would be.
+    source must do exactly what the call does. It sees, for klines, the locals ``open_time, open_, high, low,
+    close, volume, close_time``; ``$name`` stands for ``names[name]``, and for a local of the step's own
+    (renamed apart per handler). ``@k`` stands for the event, and a line ``@sync`` must come before any call
+    out of the step (into code that may read other handlers' state): the loop may build the event only where
+    it is used and defer a store of the latest event until such a point (``reads_kline`` False: the step uses
+    ``@k`` only on paths that are not taken on every event). An exception it lets out is reported as the
+    handler's, as a call's would be.
     """
 
     source: str
     names: Mapping[str, Any]
+    reads_kline: bool = True
 
 
 @cache
@@ -52,6 +58,31 @@ def source_digest(func: Callable[..., Any]) -> str:
     except (OSError, TypeError):
         return ""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# names through which a function can reach its own arguments without naming them
+_INTROSPECTION = frozenset({"locals", "vars", "eval", "exec", "_getframe", "currentframe", "stack", "trace",
+                            "getframeinfo", "getouterframes", "f_locals", "tb_frame"})
+
+
+def ignores_argument(method: Callable[..., Any]) -> bool:
+    """True when ``method`` (a bound method of plain Python code) provably never reads its one argument after
+    ``self``: no instruction loads, stores, deletes or closes over that name, and the code names nothing that
+    could reach it through its frame. A caller may then pass None instead of building the argument (the
+    replay's strategy step: most strategies decide from their series, not from the kline they are given).
+    Anything it cannot see through (a wrapper, ``*args``, a builtin) counts as reading it."""
+    func = getattr(method, "__func__", None)
+    code = getattr(func, "__code__", None)
+    if not isinstance(func, FunctionType) or code is None or code.co_argcount != 2 or code.co_kwonlyargcount:
+        return False
+    name = code.co_varnames[1]
+    if name in code.co_cellvars or _INTROSPECTION & set(code.co_names):
+        return False
+    local_ops = set(dis.haslocal) | set(dis.hasfree)
+    for ins in dis.get_instructions(code):
+        if ins.opcode in local_ops and (ins.argval == name or (isinstance(ins.argval, tuple) and name in ins.argval)):
+            return False
+    return True
 
 
 def inline_step(handler: Handler, topic: Hashable | None) -> InlineStep | None:

@@ -44,6 +44,7 @@ from .orders import SimOrder
 # (``core.bus.InlineStep``); tests/unit/test_replay_inline.py checks the two agree.
 _ON_KLINE_STEP = """\
 if $book.busy or low <= $book.watch_low or high >= $book.watch_high or open_time >= $book.next_funding:
+    @sync
     $process($book, open_time, open_, high, low, close)
 else:
     $book.last = close
@@ -89,7 +90,7 @@ class Matching(Margin, Funding):
         if (handler != self.on_kline or book is None or type(self).on_kline is not Matching.on_kline
                 or source_digest(Matching.on_kline) != _ON_KLINE_STEP_MIRRORS):  # on_kline edited alone
             return None
-        return InlineStep(_ON_KLINE_STEP, {"book": book, "process": self._process})
+        return InlineStep(_ON_KLINE_STEP, {"book": book, "process": self._process}, reads_kline=False)
 
     def on_tick(self, symbol: str, ts: int, price: float) -> None:
         self.on_bar(symbol, ts, price, price, price, price)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.bus import EventBus, InlineStep, source_digest
+from ..core.bus import EventBus, InlineStep, ignores_argument, source_digest
 from ..core.clock import Clock
 from ..core.enums import IntentAction
 from ..core.errors import StrategyError
@@ -42,14 +42,17 @@ _NEVER = 1 << 62  # a replay position no history reaches: a halted runner's firs
 
 # ``_on_replayed_kline`` as source, for the replay feed's fused loop (``core.bus.InlineStep``): the same
 # steps, line for line; tests/unit/test_replay_inline.py runs both on the same scenarios.
+# ``{kline}`` is ``@k``, or ``None`` when the strategy's ``on_kline`` never reads its kline (``ignores_argument``).
 _REPLAY_STEP = """\
 $cursor.i = $i = $cursor.i + 1
 if $i >= $runner._first:
     try:
-        $on_kline(k)
+        $on_kline({kline})
     except Exception as $exc:
-        $runner._failed(k, $exc)
+        @sync
+        $runner._failed(@k, $exc)
     if $runner._pending:
+        @sync
         $runner._flush()
 """
 # source_digest(StrategyRunner._on_replayed_kline) when _REPLAY_STEP was last checked against it
@@ -230,7 +233,10 @@ class StrategyRunner:
                 or type(self)._on_replayed_kline is not StrategyRunner._on_replayed_kline  # a subclass's own
                 or source_digest(StrategyRunner._on_replayed_kline) != _REPLAY_STEP_MIRRORS):  # edited alone
             return None
-        return InlineStep(_REPLAY_STEP, {"runner": self, "cursor": self._cursor, "on_kline": self._strategy_on_kline})
+        call = self._strategy_on_kline
+        ignored = ignores_argument(call)
+        return InlineStep(_REPLAY_STEP.format(kline="None" if ignored else "@k"),
+                          {"runner": self, "cursor": self._cursor, "on_kline": call}, reads_kline=not ignored)
 
     def _on_live_kline(self, kline: KlineClosed) -> None:
         if self.halted or kline.open_time <= self._last_open:

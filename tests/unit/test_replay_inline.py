@@ -114,9 +114,9 @@ def _inlined(registry, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any],
     original = feed_module._single_chain
 
     def spy(handlers: tuple[Any, ...], topic: tuple[str, str]) -> Any:
-        chain, names = original(handlers, topic)
-        seen.update(names)
-        return chain, names
+        made = original(handlers, topic)
+        seen.update(made[1])
+        return made
 
     monkeypatch.setattr(feed_module, "_single_chain", spy)
     result = Backtest(config, registry, frames=frames, act_mask="off").run()  # ema_cross's mask would skip
@@ -137,6 +137,8 @@ def test_the_runner_and_exchange_steps_are_inlined(registry, monkeypatch: pytest
     seen, _ = _inlined(registry, monkeypatch)
     assert {type(v).__name__ for k, v in seen.items() if k.endswith("_runner")} == {"StrategyRunner"}
     assert any(k.endswith("_book") for k in seen) and any(k.endswith("_process") for k in seen)
+    # ema_cross never reads its kline: the loop builds none per kline and calls on_kline(None) (test_replay_lazy)
+    assert any("held" in source and "_on_kline(None)" in source for source in feed_module._compiled)
 
 
 def test_an_edited_handler_is_called_not_its_stale_step(registry, monkeypatch: pytest.MonkeyPatch) -> None:
