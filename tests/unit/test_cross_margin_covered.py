@@ -62,15 +62,16 @@ def test_covered_longs_have_no_liquidation_price_at_any_prices(rules, seed: int)
         assert full_solve(held, wallet) == [0.0] * len(held)
 
 
-@pytest.mark.parametrize("seed", range(30))
-def test_just_below_the_bound_a_crash_liquidates(rules, seed: int) -> None:
-    """A wallet short of the entry notional by 0.1% is not covered, and prices near zero do liquidate: a bound
-    that let it through (or any looser one) would skip a liquidation."""
+@pytest.mark.parametrize("short", [1e-3, 1e-6, 1e-9])
+@pytest.mark.parametrize("seed", range(10))
+def test_just_below_the_bound_a_crash_liquidates(rules, seed: int, short: float) -> None:
+    """A wallet short of the entry notional (by 0.1% down to 1e-9 of it) is not covered, and prices near zero
+    do liquidate: a bound that let it through (or any looser one) would skip a liquidation."""
     rng = np.random.default_rng(seed)
-    held, wallet = books(rules, rng, TABLES, 0.999)
+    held, wallet = books(rules, rng, TABLES, 1.0 - short)
     assert not covered_longs(held, wallet)
     for b in held:
-        b.last = b.pos.entry_f * 1e-6
+        b.last = b.pos.entry_f * 1e-15
     assert any(liq > 0.0 for liq in full_solve(held, wallet))
 
 
