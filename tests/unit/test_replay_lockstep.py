@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kinetic_empire.backtest import Backtest
+from kinetic_empire.backtest import Backtest, merge
 from kinetic_empire.backtest import feed as feed_module
-from kinetic_empire.backtest import merge
 from kinetic_empire.backtest.feed import ReplayFeed, Stream
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
@@ -40,7 +39,8 @@ def shifted(frame: KlineFrame, rows: int, timeframe: str = "1m", times: Any = No
 def test_lockstep_is_one_timeframe_and_the_same_open_times_from_each_start() -> None:
     a, b = synthetic_klines(50, 1, "FILUSDT"), synthetic_klines(50, 2, "NEARUSDT")
     assert merge.in_lockstep([Stream(a), Stream(b)])
-    assert merge.in_lockstep([Stream(a, 3), Stream(shifted(synthetic_klines(49, 2, "NEARUSDT"), 1), 2)])  # warm-ups differ
+    later = shifted(synthetic_klines(49, 2, "NEARUSDT"), 1)
+    assert merge.in_lockstep([Stream(a, 3), Stream(later, 2)])  # warm-ups differ, the replays line up
     assert not merge.in_lockstep([Stream(a), Stream(shifted(b, 1))])
     assert not merge.in_lockstep([Stream(a), Stream(synthetic_klines(49, 2, "NEARUSDT"))])
     assert not merge.in_lockstep([Stream(a), Stream(shifted(b, 0, "5m"))])
@@ -120,7 +120,7 @@ def test_a_failing_handler_stops_the_replay_as_the_general_merge_does(monkeypatc
 
 
 def test_a_multi_symbol_backtest_gives_the_general_merges_results(monkeypatch) -> None:
-    symbols = SYMBOLS + ["XRPUSDT"]
+    symbols = [*SYMBOLS, "XRPUSDT"]
     frames = _frames(symbols, 3_000, 5)
 
     def result(lockstep: bool) -> tuple[Any, ...]:
