@@ -41,6 +41,7 @@ from .book import INF, Book
 ALWAYS = (INF, -INF)
 #: a cross position's liquidation price not solved yet (liquidation_of solves it from ``Book.liq_margin``)
 UNSOLVED = -1.0
+_NEG_INF = -INF
 
 
 def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *, banded: bool = True) -> int:
@@ -55,16 +56,27 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
     after a fill that leaves every position flat (half of a backtest's fills) is one pass resetting levels.
     """
     held: list[Book] = []
+    plain = banded  # so far every open position a cross long (the covered short cut's first condition)
     for b in books:
         pos = b.pos
-        if pos.qty_f == 0.0:
+        qty = pos.qty_f
+        if qty == 0.0:
             pos.liq_f = 0.0
-            b.watch_low, b.watch_high = -INF, INF
+            b.watch_low = _NEG_INF
+            b.watch_high = INF
         else:
             held.append(b)
+            if qty < 0.0 or pos.margin_type is MarginType.ISOLATED:
+                plain = False
     if not held:
         return 0
     wallet = float(wallet)
+    if plain and len(held) > 1 and covered_longs(held, wallet):  # none can ever be liquidated: nothing to watch
+        for b in held:
+            b.pos.liq_f = 0.0
+            b.watch_low = _NEG_INF
+            b.watch_high = INF
+        return len(held)
     cross: list[Book] = []
     for b in held:
         pos = b.pos
@@ -81,11 +93,6 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
         b = cross[0]
         _set(b, _alone(b.pos.qty_f, b.pos.entry_f, wallet, b.tiers))
         return 1
-    if banded and covered_longs(cross, wallet):  # none can ever be liquidated: no band, nothing to watch
-        for b in cross:
-            b.pos.liq_f = 0.0
-            b.watch_low, b.watch_high = -INF, INF
-        return n
     prices: list[float] = []
     mms: list[float] = []
     upnls: list[float] = []
@@ -152,7 +159,9 @@ def covered_longs(cross: list[Book], wallet: float) -> bool:
     for b in cross:
         pos = b.pos
         qty = pos.qty_f
-        if qty < 0.0 or not _safe_table(b.tiers, cover=True):
+        tiers = b.tiers
+        known = _COVERED_LONG_SAFE.get(id(tiers))  # (_safe_table(tiers, cover=True) inlined: once per book a solve)
+        if qty < 0.0 or not (known[2] if known is not None and known[0] is tiers else _safe_table(tiers, True)):
             return False
         notional += qty * pos.entry_f
     return wallet - notional >= COVER_GAP * (wallet + notional)
