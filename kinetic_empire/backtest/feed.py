@@ -28,6 +28,7 @@ from ..core.clock import ReplayClock
 from ..core.errors import HandlerError, StrategyError
 from ..core.events import KlineClosed, KlineFields, new_kline
 from ..data import KlineFrame
+from .merge import in_lockstep, run_lockstep
 
 _CHUNK = 20_000
 
@@ -79,6 +80,9 @@ class ReplayFeed:
                 return self._skip(self._bus, self._clock, progress)
             if len(self._streams) == 1:
                 return self._run_single(self._streams[0], progress)
+            if self._bus.stops_on_error and in_lockstep(self._streams):  # streams closing together: backtest.merge
+                return run_lockstep(self._bus, self._clock, self._streams, progress, build=_BUILD, steps=_steps,
+                                    compile_=_compile)
             return self._run_merged(progress)
         finally:
             if was_enabled:

@@ -22,6 +22,10 @@ keeps that true: a kline whose range reaches its band (or a liquidation level) h
 prices before it, exactly what re-solving after every kline would have given, and the liquidation check uses
 those exact prices; a price that ends outside its band is re-solved on at once. Results are identical to
 re-solving after every kline (tests/unit/test_cross_margin_bound.py compares both, trade by trade).
+
+Before any of that, a solve asks a cheaper question (:func:`covered_longs`): when every cross position is a
+long and the wallet covers their entry notionals, no price can liquidate any of them, so there is nothing to
+solve or watch until the wallet or a position changes (tests/unit/test_cross_margin_covered.py).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from .book import INF, Book
 ALWAYS = (INF, -INF)
 #: a cross position's liquidation price not solved yet (liquidation_of solves it from ``Book.liq_margin``)
 UNSOLVED = -1.0
+_NEG_INF = -INF
 
 
 def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *, banded: bool = True) -> int:
@@ -51,16 +56,27 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
     after a fill that leaves every position flat (half of a backtest's fills) is one pass resetting levels.
     """
     held: list[Book] = []
+    plain = banded  # so far every open position a cross long (the covered short cut's first condition)
     for b in books:
         pos = b.pos
-        if pos.qty_f == 0.0:
+        qty = pos.qty_f
+        if qty == 0.0:
             pos.liq_f = 0.0
-            b.watch_low, b.watch_high = -INF, INF
+            b.watch_low = _NEG_INF
+            b.watch_high = INF
         else:
             held.append(b)
+            if qty < 0.0 or pos.margin_type is MarginType.ISOLATED:
+                plain = False
     if not held:
         return 0
     wallet = float(wallet)
+    if plain and len(held) > 1 and covered_longs(held, wallet):  # none can ever be liquidated: nothing to watch
+        for b in held:
+            b.pos.liq_f = 0.0
+            b.watch_low = _NEG_INF
+            b.watch_high = INF
+        return len(held)
     cross: list[Book] = []
     for b in held:
         pos = b.pos
@@ -119,9 +135,51 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
     return n
 
 
+#: how much the cross wallet must exceed the longs' entry notional, relative to both, for
+#: :func:`covered_longs`: far above the rounding of the float sums the full solve makes (about 1e-16 a term)
+COVER_GAP = 1e-9
+#: the highest maintenance rate :func:`covered_longs` accepts: a rising price then adds at least a tenth of
+#: its notional change to the margin, far above the rounding it adds (Binance's highest rate is 0.5)
+COVER_MAX_RATE = 0.9
+
+
+def covered_longs(cross: list[Book], wallet: float) -> bool:
+    """True when every cross position is a long, every tier table is safe (rates at most 0.9, cums not negative)
+    and the cross wallet exceeds the sum of their entry notionals (with :data:`COVER_GAP` to spare): then no
+    price can liquidate any of them, and the full solve gives each liquidation price 0.0 whatever the prices.
+
+    Why: what backs position ``i`` is ``wallet - sum(mm_j) + sum(q_j * (p_j - e_j))`` over the others, and
+    ``mm_j = q_j * p_j * rate - cum <= q_j * p_j``, so it is at least ``wallet - sum(q_j * e_j)`` over the
+    others, which is at least ``q_i * e_i``: a long its margin covers at entry (:func:`_alone`'s short path).
+    So the liquidation prices are not solved and no band is watched until the wallet or a position changes
+    (the solve after it decides again); the usual backtest at leverage 1 with a balance that covers its
+    positions never pays for a cross solve while several positions are open.
+    """
+    notional = 0.0
+    for b in cross:
+        pos = b.pos
+        qty = pos.qty_f
+        tiers = b.tiers
+        known = _COVERED_LONG_SAFE.get(id(tiers))  # (_safe_table(tiers, cover=True) inlined: once per book a solve)
+        if qty < 0.0 or not (known[2] if known is not None and known[0] is tiers else _safe_table(tiers, True)):
+            return False
+        notional += qty * pos.entry_f
+    return wallet - notional >= COVER_GAP * (wallet + notional)
+
+
+def _safe_table(tiers: tuple[tuple[float, float, float], ...], cover: bool = False) -> bool:
+    """Every tier's rate below 1 (``cover``: at most :data:`COVER_MAX_RATE`) and cum not negative (per table)."""
+    known = _COVERED_LONG_SAFE.get(id(tiers))
+    if known is None or known[0] is not tiers:
+        alone = all(rate < 1.0 and cum >= 0.0 for _, rate, cum in tiers)
+        known = _COVERED_LONG_SAFE[id(tiers)] = (
+            tiers, alone, alone and all(rate <= COVER_MAX_RATE for _, rate, _ in tiers))
+    return known[2] if cover else known[1]
+
+
 #: tier tables (by id, with the table kept to rule out a reused id) whose every tier has a rate below 1 and a
 #: cum of at least 0: for them a long position its margin covers at entry can never be liquidated
-_COVERED_LONG_SAFE: dict[int, tuple[tuple[tuple[float, float, float], ...], bool]] = {}
+_COVERED_LONG_SAFE: dict[int, tuple[tuple[tuple[float, float, float], ...], bool, bool]] = {}
 
 
 def _alone(qty: float, entry: float, margin: float, tiers: tuple[tuple[float, float, float], ...]) -> float:
@@ -132,12 +190,8 @@ def _alone(qty: float, entry: float, margin: float, tiers: tuple[tuple[float, fl
     iteration's numerator ``margin + cum - q * entry`` is not negative (floats round monotonically) over a
     negative denominator, so it returns 0.0 whatever tier it starts in.
     """
-    if qty > 0.0 and margin >= qty * entry:
-        known = _COVERED_LONG_SAFE.get(id(tiers))
-        if known is None or known[0] is not tiers:
-            known = _COVERED_LONG_SAFE[id(tiers)] = (tiers, all(rate < 1.0 and cum >= 0.0 for _, rate, cum in tiers))
-        if known[1]:
-            return 0.0
+    if qty > 0.0 and margin >= qty * entry and _safe_table(tiers):
+        return 0.0
     return liquidation_price(qty, entry, margin, tiers)
 
 
