@@ -32,6 +32,7 @@ from ..core.errors import HandlerError, StrategyError
 from ..core.events import KlineClosed, KlineFields
 from ..exchange import SimulatedExchange
 from ..exchange.book import INF, NEVER
+from ..exchange.matching import Matching
 from ..strategy.act_mask import MODES, ActMaskError, MaskGate, declared_mask, mask_error
 from ..strategy.group import GroupRunner
 from ..strategy.runner import StrategyRunner
@@ -85,8 +86,13 @@ class SkipPlan:
         if n:
             stop[-1] = True  # the run ends on its own last kline, whatever the masks say
         self._stops = np.flatnonzero(stop)
+        self._open_time, self._low, self._high = frame.open_time, frame.low, frame.high
+        # jumping in a position relies on Matching.on_kline's quiet branch (only the last price moves)
+        self._held_exact = getattr(type(exchange), "on_kline", None) is Matching.on_kline
         self.delivered = 0
         """Klines actually delivered by the last run (the rest were jumped over)."""
+        self.held_skipped = 0
+        """Of the klines jumped over by the last run, those in a position (the rest were flat)."""
 
     @classmethod
     def build(cls, bus: EventBus, exchange: SimulatedExchange, streams: Sequence[Stream],
@@ -140,7 +146,9 @@ class SkipPlan:
         may_jump = False
         idle, book = self.idle, self._book
         pos = book.pos
-        delivered = 0
+        held = self._held_target if self._held_exact else _no_jump
+        retry_at = 0  # while in a position: the first row worth looking for a stretch again (see _held_target)
+        delivered = held_skipped = 0
         checkpoint = _CHUNK  # the next progress count
         row = start
         while row < end:
@@ -165,12 +173,21 @@ class SkipPlan:
                         handler(k)
                     delivered += 1
                     row += 1
-                    if may_jump and pos.qty_f == 0.0 and not book.busy and row < end and idle():
+                    if not may_jump or book.busy or row >= end:
+                        continue
+                    if pos.qty_f == 0.0:
+                        if not idle():
+                            continue
                         target = int(stops[np.searchsorted(stops, row)])
-                        if target > row:
-                            for cur in cursors:  # the runners' place in their history, as if they saw each kline
-                                cur.i += target - row
-                            row = target
+                    elif row >= retry_at:  # in a position, no order resting: up to the next kline that acts
+                        target, retry_at = held(row, top - 1)
+                        held_skipped += target - row
+                    else:
+                        continue
+                    if target > row:
+                        for cur in cursors:  # the runners' place in their history, as if they saw each kline
+                            cur.i += target - row
+                        row = target
             except (HandlerError, StrategyError):
                 raise
             except Exception as exc:
@@ -180,9 +197,52 @@ class SkipPlan:
                     progress(checkpoint)
                     checkpoint += _CHUNK
         self.delivered = delivered
+        self.held_skipped = held_skipped
         if progress is not None:
             progress(n)
         return n
+
+
+    def _held_target(self, row: int, last: int) -> tuple[int, int]:
+        """In a position with no order resting: the row to jump to from ``row`` (``row`` itself: none), and the
+        first row worth looking again.
+
+        Every row skipped must take :meth:`Matching.on_kline`'s quiet branch: its low above the book's lower
+        watch level, its high below the upper one (liquidation price, or a cross band's edge) and its open time
+        before the next funding time. That branch changes only the last price, so the levels stay as they are
+        over the stretch and one vectorised look finds the first row that would be processed. The jump lands on
+        the row before it (or before the next row a mask lets act, or ``last``), which is delivered so that
+        every "latest" holds what it would hold; the run looks again only after that row is processed."""
+        stops = self._stops
+        stop = min(int(stops[np.searchsorted(stops, row)]), last)
+        if stop <= row:
+            return row, 0
+        book = self._book
+        first = stop + 1  # the first row in [row, stop] the exchange would process (stop + 1: none)
+        if book.next_funding < NEVER:
+            first = min(first, max(row, int(np.searchsorted(self._open_time, book.next_funding))))
+        level = book.watch_low
+        if level > -INF and first > row:
+            lows = self._low[row:first]
+            if not lows.min() > level:  # (a NaN low fails this but is not a hit, as in on_kline)
+                hits = np.flatnonzero(lows <= level)
+                if hits.size:
+                    first = row + int(hits[0])
+        level = book.watch_high
+        if level < INF and first > row:
+            highs = self._high[row:first]
+            if not highs.max() < level:
+                hits = np.flatnonzero(highs >= level)
+                if hits.size:
+                    first = row + int(hits[0])
+        if first > stop:
+            return stop, 0
+        return max(row, first - 1), first + 1
+
+
+def _no_jump(row: int, last: int) -> tuple[int, int]:
+    """In place of :meth:`SkipPlan._held_target` when the exchange's per-kline step is not the one it reasons on."""
+    return row, NEVER
 
 
 def _latest_slot(handler: Any) -> bool:
