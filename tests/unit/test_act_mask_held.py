@@ -90,13 +90,15 @@ def test_long_and_short_positions_are_jumped_over(registry):
     assert {"BUY", "SELL"} <= sides
 
 
-@pytest.mark.parametrize("tf", ["1m", "1h"])
-def test_a_liquidation_inside_a_stretch_happens_on_the_same_kline(registry, monkeypatch, tf):
-    """20x leverage at 15x equity: a liquidation price sits a few percent away; jumps stop before it's reached."""
+@pytest.mark.parametrize(("tf", "long_only", "side"), [("1m", False, "BUY"), ("1h", True, "SELL")])
+def test_a_liquidation_inside_a_stretch_happens_on_the_same_kline(registry, monkeypatch, tf, long_only, side):
+    """20x leverage at 15x equity: a liquidation price sits a few percent away (above a short, below a long);
+    jumps stop before the kline that reaches it."""
     levels = Levels(monkeypatch)
     risk = {"default_leverage": 20, "sizing": {"method": "percent_equity", "percent": 1500}}
-    plain, plan = both_ways(registry, _ema(tf, False, risk, start="2023-09-01"))
+    plain, plan = both_ways(registry, _ema(tf, long_only, risk, start="2023-09-01"))
     assert plain["wallet"][3] == 1, "no liquidation: the case would not test it"
+    assert [o[4] for o in plain["orders"] if "liquidat" in o[9].lower()] == [side]
     assert plan.held_skipped > 0
     assert levels.jumps_with_a_level() > 0, "no jump was made with a liquidation price set"
 
