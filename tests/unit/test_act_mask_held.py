@@ -90,13 +90,19 @@ def test_long_and_short_positions_are_jumped_over(registry):
     assert {"BUY", "SELL"} <= sides
 
 
-@pytest.mark.parametrize(("tf", "long_only", "side"), [("1m", False, "BUY"), ("1h", True, "SELL")])
-def test_a_liquidation_inside_a_stretch_happens_on_the_same_kline(registry, monkeypatch, tf, long_only, side):
-    """20x leverage at 15x equity: a liquidation price sits a few percent away (above a short, below a long);
-    jumps stop before the kline that reaches it."""
+@pytest.mark.parametrize(("symbol", "tf", "long_only", "percent", "start", "side"), [
+    ("FILUSDT", "1m", False, 1500, "2023-09-01", "BUY"),  # a short's, above it
+    ("NEARUSDT", "1h", True, 1900, "2023-08-10", "SELL"),  # a long's, below it, on a kline no mask lets act
+])
+def test_a_liquidation_inside_a_stretch_happens_on_the_same_kline(registry, monkeypatch, symbol, tf, long_only,
+                                                                  percent, start, side):
+    """20x leverage at 15-19x equity: a liquidation price sits a few percent away; jumps stop before the kline
+    that reaches it."""
     levels = Levels(monkeypatch)
-    risk = {"default_leverage": 20, "sizing": {"method": "percent_equity", "percent": 1500}}
-    plain, plan = both_ways(registry, _ema(tf, long_only, risk, start="2023-09-01"))
+    risk = {"default_leverage": 20, "sizing": {"method": "percent_equity", "percent": percent}}
+    config = _config([{"name": "ema_cross", "symbols": [symbol], "timeframe": tf, "params": {"long_only": long_only}}],
+                     risk, start=start)
+    plain, plan = both_ways(registry, config)
     assert plain["wallet"][3] == 1, "no liquidation: the case would not test it"
     assert [o[4] for o in plain["orders"] if "liquidat" in o[9].lower()] == [side]
     assert plan.held_skipped > 0
