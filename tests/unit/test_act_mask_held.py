@@ -133,3 +133,32 @@ def test_a_progress_callback_reads_the_same_equity_at_every_count(registry, monk
     assert len(plain["progress"]) > 40 and plan.held_skipped > 10_000
     wallets = {round(eq, 6) for _, _, eq in plain["progress"]}
     assert len(wallets) > 30, "equity barely moved between counts: the case would not test the marking"
+
+
+def test_a_risk_guard_reads_the_per_kline_equity_when_funding_settles(registry, monkeypatch):
+    """A drawdown guard reads equity (the position marked at the latest close) on every balance change, funding
+    included: the kline before a funding time is delivered, so what it reads is the per-kline value."""
+    from kinetic_empire.risk.watch import EquityWatch
+
+    real = EquityWatch.observe
+    seen: list[tuple[int, Any]] = []
+
+    def observed(watch: EquityWatch, now: int) -> None:
+        if watch.enabled:
+            seen.append((now, watch._account.equity()))
+        real(watch, now)
+
+    monkeypatch.setattr(EquityWatch, "observe", observed)
+    risk = {"default_leverage": 2, "sizing": {"method": "percent_equity", "percent": 150},
+            "guards": {"max_drawdown_pct": 90, "daily_loss_limit_pct": 90}}
+    config = _ema("1m", True, risk, start="2023-09-01")
+    plain = fingerprint(Backtest(config, registry, frames=frames(), act_mask="off"))
+    per_kline, seen[:] = list(seen), []
+    bt = Backtest(config, registry, frames=frames())
+    masked = fingerprint(bt)
+    assert _same(plain, masked)
+    funding = {row["time"] for row in plain["income"] if row["incomeType"] == "FUNDING_FEE"}
+    assert len(funding) >= 3 and bt.skip_plan is not None and bt.skip_plan.held_skipped > 10_000
+    at_funding = [(t, eq) for t, eq in per_kline if t - 59_999 in funding]
+    assert at_funding, "the guard read nothing when funding settled: the case would not test it"
+    assert seen == per_kline
