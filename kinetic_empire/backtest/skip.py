@@ -1,14 +1,19 @@
 """Skipping idle klines: a replay that jumps over klines where nothing can happen (issue 17, target 8).
 
 A strategy that declares an act mask (:mod:`kinetic_empire.strategy.act_mask`) says on which klines its
-``on_kline`` may act. On the others, while the account is flat with no working order, a kline changes
-nothing but "the latest price" (the simulated exchange's ``last``, the portfolio's one-slot latest kline)
-and the replay clock: no trigger, liquidation level or funding time is armed (the exchange's own fast path,
-``Matching.on_kline``), and the equity curve is computed after the run from the wallet and position history,
-constant while flat. So :class:`SkipPlan` delivers, while idle, only the kline *before* each kline where a
-mask is True, then that kline, then the run's last kline: every "latest" holds what it would hold without
-skipping whenever anything reads it. While a position or an order exists every kline is delivered (stops,
-liquidation, funding), and only the strategy call is skipped where the mask is False (:class:`MaskGate`).
+``on_kline`` may act. On the others, while no order rests on the simulated exchange, a kline that stays inside
+the book's watch levels (a liquidation price, or with several cross positions a band's edge) and opens before
+its next funding time takes ``Matching.on_kline``'s quiet branch: it changes nothing but "the latest price"
+(the exchange's ``last``, the portfolio's one-slot latest kline) and the replay clock. The equity curve is
+computed after the run from the wallet and position history (change points, none of them on such a kline), so
+it needs no kline in between. So :class:`SkipPlan` delivers only the klines where something may happen (a mask
+is True, the exchange would process the kline: a funding time, a level reached), the kline *before* each of
+them, the last kline of each progress chunk (a ``progress`` callback marks an open position at the latest
+close) and the run's last kline: every "latest" holds what it would hold without skipping whenever anything
+reads it. Flat, the stops come from the masks alone; in a position the run looks, once per stretch and
+vectorised, for the first kline whose low or high reaches a watch level or whose open reaches the funding
+time (:meth:`SkipPlan._held_target`). While an order rests (a stop, take-profit, limit or queued market order)
+every kline is delivered, and only the strategy call is skipped where the mask is False (:class:`MaskGate`).
 
 It applies only where that reasoning is complete: one replayed stream (one symbol, one timeframe), a bus
 that stops on errors (a backtest's), and a route whose every handler is known: the simulated exchange's
