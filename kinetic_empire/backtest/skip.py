@@ -45,6 +45,8 @@ from .feed import _CHUNK, Stream
 
 log = logging.getLogger(__name__)
 
+_MIN_BLOCK, _MAX_BLOCK = 16, 4096  # rows converted to Python values at a time (SkipPlan.run)
+
 
 def attach_gates(runners: Sequence[StrategyRunner], histories: Sequence[np.ndarray], mode: str) -> list[MaskGate]:
     """Gate each bound runner whose strategy declares an act mask (``histories``: each runner's open times).
@@ -156,14 +158,19 @@ class SkipPlan:
         delivered = held_skipped = 0
         checkpoint = _CHUNK  # the next progress count
         row = start
+        block = _MIN_BLOCK
         while row < end:
-            base = start + (row - start) // _CHUNK * _CHUNK  # the feed's chunks: a jump inside one reuses its lists
-            top = min(end, base + _CHUNK)
-            ot, o, h, lo, c, v = (a[base:top].tolist() for a in arrays)
+            top = min(end, start + ((row - start) // _CHUNK + 1) * _CHUNK)  # the end of the feed's progress chunk
+            # the rows made Python values at once: a block from here, longer while every row is delivered, shorter
+            # while jumps leave it early (converting whole chunks of which a few klines are delivered cost more than
+            # delivering them)
+            base = row
+            upto = min(top, row + block)
+            ot, o, h, lo, c, v = (a[base:upto].tolist() for a in arrays)
             handler: Any = None
             k: Any = None
             try:
-                while row < top:
+                while row < upto:
                     handlers = route[0]
                     if handlers is not checked:  # subscriptions changed: jump only if every listener is known
                         checked, may_jump = handlers, self.known(handlers)
@@ -197,6 +204,7 @@ class SkipPlan:
                 raise
             except Exception as exc:
                 raise bus.failed(handler, k, exc) from exc
+            block = min(block * 2, _MAX_BLOCK) if row == upto else max(block // 2, _MIN_BLOCK)
             if progress is not None:
                 while checkpoint < n and checkpoint <= row - start:
                     progress(checkpoint)
