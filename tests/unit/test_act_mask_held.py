@@ -90,16 +90,18 @@ def test_long_and_short_positions_are_jumped_over(registry):
     assert {"BUY", "SELL"} <= sides
 
 
-@pytest.mark.parametrize(("symbol", "tf", "long_only", "percent", "start", "side"), [
-    ("FILUSDT", "1m", False, 1500, "2023-09-01", "BUY"),  # a short's, above it
-    ("NEARUSDT", "1h", True, 1900, "2023-08-10", "SELL"),  # a long's, below it, on a kline no mask lets act
+@pytest.mark.parametrize(("symbol", "tf", "long_only", "percent", "start", "side", "margin"), [
+    ("FILUSDT", "1m", False, 1500, "2023-09-01", "BUY", "CROSSED"),  # a short's, above it
+    ("NEARUSDT", "1h", True, 1900, "2023-08-10", "SELL", "CROSSED"),  # a long's, below it, on a kline no mask lets act
+    ("FILUSDT", "1m", False, 800, "2023-08-10", "BUY", "ISOLATED"),  # an isolated one's, and trading goes on
 ])
 def test_a_liquidation_inside_a_stretch_happens_on_the_same_kline(registry, monkeypatch, symbol, tf, long_only,
-                                                                  percent, start, side):
-    """20x leverage at 15-19x equity: a liquidation price sits a few percent away; jumps stop before the kline
+                                                                  percent, start, side, margin):
+    """20x leverage at 8-19x equity: a liquidation price sits a few percent away; jumps stop before the kline
     that reaches it."""
     levels = Levels(monkeypatch)
-    risk = {"default_leverage": 20, "sizing": {"method": "percent_equity", "percent": percent}}
+    risk = {"default_leverage": 20, "margin_type": {symbol: margin},
+            "sizing": {"method": "percent_equity", "percent": percent}}
     config = _config([{"name": "ema_cross", "symbols": [symbol], "timeframe": tf, "params": {"long_only": long_only}}],
                      risk, start=start)
     plain, plan = both_ways(registry, config)
@@ -162,3 +164,28 @@ def test_a_risk_guard_reads_the_per_kline_equity_when_funding_settles(registry, 
     at_funding = [(t, eq) for t, eq in per_kline if t - 59_999 in funding]
     assert at_funding, "the guard read nothing when funding settled: the case would not test it"
     assert seen == per_kline
+
+
+def test_mark_price_klines_turn_jumping_off_and_change_nothing(registry, tmp_path):
+    """With mark-price klines in the store the exchange takes each kline with its mark (another handler on the
+    route, and a mark that liquidates and funds): the replay delivers every kline; only strategy calls are skipped."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from kinetic_empire.data import KlineStore
+    from kinetic_empire.download.stores import MarkKlineStore
+
+    k = frames()["FILUSDT"].between(None, 1_692_000_000_000)
+    KlineStore(tmp_path).write(k)
+    shift = 0.002
+    MarkKlineStore(tmp_path).write(replace(k, open=k.open - shift, high=k.high - shift, low=k.low - shift,
+                                           close=k.close - shift, volume=np.zeros(len(k))))
+    config = _config([{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1m", "params": {"long_only": True}}],
+                     data=str(tmp_path), start="2023-08-05", end=1_692_000_000_000)
+    plain = fingerprint(Backtest(config, registry, act_mask="off"))
+    bt = Backtest(config, registry)
+    masked = fingerprint(bt)
+    assert _same(plain, masked)
+    assert plain["trades"] and bt.skip_plan is None
+    assert sum(g.calls_skipped for g in bt.act_gates) > 1000
