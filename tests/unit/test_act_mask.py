@@ -1,7 +1,7 @@
 """Act masks (issue 17, target 8): every example strategy that declares one gives the same backtest with the mask
 used (strategy calls skipped, idle stretches jumped over, flat or in a position: see test_act_mask_held.py) as
-without it, on the bundled real klines; a
-wrong mask is caught by ``verify`` and changes the results; a malformed one is a one-line error."""
+without it, on the bundled real klines; a wrong mask is caught by ``verify`` and changes the results; a malformed
+one is a one-line error."""
 
 from __future__ import annotations
 
