@@ -7,7 +7,8 @@ Spec: that of ``bench_vs_backtesting.py`` (seeded GBM 1m bars, EMA(20)/EMA(50) c
 units, next-open fills, 0.04 % per side). The engine runs ``--repeat`` times each way, alternating (``off``
 then ``use``), in one sitting; every run must give the same trades and net PnL or the script exits 1.
 Printed per way: the best whole run (indicators, replay, results) and the best replay alone, the klines the
-replay delivered (the rest were jumped over while flat) and the strategy calls skipped. Then the idle split
+replay delivered (the rest were jumped over, flat or in a position with no order resting) and the strategy
+calls skipped. Then the idle split
 (fast = slow: the EMAs never cross): what a kline costs when nothing happens, without the mask and with it,
 and so how much of the trading replay is the order path, which a mask cannot skip.
 
@@ -69,7 +70,7 @@ def run_engine(frame: KlineFrame, mode: str, fast: int, slow: int, quantity: flo
     skipped = sum(g.calls_skipped for g in bt.act_gates)
     return {"whole": whole, "cpu": cpu, "replay": result.elapsed_s, "trades": trades, "klines": result.klines_processed,
             "delivered": plan.delivered if plan is not None else result.klines_processed, "skipped_calls": skipped,
-            "orders": len(result.portfolio.orders)}
+            "orders": len(result.portfolio.orders), "held": plan.held_skipped if plan is not None else 0}
 
 
 def signals(frame: KlineFrame, fast: int, slow: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +176,8 @@ def main() -> int:
         best[mode] = {"whole": whole, "replay": replay, "cpu": cpu}
         r = done[0]
         print(f"engine {mode:>3}:      whole {whole:6.2f} s ({cpu:.2f} s CPU), replay {replay:6.2f} s "
-              f"({r['klines'] / replay:,.0f} klines/s); delivered {r['delivered']:,} of {r['klines']:,} klines, "
+              f"({r['klines'] / replay:,.0f} klines/s); delivered {r['delivered']:,} of {r['klines']:,} klines "
+              f"({r['held']:,} jumped over in a position), "
               f"{r['skipped_calls']:,} strategy calls skipped")
     print(f"trades and PnL:  identical both ways: {len(reference):,} trades, net PnL {pnl:.4f}, "
           f"{runs['use'][0]['orders']:,} order records")

@@ -1,14 +1,19 @@
 """Skipping idle klines: a replay that jumps over klines where nothing can happen (issue 17, target 8).
 
 A strategy that declares an act mask (:mod:`kinetic_empire.strategy.act_mask`) says on which klines its
-``on_kline`` may act. On the others, while the account is flat with no working order, a kline changes
-nothing but "the latest price" (the simulated exchange's ``last``, the portfolio's one-slot latest kline)
-and the replay clock: no trigger, liquidation level or funding time is armed (the exchange's own fast path,
-``Matching.on_kline``), and the equity curve is computed after the run from the wallet and position history,
-constant while flat. So :class:`SkipPlan` delivers, while idle, only the kline *before* each kline where a
-mask is True, then that kline, then the run's last kline: every "latest" holds what it would hold without
-skipping whenever anything reads it. While a position or an order exists every kline is delivered (stops,
-liquidation, funding), and only the strategy call is skipped where the mask is False (:class:`MaskGate`).
+``on_kline`` may act. On the others, while no order rests on the simulated exchange, a kline that stays inside
+the book's watch levels (a liquidation price, or with several cross positions a band's edge) and opens before
+its next funding time takes ``Matching.on_kline``'s quiet branch: it changes nothing but "the latest price"
+(the exchange's ``last``, the portfolio's one-slot latest kline) and the replay clock. The equity curve is
+computed after the run from the wallet and position history (change points, none of them on such a kline), so
+it needs no kline in between. So :class:`SkipPlan` delivers only the klines where something may happen (a mask
+is True, the exchange would process the kline: a funding time, a level reached), the kline *before* each of
+them, the last kline of each progress chunk (a ``progress`` callback marks an open position at the latest
+close) and the run's last kline: every "latest" holds what it would hold without skipping whenever anything
+reads it. Flat, the stops come from the masks alone; in a position the run looks, once per stretch and
+vectorised, for the first kline whose low or high reaches a watch level or whose open reaches the funding
+time (:meth:`SkipPlan._held_target`). While an order rests (a stop, take-profit, limit or queued market order)
+every kline is delivered, and only the strategy call is skipped where the mask is False (:class:`MaskGate`).
 
 It applies only where that reasoning is complete: one replayed stream (one symbol, one timeframe), a bus
 that stops on errors (a backtest's), and a route whose every handler is known: the simulated exchange's
@@ -32,12 +37,15 @@ from ..core.errors import HandlerError, StrategyError
 from ..core.events import KlineClosed, KlineFields
 from ..exchange import SimulatedExchange
 from ..exchange.book import INF, NEVER
+from ..exchange.matching import Matching
 from ..strategy.act_mask import MODES, ActMaskError, MaskGate, declared_mask, mask_error
 from ..strategy.group import GroupRunner
 from ..strategy.runner import StrategyRunner
 from .feed import _CHUNK, Stream
 
 log = logging.getLogger(__name__)
+
+_MIN_BLOCK, _MAX_BLOCK = 16, 4096  # rows converted to Python values at a time (SkipPlan.run)
 
 
 def attach_gates(runners: Sequence[StrategyRunner], histories: Sequence[np.ndarray], mode: str) -> list[MaskGate]:
@@ -85,8 +93,13 @@ class SkipPlan:
         if n:
             stop[-1] = True  # the run ends on its own last kline, whatever the masks say
         self._stops = np.flatnonzero(stop)
+        self._open_time, self._low, self._high = frame.open_time, frame.low, frame.high
+        # jumping in a position relies on Matching.on_kline's quiet branch (only the last price moves)
+        self._held_exact = getattr(type(exchange), "on_kline", None) is Matching.on_kline
         self.delivered = 0
         """Klines actually delivered by the last run (the rest were jumped over)."""
+        self.held_skipped = 0
+        """Of the klines jumped over by the last run, those in a position (the rest were flat)."""
 
     @classmethod
     def build(cls, bus: EventBus, exchange: SimulatedExchange, streams: Sequence[Stream],
@@ -140,17 +153,24 @@ class SkipPlan:
         may_jump = False
         idle, book = self.idle, self._book
         pos = book.pos
-        delivered = 0
+        held = self._held_target if self._held_exact else _no_jump
+        retry_at = 0  # while in a position: the first row worth looking for a stretch again (see _held_target)
+        delivered = held_skipped = 0
         checkpoint = _CHUNK  # the next progress count
         row = start
+        block = _MIN_BLOCK
         while row < end:
-            base = start + (row - start) // _CHUNK * _CHUNK  # the feed's chunks: a jump inside one reuses its lists
-            top = min(end, base + _CHUNK)
-            ot, o, h, lo, c, v = (a[base:top].tolist() for a in arrays)
+            top = min(end, start + ((row - start) // _CHUNK + 1) * _CHUNK)  # the end of the feed's progress chunk
+            # the rows made Python values at once: a block from here, longer while every row is delivered, shorter
+            # while jumps leave it early (converting whole chunks of which a few klines are delivered cost more than
+            # delivering them)
+            base = row
+            upto = min(top, row + block)
+            ot, o, h, lo, c, v = (a[base:upto].tolist() for a in arrays)
             handler: Any = None
             k: Any = None
             try:
-                while row < top:
+                while row < upto:
                     handlers = route[0]
                     if handlers is not checked:  # subscriptions changed: jump only if every listener is known
                         checked, may_jump = handlers, self.known(handlers)
@@ -165,24 +185,77 @@ class SkipPlan:
                         handler(k)
                     delivered += 1
                     row += 1
-                    if may_jump and pos.qty_f == 0.0 and not book.busy and row < end and idle():
+                    if not may_jump or book.busy or row >= end:
+                        continue
+                    if pos.qty_f == 0.0:
+                        if not idle():
+                            continue
                         target = int(stops[np.searchsorted(stops, row)])
-                        if target > row:
-                            for cur in cursors:  # the runners' place in their history, as if they saw each kline
-                                cur.i += target - row
-                            row = target
+                    elif row >= retry_at:  # in a position, no order resting: up to the next kline that acts
+                        target, retry_at = held(row, top - 1)
+                        held_skipped += target - row
+                    else:
+                        continue
+                    if target > row:
+                        for cur in cursors:  # the runners' place in their history, as if they saw each kline
+                            cur.i += target - row
+                        row = target
             except (HandlerError, StrategyError):
                 raise
             except Exception as exc:
                 raise bus.failed(handler, k, exc) from exc
+            block = min(block * 2, _MAX_BLOCK) if row == upto else max(block // 2, _MIN_BLOCK)
             if progress is not None:
                 while checkpoint < n and checkpoint <= row - start:
                     progress(checkpoint)
                     checkpoint += _CHUNK
         self.delivered = delivered
+        self.held_skipped = held_skipped
         if progress is not None:
             progress(n)
         return n
+
+
+    def _held_target(self, row: int, last: int) -> tuple[int, int]:
+        """In a position with no order resting: the row to jump to from ``row`` (``row`` itself: none), and the
+        first row worth looking again.
+
+        Every row skipped must take :meth:`Matching.on_kline`'s quiet branch: its low above the book's lower
+        watch level, its high below the upper one (liquidation price, or a cross band's edge) and its open time
+        before the next funding time. That branch changes only the last price, so the levels stay as they are
+        over the stretch and one vectorised look finds the first row that would be processed. The jump lands on
+        the row before it (or before the next row a mask lets act, or ``last``), which is delivered so that
+        every "latest" holds what it would hold; the run looks again only after that row is processed."""
+        stops = self._stops
+        stop = min(int(stops[np.searchsorted(stops, row)]), last)
+        if stop <= row:
+            return row, 0
+        book = self._book
+        first = stop + 1  # the first row in [row, stop] the exchange would process (stop + 1: none)
+        if book.next_funding < NEVER:
+            first = min(first, max(row, int(np.searchsorted(self._open_time, book.next_funding))))
+        level = book.watch_low
+        if level > -INF and first > row:
+            lows = self._low[row:first]
+            if not lows.min() > level:  # (a NaN low fails this but is not a hit, as in on_kline)
+                hits = np.flatnonzero(lows <= level)
+                if hits.size:
+                    first = row + int(hits[0])
+        level = book.watch_high
+        if level < INF and first > row:
+            highs = self._high[row:first]
+            if not highs.max() < level:
+                hits = np.flatnonzero(highs >= level)
+                if hits.size:
+                    first = row + int(hits[0])
+        if first > stop:
+            return stop, 0
+        return max(row, first - 1), first + 1
+
+
+def _no_jump(row: int, last: int) -> tuple[int, int]:
+    """In place of :meth:`SkipPlan._held_target` when the exchange's per-kline step is not the one it reasons on."""
+    return row, NEVER
 
 
 def _latest_slot(handler: Any) -> bool:

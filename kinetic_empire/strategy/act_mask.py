@@ -12,8 +12,9 @@ stop move, target) and change no state a later kline reads, whatever the positio
 
 What a backtest does with it (``Backtest(act_mask=...)``):
 
-* ``"use"`` (default): ``on_kline`` is not called where the mask is False; and while the account is flat
-  with no working order, the replay jumps ahead to the kline before the next True one
+* ``"use"`` (default): ``on_kline`` is not called where the mask is False; and while no order rests on the
+  exchange, the replay jumps ahead to the kline before the next True one, or before the next kline the
+  exchange must process (a funding time, a liquidation level reached) when a position is open
   (:mod:`kinetic_empire.backtest.skip`). Results are identical when the contract holds.
 * ``"verify"``: ``on_kline`` runs on every kline; one that emits an intent where the mask said False is a
   :class:`MaskFinding`, and the run ends with :class:`ActMaskError` naming the klines (like the lookahead check).

@@ -1,6 +1,7 @@
 """Act masks (issue 17, target 8): every example strategy that declares one gives the same backtest with the mask
-used (strategy calls skipped, idle flat stretches jumped over) as without it, on the bundled real klines; a
-wrong mask is caught by ``verify`` and changes the results; a malformed one is a one-line error."""
+used (strategy calls skipped, idle stretches jumped over, flat or in a position: see test_act_mask_held.py) as
+without it, on the bundled real klines; a wrong mask is caught by ``verify`` and changes the results; a malformed
+one is a one-line error."""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ CASES = {
     # long-only on 1m: flat about half the time, so the replay jumps; funding applies while long
     "ema_cross 1m long-only": ([{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1m",
                                  "params": {"long_only": True}}], None, True, {"start": "2023-09-01"}),
-    # long/short: always in a position after the first cross, so only the strategy calls are skipped
+    # long/short: always in a position after the first cross, jumped over between crosses and funding times
     "ema_cross 1h both ways": ([{"name": "ema_cross", "symbols": ["FILUSDT"], "timeframe": "1h"}], None, True),
     # entries carry stops (working orders); a higher-timeframe EMA in the mask
     "mtf_trend 15m": ([{"name": "mtf_trend", "symbols": ["NEARUSDT"], "timeframe": "15m"}], None, True),
