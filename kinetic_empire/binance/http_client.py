@@ -238,19 +238,28 @@ class _Deadline:
 
 @dataclass(slots=True)
 class _Deadlines:
-    """Every request's deadline, watched by one task on the injected clock. All requests share one timeout, so
-    deadlines arrive in order: a FIFO, and the watcher sleeps until the oldest pending one."""
+    """Every request's deadline, watched by one task on the injected clock while any request is in flight. All
+    requests share one timeout, so deadlines arrive in order: a FIFO, and the watcher sleeps until the oldest
+    pending one. It is stopped when the last request settles (after its reply, off the latency path)."""
 
     clock: Clock
     queue: deque[_Deadline] = field(default_factory=deque)
     watcher: asyncio.Task[None] | None = None
+    pending: int = 0
 
     def add(self, seconds: float) -> _Deadline:
         d = _Deadline(self.clock.monotonic() + seconds, asyncio.current_task())
         self.queue.append(d)
+        self.pending += 1
         if self.watcher is None or self.watcher.done():
             self.watcher = asyncio.ensure_future(self._watch())
         return d
+
+    def settle(self, d: _Deadline) -> None:
+        d.done = True
+        self.pending -= 1
+        if self.pending == 0:
+            self.close()
 
     async def _watch(self) -> None:
         queue, clock = self.queue, self.clock
@@ -269,8 +278,9 @@ class _Deadlines:
                 head.task.cancel()
 
     def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.cancel()
+        watcher, self.watcher = self.watcher, None
+        if watcher is not None and watcher is not asyncio.current_task():
+            watcher.cancel()
         self.queue.clear()
 
 
@@ -354,7 +364,7 @@ class HttpClient:
                 conn.abort()
             raise
         finally:
-            deadline.done = True
+            self._deadlines.settle(deadline)
         if conn.reusable:
             self._release(conn)
         else:
