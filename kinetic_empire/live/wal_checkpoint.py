@@ -57,12 +57,12 @@ class WalCheckpointer:
                     return
                 try:
                     busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.done += 1
                 except sqlite3.Error as exc:
                     log.debug("journal %s: checkpoint failed (%s); the WAL keeps every row", self.path, exc)
                     continue
                 if not busy and frames > 0 and copied == frames:
                     self._restart_wal(db)
+                self.done += 1
 
         except sqlite3.Error as exc:
             log.debug("journal %s: checkpointer cannot open the file (%s)", self.path, exc)
