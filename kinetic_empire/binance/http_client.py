@@ -310,6 +310,18 @@ class HttpClient:
         self.opened = 0
         """Connections opened so far (a reused connection does not count)."""
 
+    async def warm(self, connections: int = 2) -> int:
+        """Open up to ``connections`` idle connections ahead of the first request (TCP and TLS handshakes off the
+        first order's path); failures are left for that request to meet. Returns how many were opened."""
+        missing = connections - len(self._idle)
+        if missing <= 0:
+            return 0
+        opened = await asyncio.gather(*(self._open() for _ in range(missing)), return_exceptions=True)
+        fresh = [c for c in opened if isinstance(c, _Connection)]
+        for conn in fresh:
+            self._release(conn)
+        return len(fresh)
+
     async def close(self) -> None:
         self._deadlines.close()
         for c in self._idle:
@@ -379,6 +391,9 @@ class HttpClient:
             if now - conn.idle_since < self.idle_s and not conn.stale():
                 return conn
             conn.abort()
+        return await self._open()
+
+    async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(

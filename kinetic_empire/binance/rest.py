@@ -27,6 +27,7 @@ aiohttp trace configs (request metrics) see the lean client's requests too.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -114,6 +115,7 @@ class BinanceRest:
         self._trace = trace_configs
         self._session: aiohttp.ClientSession | None = None
         self._lean: HttpClient | None = None
+        self._warming: asyncio.Future[int] | None = None
         self._signer: Signer | None = None
         self._signed_with: Credentials | None = None
         self.retrier = Retrier(self.clock, self.pacer, random.Random(seed), max_retries, backoff_s, backoff_max_s)
@@ -129,9 +131,15 @@ class BinanceRest:
                 self._lean = HttpClient(self.base, clock=self.clock, timeout_s=self.timeout_s)
             except Unsupported as exc:
                 log.info("order endpoints through aiohttp: %s", exc)
+            else:  # connected before the first order needs it (in the background: start does not wait)
+                self._warming = asyncio.ensure_future(self._lean.warm(2))
         return self
 
     async def close(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            await asyncio.wait([self._warming])
+            self._warming = None
         if self._lean is not None:
             await self._lean.close()
             self._lean = None

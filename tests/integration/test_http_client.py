@@ -282,3 +282,18 @@ def test_https_refuses_a_certificate_for_another_host(tmp_path: Path) -> None:
             await client.close()
             assert srv.requests == []
     run(body())
+
+
+def test_warm_opens_connections_ahead_and_never_raises() -> None:
+    async def body() -> None:
+        async with Scripted(answer()) as srv:
+            client = HttpClient(srv.url(), clock=LiveClock())
+            assert await client.warm(2) == 2 and await client.warm(2) == 0
+            await client.request("GET", "/a")
+            assert client.opened == 2 and srv.connections == 2
+            await client.close()
+            port = srv.port
+        down = HttpClient(f"http://127.0.0.1:{port}", clock=LiveClock())
+        assert await down.warm(2) == 0
+        await down.close()
+    run(body())

@@ -118,10 +118,14 @@ def test_nothing_listening_is_unavailable_both_ways() -> None:
 def test_other_endpoints_stay_on_aiohttp() -> None:
     async def body() -> None:
         async with Scripted(answer(b'{"serverTime": 5}')) as srv, BinanceRest(srv.url(), CREDS) as rest:
+            assert rest._warming is not None
+            await asyncio.wait([rest._warming])  # two connections opened ahead of the first order
+            assert rest._lean is not None and rest._lean.opened == 2 and srv.connections == 2
             await rest.get("/fapi/v1/time")
             await rest.signed("DELETE", "/fapi/v1/order", {"symbol": SYM, "origClientOrderId": "x"})
-            assert rest._lean is not None and rest._lean.opened == 1  # the order endpoint only
-            assert srv.connections == 2
+            await rest.signed("DELETE", "/fapi/v1/order", {"symbol": SYM, "origClientOrderId": "y"})
+            assert rest._lean.opened == 2  # the order endpoint on a warmed connection, aiohttp on its own
+            assert srv.connections == 3
             assert "aiohttp" in srv.requests[0].decode() and "kinetic-empire" in srv.requests[1].decode()
     asyncio.run(body())
 
@@ -136,6 +140,8 @@ def test_orders_on_the_sandbox_over_one_kept_alive_connection_seen_by_the_metric
             rest = BinanceRest(sb.rest_url, Credentials(sb.api_key, sb.api_secret), clock=clock,
                                trace_configs=[metrics.trace_config(clock)])
             async with rest:
+                assert rest._warming is not None
+                await asyncio.wait([rest._warming])
                 for i in range(3):
                     cid = f"lean-{i}"
                     placed = await rest.signed("POST", "/fapi/v1/order", {
@@ -150,7 +156,7 @@ def test_orders_on_the_sandbox_over_one_kept_alive_connection_seen_by_the_metric
                 with pytest.raises(RejectedError) as e:
                     await rest.signed("DELETE", "/fapi/v1/order", {"symbol": SYM, "origClientOrderId": "lean-0"})
                 assert e.value.code == -2011 and e.value.http_status == 400
-                assert rest._lean is not None and rest._lean.opened == 1
+                assert rest._lean is not None and rest._lean.opened == 2  # the two warmed ones, kept alive
         assert metrics.rest_errors.labels("400")._value.get() == 1  # the refused cancel, as aiohttp reports it
         counts = {s.labels["endpoint"]: s.value
                   for m in metrics.rest_latency.collect() for s in m.samples if s.name.endswith("_count")}
