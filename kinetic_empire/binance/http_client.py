@@ -248,12 +248,15 @@ class _Deadlines:
     pending: int = 0
 
     def add(self, seconds: float) -> _Deadline:
+        """A deadline from now; :meth:`arm` before the first wait (until then nothing can be late)."""
         d = _Deadline(self.clock.monotonic() + seconds, asyncio.current_task())
         self.queue.append(d)
         self.pending += 1
+        return d
+
+    def arm(self) -> None:
         if self.watcher is None or self.watcher.done():
             self.watcher = asyncio.ensure_future(self._watch())
-        return d
 
     def settle(self, d: _Deadline) -> None:
         d.done = True
@@ -348,13 +351,21 @@ class HttpClient:
         """Send ``method target`` (path and query, already encoded) and return the whole reply.
 
         ``on_sent`` (if given) is awaited the moment the request is written to the socket (tracing)."""
-        data = self.request_bytes(method, target, headers, body)
-        deadline = self._deadlines.add(self.timeout_s)
+        return await self.exchange(self.request_bytes(method, target, headers, body), on_sent)
+
+    async def exchange(self, data: bytes, on_sent: Callable[[], Awaitable[None]] | None = None) -> Reply:
+        """Send a request made by :meth:`request_bytes` and return the whole reply."""
+        deadlines = self._deadlines
+        deadline = deadlines.add(self.timeout_s)
         conn: _Connection | None = None
         try:
-            conn = await self._connection()
+            conn = self._kept_alive()
+            if conn is None:
+                deadlines.arm()
+                conn = await self._open()
             waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
             conn.send(data, waiter)
+            deadlines.arm()  # the watcher's task is made after the write: nothing waited for before it
             if on_sent is not None:
                 await on_sent()
             reply = await waiter
@@ -376,14 +387,15 @@ class HttpClient:
                 conn.abort()
             raise
         finally:
-            self._deadlines.settle(deadline)
+            deadlines.settle(deadline)
         if conn.reusable:
             self._release(conn)
         else:
             conn.abort()
         return reply
 
-    async def _connection(self) -> _Connection:
+    def _kept_alive(self) -> _Connection | None:
+        """An idle connection that is still good (the latest first), or None."""
         now = self.clock.monotonic()
         idle = self._idle
         while idle:
@@ -391,7 +403,7 @@ class HttpClient:
             if now - conn.idle_since < self.idle_s and not conn.stale():
                 return conn
             conn.abort()
-        return await self._open()
+        return None
 
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()

@@ -319,19 +319,21 @@ class BinanceRest:
 
     async def _lean_traced(self, lean: HttpClient, method: str, target: str, headers: dict[str, str]) -> Any:
         """:meth:`HttpClient.request` announcing itself to the aiohttp trace configs as aiohttp would."""
-        lean.request_bytes(method, target, headers, b"")  # declined (Unsupported) before anything is announced
+        data = lean.request_bytes(method, target, headers, b"")  # declined (Unsupported) before anything is announced
         session, url, h = self.session, URL(f"{self.base}{target}", encoded=True), CIMultiDict(headers)
         traces = [(tc, tc.trace_config_ctx()) for tc in self._trace or ()]
         for tc, ctx in traces:
-            await tc.on_request_start.send(session, ctx, aiohttp.TraceRequestStartParams(method, url, h))
+            if tc.on_request_start:
+                await tc.on_request_start.send(session, ctx, aiohttp.TraceRequestStartParams(method, url, h))
 
         async def sent() -> None:
             for tc, ctx in traces:
-                await tc.on_request_headers_sent.send(session, ctx,
-                                                      aiohttp.TraceRequestHeadersSentParams(method, url, h))
+                if tc.on_request_headers_sent:
+                    await tc.on_request_headers_sent.send(session, ctx,
+                                                          aiohttp.TraceRequestHeadersSentParams(method, url, h))
 
         try:
-            reply = await lean.request(method, target, headers, on_sent=sent)
+            reply = await lean.exchange(data, on_sent=sent)
         except HttpFailure as exc:
             for tc, ctx in traces:
                 await tc.on_request_exception.send(session, ctx,

@@ -53,6 +53,9 @@ _BY_NAME = {cls.__name__: cls for cls in EVENT_TYPES}
 _COMMANDS = (ev.OrderIntent, ev.OrderRequest, ev.CancelRequest, ev.CancelAllRequest, ev.OperatorCommand,
              ev.ProtectionIntent, ev.TargetPositionIntent)
 
+# No index on ``kind``: every order's commit would update it (a B-tree page per kind touched, 25-35 µs of a
+# 45-110 µs commit, measured), while reads by kind happen only at resume, in reports and comparisons, where a scan
+# in ``seq`` order is what they read in anyway. Journals made before keep theirs.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -64,7 +67,6 @@ CREATE TABLE IF NOT EXISTS events (
     client_order_id TEXT,
     payload TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_kind ON events (kind);
 CREATE INDEX IF NOT EXISTS events_client ON events (client_order_id) WHERE client_order_id IS NOT NULL;
 """
 
