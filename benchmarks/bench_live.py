@@ -2,6 +2,7 @@
 
     python benchmarks/bench_live.py [--klines 400] [--window 300] [--gateway] [--in-process]
     python benchmarks/bench_live.py --strategy-cost [--klines 3000] [--window 500]
+    python benchmarks/bench_live.py --client 500
 
 ``--strategy-cost`` times only the strategy runner's share of a live kline for the three example
 strategies on the bundled real klines (FILUSDT 1m): the way live worked before incremental indicators
@@ -14,11 +15,13 @@ close plus a short entry) runs on two symbols with its indicators recomputed ove
 the risk manager sizes and checks every intent. For each kline that produced orders, the latency is
 
     t0: the kline's ``x=true`` message returned by the WebSocket client (frames parsed)
-    t1: the first order's HTTP request headers written to the socket (aiohttp trace hook)
+    t1: the first order's HTTP request headers written to the socket (an aiohttp trace hook, which the REST
+        client's lean HTTP client for the order endpoints announces itself to as well)
 
 so it covers JSON decoding, gap checks, the bus, the strategy runner (window append, indicator
 recompute, user code), the risk manager, the journal's committed write of the intent and request, the
-execution port, signing and aiohttp. The sandbox runs in its own process (``python -m
+execution port, signing and the HTTP client; the wire part is split into stages (journal gate, commit, REST
+client), stamped by wrapping the engine's objects from outside. The sandbox runs in its own process (``python -m
 kinetic_empire.sandbox --speed step --admin``), as a venue would, and is stepped one kline at a time
 in two parts (the opening update, where the previous kline's orders fill, then the rest and the close)
 with the engine settling after each; ``--in-process`` shares the engine's event loop with it
@@ -27,6 +30,9 @@ gateway's bus readers and request metrics as ``kinetic run`` does. Prints p50/p9
 engine thread's CPU time over the same window: on a loaded machine the wall-clock tail is mostly time spent
 waiting for a core (compare the slowest samples' wall and CPU times, or run under ``chrt -f 10``, which takes
 the scheduler's queue out of the figure).
+
+``--client N`` times N signed placements and cancels on the sandbox through the lean HTTP client and through
+aiohttp, alternating: this process's CPU time and the round trip per request.
 """
 
 from __future__ import annotations
@@ -410,7 +416,7 @@ def main() -> None:
           f"   max {r['max']:.2f} ms")
     print(f"  of which kline message -> order request on the bus (decode, strategy, risk): "
           f"p50 {r['engine_p50']:.2f} ms   p99 {r['engine_p99']:.2f} ms")
-    print(f"  of which order request on the bus -> headers written (journal commit, port, signing, aiohttp): "
+    print(f"  of which order request on the bus -> headers written (journal commit, port, signing, HTTP client): "
           f"p50 {r['wire_p50']:.2f} ms   p99 {r['wire_p99']:.2f} ms")
     print("  the wire part's stages, p50/p99 ms: " + ", ".join(f"{k} {a:.3f}/{b:.3f}" for k, (a, b) in
                                                                r["stages"].items()))
