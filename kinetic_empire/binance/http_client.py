@@ -309,6 +309,7 @@ class HttpClient:
         self._head = (f"Host: {host if default_port else f'{host}:{self.port}'}\r\nUser-Agent: {USER_AGENT}\r\n"
                       f"Accept: */*\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n")
         self._idle: list[_Connection] = []
+        self._busy: set[_Connection] = set()  # carrying a request now: close() cuts them (unknown outcomes)
         self._deadlines = _Deadlines(clock)
         self.opened = 0
         """Connections opened so far (a reused connection does not count)."""
@@ -326,10 +327,14 @@ class HttpClient:
         return len(fresh)
 
     async def close(self) -> None:
-        self._deadlines.close()
-        for c in self._idle:
+        """Close every connection; a request still waiting for its reply fails as :class:`ExchangeFailed` (sent,
+        outcome unknown), as with aiohttp's session closing under it."""
+        for c in [*self._idle, *self._busy]:
             c.abort()
         self._idle.clear()
+        self._busy.clear()
+        await asyncio.sleep(0)  # the aborted transports report connection_lost: their waiters fail now
+        self._deadlines.close()
 
     def request_bytes(self, method: str, target: str, headers: dict[str, str] | None, body: bytes) -> bytes:
         if method not in ("GET", "POST", "PUT", "DELETE"):
@@ -364,6 +369,7 @@ class HttpClient:
                 deadlines.arm()
                 conn = await self._open()
             waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+            self._busy.add(conn)
             conn.send(data, waiter)
             deadlines.arm()  # the watcher's task is made after the write: nothing waited for before it
             if on_sent is not None:
@@ -388,6 +394,8 @@ class HttpClient:
             raise
         finally:
             deadlines.settle(deadline)
+            if conn is not None:
+                self._busy.discard(conn)
         if conn.reusable:
             self._release(conn)
         else:

@@ -297,3 +297,23 @@ def test_warm_opens_connections_ahead_and_never_raises() -> None:
         assert await down.warm(2) == 0
         await down.close()
     run(body())
+
+
+def test_closing_the_client_under_a_request_is_an_unknown_outcome_not_a_hang() -> None:
+    clock = ManualClock()
+
+    async def body() -> None:
+        async def never(_h: bytes, w: asyncio.StreamWriter) -> bool:
+            await asyncio.Event().wait()
+            return False
+
+        async with Scripted(never) as srv:
+            client = HttpClient(srv.url(), clock=clock)
+            task = asyncio.create_task(client.request("POST", "/fapi/v1/order?x=1"))
+            await until(lambda: len(srv.requests) == 1, "the request sent")
+            await client.close()
+            with pytest.raises(ExchangeFailed, match="closed the connection") as e:
+                await task
+            assert e.value.sent and not e.value.timed_out
+            assert clock.sleepers == 0
+    run(body())
