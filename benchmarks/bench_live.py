@@ -2,6 +2,7 @@
 
     python benchmarks/bench_live.py [--klines 400] [--window 300] [--gateway] [--in-process]
     python benchmarks/bench_live.py --strategy-cost [--klines 3000] [--window 500]
+    python benchmarks/bench_live.py --client 500
 
 ``--strategy-cost`` times only the strategy runner's share of a live kline for the three example
 strategies on the bundled real klines (FILUSDT 1m): the way live worked before incremental indicators
@@ -14,11 +15,13 @@ close plus a short entry) runs on two symbols with its indicators recomputed ove
 the risk manager sizes and checks every intent. For each kline that produced orders, the latency is
 
     t0: the kline's ``x=true`` message returned by the WebSocket client (frames parsed)
-    t1: the first order's HTTP request headers written to the socket (aiohttp trace hook)
+    t1: the first order's HTTP request headers written to the socket (an aiohttp trace hook, which the REST
+        client's lean HTTP client for the order endpoints announces itself to as well)
 
 so it covers JSON decoding, gap checks, the bus, the strategy runner (window append, indicator
 recompute, user code), the risk manager, the journal's committed write of the intent and request, the
-execution port, signing and aiohttp. The sandbox runs in its own process (``python -m
+execution port, signing and the HTTP client; the wire part is split into stages (journal gate, commit, REST
+client), stamped by wrapping the engine's objects from outside. The sandbox runs in its own process (``python -m
 kinetic_empire.sandbox --speed step --admin``), as a venue would, and is stepped one kline at a time
 in two parts (the opening update, where the previous kline's orders fill, then the rest and the close)
 with the engine settling after each; ``--in-process`` shares the engine's event loop with it
@@ -27,6 +30,9 @@ gateway's bus readers and request metrics as ``kinetic run`` does. Prints p50/p9
 engine thread's CPU time over the same window: on a loaded machine the wall-clock tail is mostly time spent
 waiting for a core (compare the slowest samples' wall and CPU times, or run under ``chrt -f 10``, which takes
 the scheduler's queue out of the figure).
+
+``--client N`` times N signed placements and cancels on the sandbox through the lean HTTP client and through
+aiohttp, alternating: this process's CPU time and the round trip per request.
 """
 
 from __future__ import annotations
@@ -159,6 +165,8 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
     recv_cpu: dict[str, float] = {}  # thread CPU time when the kline message that caused the order arrived
     trace, sent = order_send_trace(sent_cpu)
     received: dict[str, float] = {}
+    confirmed: dict[str, tuple[float, float]] = {}  # journal.confirm's start and end, by client id
+    calling: dict[str, float] = {}  # rest.signed called
     decided: dict[str, float] = {}
     first_of_kline: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,6 +210,25 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
                 recv_cpu[r.client_order_id] = message_cpu[0]
 
             engine.bus.subscribe(OrderRequest, on_request_cpu)
+            # stages of the wire part, stamped from outside the engine (wrapping, not editing, its objects)
+            journal, confirm = engine.journal, engine.journal.confirm
+
+            def timed_confirm(command: Any) -> None:
+                t = time.perf_counter()
+                confirm(command)
+                cid = getattr(command, "client_order_id", None)
+                if isinstance(command, OrderRequest) and cid is not None:
+                    confirmed[cid] = (t, time.perf_counter())
+
+            journal.confirm = timed_confirm  # type: ignore[method-assign]
+            signed = rest.signed
+
+            async def timed_signed(method: str, path: str, params: Any = None, **kw: Any) -> Any:
+                if method == "POST" and params and "newClientOrderId" in params:
+                    calling[params["newClientOrderId"]] = time.perf_counter()
+                return await signed(method, path, params, **kw)
+
+            rest.signed = timed_signed  # type: ignore[method-assign]
             began = time.perf_counter()
             for _ in range(klines):
                 await step(1)  # the opening update: last kline's orders fill, their events are handled
@@ -217,13 +244,65 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
     every = [(sent[c] - received[c]) * 1000 for c in received if c in sent]
     engine_ms = [(decided[c] - received[c]) * 1000 for c in first_of_kline if c in sent]
     wire_ms = [(sent[c] - decided[c]) * 1000 for c in first_of_kline if c in sent]
-    return {"engine_p50": statistics.median(engine_ms), "engine_p99": percentile(engine_ms, 0.99),
+    stages = {"decided->journal": [], "journal commit": [], "journal->rest": [], "rest->headers": []}
+    for c in first_of_kline:
+        if c in sent and c in confirmed and c in calling:
+            (a, b), d = confirmed[c], calling[c]
+            stages["decided->journal"].append((a - decided[c]) * 1000)
+            stages["journal commit"].append((b - a) * 1000)
+            stages["journal->rest"].append((d - b) * 1000)
+            stages["rest->headers"].append((sent[c] - d) * 1000)
+    def split(c: str) -> str:  # one slow sample's stages, ms
+        (a, b), d = confirmed[c], calling[c]
+        return "/".join(f"{x * 1000:.2f}" for x in (decided[c] - received[c], a - decided[c], b - a, d - b,
+                                                        sent[c] - d))
+
+    tail = sorted((c for c in first_of_kline if c in sent and c in confirmed and c in calling),
+                  key=lambda c: sent[c] - received[c])[-max(1, len(lat) // 100):]
+    return {"stages": {k: (statistics.median(v), percentile(v, 0.99)) for k, v in stages.items() if v},
+            "tail_stages": [split(c) for c in tail],
+            "engine_p50": statistics.median(engine_ms), "engine_p99": percentile(engine_ms, 0.99),
             "wire_p50": statistics.median(wire_ms), "wire_p99": percentile(wire_ms, 0.99),
             "klines": klines, "orders": len(sent), "samples": len(lat), "elapsed_s": elapsed,
             "p50": statistics.median(lat), "p99": percentile(lat, 0.99), "p999": percentile(lat, 0.999),
             "max": max(lat),
             "p99_all_orders": percentile(every, 0.99), "cpu_p50": statistics.median(cpu),
             "cpu_p99": percentile(cpu, 0.99), "slowest": slow}
+
+
+async def client_cost(requests: int) -> dict[str, Any]:
+    """Per signed order request (a far LIMIT buy, then its cancel) on the sandbox in its own process: the engine
+    thread's CPU time and the wall round trip, through the lean client and through aiohttp, alternating."""
+    cfg = LiveConfig.from_mapping({
+        "live": {"window": 300, "preflight": False},
+        "sandbox": {"data": str(ROOT / "tests/data/sandbox"), "speed": 0, "start": START, "updates_per_kline": K},
+        "strategies": [{"name": "flip", "symbols": ["FILUSDT"], "timeframe": "1m"}],
+    })
+    registry = build_registry([])
+    registry.add(Flip, "benchmarks/bench_live.py")
+    out: dict[str, dict[str, list[float]]] = {"lean": {"cpu": [], "wall": []}, "aiohttp": {"cpu": [], "wall": []}}
+    async with venue_for(cfg, registry, False) as (step, venue, creds):
+        await step(1)
+        clients = {"lean": BinanceRest(venue.rest_url, creds), "aiohttp": BinanceRest(venue.rest_url, creds,
+                                                                                        lean_orders=False)}
+        for c in clients.values():
+            await c.start()
+        for i in range(requests + 40):
+            for name, c in clients.items():
+                cid = f"bench-{name}-{i}"
+                t, cpu = time.perf_counter(), time.thread_time()
+                await c.signed("POST", "/fapi/v1/order", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT",
+                                                          "quantity": "10", "price": "3.000", "timeInForce": "GTC",
+                                                          "newClientOrderId": cid}, idempotent=False)
+                await c.signed("DELETE", "/fapi/v1/order", {"symbol": "FILUSDT", "origClientOrderId": cid})
+                if i >= 40:  # the first ones warm up (connections, caches)
+                    out[name]["cpu"].append((time.thread_time() - cpu) / 2 * 1e6)
+                    out[name]["wall"].append((time.perf_counter() - t) / 2 * 1e6)
+        for c in clients.values():
+            await c.close()
+    return {name: {"cpu_mean": statistics.fmean(v["cpu"]), "cpu_p50": statistics.median(v["cpu"]),
+                   "wall_p50": statistics.median(v["wall"]), "wall_p99": percentile(v["wall"], 0.99)}
+            for name, v in out.items()}
 
 
 def _recompute_window(strategy: Any, hist: dict[str, list[float]], kline: Any, window: int) -> None:
@@ -312,7 +391,19 @@ def main() -> None:
                          "(not serving HTTP)")
     ap.add_argument("--strategy-cost", action="store_true",
                     help="time the strategy runner per kline for the example strategies (no sandbox)")
+    ap.add_argument("--client", type=int, metavar="N", default=0,
+                    help="time N signed order requests (placement + cancel) through the lean HTTP client and "
+                         "through aiohttp, alternating (engine-thread CPU and wall per request)")
     args = ap.parse_args()
+    if args.client:
+        r = asyncio.run(client_cost(args.client))
+        print(f"signed order requests on the sandbox over loopback, concurrency 1, {args.client} placements + "
+              f"{args.client} cancels each (load {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+        for name, v in r.items():
+            print(f"  {name:8s} CPU per request: mean {v['cpu_mean']:6.1f} µs  p50 {v['cpu_p50']:6.1f} µs   "
+                  f"round trip: p50 {v['wall_p50']:6.1f} µs  p99 {v['wall_p99']:6.1f} µs")
+        print("  (CPU: this process's thread only, signing and error mapping included; the sandbox's is not)")
+        return
     if args.strategy_cost:
         print_strategy_cost(args.klines if args.klines != 400 else 3000, args.window if args.window != 300 else 500)
         return
@@ -325,8 +416,12 @@ def main() -> None:
           f"   max {r['max']:.2f} ms")
     print(f"  of which kline message -> order request on the bus (decode, strategy, risk): "
           f"p50 {r['engine_p50']:.2f} ms   p99 {r['engine_p99']:.2f} ms")
-    print(f"  of which order request on the bus -> headers written (journal commit, port, signing, aiohttp): "
+    print(f"  of which order request on the bus -> headers written (journal commit, port, signing, HTTP client): "
           f"p50 {r['wire_p50']:.2f} ms   p99 {r['wire_p99']:.2f} ms")
+    print("  the wire part's stages, p50/p99 ms: " + ", ".join(f"{k} {a:.3f}/{b:.3f}" for k, (a, b) in
+                                                               r["stages"].items()))
+    print("  slowest 1% by stage (engine/decided->journal/commit/journal->rest/rest->headers ms): "
+          + ", ".join(r["tail_stages"]))
     print(f"  every order (a flip sends a close then an entry): p99 {r['p99_all_orders']:.2f} ms")
     print(f"  the engine thread's CPU time in the same window: p50 {r['cpu_p50']:.2f} ms   p99 {r['cpu_p99']:.2f} ms"
           "   (wall minus CPU: time spent waiting for a core, or for the disk)")
