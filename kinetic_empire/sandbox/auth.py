@@ -99,7 +99,7 @@ def check_api_key(header: str | None, keys: dict[str, ApiKey]) -> ApiKey:
 def verify_signature(secret: str, raw_query: str, raw_body: str) -> None:
     """Raise -1102 (no signature) or -1022 (mismatch)."""
     query, sig_q = _strip_signature(raw_query)
-    body, sig_b = _strip_signature(raw_body)
+    body, sig_b = _strip_signature(raw_body) if raw_body else ("", None)
     signature = sig_q if sig_q is not None else sig_b
     if not signature:
         raise mandatory("signature")

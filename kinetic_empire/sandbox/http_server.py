@@ -209,8 +209,10 @@ class RestProtocol(asyncio.Protocol):
         """Parse one request head; True if this protocol serves the request (else aiohttp must)."""
         simple = self._parse_simple(head)
         self._simple = simple is not None
-        if simple is not None:
-            return simple
+        return simple if simple is not None else self._parse_llhttp(head)
+
+    def _parse_llhttp(self, head: bytes) -> bool:
+        """:meth:`_parse_head` through httptools (llhttp and this protocol's callbacks), for any head."""
         self._url, self._api_key, self._length, self._plain, self._headers = b"", None, 0, True, 0
         self._seen.clear()
         try:
@@ -264,7 +266,8 @@ class RestProtocol(asyncio.Protocol):
                 keep_alive = keep
         if not host or length > MAX_BODY:
             return False
-        self._url, self._method, self._api_key, self._length, self._keep_alive = url, method, api_key, length, keep_alive
+        self._url, self._method, self._api_key = url, method, api_key
+        self._length, self._keep_alive = length, keep_alive
         return (method, url.partition(b"?")[0]) in self.site.fast
 
     def _answer(self, body: bytes) -> None:

@@ -126,6 +126,9 @@ class Params:
         raw = self.str(name, required)
         if raw is None:
             return None
+        member = cls._value2member_map_.get(raw)  # what cls(raw) finds first, without EnumType.__call__
+        if member is not None:
+            return member  # type: ignore[return-value]
         try:
             return cls(raw)
         except ValueError:
