@@ -6,7 +6,9 @@ sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket fra
 
 * Orders: each cycle places a LIMIT order (POST /fapi/v1/order), queries it (GET) and cancels it
   (DELETE): three signed round trips. Reported: round trips/s, order cycles/s, p50/p99 per round trip,
-  from aiohttp at each concurrency and from a lean blocking client at concurrency 1 (the server's share).
+  from aiohttp at each concurrency, then at concurrency 1 from a lean blocking ``http.client`` client and from
+  a raw socket client (the server's share), each with the sandbox's CPU per request (and the client's own): at
+  concurrency 1 a round trip costs at least the sandbox's CPU plus the client's.
 * Streams: N connections subscribe to ``/market/ws/filusdt@kline_1m`` (klines are routed to /market); each
   replay update is triggered through the admin endpoint and the time from the trigger to each subscriber's
   receipt is recorded.
@@ -30,6 +32,7 @@ import hmac
 import http.client
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -170,16 +173,78 @@ def lean_orders(info: dict[str, str], seconds: float) -> None:
         cycle(f"w{n}", False)
         n += 1
     pid = int(info["pid"])
-    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    cpu0, t0, own0 = cpu_seconds(pid), time.perf_counter(), time.process_time()
     while time.perf_counter() < t0 + seconds:
         cycle(f"l{n}", True)
         n += 1
-    elapsed = time.perf_counter() - t0
+    elapsed, own = time.perf_counter() - t0, time.process_time() - own0
     cpu = server_cpu(cpu0, pid, len(lat))
     conn.close()
     ms = [x * 1000 for x in lat]
     print(f"  lean client, concurrency 1: {len(lat) / elapsed:8.0f} signed round trips/s, p50 "
-          f"{statistics.median(ms):.2f} ms, p99 {pct(ms, 0.99):.2f} ms ({len(lat)} requests){cpu}")
+          f"{statistics.median(ms):.2f} ms, p99 {pct(ms, 0.99):.2f} ms ({len(lat)} requests){cpu}, "
+          f"client CPU {own / len(lat) * 1e6:.0f} us/request")
+
+
+def raw_orders(info: dict[str, str], seconds: float) -> None:
+    """The same cycles from a raw keep-alive socket: each request signed (HMAC-SHA256 over a fresh timestamp)
+    and written in one ``sendall``, each answer read to its Content-Length and its status checked. The client
+    costs a few tens of microseconds, so the figure shows what the sandbox itself allows at concurrency 1
+    (``http.client`` above spends about as much CPU per request as the sandbox)."""
+    host, port = info["rest"].removeprefix("http://").split(":")
+    key, secret = info["api_key"], info["api_secret"].encode()
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    tail = f" HTTP/1.1\r\nHost: {host}:{port}\r\nX-MBX-APIKEY: {key}\r\n\r\n"
+    buf = b""
+    lat: list[float] = []
+
+    def call(method: str, path: str, query: str) -> None:
+        nonlocal buf
+        query = f"{query}&timestamp={int(time.time() * 1000)}"
+        sig = hmac.digest(secret, query.encode(), "sha256").hex()
+        sock.sendall(f"{method} {path}?{query}&signature={sig}{tail}".encode())
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            buf += sock.recv(65536)
+        head = buf[:end]
+        at = head.find(b"\r\nContent-Length: ") + 18
+        size = end + 4 + int(head[at:head.index(b"\r\n", at)])
+        while len(buf) < size:
+            buf += sock.recv(65536)
+        if not head.startswith(b"HTTP/1.1 200 "):
+            raise RuntimeError(f"{method} {path}: {buf[:size]!r}")
+        buf = buf[size:]
+
+    order = "symbol=FILUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=10&price=4.000&newClientOrderId="
+
+    def cycle(cid: str, record: bool) -> None:
+        for method, query in (
+            ("POST", order + cid),
+            ("GET", f"symbol=FILUSDT&origClientOrderId={cid}"),
+            ("DELETE", f"symbol=FILUSDT&origClientOrderId={cid}"),
+        ):
+            t = time.perf_counter()
+            call(method, "/fapi/v1/order", query)
+            if record:
+                lat.append(time.perf_counter() - t)
+
+    warm_until = time.perf_counter() + 0.3
+    n = 0
+    while time.perf_counter() < warm_until:
+        cycle(f"rw{n}", False)
+        n += 1
+    pid = int(info["pid"])
+    cpu0, t0, own0 = cpu_seconds(pid), time.perf_counter(), time.process_time()
+    while time.perf_counter() < t0 + seconds:
+        cycle(f"r{n}", True)
+        n += 1
+    elapsed, own = time.perf_counter() - t0, time.process_time() - own0
+    cpu = server_cpu(cpu0, pid, len(lat))
+    sock.close()
+    ms = [x * 1000 for x in lat]
+    print(f"  raw socket client, concurrency 1: {len(lat) / elapsed:8.0f} signed round trips/s, p50 "
+          f"{statistics.median(ms):.2f} ms, p99 {pct(ms, 0.99):.2f} ms ({len(lat)} requests){cpu}, "
+          f"client CPU {own / len(lat) * 1e6:.0f} us/request")
 
 
 async def bench_streams(info: dict[str, str], subscribers: int, updates: int) -> None:
@@ -285,6 +350,7 @@ async def run_all(args: argparse.Namespace, state: Path | None) -> None:
         for c in args.concurrency:
             await bench_orders(info, args.seconds, c)
         await asyncio.to_thread(lean_orders, info, args.seconds)
+        await asyncio.to_thread(raw_orders, info, args.seconds)
         if args.subscribers:
             print("kline update -> client WebSocket delivery (trigger to receipt):")
         for n in args.subscribers:
@@ -305,6 +371,7 @@ if __name__ == "__main__":
     parser.add_argument("--sandbox-root", type=Path, default=ROOT,
                         help="checkout whose sandbox to run (default: this one), to compare two side by side")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], help="the sandbox process's event loop "
-                        "(default: the sandbox's own default; needs a checkout that reads $KINETIC_SANDBOX_LOOP)")
+                        "(default: the sandbox's own default, uvloop when installed since session 7; needs a "
+                        "checkout that reads $KINETIC_SANDBOX_LOOP)")
     parser.add_argument("--no-durability", action="store_true", help="skip the in-process durability figures")
     asyncio.run(main(parser.parse_args()))

@@ -7,7 +7,6 @@ encoding and sends another fails here exactly as it would on Binance.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -65,7 +64,8 @@ def load_keys(path: Path, create: bool = True) -> list[ApiKey]:
 
 
 def sign(secret: str, text: str) -> str:
-    return hmac.new(secret.encode(), text.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
+    """HMAC-SHA256 hex digest; ``hmac.digest`` is OpenSSL's one-shot path (no Python HMAC object per request)."""
+    return hmac.digest(secret.encode(), text.encode("utf-8", "surrogateescape"), "sha256").hex()
 
 
 def _strip_signature(part: str) -> tuple[str, str | None]:
@@ -99,7 +99,7 @@ def check_api_key(header: str | None, keys: dict[str, ApiKey]) -> ApiKey:
 def verify_signature(secret: str, raw_query: str, raw_body: str) -> None:
     """Raise -1102 (no signature) or -1022 (mismatch)."""
     query, sig_q = _strip_signature(raw_query)
-    body, sig_b = _strip_signature(raw_body)
+    body, sig_b = _strip_signature(raw_body) if raw_body else ("", None)
     signature = sig_q if sig_q is not None else sig_b
     if not signature:
         raise mandatory("signature")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .accounts import Account
-from .params import Params
+from .params import COMMON, Params
 from .venue import SandboxVenue
 
 NONE = "NONE"
@@ -59,8 +59,9 @@ def ep(
     orders: tuple[int, int] = (0, 0),
     order_fault: bool = False,
 ) -> Endpoint:
-    """Shorthand: ``params`` is a space-separated list of accepted names (None accepts anything)."""
-    accepted = None if params is None else frozenset(params.split())
+    """Shorthand: ``params`` is a space-separated list of accepted names (None accepts anything); the signing
+    and timing names (:data:`.params.COMMON`) are always accepted."""
+    accepted = None if params is None else frozenset(params.split()) | COMMON
     return Endpoint(method, path, handler, security, weight, orders, accepted, order_fault)
 
 

@@ -17,12 +17,17 @@ def places(step: Decimal) -> int:
 _SPECS = tuple(f".{n}f" for n in range(33))  # format specs by decimal places, built once
 
 
+def spec(n: int) -> str:
+    """The ``format`` spec for ``n`` decimals: ``format(decimal, spec(n))`` is :func:`fixed` for a Decimal."""
+    return _SPECS[n] if 0 <= n < 33 else f".{n}f"
+
+
 def fixed(value: Decimal | float | int | None, n: int) -> str:
     """``value`` with exactly ``n`` decimals (Binance prints '0.00' rather than '0')."""
-    spec = _SPECS[n] if 0 <= n < 33 else f".{n}f"
+    fmt = _SPECS[n] if 0 <= n < 33 else f".{n}f"
     if value.__class__ is Decimal or isinstance(value, float):  # every order field is a Decimal: one format call
-        return format(value, spec)
-    return format(Decimal(value or 0), spec)
+        return format(value, fmt)
+    return format(Decimal(value or 0), fmt)
 
 
 def money(value: Decimal | float | None) -> str:

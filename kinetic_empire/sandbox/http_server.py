@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import re
 from collections.abc import Coroutine, Generator
 from http import HTTPStatus
 from typing import Any
@@ -44,6 +45,17 @@ _SINGLETONS = frozenset({b"content-length", b"content-location", b"content-range
 _NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding", b"sec-websocket-key1"})
 MAX_HEADERS = 100  # aiohttp allows 128
 _TAIL = b"Content-Type: application/json\r\nContent-Length: "
+# The usual head, parsed without llhttp's per-header callbacks: a request line of a REST method, an absolute path of
+# URL-safe characters, HTTP/1.1, then header lines of a token name and printable ASCII (no obs-fold, no bytes
+# >= 0x80). llhttp (strict) parses any such head the same way; anything else goes through httptools as before.
+_SIMPLE_HEAD = re.compile(
+    rb"(GET|POST|PUT|DELETE) (/[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*) HTTP/1\.1\r\n"
+    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*)\r\n")
+# headers llhttp itself interprets (beyond Content-Length and Connection) or that take the request off the fast
+# path: a simple head with one of them goes through httptools
+_NOT_SIMPLE = _NOT_PLAIN | {b"proxy-connection"}
+_KEEP = {b"close": False, b"keep-alive": True}  # Connection values read here; any other goes through httptools
+_METHODS = {b"GET": "GET", b"POST": "POST", b"PUT": "PUT", b"DELETE": "DELETE"}
 
 
 class _Yield:
@@ -86,6 +98,8 @@ class RestProtocol(asyncio.Protocol):
         self._buf = bytearray()  # unanswered bytes, starting at the first byte of the next request
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
+        self._method = b""
+        self._simple = False  # the current request's head was parsed without httptools
         self._api_key: str | None = None
         self._length = 0
         self._plain = True  # no header that takes the request off the fast path
@@ -180,7 +194,7 @@ class RestProtocol(asyncio.Protocol):
         if len(buf) < size:
             return False
         body = bytes(buf[self._head:size])
-        if body:
+        if body and not self._simple:
             try:
                 self._parser.feed_data(body)
             except _REFUSED:
@@ -193,6 +207,12 @@ class RestProtocol(asyncio.Protocol):
 
     def _parse_head(self, head: bytes) -> bool:
         """Parse one request head; True if this protocol serves the request (else aiohttp must)."""
+        simple = self._parse_simple(head)
+        self._simple = simple is not None
+        return simple if simple is not None else self._parse_llhttp(head)
+
+    def _parse_llhttp(self, head: bytes) -> bool:
+        """:meth:`_parse_head` through httptools (llhttp and this protocol's callbacks), for any head."""
         self._url, self._api_key, self._length, self._plain, self._headers = b"", None, 0, True, 0
         self._seen.clear()
         try:
@@ -203,10 +223,55 @@ class RestProtocol(asyncio.Protocol):
         if (not self._plain or self._length > MAX_BODY or self._headers > MAX_HEADERS or b"host" not in self._seen
                 or parser.get_http_version() != "1.1"):
             return False
-        return (parser.get_method(), self._url.partition(b"?")[0]) in self.site.fast
+        self._method = parser.get_method()
+        return (self._method, self._url.partition(b"?")[0]) in self.site.fast
+
+    def _parse_simple(self, head: bytes) -> bool | None:
+        """The usual head without llhttp: True or False as :meth:`_parse_head` answers, None when the head is
+        not of the simple shape (then httptools parses it)."""
+        match = _SIMPLE_HEAD.fullmatch(head)
+        if match is None:
+            return None
+        method, url, block = match.groups()
+        api_key: str | None = None
+        length, keep_alive, host = 0, True, False
+        lines = block.split(b"\r\n")
+        lines.pop()  # the block ends with CRLF
+        if len(lines) > MAX_HEADERS:
+            return None
+        seen: set[bytes] = set()
+        for line in lines:
+            name, _, value = line.partition(b":")
+            name = name.lower()
+            if name in _NOT_SIMPLE:
+                return None
+            if name in _SINGLETONS:
+                if name in seen:
+                    return False  # aiohttp refuses a second one
+                seen.add(name)
+                if name == b"content-length":
+                    value = value.strip(b" \t")
+                    if not value.isdigit():
+                        return None
+                    length = int(value)
+                elif name == b"host":
+                    host = True
+            elif name == b"x-mbx-apikey":
+                if api_key is None:
+                    api_key = value.strip(b" \t").decode("ascii")
+            elif name == b"connection":
+                keep = _KEEP.get(value.strip(b" \t").lower())
+                if keep is None:
+                    return None
+                keep_alive = keep
+        if not host or length > MAX_BODY:
+            return False
+        self._url, self._method, self._api_key = url, method, api_key
+        self._length, self._keep_alive = length, keep_alive
+        return (method, url.partition(b"?")[0]) in self.site.fast
 
     def _answer(self, body: bytes) -> None:
-        method = self._parser.get_method().decode()
+        method = _METHODS.get(self._method) or self._method.decode()
         path, _, query = self._url.decode("utf-8", "surrogateescape").partition("?")
         coro = self.site.gateway.answer(method, path, query, body, self._api_key, self._ip)
         try:

@@ -66,7 +66,7 @@ class Params:
 
     def check_known(self, allowed: frozenset[_Str] | None) -> None:
         """Reject names the endpoint does not read (-1104), as Binance does."""
-        if allowed is None:
+        if allowed is None or self.data.keys() <= allowed:  # the usual case, one set comparison
             return
         unknown = [k for k in self.data if k not in allowed and k not in COMMON]
         if unknown:
@@ -126,6 +126,9 @@ class Params:
         raw = self.str(name, required)
         if raw is None:
             return None
+        member = cls._value2member_map_.get(raw)  # what cls(raw) finds first, without EnumType.__call__
+        if member is not None:
+            return member  # type: ignore[return-value]
         try:
             return cls(raw)
         except ValueError:

@@ -13,7 +13,7 @@ from ..core.enums import MarginType
 from ..core.rules import SymbolRules
 from ..exchange.orders import SimOrder
 from .accounts import Account, AlgoRecord
-from .fmt import ZERO, fixed, money, plain
+from .fmt import ZERO, fixed, money, plain, spec
 
 
 def _pp(rules: SymbolRules) -> tuple[int, int]:
@@ -21,34 +21,41 @@ def _pp(rules: SymbolRules) -> tuple[int, int]:
 
 
 def order_json(acct: Account, sim: SimOrder) -> dict[str, Any]:
-    """The order object of POST/GET/DELETE /fapi/v1/order, openOrders and allOrders."""
+    """The order object of POST/GET/DELETE /fapi/v1/order, openOrders and allOrders.
+
+    On every signed order request: enum values are read as ``_value_`` (the ``.value`` property is a Python
+    descriptor call) and Decimal fields formatted with one ``format`` call each."""
     rules = acct.exchange.rules(sim.symbol)
-    pp, qp = _pp(rules)
+    pp, qp = rules.price_precision, rules.quantity_precision
+    ps, qs = spec(pp), spec(qp)
     stop = sim.trigger_price if sim.is_algo else None
-    otype = sim.order_type.value
-    executed = fixed(sim.executed_qty, qp)
-    zero_price = fixed(ZERO, pp)
+    otype = sim.order_type._value_
+    executed_qty = sim.executed_qty
+    executed = format(executed_qty, qs)
+    zero_price = format(ZERO, ps)
+    price = sim.price
+    tif = sim.time_in_force
     return {
-        "orderId": acct.wire_id(sim),
+        "orderId": acct.wire_id(sim) if sim.is_algo else sim.order_id,
         "symbol": sim.symbol,
-        "status": sim.status.value,
+        "status": sim.status._value_,
         "clientOrderId": sim.client_order_id,
-        "price": fixed(sim.price, pp) if otype != "MARKET" and sim.price is not None else zero_price,
-        "avgPrice": plain(sim.avg_price, pp) if sim.executed_qty else zero_price,
-        "origQty": fixed(sim.quantity, qp),
+        "price": format(price, ps) if otype != "MARKET" and price is not None else zero_price,
+        "avgPrice": plain(sim.avg_price, pp) if executed_qty else zero_price,
+        "origQty": format(sim.quantity, qs),
         "executedQty": executed,
         "cumQty": executed,
         "cumQuote": fixed(sim.cum_quote, min(8, pp + qp)),
-        "timeInForce": (sim.time_in_force.value if sim.time_in_force else "GTC"),
+        "timeInForce": tif._value_ if tif else "GTC",
         "type": otype,
         "reduceOnly": sim.reduce_only,
         "closePosition": sim.close_position,
-        "side": sim.side.value,
+        "side": sim.side._value_,
         "positionSide": "BOTH",
         "stopPrice": fixed(stop, pp) if stop else zero_price,
-        "workingType": sim.working_type.value,
+        "workingType": sim.working_type._value_,
         "priceProtect": False,
-        "origType": sim.orig_type.value,
+        "origType": sim.orig_type._value_,
         "priceMatch": "NONE",
         "selfTradePreventionMode": "NONE",
         "goodTillDate": sim.good_till_date,

@@ -14,7 +14,8 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -68,6 +69,8 @@ def cases(sb: SandboxServer) -> list[tuple[str, Chunks, int]]:
     form3 = signed(sb, "POST", "/fapi/v1/order", {**ORDER, "newClientOrderId": "h3"}, in_body=True)
     form4 = signed(sb, "POST", "/fapi/v1/order", {**ORDER, "newClientOrderId": "h4"}, in_body=True)
     form5 = signed(sb, "POST", "/fapi/v1/order", {**ORDER, "newClientOrderId": "h5"}, in_body=True)
+    form6 = signed(sb, "POST", "/fapi/v1/order", {**ORDER, "newClientOrderId": "h9"}, in_body=True)
+    form7 = signed(sb, "POST", "/fapi/v1/order", {**ORDER, "newClientOrderId": "h10"}, in_body=True)
     chunked = form5.replace(b"Content-Length: ", b"Transfer-Encoding: chunked\r\nX-Old-Length: ")
     head, _, body = chunked.partition(b"\r\n\r\n")
     chunked = head + b"\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
@@ -111,6 +114,12 @@ def cases(sb: SandboxServer) -> list[tuple[str, Chunks, int]]:
          1),
         ("REST then a WebSocket upgrade, same connection", [plain("GET /fapi/v1/ping HTTP/1.1") + WS_UPGRADE], 2),
         ("pipelined behind an unknown path", [plain("GET /x HTTP/1.1") + plain("GET /fapi/v1/ping HTTP/1.1")], 2),
+        # a form body read without llhttp, then a head llhttp must read (a byte >= 0x80), then a simple one again
+        ("simple, llhttp, simple on one connection",
+         [form6 + order("h8").replace(b"Host:", b"X-Note: caf\xc3\xa9\r\nHost:") + plain("GET /fapi/v1/time HTTP/1.1")],
+         3),
+        ("Connection: close in capitals", [plain("GET /fapi/v1/ping HTTP/1.1", "connection:  Close \t\r\n")], 1),
+        ("a Content-Length with leading zeros", [form7.replace(b"Content-Length: ", b"Content-Length: 000")], 1),
     ]
 
 
@@ -144,7 +153,18 @@ async def twins(body: Callable[[SandboxServer, SandboxServer], object], **cfg: o
         await body(lean, plain_aiohttp)  # type: ignore[misc]
 
 
-def test_lean_front_answers_byte_for_byte_as_aiohttp() -> None:
+def run_on(loop: str, coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` on asyncio's loop or on uvloop's (the standalone sandbox's default when installed)."""
+    if loop == "asyncio":
+        asyncio.run(coro)
+        return
+    uvloop = pytest.importorskip("uvloop")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coro)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_lean_front_answers_byte_for_byte_as_aiohttp(loop: str) -> None:
     async def body(lean: SandboxServer, ref: SandboxServer) -> None:
         from kinetic_empire.sandbox.http_server import RestSite
 
@@ -157,11 +177,11 @@ def test_lean_front_answers_byte_for_byte_as_aiohttp() -> None:
             served_here += 1
         assert served_here == len(cases(lean))
         # what was placed is the same on both
-        placed = ["h2", "h3", "h4", "h5", "h6", "h7"]
+        placed = ["h10", "h2", "h3", "h4", "h5", "h6", "h7", "h8", "h9"]
         assert sorted(o.client_order_id for o in lean.account().exchange.open_orders()) == placed
         assert sorted(o.client_order_id for o in ref.account().exchange.open_orders()) == placed
 
-    asyncio.run(asyncio.wait_for(twins(body), 60))
+    run_on(loop, asyncio.wait_for(twins(body), 60))
 
 
 def test_statuses_of_the_edge_cases() -> None:
@@ -182,6 +202,8 @@ def test_statuses_of_the_edge_cases() -> None:
         assert status["API key with blanks around it"] == status["two API keys: the first counts"] == [200]
         assert status["signed order in the query"] == status["signed order in a form body"] == [200]
         assert status["query and body mixed"] == status["cancel"] == status["chunked body"] == [200]
+        assert status["simple, llhttp, simple on one connection"] == [200, 200, 200]
+        assert status["Connection: close in capitals"] == status["a Content-Length with leading zeros"] == [200]
 
     asyncio.run(asyncio.wait_for(twins(body), 60))
 
