@@ -114,10 +114,15 @@ const DashState = (mark, hooks = {}) => {
   function loadKlines(v) {
     const sym = v.symbol;
     if (!sym) return;
+    const sameTf = !v.timeframe || !chartTf.has(sym) || chartTf.get(sym) === v.timeframe;
     if (v.timeframe) chartTf.set(sym, v.timeframe);
     const loaded = list(v, "klines").map(toKline).filter((k) => Number.isFinite(k.t));
-    const end = loaded.length ? loaded[loaded.length - 1].t : -Infinity;
-    const arr = loaded.concat((S.klines.get(sym) || []).filter((k) => k.t > end));
+    // the union of both, in time order: a kline may reach the page by either way first, and one the stream
+    // brought while this answer was on its way must not be lost (a forming one is replaced by the closed one)
+    const byTime = new Map();
+    if (sameTf) for (const k of S.klines.get(sym) || []) if (!k.forming) byTime.set(k.t, k);
+    for (const k of loaded) byTime.set(k.t, k);
+    const arr = [...byTime.values()].sort((a, b) => a.t - b.t);
     const cur = v.in_progress ? toKline(v.in_progress) : null;
     if (cur && Number.isFinite(cur.t) && cur.t > (arr.length ? arr[arr.length - 1].t : -Infinity)) {
       cur.forming = true;
@@ -164,6 +169,12 @@ const DashState = (mark, hooks = {}) => {
     const last = arr[arr.length - 1];
     if (last && last.t === kl.t) arr[arr.length - 1] = kl;
     else if (!last || kl.t > last.t) arr.push(kl);
+    else {  // older than the newest shown (the history came first): put it in its place, or replace its twin
+      let i = arr.length - 1;
+      while (i >= 0 && arr[i].t > kl.t) i -= 1;
+      if (i >= 0 && arr[i].t === kl.t) arr[i] = kl;
+      else arr.splice(i + 1, 0, kl);
+    }
     if (arr.length > MAX_KLINES) arr.splice(0, arr.length - MAX_KLINES);
     S.klines.set(sym, arr);
     if (sym === S.active) mark("candles");
