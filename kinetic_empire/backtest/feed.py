@@ -28,6 +28,7 @@ from ..core.clock import ReplayClock
 from ..core.errors import HandlerError, StrategyError
 from ..core.events import KlineClosed, KlineFields, new_kline
 from ..data import KlineFrame
+from .lockstep_lazy import Kit
 from .merge import in_lockstep, run_lockstep
 
 _CHUNK = 20_000
@@ -81,8 +82,7 @@ class ReplayFeed:
             if len(self._streams) == 1:
                 return self._run_single(self._streams[0], progress)
             if self._bus.stops_on_error and in_lockstep(self._streams):  # streams closing together: backtest.merge
-                return run_lockstep(self._bus, self._clock, self._streams, progress, build=_BUILD, steps=_steps,
-                                    compile_=_compile)
+                return run_lockstep(self._bus, self._clock, self._streams, progress, kit=_LOCKSTEP_KIT)
             return self._run_merged(progress)
         finally:
             if was_enabled:
@@ -454,6 +454,9 @@ def _merged_chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, s
     body = tree(0, len(topics))
     return _compile(_MERGED, body, names, head), names
 
+
+# the pieces of these loops the lockstep replay (backtest.merge, backtest.lockstep_lazy) is made of
+_LOCKSTEP_KIT = Kit(_BUILD, _steps, _compile, _step_source, _latest_slot, _names_read, _Rows)
 
 if set(re.findall(r"\bk\.(\w+) = ", _BUILD)) - {"__class__"} != {f.name for f in fields(KlineClosed)}:
     raise TypeError("the compiled kline chain must set exactly the fields of KlineClosed")

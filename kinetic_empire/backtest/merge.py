@@ -10,10 +10,11 @@ stream's columns side by side and runs each stream's branch straight after the p
 are not in lockstep (other timeframes, gaps, other lengths) keep the general merge: :func:`in_lockstep`
 decides, once, on the whole replay.
 
-The kline building and handler steps are the feed's own (passed in as ``build``, ``steps`` and ``compile_``,
-so this module does not import the feed): the kline each handler sees, and when, is what the general merge
-gives. A subscription change takes effect from the next kline, as there: the loop returns how many klines
-it delivered, and the rest of that close time's streams go through a loop over just them.
+The kline building and handler steps are the feed's own (passed in as a :class:`~.lockstep_lazy.Kit`, so
+this module does not import the feed): the kline each handler sees, and when, is what the general merge
+gives; where no handler reads the kline on every event the loop builds none (:mod:`.lockstep_lazy`). A
+subscription change takes effect from the next kline, as there: the loop returns how many klines it
+delivered, and the rest of that close time's streams go through a loop over just them.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from ..core.bus import EventBus
 from ..core.clock import ReplayClock
 from ..core.events import KlineClosed
 from ..data import KlineFrame
+from .lockstep_lazy import Kit, Made, Slots, lazy_lockstep_chain
 
 #: close times per chunk (each brings one kline of every stream): columns made Python lists a chunk at a time
 CHUNK_TIMES = 4_000
 
 _LOCKSTEP = """\
-def chain(changes, clock, failed, names, times, *cols):
+def chain(changes, clock, failed, names, rows, slots, times, *cols):
 {unpack}
     seen = changes[0]
     k = at = None
@@ -46,8 +48,6 @@ def chain(changes, clock, failed, names, times, *cols):
         raise failed(at, k, exc) from exc
     return n
 """
-
-_Chain = Callable[..., int]
 
 
 class StreamLike(Protocol):
@@ -78,47 +78,71 @@ def in_lockstep(streams: Sequence[StreamLike]) -> bool:
 
 
 def run_lockstep(bus: EventBus, clock: ReplayClock, streams: Sequence[StreamLike],
-                 progress: Callable[[int], None] | None, *, build: str, steps: Callable[..., str],
-                 compile_: Callable[..., _Chain]) -> int:
+                 progress: Callable[[int], None] | None, *, kit: Kit) -> int:
     """Publish every stream's klines, close time by close time (streams :func:`in_lockstep`, bus stopping on
-    errors); returns the klines published. ``build``, ``steps`` and ``compile_`` are the feed's kline
-    template, handler-step source and chain compiler."""
+    errors); returns the klines published. ``kit``: the feed's pieces the loops are made of."""
     width = len(streams)
-    topics = [(s.frame.symbol, s.frame.timeframe) for s in streams]
-    routes = [bus.route(KlineClosed, t) for t in topics]
-    changes = bus.changes
     times_total = streams[0].count
-    last_ms = streams[0].frame.interval_ms - 1
-    first = streams[0]
     for begin in range(0, times_total, CHUNK_TIMES):
-        end = min(times_total, begin + CHUNK_TIMES)
-        times = (first.frame.open_time[first.start + begin : first.start + end] + last_ms).tolist()
-        cols: list[list[Any]] = []
-        for s in streams:
-            f, lo = s.frame, s.start + begin
-            hi = s.start + end
-            cols += [a[lo:hi].tolist() for a in (f.open_time, f.open, f.high, f.low, f.close, f.volume)]
+        chunk = _Chunk(bus, clock, streams, kit, begin, min(times_total, begin + CHUNK_TIMES))
         row = 0  # close times of this chunk done
-        while row < len(times):
-            chain, names = _chain([r[0] for r in routes], topics, build, steps, compile_)
-            rest = cols if row == 0 else [c[row:] for c in cols]
-            done = chain(changes, clock, bus.failed, names, times if row == 0 else times[row:], *rest)
+        while row < len(chunk.times):
+            done = chunk.deliver(0, row, None)
             row += done // width
             part = done % width
             if part:  # a subscription changed inside a close time: that time's later streams on their own
                 while part < width:
-                    sub, names = _chain([r[0] for r in routes[part:]], topics[part:], build, steps, compile_)
-                    part += sub(changes, clock, bus.failed, names, times[row : row + 1],
-                                *(c[row : row + 1] for c in cols[6 * part :]))
+                    part += chunk.deliver(part, row, row + 1)
                 row += 1
         if progress is not None:
-            progress(end * width)
+            progress(chunk.end * width)
     return times_total * width
 
 
-def _chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, str]], build: str,
-           steps: Callable[..., str], compile_: Callable[..., _Chain]) -> tuple[_Chain, dict[str, Any]]:
-    """The lockstep loop over these streams' routes, and the names it binds."""
+class _Chunk:
+    """The close times ``begin:end`` of the replay (each one kline of every stream), its columns made Python
+    lists on first use."""
+
+    def __init__(self, bus: EventBus, clock: ReplayClock, streams: Sequence[StreamLike], kit: Kit, begin: int,
+                 end: int) -> None:
+        self._bus, self._clock, self._streams, self._kit = bus, clock, streams, kit
+        self.begin, self.end = begin, end
+        first = streams[0]
+        lo = first.start + begin
+        self.times = (first.frame.open_time[lo : lo + end - begin] + (first.frame.interval_ms - 1)).tolist()
+        self._topics = [(s.frame.symbol, s.frame.timeframe) for s in streams]
+        self._routes = [bus.route(KlineClosed, t) for t in self._topics]
+        self._columns: dict[tuple[int, str], list[Any]] = {}  # (stream, field) -> the chunk's column
+
+    def _column(self, s: int, name: str, row: int, stop: int | None) -> list[Any]:
+        col = self._columns.get((s, name))
+        if col is None:
+            lo = self._streams[s].start + self.begin
+            col = getattr(self._streams[s].frame, name.rstrip("_"))[lo : lo + self.end - self.begin].tolist()
+            self._columns[s, name] = col
+        return col if row == 0 and stop is None else col[row:stop]
+
+    def deliver(self, lo: int, row: int, stop: int | None) -> int:
+        """Deliver streams ``lo:`` of the close times ``row:stop`` with a loop for their routes as they are now;
+        returns the klines delivered (fewer when a subscription changed)."""
+        bus, kit = self._bus, self._kit
+        chain, names, wanted, slot_list = _chain([r[0] for r in self._routes[lo:]], self._topics[lo:], kit)
+        rows = [kit.rows(s.frame, s.start + self.begin + row) for s in self._streams[lo:]]
+        cols = [self._column(lo + i, name, row, stop) for i, fields in enumerate(wanted) for name in fields]
+        times = self.times if row == 0 and stop is None else self.times[row:stop]
+        return chain(bus.changes, self._clock, bus.failed, names, rows, Slots(slot_list, rows, len(rows)), times,
+                     *cols)  # fmt: skip
+
+
+_EAGER_FIELDS = ("open_time", "open_", "high", "low", "close", "volume")
+
+
+def _chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, str]], kit: Kit) -> Made:
+    """The lockstep loop over these streams' routes (kline-free where it can be), the names it binds, each
+    stream's columns and the latest-kline slots it settles."""
+    lazy = lazy_lockstep_chain(handler_sets, topics, kit)
+    if lazy is not None:
+        return lazy
     names: dict[str, Any] = {}
     fields: list[str] = []
     body: list[str] = []
@@ -126,7 +150,7 @@ def _chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, str]], b
         names[f"sym{s}"], names[f"tf{s}"] = topic
         fields += [f"ot{s}", f"o{s}", f"hi{s}", f"lo{s}", f"c{s}", f"v{s}"]
         body += [f"open_time = ot{s}", f"open_ = o{s}", f"high = hi{s}", f"low = lo{s}", f"close = c{s}",
-                 f"volume = v{s}", build.format(sym=f"sym{s}", tf=f"tf{s}").rstrip(),
-                 steps(handlers, topic, f"s{s}", names), "n += 1", "if changes[0] != seen:", "    return n"]
+                 f"volume = v{s}", kit.build.format(sym=f"sym{s}", tf=f"tf{s}").rstrip(),
+                 kit.steps(handlers, topic, f"s{s}", names), "n += 1", "if changes[0] != seen:", "    return n"]
     template = _LOCKSTEP.replace("{fields}", ", ".join(fields))
-    return compile_(template, "\n".join(body), names), names
+    return kit.compile_(template, "\n".join(body), names), names, [_EAGER_FIELDS] * len(topics), []

@@ -46,6 +46,7 @@ from ..core.events import (
     RiskDenied,
 )
 from .curve import floats, step_lookup, step_lookups
+from .prices import LatestClose
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
 from .views import position_view
@@ -112,6 +113,7 @@ class Portfolio:
         self._positions: dict[str, PositionView] = {}  # open positions only
         self._flat: dict[str, PositionView] = {}  # the flat view of a symbol, made once per leverage
         self._latest: dict[str, deque[KlineClosed]] = {}  # symbol -> its latest closed kline
+        self._closes: dict[str, LatestClose] = {}  # symbol -> its latest close (several topics followed)
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
         self._info: dict[str, _OrderInfo] = {}
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
@@ -170,16 +172,19 @@ class Portfolio:
         portfolio marks positions at its close: equity seen while those fills are booked is marked at
         the previous close, as the exchange's own is.
 
-        With ``topics`` (a backtest knows every series it replays) the handler of each topic is the
-        append of a one-slot deque, a C call with no Python frame: the cheapest handler there is on
-        the path every kline takes.
+        With ``topics`` (a backtest knows every series it replays) the handler of one topic is the append
+        of a one-slot deque, a C call the act-mask replay (``backtest.skip``) knows; of several, each
+        symbol's :class:`~.prices.LatestClose` (see there why), which the replay runs inline.
         """
         if any(event_type is KlineClosed for event_type, _h, _t in self._subscriptions):
             return
         if topics is None:
             added: list[tuple[type, Any, Hashable | None]] = [(KlineClosed, self._on_kline, None)]
         else:
-            added = [(KlineClosed, self._latest_of(topic[0]).append, topic) for topic in dict.fromkeys(topics)]
+            unique = list(dict.fromkeys(topics))
+            one = len(unique) == 1
+            added = [(KlineClosed, self._latest_of(t[0]).append if one else self._close_of(t[0]).on_kline, t)
+                     for t in unique]  # fmt: skip
         for event_type, handler, topic in added:
             self._subscriptions.append((event_type, handler, topic))
             self._bus.subscribe(event_type, handler, topic)
@@ -236,8 +241,9 @@ class Portfolio:
         return len(self._positions)
 
     def last_price(self, symbol: str) -> float:
-        latest = self._latest.get(symbol)
-        return latest[-1].close if latest else 0.0
+        if (closes := self._closes.get(symbol)) is not None:
+            return closes.close
+        return latest[-1].close if (latest := self._latest.get(symbol)) else 0.0
 
     def leverage(self, symbol: str) -> int:
         return self._leverage.get(symbol, self._leverage_default)
@@ -335,6 +341,9 @@ class Portfolio:
         if latest is None:
             latest = self._latest[symbol] = deque(maxlen=1)
         return latest
+
+    def _close_of(self, symbol: str) -> LatestClose:
+        return self._closes.setdefault(symbol, LatestClose())
 
     def _on_kline(self, event: KlineClosed) -> None:
         self._latest_of(event.symbol).append(event)

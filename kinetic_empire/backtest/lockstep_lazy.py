@@ -1,0 +1,154 @@
+"""The lockstep loop when no handler needs the kline on every event (issue 17 target 4): the multi-symbol form
+of the single-stream loop that builds no kline (``backtest.feed._LAZY``), under the same conditions.
+
+Every handler of every stream is an inline step that does not read its kline on the path taken every kline
+(``core.bus.InlineStep.reads_kline`` False), or a one-slot latest-kline store (the portfolio's
+``deque(maxlen=1).append``, each stream's its own). A step reads the kline's scalars; the kline is built from
+the chunk's columns only where a step uses it (``@k``: a failure, a strategy that reads its kline). The slots
+are brought up to date only where another object could read them: at every ``@sync`` (a step calling out: the
+exchange processing a kline, the runner flushing intents or reporting a failure), when a step fails, and when
+the loop ends. There each slot is given what it would hold had it been called on every kline. With the loop's
+``n`` klines delivered so far (``n = t * width + s`` inside stream ``s``'s kline of close time ``t``), a slot
+before the running step in delivery order holds row ``t``, one after it row ``t - 1`` (``-1``: the kline before
+the call's first, which it holds already); after the loop, stream ``s``'s slots hold row
+``(n - 1 - s) // width``. Every ``@sync`` settles every stream's slots, not only its own: a call out may read
+any symbol's latest price (the risk gate marks every open position).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from ..core.bus import inline_step
+
+
+class KlineRows(Protocol):
+    """A stream's rows from the call's first one (backtest.feed._Rows)."""
+
+    def kline(self, row: int) -> Any: ...
+
+    def value(self, name: str, row: int) -> Any: ...
+
+
+class Kit(NamedTuple):
+    """The feed's pieces the lockstep loops are made of (passed in: the feed imports this package's merge)."""
+
+    build: str  #: the source building ``k`` from the field locals (``_BUILD``)
+    steps: Callable[..., str]  #: a route's handlers as source, each called or inlined (``_steps``)
+    compile_: Callable[..., Callable[..., int]]  #: template, body, names, head -> the compiled loop
+    step_source: Callable[..., str]  #: one inline step's source, its names bound, ``@sync`` and ``@k`` replaced
+    latest_slot: Callable[[Any], bool]  #: True for a one-slot latest-kline store's append
+    names_read: Callable[[str], tuple[set[str], set[str]]]  #: the fields a step reads every kline / after @sync
+    rows: Callable[[Any, int], KlineRows]  #: a frame's rows from a start row, klines built on demand
+
+
+class Slots:
+    """The latest-kline slots of a lazy lockstep call, in delivery order, and the row each holds."""
+
+    __slots__ = ("_held", "_slots", "_width")
+
+    def __init__(self, slots: list[tuple[int, Callable[[Any], Any]]], rows: Sequence[KlineRows], width: int) -> None:
+        """``slots``: (stream, append) in delivery order; ``rows``: each stream's rows from the call's first."""
+        self._slots = [(s, append, rows[s]) for s, append in slots]
+        self._held = [-1] * len(slots)
+        self._width = width
+
+    def running(self, n: int, before: int) -> None:
+        """Settle for a step running at ``n`` with ``before`` slots ahead of it in delivery order."""
+        t = n // self._width
+        held = self._held
+        for i, (_s, append, rows) in enumerate(self._slots):
+            row = t if i < before else t - 1
+            if held[i] != row:
+                held[i] = row
+                append(rows.kline(row))
+
+    def ended(self, n: int) -> None:
+        """Settle after ``n`` klines were delivered."""
+        width, held = self._width, self._held
+        for i, (s, append, rows) in enumerate(self._slots):
+            row = (n - 1 - s) // width
+            if held[i] != row:
+                held[i] = row
+                append(rows.kline(row))
+
+
+_LAZY_LOCKSTEP = """\
+def chain(changes, clock, failed, names, rows, slots, times, {columns}):
+{unpack}
+    settle = slots.running
+    seen = changes[0]
+    at = None
+    before = n = 0
+    try:
+        for {targets} in zip(times, {columns}):
+{body}
+    except (HandlerError, StrategyError):
+        settle(n, before)
+        raise
+    except Exception as exc:
+        settle(n, before)
+        raise failed(at, rows[n % {width}].kline(n // {width}), exc) from exc
+    if n:
+        slots.ended(n)
+    return n
+"""
+
+Made = tuple[Callable[..., int], dict[str, Any], list[tuple[str, ...]], list[tuple[int, Callable[[Any], Any]]]]
+"""A lazy lockstep loop, its names, each stream's columns (``FIELDS`` but the close time), the slots."""
+
+
+def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequence[tuple[str, str]],
+                        kit: Kit) -> Made | None:
+    """The lockstep loop over these streams that builds no kline per event, or None when a handler needs one
+    (one that is called, or a step reading it: ``InlineStep.reads_kline``) or two routes share a slot."""
+    width = len(topics)
+    plan: list[list[tuple[int, Any]]] = []  # per stream: (handler index, its step or None for a slot)
+    slots: list[tuple[int, Callable[[Any], Any]]] = []
+    owners: list[Any] = []
+    for handlers, topic in zip(handler_sets, topics):
+        stream: list[tuple[int, Any]] = []
+        for j, handler in enumerate(handlers):
+            if kit.latest_slot(handler):
+                if any(o is handler.__self__ for o in owners):  # one store fed by two routes: keep it eager
+                    return None
+                owners.append(handler.__self__)
+                stream.append((j, None))
+                continue
+            step = inline_step(handler, topic)
+            if step is None or step.reads_kline:
+                return None
+            stream.append((j, step))
+        plan.append(stream)
+    sync_slots = "settle(n, before)" if any(step is None for stream in plan for _j, step in stream) else "pass"
+    names: dict[str, Any] = {}
+    body: list[str] = []
+    targets = ["close_time"]
+    columns: list[str] = []
+    wanted: list[tuple[str, ...]] = []
+    for s, stream in enumerate(plan):
+        reads = [kit.names_read(step.source) for _j, step in stream if step is not None]
+        hot = set().union(*(r[0] for r in reads)) - {"close_time"}
+        fields = tuple(sorted(hot))
+        wanted.append(fields)
+        targets += [f"{name}_{s}" for name in fields]
+        columns += [f"col_{name}_{s}" for name in fields]
+        body.append("clock.time_ms = close_time")
+        body += [f"{name} = {name}_{s}" for name in fields]
+        for j, step in stream:
+            if step is None:
+                slots.append((s, handler_sets[s][j]))
+                continue
+            own = f"s{s}h{j}"
+            names[own] = handler_sets[s][j]
+            cold = kit.names_read(step.source)[1] - hot - {"close_time"}
+            load = "".join(f"\n{name} = rows{s}.value({name!r}, n // {width})" for name in sorted(cold))
+            sync = sync_slots + load
+            mark = f"at = {own}\n" + (f"before = {len(slots)}\n" if sync_slots != "pass" else "")
+            body.append(mark + kit.step_source(step, own, names, sync, f"rows{s}.kline(n // {width})"))
+        body += ["n += 1", "if changes[0] != seen:", "    break"]
+    head = "\n".join(f"    rows{s} = rows[{s}]" for s in range(width))
+    template = (_LAZY_LOCKSTEP.replace("{columns}", ", ".join(columns) + ("," if columns else ""))
+                .replace("{targets}", ", ".join(targets) + ",").replace("{width}", str(width)))  # fmt: skip
+    return kit.compile_(template, "\n".join(body), names, head), names, wanted, slots
