@@ -456,7 +456,7 @@ def _merged_chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, s
 
 
 # the pieces of these loops the lockstep replay (backtest.merge, backtest.lockstep_lazy) is made of
-_LOCKSTEP_KIT = Kit(_BUILD, _steps, _compile, _step_source, _latest_slot, _names_read, _Rows)
+_LOCKSTEP_KIT = Kit(_BUILD, _steps, _compile, _step_source, _latest_slot, _names_read)
 
 if set(re.findall(r"\bk\.(\w+) = ", _BUILD)) - {"__class__"} != {f.name for f in fields(KlineClosed)}:
     raise TypeError("the compiled kline chain must set exactly the fields of KlineClosed")

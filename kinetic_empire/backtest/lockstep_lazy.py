@@ -24,7 +24,7 @@ from ..core.bus import inline_step
 
 
 class KlineRows(Protocol):
-    """A stream's rows from the call's first one (backtest.feed._Rows)."""
+    """A stream's rows from the call's first one (backtest.merge._ChunkRows)."""
 
     def kline(self, row: int) -> Any: ...
 
@@ -40,7 +40,6 @@ class Kit(NamedTuple):
     step_source: Callable[..., str]  #: one inline step's source, its names bound, ``@sync`` and ``@k`` replaced
     latest_slot: Callable[[Any], bool]  #: True for a one-slot latest-kline store's append
     names_read: Callable[[str], tuple[set[str], set[str]]]  #: the fields a step reads every kline / after @sync
-    rows: Callable[[Any, int], KlineRows]  #: a frame's rows from a start row, klines built on demand
 
 
 class Slots:
@@ -127,8 +126,16 @@ def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequenc
     targets = ["close_time"]
     columns: list[str] = []
     wanted: list[tuple[str, ...]] = []
+    read: dict[str, tuple[set[str], set[str]]] = {}  # step source -> the fields it reads (the same for many)
+
+    def names_read(source: str) -> tuple[set[str], set[str]]:
+        found = read.get(source)
+        if found is None:
+            found = read[source] = kit.names_read(source)
+        return found
+
     for s, stream in enumerate(plan):
-        reads = [kit.names_read(step.source) for _j, step in stream if step is not None]
+        reads = [names_read(step.source) for _j, step in stream if step is not None]
         hot = set().union(*(r[0] for r in reads)) - {"close_time"}
         fields = tuple(sorted(hot))
         wanted.append(fields)
@@ -142,7 +149,7 @@ def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequenc
                 continue
             own = f"s{s}h{j}"
             names[own] = handler_sets[s][j]
-            cold = kit.names_read(step.source)[1] - hot - {"close_time"}
+            cold = names_read(step.source)[1] - hot - {"close_time"}
             load = "".join(f"\n{name} = rows{s}.value({name!r}, n // {width})" for name in sorted(cold))
             sync = sync_slots + load
             mark = f"at = {own}\n" + (f"before = {len(slots)}\n" if sync_slots != "pass" else "")

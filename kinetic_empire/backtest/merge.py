@@ -26,7 +26,7 @@ import numpy as np
 
 from ..core.bus import EventBus
 from ..core.clock import ReplayClock
-from ..core.events import KlineClosed
+from ..core.events import KlineClosed, new_kline
 from ..data import KlineFrame
 from .lockstep_lazy import Kit, Made, Slots, lazy_lockstep_chain
 
@@ -83,16 +83,17 @@ def run_lockstep(bus: EventBus, clock: ReplayClock, streams: Sequence[StreamLike
     errors); returns the klines published. ``kit``: the feed's pieces the loops are made of."""
     width = len(streams)
     times_total = streams[0].count
+    loops = _Loops(bus, streams, kit)
     for begin in range(0, times_total, CHUNK_TIMES):
-        chunk = _Chunk(bus, clock, streams, kit, begin, min(times_total, begin + CHUNK_TIMES))
+        chunk = _Chunk(streams, begin, min(times_total, begin + CHUNK_TIMES))
         row = 0  # close times of this chunk done
         while row < len(chunk.times):
-            done = chunk.deliver(0, row, None)
+            done = loops.deliver(clock, chunk, 0, row, None)
             row += done // width
             part = done % width
             if part:  # a subscription changed inside a close time: that time's later streams on their own
                 while part < width:
-                    part += chunk.deliver(part, row, row + 1)
+                    part += loops.deliver(clock, chunk, part, row, row + 1)
                 row += 1
         if progress is not None:
             progress(chunk.end * width)
@@ -103,35 +104,84 @@ class _Chunk:
     """The close times ``begin:end`` of the replay (each one kline of every stream), its columns made Python
     lists on first use."""
 
-    def __init__(self, bus: EventBus, clock: ReplayClock, streams: Sequence[StreamLike], kit: Kit, begin: int,
-                 end: int) -> None:
-        self._bus, self._clock, self._streams, self._kit = bus, clock, streams, kit
-        self.begin, self.end = begin, end
+    def __init__(self, streams: Sequence[StreamLike], begin: int, end: int) -> None:
+        self.streams, self.begin, self.end = streams, begin, end
         first = streams[0]
         lo = first.start + begin
-        self.times = (first.frame.open_time[lo : lo + end - begin] + (first.frame.interval_ms - 1)).tolist()
-        self._topics = [(s.frame.symbol, s.frame.timeframe) for s in streams]
-        self._routes = [bus.route(KlineClosed, t) for t in self._topics]
+        self.times: list[int] = (first.frame.open_time[lo : lo + end - begin] + (first.frame.interval_ms - 1)).tolist()
         self._columns: dict[tuple[int, str], list[Any]] = {}  # (stream, field) -> the chunk's column
 
-    def _column(self, s: int, name: str, row: int, stop: int | None) -> list[Any]:
+    def column(self, s: int, name: str) -> list[Any]:
+        """Stream ``s``'s field ``name`` (one of the feed's ``FIELDS``) over the chunk."""
         col = self._columns.get((s, name))
         if col is None:
-            lo = self._streams[s].start + self.begin
-            col = getattr(self._streams[s].frame, name.rstrip("_"))[lo : lo + self.end - self.begin].tolist()
+            stream = self.streams[s]
+            if name == "close_time":
+                col = [t + stream.frame.interval_ms - 1 for t in self.column(s, "open_time")]
+            else:
+                lo = stream.start + self.begin
+                col = getattr(stream.frame, name.rstrip("_"))[lo : lo + self.end - self.begin].tolist()
             self._columns[s, name] = col
-        return col if row == 0 and stop is None else col[row:stop]
+        return col
 
-    def deliver(self, lo: int, row: int, stop: int | None) -> int:
-        """Deliver streams ``lo:`` of the close times ``row:stop`` with a loop for their routes as they are now;
-        returns the klines delivered (fewer when a subscription changed)."""
-        bus, kit = self._bus, self._kit
-        chain, names, wanted, slot_list = _chain([r[0] for r in self._routes[lo:]], self._topics[lo:], kit)
-        rows = [kit.rows(s.frame, s.start + self.begin + row) for s in self._streams[lo:]]
-        cols = [self._column(lo + i, name, row, stop) for i, fields in enumerate(wanted) for name in fields]
-        times = self.times if row == 0 and stop is None else self.times[row:stop]
-        return chain(bus.changes, self._clock, bus.failed, names, rows, Slots(slot_list, rows, len(rows)), times,
-                     *cols)  # fmt: skip
+
+class _ChunkRows:
+    """Stream ``s``'s rows of a chunk from ``first`` on, and the kline of a row built from them on demand (the
+    same object for the same row), for the lazy loop (``lockstep_lazy.KlineRows``)."""
+
+    __slots__ = ("_chunk", "_first", "_k", "_row", "_s")
+
+    def __init__(self, chunk: _Chunk, s: int, first: int) -> None:
+        self._chunk, self._s, self._first = chunk, s, first
+        self._row = -1
+        self._k: KlineClosed | None = None
+
+    def value(self, name: str, row: int) -> Any:
+        return self._chunk.column(self._s, name)[self._first + row]
+
+    def kline(self, row: int) -> KlineClosed:
+        if row != self._row or self._k is None:
+            frame = self._chunk.streams[self._s].frame
+            ot, o, h, lo, c, v, ct = (self.value(name, row) for name in _KLINE_FIELDS)
+            self._k = new_kline(frame.symbol, frame.timeframe, ot, o, h, lo, c, v, ct, ct)
+            self._row = row
+        return self._k
+
+
+_KLINE_FIELDS = ("open_time", "open_", "high", "low", "close", "volume", "close_time")
+
+
+class _Loops:
+    """The compiled lockstep loops of one replay: one is made when the handlers of the routes it runs have
+    changed, and kept from chunk to chunk while they stay the same (an inline step's objects are the same while
+    its handler is: the general merge's loop, made once a chunk, relies on that too)."""
+
+    def __init__(self, bus: EventBus, streams: Sequence[StreamLike], kit: Kit) -> None:
+        self._bus, self._kit = bus, kit
+        self._topics = [(s.frame.symbol, s.frame.timeframe) for s in streams]
+        self._routes = [bus.route(KlineClosed, t) for t in self._topics]
+        self._made: dict[int, tuple[list[tuple[Any, ...]], Made]] = {}  # first stream -> (its routes, loop)
+
+    def _loop(self, lo: int) -> Made:
+        handler_sets = [r[0] for r in self._routes[lo:]]
+        known = self._made.get(lo)
+        if known is not None and known[0] == handler_sets:  # the same handlers (the bus remakes every route's
+            return known[1]  # tuple on any subscription, of any event type: an order's first fill listener)
+        made = _chain(handler_sets, self._topics[lo:], self._kit)
+        self._made[lo] = (handler_sets, made)
+        return made
+
+    def deliver(self, clock: ReplayClock, chunk: _Chunk, lo: int, row: int, stop: int | None) -> int:
+        """Deliver streams ``lo:`` of the chunk's close times ``row:stop`` with a loop for their routes as they
+        are now; returns the klines delivered (fewer when a subscription changed)."""
+        bus = self._bus
+        chain, names, wanted, slot_list = self._loop(lo)
+        whole = row == 0 and stop is None
+        rows = [_ChunkRows(chunk, s, row) for s in range(lo, len(self._topics))]
+        cols = [col if whole else col[row:stop]
+                for i, fields in enumerate(wanted) for col in (chunk.column(lo + i, name) for name in fields)]
+        times = chunk.times if whole else chunk.times[row:stop]
+        return chain(bus.changes, clock, bus.failed, names, rows, Slots(slot_list, rows, len(rows)), times, *cols)
 
 
 _EAGER_FIELDS = ("open_time", "open_", "high", "low", "close", "volume")

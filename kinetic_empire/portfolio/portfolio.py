@@ -46,7 +46,7 @@ from ..core.events import (
     RiskDenied,
 )
 from .curve import floats, step_lookup, step_lookups
-from .prices import LatestClose
+from .prices import LatestClose, available_balance
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
 from .views import position_view
@@ -213,16 +213,10 @@ class Portfolio:
         return self._wallet + upnl
 
     def available_balance(self) -> Decimal:
-        """Equity minus initial margin, the margin taken at the latest price (entry before any kline).
-
-        One pass over the positions (the risk gate asks for it on every entry, with one open position per
-        symbol of a multi-symbol run), summing in the order :meth:`equity` does, so the figure is the same."""
-        upnl = margin = _ZERO
-        for p in self._positions.values():
-            mark = self._mark(p)
-            upnl += p.quantity * (mark - p.entry_price)
-            margin += abs(p.quantity) * mark / self.leverage(p.symbol)
-        return (self._wallet + upnl) - margin
+        """Equity minus initial margin, the margin taken at the latest price (entry before any kline): one pass
+        over the positions (the risk gate asks on every entry), summing as :meth:`equity` does."""
+        return available_balance(self._wallet, self._positions, self._closes, self._marks, self._leverage,
+                                 self._leverage_default, self._mark)  # fmt: skip
 
     def position(self, symbol: str) -> PositionView:
         found = self._positions.get(symbol)

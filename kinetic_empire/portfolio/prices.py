@@ -9,9 +9,11 @@ the replay's loop stores it with no call and no kline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, MutableMapping
+from decimal import Decimal
 from typing import Any
 
+from ..core.account import PositionView
 from ..core.bus import InlineStep
 from ..core.events import KlineClosed
 
@@ -35,3 +37,32 @@ class LatestClose:
         if handler != self.on_kline or type(self).on_kline is not LatestClose.on_kline:
             return None
         return InlineStep(_STEP, {"store": self}, reads_kline=False)
+
+
+def available_balance(wallet: Decimal, positions: Mapping[str, PositionView], closes: Mapping[str, LatestClose],
+                      marks: MutableMapping[str, tuple[float, Decimal]], leverage: Mapping[str, int], default: int,
+                      mark_of: Callable[[PositionView], Decimal]) -> Decimal:
+    """The portfolio's available balance: equity minus initial margin, each position marked at its symbol's
+    latest close (``mark_of``, the portfolio's ``_mark``, for a symbol with no :class:`LatestClose`).
+
+    The risk gate asks on every entry, with a position per symbol of a multi-symbol run: the same sums as the
+    plain loop, in its order, so the same Decimal, without a call per position (``_mark`` inlined: the Decimal
+    of a close made once, kept in ``marks``; the margin at leverage 1 not divided by 1: the quotient would be
+    the same Decimal, digits and exponent)."""
+    upnl = margin = Decimal(0)
+    for sym, p in positions.items():
+        store = closes.get(sym)
+        if store is None:
+            mark = mark_of(p)
+        elif not (last := store.close):
+            mark = p.entry_price
+        elif (cached := marks.get(sym)) is not None and cached[0] == last:
+            mark = cached[1]
+        else:
+            mark = Decimal(repr(float(last)))
+            marks[sym] = (last, mark)
+        q = p.quantity
+        upnl += q * (mark - p.entry_price)
+        lev = leverage.get(sym, default)
+        margin += abs(q) * mark if lev == 1 else abs(q) * mark / lev
+    return (wallet + upnl) - margin
