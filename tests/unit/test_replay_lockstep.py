@@ -192,7 +192,7 @@ def _lazy_log(lockstep: bool, monkeypatch: pytest.MonkeyPatch, seed: int, fail: 
     extra_slot: deque[KlineClosed] = deque(maxlen=1)
     times = frames[0].open_time[2:].tolist()
     probes = []
-    for i, s in enumerate(SYMBOLS):
+    for s in SYMBOLS:
         for part in ("a", "b"):
             plan = {int(t): str(rng.choice(["read", "nudge", "toggle", "slot"])) for t in rng.choice(times, 6)}
             probes.append(Probe(f"{s}-{part}", log, clock, {**slots, "extra": extra_slot}, plan))

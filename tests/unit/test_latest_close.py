@@ -1,0 +1,102 @@
+"""The portfolio's per-symbol latest-close store (portfolio.prices) and its one-pass available balance give
+what the plain forms give: the store's inline step the same as its call, and the available balance the same
+Decimal (digits and exponent) as marking each position with ``_mark`` and summing as ``equity`` does."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from kinetic_empire.backtest.feed import ReplayFeed, Stream
+from kinetic_empire.core.account import PositionView
+from kinetic_empire.core.bus import EventBus, inline_step
+from kinetic_empire.core.clock import ReplayClock
+from kinetic_empire.core.events import KlineClosed, new_kline
+from kinetic_empire.data import KlineFrame
+from kinetic_empire.portfolio.portfolio import Portfolio
+from kinetic_empire.portfolio.prices import LatestClose
+
+SYMBOLS = ["FILUSDT", "NEARUSDT", "ADAUSDT"]
+
+
+def _kline(symbol: str, close: float, t: int = 0) -> KlineClosed:
+    return new_kline(symbol, "1m", t, close, close, close, close, 1.0, t + 59_999, t + 59_999)
+
+
+def test_the_store_keeps_the_latest_close_called_or_inlined() -> None:
+    store = LatestClose()
+    assert store.close == 0.0
+    store.on_kline(_kline("FILUSDT", 5.25))
+    assert store.close == 5.25
+    step = inline_step(store.on_kline, ("FILUSDT", "1m"))
+    assert step is not None and not step.reads_kline
+    assert inline_step(LatestClose().on_kline, ("FILUSDT", "1m")) is not None
+    # through the replay's fused loop: the last close of the stream
+    closes = np.array([5.0, 5.5, 4.75])
+    frame = KlineFrame("FILUSDT", "1m", np.arange(3, dtype=np.int64) * 60_000, closes + 0.5, closes + 1, closes - 1,
+                       closes, np.ones(3))
+    bus = EventBus()
+    inlined = LatestClose()
+    bus.subscribe(KlineClosed, inlined.on_kline, topic=("FILUSDT", "1m"))
+    assert ReplayFeed(bus, ReplayClock(), [Stream(frame)]).run() == 3
+    assert inlined.close == 4.75
+
+
+def test_a_portfolio_following_several_topics_reads_its_prices_from_the_stores() -> None:
+    bus = EventBus()
+    p = Portfolio(bus, Decimal(1000), follow_prices=False)
+    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    assert all(p.last_price(s) == 0.0 for s in SYMBOLS)
+    for i, s in enumerate(SYMBOLS):
+        bus.publish(_kline(s, 2.0 + i), (s, "1m"))
+    assert [p.last_price(s) for s in SYMBOLS] == [2.0, 3.0, 4.0]
+    one = Portfolio(EventBus(), Decimal(1000), follow_prices=False)
+    one.subscribe_prices([("FILUSDT", "1m")])  # one topic: the deque slot the act-mask replay knows
+    assert not one._closes and "FILUSDT" in one._latest
+
+
+def _plain_available(p: Portfolio) -> Decimal:
+    """Portfolio.available_balance as it was: ``_mark`` per position, divided by the leverage."""
+    upnl = margin = Decimal(0)
+    for q in p._positions.values():
+        mark = p._mark(q)
+        upnl += q.quantity * (mark - q.entry_price)
+        margin += abs(q.quantity) * mark / p.leverage(q.symbol)
+    return (p._wallet + upnl) - margin
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("topics", [1, 3])
+def test_the_one_pass_available_balance_is_the_plain_sum_to_the_digit(seed: int, topics: int) -> None:
+    rng = random.Random(seed)
+    bus = EventBus()
+    p = Portfolio(bus, Decimal(rng.choice(["1000", "1E+6", "123456.78901234"])), follow_prices=False)
+    symbols = SYMBOLS[:topics]
+    p.subscribe_prices([(s, "1m") for s in symbols])
+    checked = 0
+    for step in range(300):
+        s = rng.choice(symbols)
+        roll = rng.random()
+        if roll < 0.3:  # open, change or close a position
+            qty = Decimal(rng.randint(-10**rng.randint(1, 9), 10**rng.randint(1, 9))).scaleb(-rng.randint(0, 6))
+            entry = Decimal(repr(rng.uniform(0.0001, 10**rng.randint(0, 5))))
+            if qty and rng.random() < 0.8:
+                p._positions[s] = PositionView(s, qty, entry, p.leverage(s))
+            else:
+                p._positions.pop(s, None)
+        elif roll < 0.4:
+            p.set_leverage(s, rng.choice([1, 1, 2, 3, 7, 20, 125]))
+        elif roll < 0.5:
+            p._wallet = Decimal(repr(rng.uniform(-1e3, 1e7)))
+        else:
+            close = rng.choice([0.0, round(rng.uniform(0.0001, 10**rng.randint(0, 5)), rng.randint(0, 8))])
+            bus.publish(_kline(s, close, step * 60_000), (s, "1m"))
+        got, want = p.available_balance(), _plain_available(p)
+        assert got.as_tuple() == want.as_tuple(), (step, got, want)
+        checked += len(p._positions) >= min(2, topics)  # several marked at once where there can be
+    assert checked > 50
+
+
