@@ -12,7 +12,9 @@ the loop ends. There each slot is given what it would hold had it been called on
 before the running step in delivery order holds row ``t``, one after it row ``t - 1`` (``-1``: the kline before
 the call's first, which it holds already); after the loop, stream ``s``'s slots hold row
 ``(n - 1 - s) // width``. Every ``@sync`` settles every stream's slots, not only its own: a call out may read
-any symbol's latest price (the risk gate marks every open position).
+any symbol's latest price (the risk gate marks every open position). That is a kline built per stream at every
+call out, so a backtest's portfolio following several symbols keeps only their closes, as inline steps
+(``portfolio.prices.LatestClose``), and has no slot to settle.
 """
 
 from __future__ import annotations
