@@ -344,6 +344,22 @@ class StrategyRunner:
             if self._pending:
                 self._flush()
 
+    def fill_of_symbol(self, client_order_id: str, event: Callable[[], OrderFilled]) -> None:
+        """:meth:`_on_fill` of a fill of this runner's symbol, for a caller that makes the event (``event()``) only
+        when the strategy has an ``on_fill`` hook to see it (a backtest's direct delivery: backtest.direct)."""
+        if client_order_id.startswith(self._own):
+            hook = self.strategy.on_fill
+            if getattr(hook, "__func__", None) is not _BASE_ON_FILL:
+                fill = event()
+                self._guard(lambda: hook(fill), "on_fill", fill)
+            if self._pending:
+                self._flush()
+
+    def position_of_symbol(self, quantity: Decimal, size: float, entry: float) -> None:
+        """:meth:`_on_position` of this runner's symbol's position, ``size`` and ``entry`` being
+        ``float(quantity)`` and the float of its entry price (the simulated exchange keeps both)."""
+        self.strategy.position = Position(size, entry) if quantity else FLAT
+
     def _on_rejected(self, event: OrderRejected) -> None:
         if event.symbol == self.symbol and self.owns(event.client_order_id):
             self._guard(lambda: self.strategy.on_order_rejected(OrderRejection.of(event)), "on_order_rejected", event)
