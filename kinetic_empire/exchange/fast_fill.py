@@ -224,8 +224,8 @@ class FusedState:
 
     def float(self, d: Decimal) -> float:
         """``float(d)``."""
-        if not d:  # (0 and -0 are one key but two floats)
-            return float(d)
+        if not d:  # (0 and -0 are one key but two floats; float() would go through the zero's string)
+            return -0.0 if d.is_signed() else 0.0
         found = self._floats.get(d)
         if found is None:
             if len(self._floats) >= _MEMO_LIMIT:
