@@ -72,7 +72,7 @@ kinetic_empire.portfolio.direct_handlers DirectHandlers wallet_changed
 kinetic_empire.portfolio.portfolio Portfolio position_changed
 kinetic_empire.risk.manager RiskManager position_changed
 kinetic_empire.risk.exits ExitsInFlight filled
-kinetic_empire.strategy.runner StrategyRunner fill_of_symbol
+kinetic_empire.strategy.runner StrategyRunner fill_without_event
 kinetic_empire.strategy.runner StrategyRunner position_of_symbol
 kinetic_empire.portfolio.portfolio Portfolio _on_intent
 kinetic_empire.portfolio.portfolio Portfolio _on_request

@@ -10,7 +10,7 @@ with it, and every runner hears every fill while only those of the fill's symbol
 subscribers of such an event are exactly those readers, in that order, :class:`DirectFeeds` calls them itself,
 in the bus's order, with what the event would carry (the field-taking handlers: ``Portfolio.market_accepted``,
 ``market_filled``, ``position_changed``, ``wallet_changed``, ``RiskManager.position_changed``,
-``ExitsInFlight.filled``, ``StrategyRunner.fill_of_symbol`` and ``position_of_symbol``, each its bus handler's own
+``ExitsInFlight.filled``, ``StrategyRunner.fill_without_event`` and ``position_of_symbol``, each its bus handler's own
 steps for that shape of event), skipping the runners of other symbols (their handlers do nothing with it) and
 making the ``OrderFilled`` only for a reader that needs the object (a strategy's ``on_fill``, a loss streak,
 protective orders being tracked). The check is against the bus itself: whenever its subscriptions change (a
@@ -50,7 +50,7 @@ def _runners(handlers: tuple[Callable[[Any], None], ...], method: str) -> tuple[
     for h in handlers:
         runner = getattr(h, "__self__", None)
         if not isinstance(runner, StrategyRunner) or getattr(h, "__func__", None) is not base \
-                or type(runner).fill_of_symbol is not StrategyRunner.fill_of_symbol \
+                or type(runner).fill_without_event is not StrategyRunner.fill_without_event \
                 or type(runner).position_of_symbol is not StrategyRunner.position_of_symbol:
             return None
         found.append(runner)
@@ -63,6 +63,13 @@ def _by_symbol(runners: tuple[StrategyRunner, ...]) -> _Runners:
     for r in runners:
         out[r.symbol] = (*out.get(r.symbol, ()), r)
     return out
+
+
+def _fill_event(order: SimOrder, trade_id: int, qty: Decimal, price: Decimal, commission: Decimal, realized: Decimal,
+                status: OrderStatus, ts: int, now: int) -> OrderFilled:
+    """The ``OrderFilled`` the fused fill would publish (a MARKET order's taker fill, no liquidation)."""
+    return new_order_filled(order.client_order_id, order.order_id, trade_id, order.symbol, order.side, order.order_type,
+                            qty, price, commission, realized, False, status, order.reduce_only, False, ts, now)
 
 
 class DirectFeeds:
@@ -168,35 +175,34 @@ class DirectFeeds:
         cid = order.client_order_id
         if by_symbol is None or cid.startswith("autoclose-"):  # (a liquidation's fill: the general handlers)
             return False
-        symbol = order.symbol
-        side = order.side
         exits_hear = self._exits_hear  # (the route as it is now: a handler subscribing changes later fills only)
-        runners = by_symbol.get(symbol, ())
-        made: list[OrderFilled] = []
-
-        def event() -> OrderFilled:
-            if not made:
-                made.append(new_order_filled(cid, order.order_id, trade_id, symbol, side, order.order_type, qty, price,
-                                             commission, realized, False, status, order.reduce_only, False, ts, now))
-            return made[0]
-
+        runners = by_symbol.get(order.symbol, ())
         portfolio, risk = self._portfolio, self._risk
+        event: OrderFilled | None = None
         handler: Callable[[Any], None] = portfolio._on_filled
         try:
-            portfolio.market_filled(cid, symbol, side, qty, price, commission, realized, status, ts)
+            portfolio.market_filled(cid, order.symbol, order.side, qty, price, commission, realized, status, ts)
             if risk.fills_need_events():
                 handler = risk._on_filled
-                risk._on_filled(event())
+                event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
+                risk._on_filled(event)
             for runner in runners:
                 handler = runner._on_fill
-                runner.fill_of_symbol(cid, event)
+                if runner.hears_fills():
+                    if event is None:
+                        event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
+                    runner._on_fill(event)
+                else:
+                    runner.fill_without_event(cid)
             if exits_hear:
                 handler = risk.exits.on_fill
                 risk.exits.filled(cid, qty, status)
         except (HandlerError, StrategyError):
             raise
         except Exception as exc:
-            raise self._bus.failed(handler, event(), exc) from exc
+            if event is None:
+                event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
+            raise self._bus.failed(handler, event, exc) from exc
         return True
 
     def position(self, symbol: str, pos: BookPosition, ts: int, now: int) -> bool:

@@ -408,10 +408,6 @@ def _swapped_position(self: StrategyRunner, quantity: D, size: float, entry: flo
     _POSITION_OF_SYMBOL(self, quantity, entry, size)  # the size and the entry price swapped
 
 
-def _fill_unheard(self: StrategyRunner, client_order_id: str, event: Any) -> None:
-    pass  # the runner of the fill's symbol not told (its strategy's on_fill not called)
-
-
 def _fee_not_totalled(self: Portfolio, cid: str, symbol: str, side: Side, qty: D, price: D, fee: D, pnl: D,
                       status: Any, ts: int) -> None:
     total = self.fees_total
@@ -425,7 +421,7 @@ _MARKET_FILLED = Portfolio.market_filled
 PLANTED = {
     "fee rounding to 7 places": (fast_fill, "_FEE_Q", D("0.0000001")),
     "direct position with size and entry swapped": (StrategyRunner, "position_of_symbol", _swapped_position),
-    "direct fill not handed to its runner": (StrategyRunner, "fill_of_symbol", _fill_unheard),
+    "direct fill not handed to its strategy's on_fill": (StrategyRunner, "hears_fills", lambda self: False),
     "direct fill's fee not totalled": (Portfolio, "market_filled", _fee_not_totalled),
     "direct position not seen by the risk gate": (RiskManager, "position_changed", lambda self, s, q: None),
     "direct fill not seen by the exits in flight": (ExitsInFlight, "filled", lambda self, c, q, s: None),
