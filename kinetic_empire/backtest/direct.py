@@ -1,36 +1,79 @@
-"""The backtest's order path handing three events straight to their only readers.
+"""The backtest's order path handing its events straight to their readers.
 
 An order on the backtest's fused path (:mod:`kinetic_empire.risk.fast_path`, :mod:`kinetic_empire.exchange.fast_fill`)
 publishes an ``OrderRequest`` that only the portfolio and the simulated broker read, an ``OrderAccepted`` that only
-the portfolio and the risk gate read (and the gate only while a moved stop waits for it), and, per fill, a
-``BalanceChanged`` that only the portfolio reads. Building each event and running the bus's delivery loop for
-two readers cost more than what the readers do with it. So while the bus's subscribers of such an event are
-exactly those readers, in that order, :class:`DirectFeeds` calls them itself, in the bus's order, with what
-the event would carry (the portfolio's ``market_accepted`` and ``wallet_changed`` are its handlers' own steps
-for that shape of event). The check is against the bus itself: whenever its subscriptions change (a strategy,
-a recorder or a report subscribing to one of these events), the routes are looked at again, and anything
-else subscribed means the event is published as before. Only a backtest wires it; the results are the same
-either way (tests/unit/test_fused_order_path.py runs with and without an extra subscriber).
+the portfolio and the risk gate read (and the gate only while a moved stop waits for it), and, per fill, an
+``OrderFilled`` read by the portfolio, the risk gate, the strategy runners and the exits in flight, a
+``PositionChanged`` read by the portfolio, the risk gate and the runners, and a ``BalanceChanged`` that only the
+portfolio reads. Building each event and running the bus's delivery loop cost more than what most readers do
+with it, and every runner hears every fill while only those of the fill's symbol act on it. So while the bus's
+subscribers of such an event are exactly those readers, in that order, :class:`DirectFeeds` calls them itself,
+in the bus's order, with what the event would carry (the field-taking handlers: ``Portfolio.market_accepted``,
+``market_filled``, ``position_changed``, ``wallet_changed``, ``RiskManager.position_changed``,
+``ExitsInFlight.filled``, ``StrategyRunner.fill_without_event`` and ``position_of_symbol``, each its bus handler's own
+steps for that shape of event), skipping the runners of other symbols (their handlers do nothing with it) and
+making the ``OrderFilled`` only for a reader that needs the object (a strategy's ``on_fill``, a loss streak,
+protective orders being tracked). The check is against the bus itself: whenever its subscriptions change (a
+strategy, a recorder or a report subscribing to one of these events), the routes are looked at again, and
+anything else subscribed means the event is published as before. A handler's failure is raised as the bus
+would raise it. Only a backtest wires it; the results are the same either way (tests/unit/test_fused_order_path.py
+runs with and without an extra subscriber).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from ..core.bus import EventBus
-from ..core.enums import OrderType, Side
-from ..core.event_factories import new_order_accepted
-from ..core.events import BalanceChanged, OrderAccepted, OrderRequest
+from ..core.enums import OrderStatus, OrderType, Side
+from ..core.errors import HandlerError, StrategyError
+from ..core.event_factories import new_order_accepted, new_order_filled, new_position_changed
+from ..core.events import BalanceChanged, OrderAccepted, OrderFilled, OrderRequest, PositionChanged
+from ..exchange.book import BookPosition
 from ..exchange.broker import SimulatedBroker
+from ..exchange.orders import SimOrder
 from ..exchange.simulated import SimulatedExchange
 from ..portfolio import Portfolio
 from ..risk import RiskManager
+from ..strategy.runner import StrategyRunner
 
 _MARKET = OrderType.MARKET
+_Runners = dict[str, tuple[StrategyRunner, ...]]
+
+
+def _runners(handlers: tuple[Callable[[Any], None], ...], method: str) -> tuple[StrategyRunner, ...] | None:
+    """The runners whose ``method`` these handlers are (each a plain runner's own), or None if any is not."""
+    base = getattr(StrategyRunner, method)
+    found = []
+    for h in handlers:
+        runner = getattr(h, "__self__", None)
+        if not isinstance(runner, StrategyRunner) or getattr(h, "__func__", None) is not base \
+                or type(runner).fill_without_event is not StrategyRunner.fill_without_event \
+                or type(runner).position_of_symbol is not StrategyRunner.position_of_symbol:
+            return None
+        found.append(runner)
+    return tuple(found)
+
+
+def _by_symbol(runners: tuple[StrategyRunner, ...]) -> _Runners:
+    """Each symbol's runners, in the bus's order (a runner acts only on its own symbol's fills and positions)."""
+    out: _Runners = {}
+    for r in runners:
+        out[r.symbol] = (*out.get(r.symbol, ()), r)
+    return out
+
+
+def _fill_event(order: SimOrder, trade_id: int, qty: Decimal, price: Decimal, commission: Decimal, realized: Decimal,
+                status: OrderStatus, ts: int, now: int) -> OrderFilled:
+    """The ``OrderFilled`` the fused fill would publish (a MARKET order's taker fill, no liquidation)."""
+    return new_order_filled(order.client_order_id, order.order_id, trade_id, order.symbol, order.side, order.order_type,
+                            qty, price, commission, realized, False, status, order.reduce_only, False, ts, now)
 
 
 class DirectFeeds:
-    """Delivers order requests, market acceptances and fill balances without the bus while it may (see above)."""
+    """Delivers an order's events without the bus while it may (see above)."""
 
     __slots__ = (
         "_accepted_ok",
@@ -38,7 +81,10 @@ class DirectFeeds:
         "_broker",
         "_bus",
         "_changes",
+        "_exits_hear",
+        "_fill_runners",
         "_portfolio",
+        "_position_runners",
         "_publish",
         "_request_ok",
         "_risk",
@@ -57,7 +103,9 @@ class DirectFeeds:
         # what each route must be, exactly, for the direct call to be what the bus would do
         self._routes = ((portfolio._on_request, broker.on_request), (portfolio._on_accepted, risk.accepted_handler),
                         (portfolio._on_balance,))  # fmt: skip
-        self._request_ok = self._accepted_ok = self._balance_ok = False
+        self._request_ok = self._accepted_ok = self._balance_ok = self._exits_hear = False
+        self._fill_runners: _Runners | None = None  # None: publish fills
+        self._position_runners: _Runners | None = None  # None: publish position changes
 
     def attach(self, exchange: SimulatedExchange) -> None:
         """Wire into the risk gate and the exchange's fused path (``use_fused_orders`` first)."""
@@ -66,15 +114,32 @@ class DirectFeeds:
             raise ValueError("DirectFeeds needs the exchange's fused order path (use_fused_orders)")
         self._risk.send_requests_with(self.request)
         fused.accepted = self.accepted
-        fused.balance = self.balance if self._portfolio.asset == "USDT" else None
+        usdt = self._portfolio.asset == "USDT"  # (fills and balances are in USDT: the portfolio books its asset's)
+        fused.balance = self.balance if usdt else None
+        fused.filled = self.filled if usdt else None
+        fused.position = self.position
 
     def _look(self) -> None:
         """The bus's subscriptions changed (or were never looked at): which events may go direct now."""
         bus = self._bus
         request, accepted, balance = self._routes
-        self._request_ok = bus.handlers(OrderRequest) == request
-        self._accepted_ok = bus.handlers(OrderAccepted) == accepted
-        self._balance_ok = bus.handlers(BalanceChanged) == balance
+        plain = bus.stops_on_error  # (a bus that goes on after a failing handler: always publish)
+        self._request_ok = plain and bus.handlers(OrderRequest) == request
+        self._accepted_ok = plain and bus.handlers(OrderAccepted) == accepted
+        self._balance_ok = plain and bus.handlers(BalanceChanged) == balance
+        portfolio, risk = self._portfolio, self._risk
+        self._fill_runners = self._position_runners = None
+        fills = bus.handlers(OrderFilled)
+        self._exits_hear = bool(fills) and fills[-1] == risk.exits.on_fill
+        if self._exits_hear:
+            fills = fills[:-1]
+        if plain and fills[:2] == (portfolio._on_filled, risk._on_filled):
+            found = _runners(fills[2:], "_on_fill")
+            self._fill_runners = _by_symbol(found) if found is not None else None
+        positions = bus.handlers(PositionChanged)
+        if plain and positions[:2] == (portfolio._on_position, risk._on_position):
+            found = _runners(positions[2:], "_on_position")
+            self._position_runners = _by_symbol(found) if found is not None else None
         self._seen = self._changes[0]
 
     def request(self, request: OrderRequest) -> None:
@@ -99,6 +164,69 @@ class DirectFeeds:
         if risk.moves_pending():
             risk.accepted_handler(new_order_accepted(cid, order_id, symbol, side, _MARKET, quantity, None, None,
                                                      reduce_only, False, ts, ts))  # fmt: skip
+        return True
+
+    def filled(self, order: SimOrder, trade_id: int, qty: Decimal, price: Decimal, commission: Decimal,
+               realized: Decimal, status: OrderStatus, ts: int, now: int) -> bool:
+        """A MARKET order's taker fill's ``OrderFilled`` delivered (True), or False: publish it."""
+        if self._changes[0] != self._seen:
+            self._look()
+        by_symbol = self._fill_runners
+        cid = order.client_order_id
+        if by_symbol is None or cid.startswith("autoclose-"):  # (a liquidation's fill: the general handlers)
+            return False
+        exits_hear = self._exits_hear  # (the route as it is now: a handler subscribing changes later fills only)
+        runners = by_symbol.get(order.symbol, ())
+        portfolio, risk = self._portfolio, self._risk
+        event: OrderFilled | None = None
+        handler: Callable[[Any], None] = portfolio._on_filled
+        try:
+            portfolio.market_filled(cid, order.symbol, order.side, qty, price, commission, realized, status, ts)
+            if risk.fills_need_events():
+                handler = risk._on_filled
+                event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
+                risk._on_filled(event)
+            for runner in runners:
+                handler = runner._on_fill
+                if runner.hears_fills():
+                    if event is None:
+                        event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
+                    runner._on_fill(event)
+                else:
+                    runner.fill_without_event(cid)
+            if exits_hear:
+                handler = risk.exits.on_fill
+                risk.exits.filled(cid, qty, status)
+        except (HandlerError, StrategyError):
+            raise
+        except Exception as exc:
+            if event is None:
+                event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
+            raise self._bus.failed(handler, event, exc) from exc
+        return True
+
+    def position(self, symbol: str, pos: BookPosition, ts: int, now: int) -> bool:
+        """A fill's ``PositionChanged`` delivered (True), or False: publish it."""
+        if self._changes[0] != self._seen:
+            self._look()
+        by_symbol = self._position_runners
+        if by_symbol is None:
+            return False
+        qty, entry, leverage = pos.qty, pos.entry, pos.leverage  # what the event would hold, as it is now
+        size, entry_f = pos.qty_f, pos.entry_f  # (their floats, kept by the exchange beside them)
+        portfolio, risk = self._portfolio, self._risk
+        handler: Callable[[Any], None] = portfolio._on_position
+        try:
+            portfolio.position_changed(symbol, qty, entry, leverage, ts)
+            handler = risk._on_position
+            risk.position_changed(symbol, qty)
+            for runner in by_symbol.get(symbol, ()):
+                handler = runner._on_position
+                runner.position_of_symbol(qty, size, entry_f)
+        except (HandlerError, StrategyError):
+            raise
+        except Exception as exc:
+            raise self._bus.failed(handler, new_position_changed(symbol, qty, entry, leverage, ts, now), exc) from exc
         return True
 
     def balance(self, wallet: Decimal, change: Decimal, ts: int, now: int) -> bool:

@@ -31,6 +31,7 @@ from .orders import SimOrder
 
 if TYPE_CHECKING:
     from ..core.rules import SymbolRules
+    from .book import BookPosition
     from .margin import Margin
 
 _MARKET = OrderType.MARKET
@@ -45,6 +46,10 @@ _UNSEEN_GRID = -(1 << 62)  # (a bound no price's adjusted exponent is below)
 
 # (client id, order id, symbol, side, quantity, reduce only, ts) -> delivered without the event
 Accepted = Callable[[str, int, str, Side, Decimal, bool, int], bool]
+# (the order, trade id, quantity, price, commission, realized PnL, status, ts_event, ts_init) -> delivered
+Filled = Callable[[SimOrder, int, Decimal, Decimal, Decimal, Decimal, OrderStatus, int, int], bool]
+# (symbol, the position, ts_event, ts_init) -> delivered
+Positioned = Callable[[str, "BookPosition", int, int], bool]
 Balanced = Callable[[Decimal, Decimal, int, int], bool]
 
 
@@ -155,7 +160,7 @@ class FusedState:
     open, a float price's Decimal, a Decimal's float, a symbol's bracket cap per leverage), so each is
     computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
 
-    __slots__ = ("_caps", "_decs", "_floats", "_grids", "_prices", "_slip", "accepted", "balance")
+    __slots__ = ("_caps", "_decs", "_floats", "_grids", "_prices", "_slip", "accepted", "balance", "filled", "position")
 
     def __init__(self, slip: Decimal) -> None:
         self._slip = slip
@@ -165,6 +170,10 @@ class FusedState:
         can (True), else False and the event is published; None: always published."""
         self.balance: Balanced | None = None
         """Likewise for a fill's ``BalanceChanged`` (``wallet, change, ts_event, ts_init``)."""
+        self.filled: Filled | None = None
+        """Likewise for its ``OrderFilled`` (a MARKET order's taker fill, no liquidation)."""
+        self.position: Positioned | None = None
+        """Likewise for its ``PositionChanged`` (the book's position as it is when the event is due)."""
         self._prices: dict[tuple[str, bool, float], Decimal] = {}
         self._decs: dict[float, Decimal] = {}
         self._floats: dict[Decimal, float] = {}
@@ -215,8 +224,8 @@ class FusedState:
 
     def float(self, d: Decimal) -> float:
         """``float(d)``."""
-        if not d:  # (0 and -0 are one key but two floats)
-            return float(d)
+        if not d:  # (0 and -0 are one key but two floats; float() would go through the zero's string)
+            return -0.0 if d.is_signed() else 0.0
         found = self._floats.get(d)
         if found is None:
             if len(self._floats) >= _MEMO_LIMIT:
@@ -321,10 +330,13 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     if commission:
         rows.append((symbol, "COMMISSION", -commission, "USDT", ts, info, len(rows) + 1, info))
     now = ex._clock.now_ms()
-    cid = order.client_order_id
     emit = ex._emit
-    emit(new_order_filled(cid, order.order_id, trade_id, symbol, order.side, order.order_type, qty, price, commission,
-                          realized, False, status, order.reduce_only, cid.startswith("autoclose-"), ts, now))
+    filled = memo.filled
+    if filled is None or not filled(order, trade_id, qty, price, commission, realized, status, ts, now):
+        cid = order.client_order_id
+        emit(new_order_filled(cid, order.order_id, trade_id, symbol, order.side, order.order_type, qty, price,
+                              commission, realized, False, status, order.reduce_only, cid.startswith("autoclose-"), ts,
+                              now))  # fmt: skip
     # --- Ledger._after_position_change
     if new == ZERO and len(ex._books) == 1:  # the solve with every book flat: levels and prices reset, none open
         pos.liq_f = 0.0
@@ -333,7 +345,9 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         ex._cross_positions = 0
     else:
         ex._update_liquidation_prices()
-    emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))
+    positioned = memo.position
+    if positioned is None or not positioned(symbol, pos, ts, now):
+        emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))
     balance = memo.balance
     if balance is None or not balance(ex.wallet, change, ts, now):
         emit(new_balance_changed("USDT", ex.wallet, change, _ORDER, ts, now))

@@ -46,6 +46,7 @@ from ..core.events import (
     RiskDenied,
 )
 from .curve import floats, step_lookup, step_lookups
+from .direct_handlers import DirectHandlers, OrderInfo
 from .prices import LatestClose, available_balance
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
@@ -71,22 +72,7 @@ _NEW, _REJECTED, _CANCELED, _EXPIRED = (s._value_ for s in (OrderStatus.NEW, Ord
                                                            OrderStatus.CANCELED, OrderStatus.EXPIRED))  # fmt: skip
 
 
-class _OrderInfo:
-    """What we know about an order id: who sent it, why, and its shape (for later event rows)."""
-
-    __slots__ = ("order_type", "price", "quantity", "reason", "side", "strategy_id", "tag")
-
-    def __init__(self) -> None:
-        self.strategy_id = ""
-        self.reason = ""
-        self.tag = ""
-        self.side = ""
-        self.order_type = ""
-        self.quantity: Decimal | None = None
-        self.price: Decimal | None = None
-
-
-class Portfolio:
+class Portfolio(DirectHandlers):
     """Account state and run records, built only from events on ``bus``.
 
     Implements :class:`kinetic_empire.core.account.AccountView`. ``asset`` is the margin asset whose
@@ -115,7 +101,7 @@ class Portfolio:
         self._latest: dict[str, deque[KlineClosed]] = {}  # symbol -> its latest closed kline
         self._closes: dict[str, LatestClose] = {}  # symbol -> its latest close (several topics followed)
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
-        self._info: dict[str, _OrderInfo] = {}
+        self._info: dict[str, OrderInfo] = {}
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
         self._fills = self._book.pending  # fills waiting to be booked into round trips (see TradeBook)
@@ -342,10 +328,10 @@ class Portfolio:
     def _on_kline(self, event: KlineClosed) -> None:
         self._latest_of(event.symbol).append(event)
 
-    def _info_for(self, client_order_id: str) -> _OrderInfo:
+    def _info_for(self, client_order_id: str) -> OrderInfo:
         info = self._info.get(client_order_id)
         if info is None:
-            info = self._info[client_order_id] = _OrderInfo()
+            info = self._info[client_order_id] = OrderInfo()
         return info
 
     def _log(self, ts: int, cid: str, symbol: str, status: str, reason: str, **shape: object) -> None:
@@ -364,7 +350,7 @@ class Portfolio:
         cid = event.client_order_id
         info = self._info.get(cid)
         if info is None:
-            info = self._info[cid] = _OrderInfo()
+            info = self._info[cid] = OrderInfo()
         order_type = info.order_type = event.order_type._value_  # (`.value` is a slower descriptor)
         if not info.strategy_id:
             info.strategy_id = event.strategy_id
@@ -382,7 +368,7 @@ class Portfolio:
         cid = e.client_order_id
         info = self._info.get(cid)
         if info is None:
-            info = self._info[cid] = _OrderInfo()
+            info = self._info[cid] = OrderInfo()
         side = info.side = e.side._value_  # enum values are never empty
         order_type = info.order_type = e.order_type._value_
         quantity = e.quantity
@@ -395,25 +381,6 @@ class Portfolio:
             info.price = price
         self._order_rows.append((e.ts_event, cid, info.strategy_id, e.symbol, side, order_type, info.quantity,
                                  info.price, _NEW, info.reason, info.tag))  # fmt: skip
-
-    def market_accepted(self, cid: str, symbol: str, side: Side, quantity: Decimal, ts: int) -> None:
-        """What :meth:`_on_accepted` does with an ``OrderAccepted`` of a MARKET order with these fields (no price,
-        no trigger): the backtest's order path calls it instead of publishing the event when the portfolio is
-        the event's only reader besides the risk gate (:mod:`kinetic_empire.backtest.direct`)."""
-        info = self._info.get(cid)
-        if info is None:
-            info = self._info[cid] = _OrderInfo()
-        value = info.side = side._value_
-        info.order_type = _MARKET
-        info.quantity = quantity
-        self._order_rows.append((ts, cid, info.strategy_id, symbol, value, _MARKET, quantity, info.price, _NEW,
-                                 info.reason, info.tag))  # fmt: skip
-
-    def wallet_changed(self, wallet: Decimal, ts: int) -> None:
-        """:meth:`_on_balance` of a ``BalanceChanged`` of the portfolio's asset, without the event (as above)."""
-        self._wallet = wallet
-        self._wallet_ts.append(ts)
-        self._wallet_val.append(wallet)
 
     def _on_rejected(self, e: OrderRejected) -> None:
         self._log(e.ts_event, e.client_order_id, e.symbol, _REJECTED, f"{e.code}: {e.reason}")
@@ -428,7 +395,7 @@ class Portfolio:
         cid = e.client_order_id
         info = self._info.get(cid)
         if info is None:
-            info = self._info[cid] = _OrderInfo()
+            info = self._info[cid] = OrderInfo()
         reason = "liquidation" if e.liquidation else info.reason
         side = e.side
         self._order_rows.append((e.ts_event, cid, info.strategy_id, e.symbol, side._value_, e.order_type._value_,
@@ -444,22 +411,23 @@ class Portfolio:
                             e.ts_event, info.strategy_id, reason or "unknown", "" if e.liquidation else info.tag))
 
     def _on_position(self, e: PositionChanged) -> None:
-        symbol = e.symbol
-        quantity = e.quantity
-        leverage = e.leverage
+        self.position_changed(e.symbol, e.quantity, e.entry_price, e.leverage, e.ts_event)
+
+    def position_changed(self, symbol: str, quantity: Decimal, entry_price: Decimal, leverage: int, ts: int) -> None:
+        """:meth:`_on_position` with the event's fields (a backtest's direct delivery calls it without the event)."""
         if self._leverage.get(symbol) != leverage:
             self._leverage[symbol] = leverage
             self._flat.pop(symbol, None)
         if quantity:
-            self._positions[symbol] = position_view(symbol, quantity, e.entry_price, leverage)
+            self._positions[symbol] = position_view(symbol, quantity, entry_price, leverage)
         else:
             self._positions.pop(symbol, None)
         hist = self._pos_hist.get(symbol)
         if hist is None:
             hist = self._pos_hist[symbol] = ([], [], [])
-        hist[0].append(e.ts_event)
+        hist[0].append(ts)
         hist[1].append(quantity)
-        hist[2].append(e.entry_price)
+        hist[2].append(entry_price)
 
     def _on_balance(self, e: BalanceChanged) -> None:
         if e.asset != self.asset:

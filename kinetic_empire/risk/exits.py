@@ -108,13 +108,16 @@ class ExitsInFlight:
                 self._bus.subscribe(kind, self.on_end)
 
     def on_fill(self, fill: OrderFilled) -> None:
-        symbol = self._by_cid.get(fill.client_order_id)
+        self.filled(fill.client_order_id, fill.quantity, fill.status)
+
+    def filled(self, cid: str, quantity: Decimal, status: OrderStatus) -> None:
+        """:meth:`on_fill` with the fields it reads (a backtest's direct delivery calls it without the event)."""
+        symbol = self._by_cid.get(cid)
         if symbol is None:
             return
         entry = self._symbols[symbol]
-        cid = fill.client_order_id
-        rest = entry.flying[cid] - fill.quantity
-        if fill.status is OrderStatus.FILLED or rest <= 0:
+        rest = entry.flying[cid] - quantity
+        if status is OrderStatus.FILLED or rest <= 0:
             del entry.flying[cid], self._by_cid[cid]
             entry.answered.append(cid)
         else:

@@ -144,6 +144,11 @@ class RiskManager:
         return bool(self._protection._moving)
 
     @property
+    def exits(self) -> ExitsInFlight:
+        """The exits in flight (its ``on_fill`` subscribes to fills from the first exit on)."""
+        return self._exits
+
+    @property
     def accepted_handler(self) -> Callable[[OrderAccepted], None]:
         """The gate's ``OrderAccepted`` handler, as subscribed (cancels the stops and targets a moved one replaces)."""
         return self._protection.on_accepted
@@ -261,19 +266,28 @@ class RiskManager:
                                      message=denial.message, ts_event=now, ts_init=now))
 
     # ----------------------------------------------------------------------------- bus handlers
+    def fills_need_events(self) -> bool:
+        """False while :meth:`_on_filled` would do nothing with any fill (no loss streak configured, no entry,
+        protective order or moved stop tracked): a backtest's direct delivery then skips building the event."""
+        return self._streak is not None or not self._protection.idle
+
     def _on_filled(self, fill: OrderFilled) -> None:
         if self._streak is not None:  # the trade's PnL is booked before protection reacts to the fill
             self._streak.on_fill(fill)
         self._protection.on_fill(fill)
 
     def _on_position(self, event: PositionChanged) -> None:
+        self.position_changed(event.symbol, event.quantity)
+
+    def position_changed(self, symbol: str, quantity: Decimal) -> None:
+        """:meth:`_on_position` with the fields it reads (a backtest's direct delivery calls it without the event)."""
         now = self._clock.now_ms()
-        if not event.quantity:  # (flat: == 0)
-            self._protection.cancel(event.symbol, now)
+        if not quantity:  # (flat: == 0)
+            self._protection.cancel(symbol, now)
         if self._exits.tracking:
-            self._exits.on_position(event.symbol, event.quantity)
+            self._exits.on_position(symbol, quantity)
         if self._streak is not None:
-            self._streak.on_position(event.symbol, event.quantity, now)
+            self._streak.on_position(symbol, quantity, now)
         self._observe(now)
 
     def _observe(self, now: int) -> None:

@@ -180,9 +180,14 @@ class ProtectiveOrders:
         """An open stop or take-profit (from a journal, or re-placed by reconciliation) to manage as ours."""
         self.book.add(symbol, client_id, strategy_id)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing tracked (a backtest without stops): :meth:`on_fill` finds nothing to do with any fill."""
+        return not (self.book.pending or self.book._symbol_of or self._role or self._rank or self._moving)
+
     def on_fill(self, fill: OrderFilled) -> None:
-        if not (self.book.pending or self.book._symbol_of or self._role or self._rank or self._moving):
-            return  # nothing tracked (a backtest without stops): the steps below would find nothing
+        if self.idle:
+            return  # nothing tracked: the steps below would find nothing
         cid = fill.client_order_id
         final = fill.status is not OrderStatus.PARTIALLY_FILLED
         entry = self.book.first_fill(cid, final)

@@ -344,6 +344,21 @@ class StrategyRunner:
             if self._pending:
                 self._flush()
 
+    def hears_fills(self) -> bool:
+        """Whether the strategy has an ``on_fill`` hook (the base one does nothing): then :meth:`_on_fill` needs
+        the event; else :meth:`fill_without_event` does what it does (a backtest's direct delivery: backtest.direct)."""
+        return getattr(self.strategy.on_fill, "__func__", None) is not _BASE_ON_FILL
+
+    def fill_without_event(self, client_order_id: str) -> None:
+        """:meth:`_on_fill` of a fill of this runner's symbol while the strategy has no ``on_fill`` hook."""
+        if self._pending and client_order_id.startswith(self._own):
+            self._flush()
+
+    def position_of_symbol(self, quantity: Decimal, size: float, entry: float) -> None:
+        """:meth:`_on_position` of this runner's symbol's position, ``size`` and ``entry`` being
+        ``float(quantity)`` and the float of its entry price (the simulated exchange keeps both)."""
+        self.strategy.position = Position(size, entry) if quantity else FLAT
+
     def _on_rejected(self, event: OrderRejected) -> None:
         if event.symbol == self.symbol and self.owns(event.client_order_id):
             self._guard(lambda: self.strategy.on_order_rejected(OrderRejection.of(event)), "on_order_rejected", event)

@@ -35,8 +35,21 @@ from kinetic_empire.core.enums import (
     TradingState,
     WorkingType,
 )
-from kinetic_empire.core.event_factories import new_balance_changed, new_order_accepted
-from kinetic_empire.core.events import BalanceChanged, KlineClosed, OrderAccepted, OrderIntent, OrderRequest
+from kinetic_empire.core.event_factories import (
+    new_balance_changed,
+    new_order_accepted,
+    new_order_filled,
+    new_position_changed,
+)
+from kinetic_empire.core.events import (
+    BalanceChanged,
+    KlineClosed,
+    OrderAccepted,
+    OrderFilled,
+    OrderIntent,
+    OrderRequest,
+    PositionChanged,
+)
 from kinetic_empire.data import KlineFrame
 from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
 from kinetic_empire.exchange.broker import SimulatedBroker
@@ -44,10 +57,12 @@ from kinetic_empire.exchange.orders import SimOrder
 from kinetic_empire.exchange.state import export_state
 from kinetic_empire.portfolio import Portfolio
 from kinetic_empire.portfolio.trades import TradeBook
-from kinetic_empire.risk import RiskConfig, fast_path
+from kinetic_empire.risk import RiskConfig, RiskManager, fast_path
+from kinetic_empire.risk.exits import ExitsInFlight
 from kinetic_empire.risk.fast_path import FastIntents
 from kinetic_empire.strategy import Param, Strategy
 from kinetic_empire.strategy.registry import StrategyRegistry
+from kinetic_empire.strategy.runner import StrategyRunner
 from tests.support.risk_fakes import FakeAccount, Harness, all_brackets, all_rules
 
 START = 1_704_067_200_000  # 2024-01-01 00:00 UTC
@@ -81,11 +96,13 @@ class Scripted(Strategy):
 
     def init(self) -> None:
         self._rng = np.random.default_rng(self.seed)
+        self.seen: list[Any] = []  # the position as the strategy saw it whenever it acted (compared both ways)
 
     def on_kline(self, kline: Any) -> None:
         rng = self._rng
         if rng.random() >= self.rate:
             return
+        self.seen.append(self.position)
         c = self.close[-1]
         qty = [None, self.unit, self.unit, self.unit, self.unit * 0.3737, self.unit * 1e-4, self.unit * 1e5][
             int(rng.integers(0, 7))]  # sizer, plain, rounding, below min notional, a cap that binds
@@ -112,8 +129,25 @@ class Scripted(Strategy):
             self.buy(qty)  # the same kline: a close and an entry
 
 
+class Reacting(Scripted):
+    """Scripted, and acting on some of its fills too (``on_fill``: the fill's event, made for it, and intents that
+    leave while the fill is being delivered)."""
+
+    name = "scripted_reacting"
+
+    def on_fill(self, fill: Any) -> None:
+        self.seen.append((fill, self.position))
+        draw = self._rng.random()
+        if draw < 0.15:
+            self.close_position("on fill")
+        elif draw < 0.25:
+            self.buy(self.unit) if self.position.size <= 0 else self.sell(self.unit)
+
+
 def _config(**over: Any) -> BacktestConfig:
     symbols = over.pop("symbols", ["FILUSDT"])
+    name = over.pop("strategy", "scripted")
+    also = over.pop("also", [])  # further strategies: (name, symbols, params over this one's)
     risk = {"default_leverage": over.pop("leverage", 2), "sizing": over.pop("sizing", {"method": "fixed_quantity",
                                                                                         "quantity": 100})}
     risk.update(over.pop("risk", {}))
@@ -122,7 +156,8 @@ def _config(**over: Any) -> BacktestConfig:
     params = {"seed": over.pop("seed", 1), "rate": over.pop("rate", 0.3), "unit": over.pop("unit", 100.0)}
     assert not over, over
     return BacktestConfig.from_mapping({"backtest": backtest, "risk": risk, "strategies": [
-        {"name": "scripted", "symbols": symbols, "timeframe": "1m", "params": params}]})
+        {"name": name, "symbols": symbols, "timeframe": "1m", "params": params},
+        *({"name": n, "symbols": syms, "timeframe": "1m", "params": {**params, **more}} for n, syms, more in also)]})
 
 
 _FRAMES = {
@@ -134,8 +169,19 @@ _FRAMES = {
 @contextmanager
 def _counted() -> Iterator[dict[str, int]]:
     """Counts of intents and fills each way took (the comparison means something only if both ran)."""
-    counts = {"fast_intents": 0, "fast_fills": 0, "fast_accepts": 0}
+    counts = {"fast_intents": 0, "fast_fills": 0, "fast_accepts": 0, "direct_fills": 0, "direct_positions": 0}
     decide, fill, accept = FastIntents.decide, fast_fill.fill_queued_market, fast_fill.accept_market
+    direct_fill, direct_position = DirectFeeds.filled, DirectFeeds.position
+
+    def counting_direct_fill(*args: Any) -> bool:
+        done = direct_fill(*args)
+        counts["direct_fills"] += done
+        return done
+
+    def counting_direct_position(*args: Any) -> bool:
+        done = direct_position(*args)
+        counts["direct_positions"] += done
+        return done
 
     def counting_decide(self: FastIntents, intent: OrderIntent, now: int) -> Any:
         out = decide(self, intent, now)
@@ -155,13 +201,15 @@ def _counted() -> Iterator[dict[str, int]]:
     mp.setattr(FastIntents, "decide", counting_decide)
     mp.setattr("kinetic_empire.exchange.matching.fill_queued_market", counting_fill)
     mp.setattr("kinetic_empire.exchange.broker.accept_market", counting_accept)
+    mp.setattr(DirectFeeds, "filled", counting_direct_fill)
+    mp.setattr(DirectFeeds, "position", counting_direct_position)
     try:
         yield counts
     finally:
         mp.undo()
 
 
-DIRECT = (OrderRequest, OrderAccepted, BalanceChanged)
+DIRECT = (OrderRequest, OrderAccepted, OrderFilled, PositionChanged, BalanceChanged)
 """The events the fused path hands straight to their only readers (backtest.direct) instead of publishing."""
 
 
@@ -188,9 +236,10 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
     def goes_direct(feeds: DirectFeeds, ok: str) -> bool:
         if feeds._changes[0] != feeds._seen:
             feeds._look()
-        return bool(getattr(feeds, ok))
+        return getattr(feeds, ok) not in (False, None)
 
     request, accepted, balance = DirectFeeds.request, DirectFeeds.accepted, DirectFeeds.balance
+    filled, position = DirectFeeds.filled, DirectFeeds.position
 
     def direct_request(self: DirectFeeds, r: OrderRequest) -> None:
         if goes_direct(self, "_request_ok"):
@@ -208,15 +257,31 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
             events.append(repr(new_balance_changed("USDT", wallet, change, BalanceReason.ORDER, ts, now)))
         return balance(self, wallet, change, ts, now)
 
+    def direct_filled(self: DirectFeeds, o: SimOrder, trade: int, qty: D, price: D, fee: D, pnl: D, status: Any,
+                      ts: int, now: int) -> bool:
+        if goes_direct(self, "_fill_runners") and not o.client_order_id.startswith("autoclose-"):
+            events.append(repr(new_order_filled(o.client_order_id, o.order_id, trade, o.symbol, o.side, o.order_type,
+                                                qty, price, fee, pnl, False, status, o.reduce_only, False, ts, now)))
+        return filled(self, o, trade, qty, price, fee, pnl, status, ts, now)
+
+    def direct_position(self: DirectFeeds, symbol: str, pos: Any, ts: int, now: int) -> bool:
+        if goes_direct(self, "_position_runners"):
+            events.append(repr(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now)))
+        return position(self, symbol, pos, ts, now)
+
     registry = StrategyRegistry()
     registry.add(Scripted, "test")
-    frames = {sym: _FRAMES[sym](n, crash) for sym in cfg.strategies[0].symbols}
+    registry.add(Reacting, "test")
+    symbols = [sym for spec in cfg.strategies for sym in spec.symbols]
+    frames = {sym: _FRAMES[sym](n, crash) for sym in symbols}
     mp = pytest.MonkeyPatch()
     mp.setattr(EventBus, "publish", recording)
     mp.setattr(Backtest, "fused_orders", fused)
     mp.setattr(DirectFeeds, "request", direct_request)
     mp.setattr(DirectFeeds, "accepted", direct_accepted)
     mp.setattr(DirectFeeds, "balance", direct_balance)
+    mp.setattr(DirectFeeds, "filled", direct_filled)
+    mp.setattr(DirectFeeds, "position", direct_position)
     if listen:
         mp.setattr(EventBus, "__init__", listening)
     try:
@@ -224,7 +289,6 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
     finally:
         mp.undo()
     p = result.portfolio
-    symbols = cfg.strategies[0].symbols
     return {
         "events": events,
         "heard": heard,
@@ -238,6 +302,7 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
         "equity": result.equity.tolist(),
         "states": result.risk.state_changes if result.risk else None,
         "fees": (p.fees_total, p.funding_total, p.liquidation_count),
+        "seen": [(r.strategy_id, r.symbol, r.strategy.seen) for r in result.runners],
     }
 
 
@@ -274,6 +339,10 @@ SCENARIOS = {
     "isolated margin": {"backtest": {"margin_type": "ISOLATED"}},
     "no max open positions, small balance (margin caps bind)": {"balance": 300,
                                                                 "risk": {"guards": {"max_open_positions": None}}},
+    "a strategy acting on its fills": {"strategy": "scripted_reacting"},
+    "two strategies, each on its symbol (fills reach their symbol's runner)": {
+        "strategy": "scripted_reacting", "also": [("scripted", ["BTCUSDT"], {"seed": 5, "unit": 0.01})],
+        "risk": {"guards": {"max_open_positions": None}}},
 }
 
 
@@ -283,6 +352,7 @@ def test_fused_and_general_paths_leave_the_same_run(over: dict[str, Any]) -> Non
     assert counts["fast_intents"] > 10, counts  # the short ways were taken...
     if "ISOLATED" not in str(over):
         assert counts["fast_fills"] > 10 and counts["fast_accepts"] > 10, counts
+        assert counts["direct_fills"] > 10 and counts["direct_positions"] > 10, counts
 
 
 @pytest.mark.parametrize("name", ["fixed quantity", "loss streak, daily loss and drawdown guards"])
@@ -334,8 +404,27 @@ def _wallet_without_history(self: Portfolio, wallet: D, ts: int) -> None:
     self._wallet = wallet  # the change point not recorded
 
 
+def _swapped_position(self: StrategyRunner, quantity: D, size: float, entry: float) -> None:
+    _POSITION_OF_SYMBOL(self, quantity, entry, size)  # the size and the entry price swapped
+
+
+def _fee_not_totalled(self: Portfolio, cid: str, symbol: str, side: Side, qty: D, price: D, fee: D, pnl: D,
+                      status: Any, ts: int) -> None:
+    total = self.fees_total
+    _MARKET_FILLED(self, cid, symbol, side, qty, price, fee, pnl, status, ts)
+    self.fees_total = total
+
+
+_POSITION_OF_SYMBOL = StrategyRunner.position_of_symbol
+_MARKET_FILLED = Portfolio.market_filled
+
 PLANTED = {
     "fee rounding to 7 places": (fast_fill, "_FEE_Q", D("0.0000001")),
+    "direct position with size and entry swapped": (StrategyRunner, "position_of_symbol", _swapped_position),
+    "direct fill not handed to its strategy's on_fill": (StrategyRunner, "hears_fills", lambda self: False),
+    "direct fill's fee not totalled": (Portfolio, "market_filled", _fee_not_totalled),
+    "direct position not seen by the risk gate": (RiskManager, "position_changed", lambda self, s, q: None),
+    "direct fill not seen by the exits in flight": (ExitsInFlight, "filled", lambda self, c, q, s: None),
     "accepted row without its tag": (Portfolio, "market_accepted", _tagless_accepted),
     "funding booked before pending fills": (TradeBook, "add_funding", _funding_first),
     "direct balance without its change point": (Portfolio, "wallet_changed", _wallet_without_history),
@@ -345,7 +434,7 @@ PLANTED = {
 @pytest.mark.parametrize("planted", list(PLANTED.values()), ids=list(PLANTED))
 def test_planted_bugs_in_the_direct_feeds_and_lazy_books_are_caught(planted: tuple[Any, str, Any]) -> None:
     owner, name, value = planted
-    cfg = _config(seed=4, rate=0.5)
+    cfg = _config(seed=4, rate=0.5, strategy="scripted_reacting")
     general = _run(cfg, 500, fused=False)
     assert general["fees"][1], "no funding booked: the lazy book's funding is not tested"
     with pytest.MonkeyPatch.context() as mp:
@@ -507,3 +596,42 @@ def test_a_fill_price_on_the_grid_is_the_one_rounding_gives(tick: str, min_price
             general = ex._taker_price(book, Side.BUY if buy else Side.SELL, at)
             fused = memo.taker_price(book, buy, at)
             assert repr(fused) == repr(general), (tick, min_price, at)
+
+
+def test_fills_reach_the_strategies_that_watch_them() -> None:
+    """The scenarios above mean something: a reacting strategy saw fills (the events made for it) and acted on
+    some, and in the two-strategy run both symbols traded."""
+    cfg = _config(**dict(SCENARIOS["two strategies, each on its symbol (fills reach their symbol's runner)"]))
+    run = _run(cfg, 700, fused=True)
+    reacting, plain = run["seen"]
+    fills = [x for x in reacting[2] if isinstance(x, tuple)]
+    assert len(fills) > 20 and all(isinstance(f, OrderFilled) and f.symbol == "FILUSDT" for f, _p in fills)
+    assert any("on fill" in repr(r) for r in run["orders"]), "no order sent from on_fill"
+    assert {t.symbol for t in run["trades"]} == {"FILUSDT", "BTCUSDT"} and plain[2]
+
+
+def _boom(*_args: Any) -> None:
+    raise ValueError("boom")
+
+
+@pytest.mark.parametrize("reader", ["portfolio", "risk gate", "strategy"])
+def test_a_reader_failing_on_a_fill_stops_the_run_as_the_bus_would(reader: str) -> None:
+    """Handed over directly, a fill whose reader fails stops the run with the error the bus raises (the handler's
+    name and the event), or the strategy's own error."""
+    cfg = _config(strategy="scripted_reacting")
+    errors = []
+    for fused in (False, True):
+        with pytest.MonkeyPatch.context() as mp:
+            if reader == "portfolio":
+                mp.setattr(Portfolio, "_on_position", _boom)
+                mp.setattr(Portfolio, "position_changed", _boom)
+            elif reader == "risk gate":
+                mp.setattr(RiskManager, "_on_filled", _boom)
+                mp.setattr(RiskManager, "fills_need_events", lambda self: True)  # (the bus's handler is then called)
+            else:
+                mp.setattr(Reacting, "on_fill", _boom)
+            with pytest.raises(Exception) as caught:
+                _run(cfg, 300, fused)
+        errors.append((type(caught.value).__name__, str(caught.value)))
+    assert errors[0] == errors[1]
+    assert "boom" in errors[0][1] and ("Filled" in errors[0][1] or "PositionChanged" in errors[0][1]), errors[0]
