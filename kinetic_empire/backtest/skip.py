@@ -96,6 +96,7 @@ class SkipPlan:
         self._open_time, self._low, self._high = frame.open_time, frame.low, frame.high
         # jumping in a position relies on Matching.on_kline's quiet branch (only the last price moves)
         self._held_exact = getattr(type(exchange), "on_kline", None) is Matching.on_kline
+        self._funding_time = self._funding_row = -1  # the last funding time looked up, and its row
         self.delivered = 0
         """Klines actually delivered by the last run (the rest were jumped over)."""
         self.held_skipped = 0
@@ -242,8 +243,11 @@ class SkipPlan:
             return row, 0
         book = self._book
         first = stop + 1  # the first row in [row, stop] the exchange would process (stop + 1: none)
-        if book.next_funding < NEVER:
-            first = min(first, max(row, int(self._open_time.searchsorted(book.next_funding))))
+        funding = book.next_funding
+        if funding < NEVER:
+            if funding != self._funding_time:  # the row of a funding time, searched once (many looks share one)
+                self._funding_time, self._funding_row = funding, int(self._open_time.searchsorted(funding))
+            first = min(first, max(row, self._funding_row))
         level = book.watch_low
         if level > -INF and first > row:
             lows = self._low[row:first]
