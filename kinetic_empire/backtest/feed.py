@@ -65,13 +65,10 @@ class ReplayFeed:
         that reference counting frees at once, and the collector's periodic scans of those young
         objects cost more than the rest of the bus. Objects set up before the replay are frozen out
         of its view (after a collection of the young generations, where the setup's garbage is: a full one
-        walks every object the imports made, 0.1-0.3 s a run). When it ends, everything the run made (orders,
-        records, the books' rows: hundreds of thousands of objects, all of them alive) joins the oldest generation
-        unscanned (frozen and unfrozen: two list splices): left young, the first allocation after the run would
-        trace them all (a young collection of the whole run, 0.05-0.15 s at 1M klines, 20k orders) for no garbage
-        found. Anything cyclic made during the run is collected by the next full collection. A caller that has
+        walks every object the imports made, 0.1-0.3 s a run); anything cyclic made during the run, or
+        older garbage frozen with the rest, is collected after it ends. A caller that has
         disabled the collector already manages it (the optimiser freezes its data once and collects
-        only each trial's garbage), so it is left alone then.
+        only each trial's garbage), so a full collection per run is skipped then.
         """
         was_enabled = gc.isenabled()
         if was_enabled:
@@ -89,7 +86,6 @@ class ReplayFeed:
             return self._run_merged(progress)
         finally:
             if was_enabled:
-                gc.freeze()  # the run's objects to the permanent generation, then with the rest to the oldest
                 gc.unfreeze()
                 gc.enable()
 
