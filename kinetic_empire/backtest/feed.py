@@ -295,16 +295,19 @@ class _Rows:
     def kline(self, row: int) -> KlineClosed:
         if row != self._row or self._k is None:
             f, i = self._f, self._start + row
-            ot = int(f.open_time[i])
+            ot = f.open_time.item(i)  # (item: the python scalar tolist gives, without a numpy scalar between)
             ct = ot + self._last_ms
-            self._k = new_kline(f.symbol, f.timeframe, ot, float(f.open[i]), float(f.high[i]), float(f.low[i]),
-                                float(f.close[i]), float(f.volume[i]), ct, ct)  # fmt: skip
+            self._k = new_kline(f.symbol, f.timeframe, ot, f.open.item(i), f.high.item(i), f.low.item(i),
+                                f.close.item(i), f.volume.item(i), ct, ct)  # fmt: skip
             self._row = row
         return self._k
 
     def value(self, name: str, row: int) -> Any:
         """One of ``FIELDS`` at ``row``."""
-        return _column(self._f, name, self._start + row, self._start + row + 1)[0]
+        f, i = self._f, self._start + row
+        if name == "close_time":
+            return f.open_time.item(i) + self._last_ms
+        return getattr(f, name.rstrip("_")).item(i)
 
 
 _Chain = Callable[..., int]

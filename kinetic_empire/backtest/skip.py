@@ -45,7 +45,7 @@ from .feed import _CHUNK, Stream
 
 log = logging.getLogger(__name__)
 
-_MIN_BLOCK, _MAX_BLOCK = 16, 4096  # rows converted to Python values at a time (SkipPlan.run)
+_DENSE, _MAX_BLOCK = 8, 4096  # SkipPlan.run: a block this long is made Python values at once (tolist); at most
 
 
 def attach_gates(runners: Sequence[StrategyRunner], histories: Sequence[np.ndarray], mode: str) -> list[MaskGate]:
@@ -96,6 +96,7 @@ class SkipPlan:
         self._open_time, self._low, self._high = frame.open_time, frame.low, frame.high
         # jumping in a position relies on Matching.on_kline's quiet branch (only the last price moves)
         self._held_exact = getattr(type(exchange), "on_kline", None) is Matching.on_kline
+        self._funding_time = self._funding_row = -1  # the last funding time looked up, and its row
         self.delivered = 0
         """Klines actually delivered by the last run (the rest were jumped over)."""
         self.held_skipped = 0
@@ -138,7 +139,11 @@ class SkipPlan:
 
         ``progress(done)`` is called at the same counts as the feed's own loop (every ``_CHUNK`` klines, then
         the total), once every kline before that count is behind: one jumped over was idle, so the state a
-        callback reads there (equity, the optimiser's pruning) is what it would have been."""
+        callback reads there (equity, the optimiser's pruning) is what it would have been.
+
+        Rows are read in blocks, one row after a jump and twice as long while every row is delivered: a short
+        block value by value (``ndarray.item``), a long one (a resting order) converted at once (``tolist`` of a
+        slice), so a sparse replay pays per kline delivered and a dense one per block."""
         s = self._stream
         f = s.frame
         start, n = s.start, s.count
@@ -146,27 +151,28 @@ class SkipPlan:
         sym, tf = f.symbol, f.timeframe
         route = bus.route(KlineClosed, (sym, tf))
         arrays = (f.open_time, f.open, f.high, f.low, f.close, f.volume)
+        ot_a, o_a, h_a, lo_a, c_a, v_a = arrays
         last_ms = f.interval_ms - 1
-        stops = self._stops
+        stops = self._stops.tolist()  # ascending; the last is the frame's last row, so a search always ends
+        si = 0  # stops[si] is the first stop at or after the current row (rows only move forward)
         cursors = [g.runner.strategy._cursor for g in self._gates]
         checked: tuple[Any, ...] | None = None
         may_jump = False
-        idle, book = self.idle, self._book
+        book = self._book
         pos = book.pos
-        held = self._held_target if self._held_exact else _no_jump
+        held_exact = self._held_exact
         retry_at = 0  # while in a position: the first row worth looking for a stretch again (see _held_target)
         delivered = held_skipped = 0
         checkpoint = _CHUNK  # the next progress count
         row = start
-        block = _MIN_BLOCK
+        block = 1
         while row < end:
             top = min(end, start + ((row - start) // _CHUNK + 1) * _CHUNK)  # the end of the feed's progress chunk
-            # the rows made Python values at once: a block from here, longer while every row is delivered, shorter
-            # while jumps leave it early (converting whole chunks of which a few klines are delivered cost more than
-            # delivering them)
             base = row
             upto = min(top, row + block)
-            ot, o, h, lo, c, v = (a[base:upto].tolist() for a in arrays)
+            dense = block >= _DENSE
+            if dense:
+                ot, o, h, lo, c, v = (a[row:upto].tolist() for a in arrays)
             handler: Any = None
             k: Any = None
             try:
@@ -174,11 +180,15 @@ class SkipPlan:
                     handlers = route[0]
                     if handlers is not checked:  # subscriptions changed: jump only if every listener is known
                         checked, may_jump = handlers, self.known(handlers)
-                    j = row - base
                     k = KlineFields()  # built as new_kline builds it, without the call (see feed._chain)
                     k.symbol, k.timeframe = sym, tf
-                    k.open_time, k.open, k.high, k.low, k.close, k.volume = ot[j], o[j], h[j], lo[j], c[j], v[j]
-                    k.ts_event = k.ts_init = t = ot[j] + last_ms
+                    if dense:
+                        j = row - base
+                        k.open_time, k.open, k.high, k.low, k.close, k.volume = ot[j], o[j], h[j], lo[j], c[j], v[j]
+                    else:
+                        k.open_time, k.open, k.high, k.low, k.close, k.volume = (
+                            ot_a.item(row), o_a.item(row), h_a.item(row), lo_a.item(row), c_a.item(row), v_a.item(row))
+                    k.ts_event = k.ts_init = t = k.open_time + last_ms
                     k.__class__ = KlineClosed
                     clock.time_ms = t
                     for handler in handlers:
@@ -187,12 +197,14 @@ class SkipPlan:
                     row += 1
                     if not may_jump or book.busy or row >= end:
                         continue
-                    if pos.qty_f == 0.0:
-                        if not idle():
+                    while stops[si] < row:
+                        si += 1
+                    if pos.qty_f == 0.0:  # flat: idle unless a funding time or a watch level is armed (idle())
+                        if book.next_funding < NEVER or book.watch_low != -INF or book.watch_high != INF:
                             continue
-                        target = int(stops[np.searchsorted(stops, row)])
-                    elif row >= retry_at:  # in a position, no order resting: up to the next kline that acts
-                        target, retry_at = held(row, top - 1)
+                        target = stops[si]
+                    elif row >= retry_at and held_exact:  # in a position, no order resting: to the next kline
+                        target, retry_at = self._held_target(row, min(stops[si], top - 1))  # that acts
                         held_skipped += target - row
                     else:
                         continue
@@ -200,11 +212,12 @@ class SkipPlan:
                         for cur in cursors:  # the runners' place in their history, as if they saw each kline
                             cur.i += target - row
                         row = target
+                        break
             except (HandlerError, StrategyError):
                 raise
             except Exception as exc:
                 raise bus.failed(handler, k, exc) from exc
-            block = min(block * 2, _MAX_BLOCK) if row == upto else max(block // 2, _MIN_BLOCK)
+            block = min(block * 2, _MAX_BLOCK) if row == upto else 1
             if progress is not None:
                 while checkpoint < n and checkpoint <= row - start:
                     progress(checkpoint)
@@ -215,25 +228,26 @@ class SkipPlan:
             progress(n)
         return n
 
-
-    def _held_target(self, row: int, last: int) -> tuple[int, int]:
+    def _held_target(self, row: int, stop: int) -> tuple[int, int]:
         """In a position with no order resting: the row to jump to from ``row`` (``row`` itself: none), and the
-        first row worth looking again.
+        first row worth looking again; ``stop`` is the next row that must be delivered anyway (the next one a
+        mask lets act, the kline before it, or the progress chunk's last).
 
         Every row skipped must take :meth:`Matching.on_kline`'s quiet branch: its low above the book's lower
         watch level, its high below the upper one (liquidation price, or a cross band's edge) and its open time
         before the next funding time. That branch changes only the last price, so the levels stay as they are
         over the stretch and one vectorised look finds the first row that would be processed. The jump lands on
-        the row before it (or before the next row a mask lets act, or ``last``), which is delivered so that
-        every "latest" holds what it would hold; the run looks again only after that row is processed."""
-        stops = self._stops
-        stop = min(int(stops[np.searchsorted(stops, row)]), last)
+        the row before it (or on ``stop``), which is delivered so that every "latest" holds what it would hold;
+        the run looks again only after that row is processed."""
         if stop <= row:
             return row, 0
         book = self._book
         first = stop + 1  # the first row in [row, stop] the exchange would process (stop + 1: none)
-        if book.next_funding < NEVER:
-            first = min(first, max(row, int(np.searchsorted(self._open_time, book.next_funding))))
+        funding = book.next_funding
+        if funding < NEVER:
+            if funding != self._funding_time:  # the row of a funding time, searched once (many looks share one)
+                self._funding_time, self._funding_row = funding, int(self._open_time.searchsorted(funding))
+            first = min(first, max(row, self._funding_row))
         level = book.watch_low
         if level > -INF and first > row:
             lows = self._low[row:first]
@@ -251,11 +265,6 @@ class SkipPlan:
         if first > stop:
             return stop, 0
         return max(row, first - 1), first + 1
-
-
-def _no_jump(row: int, last: int) -> tuple[int, int]:
-    """In place of :meth:`SkipPlan._held_target` when the exchange's per-kline step is not the one it reasons on."""
-    return row, NEVER
 
 
 def _latest_slot(handler: Any) -> bool:

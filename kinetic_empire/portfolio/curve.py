@@ -35,5 +35,12 @@ def step_lookups(
     if ts.size > 1 and np.any(ts[1:] < ts[:-1]):
         order = np.argsort(ts, kind="stable")
         ts, cols = ts[order], [c[order] for c in cols]
-    idx = np.searchsorted(ts, query, side="right")  # 0 = before the first change
-    return [np.concatenate(([before], c))[idx] for c in cols]
+    if query.size > 1 and np.any(query[1:] < query[:-1]):  # unordered queries: a search each
+        idx = np.searchsorted(ts, query, side="right")  # 0 = before the first change
+        return [np.concatenate(([before], c))[idx] for c in cols]
+    # ascending queries (an equity curve's kline times): the function is a run of constant stretches, change j
+    # in effect from the first query at or after its time; a search per change (thousands) instead of one per
+    # query (millions), and each stretch's value repeated over it
+    starts = np.searchsorted(query, ts, side="left")
+    lengths = np.diff(starts, prepend=0, append=query.size)  # stretch 0 (before any change), then one per change
+    return [np.repeat(np.concatenate(([before], c)), lengths) for c in cols]
