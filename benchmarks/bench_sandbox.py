@@ -247,6 +247,59 @@ def raw_orders(info: dict[str, str], seconds: float) -> None:
           f"client CPU {own / len(lat) * 1e6:.0f} us/request")
 
 
+async def engine_orders(info: dict[str, str], seconds: float) -> None:
+    """The same cycles from the engine's own order client: :class:`kinetic_empire.binance.http_client.HttpClient`
+    (the keep-alive HTTP/1.1 client :class:`.rest.BinanceRest` sends placements, look-ups and cancels through),
+    each query signed by the engine's :class:`kinetic_empire.binance.signing.Signer` (recvWindow, timestamp,
+    signature last) and each JSON answer decoded, as the engine does with it. This is what the engine itself
+    meets when it trades against the sandbox."""
+    from kinetic_empire.binance.http_client import HttpClient
+    from kinetic_empire.binance.signing import Signer as EngineSigner
+    from kinetic_empire.core.clock import LiveClock
+
+    clock = LiveClock()
+    client = HttpClient(info["rest"], clock=clock, timeout_s=10.0)
+    signer = EngineSigner(info["api_secret"])
+    headers = {"X-MBX-APIKEY": info["api_key"]}
+    lat: list[float] = []
+
+    async def cycle(cid: str, record: bool) -> None:
+        for method, params in (
+            ("POST", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                      "quantity": "10", "price": "4.000", "newClientOrderId": cid}),
+            ("GET", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+            ("DELETE", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+        ):
+            t = time.perf_counter()
+            query = signer.query(params, clock.now_ms(), 5000)
+            reply = await client.request(method, f"/fapi/v1/order?{query}", headers)
+            json.loads(reply.body)
+            if reply.status != 200:
+                raise RuntimeError(f"{method} /fapi/v1/order: {reply.status} {reply.body!r}")
+            if record:
+                lat.append(time.perf_counter() - t)
+
+    try:
+        warm_until = time.perf_counter() + 0.3
+        n = 0
+        while time.perf_counter() < warm_until:
+            await cycle(f"ew{n}", False)
+            n += 1
+        pid = int(info["pid"])
+        cpu0, t0, own0 = cpu_seconds(pid), time.perf_counter(), time.process_time()
+        while time.perf_counter() < t0 + seconds:
+            await cycle(f"e{n}", True)
+            n += 1
+        elapsed, own = time.perf_counter() - t0, time.process_time() - own0
+        cpu = server_cpu(cpu0, pid, len(lat))
+    finally:
+        await client.close()
+    ms = [x * 1000 for x in lat]
+    print(f"  engine order client (binance.http_client), concurrency 1: {len(lat) / elapsed:8.0f} signed round "
+          f"trips/s, p50 {statistics.median(ms):.2f} ms, p99 {pct(ms, 0.99):.2f} ms ({len(lat)} requests){cpu}, "
+          f"client CPU {own / len(lat) * 1e6:.0f} us/request")
+
+
 async def bench_streams(info: dict[str, str], subscribers: int, updates: int) -> None:
     base = info["rest"]
     # one session for the subscribers (no connection cap), another for the admin trigger
@@ -349,6 +402,7 @@ async def run_all(args: argparse.Namespace, state: Path | None) -> None:
         print(f"  load average {os.getloadavg()[0]:.2f}")
         for c in args.concurrency:
             await bench_orders(info, args.seconds, c)
+        await engine_orders(info, args.seconds)
         await asyncio.to_thread(lean_orders, info, args.seconds)
         await asyncio.to_thread(raw_orders, info, args.seconds)
         if args.subscribers:
