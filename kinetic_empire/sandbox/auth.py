@@ -35,7 +35,9 @@ class ApiKey:
     look-up by name in OpenSSL per request)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_mac", hmac.new(self.api_secret.encode(), digestmod=hashlib.sha256))
+        mac = hmac.new(self.api_secret.encode(), digestmod=hashlib.sha256)
+        # OpenSSL's own HMAC object where hmac wraps one (copy, update, hexdigest: the same calls, in C)
+        object.__setattr__(self, "_mac", getattr(mac, "_hmac", None) or mac)
 
     def sign(self, text: str) -> str:
         """:func:`sign` with this key's secret."""

@@ -68,11 +68,8 @@ def check_gtd(ctx: Ctx, tif: TimeInForce | None, gtd: int | None) -> int:
 def duplicate_client_id(ctx: Ctx, symbol: str, client_id: str | None) -> None:
     if client_id is None:
         return
-    try:
-        existing = ctx.acct.exchange.get_order(symbol, client_order_id=client_id)
-    except ExchangeError:
-        return
-    if existing.is_open:
+    existing = ctx.acct.exchange.find_order(symbol, client_order_id=client_id)
+    if existing is not None and existing.is_open:
         raise ApiError(-4116, "clientOrderId is duplicated.")
 
 
@@ -147,7 +144,8 @@ def _matched_price(ctx: Ctx, symbol: str, side: Side) -> Decimal:
 
 def _hidden(ctx: Ctx, wire_id: int) -> bool:
     """Executed under an unknown-outcome fault and not yet visible (FaultConfig.unknown_visible_after_ms)."""
-    return ctx.venue.faults.hidden(ctx.acct.key.api_key, wire_id, ctx.venue.wall_ms())
+    faults = ctx.venue.faults
+    return bool(faults.hidden_until) and faults.hidden(ctx.acct.key.api_key, wire_id, ctx.venue.wall_ms())
 
 
 def _lookup(ctx: Ctx, p: Params, symbol: str) -> SimOrder | None:
