@@ -22,17 +22,9 @@ from .endpoints import NONE, SIGNED, Ctx, Endpoint
 from .errors import ApiError, error_body, path_invalid
 from .params import Params, parse_pairs
 from .venue import SandboxVenue
+from .wire import dumps
 
 log = logging.getLogger(__name__)
-
-try:  # orjson is several times faster; the standard library is the fallback
-    import orjson
-
-    def dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
-except ImportError:  # pragma: no cover
-    def dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
 
 _JSON = "application/json"
 _NO_ORDERS = (0, 0)
@@ -175,6 +167,8 @@ class Gateway:
             if asyncio.iscoroutine(result):
                 result = await result
             if fault in ("error-executed", "timeout-executed") and account is not None:
+                if isinstance(result, bytes):  # an order object printed directly (wire.order_bytes)
+                    result = json.loads(result)
                 for placed in result if isinstance(result, list) else [result]:
                     wire_id = placed.get("orderId", placed.get("algoId")) if isinstance(placed, dict) else None
                     if isinstance(wire_id, int):
