@@ -6,9 +6,11 @@ sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket fra
 
 * Orders: each cycle places a LIMIT order (POST /fapi/v1/order), queries it (GET) and cancels it
   (DELETE): three signed round trips. Reported: round trips/s, order cycles/s, p50/p99 per round trip,
-  from aiohttp at each concurrency, then at concurrency 1 from a lean blocking ``http.client`` client and from
-  a raw socket client (the server's share), each with the sandbox's CPU per request (and the client's own): at
-  concurrency 1 a round trip costs at least the sandbox's CPU plus the client's.
+  from aiohttp at each concurrency, then at concurrency 1 from the engine's own order client
+  (``binance.http_client.HttpClient`` with the engine's signer: what the engine itself places orders with), from a
+  lean blocking ``http.client`` client and from a raw socket client (the server's share), each with the sandbox's
+  CPU per request (and the client's own): at concurrency 1 a round trip costs at least the sandbox's CPU plus the
+  client's.
 * Streams: N connections subscribe to ``/market/ws/filusdt@kline_1m`` (klines are routed to /market); each
   replay update is triggered through the admin endpoint and the time from the trigger to each subscriber's
   receipt is recorded.
@@ -20,7 +22,10 @@ sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket fra
 Run: ``python benchmarks/bench_sandbox.py [--seconds 5] [--concurrency 1 4] [--state]`` (``--state``: the
 sandbox process persists every change to a temporary state file, as ``kinetic sandbox --state`` does).
 Before/after in one sitting: alternate ``--sandbox-root /path/to/other/checkout`` with this one (the client
-side stays the same), e.g. ``--subscribers --no-durability --seconds 4`` for the order figures alone.
+side stays the same), e.g. ``--subscribers --no-durability --seconds 4`` for the order figures alone; or
+``--sandbox-root OLD --versus NEW``: both sandboxes run at once and each client (aiohttp, the engine's, raw socket)
+alternates between them every ``--block`` cycles, so both meet the same load (on a shared machine it changes
+within seconds), and the ratios are printed.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -300,6 +306,154 @@ async def engine_orders(info: dict[str, str], seconds: float) -> None:
           f"client CPU {own / len(lat) * 1e6:.0f} us/request")
 
 
+Driver = Callable[[int, int], Awaitable[list[float]]]
+"""``await drive(first, cycles)``: that many place/query/cancel cycles (client ids from ``first``), latencies."""
+_ORDER_Q = "symbol=FILUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=10&price=4.000&newClientOrderId="
+
+
+async def raw_driver(info: dict[str, str], tag: str) -> tuple[Driver, Callable[[], Awaitable[None]]]:
+    """:func:`raw_orders`'s client as a driver (blocking calls: nothing else runs meanwhile)."""
+    host, port = info["rest"].removeprefix("http://").split(":")
+    secret = info["api_secret"].encode()
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    tail = f" HTTP/1.1\r\nHost: {host}:{port}\r\nX-MBX-APIKEY: {info['api_key']}\r\n\r\n"
+    buf = b""
+
+    def call(method: str, query: str) -> None:
+        nonlocal buf
+        query = f"{query}&timestamp={int(time.time() * 1000)}"
+        sig = hmac.digest(secret, query.encode(), "sha256").hex()
+        sock.sendall(f"{method} /fapi/v1/order?{query}&signature={sig}{tail}".encode())
+        while (end := buf.find(b"\r\n\r\n")) < 0:
+            buf += sock.recv(65536)
+        head = buf[:end]
+        at = head.find(b"\r\nContent-Length: ") + 18
+        size = end + 4 + int(head[at:head.index(b"\r\n", at)])
+        while len(buf) < size:
+            buf += sock.recv(65536)
+        if not head.startswith(b"HTTP/1.1 200 "):
+            raise RuntimeError(f"{method}: {buf[:size]!r}")
+        buf = buf[size:]
+
+    async def drive(first: int, cycles: int) -> list[float]:
+        lat = []
+        for n in range(first, first + cycles):
+            cid = f"{tag}{n}"
+            for method, query in (("POST", _ORDER_Q + cid), ("GET", f"symbol=FILUSDT&origClientOrderId={cid}"),
+                                  ("DELETE", f"symbol=FILUSDT&origClientOrderId={cid}")):
+                t = time.perf_counter()
+                call(method, query)
+                lat.append(time.perf_counter() - t)
+        return lat
+
+    async def close() -> None:
+        sock.close()
+    return drive, close
+
+
+async def engine_driver(info: dict[str, str], tag: str) -> tuple[Driver, Callable[[], Awaitable[None]]]:
+    """:func:`engine_orders`'s client (the engine's HttpClient and Signer) as a driver."""
+    from kinetic_empire.binance.http_client import HttpClient
+    from kinetic_empire.binance.signing import Signer as EngineSigner
+    from kinetic_empire.core.clock import LiveClock
+
+    clock = LiveClock()
+    client = HttpClient(info["rest"], clock=clock, timeout_s=10.0)
+    signer = EngineSigner(info["api_secret"])
+    headers = {"X-MBX-APIKEY": info["api_key"]}
+
+    async def drive(first: int, cycles: int) -> list[float]:
+        lat = []
+        for n in range(first, first + cycles):
+            cid = f"{tag}{n}"
+            for method, params in (
+                ("POST", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                          "quantity": "10", "price": "4.000", "newClientOrderId": cid}),
+                ("GET", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+                ("DELETE", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+            ):
+                t = time.perf_counter()
+                reply = await client.request(method, f"/fapi/v1/order?{signer.query(params, clock.now_ms(), 5000)}",
+                                             headers)
+                json.loads(reply.body)
+                if reply.status != 200:
+                    raise RuntimeError(f"{method}: {reply.status} {reply.body!r}")
+                lat.append(time.perf_counter() - t)
+        return lat
+
+    return drive, client.close
+
+
+async def aiohttp_driver(info: dict[str, str], tag: str) -> tuple[Driver, Callable[[], Awaitable[None]]]:
+    """:func:`bench_orders`'s client (aiohttp, one connection) as a driver."""
+    signer = Signer(info)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+    headers = {"X-MBX-APIKEY": signer.key}
+
+    async def drive(first: int, cycles: int) -> list[float]:
+        lat = []
+        for n in range(first, first + cycles):
+            cid = f"{tag}{n}"
+            for method, params in (
+                ("POST", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                          "quantity": "10", "price": "4.000", "newClientOrderId": cid}),
+                ("GET", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+                ("DELETE", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+            ):
+                t = time.perf_counter()
+                async with session.request(method, signer.url("/fapi/v1/order", dict(params)),
+                                           headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"{method}: {r.status} {await r.text()}")
+                lat.append(time.perf_counter() - t)
+        return lat
+
+    return drive, session.close
+
+
+async def versus(args: argparse.Namespace) -> None:
+    """Both checkouts' sandboxes at once; each client's cycles alternate between them in short blocks, so the
+    two meet the same machine (load comes and goes within seconds on a shared box)."""
+    roots = (args.sandbox_root.resolve(), args.versus.resolve())
+    servers = [start_server(None, root, args.loop) for root in roots]
+    try:
+        print(f"A: {roots[0]}\nB: {roots[1]}\nclients alternate between A and B every {args.block} cycles "
+              f"for {args.seconds:g} s each; load average {os.getloadavg()[0]:.2f}")
+        for name, make in (("aiohttp", aiohttp_driver), ("engine order client", engine_driver),
+                           ("raw socket", raw_driver)):
+            pairs = [await make(info, f"{name[0]}{i}-") for i, (_, info) in enumerate(servers)]
+            lat: list[list[float]] = [[], []]
+            wall, cpu = [0.0, 0.0], [0.0, 0.0]
+            n = 0
+            for (drive, _), _ in zip(pairs, servers, strict=True):  # warm-up
+                await drive(n, 50)
+            n = 50
+            stop_at = time.perf_counter() + 2 * args.seconds
+            while time.perf_counter() < stop_at:
+                for side in (0, 1) if n % (2 * args.block) else (1, 0):  # who goes first alternates too
+                    pid = int(servers[side][1]["pid"])
+                    c0, t0 = cpu_seconds(pid), time.perf_counter()
+                    lat[side] += await pairs[side][0](n, args.block)
+                    wall[side] += time.perf_counter() - t0
+                    c1 = cpu_seconds(pid)
+                    cpu[side] += (c1 or 0.0) - (c0 or 0.0)
+                n += args.block
+            for drive_close in pairs:
+                await drive_close[1]()
+            rts = [len(lat[i]) / wall[i] for i in (0, 1)]
+            us = [cpu[i] / len(lat[i]) * 1e6 for i in (0, 1)]
+            p50 = [statistics.median(lat[i]) * 1000 for i in (0, 1)]
+            print(f"  {name:>19}: A {rts[0]:6.0f} rt/s (p50 {p50[0]:.2f} ms, sandbox CPU {us[0]:.0f} us/request), "
+                  f"B {rts[1]:6.0f} rt/s (p50 {p50[1]:.2f} ms, {us[1]:.0f} us/request); B/A {rts[1] / rts[0]:.2f}x "
+                  f"rt/s, {us[1] / us[0]:.2f}x CPU")
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 async def bench_streams(info: dict[str, str], subscribers: int, updates: int) -> None:
     base = info["rest"]
     # one session for the subscribers (no connection cap), another for the admin trigger
@@ -384,6 +538,9 @@ def _durability_run(durable: bool, cycles: int, phases: int) -> tuple[float, flo
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.versus is not None:
+        await versus(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state" if args.state else None
         await run_all(args, state)
@@ -427,5 +584,8 @@ if __name__ == "__main__":
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], help="the sandbox process's event loop "
                         "(default: the sandbox's own default, uvloop when installed since session 7; needs a "
                         "checkout that reads $KINETIC_SANDBOX_LOOP)")
+    parser.add_argument("--versus", type=Path, help="another checkout: run both sandboxes at once and alternate "
+                        "every client's cycles between them (A: --sandbox-root, B: this one), order figures only")
+    parser.add_argument("--block", type=int, default=20, help="with --versus: cycles per turn")
     parser.add_argument("--no-durability", action="store_true", help="skip the in-process durability figures")
     asyncio.run(main(parser.parse_args()))
