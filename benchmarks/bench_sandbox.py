@@ -6,9 +6,11 @@ sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket fra
 
 * Orders: each cycle places a LIMIT order (POST /fapi/v1/order), queries it (GET) and cancels it
   (DELETE): three signed round trips. Reported: round trips/s, order cycles/s, p50/p99 per round trip,
-  from aiohttp at each concurrency, then at concurrency 1 from a lean blocking ``http.client`` client and from
-  a raw socket client (the server's share), each with the sandbox's CPU per request (and the client's own): at
-  concurrency 1 a round trip costs at least the sandbox's CPU plus the client's.
+  from aiohttp at each concurrency, then at concurrency 1 from the engine's own order client
+  (``binance.http_client.HttpClient`` with the engine's signer: what the engine itself places orders with), from a
+  lean blocking ``http.client`` client and from a raw socket client (the server's share), each with the sandbox's
+  CPU per request (and the client's own): at concurrency 1 a round trip costs at least the sandbox's CPU plus the
+  client's.
 * Streams: N connections subscribe to ``/market/ws/filusdt@kline_1m`` (klines are routed to /market); each
   replay update is triggered through the admin endpoint and the time from the trigger to each subscriber's
   receipt is recorded.
@@ -20,58 +22,41 @@ sees: real HMAC signatures, real HTTP keep-alive connections, real WebSocket fra
 Run: ``python benchmarks/bench_sandbox.py [--seconds 5] [--concurrency 1 4] [--state]`` (``--state``: the
 sandbox process persists every change to a temporary state file, as ``kinetic sandbox --state`` does).
 Before/after in one sitting: alternate ``--sandbox-root /path/to/other/checkout`` with this one (the client
-side stays the same), e.g. ``--subscribers --no-durability --seconds 4`` for the order figures alone.
+side stays the same), e.g. ``--subscribers --no-durability --seconds 4`` for the order figures alone; or
+``--sandbox-root OLD --versus NEW``: both sandboxes run at once and each client (aiohttp, the engine's, raw socket)
+alternates between them every ``--block`` cycles, so both meet the same load (on a shared machine it changes
+within seconds), and the ratios are printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import hmac
 import http.client
 import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
 
 import aiohttp
-from yarl import URL
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data" / "sandbox"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def start_server(state: Path | None, root: Path = ROOT, loop: str | None = None
-                 ) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """The sandbox process, from the checkout ``root`` (another one to compare with), on event loop ``loop``."""
-    cmd = [sys.executable, "-m", "kinetic_empire.sandbox", "--data", str(DATA), "--port", "0", "--json",
-           "--speed", "step", "--admin", "--no-limits", "--warmup", "30"]
-    if state is not None:
-        cmd += ["--state", str(state)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(root)}
-    if loop is not None:
-        env["KINETIC_SANDBOX_LOOP"] = loop
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=root, env=env)
-    assert proc.stdout is not None
-    return proc, {**json.loads(proc.stdout.readline()), "pid": str(proc.pid)}
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of process ``pid`` (Linux /proc; None elsewhere): the sandbox's own cost per
-    request, which a busy machine inflates far less than it does wall-clock round trips."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from sandbox_clients import (
+    DATA,
+    ROOT,
+    Signer,
+    aiohttp_driver,
+    cpu_seconds,
+    engine_driver,
+    raw_driver,
+    start_server,
+)
 
 
 def server_cpu(before: float | None, pid: int, requests: int) -> str:
@@ -84,19 +69,6 @@ def server_cpu(before: float | None, pid: int, requests: int) -> str:
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
-
-
-class Signer:
-    def __init__(self, info: dict[str, str]) -> None:
-        self.base = info["rest"]
-        self.key = info["api_key"]
-        self.secret = info["api_secret"].encode()
-
-    def url(self, path: str, params: dict[str, object]) -> URL:
-        params["timestamp"] = int(time.time() * 1000)
-        q = urlencode(params)
-        sig = hmac.new(self.secret, q.encode(), hashlib.sha256).hexdigest()
-        return URL(f"{self.base}{path}?{q}&signature={sig}", encoded=True)
 
 
 async def order_worker(s: aiohttp.ClientSession, signer: Signer, stop_at: float, lat: list[float], wid: int) -> int:
@@ -247,6 +219,100 @@ def raw_orders(info: dict[str, str], seconds: float) -> None:
           f"client CPU {own / len(lat) * 1e6:.0f} us/request")
 
 
+async def engine_orders(info: dict[str, str], seconds: float) -> None:
+    """The same cycles from the engine's own order client: :class:`kinetic_empire.binance.http_client.HttpClient`
+    (the keep-alive HTTP/1.1 client :class:`.rest.BinanceRest` sends placements, look-ups and cancels through),
+    each query signed by the engine's :class:`kinetic_empire.binance.signing.Signer` (recvWindow, timestamp,
+    signature last) and each JSON answer decoded, as the engine does with it. This is what the engine itself
+    meets when it trades against the sandbox."""
+    from kinetic_empire.binance.http_client import HttpClient
+    from kinetic_empire.binance.signing import Signer as EngineSigner
+    from kinetic_empire.core.clock import LiveClock
+
+    clock = LiveClock()
+    client = HttpClient(info["rest"], clock=clock, timeout_s=10.0)
+    signer = EngineSigner(info["api_secret"])
+    headers = {"X-MBX-APIKEY": info["api_key"]}
+    lat: list[float] = []
+
+    async def cycle(cid: str, record: bool) -> None:
+        for method, params in (
+            ("POST", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                      "quantity": "10", "price": "4.000", "newClientOrderId": cid}),
+            ("GET", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+            ("DELETE", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+        ):
+            t = time.perf_counter()
+            query = signer.query(params, clock.now_ms(), 5000)
+            reply = await client.request(method, f"/fapi/v1/order?{query}", headers)
+            json.loads(reply.body)
+            if reply.status != 200:
+                raise RuntimeError(f"{method} /fapi/v1/order: {reply.status} {reply.body!r}")
+            if record:
+                lat.append(time.perf_counter() - t)
+
+    try:
+        warm_until = time.perf_counter() + 0.3
+        n = 0
+        while time.perf_counter() < warm_until:
+            await cycle(f"ew{n}", False)
+            n += 1
+        pid = int(info["pid"])
+        cpu0, t0, own0 = cpu_seconds(pid), time.perf_counter(), time.process_time()
+        while time.perf_counter() < t0 + seconds:
+            await cycle(f"e{n}", True)
+            n += 1
+        elapsed, own = time.perf_counter() - t0, time.process_time() - own0
+        cpu = server_cpu(cpu0, pid, len(lat))
+    finally:
+        await client.close()
+    ms = [x * 1000 for x in lat]
+    print(f"  engine order client (binance.http_client), concurrency 1: {len(lat) / elapsed:8.0f} signed round "
+          f"trips/s, p50 {statistics.median(ms):.2f} ms, p99 {pct(ms, 0.99):.2f} ms ({len(lat)} requests){cpu}, "
+          f"client CPU {own / len(lat) * 1e6:.0f} us/request")
+
+
+async def versus(args: argparse.Namespace) -> None:
+    """Both checkouts' sandboxes at once; each client's cycles alternate between them in short blocks, so the
+    two meet the same machine (load comes and goes within seconds on a shared box)."""
+    roots = (args.sandbox_root.resolve(), args.versus.resolve())
+    servers = [start_server(None, root, args.loop) for root in roots]
+    try:
+        print(f"A: {roots[0]}\nB: {roots[1]}\nclients alternate between A and B every {args.block} cycles "
+              f"for {args.seconds:g} s each; load average {os.getloadavg()[0]:.2f}")
+        for name, make in (("aiohttp", aiohttp_driver), ("engine order client", engine_driver),
+                           ("raw socket", raw_driver)):
+            pairs = [await make(info, f"{name[0]}{i}-") for i, (_, info) in enumerate(servers)]
+            lat: list[list[float]] = [[], []]
+            wall, cpu = [0.0, 0.0], [0.0, 0.0]
+            n = 0
+            for (drive, _), _ in zip(pairs, servers, strict=True):  # warm-up
+                await drive(n, 50)
+            n = 50
+            stop_at = time.perf_counter() + 2 * args.seconds
+            while time.perf_counter() < stop_at:
+                for side in (0, 1) if n % (2 * args.block) else (1, 0):  # who goes first alternates too
+                    pid = int(servers[side][1]["pid"])
+                    c0, t0 = cpu_seconds(pid), time.perf_counter()
+                    lat[side] += await pairs[side][0](n, args.block)
+                    wall[side] += time.perf_counter() - t0
+                    c1 = cpu_seconds(pid)
+                    cpu[side] += (c1 or 0.0) - (c0 or 0.0)
+                n += args.block
+            for drive_close in pairs:
+                await drive_close[1]()
+            rts = [len(lat[i]) / wall[i] for i in (0, 1)]
+            us = [cpu[i] / len(lat[i]) * 1e6 for i in (0, 1)]
+            p50 = [statistics.median(lat[i]) * 1000 for i in (0, 1)]
+            print(f"  {name:>19}: A {rts[0]:6.0f} rt/s (p50 {p50[0]:.2f} ms, sandbox CPU {us[0]:.0f} us/request), "
+                  f"B {rts[1]:6.0f} rt/s (p50 {p50[1]:.2f} ms, {us[1]:.0f} us/request); B/A {rts[1] / rts[0]:.2f}x "
+                  f"rt/s, {us[1] / us[0]:.2f}x CPU")
+    finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 async def bench_streams(info: dict[str, str], subscribers: int, updates: int) -> None:
     base = info["rest"]
     # one session for the subscribers (no connection cap), another for the admin trigger
@@ -331,6 +397,9 @@ def _durability_run(durable: bool, cycles: int, phases: int) -> tuple[float, flo
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.versus is not None:
+        await versus(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state" if args.state else None
         await run_all(args, state)
@@ -349,6 +418,7 @@ async def run_all(args: argparse.Namespace, state: Path | None) -> None:
         print(f"  load average {os.getloadavg()[0]:.2f}")
         for c in args.concurrency:
             await bench_orders(info, args.seconds, c)
+        await engine_orders(info, args.seconds)
         await asyncio.to_thread(lean_orders, info, args.seconds)
         await asyncio.to_thread(raw_orders, info, args.seconds)
         if args.subscribers:
@@ -373,5 +443,8 @@ if __name__ == "__main__":
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], help="the sandbox process's event loop "
                         "(default: the sandbox's own default, uvloop when installed since session 7; needs a "
                         "checkout that reads $KINETIC_SANDBOX_LOOP)")
+    parser.add_argument("--versus", type=Path, help="another checkout: run both sandboxes at once and alternate "
+                        "every client's cycles between them (A: --sandbox-root, B: --versus), order figures only")
+    parser.add_argument("--block", type=int, default=20, help="with --versus: cycles per turn")
     parser.add_argument("--no-durability", action="store_true", help="skip the in-process durability figures")
     asyncio.run(main(parser.parse_args()))

@@ -145,6 +145,12 @@ class Ledger:
             raise ExchangeError(-2013, "Order does not exist.")
         return order
 
+    def find_order(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None
+                   ) -> SimOrder | None:
+        """:meth:`get_order`, None for an order it does not know (the sandbox looks up ids that may not exist
+        on every request: no exception per look-up)."""
+        return self._find(symbol, order_id, client_order_id)
+
     def open_orders(self, symbol: str | None = None, algo: bool | None = None) -> list[SimOrder]:
         books = [self.book(symbol)] if symbol else list(self._books.values())
         found = [o for b in books for o in (*b.market, *b.resting) if o.is_open]

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..core.clock import Clock
-from ..core.errors import ExchangeError
 from ..core.rules import LeverageBrackets, SymbolRules
 from ..exchange.config import ExchangeConfig
 from ..exchange.orders import SimOrder
@@ -136,14 +135,10 @@ class Account:
             rec = self.actual.get(order_id)
             if rec is not None:
                 return rec.sim if rec.sim.symbol == symbol else None
-            try:
-                sim = ex.get_order(symbol, order_id=order_id)
-            except ExchangeError:
-                return None
-            return None if sim.is_algo else sim
-        try:
-            sim = ex.get_order(symbol, client_order_id=client_id)
-        except ExchangeError:
+            sim = ex.find_order(symbol, order_id=order_id)
+            return None if sim is None or sim.is_algo else sim
+        sim = ex.find_order(symbol, client_order_id=client_id) if client_id is not None else None
+        if sim is None:
             return None
         if sim.is_algo:
             rec = self.algos.get(sim.order_id)

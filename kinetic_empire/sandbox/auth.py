@@ -7,14 +7,16 @@ encoding and sends another fails here exactly as it would on Binance.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
 import re
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import ApiError, invalid, mandatory
 
@@ -28,6 +30,20 @@ class ApiKey:
 
     api_key: str
     api_secret: str
+    _mac: Any = field(default=None, init=False, repr=False, compare=False)
+    """The secret's keyed HMAC-SHA256 state, made once: each request copies it (no key schedule, no digest
+    look-up by name in OpenSSL per request)."""
+
+    def __post_init__(self) -> None:
+        mac = hmac.new(self.api_secret.encode(), digestmod=hashlib.sha256)
+        # OpenSSL's own HMAC object where hmac wraps one (copy, update, hexdigest: the same calls, in C)
+        object.__setattr__(self, "_mac", getattr(mac, "_hmac", None) or mac)
+
+    def sign(self, text: str) -> str:
+        """:func:`sign` with this key's secret."""
+        mac = self._mac.copy()
+        mac.update(text.encode("utf-8", "surrogateescape"))
+        return str(mac.hexdigest())
 
     @classmethod
     def generate(cls) -> ApiKey:
@@ -96,14 +112,14 @@ def check_api_key(header: str | None, keys: dict[str, ApiKey]) -> ApiKey:
     return key
 
 
-def verify_signature(secret: str, raw_query: str, raw_body: str) -> None:
-    """Raise -1102 (no signature) or -1022 (mismatch)."""
+def verify_signature(secret: str | ApiKey, raw_query: str, raw_body: str) -> None:
+    """Raise -1102 (no signature) or -1022 (mismatch); ``secret`` is the secret or the key that holds it."""
     query, sig_q = _strip_signature(raw_query)
     body, sig_b = _strip_signature(raw_body) if raw_body else ("", None)
     signature = sig_q if sig_q is not None else sig_b
     if not signature:
         raise mandatory("signature")
-    expected = sign(secret, query + body)
+    expected = secret.sign(query + body) if isinstance(secret, ApiKey) else sign(secret, query + body)
     if not hmac.compare_digest(expected, signature.lower()):
         raise ApiError(-1022, "Signature for this request is not valid.")
 

@@ -17,7 +17,7 @@ class Faults:
         self.reseed()
         self._ws_count = 0
         self.counts: Counter[str] = Counter()  # faults injected, by kind (a soak reports them)
-        self._hidden: dict[tuple[str, int], int] = {}  # (api key, wire order id) -> wall ms it becomes visible
+        self.hidden_until: dict[tuple[str, int], int] = {}  # (api key, wire order id) -> wall ms it becomes visible
 
     def note(self, kind: str) -> None:
         self.counts[kind] += 1
@@ -67,14 +67,14 @@ class Faults:
     def hide(self, api_key: str, order_id: int, now_ms: int) -> None:
         """An order executed under an unknown-outcome fault: not found by id until the configured delay."""
         if self.cfg.unknown_visible_after_ms > 0:
-            self._hidden[(api_key, order_id)] = now_ms + self.cfg.unknown_visible_after_ms
+            self.hidden_until[(api_key, order_id)] = now_ms + self.cfg.unknown_visible_after_ms
 
     def hidden(self, api_key: str, order_id: int, now_ms: int) -> bool:
-        until = self._hidden.get((api_key, order_id))
+        until = self.hidden_until.get((api_key, order_id))
         if until is None:
             return False
         if now_ms >= until:
-            del self._hidden[(api_key, order_id)]
+            del self.hidden_until[(api_key, order_id)]
             return False
         return True
 

@@ -11,27 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from aiohttp import web
 
+from .accounts import Account
 from .auth import check_api_key, check_timestamp, verify_signature
 from .endpoints import NONE, SIGNED, Ctx, Endpoint
 from .errors import ApiError, error_body, path_invalid
 from .params import Params, parse_pairs
 from .venue import SandboxVenue
+from .wire import dumps
 
 log = logging.getLogger(__name__)
-
-try:  # orjson is several times faster; the standard library is the fallback
-    import orjson
-
-    def dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
-except ImportError:  # pragma: no cover
-    def dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
 
 _JSON = "application/json"
 _NO_ORDERS = (0, 0)
@@ -63,6 +56,78 @@ class Gateway:
                                                   body, request.headers.get("X-MBX-APIKEY"), request.remote or "?")
         return web.Response(status=status, body=data, headers=headers, content_type=_JSON)
 
+    def respond(self, method: str, path: str, query: str, raw: bytes | None, api_key: str | None,
+                ip: str) -> Reply | Coroutine[Any, Any, Reply]:
+        """:meth:`answer` without a coroutine when nothing has to wait: the reply itself (a tuple) in the usual
+        case (no faults on, a handler that answers at once), else a coroutine to await for it. The lean HTTP
+        front calls this: a coroutine per request (made, sent into, stopped) costs more than the checks."""
+        ep = self.table.get((method, path))
+        if ep is None or self.venue.faults.on:
+            return self.answer(method, path, query, raw, api_key, ip)
+        headers: dict[str, str] = {}
+        try:
+            params, account, _ = self._admit(ep, query, raw, api_key, ip, headers)
+            result = ep.handler(Ctx(self.venue, params, account))
+            cls = result.__class__
+            if cls is dict or cls is list:
+                return 200, headers, dumps(result)
+            if cls is bytes:
+                return 200, headers, result
+            if asyncio.iscoroutine(result):
+                return self._finish(result, headers, method, path, query)
+            return 200, headers, dumps(result)
+        except ApiError as err:
+            headers.update(err.headers)
+            return err.status, headers, err.body()
+        except Exception:
+            log.exception("sandbox: unexpected error on %s %s%s", method, path, f"?{query}" if query else "")
+            return 500, headers, error_body(-1000, "An unknown error occured while processing the request.")
+
+    async def _finish(self, result: Coroutine[Any, Any, Any], headers: dict[str, str], method: str, path: str,
+                      query: str) -> Reply:
+        """The rest of :meth:`respond` for a handler that waits."""
+        try:
+            data = await result
+            return 200, headers, data if isinstance(data, bytes) else dumps(data)
+        except ApiError as err:
+            headers.update(err.headers)
+            return err.status, headers, err.body()
+        except Exception:
+            log.exception("sandbox: unexpected error on %s %s%s", method, path, f"?{query}" if query else "")
+            return 500, headers, error_body(-1000, "An unknown error occured while processing the request.")
+
+    def _admit(self, ep: Endpoint, query: str, raw: bytes | None, api_key: str | None, ip: str,
+               headers: dict[str, str]) -> tuple[Params, Account | None, int]:
+        """Binance's checks after routing and faults, in its order: body size, weight, key, timestamp, signature,
+        unknown parameters, order count (the count headers go into ``headers``). Returns the parameters, the
+        account (keyed endpoints) and the server time used; raises :class:`ApiError`."""
+        venue = self.venue
+        if raw is None:
+            raise ApiError(-1000, "Request body too large.", 413)
+        body = raw.decode("utf-8", "surrogateescape") if raw else ""
+        params = Params(parse_pairs(query, body))
+        now = venue.wall_ms()
+        weight = ep.weight
+        used = venue.limiter.weight(ip, weight(params) if callable(weight) else weight, now)
+        headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+        account = None
+        security = ep.security
+        if security != NONE:
+            key = check_api_key(api_key, venue.keys)
+            account = venue.accounts[key.api_key]
+            if security == SIGNED:
+                d = params.data
+                check_timestamp(d.get("timestamp"), d.get("recvWindow"), now, venue.config.recv_window_max)
+                verify_signature(key, query, body)
+        params.check_known(ep.params)
+        orders = ep.orders
+        if orders != _NO_ORDERS:
+            assert account is not None
+            c10, c60 = venue.limiter.orders(account.key.api_key, orders[0], orders[1], now)
+            headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
+            headers["X-MBX-ORDER-COUNT-1M"] = str(c60)
+        return params, account, now
+
     async def answer(self, method: str, path: str, query: str, raw: bytes | None, api_key: str | None,
                      ip: str) -> Reply:
         """One REST request, from its parts: ``query`` is the raw query string, ``raw`` the body (None: larger
@@ -86,35 +151,9 @@ class Gateway:
                     raise ApiError(-1003, f"Too many requests; current limit is {limit} requests per minute. Please "
                                    "use the websocket for live updates to avoid polling the API.", 429,
                                    {"Retry-After": "1"})
-            if raw is None:
-                raise ApiError(-1000, "Request body too large.", 413)
-            body = raw.decode("utf-8", "surrogateescape") if raw else ""
-            params = Params(parse_pairs(query, body))
-            now = venue.wall_ms()
-            weight = ep.weight
-            used = venue.limiter.weight(ip, weight(params) if callable(weight) else weight, now)
-            headers["X-MBX-USED-WEIGHT-1M"] = str(used)
-            account = None
-            security = ep.security
-            if security != NONE:
-                key = check_api_key(api_key, venue.keys)
-                account = venue.accounts[key.api_key]
-                if security == SIGNED:
-                    d = params.data
-                    check_timestamp(d.get("timestamp"), d.get("recvWindow"), now, venue.config.recv_window_max)
-                    verify_signature(key.api_secret, query, body)
-            params.check_known(ep.params)
-            orders = ep.orders
-            if orders != _NO_ORDERS:
-                assert account is not None
-                c10, c60 = venue.limiter.orders(account.key.api_key, orders[0], orders[1], now)
-                headers["X-MBX-ORDER-COUNT-10S"] = str(c10)
-                headers["X-MBX-ORDER-COUNT-1M"] = str(c60)
-            if not (faulty and ep.order_fault):  # the usual case: no order fault can hit this request
+            params, account, now = self._admit(ep, query, raw, api_key, ip, headers)
+            if not (faulty and ep.order_fault):  # no order fault can hit this request
                 result = ep.handler(Ctx(venue, params, account))
-                cls = result.__class__
-                if cls is dict or cls is list:
-                    return 200, headers, dumps(result)
                 if asyncio.iscoroutine(result):
                     result = await result
                 return 200, headers, result if isinstance(result, bytes) else dumps(result)
@@ -128,6 +167,8 @@ class Gateway:
             if asyncio.iscoroutine(result):
                 result = await result
             if fault in ("error-executed", "timeout-executed") and account is not None:
+                if isinstance(result, bytes):  # an order object printed directly (wire.order_bytes)
+                    result = json.loads(result)
                 for placed in result if isinstance(result, list) else [result]:
                     wire_id = placed.get("orderId", placed.get("algoId")) if isinstance(placed, dict) else None
                     if isinstance(wire_id, int):

@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Coroutine, Generator
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import httptools
 from aiohttp import web
@@ -48,14 +48,62 @@ _TAIL = b"Content-Type: application/json\r\nContent-Length: "
 # The usual head, parsed without llhttp's per-header callbacks: a request line of a REST method, an absolute path of
 # URL-safe characters, HTTP/1.1, then header lines of a token name and printable ASCII (no obs-fold, no bytes
 # >= 0x80). llhttp (strict) parses any such head the same way; anything else goes through httptools as before.
-_SIMPLE_HEAD = re.compile(
-    rb"(GET|POST|PUT|DELETE) (/[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*) HTTP/1\.1\r\n"
-    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*)\r\n")
+# The two halves are matched apart (the request line has no CR or LF, so it ends at the first CRLF): the header
+# block repeats from request to request on a kept-alive connection, and its reading is cached per connection.
+_REQUEST_LINE = re.compile(rb"(GET|POST|PUT|DELETE) (/[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*) HTTP/1\.1")
+_HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*\r\n")
 # headers llhttp itself interprets (beyond Content-Length and Connection) or that take the request off the fast
 # path: a simple head with one of them goes through httptools
 _NOT_SIMPLE = _NOT_PLAIN | {b"proxy-connection"}
 _KEEP = {b"close": False, b"keep-alive": True}  # Connection values read here; any other goes through httptools
 _METHODS = {b"GET": "GET", b"POST": "POST", b"PUT": "PUT", b"DELETE": "DELETE"}
+
+
+HeaderBlock = tuple[str | None, int, bool] | Literal[False] | None
+"""What :func:`read_header_block` says of a header block."""
+
+
+def read_header_block(block: bytes) -> HeaderBlock:
+    """A simple head's header lines and the blank line after them, read as llhttp and aiohttp read them:
+    (X-MBX-APIKEY, Content-Length, keep-alive) when this protocol serves the request, False when aiohttp must
+    refuse it, None when the block is not of the simple shape (then httptools parses the head). A function of
+    the bytes alone, so a connection may reuse its answer for the same block."""
+    if _HEADER_BLOCK.fullmatch(block) is None:
+        return None
+    api_key: str | None = None
+    length, keep_alive, host = 0, True, False
+    lines = block.split(b"\r\n")
+    del lines[-2:]  # the block ends with the blank line
+    if len(lines) > MAX_HEADERS:
+        return None
+    seen: set[bytes] = set()
+    for line in lines:
+        name, _, value = line.partition(b":")
+        name = name.lower()
+        if name in _NOT_SIMPLE:
+            return None
+        if name in _SINGLETONS:
+            if name in seen:
+                return False  # aiohttp refuses a second one
+            seen.add(name)
+            if name == b"content-length":
+                value = value.strip(b" \t")
+                if not value.isdigit():
+                    return None
+                length = int(value)
+            elif name == b"host":
+                host = True
+        elif name == b"x-mbx-apikey":
+            if api_key is None:
+                api_key = value.strip(b" \t").decode("ascii")
+        elif name == b"connection":
+            keep = _KEEP.get(value.strip(b" \t").lower())
+            if keep is None:
+                return None
+            keep_alive = keep
+    if not host or length > MAX_BODY:
+        return False
+    return api_key, length, keep_alive
 
 
 class _Yield:
@@ -100,6 +148,8 @@ class RestProtocol(asyncio.Protocol):
         self._url = b""
         self._method = b""
         self._simple = False  # the current request's head was parsed without httptools
+        self._block = b"\x00"  # the previous simple head's header block (never a real one at first)
+        self._block_read: HeaderBlock = None  # and read_header_block's answer for it
         self._api_key: str | None = None
         self._length = 0
         self._plain = True  # no header that takes the request off the fast path
@@ -229,51 +279,31 @@ class RestProtocol(asyncio.Protocol):
     def _parse_simple(self, head: bytes) -> bool | None:
         """The usual head without llhttp: True or False as :meth:`_parse_head` answers, None when the head is
         not of the simple shape (then httptools parses it)."""
-        match = _SIMPLE_HEAD.fullmatch(head)
-        if match is None:
+        eol = head.find(b"\r\n")
+        line = _REQUEST_LINE.fullmatch(head, 0, eol) if eol > 0 else None
+        if line is None:
             return None
-        method, url, block = match.groups()
-        api_key: str | None = None
-        length, keep_alive, host = 0, True, False
-        lines = block.split(b"\r\n")
-        lines.pop()  # the block ends with CRLF
-        if len(lines) > MAX_HEADERS:
-            return None
-        seen: set[bytes] = set()
-        for line in lines:
-            name, _, value = line.partition(b":")
-            name = name.lower()
-            if name in _NOT_SIMPLE:
-                return None
-            if name in _SINGLETONS:
-                if name in seen:
-                    return False  # aiohttp refuses a second one
-                seen.add(name)
-                if name == b"content-length":
-                    value = value.strip(b" \t")
-                    if not value.isdigit():
-                        return None
-                    length = int(value)
-                elif name == b"host":
-                    host = True
-            elif name == b"x-mbx-apikey":
-                if api_key is None:
-                    api_key = value.strip(b" \t").decode("ascii")
-            elif name == b"connection":
-                keep = _KEEP.get(value.strip(b" \t").lower())
-                if keep is None:
-                    return None
-                keep_alive = keep
-        if not host or length > MAX_BODY:
-            return False
-        self._url, self._method, self._api_key = url, method, api_key
-        self._length, self._keep_alive = length, keep_alive
+        block = head[eol + 2:]
+        if block == self._block:  # the same headers as the connection's previous request
+            headers = self._block_read
+        else:
+            headers = read_header_block(block)
+            self._block, self._block_read = block, headers
+        if headers is None or headers is False:
+            return headers
+        method, url = line.groups()
+        self._url, self._method = url, method
+        self._api_key, self._length, self._keep_alive = headers
         return (method, url.partition(b"?")[0]) in self.site.fast
 
     def _answer(self, body: bytes) -> None:
         method = _METHODS.get(self._method) or self._method.decode()
         path, _, query = self._url.decode("utf-8", "surrogateescape").partition("?")
-        coro = self.site.gateway.answer(method, path, query, body, self._api_key, self._ip)
+        reply = self.site.gateway.respond(method, path, query, body, self._api_key, self._ip)
+        if reply.__class__ is tuple:  # answered without waiting: the usual case
+            self._send(reply)
+            return
+        coro: Coroutine[Any, Any, Reply] = reply  # type: ignore[assignment]
         try:
             yielded = coro.send(None)
         except StopIteration as stop:

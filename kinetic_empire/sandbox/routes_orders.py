@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from ..core.enums import OrderType, Side, TimeInForce
 from ..core.errors import ExchangeError
 from ..exchange.orders import SimOrder
+from .accounts import Account
 from .endpoints import SIGNED, Ctx, Endpoint, by_symbol, ep
 from .errors import (
     ApiError,
@@ -21,7 +23,7 @@ from .errors import (
     unknown_order,
 )
 from .params import Params
-from .wire import order_json
+from .wire import order_bytes, order_json
 
 ORDER_PARAMS = (
     "symbol side positionSide type timeInForce quantity reduceOnly price newClientOrderId stopPrice closePosition "
@@ -68,16 +70,14 @@ def check_gtd(ctx: Ctx, tif: TimeInForce | None, gtd: int | None) -> int:
 def duplicate_client_id(ctx: Ctx, symbol: str, client_id: str | None) -> None:
     if client_id is None:
         return
-    try:
-        existing = ctx.acct.exchange.get_order(symbol, client_order_id=client_id)
-    except ExchangeError:
-        return
-    if existing.is_open:
+    existing = ctx.acct.exchange.find_order(symbol, client_order_id=client_id)
+    if existing is not None and existing.is_open:
         raise ApiError(-4116, "clientOrderId is duplicated.")
 
 
-def place(ctx: Ctx, p: Params) -> dict[str, Any]:
-    """Validate (Binance's order: mandatory, enums, mode, filters, margin) and submit a plain order."""
+def place(ctx: Ctx, p: Params, render: Callable[[Account, SimOrder], Any] = order_json) -> Any:
+    """Validate (Binance's order: mandatory, enums, mode, filters, margin) and submit a plain order; the answer
+    is the order object as ``render`` gives it (a dict, or its JSON text from :func:`.wire.order_bytes`)."""
     symbol = symbol_of(ctx, p)
     side = p.enum("side", Side, -1117, "Invalid side.", required=True)
     otype = p.enum("type", OrderType, -1116, "Invalid orderType.", required=True)
@@ -120,10 +120,10 @@ def place(ctx: Ctx, p: Params) -> dict[str, Any]:
     except ExchangeError as exc:
         raise from_exchange(exc) from None
     if otype is not OrderType.MARKET:
-        return order_json(ctx.acct, sim)
-    ack = order_json(ctx.acct, sim)
+        return render(ctx.acct, sim)
+    ack = render(ctx.acct, sim)
     fill_on_arrival(ctx, sim)
-    return order_json(ctx.acct, sim) if resp_type == "RESULT" else ack
+    return render(ctx.acct, sim) if resp_type == "RESULT" else ack
 
 
 def fill_on_arrival(ctx: Ctx, sim: SimOrder) -> None:
@@ -147,7 +147,8 @@ def _matched_price(ctx: Ctx, symbol: str, side: Side) -> Decimal:
 
 def _hidden(ctx: Ctx, wire_id: int) -> bool:
     """Executed under an unknown-outcome fault and not yet visible (FaultConfig.unknown_visible_after_ms)."""
-    return ctx.venue.faults.hidden(ctx.acct.key.api_key, wire_id, ctx.venue.wall_ms())
+    faults = ctx.venue.faults
+    return bool(faults.hidden_until) and faults.hidden(ctx.acct.key.api_key, wire_id, ctx.venue.wall_ms())
 
 
 def _lookup(ctx: Ctx, p: Params, symbol: str) -> SimOrder | None:
@@ -159,7 +160,7 @@ def _lookup(ctx: Ctx, p: Params, symbol: str) -> SimOrder | None:
 
 
 def new_order(ctx: Ctx) -> Any:
-    return place(ctx, ctx.params)
+    return place(ctx, ctx.params, order_bytes)
 
 
 def modify_order(ctx: Ctx) -> Any:
@@ -193,23 +194,24 @@ def get_order(ctx: Ctx) -> Any:
     sim = _lookup(ctx, p, symbol)
     if sim is None or _hidden(ctx, ctx.acct.wire_id(sim)):
         raise no_such_order()
-    return order_json(ctx.acct, sim)
+    return order_bytes(ctx.acct, sim)
 
 
-def cancel(ctx: Ctx, symbol: str, sim: SimOrder | None) -> dict[str, Any]:
+def cancel(ctx: Ctx, symbol: str, sim: SimOrder | None, render: Callable[[Account, SimOrder], Any] = order_json
+           ) -> Any:
     if sim is None or not sim.is_open:
         raise unknown_order()
     try:
         ctx.acct.exchange.cancel(symbol, order_id=sim.order_id)
     except ExchangeError as exc:
         raise from_exchange(exc) from None
-    return order_json(ctx.acct, sim)
+    return render(ctx.acct, sim)
 
 
 def cancel_order(ctx: Ctx) -> Any:
     p = ctx.params
     symbol = symbol_of(ctx, p)
-    return cancel(ctx, symbol, _lookup(ctx, p, symbol))
+    return cancel(ctx, symbol, _lookup(ctx, p, symbol), order_bytes)
 
 
 def open_orders(ctx: Ctx) -> Any:
@@ -226,7 +228,7 @@ def open_order(ctx: Ctx) -> Any:
     sim = _lookup(ctx, p, symbol)
     if sim is None or not sim.is_open:
         raise no_such_order()
-    return order_json(ctx.acct, sim)
+    return order_bytes(ctx.acct, sim)
 
 
 def window(ctx: Ctx, p: Params, days: int = 7) -> tuple[int, int]:

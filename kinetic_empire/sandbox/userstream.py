@@ -193,6 +193,8 @@ class UserStreams:
         self.send(acct, event)
 
     def _filled(self, acct: Account, ev: OrderFilled) -> None:
+        if ev.order_id not in acct.algos and not self.listened(acct):
+            return  # as in _finished
         sim = acct.exchange.get_order(ev.symbol, order_id=ev.order_id)
         rec = acct.algos.get(sim.order_id) if sim.is_algo else None
         if rec is not None:
@@ -207,6 +209,8 @@ class UserStreams:
             self.send(acct, algo_event(acct, rec, ev.ts_event))
 
     def _finished(self, acct: Account, ev: OrderCanceled | OrderExpired, x: str) -> None:
+        if ev.order_id not in acct.algos and not self.listened(acct):
+            return  # no algo record to update, nobody to tell: not even the look-up (a cancel through REST alone)
         sim = acct.exchange.get_order(ev.symbol, order_id=ev.order_id)
         if sim.is_algo:
             rec = acct.algos.get(sim.order_id)

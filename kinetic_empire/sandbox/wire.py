@@ -6,6 +6,8 @@ strings with the symbol's precision, ids and times as numbers, flags as booleans
 
 from __future__ import annotations
 
+import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -20,8 +22,36 @@ def _pp(rules: SymbolRules) -> tuple[int, int]:
     return rules.price_precision, rules.quantity_precision
 
 
-def order_json(acct: Account, sim: SimOrder) -> dict[str, Any]:
-    """The order object of POST/GET/DELETE /fapi/v1/order, openOrders and allOrders.
+try:  # orjson is several times faster; the standard library is the fallback
+    import orjson
+
+    def dumps(obj: Any) -> bytes:
+        """The compact JSON of an answer (orjson's bytes; the standard library's, same text, without it)."""
+        return orjson.dumps(obj)
+except ImportError:  # pragma: no cover
+    def dumps(obj: Any) -> bytes:
+        """The compact JSON of an answer (orjson's bytes; the standard library's, same text, without it)."""
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+ORDER_KEYS = ("orderId", "symbol", "status", "clientOrderId", "price", "avgPrice", "origQty", "executedQty", "cumQty",
+              "cumQuote", "timeInForce", "type", "reduceOnly", "closePosition", "side", "positionSide", "stopPrice",
+              "workingType", "priceProtect", "origType", "priceMatch", "selfTradePreventionMode", "goodTillDate",
+              "time", "updateTime")
+"""The order object's fields in Binance's order (and :func:`order_json`'s)."""
+# dumps(order_json(...)) with the values put in place: what it prints for these types (ints, booleans, strings
+# that need no escaping), so the two give the same bytes (tests/unit/test_sandbox_order_bytes.py)
+_ORDER_TEMPLATE = (
+    '{"orderId":%d,"symbol":"%s","status":"%s","clientOrderId":"%s","price":"%s","avgPrice":"%s","origQty":"%s",'
+    '"executedQty":"%s","cumQty":"%s","cumQuote":"%s","timeInForce":"%s","type":"%s","reduceOnly":%s,'
+    '"closePosition":%s,"side":"%s","positionSide":"%s","stopPrice":"%s","workingType":"%s","priceProtect":%s,'
+    '"origType":"%s","priceMatch":"%s","selfTradePreventionMode":"%s","goodTillDate":%d,"time":%d,"updateTime":%d}')
+_JSON_BOOL = {True: "true", False: "false"}
+_PLAIN_TEXT = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII but '"' and '\\': a JSON string as it stands
+
+
+def _order_values(acct: Account, sim: SimOrder) -> tuple[Any, ...]:
+    """The values of :data:`ORDER_KEYS`, in that order.
 
     On every signed order request: enum values are read as ``_value_`` (the ``.value`` property is a Python
     descriptor call) and Decimal fields formatted with one ``format`` call each."""
@@ -35,33 +65,54 @@ def order_json(acct: Account, sim: SimOrder) -> dict[str, Any]:
     zero_price = format(ZERO, ps)
     price = sim.price
     tif = sim.time_in_force
-    return {
-        "orderId": acct.wire_id(sim) if sim.is_algo else sim.order_id,
-        "symbol": sim.symbol,
-        "status": sim.status._value_,
-        "clientOrderId": sim.client_order_id,
-        "price": format(price, ps) if otype != "MARKET" and price is not None else zero_price,
-        "avgPrice": plain(sim.avg_price, pp) if executed_qty else zero_price,
-        "origQty": format(sim.quantity, qs),
-        "executedQty": executed,
-        "cumQty": executed,
-        "cumQuote": fixed(sim.cum_quote, min(8, pp + qp)),
-        "timeInForce": tif._value_ if tif else "GTC",
-        "type": otype,
-        "reduceOnly": sim.reduce_only,
-        "closePosition": sim.close_position,
-        "side": sim.side._value_,
-        "positionSide": "BOTH",
-        "stopPrice": fixed(stop, pp) if stop else zero_price,
-        "workingType": sim.working_type._value_,
-        "priceProtect": False,
-        "origType": sim.orig_type._value_,
-        "priceMatch": "NONE",
-        "selfTradePreventionMode": "NONE",
-        "goodTillDate": sim.good_till_date,
-        "time": sim.time,
-        "updateTime": sim.update_time,
-    }
+    return (
+        acct.wire_id(sim) if sim.is_algo else sim.order_id,
+        sim.symbol,
+        sim.status._value_,
+        sim.client_order_id,
+        format(price, ps) if otype != "MARKET" and price is not None else zero_price,
+        plain(sim.avg_price, pp) if executed_qty else zero_price,
+        format(sim.quantity, qs),
+        executed,
+        executed,
+        fixed(sim.cum_quote, min(8, pp + qp)),
+        tif._value_ if tif else "GTC",
+        otype,
+        sim.reduce_only,
+        sim.close_position,
+        sim.side._value_,
+        "BOTH",
+        fixed(stop, pp) if stop else zero_price,
+        sim.working_type._value_,
+        False,
+        sim.orig_type._value_,
+        "NONE",
+        "NONE",
+        sim.good_till_date,
+        sim.time,
+        sim.update_time,
+    )
+
+
+def order_json(acct: Account, sim: SimOrder) -> dict[str, Any]:
+    """The order object of POST/GET/DELETE /fapi/v1/order, openOrders and allOrders."""
+    return dict(zip(ORDER_KEYS, _order_values(acct, sim), strict=True))
+
+
+def order_bytes(acct: Account, sim: SimOrder) -> bytes:
+    """``dumps(order_json(acct, sim))``, printed straight into the order object's text: the answer of the single-order
+    endpoints without building a dict of 25 fields for the encoder. Any value the template cannot print exactly as
+    the encoder does (a string that needs escaping, a number or flag of another type) goes through the encoder."""
+    v = _order_values(acct, sim)
+    symbol, client_id = v[1], v[3]
+    # the other strings are enum values and formatted numbers (ASCII letters, digits, '-', '.', '_')
+    if (symbol.__class__ is str and client_id.__class__ is str and _PLAIN_TEXT.fullmatch(client_id)
+            and _PLAIN_TEXT.fullmatch(symbol) and v[0].__class__ is int and v[22].__class__ is int
+            and v[23].__class__ is int and v[24].__class__ is int and v[12].__class__ is bool
+            and v[13].__class__ is bool):
+        return (_ORDER_TEMPLATE % (*v[:12], _JSON_BOOL[v[12]], _JSON_BOOL[v[13]], *v[14:18], "false",
+                                   *v[19:])).encode()
+    return dumps(dict(zip(ORDER_KEYS, v, strict=True)))
 
 
 def algo_json(acct: Account, rec: AlgoRecord, detail: bool = False) -> dict[str, Any]:
