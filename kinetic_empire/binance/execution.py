@@ -60,7 +60,7 @@ from .rest import BinanceRest
 from .snapshots import HEDGE_SIDES, venue_balances, venue_order, venue_positions
 from .translate import OrderState, UserTranslator
 from .venue_reconcile import VenueReconcile, read_fills
-from .wire import ORDER_PATH, WireError, dec, order_params, order_status, query_params
+from .wire import ORDER_PATH, WireError, order_params, query_params
 
 log = logging.getLogger(__name__)
 
@@ -303,15 +303,8 @@ class BinanceExecution:
         return True
 
     async def _settle(self, data: Any, st: OrderState) -> None:
-        """A looked-up order's fills the stream did not deliver, then its final state."""
-        if not order_status(data).is_terminal:
-            return
-        if dec(data.get("executedQty")) > st.filled or data.get("algoStatus") == "FINISHED":
-            try:
-                await self.reconcile_fills(st)
-            except (BinanceError, WireError) as exc:
-                log.warning("order %s: fills not read (%s); the next reconciliation reads them", st.client_id, exc)
-        self.translator.finished(data)
+        """A looked-up order's fills, final state and position, applied together (:meth:`VenueReconcile.settle`)."""
+        await self._venue.settle(data, st)
 
     async def cancel(self, symbol: str, client_id: str, command: Any = None) -> bool:
         """Cancel by client id; an order already final is not an error (the stream says what happened).
