@@ -64,7 +64,8 @@ WATCH_FILL = """() => {
     const eq = document.querySelector('#k-equity');
     if (fillAt !== null && eqAt === null && Number(eq.dataset.ts) >= fillTs) { eqAt = now; equity = eq.textContent; }
     if (fillAt === null || posAt === null || eqAt === null) return;
-    window.__fillSeen = {answered, at: Math.max(fillAt, posAt, eqAt), qty: pos ? pos.dataset.qty : null, equity};
+    window.__fillSeen = {answered, at: Math.max(fillAt, posAt, eqAt), qty: pos ? pos.dataset.qty : null, equity,
+                         fillTs};
   };
   new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true,
                                                       characterData: true});
@@ -83,6 +84,7 @@ CHART_STATE = """want => {
     paths: el.querySelectorAll('.boxlayer .trace path').length, lines: el.dataset.lines,
     shapes: (el.layout.shapes || []).map((s) => s.y0), gaps: 0};
   const t = candles ? candles.x.map((x) => Date.parse(x.replace(' ', 'T') + 'Z')) : [];
+  state.first = t.length ? t[0] : null;
   for (let i = 1; i < t.length; i++) if (t[i] - t[i - 1] !== 60000) state.gaps += 1;
   return state.candles && state.markers >= want.markers && state.lines === want.lines ? state : null;
 }"""
@@ -268,9 +270,12 @@ def follow(live_run: LiveRun, browser: Browser, relay: CuttableRelay) -> None:
     fresh, late = open_with_a_late_stream(page.context, base, live_run)
     fresh.wait_for_selector("#stream-state.pill-ok", timeout=HANG_MS)
     fresh.click('#symbol-tabs button[data-symbol="NEARUSDT"]')
-    again = wait_js(fresh, CHART_STATE, {"symbol": "NEARUSDT", "markers": 2, "lines": ""},
-                    what="a new page's NEARUSDT chart with the entry and the exit marked")
-    assert again["entries"] == 1 and again["exits"] == 1 and again["shapes"] == [], again
+    again = wait_js(fresh, CHART_STATE, {"symbol": "NEARUSDT", "markers": 1, "lines": ""},
+                    what="a new page's NEARUSDT chart with the exit marked")
+    # both markers come with the one history answer; the entry is on the chart unless the run (300 klines a
+    # second) has gone past the 500 the page keeps since it, which a loaded machine can take long enough for
+    entry_on_chart = int(shown["fillTs"]) >= again["first"]
+    assert again["entries"] == int(entry_on_chart) and again["exits"] == 1 and again["shapes"] == [], again
     candles_match_the_run(fresh, live_run, after=late)
     fresh.close()
 
