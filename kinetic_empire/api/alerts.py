@@ -100,7 +100,7 @@ class AlertBook:
         stale = list(engine.health.stale_topics)
         self._set(engine, "stale_feed", bool(stale), None,
                   f"no market data on {', '.join(stale) or '-'}: entries paused", severity="critical")
-        flagged = set(engine.reconciler.flagged)
+        flagged = sorted(engine.reconciler.flagged)  # in symbol order: a set of str iterates in hash order
         for sym in flagged:
             self._set(engine, "reconcile_mismatch", True, sym,
                       f"{sym}: the venue's position differs from the journal's; entries stopped on it",

@@ -60,7 +60,7 @@ from .rest import BinanceRest
 from .snapshots import HEDGE_SIDES, venue_balances, venue_order, venue_positions
 from .translate import OrderState, UserTranslator
 from .venue_reconcile import VenueReconcile, read_fills
-from .wire import ORDER_PATH, WireError, dec, order_params, order_status, query_params
+from .wire import ORDER_PATH, WireError, order_params, query_params
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class BinanceExecution:
         self._looking_up: dict[str, asyncio.Task[Any]] = {}  # client id -> the task looking its outcome up
         self._on_sent = on_sent
         self._before_send = before_send or (lambda command: None)
+        self._journaled = before_send is not None  # a journal gates every send: a cancel needs its command
         self._on_refused = on_refused
         self._tasks: set[asyncio.Task[Any]] = set()
         self.last_error: str = ""
@@ -303,21 +304,17 @@ class BinanceExecution:
         return True
 
     async def _settle(self, data: Any, st: OrderState) -> None:
-        """A looked-up order's fills the stream did not deliver, then its final state."""
-        if not order_status(data).is_terminal:
-            return
-        if dec(data.get("executedQty")) > st.filled or data.get("algoStatus") == "FINISHED":
-            try:
-                await self.reconcile_fills(st)
-            except (BinanceError, WireError) as exc:
-                log.warning("order %s: fills not read (%s); the next reconciliation reads them", st.client_id, exc)
-        self.translator.finished(data)
+        """A looked-up order's fills, final state and position, applied together (:meth:`VenueReconcile.settle`)."""
+        await self._venue.settle(data, st)
 
     async def cancel(self, symbol: str, client_id: str, command: Any = None) -> bool:
         """Cancel by client id; an order already final is not an error (the stream says what happened).
 
-        ``command`` is the bus's CancelRequest, passed to the journal gate (None: a direct call, no gate).
+        ``command`` is the bus's CancelRequest, passed to the journal gate. A direct call (None) is sent only by
+        a port without a journal (backtest, contract suite); with one it is refused, since nothing journaled it.
         """
+        if self._unjournaled(command, f"cancel {client_id}"):
+            return False
         st = self.translator.orders.get(client_id)
         algo = st.algo if st is not None else None
         kinds = [algo] if algo is not None else [False, True]
@@ -340,7 +337,11 @@ class BinanceExecution:
         return False
 
     async def cancel_all(self, symbols: Iterable[str], command: Any = None) -> None:
-        """Cancel every open order, plain and algo, on ``symbols`` (the stream reports each cancel)."""
+        """Cancel every open order, plain and algo, on ``symbols`` (the stream reports each cancel); a direct call
+        (``command`` None) is refused when a journal gates sends, as :meth:`cancel`."""
+        symbols = list(symbols)
+        if self._unjournaled(command, f"cancel all on {', '.join(symbols)}"):
+            return
         for symbol in symbols:
             for path in ("/fapi/v1/allOpenOrders", "/fapi/v1/algoOpenOrders"):
                 if self._gate(command) is not None:
@@ -349,6 +350,15 @@ class BinanceExecution:
                     await self.rest.signed("DELETE", path, {"symbol": symbol})
                 except BinanceError as exc:
                     self._report(exc, f"cancel all on {symbol}")
+
+    def _unjournaled(self, command: Any, what: str) -> bool:
+        """True (and not sent) for a direct call on a journaled port: its command must come down the bus."""
+        if command is not None or not self._journaled:
+            return False
+        self.refused += 1
+        log.error("%s called without its command while a journal gates sends: not sent (publish a CancelRequest "
+                  "or CancelAllRequest: the risk gate and the journal pass it first)", what)
+        return True
 
     async def query_order(self, symbol: str, client_id: str) -> VenueOrder | None:
         """The order with our client id (plain or algo), or None if the venue does not know it."""

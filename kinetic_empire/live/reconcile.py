@@ -16,6 +16,8 @@ away, orders cancelled or expired, positions and balance. Around it this module:
   any stop (or take-profit) an open position wants and the venue no longer has; the guard goes through the
   risk gate (:meth:`RiskCommands.replace_protection`) and keeps retrying (with a backoff) until the position
   is protected or flat; this module never publishes an order itself;
+* at resume, shows each reduce-only exit the journal had in flight (:meth:`JournalView.open_exits`, tracked
+  again by live/restore.py so a close after the restart is netted of it) and what the venue says of it now;
 * prints, logs and journals (``Note`` topic ``reconcile``) the plan whenever it holds an action.
 
 Its dependencies are narrow on purpose (the translator's beliefs, the port's REST pass, the risk gate's
@@ -47,7 +49,7 @@ MISMATCH = "RECONCILE_MISMATCH"
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    kind: str  # fill | closed | never-placed | adopt | pending | explained | flag | clear | protect | balance
+    kind: str  # fill|closed|never-placed|exit-in-flight|adopt|pending|explained|flag|clear|protect|balance
     symbol: str
     believed: str
     exchange: str
@@ -69,7 +71,7 @@ class Plan:
         if not self.actions:
             return f"reconciliation ({self.reason}): journal and venue agree"
         lines = [f"reconciliation ({self.reason}): {len(self.actions)} action(s)"]
-        lines += [f"  {a.kind:<12} {a.symbol:<10} believed: {a.believed:<22} venue: {a.exchange:<22} -> {a.action}"
+        lines += [f"  {a.kind:<14} {a.symbol:<10} believed: {a.believed:<22} venue: {a.exchange:<22} -> {a.action}"
                   for a in self.actions]
         return "\n".join(lines)
 
@@ -211,6 +213,7 @@ class Reconciler:
                 plan.add("closed", st.symbol, f"{cid} open", "canceled/expired/filled", "marked final")
         if view is not None:
             self._never_placed(view, plan)
+            self._exits_in_flight(view, plan)
         self._positions(believed, plan, trading)
         self._protect(plan)
         self._account(view, plan)
@@ -235,6 +238,20 @@ class Reconciler:
             tr.rejected(r, -2013, "not on the venue after a restart: the request never left; not resent")
             plan.add("never-placed", r.symbol, f"{r.client_order_id} sent, outcome unknown", "unknown client id",
                      "closed as rejected (not resent)")
+
+    def _exits_in_flight(self, view: JournalView, plan: Plan) -> None:
+        """The exits the resume loaded as in flight, and where each stands after this pass."""
+        for r in view.open_exits():
+            st = self.translator.orders.get(r.client_order_id)
+            filled = st.filled if st is not None else view.filled.get(r.client_order_id, ZERO)
+            believed = f"{r.client_order_id} {r.side.value} {r.quantity} reduce-only, {filled} filled"
+            if st is not None and st.terminal:
+                plan.add("exit-in-flight", r.symbol, believed, f"final ({filled} filled)",
+                         "no longer in flight (see the rows above)")
+            else:
+                venue = "open" if st is not None and st.accepted else "unanswered"
+                plan.add("exit-in-flight", r.symbol, believed, venue,
+                         "still in flight: a close is netted of it (not resent)")
 
     def _positions(self, believed: dict[str, Decimal], plan: Plan, trading: bool) -> None:
         now = self.timer.monotonic() if self.timer is not None else 0.0

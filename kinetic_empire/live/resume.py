@@ -160,7 +160,8 @@ class JournalView:
     def summary(self) -> str:
         pos = ", ".join(f"{s} {q}" for s, q in sorted(self.positions.items()) if q) or "flat"
         return (f"journal: {self.events} events, {len(self.requests)} order requests, "
-                f"{len(self.open_orders())} open ({len(self.unknown_orders())} sent-unknown), "
+                f"{len(self.open_orders())} open ({len(self.unknown_orders())} sent-unknown, "
+                f"{len(self.open_exits())} exits in flight), "
                 f"{len(self.pending_intents())} intents without an order, positions {pos}, wallet {self.wallet}")
 
 

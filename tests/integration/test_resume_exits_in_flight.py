@@ -79,6 +79,12 @@ def test_an_exit_in_flight_at_a_hard_kill_nets_the_close_after_the_resume(tmp_pa
             engine2.bus.subscribe(RiskDenied, seen.append)
             engine2.bus.subscribe(OrderRequest, seen.append)
             try:
+                plan = engine2.reconciler.plans[0]  # what `kinetic run --resume` prints
+                rows = [a for a in plan.actions if a.kind == "exit-in-flight"]
+                assert [(a.symbol, a.exchange) for a in rows] == [(FIL, "open")], plan.format()
+                assert exit_id in rows[0].believed and "netted" in rows[0].action, plan.format()
+                assert "exit-in-flight FILUSDT" in plan.format()
+                assert "1 exits in flight" in engine2.resume_view.summary()
                 assert engine2.portfolio.position(FIL).quantity == Decimal(100)
                 again = engine2.risk.commands.close_position(FIL, source="ops", cause="after the resume")
                 assert again is not None

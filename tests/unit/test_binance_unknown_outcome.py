@@ -23,7 +23,14 @@ from kinetic_empire.binance.translate import UserTranslator
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ManualClock
 from kinetic_empire.core.enums import OrderType, Side
-from kinetic_empire.core.events import Alert, OrderAccepted, OrderFilled, OrderRejected, OrderRequest
+from kinetic_empire.core.events import (
+    Alert,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    PositionChanged,
+)
 
 DATA = Path(__file__).parents[1] / "data" / "binance"
 TIMEOUT = error_for_code(-1007, "Timeout waiting for response from backend server. Send status unknown; "
@@ -135,6 +142,48 @@ def test_an_order_executed_but_not_queryable_yet_is_found_not_resent(reduce_only
         assert [e.client_order_id for e in seen["accepted"]] == ["u-1"]
         assert [(f.quantity, f.price) for f in seen["filled"]] == [(Decimal("0.005"), Decimal("2778.35"))]
         assert seen["rejected"] == [] and seen["alerts"] == [] and asked == [] and port.unknown_resolved == 1
+
+    asyncio.run(body())
+
+
+def test_a_looked_up_fill_comes_with_its_position_in_one_step() -> None:
+    """The look-up path applies an order's fills, final state and position together (venue_reconcile.settle), as
+    reconciliation does: before, it published the exit's fill and left the position to the stream, so whatever
+    ran next (the next kline's strategy, the gate) saw the fill and the long position from before it."""
+    async def body() -> None:
+        venue, port, clock, _seen, _asked = setup(unknown_grace_s=1.0)
+        port.translator.positions["ETHUSDT"] = (Decimal("0.005"), Decimal("2700"))  # the long the exit closes
+        venue.on("GET", "/fapi/v1/order", lambda _p: FILLED)
+        order: list[str] = []
+        after_fill: list[Decimal] = []
+        loop = asyncio.get_running_loop()
+
+        def on_fill(_f: OrderFilled) -> None:
+            order.append("fill")
+            loop.call_soon(lambda: after_fill.append(port.translator.positions["ETHUSDT"][0]))
+
+        port._bus.subscribe(OrderFilled, on_fill)
+        port._bus.subscribe(PositionChanged, lambda p: order.append(f"position {p.quantity:f}"))
+        task = asyncio.ensure_future(port.submit(market(reduce_only=True)))
+        await run_until_done(port, clock, task)
+        await asyncio.sleep(0)  # the probe runs at the next turn of the loop, at the latest
+        assert order == ["fill", "position 0"], order
+        assert after_fill == [Decimal(0)], after_fill  # never the 0.005 from before the fill
+        assert venue.count("POST", "/fapi/v1/order") == 1 and port.unknown_resolved == 1
+
+    asyncio.run(body())
+
+
+def test_a_looked_up_order_whose_position_cannot_be_read_is_left_to_reconciliation() -> None:
+    """No fill without its position: if the position read fails, nothing of the order is applied yet."""
+    async def body() -> None:
+        venue, port, clock, seen, _asked = setup(unknown_grace_s=1.0)
+        venue.on("GET", "/fapi/v1/order", lambda _p: FILLED)
+        venue.on("GET", "/fapi/v2/positionRisk", raises(error_for_code(-1003, "Too many requests.", 429, "GET")))
+        task = asyncio.ensure_future(port.submit(market(reduce_only=True)))
+        await run_until_done(port, clock, task)
+        assert seen["filled"] == [] and not port.translator.orders["u-1"].terminal
+        assert venue.count("GET", "/fapi/v1/userTrades") == 1 and port.unknown_resolved == 1
 
     asyncio.run(body())
 

@@ -10,9 +10,16 @@
   // ------------------------------------------------------------------ model, stream, commands
   const dirty = new Set();
   const mark = (...panels) => { for (const p of panels) dirty.add(p); schedule(); };
+  // The histories (GET /api/klines, /api/equity) are read only once the stream's snapshot has arrived: the
+  // server sends it after subscribing this client, so from then on every kline reaches the page by the stream,
+  // and a history read afterwards holds every kline before that. Read earlier, a kline closing between the
+  // history's answer and the subscription reached the page by neither way (a missing candle, or a forming one
+  // never replaced), which the browser test saw under load.
+  let subscribed;
+  const firstSnapshot = new Promise((resolve) => { subscribed = resolve; });
   const model = DashState(mark, {
     onHealth: () => refreshMetrics(),
-    onSnapshot: (n) => { if (n > 1) refill(); }, // a later snapshot follows a gap: reread what it lacks
+    onSnapshot: (n) => { if (n > 1) refill(); else subscribed(); }, // a later one follows a gap: reread
   });
   const { S } = model;
   const controls = Controls(() => S.symbols);
@@ -81,8 +88,9 @@
     }
   }
 
-  /** Config, alerts and markets; then the stream; then the histories (equity, klines and fills), which
-   * merge with what the stream has brought meanwhile, so nothing closing during the load is missed. */
+  /** Config, alerts and markets; then the stream; once it is subscribed (its first snapshot), the histories
+   * (equity, klines and fills), which merge with what the stream has brought meanwhile, so nothing closing
+   * during the load is missed. */
   async function load() {
     try {
       model.setConfig(await api("/api/config"));
@@ -95,6 +103,7 @@
       toast(`loading the run: ${e.message}`, "bad");
     }
     stream.run();
+    await firstSnapshot;
     try {
       const [eq, ...charts] = await Promise.all([api("/api/equity"), ...S.symbols.map(klinesOf)]);
       model.loadEquity(eq);
