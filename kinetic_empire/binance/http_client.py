@@ -493,6 +493,7 @@ class HttpClient:
         """Give up on a request :meth:`begin` wrote whose :meth:`finish` will not run (its task was cancelled
         before it started): the connection is dropped, the deadline settled. A no-op once settled."""
         if not sent.settled:
+            sent.waiter.cancel()  # nobody reads it: the connection's end must not fail it unread
             sent.conn.abort()
             self._settle(sent)
 
