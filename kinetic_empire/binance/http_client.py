@@ -24,15 +24,14 @@ import asyncio
 import select
 import ssl
 import zlib
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httptools
 
 from ..core.clock import Clock
+from .http_deadlines import Deadline, Deadlines
 
 USER_AGENT = "kinetic-empire"
 ACCEPT_ENCODING = "gzip, deflate"
@@ -230,73 +229,13 @@ def decode_body(body: bytes, encoding: str | None) -> bytes:
 
 
 @dataclass(slots=True)
-class _Deadline:
-    at: float
-    task: asyncio.Task[Any] | None
-    done: bool = False
-    expired: bool = False
-
-
-@dataclass(slots=True)
 class InFlight:
     """A request :meth:`HttpClient.begin` wrote; :meth:`HttpClient.finish` waits for its reply."""
 
     conn: _Connection
     waiter: asyncio.Future[Reply]
-    deadline: _Deadline
+    deadline: Deadline
     settled: bool = False
-
-
-@dataclass(slots=True)
-class _Deadlines:
-    """Every request's deadline, watched by one task on the injected clock while any request is in flight. All
-    requests share one timeout, so deadlines arrive in order: a FIFO, and the watcher sleeps until the oldest
-    pending one. It is stopped when the last request settles (after its reply, off the latency path)."""
-
-    clock: Clock
-    queue: deque[_Deadline] = field(default_factory=deque)
-    watcher: asyncio.Task[None] | None = None
-    pending: int = 0
-
-    def add(self, seconds: float, *, task: asyncio.Task[Any] | bool | None = True) -> _Deadline:
-        """A deadline from now, cancelling ``task`` (True: the current one) when it passes; :meth:`arm` before the
-        first wait (until then nothing can be late)."""
-        d = _Deadline(self.clock.monotonic() + seconds, asyncio.current_task() if task is True else task or None)
-        self.queue.append(d)
-        self.pending += 1
-        return d
-
-    def arm(self) -> None:
-        if self.watcher is None or self.watcher.done():
-            self.watcher = asyncio.ensure_future(self._watch())
-
-    def settle(self, d: _Deadline) -> None:
-        d.done = True
-        self.pending -= 1
-        if self.pending == 0:
-            self.close()
-
-    async def _watch(self) -> None:
-        queue, clock = self.queue, self.clock
-        while queue:
-            head = queue[0]
-            if head.done:
-                queue.popleft()
-                continue
-            left = head.at - clock.monotonic()
-            if left > 0:
-                await clock.sleep(left)
-                continue
-            queue.popleft()
-            head.expired = True
-            if head.task is not None:
-                head.task.cancel()
-
-    def close(self) -> None:
-        watcher, self.watcher = self.watcher, None
-        if watcher is not None and watcher is not asyncio.current_task():
-            watcher.cancel()
-        self.queue.clear()
 
 
 class HttpClient:
@@ -322,7 +261,7 @@ class HttpClient:
                       f"Accept: */*\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n")
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()  # carrying a request now: close() cuts them (unknown outcomes)
-        self._deadlines = _Deadlines(clock)
+        self._deadlines = Deadlines(clock)
         self.opened = 0
         """Connections opened so far (a reused connection does not count)."""
         self.on_write: Callable[[bytes], None] | None = None
@@ -443,7 +382,7 @@ class HttpClient:
         deadline = self._deadlines.add(self.timeout_s, task=None)
         return self._send(conn, data, deadline)
 
-    def _send(self, conn: _Connection, data: bytes, deadline: _Deadline) -> InFlight:
+    def _send(self, conn: _Connection, data: bytes, deadline: Deadline) -> InFlight:
         waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._busy.add(conn)
         try:

@@ -27,7 +27,7 @@ from ..binance.account import read_modes, require_tradeable
 from ..binance.errors import BinanceError
 from ..binance.execution import BinanceExecution
 from ..binance.market import KlineFeed, market_now
-from ..binance.rest import BinanceRest
+from ..binance.rest import KEEP_WARM_S, BinanceRest
 from ..binance.signing import Credentials
 from ..binance.translate import UserTranslator, safe
 from ..binance.userstream import UserStream
@@ -134,7 +134,8 @@ class LiveEngine:
         self.unknown_grace_s = unknown_grace_s
         self.stale_after_s = stale_after_s if stale_after_s is not None else config.stale_threshold_s()
         self.rest = rest or BinanceRest(venue.rest_url, credentials, recv_window_ms=config.recv_window_ms,
-                                        timeout_s=config.request_timeout_s, clock=self.timer, trace_configs=rest_trace)
+                                        timeout_s=config.request_timeout_s, clock=self.timer, trace_configs=rest_trace,
+                                        keep_warm_s=KEEP_WARM_S)  # no handshake on an order after a quiet spell
         self.health = Health(started_wall=self.timer.now_ms() / 1000)
         self.checks: list[Check] = []
         self.symbols = config.symbols
