@@ -392,9 +392,9 @@ class HttpClient:
             conn.abort()
             self._deadlines.settle(deadline)
             raise
-        self._deadlines.arm()  # the watcher's task is made after the write: nothing waited for before it
         if self.on_write is not None:
             self.on_write(data)
+        self._deadlines.arm()  # the watcher's task is made after the write: nothing waited for before it
         return InFlight(conn, waiter, deadline)
 
     async def finish(self, sent: InFlight, on_sent: Callable[[], Awaitable[None]] | None = None) -> Reply:
