@@ -50,7 +50,7 @@ from .alerts import ActiveAlerts
 from .clock import VenueClock
 from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
-from .gcpace import GcPacer
+from .gcpace import KLINE_CLOSE_QUIET_MS, GcPacer
 from .journal import SCHEMA_VERSION, Journal
 from .reconcile import Reconciler
 from .restore import restore_state, restore_strategy_states
@@ -166,7 +166,7 @@ class LiveEngine:
         self.readers: list[Callable[[LiveEngine], None]] = []
         self.on_journal_commit: Callable[[float], None] | None = None
         self._flushing: asyncio.Task[None] | None = None  # a flush of a full batch, started by the journal
-        self.gc = GcPacer(self.timer)  # collections between klines, not inside one (see .gcpace)
+        self.gc = GcPacer(self.timer, quiet_ms=KLINE_CLOSE_QUIET_MS)  # between klines, not inside one (.gcpace)
 
     # ------------------------------------------------------------------------------ start-up
     async def start(self) -> None:
