@@ -15,8 +15,8 @@ close plus a short entry) runs on two symbols with its indicators recomputed ove
 the risk manager sizes and checks every intent. For each kline that produced orders, the latency is
 
     t0: the kline's ``x=true`` message returned by the WebSocket client (frames parsed)
-    t1: the first order's HTTP request headers written to the socket (an aiohttp trace hook, which the REST
-        client's lean HTTP client for the order endpoints announces itself to as well)
+    t1: the first order's HTTP request written to the socket (the lean HTTP client's ``on_write`` hook; an aiohttp
+        trace hook on the request headers when the order goes through aiohttp)
 
 so it covers JSON decoding, gap checks, the bus, the strategy runner (window append, indicator
 recompute, user code), the risk manager, the journal's committed write of the intent and request, the
@@ -133,6 +133,21 @@ async def venue_for(cfg: LiveConfig, registry: Any, in_process: bool) -> Any:
         proc.wait(10)
 
 
+def order_write_probe(sent: dict[str, float], cpu: dict[str, float]) -> Any:
+    """A hook for the lean client's ``on_write``: stamps (perf_counter, thread CPU) when an order placement's bytes
+    are written to the socket, by client id. It fires at the write itself (the aiohttp trace hook below fires when the
+    task that reads the reply runs, which for an order written inside its handler is a loop turn later)."""
+    def on_write(data: bytes) -> None:
+        t, c = time.perf_counter(), time.thread_time()
+        if data.startswith(b"POST /fapi/v1/order?"):
+            line = data[: data.index(b" HTTP/1.1")].decode("latin-1")
+            cid = parse_qs(urlsplit(line.split(" ", 1)[1]).query).get("newClientOrderId", [""])[0]
+            sent.setdefault(cid, t)
+            cpu.setdefault(cid, c)
+
+    return on_write
+
+
 def order_send_trace(cpu: dict[str, float] | None = None) -> tuple[aiohttp.TraceConfig, dict[str, float]]:
     """An aiohttp trace stamping (perf_counter) when each order's request headers leave, by client id; with
     ``cpu``, the thread's CPU time then too."""
@@ -185,6 +200,9 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
                 engine.readers.append(api.attach)
                 engine.on_journal_commit = metrics.on_journal_commit
             await engine.start()
+            lean = rest.lean_client
+            if lean is not None:
+                lean.on_write = order_write_probe(sent, sent_cpu)
             seen_kline: set[float] = set()
 
             def on_request(r: OrderRequest) -> None:
@@ -195,7 +213,14 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
                     seen_kline.add(t0)
                     first_of_kline.append(r.client_order_id)
 
-            engine.bus.subscribe(OrderRequest, on_request)
+            # stamped before the execution port's handler, which may send the order at once
+            bus = engine.bus
+            after = list(bus.handlers(OrderRequest))
+            after = after[after.index(engine.execution.on_request):]
+            for h in after:
+                bus.unsubscribe(OrderRequest, h)
+            for h in [on_request, *after]:
+                bus.subscribe(OrderRequest, h)
             # CPU time at each market message, to tell work (CPU) from waiting for a core (wall minus CPU)
             socket, message_cpu = engine.feed.socket, [0.0]
             inner = socket._on_message
@@ -225,10 +250,18 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
 
             async def timed_signed(method: str, path: str, params: Any = None, **kw: Any) -> Any:
                 if method == "POST" and params and "newClientOrderId" in params:
-                    calling[params["newClientOrderId"]] = time.perf_counter()
+                    calling.setdefault(params["newClientOrderId"], time.perf_counter())
                 return await signed(method, path, params, **kw)
 
             rest.signed = timed_signed  # type: ignore[method-assign]
+            send_now = rest.send_signed_now
+
+            def timed_send_now(method: str, path: str, params: Any, **kw: Any) -> Any:
+                if method == "POST" and params and "newClientOrderId" in params:
+                    calling[params["newClientOrderId"]] = time.perf_counter()
+                return send_now(method, path, params, **kw)
+
+            rest.send_signed_now = timed_send_now  # type: ignore[method-assign]
             began = time.perf_counter()
             for _ in range(klines):
                 await step(1)  # the opening update: last kline's orders fill, their events are handled

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -56,7 +57,7 @@ from ..core.errors import KineticError
 from ..core.events import CancelAllRequest, CancelRequest, OrderOutcomeUnknown, OrderRequest
 from ..core.ports import VenueBalance, VenueOrder, VenuePosition
 from .errors import AuthError, BinanceError, DuplicateOrderError, RejectedError, UnknownOrderError, UnknownStatusError
-from .rest import BinanceRest
+from .rest import BinanceRest, Started
 from .snapshots import HEDGE_SIDES, venue_balances, venue_order, venue_positions
 from .translate import OrderState, UserTranslator
 from .venue_reconcile import VenueReconcile, read_fills
@@ -66,6 +67,21 @@ log = logging.getLogger(__name__)
 
 JOURNAL_REFUSED = 0  # OrderRejected.code of an order the journal could not make durable (reason: JOURNAL_UNAVAILABLE)
 HEDGE_MODE_REJECTION = -4061  # "Order's position side does not match user's setting.": the account is in hedge mode
+
+
+@dataclass(frozen=True, slots=True)
+class _FirstStep:
+    """What :meth:`BinanceExecution.on_request` did before the placement task: the gate passed (``gated``) or
+    refused (``refused``), ``on_sent`` was told (``told``), the request written (``started``), or ``error``."""
+
+    gated: bool = False
+    refused: KineticError | None = None
+    told: bool = False
+    started: Started | None = None
+    error: Exception | None = None
+
+
+_UNSENT = _FirstStep()
 
 
 class BinanceExecution:
@@ -119,7 +135,45 @@ class BinanceExecution:
     def on_request(self, r: OrderRequest) -> None:
         self.translator.expect(r)
         pending = self._cancel_all.get(r.symbol)
-        self._spawn(self.submit(r) if pending is None else self._after(pending, self.submit(r)))
+        if pending is not None:
+            self._spawn(self._after(pending, self.submit(r)))
+            return
+        cid = r.client_order_id
+        self._placing.add(cid)  # before it can leave: reconciliation waits for it from now on
+        first = self._send_now(r)
+        task = self._spawn(self.submit(r, first))
+        placing, started = self._placing, first.started
+
+        def ended(t: asyncio.Task[Any]) -> None:  # also when cancelled before it ran
+            placing.discard(cid)
+            if started is not None:
+                started.abandon()  # a no-op once its answer was read
+
+        task.add_done_callback(ended)
+
+    def _send_now(self, r: OrderRequest) -> _FirstStep:
+        """The placement's first step, inside the handler that received the request (no loop turn before the order
+        leaves): the journal gate, then the signed request written on an idle kept-alive connection. Whatever this
+        cannot do at once (a refusal to report, no idle connection, a failure) it leaves to the placement task,
+        which publishes every outcome: nothing is published from inside the bus's delivery of the request."""
+        try:
+            path, params = order_params(r)
+        except Exception:  # the task meets it again and reports it
+            return _FirstStep()
+        try:
+            self._before_send(r)
+        except KineticError as exc:
+            return _FirstStep(refused=exc)
+        except Exception as exc:
+            return _FirstStep(gated=True, error=exc)
+        try:
+            if self._on_sent is not None:
+                self._on_sent(r)
+            send_now = getattr(self.rest, "send_signed_now", None)  # a REST double may have only signed()
+            started = None if send_now is None else send_now("POST", path, params, idempotent=False)
+        except Exception as exc:  # nothing was written (the write is the last step)
+            return _FirstStep(gated=True, error=exc)
+        return _FirstStep(gated=True, told=True, started=started)
 
     def on_cancel(self, r: CancelRequest) -> None:
         self._spawn(self._after(self._cancel_all.get(r.symbol), self.cancel(r.symbol, r.client_order_id, r)))
@@ -174,12 +228,13 @@ class BinanceExecution:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
     # ------------------------------------------------------------------------------ verbs
-    async def submit(self, r: OrderRequest) -> None:
-        """Place ``r`` once; an unknown outcome is resolved by looking it up, never by sending it again."""
+    async def submit(self, r: OrderRequest, first: _FirstStep | None = None) -> None:
+        """Place ``r`` once; an unknown outcome is resolved by looking it up, never by sending it again. ``first``:
+        what :meth:`on_request` did already (the journal gate, the request written)."""
         cid = r.client_order_id
         self._placing.add(cid)
         try:
-            await self._submit(r)
+            await self._submit(r, first or _UNSENT)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a placement task never ends without a word: a rejection and/or an Alert
@@ -194,17 +249,25 @@ class BinanceExecution:
         finally:
             self._placing.discard(cid)
 
-    async def _submit(self, r: OrderRequest) -> None:
+    async def _submit(self, r: OrderRequest, first: _FirstStep) -> None:
         self.translator.expect(r)
         path, params = order_params(r)
-        refusal = self._gate(r)  # the journal commits the request (and its intent) before it leaves
+        if first.refused is not None:
+            refusal: str | None = self._refusal(r, first.refused)
+        else:  # the journal commits the request (and its intent) before it leaves
+            refusal = None if first.gated else self._gate(r)
         if refusal is not None:
             self._reject_code(r, JOURNAL_REFUSED, refusal)
             return
+        if first.error is not None:
+            raise first.error
         try:
-            if self._on_sent is not None:
-                self._on_sent(r)
-            data = await self.rest.signed("POST", path, params, idempotent=False)
+            if first.started is not None:
+                data = await first.started.answer()
+            else:
+                if self._on_sent is not None and not first.told:
+                    self._on_sent(r)
+                data = await self.rest.signed("POST", path, params, idempotent=False)
         except DuplicateOrderError as exc:
             log.info("order %s already on the venue (-4116): looking it up", r.client_order_id)
             await self._resolve_unknown(r, exc)
@@ -409,12 +472,16 @@ class BinanceExecution:
         try:
             self._before_send(command)
         except KineticError as exc:
-            self.refused += 1
-            reason = str(exc)
-            if self._on_refused is not None:
-                self._on_refused(command, reason)
-            return reason
+            return self._refusal(command, exc)
         return None
+
+    def _refusal(self, command: Any, exc: KineticError) -> str:
+        """Count a command the journal refused and tell ``on_refused``; the reason."""
+        self.refused += 1
+        reason = str(exc)
+        if self._on_refused is not None:
+            self._on_refused(command, reason)
+        return reason
 
     def _reject(self, r: OrderRequest, exc: BinanceError) -> None:
         self._reject_code(r, exc.code, exc.msg)

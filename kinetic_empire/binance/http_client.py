@@ -24,14 +24,14 @@ import asyncio
 import select
 import ssl
 import zlib
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httptools
 
 from ..core.clock import Clock
+from .http_deadlines import Deadline, Deadlines
 
 USER_AGENT = "kinetic-empire"
 ACCEPT_ENCODING = "gzip, deflate"
@@ -229,62 +229,13 @@ def decode_body(body: bytes, encoding: str | None) -> bytes:
 
 
 @dataclass(slots=True)
-class _Deadline:
-    at: float
-    task: asyncio.Task[object] | None
-    done: bool = False
-    expired: bool = False
+class InFlight:
+    """A request :meth:`HttpClient.begin` wrote; :meth:`HttpClient.finish` waits for its reply."""
 
-
-@dataclass(slots=True)
-class _Deadlines:
-    """Every request's deadline, watched by one task on the injected clock while any request is in flight. All
-    requests share one timeout, so deadlines arrive in order: a FIFO, and the watcher sleeps until the oldest
-    pending one. It is stopped when the last request settles (after its reply, off the latency path)."""
-
-    clock: Clock
-    queue: deque[_Deadline] = field(default_factory=deque)
-    watcher: asyncio.Task[None] | None = None
-    pending: int = 0
-
-    def add(self, seconds: float) -> _Deadline:
-        """A deadline from now; :meth:`arm` before the first wait (until then nothing can be late)."""
-        d = _Deadline(self.clock.monotonic() + seconds, asyncio.current_task())
-        self.queue.append(d)
-        self.pending += 1
-        return d
-
-    def arm(self) -> None:
-        if self.watcher is None or self.watcher.done():
-            self.watcher = asyncio.ensure_future(self._watch())
-
-    def settle(self, d: _Deadline) -> None:
-        d.done = True
-        self.pending -= 1
-        if self.pending == 0:
-            self.close()
-
-    async def _watch(self) -> None:
-        queue, clock = self.queue, self.clock
-        while queue:
-            head = queue[0]
-            if head.done:
-                queue.popleft()
-                continue
-            left = head.at - clock.monotonic()
-            if left > 0:
-                await clock.sleep(left)
-                continue
-            queue.popleft()
-            head.expired = True
-            if head.task is not None:
-                head.task.cancel()
-
-    def close(self) -> None:
-        watcher, self.watcher = self.watcher, None
-        if watcher is not None and watcher is not asyncio.current_task():
-            watcher.cancel()
-        self.queue.clear()
+    conn: _Connection
+    waiter: asyncio.Future[Reply]
+    deadline: Deadline
+    settled: bool = False
 
 
 class HttpClient:
@@ -310,9 +261,13 @@ class HttpClient:
                       f"Accept: */*\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n")
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()  # carrying a request now: close() cuts them (unknown outcomes)
-        self._deadlines = _Deadlines(clock)
+        self._deadlines = Deadlines(clock)
         self.opened = 0
         """Connections opened so far (a reused connection does not count)."""
+        self.on_write: Callable[[bytes], None] | None = None
+        """Called with a request's bytes right after they are written to the socket (latency probes)."""
+        self.pings = 0
+        """Keep-warm requests answered (:meth:`keep_warm`)."""
 
     async def warm(self, connections: int = 2) -> int:
         """Open up to ``connections`` idle connections ahead of the first request (TCP and TLS handshakes off the
@@ -325,6 +280,43 @@ class HttpClient:
         for conn in fresh:
             self._release(conn)
         return len(fresh)
+
+    async def keep_warm(self, request: bytes, every_s: float, *, connections: int = 2,
+                        on_reply: Callable[[Reply], None] | None = None) -> None:
+        """Until cancelled: every ``every_s`` (on the injected clock) send ``request`` (made by :meth:`request_bytes`;
+        a cheap one such as a ping) on each idle connection that has rested ``every_s / 2`` or more, and open
+        connections up to ``connections``. So no connection rests longer than ``1.5 * every_s`` (keep it under
+        ``idle_s`` and the venue's idle limit), and an order after a quiet minute finds one ready instead of paying
+        a TCP and TLS handshake. Failures are not raised: the connection is dropped and a fresh one opened."""
+        if not 0 < every_s * 1.5 < self.idle_s:
+            raise ValueError(f"keep_warm every_s={every_s:g}: a connection would rest past idle_s={self.idle_s:g}")
+        while True:
+            await self.clock.sleep(every_s)
+            await self.ping_idle(request, every_s / 2, on_reply)
+            await self.warm(connections)
+
+    async def ping_idle(self, request: bytes, rested_s: float, on_reply: Callable[[Reply], None] | None = None) -> int:
+        """Send ``request`` on every idle connection that has rested ``rested_s`` or more, one at a time (the others
+        stay free for orders); returns how many answered. One that fails is dropped."""
+        now = self.clock.monotonic()
+        due = [c for c in self._idle if now - c.idle_since >= rested_s]
+        answered = 0
+        for conn in due:
+            if conn not in self._idle:  # an order took it meanwhile
+                continue
+            self._idle.remove(conn)
+            if conn.stale() or self.clock.monotonic() - conn.idle_since >= self.idle_s:
+                conn.abort()
+                continue
+            try:
+                reply = await self.finish(self._send(conn, request, self._deadlines.add(self.timeout_s)))
+            except HttpFailure:
+                continue
+            answered += 1
+            self.pings += 1
+            if on_reply is not None:
+                on_reply(reply)
+        return answered
 
     async def close(self) -> None:
         """Close every connection; a request still waiting for its reply fails as :class:`ExchangeFailed` (sent,
@@ -360,47 +352,101 @@ class HttpClient:
 
     async def exchange(self, data: bytes, on_sent: Callable[[], Awaitable[None]] | None = None) -> Reply:
         """Send a request made by :meth:`request_bytes` and return the whole reply."""
+        started = self.begin(data)
+        if started is not None:
+            return await self.finish(started, on_sent)
         deadlines = self._deadlines
         deadline = deadlines.add(self.timeout_s)
         conn: _Connection | None = None
         try:
-            conn = self._kept_alive()
-            if conn is None:
-                deadlines.arm()
-                conn = await self._open()
-            waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-            self._busy.add(conn)
+            deadlines.arm()
+            conn = await self._open()
+        except asyncio.CancelledError:
+            deadlines.settle(deadline)
+            if not deadline.expired:
+                raise
+            self._uncancel()
+            raise ExchangeFailed(f"no complete reply within {self.timeout_s:g} s", timed_out=True) from None
+        except BaseException:
+            deadlines.settle(deadline)
+            raise
+        return await self.finish(self._send(conn, data, deadline), on_sent)
+
+    def begin(self, data: bytes) -> InFlight | None:
+        """Write ``data`` now on a kept-alive connection, without yielding to the loop; None (nothing sent) if
+        none is idle. :meth:`finish` (in the task that waits for the reply) returns the reply; until it runs, the
+        request's deadline has no task to cancel and only marks it late."""
+        conn = self._kept_alive()
+        if conn is None:
+            return None
+        deadline = self._deadlines.add(self.timeout_s, task=None)
+        return self._send(conn, data, deadline)
+
+    def _send(self, conn: _Connection, data: bytes, deadline: Deadline) -> InFlight:
+        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._busy.add(conn)
+        try:
             conn.send(data, waiter)
-            deadlines.arm()  # the watcher's task is made after the write: nothing waited for before it
+        except BaseException:
+            self._busy.discard(conn)
+            conn.abort()
+            self._deadlines.settle(deadline)
+            raise
+        if self.on_write is not None:
+            self.on_write(data)
+        self._deadlines.arm()  # the watcher's task is made after the write: nothing waited for before it
+        return InFlight(conn, waiter, deadline)
+
+    async def finish(self, sent: InFlight, on_sent: Callable[[], Awaitable[None]] | None = None) -> Reply:
+        """The reply to a request :meth:`begin` wrote (cut by the deadline or by :meth:`close` as
+        :class:`ExchangeFailed`); ``on_sent`` (if given) is awaited first (tracing)."""
+        conn, deadline = sent.conn, sent.deadline
+        if sent.settled:
+            raise RuntimeError("finish() called twice for one request")
+        deadline.task = asyncio.current_task()
+        try:
+            if deadline.expired:  # late before this task ran
+                raise asyncio.CancelledError
             if on_sent is not None:
                 await on_sent()
-            reply = await waiter
+            reply = await sent.waiter
         except asyncio.CancelledError:
+            conn.abort()
             if not deadline.expired:
-                if conn is not None:
-                    conn.abort()
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            answered = conn is not None and conn._answered
-            if conn is not None:
-                conn.abort()
+            self._uncancel()
             raise ExchangeFailed(f"no complete reply within {self.timeout_s:g} s", timed_out=True,
-                                 answered=answered) from None
+                                 answered=conn._answered) from None
         except BaseException:
-            if conn is not None:
-                conn.abort()
+            conn.abort()
             raise
         finally:
-            deadlines.settle(deadline)
-            if conn is not None:
-                self._busy.discard(conn)
+            self._settle(sent)
         if conn.reusable:
             self._release(conn)
         else:
             conn.abort()
         return reply
+
+    def abandon(self, sent: InFlight) -> None:
+        """Give up on a request :meth:`begin` wrote whose :meth:`finish` will not run (its task was cancelled
+        before it started): the connection is dropped, the deadline settled. A no-op once settled."""
+        if not sent.settled:
+            sent.waiter.cancel()  # nobody reads it: the connection's end must not fail it unread
+            sent.conn.abort()
+            self._settle(sent)
+
+    def _settle(self, sent: InFlight) -> None:
+        if not sent.settled:
+            sent.settled = True
+            self._deadlines.settle(sent.deadline)
+            self._busy.discard(sent.conn)
+
+    @staticmethod
+    def _uncancel() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
 
     def _kept_alive(self) -> _Connection | None:
         """An idle connection that is still good (the latest first), or None."""

@@ -58,6 +58,10 @@ class WeightPacer:
         """A 429/418 said ``Retry-After: seconds``: no request leaves before it has passed."""
         self._blocked_until = max(self._blocked_until, self.clock.monotonic() + seconds)
 
+    def blocked(self) -> bool:
+        """A 429/418's Retry-After is still running: no request may leave now."""
+        return self._blocked_until > self.clock.monotonic()
+
     async def wait(self, cost: int, what: str = "") -> None:
         """Return when request ``what`` of weight ``cost`` may leave (at once, unless a limit is near)."""
         blocked = self._blocked_until - self.clock.monotonic()

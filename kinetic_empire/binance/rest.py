@@ -31,7 +31,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -50,7 +50,7 @@ from .errors import (
     error_from_reply,
     is_error_object,
 )
-from .http_client import ConnectFailed, ExchangeFailed, HttpClient, HttpFailure, Unsupported
+from .http_client import ConnectFailed, ExchangeFailed, HttpClient, HttpFailure, InFlight, Reply, Unsupported
 from .pacing import WeightPacer
 from .retrying import Retrier, Retry
 from .signing import Credentials, Signer, encode
@@ -94,6 +94,7 @@ class BinanceRest:
         trace_configs: list[aiohttp.TraceConfig] | None = None,
         seed: int | None = None,
         lean_orders: bool = True,
+        keep_warm_s: float | None = None,
     ) -> None:
         self.base = rest_url.rstrip("/")
         self.credentials = credentials
@@ -116,6 +117,10 @@ class BinanceRest:
         self._session: aiohttp.ClientSession | None = None
         self._lean: HttpClient | None = None
         self._warming: asyncio.Future[int] | None = None
+        self.keep_warm_s = keep_warm_s
+        """Every this many seconds (the injected clock) the lean client's idle connections are pinged, so an order
+        never pays a handshake after a quiet spell (:meth:`HttpClient.keep_warm`); None: off."""
+        self._keeping_warm: asyncio.Task[None] | None = None
         self._signer: Signer | None = None
         self._signed_with: Credentials | None = None
         self.retrier = Retrier(self.clock, self.pacer, random.Random(seed), max_retries, backoff_s, backoff_max_s)
@@ -133,13 +138,23 @@ class BinanceRest:
                 log.info("order endpoints through aiohttp: %s", exc)
             else:  # connected before the first order needs it (in the background: start does not wait)
                 self._warming = asyncio.ensure_future(self._lean.warm(2))
+                if self.keep_warm_s:
+                    ping = self._lean.request_bytes("GET", KEEP_WARM_PATH, None, b"")
+                    self._keeping_warm = asyncio.ensure_future(
+                        self._lean.keep_warm(ping, self.keep_warm_s, on_reply=self._note_ping))
+        if self.credentials is not None:  # the signer and the encoder's name cache, made before the first order
+            self._signer_of(self.credentials).query(_WARM_PARAMS, 0, self.recv_window_ms)
         return self
 
+    def _note_ping(self, reply: Reply) -> None:
+        self.pacer.note(reply.headers)
+
     async def close(self) -> None:
-        if self._warming is not None:
-            self._warming.cancel()
-            await asyncio.wait([self._warming])
-            self._warming = None
+        for task in (self._warming, self._keeping_warm):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])
+        self._warming = self._keeping_warm = None
         if self._lean is not None:
             await self._lean.close()
             self._lean = None
@@ -152,6 +167,11 @@ class BinanceRest:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def lean_client(self) -> HttpClient | None:
+        """The lean client of the order endpoints (None before :meth:`start`, or when aiohttp carries them)."""
+        return self._lean
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -197,6 +217,64 @@ class BinanceRest:
         """Send with retries per the module's policy; return the decoded JSON or raise a BinanceError."""
         params = params or {}
         endpoint = f"{method} {path}"
+        return await self._retried(method, path, params, security, idempotent, endpoint,
+                                   lambda: self._once(method, path, params, security, endpoint))
+
+    def send_signed_now(self, method: str, path: str, params: Mapping[str, Any], *,
+                        idempotent: bool = True) -> Started | None:
+        """Write a signed request on an idle kept-alive connection of the lean client now, without yielding to the
+        event loop; :meth:`Started.answer` (awaited in a task) gives the same result, errors and retries as
+        :meth:`signed`. None, with nothing sent, when it cannot go out at once (not an order endpoint, no idle
+        connection, a rate-limit wait, no key): use :meth:`signed`.
+
+        So an order leaves inside the handler that decided it, not one loop turn later."""
+        lean = self._lean
+        if (lean is None or path not in FAST_PATHS or self.credentials is None or weight_of(method, path, params)
+                or self.pacer.blocked()):
+            return None
+        endpoint = f"{method} {path}"
+        query, headers = self._prepare(params, SIGNED)
+        target = f"{path}?{query}" if query else path
+        try:
+            data = lean.request_bytes(method, target, headers, b"")
+        except Unsupported:
+            return None
+        sent = lean.begin(data)
+        if sent is None:
+            return None
+        self.stats.requests += 1
+        return Started(self._finish_started(lean, sent, method, path, params, idempotent, endpoint, target, headers),
+                       lambda: lean.abandon(sent))
+
+    async def _finish_started(self, lean: HttpClient, sent: InFlight, method: str, path: str,
+                              params: Mapping[str, Any], idempotent: bool, endpoint: str, target: str,
+                              headers: dict[str, str]) -> Any:
+        """The answer to a request :meth:`send_signed_now` wrote, as :meth:`request` gives it (retries included)."""
+        value: Any = None
+        failure: Exception | None = None
+        try:  # read at once: the deadline runs on this task from now on
+            reply = await self._lean_reply(lean, sent, method, target, headers, endpoint)
+            value = self._answer(reply.status, reply.body, reply.headers, endpoint)
+        except asyncio.CancelledError:
+            lean.abandon(sent)
+            raise
+        except Exception as exc:
+            failure = exc
+        first = True
+
+        async def attempt() -> Any:
+            nonlocal first
+            if first:  # the request already sent: its outcome
+                first = False
+                if failure is not None:
+                    raise failure
+                return value
+            return await self._once(method, path, params, SIGNED, endpoint)
+
+        return await self._retried(method, path, params, SIGNED, idempotent, endpoint, attempt)
+
+    async def _retried(self, method: str, path: str, params: Mapping[str, Any], security: str, idempotent: bool,
+                       endpoint: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
         resynced = False
 
         async def classify(outcome: Any) -> Retry | None:
@@ -219,8 +297,8 @@ class BinanceRest:
             self.stats.retries += 1
             log.info("retrying %s in %.2f s after %s (attempt %d)", endpoint, delay, retry.cause, n + 1)
 
-        return await self.retrier.run(lambda: self._once(method, path, params, security, endpoint), classify,
-                                      cost=weight_of(method, path, params), what=endpoint, on_retry=on_retry)
+        return await self.retrier.run(attempt, classify, cost=weight_of(method, path, params), what=endpoint,
+                                      on_retry=on_retry)
 
     async def _resync(self, endpoint: str) -> None:
         self.stats.resyncs += 1
@@ -235,20 +313,27 @@ class BinanceRest:
             self._signer, self._signed_with = Signer(credentials.api_secret), credentials
         return self._signer
 
-    async def _once(self, method: str, path: str, params: Mapping[str, Any], security: str, endpoint: str) -> Any:
-        self.stats.paced_s = self.pacer.paced_s  # the retrier paced this attempt
+    def _prepare(self, params: Mapping[str, Any], security: str) -> tuple[str, dict[str, str]]:
+        """The query string (signed if asked) and the key header."""
         headers: dict[str, str] = {}
         if security != NONE:
             if self.credentials is None:
                 from .errors import AuthError
 
                 raise AuthError(-2014, "no API key configured (set KINETIC_BINANCE_API_KEY and "
-                                "KINETIC_BINANCE_API_SECRET, or a .env file)", 401, endpoint)
+                                "KINETIC_BINANCE_API_SECRET, or a .env file)", 401, "signing")
             headers["X-MBX-APIKEY"] = self.credentials.api_key
         if security == SIGNED:
-            query = self._signer_of(self.credentials).query(params, self.server_ms(), self.recv_window_ms)
-        else:
-            query = encode(params)
+            return self._signer_of(self.credentials).query(params, self.server_ms(), self.recv_window_ms), headers
+        return encode(params), headers
+
+    async def _once(self, method: str, path: str, params: Mapping[str, Any], security: str, endpoint: str) -> Any:
+        self.stats.paced_s = self.pacer.paced_s  # the retrier paced this attempt
+        try:
+            query, headers = self._prepare(params, security)
+        except BinanceError as exc:
+            exc.endpoint = endpoint
+            raise
         self.stats.requests += 1
         lean = self._lean
         reply: Any = None
@@ -258,6 +343,10 @@ class BinanceRest:
             status, body, reply_headers = await self._aiohttp_send(method, path, query, headers, endpoint)
         else:
             status, body, reply_headers = reply.status, reply.body, reply.headers
+        return self._answer(status, body, reply_headers, endpoint)
+
+    def _answer(self, status: int, body: bytes, reply_headers: Mapping[str, str], endpoint: str) -> Any:
+        """A reply's JSON, or the BinanceError it means (noting its weight and rate limits)."""
         self.pacer.note(reply_headers)
         self.stats.used_weight = self.pacer.used
         if status >= 300:
@@ -311,29 +400,45 @@ class BinanceRest:
         except ConnectFailed as exc:
             raise UnavailableError(-1001, str(exc), 0, endpoint) from None
         except ExchangeFailed as exc:
-            self.stats.unknown_status += 1
-            what = "timed out" if exc.timed_out else f"failed: {exc}"
-            raise UnknownStatusError(-1007 if exc.timed_out else -1000,
-                                     f"request {what} {'after' if exc.answered else 'while'} sending", 0,
-                                     endpoint) from None
+            raise self._unknown(exc, endpoint) from None
 
-    async def _lean_traced(self, lean: HttpClient, method: str, target: str, headers: dict[str, str]) -> Any:
-        """:meth:`HttpClient.request` announcing itself to the aiohttp trace configs as aiohttp would."""
-        data = lean.request_bytes(method, target, headers, b"")  # declined (Unsupported) before anything is announced
+    def _unknown(self, exc: ExchangeFailed, endpoint: str) -> UnknownStatusError:
+        self.stats.unknown_status += 1
+        what = "timed out" if exc.timed_out else f"failed: {exc}"
+        return UnknownStatusError(-1007 if exc.timed_out else -1000,
+                                  f"request {what} {'after' if exc.answered else 'while'} sending", 0, endpoint)
+
+    async def _lean_reply(self, lean: HttpClient, sent: InFlight, method: str, target: str, headers: dict[str, str],
+                          endpoint: str) -> Reply:
+        """The reply to a request already written (:meth:`send_signed_now`), traced and mapped as
+        :meth:`_lean_send`'s (the trace's start and headers-sent hooks run now, just after the write)."""
+        try:
+            if self._trace:
+                return cast(Reply, await self._lean_traced(lean, method, target, headers, sent))
+            return await lean.finish(sent)
+        except ExchangeFailed as exc:
+            raise self._unknown(exc, endpoint) from None
+
+    async def _lean_traced(self, lean: HttpClient, method: str, target: str, headers: dict[str, str],
+                           sent: InFlight | None = None) -> Any:
+        """:meth:`HttpClient.request` announcing itself to the aiohttp trace configs as aiohttp would (``sent``: the
+        request was written already; the hooks are told now)."""
+        # declined (Unsupported) before anything is announced
+        data = lean.request_bytes(method, target, headers, b"") if sent is None else b""
         session, url, h = self.session, URL(f"{self.base}{target}", encoded=True), CIMultiDict(headers)
         traces = [(tc, tc.trace_config_ctx()) for tc in self._trace or ()]
         for tc, ctx in traces:
             if tc.on_request_start:
                 await tc.on_request_start.send(session, ctx, aiohttp.TraceRequestStartParams(method, url, h))
 
-        async def sent() -> None:
+        async def on_sent() -> None:
             for tc, ctx in traces:
                 if tc.on_request_headers_sent:
                     await tc.on_request_headers_sent.send(session, ctx,
                                                           aiohttp.TraceRequestHeadersSentParams(method, url, h))
 
         try:
-            reply = await lean.exchange(data, on_sent=sent)
+            reply = await (lean.exchange(data, on_sent=on_sent) if sent is None else lean.finish(sent, on_sent))
         except HttpFailure as exc:
             for tc, ctx in traces:
                 await tc.on_request_exception.send(session, ctx,
@@ -343,3 +448,36 @@ class BinanceRest:
             await tc.on_request_end.send(session, ctx, aiohttp.TraceRequestEndParams(method, url, h,
                                                                                       cast(Any, reply)))
         return reply
+
+
+class Started:
+    """A request :meth:`BinanceRest.send_signed_now` wrote: await :meth:`answer` once, or :meth:`abandon` it."""
+
+    __slots__ = ("_abandon", "_answer")
+
+    def __init__(self, answer: Coroutine[Any, Any, Any], abandon: Callable[[], None]) -> None:
+        self._answer = answer
+        self._abandon = abandon
+
+    def answer(self) -> Coroutine[Any, Any, Any]:
+        return self._answer
+
+    def abandon(self) -> None:
+        """Never to be awaited (the task that would have was cancelled before it ran): the connection is dropped
+        (the request was sent; its outcome is the venue's to tell). A no-op once the answer was awaited."""
+        self._answer.close()
+        self._abandon()
+
+
+KEEP_WARM_PATH = "/fapi/v1/ping"
+"""What :meth:`HttpClient.keep_warm` asks the venue (weight 1, unsigned)."""
+
+KEEP_WARM_S = 7.5
+"""The live engine's keep-warm interval: no order connection rests past about 11 s (Binance drops idle ones
+after about 15 s; the lean client retires them at ``idle_s`` = 15 s)."""
+
+_WARM_PARAMS = dict.fromkeys(
+    ("symbol", "side", "positionSide", "type", "timeInForce", "quantity", "price", "stopPrice", "reduceOnly",
+     "closePosition", "workingType", "priceProtect", "newClientOrderId", "origClientOrderId", "clientAlgoId",
+     "algoType", "triggerPrice", "newOrderRespType"), "1")
+"""Parameter names an order request uses: encoded once at start (the encoder caches their quoted forms)."""

@@ -117,7 +117,8 @@ def encode(params: Mapping[str, Any]) -> str:
             key = _quoted(str(k))
             if len(_KEYS) < 256:  # a caller inventing names does not grow it
                 _KEYS[k] = key
-        out.append(f"{key}={_quoted(wire_value(v))}")
+        text = v if type(v) is str else wire_value(v)  # most values are plain strings already (not subclasses)
+        out.append(f"{key}={text if _SAFE(text) else quote_plus(text)}")
     return "&".join(out)
 
 

@@ -27,7 +27,7 @@ from ..binance.account import read_modes, require_tradeable
 from ..binance.errors import BinanceError
 from ..binance.execution import BinanceExecution
 from ..binance.market import KlineFeed, market_now
-from ..binance.rest import BinanceRest
+from ..binance.rest import KEEP_WARM_S, BinanceRest
 from ..binance.signing import Credentials
 from ..binance.translate import UserTranslator, safe
 from ..binance.userstream import UserStream
@@ -50,7 +50,7 @@ from .alerts import ActiveAlerts
 from .clock import VenueClock
 from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
-from .gcpace import GcPacer
+from .gcpace import KLINE_CLOSE_QUIET_MS, GcPacer
 from .journal import SCHEMA_VERSION, Journal
 from .reconcile import Reconciler
 from .restore import restore_state, restore_strategy_states
@@ -134,7 +134,8 @@ class LiveEngine:
         self.unknown_grace_s = unknown_grace_s
         self.stale_after_s = stale_after_s if stale_after_s is not None else config.stale_threshold_s()
         self.rest = rest or BinanceRest(venue.rest_url, credentials, recv_window_ms=config.recv_window_ms,
-                                        timeout_s=config.request_timeout_s, clock=self.timer, trace_configs=rest_trace)
+                                        timeout_s=config.request_timeout_s, clock=self.timer, trace_configs=rest_trace,
+                                        keep_warm_s=KEEP_WARM_S)  # no handshake on an order after a quiet spell
         self.health = Health(started_wall=self.timer.now_ms() / 1000)
         self.checks: list[Check] = []
         self.symbols = config.symbols
@@ -165,7 +166,7 @@ class LiveEngine:
         self.readers: list[Callable[[LiveEngine], None]] = []
         self.on_journal_commit: Callable[[float], None] | None = None
         self._flushing: asyncio.Task[None] | None = None  # a flush of a full batch, started by the journal
-        self.gc = GcPacer(self.timer)  # collections between klines, not inside one (see .gcpace)
+        self.gc = GcPacer(self.timer, quiet_ms=KLINE_CLOSE_QUIET_MS)  # between klines, not inside one (.gcpace)
 
     # ------------------------------------------------------------------------------ start-up
     async def start(self) -> None:

@@ -7,7 +7,10 @@ allocation counts: after start-up it freezes what start-up built (rules, bracket
 scanned again), turns automatic collection off, and collects on its own clock from a task of the engine, young
 objects often (cheap, since few survive a tick), the middle generation less often and everything not frozen
 rarely. A collection can still meet a kline, but only when the two happen to coincide, never because the
-kline's own allocations tipped the count.
+kline's own allocations tipped the count. With ``quiet_ms`` they do not coincide either: every kline closes on a
+minute boundary (of the timer's clock, the venue's to within its offset), so no collection starts from a little
+before a boundary until a little after it, when the closing klines have arrived and their orders have left. Without
+it, a schedule started at the wrong phase would put its minutely full collection in front of every 1m kline.
 
 Automatic collection is a process-wide switch: the pacer counts the running pacers (two engines in one test
 process) and turns it back on when the last one stops, and unfreezes what it froze.
@@ -19,6 +22,10 @@ import gc
 from dataclasses import dataclass
 
 from ..core.clock import Clock
+
+_MINUTE_MS = 60_000
+KLINE_CLOSE_QUIET_MS = (150, 750)
+"""The live engine's quiet window around minute boundaries: closing klines arrive and their orders leave in it."""
 
 
 @dataclass
@@ -32,7 +39,12 @@ class GcPacer:
     """Every this many young collections, generation 1 instead."""
     full_every: int = 240
     """Every this many young collections (a minute by default), a full collection of what is not frozen."""
+    quiet_ms: tuple[int, int] | None = None
+    """(before, after): no collection from ``before`` ms ahead of each minute boundary to ``after`` ms past it (a
+    collection falling due then waits for the window's end); None: collect whenever due."""
     collections: int = 0
+    deferred: int = 0
+    """Collections that fell due in a quiet window and waited for its end."""
     running: bool = False
 
     _active = 0  # pacers started and not stopped, process-wide (the collector's switch is process-wide)
@@ -64,10 +76,24 @@ class GcPacer:
         try:
             while self.running:
                 await self.timer.sleep(self.young_every_s)
+                wait = self.quiet_left_s()
+                if wait > 0:
+                    self.deferred += 1
+                    await self.timer.sleep(wait)
                 if self.running:
                     self.collect()
         finally:
             self.stop()
+
+    def quiet_left_s(self) -> float:
+        """Seconds until the quiet window around the nearest minute boundary ends (0: not in one)."""
+        if self.quiet_ms is None:
+            return 0.0
+        before, after = self.quiet_ms
+        phase = self.timer.now_ms() % _MINUTE_MS
+        if phase >= _MINUTE_MS - before:
+            return (_MINUTE_MS - phase + after) / 1000
+        return (after - phase) / 1000 if phase < after else 0.0
 
     def stop(self) -> None:
         """Give collection back to Python (once every pacer has stopped) and unfreeze."""

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from kinetic_empire.binance.rest import Started
 from kinetic_empire.core.enums import IntentAction, OrderType, Side, TradingState
 from kinetic_empire.core.events import OrderIntent, OrderOutcomeUnknown, OrderRequest, RiskDenied
 from kinetic_empire.live.app import LiveEngine
@@ -76,6 +77,22 @@ def hold_order_answers(engine: LiveEngine) -> tuple[asyncio.Event, Any]:
         return answer
 
     engine.rest.signed = slow  # type: ignore[method-assign]
+    send_now = engine.rest.send_signed_now
+
+    def held_now(method: str, path: str, params: Any, **kw: Any) -> Started | None:
+        """An order written from its handler at once (the usual road): its answer is held the same way."""
+        started = send_now(method, path, params, **kw)
+        if started is None or (method, path) != ("POST", "/fapi/v1/order"):
+            return started
+
+        async def held() -> Any:
+            answer = await started.answer()
+            await gate.wait()
+            return answer
+
+        return Started(held(), started.abandon)
+
+    engine.rest.send_signed_now = held_now  # type: ignore[method-assign]
     return gate, signed
 
 

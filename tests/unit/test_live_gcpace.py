@@ -107,3 +107,46 @@ def test_an_engine_never_shut_down_gives_collection_back_when_its_loop_ends() ->
 
     asyncio.run(body())
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_no_collection_starts_in_the_quiet_window_around_a_minute_boundary() -> None:
+    """Klines close on minute boundaries: a collection falling due from 150 ms before one to 750 ms after it waits
+    for the window's end; outside the window the schedule is unchanged."""
+    async def body() -> None:
+        clock = ManualClock(start_ms=59_500)  # 0.5 s before a boundary
+        pacer = GcPacer(clock, young_every_s=0.25, quiet_ms=(150, 750))
+        pacer.start()
+        task = asyncio.get_running_loop().create_task(pacer.run())
+        at: list[int] = []
+        collect = pacer.collect
+
+        def stamped() -> int:
+            at.append(clock.now_ms())
+            return collect()
+
+        pacer.collect = stamped  # type: ignore[method-assign]
+        try:
+            for _ in range(12):
+                await asyncio.sleep(0)
+                await clock.advance(0.25)
+                await asyncio.sleep(0)
+            # due at 59.75 (outside), 60.0 (inside: waits to 60.75), then every 0.25 s again
+            assert at == [59_750, 60_750, 61_000, 61_250, 61_500, 61_750, 62_000, 62_250, 62_500]
+            assert pacer.deferred == 1
+        finally:
+            pacer.stop()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(body())
+
+
+def test_the_quiet_window_wraps_the_boundary_and_is_off_by_default() -> None:
+    clock = ManualClock(start_ms=119_900)
+    pacer = GcPacer(clock, quiet_ms=(150, 750))
+    assert pacer.quiet_left_s() == pytest.approx(0.85)
+    assert GcPacer(ManualClock(start_ms=120_100), quiet_ms=(150, 750)).quiet_left_s() == pytest.approx(0.65)
+    assert GcPacer(ManualClock(start_ms=120_750), quiet_ms=(150, 750)).quiet_left_s() == 0
+    assert GcPacer(ManualClock(start_ms=119_849), quiet_ms=(150, 750)).quiet_left_s() == 0
+    assert GcPacer(ManualClock(start_ms=120_100)).quiet_left_s() == 0
