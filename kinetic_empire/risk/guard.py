@@ -14,6 +14,9 @@ checked and journaled like a strategy's:
 * a stop or take-profit refused because the price is already through its trigger (Binance -2021 "Order would
   immediately trigger") is not retried: the position is closed at market, reduce-only, by a CLOSE intent
   through the gate, and the cause is journaled (a ``Note``, topic ``protection``, and the intent's tag);
+* while a reduce-only market close is in flight (a flatten's, an operator's, a strategy's or the guard's own), a
+  missing stop is not re-placed: a flatten cancels the stops and closes, and must not find them back; a close
+  rejected, cancelled or expired with the position still open ends that pause;
 * a position that wants a stop and has no live stop for ``within_s`` of timer time (wall time live) publishes
   ``Alert(kind="unprotected_position", severity="critical")``, logged once; it is cleared (``cleared=True``)
   when a stop is accepted or the position is flat.
@@ -191,8 +194,11 @@ class ProtectionGuard:
             c.templates[kind] = r
             c.pending[cid] = kind
             self._symbol_of[cid] = r.symbol
-        elif r.strategy_id == SOURCE and r.reduce_only:
+        elif r.order_type is OrderType.MARKET and (r.reduce_only or r.close_position):
+            # a market close in flight, whoever asked (this guard, a flatten, an operator, a strategy): no stop is
+            # re-placed until it is final; if it fails with the position still open, the stop is re-placed
             c.close_ids.add(cid)
+            c.closing = True
             self._symbol_of[cid] = r.symbol
         elif not r.reduce_only and not r.close_position:
             self._entries[cid] = r.intent_id

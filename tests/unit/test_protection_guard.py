@@ -331,3 +331,70 @@ def test_a_position_closed_while_the_engine_was_down_is_flat_at_resume_not_unpro
         task.cancel()
 
     run(body)
+
+
+# ------------------------------------------------------------------------------------ closes in flight
+
+
+def test_a_flatten_cancelling_the_stop_and_closing_finds_no_stop_re_placed(tmp_path: Path) -> None:
+    """Shutdown's flatten: cancel-all takes the stop off, a reduce-only market close is in flight; the guard must
+    not put the stop back (it would outlive the position as an orphan)."""
+    async def body() -> None:
+        desk = Desk(tmp_path)
+        task = await started(desk)
+        entry, stop = desk.open_long()
+        desk.accept(stop)
+        (intent_id,) = desk.h.rm.commands.flatten([FIL], source="shutdown", cause="shutdown policy flatten")
+        (close,) = [r for _t, r in desk.sent if r.intent_id == intent_id]
+        assert close.order_type is OrderType.MARKET and close.reduce_only
+        desk.cancel(stop)  # the venue's answer to the cancel-all
+        for _ in range(8):  # 4 s with the close unanswered: inside the bound, no stop re-placed
+            await desk.tick(0.5)
+        assert desk.stops() == [stop]
+        desk.accept(close)
+        assert entry.quantity is not None
+        desk.fill(close, "2.95", entry.quantity, "0")
+        await desk.tick(3 * WITHIN)
+        assert desk.stops() == [stop] and desk.alerts() == [] and desk.guard.unprotected() == {}
+        task.cancel()
+
+    run(body)
+
+
+def test_a_close_that_fails_with_the_position_open_puts_the_stop_back(tmp_path: Path) -> None:
+    async def body() -> None:
+        desk = Desk(tmp_path)
+        task = await started(desk)
+        _entry, stop = desk.open_long()
+        desk.accept(stop)
+        (intent_id,) = desk.h.rm.commands.flatten([FIL], source="operator", cause="flatten FIL")
+        (close,) = [r for _t, r in desk.sent if r.intent_id == intent_id]
+        desk.cancel(stop)
+        await desk.tick(2.0)
+        assert desk.stops() == [stop]
+        desk.reject(close, -2022, "ReduceOnly Order is rejected.")  # the position is still open
+        await desk.tick(desk.guard.tick_s)
+        again = desk.stops()[-1]
+        assert again.client_order_id == f"{stop.client_order_id}-rp" and again.trigger_price == stop.trigger_price
+        task.cancel()
+
+    run(body)
+
+
+def test_a_resting_reduce_only_limit_exit_does_not_pause_the_stop(tmp_path: Path) -> None:
+    """Only a market close is a close in flight: a take-profit limit may rest for hours, the stop stays wanted."""
+    async def body() -> None:
+        desk = Desk(tmp_path)
+        task = await started(desk)
+        entry, stop = desk.open_long()
+        desk.accept(stop)
+        now = desk.h.clock.now_ms()
+        desk.bus.publish(OrderRequest(client_order_id="s1-tp-limit", intent_id="s1-x", strategy_id="s1", symbol=FIL,
+                                      side=Side.SELL, order_type=OrderType.LIMIT, quantity=entry.quantity,
+                                      price=D("3.300"), reduce_only=True, ts_event=now, ts_init=now))
+        desk.cancel(stop)
+        await desk.tick(desk.guard.tick_s)
+        assert len(desk.stops()) == 2 and desk.stops()[-1].client_order_id == f"{stop.client_order_id}-rp"
+        task.cancel()
+
+    run(body)
