@@ -10,6 +10,7 @@ refused with the version it needs.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -127,7 +128,9 @@ def load_reference(reference: str) -> type[Strategy]:
 
 
 def _strategies_in_file(path: Path) -> list[type[Strategy]]:
-    module_name = f"kinetic_user_strategies.{path.stem}_{abs(hash(str(path.resolve()))) & 0xFFFFFF:x}"
+    # the same name in every process (str hash() is salted per process): workers find the class a parent named
+    digest = hashlib.blake2b(str(path.resolve()).encode(), digest_size=4).hexdigest()
+    module_name = f"kinetic_user_strategies.{path.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise PluginError(f"{path}: cannot be imported")
