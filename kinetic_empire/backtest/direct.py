@@ -16,7 +16,8 @@ making the ``OrderFilled`` only for a reader that needs the object (a strategy's
 protective orders being tracked). The check is against the bus itself: whenever its subscriptions change (a
 strategy, a recorder or a report subscribing to one of these events), the routes are looked at again, and
 anything else subscribed means the event is published as before. A handler's failure is raised as the bus
-would raise it. Only a backtest wires it; the results are the same either way (tests/unit/test_fused_order_path.py
+would raise it. A handler overridden in a subclass or patched is not what the copy does: its events are
+published. Only a backtest wires it; the results are the same either way (tests/unit/test_fused_order_path.py
 runs with and without an extra subscriber).
 """
 
@@ -37,10 +38,23 @@ from ..exchange.orders import SimOrder
 from ..exchange.simulated import SimulatedExchange
 from ..portfolio import Portfolio
 from ..risk import RiskManager
+from ..risk.exits import ExitsInFlight
 from ..strategy.runner import StrategyRunner
 
 _MARKET = OrderType.MARKET
 _Runners = dict[str, tuple[StrategyRunner, ...]]
+
+
+# the bus handlers whose steps the field-taking handlers copy: an override (a subclass, a patched method) is not
+# what the copy does, so its events are published
+_OWN_PORTFOLIO = {name: getattr(Portfolio, name) for name in ("_on_accepted", "_on_filled", "_on_position",
+                                                              "_on_balance")}  # fmt: skip
+_OWN_RISK_POSITION = RiskManager._on_position
+_OWN_EXITS_FILL = ExitsInFlight.on_fill
+
+
+def _own(obj: object, name: str, original: Callable[..., Any]) -> bool:
+    return getattr(type(obj), name, None) is original
 
 
 def _runners(handlers: tuple[Callable[[Any], None], ...], method: str) -> tuple[StrategyRunner, ...] | None:
@@ -123,21 +137,24 @@ class DirectFeeds:
         """The bus's subscriptions changed (or were never looked at): which events may go direct now."""
         bus = self._bus
         request, accepted, balance = self._routes
-        plain = bus.stops_on_error  # (a bus that goes on after a failing handler: always publish)
-        self._request_ok = plain and bus.handlers(OrderRequest) == request
-        self._accepted_ok = plain and bus.handlers(OrderAccepted) == accepted
-        self._balance_ok = plain and bus.handlers(BalanceChanged) == balance
         portfolio, risk = self._portfolio, self._risk
+        plain = bus.stops_on_error  # (a bus that goes on after a failing handler: always publish)
+        own = {name: _own(portfolio, name, f) for name, f in _OWN_PORTFOLIO.items()}
+        self._request_ok = plain and bus.handlers(OrderRequest) == request
+        self._accepted_ok = plain and own["_on_accepted"] and bus.handlers(OrderAccepted) == accepted
+        self._balance_ok = plain and own["_on_balance"] and bus.handlers(BalanceChanged) == balance
         self._fill_runners = self._position_runners = None
         fills = bus.handlers(OrderFilled)
         self._exits_hear = bool(fills) and fills[-1] == risk.exits.on_fill
         if self._exits_hear:
             fills = fills[:-1]
-        if plain and fills[:2] == (portfolio._on_filled, risk._on_filled):
+        exits_own = not self._exits_hear or _own(risk.exits, "on_fill", _OWN_EXITS_FILL)
+        if plain and own["_on_filled"] and exits_own and fills[:2] == (portfolio._on_filled, risk._on_filled):
             found = _runners(fills[2:], "_on_fill")
             self._fill_runners = _by_symbol(found) if found is not None else None
         positions = bus.handlers(PositionChanged)
-        if plain and positions[:2] == (portfolio._on_position, risk._on_position):
+        if plain and own["_on_position"] and _own(risk, "_on_position", _OWN_RISK_POSITION) \
+                and positions[:2] == (portfolio._on_position, risk._on_position):
             found = _runners(positions[2:], "_on_position")
             self._position_runners = _by_symbol(found) if found is not None else None
         self._seen = self._changes[0]

@@ -635,3 +635,31 @@ def test_a_reader_failing_on_a_fill_stops_the_run_as_the_bus_would(reader: str) 
         errors.append((type(caught.value).__name__, str(caught.value)))
     assert errors[0] == errors[1]
     assert "boom" in errors[0][1] and ("Filled" in errors[0][1] or "PositionChanged" in errors[0][1]), errors[0]
+
+
+OVERRIDABLE = [(Portfolio, "_on_accepted"), (Portfolio, "_on_filled"), (Portfolio, "_on_position"),
+               (Portfolio, "_on_balance"), (RiskManager, "_on_position")]
+
+
+@pytest.mark.parametrize("owner, name", OVERRIDABLE, ids=[f"{o.__name__}.{n}" for o, n in OVERRIDABLE])
+def test_an_overridden_handler_hears_every_event_on_the_fused_path(owner: type, name: str) -> None:
+    """A bus handler patched (or overridden in a subclass) is not what its field-taking copy does: the fused
+    path must publish its events so the override runs, as often as on the general path."""
+    original = getattr(owner, name)
+    cfg = _config(seed=4, rate=0.5)
+
+    def calls(fused: bool) -> int:
+        seen = [0]
+
+        def counting(self: Any, event: Any) -> None:
+            seen[0] += 1
+            original(self, event)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(owner, name, counting)
+            _run(cfg, 400, fused=fused)
+        return seen[0]
+
+    general = calls(False)
+    assert general > 10
+    assert calls(True) == general
