@@ -47,7 +47,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -57,7 +56,8 @@ from ..core.errors import KineticError
 from ..core.events import CancelAllRequest, CancelRequest, OrderOutcomeUnknown, OrderRequest
 from ..core.ports import VenueBalance, VenueOrder, VenuePosition
 from .errors import AuthError, BinanceError, DuplicateOrderError, RejectedError, UnknownOrderError, UnknownStatusError
-from .rest import BinanceRest, Started
+from .first_step import UNSENT, FirstStep, first_step
+from .rest import BinanceRest
 from .snapshots import HEDGE_SIDES, venue_balances, venue_order, venue_positions
 from .translate import OrderState, UserTranslator
 from .venue_reconcile import VenueReconcile, read_fills
@@ -67,21 +67,6 @@ log = logging.getLogger(__name__)
 
 JOURNAL_REFUSED = 0  # OrderRejected.code of an order the journal could not make durable (reason: JOURNAL_UNAVAILABLE)
 HEDGE_MODE_REJECTION = -4061  # "Order's position side does not match user's setting.": the account is in hedge mode
-
-
-@dataclass(frozen=True, slots=True)
-class _FirstStep:
-    """What :meth:`BinanceExecution.on_request` did before the placement task: the gate passed (``gated``) or
-    refused (``refused``), ``on_sent`` was told (``told``), the request written (``started``), or ``error``."""
-
-    gated: bool = False
-    refused: KineticError | None = None
-    told: bool = False
-    started: Started | None = None
-    error: Exception | None = None
-
-
-_UNSENT = _FirstStep()
 
 
 class BinanceExecution:
@@ -151,29 +136,9 @@ class BinanceExecution:
 
         task.add_done_callback(ended)
 
-    def _send_now(self, r: OrderRequest) -> _FirstStep:
-        """The placement's first step, inside the handler that received the request (no loop turn before the order
-        leaves): the journal gate, then the signed request written on an idle kept-alive connection. Whatever this
-        cannot do at once (a refusal to report, no idle connection, a failure) it leaves to the placement task,
-        which publishes every outcome: nothing is published from inside the bus's delivery of the request."""
-        try:
-            path, params = order_params(r)
-        except Exception:  # the task meets it again and reports it
-            return _FirstStep()
-        try:
-            self._before_send(r)
-        except KineticError as exc:
-            return _FirstStep(refused=exc)
-        except Exception as exc:
-            return _FirstStep(gated=True, error=exc)
-        try:
-            if self._on_sent is not None:
-                self._on_sent(r)
-            send_now = getattr(self.rest, "send_signed_now", None)  # a REST double may have only signed()
-            started = None if send_now is None else send_now("POST", path, params, idempotent=False)
-        except Exception as exc:  # nothing was written (the write is the last step)
-            return _FirstStep(gated=True, error=exc)
-        return _FirstStep(gated=True, told=True, started=started)
+    def _send_now(self, r: OrderRequest) -> FirstStep:
+        """The placement's first step, inside the handler (no loop turn before the order leaves; :mod:`.first_step`)."""
+        return first_step(r, self.rest, self._before_send, self._on_sent)
 
     def on_cancel(self, r: CancelRequest) -> None:
         self._spawn(self._after(self._cancel_all.get(r.symbol), self.cancel(r.symbol, r.client_order_id, r)))
@@ -228,13 +193,13 @@ class BinanceExecution:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
     # ------------------------------------------------------------------------------ verbs
-    async def submit(self, r: OrderRequest, first: _FirstStep | None = None) -> None:
+    async def submit(self, r: OrderRequest, first: FirstStep | None = None) -> None:
         """Place ``r`` once; an unknown outcome is resolved by looking it up, never by sending it again. ``first``:
         what :meth:`on_request` did already (the journal gate, the request written)."""
         cid = r.client_order_id
         self._placing.add(cid)
         try:
-            await self._submit(r, first or _UNSENT)
+            await self._submit(r, first or UNSENT)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a placement task never ends without a word: a rejection and/or an Alert
@@ -249,7 +214,7 @@ class BinanceExecution:
         finally:
             self._placing.discard(cid)
 
-    async def _submit(self, r: OrderRequest, first: _FirstStep) -> None:
+    async def _submit(self, r: OrderRequest, first: FirstStep) -> None:
         self.translator.expect(r)
         path, params = order_params(r)
         if first.refused is not None:
