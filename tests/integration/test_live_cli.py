@@ -21,12 +21,12 @@ pytestmark = pytest.mark.integration
 def test_doctor_run_report_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "live.yaml"
     config.write_text(yaml.safe_dump({
-        "live": {"window": 120, "runs_dir": str(tmp_path / "runs"), "stream_check_timeout_s": 5},
+        "live": {"window": 120, "runs_dir": str(tmp_path / "runs")},
         "sandbox": {"data": str(DATA), "start": "2023-08-01T05:00:00", "speed": 1200},
         "strategies": STRATEGIES,
         "risk": RISK,
     }))
-    assert main(["doctor", "--config", str(config), "--timeout", "5"]) == 0
+    assert main(["doctor", "--config", str(config)]) == 0  # default bounds: a loaded machine may take seconds
     out = capsys.readouterr().out
     assert "ready to trade" in out and "market stream" in out and "user stream" in out
 

@@ -21,7 +21,7 @@ UNSAFE = ["../../x", "a/b", "..", "", "a" * 300]
 def live_config(tmp_path: Path) -> Path:
     config = tmp_path / "live.yaml"
     config.write_text(yaml.safe_dump({
-        "live": {"window": 120, "runs_dir": str(tmp_path / "runs"), "stream_check_timeout_s": 5},
+        "live": {"window": 120, "runs_dir": str(tmp_path / "runs")},
         "sandbox": {"data": str(DATA), "start": "2023-08-01T05:00:00", "speed": 1200},
         "strategies": STRATEGIES, "risk": RISK,
     }))
