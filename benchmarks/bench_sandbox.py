@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import http.client
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -54,6 +52,9 @@ from sandbox_clients import (
     aiohttp_driver,
     cpu_seconds,
     engine_driver,
+    param_cycle,
+    raw_caller,
+    raw_cycle,
     raw_driver,
     start_server,
 )
@@ -163,40 +164,13 @@ def raw_orders(info: dict[str, str], seconds: float) -> None:
     and written in one ``sendall``, each answer read to its Content-Length and its status checked. The client
     costs a few tens of microseconds, so the figure shows what the sandbox itself allows at concurrency 1
     (``http.client`` above spends about as much CPU per request as the sandbox)."""
-    host, port = info["rest"].removeprefix("http://").split(":")
-    key, secret = info["api_key"], info["api_secret"].encode()
-    sock = socket.create_connection((host, int(port)))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    tail = f" HTTP/1.1\r\nHost: {host}:{port}\r\nX-MBX-APIKEY: {key}\r\n\r\n"
-    buf = b""
+    call, sock = raw_caller(info)
     lat: list[float] = []
 
-    def call(method: str, path: str, query: str) -> None:
-        nonlocal buf
-        query = f"{query}&timestamp={int(time.time() * 1000)}"
-        sig = hmac.digest(secret, query.encode(), "sha256").hex()
-        sock.sendall(f"{method} {path}?{query}&signature={sig}{tail}".encode())
-        while (end := buf.find(b"\r\n\r\n")) < 0:
-            buf += sock.recv(65536)
-        head = buf[:end]
-        at = head.find(b"\r\nContent-Length: ") + 18
-        size = end + 4 + int(head[at:head.index(b"\r\n", at)])
-        while len(buf) < size:
-            buf += sock.recv(65536)
-        if not head.startswith(b"HTTP/1.1 200 "):
-            raise RuntimeError(f"{method} {path}: {buf[:size]!r}")
-        buf = buf[size:]
-
-    order = "symbol=FILUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=10&price=4.000&newClientOrderId="
-
     def cycle(cid: str, record: bool) -> None:
-        for method, query in (
-            ("POST", order + cid),
-            ("GET", f"symbol=FILUSDT&origClientOrderId={cid}"),
-            ("DELETE", f"symbol=FILUSDT&origClientOrderId={cid}"),
-        ):
+        for method, query in raw_cycle(cid):
             t = time.perf_counter()
-            call(method, "/fapi/v1/order", query)
+            call(method, query)
             if record:
                 lat.append(time.perf_counter() - t)
 
@@ -236,12 +210,7 @@ async def engine_orders(info: dict[str, str], seconds: float) -> None:
     lat: list[float] = []
 
     async def cycle(cid: str, record: bool) -> None:
-        for method, params in (
-            ("POST", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                      "quantity": "10", "price": "4.000", "newClientOrderId": cid}),
-            ("GET", {"symbol": "FILUSDT", "origClientOrderId": cid}),
-            ("DELETE", {"symbol": "FILUSDT", "origClientOrderId": cid}),
-        ):
+        for method, params in param_cycle(cid):
             t = time.perf_counter()
             query = signer.query(params, clock.now_ms(), 5000)
             reply = await client.request(method, f"/fapi/v1/order?{query}", headers)

@@ -68,11 +68,12 @@ class Signer:
 
 Driver = Callable[[int, int], Awaitable[list[float]]]
 """``await drive(first, cycles)``: that many place/query/cancel cycles (client ids from ``first``), latencies."""
-_ORDER_Q = "symbol=FILUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=10&price=4.000&newClientOrderId="
+ORDER_QUERY = "symbol=FILUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=10&price=4.000&newClientOrderId="
 
 
-async def raw_driver(info: dict[str, str], tag: str) -> tuple[Driver, Callable[[], Awaitable[None]]]:
-    """:func:`raw_orders`'s client as a driver (blocking calls: nothing else runs meanwhile)."""
+def raw_caller(info: dict[str, str]) -> tuple[Callable[[str, str], None], socket.socket]:
+    """A raw keep-alive socket's ``call(method, query)`` on /fapi/v1/order: the query signed (HMAC-SHA256 over a
+    fresh timestamp) and written in one ``sendall``, the answer read to its Content-Length, its status checked."""
     host, port = info["rest"].removeprefix("http://").split(":")
     secret = info["api_secret"].encode()
     sock = socket.create_connection((host, int(port)))
@@ -96,12 +97,31 @@ async def raw_driver(info: dict[str, str], tag: str) -> tuple[Driver, Callable[[
             raise RuntimeError(f"{method}: {buf[:size]!r}")
         buf = buf[size:]
 
+    return call, sock
+
+
+def raw_cycle(cid: str) -> tuple[tuple[str, str], ...]:
+    """One place/query/cancel cycle as (method, query) pairs for :func:`raw_caller`."""
+    return (("POST", ORDER_QUERY + cid), ("GET", f"symbol=FILUSDT&origClientOrderId={cid}"),
+            ("DELETE", f"symbol=FILUSDT&origClientOrderId={cid}"))
+
+
+def param_cycle(cid: str) -> tuple[tuple[str, dict[str, object]], ...]:
+    """The same cycle as (method, params) pairs, for clients that sign parameters themselves."""
+    return (("POST", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "10",
+                      "price": "4.000", "newClientOrderId": cid}),
+            ("GET", {"symbol": "FILUSDT", "origClientOrderId": cid}),
+            ("DELETE", {"symbol": "FILUSDT", "origClientOrderId": cid}))
+
+
+async def raw_driver(info: dict[str, str], tag: str) -> tuple[Driver, Callable[[], Awaitable[None]]]:
+    """:func:`raw_orders`'s client as a driver (blocking calls: nothing else runs meanwhile)."""
+    call, sock = raw_caller(info)
+
     async def drive(first: int, cycles: int) -> list[float]:
         lat = []
         for n in range(first, first + cycles):
-            cid = f"{tag}{n}"
-            for method, query in (("POST", _ORDER_Q + cid), ("GET", f"symbol=FILUSDT&origClientOrderId={cid}"),
-                                  ("DELETE", f"symbol=FILUSDT&origClientOrderId={cid}")):
+            for method, query in raw_cycle(f"{tag}{n}"):
                 t = time.perf_counter()
                 call(method, query)
                 lat.append(time.perf_counter() - t)
@@ -127,12 +147,7 @@ async def engine_driver(info: dict[str, str], tag: str) -> tuple[Driver, Callabl
         lat = []
         for n in range(first, first + cycles):
             cid = f"{tag}{n}"
-            for method, params in (
-                ("POST", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                          "quantity": "10", "price": "4.000", "newClientOrderId": cid}),
-                ("GET", {"symbol": "FILUSDT", "origClientOrderId": cid}),
-                ("DELETE", {"symbol": "FILUSDT", "origClientOrderId": cid}),
-            ):
+            for method, params in param_cycle(cid):
                 t = time.perf_counter()
                 reply = await client.request(method, f"/fapi/v1/order?{signer.query(params, clock.now_ms(), 5000)}",
                                              headers)
@@ -155,12 +170,7 @@ async def aiohttp_driver(info: dict[str, str], tag: str) -> tuple[Driver, Callab
         lat = []
         for n in range(first, first + cycles):
             cid = f"{tag}{n}"
-            for method, params in (
-                ("POST", {"symbol": "FILUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-                          "quantity": "10", "price": "4.000", "newClientOrderId": cid}),
-                ("GET", {"symbol": "FILUSDT", "origClientOrderId": cid}),
-                ("DELETE", {"symbol": "FILUSDT", "origClientOrderId": cid}),
-            ):
+            for method, params in param_cycle(cid):
                 t = time.perf_counter()
                 async with session.request(method, signer.url("/fapi/v1/order", dict(params)),
                                            headers=headers) as r:
