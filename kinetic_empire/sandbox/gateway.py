@@ -76,12 +76,8 @@ class Gateway:
             if asyncio.iscoroutine(result):
                 return self._finish(result, headers, method, path, query)
             return 200, headers, dumps(result)
-        except ApiError as err:
-            headers.update(err.headers)
-            return err.status, headers, err.body()
-        except Exception:
-            log.exception("sandbox: unexpected error on %s %s%s", method, path, f"?{query}" if query else "")
-            return 500, headers, error_body(-1000, "An unknown error occured while processing the request.")
+        except Exception as exc:
+            return _failure(exc, headers, method, path, query)
 
     async def _finish(self, result: Coroutine[Any, Any, Any], headers: dict[str, str], method: str, path: str,
                       query: str) -> Reply:
@@ -89,12 +85,8 @@ class Gateway:
         try:
             data = await result
             return 200, headers, data if isinstance(data, bytes) else dumps(data)
-        except ApiError as err:
-            headers.update(err.headers)
-            return err.status, headers, err.body()
-        except Exception:
-            log.exception("sandbox: unexpected error on %s %s%s", method, path, f"?{query}" if query else "")
-            return 500, headers, error_body(-1000, "An unknown error occured while processing the request.")
+        except Exception as exc:
+            return _failure(exc, headers, method, path, query)
 
     def _admit(self, ep: Endpoint, query: str, raw: bytes | None, api_key: str | None, ip: str,
                headers: dict[str, str]) -> tuple[Params, Account | None, int]:
@@ -179,12 +171,17 @@ class Gateway:
                 await venue.clock.sleep(faults.cfg.timeout_seconds)
                 raise ApiError(-1007, _TIMEOUT, 408)
             return 200, headers, result if isinstance(result, bytes) else dumps(result)
-        except ApiError as err:
-            headers.update(err.headers)
-            return err.status, headers, err.body()
-        except Exception:
-            log.exception("sandbox: unexpected error on %s %s%s", method, path, f"?{query}" if query else "")
-            return 500, headers, error_body(-1000, "An unknown error occured while processing the request.")
+        except Exception as exc:
+            return _failure(exc, headers, method, path, query)
+
+
+def _failure(exc: Exception, headers: dict[str, str], method: str, path: str, query: str) -> Reply:
+    """The answer to a request whose handling raised (called inside the ``except``: the traceback is logged)."""
+    if isinstance(exc, ApiError):
+        headers.update(exc.headers)
+        return exc.status, headers, exc.body()
+    log.exception("sandbox: unexpected error on %s %s%s", method, path, f"?{query}" if query else "")
+    return 500, headers, error_body(-1000, "An unknown error occured while processing the request.")
 
 
 @web.middleware
