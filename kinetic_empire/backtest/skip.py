@@ -46,6 +46,7 @@ from .feed import _CHUNK, Stream
 log = logging.getLogger(__name__)
 
 _DENSE, _MAX_BLOCK = 8, 4096  # SkipPlan.run: a block this long is made Python values at once (tolist); at most
+_GATHER = 2048  # SkipPlan._gathered: stops read ahead at once (memory bounded whatever the mask)
 
 
 def attach_gates(runners: Sequence[StrategyRunner], histories: Sequence[np.ndarray], mode: str) -> list[MaskGate]:
@@ -155,7 +156,9 @@ class SkipPlan:
         last_ms = f.interval_ms - 1
         stops = self._stops.tolist()  # ascending; the last is the frame's last row, so a search always ends
         stops.append(end)  # and past it: stops[si] >= row holds at the end too
-        si = 0  # stops[si] is the first stop at or after the current row (rows only move forward)
+        si = int(self._stops.searchsorted(start))  # stops[si]: the first stop at or after the row (rows only
+        g_rows, g_vals, g_next = self._gathered(si, end)  # move forward); rows most delivered, read ahead
+        g_last, gp = len(g_rows) - 1, 0  # (g_rows[g_last] is end, never a row delivered)
         cursors = [g.runner.strategy._cursor for g in self._gates]
         checked: tuple[Any, ...] | None = None
         may_jump = False
@@ -191,8 +194,20 @@ class SkipPlan:
                         ot, o, h, lo, c, v = (a[row:dense_hi].tolist() for a in arrays)
                         k.open_time, k.open, k.high, k.low, k.close, k.volume = ot[0], o[0], h[0], lo[0], c[0], v[0]
                     else:
-                        k.open_time, k.open, k.high, k.low, k.close, k.volume = (
-                            ot_a.item(row), o_a.item(row), h_a.item(row), lo_a.item(row), c_a.item(row), v_a.item(row))
+                        gr = g_rows[gp]
+                        while gr < row:
+                            gp += 1
+                            gr = g_rows[gp]
+                            if gp == g_last and g_next < len(self._stops):  # this window's rows are behind
+                                g_rows, g_vals, g_next = self._gathered(g_next, end)
+                                g_last, gp = len(g_rows) - 1, 0
+                                gr = g_rows[0]
+                        if gr == row:
+                            k.open_time, k.open, k.high, k.low, k.close, k.volume = g_vals[gp]
+                        else:
+                            k.open_time, k.open, k.high, k.low, k.close, k.volume = (
+                                ot_a.item(row), o_a.item(row), h_a.item(row), lo_a.item(row), c_a.item(row),
+                                v_a.item(row))
                     k.ts_event = k.ts_init = t = k.open_time + last_ms
                     k.__class__ = KlineClosed
                     clock.time_ms = t
@@ -234,6 +249,18 @@ class SkipPlan:
         if progress is not None:
             progress(n)
         return n
+
+    def _gathered(self, first: int, end: int) -> tuple[list[int], list[tuple[Any, ...]], int]:
+        """The rows of stops ``first`` to ``first + _GATHER`` and the row after each (where a queued market order
+        fills: with the stops, most rows a sparse replay delivers), ascending, then ``end``; their values as
+        python scalars (open time, open, high, low, close, volume), read at once; and the next window's first."""
+        picked = self._stops[first : first + _GATHER]
+        rows = np.empty(2 * len(picked), dtype=np.int64)
+        rows[0::2], rows[1::2] = picked, picked + 1
+        at = np.minimum(rows, len(self._low) - 1)  # (the row after the last one is never delivered)
+        f = self._stream.frame
+        values = list(zip(*(a[at].tolist() for a in (f.open_time, f.open, f.high, f.low, f.close, f.volume))))
+        return [*rows.tolist(), end], values, first + len(picked)
 
     def _held_target(self, row: int, stop: int) -> tuple[int, int]:
         """In a position with no order resting: the row to jump to from ``row`` (``row`` itself: none), and the
