@@ -7,10 +7,14 @@ its next funding time takes ``Matching.on_kline``'s quiet branch: it changes not
 (the exchange's ``last``, the portfolio's one-slot latest kline) and the replay clock. The equity curve is
 computed after the run from the wallet and position history (change points, none of them on such a kline), so
 it needs no kline in between. So :class:`SkipPlan` delivers only the klines where something may happen (a mask
-is True, the exchange would process the kline: a funding time, a level reached), the kline *before* each of
-them, the last kline of each progress chunk (a ``progress`` callback marks an open position at the latest
-close) and the run's last kline: every "latest" holds what it would hold without skipping whenever anything
-reads it. Flat, the stops come from the masks alone; in a position the run looks, once per stretch and
+is True, the exchange would process the kline: a funding time, a level reached), the kline *before* each one
+the exchange processes (processing reads the latest price and the portfolio's latest kline before the kline's
+own handlers set them), the last kline of each progress chunk (a ``progress`` callback marks an open position
+at the latest close) and the run's last kline: every "latest" holds what it would hold without skipping
+whenever anything reads it. A kline only a mask asks for needs no kline before it: the exchange takes its quiet
+branch there (nothing armed, nothing read) and the portfolio's slot holds it before the strategy runs, so the
+strategy, the risk gate and the order it sends read it, as without skipping. Flat, the stops come from the
+masks alone; in a position the run looks, once per stretch and
 vectorised, for the first kline whose low or high reaches a watch level or whose open reaches the funding
 time (:meth:`SkipPlan._held_target`). While an order rests (a stop, take-profit, limit or queued market order)
 every kline is delivered, and only the strategy call is skipped where the mask is False (:class:`MaskGate`).
@@ -265,7 +269,7 @@ class SkipPlan:
     def _held_target(self, row: int, stop: int) -> tuple[int, int]:
         """In a position with no order resting: the row to jump to from ``row`` (``row`` itself: none), and the
         first row worth looking again; ``stop`` is the next row that must be delivered anyway (the next one a
-        mask lets act, the kline before it, or the progress chunk's last).
+        mask lets act, or the progress chunk's last).
 
         Every row skipped must take :meth:`Matching.on_kline`'s quiet branch: its low above the book's lower
         watch level, its high below the upper one (liquidation price, or a cross band's edge) and its open time
