@@ -7,10 +7,14 @@ its next funding time takes ``Matching.on_kline``'s quiet branch: it changes not
 (the exchange's ``last``, the portfolio's one-slot latest kline) and the replay clock. The equity curve is
 computed after the run from the wallet and position history (change points, none of them on such a kline), so
 it needs no kline in between. So :class:`SkipPlan` delivers only the klines where something may happen (a mask
-is True, the exchange would process the kline: a funding time, a level reached), the kline *before* each of
-them, the last kline of each progress chunk (a ``progress`` callback marks an open position at the latest
-close) and the run's last kline: every "latest" holds what it would hold without skipping whenever anything
-reads it. Flat, the stops come from the masks alone; in a position the run looks, once per stretch and
+is True, the exchange would process the kline: a funding time, a level reached), the kline *before* each one
+the exchange processes (processing reads the latest price and the portfolio's latest kline before the kline's
+own handlers set them), the last kline of each progress chunk (a ``progress`` callback marks an open position
+at the latest close) and the run's last kline: every "latest" holds what it would hold without skipping
+whenever anything reads it. A kline only a mask asks for needs no kline before it: the exchange takes its quiet
+branch there (nothing armed, nothing read) and the portfolio's slot holds it before the strategy runs, so the
+strategy, the risk gate and the order it sends read it, as without skipping. Flat, the stops come from the
+masks alone; in a position the run looks, once per stretch and
 vectorised, for the first kline whose low or high reaches a watch level or whose open reaches the funding
 time (:meth:`SkipPlan._held_target`). While an order rests (a stop, take-profit, limit or queued market order)
 every kline is delivered, and only the strategy call is skipped where the mask is False (:class:`MaskGate`).
@@ -46,6 +50,7 @@ from .feed import _CHUNK, Stream
 log = logging.getLogger(__name__)
 
 _DENSE, _MAX_BLOCK = 8, 4096  # SkipPlan.run: a block this long is made Python values at once (tolist); at most
+_GATHER = 2048  # SkipPlan._gathered: stops read ahead at once (memory bounded whatever the mask)
 
 
 def attach_gates(runners: Sequence[StrategyRunner], histories: Sequence[np.ndarray], mode: str) -> list[MaskGate]:
@@ -88,9 +93,8 @@ class SkipPlan:
             acts = g.mask.copy()
             acts[: max(0, g.runner.warmup - 1)] = False  # the runner calls nothing before its warm-up ends
             must |= acts
-        stop = must.copy()
-        stop[:-1] |= must[1:]  # and the kline before each: the "latest" values are then the same
-        if n:
+        stop = must  # (not the kline before each: flat and idle, it would only set "latest" values that the
+        if n:  # stop's own delivery sets again before anyone reads them; in a position, see _held_target)
             stop[-1] = True  # the run ends on its own last kline, whatever the masks say
         self._stops = np.flatnonzero(stop)
         self._open_time, self._low, self._high = frame.open_time, frame.low, frame.high
@@ -139,11 +143,12 @@ class SkipPlan:
 
         ``progress(done)`` is called at the same counts as the feed's own loop (every ``_CHUNK`` klines, then
         the total), once every kline before that count is behind: one jumped over was idle, so the state a
-        callback reads there (equity, the optimiser's pruning) is what it would have been.
+        callback reads there (equity, the optimiser's pruning) is what it would have been. It runs outside the
+        handlers' error wrapping, so what it raises (an optimiser's pruning) reaches the caller as it is.
 
-        Rows are read in blocks, one row after a jump and twice as long while every row is delivered: a short
-        block value by value (``ndarray.item``), a long one (a resting order) converted at once (``tolist`` of a
-        slice), so a sparse replay pays per kline delivered and a dense one per block."""
+        A kline is read value by value (``ndarray.item``) while the run jumps (it pays per kline delivered);
+        after ``_DENSE`` klines delivered one after another (an order resting) rows are converted a block at
+        once (``tolist`` of a slice), blocks doubling up to ``_MAX_BLOCK``, so a dense stretch pays per block."""
         s = self._stream
         f = s.frame
         start, n = s.start, s.count
@@ -154,7 +159,10 @@ class SkipPlan:
         ot_a, o_a, h_a, lo_a, c_a, v_a = arrays
         last_ms = f.interval_ms - 1
         stops = self._stops.tolist()  # ascending; the last is the frame's last row, so a search always ends
-        si = 0  # stops[si] is the first stop at or after the current row (rows only move forward)
+        stops.append(end)  # and past it: stops[si] >= row holds at the end too
+        si = int(self._stops.searchsorted(start))  # stops[si]: the first stop at or after the row (rows only
+        g_rows, g_vals, g_next = self._gathered(si, end)  # move forward); rows most delivered, read ahead
+        g_last, gp = len(g_rows) - 1, 0  # (g_rows[g_last] is end, never a row delivered)
         cursors = [g.runner.strategy._cursor for g in self._gates]
         checked: tuple[Any, ...] | None = None
         may_jump = False
@@ -163,31 +171,47 @@ class SkipPlan:
         held_exact = self._held_exact
         retry_at = 0  # while in a position: the first row worth looking for a stretch again (see _held_target)
         delivered = held_skipped = 0
-        checkpoint = _CHUNK  # the next progress count
+        checkpoint = _CHUNK  # the next progress count, and the row it falls on (end: none before the end)
+        pause = start + checkpoint if progress is not None and checkpoint < n else end
         row = start
-        block = 1
+        streak = 0  # klines delivered one after another since the last jump
+        block = _DENSE  # the next dense block's length
+        dense_lo = dense_hi = start  # rows [dense_lo, dense_hi) are converted, in the lists below
+        ot: list[Any] = []
+        o = h = lo = c = v = ot
+        handler: Any = None
+        k: Any = None
         while row < end:
-            top = min(end, start + ((row - start) // _CHUNK + 1) * _CHUNK)  # the end of the feed's progress chunk
-            base = row
-            upto = min(top, row + block)
-            dense = block >= _DENSE
-            if dense:
-                ot, o, h, lo, c, v = (a[row:upto].tolist() for a in arrays)
-            handler: Any = None
-            k: Any = None
             try:
-                while row < upto:
+                while row < pause:
                     handlers = route[0]
                     if handlers is not checked:  # subscriptions changed: jump only if every listener is known
                         checked, may_jump = handlers, self.known(handlers)
                     k = KlineFields()  # built as new_kline builds it, without the call (see feed._chain)
                     k.symbol, k.timeframe = sym, tf
-                    if dense:
-                        j = row - base
+                    if row < dense_hi:
+                        j = row - dense_lo
                         k.open_time, k.open, k.high, k.low, k.close, k.volume = ot[j], o[j], h[j], lo[j], c[j], v[j]
+                    elif streak >= _DENSE:
+                        dense_lo, dense_hi = row, min(end, row + block)
+                        block = min(block * 2, _MAX_BLOCK)
+                        ot, o, h, lo, c, v = (a[row:dense_hi].tolist() for a in arrays)
+                        k.open_time, k.open, k.high, k.low, k.close, k.volume = ot[0], o[0], h[0], lo[0], c[0], v[0]
                     else:
-                        k.open_time, k.open, k.high, k.low, k.close, k.volume = (
-                            ot_a.item(row), o_a.item(row), h_a.item(row), lo_a.item(row), c_a.item(row), v_a.item(row))
+                        gr = g_rows[gp]
+                        while gr < row:
+                            gp += 1
+                            gr = g_rows[gp]
+                            if gp == g_last and g_next < len(self._stops):  # this window's rows are behind
+                                g_rows, g_vals, g_next = self._gathered(g_next, end)
+                                g_last, gp = len(g_rows) - 1, 0
+                                gr = g_rows[0]
+                        if gr == row:
+                            k.open_time, k.open, k.high, k.low, k.close, k.volume = g_vals[gp]
+                        else:
+                            k.open_time, k.open, k.high, k.low, k.close, k.volume = (
+                                ot_a.item(row), o_a.item(row), h_a.item(row), lo_a.item(row), c_a.item(row),
+                                v_a.item(row))
                     k.ts_event = k.ts_init = t = k.open_time + last_ms
                     k.__class__ = KlineClosed
                     clock.time_ms = t
@@ -195,43 +219,57 @@ class SkipPlan:
                         handler(k)
                     delivered += 1
                     row += 1
+                    if stops[si] < row:  # (by one at most: stops are distinct, the row moved by one)
+                        si += 1
+                    streak += 1
                     if not may_jump or book.busy or row >= end:
                         continue
-                    while stops[si] < row:
-                        si += 1
                     if pos.qty_f == 0.0:  # flat: idle unless a funding time or a watch level is armed (idle())
                         if book.next_funding < NEVER or book.watch_low != -INF or book.watch_high != INF:
                             continue
                         target = stops[si]
                     elif row >= retry_at and held_exact:  # in a position, no order resting: to the next kline
-                        target, retry_at = self._held_target(row, min(stops[si], top - 1))  # that acts
+                        top = min(end, start + ((row - start) // _CHUNK + 1) * _CHUNK)  # that acts, or the last
+                        target, retry_at = self._held_target(row, min(stops[si], top - 1))  # of the progress chunk
                         held_skipped += target - row
                     else:
                         continue
-                    if target > row:
+                    if target > row:  # (target <= stops[si]: si still points at the first stop from here)
                         for cur in cursors:  # the runners' place in their history, as if they saw each kline
                             cur.i += target - row
                         row = target
-                        break
+                        streak, block, dense_hi = 0, _DENSE, row
             except (HandlerError, StrategyError):
                 raise
             except Exception as exc:
                 raise bus.failed(handler, k, exc) from exc
-            block = min(block * 2, _MAX_BLOCK) if row == upto else 1
             if progress is not None:
                 while checkpoint < n and checkpoint <= row - start:
                     progress(checkpoint)
                     checkpoint += _CHUNK
+                pause = start + checkpoint if checkpoint < n else end
         self.delivered = delivered
         self.held_skipped = held_skipped
         if progress is not None:
             progress(n)
         return n
 
+    def _gathered(self, first: int, end: int) -> tuple[list[int], list[tuple[Any, ...]], int]:
+        """The rows of stops ``first`` to ``first + _GATHER`` and the row after each (where a queued market order
+        fills: with the stops, most rows a sparse replay delivers), ascending, then ``end``; their values as
+        python scalars (open time, open, high, low, close, volume), read at once; and the next window's first."""
+        picked = self._stops[first : first + _GATHER]
+        rows = np.empty(2 * len(picked), dtype=np.int64)
+        rows[0::2], rows[1::2] = picked, picked + 1
+        at = np.minimum(rows, len(self._low) - 1)  # (the row after the last one is never delivered)
+        f = self._stream.frame
+        values = list(zip(*(a[at].tolist() for a in (f.open_time, f.open, f.high, f.low, f.close, f.volume))))
+        return [*rows.tolist(), end], values, first + len(picked)
+
     def _held_target(self, row: int, stop: int) -> tuple[int, int]:
         """In a position with no order resting: the row to jump to from ``row`` (``row`` itself: none), and the
         first row worth looking again; ``stop`` is the next row that must be delivered anyway (the next one a
-        mask lets act, the kline before it, or the progress chunk's last).
+        mask lets act, or the progress chunk's last).
 
         Every row skipped must take :meth:`Matching.on_kline`'s quiet branch: its low above the book's lower
         watch level, its high below the upper one (liquidation price, or a cross band's edge) and its open time

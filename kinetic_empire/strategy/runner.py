@@ -289,8 +289,8 @@ class StrategyRunner:
         now = self._clock.now_ms()
         qty = None if quantity is None else (quantity if isinstance(quantity, Decimal) else Decimal(repr(quantity)))
         self._pending.append(new_order_intent(f"{self._prefix}-{self._seq}", self.strategy_id, self.symbol, action, qty,
-                                              fraction, stop_loss, take_profit, limit, self.strategy.close[-1], tag,
-                                              now, now))  # fmt: skip
+                                              fraction, stop_loss, take_profit, limit, float(self.strategy.close), tag,
+                                              now, now))  # fmt: skip  (close[-1], read without moving its window)
 
     def _foreign(self, symbol: str) -> str:
         return (f"{self.strategy_id} trades {self.symbol} only, not {symbol}: a strategy that trades several "
@@ -314,7 +314,8 @@ class StrategyRunner:
         size = strategy.position.size
         if (size > 0) if action is IntentAction.OPEN_LONG else (size < 0):
             return True
-        return any(getattr(p, "action", None) is action for p in self._pending)
+        pending = self._pending
+        return bool(pending) and any(getattr(p, "action", None) is action for p in pending)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
