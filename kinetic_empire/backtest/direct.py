@@ -37,6 +37,7 @@ from ..exchange.orders import SimOrder
 from ..exchange.simulated import SimulatedExchange
 from ..portfolio import Portfolio
 from ..risk import RiskManager
+from ..strategy.base import FLAT, Position
 from ..strategy.runner import StrategyRunner
 
 _MARKET = OrderType.MARKET
@@ -63,6 +64,27 @@ def _by_symbol(runners: tuple[StrategyRunner, ...]) -> _Runners:
     for r in runners:
         out[r.symbol] = (*out.get(r.symbol, ()), r)
     return out
+
+
+class _WritablePosition:
+    """A writable class with exactly :class:`Position`'s slots: filled with plain stores, then re-labelled (the frozen
+    dataclass's ``__init__`` stores through ``object.__setattr__``, a third of a microsecond each; one is made per
+    fill)."""
+
+    __slots__ = ("entry_price", "size")
+
+
+def _position(size: float, entry: float) -> Position:
+    """``Position(size, entry)``, built cheaply (an equal, as frozen, instance)."""
+    p: Any = _WritablePosition()
+    p.size = size
+    p.entry_price = entry
+    p.__class__ = Position
+    return p
+
+
+if Position.__slots__ != ("size", "entry_price"):  # (what _WritablePosition copies)
+    raise TypeError("Position's fields changed: update backtest.direct._position")
 
 
 def _fill_event(order: SimOrder, trade_id: int, qty: Decimal, price: Decimal, commission: Decimal, realized: Decimal,
@@ -220,9 +242,12 @@ class DirectFeeds:
             portfolio.position_changed(symbol, qty, entry, leverage, ts)
             handler = risk._on_position
             risk.position_changed(symbol, qty)
-            for runner in by_symbol.get(symbol, ()):
-                handler = runner._on_position
-                runner.position_of_symbol(qty, size, entry_f)
+            runners = by_symbol.get(symbol)
+            if runners:  # what each runner's position_of_symbol does, one snapshot for all (it is frozen)
+                seen = _position(size, entry_f) if qty else FLAT
+                for runner in runners:
+                    handler = runner._on_position
+                    runner.strategy.position = seen
         except (HandlerError, StrategyError):
             raise
         except Exception as exc:

@@ -27,6 +27,7 @@ from ..core.enums import BalanceReason, MarginType, OrderStatus, OrderType, Side
 from ..core.errors import ExchangeError
 from ..core.event_factories import new_balance_changed, new_order_accepted, new_order_filled, new_position_changed
 from .book import _FEE_Q, INF, NEVER, ONE, ZERO, Book, dec
+from .cross_margin import _alone, _set
 from .orders import SimOrder
 
 if TYPE_CHECKING:
@@ -338,13 +339,16 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
                               commission, realized, False, status, order.reduce_only, cid.startswith("autoclose-"), ts,
                               now))  # fmt: skip
     # --- Ledger._after_position_change
-    if new == ZERO and len(ex._books) == 1:  # the solve with every book flat: levels and prices reset, none open
+    if len(ex._books) != 1:
+        ex._update_liquidation_prices()
+    elif pos.qty_f == 0.0:  # the solve with every book flat: levels and prices reset, none open
         pos.liq_f = 0.0
         book.watch_low = -INF
         book.watch_high = INF
         ex._cross_positions = 0
-    else:
-        ex._update_liquidation_prices()
+    else:  # the solve of one open cross position (banded or not): the wallet alone backs it
+        _set(book, _alone(pos.qty_f, pos.entry_f, float(ex.wallet), book.tiers))
+        ex._cross_positions = 1
     positioned = memo.position
     if positioned is None or not positioned(symbol, pos, ts, now):
         emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))

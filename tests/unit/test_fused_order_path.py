@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from kinetic_empire.backtest import Backtest, BacktestConfig
+from kinetic_empire.backtest import direct
 from kinetic_empire.backtest.direct import DirectFeeds
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
@@ -404,8 +405,8 @@ def _wallet_without_history(self: Portfolio, wallet: D, ts: int) -> None:
     self._wallet = wallet  # the change point not recorded
 
 
-def _swapped_position(self: StrategyRunner, quantity: D, size: float, entry: float) -> None:
-    _POSITION_OF_SYMBOL(self, quantity, entry, size)  # the size and the entry price swapped
+def _swapped_position(size: float, entry: float) -> Any:
+    return _POSITION(entry, size)  # the size and the entry price swapped
 
 
 def _fee_not_totalled(self: Portfolio, cid: str, symbol: str, side: Side, qty: D, price: D, fee: D, pnl: D,
@@ -415,12 +416,12 @@ def _fee_not_totalled(self: Portfolio, cid: str, symbol: str, side: Side, qty: D
     self.fees_total = total
 
 
-_POSITION_OF_SYMBOL = StrategyRunner.position_of_symbol
+_POSITION = direct._position
 _MARKET_FILLED = Portfolio.market_filled
 
 PLANTED = {
     "fee rounding to 7 places": (fast_fill, "_FEE_Q", D("0.0000001")),
-    "direct position with size and entry swapped": (StrategyRunner, "position_of_symbol", _swapped_position),
+    "direct position with size and entry swapped": (direct, "_position", _swapped_position),
     "direct fill not handed to its strategy's on_fill": (StrategyRunner, "hears_fills", lambda self: False),
     "direct fill's fee not totalled": (Portfolio, "market_filled", _fee_not_totalled),
     "direct position not seen by the risk gate": (RiskManager, "position_changed", lambda self, s, q: None),
@@ -503,17 +504,23 @@ def _exchange_run(fused: bool, config: ExchangeConfig, margin: MarginType) -> tu
     SimulatedBroker(bus, ex, clock, [("FILUSDT", "1m")])
     seq = itertools.count()
 
+    def levels() -> None:  # the liquidation solve's results (the fused fill solves one book's inline)
+        events.append(repr([(b.pos.liq_f, b.watch_low, b.watch_high) for b in ex._books.values()]
+                           + [ex._cross_positions]))  # fmt: skip
+
     def request(side: Side, qty: str, reduce_only: bool = False, cid: str | None = None, **kw: Any) -> None:
         bus.publish(OrderRequest(client_order_id=cid or f"c{next(seq)}", intent_id="i", strategy_id="s",
                                  symbol="FILUSDT", side=side, order_type=kw.pop("order_type", OrderType.MARKET),
                                  quantity=D(qty), reduce_only=reduce_only, rules_checked=True,
                                  ts_event=clock.now_ms(), ts_init=clock.now_ms(), **kw))  # fmt: skip
+        levels()
 
     def kline(i: int, o: float, h: float, lo: float, c: float) -> None:
         clock.advance_to(START + i * MINUTE)
         bus.publish(KlineClosed(symbol="FILUSDT", timeframe="1m", open_time=START + i * MINUTE, open=o, high=h, low=lo,
                                 close=c, volume=1.0, ts_event=START + (i + 1) * MINUTE - 1, ts_init=clock.now_ms()),
                     ("FILUSDT", "1m"))  # fmt: skip
+        levels()
 
     kline(0, 5.0, 5.01, 4.99, 5.0)
     request(Side.SELL, "10", reduce_only=True)  # nothing to reduce: -2022
