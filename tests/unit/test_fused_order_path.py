@@ -487,6 +487,44 @@ def test_the_fast_decision_answers_as_the_general_one(sizing: dict[str, Any]) ->
     assert answered > 20 and passed > 20, (answered, passed)
 
 
+def _around(x: float) -> list[D]:
+    """Quantities on both sides of ``x``, near and far, on the lot grid and off it."""
+    near = [D(repr(x * f)).quantize(D("0.0001")) for f in (0.3, 0.51, 0.9, 0.99, 0.999, 1.0, 1.001, 1.01, 1.1, 1.9, 3.1)]
+    return near + [near[5] + D("0.05"), near[5] - D("0.05")]  # (half a lot off the limit)
+
+
+@pytest.mark.parametrize("lots", [{}, {"market_min_qty": D("1.5"), "market_max_qty": D("40000")}],
+                         ids=["FILUSDT", "min above the step"])
+@pytest.mark.parametrize("wallet", [D(150), D(10_000), D(10) ** 9])
+def test_the_fast_decision_answers_as_the_general_one_at_every_limit(wallet: D, lots: dict[str, D]) -> None:
+    """Entries sized on both sides of each limit the short way checks itself (the min notional, the margin the
+    wallet allows, the bracket's cap, the max and min quantity, the lot step): wherever it answers, it answers as
+    the general decision, and it answers on both sides of the limits it does not hand back."""
+    import dataclasses
+
+    account = FakeAccount(wallet)
+    h = Harness({"default_leverage": 3}, account=account,
+                rules={**all_rules(), "FILUSDT": dataclasses.replace(all_rules()["FILUSDT"], **lots)})
+    fast = FastIntents(h.rm._decider, account, h.rules, h.brackets, h.rm.config, h.rm._states)
+    rules = h.rules["FILUSDT"]
+    cap, rate = h.rm._decider._per_leverage("FILUSDT", h.brackets["FILUSDT"], 3)
+    answered = passed = 0
+    for price in (5.123, 0.517, 40.0):
+        usable = float(wallet) * 0.99
+        limits = (float(rules.min_notional) / price, usable / (price * float(rate)), float(cap) / price,
+                  float(rules.market_max_qty), float(rules.market_min_qty))
+        for i, qty in enumerate(q for limit in limits for q in _around(limit)):
+            intent = OrderIntent(intent_id=f"i-{i}", strategy_id="s1", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
+                                 quantity=qty, reference_price=price, ts_event=1, ts_init=1)
+            quick = fast.decide(intent, 7)
+            if quick is None:
+                passed += 1
+            else:
+                answered += 1
+                assert quick == h.rm._decider.decide(intent, 7), intent
+    assert answered > 20 and passed > 20, (answered, passed)
+
+
 # ----------------------------------------------------------------------- the exchange, request by request
 
 
