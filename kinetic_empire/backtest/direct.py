@@ -30,13 +30,14 @@ from ..core.bus import EventBus
 from ..core.enums import OrderStatus, OrderType, Side
 from ..core.errors import HandlerError, StrategyError
 from ..core.event_factories import new_order_accepted, new_order_filled, new_position_changed
-from ..core.events import BalanceChanged, OrderAccepted, OrderFilled, OrderRequest, PositionChanged
+from ..core.events import BalanceChanged, OrderAccepted, OrderFilled, OrderIntent, OrderRequest, PositionChanged
 from ..exchange.book import BookPosition
 from ..exchange.broker import SimulatedBroker
 from ..exchange.orders import SimOrder
 from ..exchange.simulated import SimulatedExchange
 from ..portfolio import Portfolio
 from ..risk import RiskManager
+from ..risk.fast_path import Plain, request_of
 from ..strategy.base import FLAT, Position
 from ..strategy.runner import StrategyRunner
 
@@ -134,7 +135,7 @@ class DirectFeeds:
         fused = exchange._fused
         if fused is None:
             raise ValueError("DirectFeeds needs the exchange's fused order path (use_fused_orders)")
-        self._risk.send_requests_with(self.request)
+        self._risk.send_requests_with(self.request, self.request_fields)
         fused.accepted = self.accepted
         usdt = self._portfolio.asset == "USDT"  # (fills and balances are in USDT: the portfolio books its asset's)
         fused.balance = self.balance if usdt else None
@@ -173,6 +174,18 @@ class DirectFeeds:
             return
         self._portfolio._on_request(request)
         self._broker.on_request(request)
+
+    def request_fields(self, intent: OrderIntent, plain: Plain, now: int) -> None:
+        """The risk gate's ``bus.publish(request_of(intent, plain, now))`` for the fast path's plain MARKET request:
+        checked against the rules, it goes to the portfolio's and the broker's handlers as its fields."""
+        if self._changes[0] != self._seen:
+            self._look()
+        cid, side, qty, reduce_only, _notes, checked = plain
+        if not self._request_ok or not checked:
+            self.request(request_of(intent, plain, now))
+            return
+        self._portfolio.market_requested(cid, intent.intent_id, intent.strategy_id, side, qty)
+        self._broker.market_request(intent.symbol, side, qty, reduce_only, cid)
 
     def accepted(self, cid: str, order_id: int, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
                  ts: int) -> bool:

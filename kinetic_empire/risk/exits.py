@@ -69,16 +69,22 @@ class ExitsInFlight:
         """A market exit the gate publishes against ``position`` (signed, as the account shows it now)."""
         if not request.reduce_only or request.close_position or request.order_type is not OrderType.MARKET:
             return  # stops and take-profits are conditional: never in flight
-        if request.quantity is None or not position:
+        if request.quantity is None:
+            return
+        self.sent_market(request.symbol, request.client_order_id, request.quantity, position)
+
+    def sent_market(self, symbol: str, client_order_id: str, quantity: Decimal, position: Decimal) -> None:
+        """:meth:`sent` of a reduce-only MARKET request with these fields (the risk gate's fast path)."""
+        if not position:
             return
         self._listen()
-        symbol = request.symbol
         entry = self._symbols.get(symbol)
-        if entry is None or entry.long != (position > 0):
-            entry = self._symbols[symbol] = _Symbol(abs(position), position > 0)
-        entry.left = max(ZERO, min(entry.left, abs(position)) - request.quantity)
-        entry.flying[request.client_order_id] = request.quantity
-        self._by_cid[request.client_order_id] = symbol
+        long = position > 0
+        if entry is None or entry.long != long:
+            entry = self._symbols[symbol] = _Symbol(abs(position), long)
+        entry.left = max(ZERO, min(entry.left, abs(position)) - quantity)
+        entry.flying[client_order_id] = quantity
+        self._by_cid[client_order_id] = symbol
 
     def resumed(self, request: OrderRequest, position: Decimal, filled: Decimal = ZERO) -> None:
         """An exit the journal holds as sent and not finished, after a restart: in flight for what it has left

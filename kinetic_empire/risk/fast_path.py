@@ -48,10 +48,19 @@ _MARKET = OrderType.MARKET
 _BUY, _SELL = Side.BUY, Side.SELL
 
 Decided = tuple[list[OrderRequest], PendingEntry | None]
+Plain = tuple[str, Side, Decimal, bool, tuple[str, ...], bool]
+"""A plain MARKET request's fields: (client id, side, quantity, reduce only, adjustments, rules checked)."""
 _Close = tuple[Decimal | None, bool, bool]
 _Size = tuple[Decimal, bool, bool]  # (rounded, whether rounding changed it, whether every check of the size passes)
 _At = tuple[Decimal, Decimal, Decimal] | None  # (price, price * margin rate, cap left / price), None: no entry
 _UNSEEN = object()
+
+
+def request_of(intent: OrderIntent, plain: Plain, now: int) -> OrderRequest:
+    """The :class:`OrderRequest` the gate sends for ``intent`` with these fields."""
+    cid, side, qty, reduce_only, notes, checked = plain
+    return new_market_request(cid, intent.intent_id, intent.strategy_id, intent.symbol, side, _MARKET, qty, None, None,
+                              reduce_only, notes, checked, now, now)  # fmt: skip
 
 
 class _Symbol:
@@ -134,16 +143,24 @@ class FastIntents:
         return made
 
     def decide(self, intent: OrderIntent, now: int) -> Decided | None:
+        plain = self.plain(intent)
+        if plain is None:
+            return None
+        return [request_of(intent, plain, now)], None
+
+    def plain(self, intent: OrderIntent) -> Plain | None:
+        """:meth:`decide`'s answer as the fields of its one MARKET request (the gate may hand them on without the
+        request: :mod:`kinetic_empire.backtest.direct`), or None."""
         action = intent.action
         if action is _CLOSE:
-            return self._close(intent, now)
+            return self._close(intent)
         if (action is not _OPEN_LONG and action is not _OPEN_SHORT) or intent.limit_price is not None \
                 or intent.stop_loss is not None or intent.take_profit is not None or not self._guards_quiet:
             return None
-        return self._entry(intent, action is _OPEN_LONG, now)
+        return self._entry(intent, action is _OPEN_LONG)
 
     # ----------------------------------------------------------------------------------- entries
-    def _entry(self, intent: OrderIntent, long: bool, now: int) -> Decided | None:
+    def _entry(self, intent: OrderIntent, long: bool) -> Plain | None:
         symbol = intent.symbol
         s = self._symbol(symbol)
         if s is None or self._states.entry_denial(symbol) is not None:
@@ -194,10 +211,7 @@ class FastIntents:
             count = self._count_open
             if (count() if count is not None else sum(1 for p in account.positions() if p.quantity != ZERO)) >= limit:
                 return None
-        request = new_market_request(ids.client_id(intent.intent_id, ids.ENTRY), intent.intent_id, intent.strategy_id,
-                                     symbol, _BUY if long else _SELL, _MARKET, rounded, None, None, False, notes, True,
-                                     now, now)  # fmt: skip
-        return [request], None
+        return ids.client_id(intent.intent_id, ids.ENTRY), _BUY if long else _SELL, rounded, False, notes, True
 
     def _at(self, s: _Symbol, ref: float) -> _At:
         """What an entry at reference price ``ref`` computes from the price alone: its Decimal (``_dec``), the
@@ -228,7 +242,7 @@ class FastIntents:
         return made
 
     # ------------------------------------------------------------------------------------ closes
-    def _close(self, intent: OrderIntent, now: int) -> Decided | None:
+    def _close(self, intent: OrderIntent) -> Plain | None:
         symbol = intent.symbol
         s = self._symbol(symbol)
         if s is None:
@@ -249,10 +263,7 @@ class FastIntents:
         notes: tuple[str, ...] = ()
         if rounded:  # (the note shows the size's own digits: made each time, not remembered by value)
             notes = (f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)",)
-        request = new_market_request(ids.client_id(intent.intent_id, ids.CLOSE), intent.intent_id, intent.strategy_id,
-                                     symbol, _SELL if pos > ZERO else _BUY, _MARKET, qty, None, None, True, notes,
-                                     checked, now, now)  # fmt: skip
-        return [request], None
+        return ids.client_id(intent.intent_id, ids.CLOSE), _SELL if pos > ZERO else _BUY, qty, True, notes, checked
 
     def _close_of(self, s: _Symbol, size: Decimal) -> _Close:
         """What a close of a position of ``size`` sends: (quantity or None for a split, whether
@@ -270,4 +281,4 @@ class FastIntents:
         return made
 
 
-__all__ = ["FastIntents"]
+__all__ = ["FastIntents", "Plain", "request_of"]

@@ -48,6 +48,7 @@ from kinetic_empire.core.events import (
     OrderAccepted,
     OrderFilled,
     OrderIntent,
+    OrderRejected,
     OrderRequest,
     PositionChanged,
 )
@@ -171,7 +172,7 @@ _FRAMES = {
 def _counted() -> Iterator[dict[str, int]]:
     """Counts of intents and fills each way took (the comparison means something only if both ran)."""
     counts = {"fast_intents": 0, "fast_fills": 0, "fast_accepts": 0, "direct_fills": 0, "direct_positions": 0}
-    decide, fill, accept = FastIntents.decide, fast_fill.fill_queued_market, fast_fill.accept_market
+    plain, fill, accept = FastIntents.plain, fast_fill.fill_queued_market, fast_fill.accept_market
     direct_fill, direct_position = DirectFeeds.filled, DirectFeeds.position
 
     def counting_direct_fill(*args: Any) -> bool:
@@ -184,8 +185,8 @@ def _counted() -> Iterator[dict[str, int]]:
         counts["direct_positions"] += done
         return done
 
-    def counting_decide(self: FastIntents, intent: OrderIntent, now: int) -> Any:
-        out = decide(self, intent, now)
+    def counting_plain(self: FastIntents, intent: OrderIntent) -> Any:
+        out = plain(self, intent)
         counts["fast_intents"] += out is not None
         return out
 
@@ -199,7 +200,7 @@ def _counted() -> Iterator[dict[str, int]]:
         return accept(*args)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(FastIntents, "decide", counting_decide)
+    mp.setattr(FastIntents, "plain", counting_plain)
     mp.setattr("kinetic_empire.exchange.matching.fill_queued_market", counting_fill)
     mp.setattr("kinetic_empire.exchange.broker.accept_market", counting_accept)
     mp.setattr(DirectFeeds, "filled", counting_direct_fill)
@@ -240,12 +241,18 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
         return getattr(feeds, ok) not in (False, None)
 
     request, accepted, balance = DirectFeeds.request, DirectFeeds.accepted, DirectFeeds.balance
+    request_fields = DirectFeeds.request_fields
     filled, position = DirectFeeds.filled, DirectFeeds.position
 
     def direct_request(self: DirectFeeds, r: OrderRequest) -> None:
         if goes_direct(self, "_request_ok"):
             events.append(repr(r))
         request(self, r)
+
+    def direct_request_fields(self: DirectFeeds, intent: OrderIntent, plain: Any, now: int) -> None:
+        if goes_direct(self, "_request_ok") and plain[5]:  # (unchecked: handed to request, recorded there)
+            events.append(repr(fast_path.request_of(intent, plain, now)))
+        request_fields(self, intent, plain, now)
 
     def direct_accepted(self: DirectFeeds, cid: str, oid: int, sym: str, side: Side, qty: D, ro: bool, ts: int) -> bool:
         if goes_direct(self, "_accepted_ok"):
@@ -279,6 +286,7 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
     mp.setattr(EventBus, "publish", recording)
     mp.setattr(Backtest, "fused_orders", fused)
     mp.setattr(DirectFeeds, "request", direct_request)
+    mp.setattr(DirectFeeds, "request_fields", direct_request_fields)
     mp.setattr(DirectFeeds, "accepted", direct_accepted)
     mp.setattr(DirectFeeds, "balance", direct_balance)
     mp.setattr(DirectFeeds, "filled", direct_filled)
@@ -680,3 +688,27 @@ def test_a_reader_failing_on_a_fill_stops_the_run_as_the_bus_would(reader: str) 
         errors.append((type(caught.value).__name__, str(caught.value)))
     assert errors[0] == errors[1]
     assert "boom" in errors[0][1] and ("Filled" in errors[0][1] or "PositionChanged" in errors[0][1]), errors[0]
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_request_the_rules_did_not_pass_is_sent_the_general_way(checked: bool) -> None:
+    """The direct delivery hands the exchange's fused acceptance only requests the gate checked against the rules;
+    an unchecked one (a close whose size fails ``check_market_order``) goes through ``submit``, which checks it: here
+    a quantity off the lot step is accepted only when stamped as checked."""
+    bus = EventBus()
+    clock = ReplayClock(START)
+    rejected: list[Any] = []
+    bus.subscribe(OrderRejected, rejected.append)  # (a reader of requests or acceptances would have them published)
+    ex = SimulatedExchange(all_rules(), all_brackets(), clock=clock, emit=bus.publish, symbols=["FILUSDT"])
+    ex.use_fused_orders()
+    portfolio = Portfolio(bus, D(10_000))
+    risk = RiskManager(bus, clock, portfolio, all_rules(), all_brackets(), RiskConfig.from_mapping({}),
+                       fee_rate_taker=D("0.0004"), fee_rate_maker=D("0.0002"))  # fmt: skip
+    risk.use_fast_path()
+    DirectFeeds(bus, portfolio, risk, SimulatedBroker(bus, ex, clock, [("FILUSDT", "1m")])).attach(ex)
+    intent = OrderIntent(intent_id="i-1", strategy_id="s1", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
+                         reference_price=5.0, ts_event=START, ts_init=START)
+    risk._send_plain(intent, ("i-1-e", Side.BUY, D("10.05"), False, (), checked), START)
+    assert [o.client_order_id for o in ex._orders.values()] == (["i-1-e"] if checked else [])
+    assert [(r.client_order_id, r.code) for r in rejected] == ([] if checked else [("i-1-e", -1111)])
+    assert [r.status for r in portfolio.orders] == ["NEW" if checked else "REJECTED"]
