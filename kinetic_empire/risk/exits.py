@@ -77,7 +77,8 @@ class ExitsInFlight:
         """:meth:`sent` of a reduce-only MARKET request with these fields (the risk gate's fast path)."""
         if not position:
             return
-        self._listen()
+        if not self._listening:
+            self._listen()
         entry = self._symbols.get(symbol)
         long = position > 0
         if entry is None or entry.long != long:
