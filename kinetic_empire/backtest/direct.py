@@ -104,6 +104,7 @@ class DirectFeeds:
         "_broker",
         "_bus",
         "_changes",
+        "_exits",
         "_exits_hear",
         "_fill_runners",
         "_portfolio",
@@ -122,6 +123,7 @@ class DirectFeeds:
         self._seen = -1
         self._portfolio = portfolio
         self._risk = risk
+        self._exits = risk.exits
         self._broker = broker
         # what each route must be, exactly, for the direct call to be what the bus would do
         self._routes = ((portfolio._on_request, broker.on_request), (portfolio._on_accepted, risk.accepted_handler),
@@ -230,8 +232,9 @@ class DirectFeeds:
                 else:
                     runner.fill_without_event(cid)
             if exits_hear:
-                handler = risk.exits.on_fill
-                risk.exits.filled(cid, qty, status)
+                exits = self._exits
+                handler = exits.on_fill
+                exits.filled(cid, qty, status)
         except (HandlerError, StrategyError):
             raise
         except Exception as exc:

@@ -99,7 +99,8 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     book = ex._books.get(symbol) or ex.book(symbol)
     rules = book.rules
     now = ex._clock.now_ms()
-    previous = ex._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
+    key = (symbol, client_order_id)
+    previous = ex._by_client.get(key) if client_order_id is not None else None
     if previous is not None and (previous.status is _NEW or previous.status is _PARTIAL):  # still open
         raise ExchangeError(-4116, "ClientOrderId is duplicated.")
     if reduce_only:
@@ -115,10 +116,11 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     order_id = ex._next_order_id
     if client_order_id is None:
         client_order_id = f"sim-{order_id}"
+        key = (symbol, client_order_id)
     order = new_market_order(order_id, client_order_id, symbol, side, quantity, reduce_only, now)
     ex._next_order_id = order_id + 1
     ex._orders[order_id] = order
-    ex._by_client[(symbol, client_order_id)] = order
+    ex._by_client[key] = order
     book.market.append(order)
     book.busy = True
     accepted = memo.accepted
@@ -134,7 +136,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     """``ex._check_margin(book, side, qty, None)``."""
     if not book.last:
         return  # no price yet: nothing to measure against (only before the first kline)
-    ref = memo.dec(book.last)
+    last = book.last
+    ref = memo._decs.get(last) or memo.dec(last)  # (memo.dec, inlined for the prices seen before)
     pos = book.pos
     signed = qty if side is _BUY else -qty
     after = pos.qty + signed
@@ -146,7 +149,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
         return
     if book.brackets is not None and abs(after) * ref > memo.cap(book, pos.leverage):
         raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
-    needed = increase * ref / pos.leverage + increase * ref * ex.config.taker_fee
+    cost = increase * ref  # (the same product both terms compute)
+    needed = cost / pos.leverage + cost * ex.config.taker_fee
     if len(ex._books) == 1 and pos.qty_f == 0.0 and pos.margin_type is _CROSSED and not book.market \
             and not book.resting:
         available = ex.wallet  # what available_balance() sums for one flat cross book with no orders: the wallet

@@ -303,8 +303,9 @@ class RiskManager:
         now = self._clock.now_ms()
         if not quantity:  # (flat: == 0)
             self._protection.cancel(symbol, now)
-        if self._exits.tracking:
-            self._exits.on_position(symbol, quantity)
+        exits = self._exits
+        if exits.tracking:
+            exits.on_position(symbol, quantity)
         if self._streak is not None:
             self._streak.on_position(symbol, quantity, now)
         self._observe(now)

@@ -56,6 +56,7 @@ from kinetic_empire.data import KlineFrame
 from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
 from kinetic_empire.exchange.broker import SimulatedBroker
 from kinetic_empire.exchange.orders import SimOrder
+from kinetic_empire.core.errors import ExchangeError
 from kinetic_empire.exchange.state import export_state
 from kinetic_empire.portfolio import Portfolio
 from kinetic_empire.portfolio.trades import TradeBook
@@ -712,3 +713,40 @@ def test_a_request_the_rules_did_not_pass_is_sent_the_general_way(checked: bool)
     assert [o.client_order_id for o in ex._orders.values()] == (["i-1-e"] if checked else [])
     assert [(r.client_order_id, r.code) for r in rejected] == ([] if checked else [("i-1-e", -1111)])
     assert [r.status for r in portfolio.orders] == ["NEW" if checked else "REJECTED"]
+
+
+@pytest.mark.parametrize("leverage", [1, 3, 20])
+@pytest.mark.parametrize("held", [None, "30", "-30"])
+def test_the_fused_margin_check_answers_as_the_general_one_at_its_limit(leverage: int, held: str | None) -> None:
+    """Entries sized on both sides of what the wallet allows (the margin with and without the fee, and the
+    bracket's cap), from flat and onto a position: the fused acceptance accepts or refuses each as ``submit``."""
+    answers: dict[bool, list[Any]] = {}
+    price = 5.123
+    room = 1000 * leverage / price  # the quantity the wallet's margin covers, before the fee
+    sizes = [D(repr(room * f)).quantize(D("0.1")) for f in (0.5, 0.99, 0.9993, 0.9995, 0.9997, 1.0, 1.0004, 1.01)]
+    sizes += [D(10) ** 7, D("1E+6")]
+    for fused in (False, True):
+        out = answers[fused] = []
+        for qty in sizes:
+            clock = ReplayClock(START)
+            ex = SimulatedExchange(all_rules(), all_brackets(), clock=clock, emit=lambda e: None, symbols=["FILUSDT"],
+                                   config=ExchangeConfig(initial_balance=D(1000)))  # fmt: skip
+            ex.set_leverage("FILUSDT", leverage)
+            ex.use_fused_orders()
+            ex.on_bar("FILUSDT", START, price, price, price, price)
+            if held is not None:
+                ex.submit(symbol="FILUSDT", side=Side.BUY if held[0] != "-" else Side.SELL,
+                          order_type=OrderType.MARKET, quantity=abs(D(held)))  # fmt: skip
+                ex.on_bar("FILUSDT", START + MINUTE, price, price, price, price)
+            try:
+                if fused:
+                    order = fast_fill.accept_market(ex, ex._fused, "FILUSDT", Side.BUY, qty, False, "c")  # type: ignore[arg-type]
+                else:
+                    order = ex.submit(symbol="FILUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=qty,
+                                      client_order_id="c", rules_checked=True)  # fmt: skip
+                out.append(("accepted", qty, order.quantity))
+            except ExchangeError as exc:
+                out.append((exc.code, qty))
+    assert answers[True] == answers[False]
+    codes = {a[0] for a in answers[False]}
+    assert "accepted" in codes and -2019 in codes, codes  # both sides of the limit
