@@ -35,6 +35,7 @@ from ..core.events import OrderCanceled, OrderExpired, OrderFilled, OrderRejecte
 from .guards import Denial, deny
 
 ZERO = Decimal(0)
+_FILLED = OrderStatus.FILLED
 
 
 class _Symbol:
@@ -81,9 +82,12 @@ class ExitsInFlight:
             self._listen()
         entry = self._symbols.get(symbol)
         long = position > 0
+        size = abs(position)
         if entry is None or entry.long != long:
-            entry = self._symbols[symbol] = _Symbol(abs(position), long)
-        entry.left = max(ZERO, min(entry.left, abs(position)) - quantity)
+            entry = self._symbols[symbol] = _Symbol(size, long)
+            entry.left = max(ZERO, size - quantity)  # (min(size, size) is size)
+        else:
+            entry.left = max(ZERO, min(entry.left, size) - quantity)
         entry.flying[client_order_id] = quantity
         self._by_cid[client_order_id] = symbol
 
@@ -123,12 +127,13 @@ class ExitsInFlight:
         if symbol is None:
             return
         entry = self._symbols[symbol]
-        rest = entry.flying[cid] - quantity
-        if status is OrderStatus.FILLED or rest <= 0:
-            del entry.flying[cid], self._by_cid[cid]
-            entry.answered.append(cid)
-        else:
-            entry.flying[cid] = rest
+        if status is not _FILLED:
+            rest = entry.flying[cid] - quantity
+            if rest > 0:
+                entry.flying[cid] = rest
+                return
+        del entry.flying[cid], self._by_cid[cid]
+        entry.answered.append(cid)
 
     def on_end(self, event: OrderCanceled | OrderExpired | OrderRejected) -> None:
         """Refused, canceled or expired: its unfilled rest will not come off the position."""

@@ -32,7 +32,7 @@ from ..core.event_factories import new_market_request
 from ..core.events import OrderIntent, OrderRequest
 from ..core.rules import LeverageBrackets, SymbolRules
 from . import ids
-from .config import RiskConfig, SizingMethod
+from .config import RiskConfig, SizingConfig, SizingMethod
 from .decision import (
     IntentDecider,
     PendingEntry,
@@ -113,6 +113,7 @@ class FastIntents:
         self._count_open: Callable[[], int] | None = getattr(account, "open_position_count", None)
         self._usable_pct = _HUNDRED - config.margin_buffer_pct
         self._symbols: dict[str, _Symbol | None] = {}
+        self._sizings: dict[str, SizingConfig] = {}  # a strategy's sizing (the config does not change during a run)
         self._prices: dict[float, Decimal | None] = {}  # a reference price's Decimal (_dec), per float
 
     def _price(self, value: float) -> Decimal | None:
@@ -162,7 +163,9 @@ class FastIntents:
     # ----------------------------------------------------------------------------------- entries
     def _entry(self, intent: OrderIntent, long: bool) -> Plain | None:
         symbol = intent.symbol
-        s = self._symbol(symbol)
+        s = self._symbols.get(symbol, False)
+        if s is False:
+            s = self._symbol(symbol)
         if s is None or self._states.entry_denial(symbol) is not None:
             return None
         ref = intent.reference_price
@@ -176,7 +179,9 @@ class FastIntents:
         pos = account.position(symbol)
         if pos.quantity != ZERO:  # adding or flipping: the general way
             return None
-        cfg = self._config.sizing_for(intent.strategy_id)
+        cfg = self._sizings.get(intent.strategy_id)
+        if cfg is None:
+            cfg = self._sizings[intent.strategy_id] = self._config.sizing_for(intent.strategy_id)
         qty = intent.quantity
         if qty is not None:
             if not qty.is_finite() or qty <= ZERO or qty > MAX_QUANTITY:
@@ -244,7 +249,9 @@ class FastIntents:
     # ------------------------------------------------------------------------------------ closes
     def _close(self, intent: OrderIntent) -> Plain | None:
         symbol = intent.symbol
-        s = self._symbol(symbol)
+        s = self._symbols.get(symbol, False)
+        if s is False:
+            s = self._symbol(symbol)
         if s is None:
             return None
         price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
