@@ -283,7 +283,7 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         if reducible == ZERO:
             return False  # expires: the general way
         qty = min(qty, reducible)
-    price = memo.taker_price(book, buy, at)
+    price = (at and memo._prices.get((book.symbol, buy, at))) or memo.taker_price(book, buy, at)  # (inlined hit)
     book.market = []
     # --- Ledger._fill
     signed = qty if buy else -qty
