@@ -49,8 +49,17 @@ class DirectHandlers:
         """What ``_on_request`` does with an ``OrderRequest`` of a MARKET order with these fields (no price, no
         trigger: its reason a signal's)."""
         info = self._info.get(cid)
-        if info is None:
-            info = self._info[cid] = OrderInfo()
+        if info is None:  # (a new order's: each field set once, to what the steps below give from OrderInfo())
+            info = OrderInfo.__new__(OrderInfo)
+            info.strategy_id = strategy_id
+            info.reason = "signal"
+            info.tag = self._intent_tags.get(intent_id, "")
+            info.side = side._value_
+            info.order_type = _MARKET
+            info.quantity = quantity
+            info.price = None
+            self._info[cid] = info
+            return
         info.order_type = _MARKET
         if not info.strategy_id:
             info.strategy_id = strategy_id
