@@ -216,15 +216,15 @@ class DirectFeeds:
         runners = by_symbol.get(order.symbol, ())
         portfolio, risk = self._portfolio, self._risk
         event: OrderFilled | None = None
-        handler: Callable[[Any], None] = portfolio._on_filled
+        reader: Any = None  # (which bus handler stands for the step that failed: named only if one does)
         try:
             portfolio.market_filled(cid, order.symbol, order.side, qty, price, commission, realized, status, ts)
             if risk.fills_need_events():
-                handler = risk._on_filled
+                reader = risk
                 event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
                 risk._on_filled(event)
             for runner in runners:
-                handler = runner._on_fill
+                reader = runner
                 if runner.hears_fills():
                     if event is None:
                         event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
@@ -232,14 +232,15 @@ class DirectFeeds:
                 else:
                     runner.fill_without_event(cid)
             if exits_hear:
-                exits = self._exits
-                handler = exits.on_fill
+                exits = reader = self._exits
                 exits.filled(cid, qty, status)
         except (HandlerError, StrategyError):
             raise
         except Exception as exc:
             if event is None:
                 event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
+            handler: Callable[[Any], None] = portfolio._on_filled if reader is None else risk._on_filled \
+                if reader is risk else reader.on_fill if reader is self._exits else reader._on_fill
             raise self._bus.failed(handler, event, exc) from exc
         return True
 
@@ -253,20 +254,21 @@ class DirectFeeds:
         qty, entry, leverage = pos.qty, pos.entry, pos.leverage  # what the event would hold, as it is now
         size, entry_f = pos.qty_f, pos.entry_f  # (their floats, kept by the exchange beside them)
         portfolio, risk = self._portfolio, self._risk
-        handler: Callable[[Any], None] = portfolio._on_position
+        reader: Any = None  # (as in filled)
         try:
             portfolio.position_changed(symbol, qty, entry, leverage, ts)
-            handler = risk._on_position
+            reader = risk
             risk.position_changed(symbol, qty)
             runners = by_symbol.get(symbol)
             if runners:  # what each runner's position_of_symbol does, one snapshot for all (it is frozen)
                 seen = _position(size, entry_f) if qty else FLAT
                 for runner in runners:
-                    handler = runner._on_position
+                    reader = runner
                     runner.strategy.position = seen
         except (HandlerError, StrategyError):
             raise
         except Exception as exc:
+            handler: Callable[[Any], None] = portfolio._on_position if reader is None else reader._on_position
             raise self._bus.failed(handler, new_position_changed(symbol, qty, entry, leverage, ts, now), exc) from exc
         return True
 

@@ -668,7 +668,7 @@ def _boom(*_args: Any) -> None:
     raise ValueError("boom")
 
 
-@pytest.mark.parametrize("reader", ["portfolio", "risk gate", "strategy"])
+@pytest.mark.parametrize("reader", ["portfolio", "risk gate", "risk gate's position", "strategy"])
 def test_a_reader_failing_on_a_fill_stops_the_run_as_the_bus_would(reader: str) -> None:
     """Handed over directly, a fill whose reader fails stops the run with the error the bus raises (the handler's
     name and the event), or the strategy's own error."""
@@ -679,6 +679,9 @@ def test_a_reader_failing_on_a_fill_stops_the_run_as_the_bus_would(reader: str) 
             if reader == "portfolio":
                 mp.setattr(Portfolio, "_on_position", _boom)
                 mp.setattr(Portfolio, "position_changed", _boom)
+            elif reader == "risk gate's position":
+                mp.setattr(RiskManager, "_on_position", _boom)
+                mp.setattr(RiskManager, "position_changed", _boom)
             elif reader == "risk gate":
                 mp.setattr(RiskManager, "_on_filled", _boom)
                 mp.setattr(RiskManager, "fills_need_events", lambda self: True)  # (the bus's handler is then called)
