@@ -71,13 +71,15 @@ class SimulatedBroker:
         except ExchangeError as exc:
             self._refused(exc, r.client_order_id, r.symbol)
 
-    def market_request(self, symbol: str, side: Side, quantity: Decimal, reduce_only: bool, client_order_id: str) -> None:
+    def market_request(self, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
+                       client_order_id: str) -> None:
         """:meth:`on_request` of a plain MARKET request the risk gate checked (``rules_checked``, no price, trigger,
         time in force or close-position, the contract price) on an exchange with the fused path (a backtest's
         direct delivery: :mod:`kinetic_empire.backtest.direct`)."""
         try:
-            accept_market(self._exchange, self._exchange._fused, symbol, side, quantity, reduce_only,  # type: ignore[arg-type]
-                          client_order_id)  # fmt: skip
+            fused = self._exchange._fused
+            assert fused is not None, "market_request needs the exchange's fused order path (use_fused_orders)"
+            accept_market(self._exchange, fused, symbol, side, quantity, reduce_only, client_order_id)
         except ExchangeError as exc:
             self._refused(exc, client_order_id, symbol)
 

@@ -99,8 +99,7 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     book = ex._books.get(symbol) or ex.book(symbol)
     rules = book.rules
     now = ex._clock.now_ms()
-    key = (symbol, client_order_id)
-    previous = ex._by_client.get(key) if client_order_id is not None else None
+    previous = ex._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
     if previous is not None and (previous.status is _NEW or previous.status is _PARTIAL):  # still open
         raise ExchangeError(-4116, "ClientOrderId is duplicated.")
     if reduce_only:
@@ -116,11 +115,10 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     order_id = ex._next_order_id
     if client_order_id is None:
         client_order_id = f"sim-{order_id}"
-        key = (symbol, client_order_id)
     order = new_market_order(order_id, client_order_id, symbol, side, quantity, reduce_only, now)
     ex._next_order_id = order_id + 1
     ex._orders[order_id] = order
-    ex._by_client[key] = order
+    ex._by_client[(symbol, client_order_id)] = order
     book.market.append(order)
     book.busy = True
     accepted = memo.accepted

@@ -118,7 +118,7 @@ class OpenTrade:
         r.entry_tag = self.entry_tag
         r.exit_tag = exit_tag
         r.__class__ = TradeRecord
-        return r  # type: ignore[no-any-return]
+        return r
 
 
 Fill = tuple[str, Decimal, Decimal, Decimal, Decimal, int, str, str, str]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import cast
 
 from ..core.account import AccountView
 from ..core.enums import IntentAction, OrderType, Side, TradingState
@@ -163,8 +164,9 @@ class FastIntents:
     # ----------------------------------------------------------------------------------- entries
     def _entry(self, intent: OrderIntent, long: bool) -> Plain | None:
         symbol = intent.symbol
-        s = self._symbols.get(symbol, False)
-        if s is False:
+        try:
+            s = self._symbols[symbol]
+        except KeyError:
             s = self._symbol(symbol)
         if s is None or self._states.entry_denial(symbol) is not None:
             return None
@@ -174,7 +176,7 @@ class FastIntents:
             at = self._at(s, ref)
         if at is None:
             return None
-        price, priced_margin, cap_qty = at  # type: ignore[misc]
+        price, priced_margin, cap_qty = cast(tuple[Decimal, Decimal, Decimal], at)
         account = self._account
         pos = account.position(symbol)
         if pos.quantity != ZERO:  # adding or flipping: the general way
@@ -249,8 +251,9 @@ class FastIntents:
     # ------------------------------------------------------------------------------------ closes
     def _close(self, intent: OrderIntent) -> Plain | None:
         symbol = intent.symbol
-        s = self._symbols.get(symbol, False)
-        if s is False:
+        try:
+            s = self._symbols[symbol]
+        except KeyError:
             s = self._symbol(symbol)
         if s is None:
             return None

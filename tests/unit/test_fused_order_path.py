@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kinetic_empire.backtest import Backtest, BacktestConfig
-from kinetic_empire.backtest import direct
+from kinetic_empire.backtest import Backtest, BacktestConfig, direct
 from kinetic_empire.backtest.direct import DirectFeeds
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
@@ -36,6 +35,7 @@ from kinetic_empire.core.enums import (
     TradingState,
     WorkingType,
 )
+from kinetic_empire.core.errors import ExchangeError
 from kinetic_empire.core.event_factories import (
     new_balance_changed,
     new_order_accepted,
@@ -56,7 +56,6 @@ from kinetic_empire.data import KlineFrame
 from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
 from kinetic_empire.exchange.broker import SimulatedBroker
 from kinetic_empire.exchange.orders import SimOrder
-from kinetic_empire.core.errors import ExchangeError
 from kinetic_empire.exchange.state import export_state
 from kinetic_empire.portfolio import Portfolio
 from kinetic_empire.portfolio.trades import TradeBook
@@ -498,8 +497,9 @@ def test_the_fast_decision_answers_as_the_general_one(sizing: dict[str, Any]) ->
 
 def _around(x: float) -> list[D]:
     """Quantities on both sides of ``x``, near and far, on the lot grid and off it."""
-    near = [D(repr(x * f)).quantize(D("0.0001")) for f in (0.3, 0.51, 0.9, 0.99, 0.999, 1.0, 1.001, 1.01, 1.1, 1.9, 3.1)]
-    return near + [near[5] + D("0.05"), near[5] - D("0.05")]  # (half a lot off the limit)
+    factors = (0.3, 0.51, 0.9, 0.99, 0.999, 1.0, 1.001, 1.01, 1.1, 1.9, 3.1)
+    near = [D(repr(x * f)).quantize(D("0.0001")) for f in factors]
+    return [*near, near[5] + D("0.05"), near[5] - D("0.05")]  # (half a lot off the limit)
 
 
 @pytest.mark.parametrize("lots", [{}, {"market_min_qty": D("1.5"), "market_max_qty": D("40000")}],
