@@ -119,3 +119,36 @@ def test_trade_records_are_the_ones_the_constructor_makes() -> None:
             assert type(getattr(made, f.name)) is type(getattr(want, f.name)), f.name
         with pytest.raises(dataclasses.FrozenInstanceError):
             made.fees = Decimal(0)  # type: ignore[misc]
+
+
+def _tidy_as_it_was(value: Any) -> Any:
+    from decimal import Decimal
+
+    if not value:
+        return Decimal(0)
+    out = value.quantize(Decimal("1e-10")).normalize()
+    exponent = out.as_tuple().exponent
+    return out.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else out
+
+
+def test_tidy_gives_the_digits_it_gave() -> None:
+    """``records.tidy`` decides "a whole number" without ``as_tuple``: the same digits and exponent for averages,
+    ratios, whole numbers with trailing zeros, negatives, tiny and huge values and NaN."""
+    from decimal import Decimal
+
+    from kinetic_empire.portfolio.records import tidy
+
+    rng = random.Random(11)
+    values = [Decimal(x) for x in ("4E+4", "40000", "-4E+4", "1", "10", "0.5", "-0.0000000001", "1E-11", "123.4500",
+                                   "1E+17", "99999999999999999.99999999999", "NaN", "-0", "0E+5", "7.000")]
+    values += [Decimal(rng.randint(-10**12, 10**12)).scaleb(rng.randint(-20, 8)) for _ in range(3000)]
+    values += [Decimal(rng.randint(1, 10**6)) / Decimal(rng.randint(1, 999)) for _ in range(1000)]
+    def outcome(f: Any, v: Any) -> str:
+        try:
+            return repr(f(v))
+        except ArithmeticError as exc:  # (more than 28 digits at 10 places: both refuse it)
+            return type(exc).__name__
+
+    for v in values:
+        assert outcome(tidy, v) == outcome(_tidy_as_it_was, v), v
+    assert sum(outcome(tidy, v).startswith("Decimal") for v in values) > 3000
