@@ -50,7 +50,12 @@ _STAGES = _ENTRY_POINTS + tuple(tuple(line.split()) for line in """
 kinetic_empire.strategy.runner StrategyRunner _collect
 kinetic_empire.risk.manager RiskManager on_intent
 kinetic_empire.risk.decision IntentDecider decide
-kinetic_empire.risk.fast_path FastIntents decide
+kinetic_empire.risk.fast_path FastIntents plain
+kinetic_empire.risk.manager RiskManager _send_plain
+kinetic_empire.risk.exits ExitsInFlight sent_market
+kinetic_empire.backtest.direct DirectFeeds request_fields
+kinetic_empire.portfolio.direct_handlers DirectHandlers market_requested
+kinetic_empire.exchange.broker SimulatedBroker market_request
 kinetic_empire.exchange.matching Matching _fill_market_orders
 kinetic_empire.exchange.ledger Ledger _remove
 kinetic_empire.portfolio.trades TradeBook apply_fill

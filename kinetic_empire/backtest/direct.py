@@ -31,7 +31,7 @@ from ..core.bus import EventBus
 from ..core.enums import OrderStatus, OrderType, Side
 from ..core.errors import HandlerError, StrategyError
 from ..core.event_factories import new_order_accepted, new_order_filled, new_position_changed
-from ..core.events import BalanceChanged, OrderAccepted, OrderFilled, OrderRequest, PositionChanged
+from ..core.events import BalanceChanged, OrderAccepted, OrderFilled, OrderIntent, OrderRequest, PositionChanged
 from ..exchange.book import BookPosition
 from ..exchange.broker import SimulatedBroker
 from ..exchange.orders import SimOrder
@@ -39,6 +39,8 @@ from ..exchange.simulated import SimulatedExchange
 from ..portfolio import Portfolio
 from ..risk import RiskManager
 from ..risk.exits import ExitsInFlight
+from ..risk.fast_path import Plain, request_of
+from ..strategy.base import FLAT, Position
 from ..strategy.runner import StrategyRunner
 
 _MARKET = OrderType.MARKET
@@ -47,8 +49,9 @@ _Runners = dict[str, tuple[StrategyRunner, ...]]
 
 # the bus handlers whose steps the field-taking handlers copy: an override (a subclass, a patched method) is not
 # what the copy does, so its events are published
-_OWN_PORTFOLIO = {name: getattr(Portfolio, name) for name in ("_on_accepted", "_on_filled", "_on_position",
-                                                              "_on_balance")}  # fmt: skip
+_OWN_PORTFOLIO = {name: getattr(Portfolio, name) for name in ("_on_request", "_on_accepted", "_on_filled",
+                                                              "_on_position", "_on_balance")}  # fmt: skip
+_OWN_BROKER_REQUEST = SimulatedBroker.on_request
 _OWN_RISK_POSITION = RiskManager._on_position
 _OWN_EXITS_FILL = ExitsInFlight.on_fill
 
@@ -79,6 +82,27 @@ def _by_symbol(runners: tuple[StrategyRunner, ...]) -> _Runners:
     return out
 
 
+class _WritablePosition:
+    """A writable class with exactly :class:`Position`'s slots: filled with plain stores, then re-labelled (the frozen
+    dataclass's ``__init__`` stores through ``object.__setattr__``, a third of a microsecond each; one is made per
+    fill)."""
+
+    __slots__ = ("entry_price", "size")
+
+
+def _position(size: float, entry: float) -> Position:
+    """``Position(size, entry)``, built cheaply (an equal, as frozen, instance)."""
+    p: Any = _WritablePosition()
+    p.size = size
+    p.entry_price = entry
+    p.__class__ = Position
+    return p
+
+
+if Position.__slots__ != ("size", "entry_price"):  # (what _WritablePosition copies)
+    raise TypeError("Position's fields changed: update backtest.direct._position")
+
+
 def _fill_event(order: SimOrder, trade_id: int, qty: Decimal, price: Decimal, commission: Decimal, realized: Decimal,
                 status: OrderStatus, ts: int, now: int) -> OrderFilled:
     """The ``OrderFilled`` the fused fill would publish (a MARKET order's taker fill, no liquidation)."""
@@ -95,7 +119,9 @@ class DirectFeeds:
         "_broker",
         "_bus",
         "_changes",
+        "_exits",
         "_exits_hear",
+        "_fields_ok",
         "_fill_runners",
         "_portfolio",
         "_position_runners",
@@ -113,11 +139,12 @@ class DirectFeeds:
         self._seen = -1
         self._portfolio = portfolio
         self._risk = risk
+        self._exits = risk.exits
         self._broker = broker
         # what each route must be, exactly, for the direct call to be what the bus would do
         self._routes = ((portfolio._on_request, broker.on_request), (portfolio._on_accepted, risk.accepted_handler),
                         (portfolio._on_balance,))  # fmt: skip
-        self._request_ok = self._accepted_ok = self._balance_ok = self._exits_hear = False
+        self._request_ok = self._fields_ok = self._accepted_ok = self._balance_ok = self._exits_hear = False
         self._fill_runners: _Runners | None = None  # None: publish fills
         self._position_runners: _Runners | None = None  # None: publish position changes
 
@@ -126,7 +153,7 @@ class DirectFeeds:
         fused = exchange._fused
         if fused is None:
             raise ValueError("DirectFeeds needs the exchange's fused order path (use_fused_orders)")
-        self._risk.send_requests_with(self.request)
+        self._risk.send_requests_with(self.request, self.request_fields)
         fused.accepted = self.accepted
         usdt = self._portfolio.asset == "USDT"  # (fills and balances are in USDT: the portfolio books its asset's)
         fused.balance = self.balance if usdt else None
@@ -141,6 +168,8 @@ class DirectFeeds:
         plain = bus.stops_on_error  # (a bus that goes on after a failing handler: always publish)
         own = {name: _own(portfolio, name, f) for name, f in _OWN_PORTFOLIO.items()}
         self._request_ok = plain and bus.handlers(OrderRequest) == request
+        self._fields_ok = self._request_ok and own["_on_request"] \
+            and _own(self._broker, "on_request", _OWN_BROKER_REQUEST)  # (request_fields copies both)
         self._accepted_ok = plain and own["_on_accepted"] and bus.handlers(OrderAccepted) == accepted
         self._balance_ok = plain and own["_on_balance"] and bus.handlers(BalanceChanged) == balance
         self._fill_runners = self._position_runners = None
@@ -169,6 +198,18 @@ class DirectFeeds:
         self._portfolio._on_request(request)
         self._broker.on_request(request)
 
+    def request_fields(self, intent: OrderIntent, plain: Plain, now: int) -> None:
+        """The risk gate's ``bus.publish(request_of(intent, plain, now))`` for the fast path's plain MARKET request:
+        checked against the rules, it goes to the portfolio's and the broker's handlers as its fields."""
+        if self._changes[0] != self._seen:
+            self._look()
+        cid, side, qty, reduce_only, _notes, checked = plain
+        if not self._fields_ok or not checked:
+            self.request(request_of(intent, plain, now))
+            return
+        self._portfolio.market_requested(cid, intent.intent_id, intent.strategy_id, side, qty)
+        self._broker.market_request(intent.symbol, side, qty, reduce_only, cid)
+
     def accepted(self, cid: str, order_id: int, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
                  ts: int) -> bool:
         """An accepted MARKET order's ``OrderAccepted`` delivered (True), or False: publish it."""
@@ -196,15 +237,15 @@ class DirectFeeds:
         runners = by_symbol.get(order.symbol, ())
         portfolio, risk = self._portfolio, self._risk
         event: OrderFilled | None = None
-        handler: Callable[[Any], None] = portfolio._on_filled
+        reader: Any = None  # (which bus handler stands for the step that failed: named only if one does)
         try:
             portfolio.market_filled(cid, order.symbol, order.side, qty, price, commission, realized, status, ts)
             if risk.fills_need_events():
-                handler = risk._on_filled
+                reader = risk
                 event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
                 risk._on_filled(event)
             for runner in runners:
-                handler = runner._on_fill
+                reader = runner
                 if runner.hears_fills():
                     if event is None:
                         event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
@@ -212,13 +253,15 @@ class DirectFeeds:
                 else:
                     runner.fill_without_event(cid)
             if exits_hear:
-                handler = risk.exits.on_fill
-                risk.exits.filled(cid, qty, status)
+                exits = reader = self._exits
+                exits.filled(cid, qty, status)
         except (HandlerError, StrategyError):
             raise
         except Exception as exc:
             if event is None:
                 event = _fill_event(order, trade_id, qty, price, commission, realized, status, ts, now)
+            handler: Callable[[Any], None] = portfolio._on_filled if reader is None else risk._on_filled \
+                if reader is risk else reader.on_fill if reader is self._exits else reader._on_fill
             raise self._bus.failed(handler, event, exc) from exc
         return True
 
@@ -232,17 +275,21 @@ class DirectFeeds:
         qty, entry, leverage = pos.qty, pos.entry, pos.leverage  # what the event would hold, as it is now
         size, entry_f = pos.qty_f, pos.entry_f  # (their floats, kept by the exchange beside them)
         portfolio, risk = self._portfolio, self._risk
-        handler: Callable[[Any], None] = portfolio._on_position
+        reader: Any = None  # (as in filled)
         try:
             portfolio.position_changed(symbol, qty, entry, leverage, ts)
-            handler = risk._on_position
+            reader = risk
             risk.position_changed(symbol, qty)
-            for runner in by_symbol.get(symbol, ()):
-                handler = runner._on_position
-                runner.position_of_symbol(qty, size, entry_f)
+            runners = by_symbol.get(symbol)
+            if runners:  # what each runner's position_of_symbol does, one snapshot for all (it is frozen)
+                seen = _position(size, entry_f) if qty else FLAT
+                for runner in runners:
+                    reader = runner
+                    runner.strategy.position = seen
         except (HandlerError, StrategyError):
             raise
         except Exception as exc:
+            handler: Callable[[Any], None] = portfolio._on_position if reader is None else reader._on_position
             raise self._bus.failed(handler, new_position_changed(symbol, qty, entry, leverage, ts, now), exc) from exc
         return True
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Hashable, Iterable
+from decimal import Decimal
 
 from ..core.bus import EventBus
 from ..core.clock import Clock
-from ..core.enums import OrderType, WorkingType
+from ..core.enums import OrderType, Side, WorkingType
 from ..core.errors import ExchangeError
 from ..core.events import CancelAllRequest, CancelRequest, KlineClosed, OrderRejected, OrderRequest
 from ..core.ports import VenueBalance, VenueOrder, VenuePosition
@@ -68,19 +69,34 @@ class SimulatedBroker:
                 rules_checked=r.rules_checked,  # the gate checked the filters against these same rules
             )
         except ExchangeError as exc:
-            if exc.code == DUPLICATE_CLIENT_ID:
-                return  # the order with this id is open: the request was placed already (as Binance's port says)
-            now = self._clock.now_ms()
-            self._bus.publish(
-                OrderRejected(
-                    client_order_id=r.client_order_id,
-                    symbol=r.symbol,
-                    code=exc.code,
-                    reason=exc.msg,
-                    ts_event=now,
-                    ts_init=now,
-                )
+            self._refused(exc, r.client_order_id, r.symbol)
+
+    def market_request(self, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
+                       client_order_id: str) -> None:
+        """:meth:`on_request` of a plain MARKET request the risk gate checked (``rules_checked``, no price, trigger,
+        time in force or close-position, the contract price) on an exchange with the fused path (a backtest's
+        direct delivery: :mod:`kinetic_empire.backtest.direct`)."""
+        try:
+            fused = self._exchange._fused
+            assert fused is not None, "market_request needs the exchange's fused order path (use_fused_orders)"
+            accept_market(self._exchange, fused, symbol, side, quantity, reduce_only, client_order_id)
+        except ExchangeError as exc:
+            self._refused(exc, client_order_id, symbol)
+
+    def _refused(self, exc: ExchangeError, client_order_id: str, symbol: str) -> None:
+        if exc.code == DUPLICATE_CLIENT_ID:
+            return  # the order with this id is open: the request was placed already (as Binance's port says)
+        now = self._clock.now_ms()
+        self._bus.publish(
+            OrderRejected(
+                client_order_id=client_order_id,
+                symbol=symbol,
+                code=exc.code,
+                reason=exc.msg,
+                ts_event=now,
+                ts_init=now,
             )
+        )
 
     def on_cancel(self, r: CancelRequest) -> None:
         # already filled, canceled or expired: the exchange has said so with its own event

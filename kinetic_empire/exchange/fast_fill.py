@@ -27,6 +27,7 @@ from ..core.enums import BalanceReason, MarginType, OrderStatus, OrderType, Side
 from ..core.errors import ExchangeError
 from ..core.event_factories import new_balance_changed, new_order_accepted, new_order_filled, new_position_changed
 from .book import _FEE_Q, INF, NEVER, ONE, ZERO, Book, dec
+from .cross_margin import _alone, _set
 from .orders import SimOrder
 
 if TYPE_CHECKING:
@@ -133,7 +134,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     """``ex._check_margin(book, side, qty, None)``."""
     if not book.last:
         return  # no price yet: nothing to measure against (only before the first kline)
-    ref = memo.dec(book.last)
+    last = book.last
+    ref = memo._decs.get(last) or memo.dec(last)  # (memo.dec, inlined for the prices seen before)
     pos = book.pos
     signed = qty if side is _BUY else -qty
     after = pos.qty + signed
@@ -145,7 +147,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
         return
     if book.brackets is not None and abs(after) * ref > memo.cap(book, pos.leverage):
         raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
-    needed = increase * ref / pos.leverage + increase * ref * ex.config.taker_fee
+    cost = increase * ref  # (the same product both terms compute)
+    needed = cost / pos.leverage + cost * ex.config.taker_fee
     if len(ex._books) == 1 and pos.qty_f == 0.0 and pos.margin_type is _CROSSED and not book.market \
             and not book.resting:
         available = ex.wallet  # what available_balance() sums for one flat cross book with no orders: the wallet
@@ -278,7 +281,7 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         if reducible == ZERO:
             return False  # expires: the general way
         qty = min(qty, reducible)
-    price = memo.taker_price(book, buy, at)
+    price = (at and memo._prices.get((book.symbol, buy, at))) or memo.taker_price(book, buy, at)  # (inlined hit)
     book.market = []
     # --- Ledger._fill
     signed = qty if buy else -qty
@@ -338,13 +341,16 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
                               commission, realized, False, status, order.reduce_only, cid.startswith("autoclose-"), ts,
                               now))  # fmt: skip
     # --- Ledger._after_position_change
-    if new == ZERO and len(ex._books) == 1:  # the solve with every book flat: levels and prices reset, none open
+    if len(ex._books) != 1:
+        ex._update_liquidation_prices()
+    elif pos.qty_f == 0.0:  # the solve with every book flat: levels and prices reset, none open
         pos.liq_f = 0.0
         book.watch_low = -INF
         book.watch_high = INF
         ex._cross_positions = 0
-    else:
-        ex._update_liquidation_prices()
+    else:  # the solve of one open cross position (banded or not): the wallet alone backs it
+        _set(book, _alone(pos.qty_f, pos.entry_f, float(ex.wallet), book.tiers))
+        ex._cross_positions = 1
     positioned = memo.position
     if positioned is None or not positioned(symbol, pos, ts, now):
         emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))

@@ -37,12 +37,39 @@ class DirectHandlers:
     """The :class:`~kinetic_empire.portfolio.Portfolio`'s field-taking handlers (a mixin over its state)."""
 
     _info: dict[str, OrderInfo]
+    _intent_tags: dict[str, str]
     _order_rows: list[tuple[Any, ...]]
     _fills: list[Any]
     _wallet: Decimal
     _wallet_ts: list[int]
     _wallet_val: list[Decimal]
     fees_total: Decimal
+
+    def market_requested(self, cid: str, intent_id: str, strategy_id: str, side: Side, quantity: Decimal) -> None:
+        """What ``_on_request`` does with an ``OrderRequest`` of a MARKET order with these fields (no price, no
+        trigger: its reason a signal's)."""
+        info = self._info.get(cid)
+        if info is None:  # (a new order's: each field set once, to what the steps below give from OrderInfo())
+            info = OrderInfo.__new__(OrderInfo)
+            info.strategy_id = strategy_id
+            info.reason = "signal"
+            info.tag = self._intent_tags.get(intent_id, "")
+            info.side = side._value_
+            info.order_type = _MARKET
+            info.quantity = quantity
+            info.price = None
+            self._info[cid] = info
+            return
+        info.order_type = _MARKET
+        if not info.strategy_id:
+            info.strategy_id = strategy_id
+        if not info.reason:
+            info.reason = "signal"
+        if info.reason == "signal" and not info.tag:
+            info.tag = self._intent_tags.get(intent_id, "")
+        info.side = side._value_
+        info.quantity = quantity
+        info.price = None
 
     def market_accepted(self, cid: str, symbol: str, side: Side, quantity: Decimal, ts: int) -> None:
         """What ``_on_accepted`` does with an ``OrderAccepted`` of a MARKET order with these fields (no price,

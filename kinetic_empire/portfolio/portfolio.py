@@ -201,6 +201,8 @@ class Portfolio(DirectHandlers):
     def available_balance(self) -> Decimal:
         """Equity minus initial margin, the margin taken at the latest price (entry before any kline): one pass
         over the positions (the risk gate asks on every entry), summing as :meth:`equity` does."""
+        if not self._positions:  # (the sums of no positions, the same Decimal zero: the wallet's own digits)
+            return (self._wallet + _ZERO) - _ZERO
         return available_balance(self._wallet, self._positions, self._closes, self._marks, self._leverage,
                                  self._leverage_default, self._mark)  # fmt: skip
 

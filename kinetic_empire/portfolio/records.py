@@ -23,8 +23,9 @@ def tidy(value: Decimal) -> Decimal:
     if not value:
         return Decimal(0)
     out = value.quantize(_PLACES).normalize()
-    exponent = out.as_tuple().exponent
-    return out.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else out  # 4E+4 -> 40000
+    # 4E+4 -> 40000: a normalized whole number (its exponent 0 or more) quantised to the units (the same digits when
+    # the exponent is 0), without as_tuple (which builds a tuple of every digit)
+    return out.quantize(_ONE) if out == out.to_integral_value() else out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,12 +8,25 @@ trade, the rest opens the new one.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from decimal import Decimal
+from typing import Any
 
 from ..core.enums import PositionSide
 from .records import TradeRecord, tidy
 
 _ZERO = Decimal(0)
+_LONG, _SHORT = PositionSide.LONG, PositionSide.SHORT
+
+
+class _WritableTrade:
+    """A writable class with exactly :class:`TradeRecord`'s slots, re-labelled once filled (a run books thousands)."""
+
+    __slots__ = tuple(f.name for f in fields(TradeRecord))
+
+
+if len(_WritableTrade.__slots__) != 18:
+    raise TypeError("TradeRecord's fields changed: update OpenTrade.record")
 
 
 class OpenTrade:
@@ -84,26 +97,28 @@ class OpenTrade:
         gross = self.gross + extra_gross
         net = gross - self.fees + self.funding
         ret = net / self.open_notional * 100 if self.open_notional else _ZERO
-        return TradeRecord(
-            trade_id=self.trade_id,
-            strategy_id=self.strategy_id,
-            symbol=self.symbol,
-            side=PositionSide.LONG if self.long else PositionSide.SHORT,
-            quantity=self.max_abs,
-            entry_time=self.entry_time,
-            entry_price=tidy(entry),
-            exit_time=exit_time,
-            exit_price=tidy(exit_price),
-            gross_pnl=gross,
-            fees=self.fees,
-            funding=self.funding,
-            net_pnl=net,
-            return_pct=tidy(ret),
-            exit_reason=exit_reason,
-            duration_ms=exit_time - self.entry_time,
-            entry_tag=self.entry_tag,
-            exit_tag=exit_tag,
-        )
+        # TradeRecord(...), field by field: its frozen __init__ stores each field through object.__setattr__
+        r: Any = _WritableTrade()
+        r.trade_id = self.trade_id
+        r.strategy_id = self.strategy_id
+        r.symbol = self.symbol
+        r.side = _LONG if self.long else _SHORT
+        r.quantity = self.max_abs
+        r.entry_time = self.entry_time
+        r.entry_price = tidy(entry)
+        r.exit_time = exit_time
+        r.exit_price = tidy(exit_price)
+        r.gross_pnl = gross
+        r.fees = self.fees
+        r.funding = self.funding
+        r.net_pnl = net
+        r.return_pct = tidy(ret)
+        r.exit_reason = exit_reason
+        r.duration_ms = exit_time - self.entry_time
+        r.entry_tag = self.entry_tag
+        r.exit_tag = exit_tag
+        r.__class__ = TradeRecord
+        return r
 
 
 Fill = tuple[str, Decimal, Decimal, Decimal, Decimal, int, str, str, str]

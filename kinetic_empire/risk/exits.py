@@ -35,6 +35,7 @@ from ..core.events import OrderCanceled, OrderExpired, OrderFilled, OrderRejecte
 from .guards import Denial, deny
 
 ZERO = Decimal(0)
+_FILLED = OrderStatus.FILLED
 
 
 class _Symbol:
@@ -69,16 +70,26 @@ class ExitsInFlight:
         """A market exit the gate publishes against ``position`` (signed, as the account shows it now)."""
         if not request.reduce_only or request.close_position or request.order_type is not OrderType.MARKET:
             return  # stops and take-profits are conditional: never in flight
-        if request.quantity is None or not position:
+        if request.quantity is None:
             return
-        self._listen()
-        symbol = request.symbol
+        self.sent_market(request.symbol, request.client_order_id, request.quantity, position)
+
+    def sent_market(self, symbol: str, client_order_id: str, quantity: Decimal, position: Decimal) -> None:
+        """:meth:`sent` of a reduce-only MARKET request with these fields (the risk gate's fast path)."""
+        if not position:
+            return
+        if not self._listening:
+            self._listen()
         entry = self._symbols.get(symbol)
-        if entry is None or entry.long != (position > 0):
-            entry = self._symbols[symbol] = _Symbol(abs(position), position > 0)
-        entry.left = max(ZERO, min(entry.left, abs(position)) - request.quantity)
-        entry.flying[request.client_order_id] = request.quantity
-        self._by_cid[request.client_order_id] = symbol
+        long = position > 0
+        size = abs(position)
+        if entry is None or entry.long != long:
+            entry = self._symbols[symbol] = _Symbol(size, long)
+            entry.left = max(ZERO, size - quantity)  # (min(size, size) is size)
+        else:
+            entry.left = max(ZERO, min(entry.left, size) - quantity)
+        entry.flying[client_order_id] = quantity
+        self._by_cid[client_order_id] = symbol
 
     def resumed(self, request: OrderRequest, position: Decimal, filled: Decimal = ZERO) -> None:
         """An exit the journal holds as sent and not finished, after a restart: in flight for what it has left
@@ -116,12 +127,13 @@ class ExitsInFlight:
         if symbol is None:
             return
         entry = self._symbols[symbol]
-        rest = entry.flying[cid] - quantity
-        if status is OrderStatus.FILLED or rest <= 0:
-            del entry.flying[cid], self._by_cid[cid]
-            entry.answered.append(cid)
-        else:
-            entry.flying[cid] = rest
+        if status is not _FILLED:
+            rest = entry.flying[cid] - quantity
+            if rest > 0:
+                entry.flying[cid] = rest
+                return
+        del entry.flying[cid], self._by_cid[cid]
+        entry.answered.append(cid)
 
     def on_end(self, event: OrderCanceled | OrderExpired | OrderRejected) -> None:
         """Refused, canceled or expired: its unfilled rest will not come off the position."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import cast
 
 from ..core.account import AccountView
 from ..core.enums import IntentAction, OrderType, Side, TradingState
@@ -32,7 +33,7 @@ from ..core.event_factories import new_market_request
 from ..core.events import OrderIntent, OrderRequest
 from ..core.rules import LeverageBrackets, SymbolRules
 from . import ids
-from .config import RiskConfig, SizingMethod
+from .config import RiskConfig, SizingConfig, SizingMethod
 from .decision import (
     IntentDecider,
     PendingEntry,
@@ -48,21 +49,33 @@ _MARKET = OrderType.MARKET
 _BUY, _SELL = Side.BUY, Side.SELL
 
 Decided = tuple[list[OrderRequest], PendingEntry | None]
+Plain = tuple[str, Side, Decimal, bool, tuple[str, ...], bool]
+"""A plain MARKET request's fields: (client id, side, quantity, reduce only, adjustments, rules checked)."""
 _Close = tuple[Decimal | None, bool, bool]
+_Size = tuple[Decimal, bool, bool]  # (rounded, whether rounding changed it, whether every check of the size passes)
+_At = tuple[Decimal, Decimal, Decimal] | None  # (price, price * margin rate, cap left / price), None: no entry
 _UNSEEN = object()
+
+
+def request_of(intent: OrderIntent, plain: Plain, now: int) -> OrderRequest:
+    """The :class:`OrderRequest` the gate sends for ``intent`` with these fields."""
+    cid, side, qty, reduce_only, notes, checked = plain
+    return new_market_request(cid, intent.intent_id, intent.strategy_id, intent.symbol, side, _MARKET, qty, None, None,
+                              reduce_only, notes, checked, now, now)  # fmt: skip
 
 
 class _Symbol:
     """What the decision reads per symbol and what cannot change during a run, looked up once."""
 
-    __slots__ = ("cap_notional", "closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
-                 "min_qty", "rules", "trading")  # fmt: skip
+    __slots__ = ("cap_left", "cap_open", "closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
+                 "min_qty", "prices", "rules", "sizes", "trading")  # fmt: skip
 
     def __init__(self, rules: SymbolRules, lev: int, cap_notional: Decimal, margin_rate: Decimal) -> None:
         self.rules = rules
         self.lev = lev
-        self.cap_notional = cap_notional
         self.margin_rate = margin_rate
+        self.cap_left = cap_notional - ZERO  # the cap less the exposure, flat (the general decision's subtraction)
+        self.cap_open = self.cap_left > ZERO
         self.max_qty = rules.market_max_qty
         self.min_qty = rules.market_min_qty
         self.min_notional = rules.min_notional
@@ -70,6 +83,8 @@ class _Symbol:
         # (a zero step leaves quantities unrounded: check_market_order must then judge them)
         self.trading = rules.status == "TRADING" and rules.market_step_size > 0
         self.closes: dict[Decimal, _Close] = {}  # position size -> what its close sends (FastIntents._close_of)
+        self.sizes: dict[Decimal, _Size] = {}  # an entry's quantity -> its rounding and checks (FastIntents._size_of)
+        self.prices: dict[float, _At] = {}  # a reference price -> its Decimal and products (FastIntents._at)
 
 
 class FastIntents:
@@ -99,6 +114,7 @@ class FastIntents:
         self._count_open: Callable[[], int] | None = getattr(account, "open_position_count", None)
         self._usable_pct = _HUNDRED - config.margin_buffer_pct
         self._symbols: dict[str, _Symbol | None] = {}
+        self._sizings: dict[str, SizingConfig] = {}  # a strategy's sizing (the config does not change during a run)
         self._prices: dict[float, Decimal | None] = {}  # a reference price's Decimal (_dec), per float
 
     def _price(self, value: float) -> Decimal | None:
@@ -129,28 +145,45 @@ class FastIntents:
         return made
 
     def decide(self, intent: OrderIntent, now: int) -> Decided | None:
+        plain = self.plain(intent)
+        if plain is None:
+            return None
+        return [request_of(intent, plain, now)], None
+
+    def plain(self, intent: OrderIntent) -> Plain | None:
+        """:meth:`decide`'s answer as the fields of its one MARKET request (the gate may hand them on without the
+        request: :mod:`kinetic_empire.backtest.direct`), or None."""
         action = intent.action
         if action is _CLOSE:
-            return self._close(intent, now)
+            return self._close(intent)
         if (action is not _OPEN_LONG and action is not _OPEN_SHORT) or intent.limit_price is not None \
                 or intent.stop_loss is not None or intent.take_profit is not None or not self._guards_quiet:
             return None
-        return self._entry(intent, action is _OPEN_LONG, now)
+        return self._entry(intent, action is _OPEN_LONG)
 
     # ----------------------------------------------------------------------------------- entries
-    def _entry(self, intent: OrderIntent, long: bool, now: int) -> Decided | None:
+    def _entry(self, intent: OrderIntent, long: bool) -> Plain | None:
         symbol = intent.symbol
-        s = self._symbol(symbol)
+        try:
+            s = self._symbols[symbol]
+        except KeyError:
+            s = self._symbol(symbol)
         if s is None or self._states.entry_denial(symbol) is not None:
             return None
-        price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
-        if price is None or price <= ZERO:
+        ref = intent.reference_price
+        at = s.prices.get(ref, _UNSEEN) if ref else _UNSEEN  # (0.0 and -0.0: one key, two Decimals)
+        if at is _UNSEEN:
+            at = self._at(s, ref)
+        if at is None:
             return None
+        price, priced_margin, cap_qty = cast(tuple[Decimal, Decimal, Decimal], at)
         account = self._account
         pos = account.position(symbol)
         if pos.quantity != ZERO:  # adding or flipping: the general way
             return None
-        cfg = self._config.sizing_for(intent.strategy_id)
+        cfg = self._sizings.get(intent.strategy_id)
+        if cfg is None:
+            cfg = self._sizings[intent.strategy_id] = self._config.sizing_for(intent.strategy_id)
         qty = intent.quantity
         if qty is not None:
             if not qty.is_finite() or qty <= ZERO or qty > MAX_QUANTITY:
@@ -165,38 +198,63 @@ class FastIntents:
         usable = available * self._usable_pct / _HUNDRED
         if usable <= ZERO:
             return None
-        cap_notional = s.cap_notional
-        if cap_notional - ZERO <= ZERO:
+        # the caps in the general order (the bracket's: ``(cap - 0) / price``, made once per price); any that binds:
+        # the general way writes its note
+        if qty > usable / priced_margin or qty > cap_qty:
             return None
-        # the caps in the general order; any that binds: the general way writes its note
-        if qty > usable / (price * s.margin_rate) or qty > s.max_qty or qty > (cap_notional - ZERO) / price:
+        size = s.sizes.get(qty)
+        if size is None:
+            size = self._size_of(s, qty)
+        rounded, changed, passes = size
+        if not passes:  # above the max quantity, rounded to nothing or below the min, or a symbol not trading
             return None
-        rules = s.rules
-        rounded = self._decider._rounded(rules, qty)
         notes: tuple[str, ...] = ()
-        if rounded != qty:
+        if changed:  # (the note shows the quantity's own digits: made each time, not remembered by value)
             notes = (f"qty rounded {fmt(qty)}→{rounded:f}",)
-        if rounded <= ZERO or rounded < s.min_qty:
-            return None
-        notional = rounded * price
-        if s.has_min_notional and notional < s.min_notional:
-            return None
-        if rounded > s.max_qty or not s.trading:  # (rounding down never exceeds it; the status can't pass)
+        if s.has_min_notional and rounded * price < s.min_notional:
             return None
         limit = self._max_open
         if limit is not None:
             count = self._count_open
             if (count() if count is not None else sum(1 for p in account.positions() if p.quantity != ZERO)) >= limit:
                 return None
-        request = new_market_request(ids.client_id(intent.intent_id, ids.ENTRY), intent.intent_id, intent.strategy_id,
-                                     symbol, _BUY if long else _SELL, _MARKET, rounded, None, None, False, notes, True,
-                                     now, now)  # fmt: skip
-        return [request], None
+        return ids.client_id(intent.intent_id, ids.ENTRY), _BUY if long else _SELL, rounded, False, notes, True
+
+    def _at(self, s: _Symbol, ref: float) -> _At:
+        """What an entry at reference price ``ref`` computes from the price alone: its Decimal (``_dec``), the
+        margin's product ``price * margin rate`` and the bracket cap's quotient ``(cap - 0) / price``; None where the
+        general decision would not let an entry through (no price, not above zero, no room under the cap). Pure
+        functions of the price (and the run's constants): remembered per price, non-zero ones only."""
+        price = self._price(ref) if ref else _dec(ref)
+        made: _At = None
+        if price is not None and price > ZERO and s.cap_open:
+            made = (price, price * s.margin_rate, s.cap_left / price)
+        if ref:
+            if len(s.prices) >= 1 << 16:
+                s.prices.clear()
+            s.prices[ref] = made
+        return made
+
+    def _size_of(self, s: _Symbol, qty: Decimal) -> _Size:
+        """An entry's quantity rounded to the lot step, whether that changed it, and whether the size passes every
+        check that reads only it (the max quantity, rounded above zero and to at least the min, a trading symbol):
+        functions of its value alone (the rounding quantises to the step), so remembered by value."""
+        rounded = self._decider._rounded(s.rules, qty)
+        passes = not (qty > s.max_qty) and rounded > ZERO and not (rounded < s.min_qty) and not (rounded > s.max_qty) \
+            and s.trading
+        made = (rounded, rounded != qty, passes)
+        if len(s.sizes) >= 4096:
+            s.sizes.clear()
+        s.sizes[qty] = made
+        return made
 
     # ------------------------------------------------------------------------------------ closes
-    def _close(self, intent: OrderIntent, now: int) -> Decided | None:
+    def _close(self, intent: OrderIntent) -> Plain | None:
         symbol = intent.symbol
-        s = self._symbol(symbol)
+        try:
+            s = self._symbols[symbol]
+        except KeyError:
+            s = self._symbol(symbol)
         if s is None:
             return None
         price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
@@ -215,10 +273,7 @@ class FastIntents:
         notes: tuple[str, ...] = ()
         if rounded:  # (the note shows the size's own digits: made each time, not remembered by value)
             notes = (f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)",)
-        request = new_market_request(ids.client_id(intent.intent_id, ids.CLOSE), intent.intent_id, intent.strategy_id,
-                                     symbol, _SELL if pos > ZERO else _BUY, _MARKET, qty, None, None, True, notes,
-                                     checked, now, now)  # fmt: skip
-        return [request], None
+        return ids.client_id(intent.intent_id, ids.CLOSE), _SELL if pos > ZERO else _BUY, qty, True, notes, checked
 
     def _close_of(self, s: _Symbol, size: Decimal) -> _Close:
         """What a close of a position of ``size`` sends: (quantity or None for a split, whether
@@ -236,4 +291,4 @@ class FastIntents:
         return made
 
 
-__all__ = ["FastIntents"]
+__all__ = ["FastIntents", "Plain", "request_of"]

@@ -14,6 +14,7 @@ import string
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _BAD = re.compile(r"[^.A-Z:/a-z0-9_-]")
 _ALLOWED = ".:/_-" + string.ascii_letters + string.digits  # the class in CLIENT_ID_RE
+_ALLOWED_SET = frozenset(_ALLOWED)
 
 ENTRY = "e"
 STOP = "sl"
@@ -25,10 +26,10 @@ BREACH = "xs"  # market close when a protective trigger is already crossed at th
 
 def client_id(intent_id: str, suffix: str, part: int = 0) -> str:
     """``{intent_id}-{suffix}`` (``-{suffix}{part}`` for the second and later chunks of a split order)."""
-    tail = f"-{suffix}{part + 1 if part else ''}"
-    cid = f"{intent_id}{tail}"
+    tail = "-" + suffix + str(part + 1) if part else "-" + suffix
+    cid = intent_id + tail
     # (every character in the class and 1-36 of them: what the pattern matches, checked without the regex engine)
-    if (len(cid) <= 36 and not cid.strip(_ALLOWED)) or CLIENT_ID_RE.match(cid):
+    if (len(cid) <= 36 and _ALLOWED_SET.issuperset(cid)) or CLIENT_ID_RE.match(cid):
         return cid
     digest = hashlib.blake2b(intent_id.encode(), digest_size=5).hexdigest()
     room = 36 - len(tail) - len(digest) - 1

@@ -54,7 +54,7 @@ from .commands import RiskCommands
 from .config import RiskConfig
 from .decision import IntentDecider
 from .exits import ExitsInFlight
-from .fast_path import FastIntents
+from .fast_path import FastIntents, Plain, request_of
 from .guards import Denial
 from .moves import target_intent
 from .protection import PendingEntry, ProtectiveOrders
@@ -97,6 +97,7 @@ class RiskManager:
         self._fast: FastIntents | None = None  # backtests only: see use_fast_path
         self._exits = ExitsInFlight(bus)
         self._send: Callable[[OrderRequest], None] = bus.publish  # how requests leave the gate (send_requests_with)
+        self._send_fields: Callable[[OrderIntent, Plain, int], None] | None = None  # and plain ones, as fields
         self._protection = ProtectiveOrders(bus, clock, account, rules, self._exits)
         self._equity = EquityWatch(account, config.guards, self._states)
         self._unanswered = UnansweredEntries(bus)
@@ -133,10 +134,13 @@ class RiskManager:
         if on and quiet and self._on_balance in self._bus.handlers(BalanceChanged):
             self._bus.unsubscribe(BalanceChanged, self._on_balance)
 
-    def send_requests_with(self, send: Callable[[OrderRequest], None] | None) -> None:
-        """Backtests: hand order requests to ``send`` instead of publishing them (None: publish again). ``send``
-        must deliver each to what the bus would (:mod:`kinetic_empire.backtest.direct`)."""
+    def send_requests_with(self, send: Callable[[OrderRequest], None] | None,
+                           fields: Callable[[OrderIntent, Plain, int], None] | None = None) -> None:
+        """Backtests: hand order requests to ``send`` instead of publishing them (None: publish again), and the fast
+        path's plain MARKET requests to ``fields`` as the intent and their fields (``request_of`` makes the request).
+        Both must deliver each to what the bus would (:mod:`kinetic_empire.backtest.direct`)."""
         self._send = send if send is not None else self._bus.publish
+        self._send_fields = fields if send is not None else None
 
     def moves_pending(self) -> bool:
         """True while a moved stop or take-profit waits for its ``OrderAccepted`` (the only accepted orders the
@@ -221,7 +225,11 @@ class RiskManager:
                 decision = cap if isinstance(cap, Denial) else self._decider.decide(intent, now, cap)
         if decision is None:
             fast = self._fast
-            decision = (fast.decide(intent, now) if fast is not None else None) or self._decider.decide(intent, now)
+            plain = fast.plain(intent) if fast is not None else None
+            if plain is not None:  # (fast.decide's one request, sent as its fields)
+                self._send_plain(intent, plain, now)
+                return
+            decision = self._decider.decide(intent, now)
         if isinstance(decision, Denial):
             self._bus.publish(
                 RiskDenied(
@@ -244,6 +252,17 @@ class RiskManager:
             if request.reduce_only:  # before publishing, as above; a flip's close counts too
                 exits.sent(request, self._account.position(request.symbol).quantity)
             send(request)
+
+    def _send_plain(self, intent: OrderIntent, plain: Plain, now: int) -> None:
+        """What :meth:`on_intent` does with a decision of one plain MARKET request (no entry awaiting protection):
+        an exit counted in flight, then the request sent, as fields where a backtest's direct delivery takes them."""
+        if plain[3]:  # reduce-only
+            self._exits.sent_market(intent.symbol, plain[0], plain[2], self._account.position(intent.symbol).quantity)
+        fields = self._send_fields
+        if fields is None:
+            self._send(request_of(intent, plain, now))
+        else:
+            fields(intent, plain, now)
 
     def on_protection_intent(self, intent: ProtectionIntent) -> None:
         """A moved stop or take-profit (see :mod:`.protection`), or one RiskDenied."""
@@ -284,8 +303,9 @@ class RiskManager:
         now = self._clock.now_ms()
         if not quantity:  # (flat: == 0)
             self._protection.cancel(symbol, now)
-        if self._exits.tracking:
-            self._exits.on_position(symbol, quantity)
+        exits = self._exits
+        if exits.tracking:
+            exits.on_position(symbol, quantity)
         if self._streak is not None:
             self._streak.on_position(symbol, quantity, now)
         self._observe(now)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kinetic_empire.backtest import Backtest, BacktestConfig
+from kinetic_empire.backtest import Backtest, BacktestConfig, direct
 from kinetic_empire.backtest.direct import DirectFeeds
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
@@ -35,6 +35,7 @@ from kinetic_empire.core.enums import (
     TradingState,
     WorkingType,
 )
+from kinetic_empire.core.errors import ExchangeError
 from kinetic_empire.core.event_factories import (
     new_balance_changed,
     new_order_accepted,
@@ -47,6 +48,7 @@ from kinetic_empire.core.events import (
     OrderAccepted,
     OrderFilled,
     OrderIntent,
+    OrderRejected,
     OrderRequest,
     PositionChanged,
 )
@@ -170,7 +172,7 @@ _FRAMES = {
 def _counted() -> Iterator[dict[str, int]]:
     """Counts of intents and fills each way took (the comparison means something only if both ran)."""
     counts = {"fast_intents": 0, "fast_fills": 0, "fast_accepts": 0, "direct_fills": 0, "direct_positions": 0}
-    decide, fill, accept = FastIntents.decide, fast_fill.fill_queued_market, fast_fill.accept_market
+    plain, fill, accept = FastIntents.plain, fast_fill.fill_queued_market, fast_fill.accept_market
     direct_fill, direct_position = DirectFeeds.filled, DirectFeeds.position
 
     def counting_direct_fill(*args: Any) -> bool:
@@ -183,8 +185,8 @@ def _counted() -> Iterator[dict[str, int]]:
         counts["direct_positions"] += done
         return done
 
-    def counting_decide(self: FastIntents, intent: OrderIntent, now: int) -> Any:
-        out = decide(self, intent, now)
+    def counting_plain(self: FastIntents, intent: OrderIntent) -> Any:
+        out = plain(self, intent)
         counts["fast_intents"] += out is not None
         return out
 
@@ -198,7 +200,7 @@ def _counted() -> Iterator[dict[str, int]]:
         return accept(*args)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(FastIntents, "decide", counting_decide)
+    mp.setattr(FastIntents, "plain", counting_plain)
     mp.setattr("kinetic_empire.exchange.matching.fill_queued_market", counting_fill)
     mp.setattr("kinetic_empire.exchange.broker.accept_market", counting_accept)
     mp.setattr(DirectFeeds, "filled", counting_direct_fill)
@@ -239,12 +241,18 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
         return getattr(feeds, ok) not in (False, None)
 
     request, accepted, balance = DirectFeeds.request, DirectFeeds.accepted, DirectFeeds.balance
+    request_fields = DirectFeeds.request_fields
     filled, position = DirectFeeds.filled, DirectFeeds.position
 
     def direct_request(self: DirectFeeds, r: OrderRequest) -> None:
         if goes_direct(self, "_request_ok"):
             events.append(repr(r))
         request(self, r)
+
+    def direct_request_fields(self: DirectFeeds, intent: OrderIntent, plain: Any, now: int) -> None:
+        if goes_direct(self, "_request_ok") and plain[5]:  # (unchecked: handed to request, recorded there)
+            events.append(repr(fast_path.request_of(intent, plain, now)))
+        request_fields(self, intent, plain, now)
 
     def direct_accepted(self: DirectFeeds, cid: str, oid: int, sym: str, side: Side, qty: D, ro: bool, ts: int) -> bool:
         if goes_direct(self, "_accepted_ok"):
@@ -278,6 +286,7 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
     mp.setattr(EventBus, "publish", recording)
     mp.setattr(Backtest, "fused_orders", fused)
     mp.setattr(DirectFeeds, "request", direct_request)
+    mp.setattr(DirectFeeds, "request_fields", direct_request_fields)
     mp.setattr(DirectFeeds, "accepted", direct_accepted)
     mp.setattr(DirectFeeds, "balance", direct_balance)
     mp.setattr(DirectFeeds, "filled", direct_filled)
@@ -404,8 +413,8 @@ def _wallet_without_history(self: Portfolio, wallet: D, ts: int) -> None:
     self._wallet = wallet  # the change point not recorded
 
 
-def _swapped_position(self: StrategyRunner, quantity: D, size: float, entry: float) -> None:
-    _POSITION_OF_SYMBOL(self, quantity, entry, size)  # the size and the entry price swapped
+def _swapped_position(size: float, entry: float) -> Any:
+    return _POSITION(entry, size)  # the size and the entry price swapped
 
 
 def _fee_not_totalled(self: Portfolio, cid: str, symbol: str, side: Side, qty: D, price: D, fee: D, pnl: D,
@@ -415,12 +424,12 @@ def _fee_not_totalled(self: Portfolio, cid: str, symbol: str, side: Side, qty: D
     self.fees_total = total
 
 
-_POSITION_OF_SYMBOL = StrategyRunner.position_of_symbol
+_POSITION = direct._position
 _MARKET_FILLED = Portfolio.market_filled
 
 PLANTED = {
     "fee rounding to 7 places": (fast_fill, "_FEE_Q", D("0.0000001")),
-    "direct position with size and entry swapped": (StrategyRunner, "position_of_symbol", _swapped_position),
+    "direct position with size and entry swapped": (direct, "_position", _swapped_position),
     "direct fill not handed to its strategy's on_fill": (StrategyRunner, "hears_fills", lambda self: False),
     "direct fill's fee not totalled": (Portfolio, "market_filled", _fee_not_totalled),
     "direct position not seen by the risk gate": (RiskManager, "position_changed", lambda self, s, q: None),
@@ -486,6 +495,45 @@ def test_the_fast_decision_answers_as_the_general_one(sizing: dict[str, Any]) ->
     assert answered > 20 and passed > 20, (answered, passed)
 
 
+def _around(x: float) -> list[D]:
+    """Quantities on both sides of ``x``, near and far, on the lot grid and off it."""
+    factors = (0.3, 0.51, 0.9, 0.99, 0.999, 1.0, 1.001, 1.01, 1.1, 1.9, 3.1)
+    near = [D(repr(x * f)).quantize(D("0.0001")) for f in factors]
+    return [*near, near[5] + D("0.05"), near[5] - D("0.05")]  # (half a lot off the limit)
+
+
+@pytest.mark.parametrize("lots", [{}, {"market_min_qty": D("1.5"), "market_max_qty": D("40000")}],
+                         ids=["FILUSDT", "min above the step"])
+@pytest.mark.parametrize("wallet", [D(150), D(10_000), D(10) ** 9])
+def test_the_fast_decision_answers_as_the_general_one_at_every_limit(wallet: D, lots: dict[str, D]) -> None:
+    """Entries sized on both sides of each limit the short way checks itself (the min notional, the margin the
+    wallet allows, the bracket's cap, the max and min quantity, the lot step): wherever it answers, it answers as
+    the general decision, and it answers on both sides of the limits it does not hand back."""
+    import dataclasses
+
+    account = FakeAccount(wallet)
+    h = Harness({"default_leverage": 3}, account=account,
+                rules={**all_rules(), "FILUSDT": dataclasses.replace(all_rules()["FILUSDT"], **lots)})
+    fast = FastIntents(h.rm._decider, account, h.rules, h.brackets, h.rm.config, h.rm._states)
+    rules = h.rules["FILUSDT"]
+    cap, rate = h.rm._decider._per_leverage("FILUSDT", h.brackets["FILUSDT"], 3)
+    answered = passed = 0
+    for price in (5.123, 0.517, 40.0):
+        usable = float(wallet) * 0.99
+        limits = (float(rules.min_notional) / price, usable / (price * float(rate)), float(cap) / price,
+                  float(rules.market_max_qty), float(rules.market_min_qty))
+        for i, qty in enumerate(q for limit in limits for q in _around(limit)):
+            intent = OrderIntent(intent_id=f"i-{i}", strategy_id="s1", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
+                                 quantity=qty, reference_price=price, ts_event=1, ts_init=1)
+            quick = fast.decide(intent, 7)
+            if quick is None:
+                passed += 1
+            else:
+                answered += 1
+                assert quick == h.rm._decider.decide(intent, 7), intent
+    assert answered > 20 and passed > 20, (answered, passed)
+
+
 # ----------------------------------------------------------------------- the exchange, request by request
 
 
@@ -503,17 +551,23 @@ def _exchange_run(fused: bool, config: ExchangeConfig, margin: MarginType) -> tu
     SimulatedBroker(bus, ex, clock, [("FILUSDT", "1m")])
     seq = itertools.count()
 
+    def levels() -> None:  # the liquidation solve's results (the fused fill solves one book's inline)
+        events.append(repr([(b.pos.liq_f, b.watch_low, b.watch_high) for b in ex._books.values()]
+                           + [ex._cross_positions]))  # fmt: skip
+
     def request(side: Side, qty: str, reduce_only: bool = False, cid: str | None = None, **kw: Any) -> None:
         bus.publish(OrderRequest(client_order_id=cid or f"c{next(seq)}", intent_id="i", strategy_id="s",
                                  symbol="FILUSDT", side=side, order_type=kw.pop("order_type", OrderType.MARKET),
                                  quantity=D(qty), reduce_only=reduce_only, rules_checked=True,
                                  ts_event=clock.now_ms(), ts_init=clock.now_ms(), **kw))  # fmt: skip
+        levels()
 
     def kline(i: int, o: float, h: float, lo: float, c: float) -> None:
         clock.advance_to(START + i * MINUTE)
         bus.publish(KlineClosed(symbol="FILUSDT", timeframe="1m", open_time=START + i * MINUTE, open=o, high=h, low=lo,
                                 close=c, volume=1.0, ts_event=START + (i + 1) * MINUTE - 1, ts_init=clock.now_ms()),
                     ("FILUSDT", "1m"))  # fmt: skip
+        levels()
 
     kline(0, 5.0, 5.01, 4.99, 5.0)
     request(Side.SELL, "10", reduce_only=True)  # nothing to reduce: -2022
@@ -614,7 +668,7 @@ def _boom(*_args: Any) -> None:
     raise ValueError("boom")
 
 
-@pytest.mark.parametrize("reader", ["portfolio", "risk gate", "strategy"])
+@pytest.mark.parametrize("reader", ["portfolio", "risk gate", "risk gate's position", "strategy"])
 def test_a_reader_failing_on_a_fill_stops_the_run_as_the_bus_would(reader: str) -> None:
     """Handed over directly, a fill whose reader fails stops the run with the error the bus raises (the handler's
     name and the event), or the strategy's own error."""
@@ -625,6 +679,9 @@ def test_a_reader_failing_on_a_fill_stops_the_run_as_the_bus_would(reader: str) 
             if reader == "portfolio":
                 mp.setattr(Portfolio, "_on_position", _boom)
                 mp.setattr(Portfolio, "position_changed", _boom)
+            elif reader == "risk gate's position":
+                mp.setattr(RiskManager, "_on_position", _boom)
+                mp.setattr(RiskManager, "position_changed", _boom)
             elif reader == "risk gate":
                 mp.setattr(RiskManager, "_on_filled", _boom)
                 mp.setattr(RiskManager, "fills_need_events", lambda self: True)  # (the bus's handler is then called)
@@ -637,8 +694,70 @@ def test_a_reader_failing_on_a_fill_stops_the_run_as_the_bus_would(reader: str) 
     assert "boom" in errors[0][1] and ("Filled" in errors[0][1] or "PositionChanged" in errors[0][1]), errors[0]
 
 
-OVERRIDABLE = [(Portfolio, "_on_accepted"), (Portfolio, "_on_filled"), (Portfolio, "_on_position"),
-               (Portfolio, "_on_balance"), (RiskManager, "_on_position")]
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_request_the_rules_did_not_pass_is_sent_the_general_way(checked: bool) -> None:
+    """The direct delivery hands the exchange's fused acceptance only requests the gate checked against the rules;
+    an unchecked one (a close whose size fails ``check_market_order``) goes through ``submit``, which checks it: here
+    a quantity off the lot step is accepted only when stamped as checked."""
+    bus = EventBus()
+    clock = ReplayClock(START)
+    rejected: list[Any] = []
+    bus.subscribe(OrderRejected, rejected.append)  # (a reader of requests or acceptances would have them published)
+    ex = SimulatedExchange(all_rules(), all_brackets(), clock=clock, emit=bus.publish, symbols=["FILUSDT"])
+    ex.use_fused_orders()
+    portfolio = Portfolio(bus, D(10_000))
+    risk = RiskManager(bus, clock, portfolio, all_rules(), all_brackets(), RiskConfig.from_mapping({}),
+                       fee_rate_taker=D("0.0004"), fee_rate_maker=D("0.0002"))  # fmt: skip
+    risk.use_fast_path()
+    DirectFeeds(bus, portfolio, risk, SimulatedBroker(bus, ex, clock, [("FILUSDT", "1m")])).attach(ex)
+    intent = OrderIntent(intent_id="i-1", strategy_id="s1", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
+                         reference_price=5.0, ts_event=START, ts_init=START)
+    risk._send_plain(intent, ("i-1-e", Side.BUY, D("10.05"), False, (), checked), START)
+    assert [o.client_order_id for o in ex._orders.values()] == (["i-1-e"] if checked else [])
+    assert [(r.client_order_id, r.code) for r in rejected] == ([] if checked else [("i-1-e", -1111)])
+    assert [r.status for r in portfolio.orders] == ["NEW" if checked else "REJECTED"]
+
+
+@pytest.mark.parametrize("leverage", [1, 3, 20])
+@pytest.mark.parametrize("held", [None, "30", "-30"])
+def test_the_fused_margin_check_answers_as_the_general_one_at_its_limit(leverage: int, held: str | None) -> None:
+    """Entries sized on both sides of what the wallet allows (the margin with and without the fee, and the
+    bracket's cap), from flat and onto a position: the fused acceptance accepts or refuses each as ``submit``."""
+    answers: dict[bool, list[Any]] = {}
+    price = 5.123
+    room = 1000 * leverage / price  # the quantity the wallet's margin covers, before the fee
+    sizes = [D(repr(room * f)).quantize(D("0.1")) for f in (0.5, 0.99, 0.9993, 0.9995, 0.9997, 1.0, 1.0004, 1.01)]
+    sizes += [D(10) ** 7, D("1E+6")]
+    for fused in (False, True):
+        out = answers[fused] = []
+        for qty in sizes:
+            clock = ReplayClock(START)
+            ex = SimulatedExchange(all_rules(), all_brackets(), clock=clock, emit=lambda e: None, symbols=["FILUSDT"],
+                                   config=ExchangeConfig(initial_balance=D(1000)))  # fmt: skip
+            ex.set_leverage("FILUSDT", leverage)
+            ex.use_fused_orders()
+            ex.on_bar("FILUSDT", START, price, price, price, price)
+            if held is not None:
+                ex.submit(symbol="FILUSDT", side=Side.BUY if held[0] != "-" else Side.SELL,
+                          order_type=OrderType.MARKET, quantity=abs(D(held)))  # fmt: skip
+                ex.on_bar("FILUSDT", START + MINUTE, price, price, price, price)
+            try:
+                if fused:
+                    order = fast_fill.accept_market(ex, ex._fused, "FILUSDT", Side.BUY, qty, False, "c")  # type: ignore[arg-type]
+                else:
+                    order = ex.submit(symbol="FILUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=qty,
+                                      client_order_id="c", rules_checked=True)  # fmt: skip
+                out.append(("accepted", qty, order.quantity))
+            except ExchangeError as exc:
+                out.append((exc.code, qty))
+    assert answers[True] == answers[False]
+    codes = {a[0] for a in answers[False]}
+    assert "accepted" in codes and -2019 in codes, codes  # both sides of the limit
+
+
+OVERRIDABLE = [(Portfolio, "_on_request"), (SimulatedBroker, "on_request"), (Portfolio, "_on_accepted"),
+               (Portfolio, "_on_filled"), (Portfolio, "_on_position"), (Portfolio, "_on_balance"),
+               (RiskManager, "_on_position")]
 
 
 @pytest.mark.parametrize("owner, name", OVERRIDABLE, ids=[f"{o.__name__}.{n}" for o, n in OVERRIDABLE])

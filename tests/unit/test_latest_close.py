@@ -100,3 +100,10 @@ def test_the_one_pass_available_balance_is_the_plain_sum_to_the_digit(seed: int,
     assert checked > 50
 
 
+
+
+@pytest.mark.parametrize("wallet", ["1E+6", "1000", "123456.78901234", "-0", "0E-8"])
+def test_the_available_balance_of_no_positions_is_the_plain_sum_to_the_digit(wallet: str) -> None:
+    """Flat (the risk gate asks on every entry from flat): the sums of no positions, to the digit and exponent."""
+    p = Portfolio(EventBus(), Decimal(wallet))
+    assert p.available_balance().as_tuple() == _plain_available(p).as_tuple()

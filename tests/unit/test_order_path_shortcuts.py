@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import string
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_client_ids_are_the_ones_the_pattern_gives() -> None:
 
 def test_a_planted_bug_in_the_client_id_check_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """A character the pattern refuses let through by the shortcut: ids with it would be sent as they are."""
-    monkeypatch.setattr(ids, "_ALLOWED", ids._ALLOWED + " ")
+    monkeypatch.setattr(ids, "_ALLOWED_SET", frozenset(ids._ALLOWED + " "))
     with pytest.raises(AssertionError):
         test_client_ids_are_the_ones_the_pattern_gives()
 
@@ -70,3 +71,84 @@ def test_the_fused_fill_floats_are_float() -> None:
     for d in values * 2:  # the second time from the memo
         got, want = memo.float(d), float(d)
         assert got == want and math.copysign(1.0, got) == math.copysign(1.0, want) and type(got) is float, d
+
+
+def _record_as_it_was(t: Any, exit_time: int, exit_reason: str, exit_tag: str = "") -> Any:
+    """``OpenTrade.record`` as it was: the frozen dataclass's own constructor."""
+    from decimal import Decimal
+
+    from kinetic_empire.core.enums import PositionSide
+    from kinetic_empire.portfolio.records import TradeRecord, tidy
+
+    zero = Decimal(0)
+    entry = t.open_notional / t.opened_qty if t.opened_qty else zero
+    exit_price = t.close_notional / t.closed_qty if t.closed_qty else zero
+    net = t.gross - t.fees + t.funding
+    ret = net / t.open_notional * 100 if t.open_notional else zero
+    return TradeRecord(trade_id=t.trade_id, strategy_id=t.strategy_id, symbol=t.symbol,
+                       side=PositionSide.LONG if t.long else PositionSide.SHORT, quantity=t.max_abs,
+                       entry_time=t.entry_time, entry_price=tidy(entry), exit_time=exit_time,
+                       exit_price=tidy(exit_price), gross_pnl=t.gross, fees=t.fees, funding=t.funding, net_pnl=net,
+                       return_pct=tidy(ret), exit_reason=exit_reason, duration_ms=exit_time - t.entry_time,
+                       entry_tag=t.entry_tag, exit_tag=exit_tag)  # fmt: skip
+
+
+def test_trade_records_are_the_ones_the_constructor_makes() -> None:
+    """``OpenTrade.record`` fills a TradeRecord field by field: equal, field for field and type for type, to the
+    constructor's, and as frozen."""
+    import dataclasses
+    from decimal import Decimal
+
+    from kinetic_empire.portfolio.records import TradeRecord
+    from kinetic_empire.portfolio.trades import OpenTrade
+
+    rng = random.Random(5)
+    for i in range(200):
+        long = rng.random() < 0.5
+        t = OpenTrade(i, "FILUSDT", f"s{i % 3}", 1000 + i, long, rng.choice(["", "tag"]))
+        for _ in range(rng.randint(1, 3)):
+            t.grow(Decimal(rng.randint(1, 500)).scaleb(-rng.randint(0, 3)) * (1 if long else -1),
+                   Decimal(repr(round(rng.uniform(0.1, 50_000), 3))), Decimal(rng.randint(0, 99)).scaleb(-4))
+        t.funding = Decimal(rng.randint(-50, 50)).scaleb(-5)
+        if rng.random() < 0.8:
+            t.shrink(abs(t.qty), Decimal(repr(round(rng.uniform(0.1, 50_000), 3))),
+                     Decimal(rng.randint(-9999, 9999)).scaleb(-4), Decimal(rng.randint(0, 99)).scaleb(-4))
+        made, want = t.record(9_000 + i, "signal", exit_tag="x"), _record_as_it_was(t, 9_000 + i, "signal", "x")
+        assert type(made) is TradeRecord and made == want and repr(made) == repr(want)
+        for f in dataclasses.fields(TradeRecord):
+            assert type(getattr(made, f.name)) is type(getattr(want, f.name)), f.name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.fees = Decimal(0)  # type: ignore[misc]
+
+
+def _tidy_as_it_was(value: Any) -> Any:
+    from decimal import Decimal
+
+    if not value:
+        return Decimal(0)
+    out = value.quantize(Decimal("1e-10")).normalize()
+    exponent = out.as_tuple().exponent
+    return out.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else out
+
+
+def test_tidy_gives_the_digits_it_gave() -> None:
+    """``records.tidy`` decides "a whole number" without ``as_tuple``: the same digits and exponent for averages,
+    ratios, whole numbers with trailing zeros, negatives, tiny and huge values and NaN."""
+    from decimal import Decimal
+
+    from kinetic_empire.portfolio.records import tidy
+
+    rng = random.Random(11)
+    values = [Decimal(x) for x in ("4E+4", "40000", "-4E+4", "1", "10", "0.5", "-0.0000000001", "1E-11", "123.4500",
+                                   "1E+17", "99999999999999999.99999999999", "NaN", "-0", "0E+5", "7.000")]
+    values += [Decimal(rng.randint(-10**12, 10**12)).scaleb(rng.randint(-20, 8)) for _ in range(3000)]
+    values += [Decimal(rng.randint(1, 10**6)) / Decimal(rng.randint(1, 999)) for _ in range(1000)]
+    def outcome(f: Any, v: Any) -> str:
+        try:
+            return repr(f(v))
+        except ArithmeticError as exc:  # (more than 28 digits at 10 places: both refuse it)
+            return type(exc).__name__
+
+    for v in values:
+        assert outcome(tidy, v) == outcome(_tidy_as_it_was, v), v
+    assert sum(outcome(tidy, v).startswith("Decimal") for v in values) > 3000
