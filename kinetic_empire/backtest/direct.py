@@ -29,10 +29,11 @@ from typing import Any
 
 from ..core.bus import EventBus
 from ..core.enums import OrderStatus, OrderType, Side
-from ..core.errors import HandlerError, StrategyError
+from ..core.errors import ExchangeError, HandlerError, StrategyError
 from ..core.event_factories import new_order_accepted, new_order_filled, new_position_changed
 from ..core.events import BalanceChanged, OrderAccepted, OrderFilled, OrderIntent, OrderRequest, PositionChanged
 from ..exchange.book import BookPosition
+from ..exchange import broker as _broker
 from ..exchange.broker import SimulatedBroker
 from ..exchange.orders import SimOrder
 from ..exchange.simulated import SimulatedExchange
@@ -52,6 +53,7 @@ _Runners = dict[str, tuple[StrategyRunner, ...]]
 _OWN_PORTFOLIO = {name: getattr(Portfolio, name) for name in ("_on_request", "_on_accepted", "_on_filled",
                                                               "_on_position", "_on_balance")}  # fmt: skip
 _OWN_BROKER_REQUEST = SimulatedBroker.on_request
+_OWN_MARKET_REQUEST = SimulatedBroker.market_request
 _OWN_RISK_POSITION = RiskManager._on_position
 _OWN_EXITS_FILL = ExitsInFlight.on_fill
 
@@ -120,8 +122,10 @@ class DirectFeeds:
         "_bus",
         "_changes",
         "_exits",
+        "_exchange",
         "_exits_hear",
         "_fields_ok",
+        "_fused",
         "_fill_runners",
         "_portfolio",
         "_position_runners",
@@ -146,6 +150,8 @@ class DirectFeeds:
                         (portfolio._on_balance,))  # fmt: skip
         self._request_ok = self._fields_ok = self._accepted_ok = self._balance_ok = self._exits_hear = False
         self._fill_runners: _Runners | None = None  # None: publish fills
+        self._exchange: Any = None  # the exchange and its fused path's state (attach)
+        self._fused: Any = None
         self._position_runners: _Runners | None = None  # None: publish position changes
 
     def attach(self, exchange: SimulatedExchange) -> None:
@@ -154,6 +160,9 @@ class DirectFeeds:
         if fused is None:
             raise ValueError("DirectFeeds needs the exchange's fused order path (use_fused_orders)")
         self._risk.send_requests_with(self.request, self.request_fields)
+        self._risk.share_prices(fused.prices)  # (the reference closes the gate converts are mostly the next opens)
+        self._exchange = exchange
+        self._fused = fused
         fused.accepted = self.accepted
         usdt = self._portfolio.asset == "USDT"  # (fills and balances are in USDT: the portfolio books its asset's)
         fused.balance = self.balance if usdt else None
@@ -168,8 +177,9 @@ class DirectFeeds:
         plain = bus.stops_on_error  # (a bus that goes on after a failing handler: always publish)
         own = {name: _own(portfolio, name, f) for name, f in _OWN_PORTFOLIO.items()}
         self._request_ok = plain and bus.handlers(OrderRequest) == request
-        self._fields_ok = self._request_ok and own["_on_request"] \
-            and _own(self._broker, "on_request", _OWN_BROKER_REQUEST)  # (request_fields copies both)
+        self._fields_ok = self._request_ok and own["_on_request"] and _own(self._broker, "on_request",
+            _OWN_BROKER_REQUEST) and _own(self._broker, "market_request", _OWN_MARKET_REQUEST)  # (request_fields
+        # copies the portfolio's handler and the broker's, and calls what market_request calls)
         self._accepted_ok = plain and own["_on_accepted"] and bus.handlers(OrderAccepted) == accepted
         self._balance_ok = plain and own["_on_balance"] and bus.handlers(BalanceChanged) == balance
         self._fill_runners = self._position_runners = None
@@ -208,7 +218,10 @@ class DirectFeeds:
             self.request(request_of(intent, plain, now))
             return
         self._portfolio.market_requested(cid, intent.intent_id, intent.strategy_id, side, qty)
-        self._broker.market_request(intent.symbol, side, qty, reduce_only, cid)
+        try:  # (the broker's market_request, written out)
+            _broker.accept_market(self._exchange, self._fused, intent.symbol, side, qty, reduce_only, cid)
+        except ExchangeError as exc:
+            self._broker._refused(exc, cid, intent.symbol)
 
     def accepted(self, cid: str, order_id: int, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
                  ts: int) -> bool:

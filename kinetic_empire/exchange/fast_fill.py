@@ -195,7 +195,7 @@ class FusedState:
         return found
 
     def _compute(self, book: Book, buy: bool, at: float) -> Decimal:
-        price = dec(at)
+        price = self._decs.get(at) or self.dec(at)  # (dec(at); a zero is not kept: converted again, the same)
         rules = book.rules
         slip = self._slip
         if slip:
@@ -215,15 +215,23 @@ class FusedState:
         return rules.round_price_nearest(price)
 
     def dec(self, x: float) -> Decimal:
-        """``book.dec(x)``."""
+        """``book.dec(x)``. Only finite, non-zero ones are kept: the table may be shared with the risk gate's fast
+        path (``FastIntents.share_prices``), which converts floats the same way and keeps only finite ones."""
         if not x:
             return dec(x)
         found = self._decs.get(x)
         if found is None:
-            if len(self._decs) >= _MEMO_LIMIT:
-                self._decs.clear()
-            found = self._decs[x] = dec(x)
+            found = dec(x)
+            if found.is_finite():
+                if len(self._decs) >= _MEMO_LIMIT:
+                    self._decs.clear()
+                self._decs[x] = found
         return found
+
+    @property
+    def prices(self) -> dict[float, Decimal]:
+        """The table of float prices' Decimals (``dec``), to share with the risk gate's fast path."""
+        return self._decs
 
     def float(self, d: Decimal) -> float:
         """``float(d)``."""
@@ -305,9 +313,9 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         book.next_funding = NEVER
     pos.qty = new
     floats = memo._floats  # memo.float, inlined for the values seen before (nonzero: 0 and -0 differ)
-    pos.qty_f = (new and floats.get(new)) or memo.float(new)
+    pos.qty_f = (floats.get(new) or memo.float(new)) if new else (-0.0 if new.is_signed() else 0.0)
     entry = pos.entry
-    pos.entry_f = (entry and floats.get(entry)) or memo.float(entry)
+    pos.entry_f = (floats.get(entry) or memo.float(entry)) if entry else (-0.0 if entry.is_signed() else 0.0)
     config = ex.config
     notional = price * qty
     commission = (notional * config.taker_fee).quantize(_FEE_Q)

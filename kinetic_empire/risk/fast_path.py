@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import cast
 
 from ..core.account import AccountView
 from ..core.enums import IntentAction, OrderType, Side, TradingState
@@ -115,16 +114,25 @@ class FastIntents:
         self._usable_pct = _HUNDRED - config.margin_buffer_pct
         self._symbols: dict[str, _Symbol | None] = {}
         self._sizings: dict[str, SizingConfig] = {}  # a strategy's sizing (the config does not change during a run)
-        self._prices: dict[float, Decimal | None] = {}  # a reference price's Decimal (_dec), per float
+        self._prices: dict[float, Decimal] = {}  # a reference price's finite Decimal (_dec), per float
 
     def _price(self, value: float) -> Decimal | None:
-        """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step."""
-        found = self._prices.get(value, _UNSEEN)
-        if found is _UNSEEN:
-            if len(self._prices) >= 1 << 16:
-                self._prices.clear()
-            found = self._prices[value] = _dec(value)
-        return found  # type: ignore[return-value]
+        """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step. Only
+        finite answers are kept (None, for a value with no finite Decimal, is worked out again)."""
+        found = self._prices.get(value)
+        if found is None:
+            found = _dec(value)
+            if found is not None:
+                if len(self._prices) >= 1 << 16:
+                    self._prices.clear()
+                self._prices[value] = found
+        return found
+
+    def share_prices(self, table: dict[float, Decimal]) -> None:
+        """Keep the reference prices' Decimals in ``table``, shared with another reader that converts the same
+        floats the same way (``Decimal(repr(x))``: a float's ``str`` is its ``repr``) and keeps only finite ones:
+        the simulated exchange's fill prices (a next open is the signal kline's close in most klines)."""
+        self._prices = table
 
     def _symbol(self, symbol: str) -> _Symbol | None:
         known = self._symbols.get(symbol, False)
@@ -176,7 +184,7 @@ class FastIntents:
             at = self._at(s, ref)
         if at is None:
             return None
-        price, priced_margin, cap_qty = cast(tuple[Decimal, Decimal, Decimal], at)
+        price, priced_margin, cap_qty = at  # type: ignore[misc]
         account = self._account
         pos = account.position(symbol)
         if pos.quantity != ZERO:  # adding or flipping: the general way
