@@ -160,10 +160,10 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
 
 class FusedState:
     """What the short ways remember: pure functions of values a run meets again and again (fill prices per
-    open, a float price's Decimal, a Decimal's float, a symbol's bracket cap per leverage), so each is
+    open, a float price's Decimal, a symbol's bracket cap per leverage), so each is
     computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
 
-    __slots__ = ("_caps", "_decs", "_floats", "_grids", "_prices", "_slip", "accepted", "balance", "filled", "position")
+    __slots__ = ("_caps", "_decs", "_grids", "_prices", "_slip", "accepted", "balance", "filled", "position")
 
     def __init__(self, slip: Decimal) -> None:
         self._slip = slip
@@ -179,7 +179,6 @@ class FusedState:
         """Likewise for its ``PositionChanged`` (the book's position as it is when the event is due)."""
         self._prices: dict[tuple[str, bool, float], Decimal] = {}
         self._decs: dict[float, Decimal] = {}
-        self._floats: dict[Decimal, float] = {}
         self._caps: dict[tuple[str, int], Decimal] = {}
 
     def taker_price(self, book: Book, buy: bool, at: float) -> Decimal:
@@ -234,15 +233,11 @@ class FusedState:
         return self._decs
 
     def float(self, d: Decimal) -> float:
-        """``float(d)``."""
-        if not d:  # (0 and -0 are one key but two floats; float() would go through the zero's string)
+        """``float(d)``, zeros without their string. Not remembered: a Decimal made by the fill is new, and hashing
+        it to look it up costs about twice what ``float`` does."""
+        if not d:
             return -0.0 if d.is_signed() else 0.0
-        found = self._floats.get(d)
-        if found is None:
-            if len(self._floats) >= _MEMO_LIMIT:
-                self._floats.clear()
-            found = self._floats[d] = float(d)
-        return found
+        return float(d)
 
     def cap(self, book: Book, leverage: int) -> Decimal:
         """``book.brackets.max_notional(leverage)`` (a book with brackets)."""
@@ -312,10 +307,10 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     elif new == ZERO:
         book.next_funding = NEVER
     pos.qty = new
-    floats = memo._floats  # memo.float, inlined for the values seen before (nonzero: 0 and -0 differ)
-    pos.qty_f = (floats.get(new) or memo.float(new)) if new else (-0.0 if new.is_signed() else 0.0)
+    # (memo.float, inlined; not remembered by value: hashing a new Decimal costs twice its float())
+    pos.qty_f = float(new) if new else (-0.0 if new.is_signed() else 0.0)
     entry = pos.entry
-    pos.entry_f = (floats.get(entry) or memo.float(entry)) if entry else (-0.0 if entry.is_signed() else 0.0)
+    pos.entry_f = float(entry) if entry else (-0.0 if entry.is_signed() else 0.0)
     config = ex.config
     notional = price * qty
     commission = (notional * config.taker_fee).quantize(_FEE_Q)

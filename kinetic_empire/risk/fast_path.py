@@ -66,8 +66,8 @@ def request_of(intent: OrderIntent, plain: Plain, now: int) -> OrderRequest:
 class _Symbol:
     """What the decision reads per symbol and what cannot change during a run, looked up once."""
 
-    __slots__ = ("cap_left", "cap_open", "closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
-                 "min_qty", "prices", "rules", "sizes", "trading")  # fmt: skip
+    __slots__ = ("cap_left", "cap_open", "closes", "has_min_notional", "last_close", "last_size", "lev", "margin_rate",
+                 "max_qty", "min_notional", "min_qty", "prices", "rules", "sizes", "trading")  # fmt: skip
 
     def __init__(self, rules: SymbolRules, lev: int, cap_notional: Decimal, margin_rate: Decimal) -> None:
         self.rules = rules
@@ -83,6 +83,10 @@ class _Symbol:
         self.trading = rules.status == "TRADING" and rules.market_step_size > 0
         self.closes: dict[Decimal, _Close] = {}  # position size -> what its close sends (FastIntents._close_of)
         self.sizes: dict[Decimal, _Size] = {}  # an entry's quantity -> its rounding and checks (FastIntents._size_of)
+        # the last of each looked up, compared by value first: a position's size is a new Decimal at every close,
+        # and hashing one costs more than comparing it (the same entry the dict gives: its keys are values too)
+        self.last_size: tuple[Decimal, _Size] | None = None
+        self.last_close: tuple[Decimal, _Close] | None = None
         self.prices: dict[float, _At] = {}  # a reference price -> its Decimal and products (FastIntents._at)
 
 
@@ -210,9 +214,14 @@ class FastIntents:
         # the general way writes its note
         if qty > usable / priced_margin or qty > cap_qty:
             return None
-        size = s.sizes.get(qty)
-        if size is None:
-            size = self._size_of(s, qty)
+        last = s.last_size
+        if last is not None and last[0] == qty:
+            size = last[1]
+        else:
+            size = s.sizes.get(qty)
+            if size is None:
+                size = self._size_of(s, qty)
+            s.last_size = (qty, size)
         rounded, changed, passes = size
         if not passes:  # above the max quantity, rounded to nothing or below the min, or a symbol not trading
             return None
@@ -272,9 +281,14 @@ class FastIntents:
         if not pos:
             return None
         size = abs(pos)
-        known = s.closes.get(size)
-        if known is None:
-            known = self._close_of(s, size)
+        last = s.last_close
+        if last is not None and last[0] == size:
+            known = last[1]
+        else:
+            known = s.closes.get(size)
+            if known is None:
+                known = self._close_of(s, size)
+            s.last_close = (size, known)
         qty, checked, rounded = known
         if qty is None:  # split into several orders: the general way
             return None
