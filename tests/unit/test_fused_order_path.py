@@ -431,10 +431,31 @@ def _fee_not_totalled(self: Portfolio, cid: str, symbol: str, side: Side, qty: D
     self.fees_total = total
 
 
+def _untagged_intent(self: DirectFeeds, intent: Any) -> None:
+    """``DirectFeeds.intent`` without the portfolio's tag store (``Portfolio._on_intent``)."""
+    if self._changes[0] != self._seen:
+        self._look()
+    if not self._intent_ok or type(intent) is not OrderIntent:
+        self._publish(intent)
+        return
+    self._intents[1](intent)
+
+
+def _stale_close(self: FastIntents, intent: OrderIntent) -> Any:
+    """``FastIntents._close`` with its last-size cache never compared: the first close's answer for every size."""
+    s = self._symbols.get(intent.symbol)
+    if s is not None and s.last_close is not None:
+        s.last_close = (abs(self._account.position(intent.symbol).quantity), s.last_close[1])
+    return _CLOSE(self, intent)
+
+
 _POSITION = direct._position
+_CLOSE = FastIntents._close
 _MARKET_FILLED = Portfolio.market_filled
 
 PLANTED = {
+    "direct intent without its tag": (DirectFeeds, "intent", _untagged_intent),
+    "a close's size cache answering for another size": (FastIntents, "_close", _stale_close),
     "fee rounding to 7 places": (fast_fill, "_FEE_Q", D("0.0000001")),
     "direct position with size and entry swapped": (direct, "_position", _swapped_position),
     "direct fill not handed to its strategy's on_fill": (StrategyRunner, "hears_fills", lambda self: False),
