@@ -56,7 +56,7 @@ kinetic_empire.risk.exits ExitsInFlight sent_market
 kinetic_empire.backtest.direct DirectFeeds request_fields
 kinetic_empire.portfolio.direct_handlers DirectHandlers market_requested
 kinetic_empire.exchange.broker SimulatedBroker market_request
-kinetic_empire.exchange.matching Matching _fill_market_orders
+kinetic_empire.exchange.matching Matching _fill_market_general
 kinetic_empire.exchange.ledger Ledger _remove
 kinetic_empire.portfolio.trades TradeBook apply_fill
 kinetic_empire.exchange.broker SimulatedBroker on_request
