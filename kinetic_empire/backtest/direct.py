@@ -32,8 +32,8 @@ from ..core.enums import OrderStatus, OrderType, Side
 from ..core.errors import ExchangeError, HandlerError, StrategyError
 from ..core.event_factories import new_order_accepted, new_order_filled, new_position_changed
 from ..core.events import BalanceChanged, OrderAccepted, OrderFilled, OrderIntent, OrderRequest, PositionChanged
-from ..exchange.book import BookPosition
 from ..exchange import broker as _broker
+from ..exchange.book import BookPosition
 from ..exchange.broker import SimulatedBroker
 from ..exchange.orders import SimOrder
 from ..exchange.simulated import SimulatedExchange
@@ -121,15 +121,15 @@ class DirectFeeds:
         "_broker",
         "_bus",
         "_changes",
-        "_exits",
         "_exchange",
+        "_exits",
         "_exits_hear",
         "_fields_ok",
+        "_fill_runners",
         "_fused",
         "_intent_ok",
         "_intents",
         "_market_own",
-        "_fill_runners",
         "_portfolio",
         "_position_runners",
         "_publish",

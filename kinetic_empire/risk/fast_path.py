@@ -183,12 +183,11 @@ class FastIntents:
         if s is None or self._states.entry_denial(symbol) is not None:
             return None
         ref = intent.reference_price
-        at = s.prices.get(ref, _UNSEEN) if ref else _UNSEEN  # (0.0 and -0.0: one key, two Decimals)
-        if at is _UNSEEN:
-            at = self._at(s, ref)
+        found = s.prices.get(ref, _UNSEEN) if ref else _UNSEEN  # (0.0 and -0.0: one key, two Decimals)
+        at: _At = self._at(s, ref) if found is _UNSEEN else found  # type: ignore[assignment]
         if at is None:
             return None
-        price, priced_margin, cap_qty = at  # type: ignore[misc]
+        price, priced_margin, cap_qty = at
         account = self._account
         pos = account.position(symbol)
         if pos.quantity != ZERO:  # adding or flipping: the general way
@@ -218,9 +217,8 @@ class FastIntents:
         if last is not None and last[0] == qty:
             size = last[1]
         else:
-            size = s.sizes.get(qty)
-            if size is None:
-                size = self._size_of(s, qty)
+            known = s.sizes.get(qty)
+            size = self._size_of(s, qty) if known is None else known
             s.last_size = (qty, size)
         rounded, changed, passes = size
         if not passes:  # above the max quantity, rounded to nothing or below the min, or a symbol not trading
@@ -285,9 +283,8 @@ class FastIntents:
         if last is not None and last[0] == size:
             known = last[1]
         else:
-            known = s.closes.get(size)
-            if known is None:
-                known = self._close_of(s, size)
+            found = s.closes.get(size)
+            known = self._close_of(s, size) if found is None else found
             s.last_close = (size, known)
         qty, checked, rounded = known
         if qty is None:  # split into several orders: the general way
