@@ -325,16 +325,13 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     status = order.status = _FILLED if executed >= order.quantity else _PARTIAL
     trade_id = ex._next_trade_id
     ex._next_trade_id = trade_id + 1
-    # --- Ledger._record_trade, into the rows directly (the same tuples Rows.add appends)
+    # --- Ledger._record_trade: the trade row into the rows directly (the tuple Rows.add appends); its income rows
+    # are written from it when the income history is next touched (Rows._settle), in the same order
     symbol = book.symbol
-    ex.trades._rows.append((trade_id, order.order_id, symbol, order.side._value_, price, qty, notional, commission,
-                            realized, False, buy, ts))  # fmt: skip
-    info = str(trade_id)
-    rows = ex.income._rows
-    if realized:
-        rows.append((symbol, "REALIZED_PNL", realized, "USDT", ts, info, len(rows) + 1, info))
-    if commission:
-        rows.append((symbol, "COMMISSION", -commission, "USDT", ts, info, len(rows) + 1, info))
+    row = (trade_id, order.order_id, symbol, order.side._value_, price, qty, notional, commission, realized, False, buy,
+           ts)  # fmt: skip
+    ex.trades._rows.append(row)
+    ex.income._due.append(row)
     now = ex._clock.now_ms()
     emit = ex._emit
     filled = memo.filled

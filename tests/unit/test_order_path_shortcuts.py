@@ -152,3 +152,38 @@ def test_tidy_gives_the_digits_it_gave() -> None:
     for v in values:
         assert outcome(tidy, v) == outcome(_tidy_as_it_was, v), v
     assert sum(outcome(tidy, v).startswith("Decimal") for v in values) > 3000
+
+
+def test_income_rows_of_fused_fills_are_written_before_anything_else_touches_the_history() -> None:
+    """The fused fill leaves its income rows due (``Rows._due``, its trade row); every way of touching the income
+    history writes them first, in order, as ``Ledger._record_trade`` would have: then a row added after them comes
+    after them, numbered after them."""
+    from decimal import Decimal
+
+    from kinetic_empire.exchange.ledger import _INCOME_KEYS, Rows
+
+    def fill(trade_id: int, fee: str, pnl: str) -> tuple[Any, ...]:
+        return (trade_id, 7, "FILUSDT", "SELL", Decimal("5.1"), Decimal(100), Decimal(510), Decimal(fee), Decimal(pnl),
+                False, False, 1000 + trade_id)  # fmt: skip
+
+    def written(rows: Rows) -> list[tuple[Any, ...]]:
+        return [(r["incomeType"], r["income"], r["tranId"], r["tradeId"]) for r in rows]
+
+    want = [("COMMISSION", Decimal("-0.204"), 1, "1"), ("REALIZED_PNL", Decimal("3.5"), 2, "2"),
+            ("COMMISSION", Decimal("-0.204"), 3, "2"), ("FUNDING_FEE", Decimal("-1"), 4, "")]
+    touches = {
+        "add": lambda r: r.add("FILUSDT", "FUNDING_FEE", Decimal(-1), "USDT", 5, "", 4, ""),
+        "append": lambda r: r.append(dict(zip(_INCOME_KEYS, ("FILUSDT", "FUNDING_FEE", Decimal(-1), "USDT", 5, "", 4,
+                                                            ""), strict=True))),
+        "len": len, "iter": lambda r: next(iter(r)), "index": lambda r: r[0], "slice": lambda r: r[:],
+        "equal": lambda r: r == [],
+        "assign": lambda r: r.__setitem__(slice(9, 9), []),
+    }
+    for name, touch in touches.items():
+        rows = Rows(_INCOME_KEYS)
+        rows._due.extend([fill(1, "0.204", "0"), fill(2, "0.204", "3.5")])
+        touch(rows)
+        assert not rows._due, name
+        assert written(rows)[:3] == want[:3], name
+        if name in ("add", "append"):
+            assert written(rows) == want, name
