@@ -122,7 +122,10 @@ class FastIntents:
 
     def _price(self, value: float) -> Decimal | None:
         """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step. Only
-        finite answers are kept (None, for a value with no finite Decimal, is worked out again)."""
+        finite answers are kept (None, for a value with no finite Decimal, is worked out again), of floats only (the
+        table is keyed by value: an int's Decimal has other digits than the equal float's)."""
+        if type(value) is not float:
+            return _dec(value)
         found = self._prices.get(value)
         if found is None:
             found = _dec(value)

@@ -187,3 +187,21 @@ def test_income_rows_of_fused_fills_are_written_before_anything_else_touches_the
         assert written(rows)[:3] == want[:3], name
         if name in ("add", "append"):
             assert written(rows) == want, name
+
+
+def test_the_shared_price_table_gives_each_number_its_own_digits() -> None:
+    """The gate's fast path shares its reference prices' Decimals with the fused fill (keyed by value): a float gets
+    what the fill's conversion keeps for it, an int its own digits (``5``, not the equal float's ``5.0``), and a value
+    without a finite Decimal None, never kept."""
+    from decimal import Decimal
+
+    from kinetic_empire.exchange.fast_fill import FusedState
+    from kinetic_empire.risk.fast_path import FastIntents
+
+    memo = FusedState(Decimal(0))
+    fast = FastIntents.__new__(FastIntents)
+    fast.share_prices(memo.prices)
+    assert str(memo.dec(5.0)) == "5.0" and str(fast._price(5)) == "5"
+    assert str(fast._price(5.0)) == "5.0" and str(fast._price(0.1)) == "0.1" and str(memo.dec(0.1)) == "0.1"
+    assert fast._price(float("inf")) is None and str(memo.dec(float("inf"))) == "Infinity"
+    assert fast._price(float("inf")) is None and float("inf") not in memo.prices
