@@ -48,37 +48,41 @@ _ENTRY_POINTS = (("kinetic_empire.strategy.runner", "StrategyRunner", "_flush"),
                  ("kinetic_empire.exchange.matching", "Matching", "_process"))
 _STAGES = _ENTRY_POINTS + tuple(tuple(line.split()) for line in """
 kinetic_empire.strategy.runner StrategyRunner _collect
+kinetic_empire.backtest.direct DirectFeeds intent
 kinetic_empire.risk.manager RiskManager on_intent
+kinetic_empire.risk.manager RiskManager _decide
 kinetic_empire.risk.decision IntentDecider decide
 kinetic_empire.risk.fast_path FastIntents plain
-kinetic_empire.risk.manager RiskManager _send_plain
+kinetic_empire.risk.fast_path FastIntents _entry
+kinetic_empire.risk.fast_path FastIntents _close
 kinetic_empire.risk.exits ExitsInFlight sent_market
 kinetic_empire.backtest.direct DirectFeeds request_fields
-kinetic_empire.portfolio.direct_handlers DirectHandlers market_requested
-kinetic_empire.exchange.broker SimulatedBroker market_request
-kinetic_empire.exchange.matching Matching _fill_market_orders
-kinetic_empire.exchange.ledger Ledger _remove
-kinetic_empire.portfolio.trades TradeBook apply_fill
-kinetic_empire.exchange.broker SimulatedBroker on_request
-kinetic_empire.exchange.acceptance Acceptance submit
-kinetic_empire.exchange.margin Margin _check_margin
-kinetic_empire.exchange.ledger Ledger _fill
-kinetic_empire.exchange.ledger Ledger _record_trade
-kinetic_empire.exchange.ledger Ledger _after_position_change
-kinetic_empire.exchange.ledger Ledger _update_liquidation_prices
 kinetic_empire.backtest.direct DirectFeeds request
+kinetic_empire.portfolio.direct_handlers DirectHandlers market_requested
+kinetic_empire.exchange.broker - accept_market
+kinetic_empire.exchange.fast_fill - new_market_order
+kinetic_empire.exchange.fast_fill - _check_margin
 kinetic_empire.backtest.direct DirectFeeds accepted
-kinetic_empire.backtest.direct DirectFeeds balance
-kinetic_empire.backtest.direct DirectFeeds filled
-kinetic_empire.backtest.direct DirectFeeds position
 kinetic_empire.portfolio.direct_handlers DirectHandlers market_accepted
+kinetic_empire.exchange.matching - fill_queued_market
+kinetic_empire.exchange.matching Matching _fill_market_general
+kinetic_empire.exchange.fast_fill FusedState taker_price
+kinetic_empire.exchange.fast_fill - _alone
+kinetic_empire.backtest.direct DirectFeeds filled
 kinetic_empire.portfolio.direct_handlers DirectHandlers market_filled
-kinetic_empire.portfolio.direct_handlers DirectHandlers wallet_changed
+kinetic_empire.risk.exits ExitsInFlight filled
+kinetic_empire.backtest.direct DirectFeeds position
 kinetic_empire.portfolio.portfolio Portfolio position_changed
 kinetic_empire.risk.manager RiskManager position_changed
-kinetic_empire.risk.exits ExitsInFlight filled
-kinetic_empire.strategy.runner StrategyRunner fill_without_event
-kinetic_empire.strategy.runner StrategyRunner position_of_symbol
+kinetic_empire.backtest.direct DirectFeeds balance
+kinetic_empire.portfolio.direct_handlers DirectHandlers wallet_changed
+kinetic_empire.exchange.ledger Ledger _fill
+kinetic_empire.exchange.ledger Ledger _update_liquidation_prices
+""".strip().splitlines())
+_GENERAL_STAGES = tuple(tuple(line.split()) for line in """
+kinetic_empire.exchange.broker SimulatedBroker on_request
+kinetic_empire.exchange.acceptance Acceptance submit
+kinetic_empire.exchange.matching Matching _fill_market_orders
 kinetic_empire.portfolio.portfolio Portfolio _on_intent
 kinetic_empire.portfolio.portfolio Portfolio _on_request
 kinetic_empire.portfolio.portfolio Portfolio _on_accepted
@@ -87,11 +91,13 @@ kinetic_empire.portfolio.portfolio Portfolio _on_position
 kinetic_empire.portfolio.portfolio Portfolio _on_balance
 kinetic_empire.risk.manager RiskManager _on_filled
 kinetic_empire.risk.manager RiskManager _on_position
-kinetic_empire.risk.manager RiskManager _on_balance
-kinetic_empire.risk.protection ProtectiveOrders on_accepted
 kinetic_empire.strategy.runner StrategyRunner _on_fill
 kinetic_empire.strategy.runner StrategyRunner _on_position
 """.strip().splitlines())
+"""Also timed with ``--general`` (the bus handlers the general path calls)."""
+"""Where an order's time goes on the fused path (``-``: a module's function, wrapped where it is called from). Bus
+handlers that the direct delivery copies (``Portfolio._on_*``, ``SimulatedBroker.on_request``, the runners' and
+the exits' fill handlers) are not wrapped: a wrapped one is an override, and the fused path would publish."""
 
 
 class _Timers:
@@ -108,11 +114,14 @@ class _Timers:
             clock()
             clock()
         self.pair_ns = (clock() - t) / 20_000
-        self._undo: list[tuple[type, str, Any]] = []
+        self._undo: list[tuple[Any, str, Any]] = []
         for module, cls_name, method in stages:
-            cls = getattr(importlib.import_module(module), cls_name)
-            self._undo.append((cls, method, cls.__dict__[method]))
-            setattr(cls, method, self._wrap(cls.__dict__[method], f"{cls_name}.{method}"))
+            owner: Any = importlib.import_module(module)
+            if cls_name != "-":
+                owner = getattr(owner, cls_name)
+            found = owner.__dict__[method] if cls_name != "-" else getattr(owner, method)
+            self._undo.append((owner, method, found))
+            setattr(owner, method, self._wrap(found, method if cls_name == "-" else f"{cls_name}.{method}"))
 
     def _wrap(self, f: Callable[..., Any], label: str) -> Callable[..., Any]:
         clock, stack, pair = time.thread_time_ns, self._stack, self.pair_ns
@@ -200,7 +209,7 @@ def main() -> None:
           f"{best['StrategyRunner._flush']:.1f}, the fill and its events {best['Matching._process']:.1f})")
     if not args.ablation:
         return
-    timers = _Timers(_STAGES)
+    timers = _Timers(_STAGES + (_GENERAL_STAGES if args.general else ()))
     incl: dict[str, float] = {}
     own: dict[str, float] = {}
     for _ in range(args.repeat):

@@ -29,9 +29,10 @@ from typing import Any
 
 from ..core.bus import EventBus
 from ..core.enums import OrderStatus, OrderType, Side
-from ..core.errors import HandlerError, StrategyError
+from ..core.errors import ExchangeError, HandlerError, StrategyError
 from ..core.event_factories import new_order_accepted, new_order_filled, new_position_changed
 from ..core.events import BalanceChanged, OrderAccepted, OrderFilled, OrderIntent, OrderRequest, PositionChanged
+from ..exchange import broker as _broker
 from ..exchange.book import BookPosition
 from ..exchange.broker import SimulatedBroker
 from ..exchange.orders import SimOrder
@@ -49,9 +50,10 @@ _Runners = dict[str, tuple[StrategyRunner, ...]]
 
 # the bus handlers whose steps the field-taking handlers copy: an override (a subclass, a patched method) is not
 # what the copy does, so its events are published
-_OWN_PORTFOLIO = {name: getattr(Portfolio, name) for name in ("_on_request", "_on_accepted", "_on_filled",
-                                                              "_on_position", "_on_balance")}  # fmt: skip
+_OWN_PORTFOLIO = {name: getattr(Portfolio, name) for name in ("_on_intent", "_on_request", "_on_accepted",
+                                                              "_on_filled", "_on_position", "_on_balance")}  # fmt: skip
 _OWN_BROKER_REQUEST = SimulatedBroker.on_request
+_OWN_MARKET_REQUEST = SimulatedBroker.market_request
 _OWN_RISK_POSITION = RiskManager._on_position
 _OWN_EXITS_FILL = ExitsInFlight.on_fill
 
@@ -119,10 +121,15 @@ class DirectFeeds:
         "_broker",
         "_bus",
         "_changes",
+        "_exchange",
         "_exits",
         "_exits_hear",
         "_fields_ok",
         "_fill_runners",
+        "_fused",
+        "_intent_ok",
+        "_intents",
+        "_market_own",
         "_portfolio",
         "_position_runners",
         "_publish",
@@ -144,8 +151,12 @@ class DirectFeeds:
         # what each route must be, exactly, for the direct call to be what the bus would do
         self._routes = ((portfolio._on_request, broker.on_request), (portfolio._on_accepted, risk.accepted_handler),
                         (portfolio._on_balance,))  # fmt: skip
+        self._intents = (portfolio._on_intent, risk.on_intent)
         self._request_ok = self._fields_ok = self._accepted_ok = self._balance_ok = self._exits_hear = False
+        self._intent_ok = self._market_own = False
         self._fill_runners: _Runners | None = None  # None: publish fills
+        self._exchange: Any = None  # the exchange and its fused path's state (attach)
+        self._fused: Any = None
         self._position_runners: _Runners | None = None  # None: publish position changes
 
     def attach(self, exchange: SimulatedExchange) -> None:
@@ -154,7 +165,14 @@ class DirectFeeds:
         if fused is None:
             raise ValueError("DirectFeeds needs the exchange's fused order path (use_fused_orders)")
         self._risk.send_requests_with(self.request, self.request_fields)
+        self._risk.share_prices(fused.prices)  # (the reference closes the gate converts are mostly the next opens)
+        self._exchange = exchange
+        self._fused = fused
         fused.accepted = self.accepted
+        for handler in self._bus.handlers(OrderFilled):  # (every runner hears fills: that is how they are found)
+            runner = getattr(handler, "__self__", None)
+            if isinstance(runner, StrategyRunner):
+                runner.send_intent = self.intent
         usdt = self._portfolio.asset == "USDT"  # (fills and balances are in USDT: the portfolio books its asset's)
         fused.balance = self.balance if usdt else None
         fused.filled = self.filled if usdt else None
@@ -167,9 +185,11 @@ class DirectFeeds:
         portfolio, risk = self._portfolio, self._risk
         plain = bus.stops_on_error  # (a bus that goes on after a failing handler: always publish)
         own = {name: _own(portfolio, name, f) for name, f in _OWN_PORTFOLIO.items()}
+        self._intent_ok = plain and own["_on_intent"] and bus.handlers(OrderIntent) == self._intents
         self._request_ok = plain and bus.handlers(OrderRequest) == request
         self._fields_ok = self._request_ok and own["_on_request"] \
             and _own(self._broker, "on_request", _OWN_BROKER_REQUEST)  # (request_fields copies both)
+        self._market_own = _own(self._broker, "market_request", _OWN_MARKET_REQUEST)  # (written out while its own)
         self._accepted_ok = plain and own["_on_accepted"] and bus.handlers(OrderAccepted) == accepted
         self._balance_ok = plain and own["_on_balance"] and bus.handlers(BalanceChanged) == balance
         self._fill_runners = self._position_runners = None
@@ -187,6 +207,24 @@ class DirectFeeds:
             found = _runners(positions[2:], "_on_position")
             self._position_runners = _by_symbol(found) if found is not None else None
         self._seen = self._changes[0]
+
+    def intent(self, intent: Any) -> None:
+        """A runner's ``bus.publish(intent)``: an ``OrderIntent`` goes to the portfolio (its tag, what ``_on_intent``
+        does) and the risk gate's handler as subscribed, while they are the route; anything else is published."""
+        if self._changes[0] != self._seen:
+            self._look()
+        if not self._intent_ok or type(intent) is not OrderIntent:
+            self._publish(intent)
+            return
+        if intent.tag:
+            self._portfolio._intent_tags[intent.intent_id] = intent.tag
+        gate = self._intents[1]
+        try:
+            gate(intent)
+        except (HandlerError, StrategyError):
+            raise
+        except Exception as exc:
+            raise self._bus.failed(gate, intent, exc) from exc
 
     def request(self, request: OrderRequest) -> None:
         """The risk gate's ``bus.publish(request)``."""
@@ -208,7 +246,13 @@ class DirectFeeds:
             self.request(request_of(intent, plain, now))
             return
         self._portfolio.market_requested(cid, intent.intent_id, intent.strategy_id, side, qty)
-        self._broker.market_request(intent.symbol, side, qty, reduce_only, cid)
+        if not self._market_own:
+            self._broker.market_request(intent.symbol, side, qty, reduce_only, cid)
+            return
+        try:  # (the broker's market_request, written out)
+            _broker.accept_market(self._exchange, self._fused, intent.symbol, side, qty, reduce_only, cid)
+        except ExchangeError as exc:
+            self._broker._refused(exc, cid, intent.symbol)
 
     def accepted(self, cid: str, order_id: int, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
                  ts: int) -> bool:

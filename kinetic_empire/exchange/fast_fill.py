@@ -160,10 +160,10 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
 
 class FusedState:
     """What the short ways remember: pure functions of values a run meets again and again (fill prices per
-    open, a float price's Decimal, a Decimal's float, a symbol's bracket cap per leverage), so each is
+    open, a float price's Decimal, a symbol's bracket cap per leverage), so each is
     computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
 
-    __slots__ = ("_caps", "_decs", "_floats", "_grids", "_prices", "_slip", "accepted", "balance", "filled", "position")
+    __slots__ = ("_caps", "_decs", "_grids", "_prices", "_slip", "accepted", "balance", "filled", "position")
 
     def __init__(self, slip: Decimal) -> None:
         self._slip = slip
@@ -179,7 +179,6 @@ class FusedState:
         """Likewise for its ``PositionChanged`` (the book's position as it is when the event is due)."""
         self._prices: dict[tuple[str, bool, float], Decimal] = {}
         self._decs: dict[float, Decimal] = {}
-        self._floats: dict[Decimal, float] = {}
         self._caps: dict[tuple[str, int], Decimal] = {}
 
     def taker_price(self, book: Book, buy: bool, at: float) -> Decimal:
@@ -195,7 +194,7 @@ class FusedState:
         return found
 
     def _compute(self, book: Book, buy: bool, at: float) -> Decimal:
-        price = dec(at)
+        price = self._decs.get(at) or self.dec(at)  # (dec(at); a zero is not kept: converted again, the same)
         rules = book.rules
         slip = self._slip
         if slip:
@@ -215,26 +214,30 @@ class FusedState:
         return rules.round_price_nearest(price)
 
     def dec(self, x: float) -> Decimal:
-        """``book.dec(x)``."""
+        """``book.dec(x)``. Only finite, non-zero ones are kept: the table may be shared with the risk gate's fast
+        path (``FastIntents.share_prices``), which converts floats the same way and keeps only finite ones."""
         if not x:
             return dec(x)
         found = self._decs.get(x)
         if found is None:
-            if len(self._decs) >= _MEMO_LIMIT:
-                self._decs.clear()
-            found = self._decs[x] = dec(x)
+            found = dec(x)
+            if found.is_finite():
+                if len(self._decs) >= _MEMO_LIMIT:
+                    self._decs.clear()
+                self._decs[x] = found
         return found
 
+    @property
+    def prices(self) -> dict[float, Decimal]:
+        """The table of float prices' Decimals (``dec``), to share with the risk gate's fast path."""
+        return self._decs
+
     def float(self, d: Decimal) -> float:
-        """``float(d)``."""
-        if not d:  # (0 and -0 are one key but two floats; float() would go through the zero's string)
+        """``float(d)``, zeros without their string. Not remembered: a Decimal made by the fill is new, and hashing
+        it to look it up costs about twice what ``float`` does."""
+        if not d:
             return -0.0 if d.is_signed() else 0.0
-        found = self._floats.get(d)
-        if found is None:
-            if len(self._floats) >= _MEMO_LIMIT:
-                self._floats.clear()
-            found = self._floats[d] = float(d)
-        return found
+        return float(d)
 
     def cap(self, book: Book, leverage: int) -> Decimal:
         """``book.brackets.max_notional(leverage)`` (a book with brackets)."""
@@ -304,10 +307,10 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     elif new == ZERO:
         book.next_funding = NEVER
     pos.qty = new
-    floats = memo._floats  # memo.float, inlined for the values seen before (nonzero: 0 and -0 differ)
-    pos.qty_f = (new and floats.get(new)) or memo.float(new)
+    # (memo.float, inlined; not remembered by value: hashing a new Decimal costs twice its float())
+    pos.qty_f = float(new) if new else (-0.0 if new.is_signed() else 0.0)
     entry = pos.entry
-    pos.entry_f = (entry and floats.get(entry)) or memo.float(entry)
+    pos.entry_f = float(entry) if entry else (-0.0 if entry.is_signed() else 0.0)
     config = ex.config
     notional = price * qty
     commission = (notional * config.taker_fee).quantize(_FEE_Q)
@@ -322,16 +325,13 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     status = order.status = _FILLED if executed >= order.quantity else _PARTIAL
     trade_id = ex._next_trade_id
     ex._next_trade_id = trade_id + 1
-    # --- Ledger._record_trade, into the rows directly (the same tuples Rows.add appends)
+    # --- Ledger._record_trade: the trade row into the rows directly (the tuple Rows.add appends); its income rows
+    # are written from it when the income history is next touched (Rows._settle), in the same order
     symbol = book.symbol
-    ex.trades._rows.append((trade_id, order.order_id, symbol, order.side._value_, price, qty, notional, commission,
-                            realized, False, buy, ts))  # fmt: skip
-    info = str(trade_id)
-    rows = ex.income._rows
-    if realized:
-        rows.append((symbol, "REALIZED_PNL", realized, "USDT", ts, info, len(rows) + 1, info))
-    if commission:
-        rows.append((symbol, "COMMISSION", -commission, "USDT", ts, info, len(rows) + 1, info))
+    row = (trade_id, order.order_id, symbol, order.side._value_, price, qty, notional, commission, realized, False, buy,
+           ts)  # fmt: skip
+    ex.trades._rows.append(row)
+    ex.income._due.append(row)
     now = ex._clock.now_ms()
     emit = ex._emit
     filled = memo.filled

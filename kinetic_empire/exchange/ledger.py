@@ -40,17 +40,36 @@ class Rows(Sequence[dict[str, Any]]):
     assignment behave like a list's. A dict read is a fresh copy: change a record by assigning it back.
     """
 
-    __slots__ = ("_keys", "_rows")
+    __slots__ = ("_due", "_keys", "_rows")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         self._keys = keys
         self._rows: list[tuple[Any, ...] | dict[str, Any]] = []
+        self._due: list[tuple[Any, ...]] = []
+        """Income only: the trade rows of fills whose income records are not written yet (the fused fill's, see
+        :meth:`_settle`); written, in order, before anything else touches the records."""
+
+    def _settle(self) -> None:
+        """Write the income records of the fills in ``_due``, in order: what ``Ledger._record_trade`` writes for a
+        trade row (its realized PnL and its commission, each when not zero, numbered in turn)."""
+        rows = self._rows
+        for trade_id, _order, symbol, _side, _price, _qty, _quote, fee, rp, _maker, _buyer, ts in self._due:
+            info = str(trade_id)  # one string shared by both income rows
+            if rp:
+                rows.append((symbol, "REALIZED_PNL", rp, "USDT", ts, info, len(rows) + 1, info))
+            if fee:
+                rows.append((symbol, "COMMISSION", -fee, "USDT", ts, info, len(rows) + 1, info))
+        self._due.clear()
 
     def add(self, *values: Any) -> None:
         """Append one record given as its values in ``keys`` order (the hot path)."""
+        if self._due:
+            self._settle()
         self._rows.append(values)
 
     def append(self, record: dict[str, Any]) -> None:
+        if self._due:
+            self._settle()
         self._rows.append(self._pack(record))
 
     def _pack(self, record: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
@@ -60,6 +79,8 @@ class Rows(Sequence[dict[str, Any]]):
         return dict(row) if isinstance(row, dict) else dict(zip(self._keys, row))
 
     def __len__(self) -> int:
+        if self._due:
+            self._settle()
         return len(self._rows)
 
     @overload
@@ -67,14 +88,20 @@ class Rows(Sequence[dict[str, Any]]):
     @overload
     def __getitem__(self, k: slice) -> list[dict[str, Any]]: ...
     def __getitem__(self, k: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if self._due:
+            self._settle()
         if isinstance(k, slice):
             return [self._dict(r) for r in self._rows[k]]
         return self._dict(self._rows[k])
 
     def __setitem__(self, k: slice, records: Iterable[dict[str, Any]]) -> None:
+        if self._due:
+            self._settle()
         self._rows[k] = [self._pack(r) for r in records]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._due:
+            self._settle()
         return (self._dict(r) for r in self._rows)
 
     def __eq__(self, other: object) -> bool:

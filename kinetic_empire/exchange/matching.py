@@ -102,8 +102,10 @@ class Matching(Margin, Funding):
         # 1. at the open
         if ts >= book.next_funding:
             self._settle_funding(book, ts, o)
-        if book.market:
-            self._fill_market_orders(book, o, ts)
+        if book.market:  # (_fill_market_orders, its fused attempt inlined: the one call of a backtest's fill)
+            fused = self._fused
+            if fused is None or not fill_queued_market(self, fused, book, o, ts):
+                self._fill_market_general(book, o, ts)
         if book.resting:
             self._trigger_at_open(book, ts, o)
         # 2. in the range: stops, liquidation, then take-profits and limits
@@ -206,6 +208,10 @@ class Matching(Margin, Funding):
         fused = self._fused
         if fused is not None and fill_queued_market(self, fused, book, price, ts):
             return
+        self._fill_market_general(book, price, ts)
+
+    def _fill_market_general(self, book: Book, price: float, ts: int) -> None:
+        """Fill the book's queued MARKET orders at ``price`` (what the fused fill does not take)."""
         orders, book.market = book.market, []
         for order in orders:
             if order.is_open:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import cast
 
 from ..core.account import AccountView
 from ..core.enums import IntentAction, OrderType, Side, TradingState
@@ -67,8 +66,8 @@ def request_of(intent: OrderIntent, plain: Plain, now: int) -> OrderRequest:
 class _Symbol:
     """What the decision reads per symbol and what cannot change during a run, looked up once."""
 
-    __slots__ = ("cap_left", "cap_open", "closes", "has_min_notional", "lev", "margin_rate", "max_qty", "min_notional",
-                 "min_qty", "prices", "rules", "sizes", "trading")  # fmt: skip
+    __slots__ = ("cap_left", "cap_open", "closes", "has_min_notional", "last_close", "last_size", "lev", "margin_rate",
+                 "max_qty", "min_notional", "min_qty", "prices", "rules", "sizes", "trading")  # fmt: skip
 
     def __init__(self, rules: SymbolRules, lev: int, cap_notional: Decimal, margin_rate: Decimal) -> None:
         self.rules = rules
@@ -84,6 +83,10 @@ class _Symbol:
         self.trading = rules.status == "TRADING" and rules.market_step_size > 0
         self.closes: dict[Decimal, _Close] = {}  # position size -> what its close sends (FastIntents._close_of)
         self.sizes: dict[Decimal, _Size] = {}  # an entry's quantity -> its rounding and checks (FastIntents._size_of)
+        # the last of each looked up, compared by value first: a position's size is a new Decimal at every close,
+        # and hashing one costs more than comparing it (the same entry the dict gives: its keys are values too)
+        self.last_size: tuple[Decimal, _Size] | None = None
+        self.last_close: tuple[Decimal, _Close] | None = None
         self.prices: dict[float, _At] = {}  # a reference price -> its Decimal and products (FastIntents._at)
 
 
@@ -115,16 +118,28 @@ class FastIntents:
         self._usable_pct = _HUNDRED - config.margin_buffer_pct
         self._symbols: dict[str, _Symbol | None] = {}
         self._sizings: dict[str, SizingConfig] = {}  # a strategy's sizing (the config does not change during a run)
-        self._prices: dict[float, Decimal | None] = {}  # a reference price's Decimal (_dec), per float
+        self._prices: dict[float, Decimal] = {}  # a reference price's finite Decimal (_dec), per float
 
     def _price(self, value: float) -> Decimal | None:
-        """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step."""
-        found = self._prices.get(value, _UNSEEN)
-        if found is _UNSEEN:
-            if len(self._prices) >= 1 << 16:
-                self._prices.clear()
-            found = self._prices[value] = _dec(value)
-        return found  # type: ignore[return-value]
+        """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step. Only
+        finite answers are kept (None, for a value with no finite Decimal, is worked out again), of floats only (the
+        table is keyed by value: an int's Decimal has other digits than the equal float's)."""
+        if type(value) is not float:
+            return _dec(value)
+        found = self._prices.get(value)
+        if found is None:
+            found = _dec(value)
+            if found is not None:
+                if len(self._prices) >= 1 << 16:
+                    self._prices.clear()
+                self._prices[value] = found
+        return found
+
+    def share_prices(self, table: dict[float, Decimal]) -> None:
+        """Keep the reference prices' Decimals in ``table``, shared with another reader that converts the same
+        floats the same way (``Decimal(repr(x))``: a float's ``str`` is its ``repr``) and keeps only finite ones:
+        the simulated exchange's fill prices (a next open is the signal kline's close in most klines)."""
+        self._prices = table
 
     def _symbol(self, symbol: str) -> _Symbol | None:
         known = self._symbols.get(symbol, False)
@@ -171,12 +186,11 @@ class FastIntents:
         if s is None or self._states.entry_denial(symbol) is not None:
             return None
         ref = intent.reference_price
-        at = s.prices.get(ref, _UNSEEN) if ref else _UNSEEN  # (0.0 and -0.0: one key, two Decimals)
-        if at is _UNSEEN:
-            at = self._at(s, ref)
+        found = s.prices.get(ref, _UNSEEN) if ref else _UNSEEN  # (0.0 and -0.0: one key, two Decimals)
+        at: _At = self._at(s, ref) if found is _UNSEEN else found  # type: ignore[assignment]
         if at is None:
             return None
-        price, priced_margin, cap_qty = cast(tuple[Decimal, Decimal, Decimal], at)
+        price, priced_margin, cap_qty = at
         account = self._account
         pos = account.position(symbol)
         if pos.quantity != ZERO:  # adding or flipping: the general way
@@ -202,9 +216,13 @@ class FastIntents:
         # the general way writes its note
         if qty > usable / priced_margin or qty > cap_qty:
             return None
-        size = s.sizes.get(qty)
-        if size is None:
-            size = self._size_of(s, qty)
+        last = s.last_size
+        if last is not None and last[0] == qty:
+            size = last[1]
+        else:
+            known = s.sizes.get(qty)
+            size = self._size_of(s, qty) if known is None else known
+            s.last_size = (qty, size)
         rounded, changed, passes = size
         if not passes:  # above the max quantity, rounded to nothing or below the min, or a symbol not trading
             return None
@@ -264,9 +282,13 @@ class FastIntents:
         if not pos:
             return None
         size = abs(pos)
-        known = s.closes.get(size)
-        if known is None:
-            known = self._close_of(s, size)
+        last = s.last_close
+        if last is not None and last[0] == size:
+            known = last[1]
+        else:
+            found = s.closes.get(size)
+            known = self._close_of(s, size) if found is None else found
+            s.last_close = (size, known)
         qty, checked, rounded = known
         if qty is None:  # split into several orders: the general way
             return None

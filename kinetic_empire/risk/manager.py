@@ -62,6 +62,8 @@ from .state import TradingStates
 from .unanswered import UnansweredEntries
 from .watch import EquityWatch, LossStreak
 
+_OPEN_LONG, _OPEN_SHORT, _CLOSE = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT, IntentAction.CLOSE
+
 
 class RiskManager:
     """Sizing, leverage, exchange rules and account guards between strategies and execution."""
@@ -142,6 +144,12 @@ class RiskManager:
         self._send = send if send is not None else self._bus.publish
         self._send_fields = fields if send is not None else None
 
+    def share_prices(self, table: dict[float, Decimal]) -> None:
+        """Backtests: the fast path keeps its reference prices' Decimals in ``table`` (``FastIntents.share_prices``);
+        nothing without the fast path."""
+        if self._fast is not None:
+            self._fast.share_prices(table)
+
     def moves_pending(self) -> bool:
         """True while a moved stop or take-profit waits for its ``OrderAccepted`` (the only accepted orders the
         gate reacts to; for any other order the handler does nothing)."""
@@ -214,9 +222,29 @@ class RiskManager:
     def on_intent(self, intent: OrderIntent) -> None:
         """Publish the intent's OrderRequest(s), or one RiskDenied."""
         now = self._clock.now_ms()
-        self._observe(now)
-        decision: Denial | tuple[list[OrderRequest], PendingEntry | None] | None = None
+        states = self._states
+        if self._equity.enabled or states.daily_until_ms is not None or states.cooldown_until:  # (_observe, inlined)
+            self._equity.observe(now)
         action = intent.action
+        fast = self._fast
+        # the fast path's common case first: an entry with no entry of unknown outcome anywhere (the unanswered
+        # check finds nothing), or a close with no exit in flight (nothing to net): what the steps below do then
+        if fast is not None and (((action is _OPEN_LONG or action is _OPEN_SHORT) and not self._unanswered._count)
+                                 or (action is _CLOSE and not self._exits._symbols)):
+            plain = fast.plain(intent)
+            if plain is not None:  # (_send_plain, inlined)
+                if plain[3]:  # reduce-only
+                    self._exits.sent_market(intent.symbol, plain[0], plain[2],
+                                            self._account.position(intent.symbol).quantity)
+                fields = self._send_fields
+                if fields is None:
+                    self._send(request_of(intent, plain, now))
+                else:
+                    fields(intent, plain, now)
+                return
+            self._decide(intent, now, self._decider.decide(intent, now))
+            return
+        decision: Denial | tuple[list[OrderRequest], PendingEntry | None] | None = None
         if action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT:
             decision = self._unanswered.check(intent.symbol)
         elif (action is IntentAction.CLOSE or action is IntentAction.REDUCE) and self._exits.tracking:
@@ -230,6 +258,11 @@ class RiskManager:
                 self._send_plain(intent, plain, now)
                 return
             decision = self._decider.decide(intent, now)
+        self._decide(intent, now, decision)
+
+    def _decide(self, intent: OrderIntent, now: int, decision: Denial | tuple[list[OrderRequest], PendingEntry | None]
+                ) -> None:
+        """Send what the decision says: one RiskDenied, or the requests (an entry's protection expected first)."""
         if isinstance(decision, Denial):
             self._bus.publish(
                 RiskDenied(
@@ -304,11 +337,13 @@ class RiskManager:
         if not quantity:  # (flat: == 0)
             self._protection.cancel(symbol, now)
         exits = self._exits
-        if exits.tracking:
+        if exits._symbols:  # (exits.tracking)
             exits.on_position(symbol, quantity)
         if self._streak is not None:
             self._streak.on_position(symbol, quantity, now)
-        self._observe(now)
+        states = self._states
+        if self._equity.enabled or states.daily_until_ms is not None or states.cooldown_until:  # (_observe, inlined)
+            self._equity.observe(now)
 
     def _observe(self, now: int) -> None:
         """``self._equity.observe(now)``, which does nothing when no equity guard is configured and no latch

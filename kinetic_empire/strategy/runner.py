@@ -84,6 +84,9 @@ class StrategyRunner:
         self._prefix = id_prefix
         self._seq = 0
         self._pending: list[Any] = []  # OrderIntent, ProtectionIntent, TargetPositionIntent
+        self.send_intent: Callable[[Any], None] | None = None
+        """How intents leave the runner: None, published; a backtest may hand them to their readers directly
+        while that is what the bus would do (:mod:`kinetic_empire.backtest.direct`)."""
         self.halted = False
         self.intents_emitted = 0
         self.entries_ignored = 0
@@ -319,9 +322,10 @@ class StrategyRunner:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        send = self.send_intent or self._bus.publish
         for intent in pending:
             self.intents_emitted += 1
-            self._bus.publish(intent)
+            send(intent)
 
     def continue_ids_after(self, seq: int) -> None:
         """Resume numbering intents after ``seq`` (from a journal): a client order id is never reused."""

@@ -211,7 +211,7 @@ def _counted() -> Iterator[dict[str, int]]:
         mp.undo()
 
 
-DIRECT = (OrderRequest, OrderAccepted, OrderFilled, PositionChanged, BalanceChanged)
+DIRECT = (OrderIntent, OrderRequest, OrderAccepted, OrderFilled, PositionChanged, BalanceChanged)
 """The events the fused path hands straight to their only readers (backtest.direct) instead of publishing."""
 
 
@@ -241,6 +241,12 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
         return getattr(feeds, ok) not in (False, None)
 
     request, accepted, balance = DirectFeeds.request, DirectFeeds.accepted, DirectFeeds.balance
+    intent = DirectFeeds.intent
+
+    def direct_intent(self: DirectFeeds, event: Any) -> None:
+        if goes_direct(self, "_intent_ok") and type(event) is OrderIntent:
+            events.append(repr(event))
+        intent(self, event)
     request_fields = DirectFeeds.request_fields
     filled, position = DirectFeeds.filled, DirectFeeds.position
 
@@ -285,6 +291,7 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
     mp = pytest.MonkeyPatch()
     mp.setattr(EventBus, "publish", recording)
     mp.setattr(Backtest, "fused_orders", fused)
+    mp.setattr(DirectFeeds, "intent", direct_intent)
     mp.setattr(DirectFeeds, "request", direct_request)
     mp.setattr(DirectFeeds, "request_fields", direct_request_fields)
     mp.setattr(DirectFeeds, "accepted", direct_accepted)
@@ -424,10 +431,31 @@ def _fee_not_totalled(self: Portfolio, cid: str, symbol: str, side: Side, qty: D
     self.fees_total = total
 
 
+def _untagged_intent(self: DirectFeeds, intent: Any) -> None:
+    """``DirectFeeds.intent`` without the portfolio's tag store (``Portfolio._on_intent``)."""
+    if self._changes[0] != self._seen:
+        self._look()
+    if not self._intent_ok or type(intent) is not OrderIntent:
+        self._publish(intent)
+        return
+    self._intents[1](intent)
+
+
+def _stale_close(self: FastIntents, intent: OrderIntent) -> Any:
+    """``FastIntents._close`` with its last-size cache never compared: the first close's answer for every size."""
+    s = self._symbols.get(intent.symbol)
+    if s is not None and s.last_close is not None:
+        s.last_close = (abs(self._account.position(intent.symbol).quantity), s.last_close[1])
+    return _CLOSE(self, intent)
+
+
 _POSITION = direct._position
+_CLOSE = FastIntents._close
 _MARKET_FILLED = Portfolio.market_filled
 
 PLANTED = {
+    "direct intent without its tag": (DirectFeeds, "intent", _untagged_intent),
+    "a close's size cache answering for another size": (FastIntents, "_close", _stale_close),
     "fee rounding to 7 places": (fast_fill, "_FEE_Q", D("0.0000001")),
     "direct position with size and entry swapped": (direct, "_position", _swapped_position),
     "direct fill not handed to its strategy's on_fill": (StrategyRunner, "hears_fills", lambda self: False),
@@ -755,9 +783,9 @@ def test_the_fused_margin_check_answers_as_the_general_one_at_its_limit(leverage
     assert "accepted" in codes and -2019 in codes, codes  # both sides of the limit
 
 
-OVERRIDABLE = [(Portfolio, "_on_request"), (SimulatedBroker, "on_request"), (Portfolio, "_on_accepted"),
-               (Portfolio, "_on_filled"), (Portfolio, "_on_position"), (Portfolio, "_on_balance"),
-               (RiskManager, "_on_position")]
+OVERRIDABLE = [(Portfolio, "_on_intent"), (RiskManager, "on_intent"), (Portfolio, "_on_request"),
+               (SimulatedBroker, "on_request"), (Portfolio, "_on_accepted"), (Portfolio, "_on_filled"),
+               (Portfolio, "_on_position"), (Portfolio, "_on_balance"), (RiskManager, "_on_position")]
 
 
 @pytest.mark.parametrize("owner, name", OVERRIDABLE, ids=[f"{o.__name__}.{n}" for o, n in OVERRIDABLE])
@@ -782,3 +810,22 @@ def test_an_overridden_handler_hears_every_event_on_the_fused_path(owner: type, 
     general = calls(False)
     assert general > 10
     assert calls(True) == general
+
+
+def test_an_overridden_market_request_is_called_on_the_fused_path() -> None:
+    """The direct request calls what ``SimulatedBroker.market_request`` calls while it is the broker's own; a
+    patched (or overridden) one is called instead, for every plain request, and the run is the same."""
+    original = SimulatedBroker.market_request
+    seen = [0]
+
+    def counting(self: SimulatedBroker, *args: Any) -> None:
+        seen[0] += 1
+        original(self, *args)
+
+    cfg = _config(seed=4, rate=0.5)
+    general = _run(cfg, 400, fused=False)
+    with _counted() as counts, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SimulatedBroker, "market_request", counting)
+        fused = _run(cfg, 400, fused=True)
+    _compare(general, fused)
+    assert 10 < seen[0] <= counts["fast_intents"], (seen, counts)  # (every checked plain request)

@@ -58,7 +58,7 @@ def test_a_planted_bug_in_the_client_id_check_is_caught(monkeypatch: pytest.Monk
 
 
 def test_the_fused_fill_floats_are_float() -> None:
-    """``FusedState.float`` (zeros of every exponent and sign without their string, the rest remembered) is
+    """``FusedState.float`` (zeros of every exponent and sign without their string, as the fill inlines it) is
     ``float(d)`` to the bit, sign of zero included."""
     import math
     from decimal import Decimal
@@ -68,7 +68,7 @@ def test_the_fused_fill_floats_are_float() -> None:
     memo = FusedState(Decimal(0))
     values = [Decimal(x) for x in ("0", "-0", "0.0", "-0.000", "0E+3", "-0E-30", "100.0", "-3967.9", "5.123",
                                    "1E-400", "-1E+400", "5.1234567890123456789012345678", "0.30000000000000004")]
-    for d in values * 2:  # the second time from the memo
+    for d in values:
         got, want = memo.float(d), float(d)
         assert got == want and math.copysign(1.0, got) == math.copysign(1.0, want) and type(got) is float, d
 
@@ -152,3 +152,56 @@ def test_tidy_gives_the_digits_it_gave() -> None:
     for v in values:
         assert outcome(tidy, v) == outcome(_tidy_as_it_was, v), v
     assert sum(outcome(tidy, v).startswith("Decimal") for v in values) > 3000
+
+
+def test_income_rows_of_fused_fills_are_written_before_anything_else_touches_the_history() -> None:
+    """The fused fill leaves its income rows due (``Rows._due``, its trade row); every way of touching the income
+    history writes them first, in order, as ``Ledger._record_trade`` would have: then a row added after them comes
+    after them, numbered after them."""
+    from decimal import Decimal
+
+    from kinetic_empire.exchange.ledger import _INCOME_KEYS, Rows
+
+    def fill(trade_id: int, fee: str, pnl: str) -> tuple[Any, ...]:
+        return (trade_id, 7, "FILUSDT", "SELL", Decimal("5.1"), Decimal(100), Decimal(510), Decimal(fee), Decimal(pnl),
+                False, False, 1000 + trade_id)  # fmt: skip
+
+    def written(rows: Rows) -> list[tuple[Any, ...]]:
+        return [(r["incomeType"], r["income"], r["tranId"], r["tradeId"]) for r in rows]
+
+    want = [("COMMISSION", Decimal("-0.204"), 1, "1"), ("REALIZED_PNL", Decimal("3.5"), 2, "2"),
+            ("COMMISSION", Decimal("-0.204"), 3, "2"), ("FUNDING_FEE", Decimal("-1"), 4, "")]
+    touches = {
+        "add": lambda r: r.add("FILUSDT", "FUNDING_FEE", Decimal(-1), "USDT", 5, "", 4, ""),
+        "append": lambda r: r.append(dict(zip(_INCOME_KEYS, ("FILUSDT", "FUNDING_FEE", Decimal(-1), "USDT", 5, "", 4,
+                                                            ""), strict=True))),
+        "len": len, "iter": lambda r: next(iter(r)), "index": lambda r: r[0], "slice": lambda r: r[:],
+        "equal": lambda r: r == [],
+        "assign": lambda r: r.__setitem__(slice(9, 9), []),
+    }
+    for name, touch in touches.items():
+        rows = Rows(_INCOME_KEYS)
+        rows._due.extend([fill(1, "0.204", "0"), fill(2, "0.204", "3.5")])
+        touch(rows)
+        assert not rows._due, name
+        assert written(rows)[:3] == want[:3], name
+        if name in ("add", "append"):
+            assert written(rows) == want, name
+
+
+def test_the_shared_price_table_gives_each_number_its_own_digits() -> None:
+    """The gate's fast path shares its reference prices' Decimals with the fused fill (keyed by value): a float gets
+    what the fill's conversion keeps for it, an int its own digits (``5``, not the equal float's ``5.0``), and a value
+    without a finite Decimal None, never kept."""
+    from decimal import Decimal
+
+    from kinetic_empire.exchange.fast_fill import FusedState
+    from kinetic_empire.risk.fast_path import FastIntents
+
+    memo = FusedState(Decimal(0))
+    fast = FastIntents.__new__(FastIntents)
+    fast.share_prices(memo.prices)
+    assert str(memo.dec(5.0)) == "5.0" and str(fast._price(5)) == "5"
+    assert str(fast._price(5.0)) == "5.0" and str(fast._price(0.1)) == "0.1" and str(memo.dec(0.1)) == "0.1"
+    assert fast._price(float("inf")) is None and str(memo.dec(float("inf"))) == "Infinity"
+    assert fast._price(float("inf")) is None and float("inf") not in memo.prices
