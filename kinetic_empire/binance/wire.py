@@ -188,7 +188,7 @@ def unwrap(message: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
     """A combined-stream message ``{"stream":..,"data":..}`` or a raw event."""
     if "stream" in message and "data" in message:
         data = message["data"]
-        if not isinstance(data, Mapping):
+        if type(data) is not dict and not isinstance(data, Mapping):  # (json's dicts skip the ABC's check)
             raise WireError(f"stream data is not an object: {str(data)[:80]}")
         return str(message["stream"]), data
     return None, message
