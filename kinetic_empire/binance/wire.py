@@ -7,7 +7,7 @@ because they only feed indicator math and comparisons (CONVENTIONS 3).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -195,7 +195,7 @@ def unwrap(message: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
     return None, message
 
 
-_SCAN = json.JSONDecoder().scan_once
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def loads(raw: str | bytes) -> Any:
