@@ -106,7 +106,8 @@ def order_params(r: OrderRequest) -> tuple[str, dict[str, Any]]:
             if r.reduce_only:
                 p["reduceOnly"] = "true"
         return ALGO_PATH, p
-    p = {"symbol": r.symbol, "side": r.side.value, "type": r.order_type.value, "quantity": r.quantity}
+    # ``_value_``: the member's value as a plain attribute (``.value`` is a property: enum's Python code per read)
+    p = {"symbol": r.symbol, "side": r.side._value_, "type": r.order_type._value_, "quantity": r.quantity}
     if r.order_type is OrderType.LIMIT:
         p["price"] = r.price
         p["timeInForce"] = r.time_in_force.value if r.time_in_force else "GTC"
