@@ -118,14 +118,17 @@ class BinanceExecution:
 
     # ------------------------------------------------------------------------------ bus handlers
     def on_request(self, r: OrderRequest) -> None:
-        self.translator.expect(r)
         pending = self._cancel_all.get(r.symbol)
         if pending is not None:
+            self.translator.expect(r)
             self._spawn(self._after(pending, self.submit(r)))
             return
         cid = r.client_order_id
         self._placing.add(cid)  # before it can leave: reconciliation waits for it from now on
         first = self._send_now(r)
+        # registered after the write, still inside this handler: no reply or stream message is read before it
+        # returns (the loop does not run), and the write does not wait for it
+        self.translator.expect(r)
         task = self._spawn(self.submit(r, first))
         placing, started = self._placing, first.started
 

@@ -9,8 +9,7 @@ placement task (:meth:`~kinetic_empire.binance.execution.BinanceExecution.submit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core.errors import KineticError
 from ..core.events import OrderRequest
@@ -18,10 +17,11 @@ from .rest import Started
 from .wire import order_params
 
 
-@dataclass(frozen=True, slots=True)
-class FirstStep:
+class FirstStep(NamedTuple):
     """What the handler did before the placement task: the gate passed (``gated``) or refused (``refused``),
-    ``on_sent`` was told (``told``), the request written (``started``), or ``error``."""
+    ``on_sent`` was told (``told``), the request written (``started``), or ``error``. A named tuple, not a frozen
+    dataclass: it is made between a flip's two orders, and a frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__``."""
 
     gated: bool = False
     refused: KineticError | None = None

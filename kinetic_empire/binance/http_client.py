@@ -35,8 +35,7 @@ from .http_deadlines import Deadline, Deadlines
 
 USER_AGENT = "kinetic-empire"
 ACCEPT_ENCODING = "gzip, deflate"
-_BAD_IN_HEADER = ("\r", "\n")
-_BAD_IN_TARGET = ("\r", "\n", " ", "\t")
+# refused in a request target: CR, LF, space, tab; in a header: CR, LF (checked by ``in`` tests, no generator)
 
 
 class HttpFailure(Exception):
@@ -331,11 +330,11 @@ class HttpClient:
     def request_bytes(self, method: str, target: str, headers: dict[str, str] | None, body: bytes) -> bytes:
         if method not in ("GET", "POST", "PUT", "DELETE"):
             raise Unsupported(f"method {method!r}")
-        if any(c in target for c in _BAD_IN_TARGET) or not target.startswith("/"):
+        if "\r" in target or "\n" in target or " " in target or "\t" in target or not target.startswith("/"):
             raise Unsupported(f"request target with characters HTTP cannot carry: {target[:60]!r}")
         lines = [f"{method} {self.prefix}{target} HTTP/1.1\r\n", self._head]
         for k, v in (headers or {}).items():
-            if any(c in k or c in v for c in _BAD_IN_HEADER):
+            if "\r" in k or "\n" in k or "\r" in v or "\n" in v:
                 raise Unsupported(f"header {k!r} has a line break")
             lines.append(f"{k}: {v}\r\n")
         if body or method != "GET":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -36,7 +35,7 @@ from .errors import BinanceError
 from .market_events import PARSERS, market_streams
 from .rest import BinanceRest
 from .venues import Venue
-from .wire import WireError, kline_from_rest, kline_from_stream, stream_name, unwrap
+from .wire import WireError, kline_from_rest, kline_from_stream, loads, stream_name, unwrap
 from .wsconn import ReconnectingWebSocket, SocketHealth
 
 log = logging.getLogger(__name__)
@@ -154,7 +153,7 @@ class KlineFeed(SocketHealth):
         """One stream message: published if it is a closed kline; one that proves klines missing starts a
         backfill task and waits behind it (with every later message of its topic), so the reader never waits."""
         try:
-            _stream, data = unwrap(json.loads(raw))
+            _stream, data = unwrap(loads(raw))
             kind = data.get("e")
             if kind != "kline":
                 parse = PARSERS.get(kind)  # type: ignore[arg-type]

@@ -59,6 +59,18 @@ def _float(v: float) -> str:
     return float.__repr__(v)
 
 
+def _strings(v: tuple[Any, ...] | list[Any]) -> str:
+    """A tuple or list as ``json`` wrote it; of strings only (an order's adjustment notes), without the encoder:
+    its C encoder and the Python around it are code the order path touches nowhere else, so on a kline after an
+    idle wait they were fetched from memory for this one field (about 40 µs measured, cold, against 2 µs hot)."""
+    if not v:
+        return "[]"
+    for item in v:
+        if type(item) is not str:
+            return str(_compact(plain(v)))
+    return "[" + ",".join(map(encode_basestring_ascii, v)) + "]"
+
+
 _WRITERS: dict[type, Callable[[Any], str]] = {
     str: encode_basestring_ascii,
     int: int.__repr__,
@@ -66,15 +78,15 @@ _WRITERS: dict[type, Callable[[Any], str]] = {
     bool: lambda v: "true" if v else "false",
     type(None): lambda v: "null",
     Decimal: lambda v: f'"{v:f}"',  # digits, sign, point: nothing to escape
+    tuple: _strings,
+    list: _strings,
 }
 _PREFIXES: dict[type, tuple[tuple[str, str], ...]] = {}
 
 
 def _value(v: Any) -> str:
-    """Any other value, as ``json`` wrote it after :func:`plain` (tuples, dicts, odd numbers); an enum type
-    whose values are strings or ints gets a writer of its own on first sight (2-3 µs a field saved)."""
-    if not v and type(v) in (tuple, list):
-        return "[]"
+    """Any other value, as ``json`` wrote it after :func:`plain` (dicts, odd numbers); an enum type whose values
+    are strings or ints gets a writer of its own on first sight (2-3 µs a field saved)."""
     cls = type(v)
     if isinstance(v, Enum) and type(v.value) in (str, int):
         base = _WRITERS[type(v.value)]

@@ -58,3 +58,26 @@ def test_an_order_query_is_signed_as_binance_documents() -> None:
     params = {"symbol": "LTCBTC", "side": Side.BUY, "type": OrderType.LIMIT, "timeInForce": "GTC",
               "quantity": Decimal("1"), "price": Decimal("0.1")}
     assert Signer(SECRET).query(params, 1499827319559, 5000) == f"{text}&signature={sign(SECRET, text)}"
+
+
+def test_a_python_without_openssl_hmac_objects_signs_the_same(monkeypatch: Any) -> None:
+    # the signer copies OpenSSL's HMAC object where hmac keeps one, and the hmac wrapper itself where it does not
+    import kinetic_empire.binance.signing as signing
+
+    def pure_python(key: bytes, msg: bytes | None = None, digestmod: Any = None) -> hmac.HMAC:
+        mac = hmac.HMAC(key, msg, digestmod=lambda: hashlib.sha256())  # a callable: hmac's Python HMAC, no _hmac
+        assert getattr(mac, "_hmac", None) is None
+        return mac
+
+    monkeypatch.setattr(signing.hmac, "new", pure_python)
+    signer = Signer(SECRET)
+    rng = random.Random(5)
+    for _ in range(200):  # repeated: each signature starts from the keyed state, never from the last one
+        params = random_params(rng)
+        assert signer.query(params, 1499827319559, 5000) == reference(params, 1499827319559, 5000)
+
+
+def test_the_keyed_state_is_copied_for_every_signature() -> None:
+    signer = Signer(SECRET)
+    params = {"symbol": "FILUSDT", "side": "BUY"}
+    assert signer.query(params, 1, 5000) == signer.query(params, 1, 5000) == reference(params, 1, 5000)

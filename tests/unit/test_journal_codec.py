@@ -76,3 +76,19 @@ def test_a_kline_and_an_order_read_back_from_their_payload() -> None:
     for event in (kline, order):
         assert payload(event) == _compact(encode(event))
         assert decode(type(event).__name__, json.loads(payload(event))) == event
+
+
+class _Note(str):
+    """A str subclass: json writes it as a string too, through its own path."""
+
+
+@pytest.mark.parametrize("notes", [
+    (), ("a",), ("qty rounded 1.23→1.2", 'q"u\\o/te', "\x00\x1f\n\t", "\U0001f600", ""), ["x", "y", "z", "w"],
+    ("a", 1), ("a", Decimal("1.50")), (Side.BUY, "b"), ("a", None), (_Note("n"), "m"), ("a", ("b", "c")),
+], ids=repr)
+def test_tuples_and_lists_of_notes_are_the_text_json_wrote(notes: Any) -> None:
+    # an order's adjustment notes skip the json encoder when every one is a plain str; anything else goes through it
+    order = OrderRequest(client_order_id="c-1", intent_id="i", strategy_id="s", symbol="FILUSDT", side=Side.SELL,
+                         order_type=OrderType.MARKET, quantity=Decimal("1"), adjustments=notes, ts_event=1, ts_init=1)
+    assert payload(order) == _compact(encode(order))
+    assert payload(order) == json.dumps(encode(order), separators=(",", ":"))
