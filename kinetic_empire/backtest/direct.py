@@ -28,9 +28,9 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.bus import EventBus
-from ..core.enums import OrderStatus, OrderType, Side
+from ..core.enums import BalanceReason, OrderStatus, OrderType, Side
 from ..core.errors import ExchangeError, HandlerError, StrategyError
-from ..core.event_factories import new_order_accepted, new_order_filled, new_position_changed
+from ..core.event_factories import new_balance_changed, new_order_accepted, new_order_filled, new_position_changed
 from ..core.events import BalanceChanged, OrderAccepted, OrderFilled, OrderIntent, OrderRequest, PositionChanged
 from ..exchange import broker as _broker
 from ..exchange.book import BookPosition
@@ -177,6 +177,7 @@ class DirectFeeds:
         fused.balance = self.balance if usdt else None
         fused.filled = self.filled if usdt else None
         fused.position = self.position
+        fused.settled = self.settled if usdt else None
 
     def _look(self) -> None:
         """The bus's subscriptions changed (or were never looked at): which events may go direct now."""
@@ -335,6 +336,43 @@ class DirectFeeds:
         except Exception as exc:
             handler: Callable[[Any], None] = portfolio._on_position if reader is None else reader._on_position
             raise self._bus.failed(handler, new_position_changed(symbol, qty, entry, leverage, ts, now), exc) from exc
+        return True
+
+    def settled(self, symbol: str, pos: BookPosition, change: Decimal, ts: int, now: int) -> bool:
+        """A fill's ``PositionChanged`` and then its ``BalanceChanged`` of USDT delivered (True), or neither (False:
+        the exchange asks :meth:`position` and :meth:`balance` in turn): :meth:`position`'s steps, then
+        :meth:`balance`'s, in one call."""
+        if self._changes[0] != self._seen:
+            self._look()
+        by_symbol = self._position_runners
+        if by_symbol is None or not self._balance_ok:
+            return False
+        qty, entry, leverage = pos.qty, pos.entry, pos.leverage  # what the event would hold, as it is now
+        size, entry_f = pos.qty_f, pos.entry_f
+        portfolio, risk = self._portfolio, self._risk
+        reader: Any = None  # (as in filled)
+        try:
+            portfolio.position_changed(symbol, qty, entry, leverage, ts)
+            reader = risk
+            risk.position_changed(symbol, qty)
+            runners = by_symbol.get(symbol)
+            if runners:  # what each runner's position_of_symbol does, one snapshot for all (it is frozen)
+                seen = _position(size, entry_f) if qty else FLAT
+                for runner in runners:
+                    reader = runner
+                    runner.strategy.position = seen
+        except (HandlerError, StrategyError):
+            raise
+        except Exception as exc:
+            handler: Callable[[Any], None] = portfolio._on_position if reader is None else reader._on_position
+            raise self._bus.failed(handler, new_position_changed(symbol, qty, entry, leverage, ts, now), exc) from exc
+        ex = self._exchange
+        if self._changes[0] != self._seen:  # (a reader subscribed something: the balance's route looked at again)
+            self._look()
+            if not self._balance_ok:
+                ex._emit(new_balance_changed("USDT", ex.wallet, change, BalanceReason.ORDER, ts, now))
+                return True
+        portfolio.wallet_changed(ex.wallet, ts)
         return True
 
     def balance(self, wallet: Decimal, change: Decimal, ts: int, now: int) -> bool:

@@ -52,6 +52,7 @@ Filled = Callable[[SimOrder, int, Decimal, Decimal, Decimal, Decimal, OrderStatu
 # (symbol, the position, ts_event, ts_init) -> delivered
 Positioned = Callable[[str, "BookPosition", int, int], bool]
 Balanced = Callable[[Decimal, Decimal, int, int], bool]
+Settled = Callable[[str, "BookPosition", Decimal, int, int], bool]
 
 
 def new_market_order(order_id: int, client_order_id: str, symbol: str, side: Side, quantity: Decimal,
@@ -163,7 +164,8 @@ class FusedState:
     open, a float price's Decimal, a symbol's bracket cap per leverage), so each is
     computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
 
-    __slots__ = ("_caps", "_decs", "_grids", "_prices", "_slip", "accepted", "balance", "filled", "position")
+    __slots__ = ("_caps", "_decs", "_grids", "_prices", "_sizes", "_slip", "accepted", "balance", "filled", "position",
+                 "settled")  # fmt: skip
 
     def __init__(self, slip: Decimal) -> None:
         self._slip = slip
@@ -177,12 +179,21 @@ class FusedState:
         """Likewise for its ``OrderFilled`` (a MARKET order's taker fill, no liquidation)."""
         self.position: Positioned | None = None
         """Likewise for its ``PositionChanged`` (the book's position as it is when the event is due)."""
-        self._prices: dict[tuple[str, bool, float], Decimal] = {}
+        self.settled: Settled | None = None
+        """Its ``PositionChanged`` and then its ``BalanceChanged`` in one call (``symbol, position, change, ts_event,
+        ts_init``; the wallet read when the balance is due): True when both were delivered, False when neither was
+        (then ``position`` and ``balance`` are asked in turn)."""
+        self._prices: dict[tuple[str, bool, float], tuple[Decimal, float]] = {}  # -> (fill price, its float)
+        self._sizes: tuple[Decimal, float] = (ZERO, 0.0)  # the last position size converted to float, and its float
         self._decs: dict[float, Decimal] = {}
         self._caps: dict[tuple[str, int], Decimal] = {}
 
     def taker_price(self, book: Book, buy: bool, at: float) -> Decimal:
         """``Matching._taker_price(book, side, at)``."""
+        return self.taker(book, buy, at)[0]
+
+    def taker(self, book: Book, buy: bool, at: float) -> tuple[Decimal, float]:
+        """:meth:`taker_price` and its float (``float(price)``), remembered per symbol, side and price."""
         if not at:  # (0.0 and -0.0 are one key but two Decimals)
             return self._compute(book, buy, at)
         key = (book.symbol, buy, at)
@@ -193,7 +204,7 @@ class FusedState:
             found = self._prices[key] = self._compute(book, buy, at)
         return found
 
-    def _compute(self, book: Book, buy: bool, at: float) -> Decimal:
+    def _compute(self, book: Book, buy: bool, at: float) -> tuple[Decimal, float]:
         price = self._decs.get(at) or self.dec(at)  # (dec(at); a zero is not kept: converted again, the same)
         rules = book.rules
         slip = self._slip
@@ -202,16 +213,18 @@ class FusedState:
             tick = rules.tick_size
             if tick > 0:
                 rounding = ROUND_CEILING if buy else ROUND_FLOOR
-                return ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
-            return price
+                price = ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
+            return price, float(price)
         limit = self._grids.get(book.symbol, _UNSEEN_GRID)
         if limit is _UNSEEN_GRID:
             limit = self._grids[book.symbol] = _plain_grid(rules)
         if limit is not None and price.adjusted() < limit:
             on = price.quantize(rules.tick_size)
             if on == price:  # already on the grid: what round_price_nearest gives for it (see _plain_grid)
-                return on
-        return rules.round_price_nearest(price)
+                # (of the same value as the float's own Decimal: its float is the float, a zero's sign aside)
+                return on, at if at else float(on)
+        price = rules.round_price_nearest(price)
+        return price, float(price)
 
     def dec(self, x: float) -> Decimal:
         """``book.dec(x)``. Only finite, non-zero ones are kept: the table may be shared with the risk gate's fast
@@ -272,8 +285,9 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     order = market[0]
     pos = book.pos
     status = order.status
+    config = ex.config
     if (status is not _NEW and status is not _PARTIAL) or order.close_position or pos.margin_type is not _CROSSED \
-            or ex.config.max_fill_qty:  # (not open, or another shape: the general way)
+            or config.max_fill_qty:  # (not open, or another shape: the general way)
         return False
     buy = order.side is _BUY
     old = pos.qty
@@ -284,34 +298,51 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         if reducible == ZERO:
             return False  # expires: the general way
         qty = min(qty, reducible)
-    price = (at and memo._prices.get((book.symbol, buy, at))) or memo.taker_price(book, buy, at)  # (inlined hit)
+    symbol = book.symbol
+    price, price_f = (at and memo._prices.get((symbol, buy, at))) or memo.taker(book, buy, at)  # (inlined hit)
     book.market = []
-    # --- Ledger._fill
+    # --- Ledger._fill, its branches taken apart by whether the position was flat (the same expressions)
     signed = qty if buy else -qty
-    realized = ZERO
-    was_long = old > ZERO
-    adds = signed > ZERO
-    if old != ZERO and was_long != adds:  # the fill closes (some of) the position
-        closing = min(abs(old), qty)
-        realized = (price - pos.entry) * closing if was_long else (pos.entry - price) * closing
     new = old + signed
-    if new == ZERO:
-        pos.entry = ZERO
-    elif old == ZERO or was_long == adds:  # opening or adding
-        pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
-    elif was_long != (new > ZERO):
-        pos.entry = price  # flipped: the remainder opened at this fill
-    if old == ZERO and new != ZERO:
-        interval = ex.config.funding_interval_ms
-        book.next_funding = (ts // interval + 1) * interval
-    elif new == ZERO:
-        book.next_funding = NEVER
+    realized = ZERO
+    if not old:  # opening (old == 0: was_long False, no closing part)
+        if not new:
+            pos.entry = ZERO
+            book.next_funding = NEVER
+        else:
+            pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
+            interval = config.funding_interval_ms
+            book.next_funding = (ts // interval + 1) * interval
+    else:
+        was_long = old > ZERO
+        adds = signed > ZERO
+        if was_long != adds:  # the fill closes (some of) the position
+            closing = min(abs(old), qty)
+            realized = (price - pos.entry) * closing if was_long else (pos.entry - price) * closing
+        if not new:
+            pos.entry = ZERO
+            book.next_funding = NEVER
+        elif was_long == adds:  # adding
+            pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
+        elif was_long != (new > ZERO):
+            pos.entry = price  # flipped: the remainder opened at this fill
     pos.qty = new
-    # (memo.float, inlined; not remembered by value: hashing a new Decimal costs twice its float())
-    pos.qty_f = float(new) if new else (-0.0 if new.is_signed() else 0.0)
+    # (floats, as memo.float: a size's float remembered for the last size by value, an entry equal to the fill price
+    # takes the price's; not looked up by hash: hashing a new Decimal costs twice its float())
+    if new:
+        sizes = memo._sizes
+        if sizes[0] == new:  # (equal values: the same float)
+            pos.qty_f = sizes[1]
+        else:
+            f = pos.qty_f = float(new)
+            memo._sizes = (new, f)
+    else:
+        pos.qty_f = -0.0 if new.is_signed() else 0.0
     entry = pos.entry
-    pos.entry_f = float(entry) if entry else (-0.0 if entry.is_signed() else 0.0)
-    config = ex.config
+    if not entry:
+        pos.entry_f = -0.0 if entry.is_signed() else 0.0
+    else:
+        pos.entry_f = price_f if entry == price else float(entry)
     notional = price * qty
     commission = (notional * config.taker_fee).quantize(_FEE_Q)
     realized = _ZERO_MONEY if realized is ZERO else realized.quantize(_FEE_Q)
@@ -327,19 +358,17 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     ex._next_trade_id = trade_id + 1
     # --- Ledger._record_trade: the trade row into the rows directly (the tuple Rows.add appends); its income rows
     # are written from it when the income history is next touched (Rows._settle), in the same order
-    symbol = book.symbol
     row = (trade_id, order.order_id, symbol, order.side._value_, price, qty, notional, commission, realized, False, buy,
            ts)  # fmt: skip
     ex.trades._rows.append(row)
     ex.income._due.append(row)
     now = ex._clock.now_ms()
-    emit = ex._emit
     filled = memo.filled
     if filled is None or not filled(order, trade_id, qty, price, commission, realized, status, ts, now):
         cid = order.client_order_id
-        emit(new_order_filled(cid, order.order_id, trade_id, symbol, order.side, order.order_type, qty, price,
-                              commission, realized, False, status, order.reduce_only, cid.startswith("autoclose-"), ts,
-                              now))  # fmt: skip
+        ex._emit(new_order_filled(cid, order.order_id, trade_id, symbol, order.side, order.order_type, qty, price,
+                                  commission, realized, False, status, order.reduce_only, cid.startswith("autoclose-"),
+                                  ts, now))  # fmt: skip
     # --- Ledger._after_position_change
     if len(ex._books) != 1:
         ex._update_liquidation_prices()
@@ -351,12 +380,14 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     else:  # the solve of one open cross position (banded or not): the wallet alone backs it
         _set(book, _alone(pos.qty_f, pos.entry_f, float(ex.wallet), book.tiers))
         ex._cross_positions = 1
-    positioned = memo.position
-    if positioned is None or not positioned(symbol, pos, ts, now):
-        emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))
-    balance = memo.balance
-    if balance is None or not balance(ex.wallet, change, ts, now):
-        emit(new_balance_changed("USDT", ex.wallet, change, _ORDER, ts, now))
+    settled = memo.settled
+    if settled is None or not settled(symbol, pos, change, ts, now):
+        positioned = memo.position
+        if positioned is None or not positioned(symbol, pos, ts, now):
+            ex._emit(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now))
+        balance = memo.balance
+        if balance is None or not balance(ex.wallet, change, ts, now):
+            ex._emit(new_balance_changed("USDT", ex.wallet, change, _ORDER, ts, now))
     if book.resting or book.market:  # (a handler may have placed orders)
         if pos.qty == ZERO:
             for o in list(book.resting):
@@ -366,11 +397,14 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
             for o in list(book.resting) + list(book.market):
                 if o.is_open and o.reduce_only and not o.close_position and (pos.qty > ZERO) != (o.side is Side.SELL):
                     ex._finish(o, OrderStatus.EXPIRED, "reduce-only order would increase the position")
+        book.busy = bool(book.market or book.resting)
+    else:
+        book.busy = False
     # (a filled order leaves the queues: it is in neither, the queue it was in was replaced above, so
-    # ``ex._remove(order)`` would only refresh ``book.busy``, as the last line does)
+    # ``ex._remove(order)`` would only refresh ``book.busy``, as above)
     if status is not _FILLED and order.is_open:  # partially filled: waits for the next price
         book.market.append(order)
-    book.busy = bool(book.market or book.resting)
+        book.busy = True
     return True
 
 

@@ -47,19 +47,33 @@ class Rows(Sequence[dict[str, Any]]):
         self._rows: list[tuple[Any, ...] | dict[str, Any]] = []
         self._due: list[tuple[Any, ...]] = []
         """Income only: the trade rows of fills whose income records are not written yet (the fused fill's, see
-        :meth:`_settle`); written, in order, before anything else touches the records."""
+        :meth:`_settle`) and the records added after them (:meth:`add_income`); written, in order, before anything
+        reads the records."""
 
     def _settle(self) -> None:
         """Write the income records of the fills in ``_due``, in order: what ``Ledger._record_trade`` writes for a
         trade row (its realized PnL and its commission, each when not zero, numbered in turn)."""
         rows = self._rows
-        for trade_id, _order, symbol, _side, _price, _qty, _quote, fee, rp, _maker, _buyer, ts in self._due:
+        for due in self._due:
+            if len(due) != 12:  # another income record, held back behind the fills before it (add_income)
+                symbol, kind, amount, ts, info, trade = due
+                rows.append((symbol, kind, amount, "USDT", ts, info, len(rows) + 1, trade))
+                continue
+            trade_id, _order, symbol, _side, _price, _qty, _quote, fee, rp, _maker, _buyer, ts = due
             info = str(trade_id)  # one string shared by both income rows
             if rp:
                 rows.append((symbol, "REALIZED_PNL", rp, "USDT", ts, info, len(rows) + 1, info))
             if fee:
                 rows.append((symbol, "COMMISSION", -fee, "USDT", ts, info, len(rows) + 1, info))
         self._due.clear()
+
+    def add_income(self, symbol: str, kind: str, amount: Decimal, ts: int, info: str, trade: str) -> None:
+        """Income only: ``add(symbol, kind, amount, "USDT", ts, info, len(self) + 1, trade)``; while fills' records
+        are due, queued behind them (numbered when written), so a funding settlement does not write them all."""
+        if self._due:
+            self._due.append((symbol, kind, amount, ts, info, trade))
+        else:
+            self._rows.append((symbol, kind, amount, "USDT", ts, info, len(self._rows) + 1, trade))
 
     def add(self, *values: Any) -> None:
         """Append one record given as its values in ``keys`` order (the hot path)."""
@@ -308,8 +322,7 @@ class Ledger:
             income.add(symbol, "COMMISSION", -fee, "USDT", ts, info, len(income) + 1, info)
 
     def _income(self, symbol: str, kind: str, amount: Decimal, ts: int, info: str) -> None:
-        income = self.income
-        income.add(symbol, kind, amount, "USDT", ts, info, len(income) + 1, info if kind != "FUNDING_FEE" else "")
+        self.income.add_income(symbol, kind, amount, ts, info, info if kind != "FUNDING_FEE" else "")
 
     def _finish(self, order: SimOrder, status: OrderStatus, reason: str) -> None:
         order.status = status

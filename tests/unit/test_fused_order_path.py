@@ -173,7 +173,7 @@ def _counted() -> Iterator[dict[str, int]]:
     """Counts of intents and fills each way took (the comparison means something only if both ran)."""
     counts = {"fast_intents": 0, "fast_fills": 0, "fast_accepts": 0, "direct_fills": 0, "direct_positions": 0}
     plain, fill, accept = FastIntents.plain, fast_fill.fill_queued_market, fast_fill.accept_market
-    direct_fill, direct_position = DirectFeeds.filled, DirectFeeds.position
+    direct_fill, direct_position, direct_settled = DirectFeeds.filled, DirectFeeds.position, DirectFeeds.settled
 
     def counting_direct_fill(*args: Any) -> bool:
         done = direct_fill(*args)
@@ -182,6 +182,11 @@ def _counted() -> Iterator[dict[str, int]]:
 
     def counting_direct_position(*args: Any) -> bool:
         done = direct_position(*args)
+        counts["direct_positions"] += done
+        return done
+
+    def counting_direct_settled(*args: Any) -> bool:
+        done = direct_settled(*args)
         counts["direct_positions"] += done
         return done
 
@@ -205,6 +210,7 @@ def _counted() -> Iterator[dict[str, int]]:
     mp.setattr("kinetic_empire.exchange.broker.accept_market", counting_accept)
     mp.setattr(DirectFeeds, "filled", counting_direct_fill)
     mp.setattr(DirectFeeds, "position", counting_direct_position)
+    mp.setattr(DirectFeeds, "settled", counting_direct_settled)
     try:
         yield counts
     finally:
@@ -248,7 +254,7 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
             events.append(repr(event))
         intent(self, event)
     request_fields = DirectFeeds.request_fields
-    filled, position = DirectFeeds.filled, DirectFeeds.position
+    filled, position, settled = DirectFeeds.filled, DirectFeeds.position, DirectFeeds.settled
 
     def direct_request(self: DirectFeeds, r: OrderRequest) -> None:
         if goes_direct(self, "_request_ok"):
@@ -283,6 +289,17 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
             events.append(repr(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now)))
         return position(self, symbol, pos, ts, now)
 
+    def direct_settled(self: DirectFeeds, symbol: str, pos: Any, change: D, ts: int, now: int) -> bool:
+        both = goes_direct(self, "_position_runners") and goes_direct(self, "_balance_ok")
+        if both:
+            events.append(repr(new_position_changed(symbol, pos.qty, pos.entry, pos.leverage, ts, now)))
+        done = settled(self, symbol, pos, change, ts, now)
+        assert done == both
+        if done and goes_direct(self, "_balance_ok"):  # (else published, and recorded so)
+            wallet = self._exchange.wallet
+            events.append(repr(new_balance_changed("USDT", wallet, change, BalanceReason.ORDER, ts, now)))
+        return done
+
     registry = StrategyRegistry()
     registry.add(Scripted, "test")
     registry.add(Reacting, "test")
@@ -298,6 +315,7 @@ def _run(cfg: BacktestConfig, n: int, fused: bool, crash: int | None = None, lis
     mp.setattr(DirectFeeds, "balance", direct_balance)
     mp.setattr(DirectFeeds, "filled", direct_filled)
     mp.setattr(DirectFeeds, "position", direct_position)
+    mp.setattr(DirectFeeds, "settled", direct_settled)
     if listen:
         mp.setattr(EventBus, "__init__", listening)
     try:
