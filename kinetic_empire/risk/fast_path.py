@@ -39,6 +39,7 @@ from .decision import (
     _dec,  # the general decision's float-price conversion, the same answers
 )
 from .guards import MAX_QUANTITY, fmt
+from .ids import _ALLOWED_SET as _ALLOWED
 from .state import TradingStates
 
 ZERO = Decimal(0)
@@ -119,6 +120,7 @@ class FastIntents:
         self._symbols: dict[str, _Symbol | None] = {}
         self._sizings: dict[str, SizingConfig] = {}  # a strategy's sizing (the config does not change during a run)
         self._prices: dict[float, Decimal] = {}  # a reference price's finite Decimal (_dec), per float
+        self._head = "\x00"  # the head of intent ids known to be clean (_client_id); none yet
 
     def _price(self, value: float) -> Decimal | None:
         """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step. Only
@@ -171,13 +173,28 @@ class FastIntents:
         action = intent.action
         if action is _CLOSE:
             return self._close(intent)
-        if (action is not _OPEN_LONG and action is not _OPEN_SHORT) or intent.limit_price is not None \
-                or intent.stop_loss is not None or intent.take_profit is not None or not self._guards_quiet:
+        if action is not _OPEN_LONG and action is not _OPEN_SHORT:
             return None
         return self._entry(intent, action is _OPEN_LONG)
 
+    def _client_id(self, intent_id: str, suffix: str) -> str:
+        """``ids.client_id(intent_id, suffix)``: a runner's intent ids share a head (``{prefix}-``), checked once;
+        then only the rest of the id is (every character in the class, 36 at most), else ``ids.client_id``."""
+        cid = intent_id + "-" + suffix
+        head = self._head
+        if len(cid) <= 36 and cid.startswith(head) and _ALLOWED.issuperset(cid[len(head):]):
+            return cid
+        made = ids.client_id(intent_id, suffix)
+        if made == cid:  # (kept as it is: every character allowed, so is every one of its head's)
+            self._head = intent_id.rstrip("0123456789")
+        return made
+
     # ----------------------------------------------------------------------------------- entries
     def _entry(self, intent: OrderIntent, long: bool) -> Plain | None:
+        """:meth:`plain` of an OPEN_LONG (``long``) or OPEN_SHORT intent."""
+        if intent.limit_price is not None or intent.stop_loss is not None or intent.take_profit is not None \
+                or not self._guards_quiet:
+            return None
         symbol = intent.symbol
         try:
             s = self._symbols[symbol]
@@ -236,7 +253,7 @@ class FastIntents:
             count = self._count_open
             if (count() if count is not None else sum(1 for p in account.positions() if p.quantity != ZERO)) >= limit:
                 return None
-        return ids.client_id(intent.intent_id, ids.ENTRY), _BUY if long else _SELL, rounded, False, notes, True
+        return self._client_id(intent.intent_id, ids.ENTRY), _BUY if long else _SELL, rounded, False, notes, True
 
     def _at(self, s: _Symbol, ref: float) -> _At:
         """What an entry at reference price ``ref`` computes from the price alone: its Decimal (``_dec``), the
@@ -268,6 +285,7 @@ class FastIntents:
 
     # ------------------------------------------------------------------------------------ closes
     def _close(self, intent: OrderIntent) -> Plain | None:
+        """:meth:`plain` of a CLOSE intent."""
         symbol = intent.symbol
         try:
             s = self._symbols[symbol]
@@ -295,7 +313,7 @@ class FastIntents:
         notes: tuple[str, ...] = ()
         if rounded:  # (the note shows the size's own digits: made each time, not remembered by value)
             notes = (f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)",)
-        return ids.client_id(intent.intent_id, ids.CLOSE), _SELL if pos > ZERO else _BUY, qty, True, notes, checked
+        return self._client_id(intent.intent_id, ids.CLOSE), _SELL if pos > ZERO else _BUY, qty, True, notes, checked
 
     def _close_of(self, s: _Symbol, size: Decimal) -> _Close:
         """What a close of a position of ``size`` sends: (quantity or None for a split, whether

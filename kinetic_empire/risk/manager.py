@@ -231,7 +231,7 @@ class RiskManager:
         # check finds nothing), or a close with no exit in flight (nothing to net): what the steps below do then
         if fast is not None and (((action is _OPEN_LONG or action is _OPEN_SHORT) and not self._unanswered._count)
                                  or (action is _CLOSE and not self._exits._symbols)):
-            plain = fast.plain(intent)
+            plain = fast._close(intent) if action is _CLOSE else fast._entry(intent, action is _OPEN_LONG)  # (.plain)
             if plain is not None:  # (_send_plain, inlined)
                 if plain[3]:  # reduce-only
                     self._exits.sent_market(intent.symbol, plain[0], plain[2],

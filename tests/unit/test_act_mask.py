@@ -66,7 +66,7 @@ def fingerprint(bt: Backtest) -> dict[str, Any]:
         "trades": [dataclasses.astuple(t) for t in p.trades],
         "orders": [dataclasses.astuple(o) for o in p.orders],
         "fills": [r.exchange.trades._dict(row) for row in r.exchange.trades._rows],
-        "income": [r.exchange.income._dict(row) for row in r.exchange.income._rows],
+        "income": list(r.exchange.income),  # (settles the income rows still due)
         "wallet": (p.wallet_balance(), p.fees_total, p.funding_total, p.liquidation_count),
         "timestamps": r.timestamps.tolist(),
         "equity": r.equity.tolist(),

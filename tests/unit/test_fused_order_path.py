@@ -172,7 +172,8 @@ _FRAMES = {
 def _counted() -> Iterator[dict[str, int]]:
     """Counts of intents and fills each way took (the comparison means something only if both ran)."""
     counts = {"fast_intents": 0, "fast_fills": 0, "fast_accepts": 0, "direct_fills": 0, "direct_positions": 0}
-    plain, fill, accept = FastIntents.plain, fast_fill.fill_queued_market, fast_fill.accept_market
+    entry, close = FastIntents._entry, FastIntents._close
+    fill, accept = fast_fill.fill_queued_market, fast_fill.accept_market
     direct_fill, direct_position, direct_settled = DirectFeeds.filled, DirectFeeds.position, DirectFeeds.settled
 
     def counting_direct_fill(*args: Any) -> bool:
@@ -190,8 +191,13 @@ def _counted() -> Iterator[dict[str, int]]:
         counts["direct_positions"] += done
         return done
 
-    def counting_plain(self: FastIntents, intent: OrderIntent) -> Any:
-        out = plain(self, intent)
+    def counting_entry(self: FastIntents, intent: OrderIntent, long: bool) -> Any:
+        out = entry(self, intent, long)
+        counts["fast_intents"] += out is not None
+        return out
+
+    def counting_close(self: FastIntents, intent: OrderIntent) -> Any:
+        out = close(self, intent)
         counts["fast_intents"] += out is not None
         return out
 
@@ -205,7 +211,8 @@ def _counted() -> Iterator[dict[str, int]]:
         return accept(*args)
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(FastIntents, "plain", counting_plain)
+    mp.setattr(FastIntents, "_entry", counting_entry)
+    mp.setattr(FastIntents, "_close", counting_close)
     mp.setattr("kinetic_empire.exchange.matching.fill_queued_market", counting_fill)
     mp.setattr("kinetic_empire.exchange.broker.accept_market", counting_accept)
     mp.setattr(DirectFeeds, "filled", counting_direct_fill)

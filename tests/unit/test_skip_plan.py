@@ -74,8 +74,8 @@ def test_an_acting_kline_is_delivered_without_the_kline_before_it(registry):
     first = len(gate.mask) - len(result.timestamps)
     acting = int(np.count_nonzero(gate.mask[first:]))
     fills = len(result.exchange.trades._rows)
-    funded = sum(1 for row in result.exchange.income._rows if result.exchange.income._dict(row)["incomeType"]
-                 == "FUNDING_FEE")  # a funding time in a position: the kline before it and its own
+    funded = sum(1 for row in result.exchange.income if row["incomeType"] == "FUNDING_FEE")  # a funding time in a
+    # position: the kline before it and its own
     assert acting > 100 and fills > 100 and funded > 3
     # (a kline before each acting one delivered too would add about ``acting`` more: the plant that restores it fails)
     assert plan.delivered <= acting + fills + 2 * funded + len(result.timestamps) // skip._CHUNK + 2
