@@ -39,7 +39,6 @@ from .decision import (
     _dec,  # the general decision's float-price conversion, the same answers
 )
 from .guards import MAX_QUANTITY, fmt
-from .ids import _ALLOWED_SET as _ALLOWED
 from .state import TradingStates
 
 ZERO = Decimal(0)
@@ -120,7 +119,6 @@ class FastIntents:
         self._symbols: dict[str, _Symbol | None] = {}
         self._sizings: dict[str, SizingConfig] = {}  # a strategy's sizing (the config does not change during a run)
         self._prices: dict[float, Decimal] = {}  # a reference price's finite Decimal (_dec), per float
-        self._head = "\x00"  # the head of intent ids known to be clean (_client_id); none yet
 
     def _price(self, value: float) -> Decimal | None:
         """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step. Only
@@ -176,18 +174,6 @@ class FastIntents:
         if action is not _OPEN_LONG and action is not _OPEN_SHORT:
             return None
         return self._entry(intent, action is _OPEN_LONG)
-
-    def _client_id(self, intent_id: str, suffix: str) -> str:
-        """``ids.client_id(intent_id, suffix)``: a runner's intent ids share a head (``{prefix}-``), checked once;
-        then only the rest of the id is (every character in the class, 36 at most), else ``ids.client_id``."""
-        cid = intent_id + "-" + suffix
-        head = self._head
-        if len(cid) <= 36 and cid.startswith(head) and _ALLOWED.issuperset(cid[len(head):]):
-            return cid
-        made = ids.client_id(intent_id, suffix)
-        if made == cid:  # (kept as it is: every character allowed, so is every one of its head's)
-            self._head = intent_id.rstrip("0123456789")
-        return made
 
     # ----------------------------------------------------------------------------------- entries
     def _entry(self, intent: OrderIntent, long: bool) -> Plain | None:
@@ -253,7 +239,7 @@ class FastIntents:
             count = self._count_open
             if (count() if count is not None else sum(1 for p in account.positions() if p.quantity != ZERO)) >= limit:
                 return None
-        return self._client_id(intent.intent_id, ids.ENTRY), _BUY if long else _SELL, rounded, False, notes, True
+        return ids.client_id(intent.intent_id, ids.ENTRY), _BUY if long else _SELL, rounded, False, notes, True
 
     def _at(self, s: _Symbol, ref: float) -> _At:
         """What an entry at reference price ``ref`` computes from the price alone: its Decimal (``_dec``), the
@@ -313,7 +299,7 @@ class FastIntents:
         notes: tuple[str, ...] = ()
         if rounded:  # (the note shows the size's own digits: made each time, not remembered by value)
             notes = (f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)",)
-        return self._client_id(intent.intent_id, ids.CLOSE), _SELL if pos > ZERO else _BUY, qty, True, notes, checked
+        return ids.client_id(intent.intent_id, ids.CLOSE), _SELL if pos > ZERO else _BUY, qty, True, notes, checked
 
     def _close_of(self, s: _Symbol, size: Decimal) -> _Close:
         """What a close of a position of ``size`` sends: (quantity or None for a split, whether
