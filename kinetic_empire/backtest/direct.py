@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.bus import EventBus
+from ..core.clock import ReplayClock
 from ..core.enums import BalanceReason, OrderStatus, OrderType, Side
 from ..core.errors import ExchangeError, HandlerError, StrategyError
 from ..core.event_factories import new_balance_changed, new_order_accepted, new_order_filled, new_position_changed
@@ -130,6 +131,7 @@ class DirectFeeds:
         "_intent_ok",
         "_intents",
         "_market_own",
+        "_one_clock",
         "_portfolio",
         "_position_runners",
         "_publish",
@@ -153,7 +155,7 @@ class DirectFeeds:
                         (portfolio._on_balance,))  # fmt: skip
         self._intents = (portfolio._on_intent, risk.on_intent)
         self._request_ok = self._fields_ok = self._accepted_ok = self._balance_ok = self._exits_hear = False
-        self._intent_ok = self._market_own = False
+        self._intent_ok = self._market_own = self._one_clock = False
         self._fill_runners: _Runners | None = None  # None: publish fills
         self._exchange: Any = None  # the exchange and its fused path's state (attach)
         self._fused: Any = None
@@ -168,6 +170,10 @@ class DirectFeeds:
         self._risk.share_prices(fused.prices)  # (the reference closes the gate converts are mostly the next opens)
         self._exchange = exchange
         self._fused = fused
+        # the gate's and the exchange's clock are one replay clock: a time one read stands until the feed moves it,
+        # so a time read in the same delivery is handed on instead of read again
+        clock = exchange._clock
+        self._one_clock = type(clock) is ReplayClock and self._risk._clock is clock
         fused.accepted = self.accepted
         for handler in self._bus.handlers(OrderFilled):  # (every runner hears fills: that is how they are found)
             runner = getattr(handler, "__self__", None)
@@ -251,7 +257,8 @@ class DirectFeeds:
             self._broker.market_request(intent.symbol, side, qty, reduce_only, cid)
             return
         try:  # (the broker's market_request, written out)
-            _broker.accept_market(self._exchange, self._fused, intent.symbol, side, qty, reduce_only, cid)
+            _broker.accept_market(self._exchange, self._fused, intent.symbol, side, qty, reduce_only, cid,
+                                  now if self._one_clock else None)
         except ExchangeError as exc:
             self._broker._refused(exc, cid, intent.symbol)
 
@@ -324,7 +331,7 @@ class DirectFeeds:
         try:
             portfolio.position_changed(symbol, qty, entry, leverage, ts)
             reader = risk
-            risk.position_changed(symbol, qty)
+            risk.position_changed(symbol, qty, now if self._one_clock else None)
             runners = by_symbol.get(symbol)
             if runners:  # what each runner's position_of_symbol does, one snapshot for all (it is frozen)
                 seen = _position(size, entry_f) if qty else FLAT
@@ -354,7 +361,7 @@ class DirectFeeds:
         try:
             portfolio.position_changed(symbol, qty, entry, leverage, ts)
             reader = risk
-            risk.position_changed(symbol, qty)
+            risk.position_changed(symbol, qty, now if self._one_clock else None)
             runners = by_symbol.get(symbol)
             if runners:  # what each runner's position_of_symbol does, one snapshot for all (it is frozen)
                 seen = _position(size, entry_f) if qty else FLAT

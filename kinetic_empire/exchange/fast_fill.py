@@ -94,12 +94,14 @@ def new_market_order(order_id: int, client_order_id: str, symbol: str, side: Sid
 
 
 def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantity: Decimal, reduce_only: bool,
-                  client_order_id: str | None) -> SimOrder:
+                  client_order_id: str | None, now: int | None = None) -> SimOrder:
     """``ex.submit(symbol=, side=, order_type=MARKET, quantity=, reduce_only=, client_order_id=,
-    rules_checked=True)``: the same checks of the account's state, in the same order, and the same event."""
+    rules_checked=True)``: the same checks of the account's state, in the same order, and the same event. ``now``:
+    the exchange clock's time when the caller has just read the same clock (a replay clock stands still meanwhile)."""
     book = ex._books.get(symbol) or ex.book(symbol)
     rules = book.rules
-    now = ex._clock.now_ms()
+    if now is None:
+        now = ex._clock.now_ms()
     previous = ex._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
     if previous is not None and (previous.status is _NEW or previous.status is _PARTIAL):  # still open
         raise ExchangeError(-4116, "ClientOrderId is duplicated.")

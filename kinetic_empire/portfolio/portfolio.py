@@ -50,7 +50,7 @@ from .direct_handlers import DirectHandlers, OrderInfo
 from .prices import LatestClose, available_balance
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
-from .views import position_view
+from .views import _WritablePositionView
 
 _ZERO = Decimal(0)
 
@@ -420,8 +420,14 @@ class Portfolio(DirectHandlers):
         if self._leverage.get(symbol) != leverage:
             self._leverage[symbol] = leverage
             self._flat.pop(symbol, None)
-        if quantity:
-            self._positions[symbol] = position_view(symbol, quantity, entry_price, leverage)
+        if quantity:  # (position_view, inlined: one is made per opening fill)
+            v: Any = _WritablePositionView()
+            v.symbol = symbol
+            v.quantity = quantity
+            v.entry_price = entry_price
+            v.leverage = leverage
+            v.__class__ = PositionView
+            self._positions[symbol] = v
         else:
             self._positions.pop(symbol, None)
         hist = self._pos_hist.get(symbol)

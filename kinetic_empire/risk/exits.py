@@ -81,10 +81,13 @@ class ExitsInFlight:
         if not self._listening:
             self._listen()
         entry = self._symbols.get(symbol)
-        long = position > 0
+        long = position > ZERO  # (the Decimal zero: the same answer, no int converted)
         size = abs(position)
         if entry is None or entry.long != long:
-            entry = self._symbols[symbol] = _Symbol(size, long)
+            entry = self._symbols[symbol] = _Symbol.__new__(_Symbol)  # (_Symbol(size, long), its fields set once)
+            entry.long = long
+            entry.flying = {}
+            entry.answered = []
             entry.left = max(ZERO, size - quantity)  # (min(size, size) is size)
         else:
             entry.left = max(ZERO, min(entry.left, size) - quantity)
@@ -149,8 +152,10 @@ class ExitsInFlight:
         entry = self._symbols.get(symbol)
         if entry is None:
             return
-        if not entry.flying or not position or entry.long != (position > 0):
-            self._forget(symbol, entry)
+        if not entry.flying or not position or entry.long != (position > ZERO):
+            for cid in entry.flying:  # (_forget, inlined)
+                self._by_cid.pop(cid, None)
+            del self._symbols[symbol]
             return
         entry.answered.clear()
         entry.left = max(entry.left, abs(position) - sum(entry.flying.values()))  # grown meanwhile

@@ -119,6 +119,8 @@ class FastIntents:
         self._symbols: dict[str, _Symbol | None] = {}
         self._sizings: dict[str, SizingConfig] = {}  # a strategy's sizing (the config does not change during a run)
         self._prices: dict[float, Decimal] = {}  # a reference price's finite Decimal (_dec), per float
+        self.closed = ZERO
+        """The account's position the last :meth:`_close` read (the one its exit is sent against)."""
 
     def _price(self, value: float) -> Decimal | None:
         """``_dec(value)``, remembered: closes repeat, and the conversion costs more than the rest of a step. Only
@@ -282,7 +284,7 @@ class FastIntents:
         price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
         if price is None or price <= ZERO or self._states.effective(symbol) is TradingState.HALTED:
             return None
-        pos = self._account.position(symbol).quantity
+        pos = self.closed = self._account.position(symbol).quantity
         if not pos:
             return None
         size = abs(pos)

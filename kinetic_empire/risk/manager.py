@@ -233,9 +233,8 @@ class RiskManager:
                                  or (action is _CLOSE and not self._exits._symbols)):
             plain = fast._close(intent) if action is _CLOSE else fast._entry(intent, action is _OPEN_LONG)  # (.plain)
             if plain is not None:  # (_send_plain, inlined)
-                if plain[3]:  # reduce-only
-                    self._exits.sent_market(intent.symbol, plain[0], plain[2],
-                                            self._account.position(intent.symbol).quantity)
+                if plain[3]:  # reduce-only: a close, sent against the position it read (the account's, unchanged)
+                    self._exits.sent_market(intent.symbol, plain[0], plain[2], fast.closed)
                 fields = self._send_fields
                 if fields is None:
                     self._send(request_of(intent, plain, now))
@@ -331,9 +330,11 @@ class RiskManager:
     def _on_position(self, event: PositionChanged) -> None:
         self.position_changed(event.symbol, event.quantity)
 
-    def position_changed(self, symbol: str, quantity: Decimal) -> None:
-        """:meth:`_on_position` with the fields it reads (a backtest's direct delivery calls it without the event)."""
-        now = self._clock.now_ms()
+    def position_changed(self, symbol: str, quantity: Decimal, now: int | None = None) -> None:
+        """:meth:`_on_position` with the fields it reads (a backtest's direct delivery calls it without the event,
+        with ``now`` when it has just read the same replay clock)."""
+        if now is None:
+            now = self._clock.now_ms()
         if not quantity:  # (flat: == 0)
             self._protection.cancel(symbol, now)
         exits = self._exits

@@ -485,7 +485,7 @@ PLANTED = {
     "direct position with size and entry swapped": (direct, "_position", _swapped_position),
     "direct fill not handed to its strategy's on_fill": (StrategyRunner, "hears_fills", lambda self: False),
     "direct fill's fee not totalled": (Portfolio, "market_filled", _fee_not_totalled),
-    "direct position not seen by the risk gate": (RiskManager, "position_changed", lambda self, s, q: None),
+    "direct position not seen by the risk gate": (RiskManager, "position_changed", lambda self, s, q, now=None: None),
     "direct fill not seen by the exits in flight": (ExitsInFlight, "filled", lambda self, c, q, s: None),
     "accepted row without its tag": (Portfolio, "market_accepted", _tagless_accepted),
     "funding booked before pending fills": (TradeBook, "add_funding", _funding_first),
