@@ -46,6 +46,9 @@ _HUNDRED = Decimal(100)
 _OPEN_LONG, _OPEN_SHORT, _CLOSE = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT, IntentAction.CLOSE
 _MARKET = OrderType.MARKET
 _BUY, _SELL = Side.BUY, Side.SELL
+# (members read once: an attribute of an enum class goes through its metaclass's __getattr__ hook, a slow lookup)
+_HALTED = TradingState.HALTED
+_FIXED_QUANTITY, _FIXED_NOTIONAL = SizingMethod.FIXED_QUANTITY, SizingMethod.FIXED_NOTIONAL
 
 Decided = tuple[list[OrderRequest], PendingEntry | None]
 Plain = tuple[str, Side, Decimal, bool, tuple[str, ...], bool]
@@ -207,9 +210,9 @@ class FastIntents:
         if qty is not None:
             if not qty.is_finite() or qty <= ZERO or qty > MAX_QUANTITY:
                 return None
-        elif cfg.method is SizingMethod.FIXED_QUANTITY:
+        elif cfg.method is _FIXED_QUANTITY:
             qty = cfg.quantity or ZERO
-        elif cfg.method is SizingMethod.FIXED_NOTIONAL:
+        elif cfg.method is _FIXED_NOTIONAL:
             qty = (cfg.notional or ZERO) / price
         else:  # sized from equity, a stop or an ATR: the general way
             return None
@@ -282,7 +285,7 @@ class FastIntents:
         if s is None:
             return None
         price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
-        if price is None or price <= ZERO or self._states.effective(symbol) is TradingState.HALTED:
+        if price is None or price <= ZERO or self._states.effective(symbol) is _HALTED:
             return None
         pos = self.closed = self._account.position(symbol).quantity
         if not pos:

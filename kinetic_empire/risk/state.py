@@ -18,6 +18,7 @@ from ..core.enums import TradingState
 from .guards import Denial, deny
 
 _RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+_ACTIVE = TradingState.ACTIVE  # (read once: an enum class's attribute is a slow lookup, and this one is per order)
 DAY_MS = 86_400_000
 
 Publish = Callable[[TradingState, TradingState, str, "str | None"], None]
@@ -56,14 +57,14 @@ class TradingStates:
         return state
 
     def effective(self, symbol: str) -> TradingState:
-        if (self.operator is TradingState.ACTIVE and not self.operator_symbol and self.drawdown_denial is None
+        if (self.operator is _ACTIVE and not self.operator_symbol and self.drawdown_denial is None
                 and self.daily_denial is None and not self.cooldown_until and not self.pauses):
-            return TradingState.ACTIVE  # no source holds anything (what the full answer gives), cheaply
+            return _ACTIVE  # no source holds anything (what the full answer gives), cheaply
         return worst(self.account(), self.symbol_own(symbol))
 
     def entry_denial(self, symbol: str) -> Denial | None:
         """Why an entry on ``symbol`` may not pass now, naming the most specific cause."""
-        if (self.operator is TradingState.ACTIVE and not self.operator_symbol and self.drawdown_denial is None
+        if (self.operator is _ACTIVE and not self.operator_symbol and self.drawdown_denial is None
                 and self.daily_denial is None and not self.cooldown_until and not self.pauses):
             return None  # nothing holds entries (every check below would pass): the common case, cheaply
         if self.operator is TradingState.HALTED or self.operator_symbol.get(symbol) is TradingState.HALTED:
