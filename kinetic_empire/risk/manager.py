@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import cast
 
 from ..core.account import AccountView
 from ..core.bus import EventBus
@@ -63,6 +64,9 @@ from .unanswered import UnansweredEntries
 from .watch import EquityWatch, LossStreak
 
 _OPEN_LONG, _OPEN_SHORT, _CLOSE = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT, IntentAction.CLOSE
+# ``ProtectiveOrders.idle``'s function, called as a function on every fill (a property's descriptor call costs more
+# than the check; the gate makes its ProtectiveOrders itself, so no subclass overrides it)
+_protection_idle = cast(Callable[[ProtectiveOrders], bool], vars(ProtectiveOrders)["idle"].fget)
 
 
 class RiskManager:
@@ -320,7 +324,7 @@ class RiskManager:
     def fills_need_events(self) -> bool:
         """False while :meth:`_on_filled` would do nothing with any fill (no loss streak configured, no entry,
         protective order or moved stop tracked): a backtest's direct delivery then skips building the event."""
-        return self._streak is not None or not self._protection.idle
+        return self._streak is not None or not _protection_idle(self._protection)
 
     def _on_filled(self, fill: OrderFilled) -> None:
         if self._streak is not None:  # the trade's PnL is booked before protection reacts to the fill
