@@ -133,6 +133,17 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     return order
 
 
+_LEVERAGES: dict[int, Decimal] = {}
+
+
+def _leverage(lev: int) -> Decimal:
+    """``Decimal(lev)`` of an int leverage, kept (a Decimal divided by an int converts it exactly: the same value)."""
+    made = Decimal(lev)
+    if type(lev) is int and made and len(_LEVERAGES) < 256:
+        _LEVERAGES[lev] = made
+    return made
+
+
 def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Decimal) -> None:
     """``ex._check_margin(book, side, qty, None)``."""
     if not book.last:
@@ -151,7 +162,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     if book.brackets is not None and abs(after) * ref > memo.cap(book, pos.leverage):
         raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
     cost = increase * ref  # (the same product both terms compute)
-    needed = cost / pos.leverage + cost * ex.config.taker_fee
+    lev = pos.leverage  # (divided by as its Decimal, made once: what dividing by the int converts it to, each time)
+    needed = cost / (_LEVERAGES.get(lev) or _leverage(lev)) + cost * ex.config.taker_fee
     if len(ex._books) == 1 and pos.qty_f == 0.0 and pos.margin_type is _CROSSED and not book.market \
             and not book.resting:
         available = ex.wallet  # what available_balance() sums for one flat cross book with no orders: the wallet
