@@ -13,7 +13,9 @@ in the bus's order, with what the event would carry (the field-taking handlers: 
 ``ExitsInFlight.filled``, ``StrategyRunner.fill_without_event`` and ``position_of_symbol``, each its bus handler's own
 steps for that shape of event), skipping the runners of other symbols (their handlers do nothing with it) and
 making the ``OrderFilled`` only for a reader that needs the object (a strategy's ``on_fill``, a loss streak,
-protective orders being tracked). The check is against the bus itself: whenever its subscriptions change (a
+protective orders being tracked); a fill's position and balance changes, due one after the other, go in one call
+(:meth:`DirectFeeds.settled`), and a time just read from the one replay clock is handed on. The check is against
+the bus itself: whenever its subscriptions change (a
 strategy, a recorder or a report subscribing to one of these events), the routes are looked at again, and
 anything else subscribed means the event is published as before. A handler's failure is raised as the bus
 would raise it. A handler overridden in a subclass or patched is not what the copy does: its events are
