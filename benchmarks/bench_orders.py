@@ -66,11 +66,12 @@ kinetic_empire.backtest.direct DirectFeeds accepted
 kinetic_empire.portfolio.direct_handlers DirectHandlers market_accepted
 kinetic_empire.exchange.matching - fill_queued_market
 kinetic_empire.exchange.matching Matching _fill_market_general
-kinetic_empire.exchange.fast_fill FusedState taker_price
+kinetic_empire.exchange.fast_fill FusedState taker
 kinetic_empire.exchange.fast_fill - _alone
 kinetic_empire.backtest.direct DirectFeeds filled
 kinetic_empire.portfolio.direct_handlers DirectHandlers market_filled
 kinetic_empire.risk.exits ExitsInFlight filled
+kinetic_empire.backtest.direct DirectFeeds settled
 kinetic_empire.backtest.direct DirectFeeds position
 kinetic_empire.portfolio.portfolio Portfolio position_changed
 kinetic_empire.risk.manager RiskManager position_changed
