@@ -370,7 +370,11 @@ class StrategyRunner:
     def hears_fills(self) -> bool:
         """Whether the strategy has an ``on_fill`` hook (the base one does nothing): then :meth:`_on_fill` needs
         the event; else :meth:`fill_without_event` does what it does (a backtest's direct delivery: backtest.direct)."""
-        return getattr(self.strategy.on_fill, "__func__", None) is not _BASE_ON_FILL
+        hook = self.strategy.on_fill
+        try:  # getattr(hook, "__func__", None) is not _BASE_ON_FILL, without the call (asked on every fill)
+            return hook.__func__ is not _BASE_ON_FILL  # type: ignore[attr-defined]
+        except AttributeError:
+            return True
 
     def fill_without_event(self, client_order_id: str) -> None:
         """:meth:`_on_fill` of a fill of this runner's symbol while the strategy has no ``on_fill`` hook."""

@@ -86,3 +86,22 @@ def test_intents_equal_the_keyword_built_ones() -> None:
             for general in (OrderIntent(**kw), new_order_intent(*kw.values())):
                 assert e == general and repr(e) == repr(general) and hash(e) == hash(general)
     assert runner.entries_ignored == 3 and runner.intents_emitted == seq == 7
+
+
+class Hears(Strategy):
+    timeframe = "1m"
+
+    def on_fill(self, fill: Any) -> None:
+        pass
+
+
+def test_hears_fills_is_whether_the_hook_is_the_base_one() -> None:
+    """``hears_fills`` (asked on every fill) against its definition, for each kind of hook a strategy may have."""
+    base, own, lone, other = Scripted("FILUSDT"), Hears("FILUSDT"), Scripted("FILUSDT"), Scripted("FILUSDT")
+    lone.on_fill = lambda fill: None  # type: ignore[method-assign]  # a plain function: no __func__
+    other.on_fill = Scripted("FILUSDT").on_fill  # type: ignore[method-assign]  # another instance's base hook
+    for strategy in (base, own, lone, other):
+        runner = StrategyRunner(strategy, EventBus(), ReplayClock(), strategy_id="s", id_prefix="b-s")
+        assert runner.hears_fills() is (getattr(strategy.on_fill, "__func__", None) is not Strategy.on_fill)
+    assert [StrategyRunner(s, EventBus(), ReplayClock(), strategy_id="s", id_prefix="b").hears_fills()
+            for s in (base, own, lone, other)] == [False, True, True, False]  # fmt: skip
