@@ -111,12 +111,17 @@ class ReplayFeed:
             stop = min(end, begin + _CHUNK)
             if bus.stops_on_error:
                 at = begin
+                made: dict[str, list[Any]] = {}  # the chunk's columns made so far, from ``begin``
                 while at < stop:  # a subscription change ends a chain: the rest goes to the new one
                     handlers = route[0]
                     chain, names, wanted = _single_chain(handlers, (sym, tf))
                     # python scalars a chunk at a time (a working set that stays in cache), only the columns
-                    # the loop reads on every kline
-                    cols = [_column(f, name, at, stop) for name in wanted]
+                    # the loop reads on every kline; the next chain's rest of a column made already is a copy of
+                    # its tail (the same scalars; a subscription changes on a first order: five columns again)
+                    for name in wanted:
+                        if name not in made:
+                            made[name] = _column(f, name, begin, stop)
+                    cols = [made[name][at - begin :] if at > begin else made[name] for name in wanted]
                     at += chain(route, handlers, clock, bus.failed, names, _Rows(f, at), sym, tf, *cols)
             else:
                 ot, o, h, lo, c, v, ct = (_column(f, name, begin, stop) for name in FIELDS)
@@ -293,31 +298,50 @@ def _column(f: KlineFrame, name: str, lo: int, hi: int) -> list[Any]:
 
 class _Rows:
     """A frame's rows from ``start`` on, and the kline of a row built from them on demand: the same object for
-    the same row, each field the python scalar the columns' ``tolist`` gives."""
+    the same row, each field the python scalar the columns' ``tolist`` gives. The loops read a field the kline
+    does not carry every time from the arrays kept here (``_cold_load``)."""
 
-    __slots__ = ("_f", "_k", "_last_ms", "_row", "_start")
+    __slots__ = ("_k", "_last_ms", "_row", "_start", "_sym", "_tf", "close", "high", "low", "open_", "open_time",
+                 "volume")
 
     def __init__(self, f: KlineFrame, start: int) -> None:
-        self._f, self._start, self._last_ms = f, start, f.interval_ms - 1
-        self._row = -1
+        self._start, self._last_ms, self._sym, self._tf, self._row = start, f.interval_ms - 1, f.symbol, f.timeframe, -1
+        self.open_time, self.open_, self.high, self.low, self.close, self.volume = f.open_time, f.open, f.high, f.low, \
+            f.close, f.volume
         self._k: KlineClosed | None = None
 
     def kline(self, row: int) -> KlineClosed:
         if row != self._row or self._k is None:
-            f, i = self._f, self._start + row
-            ot = f.open_time.item(i)  # (item: the python scalar tolist gives, without a numpy scalar between)
+            i = self._start + row
+            ot = self.open_time.item(i)  # (item: the python scalar tolist gives)
             ct = ot + self._last_ms
-            self._k = new_kline(f.symbol, f.timeframe, ot, f.open.item(i), f.high.item(i), f.low.item(i),
-                                f.close.item(i), f.volume.item(i), ct, ct)  # fmt: skip
-            self._row = row
+            k: Any = KlineFields()  # new_kline(...), written out as the loops' _BUILD does
+            k.symbol = self._sym
+            k.timeframe = self._tf
+            k.open_time = ot
+            k.open = self.open_.item(i)
+            k.high = self.high.item(i)
+            k.low = self.low.item(i)
+            k.close = self.close.item(i)
+            k.volume = self.volume.item(i)
+            k.ts_event = k.ts_init = ct
+            k.__class__ = KlineClosed
+            self._k, self._row = k, row
         return self._k
 
     def value(self, name: str, row: int) -> Any:
         """One of ``FIELDS`` at ``row``."""
-        f, i = self._f, self._start + row
+        i = self._start + row
         if name == "close_time":
-            return f.open_time.item(i) + self._last_ms
-        return getattr(f, name.rstrip("_")).item(i)
+            return self.open_time.item(i) + self._last_ms
+        return getattr(self, name).item(i)
+
+
+def _cold_load(name: str, rows: str = "rows", row: str = "n") -> str:
+    """``rows.value(name, row)`` as an expression on a :class:`_Rows` (an attribute and a call less)."""
+    if name == "close_time":
+        return f"{rows}.open_time.item({rows}._start + {row}) + {rows}._last_ms"
+    return f"{rows}.{name}.item({rows}._start + {row})"
 
 
 _Chain = Callable[..., int]
@@ -405,7 +429,7 @@ def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made | No
         names[own] = handlers[j]
         step_hot, step_cold = _names_read(step.source)
         hot |= step_hot
-        load = "".join(f"\n{name} = rows.value({name!r}, n)" for name in sorted(step_cold - hot))
+        load = "".join(f"\n{name} = {_cold_load(name)}" for name in sorted(step_cold - hot))
         body.append(f"at = {own}\n" + _step_source(step, own, names, settle(j) + load, "rows.kline(n)"))
     failing = "\n".join(f"{'el' if body_j else ''}if at is sh{j}:\n{textwrap.indent(settle(j), '    ')}"
                         for body_j, j in enumerate(steps)) or "pass"

@@ -125,6 +125,68 @@ Fill = tuple[str, Decimal, Decimal, Decimal, Decimal, int, str, str, str]
 """:meth:`TradeBook.apply_fill`'s arguments, in its order: what :attr:`TradeBook.pending` holds (with, between
 them, ``(symbol, amount)`` for a funding settlement booked while fills were pending)."""
 
+_DIGITS = 28
+"""A product of two Decimals whose ``str`` lengths sum to at most this has at most as many digits: exact at the
+default precision (``str`` shows every digit of the coefficient, and more characters)."""
+
+
+def _round_trip(opening: Fill, closing: Fill) -> tuple[str, str] | None:
+    """The ``str`` of both prices when these two fills of one symbol, booked with nothing open, are a round trip the
+    general booking would make exactly from them (see :func:`_pair_record`): the second undoes the first, every
+    amount finite, and ``quantity * price`` exact for both. Else None (booked the general way)."""
+    q1, p1, q2, p2 = opening[1], opening[2], closing[1], closing[2]
+    if not (q1.is_finite() and p1.is_finite() and q2.is_finite() and p2.is_finite() and opening[4].is_finite()
+            and closing[3].is_finite() and closing[4].is_finite()):
+        return None
+    s1, s2 = str(p1), str(p2)
+    if len(str(q1)) + len(s1) > _DIGITS or len(str(q2)) + len(s2) > _DIGITS or not q1 or q2 != -q1:
+        return None
+    return s1, s2
+
+
+def _pair_record(
+    trade_id: int, opening: Fill, closing: Fill, s1: str, s2: str, tidied: dict[str, Decimal]
+) -> TradeRecord:
+    """``OpenTrade`` started by ``opening``, grown by it, shrunk to flat by ``closing`` and recorded: the same record,
+    with the same Decimal operations where a field keeps a result as it is (its digits and exponent), and fewer
+    where only a value is kept. With ``quantity * price`` exact (:func:`_round_trip`), the average price
+    ``(0 + |q| * p) / (0 + |q|)`` is ``p`` by value, and :func:`tidy` depends on the value only: ``tidy(p)``, made
+    once per price (``tidied``, by its ``str``). The return divides by ``0 + |q1| * p1``, which equals
+    ``|q1| * p1`` (a result of at most the precision's digits), so the quotient is the same."""
+    symbol, q1, p1, _realized, c1, entry_time, strategy_id, _reason, entry_tag = opening
+    _symbol, _q2, p2, realized, c2, exit_time, _strategy, reason, exit_tag = closing
+    entry = tidied.get(s1)
+    if entry is None:
+        entry = tidied[s1] = tidy(p1)
+    exit_price = tidied.get(s2)
+    if exit_price is None:
+        exit_price = tidied[s2] = tidy(p2)
+    gross = (_ZERO + realized) + _ZERO  # OpenTrade.shrink, then record's extra_gross
+    fees = (_ZERO + c1) + c2
+    net = gross - fees + _ZERO  # (no funding: a settlement between the fills makes it no pair)
+    notional = abs(q1) * p1
+    r: Any = _WritableTrade()  # (as OpenTrade.record)
+    r.trade_id = trade_id
+    r.strategy_id = strategy_id
+    r.symbol = symbol
+    r.side = _LONG if q1 > 0 else _SHORT
+    r.quantity = abs(_ZERO + q1)  # max(0, |0 + q1|), q1 not 0
+    r.entry_time = entry_time
+    r.entry_price = entry
+    r.exit_time = exit_time
+    r.exit_price = exit_price
+    r.gross_pnl = gross
+    r.fees = fees
+    r.funding = _ZERO
+    r.net_pnl = net
+    r.return_pct = tidy(net / notional * 100 if notional else _ZERO)
+    r.exit_reason = reason
+    r.duration_ms = exit_time - entry_time
+    r.entry_tag = entry_tag
+    r.exit_tag = exit_tag
+    r.__class__ = TradeRecord
+    return r
+
 
 class TradeBook:
     """Open trades by symbol and the closed round trips, in the order they closed.
@@ -138,26 +200,61 @@ class TradeBook:
     :class:`TradeRecord` (with its Decimal divisions and rounding) is made only then, by :attr:`closed`.
     """
 
-    __slots__ = ("_exits", "_last_closed", "_made", "_next_id", "_open", "pending")
+    __slots__ = ("_exits", "_last_closed", "_made", "_next_id", "_open", "_tidied", "pending")
 
     def __init__(self) -> None:
         self._open: dict[str, OpenTrade] = {}
         self.pending: list[Fill | tuple[str, Decimal]] = []  # fills (and funding) not booked yet, in arrival order
-        self._exits: list[tuple[OpenTrade, int, str, str]] = []  # (trade, exit time, reason, exit tag)
+        # (trade, exit time, reason, exit tag), or a round trip of two fills kept as they came (see _book_pending):
+        # (trade id, opening fill, closing fill, str of each price)
+        self._exits: list[tuple[Any, ...]] = []
         self._made: list[TradeRecord] = []  # records of _exits[:len(_made)]
         self._last_closed: dict[str, int] = {}  # symbol -> index in _exits, for late fee bookings
         self._next_id = 1
+        self._tidied: dict[str, Decimal] = {}  # str(price) -> tidy(price), for round trips' records
 
     def _book_pending(self) -> None:
-        """Book the fills waiting in :attr:`pending`, in order (each exactly as :meth:`apply_fill` would)."""
+        """Book the fills waiting in :attr:`pending`, in order (each exactly as :meth:`apply_fill` would).
+
+        A fill that opens a trade followed at once by one that closes it exactly (the usual round trip of a
+        backtest) is kept as the pair, and its record made from the two fills when read (:func:`_pair_record`):
+        the same record, without the accumulator, its method calls and its Decimal operations whose results no
+        field keeps (tests/unit/test_trade_book_pairs.py compares both on every kind of fill)."""
         pending = self.pending  # the same list throughout: the portfolio keeps a reference to it
         book, funding = self._apply_fill, self._add_funding
-        for item in pending:
+        opened, exits, last = self._open, self._exits, self._last_closed
+        i, n = 0, len(pending)
+        while i < n:
+            item = pending[i]
+            i += 1
             if len(item) == 2:  # a funding settlement booked while fills were pending
                 funding(*item)
-            else:
-                book(*item)
+                continue
+            if i < n and item[0] not in opened:
+                after = pending[i]
+                if len(after) == 9 and after[0] == item[0]:
+                    prices = _round_trip(item, after)  # type: ignore[arg-type]
+                    if prices is not None:
+                        last[item[0]] = len(exits)
+                        exits.append((self._next_id, item, after, *prices))
+                        self._next_id += 1
+                        i += 1
+                        continue
+            book(*item)
         pending.clear()
+
+    def _exit(self, index: int) -> tuple[OpenTrade, int, str, str]:
+        """``_exits[index]`` as (trade, exit time, reason, exit tag): a round trip kept as its two fills is booked
+        the general way first (a late fee changes its trade)."""
+        found = self._exits[index]
+        if len(found) == 4:
+            return found
+        scratch = TradeBook()
+        scratch._next_id = found[0]
+        scratch._apply_fill(*found[1])
+        scratch._apply_fill(*found[2])
+        made = self._exits[index] = scratch._exits[0]
+        return made
 
     @property
     def open(self) -> dict[str, OpenTrade]:
@@ -173,7 +270,9 @@ class TradeBook:
             self._book_pending()
         made, exits = self._made, self._exits
         if len(made) < len(exits):
-            made.extend(t.record(ts, reason, exit_tag=tag) for t, ts, reason, tag in exits[len(made) :])
+            tidied = self._tidied
+            made.extend(e[0].record(e[1], e[2], exit_tag=e[3]) if len(e) == 4 else _pair_record(*e, tidied)  # type: ignore[call-arg]
+                        for e in exits[len(made) :])  # fmt: skip
         return made
 
     def _start(self, symbol: str, strategy_id: str, ts: int, long: bool, tag: str = "") -> OpenTrade:
@@ -195,7 +294,7 @@ class TradeBook:
         if self.pending:
             self._book_pending()
         idx = self._last_closed.get(symbol)
-        if idx is not None and self._exits[idx][1] == ts:
+        if idx is not None and self._exit(idx)[1] == ts:
             trade, _ts, reason, tag = self._exits[idx]
             trade.fees += fee
             if idx < len(self._made):  # already read: make its record again

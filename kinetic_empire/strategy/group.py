@@ -46,6 +46,7 @@ from .runner import StrategyRunner
 from .symbol_data import FIELDS
 
 log = logging.getLogger(__name__)
+_OPEN_LONG, _OPEN_SHORT = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT  # (a global: no enum class lookup)
 
 
 def aligned_history(
@@ -274,7 +275,7 @@ class GroupRunner(StrategyRunner):
         symbol: str | None = None,
     ) -> None:
         sym = self._symbol(symbol)
-        if (action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT) and self._held_in(sym, action):
+        if (action is _OPEN_LONG or action is _OPEN_SHORT) and self._held_in(sym, action):
             self.entries_ignored += 1
             return
         self._seq += 1
@@ -306,7 +307,7 @@ class GroupRunner(StrategyRunner):
         if strategy.add_to_position:
             return False
         size = strategy.position_of(symbol).size
-        if (size > 0) if action is IntentAction.OPEN_LONG else (size < 0):
+        if (size > 0) if action is _OPEN_LONG else (size < 0):
             return True
         return any(getattr(p, "action", None) is action and p.symbol == symbol for p in self._pending)
 

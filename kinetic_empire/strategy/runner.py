@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import fields as dataclass_fields
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +23,10 @@ from ..core.bus import EventBus, InlineStep, ignores_argument, source_digest
 from ..core.clock import Clock
 from ..core.enums import IntentAction
 from ..core.errors import StrategyError
-from ..core.event_factories import new_order_intent
 from ..core.events import (
     KlineClosed,
     OrderFilled,
+    OrderIntent,
     OrderRejected,
     PositionChanged,
     RiskDenied,
@@ -38,6 +39,9 @@ from .rejection import OrderRejection
 log = logging.getLogger(__name__)
 _BASE_ON_FILL = Strategy.on_fill
 
+_OPEN_LONG, _OPEN_SHORT = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT  # (a global: no enum class lookup)
+_IntentTwin = type("_WritableOrderIntent", (), {"__slots__": tuple(f.name for f in dataclass_fields(OrderIntent))})
+"""A writable class with exactly ``OrderIntent``'s slots, re-labelled once filled (as ``core.event_factories``)."""
 _NEVER = 1 << 62  # a replay position no history reaches: a halted runner's first kline
 
 # ``_on_replayed_kline`` as source, for the replay feed's fused loop (``core.bus.InlineStep``): the same
@@ -282,18 +286,33 @@ class StrategyRunner:
     ) -> None:
         if symbol is not None and symbol != self.symbol:
             raise ValueError(self._foreign(symbol))
-        if (action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT) and self._held(action):
+        pending = self._pending
+        if (action is _OPEN_LONG or action is _OPEN_SHORT) and self._held(action, pending):
             self.entries_ignored += 1
             if log.isEnabledFor(logging.DEBUG):  # a signal that stays true repeats this every kline
                 log.debug("%s on %s: %s ignored, the position is already in that direction", self.strategy_id,
                           self.symbol, action._value_)
             return
-        self._seq += 1
+        seq = self._seq = self._seq + 1
         now = self._clock.now_ms()
-        qty = None if quantity is None else (quantity if isinstance(quantity, Decimal) else Decimal(repr(quantity)))
-        self._pending.append(new_order_intent(f"{self._prefix}-{self._seq}", self.strategy_id, self.symbol, action, qty,
-                                              fraction, stop_loss, take_profit, limit, float(self.strategy.close), tag,
-                                              now, now))  # fmt: skip  (close[-1], read without moving its window)
+        # new_order_intent(...), its stores written out (a call with 13 arguments less per order; the intent equals
+        # the keyword-built one: tests/unit/test_runner_intents.py)
+        e: Any = _IntentTwin()
+        e.intent_id = f"{self._prefix}-{seq}"
+        e.strategy_id = self.strategy_id
+        e.symbol = self.symbol
+        e.action = action
+        e.quantity = quantity if quantity is None or isinstance(quantity, Decimal) else Decimal(repr(quantity))
+        e.fraction = fraction
+        e.stop_loss = stop_loss
+        e.take_profit = take_profit
+        e.limit_price = limit
+        e.reference_price = float(self.strategy.close)  # close[-1], read without moving its window
+        e.tag = tag
+        e.ts_event = now
+        e.ts_init = now
+        e.__class__ = OrderIntent
+        pending.append(e)
 
     def _foreign(self, symbol: str) -> str:
         return (f"{self.strategy_id} trades {self.symbol} only, not {symbol}: a strategy that trades several "
@@ -309,15 +328,14 @@ class StrategyRunner:
                                   symbol=self.symbol, reference_price=self.strategy.close[-1], ts_event=now,
                                   ts_init=now, **fields))
 
-    def _held(self, action: IntentAction) -> bool:
+    def _held(self, action: IntentAction, pending: list[Any]) -> bool:
         """An entry in the direction already held (or already asked for on this kline), to be ignored."""
         strategy = self.strategy
         if strategy.add_to_position:
             return False
         size = strategy.position.size
-        if (size > 0) if action is IntentAction.OPEN_LONG else (size < 0):
+        if (size > 0) if action is _OPEN_LONG else (size < 0):
             return True
-        pending = self._pending
         return bool(pending) and any(getattr(p, "action", None) is action for p in pending)
 
     def _flush(self) -> None:
@@ -352,7 +370,11 @@ class StrategyRunner:
     def hears_fills(self) -> bool:
         """Whether the strategy has an ``on_fill`` hook (the base one does nothing): then :meth:`_on_fill` needs
         the event; else :meth:`fill_without_event` does what it does (a backtest's direct delivery: backtest.direct)."""
-        return getattr(self.strategy.on_fill, "__func__", None) is not _BASE_ON_FILL
+        hook = self.strategy.on_fill
+        try:  # getattr(hook, "__func__", None) is not _BASE_ON_FILL, without the call (asked on every fill)
+            return hook.__func__ is not _BASE_ON_FILL  # type: ignore[attr-defined]
+        except AttributeError:
+            return True
 
     def fill_without_event(self, client_order_id: str) -> None:
         """:meth:`_on_fill` of a fill of this runner's symbol while the strategy has no ``on_fill`` hook."""
