@@ -42,6 +42,7 @@ ALWAYS = (INF, -INF)
 #: a cross position's liquidation price not solved yet (liquidation_of solves it from ``Book.liq_margin``)
 UNSOLVED = -1.0
 _NEG_INF = -INF
+_ISOLATED = MarginType.ISOLATED  # (an enum member read from its class costs a descriptor call)
 
 
 def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *, banded: bool = True) -> int:
@@ -57,6 +58,8 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
     """
     held: list[Book] = []
     plain = banded  # so far every open position a cross long (the covered short cut's first condition)
+    safe = True  # so far every held long's tier table safe for covered_longs
+    notional = 0.0  # the held longs' entry notional, summed in book order as covered_longs sums it
     for b in books:
         pos = b.pos
         qty = pos.qty_f
@@ -66,12 +69,21 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
             b.watch_high = INF
         else:
             held.append(b)
-            if qty < 0.0 or pos.margin_type is MarginType.ISOLATED:
+            if not plain:
+                continue
+            if qty < 0.0 or pos.margin_type is _ISOLATED:
                 plain = False
+                continue
+            tiers = b.tiers  # (covered_longs' loop, inlined: the same tables accepted, the same sum)
+            known = _COVERED_LONG_SAFE.get(id(tiers))
+            if not (known[2] if known is not None and known[0] is tiers else _safe_table(tiers, True)):
+                safe = False
+            notional += qty * pos.entry_f
     if not held:
         return 0
     wallet = float(wallet)
-    if plain and len(held) > 1 and covered_longs(held, wallet):  # none can ever be liquidated: nothing to watch
+    # none can ever be liquidated (covered_longs): nothing to watch
+    if plain and safe and len(held) > 1 and wallet - notional >= COVER_GAP * (wallet + notional):
         for b in held:
             b.pos.liq_f = 0.0
             b.watch_low = _NEG_INF
@@ -80,7 +92,7 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
     cross: list[Book] = []
     for b in held:
         pos = b.pos
-        if pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
+        if pos.margin_type is _ISOLATED:  # its own wallet backs it: other prices do not move it
             iso = float(pos.iso_wallet)
             wallet -= iso
             _set(b, _alone(pos.qty_f, pos.entry_f, iso, b.tiers))
