@@ -152,6 +152,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     if len(ex._books) == 1 and pos.qty_f == 0.0 and pos.margin_type is _CROSSED and not book.market \
             and not book.resting:
         available = ex.wallet  # what available_balance() sums for one flat cross book with no orders: the wallet
+    elif ex.available_covers(needed):  # (a float bound: the balance is at least what is needed)
+        return
     else:
         available = ex.available_balance()
     if needed > available:
