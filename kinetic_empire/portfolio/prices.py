@@ -39,6 +39,12 @@ class LatestClose:
         return InlineStep(_STEP, {"store": self}, reads_kline=False)
 
 
+#: float close -> ``Decimal(repr(close))`` (non-zero closes: 0.0 and -0.0 are one key but two Decimals); prices
+#: on a tick grid come back again and again, and a repr and a parse cost more than the look-up
+_DECIMALS: dict[float, Decimal] = {}
+_DECIMALS_LIMIT = 1 << 16
+
+
 def available_balance(wallet: Decimal, positions: Mapping[str, PositionView], closes: Mapping[str, LatestClose],
                       marks: MutableMapping[str, tuple[float, Decimal]], leverage: Mapping[str, int], default: int,
                       mark_of: Callable[[PositionView], Decimal]) -> Decimal:
@@ -59,7 +65,11 @@ def available_balance(wallet: Decimal, positions: Mapping[str, PositionView], cl
         elif (cached := marks.get(sym)) is not None and cached[0] == last:
             mark = cached[1]
         else:
-            mark = Decimal(repr(float(last)))
+            mark = _DECIMALS.get(last)  # (a close seen before, on any symbol: its Decimal made once)
+            if mark is None:
+                if len(_DECIMALS) >= _DECIMALS_LIMIT:
+                    _DECIMALS.clear()
+                mark = _DECIMALS[last] = Decimal(repr(float(last)))
             marks[sym] = (last, mark)
         q = p.quantity
         upnl += q * (mark - p.entry_price)

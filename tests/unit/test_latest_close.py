@@ -4,6 +4,7 @@ Decimal (digits and exponent) as marking each position with ``_mark`` and summin
 
 from __future__ import annotations
 
+import math
 import random
 from decimal import Decimal
 
@@ -100,6 +101,31 @@ def test_the_one_pass_available_balance_is_the_plain_sum_to_the_digit(seed: int,
     assert checked > 50
 
 
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_closes_met_again_on_any_symbol_mark_to_their_own_digits(seed: int) -> None:
+    """The Decimal of a close is made once per value (``prices._DECIMALS``): closes from a small pool, shared by
+    the symbols, some a float's last bit apart or equal in value with other digits, mark as the plain sum does."""
+    rng = random.Random(seed)
+    bus = EventBus()
+    p = Portfolio(bus, Decimal("100000"), follow_prices=False)
+    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    base = [1.2345678, 0.1 + 0.2, 3.0, 12345.5, 7e-05]
+    pool = base + [math.nextafter(x, math.inf) for x in base] + [math.nextafter(x, 0.0) for x in base]
+    for i, s in enumerate(SYMBOLS):
+        p._positions[s] = PositionView(s, Decimal(rng.choice(["3", "-0.5", "120.25"])), Decimal(repr(pool[i])),
+                                       p.leverage(s))
+    for step in range(400):
+        s = rng.choice(SYMBOLS)
+        bus.publish(_kline(s, rng.choice(pool), step * 60_000), (s, "1m"))
+        upnl = margin = Decimal(0)  # the plain sum, each mark made here (``_mark`` shares the portfolio's cache)
+        for q in p._positions.values():
+            mark = Decimal(repr(p.last_price(q.symbol)))
+            upnl += q.quantity * (mark - q.entry_price)
+            margin += abs(q.quantity) * mark / p.leverage(q.symbol)
+        got, want = p.available_balance(), (p._wallet + upnl) - margin
+        assert got.as_tuple() == want.as_tuple(), (step, got, want)
 
 
 @pytest.mark.parametrize("wallet", ["1E+6", "1000", "123456.78901234", "-0", "0E-8"])
