@@ -121,7 +121,8 @@ def test_closes_met_again_on_any_symbol_mark_to_their_own_digits(seed: int) -> N
         bus.publish(_kline(s, rng.choice(pool), step * 60_000), (s, "1m"))
         upnl = margin = Decimal(0)  # the plain sum, each mark made here (``_mark`` shares the portfolio's cache)
         for q in p._positions.values():
-            mark = Decimal(repr(p.last_price(q.symbol)))
+            last = p.last_price(q.symbol)
+            mark = Decimal(repr(last)) if last else q.entry_price
             upnl += q.quantity * (mark - q.entry_price)
             margin += abs(q.quantity) * mark / p.leverage(q.symbol)
         got, want = p.available_balance(), (p._wallet + upnl) - margin
