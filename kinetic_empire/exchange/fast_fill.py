@@ -344,7 +344,7 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
                               now))  # fmt: skip
     # --- Ledger._after_position_change
     if len(ex._books) != 1:
-        ex._update_liquidation_prices()
+        ex._update_liquidation_prices(book)
     elif pos.qty_f == 0.0:  # the solve with every book flat: levels and prices reset, none open
         pos.liq_f = 0.0
         book.watch_low = -INF

@@ -17,7 +17,7 @@ from ..core.events import Liquidated
 from ..core.liquidation import maintenance_margin, tiers
 from . import isolated
 from .book import ZERO, Book, dec, money
-from .cross_margin import liquidation_of
+from .cross_margin import Cover, liquidation_of, solve_liquidation_prices
 from .ledger import Ledger
 from .orders import SimOrder
 
@@ -218,6 +218,24 @@ class Margin(Ledger):
         return dec(liq) if liq > 0 else ZERO
 
     # ------------------------------------------------------------------------------- internals
+    _cover: Cover | None = None
+
+    def _update_liquidation_prices(self, changed: Book | None = None) -> None:
+        """Re-solve every open position's liquidation price after the wallet or a position changed; after a fill
+        of ``changed`` alone, while every open position is a covered cross long, only its own term
+        (:class:`~.cross_margin.Cover`)."""
+        cover = self._cover
+        if cover is None:
+            cover = self._cover = Cover()
+        elif changed is not None and self.bounded_liquidation_solves:
+            held = cover.after_fill(changed, self.wallet)
+            if held is not None:
+                self._cross_positions = held
+                return
+        self._cross_positions = solve_liquidation_prices(
+            self._books.values(), self.wallet, banded=self.bounded_liquidation_solves, cover=cover
+        )
+
     def _band_reached(self) -> None:
         """A kline reaches its book's cross-margin band (exchange.cross_margin): the liquidation prices were
         solved on older prices, so solve them again before the kline is judged. Without the band they were
