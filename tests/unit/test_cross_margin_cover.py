@@ -107,3 +107,41 @@ def test_runs_give_the_trades_of_full_solves(case: str, monkeypatch) -> None:
     assert fast == full
     if case == "leveraged":
         assert seen["liquidations"] > 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_after_fill_is_the_full_solve_on_random_books(rules, seed: int) -> None:
+    """One book's position changed at a time (opened, added to, closed, made short or isolated, its levels left
+    dirty), the wallet moved around the longs' entry notional: where the short way answers, a full solve made
+    there gives the same count and levels, and its sum is the full solve's."""
+    from kinetic_empire.core.enums import MarginType
+
+    rng = np.random.default_rng(seed)
+    books = [Book(rules[s], None, 1) for s in SYMBOLS[:6]]
+    cover = Cover()
+    wallet = Decimal(3000)
+    answered = declined = 0
+    for _ in range(400):
+        b = books[int(rng.integers(0, len(books)))]
+        pos = b.pos
+        roll = rng.uniform()
+        pos.margin_type = MarginType.ISOLATED if 0.35 <= roll < 0.4 else MarginType.CROSSED
+        if roll < 0.35:
+            pos.qty_f, pos.entry_f = 0.0, 0.0
+        else:
+            pos.qty_f = float(rng.uniform(10, 200)) * (-1.0 if 0.4 <= roll < 0.47 else 1.0)
+            pos.entry_f = float(rng.uniform(1.0, 5.0))
+        b.last = pos.entry_f or 3.0
+        b.watch_low, b.watch_high, pos.liq_f = 1.0, 2.0, 0.5  # dirty: the answer must reset them
+        longs = sum(x.pos.qty_f * x.pos.entry_f for x in books if x.pos.qty_f > 0)
+        wallet = Decimal(repr(round(longs * float(rng.choice([0.999, 1.0, 1.001, 1.2, 3.0])), 4)))
+        held = cover.after_fill(b, wallet)
+        if held is None:
+            declined += 1
+            solve_liquidation_prices(books, wallet, cover=cover)
+            continue
+        answered += 1
+        got = (held, levels(books))
+        assert got == (solve_liquidation_prices(books, wallet), levels(books))
+        assert cover.notional == pytest.approx(longs, rel=1e-12, abs=1e-9)
+    assert answered > 30 and declined > 30
