@@ -65,11 +65,12 @@ def available_balance(wallet: Decimal, positions: Mapping[str, PositionView], cl
         elif (cached := marks.get(sym)) is not None and cached[0] == last:
             mark = cached[1]
         else:
-            mark = _DECIMALS.get(last)  # (a close seen before, on any symbol: its Decimal made once)
-            if mark is None:
+            known = _DECIMALS.get(last)  # (a close seen before, on any symbol: its Decimal made once)
+            if known is None:
                 if len(_DECIMALS) >= _DECIMALS_LIMIT:
                     _DECIMALS.clear()
-                mark = _DECIMALS[last] = Decimal(repr(float(last)))
+                known = _DECIMALS[last] = Decimal(repr(float(last)))
+            mark = known
             marks[sym] = (last, mark)
         q = p.quantity
         upnl += q * (mark - p.entry_price)
