@@ -84,6 +84,7 @@ def chain(changes, clock, failed, names, rows, slots, times, {columns}):
     before = n = 0
     try:
         for {targets} in zip(times, {columns}):
+{top}
 {body}
     except (HandlerError, StrategyError):
         settle(n, before)
@@ -96,8 +97,21 @@ def chain(changes, clock, failed, names, rows, slots, times, {columns}):
     return n
 """
 
-Made = tuple[Callable[..., int], dict[str, Any], list[tuple[str, ...]], list[tuple[int, Callable[[Any], Any]]]]
-"""A lazy lockstep loop, its names, each stream's columns (``FIELDS`` but the close time), the slots."""
+class Layout(NamedTuple):
+    """What a lazy lockstep loop is given per close time besides the close time: the open time (the same for every
+    stream in lockstep) when a step reads it, and one row holding every stream's float ``fields`` in turn (stream
+    0's, then stream 1's...) when a step reads any. One row a close time, its floats made in that order, is read
+    front to back: separate columns per stream and field were as many streams through memory, and the replay
+    paid for their cache misses (issue 17 target 4)."""
+
+    open_time: bool
+    fields: tuple[str, ...]
+
+
+Made = tuple[Callable[..., int], dict[str, Any], "list[tuple[str, ...]] | Layout",
+             list[tuple[int, Callable[[Any], Any]]]]
+"""A loop over close times, its names, what it is given (the eager loop: each stream's columns, ``FIELDS`` but the
+close time; the lazy one: its :class:`Layout`), the latest-kline slots it settles."""
 
 
 def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequence[tuple[str, str]],
@@ -125,9 +139,6 @@ def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequenc
     sync_slots = "settle(n, before)" if any(step is None for stream in plan for _j, step in stream) else "pass"
     names: dict[str, Any] = {}
     body: list[str] = []
-    targets = ["close_time"]
-    columns: list[str] = []
-    wanted: list[tuple[str, ...]] = []
     read: dict[str, tuple[set[str], set[str]]] = {}  # step source -> the fields it reads (the same for many)
 
     def names_read(source: str) -> tuple[set[str], set[str]]:
@@ -136,15 +147,17 @@ def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequenc
             found = read[source] = kit.names_read(source)
         return found
 
-    for s, stream in enumerate(plan):
+    hots = []
+    for stream in plan:
         reads = [names_read(step.source) for _j, step in stream if step is not None]
-        hot = set().union(*(r[0] for r in reads)) - {"close_time"}
-        fields = tuple(sorted(hot))
-        wanted.append(fields)
-        targets += [f"{name}_{s}" for name in fields]
-        columns += [f"col_{name}_{s}" for name in fields]
+        hots.append(set().union(*(r[0] for r in reads)) - {"close_time"})
+    every = set().union(*hots)
+    floats = tuple(sorted(every - {"open_time"}))
+    layout = Layout("open_time" in every, floats)
+    for s, stream in enumerate(plan):
+        hot = hots[s]
         body.append("clock.time_ms = close_time")
-        body += [f"{name} = {name}_{s}" for name in fields]
+        body += [f"{name} = {name}_{s}" for name in floats if name in hot]
         for j, step in stream:
             if step is None:
                 slots.append((s, handler_sets[s][j]))
@@ -157,7 +170,12 @@ def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequenc
             mark = f"at = {own}\n" + (f"before = {len(slots)}\n" if sync_slots != "pass" else "")
             body.append(mark + kit.step_source(step, own, names, sync, f"rows{s}.kline(n // {width})"))
         body += ["n += 1", "if changes[0] != seen:", "    break"]
+    targets = ["close_time"] + (["open_time"] if layout.open_time else []) + (["row"] if floats else [])
+    columns = (["col_open_time"] if layout.open_time else []) + (["col_rows"] if floats else [])
+    row = [f"{name}_{s}" for s in range(width) for name in floats]
+    top = f"            {', '.join(row)}, = row" if row else ""
     head = "\n".join(f"    rows{s} = rows[{s}]" for s in range(width))
     template = (_LAZY_LOCKSTEP.replace("{columns}", ", ".join(columns) + ("," if columns else ""))
-                .replace("{targets}", ", ".join(targets) + ",").replace("{width}", str(width)))  # fmt: skip
-    return kit.compile_(template, "\n".join(body), names, head), names, wanted, slots
+                .replace("{targets}", ", ".join(targets) + ",").replace("{width}", str(width))
+                .replace("{top}", top))  # fmt: skip
+    return kit.compile_(template, "\n".join(body), names, head), names, layout, slots

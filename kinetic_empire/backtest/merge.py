@@ -28,7 +28,7 @@ from ..core.bus import EventBus
 from ..core.clock import ReplayClock
 from ..core.events import KlineClosed, new_kline
 from ..data import KlineFrame
-from .lockstep_lazy import Kit, Made, Slots, lazy_lockstep_chain
+from .lockstep_lazy import Kit, Layout, Made, Slots, lazy_lockstep_chain
 
 #: close times per chunk (each brings one kline of every stream): columns made Python lists a chunk at a time
 CHUNK_TIMES = 4_000
@@ -110,6 +110,25 @@ class _Chunk:
         lo = first.start + begin
         self.times: list[int] = (first.frame.open_time[lo : lo + end - begin] + (first.frame.interval_ms - 1)).tolist()
         self._columns: dict[tuple[int, str], list[Any]] = {}  # (stream, field) -> the chunk's column
+        self._laid: dict[tuple[int, Layout], list[list[Any]]] = {}  # (first stream, layout) -> laid_out
+
+    def laid_out(self, lo: int, layout: Layout) -> list[list[Any]]:
+        """What a lazy loop over streams ``lo:`` is given (:class:`~.lockstep_lazy.Layout`): the open times, and a row
+        per close time of every stream's fields in turn, each row's floats made one after the other."""
+        key = (lo, layout)
+        made = self._laid.get(key)
+        if made is None:
+            made = [self.column(lo, "open_time")] if layout.open_time else []
+            if layout.fields:
+                arrays = [getattr(s.frame, name.rstrip("_"))[s.start + self.begin : s.start + self.end]
+                          for s in self.streams[lo:] for name in layout.fields]
+                same = all(a.dtype == np.float64 for a in arrays)  # (else each value as its column's tolist gives it)
+                table = np.empty((self.end - self.begin, len(arrays)), dtype=np.float64 if same else object)
+                for j, a in enumerate(arrays):
+                    table[:, j] = a if same else a.tolist()
+                made.append(table.tolist())
+            self._laid[key] = made
+        return made
 
     def column(self, s: int, name: str) -> list[Any]:
         """Stream ``s``'s field ``name`` (one of the feed's ``FIELDS``) over the chunk."""
@@ -178,8 +197,11 @@ class _Loops:
         chain, names, wanted, slot_list = self._loop(lo)
         whole = row == 0 and stop is None
         rows = [_ChunkRows(chunk, s, row) for s in range(lo, len(self._topics))]
-        cols = [col if whole else col[row:stop]
-                for i, fields in enumerate(wanted) for col in (chunk.column(lo + i, name) for name in fields)]
+        if isinstance(wanted, Layout):
+            given = chunk.laid_out(lo, wanted)
+        else:
+            given = [chunk.column(lo + i, name) for i, fields in enumerate(wanted) for name in fields]
+        cols = given if whole else [col[row:stop] for col in given]
         times = chunk.times if whole else chunk.times[row:stop]
         return chain(bus.changes, clock, bus.failed, names, rows, Slots(slot_list, rows, len(rows)), times, *cols)
 

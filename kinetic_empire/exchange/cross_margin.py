@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from decimal import Decimal
+from math import ceil
 
 from ..core.enums import MarginType
 from ..core.liquidation import liquidation_price, maintenance_margin
@@ -42,9 +43,11 @@ ALWAYS = (INF, -INF)
 #: a cross position's liquidation price not solved yet (liquidation_of solves it from ``Book.liq_margin``)
 UNSOLVED = -1.0
 _NEG_INF = -INF
+_ISOLATED = MarginType.ISOLATED  # (an enum member read from its class costs a descriptor call)
 
 
-def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *, banded: bool = True) -> int:
+def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *, banded: bool = True,
+                             cover: Cover | None = None) -> int:
     """Set every book's liquidation price and watch levels; returns how many cross positions are open.
 
     With several open cross positions each book's watch levels are its band (module docstring) and its
@@ -54,9 +57,14 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
 
     ``wallet`` may be the exchange's Decimal: it is made a float only when a position is open, so the solve
     after a fill that leaves every position flat (half of a backtest's fills) is one pass resetting levels.
+    ``cover`` (the exchange's :class:`Cover`) is told whether the result is the covered longs' and on what sum.
     """
+    if cover is not None:
+        cover.terms = None
     held: list[Book] = []
     plain = banded  # so far every open position a cross long (the covered short cut's first condition)
+    safe = True  # so far every held long's tier table safe for covered_longs
+    notional = 0.0  # the held longs' entry notional, summed in book order as covered_longs sums it
     for b in books:
         pos = b.pos
         qty = pos.qty_f
@@ -66,21 +74,32 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
             b.watch_high = INF
         else:
             held.append(b)
-            if qty < 0.0 or pos.margin_type is MarginType.ISOLATED:
+            if not plain:
+                continue
+            if qty < 0.0 or pos.margin_type is _ISOLATED:
                 plain = False
+                continue
+            tiers = b.tiers  # (covered_longs' loop, inlined: the same tables accepted, the same sum)
+            known = _COVERED_LONG_SAFE.get(id(tiers))
+            if not (known[2] if known is not None and known[0] is tiers else _safe_table(tiers, True)):
+                safe = False
+            notional += qty * pos.entry_f
     if not held:
         return 0
     wallet = float(wallet)
-    if plain and len(held) > 1 and covered_longs(held, wallet):  # none can ever be liquidated: nothing to watch
+    # none can ever be liquidated (covered_longs): nothing to watch
+    if plain and safe and len(held) > 1 and wallet - notional >= COVER_GAP * (wallet + notional):
         for b in held:
             b.pos.liq_f = 0.0
             b.watch_low = _NEG_INF
             b.watch_high = INF
+        if cover is not None:
+            cover.covered(held, notional)
         return len(held)
     cross: list[Book] = []
     for b in held:
         pos = b.pos
-        if pos.margin_type is MarginType.ISOLATED:  # its own wallet backs it: other prices do not move it
+        if pos.margin_type is _ISOLATED:  # its own wallet backs it: other prices do not move it
             iso = float(pos.iso_wallet)
             wallet -= iso
             _set(b, _alone(pos.qty_f, pos.entry_f, iso, b.tiers))
@@ -133,6 +152,58 @@ def solve_liquidation_prices(books: Collection[Book], wallet: float | Decimal, *
         move = price * fraction
         b.watch_low, b.watch_high = price - move, price + move
     return n
+
+
+class Cover:
+    """The covered longs the exchange's last solve found (:func:`covered_longs`: no liquidation price, no band), so
+    that the solve after a fill of one book is a sum updated, not a pass over every book: while the positions are
+    covered cross longs, a fill changes only its own book's term of the entry notional (the wallet by its fee and
+    PnL), and every other book's levels stay reset. :meth:`after_fill` answers only when the updated sum, with a
+    bound on how far it may lie from the solve's own float sum, shows the solve would find the longs covered again;
+    else the exchange solves in full. Results are the full solve's (tests/unit/test_cross_margin_cover.py)."""
+
+    __slots__ = ("err", "notional", "terms")
+
+    def __init__(self) -> None:
+        self.terms: dict[Book, float] | None = None  # each held book's qty * entry at the solve; None: not covered
+        self.notional = 0.0  # their sum, kept up to date
+        self.err = 0.0  # how far ``notional`` may be from the sum the full solve makes now
+
+    def covered(self, held: list[Book], notional: float) -> None:
+        """The full solve found ``held`` covered, their entry notional summed to ``notional``."""
+        self.terms = {b: b.pos.qty_f * b.pos.entry_f for b in held}
+        self.notional = notional
+        self.err = 0.0
+
+    def after_fill(self, book: Book, wallet: Decimal) -> int | None:
+        """The solve after a fill of ``book`` (the only change since the last solve but the wallet) when the longs
+        are still covered: ``book``'s levels reset, the count of open positions returned; None: solve in full."""
+        terms = self.terms
+        if terms is None:
+            return None
+        pos = book.pos
+        qty = pos.qty_f
+        if qty < 0.0 or pos.margin_type is _ISOLATED or (qty > 0.0 and not _safe_table(book.tiers, True)):
+            return None
+        old = terms.pop(book, 0.0)
+        new = qty * pos.entry_f
+        notional = self.notional - old + new
+        # each of the two operations rounds by at most half an ulp of its result; the full solve's own sum of the
+        # held terms (the same floats) by at most one ulp of the sum a term
+        err = self.err + 2.3e-16 * (abs(self.notional - old) + abs(notional))
+        if qty != 0.0:
+            terms[book] = new
+        held = len(terms)
+        self.notional, self.err = notional, err
+        top = notional + err + (held + 1) * 2.3e-16 * (abs(notional) + err)  # the most the solve's sum can be
+        if held < 2 or not (0.0 <= top < 1e15) or err > 1e-9 * top \
+                or not wallet > ceil(top * (1.0 + COVER_GAP) / (1.0 - COVER_GAP) * (1.0 + 1e-12)):
+            self.terms = None
+            return None
+        pos.liq_f = 0.0
+        book.watch_low = _NEG_INF
+        book.watch_high = INF
+        return held
 
 
 #: how much the cross wallet must exceed the longs' entry notional, relative to both, for

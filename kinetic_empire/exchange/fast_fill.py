@@ -167,6 +167,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     if len(ex._books) == 1 and pos.qty_f == 0.0 and pos.margin_type is _CROSSED and not book.market \
             and not book.resting:
         available = ex.wallet  # what available_balance() sums for one flat cross book with no orders: the wallet
+    elif ex.available_covers(needed):  # (a float bound: the balance is at least what is needed)
+        return
     else:
         available = ex.available_balance()
     if needed > available:
@@ -385,7 +387,7 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
                                   ts, now))  # fmt: skip
     # --- Ledger._after_position_change
     if len(ex._books) != 1:
-        ex._update_liquidation_prices()
+        ex._update_liquidation_prices(book)
     elif pos.qty_f == 0.0:  # the solve with every book flat: levels and prices reset, none open
         pos.liq_f = 0.0
         book.watch_low = -INF

@@ -47,7 +47,7 @@ from ..core.events import (
 )
 from .curve import floats, step_lookup, step_lookups
 from .direct_handlers import DirectHandlers, OrderInfo
-from .prices import LatestClose, available_balance
+from .prices import LatestClose, available_balance, available_covers
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
 from .views import _WritablePositionView
@@ -205,6 +205,11 @@ class Portfolio(DirectHandlers):
             return (self._wallet + _ZERO) - _ZERO
         return available_balance(self._wallet, self._positions, self._closes, self._marks, self._leverage,
                                  self._leverage_default, self._mark)  # fmt: skip
+
+    def available_covers(self, amount: float) -> bool:
+        """True when :meth:`available_balance` is certainly above ``amount`` and zero (a float bound); False: ask."""
+        return available_covers(self._wallet, self._positions, self._closes, self._leverage, self._leverage_default,
+                                amount)  # fmt: skip
 
     def position(self, symbol: str) -> PositionView:
         found = self._positions.get(symbol)

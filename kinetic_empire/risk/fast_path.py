@@ -119,6 +119,11 @@ class FastIntents:
         # the count of open positions, where the account keeps it (the portfolio: only open ones, by symbol)
         self._count_open: Callable[[], int] | None = getattr(account, "open_position_count", None)
         self._usable_pct = _HUNDRED - config.margin_buffer_pct
+        # a float bound on the available balance, where the account offers one: enough for the margin cap when it
+        # is above what the entry's margin needs, with room for the roundings (portfolio.prices.available_covers)
+        self._covers: Callable[[float], bool] | None = (
+            getattr(account, "available_covers", None) if self._usable_pct > 0 else None)
+        self._cover_scale = 100.0 / float(self._usable_pct) * (1.0 + 1e-9) if self._usable_pct > 0 else 0.0
         self._symbols: dict[str, _Symbol | None] = {}
         self._sizings: dict[str, SizingConfig] = {}  # a strategy's sizing (the config does not change during a run)
         self._prices: dict[float, Decimal] = {}  # a reference price's finite Decimal (_dec), per float
@@ -216,13 +221,17 @@ class FastIntents:
             qty = (cfg.notional or ZERO) / price
         else:  # sized from equity, a stop or an ATR: the general way
             return None
-        available = account.available_balance()
-        usable = available * self._usable_pct / _HUNDRED
-        if usable <= ZERO:
-            return None
+        covers = self._covers  # (a float bound showing the balance is above what the margin cap needs: skipped)
+        if covers is None or not covers(float(qty * priced_margin) * self._cover_scale):
+            available = account.available_balance()
+            usable = available * self._usable_pct / _HUNDRED
+            if usable <= ZERO:
+                return None
+            if qty > usable / priced_margin:
+                return None
         # the caps in the general order (the bracket's: ``(cap - 0) / price``, made once per price); any that binds:
         # the general way writes its note
-        if qty > usable / priced_margin or qty > cap_qty:
+        if qty > cap_qty:
             return None
         last = s.last_size
         if last is not None and last[0] == qty:

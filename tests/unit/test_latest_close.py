@@ -4,6 +4,7 @@ Decimal (digits and exponent) as marking each position with ``_mark`` and summin
 
 from __future__ import annotations
 
+import math
 import random
 from decimal import Decimal
 
@@ -102,8 +103,75 @@ def test_the_one_pass_available_balance_is_the_plain_sum_to_the_digit(seed: int,
 
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_closes_met_again_on_any_symbol_mark_to_their_own_digits(seed: int) -> None:
+    """The Decimal of a close is made once per value (``prices._DECIMALS``): closes from a small pool, shared by
+    the symbols, some a float's last bit apart or equal in value with other digits, mark as the plain sum does."""
+    rng = random.Random(seed)
+    bus = EventBus()
+    p = Portfolio(bus, Decimal("100000"), follow_prices=False)
+    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    base = [1.2345678, 0.1 + 0.2, 3.0, 12345.5, 7e-05]
+    pool = base + [math.nextafter(x, math.inf) for x in base] + [math.nextafter(x, 0.0) for x in base]
+    for i, s in enumerate(SYMBOLS):
+        p._positions[s] = PositionView(s, Decimal(rng.choice(["3", "-0.5", "120.25"])), Decimal(repr(pool[i])),
+                                       p.leverage(s))
+    for step in range(400):
+        s = rng.choice(SYMBOLS)
+        bus.publish(_kline(s, rng.choice(pool), step * 60_000), (s, "1m"))
+        upnl = margin = Decimal(0)  # the plain sum, each mark made here (``_mark`` shares the portfolio's cache)
+        for q in p._positions.values():
+            last = p.last_price(q.symbol)
+            mark = Decimal(repr(last)) if last else q.entry_price
+            upnl += q.quantity * (mark - q.entry_price)
+            margin += abs(q.quantity) * mark / p.leverage(q.symbol)
+        got, want = p.available_balance(), (p._wallet + upnl) - margin
+        assert got.as_tuple() == want.as_tuple(), (step, got, want)
+
+
 @pytest.mark.parametrize("wallet", ["1E+6", "1000", "123456.78901234", "-0", "0E-8"])
 def test_the_available_balance_of_no_positions_is_the_plain_sum_to_the_digit(wallet: str) -> None:
     """Flat (the risk gate asks on every entry from flat): the sums of no positions, to the digit and exponent."""
     p = Portfolio(EventBus(), Decimal(wallet))
     assert p.available_balance().as_tuple() == _plain_available(p).as_tuple()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_float_bound_covers_only_amounts_below_the_exact_balance(seed: int) -> None:
+    """``prices.available_covers`` (the risk gate's short way): True only for amounts below the exact available
+    balance (and only when it is above zero), and True for amounts clearly below it."""
+    from kinetic_empire.portfolio.prices import available_covers
+
+    rng = random.Random(seed)
+    bus = EventBus()
+    p = Portfolio(bus, Decimal("5000"), follow_prices=False)
+    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    said = 0
+    for step in range(300):
+        s = rng.choice(SYMBOLS)
+        roll = rng.random()
+        if roll < 0.3:
+            qty = Decimal(rng.randint(-10**rng.randint(1, 5), 10**rng.randint(1, 5))).scaleb(-rng.randint(0, 4))
+            entry = Decimal(repr(rng.uniform(0.01, 10**rng.randint(0, 3))))
+            if qty and rng.random() < 0.8:
+                p._positions[s] = PositionView(s, qty, entry, p.leverage(s))
+            else:
+                p._positions.pop(s, None)
+        elif roll < 0.4:
+            p.set_leverage(s, rng.choice([1, 2, 20]))
+        elif roll < 0.5:
+            p._wallet = Decimal(repr(round(rng.uniform(-1e3, 1e6), rng.randint(0, 8))))
+        else:
+            close = rng.choice([0.0, round(rng.uniform(0.01, 10**rng.randint(0, 3)), rng.randint(0, 6))])
+            bus.publish(_kline(s, close, step * 60_000), (s, "1m"))
+        exact = p.available_balance()
+        for amount in (float(exact) * (1 + d) + a for d in (-1e-9, -1e-13, 0.0, 1e-15, 1e-12)
+                       for a in (-1e-9, 0.0, 1e-9)):
+            if p.available_covers(amount):
+                assert exact > 0 and Decimal(amount) < exact, (step, amount, exact)
+                said += 1
+        if exact > 1:
+            assert p.available_covers(float(exact) * 0.999)
+        assert available_covers(p._wallet, p._positions, {}, p._leverage, 1, 0.0) is (not p._positions and
+                                                                                       p._wallet > 0)
+    assert said > 100

@@ -1,0 +1,118 @@
+"""``Margin.available_covers`` (issue 17 target 4): the float bound the margin check asks before the exact Decimal
+available balance. It must never say "covered" for an amount above the exact balance (the check would then let
+through an order the exact sum refuses), and it must say so for amounts clearly below (else it saves nothing).
+Accounts here are random: longs and shorts at several leverages, an isolated position, marks, queued market
+orders and resting limits, on prices of very different sizes."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from decimal import Decimal as D
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kinetic_empire.core.clock import ReplayClock
+from kinetic_empire.core.enums import MarginType, OrderType, Side, TimeInForce
+from kinetic_empire.core.errors import ExchangeError
+from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange
+
+T0 = 1_690_848_000_000
+PRICES = {"FILUSDT": 4.0, "NEARUSDT": 1.2, "ETHUSDT": 1800.0, "BTCUSDT": 29000.0, "DOGEUSDT": 0.07}
+
+
+def account(rules: Any, brackets: Any, seed: int) -> tuple[SimulatedExchange, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    clock = ReplayClock(T0)
+    ex = SimulatedExchange(rules, brackets, clock=clock, emit=lambda e: None, symbols=list(PRICES),
+                           config=ExchangeConfig(initial_balance=D(str(round(float(rng.uniform(1e3, 1e6)), 2))),
+                                                 fill_market_immediately=True))
+    for i, (sym, price) in enumerate(PRICES.items()):
+        ex.set_leverage(sym, int(rng.choice([1, 2, 5, 20])))
+        if i == 3 and seed % 2:
+            ex.set_margin_type(sym, MarginType.ISOLATED)
+        p = price * float(rng.uniform(0.8, 1.2))
+        ex.on_bar(sym, T0, p, p, p, p)
+        if rng.uniform() < 0.8:
+            step = rules[sym].step_size
+            qty = (D(str(float(rng.uniform(50, 3000)) / p)) // step) * step
+            with contextlib.suppress(ExchangeError):
+                ex.submit(symbol=sym, side=Side.BUY if rng.uniform() < 0.6 else Side.SELL, order_type=OrderType.MARKET,
+                          quantity=max(qty, rules[sym].min_qty * 10))
+    return ex, rng
+
+
+def move(ex: SimulatedExchange, rng: np.random.Generator, rules: Any, t: int) -> None:
+    """New prices (and sometimes a mark), a queued market order and a resting limit here and there."""
+    ex.config = replace(ex.config, fill_market_immediately=False)  # orders queue for the next price
+    for sym, book in ex._books.items():
+        c = book.last * float(np.exp(rng.normal(0, 0.05)))
+        ex.on_bar(sym, t, book.last, max(book.last, c), min(book.last, c), c)
+        book.mark = c * float(rng.uniform(0.99, 1.01)) if rng.uniform() < 0.3 else 0.0
+        r = rules[sym]
+        if rng.uniform() < 0.3 and not book.market:
+            qty = max(r.min_qty * 3, (D(str(100 / c)) // r.step_size) * r.step_size)
+            with contextlib.suppress(ExchangeError):
+                ex.submit(symbol=sym, side=Side.BUY, order_type=OrderType.MARKET, quantity=qty)
+        if rng.uniform() < 0.2:
+            price = r.round_price_nearest(D(repr(c * 0.9)))
+            qty = max(r.min_qty * 3, (D(str(100 / c)) // r.step_size) * r.step_size)
+            with contextlib.suppress(ExchangeError):
+                ex.submit(symbol=sym, side=Side.BUY, order_type=OrderType.LIMIT, quantity=qty, price=price,
+                          time_in_force=TimeInForce.GTC)
+
+
+def amounts(exact: D) -> list[D]:
+    """Amounts at and just around the exact balance (down to its last place), and far from it."""
+    ulp = D("0.00000001")
+    near = [exact + k * ulp for k in (-3, -1, 0, 1, 2, 5, 50, 1000)]
+    near += [exact + k * ulp / 100 for k in (1, 3, 10, 30, 60)]  # below its last place
+    rel = [exact * (1 + D(e)) for e in ("1e-15", "1e-12", "1e-9", "-1e-9", "-1e-6")]
+    return near + rel + [exact - abs(exact) / 10 - 1, exact + 1, D(0), D("-1e9")]
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_covered_only_when_the_exact_balance_is_at_least_the_amount(rules, brackets, seed: int) -> None:
+    ex, rng = account(rules, brackets, seed)
+    covered = 0
+    for i in range(1, 30):
+        move(ex, rng, rules, T0 + i * 60_000)
+        exact = ex.available_balance()
+        for amount in amounts(exact):
+            if ex.available_covers(amount):
+                assert amount <= exact, (amount, exact)
+                covered += 1
+        if exact > 10:  # tight enough to matter: a tenth below the balance is always covered
+            assert ex.available_covers(exact - exact / 10)
+            assert ex.available_covers(exact * (1 - D("1e-9")) - 1)
+    assert covered > 0
+
+
+def test_refused_and_accepted_orders_are_the_exact_checks(rules, brackets, monkeypatch) -> None:
+    """An order for just more than the available balance is refused and one for just less accepted, with the
+    bound asked first (as the margin check does) or never."""
+    outcomes = []
+    for ask in (True, False):
+        if not ask:
+            monkeypatch.setattr(SimulatedExchange, "available_covers", lambda self, needed: False)
+        ex, _ = account(rules, brackets, 5)
+        got = []
+        for k in (-2, -1, 0, 1, 2):
+            book = ex._books["ETHUSDT"]
+            ref = D(repr(book.last))
+            lev = book.pos.leverage
+            fee = ex.config.taker_fee
+            # the most ETH the balance pays for, margin plus fee, then a step either side
+            step = rules["ETHUSDT"].step_size
+            most = (ex.available_balance() / (ref / lev + ref * fee)) // step * step
+            qty = most + k * step
+            try:
+                ex._check_margin(book, Side.BUY if book.pos.qty >= 0 else Side.SELL, qty, None)
+                got.append(True)
+            except ExchangeError:
+                got.append(False)
+        outcomes.append(got)
+    assert outcomes[0] == outcomes[1]
+    assert True in outcomes[0] and False in outcomes[0]
