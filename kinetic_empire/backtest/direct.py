@@ -326,6 +326,12 @@ class DirectFeeds:
         by_symbol = self._position_runners
         if by_symbol is None:
             return False
+        self._deliver_position(by_symbol, symbol, pos, ts, now)
+        return True
+
+    def _deliver_position(self, by_symbol: _Runners, symbol: str, pos: BookPosition, ts: int, now: int) -> None:
+        """A fill's ``PositionChanged`` handed to the portfolio, the gate and ``by_symbol``'s runners of its symbol
+        (the route checked by the caller: :meth:`position` or :meth:`settled`)."""
         qty, entry, leverage = pos.qty, pos.entry, pos.leverage  # what the event would hold, as it is now
         size, entry_f = pos.qty_f, pos.entry_f  # (their floats, kept by the exchange beside them)
         portfolio, risk = self._portfolio, self._risk
@@ -345,7 +351,6 @@ class DirectFeeds:
         except Exception as exc:
             handler: Callable[[Any], None] = portfolio._on_position if reader is None else reader._on_position
             raise self._bus.failed(handler, new_position_changed(symbol, qty, entry, leverage, ts, now), exc) from exc
-        return True
 
     def settled(self, symbol: str, pos: BookPosition, change: Decimal, ts: int, now: int) -> bool:
         """A fill's ``PositionChanged`` and then its ``BalanceChanged`` of USDT delivered (True), or neither (False:
@@ -356,32 +361,14 @@ class DirectFeeds:
         by_symbol = self._position_runners
         if by_symbol is None or not self._balance_ok:
             return False
-        qty, entry, leverage = pos.qty, pos.entry, pos.leverage  # what the event would hold, as it is now
-        size, entry_f = pos.qty_f, pos.entry_f
-        portfolio, risk = self._portfolio, self._risk
-        reader: Any = None  # (as in filled)
-        try:
-            portfolio.position_changed(symbol, qty, entry, leverage, ts)
-            reader = risk
-            risk.position_changed(symbol, qty, now if self._one_clock else None)
-            runners = by_symbol.get(symbol)
-            if runners:  # what each runner's position_of_symbol does, one snapshot for all (it is frozen)
-                seen = _position(size, entry_f) if qty else FLAT
-                for runner in runners:
-                    reader = runner
-                    runner.strategy.position = seen
-        except (HandlerError, StrategyError):
-            raise
-        except Exception as exc:
-            handler: Callable[[Any], None] = portfolio._on_position if reader is None else reader._on_position
-            raise self._bus.failed(handler, new_position_changed(symbol, qty, entry, leverage, ts, now), exc) from exc
+        self._deliver_position(by_symbol, symbol, pos, ts, now)
         ex = self._exchange
         if self._changes[0] != self._seen:  # (a reader subscribed something: the balance's route looked at again)
             self._look()
             if not self._balance_ok:
                 ex._emit(new_balance_changed("USDT", ex.wallet, change, BalanceReason.ORDER, ts, now))
                 return True
-        portfolio.wallet_changed(ex.wallet, ts)
+        self._portfolio.wallet_changed(ex.wallet, ts)
         return True
 
     def balance(self, wallet: Decimal, change: Decimal, ts: int, now: int) -> bool:
