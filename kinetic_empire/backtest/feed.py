@@ -239,8 +239,9 @@ def chain(route, handlers, clock, failed, names, rows, sym, tf, ot, o, hi, lo, c
 
 # The single-stream loop when no handler needs the kline on every event (issue 17, target 3): the inline steps
 # read the scalars, and the kline is built from the chunk's columns (``rows.kline``) only where a step uses it
-# (``@k``: a failure, a strategy that reads its kline). A one-slot latest-kline store (the portfolio's
-# ``deque(maxlen=1).append``) is brought up to date only at each ``@sync`` (before a step calls out: the
+# (``@k``: a failure, a strategy that reads its kline). A one-slot latest-kline store (``deque(maxlen=1).append``)
+# or a latest-value step (``InlineStep.latest_only``: the portfolio's latest close, stored from the columns
+# without a kline) is brought up to date only at each ``@sync`` (before a step calls out: the
 # exchange processing a kline, the runner flushing intents or reporting a failure) and when the loop ends,
 # with what it would hold there had it been called on every kline: the current kline if it comes before that
 # step, the previous one if after (``held<j>``: the row it holds; -1, the kline before this call's first).
@@ -402,6 +403,20 @@ def _names_read(source: str) -> tuple[set[str], set[str]]:
     return hot, cold - hot
 
 
+_FIELD = re.compile(r"(?<![.\w])(" + "|".join(FIELDS) + r")\b")
+
+
+def _store_source(step: InlineStep, own: str, names: dict[str, Any]) -> str:
+    """A ``latest_only`` step's source for handler ``own``, reading row ``row_i`` of the columns instead of the
+    loop's scalars (the lazy loop runs it where it settles a slot, for the kline the slot holds there)."""
+
+    def load(m: re.Match[str]) -> str:
+        name = m.group(1)
+        return "(rows.open_time.item(row_i) + rows._last_ms)" if name == "close_time" else f"rows.{name}.item(row_i)"
+
+    return _FIELD.sub(load, _step_source(step, own, names))
+
+
 def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made | None:
     """The single-stream loop that builds no kline per event (``_LAZY``) and the columns it reads, or None when a
     handler needs a kline per event: a handler that is called, or a step that reads it (``InlineStep.reads_kline``)."""
@@ -409,6 +424,11 @@ def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made | No
     if any(step is None or step.reads_kline for step in steps.values()):
         return None
     names: dict[str, Any] = {}
+    stores: dict[int, str] = {}  # latest-only steps, run where the slots are settled (``InlineStep.latest_only``)
+    for j, step in list(steps.items()):
+        if step is not None and step.latest_only and not _SYNC.search(step.source) and not _KLINE.search(step.source):
+            stores[j] = _store_source(step, f"sh{j}", names)
+            del steps[j]
     slots = [j for j in range(len(handlers)) if j not in steps]
     for j in slots:
         names[f"sh{j}"] = handlers[j]
@@ -418,7 +438,8 @@ def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made | No
         out = []
         for j in slots:
             row = "n" if at is not None and j < at else "n - 1"
-            out.append(f"if held{j} != {row}:\n    held{j} = {row}\n    sh{j}(rows.kline({row}))")
+            store = f"row_i = rows._start + {row}\n{stores[j]}" if j in stores else f"sh{j}(rows.kline({row}))"
+            out.append(f"if held{j} != {row}:\n    held{j} = {row}\n{textwrap.indent(store, '    ')}")
         return "\n".join(out) or "pass"
 
     body = []

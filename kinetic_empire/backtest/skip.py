@@ -4,15 +4,15 @@ A strategy that declares an act mask (:mod:`kinetic_empire.strategy.act_mask`) s
 ``on_kline`` may act. On the others, while no order rests on the simulated exchange, a kline that stays inside
 the book's watch levels (a liquidation price, or with several cross positions a band's edge) and opens before
 its next funding time takes ``Matching.on_kline``'s quiet branch: it changes nothing but "the latest price"
-(the exchange's ``last``, the portfolio's one-slot latest kline) and the replay clock. The equity curve is
+(the exchange's ``last``, the portfolio's latest close) and the replay clock. The equity curve is
 computed after the run from the wallet and position history (change points, none of them on such a kline), so
 it needs no kline in between. So :class:`SkipPlan` delivers only the klines where something may happen (a mask
 is True, the exchange would process the kline: a funding time, a level reached), the kline *before* each one
-the exchange processes (processing reads the latest price and the portfolio's latest kline before the kline's
+the exchange processes (processing reads the latest price and the portfolio's latest close before the kline's
 own handlers set them), the last kline of each progress chunk (a ``progress`` callback marks an open position
 at the latest close) and the run's last kline: every "latest" holds what it would hold without skipping
 whenever anything reads it. A kline only a mask asks for needs no kline before it: the exchange takes its quiet
-branch there (nothing armed, nothing read) and the portfolio's slot holds it before the strategy runs, so the
+branch there (nothing armed, nothing read) and the portfolio's store holds it before the strategy runs, so the
 strategy, the risk gate and the order it sends read it, as without skipping. Flat, the stops come from the
 masks alone; in a position the run looks, once per stretch and
 vectorised, for the first kline whose low or high reaches a watch level or whose open reaches the funding
@@ -21,9 +21,9 @@ every kline is delivered, and only the strategy call is skipped where the mask i
 
 It applies only where that reasoning is complete: one replayed stream (one symbol, one timeframe), a bus
 that stops on errors (a backtest's), and a route whose every handler is known: the simulated exchange's
-``on_kline``, a gated runner's, or a one-slot ``deque.append``. Anything else listening to those klines (a
-risk rule's ATR, mark-price or ticker replays, a second strategy without a mask) turns jumping off, and
-only the strategy calls are skipped.
+``on_kline``, a gated runner's, a one-slot ``deque.append`` or a latest-value store (the portfolio's close).
+Anything else listening to those klines (a risk rule's ATR, mark-price or ticker replays, a second strategy
+without a mask) turns jumping off, and only the strategy calls are skipped.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.bus import EventBus
+from ..core.bus import EventBus, inline_step
 from ..core.clock import ReplayClock
 from ..core.errors import HandlerError, StrategyError
 from ..core.events import KlineClosed, KlineFields
@@ -128,7 +128,8 @@ class SkipPlan:
         runners = {g.runner.on_kline for g in self._gates}
         if not runners <= set(handlers):  # a gated runner no longer listening: nothing to trust
             return False
-        return all(h in self._allowed or _latest_slot(h) for h in handlers)
+        topic = (self.symbol, self.timeframe)
+        return all(h in self._allowed or _latest_slot(h) or _latest_store(h, topic) for h in handlers)
 
     def idle(self) -> bool:
         """Flat, no order waiting, no trigger, liquidation level or funding time armed: a kline can only move
@@ -306,10 +307,17 @@ class SkipPlan:
 
 
 def _latest_slot(handler: Any) -> bool:
-    """``deque(maxlen=1).append``: a store of the latest kline (the portfolio's), the same after each jump
+    """``deque(maxlen=1).append``: a store of the latest kline, the same after each jump
     because the kline before every delivered one is delivered too."""
     owner = getattr(handler, "__self__", None)
     return isinstance(owner, deque) and owner.maxlen == 1 and getattr(handler, "__name__", "") == "append"
+
+
+def _latest_store(handler: Any, topic: tuple[str, str]) -> bool:
+    """A handler whose inline step only keeps the latest kline's values (``InlineStep.latest_only``: the
+    portfolio's latest close), the same after each jump for the same reason as a one-slot deque."""
+    step = inline_step(handler, topic)
+    return step is not None and step.latest_only
 
 
 __all__ = ["SkipPlan", "attach_gates", "verify_gates"]

@@ -36,12 +36,15 @@ class InlineStep(NamedTuple):
     out of the step (into code that may read other handlers' state): the loop may build the event only where
     it is used and defer a store of the latest event until such a point (``reads_kline`` False: the step uses
     ``@k`` only on paths that are not taken on every event). An exception it lets out is reported as the
-    handler's, as a call's would be.
+    handler's, as a call's would be. ``latest_only``: the step only keeps values of the latest event (a store
+    that a later event overwrites whole), so a loop may run it, for the event it would hold there, only where
+    it can be read (at each ``@sync`` of the other steps and when the loop ends) instead of on every event.
     """
 
     source: str
     names: Mapping[str, Any]
     reads_kline: bool = True
+    latest_only: bool = False
 
 
 @cache

@@ -20,7 +20,6 @@ curve is built in bulk after the run by :meth:`Portfolio.equity_curve` from the 
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -98,8 +97,7 @@ class Portfolio(DirectHandlers):
         self._leverage: dict[str, int] = {}
         self._positions: dict[str, PositionView] = {}  # open positions only
         self._flat: dict[str, PositionView] = {}  # the flat view of a symbol, made once per leverage
-        self._latest: dict[str, deque[KlineClosed]] = {}  # symbol -> its latest closed kline
-        self._closes: dict[str, LatestClose] = {}  # symbol -> its latest close (several topics followed)
+        self._closes: dict[str, LatestClose] = {}  # symbol -> its latest close
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
         self._info: dict[str, OrderInfo] = {}
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
@@ -158,19 +156,16 @@ class Portfolio(DirectHandlers):
         portfolio marks positions at its close: equity seen while those fills are booked is marked at
         the previous close, as the exchange's own is.
 
-        With ``topics`` (a backtest knows every series it replays) the handler of one topic is the append
-        of a one-slot deque, a C call the act-mask replay (``backtest.skip``) knows; of several, each
-        symbol's :class:`~.prices.LatestClose` (see there why), which the replay runs inline.
+        The portfolio reads only the latest close of each symbol: each symbol's :class:`~.prices.LatestClose`
+        keeps it. With ``topics`` (a backtest knows every series it replays) its handler is subscribed per
+        topic, so the replay runs it inline (see there why) and the act-mask replay (``backtest.skip``) knows it.
         """
         if any(event_type is KlineClosed for event_type, _h, _t in self._subscriptions):
             return
         if topics is None:
             added: list[tuple[type, Any, Hashable | None]] = [(KlineClosed, self._on_kline, None)]
         else:
-            unique = list(dict.fromkeys(topics))
-            one = len(unique) == 1
-            added = [(KlineClosed, self._latest_of(t[0]).append if one else self._close_of(t[0]).on_kline, t)
-                     for t in unique]  # fmt: skip
+            added = [(KlineClosed, self._close_of(t[0]).on_kline, t) for t in dict.fromkeys(topics)]
         for event_type, handler, topic in added:
             self._subscriptions.append((event_type, handler, topic))
             self._bus.subscribe(event_type, handler, topic)
@@ -228,9 +223,7 @@ class Portfolio(DirectHandlers):
         return len(self._positions)
 
     def last_price(self, symbol: str) -> float:
-        if (closes := self._closes.get(symbol)) is not None:
-            return closes.close
-        return latest[-1].close if (latest := self._latest.get(symbol)) else 0.0
+        return closes.close if (closes := self._closes.get(symbol)) is not None else 0.0
 
     def leverage(self, symbol: str) -> int:
         return self._leverage.get(symbol, self._leverage_default)
@@ -323,17 +316,11 @@ class Portfolio(DirectHandlers):
 
     # ------------------------------------------------------------------------------- handlers
 
-    def _latest_of(self, symbol: str) -> deque[KlineClosed]:
-        latest = self._latest.get(symbol)
-        if latest is None:
-            latest = self._latest[symbol] = deque(maxlen=1)
-        return latest
-
     def _close_of(self, symbol: str) -> LatestClose:
         return self._closes.setdefault(symbol, LatestClose())
 
     def _on_kline(self, event: KlineClosed) -> None:
-        self._latest_of(event.symbol).append(event)
+        self._close_of(event.symbol).close = event.close
 
     def _info_for(self, client_order_id: str) -> OrderInfo:
         info = self._info.get(client_order_id)

@@ -4,7 +4,8 @@ A multi-symbol replay that builds no kline per event (``backtest.lockstep_lazy``
 every symbol's one-slot latest-kline store up to date, with a kline built for each, before every call out
 (an order, a fill): ten symbols, ten klines each time, more than the rest of the replay. The portfolio reads
 only the close, so it keeps the close: the handler stores one float, and as an inline step (``InlineStep``)
-the replay's loop stores it with no call and no kline.
+the replay's loop stores it with no call and no kline; a single-stream replay stores it only where it can be
+read (``InlineStep.latest_only``: before a call out, at the end), from the columns.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class LatestClose:
         """:meth:`on_kline` as source for the replay's fused loop: it reads no kline, only its close."""
         if handler != self.on_kline or type(self).on_kline is not LatestClose.on_kline:
             return None
-        return InlineStep(_STEP, {"store": self}, reads_kline=False)
+        return InlineStep(_STEP, {"store": self}, reads_kline=False, latest_only=True)
 
 
 #: float close -> ``Decimal(repr(close))`` (non-zero closes: 0.0 and -0.0 are one key but two Decimals); prices

@@ -25,6 +25,7 @@ from kinetic_empire.core.errors import StrategyError
 from kinetic_empire.core.events import KlineClosed, OrderIntent
 from kinetic_empire.exchange.matching import Matching
 from kinetic_empire.portfolio.portfolio import Portfolio
+from kinetic_empire.portfolio.prices import LatestClose
 from kinetic_empire.strategy.base import Strategy
 from kinetic_empire.strategy.registry import build_registry
 from kinetic_empire.strategy.runner import StrategyRunner
@@ -80,19 +81,19 @@ def _reads(monkeypatch: pytest.MonkeyPatch, strategy: type[Strategy]) -> tuple[l
     reads: list[Any] = []
     original = _LAST_PRICE
 
-    processing: list[bool] = [False]
+    processing: list[int | None] = [None]  # the open time of the kline the exchange is processing
 
     def last_price(self: Portfolio, symbol: str) -> float:
-        latest = self._latest.get(symbol)
-        reads.append((symbol, latest[-1] if latest else None, processing[0]))
+        store = self._closes.get(symbol)
+        reads.append((symbol, store.close if store is not None else None, processing[0]))
         return original(self, symbol)
 
-    def process(self: Matching, *args: Any) -> None:
-        processing[0] = True
+    def process(self: Matching, book: Any, open_time: int, *args: Any) -> None:
+        processing[0] = open_time
         try:
-            _PROCESS(self, *args)
+            _PROCESS(self, book, open_time, *args)
         finally:
-            processing[0] = False
+            processing[0] = None
 
     def on_filled(self: Portfolio, event: Any) -> None:  # a reader inside the exchange's processing
         last_price(self, event.symbol)
@@ -103,7 +104,7 @@ def _reads(monkeypatch: pytest.MonkeyPatch, strategy: type[Strategy]) -> tuple[l
     monkeypatch.setattr(Matching, "_process", process)
     registry = build_registry()
     registry.add(strategy, "test")
-    frames = {"FILUSDT": synthetic_klines(3_000, 11, "FILUSDT", start_price=5.0, tick=0.001)}
+    frames = {"FILUSDT": _frame()}
     config = BacktestConfig.from_mapping({
         "backtest": {"data": "unused", "initial_balance": 10_000, "fees": {"maker": 0.0002, "taker": 0.0004},
                      "funding_rate": 0.0001},
@@ -114,6 +115,10 @@ def _reads(monkeypatch: pytest.MonkeyPatch, strategy: type[Strategy]) -> tuple[l
     result = Backtest(config, registry, frames=frames, act_mask="off").run()
     sources = [source for source in feed_module._compiled]
     return reads, result, sources
+
+
+def _frame() -> Any:
+    return synthetic_klines(3_000, 11, "FILUSDT", start_price=5.0, tick=0.001)
 
 
 def _summary(result: Any) -> tuple[Any, ...]:
@@ -131,8 +136,12 @@ def test_every_read_of_the_latest_kline_is_what_plain_delivery_gives(monkeypatch
     lazy = strategy is Scheduled
     assert any("held" in s for s in sources) == lazy, "the lazy loop is used exactly when nothing reads the kline"
     assert all(k is not None for _s, k, _p in reads[1:])
-    assert sum(p for _s, _k, p in reads) > 50 and sum(not p for _s, _k, p in reads) > 50  # fills and intents
-    assert reads == plain_reads
+    assert sum(p is not None for _s, _k, p in reads) > 50 and sum(p is None for _s, _k, p in reads) > 50  # fills
+    assert reads == plain_reads  # and intents
+    frame = _frame()
+    close_before = dict(zip((frame.open_time + 60_000).tolist(), frame.close.tolist()))
+    # while the exchange processes a kline, the portfolio still holds the close of the kline before it
+    assert all(k == close_before[p] for _s, k, p in reads if p is not None and p in close_before)
     assert _summary(result) == _summary(plain)
     assert {"stop_loss", "take_profit", "signal"} <= {t.exit_reason for t in result.portfolio.trades}
 
@@ -250,3 +259,65 @@ def test_only_a_method_that_provably_never_reads_its_argument_gets_none(func: An
     assert ignores_argument(method) is ignored
     assert ignores_argument(func) is False  # not a bound method
     assert ignores_argument(print) is False
+
+
+def _close_store_log(fused: bool, before_runner: bool, fail_at: int) -> tuple[list[Any], Any]:
+    """A runner that buys every third kline and a :class:`LatestClose` store subscribed before or after it: the
+    store's close at every intent, at each progress call and at the end, and the error's kline."""
+
+    class Probe(Strategy):
+        timeframe = "1m"
+        warmup = 4
+
+        def init(self) -> None:
+            self.calls = 0
+
+        def on_kline(self, kline):
+            self.calls += 1
+            if self.calls == fail_at:
+                raise ValueError("boom")
+            if self.calls % 3 == 0:
+                self.buy(quantity=1.0)
+
+    frame = synthetic_klines(30_000, 5)  # two chunks of the feed
+    bus = EventBus() if fused else EventBus(on_error=lambda e: (_ for _ in ()).throw(e))
+    clock = ReplayClock()
+    store = LatestClose()
+    if before_runner:
+        bus.subscribe(KlineClosed, store.on_kline, topic=("FILUSDT", "1m"))
+    runner = StrategyRunner(Probe("FILUSDT"), bus, clock, strategy_id="probe", id_prefix="p")
+    runner.bind_history(frame.open_time, frame.open, frame.high, frame.low, frame.close, frame.volume, start_index=5)
+    if not before_runner:
+        bus.subscribe(KlineClosed, store.on_kline, topic=("FILUSDT", "1m"))
+    seen: list[Any] = []
+    bus.subscribe(OrderIntent, lambda e: seen.append((clock.now_ms(), store.close)))
+    progress: list[Any] = []
+    error = None
+    try:
+        ReplayFeed(bus, clock, [Stream(frame, 5)]).run(lambda done: progress.append((done, store.close)))
+    except StrategyError as exc:
+        error = exc.event
+    return [seen, progress, store.close], error
+
+
+@pytest.mark.parametrize("before_runner", [True, False])
+@pytest.mark.parametrize("fail_at", [0, 20_000])
+def test_a_latest_close_store_is_settled_only_where_it_is_read(before_runner: bool, fail_at: int) -> None:
+    """The portfolio's latest close (``InlineStep.latest_only``) is stored by the lazy loop only before a call out
+    and at the end, from the columns: every intent, progress call and the end see what plain delivery gives, the
+    current kline's close when the store comes before the runner, the one before when after."""
+    feed_module._compiled.clear()
+    fused, fused_error = _close_store_log(True, before_runner, fail_at)
+    sources = list(feed_module._compiled)
+    assert any("row_i" in s for s in sources), "the store was settled from the columns"
+    assert not any("store.close = close" in s for s in sources), "the store ran on every kline"
+    called, called_error = _close_store_log(False, before_runner, fail_at)
+    assert fused == called
+    assert (fused_error is None) == (called_error is None) == (fail_at == 0)
+    frame = synthetic_klines(30_000, 5)
+    close_of = dict(zip((frame.open_time + 59_999).tolist(), frame.close.tolist()))  # by close time
+    seen = fused[0]
+    assert len(seen) > 1_000
+    shift = 0 if before_runner else 60_000
+    assert all(close == close_of[t - shift] for t, close in seen if t - shift in close_of)
+    assert fused[2] == (close_of[max(close_of)] if fail_at == 0 else fused[2])

@@ -1,5 +1,5 @@
 """The act-mask replay's delivery plan (issue 17, targets 1 and 8): a kline a mask asks for is delivered without the
-kline before it, and every read of the portfolio's latest kline (equity marks, risk sizing, intents) still sees what
+kline before it, and every read of the portfolio's latest close (equity marks, risk sizing, intents) still sees what
 it sees when every kline is delivered; a sparse replay reads its rows ahead in windows (``SkipPlan._gathered``),
 with the same kline values as the arrays hold."""
 
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from test_act_mask import _config, _same, fingerprint, frames  # type: ignore[import-not-found]
 
-from kinetic_empire.backtest import Backtest, skip
+from kinetic_empire.backtest import Backtest, engine, skip
 from kinetic_empire.backtest.skip import SkipPlan
+from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.portfolio import Portfolio
 from kinetic_empire.strategy.registry import build_registry
 
@@ -31,18 +32,23 @@ def _ema(tf: str, long_only: bool, **window: Any) -> Any:
 
 
 def _run_reading(monkeypatch: pytest.MonkeyPatch, registry: Any, config: Any, act_mask: str) -> tuple[Any, ...]:
-    """The run's fingerprint, every answer of the portfolio's latest price with the open time of the latest
-    kline it held then, and the Backtest."""
-    reads: list[tuple[int | None, float]] = []
+    """The run's fingerprint, every answer of the portfolio's latest price with the replay's time then, and the
+    Backtest."""
+    reads: list[tuple[int, float]] = []
+    clocks: list[Any] = []
 
     def last_price(self: Portfolio, symbol: str) -> float:
-        latest = self._latest.get(symbol)
         answer = _LAST_PRICE(self, symbol)
-        reads.append((latest[-1].open_time if latest else None, answer))
+        reads.append((clocks[0].now_ms(), answer))
         return answer
+
+    def replay_clock() -> ReplayClock:  # (the run's own clock: a real one, recorded)
+        clocks.insert(0, ReplayClock())
+        return clocks[0]
 
     with monkeypatch.context() as m:
         m.setattr(Portfolio, "last_price", last_price)
+        m.setattr(engine, "ReplayClock", replay_clock)
         bt = Backtest(config, registry, frames=frames(), act_mask=act_mask)
         print_ = fingerprint(bt)
     return print_, reads, bt
