@@ -30,6 +30,7 @@ from ..core.events import KlineClosed, KlineFields, new_kline
 from ..data import KlineFrame
 from .lockstep_lazy import Kit
 from .merge import in_lockstep, run_lockstep
+from .rows import FIELDS, Rows, cold_load, column, store_source
 
 _CHUNK = 20_000
 
@@ -120,11 +121,11 @@ class ReplayFeed:
                     # its tail (the same scalars; a subscription changes on a first order: five columns again)
                     for name in wanted:
                         if name not in made:
-                            made[name] = _column(f, name, begin, stop)
+                            made[name] = column(f, name, begin, stop)
                     cols = [made[name][at - begin :] if at > begin else made[name] for name in wanted]
-                    at += chain(route, handlers, clock, bus.failed, names, _Rows(f, at), sym, tf, *cols)
+                    at += chain(route, handlers, clock, bus.failed, names, Rows(f, at), sym, tf, *cols)
             else:
-                ot, o, h, lo, c, v, ct = (_column(f, name, begin, stop) for name in FIELDS)
+                ot, o, h, lo, c, v, ct = (column(f, name, begin, stop) for name in FIELDS)
                 for k in map(make, repeat(sym), repeat(tf), ot, o, h, lo, c, v, ct, ct):
                     clock.time_ms = k.ts_event
                     publish(k)
@@ -286,65 +287,6 @@ def chain(changes, handler_sets, clock, failed, names, rows, cols):
     return n
 """
 
-FIELDS = ("open_time", "open_", "high", "low", "close", "volume", "close_time")
-"""The scalars a compiled loop sees per kline (``core.bus.InlineStep``), in the order of the columns it is given."""
-
-
-def _column(f: KlineFrame, name: str, lo: int, hi: int) -> list[Any]:
-    """Rows ``lo:hi`` of one of ``FIELDS`` as python scalars (close time = open time + interval - 1)."""
-    if name == "close_time":
-        return (f.open_time[lo:hi] + (f.interval_ms - 1)).tolist()
-    return getattr(f, name.rstrip("_"))[lo:hi].tolist()
-
-
-class _Rows:
-    """A frame's rows from ``start`` on, and the kline of a row built from them on demand: the same object for
-    the same row, each field the python scalar the columns' ``tolist`` gives. The loops read a field the kline
-    does not carry every time from the arrays kept here (``_cold_load``)."""
-
-    __slots__ = ("_k", "_last_ms", "_row", "_start", "_sym", "_tf", "close", "high", "low", "open_", "open_time",
-                 "volume")
-
-    def __init__(self, f: KlineFrame, start: int) -> None:
-        self._start, self._last_ms, self._sym, self._tf, self._row = start, f.interval_ms - 1, f.symbol, f.timeframe, -1
-        self.open_time, self.open_, self.high, self.low, self.close, self.volume = f.open_time, f.open, f.high, f.low, \
-            f.close, f.volume
-        self._k: KlineClosed | None = None
-
-    def kline(self, row: int) -> KlineClosed:
-        if row != self._row or self._k is None:
-            i = self._start + row
-            ot = self.open_time.item(i)  # (item: the python scalar tolist gives)
-            ct = ot + self._last_ms
-            k: Any = KlineFields()  # new_kline(...), written out as the loops' _BUILD does
-            k.symbol = self._sym
-            k.timeframe = self._tf
-            k.open_time = ot
-            k.open = self.open_.item(i)
-            k.high = self.high.item(i)
-            k.low = self.low.item(i)
-            k.close = self.close.item(i)
-            k.volume = self.volume.item(i)
-            k.ts_event = k.ts_init = ct
-            k.__class__ = KlineClosed
-            self._k, self._row = k, row
-        return self._k
-
-    def value(self, name: str, row: int) -> Any:
-        """One of ``FIELDS`` at ``row``."""
-        i = self._start + row
-        if name == "close_time":
-            return self.open_time.item(i) + self._last_ms
-        return getattr(self, name).item(i)
-
-
-def _cold_load(name: str, rows: str = "rows", row: str = "n") -> str:
-    """``rows.value(name, row)`` as an expression on a :class:`_Rows` (an attribute and a call less)."""
-    if name == "close_time":
-        return f"{rows}.open_time.item({rows}._start + {row}) + {rows}._last_ms"
-    return f"{rows}.{name}.item({rows}._start + {row})"
-
-
 _Chain = Callable[..., int]
 _Made = tuple[_Chain, dict[str, Any], tuple[str, ...]]  # a single-stream loop, its names, its columns
 _compiled: dict[str, _Chain] = {}
@@ -403,20 +345,6 @@ def _names_read(source: str) -> tuple[set[str], set[str]]:
     return hot, cold - hot
 
 
-_FIELD = re.compile(r"(?<![.\w])(" + "|".join(FIELDS) + r")\b")
-
-
-def _store_source(step: InlineStep, own: str, names: dict[str, Any]) -> str:
-    """A ``latest_only`` step's source for handler ``own``, reading row ``row_i`` of the columns instead of the
-    loop's scalars (the lazy loop runs it where it settles a slot, for the kline the slot holds there)."""
-
-    def load(m: re.Match[str]) -> str:
-        name = m.group(1)
-        return "(rows.open_time.item(row_i) + rows._last_ms)" if name == "close_time" else f"rows.{name}.item(row_i)"
-
-    return _FIELD.sub(load, _step_source(step, own, names))
-
-
 def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made | None:
     """The single-stream loop that builds no kline per event (``_LAZY``) and the columns it reads, or None when a
     handler needs a kline per event: a handler that is called, or a step that reads it (``InlineStep.reads_kline``)."""
@@ -427,7 +355,7 @@ def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made | No
     stores: dict[int, str] = {}  # latest-only steps, run where the slots are settled (``InlineStep.latest_only``)
     for j, step in list(steps.items()):
         if step is not None and step.latest_only and not _SYNC.search(step.source) and not _KLINE.search(step.source):
-            stores[j] = _store_source(step, f"sh{j}", names)
+            stores[j] = store_source(_step_source(step, f"sh{j}", names))
             del steps[j]
     slots = [j for j in range(len(handlers)) if j not in steps]
     for j in slots:
@@ -450,7 +378,7 @@ def _lazy_chain(handlers: tuple[Any, ...], topic: tuple[str, str]) -> _Made | No
         names[own] = handlers[j]
         step_hot, step_cold = _names_read(step.source)
         hot |= step_hot
-        load = "".join(f"\n{name} = {_cold_load(name)}" for name in sorted(step_cold - hot))
+        load = "".join(f"\n{name} = {cold_load(name)}" for name in sorted(step_cold - hot))
         body.append(f"at = {own}\n" + _step_source(step, own, names, settle(j) + load, "rows.kline(n)"))
     failing = "\n".join(f"{'el' if body_j else ''}if at is sh{j}:\n{textwrap.indent(settle(j), '    ')}"
                         for body_j, j in enumerate(steps)) or "pass"
