@@ -25,11 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import cast
 
 from ..core.account import AccountView
 from ..core.bus import EventBus
-from ..core.clock import Clock
+from ..core.clock import Clock, ReplayClock
 from ..core.enums import IntentAction, TradingState
 from ..core.events import (
     BalanceChanged,
@@ -64,9 +63,6 @@ from .unanswered import UnansweredEntries
 from .watch import EquityWatch, LossStreak
 
 _OPEN_LONG, _OPEN_SHORT, _CLOSE = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT, IntentAction.CLOSE
-# ``ProtectiveOrders.idle``'s function, called as a function on every fill (a property's descriptor call costs more
-# than the check; the gate makes its ProtectiveOrders itself, so no subclass overrides it)
-_protection_idle = cast(Callable[[ProtectiveOrders], bool], vars(ProtectiveOrders)["idle"].fget)
 
 
 class RiskManager:
@@ -86,6 +82,7 @@ class RiskManager:
     ) -> None:
         self._bus = bus
         self._clock = clock
+        self._replay: ReplayClock | None = clock if type(clock) is ReplayClock else None
         self._account = account
         self._rules = rules
         self._brackets = brackets
@@ -225,7 +222,8 @@ class RiskManager:
     # ----------------------------------------------------------------------------------- intents
     def on_intent(self, intent: OrderIntent) -> None:
         """Publish the intent's OrderRequest(s), or one RiskDenied."""
-        now = self._clock.now_ms()
+        replay = self._replay
+        now = replay.time_ms if replay is not None else self._clock.now_ms()  # (a ReplayClock's now_ms, inlined)
         states = self._states
         if self._equity.enabled or states.daily_until_ms is not None or states.cooldown_until:  # (_observe, inlined)
             self._equity.observe(now)
@@ -324,7 +322,11 @@ class RiskManager:
     def fills_need_events(self) -> bool:
         """False while :meth:`_on_filled` would do nothing with any fill (no loss streak configured, no entry,
         protective order or moved stop tracked): a backtest's direct delivery then skips building the event."""
-        return self._streak is not None or not _protection_idle(self._protection)
+        if self._streak is not None:
+            return True
+        p = self._protection  # (not p.idle, inlined: asked on every fill)
+        book = p.book
+        return bool(book.pending or book._symbol_of or p._role or p._rank or p._moving)
 
     def _on_filled(self, fill: OrderFilled) -> None:
         if self._streak is not None:  # the trade's PnL is booked before protection reacts to the fill
@@ -339,7 +341,7 @@ class RiskManager:
         with ``now`` when it has just read the same replay clock)."""
         if now is None:
             now = self._clock.now_ms()
-        if not quantity:  # (flat: == 0)
+        if not quantity and symbol in self._protection.book.open_by_symbol:  # (flat: == 0; what cancel looks for)
             self._protection.cancel(symbol, now)
         exits = self._exits
         if exits._symbols:  # (exits.tracking)
