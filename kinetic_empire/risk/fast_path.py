@@ -49,7 +49,7 @@ _BUY, _SELL = Side.BUY, Side.SELL
 # (members read once: an attribute of an enum class goes through its metaclass's __getattr__ hook, a slow lookup)
 _HALTED, _ACTIVE = TradingState.HALTED, TradingState.ACTIVE
 _ENTRY_TAIL, _CLOSE_TAIL = "-" + ids.ENTRY, "-" + ids.CLOSE  # ids.client_id's tails for a first part
-_ALLOWED = ids._ALLOWED_SET
+_VALID = ids.VALID
 _FIXED_QUANTITY, _FIXED_NOTIONAL = SizingMethod.FIXED_QUANTITY, SizingMethod.FIXED_NOTIONAL
 
 Decided = tuple[list[OrderRequest], PendingEntry | None]
@@ -297,7 +297,7 @@ class FastIntents:
             if (count() if count is not None else sum(1 for p in account.positions() if p.quantity != ZERO)) >= limit:
                 return None
         cid = intent.intent_id + _ENTRY_TAIL  # (ids.client_id's common case, inlined: a valid id as it is)
-        if len(cid) > 36 or not _ALLOWED.issuperset(cid):
+        if not _VALID(cid):
             cid = ids.client_id(intent.intent_id, ids.ENTRY)
         return cid, _BUY if long else _SELL, rounded, False, notes, True
 
@@ -371,7 +371,7 @@ class FastIntents:
         if rounded:  # (the note shows the size's own digits: made each time, not remembered by value)
             notes = (f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)",)
         cid = intent.intent_id + _CLOSE_TAIL  # (as in _entry)
-        if len(cid) > 36 or not _ALLOWED.issuperset(cid):
+        if not _VALID(cid):
             cid = ids.client_id(intent.intent_id, ids.CLOSE)
         return cid, _SELL if pos > ZERO else _BUY, qty, True, notes, checked
 

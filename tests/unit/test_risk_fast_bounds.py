@@ -1,0 +1,185 @@
+"""The fast path's float bounds and inlined checks answer as the general decision (``risk.fast_path``).
+
+The fast path skips two Decimal products where a float product shows the answer with room for its roundings (the
+min notional, the margin the available balance covers), and writes client ids without ``ids.client_id`` where the
+id is valid as it is. Here they meet the cases that could tell them apart: float products that round up onto the
+min notional while the Decimal product is below it, quantities a hair on both sides of the margin limit, and
+intent ids with every kind of character; each check is also planted wrong once to show the comparison sees it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+import string
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+
+from kinetic_empire.core.enums import IntentAction
+from kinetic_empire.core.events import OrderIntent
+from kinetic_empire.risk import fast_path
+from kinetic_empire.risk.fast_path import FastIntents
+from tests.support.risk_fakes import FakeAccount, Harness, all_rules
+
+
+class CoversAccount(FakeAccount):
+    """A FakeAccount that answers ``available_covers`` exactly (the portfolio's is a conservative float bound)."""
+
+    def available_covers(self, amount: float) -> bool:
+        available = self.available_balance()
+        return available > 0 and available > D(amount)
+
+
+def _fast(h: Harness) -> FastIntents:
+    return FastIntents(h.rm._decider, h.account, h.rules, h.brackets, h.rm.config, h.rm._states)
+
+
+def _entry(qty: D | None, price: float, intent_id: str = "i-1", action: IntentAction = IntentAction.OPEN_LONG
+           ) -> OrderIntent:
+    return OrderIntent(intent_id=intent_id, strategy_id="s1", symbol="FILUSDT", action=action, quantity=qty,
+                       reference_price=price, ts_event=1, ts_init=1)
+
+
+# ------------------------------------------------------------------------------------- the min notional
+
+
+def _ties() -> list[tuple[float, D]]:
+    """(price, quantity) pairs around FILUSDT's min notional (5) whose float product is at least 5 while the
+    Decimal one (of the price's shortest digits) is below it, and their neighbours on the lot grid."""
+    rng = random.Random(5)
+    found: list[tuple[float, D]] = []
+    while len(found) < 60:
+        qty = D(rng.randint(1, 400)) / 10  # on FILUSDT's lot grid (0.1)
+        price = 5 / float(qty)
+        for _ in range(4):  # the floats just around 5 / qty
+            dec = D(repr(price))
+            if float(qty) * price >= 5.0 and qty * dec < 5:
+                found += [(price, qty), (price, qty + D("0.1")), (price, qty - D("0.1"))]
+                break
+            price = float.__new__(float, price + price * 2.0**-52)
+    return found
+
+
+@pytest.mark.parametrize("sizing", [{"method": "fixed_quantity", "quantity": 100},
+                                    {"method": "fixed_notional", "notional": 5}], ids=["qty", "notional"])
+def test_entries_at_the_min_notional_answer_as_the_general_decision(sizing: dict[str, Any]) -> None:
+    h = Harness({"default_leverage": 2, "sizing": sizing}, account=CoversAccount(10_000))
+    fast = _fast(h)
+    answered = passed = 0
+    for i, (price, qty) in enumerate(_ties()):
+        for quantity in (qty, None):
+            intent = _entry(quantity, price, f"i-{i}")
+            quick = fast.decide(intent, 7)
+            general = h.rm._decider.decide(intent, 7)
+            if quick is None:
+                passed += 1
+            else:
+                answered += 1
+                assert quick == general, intent
+            if quantity is qty:  # the ties themselves: the general decision denies them, so must the fast one
+                below = qty * D(repr(price)) < 5
+                assert below == (quick is None), intent
+    assert answered > 15 and passed > 30, (answered, passed)
+
+
+def test_a_min_notional_bound_without_room_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast_path, "_ROOM", 1.0)
+    with pytest.raises(AssertionError):
+        test_entries_at_the_min_notional_answer_as_the_general_decision({"method": "fixed_quantity", "quantity": 100})
+
+
+def test_a_coarse_decimal_context_keeps_the_decimal_comparisons() -> None:
+    """With fewer than 28 digits a Decimal product may round by more than the bounds' room: no bound is used."""
+    import decimal
+
+    with decimal.localcontext(decimal.Context(prec=12)):
+        h = Harness({"default_leverage": 2}, account=CoversAccount(10_000))
+        fast = _fast(h)
+        fast.decide(_entry(D(2), 5.0), 7)
+        s = fast._symbols["FILUSDT"]
+        assert s is not None and s.notional_f != s.notional_f and fast._covers is None  # (NaN: never above it)
+
+
+# ------------------------------------------------------------------------------------- the margin limit
+
+
+@pytest.mark.parametrize("wallet", [D(150), D("1234.5678"), D(20_000)])
+@pytest.mark.parametrize("leverage", [1, 3, 20])
+def test_entries_at_the_margin_limit_answer_as_the_general_decision(wallet: D, leverage: int) -> None:
+    """Quantities within a few lots and within parts per billion of the most the available balance allows."""
+    rules = {**all_rules(), "FILUSDT": dataclasses.replace(all_rules()["FILUSDT"], market_step_size=D("0.000001"),
+                                                           step_size=D("0.000001"), min_notional=D(0))}
+    h = Harness({"default_leverage": leverage}, account=CoversAccount(wallet), rules=rules)
+    fast = _fast(h)
+    _, rate = h.rm._decider._per_leverage("FILUSDT", h.brackets["FILUSDT"], leverage)
+    answered = passed = 0
+    for n, price in enumerate((5.123, 0.517, 40.0, 1.0000000000000002, 3.3333333333333335)):
+        limit = wallet * D("0.99") / (D(repr(price)) * rate)  # usable / (price * rate), the margin cap
+        grid = limit.quantize(D("0.000001"))
+        for k, qty in enumerate((grid - D("0.000002"), grid - D("0.000001"), grid, grid + D("0.000001"),
+                                 limit, limit * (1 + D("1e-9")), limit * (1 - D("1e-9")))):
+            intent = _entry(qty, price, f"i-{n}-{k}")
+            quick = fast.decide(intent, 7)
+            if quick is None:
+                passed += 1
+            else:
+                answered += 1
+                assert quick == h.rm._decider.decide(intent, 7), intent
+    assert answered >= 10 and passed >= 10, (answered, passed)
+
+
+def _margin_a_little_low(self: FastIntents, s: Any, ref: float) -> Any:
+    made = _AT(self, s, ref)
+    if made is not None:  # the margin's float 1e-7 low, remembered as _at remembers its answer
+        made = s.prices[ref] = (*made[:3], made[3] * (1 - 1e-7), made[4])
+    return made
+
+
+_AT = FastIntents._at
+
+
+def test_a_margin_bound_of_another_product_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FastIntents, "_at", _margin_a_little_low)
+    with pytest.raises(AssertionError):
+        for lev in (1, 3, 20):
+            test_entries_at_the_margin_limit_answer_as_the_general_decision(D(150), lev)
+
+
+# ------------------------------------------------------------------------------------------ client ids
+
+
+def _intent_ids() -> list[str]:
+    rng = random.Random(23)
+    alphabet = string.ascii_letters + string.digits + ".:/_-" + " \n\t+#é€=,"
+    made = ["b0FILUSDT-1", "s-" + "9" * 31, "s-" + "9" * 32, "s-" + "9" * 33, "x\n", "a" * 34, "a" * 40, "ü-1"]
+    for _ in range(300):
+        n = rng.choice((rng.randint(1, 12), rng.randint(28, 40)))
+        pool = alphabet if rng.random() < 0.3 else alphabet[:-10]
+        made.append("".join(rng.choice(pool) for _ in range(n)))
+    return made
+
+
+def test_client_ids_of_entries_and_closes_are_the_general_ones() -> None:
+    flat, held = CoversAccount(10_000), CoversAccount(10_000)
+    held.set_position("FILUSDT", 100, 5.0)
+    kept = cleaned = 0
+    for account, action in ((flat, IntentAction.OPEN_SHORT), (held, IntentAction.CLOSE)):
+        h = Harness({"default_leverage": 2}, account=account)
+        fast = _fast(h)
+        for intent_id in _intent_ids():
+            intent = _entry(None if action is IntentAction.CLOSE else D(100), 5.0, intent_id, action)
+            quick = fast.decide(intent, 7)
+            assert quick is not None and quick == h.rm._decider.decide(intent, 7), intent
+            cid = quick[0][0].client_order_id
+            kept += cid.startswith(intent_id)
+            cleaned += not cid.startswith(intent_id)
+    assert kept > 100 and cleaned > 100, (kept, cleaned)
+
+
+def test_a_planted_bug_in_the_inlined_client_id_check_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast_path, "_VALID", re.compile(r"[.A-Z:/a-z0-9_ -]{1,36}").fullmatch)
+    with pytest.raises(AssertionError):
+        test_client_ids_of_entries_and_closes_are_the_general_ones()
