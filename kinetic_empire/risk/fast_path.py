@@ -47,7 +47,7 @@ _OPEN_LONG, _OPEN_SHORT, _CLOSE = IntentAction.OPEN_LONG, IntentAction.OPEN_SHOR
 _MARKET = OrderType.MARKET
 _BUY, _SELL = Side.BUY, Side.SELL
 # (members read once: an attribute of an enum class goes through its metaclass's __getattr__ hook, a slow lookup)
-_HALTED, _ACTIVE = TradingState.HALTED, TradingState.ACTIVE
+_HALTED = TradingState.HALTED
 _ENTRY_TAIL, _CLOSE_TAIL = "-" + ids.ENTRY, "-" + ids.CLOSE  # ids.client_id's tails for a first part
 _VALID = ids.VALID
 _FIXED_QUANTITY, _FIXED_NOTIONAL = SizingMethod.FIXED_QUANTITY, SizingMethod.FIXED_NOTIONAL
@@ -219,10 +219,8 @@ class FastIntents:
             s = self._symbol(symbol)
         if s is None:
             return None
-        st = self._states  # (entry_denial's first test, inlined: nothing holds entries, the common case)
-        if not (st.operator is _ACTIVE and not st.operator_symbol and st.drawdown_denial is None
-                and st.daily_denial is None and not st.cooldown_until and not st.pauses) \
-                and st.entry_denial(symbol) is not None:
+        st = self._states  # (entry_denial's first test, kept by the states: nothing holds entries, the common case)
+        if not st.calm and st.entry_denial(symbol) is not None:
             return None
         ref = intent.reference_price
         found = s.prices.get(ref, _UNSEEN) if ref else _UNSEEN  # (0.0 and -0.0: one key, two Decimals)
@@ -348,10 +346,8 @@ class FastIntents:
                 return None
         if price <= ZERO:
             return None
-        st = self._states  # (effective's first test, inlined: no source holds anything, then ACTIVE)
-        if not (st.operator is _ACTIVE and not st.operator_symbol and st.drawdown_denial is None
-                and st.daily_denial is None and not st.cooldown_until and not st.pauses) \
-                and st.effective(symbol) is _HALTED:
+        st = self._states  # (effective's first test, kept by the states: no source holds anything, then ACTIVE)
+        if not st.calm and st.effective(symbol) is _HALTED:
             return None
         pos = self.closed = self._account.position(symbol).quantity
         if not pos:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from typing import Any
 
 from ..core.account import AccountView
 from ..core.bus import EventBus
@@ -63,6 +64,7 @@ from .unanswered import UnansweredEntries
 from .watch import EquityWatch, LossStreak
 
 _OPEN_LONG, _OPEN_SHORT, _CLOSE = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT, IntentAction.CLOSE
+_UNASKED: Any = ("not asked",)  # on_intent: the fast path was not asked (its answer is a Plain or None)
 
 
 class RiskManager:
@@ -231,20 +233,26 @@ class RiskManager:
         fast = self._fast
         # the fast path's common case first: an entry with no entry of unknown outcome anywhere (the unanswered
         # check finds nothing), or a close with no exit in flight (nothing to net): what the steps below do then
-        if fast is not None and (((action is _OPEN_LONG or action is _OPEN_SHORT) and not self._unanswered._count)
-                                 or (action is _CLOSE and not self._exits._symbols)):
-            plain = fast._close(intent) if action is _CLOSE else fast._entry(intent, action is _OPEN_LONG)  # (.plain)
-            if plain is not None:  # (_send_plain, inlined)
-                if plain[3]:  # reduce-only: a close, sent against the position it read (the account's, unchanged)
-                    self._exits.sent_market(intent.symbol, plain[0], plain[2], fast.closed)
-                fields = self._send_fields
-                if fields is None:
-                    self._send(request_of(intent, plain, now))
-                else:
-                    fields(intent, plain, now)
+        if fast is not None:
+            plain: Plain | None = _UNASKED
+            if action is _CLOSE:
+                exits = self._exits
+                if not exits._symbols:
+                    plain = fast._close(intent)  # (fast.plain's)
+                    if plain is not None:  # a close, sent against the position it read (the account's, unchanged)
+                        exits.sent_market(intent.symbol, plain[0], plain[2], fast.closed)
+            elif (action is _OPEN_LONG or action is _OPEN_SHORT) and not self._unanswered._count:
+                plain = fast._entry(intent, action is _OPEN_LONG)
+            if plain is not _UNASKED:
+                if plain is not None:  # (_send_plain, inlined)
+                    fields = self._send_fields
+                    if fields is None:
+                        self._send(request_of(intent, plain, now))
+                    else:
+                        fields(intent, plain, now)
+                    return
+                self._decide(intent, now, self._decider.decide(intent, now))
                 return
-            self._decide(intent, now, self._decider.decide(intent, now))
-            return
         decision: Denial | tuple[list[OrderRequest], PendingEntry | None] | None = None
         if action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT:
             decision = self._unanswered.check(intent.symbol)

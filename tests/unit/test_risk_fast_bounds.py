@@ -183,3 +183,74 @@ def test_a_planted_bug_in_the_inlined_client_id_check_is_caught(monkeypatch: pyt
     monkeypatch.setattr(fast_path, "_VALID", re.compile(r"[.A-Z:/a-z0-9_ -]{1,36}").fullmatch)
     with pytest.raises(AssertionError):
         test_client_ids_of_entries_and_closes_are_the_general_ones()
+
+
+# ---------------------------------------------------------------------------------------- trading states
+
+
+def _held(states: Any) -> bool:
+    """What ``TradingStates.calm`` must say, from the sources themselves (its negation)."""
+    from kinetic_empire.core.enums import TradingState
+
+    return not (states.operator is TradingState.ACTIVE and not states.operator_symbol
+                and states.drawdown_denial is None and states.daily_denial is None and not states.cooldown_until
+                and not states.pauses)
+
+
+def test_the_states_calm_flag_follows_every_change() -> None:
+    """``calm`` (read by the fast path instead of the sources) after every kind of change, in random orders, and as
+    seen by whoever hears the change announced."""
+    from kinetic_empire.core.enums import TradingState
+    from kinetic_empire.risk.guards import deny
+    from kinetic_empire.risk.state import TradingStates
+
+    seen: list[bool] = []
+    states: Any = None
+
+    def publish(*_: Any) -> None:
+        seen.append(states.calm == (not _held(states)))
+
+    rng = random.Random(3)
+    changes = calm = 0
+    for start in ({}, {"BTCUSDT": TradingState.REDUCING}):
+        states = TradingStates(TradingState.ACTIVE, start, publish)
+        assert states.calm == (not _held(states))
+        for step in range(400):
+            kind = rng.randrange(9)
+            symbol = rng.choice(("FILUSDT", "BTCUSDT"))
+            if kind == 0:
+                states.set_operator(rng.choice(list(TradingState)), "op", rng.choice((None, None, None, symbol)))
+            elif kind == 1:
+                states.pause(rng.choice(("feed", "ops")), "stale")
+            elif kind == 2:
+                states.resume(rng.choice(("feed", "ops")), "fresh")
+            elif kind == 3:
+                states.latch_daily(deny("DAILY_LOSS_LIMIT", loss=1), step * 10 + 5)
+            elif kind == 4:
+                states.latch_drawdown(deny("MAX_DRAWDOWN", drawdown=1))
+            elif kind == 5:
+                states.reset_drawdown("human")
+            elif kind == 6:
+                states.start_cooldown(symbol, step * 10 + rng.randint(0, 30), "streak")
+            elif kind == 7:
+                states.expire(step * 10)
+            else:
+                states.set_operator(TradingState.ACTIVE, "op")
+                states.operator_symbol.clear()  # (a symbol's own state set once stays: start over)
+                states.sync("test")
+                states.reset_drawdown("human")
+                states.expire(10**9)
+                for source in ("feed", "ops"):
+                    states.resume(source, "fresh")
+            changes += 1
+            assert states.calm == (not _held(states)), (step, kind)
+            calm += states.calm
+    assert all(seen) and len(seen) > 100 and 50 < calm < changes - 50, (len(seen), calm)
+
+
+def test_a_calm_flag_that_misses_a_source_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kinetic_empire.risk.state import TradingStates
+
+    monkeypatch.setattr(TradingStates, "_calm", lambda self: self.operator.value == "ACTIVE" and not self.pauses)
+    with pytest.raises(AssertionError):
+        test_the_states_calm_flag_follows_every_change()
