@@ -58,8 +58,8 @@ Plain = tuple[str, Side, Decimal, bool, tuple[str, ...], bool]
 _Close = tuple[Decimal | None, bool, bool]
 _Size = tuple[Decimal, bool, bool, float]
 """(rounded, whether rounding changed it, whether every check of the size passes, the float of the rounded)"""
-_At = tuple[Decimal, Decimal, Decimal, float, float] | None
-"""(price, price * margin rate, cap left / price, and the floats of the second and the first), None: no entry"""
+_At = tuple[Decimal, float, float] | None
+"""(price, its float, a float of price * margin rate), None: no entry (see FastIntents._at)"""
 _ROOM = 1.0 + 1e-12
 """Relative room for a float bound on a Decimal product: a float of a Decimal is within 1.2e-16 of it, a float
 product within as much, a 28-digit Decimal product within 1e-27 (checked: ``_bounds_hold``)."""
@@ -82,8 +82,9 @@ def request_of(intent: OrderIntent, plain: Plain, now: int) -> OrderRequest:
 class _Symbol:
     """What the decision reads per symbol and what cannot change during a run, looked up once."""
 
-    __slots__ = ("cap_left", "cap_open", "closes", "has_min_notional", "last_close", "last_size", "lev", "margin_rate",
-                 "max_qty", "min_notional", "min_qty", "notional_f", "prices", "rules", "sizes", "trading")  # fmt: skip
+    __slots__ = ("cap_f", "cap_left", "cap_open", "closes", "has_min_notional", "last_close", "last_size", "lev",
+                 "margin_rate", "margin_rate_f", "max_qty", "min_notional", "min_qty", "notional_f", "prices", "rules",
+                 "sizes", "trading")  # fmt: skip
 
     def __init__(self, rules: SymbolRules, lev: int, cap_notional: Decimal, margin_rate: Decimal) -> None:
         self.rules = rules
@@ -91,6 +92,11 @@ class _Symbol:
         self.margin_rate = margin_rate
         self.cap_left = cap_notional - ZERO  # the cap less the exposure, flat (the general decision's subtraction)
         self.cap_open = self.cap_left > ZERO
+        # below it, a float product ``qty * price`` shows the quantity under the bracket's cap ``cap_left / price``
+        # (room for the roundings as for the min notional below; NaN: never, the Decimal quotient decides)
+        cap_f = float(self.cap_left) / _ROOM
+        self.cap_f = cap_f if 1e-280 < cap_f < 1e280 and _bounds_hold() else _NAN
+        self.margin_rate_f = float(margin_rate)
         self.max_qty = rules.market_max_qty
         self.min_qty = rules.market_min_qty
         self.min_notional = rules.min_notional
@@ -227,7 +233,7 @@ class FastIntents:
         at: _At = self._at(s, ref) if found is _UNSEEN else found  # type: ignore[assignment]
         if at is None:
             return None
-        price, priced_margin, cap_qty, margin_f, price_f = at
+        price, price_f, margin_f = at
         account = self._account
         pos = account.position(symbol)
         if pos.quantity != ZERO:  # adding or flipping: the general way
@@ -245,19 +251,19 @@ class FastIntents:
             qty = (cfg.notional or ZERO) / price
         else:  # sized from equity, a stop or an ATR: the general way
             return None
+        last_f = self._qty_f  # the quantity's float, remembered by identity (a sizing's quantity is one object)
+        if last_f[0] is qty:
+            qty_f = last_f[1]
+        else:
+            qty_f = float(qty)
+            self._qty_f = (qty, qty_f)
         covers = self._covers  # (a float bound showing the balance is above what the margin cap needs: skipped)
         if covers is not None:
-            # the margin ``qty * price * margin rate`` from the floats of its factors (the quantity's remembered
-            # by identity: a sizing's quantity is one object), with 1e-12 more room in the scale for their roundings
-            last_f = self._qty_f
-            if last_f[0] is qty:
-                qty_f = last_f[1]
-            else:
-                qty_f = float(qty)
-                self._qty_f = (qty, qty_f)
+            # the margin ``qty * price * margin rate`` from the floats of its factors, with 1e-12 more room in the
+            # scale for their roundings
             need = qty_f * margin_f
-            if not need >= 1e-280:  # (tiny, or not a number: the product's float, as before)
-                need = float(qty * priced_margin)
+            if not need >= 1e-280:  # (tiny, or not a number: the Decimal product's float)
+                need = float(qty * (price * s.margin_rate))
             covered = covers(need * self._cover_scale)
         else:
             covered = False
@@ -266,11 +272,11 @@ class FastIntents:
             usable = available * self._usable_pct / _HUNDRED
             if usable <= ZERO:
                 return None
-            if qty > usable / priced_margin:
+            if qty > usable / (price * s.margin_rate):
                 return None
-        # the caps in the general order (the bracket's: ``(cap - 0) / price``, made once per price); any that binds:
-        # the general way writes its note
-        if qty > cap_qty:
+        # the caps in the general order (the bracket's: ``(cap - 0) / price``, certainly not binding below the float
+        # bound); any that binds: the general way writes its note
+        if not qty_f * price_f <= s.cap_f and qty > s.cap_left / price:
             return None
         last = s.last_size
         if last is not None and (last[0] is qty or last[0] == qty):
@@ -300,15 +306,16 @@ class FastIntents:
         return cid, _BUY if long else _SELL, rounded, False, notes, True
 
     def _at(self, s: _Symbol, ref: float) -> _At:
-        """What an entry at reference price ``ref`` computes from the price alone: its Decimal (``_dec``), the
-        margin's product ``price * margin rate`` and the bracket cap's quotient ``(cap - 0) / price``; None where the
-        general decision would not let an entry through (no price, not above zero, no room under the cap). Pure
+        """What an entry at reference price ``ref`` computes from the price alone: its Decimal (``_dec``), its float
+        (``ref`` itself for a float: ``Decimal(repr(x))`` converts back to ``x``) and a float of the margin's product
+        ``price * margin rate`` (from the floats of its factors: the bound's room covers their roundings); None where
+        the general decision would not let an entry through (no price, not above zero, no room under the cap). Pure
         functions of the price (and the run's constants): remembered per price, non-zero ones only."""
         price = self._price(ref) if ref else _dec(ref)
         made: _At = None
         if price is not None and price > ZERO and s.cap_open:
-            priced_margin = price * s.margin_rate
-            made = (price, priced_margin, s.cap_left / price, float(priced_margin), float(price))
+            price_f = ref if type(ref) is float else float(price)
+            made = (price, price_f, price_f * s.margin_rate_f)
         if ref:
             if len(s.prices) >= 1 << 16:
                 s.prices.clear()

@@ -134,7 +134,7 @@ def test_entries_at_the_margin_limit_answer_as_the_general_decision(wallet: D, l
 def _margin_a_little_low(self: FastIntents, s: Any, ref: float) -> Any:
     made = _AT(self, s, ref)
     if made is not None:  # the margin's float 1e-7 low, remembered as _at remembers its answer
-        made = s.prices[ref] = (*made[:3], made[3] * (1 - 1e-7), made[4])
+        made = s.prices[ref] = (*made[:2], made[2] * (1 - 1e-7))
     return made
 
 
@@ -254,3 +254,34 @@ def test_a_calm_flag_that_misses_a_source_is_caught(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(TradingStates, "_calm", lambda self: self.operator.value == "ACTIVE" and not self.pauses)
     with pytest.raises(AssertionError):
         test_the_states_calm_flag_follows_every_change()
+
+
+# ------------------------------------------------------------------------------------- the bracket's cap
+
+
+@pytest.mark.parametrize("leverage", [1, 3, 20])
+def test_entries_at_the_bracket_cap_answer_as_the_general_decision(leverage: int) -> None:
+    """Quantities within the last digits of the bracket cap's quotient ``cap / price``, on both sides."""
+    h = Harness({"default_leverage": leverage}, account=CoversAccount(D(10) ** 9))
+    fast = _fast(h)
+    cap, _ = h.rm._decider._per_leverage("FILUSDT", h.brackets["FILUSDT"], leverage)
+    answered = passed = 0
+    for n, price in enumerate((5.123, 0.517, 40.0, 1.0000000000000002, 3.3333333333333335, 7.1, 2.9)):
+        limit = cap / D(repr(price))
+        for k, qty in enumerate((limit, limit.next_plus(), limit.next_minus(), limit * (1 + D("1e-16")),
+                                 limit * (1 - D("1e-16")), limit * (1 + D("1e-13")), limit * (1 - D("1e-13")))):
+            intent = _entry(qty, price, f"i-{n}-{k}")
+            quick = fast.decide(intent, 7)
+            if quick is None:
+                passed += 1
+            else:
+                answered += 1
+                assert quick == h.rm._decider.decide(intent, 7), intent
+    assert answered >= 10 and passed >= 10, (answered, passed)
+
+
+def test_a_cap_bound_without_room_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast_path, "_ROOM", 1.0)
+    with pytest.raises(AssertionError):
+        for lev in (1, 3, 20):
+            test_entries_at_the_bracket_cap_answer_as_the_general_decision(lev)
