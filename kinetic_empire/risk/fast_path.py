@@ -16,8 +16,14 @@ notional (checked above), for a symbol whose status is TRADING, which is all ``c
 check; what a close sends for a position size (its rounding, whether the check passes) is worked out once
 per size and kept.
 
+Three Decimal comparisons are first tried as float bounds, with room for the roundings (``_ROOM``): the margin
+the available balance covers, the bracket's cap and the min notional. A bound only ever skips a comparison whose
+answer it shows; where it cannot (near a limit, or a Decimal context of fewer than 28 digits) the Decimal
+comparison decides, so the answers are the same, not nearly the same.
+
 Only the backtest composition root turns it on (:meth:`RiskManager.use_fast_path`): live runs keep the
-general decision. tests/unit/test_fused_order_path.py runs both on the same intents and backtests.
+general decision. tests/unit/test_fused_order_path.py runs both on the same intents and backtests, and
+tests/unit/test_risk_fast_bounds.py at the last digits of each bound's limit.
 """
 
 from __future__ import annotations
