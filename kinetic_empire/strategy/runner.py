@@ -344,14 +344,8 @@ class StrategyRunner:
                                   ts_init=now, **fields))
 
     def _flush(self) -> None:
-        pending = self._pending
+        pending, self._pending = self._pending, []
         send = self.send_intent or self._bus.publish
-        if len(pending) == 1:  # the usual one: taken out of the list, which stays for what sending adds (no new one)
-            intent = pending.pop()
-            self.intents_emitted += 1
-            send(intent)
-            return
-        self._pending = []  # (what sending adds waits for the next flush)
         for intent in pending:
             self.intents_emitted += 1
             send(intent)
