@@ -88,7 +88,9 @@ class ExitsInFlight:
             entry.long = long
             entry.flying = {}
             entry.answered = []
-            entry.left = max(ZERO, size - quantity)  # (min(size, size) is size)
+            # max(ZERO, size - quantity) (min(size, size) is size): ZERO unless the difference is above zero, which
+            # it is exactly when size > quantity (a close sends the whole size, or more: no subtraction then)
+            entry.left = size - quantity if size > quantity else ZERO
         else:
             entry.left = max(ZERO, min(entry.left, size) - quantity)
         entry.flying[client_order_id] = quantity

@@ -16,14 +16,20 @@ notional (checked above), for a symbol whose status is TRADING, which is all ``c
 check; what a close sends for a position size (its rounding, whether the check passes) is worked out once
 per size and kept.
 
+Three Decimal comparisons are first tried as float bounds, with room for the roundings (``_ROOM``): the margin
+the available balance covers, the bracket's cap and the min notional. A bound only ever skips a comparison whose
+answer it shows; where it cannot (near a limit, or a Decimal context of fewer than 28 digits) the Decimal
+comparison decides, so the answers are the same, not nearly the same.
+
 Only the backtest composition root turns it on (:meth:`RiskManager.use_fast_path`): live runs keep the
-general decision. tests/unit/test_fused_order_path.py runs both on the same intents and backtests.
+general decision. tests/unit/test_fused_order_path.py runs both on the same intents and backtests, and
+tests/unit/test_risk_fast_bounds.py at the last digits of each bound's limit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import Decimal, getcontext
 
 from ..core.account import AccountView
 from ..core.enums import IntentAction, OrderType, Side, TradingState
@@ -48,15 +54,28 @@ _MARKET = OrderType.MARKET
 _BUY, _SELL = Side.BUY, Side.SELL
 # (members read once: an attribute of an enum class goes through its metaclass's __getattr__ hook, a slow lookup)
 _HALTED = TradingState.HALTED
+_ENTRY_TAIL, _CLOSE_TAIL = "-" + ids.ENTRY, "-" + ids.CLOSE  # ids.client_id's tails for a first part
+_VALID = ids.VALID
 _FIXED_QUANTITY, _FIXED_NOTIONAL = SizingMethod.FIXED_QUANTITY, SizingMethod.FIXED_NOTIONAL
 
 Decided = tuple[list[OrderRequest], PendingEntry | None]
 Plain = tuple[str, Side, Decimal, bool, tuple[str, ...], bool]
 """A plain MARKET request's fields: (client id, side, quantity, reduce only, adjustments, rules checked)."""
 _Close = tuple[Decimal | None, bool, bool]
-_Size = tuple[Decimal, bool, bool]  # (rounded, whether rounding changed it, whether every check of the size passes)
-_At = tuple[Decimal, Decimal, Decimal] | None  # (price, price * margin rate, cap left / price), None: no entry
+_Size = tuple[Decimal, bool, bool, float]
+"""(rounded, whether rounding changed it, whether every check of the size passes, the float of the rounded)"""
+_At = tuple[Decimal, float, float] | None
+"""(price, its float, a float of price * margin rate), None: no entry (see FastIntents._at)"""
+_ROOM = 1.0 + 1e-12
+"""Relative room for a float bound on a Decimal product: a float of a Decimal is within 1.2e-16 of it, a float
+product within as much, a 28-digit Decimal product within 1e-27 (checked: ``_bounds_hold``)."""
 _UNSEEN = object()
+_NAN = float("nan")
+
+
+def _bounds_hold() -> bool:
+    """Whether Decimal products round finely enough (the context's precision) for the float bounds' room."""
+    return getcontext().prec >= 28
 
 
 def request_of(intent: OrderIntent, plain: Plain, now: int) -> OrderRequest:
@@ -69,8 +88,9 @@ def request_of(intent: OrderIntent, plain: Plain, now: int) -> OrderRequest:
 class _Symbol:
     """What the decision reads per symbol and what cannot change during a run, looked up once."""
 
-    __slots__ = ("cap_left", "cap_open", "closes", "has_min_notional", "last_close", "last_size", "lev", "margin_rate",
-                 "max_qty", "min_notional", "min_qty", "prices", "rules", "sizes", "trading")  # fmt: skip
+    __slots__ = ("cap_f", "cap_left", "cap_open", "closes", "has_min_notional", "last_close", "last_size", "lev",
+                 "margin_rate", "margin_rate_f", "max_qty", "min_notional", "min_qty", "notional_f", "prices", "rules",
+                 "sizes", "trading")  # fmt: skip
 
     def __init__(self, rules: SymbolRules, lev: int, cap_notional: Decimal, margin_rate: Decimal) -> None:
         self.rules = rules
@@ -78,10 +98,19 @@ class _Symbol:
         self.margin_rate = margin_rate
         self.cap_left = cap_notional - ZERO  # the cap less the exposure, flat (the general decision's subtraction)
         self.cap_open = self.cap_left > ZERO
+        # below it, a float product ``qty * price`` shows the quantity under the bracket's cap ``cap_left / price``
+        # (room for the roundings as for the min notional below; NaN: never, the Decimal quotient decides)
+        cap_f = float(self.cap_left) / _ROOM
+        self.cap_f = cap_f if 1e-280 < cap_f < 1e280 and _bounds_hold() else _NAN
+        self.margin_rate_f = float(margin_rate)
         self.max_qty = rules.market_max_qty
         self.min_qty = rules.market_min_qty
         self.min_notional = rules.min_notional
         self.has_min_notional = rules.min_notional > 0
+        # the min notional with room (``_ROOM``), NaN where no float bound may stand for it (every test then fails:
+        # the Decimal comparison decides): not a finite positive float, or a context that rounds coarsely
+        notional_f = float(rules.min_notional) * _ROOM if self.has_min_notional else _NAN
+        self.notional_f = notional_f if 1e-280 < notional_f < 1e280 and _bounds_hold() else _NAN
         # (a zero step leaves quantities unrounded: check_market_order must then judge them)
         self.trading = rules.status == "TRADING" and rules.market_step_size > 0
         self.closes: dict[Decimal, _Close] = {}  # position size -> what its close sends (FastIntents._close_of)
@@ -123,7 +152,11 @@ class FastIntents:
         # is above what the entry's margin needs, with room for the roundings (portfolio.prices.available_covers)
         self._covers: Callable[[float], bool] | None = (
             getattr(account, "available_covers", None) if self._usable_pct > 0 else None)
-        self._cover_scale = 100.0 / float(self._usable_pct) * (1.0 + 1e-9) if self._usable_pct > 0 else 0.0
+        # (and room for the floats of the margin's factors: _entry multiplies them)
+        self._cover_scale = 100.0 / float(self._usable_pct) * (1.0 + 1e-9) * _ROOM if self._usable_pct > 0 else 0.0
+        if self._covers is not None and not _bounds_hold():
+            self._covers = None
+        self._qty_f: tuple[object, float] = (None, 0.0)  # the last entry quantity and its float
         self._symbols: dict[str, _Symbol | None] = {}
         self._sizings: dict[str, SizingConfig] = {}  # a strategy's sizing (the config does not change during a run)
         self._prices: dict[float, Decimal] = {}  # a reference price's finite Decimal (_dec), per float
@@ -196,14 +229,17 @@ class FastIntents:
             s = self._symbols[symbol]
         except KeyError:
             s = self._symbol(symbol)
-        if s is None or self._states.entry_denial(symbol) is not None:
+        if s is None:
+            return None
+        st = self._states  # (entry_denial's first test, kept by the states: nothing holds entries, the common case)
+        if not st.calm and st.entry_denial(symbol) is not None:
             return None
         ref = intent.reference_price
         found = s.prices.get(ref, _UNSEEN) if ref else _UNSEEN  # (0.0 and -0.0: one key, two Decimals)
         at: _At = self._at(s, ref) if found is _UNSEEN else found  # type: ignore[assignment]
         if at is None:
             return None
-        price, priced_margin, cap_qty = at
+        price, price_f, margin_f = at
         account = self._account
         pos = account.position(symbol)
         if pos.quantity != ZERO:  # adding or flipping: the general way
@@ -221,49 +257,71 @@ class FastIntents:
             qty = (cfg.notional or ZERO) / price
         else:  # sized from equity, a stop or an ATR: the general way
             return None
+        last_f = self._qty_f  # the quantity's float, remembered by identity (a sizing's quantity is one object)
+        if last_f[0] is qty:
+            qty_f = last_f[1]
+        else:
+            qty_f = float(qty)
+            self._qty_f = (qty, qty_f)
         covers = self._covers  # (a float bound showing the balance is above what the margin cap needs: skipped)
-        if covers is None or not covers(float(qty * priced_margin) * self._cover_scale):
+        if covers is not None:
+            # the margin ``qty * price * margin rate`` from the floats of its factors, with 1e-12 more room in the
+            # scale for their roundings
+            need = qty_f * margin_f
+            if not need >= 1e-280:  # (tiny, or not a number: the Decimal product's float)
+                need = float(qty * (price * s.margin_rate))
+            covered = covers(need * self._cover_scale)
+        else:
+            covered = False
+        if not covered:
             available = account.available_balance()
             usable = available * self._usable_pct / _HUNDRED
             if usable <= ZERO:
                 return None
-            if qty > usable / priced_margin:
+            if qty > usable / (price * s.margin_rate):
                 return None
-        # the caps in the general order (the bracket's: ``(cap - 0) / price``, made once per price); any that binds:
-        # the general way writes its note
-        if qty > cap_qty:
+        # the caps in the general order (the bracket's: ``(cap - 0) / price``, certainly not binding below the float
+        # bound); any that binds: the general way writes its note
+        if not qty_f * price_f <= s.cap_f and qty > s.cap_left / price:
             return None
         last = s.last_size
-        if last is not None and last[0] == qty:
+        if last is not None and (last[0] is qty or last[0] == qty):
             size = last[1]
         else:
             known = s.sizes.get(qty)
             size = self._size_of(s, qty) if known is None else known
             s.last_size = (qty, size)
-        rounded, changed, passes = size
+        rounded, changed, passes, rounded_f = size
         if not passes:  # above the max quantity, rounded to nothing or below the min, or a symbol not trading
             return None
         notes: tuple[str, ...] = ()
         if changed:  # (the note shows the quantity's own digits: made each time, not remembered by value)
             notes = (f"qty rounded {fmt(qty)}→{rounded:f}",)
-        if s.has_min_notional and rounded * price < s.min_notional:
+        # the min notional: certainly met when the floats' product is above it with room for their roundings
+        # (``notional_f``: NaN where that cannot be shown), else the Decimal product's comparison
+        if s.has_min_notional and not rounded_f * price_f >= s.notional_f and rounded * price < s.min_notional:
             return None
         limit = self._max_open
         if limit is not None:
             count = self._count_open
             if (count() if count is not None else sum(1 for p in account.positions() if p.quantity != ZERO)) >= limit:
                 return None
-        return ids.client_id(intent.intent_id, ids.ENTRY), _BUY if long else _SELL, rounded, False, notes, True
+        cid = intent.intent_id + _ENTRY_TAIL  # (ids.client_id's common case, inlined: a valid id as it is)
+        if not _VALID(cid):
+            cid = ids.client_id(intent.intent_id, ids.ENTRY)
+        return cid, _BUY if long else _SELL, rounded, False, notes, True
 
     def _at(self, s: _Symbol, ref: float) -> _At:
-        """What an entry at reference price ``ref`` computes from the price alone: its Decimal (``_dec``), the
-        margin's product ``price * margin rate`` and the bracket cap's quotient ``(cap - 0) / price``; None where the
-        general decision would not let an entry through (no price, not above zero, no room under the cap). Pure
+        """What an entry at reference price ``ref`` computes from the price alone: its Decimal (``_dec``), its float
+        (``ref`` itself for a float: ``Decimal(repr(x))`` converts back to ``x``) and a float of the margin's product
+        ``price * margin rate`` (from the floats of its factors: the bound's room covers their roundings); None where
+        the general decision would not let an entry through (no price, not above zero, no room under the cap). Pure
         functions of the price (and the run's constants): remembered per price, non-zero ones only."""
         price = self._price(ref) if ref else _dec(ref)
         made: _At = None
         if price is not None and price > ZERO and s.cap_open:
-            made = (price, price * s.margin_rate, s.cap_left / price)
+            price_f = ref if type(ref) is float else float(price)
+            made = (price, price_f, price_f * s.margin_rate_f)
         if ref:
             if len(s.prices) >= 1 << 16:
                 s.prices.clear()
@@ -277,7 +335,7 @@ class FastIntents:
         rounded = self._decider._rounded(s.rules, qty)
         passes = not (qty > s.max_qty) and rounded > ZERO and not (rounded < s.min_qty) and not (rounded > s.max_qty) \
             and s.trading
-        made = (rounded, rounded != qty, passes)
+        made = (rounded, rounded != qty, passes, float(rounded))
         if len(s.sizes) >= 4096:
             s.sizes.clear()
         s.sizes[qty] = made
@@ -293,8 +351,16 @@ class FastIntents:
             s = self._symbol(symbol)
         if s is None:
             return None
-        price = self._price(intent.reference_price) if intent.reference_price else _dec(intent.reference_price)
-        if price is None or price <= ZERO or self._states.effective(symbol) is _HALTED:
+        ref = intent.reference_price
+        price = self._prices.get(ref) if type(ref) is float else None  # (_price's table, read inline)
+        if price is None:
+            price = self._price(ref) if ref else _dec(ref)
+            if price is None:
+                return None
+        if price <= ZERO:
+            return None
+        st = self._states  # (effective's first test, kept by the states: no source holds anything, then ACTIVE)
+        if not st.calm and st.effective(symbol) is _HALTED:
             return None
         pos = self.closed = self._account.position(symbol).quantity
         if not pos:
@@ -313,7 +379,10 @@ class FastIntents:
         notes: tuple[str, ...] = ()
         if rounded:  # (the note shows the size's own digits: made each time, not remembered by value)
             notes = (f"qty rounded up {fmt(size)}→{qty:f} (reduce-only, trimmed by the exchange)",)
-        return ids.client_id(intent.intent_id, ids.CLOSE), _SELL if pos > ZERO else _BUY, qty, True, notes, checked
+        cid = intent.intent_id + _CLOSE_TAIL  # (as in _entry)
+        if not _VALID(cid):
+            cid = ids.client_id(intent.intent_id, ids.CLOSE)
+        return cid, _SELL if pos > ZERO else _BUY, qty, True, notes, checked
 
     def _close_of(self, s: _Symbol, size: Decimal) -> _Close:
         """What a close of a position of ``size`` sends: (quantity or None for a split, whether

@@ -15,6 +15,9 @@ CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _BAD = re.compile(r"[^.A-Z:/a-z0-9_-]")
 _ALLOWED = ".:/_-" + string.ascii_letters + string.digits  # the class in CLIENT_ID_RE
 _ALLOWED_SET = frozenset(_ALLOWED)
+VALID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}").fullmatch
+"""A match when the whole id is 1-36 characters of the class (what CLIENT_ID_RE matches, less its ``$``'s allowance
+for a trailing newline): faster than a set test of its characters."""
 
 ENTRY = "e"
 STOP = "sl"
@@ -28,8 +31,7 @@ def client_id(intent_id: str, suffix: str, part: int = 0) -> str:
     """``{intent_id}-{suffix}`` (``-{suffix}{part}`` for the second and later chunks of a split order)."""
     tail = "-" + suffix + str(part + 1) if part else "-" + suffix
     cid = intent_id + tail
-    # (every character in the class and 1-36 of them: what the pattern matches, checked without the regex engine)
-    if (len(cid) <= 36 and _ALLOWED_SET.issuperset(cid)) or CLIENT_ID_RE.match(cid):
+    if VALID(cid) or CLIENT_ID_RE.match(cid):
         return cid
     digest = hashlib.blake2b(intent_id.encode(), digest_size=5).hexdigest()
     room = 36 - len(tail) - len(digest) - 1

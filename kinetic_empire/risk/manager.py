@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import cast
+from typing import Any
 
 from ..core.account import AccountView
 from ..core.bus import EventBus
-from ..core.clock import Clock
+from ..core.clock import Clock, ReplayClock
 from ..core.enums import IntentAction, TradingState
 from ..core.events import (
     BalanceChanged,
@@ -64,9 +64,7 @@ from .unanswered import UnansweredEntries
 from .watch import EquityWatch, LossStreak
 
 _OPEN_LONG, _OPEN_SHORT, _CLOSE = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT, IntentAction.CLOSE
-# ``ProtectiveOrders.idle``'s function, called as a function on every fill (a property's descriptor call costs more
-# than the check; the gate makes its ProtectiveOrders itself, so no subclass overrides it)
-_protection_idle = cast(Callable[[ProtectiveOrders], bool], vars(ProtectiveOrders)["idle"].fget)
+_UNASKED: Any = ("not asked",)  # on_intent: the fast path was not asked (its answer is a Plain or None)
 
 
 class RiskManager:
@@ -86,6 +84,7 @@ class RiskManager:
     ) -> None:
         self._bus = bus
         self._clock = clock
+        self._replay: ReplayClock | None = clock if type(clock) is ReplayClock else None
         self._account = account
         self._rules = rules
         self._brackets = brackets
@@ -225,7 +224,8 @@ class RiskManager:
     # ----------------------------------------------------------------------------------- intents
     def on_intent(self, intent: OrderIntent) -> None:
         """Publish the intent's OrderRequest(s), or one RiskDenied."""
-        now = self._clock.now_ms()
+        replay = self._replay
+        now = replay.time_ms if replay is not None else self._clock.now_ms()  # (a ReplayClock's now_ms, inlined)
         states = self._states
         if self._equity.enabled or states.daily_until_ms is not None or states.cooldown_until:  # (_observe, inlined)
             self._equity.observe(now)
@@ -233,20 +233,26 @@ class RiskManager:
         fast = self._fast
         # the fast path's common case first: an entry with no entry of unknown outcome anywhere (the unanswered
         # check finds nothing), or a close with no exit in flight (nothing to net): what the steps below do then
-        if fast is not None and (((action is _OPEN_LONG or action is _OPEN_SHORT) and not self._unanswered._count)
-                                 or (action is _CLOSE and not self._exits._symbols)):
-            plain = fast._close(intent) if action is _CLOSE else fast._entry(intent, action is _OPEN_LONG)  # (.plain)
-            if plain is not None:  # (_send_plain, inlined)
-                if plain[3]:  # reduce-only: a close, sent against the position it read (the account's, unchanged)
-                    self._exits.sent_market(intent.symbol, plain[0], plain[2], fast.closed)
-                fields = self._send_fields
-                if fields is None:
-                    self._send(request_of(intent, plain, now))
-                else:
-                    fields(intent, plain, now)
+        if fast is not None:
+            plain: Plain | None = _UNASKED
+            if action is _CLOSE:
+                exits = self._exits
+                if not exits._symbols:
+                    plain = fast._close(intent)  # (fast.plain's)
+                    if plain is not None:  # a close, sent against the position it read (the account's, unchanged)
+                        exits.sent_market(intent.symbol, plain[0], plain[2], fast.closed)
+            elif (action is _OPEN_LONG or action is _OPEN_SHORT) and not self._unanswered._count:
+                plain = fast._entry(intent, action is _OPEN_LONG)
+            if plain is not _UNASKED:
+                if plain is not None:  # (_send_plain, inlined)
+                    fields = self._send_fields
+                    if fields is None:
+                        self._send(request_of(intent, plain, now))
+                    else:
+                        fields(intent, plain, now)
+                    return
+                self._decide(intent, now, self._decider.decide(intent, now))
                 return
-            self._decide(intent, now, self._decider.decide(intent, now))
-            return
         decision: Denial | tuple[list[OrderRequest], PendingEntry | None] | None = None
         if action is IntentAction.OPEN_LONG or action is IntentAction.OPEN_SHORT:
             decision = self._unanswered.check(intent.symbol)
@@ -324,7 +330,11 @@ class RiskManager:
     def fills_need_events(self) -> bool:
         """False while :meth:`_on_filled` would do nothing with any fill (no loss streak configured, no entry,
         protective order or moved stop tracked): a backtest's direct delivery then skips building the event."""
-        return self._streak is not None or not _protection_idle(self._protection)
+        if self._streak is not None:
+            return True
+        p = self._protection  # (not p.idle, inlined: asked on every fill)
+        book = p.book
+        return bool(book.pending or book._symbol_of or p._role or p._rank or p._moving)
 
     def _on_filled(self, fill: OrderFilled) -> None:
         if self._streak is not None:  # the trade's PnL is booked before protection reacts to the fill
@@ -339,7 +349,7 @@ class RiskManager:
         with ``now`` when it has just read the same replay clock)."""
         if now is None:
             now = self._clock.now_ms()
-        if not quantity:  # (flat: == 0)
+        if not quantity and symbol in self._protection.book.open_by_symbol:  # (flat: == 0; what cancel looks for)
             self._protection.cancel(symbol, now)
         exits = self._exits
         if exits._symbols:  # (exits.tracking)

@@ -42,6 +42,13 @@ class TradingStates:
         self.pauses: dict[str, str] = {}  # who paused entries -> why
         self._shown = TradingState.ACTIVE
         self._shown_symbol: dict[str, TradingState] = {}
+        self.calm = self._calm()
+        """No source holds anything (every symbol ACTIVE, no entry held): kept by :meth:`sync`, which every change
+        ends with, for the backtest's fast path (``risk.fast_path``), which reads it on every order."""
+
+    def _calm(self) -> bool:
+        return (self.operator is _ACTIVE and not self.operator_symbol and self.drawdown_denial is None
+                and self.daily_denial is None and not self.cooldown_until and not self.pauses)
 
     # ------------------------------------------------------------------------------------ reading
     def account(self) -> TradingState:
@@ -128,6 +135,7 @@ class TradingStates:
 
     def sync(self, cause: str, symbol: str | None = None) -> None:
         """Publish the account state (and ``symbol``'s own state) if it differs from the last one shown."""
+        self.calm = self._calm()  # (first: a reader of what is published may ask)
         now = self.account()
         if now is not self._shown:
             previous, self._shown = self._shown, now

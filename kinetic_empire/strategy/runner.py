@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..core.bus import EventBus, InlineStep, ignores_argument, source_digest
-from ..core.clock import Clock
+from ..core.clock import Clock, ReplayClock
 from ..core.enums import IntentAction
 from ..core.errors import StrategyError
 from ..core.events import (
@@ -35,9 +35,11 @@ from ..core.events import (
 from .base import FLAT, Position, Strategy
 from .live_indicators import BASE_FIELDS, LiveIndicators, history_needed, probe_history_needed
 from .rejection import OrderRejection
+from .series import Series
 
 log = logging.getLogger(__name__)
 _BASE_ON_FILL = Strategy.on_fill
+_SERIES_FLOAT = Series.__float__
 
 _OPEN_LONG, _OPEN_SHORT = IntentAction.OPEN_LONG, IntentAction.OPEN_SHORT  # (a global: no enum class lookup)
 _IntentTwin = type("_WritableOrderIntent", (), {"__slots__": tuple(f.name for f in dataclass_fields(OrderIntent))})
@@ -106,6 +108,9 @@ class StrategyRunner:
         self._cursor = strategy._cursor
         self._own = id_prefix + "-"  # this runner's client order ids start with it (see owns)
         self._strategy_on_kline = strategy.on_kline
+        # what _collect reads per intent without a call where it may: the replay clock's time, the close series
+        self._replay: ReplayClock | None = clock if type(clock) is ReplayClock else None
+        self._plain_close = type(strategy).close is Strategy.close and Series.__float__ is _SERIES_FLOAT
         strategy._emit = self._collect
         strategy._emit_intent = self._collect_intent
         self.on_kline = self._on_live_kline if window is not None else self._on_replayed_kline  # type: ignore[method-assign]
@@ -287,14 +292,18 @@ class StrategyRunner:
         if symbol is not None and symbol != self.symbol:
             raise ValueError(self._foreign(symbol))
         pending = self._pending
-        if (action is _OPEN_LONG or action is _OPEN_SHORT) and self._held(action, pending):
+        strategy = self.strategy
+        if (action is _OPEN_LONG or action is _OPEN_SHORT) and not strategy.add_to_position and (
+                ((strategy.position.size > 0) if action is _OPEN_LONG else (strategy.position.size < 0))
+                or (pending and any(getattr(p, "action", None) is action for p in pending))):  # (_held, inlined)
             self.entries_ignored += 1
             if log.isEnabledFor(logging.DEBUG):  # a signal that stays true repeats this every kline
                 log.debug("%s on %s: %s ignored, the position is already in that direction", self.strategy_id,
                           self.symbol, action._value_)
             return
         seq = self._seq = self._seq + 1
-        now = self._clock.now_ms()
+        replay = self._replay
+        now = replay.time_ms if replay is not None else self._clock.now_ms()  # (a ReplayClock's now_ms, inlined)
         # new_order_intent(...), its stores written out (a call with 13 arguments less per order; the intent equals
         # the keyword-built one: tests/unit/test_runner_intents.py)
         e: Any = _IntentTwin()
@@ -307,7 +316,13 @@ class StrategyRunner:
         e.stop_loss = stop_loss
         e.take_profit = take_profit
         e.limit_price = limit
-        e.reference_price = float(self.strategy.close)  # close[-1], read without moving its window
+        # close[-1], read without moving its window: ``float(strategy.close)``, the property and ``Series.__float__``
+        # inlined where they are the base ones (``item``: the same float ``float(values[i])`` gives)
+        if self._plain_close:
+            close = strategy._base["close"]
+            e.reference_price = close._values.item(close._cur.i) if type(close) is Series else float(close)
+        else:
+            e.reference_price = float(strategy.close)
         e.tag = tag
         e.ts_event = now
         e.ts_init = now
@@ -327,16 +342,6 @@ class StrategyRunner:
         self._pending.append(intent_type(intent_id=f"{self._prefix}-{self._seq}", strategy_id=self.strategy_id,
                                   symbol=self.symbol, reference_price=self.strategy.close[-1], ts_event=now,
                                   ts_init=now, **fields))
-
-    def _held(self, action: IntentAction, pending: list[Any]) -> bool:
-        """An entry in the direction already held (or already asked for on this kline), to be ignored."""
-        strategy = self.strategy
-        if strategy.add_to_position:
-            return False
-        size = strategy.position.size
-        if (size > 0) if action is _OPEN_LONG else (size < 0):
-            return True
-        return bool(pending) and any(getattr(p, "action", None) is action for p in pending)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
