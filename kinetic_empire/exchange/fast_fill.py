@@ -20,14 +20,16 @@ come over the wire unchecked. tests/unit/test_fused_order_path.py runs both ways
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, getcontext
 from typing import TYPE_CHECKING, Any, cast
 
+from ..core.clock import ReplayClock
 from ..core.enums import BalanceReason, MarginType, OrderStatus, OrderType, Side, WorkingType
 from ..core.errors import ExchangeError
 from ..core.event_factories import new_balance_changed, new_order_accepted, new_order_filled, new_position_changed
 from .book import _FEE_Q, INF, NEVER, ONE, ZERO, Book, dec
-from .cross_margin import _alone, _set
+from .cross_margin import _COVERED_LONG_SAFE, _alone, _set
+from .orders import ZERO as _UNFILLED
 from .orders import SimOrder
 
 if TYPE_CHECKING:
@@ -76,9 +78,9 @@ def new_market_order(order_id: int, client_order_id: str, symbol: str, side: Sid
     o.working_type = _CONTRACT
     o.is_algo = False
     o.status = _NEW
-    o.executed_qty = ZERO
-    o.cum_quote = ZERO
-    o.avg_price = ZERO
+    o.executed_qty = _UNFILLED  # (the Decimal(0) SimOrder's __init__ stores: fill_queued_market knows it by identity)
+    o.cum_quote = _UNFILLED
+    o._avg = _UNFILLED
     o.time = now
     o.update_time = now
     o.triggered = False
@@ -102,12 +104,14 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     rules = book.rules
     if now is None:
         now = ex._clock.now_ms()
-    previous = ex._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
-    if previous is not None and (previous.status is _NEW or previous.status is _PARTIAL):  # still open
-        raise ExchangeError(-4116, "ClientOrderId is duplicated.")
+    if client_order_id is not None:
+        key = (symbol, client_order_id)  # (made once: looked up here, stored below)
+        previous = ex._by_client.get(key)
+        if previous is not None and (previous.status is _NEW or previous.status is _PARTIAL):  # still open
+            raise ExchangeError(-4116, "ClientOrderId is duplicated.")
     if reduce_only:
         pos_qty = book.pos.qty
-        if pos_qty == ZERO or (pos_qty > ZERO) == (side is _BUY):  # nothing to reduce
+        if not pos_qty or (pos_qty > ZERO) == (side is _BUY):  # nothing to reduce
             raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
     max_orders = rules.max_num_orders
     if max_orders is not None and (max_orders <= 0 or ((book.market or book.resting) and sum(
@@ -118,10 +122,11 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     order_id = ex._next_order_id
     if client_order_id is None:
         client_order_id = f"sim-{order_id}"
+        key = (symbol, client_order_id)
     order = new_market_order(order_id, client_order_id, symbol, side, quantity, reduce_only, now)
     ex._next_order_id = order_id + 1
     ex._orders[order_id] = order
-    ex._by_client[(symbol, client_order_id)] = order
+    ex._by_client[key] = order
     book.market.append(order)
     book.busy = True
     accepted = memo.accepted
@@ -153,11 +158,11 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     pos = book.pos
     signed = qty if side is _BUY else -qty
     after = pos.qty + signed
-    if pos.qty == ZERO or (pos.qty > ZERO) == (signed > ZERO):
+    if not pos.qty or (pos.qty > ZERO) == (signed > ZERO):
         increase = qty
     else:
         increase = max(ZERO, qty - abs(pos.qty))
-    if increase == ZERO:
+    if not increase:
         return
     if book.brackets is not None and abs(after) * ref > memo.cap(book, pos.leverage):
         raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
@@ -180,11 +185,17 @@ class FusedState:
     open, a float price's Decimal, a symbol's bracket cap per leverage), so each is
     computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
 
-    __slots__ = ("_caps", "_decs", "_grids", "_prices", "_sizes", "_slip", "accepted", "balance", "filled", "position",
-                 "settled")  # fmt: skip
+    __slots__ = ("_caps", "_context", "_decs", "_grids", "_prices", "_replay", "_sizes", "_slip", "accepted", "balance",
+                 "filled", "position", "settled")  # fmt: skip
 
-    def __init__(self, slip: Decimal) -> None:
+    def __init__(self, slip: Decimal, clock: object = None) -> None:
         self._slip = slip
+        self._replay = clock if type(clock) is ReplayClock else None
+        """The exchange's clock when it is a plain :class:`ReplayClock` (``now_ms`` is its ``time_ms``), else None."""
+        self._context = getcontext().copy()
+        """The decimal context the run computes in, as it is when the exchange turns the fused path on (the memos
+        here assume it does not change during the run): a filled order's average price is divided in it when read
+        (``SimOrder.avg_price``), whatever the context is then."""
         self._grids: dict[str, int | None] = {}  # symbol -> _plain_grid(its rules)
         self.accepted: Accepted | None = None
         """Set by the backtest: hands an accepted MARKET order's ``OrderAccepted`` to its readers directly when it
@@ -307,26 +318,35 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         return False
     buy = order.side is _BUY
     old = pos.qty
-    qty = order.quantity - order.executed_qty
-    # (comparisons against the Decimal ZERO: the same answers as against the int 0, without converting it)
+    done = order.executed_qty
+    qty = order.quantity - done
+    # executed_qty + qty below is qty itself when nothing was filled yet (``done`` is the Decimal(0) an order starts
+    # with) and qty is that difference: x + Decimal(0) for an x that is y - Decimal(0) is x, digit for digit (its
+    # exponent is at most 0, or, rounded to the precision, what rounding the sum gives again)
+    unfilled = done is _UNFILLED
+    # (comparisons against the Decimal ZERO: the same answers as against the int 0, without converting it; ``not x``
+    # for ``x == 0``)
     if order.reduce_only:
         reducible = abs(old) if (old > ZERO and not buy) or (old < ZERO and buy) else ZERO
-        if reducible == ZERO:
+        if not reducible:
             return False  # expires: the general way
-        qty = min(qty, reducible)
+        if reducible < qty:  # (min(qty, reducible))
+            qty = reducible
+            unfilled = False
     symbol = book.symbol
     price, price_f = (at and memo._prices.get((symbol, buy, at))) or memo.taker(book, buy, at)  # (inlined hit)
-    book.market = []
+    market.pop()  # (the queue emptied in place of a new one: nothing else holds it)
     # --- Ledger._fill, its branches taken apart by whether the position was flat (the same expressions)
     signed = qty if buy else -qty
     new = old + signed
     realized = ZERO
+    notional = price * qty  # (qty * price in the entry's formula: the same product, its operands swapped)
     if not old:  # opening (old == 0: was_long False, no closing part)
         if not new:
             pos.entry = ZERO
             book.next_funding = NEVER
         else:
-            pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
+            pos.entry = (abs(old) * pos.entry + notional) / abs(new)
             interval = config.funding_interval_ms
             book.next_funding = (ts // interval + 1) * interval
     else:
@@ -339,7 +359,7 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
             pos.entry = ZERO
             book.next_funding = NEVER
         elif was_long == adds:  # adding
-            pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
+            pos.entry = (abs(old) * pos.entry + notional) / abs(new)
         elif was_long != (new > ZERO):
             pos.entry = price  # flipped: the remainder opened at this fill
     pos.qty = new
@@ -359,15 +379,13 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         pos.entry_f = -0.0 if entry.is_signed() else 0.0
     else:
         pos.entry_f = price_f if entry == price else float(entry)
-    notional = price * qty
     commission = (notional * config.taker_fee).quantize(_FEE_Q)
     realized = _ZERO_MONEY if realized is ZERO else realized.quantize(_FEE_Q)
     change = realized - commission
     ex.wallet += change
-    executed = order.executed_qty + qty
-    order.executed_qty = executed
+    executed = order.executed_qty = qty if unfilled else done + qty
     order.cum_quote += notional
-    order.avg_price = order.cum_quote / executed
+    order._avg = memo._context  # (avg_price: cum_quote / executed_qty in the run's context, divided when read)
     order.update_time = ts
     status = order.status = _FILLED if executed >= order.quantity else _PARTIAL
     trade_id = ex._next_trade_id
@@ -378,7 +396,8 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
            ts)  # fmt: skip
     ex.trades._rows.append(row)
     ex.income._due.append(row)
-    now = ex._clock.now_ms()
+    clock = ex._clock
+    now = clock.time_ms if clock is memo._replay else clock.now_ms()  # (a ReplayClock's now_ms, read in place)
     filled = memo.filled
     if filled is None or not filled(order, trade_id, qty, price, commission, realized, status, ts, now):
         cid = order.client_order_id
@@ -394,7 +413,16 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         book.watch_high = INF
         ex._cross_positions = 0
     else:  # the solve of one open cross position (banded or not): the wallet alone backs it
-        _set(book, _alone(pos.qty_f, pos.entry_f, float(ex.wallet), book.tiers))
+        size = pos.qty_f
+        margin = float(ex.wallet)
+        tiers = book.tiers
+        known = _COVERED_LONG_SAFE.get(id(tiers))
+        if size > 0.0 and known is not None and known[1] and known[0] is tiers and margin >= size * pos.entry_f:
+            pos.liq_f = 0.0  # (_set(book, _alone(...)) of a long its margin covers, its tier table known safe: none)
+            book.watch_low = -INF
+            book.watch_high = INF
+        else:
+            _set(book, _alone(size, pos.entry_f, margin, tiers))
         ex._cross_positions = 1
     settled = memo.settled
     if settled is None or not settled(symbol, pos, change, ts, now):
