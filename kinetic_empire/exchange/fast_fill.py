@@ -154,8 +154,11 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     if not book.last:
         return  # no price yet: nothing to measure against (only before the first kline)
     last = book.last
-    ref = memo._decs.get(last) or memo.dec(last)  # (memo.dec, inlined for the prices seen before)
     pos = book.pos
+    if not pos.qty and len(ex._books) == 1 and pos.margin_type is _CROSSED and not book.market and not book.resting \
+            and memo.flat_entry_fits(ex, book, qty, last, pos.leverage):
+        return  # (a float bound: below the bracket's cap and the wallet, by far more than the estimate's error)
+    ref = memo._decs.get(last) or memo.dec(last)  # (memo.dec, inlined for the prices seen before)
     signed = qty if side is _BUY else -qty
     after = pos.qty + signed
     if not pos.qty or (pos.qty > ZERO) == (signed > ZERO):
@@ -185,8 +188,8 @@ class FusedState:
     open, a float price's Decimal, a symbol's bracket cap per leverage), so each is
     computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
 
-    __slots__ = ("_caps", "_context", "_decs", "_grids", "_prices", "_replay", "_sizes", "_slip", "accepted", "balance",
-                 "filled", "position", "settled")  # fmt: skip
+    __slots__ = ("_caps", "_context", "_decs", "_fee", "_grids", "_prices", "_qty", "_replay", "_sizes", "_slip",
+                 "accepted", "balance", "filled", "position", "settled")  # fmt: skip
 
     def __init__(self, slip: Decimal, clock: object = None) -> None:
         self._slip = slip
@@ -210,17 +213,20 @@ class FusedState:
         """Its ``PositionChanged`` and then its ``BalanceChanged`` in one call (``symbol, position, change, ts_event,
         ts_init``; the wallet read when the balance is due): True when both were delivered, False when neither was
         (then ``position`` and ``balance`` are asked in turn)."""
-        self._prices: dict[tuple[str, bool, float], tuple[Decimal, float]] = {}  # -> (fill price, its float)
+        self._prices: dict[tuple[str, bool, float], tuple[Decimal, float, bool]] = {}  # -> _priced(fill price, ...)
         self._sizes: tuple[Decimal, float] = (ZERO, 0.0)  # the last position size converted to float, and its float
         self._decs: dict[float, Decimal] = {}
-        self._caps: dict[tuple[str, int], Decimal] = {}
+        self._caps: dict[tuple[str, int], tuple[Decimal, float]] = {}  # -> the bracket's cap, its float
+        self._fee: tuple[Decimal | None, float] = (None, 0.0)  # the taker fee last read, its float
+        self._qty: tuple[Decimal | None, float] = (None, 0.0)  # the quantity last checked, its float
 
     def taker_price(self, book: Book, buy: bool, at: float) -> Decimal:
         """``Matching._taker_price(book, side, at)``."""
         return self.taker(book, buy, at)[0]
 
-    def taker(self, book: Book, buy: bool, at: float) -> tuple[Decimal, float]:
-        """:meth:`taker_price` and its float (``float(price)``), remembered per symbol, side and price."""
+    def taker(self, book: Book, buy: bool, at: float) -> tuple[Decimal, float, bool]:
+        """:meth:`taker_price`, its float (``float(price)``) and whether its exponent is at most 0 (finite; see
+        :func:`_priced`), remembered per symbol, side and price."""
         if not at:  # (0.0 and -0.0 are one key but two Decimals)
             return self._compute(book, buy, at)
         key = (book.symbol, buy, at)
@@ -231,7 +237,7 @@ class FusedState:
             found = self._prices[key] = self._compute(book, buy, at)
         return found
 
-    def _compute(self, book: Book, buy: bool, at: float) -> tuple[Decimal, float]:
+    def _compute(self, book: Book, buy: bool, at: float) -> tuple[Decimal, float, bool]:
         price = self._decs.get(at) or self.dec(at)  # (dec(at); a zero is not kept: converted again, the same)
         rules = book.rules
         slip = self._slip
@@ -241,7 +247,7 @@ class FusedState:
             if tick > 0:
                 rounding = ROUND_CEILING if buy else ROUND_FLOOR
                 price = ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
-            return price, float(price)
+            return _priced(price, float(price))
         limit = self._grids.get(book.symbol, _UNSEEN_GRID)
         if limit is _UNSEEN_GRID:
             limit = self._grids[book.symbol] = _plain_grid(rules)
@@ -249,9 +255,9 @@ class FusedState:
             on = price.quantize(rules.tick_size)
             if on == price:  # already on the grid: what round_price_nearest gives for it (see _plain_grid)
                 # (of the same value as the float's own Decimal: its float is the float, a zero's sign aside)
-                return on, at if at else float(on)
+                return _priced(on, at if at else float(on))
         price = rules.round_price_nearest(price)
-        return price, float(price)
+        return _priced(price, float(price))
 
     def dec(self, x: float) -> Decimal:
         """``book.dec(x)``. Only finite, non-zero ones are kept: the table may be shared with the risk gate's fast
@@ -281,11 +287,57 @@ class FusedState:
 
     def cap(self, book: Book, leverage: int) -> Decimal:
         """``book.brackets.max_notional(leverage)`` (a book with brackets)."""
+        return self._cap(book, leverage)[0]
+
+    def _cap(self, book: Book, leverage: int) -> tuple[Decimal, float]:
+        """:meth:`cap` and its float."""
         key = (book.symbol, leverage)
         found = self._caps.get(key)
         if found is None:
-            found = self._caps[key] = book.brackets.max_notional(leverage)  # type: ignore[union-attr]
+            cap = book.brackets.max_notional(leverage)  # type: ignore[union-attr]
+            found = self._caps[key] = (cap, float(cap))
         return found
+
+    def flat_entry_fits(self, ex: Margin, book: Book, qty: Decimal, last: float, leverage: int) -> bool:
+        """True when an order of ``qty`` on the exchange's one book, flat, cross, with no order queued, certainly
+        passes :func:`_check_margin` at the last price ``last``: its notional ``qty * dec(last)`` below the bracket's
+        cap (``abs(0 + qty) * ref``: the same value to 28 digits) and ``cost / leverage + cost * taker_fee`` not above
+        the wallet (what that case compares with). False: not sure, the Decimal check decides.
+
+        In floats: each Decimal result is within 5e-28 of its value relatively (28 digits), each float within 2**-53
+        of its operands' exact result and a float of a Decimal within 2**-53 of it, so the estimates lie within 1e-14
+        of the sizes they sum; the bound allows 1e-12 of them and of the wallet, and 1e-290 absolutely (below which
+        floats lose relative precision)."""
+        known = self._qty
+        if known[0] is qty:  # (the gate's sizing hands the same Decimal for the same size: its float kept)
+            n = known[1]
+        else:
+            n = float(qty)
+            self._qty = (qty, n)
+        if not (n > 0.0 and last > 0.0 and leverage > 0):  # (also NaN)
+            return False
+        n *= last
+        if book.brackets is not None:
+            cap = self._caps.get((book.symbol, leverage)) or self._cap(book, leverage)
+            if not n * (1.0 + 1e-12) + 1e-290 < cap[1] * (1.0 - 1e-12):
+                return False
+        fee = ex.config.taker_fee
+        rate = self._fee
+        if rate[0] is not fee:
+            rate = self._fee = (fee, float(fee))
+        margin = n / leverage
+        charge = n * rate[1]
+        wallet = float(ex.wallet)
+        return margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290 < wallet - 1e-12 * abs(wallet)
+
+
+def _priced(price: Decimal, price_f: float) -> tuple[Decimal, float, bool]:
+    """A fill price as the memo keeps it: with its float, and whether it is finite with an exponent of at most 0. Then
+    ``Decimal(0) + price * qty`` (a first fill's ``cum_quote``) is ``price * qty`` digit for digit when ``qty`` is an
+    order's ``quantity - Decimal(0)``: that qty's exponent is at most 0 too, or its coefficient has the context's
+    full precision (it was rounded), so the product's exponent is at most 0 or its coefficient full (it was rounded, or
+    a full coefficient times another), and adding a zero of exponent 0 to such a number changes no digit."""
+    return price, price_f, price.is_finite() and cast(int, price.as_tuple().exponent) <= 0
 
 
 def _plain_grid(rules: SymbolRules) -> int | None:
@@ -334,7 +386,7 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
             qty = reducible
             unfilled = False
     symbol = book.symbol
-    price, price_f = (at and memo._prices.get((symbol, buy, at))) or memo.taker(book, buy, at)  # (inlined hit)
+    price, price_f, plain = (at and memo._prices.get((symbol, buy, at))) or memo.taker(book, buy, at)  # (inlined hit)
     market.pop()  # (the queue emptied in place of a new one: nothing else holds it)
     # --- Ledger._fill, its branches taken apart by whether the position was flat (the same expressions)
     signed = qty if buy else -qty
@@ -384,7 +436,9 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     change = realized - commission
     ex.wallet += change
     executed = order.executed_qty = qty if unfilled else done + qty
-    order.cum_quote += notional
+    quote = order.cum_quote
+    # (a first fill's Decimal(0) + notional: notional itself when qty is unfilled and the price's exponent at most 0)
+    order.cum_quote = notional if unfilled and plain and quote is _UNFILLED else quote + notional
     order._avg = memo._context  # (avg_price: cum_quote / executed_qty in the run's context, divided when read)
     order.update_time = ts
     status = order.status = _FILLED if executed >= order.quantity else _PARTIAL

@@ -22,6 +22,7 @@ import pytest
 from kinetic_empire.core.bus import EventBus
 from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.core.enums import OrderType, Side
+from kinetic_empire.core.errors import ExchangeError
 from kinetic_empire.core.events import KlineClosed, OrderRequest
 from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
 from kinetic_empire.exchange.broker import SimulatedBroker
@@ -233,4 +234,95 @@ def test_planted_bugs_in_the_fused_fill_are_caught(plant: Callable[[pytest.Monke
             plant(mp)
             fused = _run(True, config, read=_odd_context_reads, **options)
         caught += general != fused
+    assert caught
+
+
+# ----------------------------------------------------------------------- the margin check's float bound, digit by digit
+
+
+def _boundary_sizes(edge: Decimal, wide: bool = True) -> list[Decimal]:
+    """Quantities around ``edge``: its neighbours in 28 digits, and (``wide``) a relative 1e-14 .. 1e-10 either side
+    (inside and outside the float bound's allowance)."""
+    sizes = [edge]
+    up = down = edge
+    for _ in range(3):
+        up, down = up.next_plus(), down.next_minus()
+        sizes += [up, down]
+    for rel in ("1E-14", "1E-13", "1E-12", "1E-11", "1E-10") if wide else ():
+        sizes += [edge * (1 + D(rel)), edge * (1 - D(rel))]
+    return sizes
+
+
+def _answers(fused: bool, sizes: list[Decimal], leverage: int, wallet: Decimal, price: float) -> list[Any]:
+    out: list[Any] = []
+    for qty in sizes:
+        ex = SimulatedExchange(all_rules(), all_brackets(), clock=ReplayClock(START), emit=lambda e: None,
+                               symbols=["FILUSDT"], config=ExchangeConfig(initial_balance=wallet))  # fmt: skip
+        ex.set_leverage("FILUSDT", leverage)
+        ex.use_fused_orders()
+        ex.on_bar("FILUSDT", START, price, price, price, price)
+        try:
+            if fused:
+                fast_fill.accept_market(ex, ex._fused, "FILUSDT", Side.BUY, qty, False, "c")  # type: ignore[arg-type]
+            else:
+                ex.submit(symbol="FILUSDT", side=Side.BUY, order_type=OrderType.MARKET, quantity=qty,
+                          client_order_id="c", rules_checked=True)  # fmt: skip
+            out.append(("accepted", qty))
+        except ExchangeError as exc:
+            out.append((exc.code, qty))
+    return out
+
+
+_PRICES = (5.123, 0.3317, 47.91, 1.001, 3.3333, 9.87654, 12.5, 0.0071, 2.718, 6.02, 0.999, 31.4159)
+
+
+def _edge_cases(prices: tuple[float, ...] = (5.123,)) -> list[tuple[str, int, Decimal, float, Decimal, int]]:
+    """(kind, leverage, wallet, price, the edge quantity, the code beyond it) for a flat entry at each price."""
+    fee = ExchangeConfig().taker_fee
+    cases = []
+    for leverage, at in itertools.product((1, 20, 50), prices):
+        price = D(repr(at))
+        wallet = D(1000)
+        with localcontext() as ctx:
+            ctx.prec = 28
+            edge = wallet / (price / leverage + price * fee)  # where the margin and the fee use up the wallet
+            cap = all_brackets()["FILUSDT"].max_notional(leverage)
+            cases.append(("wallet", leverage, wallet, at, edge, -2019))
+            cases.append(("cap", leverage, D("1E+12"), at, cap / price, -2027))  # (a wallet that covers it)
+    return cases
+
+
+@pytest.mark.parametrize("case", _edge_cases(), ids=lambda c: f"{c[0]}-x{c[1]}")
+def test_the_fused_margin_check_answers_as_the_general_one_to_the_last_digit(
+        case: tuple[str, int, Decimal, float, Decimal, int]) -> None:
+    """A flat entry on one cross book is first judged in floats (``FusedState.flat_entry_fits``): quantities one
+    unit in the 28th digit either side of where the Decimal check turns, and within the float bound's allowance,
+    are accepted or refused exactly as ``submit`` does."""
+    _kind, leverage, wallet, at, edge, code = case
+    sizes = _boundary_sizes(edge)
+    general = _answers(False, sizes, leverage, wallet, at)
+    assert general == _answers(True, sizes, leverage, wallet, at)
+    codes = [a[0] for a in general]
+    assert "accepted" in codes and code in codes, codes  # both sides of the edge
+
+
+# (removing one of the two allowances of the margin's comparison is no bug: either covers the estimate's error)
+MARGIN_PLANTS = {
+    "no allowance on the notional": ("n * (1.0 + 1e-12) + 1e-290 < cap[1] * (1.0 - 1e-12)", "n < cap[1]"),
+    "no allowance on the margin": ("margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290 < wallet - 1e-12 * "
+                                   "abs(wallet)", "margin + charge < wallet"),
+}
+
+
+@pytest.mark.parametrize("plant", list(MARGIN_PLANTS.values()), ids=list(MARGIN_PLANTS))
+def test_planted_bugs_in_the_margin_bound_are_caught(plant: tuple[str, str]) -> None:
+    """The float estimate of a quantity a few units in the 28th digit from the edge falls on either side of it
+    depending on how the floats round: over a dozen prices some land on the wrong side when nothing is allowed."""
+    space = _planted(fast_fill, *plant)
+    caught = 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fast_fill.FusedState, "flat_entry_fits", space["FusedState"].flat_entry_fits)
+        for _kind, leverage, wallet, at, edge, _code in _edge_cases(_PRICES):
+            sizes = _boundary_sizes(edge, wide=False)
+            caught += _answers(False, sizes, leverage, wallet, at) != _answers(True, sizes, leverage, wallet, at)
     assert caught
