@@ -278,13 +278,6 @@ class FusedState:
         """The table of float prices' Decimals (``dec``), to share with the risk gate's fast path."""
         return self._decs
 
-    def float(self, d: Decimal) -> float:
-        """``float(d)``, zeros without their string. Not remembered: a Decimal made by the fill is new, and hashing
-        it to look it up costs about twice what ``float`` does."""
-        if not d:
-            return -0.0 if d.is_signed() else 0.0
-        return float(d)
-
     def cap(self, book: Book, leverage: int) -> Decimal:
         """``book.brackets.max_notional(leverage)`` (a book with brackets)."""
         return self._cap(book, leverage)[0]
@@ -329,6 +322,13 @@ class FusedState:
         charge = n * rate[1]
         wallet = float(ex.wallet)
         return margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290 < wallet - 1e-12 * abs(wallet)
+
+    def float(self, d: Decimal) -> float:
+        """``float(d)``, zeros without their string. Not remembered: a Decimal made by the fill is new, and hashing
+        it to look it up costs about twice what ``float`` does."""
+        if not d:
+            return -0.0 if d.is_signed() else 0.0
+        return float(d)
 
 
 def _priced(price: Decimal, price_f: float) -> tuple[Decimal, float, bool]:
