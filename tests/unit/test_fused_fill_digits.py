@@ -24,7 +24,7 @@ from kinetic_empire.core.clock import ReplayClock
 from kinetic_empire.core.enums import OrderType, Side
 from kinetic_empire.core.errors import ExchangeError
 from kinetic_empire.core.events import KlineClosed, OrderRequest
-from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill
+from kinetic_empire.exchange import ExchangeConfig, SimulatedExchange, fast_fill, fused_state
 from kinetic_empire.exchange.broker import SimulatedBroker
 from kinetic_empire.exchange.orders import SimOrder
 from kinetic_empire.exchange.state import export_state
@@ -318,10 +318,10 @@ MARGIN_PLANTS = {
 def test_planted_bugs_in_the_margin_bound_are_caught(plant: tuple[str, str]) -> None:
     """The float estimate of a quantity a few units in the 28th digit from the edge falls on either side of it
     depending on how the floats round: over a dozen prices some land on the wrong side when nothing is allowed."""
-    space = _planted(fast_fill, *plant)
+    space = _planted(fused_state, *plant)
     caught = 0
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fast_fill.FusedState, "flat_entry_fits", space["FusedState"].flat_entry_fits)
+        mp.setattr(fused_state.FusedState, "flat_entry_fits", space["FusedState"].flat_entry_fits)
         for _kind, leverage, wallet, at, edge, _code in _edge_cases(_PRICES):
             sizes = _boundary_sizes(edge, wide=False)
             caught += _answers(False, sizes, leverage, wallet, at) != _answers(True, sizes, leverage, wallet, at)
