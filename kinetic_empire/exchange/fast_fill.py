@@ -250,8 +250,14 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     else:
         pos.entry_f = price_f if entry == price else float(entry)
     commission = (notional * config.taker_fee).quantize(_FEE_Q)
-    realized = _ZERO_MONEY if realized is ZERO else realized.quantize(_FEE_Q)
-    change = realized - commission
+    if realized is ZERO:
+        realized = _ZERO_MONEY
+        # (0E-8 - commission: the commission has exponent -8 (quantised), so the difference is exact at -8, digit for
+        # digit its negation; a zero's sign is minus's too: positive unless rounding toward -inf, as the subtraction)
+        change = -commission
+    else:
+        realized = realized.quantize(_FEE_Q)
+        change = realized - commission
     ex.wallet += change
     executed = order.executed_qty = qty if unfilled else done + qty
     quote = order.cum_quote

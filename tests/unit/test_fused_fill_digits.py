@@ -11,10 +11,11 @@ fails when a shortcut is wrong in one digit.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
 from collections.abc import Callable
-from decimal import ROUND_DOWN, Context, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Context, Decimal, localcontext
 from typing import Any
 
 import pytest
@@ -69,6 +70,10 @@ _HUGE_STEPS: list[tuple[Side, str, bool]] = [
     (Side.SELL, "12345678901234567890123456780", True),
 ]
 _HUGE = {"steps": _HUGE_STEPS, "opens": [5.0] * len(_HUGE_STEPS), "brackets": {}}
+# a tick of 1E+1: fill prices of exponent 1 (a first fill's Decimal(0) + notional then has other digits)
+_TENS = {"rules": {**all_rules(), "FILUSDT": dataclasses.replace(all_rules()["FILUSDT"], tick_size=D("1E+1"),
+                                                                 min_price=D("1E+1"))},
+         "opens": [x * 100 for x in _OPENS]}  # fmt: skip
 
 
 class _AskedClock:
@@ -86,12 +91,13 @@ class _AskedClock:
 
 def _run(fused: bool, config: ExchangeConfig, clock_type: Callable[[int], Any] = ReplayClock,
          read: Callable[[SimOrder], Any] | None = None, steps: list[tuple[Side, str, bool]] = _STEPS,
-         opens: list[float] = _OPENS, brackets: Any = None) -> tuple[list[str], Any, list[Any]]:
+         opens: list[float] = _OPENS, brackets: Any = None, rules: Any = None) -> tuple[list[str], Any, list[Any]]:
     bus = EventBus()
     events: list[str] = []
     bus.subscribe(object, lambda e: events.append(repr(e)))
     clock = clock_type(START)
-    ex = SimulatedExchange(all_rules(), all_brackets() if brackets is None else brackets, clock=clock,
+    ex = SimulatedExchange(all_rules() if rules is None else rules, all_brackets() if brackets is None else brackets,
+                           clock=clock,
                            emit=bus.publish, config=config, symbols=["FILUSDT"])  # fmt: skip
     if fused:
         ex.use_fused_orders()
@@ -138,6 +144,7 @@ _HUGE_CONFIG = ExchangeConfig(initial_balance=D("1E+31"), maker_fee=D(0), taker_
 SCENARIOS: dict[str, tuple[ExchangeConfig, dict[str, Any]]] = {
     **{name: (config, {}) for name, config in CONFIGS.items()},
     "huge quantities (positive exponents)": (_HUGE_CONFIG, _HUGE),
+    "a tick of 1E+1": (ExchangeConfig(initial_balance=D(10_000_000)), _TENS),
 }
 
 
@@ -157,6 +164,15 @@ def test_quantities_and_prices_of_every_exponent_fill_the_same_both_ways(
         mp.setattr("kinetic_empire.exchange.matching.fill_queued_market", counting)
         _same(config, **options)
     assert fills[0] >= len(options.get("steps", _STEPS)) // 2, fills  # the fused fill took most of them
+
+
+@pytest.mark.parametrize("rounding", [ROUND_FLOOR, ROUND_CEILING])
+def test_in_another_rounding_the_fills_are_the_same_both_ways(rounding: str) -> None:
+    """A run in a context rounding toward -inf (where 0 - 0 is -0: a zero fee's change keeps its sign) or +inf."""
+    with localcontext() as ctx:
+        ctx.rounding = rounding
+        for config, options in SCENARIOS.values():
+            _same(config, **options)
 
 
 def test_a_clock_other_than_a_replay_clock_is_asked() -> None:
@@ -220,6 +236,10 @@ PLANTED: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
     "a covered long's levels left open below": lambda mp: _plant_fill(
         mp, "= -INF\n            book.watch_high = INF\n        else:",
         "= 0.0\n            book.watch_high = INF\n        else:"),
+    "a zero fee's change negated to -0": lambda mp: _plant_fill(
+        mp, "change = -commission", "change = commission.copy_negate()"),
+    "a first fill's cum_quote taken as the notional at any price exponent": lambda mp: _plant_fill(
+        mp, "notional if unfilled and plain and", "notional if unfilled and"),
     "an uncovered long taken as covered": lambda mp: _plant_fill(
         mp, "and margin >= size * pos.entry_f:", "and margin >= 0.0:"),
 }
