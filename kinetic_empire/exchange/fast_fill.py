@@ -216,7 +216,8 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
             pos.entry = ZERO
             book.next_funding = NEVER
         else:
-            pos.entry = (abs(old) * pos.entry + notional) / abs(new)
+            flat = abs(old)  # (a zero; times the book's ZERO entry a flat book has: itself, +0 of its exponent + 0)
+            pos.entry = ((flat if pos.entry is ZERO else flat * pos.entry) + notional) / abs(new)
             interval = config.funding_interval_ms
             book.next_funding = (ts // interval + 1) * interval
     else:

@@ -53,10 +53,15 @@ _STEPS: list[tuple[Side, str, bool]] = [
     (Side.BUY, "1.1E+1", False),
     (Side.BUY, "9.99", False),
     (Side.SELL, "20.99", True),  # closes it exactly
+    (Side.BUY, "2.5", False),
+    (Side.SELL, "2.5", False),  # flat at 0.0: a zero of exponent -1
+    (Side.BUY, "1", False),  # from it: the entry's sum keeps that exponent (with a tick of 1E+1, digits change)
+    (Side.SELL, "1", True),
 ]
 
 # opens of the klines between steps: on the tick grid, off it, with trailing digits, large, small
-_OPENS = [5.0, 5.0015, 5.1234, 4.9, 5.000000001, 12.0, 5.55, 5.0, 3.001, 7.777, 5.0, 4.1, 4.1, 6.0, 6.01, 6.0]
+_OPENS = [5.0, 5.0015, 5.1234, 4.9, 5.000000001, 12.0, 5.55, 5.0, 3.001, 7.777, 5.0, 4.1, 4.1, 6.0, 6.01, 6.0, 5.0,
+          5.0, 5.0, 5.0]
 
 
 # a long position of a positive exponent and one digit (what cancelling 28-digit quantities leaves), then a reduce-only
@@ -240,6 +245,8 @@ PLANTED: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
         mp, "change = -commission", "change = commission.copy_negate()"),
     "a first fill's cum_quote taken as the notional at any price exponent": lambda mp: _plant_fill(
         mp, "notional if unfilled and plain and", "notional if unfilled and"),
+    "a flat book's zero of another exponent taken as Decimal(0)": lambda mp: _plant_fill(
+        mp, "(flat if pos.entry is ZERO", "(ZERO if pos.entry is ZERO"),
     "an uncovered long taken as covered": lambda mp: _plant_fill(
         mp, "and margin >= size * pos.entry_f:", "and margin >= 0.0:"),
 }
