@@ -245,6 +245,8 @@ PLANTED: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
         mp, "change = -commission", "change = commission.copy_negate()"),
     "a first fill's cum_quote taken as the notional at any price exponent": lambda mp: _plant_fill(
         mp, "notional if unfilled and plain and", "notional if unfilled and"),
+    "every tick's exponent taken as at most 0": lambda mp: mp.setattr(
+        fused_state.FusedState, "_whole_tick", lambda self, rules: True),
     "a flat book's zero of another exponent taken as Decimal(0)": lambda mp: _plant_fill(
         mp, "(flat if pos.entry is ZERO", "(ZERO if pos.entry is ZERO"),
     "an uncovered long taken as covered": lambda mp: _plant_fill(
