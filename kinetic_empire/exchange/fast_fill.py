@@ -9,30 +9,33 @@ the checks the gate's stamp vouches for, a re-rounding of a fill price already c
 Anything else takes the general way (:func:`fill_queued_market` returns False before changing anything).
 
 Where a value is already what a step would produce (a fill price already on a plain tick grid, the margin a
-lone flat book leaves: the wallet, the levels a solve resets when the only book goes flat), the step is skipped
-with the same result. The backtest may also take the ``OrderAccepted`` and ``BalanceChanged`` these make
-straight to their only readers (``FusedState.accepted`` / ``balance``, :mod:`kinetic_empire.backtest.direct`).
+lone flat book leaves: the wallet, the levels a solve resets when the only book goes flat, a first fill's sums with
+the order's Decimal(0) where they change no digit), the step is skipped with the same result; a flat entry's margin
+check is judged in floats first, the Decimal check deciding whenever the bound cannot, and a filled order's average
+price is divided when read (``SimOrder.avg_price``). The backtest may also take the ``OrderAccepted`` and
+``BalanceChanged`` these make straight to their only readers (``FusedState.accepted`` / ``balance``,
+:mod:`kinetic_empire.backtest.direct`).
 
-Only a backtest turns them on (``Ledger.fused_orders``): the sandbox keeps the general path, whose orders
-come over the wire unchecked. tests/unit/test_fused_order_path.py runs both ways on the same inputs.
+What they remember across orders is a :class:`~.fused_state.FusedState`. Only a backtest turns them on
+(``Ledger.fused_orders``): the sandbox keeps the general path, whose orders come over the wire unchecked.
+tests/unit/test_fused_order_path.py and test_fused_fill_digits.py run both ways on the same inputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core.enums import BalanceReason, MarginType, OrderStatus, OrderType, Side, WorkingType
 from ..core.errors import ExchangeError
 from ..core.event_factories import new_balance_changed, new_order_accepted, new_order_filled, new_position_changed
-from .book import _FEE_Q, INF, NEVER, ONE, ZERO, Book, dec
-from .cross_margin import _alone, _set
+from .book import _FEE_Q, INF, NEVER, ZERO, Book
+from .cross_margin import _COVERED_LONG_SAFE, _alone, _set
+from .fused_state import FusedState
+from .orders import ZERO as _UNFILLED
 from .orders import SimOrder
 
 if TYPE_CHECKING:
-    from ..core.rules import SymbolRules
-    from .book import BookPosition
     from .margin import Margin
 
 _MARKET = OrderType.MARKET
@@ -42,17 +45,6 @@ _CROSSED = MarginType.CROSSED
 _CONTRACT = WorkingType.CONTRACT_PRICE
 _ORDER = BalanceReason.ORDER
 _ZERO_MONEY = ZERO.quantize(_FEE_Q)
-_MEMO_LIMIT = 1 << 16
-_UNSEEN_GRID = -(1 << 62)  # (a bound no price's adjusted exponent is below)
-
-# (client id, order id, symbol, side, quantity, reduce only, ts) -> delivered without the event
-Accepted = Callable[[str, int, str, Side, Decimal, bool, int], bool]
-# (the order, trade id, quantity, price, commission, realized PnL, status, ts_event, ts_init) -> delivered
-Filled = Callable[[SimOrder, int, Decimal, Decimal, Decimal, Decimal, OrderStatus, int, int], bool]
-# (symbol, the position, ts_event, ts_init) -> delivered
-Positioned = Callable[[str, "BookPosition", int, int], bool]
-Balanced = Callable[[Decimal, Decimal, int, int], bool]
-Settled = Callable[[str, "BookPosition", Decimal, int, int], bool]
 
 
 def new_market_order(order_id: int, client_order_id: str, symbol: str, side: Side, quantity: Decimal,
@@ -76,9 +68,9 @@ def new_market_order(order_id: int, client_order_id: str, symbol: str, side: Sid
     o.working_type = _CONTRACT
     o.is_algo = False
     o.status = _NEW
-    o.executed_qty = ZERO
-    o.cum_quote = ZERO
-    o.avg_price = ZERO
+    o.executed_qty = _UNFILLED  # (the Decimal(0) SimOrder's __init__ stores: fill_queued_market knows it by identity)
+    o.cum_quote = _UNFILLED
+    o._avg = _UNFILLED
     o.time = now
     o.update_time = now
     o.triggered = False
@@ -102,12 +94,14 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     rules = book.rules
     if now is None:
         now = ex._clock.now_ms()
-    previous = ex._by_client.get((symbol, client_order_id)) if client_order_id is not None else None
-    if previous is not None and (previous.status is _NEW or previous.status is _PARTIAL):  # still open
-        raise ExchangeError(-4116, "ClientOrderId is duplicated.")
+    if client_order_id is not None:
+        key = (symbol, client_order_id)  # (made once: looked up here, stored below)
+        previous = ex._by_client.get(key)
+        if previous is not None and (previous.status is _NEW or previous.status is _PARTIAL):  # still open
+            raise ExchangeError(-4116, "ClientOrderId is duplicated.")
     if reduce_only:
         pos_qty = book.pos.qty
-        if pos_qty == ZERO or (pos_qty > ZERO) == (side is _BUY):  # nothing to reduce
+        if not pos_qty or (pos_qty > ZERO) == (side is _BUY):  # nothing to reduce
             raise ExchangeError(-2022, "ReduceOnly Order is rejected.")
     max_orders = rules.max_num_orders
     if max_orders is not None and (max_orders <= 0 or ((book.market or book.resting) and sum(
@@ -118,10 +112,11 @@ def accept_market(ex: Margin, memo: FusedState, symbol: str, side: Side, quantit
     order_id = ex._next_order_id
     if client_order_id is None:
         client_order_id = f"sim-{order_id}"
+        key = (symbol, client_order_id)
     order = new_market_order(order_id, client_order_id, symbol, side, quantity, reduce_only, now)
     ex._next_order_id = order_id + 1
     ex._orders[order_id] = order
-    ex._by_client[(symbol, client_order_id)] = order
+    ex._by_client[key] = order
     book.market.append(order)
     book.busy = True
     accepted = memo.accepted
@@ -149,15 +144,18 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
     if not book.last:
         return  # no price yet: nothing to measure against (only before the first kline)
     last = book.last
-    ref = memo._decs.get(last) or memo.dec(last)  # (memo.dec, inlined for the prices seen before)
     pos = book.pos
+    if not pos.qty and len(ex._books) == 1 and pos.margin_type is _CROSSED and not book.market and not book.resting \
+            and memo.flat_entry_fits(ex, book, qty, last, pos.leverage):
+        return  # (a float bound: below the bracket's cap and the wallet, by far more than the estimate's error)
+    ref = memo._decs.get(last) or memo.dec(last)  # (memo.dec, inlined for the prices seen before)
     signed = qty if side is _BUY else -qty
     after = pos.qty + signed
-    if pos.qty == ZERO or (pos.qty > ZERO) == (signed > ZERO):
+    if not pos.qty or (pos.qty > ZERO) == (signed > ZERO):
         increase = qty
     else:
         increase = max(ZERO, qty - abs(pos.qty))
-    if increase == ZERO:
+    if not increase:
         return
     if book.brackets is not None and abs(after) * ref > memo.cap(book, pos.leverage):
         raise ExchangeError(-2027, "Exceeded the maximum allowable position at current leverage.")
@@ -175,123 +173,6 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
         raise ExchangeError(-2019, "Margin is insufficient.")
 
 
-class FusedState:
-    """What the short ways remember: pure functions of values a run meets again and again (fill prices per
-    open, a float price's Decimal, a symbol's bracket cap per leverage), so each is
-    computed once per distinct value. The rules, brackets and slippage are the run's and do not change."""
-
-    __slots__ = ("_caps", "_decs", "_grids", "_prices", "_sizes", "_slip", "accepted", "balance", "filled", "position",
-                 "settled")  # fmt: skip
-
-    def __init__(self, slip: Decimal) -> None:
-        self._slip = slip
-        self._grids: dict[str, int | None] = {}  # symbol -> _plain_grid(its rules)
-        self.accepted: Accepted | None = None
-        """Set by the backtest: hands an accepted MARKET order's ``OrderAccepted`` to its readers directly when it
-        can (True), else False and the event is published; None: always published."""
-        self.balance: Balanced | None = None
-        """Likewise for a fill's ``BalanceChanged`` (``wallet, change, ts_event, ts_init``)."""
-        self.filled: Filled | None = None
-        """Likewise for its ``OrderFilled`` (a MARKET order's taker fill, no liquidation)."""
-        self.position: Positioned | None = None
-        """Likewise for its ``PositionChanged`` (the book's position as it is when the event is due)."""
-        self.settled: Settled | None = None
-        """Its ``PositionChanged`` and then its ``BalanceChanged`` in one call (``symbol, position, change, ts_event,
-        ts_init``; the wallet read when the balance is due): True when both were delivered, False when neither was
-        (then ``position`` and ``balance`` are asked in turn)."""
-        self._prices: dict[tuple[str, bool, float], tuple[Decimal, float]] = {}  # -> (fill price, its float)
-        self._sizes: tuple[Decimal, float] = (ZERO, 0.0)  # the last position size converted to float, and its float
-        self._decs: dict[float, Decimal] = {}
-        self._caps: dict[tuple[str, int], Decimal] = {}
-
-    def taker_price(self, book: Book, buy: bool, at: float) -> Decimal:
-        """``Matching._taker_price(book, side, at)``."""
-        return self.taker(book, buy, at)[0]
-
-    def taker(self, book: Book, buy: bool, at: float) -> tuple[Decimal, float]:
-        """:meth:`taker_price` and its float (``float(price)``), remembered per symbol, side and price."""
-        if not at:  # (0.0 and -0.0 are one key but two Decimals)
-            return self._compute(book, buy, at)
-        key = (book.symbol, buy, at)
-        found = self._prices.get(key)
-        if found is None:
-            if len(self._prices) >= _MEMO_LIMIT:
-                self._prices.clear()
-            found = self._prices[key] = self._compute(book, buy, at)
-        return found
-
-    def _compute(self, book: Book, buy: bool, at: float) -> tuple[Decimal, float]:
-        price = self._decs.get(at) or self.dec(at)  # (dec(at); a zero is not kept: converted again, the same)
-        rules = book.rules
-        slip = self._slip
-        if slip:
-            price = price * (ONE + slip) if buy else price * (ONE - slip)
-            tick = rules.tick_size
-            if tick > 0:
-                rounding = ROUND_CEILING if buy else ROUND_FLOOR
-                price = ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
-            return price, float(price)
-        limit = self._grids.get(book.symbol, _UNSEEN_GRID)
-        if limit is _UNSEEN_GRID:
-            limit = self._grids[book.symbol] = _plain_grid(rules)
-        if limit is not None and price.adjusted() < limit:
-            on = price.quantize(rules.tick_size)
-            if on == price:  # already on the grid: what round_price_nearest gives for it (see _plain_grid)
-                # (of the same value as the float's own Decimal: its float is the float, a zero's sign aside)
-                return on, at if at else float(on)
-        price = rules.round_price_nearest(price)
-        return price, float(price)
-
-    def dec(self, x: float) -> Decimal:
-        """``book.dec(x)``. Only finite, non-zero ones are kept: the table may be shared with the risk gate's fast
-        path (``FastIntents.share_prices``), which converts floats the same way and keeps only finite ones."""
-        if not x:
-            return dec(x)
-        found = self._decs.get(x)
-        if found is None:
-            found = dec(x)
-            if found.is_finite():
-                if len(self._decs) >= _MEMO_LIMIT:
-                    self._decs.clear()
-                self._decs[x] = found
-        return found
-
-    @property
-    def prices(self) -> dict[float, Decimal]:
-        """The table of float prices' Decimals (``dec``), to share with the risk gate's fast path."""
-        return self._decs
-
-    def float(self, d: Decimal) -> float:
-        """``float(d)``, zeros without their string. Not remembered: a Decimal made by the fill is new, and hashing
-        it to look it up costs about twice what ``float`` does."""
-        if not d:
-            return -0.0 if d.is_signed() else 0.0
-        return float(d)
-
-    def cap(self, book: Book, leverage: int) -> Decimal:
-        """``book.brackets.max_notional(leverage)`` (a book with brackets)."""
-        key = (book.symbol, leverage)
-        found = self._caps.get(key)
-        if found is None:
-            found = self._caps[key] = book.brackets.max_notional(leverage)  # type: ignore[union-attr]
-        return found
-
-
-def _plain_grid(rules: SymbolRules) -> int | None:
-    """Whether a price already on this symbol's tick grid can skip ``round_price_nearest``, and up to which size
-    (a bound on ``price.adjusted()``), or None. It can when the tick is a power of ten (coefficient 1) and the min
-    price a multiple of it: then ``p.quantize(tick) == p`` holds exactly for the prices on the grid (a multiple of
-    a power of ten has no digits below it), and for those ``round_price_nearest(p)``,
-    ``(min + ((p - min) / tick).to_integral_value() * tick).quantize(tick)``, is ``(min + (p - min)).quantize(tick)``:
-    the same value, quantised to the same exponent, ``p.quantize(tick)``. The bound keeps every step of that
-    formula within 26 digits, so each is exact in the default 28-digit context."""
-    tick, low = rules.tick_size, rules.min_price
-    if tick <= 0 or tick.as_tuple().digits != (1,) or low < 0 or low % tick != 0:
-        return None
-    limit = tick.adjusted() + 26
-    return limit if not low or low.adjusted() < limit else None
-
-
 def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: int) -> bool:
     """``ex._fill_market_orders(book, at, ts)`` when the book's queue is one open MARKET order on a cross-margin
     position and no fill cap applies; False (nothing changed) otherwise."""
@@ -307,26 +188,36 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         return False
     buy = order.side is _BUY
     old = pos.qty
-    qty = order.quantity - order.executed_qty
-    # (comparisons against the Decimal ZERO: the same answers as against the int 0, without converting it)
+    done = order.executed_qty
+    qty = order.quantity - done
+    # executed_qty + qty below is qty itself when nothing was filled yet (``done`` is the Decimal(0) an order starts
+    # with) and qty is that difference: x + Decimal(0) for an x that is y - Decimal(0) is x, digit for digit (its
+    # exponent is at most 0, or, rounded to the precision, what rounding the sum gives again)
+    unfilled = done is _UNFILLED
+    # (comparisons against the Decimal ZERO: the same answers as against the int 0, without converting it; ``not x``
+    # for ``x == 0``)
     if order.reduce_only:
         reducible = abs(old) if (old > ZERO and not buy) or (old < ZERO and buy) else ZERO
-        if reducible == ZERO:
+        if not reducible:
             return False  # expires: the general way
-        qty = min(qty, reducible)
+        if reducible < qty:  # (min(qty, reducible))
+            qty = reducible
+            unfilled = False
     symbol = book.symbol
-    price, price_f = (at and memo._prices.get((symbol, buy, at))) or memo.taker(book, buy, at)  # (inlined hit)
-    book.market = []
+    price, price_f, plain = (at and memo._prices.get((symbol, buy, at))) or memo.taker(book, buy, at)  # (inlined hit)
+    market.pop()  # (the queue emptied in place of a new one: nothing else holds it)
     # --- Ledger._fill, its branches taken apart by whether the position was flat (the same expressions)
     signed = qty if buy else -qty
     new = old + signed
     realized = ZERO
+    notional = price * qty  # (qty * price in the entry's formula: the same product, its operands swapped)
     if not old:  # opening (old == 0: was_long False, no closing part)
         if not new:
             pos.entry = ZERO
             book.next_funding = NEVER
         else:
-            pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
+            flat = abs(old)  # (a zero; times the book's ZERO entry a flat book has: itself, +0 of its exponent + 0)
+            pos.entry = ((flat if pos.entry is ZERO else flat * pos.entry) + notional) / abs(new)
             interval = config.funding_interval_ms
             book.next_funding = (ts // interval + 1) * interval
     else:
@@ -339,7 +230,7 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
             pos.entry = ZERO
             book.next_funding = NEVER
         elif was_long == adds:  # adding
-            pos.entry = (abs(old) * pos.entry + qty * price) / abs(new)
+            pos.entry = (abs(old) * pos.entry + notional) / abs(new)
         elif was_long != (new > ZERO):
             pos.entry = price  # flipped: the remainder opened at this fill
     pos.qty = new
@@ -359,15 +250,21 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         pos.entry_f = -0.0 if entry.is_signed() else 0.0
     else:
         pos.entry_f = price_f if entry == price else float(entry)
-    notional = price * qty
     commission = (notional * config.taker_fee).quantize(_FEE_Q)
-    realized = _ZERO_MONEY if realized is ZERO else realized.quantize(_FEE_Q)
-    change = realized - commission
+    if realized is ZERO:
+        realized = _ZERO_MONEY
+        # (0E-8 - commission: the commission has exponent -8 (quantised), so the difference is exact at -8, digit for
+        # digit its negation; a zero's sign is minus's too: positive unless rounding toward -inf, as the subtraction)
+        change = -commission
+    else:
+        realized = realized.quantize(_FEE_Q)
+        change = realized - commission
     ex.wallet += change
-    executed = order.executed_qty + qty
-    order.executed_qty = executed
-    order.cum_quote += notional
-    order.avg_price = order.cum_quote / executed
+    executed = order.executed_qty = qty if unfilled else done + qty
+    quote = order.cum_quote
+    # (a first fill's Decimal(0) + notional: notional itself when qty is unfilled and the price's exponent at most 0)
+    order.cum_quote = notional if unfilled and plain and quote is _UNFILLED else quote + notional
+    order._avg = memo._context  # (avg_price: cum_quote / executed_qty in the run's context, divided when read)
     order.update_time = ts
     status = order.status = _FILLED if executed >= order.quantity else _PARTIAL
     trade_id = ex._next_trade_id
@@ -378,7 +275,8 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
            ts)  # fmt: skip
     ex.trades._rows.append(row)
     ex.income._due.append(row)
-    now = ex._clock.now_ms()
+    clock = ex._clock
+    now = clock.time_ms if clock is memo._replay else clock.now_ms()  # (a ReplayClock's now_ms, read in place)
     filled = memo.filled
     if filled is None or not filled(order, trade_id, qty, price, commission, realized, status, ts, now):
         cid = order.client_order_id
@@ -394,7 +292,16 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
         book.watch_high = INF
         ex._cross_positions = 0
     else:  # the solve of one open cross position (banded or not): the wallet alone backs it
-        _set(book, _alone(pos.qty_f, pos.entry_f, float(ex.wallet), book.tiers))
+        size = pos.qty_f
+        margin = float(ex.wallet)
+        tiers = book.tiers
+        known = _COVERED_LONG_SAFE.get(id(tiers))
+        if size > 0.0 and known is not None and known[1] and known[0] is tiers and margin >= size * pos.entry_f:
+            pos.liq_f = 0.0  # (_set(book, _alone(...)) of a long its margin covers, its tier table known safe: none)
+            book.watch_low = -INF
+            book.watch_high = INF
+        else:
+            _set(book, _alone(size, pos.entry_f, margin, tiers))
         ex._cross_positions = 1
     settled = memo.settled
     if settled is None or not settled(symbol, pos, change, ts, now):
@@ -424,4 +331,4 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     return True
 
 
-__all__ = ["FusedState", "accept_market", "fill_queued_market", "new_market_order"]
+__all__ = ["FusedState", "accept_market", "fill_queued_market", "new_market_order"]  # (FusedState: .fused_state's)

@@ -257,7 +257,7 @@ class Ledger:
         executed = order.executed_qty + qty
         order.executed_qty = executed
         order.cum_quote += notional
-        order.avg_price = order.cum_quote / executed
+        order._avg = order.cum_quote / executed  # (SimOrder.avg_price)
         order.update_time = ts
         status = order.status = OrderStatus.FILLED if executed >= order.quantity else OrderStatus.PARTIALLY_FILLED
         trade_id = self._next_trade_id

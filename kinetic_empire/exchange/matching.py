@@ -61,7 +61,7 @@ class Matching(Margin, Funding):
     def use_fused_orders(self) -> None:
         """Backtests: accept gate-checked MARKET orders and fill a book's one queued MARKET order the short way
         (:mod:`.fast_fill`), with the same results; the sandbox never calls it."""
-        self._fused = FusedState(self._slip)
+        self._fused = FusedState(self._slip, self._clock)
 
     @property
     def fused_orders(self) -> bool:
@@ -130,7 +130,8 @@ class Matching(Margin, Funding):
                 ):
                     self._fill(book, order, order.remaining, order.price, True, ts)  # type: ignore[arg-type]
         book.last = c
-        self._follow_price(book, c)
+        if self._cross_positions > 1 and not book.watch_low < c < book.watch_high:  # (_follow_price, inlined)
+            self._update_liquidation_prices()
 
     def _trigger_at_open(self, book: Book, ts: int, o: float) -> None:
         for order in list(book.resting):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from ..core.enums import OrderStatus, OrderType, Side, TimeInForce, WorkingType
 
@@ -16,9 +16,9 @@ class SimOrder:
     """An order inside the simulated exchange. Not an event: it changes as it fills."""
 
     __slots__ = (
+        "_avg",
         "activated",
         "activation_price",
-        "avg_price",
         "callback_f",
         "callback_rate",
         "client_order_id",
@@ -89,7 +89,7 @@ class SimOrder:
         self.status = OrderStatus.NEW
         self.executed_qty = ZERO
         self.cum_quote = ZERO
-        self.avg_price = ZERO
+        self._avg: Decimal | Context = ZERO
         self.time = time
         self.update_time = time
         self.triggered = False
@@ -102,6 +102,20 @@ class SimOrder:
         self.activation_price = activation_price
         self.activated = False
         self.extreme_f = 0.0
+
+    @property
+    def avg_price(self) -> Decimal:
+        """The average fill price, ``cum_quote / executed_qty`` after a fill (zero before any). The backtest's fused
+        fill (:mod:`.fast_fill`) leaves that division to the first read: it stores the decimal context the run
+        computes in (a copy, made with the exchange's fused state), and the quotient is made in it when asked."""
+        avg = self._avg
+        if type(avg) is Context:
+            avg = self._avg = avg.divide(self.cum_quote, self.executed_qty)
+        return avg  # type: ignore[return-value]
+
+    @avg_price.setter
+    def avg_price(self, value: Decimal) -> None:
+        self._avg = value
 
     @property
     def remaining(self) -> Decimal:

@@ -664,7 +664,7 @@ def test_a_fused_market_order_is_the_order_submit_makes() -> None:
     expected = SimOrder(order_id=7, client_order_id="c7", symbol="FILUSDT", side=Side.SELL, order_type=OrderType.MARKET,
                         quantity=D("12.5"), price=None, trigger_price=None, time_in_force=None, reduce_only=True,
                         close_position=False, working_type=WorkingType.CONTRACT_PRICE, is_algo=False, time=1234)
-    for name in SimOrder.__slots__:
+    for name in (*SimOrder.__slots__, "avg_price"):  # (avg_price: a property over the slot _avg)
         assert getattr(made, name) == getattr(expected, name), name
         assert type(getattr(made, name)) is type(getattr(expected, name)), name
 
