@@ -89,7 +89,7 @@ class DirectHandlers:
     def market_accepted(self, cid: str, symbol: str, side: Side, quantity: Decimal, ts: int) -> None:
         """What ``_on_accepted`` does with an ``OrderAccepted`` of a MARKET order with these fields (no price,
         no trigger)."""
-        info = self._info.get(cid)
+        info: Any = self._info.get(cid)  # (an OrderInfo, a Light entry or None)
         value = side._value_
         if type(info) is tuple:  # (a Light entry: its side and quantity set, the rest as it holds)
             strategy_id, tag, was, size = info
@@ -109,7 +109,7 @@ class DirectHandlers:
                       realized: Decimal, status: OrderStatus, ts: int) -> None:
         """What ``_on_filled`` does with an ``OrderFilled`` of a MARKET order that is no liquidation, its commission
         counted in the portfolio's asset."""
-        info = self._info.get(cid)
+        info: Any = self._info.get(cid)  # (an OrderInfo, a Light entry or None)
         if type(info) is tuple:
             strategy_id = info[0]
             tag = info[1]
