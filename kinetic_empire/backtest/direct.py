@@ -321,17 +321,18 @@ class DirectFeeds:
 
     def position(self, symbol: str, pos: BookPosition, ts: int, now: int) -> bool:
         """A fill's ``PositionChanged`` delivered (True), or False: publish it."""
+        return self._settle(symbol, pos, None, ts, now)
+
+    def _settle(self, symbol: str, pos: BookPosition, change: Decimal | None, ts: int, now: int) -> bool:
+        """A fill's ``PositionChanged`` and then, unless ``change`` is None, its ``BalanceChanged`` of USDT delivered
+        (True), or neither (False: the exchange asks :meth:`position` and :meth:`balance` in turn). The position goes
+        to the portfolio, the gate and the runners of its symbol; the balance, :meth:`balance`'s steps, after them
+        (its route looked at again if a reader subscribed something meanwhile)."""
         if self._changes[0] != self._seen:
             self._look()
         by_symbol = self._position_runners
-        if by_symbol is None:
+        if by_symbol is None or (change is not None and not self._balance_ok):
             return False
-        self._deliver_position(by_symbol, symbol, pos, ts, now)
-        return True
-
-    def _deliver_position(self, by_symbol: _Runners, symbol: str, pos: BookPosition, ts: int, now: int) -> None:
-        """A fill's ``PositionChanged`` handed to the portfolio, the gate and ``by_symbol``'s runners of its symbol
-        (the route checked by the caller: :meth:`position` or :meth:`settled`)."""
         qty, entry, leverage = pos.qty, pos.entry, pos.leverage  # what the event would hold, as it is now
         size, entry_f = pos.qty_f, pos.entry_f  # (their floats, kept by the exchange beside them)
         portfolio, risk = self._portfolio, self._risk
@@ -351,25 +352,19 @@ class DirectFeeds:
         except Exception as exc:
             handler: Callable[[Any], None] = portfolio._on_position if reader is None else reader._on_position
             raise self._bus.failed(handler, new_position_changed(symbol, qty, entry, leverage, ts, now), exc) from exc
-
-    def settled(self, symbol: str, pos: BookPosition, change: Decimal, ts: int, now: int) -> bool:
-        """A fill's ``PositionChanged`` and then its ``BalanceChanged`` of USDT delivered (True), or neither (False:
-        the exchange asks :meth:`position` and :meth:`balance` in turn): :meth:`position`'s steps, then
-        :meth:`balance`'s, in one call."""
-        if self._changes[0] != self._seen:
-            self._look()
-        by_symbol = self._position_runners
-        if by_symbol is None or not self._balance_ok:
-            return False
-        self._deliver_position(by_symbol, symbol, pos, ts, now)
+        if change is None:
+            return True
         ex = self._exchange
         if self._changes[0] != self._seen:  # (a reader subscribed something: the balance's route looked at again)
             self._look()
             if not self._balance_ok:
                 ex._emit(new_balance_changed("USDT", ex.wallet, change, BalanceReason.ORDER, ts, now))
                 return True
-        self._portfolio.wallet_changed(ex.wallet, ts)
+        portfolio.wallet_changed(ex.wallet, ts)
         return True
+
+    settled = _settle
+    """A fill's ``PositionChanged`` and then its ``BalanceChanged`` of USDT delivered (True), or neither (False)."""
 
     def balance(self, wallet: Decimal, change: Decimal, ts: int, now: int) -> bool:
         """A fill's ``BalanceChanged`` of USDT delivered (True), or False: publish it."""

@@ -45,7 +45,7 @@ from ..core.events import (
     RiskDenied,
 )
 from .curve import floats, step_lookup, step_lookups
-from .direct_handlers import DirectHandlers, OrderInfo
+from .direct_handlers import DirectHandlers, Light, OrderInfo
 from .prices import LatestClose, available_balance, available_covers
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
@@ -99,7 +99,7 @@ class Portfolio(DirectHandlers):
         self._flat: dict[str, PositionView] = {}  # the flat view of a symbol, made once per leverage
         self._closes: dict[str, LatestClose] = {}  # symbol -> its latest close
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
-        self._info: dict[str, OrderInfo] = {}
+        self._info: dict[str, OrderInfo | Light] = {}  # (a Light entry until a bus handler needs the object)
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
         self._fills = self._book.pending  # fills waiting to be booked into round trips (see TradeBook)
@@ -322,14 +322,8 @@ class Portfolio(DirectHandlers):
     def _on_kline(self, event: KlineClosed) -> None:
         self._close_of(event.symbol).close = event.close
 
-    def _info_for(self, client_order_id: str) -> OrderInfo:
-        info = self._info.get(client_order_id)
-        if info is None:
-            info = self._info[client_order_id] = OrderInfo()
-        return info
-
     def _log(self, ts: int, cid: str, symbol: str, status: str, reason: str, **shape: object) -> None:
-        info = self._info_for(cid)
+        info = self._full_info(cid)
         for name, value in shape.items():
             if value is not None and value != "":
                 setattr(info, name, value)
@@ -343,8 +337,8 @@ class Portfolio(DirectHandlers):
     def _on_request(self, event: OrderRequest) -> None:
         cid = event.client_order_id
         info = self._info.get(cid)
-        if info is None:
-            info = self._info[cid] = OrderInfo()
+        if type(info) is not OrderInfo:  # (new, or a direct request's Light entry)
+            info = self._full_info(cid)
         order_type = info.order_type = event.order_type._value_  # (`.value` is a slower descriptor)
         if not info.strategy_id:
             info.strategy_id = event.strategy_id
@@ -361,8 +355,8 @@ class Portfolio(DirectHandlers):
         shape overrides the request's where it has one."""
         cid = e.client_order_id
         info = self._info.get(cid)
-        if info is None:
-            info = self._info[cid] = OrderInfo()
+        if type(info) is not OrderInfo:
+            info = self._full_info(cid)
         side = info.side = e.side._value_  # enum values are never empty
         order_type = info.order_type = e.order_type._value_
         quantity = e.quantity
@@ -388,8 +382,8 @@ class Portfolio(DirectHandlers):
     def _on_filled(self, e: OrderFilled) -> None:
         cid = e.client_order_id
         info = self._info.get(cid)
-        if info is None:
-            info = self._info[cid] = OrderInfo()
+        if type(info) is not OrderInfo:
+            info = self._full_info(cid)
         reason = "liquidation" if e.liquidation else info.reason
         side = e.side
         self._order_rows.append((e.ts_event, cid, info.strategy_id, e.symbol, side._value_, e.order_type._value_,

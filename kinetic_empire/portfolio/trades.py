@@ -130,29 +130,32 @@ _DIGITS = 28
 default precision (``str`` shows every digit of the coefficient, and more characters)."""
 
 
-def _round_trip(opening: Fill, closing: Fill) -> tuple[str, str] | None:
+def _round_trip(opening: Fill, closing: Fill) -> tuple[str, str, bool] | None:
     """The ``str`` of both prices when these two fills of one symbol, booked with nothing open, are a round trip the
     general booking would make exactly from them (see :func:`_pair_record`): the second undoes the first, every
-    amount finite, and ``quantity * price`` exact for both. Else None (booked the general way)."""
+    amount finite, and ``quantity * price`` exact for both. Else None (booked the general way). With them, whether
+    the opening quantity's exponent is at most 0 (no ``E`` in its ``str``, which shows a positive one as ``1E+1``):
+    then ``0 + q`` is ``q``, digit for digit."""
     q1, p1, q2, p2 = opening[1], opening[2], closing[1], closing[2]
     if not (q1.is_finite() and p1.is_finite() and q2.is_finite() and p2.is_finite() and opening[4].is_finite()
             and closing[3].is_finite() and closing[4].is_finite()):
         return None
-    s1, s2 = str(p1), str(p2)
-    if len(str(q1)) + len(s1) > _DIGITS or len(str(q2)) + len(s2) > _DIGITS or not q1 or q2 != -q1:
+    s1, s2, t1 = str(p1), str(p2), str(q1)
+    if len(t1) + len(s1) > _DIGITS or len(str(q2)) + len(s2) > _DIGITS or not q1 or q2 != -q1:
         return None
-    return s1, s2
+    return s1, s2, "E" not in t1
 
 
-def _pair_record(
-    trade_id: int, opening: Fill, closing: Fill, s1: str, s2: str, tidied: dict[str, Decimal]
-) -> TradeRecord:
-    """``OpenTrade`` started by ``opening``, grown by it, shrunk to flat by ``closing`` and recorded: the same record,
-    with the same Decimal operations where a field keeps a result as it is (its digits and exponent), and fewer
-    where only a value is kept. With ``quantity * price`` exact (:func:`_round_trip`), the average price
-    ``(0 + |q| * p) / (0 + |q|)`` is ``p`` by value, and :func:`tidy` depends on the value only: ``tidy(p)``, made
-    once per price (``tidied``, by its ``str``). The return divides by ``0 + |q1| * p1``, which equals
-    ``|q1| * p1`` (a result of at most the precision's digits), so the quotient is the same."""
+def _pair_record(found: tuple[Any, ...], tidied: dict[str, Decimal]) -> TradeRecord:
+    """``OpenTrade`` started by the opening fill, grown by it, shrunk to flat by the closing one and recorded
+    (``found``: the trade id, both fills and what :func:`_round_trip` said of them): the same record, with the same
+    Decimal operations where a field keeps a result as it is (its digits and exponent), and fewer where only a value
+    is kept. With ``quantity * price`` exact (:func:`_round_trip`), the average price ``(0 + |q| * p) / (0 + |q|)``
+    is ``p`` by value, and :func:`tidy` depends on the value only: ``tidy(p)``, made once per price (``tidied``, by
+    its ``str``). The return divides by ``0 + |q1| * p1``, which equals ``|q1| * p1`` (a result of at most the
+    precision's digits), so the quotient is the same. ``(0 + realized) + 0`` is ``0 + realized``: its exponent is
+    at most 0, or it was rounded to the precision's digits and adding 0 rounds it back the same."""
+    trade_id, opening, closing, s1, s2, plain = found
     symbol, q1, p1, _realized, c1, entry_time, strategy_id, _reason, entry_tag = opening
     _symbol, _q2, p2, realized, c2, exit_time, _strategy, reason, exit_tag = closing
     entry = tidied.get(s1)
@@ -161,16 +164,17 @@ def _pair_record(
     exit_price = tidied.get(s2)
     if exit_price is None:
         exit_price = tidied[s2] = tidy(p2)
-    gross = (_ZERO + realized) + _ZERO  # OpenTrade.shrink, then record's extra_gross
+    gross = _ZERO + realized  # OpenTrade.shrink, then record's extra_gross (adding 0 again changes nothing)
     fees = (_ZERO + c1) + c2
     net = gross - fees + _ZERO  # (no funding: a settlement between the fills makes it no pair)
-    notional = abs(q1) * p1
+    size = abs(q1)
+    notional = size * p1
     r: Any = _WritableTrade()  # (as OpenTrade.record)
     r.trade_id = trade_id
     r.strategy_id = strategy_id
     r.symbol = symbol
-    r.side = _LONG if q1 > 0 else _SHORT
-    r.quantity = abs(_ZERO + q1)  # max(0, |0 + q1|), q1 not 0
+    r.side = _LONG if q1 > _ZERO else _SHORT
+    r.quantity = size if plain else abs(_ZERO + q1)  # max(0, |0 + q1|), q1 not 0 (0 + q1 is q1 when plain)
     r.entry_time = entry_time
     r.entry_price = entry
     r.exit_time = exit_time
@@ -206,7 +210,7 @@ class TradeBook:
         self._open: dict[str, OpenTrade] = {}
         self.pending: list[Fill | tuple[str, Decimal]] = []  # fills (and funding) not booked yet, in arrival order
         # (trade, exit time, reason, exit tag), or a round trip of two fills kept as they came (see _book_pending):
-        # (trade id, opening fill, closing fill, str of each price)
+        # (trade id, opening fill, closing fill, str of each price, whether 0 + the opening quantity is itself)
         self._exits: list[tuple[Any, ...]] = []
         self._made: list[TradeRecord] = []  # records of _exits[:len(_made)]
         self._last_closed: dict[str, int] = {}  # symbol -> index in _exits, for late fee bookings
@@ -233,10 +237,11 @@ class TradeBook:
             if i < n and item[0] not in opened:
                 after = pending[i]
                 if len(after) == 9 and after[0] == item[0]:
-                    prices = _round_trip(item, after)  # type: ignore[arg-type]
-                    if prices is not None:
+                    found = _round_trip(item, after)  # type: ignore[arg-type]
+                    if found is not None:
                         last[item[0]] = len(exits)
-                        exits.append((self._next_id, item, after, *prices))
+                        s1, s2, plain = found
+                        exits.append((self._next_id, item, after, s1, s2, plain))
                         self._next_id += 1
                         i += 1
                         continue
@@ -271,8 +276,8 @@ class TradeBook:
         made, exits = self._made, self._exits
         if len(made) < len(exits):
             tidied = self._tidied
-            made.extend(e[0].record(e[1], e[2], exit_tag=e[3]) if len(e) == 4 else _pair_record(*e, tidied)  # type: ignore[call-arg]
-                        for e in exits[len(made) :])  # fmt: skip
+            for e in exits[len(made) :]:
+                made.append(_pair_record(e, tidied) if len(e) == 6 else e[0].record(e[1], e[2], exit_tag=e[3]))
         return made
 
     def _start(self, symbol: str, strategy_id: str, ts: int, long: bool, tag: str = "") -> OpenTrade:
