@@ -43,6 +43,19 @@ def _entry(qty: D | None, price: float, intent_id: str = "i-1", action: IntentAc
                        reference_price=price, ts_event=1, ts_init=1)
 
 
+def _judged(fast: FastIntents, h: Harness, intents: Any) -> tuple[int, int]:
+    """Each intent's fast decision, where it gives one, is the general decision: (answered, passed to it)."""
+    answered = passed = 0
+    for intent in intents:
+        quick = fast.decide(intent, 7)
+        if quick is None:
+            passed += 1
+        else:
+            answered += 1
+            assert quick == h.rm._decider.decide(intent, 7), intent
+    return answered, passed
+
+
 # ------------------------------------------------------------------------------------- the min notional
 
 
@@ -115,19 +128,14 @@ def test_entries_at_the_margin_limit_answer_as_the_general_decision(wallet: D, l
     h = Harness({"default_leverage": leverage}, account=CoversAccount(wallet), rules=rules)
     fast = _fast(h)
     _, rate = h.rm._decider._per_leverage("FILUSDT", h.brackets["FILUSDT"], leverage)
-    answered = passed = 0
+    intents = []
     for n, price in enumerate((5.123, 0.517, 40.0, 1.0000000000000002, 3.3333333333333335)):
         limit = wallet * D("0.99") / (D(repr(price)) * rate)  # usable / (price * rate), the margin cap
         grid = limit.quantize(D("0.000001"))
-        for k, qty in enumerate((grid - D("0.000002"), grid - D("0.000001"), grid, grid + D("0.000001"),
-                                 limit, limit * (1 + D("1e-9")), limit * (1 - D("1e-9")))):
-            intent = _entry(qty, price, f"i-{n}-{k}")
-            quick = fast.decide(intent, 7)
-            if quick is None:
-                passed += 1
-            else:
-                answered += 1
-                assert quick == h.rm._decider.decide(intent, 7), intent
+        intents += [_entry(qty, price, f"i-{n}-{k}") for k, qty in enumerate((
+            grid - D("0.000002"), grid - D("0.000001"), grid, grid + D("0.000001"), limit, limit * (1 + D("1e-9")),
+            limit * (1 - D("1e-9"))))]  # fmt: skip
+    answered, passed = _judged(fast, h, intents)
     assert answered >= 10 and passed >= 10, (answered, passed)
 
 
@@ -265,18 +273,13 @@ def test_entries_at_the_bracket_cap_answer_as_the_general_decision(leverage: int
     h = Harness({"default_leverage": leverage}, account=CoversAccount(D(10) ** 9))
     fast = _fast(h)
     cap, _ = h.rm._decider._per_leverage("FILUSDT", h.brackets["FILUSDT"], leverage)
-    answered = passed = 0
+    intents = []
     for n, price in enumerate((5.123, 0.517, 40.0, 1.0000000000000002, 3.3333333333333335, 7.1, 2.9)):
         limit = cap / D(repr(price))
-        for k, qty in enumerate((limit, limit.next_plus(), limit.next_minus(), limit * (1 + D("1e-16")),
-                                 limit * (1 - D("1e-16")), limit * (1 + D("1e-13")), limit * (1 - D("1e-13")))):
-            intent = _entry(qty, price, f"i-{n}-{k}")
-            quick = fast.decide(intent, 7)
-            if quick is None:
-                passed += 1
-            else:
-                answered += 1
-                assert quick == h.rm._decider.decide(intent, 7), intent
+        intents += [_entry(qty, price, f"i-{n}-{k}") for k, qty in enumerate((
+            limit, limit.next_plus(), limit.next_minus(), limit * (1 + D("1e-16")), limit * (1 - D("1e-16")),
+            limit * (1 + D("1e-13")), limit * (1 - D("1e-13"))))]  # fmt: skip
+    answered, passed = _judged(fast, h, intents)
     assert answered >= 10 and passed >= 10, (answered, passed)
 
 
