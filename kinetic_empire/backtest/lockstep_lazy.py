@@ -19,6 +19,7 @@ call out, so a backtest's portfolio following several symbols keeps only their c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -157,7 +158,9 @@ def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequenc
     for s, stream in enumerate(plan):
         hot = hots[s]
         body.append("clock.time_ms = close_time")
-        body += [f"{name} = {name}_{s}" for name in floats if name in hot]
+        # the stream's own locals read in place (``close_0``...), not copied to the step's names each kline
+        own_fields = re.compile(r"(?<![.\w'\"])(" + "|".join(sorted(hot & set(floats))) + r")\b") if hot & set(floats) \
+            else None
         for j, step in stream:
             if step is None:
                 slots.append((s, handler_sets[s][j]))
@@ -168,7 +171,8 @@ def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequenc
             load = "".join(f"\n{name} = rows{s}.value({name!r}, n // {width})" for name in sorted(cold))
             sync = sync_slots + load
             mark = f"at = {own}\n" + (f"before = {len(slots)}\n" if sync_slots != "pass" else "")
-            body.append(mark + kit.step_source(step, own, names, sync, f"rows{s}.kline(n // {width})"))
+            source = kit.step_source(step, own, names, sync, f"rows{s}.kline(n // {width})")
+            body.append(mark + (own_fields.sub(rf"\1_{s}", source) if own_fields is not None else source))
         body += ["n += 1", "if changes[0] != seen:", "    break"]
     targets = ["close_time"] + (["open_time"] if layout.open_time else []) + (["row"] if floats else [])
     columns = (["col_open_time"] if layout.open_time else []) + (["col_rows"] if floats else [])
