@@ -278,7 +278,7 @@ def chain(changes, handler_sets, clock, failed, names, rows, cols):
         for sid, i, close_time in rows:
 {body}
             n += 1
-            if changes[0] != seen:
+            if changes[0] is not seen:
                 return n
     except (HandlerError, StrategyError):
         raise

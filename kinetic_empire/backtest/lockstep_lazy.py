@@ -173,7 +173,7 @@ def lazy_lockstep_chain(handler_sets: Sequence[tuple[Any, ...]], topics: Sequenc
             mark = f"at = {own}\n" + (f"before = {len(slots)}\n" if sync_slots != "pass" else "")
             source = kit.step_source(step, own, names, sync, f"rows{s}.kline(n // {width})")
             body.append(mark + (own_fields.sub(rf"\1_{s}", source) if own_fields is not None else source))
-        body += ["n += 1", "if changes[0] != seen:", "    break"]
+        body += ["n += 1", "if changes[0] is not seen:", "    break"]
     targets = ["close_time"] + (["open_time"] if layout.open_time else []) + (["row"] if floats else [])
     columns = (["col_open_time"] if layout.open_time else []) + (["col_rows"] if floats else [])
     row = [f"{name}_{s}" for s in range(width) for name in floats]

@@ -223,6 +223,6 @@ def _chain(handler_sets: list[tuple[Any, ...]], topics: list[tuple[str, str]], k
         fields += [f"ot{s}", f"o{s}", f"hi{s}", f"lo{s}", f"c{s}", f"v{s}"]
         body += [f"open_time = ot{s}", f"open_ = o{s}", f"high = hi{s}", f"low = lo{s}", f"close = c{s}",
                  f"volume = v{s}", kit.build.format(sym=f"sym{s}", tf=f"tf{s}").rstrip(),
-                 kit.steps(handlers, topic, f"s{s}", names), "n += 1", "if changes[0] != seen:", "    return n"]
+                 kit.steps(handlers, topic, f"s{s}", names), "n += 1", "if changes[0] is not seen:", "    return n"]
     template = _LOCKSTEP.replace("{fields}", ", ".join(fields))
     return kit.compile_(template, "\n".join(body), names), names, [_EAGER_FIELDS] * len(topics), []

@@ -176,7 +176,8 @@ class EventBus:
     @property
     def changes(self) -> list[int]:
         """A one-item list counting subscription changes, bumped in place: a fused loop over several routes
-        reads ``changes[0]`` after each event to notice a change on any of them with one comparison."""
+        reads ``changes[0]`` after each event to notice a change on any of them with one comparison (``is not``
+        the count it read: a bump stores another int, never the same object)."""
         return self._changes
 
     def failed(self, handler: Handler, event: Any, exc: Exception) -> HandlerError | StrategyError:
