@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from decimal import Decimal
-from math import ceil
 
 from ..core.enums import MarginType
 from ..core.liquidation import liquidation_price, maintenance_margin
@@ -162,12 +161,14 @@ class Cover:
     bound on how far it may lie from the solve's own float sum, shows the solve would find the longs covered again;
     else the exchange solves in full. Results are the full solve's (tests/unit/test_cross_margin_cover.py)."""
 
-    __slots__ = ("err", "notional", "terms")
+    __slots__ = ("err", "notional", "terms", "wallet", "wallet_f")
 
     def __init__(self) -> None:
         self.terms: dict[Book, float] | None = None  # each held book's qty * entry at the solve; None: not covered
         self.notional = 0.0  # their sum, kept up to date
         self.err = 0.0  # how far ``notional`` may be from the sum the full solve makes now
+        self.wallet: Decimal | None = None  # the wallet :meth:`after_fill` last read, and its float (``wallet_f``):
+        self.wallet_f = 0.0  # the margin check of the next entry reads the same wallet (FusedState.flat_entry_fits)
 
     def covered(self, held: list[Book], notional: float) -> None:
         """The full solve found ``held`` covered, their entry notional summed to ``notional``."""
@@ -183,21 +184,38 @@ class Cover:
             return None
         pos = book.pos
         qty = pos.qty_f
-        if qty < 0.0 or pos.margin_type is _ISOLATED or (qty > 0.0 and not _safe_table(book.tiers, True)):
+        if qty < 0.0 or pos.margin_type is _ISOLATED:
             return None
+        if qty > 0.0:  # (_safe_table(tiers, cover=True), inlined as in covered_longs)
+            tiers = book.tiers
+            known = _COVERED_LONG_SAFE.get(id(tiers))
+            if not (known[2] if known is not None and known[0] is tiers else _safe_table(tiers, True)):
+                return None
         old = terms.pop(book, 0.0)
         new = qty * pos.entry_f
-        notional = self.notional - old + new
+        rest = self.notional - old
+        notional = rest + new
         # each of the two operations rounds by at most half an ulp of its result; the full solve's own sum of the
         # held terms (the same floats) by at most one ulp of the sum a term
-        err = self.err + 2.3e-16 * (abs(self.notional - old) + abs(notional))
+        err = self.err + 2.3e-16 * ((rest if rest >= 0.0 else -rest) + (notional if notional >= 0.0 else -notional))
         if qty != 0.0:
             terms[book] = new
         held = len(terms)
         self.notional, self.err = notional, err
-        top = notional + err + (held + 1) * 2.3e-16 * (abs(notional) + err)  # the most the solve's sum can be
-        if held < 2 or not (0.0 <= top < 1e15) or err > 1e-9 * top \
-                or not wallet > ceil(top * (1.0 + COVER_GAP) / (1.0 - COVER_GAP) * (1.0 + 1e-12)):
+        if held < 2 or notional < 0.0:  # (a sum of longs' terms: not negative unless an entry is)
+            self.terms = None
+            return None
+        top = notional + err + (held + 1) * 2.3e-16 * (notional + err)  # the most the solve's sum can be
+        # the full solve compares the wallet's float itself: ``wallet_f - sum >= COVER_GAP * (wallet_f + sum)`` holds
+        # for every sum up to ``top`` when wallet_f exceeds top * (1 + gap) / (1 - gap) by 1e-12 of it (far more
+        # than the few roundings of either side's floats)
+        if wallet is self.wallet:
+            wallet_f = self.wallet_f
+        else:
+            wallet_f = float(wallet)
+            self.wallet, self.wallet_f = wallet, wallet_f
+        if not (0.0 <= top < 1e15) or err > 1e-9 * top \
+                or not wallet_f > top * (1.0 + COVER_GAP) / (1.0 - COVER_GAP) * (1.0 + 1e-12):
             self.terms = None
             return None
         pos.liq_f = 0.0

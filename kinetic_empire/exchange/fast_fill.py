@@ -145,9 +145,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
         return  # no price yet: nothing to measure against (only before the first kline)
     last = book.last
     pos = book.pos
-    if not pos.qty and len(ex._books) == 1 and pos.margin_type is _CROSSED and not book.market and not book.resting \
-            and memo.flat_entry_fits(ex, book, qty, last, pos.leverage):
-        return  # (a float bound: below the bracket's cap and the wallet, by far more than the estimate's error)
+    if not pos.qty and memo.flat_entry_fits(ex, book, qty, last, pos.leverage):
+        return  # (a float bound: below the bracket's cap and the available balance, by far more than the error)
     ref = memo._decs.get(last) or memo.dec(last)  # (memo.dec, inlined for the prices seen before)
     signed = qty if side is _BUY else -qty
     after = pos.qty + signed

@@ -9,7 +9,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, getcontext
 from typing import TYPE_CHECKING, cast
 
 from ..core.clock import ReplayClock
-from ..core.enums import OrderStatus, Side
+from ..core.enums import MarginType, OrderStatus, Side
 from .book import ONE, ZERO, Book, dec
 from .orders import SimOrder
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .margin import Margin
 
 _MEMO_LIMIT = 1 << 16
+_CROSSED = MarginType.CROSSED
 _UNSEEN_GRID = -(1 << 62)  # (a bound no price's adjusted exponent is below)
 
 # (client id, order id, symbol, side, quantity, reduce only, ts) -> delivered without the event
@@ -154,10 +155,12 @@ class FusedState:
         return found
 
     def flat_entry_fits(self, ex: Margin, book: Book, qty: Decimal, last: float, leverage: int) -> bool:
-        """True when an order of ``qty`` on the exchange's one book, flat, cross, with no order queued, certainly
-        passes :func:`_check_margin` at the last price ``last``: its notional ``qty * dec(last)`` below the bracket's
-        cap (``abs(0 + qty) * ref``: the same value to 28 digits) and ``cost / leverage + cost * taker_fee`` not above
-        the wallet (what that case compares with). False: not sure, the Decimal check decides.
+        """True when an order of ``qty`` on a flat book certainly passes :func:`_check_margin` at the last price
+        ``last``: its notional ``qty * dec(last)`` below the bracket's cap (``abs(0 + qty) * ref``: the same value to
+        28 digits) and ``cost / leverage + cost * taker_fee`` (``needed``) not above the available balance. On the
+        exchange's one book, cross, with no order queued, that balance is the wallet; else the float bound of
+        ``needed`` is handed to ``Margin.covers_float``, the float bound of the balance over every book. False: not
+        sure, the Decimal check decides.
 
         In floats: each Decimal result is within 5e-28 of its value relatively (28 digits), each float within 2**-53
         of its operands' exact result and a float of a Decimal within 2**-53 of it, so the estimates lie within 1e-14
@@ -182,8 +185,13 @@ class FusedState:
             rate = self._fee = (fee, float(fee))
         margin = n / leverage
         charge = n * rate[1]
-        wallet = float(ex.wallet)
-        return margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290 < wallet - 1e-12 * abs(wallet)
+        wallet = ex.wallet
+        cover = ex._cover  # (the float of the wallet its last short solve read, if the wallet is still that one)
+        wallet_f = cover.wallet_f if cover is not None and cover.wallet is wallet else float(wallet)
+        bound = margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290  # (at least ``needed``)
+        if len(ex._books) == 1 and book.pos.margin_type is _CROSSED and not book.market and not book.resting:
+            return bound < wallet_f - 1e-12 * abs(wallet_f)
+        return ex.covers_float(bound, wallet_f)
 
     def float(self, d: Decimal) -> float:
         """``float(d)``, zeros without their string. Not remembered: a Decimal made by the fill is new, and hashing

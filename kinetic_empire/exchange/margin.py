@@ -168,29 +168,42 @@ class Margin(Ledger):
     def available_covers(self, needed: Decimal) -> bool:
         """True when :meth:`available_balance` is certainly at least ``needed`` (``needed > available_balance()``
         is False); False when unsure: then ask it. The margin check of every order asks; this is a pass of float
-        products, not Decimal quotients, marks and quantisations per symbol.
+        products (:meth:`covers_float`), not Decimal quotients, marks and quantisations per symbol."""
+        return self.covers_float(float(needed), float(self.wallet))
+
+    def covers_float(self, need: float, wallet: float) -> bool:
+        """:meth:`available_covers` of an amount known as the float ``need`` (the exact amount at most ``need``),
+        ``wallet`` being ``float(self.wallet)`` (a caller may have it already).
 
         The estimate sums the same terms in floats: the books' ``qty_f`` and ``entry_f`` (the nearest floats of
         ``qty`` and ``entry``), the float prices the Decimal marks are made of. Each Decimal term is within 5e-9
         of its real value (quantised to 8 places; 28 digits) and each float one within about 1e-15 of its size,
         so 1e-8 a term plus 1e-12 of the summed sizes bounds how far the exact sum can lie below the estimate
-        (tests/unit/test_available_covers.py compares both on random accounts)."""
+        (tests/unit/test_available_covers.py compares both on random accounts). A flat cross book with no order
+        adds nothing (three checks); a long at positive prices (the usual open position) adds its size,
+        ``qty * (2 * mark + entry)``, without taking magnitudes."""
         if getcontext().prec < 28:
             return False
-        est = float(self.wallet)
-        size = abs(est)
+        est = wallet
+        size = wallet if wallet >= 0.0 else -wallet  # (NaN: caught by the size check below)
         terms = 1
         for b in self._books.values():
             pos = b.pos
+            qty = pos.qty_f
             if pos.margin_type is _ISOLATED:
                 iso = float(pos.iso_wallet)
                 est -= iso
                 size += abs(iso)
-            elif pos.qty_f != 0.0 and b.last:
+            elif qty and b.last:  # (qty_f != 0.0)
                 mark = b.mark or b.last
-                qty = pos.qty_f
-                est += qty * (mark - pos.entry_f) - abs(qty) * mark / pos.leverage
-                size += abs(qty) * (abs(mark) * 2.0 + abs(pos.entry_f))
+                entry = pos.entry_f
+                if qty > 0.0 and mark > 0.0 and entry >= 0.0:  # (every factor's sign known: no abs)
+                    notional = qty * mark
+                    est += qty * (mark - entry) - notional / pos.leverage
+                    size += notional + notional + qty * entry
+                else:
+                    est += qty * (mark - entry) - abs(qty) * mark / pos.leverage
+                    size += abs(qty) * (abs(mark) * 2.0 + abs(entry))
                 terms += 2
             if b.market:
                 for order in b.market:
@@ -208,7 +221,6 @@ class Margin(Ledger):
                         terms += 1
         if not size < _COVER_SIZE_LIMIT:  # (also NaN)
             return False
-        need = float(needed)
         return est - (1e-8 * terms + (1e-12 + 3e-16 * terms) * size) > need + 1e-12 * abs(need)
 
     def liquidation_price(self, symbol: str) -> Decimal:
