@@ -284,7 +284,13 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
                                   ts, now))  # fmt: skip
     # --- Ledger._after_position_change
     if len(ex._books) != 1:
-        ex._update_liquidation_prices(book)
+        cover = ex._cover  # (Margin._update_liquidation_prices(book), its short way inlined: Cover.after_fill)
+        held = cover.after_fill(book, ex.wallet) if cover is not None and cover.terms is not None \
+            and ex.bounded_liquidation_solves else None
+        if held is not None:
+            ex._cross_positions = held
+        else:
+            ex._update_liquidation_prices()  # (the full solve: the short way declined or does not apply)
     elif pos.qty_f == 0.0:  # the solve with every book flat: levels and prices reset, none open
         pos.liq_f = 0.0
         book.watch_low = -INF

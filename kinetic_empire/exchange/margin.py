@@ -198,9 +198,15 @@ class Margin(Ledger):
                 mark = b.mark or b.last
                 entry = pos.entry_f
                 if qty > 0.0 and mark > 0.0 and entry >= 0.0:  # (every factor's sign known: no abs)
-                    notional = qty * mark
-                    est += qty * (mark - entry) - notional / pos.leverage
-                    size += notional + notional + qty * entry
+                    lev = pos.leverage
+                    if lev == 1:  # qty * (mark - entry) - qty * mark is -qty * entry
+                        cost = qty * entry
+                        est -= cost
+                        size += qty * (mark + mark) + cost
+                    else:
+                        notional = qty * mark
+                        est += qty * (mark - entry) - notional / lev
+                        size += notional + notional + qty * entry
                 else:
                     est += qty * (mark - entry) - abs(qty) * mark / pos.leverage
                     size += abs(qty) * (abs(mark) * 2.0 + abs(entry))

@@ -116,3 +116,67 @@ def test_refused_and_accepted_orders_are_the_exact_checks(rules, brackets, monke
         outcomes.append(got)
     assert outcomes[0] == outcomes[1]
     assert True in outcomes[0] and False in outcomes[0]
+
+
+def _rounded_up_account(rules: Any, brackets: Any) -> SimulatedExchange:
+    """A small wallet and fifteen resting limits at leverage 3 whose margins (price * qty / 3) each end in 2/3 of
+    the 8th place: quantised, each rounds up by a third of it, so the exact balance lies 5e-8 below the float sum of
+    the same terms, far more than 1e-12 of their sizes."""
+    ex = SimulatedExchange(rules, brackets, clock=ReplayClock(T0), emit=lambda e: None, symbols=["FILUSDT"],
+                           config=ExchangeConfig(initial_balance=D("100")))
+    ex.set_leverage("FILUSDT", 3)
+    ex.on_bar("FILUSDT", T0, 4.0, 4.0, 4.0, 4.0)
+    placed = 0
+    for ticks in range(3600, 3990, 7):
+        price, qty = D(ticks) / 1000, D("2.0")
+        if ticks * 20 % 3 == 2 and placed < 15:  # (price * qty * 1e8 = ticks * 20 * 1e4, and 1e4 is 1 mod 3)
+            ex.submit(symbol="FILUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=qty, price=price,
+                      time_in_force=TimeInForce.GTC)
+            placed += 1
+    assert placed == 15
+    return ex
+
+
+def test_the_quantised_terms_are_allowed_for(rules, brackets) -> None:
+    """Amounts a tenth of the 8th place and more above the exact balance are not covered, where the float sum of
+    the terms before quantisation lies well above them; amounts clearly below are."""
+    ex = _rounded_up_account(rules, brackets)
+    exact = ex.available_balance()
+    assert ex.covers_float(0.0, float(ex.wallet))  # (the float sum's own estimate; the wallet passed as given)
+    for k in (1, 3, 10, 30, 100, 300):
+        assert not ex.available_covers(exact + k * D("1E-10")), k
+    assert ex.available_covers(exact - D("0.000001"))
+
+
+COVER_PLANTS = {  # (each 1e-12 allowance is a margin another covers: removing one alone is no bug)
+    "no allowance for the quantised terms": ("est - (1e-8 * terms + (", "est - (("),
+    "a long's margin left out": ("est += qty * (mark - entry) - notional / pos.leverage", "est += qty * (mark - entry)"),
+    "a short's margin left out": ("est += qty * (mark - entry) - abs(qty) * mark / pos.leverage",
+                                  "est += qty * (mark - entry)"),
+    "resting limits left out": ("            if b.resting:\n", "            if False:\n"),
+    "queued orders left out": ("            if b.market:\n", "            if False:\n"),
+    "an isolated wallet left out": ("                est -= iso\n", "                est -= 0.0\n"),
+}
+
+
+@pytest.mark.parametrize("plant", list(COVER_PLANTS.values()), ids=list(COVER_PLANTS))
+def test_planted_bugs_are_caught(rules, brackets, plant: tuple[str, str], monkeypatch) -> None:
+    import inspect
+
+    from kinetic_empire.exchange import margin
+
+    old, new = plant
+    source = inspect.getsource(margin)
+    assert source.count(old) == 1, old
+    space: dict[str, Any] = {"__name__": margin.__name__ + "_planted", "__package__": margin.__package__}
+    exec(compile(source.replace(old, new), margin.__file__, "exec"), space)
+    monkeypatch.setattr(SimulatedExchange, "covers_float", space["Margin"].covers_float)
+    caught = 0
+    for test in [lambda: test_the_quantised_terms_are_allowed_for(rules, brackets)] + [
+            lambda s=seed: test_covered_only_when_the_exact_balance_is_at_least_the_amount(rules, brackets, s)
+            for seed in range(24)]:  # fmt: skip
+        try:
+            test()
+        except AssertionError:
+            caught += 1
+    assert caught
