@@ -150,7 +150,8 @@ def test_the_quantised_terms_are_allowed_for(rules, brackets) -> None:
 
 COVER_PLANTS = {  # (each 1e-12 allowance is a margin another covers: removing one alone is no bug)
     "no allowance for the quantised terms": ("est - (1e-8 * terms + (", "est - (("),
-    "a long's margin left out": ("est += qty * (mark - entry) - notional / pos.leverage", "est += qty * (mark - entry)"),
+    "a long's margin left out": ("est += qty * (mark - entry) - notional / lev", "est += qty * (mark - entry)"),
+    "a long's cost left out at leverage 1": ("                        est -= cost\n", ""),
     "a short's margin left out": ("est += qty * (mark - entry) - abs(qty) * mark / pos.leverage",
                                   "est += qty * (mark - entry)"),
     "resting limits left out": ("            if b.resting:\n", "            if False:\n"),

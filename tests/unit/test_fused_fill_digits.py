@@ -214,9 +214,9 @@ def _planted(module: Any, old: str, new: str, *more: tuple[str, str]) -> dict[st
     """The module's namespace as it would be with ``old`` replaced by ``new`` in its source (a planted bug), and each
     further (old, new) pair of ``more``."""
     source = inspect.getsource(module)
-    for old, new in ((old, new), *more):
-        assert source.count(old) == 1, old
-        source = source.replace(old, new)
+    for was, now in ((old, new), *more):
+        assert source.count(was) == 1, was
+        source = source.replace(was, now)
     space: dict[str, Any] = {"__name__": module.__name__ + "_planted", "__package__": module.__package__}
     exec(compile(source, module.__file__, "exec"), space)
     return space

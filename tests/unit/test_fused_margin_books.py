@@ -238,7 +238,10 @@ PLANTS: dict[str, tuple[Any, str, str, str]] = {  # name: (module, old, new, the
     "resting orders ignored": (margin, "            if b.resting:\n", "            if False:\n", "Margin"),
     "an isolated wallet ignored": (margin, "                est -= iso\n", "                est -= 0.0\n", "Margin"),
     "an open long's margin ignored": (
-        margin, "est += qty * (mark - entry) - notional / pos.leverage", "est += qty * (mark - entry)", "Margin"),
+        margin, "est += qty * (mark - entry) - notional / lev", "est += qty * (mark - entry)", "Margin"),
+    "an open long's cost ignored at leverage 1": (margin, "                        est -= cost\n", "", "Margin"),
+    "a short's margin ignored": (margin, "est += qty * (mark - entry) - abs(qty) * mark / pos.leverage",
+                                 "est += qty * (mark - entry)", "Margin"),
 }  # (the bound's allowances for the quantised terms: tests/unit/test_available_covers.py, on an account made for it)
 
 
