@@ -54,6 +54,7 @@ def _positions(ex: Ex, orders: list[tuple[str, Side, str]], moves: dict[str, flo
 
 
 def longs(ex: Ex) -> None:
+    ex.set_leverage("NEARUSDT", 1)  # (and ETHUSDT at the default leverage)
     _positions(ex, [("NEARUSDT", Side.BUY, "400"), ("ETHUSDT", Side.BUY, "0.2")], {"NEARUSDT": 1.03, "ETHUSDT": 0.97})
 
 
@@ -101,7 +102,7 @@ def target_isolated(ex: Ex) -> None:
 
 
 def wallet_moved(ex: Ex) -> None:
-    """Covered longs at leverage 1: the fills' short solve (Cover.after_fill) read the wallet; then it changes."""
+    """Covered longs: the fills' short solve (Cover.after_fill) read the wallet; then it changes."""
     longs(ex)
     _market(ex, "DOGEUSDT", Side.BUY, "3000")
     _bar(ex, 2)
