@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from decimal import Decimal
+from math import ceil
 
 from ..core.enums import MarginType
 from ..core.liquidation import liquidation_price, maintenance_margin
@@ -161,14 +162,12 @@ class Cover:
     bound on how far it may lie from the solve's own float sum, shows the solve would find the longs covered again;
     else the exchange solves in full. Results are the full solve's (tests/unit/test_cross_margin_cover.py)."""
 
-    __slots__ = ("err", "notional", "terms", "wallet", "wallet_f")
+    __slots__ = ("err", "notional", "terms")
 
     def __init__(self) -> None:
         self.terms: dict[Book, float] | None = None  # each held book's qty * entry at the solve; None: not covered
         self.notional = 0.0  # their sum, kept up to date
         self.err = 0.0  # how far ``notional`` may be from the sum the full solve makes now
-        self.wallet: Decimal | None = None  # the wallet :meth:`after_fill` last read, and its float (``wallet_f``):
-        self.wallet_f = 0.0  # the margin check of the next entry reads the same wallet (FusedState.flat_entry_fits)
 
     def covered(self, held: list[Book], notional: float) -> None:
         """The full solve found ``held`` covered, their entry notional summed to ``notional``."""
@@ -186,36 +185,26 @@ class Cover:
         qty = pos.qty_f
         if qty < 0.0 or pos.margin_type is _ISOLATED:
             return None
-        if qty > 0.0:  # (_safe_table(tiers, cover=True), inlined as in covered_longs)
-            tiers = book.tiers
+        if qty:  # a long (or NaN: declined below)
+            tiers = book.tiers  # (_safe_table(tiers, cover=True), inlined as in covered_longs)
             known = _COVERED_LONG_SAFE.get(id(tiers))
             if not (known[2] if known is not None and known[0] is tiers else _safe_table(tiers, True)):
                 return None
-        old = terms.pop(book, 0.0)
-        new = qty * pos.entry_f
+            new = qty * pos.entry_f
+            old = terms.get(book, 0.0)
+            terms[book] = new
+        else:
+            new = 0.0
+            old = terms.pop(book, 0.0)
         rest = self.notional - old
         notional = rest + new
-        # each of the two operations rounds by at most half an ulp of its result; the full solve's own sum of the
-        # held terms (the same floats) by at most one ulp of the sum a term
-        err = self.err + 2.3e-16 * ((rest if rest >= 0.0 else -rest) + (notional if notional >= 0.0 else -notional))
-        if qty != 0.0:
-            terms[book] = new
+        # each of the two operations rounds by at most half an ulp of its result (a sum declined below when negative);
+        # the full solve's own sum of the held terms (the same floats) by at most one ulp of the sum a term
+        err = self.err + 2.3e-16 * ((rest if rest >= 0.0 else -rest) + notional)
         held = len(terms)
         self.notional, self.err = notional, err
-        if held < 2 or notional < 0.0:  # (a sum of longs' terms: not negative unless an entry is)
-            self.terms = None
-            return None
-        top = notional + err + (held + 1) * 2.3e-16 * (notional + err)  # the most the solve's sum can be
-        # the full solve compares the wallet's float itself: ``wallet_f - sum >= COVER_GAP * (wallet_f + sum)`` holds
-        # for every sum up to ``top`` when wallet_f exceeds top * (1 + gap) / (1 - gap) by 1e-12 of it (far more
-        # than the few roundings of either side's floats)
-        if wallet is self.wallet:
-            wallet_f = self.wallet_f
-        else:
-            wallet_f = float(wallet)
-            self.wallet, self.wallet_f = wallet, wallet_f
-        if not (0.0 <= top < 1e15) or err > 1e-9 * top \
-                or not wallet_f > top * (1.0 + COVER_GAP) / (1.0 - COVER_GAP) * (1.0 + 1e-12):
+        top = (notional + err) * (1.0 + (held + 1) * 2.3e-16)  # the most the solve's sum can be
+        if held < 2 or not (notional >= 0.0 and top < 1e15) or err > 1e-9 * top or not wallet > ceil(top * _FACTOR):
             self.terms = None
             return None
         pos.liq_f = 0.0
@@ -227,6 +216,9 @@ class Cover:
 #: how much the cross wallet must exceed the longs' entry notional, relative to both, for
 #: :func:`covered_longs`: far above the rounding of the float sums the full solve makes (about 1e-16 a term)
 COVER_GAP = 1e-9
+#: what :meth:`Cover.after_fill` asks of the wallet over the most the longs' entry notional can be: the full solve's
+#: ``COVER_GAP``, and 1e-12 of it to spare for the roundings of the floats either side compares
+_FACTOR = (1.0 + COVER_GAP) / (1.0 - COVER_GAP) * (1.0 + 1e-12)
 #: the highest maintenance rate :func:`covered_longs` accepts: a rising price then adds at least a tenth of
 #: its notional change to the margin, far above the rounding it adds (Binance's highest rate is 0.5)
 COVER_MAX_RATE = 0.9

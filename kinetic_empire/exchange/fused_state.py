@@ -185,9 +185,7 @@ class FusedState:
             rate = self._fee = (fee, float(fee))
         margin = n / leverage
         charge = n * rate[1]
-        wallet = ex.wallet
-        cover = ex._cover  # (the float of the wallet its last short solve read, if the wallet is still that one)
-        wallet_f = cover.wallet_f if cover is not None and cover.wallet is wallet else float(wallet)
+        wallet_f = float(ex.wallet)
         bound = margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290  # (at least ``needed``)
         if len(ex._books) == 1 and book.pos.margin_type is _CROSSED and not book.market and not book.resting:
             return bound < wallet_f - 1e-12 * abs(wallet_f)

@@ -232,9 +232,6 @@ PLANTS: dict[str, tuple[Any, str, str, str]] = {  # name: (module, old, new, the
     "the one-book shortcut on an isolated book": (
         fused_state, "len(ex._books) == 1 and book.pos.margin_type is _CROSSED and", "len(ex._books) == 1 and",
         "FusedState"),
-    "a wallet's float taken without asking whose": (
-        fused_state, "cover is not None and cover.wallet is wallet", "cover is not None and cover.wallet is not None",
-        "FusedState"),
     "queued orders ignored": (margin, "            if b.market:\n", "            if False:\n", "Margin"),
     "resting orders ignored": (margin, "            if b.resting:\n", "            if False:\n", "Margin"),
     "an isolated wallet ignored": (margin, "                est -= iso\n", "                est -= 0.0\n", "Margin"),
