@@ -162,18 +162,21 @@ class Cover:
     bound on how far it may lie from the solve's own float sum, shows the solve would find the longs covered again;
     else the exchange solves in full. Results are the full solve's (tests/unit/test_cross_margin_cover.py)."""
 
-    __slots__ = ("err", "notional", "terms")
+    __slots__ = ("err", "notional", "terms", "trade", "unit")
 
     def __init__(self) -> None:
         self.terms: dict[Book, float] | None = None  # each held book's qty * entry at the solve; None: not covered
         self.notional = 0.0  # their sum, kept up to date
         self.err = 0.0  # how far ``notional`` may be from the sum the full solve makes now
+        self.unit = False  # every held long at leverage 1 with an entry not below 0 (Margin.covers_float)
+        self.trade = -1  # the exchange's next trade id when the exchange last solved (the terms are its positions')
 
     def covered(self, held: list[Book], notional: float) -> None:
         """The full solve found ``held`` covered, their entry notional summed to ``notional``."""
         self.terms = {b: b.pos.qty_f * b.pos.entry_f for b in held}
         self.notional = notional
         self.err = 0.0
+        self.unit = all(b.pos.leverage == 1 and b.pos.entry_f >= 0.0 for b in held)
 
     def after_fill(self, book: Book, wallet: Decimal) -> int | None:
         """The solve after a fill of ``book`` (the only change since the last solve but the wallet) when the longs
@@ -190,7 +193,10 @@ class Cover:
             known = _COVERED_LONG_SAFE.get(id(tiers))
             if not (known[2] if known is not None and known[0] is tiers else _safe_table(tiers, True)):
                 return None
-            new = qty * pos.entry_f
+            entry = pos.entry_f
+            if pos.leverage != 1 or entry < 0.0:
+                self.unit = False
+            new = qty * entry
             old = terms.get(book, 0.0)
             terms[book] = new
         else:

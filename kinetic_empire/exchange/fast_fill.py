@@ -289,6 +289,7 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
             and ex.bounded_liquidation_solves else None
         if held is not None:
             ex._cross_positions = held
+            cover.trade = ex._next_trade_id  # (cover: not None here)
         else:
             ex._update_liquidation_prices()  # (the full solve: the short way declined or does not apply)
     elif pos.qty_f == 0.0:  # the solve with every book flat: levels and prices reset, none open

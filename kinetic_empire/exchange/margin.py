@@ -184,8 +184,20 @@ class Margin(Ledger):
         ``qty * (2 * mark + entry)``, without taking magnitudes."""
         if getcontext().prec < 28:
             return False
+        size = wallet if wallet >= 0.0 else -wallet  # (NaN: caught by the size checks below)
+        cover = self._cover
+        if cover is not None and cover.terms is not None and cover.trade == self._next_trade_id and cover.unit:
+            # every open position is a covered cross long at leverage 1, its qty * entry in the cover's terms
+            # (no fill since the solve that left them): the one check of each book is whether it adds any other term
+            for b in self._books.values():
+                if b.market or b.resting or b.pos.margin_type is _ISOLATED:
+                    break
+            else:
+                top = cover.notional + cover.err  # (at least their float sum)
+                if 0.0 <= top < _COVER_SIZE_LIMIT and size < _COVER_SIZE_LIMIT and wallet - top - (
+                        1e-6 * len(cover.terms) + 1e-8 + 1e-12 * (size + top)) > need + 1e-12 * abs(need):
+                    return True
         est = wallet
-        size = wallet if wallet >= 0.0 else -wallet  # (NaN: caught by the size check below)
         terms = 1
         for b in self._books.values():
             pos = b.pos
@@ -249,10 +261,12 @@ class Margin(Ledger):
             held = cover.after_fill(changed, self.wallet)
             if held is not None:
                 self._cross_positions = held
+                cover.trade = self._next_trade_id
                 return
         self._cross_positions = solve_liquidation_prices(
             self._books.values(), self.wallet, banded=self.bounded_liquidation_solves, cover=cover
         )
+        cover.trade = self._next_trade_id
 
     def _band_reached(self) -> None:
         """A kline reaches its book's cross-margin band (exchange.cross_margin): the liquidation prices were

@@ -148,6 +148,75 @@ def test_the_quantised_terms_are_allowed_for(rules, brackets) -> None:
     assert ex.available_covers(exact - D("0.000001"))
 
 
+def _covered_longs(rules: Any, brackets: Any, seed: int) -> tuple[SimulatedExchange, np.random.Generator]:
+    """Longs at leverage 1 on every symbol, the wallet (small or large) covering them: the bound takes their entry
+    notional from the liquidation solve's Cover, not from the books."""
+    rng = np.random.default_rng(seed)
+    small = seed % 2 == 0
+    ex = SimulatedExchange(rules, brackets, clock=ReplayClock(T0), emit=lambda e: None, symbols=list(PRICES),
+                           config=ExchangeConfig(initial_balance=D(str(round(float(
+                               rng.uniform(300, 500) if small else rng.uniform(1e4, 1e6)), 2))),
+                               fill_market_immediately=True))  # fmt: skip
+    for sym, price in PRICES.items():
+        ex.set_leverage(sym, 1)
+        p = price * float(rng.uniform(0.8, 1.2))
+        ex.on_bar(sym, T0, p, p, p, p)
+        step = rules[sym].step_size
+        qty = (D(str(float(rng.uniform(25, 60) if small else rng.uniform(50, 3000)) / p)) // step) * step
+        ex.submit(symbol=sym, side=Side.BUY, order_type=OrderType.MARKET, quantity=max(qty, rules[sym].min_qty),
+                  rules_checked=True)  # (small notionals: below some symbols' minimum)
+    return ex, rng
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_covered_longs_at_leverage_one_are_covered_only_below_the_exact_balance(rules, brackets, seed: int) -> None:
+    ex, rng = _covered_longs(rules, brackets, seed)
+    covered = 0
+    for i in range(1, 30):
+        for sym, book in ex._books.items():
+            c = book.last * float(np.exp(rng.normal(0, 0.05)))
+            ex.on_bar(sym, T0 + i * 60_000, book.last, max(book.last, c), min(book.last, c), c)
+            book.mark = c * float(rng.uniform(0.99, 1.01)) if rng.uniform() < 0.3 else 0.0
+        cover = ex._cover
+        assert cover is not None and cover.terms is not None and cover.unit and cover.trade == ex._next_trade_id
+        exact = ex.available_balance()
+        for amount in amounts(exact):
+            if ex.available_covers(amount):
+                assert amount <= exact, (amount, exact)
+                covered += 1
+        assert ex.available_covers(exact * (1 - D("1e-9")) - D("0.00001"))
+    assert covered > 0
+
+
+def test_the_rounding_of_covered_longs_is_allowed_for(rules, brackets) -> None:
+    """Longs at leverage 1 with entries of ten decimals (as a restored state may hold: ``qty * entry`` then has more
+    than 8, and ``qty * (mark - entry)`` and ``qty * mark`` round to 8 places each their own way, by up to 5e-9) on a
+    small wallet: amounts above the exact balance, below the float sum without an allowance for those roundings,
+    are not covered."""
+    tried = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        ex = SimulatedExchange(rules, brackets, clock=ReplayClock(T0), emit=lambda e: None, symbols=list(PRICES),
+                               config=ExchangeConfig(initial_balance=D("300")))
+        for sym, price in PRICES.items():
+            book = ex._books[sym]
+            pos = book.pos
+            pos.leverage = 1
+            pos.entry = D(repr(price * float(rng.uniform(0.9, 1.1)))).quantize(D("1E-10"))
+            pos.qty = (D(str(float(rng.uniform(20, 50)) / price))).quantize(D("0.001"))
+            pos.qty_f, pos.entry_f = float(pos.qty), float(pos.entry)
+            book.last = price * float(rng.uniform(0.9, 1.1))
+        ex._update_liquidation_prices()  # (what import_state ends with)
+        cover = ex._cover
+        assert cover is not None and cover.unit and cover.terms is not None and cover.trade == ex._next_trade_id
+        exact = ex.available_balance()
+        for k in (1, 2, 5, 10, 20, 50):
+            tried += 1
+            assert not ex.available_covers(exact + k * D("1E-10")), (seed, k)
+        assert ex.available_covers(exact - D("0.0001"))
+    assert tried
+
+
 COVER_PLANTS = {  # (each 1e-12 allowance is a margin another covers: removing one alone is no bug)
     "no allowance for the quantised terms": ("est - (1e-8 * terms + (", "est - (("),
     "a long's margin left out": ("est += qty * (mark - entry) - notional / lev", "est += qty * (mark - entry)"),
@@ -157,6 +226,10 @@ COVER_PLANTS = {  # (each 1e-12 allowance is a margin another covers: removing o
     "resting limits left out": ("            if b.resting:\n", "            if False:\n"),
     "queued orders left out": ("            if b.market:\n", "            if False:\n"),
     "an isolated wallet left out": ("                est -= iso\n", "                est -= 0.0\n"),
+    "no allowance for the covered longs' roundings": ("1e-6 * len(cover.terms) + 1e-8 + 1e-12 * (size + top)",
+                                                      "1e-12 * (size + top)"),
+    "the covered longs' notional taken as its float sum alone": ("top = cover.notional + cover.err",
+                                                                 "top = cover.notional * 0.999999"),
 }
 
 
@@ -173,9 +246,13 @@ def test_planted_bugs_are_caught(rules, brackets, plant: tuple[str, str], monkey
     exec(compile(source.replace(old, new), margin.__file__, "exec"), space)
     monkeypatch.setattr(SimulatedExchange, "covers_float", space["Margin"].covers_float)
     caught = 0
-    for test in [lambda: test_the_quantised_terms_are_allowed_for(rules, brackets)] + [
-            lambda s=seed: test_covered_only_when_the_exact_balance_is_at_least_the_amount(rules, brackets, s)
-            for seed in range(24)]:  # fmt: skip
+    tests = [lambda: test_the_quantised_terms_are_allowed_for(rules, brackets),
+             lambda: test_the_rounding_of_covered_longs_is_allowed_for(rules, brackets)]
+    tests += [lambda s=seed: test_covered_only_when_the_exact_balance_is_at_least_the_amount(rules, brackets, s)
+              for seed in range(24)]
+    tests += [lambda s=seed: test_covered_longs_at_leverage_one_are_covered_only_below_the_exact_balance(
+        rules, brackets, s) for seed in range(16)]
+    for test in tests:
         try:
             test()
         except AssertionError:

@@ -109,6 +109,28 @@ def wallet_moved(ex: Ex) -> None:
     ex.wallet = ex.wallet - D("2.5")  # (another Decimal: a float read before is not its float)
 
 
+def unit_longs(ex: Ex) -> None:
+    """Longs at leverage 1 that the wallet covers, no order, no isolated wallet: the bound takes their entry
+    notional from the liquidation solve's Cover instead of summing every book."""
+    for sym in ("NEARUSDT", "ETHUSDT", "DOGEUSDT"):
+        ex.set_leverage(sym, 1)
+    _positions(ex, [("NEARUSDT", Side.BUY, "400"), ("ETHUSDT", Side.BUY, "0.2"), ("DOGEUSDT", Side.BUY, "3000")],
+               {"NEARUSDT": 1.03, "ETHUSDT": 0.97, "DOGEUSDT": 1.1})
+    cover = ex._cover
+    assert cover is not None and cover.terms is not None and cover.unit
+
+
+def unit_longs_queued(ex: Ex) -> None:
+    unit_longs(ex)
+    _market(ex, "NEARUSDT", Side.BUY, "150")
+
+
+def unit_longs_isolated_wallet(ex: Ex) -> None:
+    ex.set_margin_type(TARGET, MarginType.ISOLATED)
+    unit_longs(ex)
+    ex._books[TARGET].pos.iso_wallet = D("123.45678901")  # (a wallet left flat, as a restored state may hold)
+
+
 def one_book_orders(ex: Ex) -> None:
     _market(ex, TARGET, Side.BUY, "20")
     _limit(ex, TARGET, "30", 0.95)
@@ -123,6 +145,8 @@ SCENES: dict[str, tuple[Callable[[Ex], None], bool]] = {  # name: (setup, severa
     "longs": (longs, True), "shorts": (shorts, True), "isolated": (isolated, True), "queued": (queued, True),
     "resting": (resting, True), "marks": (marks, True), "own orders": (own_orders, True),
     "target isolated": (target_isolated, True), "wallet moved": (wallet_moved, True),
+    "leverage-1 longs": (unit_longs, True), "leverage-1 longs, queued": (unit_longs_queued, True),
+    "leverage-1 longs, isolated wallet": (unit_longs_isolated_wallet, True),
     "one book with orders": (one_book_orders, False), "one book isolated": (one_book_isolated, False),
 }  # fmt: skip
 
@@ -204,6 +228,53 @@ def test_a_flat_entry_is_judged_as_submit_judges_it(scene: str, leverage: int) -
     assert codes == {"accepted", -2019, -2027}, codes  # both sides of both edges
 
 
+def _in_fill_handler(fused: bool) -> list[Any]:
+    """Entries tried by a reader of a fill's ``OrderFilled``, published before the exchange solved after that fill
+    (the Cover then still holds the positions before it): sized around the exact balance at that moment."""
+    out: list[Any] = []
+    for i in range(len(_sizes(D(1)))):
+        ex: Any = None
+
+        def emit(event: Any, i: int = i) -> None:
+            if type(event).__name__ != "OrderFilled" or event.symbol != "BTCUSDT":
+                return
+            ref = D(repr(AT))
+            edge = ex.available_balance() / (ref + ref * ex.config.taker_fee)  # (leverage 1)
+            if not fused:
+                ex.available_covers = lambda needed: False
+            qty = _sizes(edge)[i]
+            try:
+                if fused:
+                    fast_fill.accept_market(ex, ex._fused, TARGET, Side.BUY, qty, False, "c")
+                else:
+                    ex.submit(symbol=TARGET, side=Side.BUY, order_type=OrderType.MARKET, quantity=qty,
+                              client_order_id="c", rules_checked=True)  # fmt: skip
+                out.append(("accepted", i))
+            except ExchangeError as exc:
+                out.append((exc.code, i))
+
+        ex = SimulatedExchange(all_rules(), all_brackets(), clock=ReplayClock(START), emit=emit,
+                               symbols=[*PRICES, "BTCUSDT"], config=ExchangeConfig(initial_balance=D(3000)))
+        ex.use_fused_orders()
+        PRICES["BTCUSDT"] = 29000.0
+        try:
+            _bar(ex, 0)
+            ex.set_leverage(TARGET, 1)
+            ex.set_leverage("BTCUSDT", 1)
+            unit_longs(ex)
+            _market(ex, "BTCUSDT", Side.BUY, "0.03")  # 870 USDT more of covered longs, filled at the next open:
+            _bar(ex, 2)  # the reader of its fill tries the entry
+        finally:
+            del PRICES["BTCUSDT"]
+    return out
+
+
+def test_an_entry_tried_while_a_fill_is_published_is_judged_as_submit_judges_it() -> None:
+    general = _in_fill_handler(False)
+    assert _in_fill_handler(True) == general
+    assert {a[0] for a in general} == {"accepted", -2019}, general
+
+
 def test_the_float_bounds_decide_most_entries(monkeypatch) -> None:
     """The short way is taken (the Decimal balance is not summed) for entries clearly inside both edges."""
     summed = []
@@ -232,6 +303,15 @@ PLANTS: dict[str, tuple[Any, str, str, str]] = {  # name: (module, old, new, the
     "the one-book shortcut on an isolated book": (
         fused_state, "len(ex._books) == 1 and book.pos.margin_type is _CROSSED and", "len(ex._books) == 1 and",
         "FusedState"),
+    "a fill since the cover's solve not seen": (
+        margin, "cover.terms is not None and cover.trade == self._next_trade_id and", "cover.terms is not None and",
+        "Margin"),
+    "the covered longs' short way ignoring orders": (
+        margin, "if b.market or b.resting or b.pos.margin_type is _ISOLATED:", "if b.pos.margin_type is _ISOLATED:",
+        "Margin"),
+    "the covered longs' short way ignoring isolated wallets": (
+        margin, "if b.market or b.resting or b.pos.margin_type is _ISOLATED:", "if b.market or b.resting:", "Margin"),
+    "the covered longs' notional left out": (margin, "top = cover.notional + cover.err", "top = 0.0", "Margin"),
     "queued orders ignored": (margin, "            if b.market:\n", "            if False:\n", "Margin"),
     "resting orders ignored": (margin, "            if b.resting:\n", "            if False:\n", "Margin"),
     "an isolated wallet ignored": (margin, "                est -= iso\n", "                est -= 0.0\n", "Margin"),
@@ -258,4 +338,6 @@ def test_planted_bugs_are_caught(plant: tuple[Any, str, str, str]) -> None:
                 general, fused = _judged(scene, leverage)
                 if general != fused:
                     caught.append((scene, leverage))
+        if _in_fill_handler(False) != _in_fill_handler(True):
+            caught.append(("in a fill's reader", 1))
     assert caught
