@@ -231,42 +231,45 @@ def test_a_flat_entry_is_judged_as_submit_judges_it(scene: str, leverage: int) -
 def _in_fill_handler(fused: bool) -> list[Any]:
     """Entries tried by a reader of a fill's ``OrderFilled``, published before the exchange solved after that fill
     (the Cover then still holds the positions before it): sized around the exact balance at that moment."""
+    return [_tried_in_fill_handler(fused, i) for i in range(len(_sizes(D(1))))]
+
+
+def _tried_in_fill_handler(fused: bool, i: int) -> Any:
     out: list[Any] = []
-    for i in range(len(_sizes(D(1)))):
-        ex: Any = None
 
-        def emit(event: Any, i: int = i) -> None:
-            if type(event).__name__ != "OrderFilled" or event.symbol != "BTCUSDT":
-                return
-            ref = D(repr(AT))
-            edge = ex.available_balance() / (ref + ref * ex.config.taker_fee)  # (leverage 1)
-            if not fused:
-                ex.available_covers = lambda needed: False
-            qty = _sizes(edge)[i]
-            try:
-                if fused:
-                    fast_fill.accept_market(ex, ex._fused, TARGET, Side.BUY, qty, False, "c")
-                else:
-                    ex.submit(symbol=TARGET, side=Side.BUY, order_type=OrderType.MARKET, quantity=qty,
-                              client_order_id="c", rules_checked=True)  # fmt: skip
-                out.append(("accepted", i))
-            except ExchangeError as exc:
-                out.append((exc.code, i))
-
-        ex = SimulatedExchange(all_rules(), all_brackets(), clock=ReplayClock(START), emit=emit,
-                               symbols=[*PRICES, "BTCUSDT"], config=ExchangeConfig(initial_balance=D(3000)))
-        ex.use_fused_orders()
-        PRICES["BTCUSDT"] = 29000.0
+    def emit(event: Any) -> None:
+        if type(event).__name__ != "OrderFilled" or event.symbol != "BTCUSDT":
+            return
+        ref = D(repr(AT))
+        edge = ex.available_balance() / (ref + ref * ex.config.taker_fee)  # (leverage 1)
+        if not fused:
+            ex.available_covers = lambda needed: False
+        qty = _sizes(edge)[i]
         try:
-            _bar(ex, 0)
-            ex.set_leverage(TARGET, 1)
-            ex.set_leverage("BTCUSDT", 1)
-            unit_longs(ex)
-            _market(ex, "BTCUSDT", Side.BUY, "0.03")  # 870 USDT more of covered longs, filled at the next open:
-            _bar(ex, 2)  # the reader of its fill tries the entry
-        finally:
-            del PRICES["BTCUSDT"]
-    return out
+            if fused:
+                fast_fill.accept_market(ex, ex._fused, TARGET, Side.BUY, qty, False, "c")
+            else:
+                ex.submit(symbol=TARGET, side=Side.BUY, order_type=OrderType.MARKET, quantity=qty,
+                          client_order_id="c", rules_checked=True)  # fmt: skip
+            out.append(("accepted", i))
+        except ExchangeError as exc:
+            out.append((exc.code, i))
+
+    ex: Any = SimulatedExchange(all_rules(), all_brackets(), clock=ReplayClock(START), emit=emit,
+                                symbols=[*PRICES, "BTCUSDT"], config=ExchangeConfig(initial_balance=D(3000)))
+    ex.use_fused_orders()
+    PRICES["BTCUSDT"] = 29000.0
+    try:
+        _bar(ex, 0)
+        ex.set_leverage(TARGET, 1)
+        ex.set_leverage("BTCUSDT", 1)
+        unit_longs(ex)
+        _market(ex, "BTCUSDT", Side.BUY, "0.03")  # 870 USDT more of covered longs, filled at the next open:
+        _bar(ex, 2)  # the reader of its fill tries the entry
+    finally:
+        del PRICES["BTCUSDT"]
+    assert len(out) == 1
+    return out[0]
 
 
 def test_an_entry_tried_while_a_fill_is_published_is_judged_as_submit_judges_it() -> None:
