@@ -285,11 +285,10 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     # --- Ledger._after_position_change
     if len(ex._books) != 1:
         cover = ex._cover  # (Margin._update_liquidation_prices(book), its short way inlined: Cover.after_fill)
-        held = cover.after_fill(book, ex.wallet) if cover is not None and cover.terms is not None \
-            and ex.bounded_liquidation_solves else None
-        if held is not None:
+        if cover is not None and cover.terms is not None and ex.bounded_liquidation_solves \
+                and (held := cover.after_fill(book, ex.wallet)) is not None:
             ex._cross_positions = held
-            cover.trade = ex._next_trade_id  # (cover: not None here)
+            cover.trade = ex._next_trade_id
         else:
             ex._update_liquidation_prices()  # (the full solve: the short way declined or does not apply)
     elif pos.qty_f == 0.0:  # the solve with every book flat: levels and prices reset, none open

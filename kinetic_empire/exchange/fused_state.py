@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 _MEMO_LIMIT = 1 << 16
 _CROSSED = MarginType.CROSSED
-_UNSEEN_GRID = -(1 << 62)  # (a symbol's grid not looked at yet: never a _plain_grid answer)
+_UNSEEN_GRID: tuple[int, Decimal] = (0, ZERO)  # (a symbol's grid not looked at yet: known by identity)
 
 # (client id, order id, symbol, side, quantity, reduce only, ts) -> delivered without the event
 Accepted = Callable[[str, int, str, Side, Decimal, bool, int], bool]

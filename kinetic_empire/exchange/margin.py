@@ -180,8 +180,17 @@ class Margin(Ledger):
         of its real value (quantised to 8 places; 28 digits) and each float one within about 1e-15 of its size,
         so 1e-8 a term plus 1e-12 of the summed sizes bounds how far the exact sum can lie below the estimate
         (tests/unit/test_available_covers.py compares both on random accounts). A flat cross book with no order
-        adds nothing (three checks); a long at positive prices (the usual open position) adds its size,
-        ``qty * (2 * mark + entry)``, without taking magnitudes."""
+        adds nothing (four checks); a long at positive prices (the usual open position) adds its size,
+        ``qty * (2 * mark + entry)``, without taking magnitudes; at leverage 1 its term is ``-qty * entry``.
+
+        Shorter still while every open position is a cross long at leverage 1 (entry not below 0) that the last
+        liquidation solve found covered (:class:`~.cross_margin.Cover`, whose terms are their ``qty_f * entry_f``,
+        stamped with the next trade id then: no fill since, so they are the positions now, also while a fill's
+        events are being read before its solve) and no book has an order or is isolated: the exact term
+        ``money(qty * (mark - entry)) - money(qty * mark)`` is ``-qty * entry`` but for the two quantisations
+        (1e-8) and the 28-digit roundings of products below 1e20 (beyond it ``money`` cannot quantise and the exact
+        sum raises), at most 5e-9 each: 1e-6 a position allows for them, the cover's ``notional + err`` bounds the
+        float sum of the entry notionals, and no mark is read."""
         if getcontext().prec < 28:
             return False
         size = wallet if wallet >= 0.0 else -wallet  # (NaN: caught by the size checks below)
