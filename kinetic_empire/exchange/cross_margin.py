@@ -162,18 +162,21 @@ class Cover:
     bound on how far it may lie from the solve's own float sum, shows the solve would find the longs covered again;
     else the exchange solves in full. Results are the full solve's (tests/unit/test_cross_margin_cover.py)."""
 
-    __slots__ = ("err", "notional", "terms")
+    __slots__ = ("err", "notional", "terms", "trade", "unit")
 
     def __init__(self) -> None:
         self.terms: dict[Book, float] | None = None  # each held book's qty * entry at the solve; None: not covered
         self.notional = 0.0  # their sum, kept up to date
         self.err = 0.0  # how far ``notional`` may be from the sum the full solve makes now
+        self.unit = False  # every held long at leverage 1 with an entry not below 0 (Margin.covers_float)
+        self.trade = -1  # the exchange's next trade id when the exchange last solved (the terms are its positions')
 
     def covered(self, held: list[Book], notional: float) -> None:
         """The full solve found ``held`` covered, their entry notional summed to ``notional``."""
         self.terms = {b: b.pos.qty_f * b.pos.entry_f for b in held}
         self.notional = notional
         self.err = 0.0
+        self.unit = all(b.pos.leverage == 1 and b.pos.entry_f >= 0.0 for b in held)
 
     def after_fill(self, book: Book, wallet: Decimal) -> int | None:
         """The solve after a fill of ``book`` (the only change since the last solve but the wallet) when the longs
@@ -183,21 +186,31 @@ class Cover:
             return None
         pos = book.pos
         qty = pos.qty_f
-        if qty < 0.0 or pos.margin_type is _ISOLATED or (qty > 0.0 and not _safe_table(book.tiers, True)):
+        if qty < 0.0 or pos.margin_type is _ISOLATED:
             return None
-        old = terms.pop(book, 0.0)
-        new = qty * pos.entry_f
-        notional = self.notional - old + new
-        # each of the two operations rounds by at most half an ulp of its result; the full solve's own sum of the
-        # held terms (the same floats) by at most one ulp of the sum a term
-        err = self.err + 2.3e-16 * (abs(self.notional - old) + abs(notional))
-        if qty != 0.0:
+        if qty:  # a long (or NaN: declined below)
+            tiers = book.tiers  # (_safe_table(tiers, cover=True), inlined as in covered_longs)
+            known = _COVERED_LONG_SAFE.get(id(tiers))
+            if not (known[2] if known is not None and known[0] is tiers else _safe_table(tiers, True)):
+                return None
+            entry = pos.entry_f
+            if pos.leverage != 1 or entry < 0.0:
+                self.unit = False
+            new = qty * entry
+            old = terms.get(book, 0.0)
             terms[book] = new
+        else:
+            new = 0.0
+            old = terms.pop(book, 0.0)
+        rest = self.notional - old
+        notional = rest + new
+        # each of the two operations rounds by at most half an ulp of its result (a sum declined below when negative);
+        # the full solve's own sum of the held terms (the same floats) by at most one ulp of the sum a term
+        err = self.err + 2.3e-16 * ((rest if rest >= 0.0 else -rest) + notional)
         held = len(terms)
         self.notional, self.err = notional, err
-        top = notional + err + (held + 1) * 2.3e-16 * (abs(notional) + err)  # the most the solve's sum can be
-        if held < 2 or not (0.0 <= top < 1e15) or err > 1e-9 * top \
-                or not wallet > ceil(top * (1.0 + COVER_GAP) / (1.0 - COVER_GAP) * (1.0 + 1e-12)):
+        top = (notional + err) * (1.0 + (held + 1) * 2.3e-16)  # the most the solve's sum can be
+        if held < 2 or not (notional >= 0.0 and top < 1e15) or err > 1e-9 * top or not wallet > ceil(top * _FACTOR):
             self.terms = None
             return None
         pos.liq_f = 0.0
@@ -209,6 +222,9 @@ class Cover:
 #: how much the cross wallet must exceed the longs' entry notional, relative to both, for
 #: :func:`covered_longs`: far above the rounding of the float sums the full solve makes (about 1e-16 a term)
 COVER_GAP = 1e-9
+#: what :meth:`Cover.after_fill` asks of the wallet over the most the longs' entry notional can be: the full solve's
+#: ``COVER_GAP``, and 1e-12 of it to spare for the roundings of the floats either side compares
+_FACTOR = (1.0 + COVER_GAP) / (1.0 - COVER_GAP) * (1.0 + 1e-12)
 #: the highest maintenance rate :func:`covered_longs` accepts: a rising price then adds at least a tenth of
 #: its notional change to the margin, far above the rounding it adds (Binance's highest rate is 0.5)
 COVER_MAX_RATE = 0.9

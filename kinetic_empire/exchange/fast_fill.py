@@ -145,9 +145,8 @@ def _check_margin(ex: Margin, memo: FusedState, book: Book, side: Side, qty: Dec
         return  # no price yet: nothing to measure against (only before the first kline)
     last = book.last
     pos = book.pos
-    if not pos.qty and len(ex._books) == 1 and pos.margin_type is _CROSSED and not book.market and not book.resting \
-            and memo.flat_entry_fits(ex, book, qty, last, pos.leverage):
-        return  # (a float bound: below the bracket's cap and the wallet, by far more than the estimate's error)
+    if not pos.qty and memo.flat_entry_fits(ex, book, qty, last, pos.leverage):
+        return  # (a float bound: below the bracket's cap and the available balance, by far more than the error)
     ref = memo._decs.get(last) or memo.dec(last)  # (memo.dec, inlined for the prices seen before)
     signed = qty if side is _BUY else -qty
     after = pos.qty + signed
@@ -285,7 +284,13 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
                                   ts, now))  # fmt: skip
     # --- Ledger._after_position_change
     if len(ex._books) != 1:
-        ex._update_liquidation_prices(book)
+        cover = ex._cover  # (Margin._update_liquidation_prices(book), its short way inlined: Cover.after_fill)
+        if cover is not None and cover.terms is not None and ex.bounded_liquidation_solves \
+                and (held := cover.after_fill(book, ex.wallet)) is not None:
+            ex._cross_positions = held
+            cover.trade = ex._next_trade_id
+        else:
+            ex._update_liquidation_prices()  # (the full solve: the short way declined or does not apply)
     elif pos.qty_f == 0.0:  # the solve with every book flat: levels and prices reset, none open
         pos.liq_f = 0.0
         book.watch_low = -INF

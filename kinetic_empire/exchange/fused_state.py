@@ -9,7 +9,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, getcontext
 from typing import TYPE_CHECKING, cast
 
 from ..core.clock import ReplayClock
-from ..core.enums import OrderStatus, Side
+from ..core.enums import MarginType, OrderStatus, Side
 from .book import ONE, ZERO, Book, dec
 from .orders import SimOrder
 
@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from .margin import Margin
 
 _MEMO_LIMIT = 1 << 16
-_UNSEEN_GRID = -(1 << 62)  # (a bound no price's adjusted exponent is below)
+_CROSSED = MarginType.CROSSED
+_UNSEEN_GRID: tuple[int, Decimal] = (0, ZERO)  # (a symbol's grid not looked at yet: known by identity)
 
 # (client id, order id, symbol, side, quantity, reduce only, ts) -> delivered without the event
 Accepted = Callable[[str, int, str, Side, Decimal, bool, int], bool]
@@ -47,7 +48,7 @@ class FusedState:
         """The decimal context the run computes in, as it is when the exchange turns the fused path on (the memos
         here assume it does not change during the run): a filled order's average price is divided in it when read
         (``SimOrder.avg_price``), whatever the context is then."""
-        self._grids: dict[str, int | None] = {}  # symbol -> _plain_grid(its rules)
+        self._grids: dict[str, tuple[int, Decimal] | None] = {}  # symbol -> _plain_grid(its rules)
         self._ticks: dict[str, bool] = {}  # symbol -> its tick's exponent is at most 0 (_whole_tick)
         self.accepted: Accepted | None = None
         """Set by the backtest: hands an accepted MARKET order's ``OrderAccepted`` to its readers directly when it
@@ -98,12 +99,15 @@ class FusedState:
                 price = ((price / tick).to_integral_value(rounding=rounding) * tick).quantize(tick)
                 return price, float(price), self._whole_tick(rules) and price.is_finite()
             return _priced(price, float(price))
-        limit = self._grids.get(book.symbol, _UNSEEN_GRID)
-        if limit is _UNSEEN_GRID:
-            limit = self._grids[book.symbol] = _plain_grid(rules)
-        if limit is not None and price.adjusted() < limit:
-            on = price.quantize(rules.tick_size)
+        grid = self._grids.get(book.symbol, _UNSEEN_GRID)
+        if grid is _UNSEEN_GRID:
+            grid = self._grids[book.symbol] = _plain_grid(rules)
+        if grid is not None and price.adjusted() < grid[0]:
+            unit = grid[1]
+            on = price.quantize(unit)
             if on == price:  # already on the grid: what round_price_nearest gives for it (see _plain_grid)
+                if unit is not rules.tick_size:
+                    on = on.quantize(rules.tick_size)  # (a tick with trailing zeros: its exponent, the same value)
                 # (of the same value as the float's own Decimal: its float is the float, a zero's sign aside)
                 return on, at if at else float(on), self._whole_tick(rules)  # (equal to a price: finite)
         tick = rules.tick_size
@@ -154,10 +158,12 @@ class FusedState:
         return found
 
     def flat_entry_fits(self, ex: Margin, book: Book, qty: Decimal, last: float, leverage: int) -> bool:
-        """True when an order of ``qty`` on the exchange's one book, flat, cross, with no order queued, certainly
-        passes :func:`_check_margin` at the last price ``last``: its notional ``qty * dec(last)`` below the bracket's
-        cap (``abs(0 + qty) * ref``: the same value to 28 digits) and ``cost / leverage + cost * taker_fee`` not above
-        the wallet (what that case compares with). False: not sure, the Decimal check decides.
+        """True when an order of ``qty`` on a flat book certainly passes :func:`_check_margin` at the last price
+        ``last``: its notional ``qty * dec(last)`` below the bracket's cap (``abs(0 + qty) * ref``: the same value to
+        28 digits) and ``cost / leverage + cost * taker_fee`` (``needed``) not above the available balance. On the
+        exchange's one book, cross, with no order queued, that balance is the wallet; else the float bound of
+        ``needed`` is handed to ``Margin.covers_float``, the float bound of the balance over every book. False: not
+        sure, the Decimal check decides.
 
         In floats: each Decimal result is within 5e-28 of its value relatively (28 digits), each float within 2**-53
         of its operands' exact result and a float of a Decimal within 2**-53 of it, so the estimates lie within 1e-14
@@ -182,8 +188,11 @@ class FusedState:
             rate = self._fee = (fee, float(fee))
         margin = n / leverage
         charge = n * rate[1]
-        wallet = float(ex.wallet)
-        return margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290 < wallet - 1e-12 * abs(wallet)
+        wallet_f = float(ex.wallet)
+        bound = margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290  # (at least ``needed``)
+        if len(ex._books) == 1 and book.pos.margin_type is _CROSSED and not book.market and not book.resting:
+            return bound < wallet_f - 1e-12 * abs(wallet_f)
+        return ex.covers_float(bound, wallet_f)
 
     def float(self, d: Decimal) -> float:
         """``float(d)``, zeros without their string. Not remembered: a Decimal made by the fill is new, and hashing
@@ -202,19 +211,24 @@ def _priced(price: Decimal, price_f: float) -> tuple[Decimal, float, bool]:
     return price, price_f, price.is_finite() and cast(int, price.as_tuple().exponent) <= 0
 
 
-def _plain_grid(rules: SymbolRules) -> int | None:
-    """Whether a price already on this symbol's tick grid can skip ``round_price_nearest``, and up to which size
-    (a bound on ``price.adjusted()``), or None. It can when the tick is a power of ten (coefficient 1) and the min
-    price a multiple of it: then ``p.quantize(tick) == p`` holds exactly for the prices on the grid (a multiple of
-    a power of ten has no digits below it), and for those ``round_price_nearest(p)``,
+def _plain_grid(rules: SymbolRules) -> tuple[int, Decimal] | None:
+    """Whether a price already on this symbol's tick grid can skip ``round_price_nearest``: up to which size (a bound
+    on ``price.adjusted()``) and the grid's unit (the tick without its trailing zeros: the tick itself when it has
+    none), or None. It can when the tick's value is a power of ten and the min price a multiple of it: then
+    ``p.quantize(unit) == p`` holds exactly for the prices on the grid (a multiple of a power of ten has no digits
+    below it), and for those ``round_price_nearest(p)``,
     ``(min + ((p - min) / tick).to_integral_value() * tick).quantize(tick)``, is ``(min + (p - min)).quantize(tick)``:
-    the same value, quantised to the same exponent, ``p.quantize(tick)``. The bound keeps every step of that
-    formula within 26 digits, so each is exact in the default 28-digit context."""
+    the same value, quantised to the same exponent, ``p.quantize(unit).quantize(tick)`` (of which the second is
+    needed only for a tick like 0.0010). The bound keeps every step of that formula within 27 digits, so each is
+    exact in the default 28-digit context."""
     tick, low = rules.tick_size, rules.min_price
-    if tick <= 0 or tick.as_tuple().digits != (1,) or low < 0 or low % tick != 0:
+    if tick <= 0 or low < 0:
         return None
-    limit = tick.adjusted() + 26
-    return limit if not low or low.adjusted() < limit else None
+    unit = tick if tick.as_tuple().digits == (1,) else tick.normalize()
+    if unit.as_tuple().digits != (1,) or low % unit != 0:
+        return None
+    limit = cast(int, tick.as_tuple().exponent) + 26
+    return (limit, unit) if not low or low.adjusted() < limit else None
 
 
 __all__ = ["Accepted", "Balanced", "Filled", "FusedState", "Positioned", "Settled"]

@@ -168,29 +168,69 @@ class Margin(Ledger):
     def available_covers(self, needed: Decimal) -> bool:
         """True when :meth:`available_balance` is certainly at least ``needed`` (``needed > available_balance()``
         is False); False when unsure: then ask it. The margin check of every order asks; this is a pass of float
-        products, not Decimal quotients, marks and quantisations per symbol.
+        products (:meth:`covers_float`), not Decimal quotients, marks and quantisations per symbol."""
+        return self.covers_float(float(needed), float(self.wallet))
+
+    def covers_float(self, need: float, wallet: float) -> bool:
+        """:meth:`available_covers` of an amount known as the float ``need`` (the exact amount at most ``need``),
+        ``wallet`` being ``float(self.wallet)`` (a caller may have it already).
 
         The estimate sums the same terms in floats: the books' ``qty_f`` and ``entry_f`` (the nearest floats of
         ``qty`` and ``entry``), the float prices the Decimal marks are made of. Each Decimal term is within 5e-9
         of its real value (quantised to 8 places; 28 digits) and each float one within about 1e-15 of its size,
         so 1e-8 a term plus 1e-12 of the summed sizes bounds how far the exact sum can lie below the estimate
-        (tests/unit/test_available_covers.py compares both on random accounts)."""
+        (tests/unit/test_available_covers.py compares both on random accounts). A flat cross book with no order
+        adds nothing (four checks); a long at positive prices (the usual open position) adds its size,
+        ``qty * (2 * mark + entry)``, without taking magnitudes; at leverage 1 its term is ``-qty * entry``.
+
+        Shorter still while every open position is a cross long at leverage 1 (entry not below 0) that the last
+        liquidation solve found covered (:class:`~.cross_margin.Cover`, whose terms are their ``qty_f * entry_f``,
+        stamped with the next trade id then: no fill since, so they are the positions now, also while a fill's
+        events are being read before its solve) and no book has an order or is isolated: the exact term
+        ``money(qty * (mark - entry)) - money(qty * mark)`` is ``-qty * entry`` but for the two quantisations
+        (1e-8) and the 28-digit roundings of products below 1e20 (beyond it ``money`` cannot quantise and the exact
+        sum raises), at most 5e-9 each: 1e-6 a position allows for them, the cover's ``notional + err`` bounds the
+        float sum of the entry notionals, and no mark is read."""
         if getcontext().prec < 28:
             return False
-        est = float(self.wallet)
-        size = abs(est)
+        size = wallet if wallet >= 0.0 else -wallet  # (NaN: caught by the size checks below)
+        cover = self._cover
+        if cover is not None and cover.terms is not None and cover.trade == self._next_trade_id and cover.unit:
+            # every open position is a covered cross long at leverage 1, its qty * entry in the cover's terms
+            # (no fill since the solve that left them): the one check of each book is whether it adds any other term
+            for b in self._books.values():
+                if b.market or b.resting or b.pos.margin_type is _ISOLATED:
+                    break
+            else:
+                top = cover.notional + cover.err  # (at least their float sum)
+                if 0.0 <= top < _COVER_SIZE_LIMIT and size < _COVER_SIZE_LIMIT and wallet - top - (
+                        1e-6 * len(cover.terms) + 1e-8 + 1e-12 * (size + top)) > need + 1e-12 * abs(need):
+                    return True
+        est = wallet
         terms = 1
         for b in self._books.values():
             pos = b.pos
+            qty = pos.qty_f
             if pos.margin_type is _ISOLATED:
                 iso = float(pos.iso_wallet)
                 est -= iso
                 size += abs(iso)
-            elif pos.qty_f != 0.0 and b.last:
+            elif qty and b.last:  # (qty_f != 0.0)
                 mark = b.mark or b.last
-                qty = pos.qty_f
-                est += qty * (mark - pos.entry_f) - abs(qty) * mark / pos.leverage
-                size += abs(qty) * (abs(mark) * 2.0 + abs(pos.entry_f))
+                entry = pos.entry_f
+                if qty > 0.0 and mark > 0.0 and entry >= 0.0:  # (every factor's sign known: no abs)
+                    lev = pos.leverage
+                    if lev == 1:  # qty * (mark - entry) - qty * mark is -qty * entry
+                        cost = qty * entry
+                        est -= cost
+                        size += qty * (mark + mark) + cost
+                    else:
+                        notional = qty * mark
+                        est += qty * (mark - entry) - notional / lev
+                        size += notional + notional + qty * entry
+                else:
+                    est += qty * (mark - entry) - abs(qty) * mark / pos.leverage
+                    size += abs(qty) * (abs(mark) * 2.0 + abs(entry))
                 terms += 2
             if b.market:
                 for order in b.market:
@@ -208,7 +248,6 @@ class Margin(Ledger):
                         terms += 1
         if not size < _COVER_SIZE_LIMIT:  # (also NaN)
             return False
-        need = float(needed)
         return est - (1e-8 * terms + (1e-12 + 3e-16 * terms) * size) > need + 1e-12 * abs(need)
 
     def liquidation_price(self, symbol: str) -> Decimal:
@@ -231,10 +270,12 @@ class Margin(Ledger):
             held = cover.after_fill(changed, self.wallet)
             if held is not None:
                 self._cross_positions = held
+                cover.trade = self._next_trade_id
                 return
         self._cross_positions = solve_liquidation_prices(
             self._books.values(), self.wallet, banded=self.bounded_liquidation_solves, cover=cover
         )
+        cover.trade = self._next_trade_id
 
     def _band_reached(self) -> None:
         """A kline reaches its book's cross-margin band (exchange.cross_margin): the liquidation prices were

@@ -64,13 +64,23 @@ def run(case: str, monkeypatch: pytest.MonkeyPatch, *, cover: bool, check: bool)
     real_update = Margin._update_liquidation_prices
     real_after = Cover.after_fill
 
+    exchange: list[Margin] = []  # (the run's: the first solve is a full one, made through update below)
+
     def after_fill(self: Cover, book: Book, wallet: Decimal) -> int | None:
         held = real_after(self, book, wallet) if cover else None
-        seen["fast" if held is not None else "full"] += 1
+        seen["fast"] += held is not None
+        if check and held is not None:  # (the fused fill asks it directly, not through update)
+            ex = exchange[-1]
+            books = list(ex._books.values())
+            got = (held, levels(books))
+            count = solve_liquidation_prices(books, wallet, banded=ex.bounded_liquidation_solves)
+            assert got == (count, levels(books))
         return held
 
     def update(self: Margin, changed: Book | None = None) -> None:
+        exchange.append(self)
         real_update(self, changed)
+        seen["full"] += self._cover is None or self._cover.terms is None  # (a solve not answered by the short way)
         if check:
             books = list(self._books.values())
             got = (self._cross_positions, levels(books))
@@ -118,6 +128,7 @@ def test_after_fill_is_the_full_solve_on_random_books(rules, seed: int) -> None:
 
     rng = np.random.default_rng(seed)
     books = [Book(rules[s], None, 1) for s in SYMBOLS[:6]]
+    books[5].tiers = ((1e18, 0.95, 0.0),)  # (a maintenance rate above COVER_MAX_RATE: its longs never covered)
     cover = Cover()
     wallet = Decimal(3000)
     answered = declined = 0
@@ -126,7 +137,7 @@ def test_after_fill_is_the_full_solve_on_random_books(rules, seed: int) -> None:
         pos = b.pos
         roll = rng.uniform()
         pos.margin_type = MarginType.ISOLATED if 0.35 <= roll < 0.4 else MarginType.CROSSED
-        if roll < 0.35:
+        if roll < 0.35 or (b is books[5] and roll < 0.85):  # (the unsafe book mostly flat: the others answer)
             pos.qty_f, pos.entry_f = 0.0, 0.0
         else:
             pos.qty_f = float(rng.uniform(10, 200)) * (-1.0 if 0.4 <= roll < 0.47 else 1.0)
@@ -134,7 +145,10 @@ def test_after_fill_is_the_full_solve_on_random_books(rules, seed: int) -> None:
         b.last = pos.entry_f or 3.0
         b.watch_low, b.watch_high, pos.liq_f = 1.0, 2.0, 0.5  # dirty: the answer must reset them
         longs = sum(x.pos.qty_f * x.pos.entry_f for x in books if x.pos.qty_f > 0)
-        wallet = Decimal(repr(round(longs * float(rng.choice([0.999, 1.0, 1.001, 1.2, 3.0])), 4)))
+        if rng.uniform() < 0.7:
+            wallet = Decimal(repr(round(longs * float(rng.choice([0.999, 1.0, 1.001, 1.2, 3.0])), 4)))
+        else:  # at the edge the full solve's float comparison turns at (COVER_GAP of the wallet and the sum)
+            wallet = Decimal(repr(longs * float(rng.choice([1 + 2e-9, 1 + 2.0001e-9, 1 + 1.9999e-9, 1 + 2.01e-9]))))
         held = cover.after_fill(b, wallet)
         if held is None:
             declined += 1
@@ -144,4 +158,4 @@ def test_after_fill_is_the_full_solve_on_random_books(rules, seed: int) -> None:
         got = (held, levels(books))
         assert got == (solve_liquidation_prices(books, wallet), levels(books))
         assert cover.notional == pytest.approx(longs, rel=1e-12, abs=1e-9)
-    assert answered > 30 and declined > 30
+    assert answered > 20 and declined > 30, (answered, declined)

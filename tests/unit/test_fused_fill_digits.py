@@ -210,12 +210,15 @@ def test_a_fused_market_order_reads_as_the_order_submit_makes() -> None:
         assert repr(getattr(made, name)) == repr(getattr(expected, name)), name
 
 
-def _planted(module: Any, old: str, new: str) -> dict[str, Any]:
-    """The module's namespace as it would be with ``old`` replaced by ``new`` in its source (a planted bug)."""
+def _planted(module: Any, old: str, new: str, *more: tuple[str, str]) -> dict[str, Any]:
+    """The module's namespace as it would be with ``old`` replaced by ``new`` in its source (a planted bug), and each
+    further (old, new) pair of ``more``."""
     source = inspect.getsource(module)
-    assert source.count(old) == 1, old
+    for was, now in ((old, new), *more):
+        assert source.count(was) == 1, was
+        source = source.replace(was, now)
     space: dict[str, Any] = {"__name__": module.__name__ + "_planted", "__package__": module.__package__}
-    exec(compile(source.replace(old, new), module.__file__, "exec"), space)
+    exec(compile(source, module.__file__, "exec"), space)
     return space
 
 
@@ -337,17 +340,18 @@ def test_the_fused_margin_check_answers_as_the_general_one_to_the_last_digit(
 
 # (removing one of the two allowances of the margin's comparison is no bug: either covers the estimate's error)
 MARGIN_PLANTS = {
-    "no allowance on the notional": ("n * (1.0 + 1e-12) + 1e-290 < cap[1] * (1.0 - 1e-12)", "n < cap[1]"),
-    "no allowance on the margin": ("margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290 < wallet - 1e-12 * "
-                                   "abs(wallet)", "margin + charge < wallet"),
+    "no allowance on the notional": (("n * (1.0 + 1e-12) + 1e-290 < cap[1] * (1.0 - 1e-12)", "n < cap[1]"),),
+    "no allowance on the margin": (("bound = margin + charge + 1e-12 * (margin + abs(charge)) + 1e-290",
+                                    "bound = margin + charge"),
+                                   ("bound < wallet_f - 1e-12 * abs(wallet_f)", "bound < wallet_f")),
 }
 
 
 @pytest.mark.parametrize("plant", list(MARGIN_PLANTS.values()), ids=list(MARGIN_PLANTS))
-def test_planted_bugs_in_the_margin_bound_are_caught(plant: tuple[str, str]) -> None:
+def test_planted_bugs_in_the_margin_bound_are_caught(plant: tuple[tuple[str, str], ...]) -> None:
     """The float estimate of a quantity a few units in the 28th digit from the edge falls on either side of it
     depending on how the floats round: over a dozen prices some land on the wrong side when nothing is allowed."""
-    space = _planted(fused_state, *plant)
+    space = _planted(fused_state, *plant[0], *plant[1:])
     caught = 0
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(fused_state.FusedState, "flat_entry_fits", space["FusedState"].flat_entry_fits)

@@ -679,7 +679,9 @@ def test_a_risk_config_with_guards_keeps_entries_on_the_general_way() -> None:
 
 
 @pytest.mark.parametrize("tick, min_price", [("0.001", "0.001"), ("0.1", "0.1"), ("0.0010", "0.001"), ("1E+1", "10"),
-                                             ("0.005", "0.005"), ("0.01", "0.005"), ("0.001", "0"), ("1", "0")])
+                                             ("0.005", "0.005"), ("0.01", "0.005"), ("0.001", "0"), ("1", "0"),
+                                             ("0.0010", "0.0480"), ("0.010", "6.600"), ("0.000010", "0.002440"),
+                                             ("10", "10"), ("0.0010", "0.0015"), ("0.0020", "0.002"), ("0.10", "0")])
 def test_a_fill_price_on_the_grid_is_the_one_rounding_gives(tick: str, min_price: str) -> None:
     """The fused fill skips ``round_price_nearest`` for an open already on a plain tick grid: every open, on the
     grid or off it, by a half tick or by float noise, gets the general fill price, digit for digit."""
