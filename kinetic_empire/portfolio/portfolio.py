@@ -46,7 +46,7 @@ from ..core.events import (
 )
 from .curve import floats, step_lookup, step_lookups
 from .direct_handlers import DirectHandlers, Light, OrderInfo
-from .prices import LatestClose, available_balance, available_covers
+from .prices import CoverBound, LatestClose, available_balance
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
 from .views import _WritablePositionView
@@ -99,6 +99,9 @@ class Portfolio(DirectHandlers):
         self._flat: dict[str, PositionView] = {}  # the flat view of a symbol, made once per leverage
         self._closes: dict[str, LatestClose] = {}  # symbol -> its latest close
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
+        # the float bound on the available balance: told the symbol of each change of a position, leverage or store
+        self._cover = CoverBound(self._positions, self._closes, self._leverage, leverage_default)
+        self._cover_stale = self._cover.stale
         self._info: dict[str, OrderInfo | Light] = {}  # (a Light entry until a bus handler needs the object)
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
@@ -181,6 +184,7 @@ class Portfolio(DirectHandlers):
     def set_leverage(self, symbol: str, leverage: int) -> None:
         self._leverage[symbol] = leverage
         self._flat.pop(symbol, None)
+        self._cover_stale[symbol] = None
 
     # ------------------------------------------------------------------------------- AccountView
 
@@ -203,8 +207,7 @@ class Portfolio(DirectHandlers):
 
     def available_covers(self, amount: float) -> bool:
         """True when :meth:`available_balance` is certainly above ``amount`` and zero (a float bound); False: ask."""
-        return available_covers(self._wallet, self._positions, self._closes, self._leverage, self._leverage_default,
-                                amount)  # fmt: skip
+        return self._cover.covers(self._wallet, amount)
 
     def position(self, symbol: str) -> PositionView:
         found = self._positions.get(symbol)
@@ -317,7 +320,11 @@ class Portfolio(DirectHandlers):
     # ------------------------------------------------------------------------------- handlers
 
     def _close_of(self, symbol: str) -> LatestClose:
-        return self._closes.setdefault(symbol, LatestClose())
+        store = self._closes.get(symbol)
+        if store is None:
+            store = self._closes[symbol] = LatestClose()
+            self._cover_stale[symbol] = None
+        return store
 
     def _on_kline(self, event: KlineClosed) -> None:
         self._close_of(event.symbol).close = event.close
@@ -403,6 +410,7 @@ class Portfolio(DirectHandlers):
 
     def position_changed(self, symbol: str, quantity: Decimal, entry_price: Decimal, leverage: int, ts: int) -> None:
         """:meth:`_on_position` with the event's fields (a backtest's direct delivery calls it without the event)."""
+        self._cover_stale[symbol] = None
         if self._leverage.get(symbol) != leverage:
             self._leverage[symbol] = leverage
             self._flat.pop(symbol, None)
