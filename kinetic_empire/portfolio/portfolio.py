@@ -20,7 +20,7 @@ curve is built in bulk after the run by :meth:`Portfolio.equity_curve` from the 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -100,8 +100,8 @@ class Portfolio(DirectHandlers):
         self._closes: dict[str, LatestClose] = {}  # symbol -> its latest close
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
         # the float bound on the available balance: told the symbol of each change of a position, leverage or store
-        self._cover = CoverBound(self._positions, self._closes, self._leverage, leverage_default)
-        self._cover_stale = self._cover.stale
+        self._cover = CoverBound(self)
+        self._cover_stale, self._cover_records = self._cover.stale, self._cover.records
         self._info: dict[str, OrderInfo | Light] = {}  # (a Light entry until a bus handler needs the object)
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
@@ -205,9 +205,12 @@ class Portfolio(DirectHandlers):
         return available_balance(self._wallet, self._positions, self._closes, self._marks, self._leverage,
                                  self._leverage_default, self._mark)  # fmt: skip
 
-    def available_covers(self, amount: float) -> bool:
-        """True when :meth:`available_balance` is certainly above ``amount`` and zero (a float bound); False: ask."""
-        return self._cover.covers(self._wallet, amount)
+    @property
+    def available_covers(self) -> Callable[[float], bool]:
+        """``available_covers(amount)``: True when :meth:`available_balance` is certainly above ``amount`` and zero
+        (a float bound, :class:`~.prices.CoverBound`); False: ask. The bound's own method (the risk gate binds it
+        once: one call less per entry)."""
+        return self._cover.covers
 
     def position(self, symbol: str) -> PositionView:
         found = self._positions.get(symbol)
@@ -410,7 +413,6 @@ class Portfolio(DirectHandlers):
 
     def position_changed(self, symbol: str, quantity: Decimal, entry_price: Decimal, leverage: int, ts: int) -> None:
         """:meth:`_on_position` with the event's fields (a backtest's direct delivery calls it without the event)."""
-        self._cover_stale[symbol] = None
         if self._leverage.get(symbol) != leverage:
             self._leverage[symbol] = leverage
             self._flat.pop(symbol, None)
@@ -422,8 +424,11 @@ class Portfolio(DirectHandlers):
             v.leverage = leverage
             v.__class__ = PositionView
             self._positions[symbol] = v
-        else:
+            self._cover_stale[symbol] = None
+        else:  # (the bound's record goes at once: a position closed before the next entry is never made one)
             self._positions.pop(symbol, None)
+            self._cover_stale.pop(symbol, None)
+            self._cover_records.pop(symbol, None)
         hist = self._pos_hist.get(symbol)
         if hist is None:
             hist = self._pos_hist[symbol] = ([], [], [])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, MutableMapping
 from decimal import Decimal, getcontext
-from typing import Any
+from typing import Any, Protocol
 
 from ..core.account import PositionView
 from ..core.bus import InlineStep
@@ -82,100 +82,106 @@ def available_balance(wallet: Decimal, positions: Mapping[str, PositionView], cl
 
 #: a bound's slack per term past the base 1e-12 of the summed sizes (the float sum's rounding, see CoverBound)
 _PER_TERM = 3e-16
-#: the smallest magnitude a record's float (a quantity, an entry, a close) may have: below, a float's rounding is no
-#: longer relative (subnormals, or a Decimal whose float is zero); at the other end, sizes are held under 1e15
-_TINY = 1e-300
-#: above an amount by 1e-12 of it (the float comparison's own rounding, as the summed sizes')
-_ABOVE = 1.0 + 1e-12
 
 #: a position's record: (its close store, a = q - |q|/lev, q*entry, 2|q|, |q*entry|, entry), floats of the Decimals
 Record = tuple[LatestClose, float, float, float, float, float]
+_NAN = float("nan")
+_NOWHERE = LatestClose()
+_NOWHERE.close = _NAN
+#: the record of a position the bound cannot judge: it makes the sums not a number, so every answer False
+_UNSURE: Record = (_NOWHERE, _NAN, _NAN, _NAN, _NAN, _NAN)
 
 
-def _record(p: PositionView, store: LatestClose | None, lev: object) -> Record | None:
-    """``p``'s record, or None where the bound cannot judge it: no close store, a leverage not an int in 1..1e6, a
-    quantity or entry whose float is not within 1e-300..1e300 (or a negative or not finite entry, or an entry of
-    zero that is not the Decimal zero)."""
-    if store is None or not isinstance(lev, int) or not 1 <= lev <= 1_000_000:
-        return None
-    q, e = float(p.quantity), float(p.entry_price)
-    aq = abs(q)
-    if not _TINY <= aq <= 1e300 or not (_TINY <= e <= 1e300 or (e == 0.0 and not p.entry_price)):
-        return None
-    qe = q * e
-    return store, q - aq / lev, qe, aq + aq, abs(qe), e
+class _Account(Protocol):
+    """What :class:`CoverBound` reads of its portfolio (the portfolio's own tables, kept current by its handlers)."""
+
+    _wallet: Decimal
+    _positions: dict[str, PositionView]
+    _closes: dict[str, LatestClose]
+    _leverage: dict[str, int]
+    _leverage_default: int
 
 
 class CoverBound:
-    """The portfolio's float bound on :func:`available_balance`: :meth:`covers` says True only when the exact
+    """The portfolio's float bound on its :func:`available_balance`: :meth:`covers` says True only when the exact
     Decimal is certainly above an amount (and above zero); False when unsure, then compute it.
 
     The risk gate asks on every entry order, with a position open on most symbols of a multi-symbol run: a record
     per open position, made again only when its position, leverage or close store changes (the portfolio names
-    the symbol in :attr:`stale`: ``PositionChanged``, ``set_leverage``, a new store), and read by :meth:`covers`
-    with a few float operations each: ``q*(mark-entry) - |q|*mark/lev`` as ``a*mark - q*entry``, ``a = q - |q|/lev``.
+    the symbol in :attr:`stale`: ``PositionChanged``, ``set_leverage``, a new store), read by :meth:`covers` with
+    a few float operations each: ``q*(mark-entry) - |q|*mark/lev`` as ``a*mark - q*entry``, ``a = q - |q|/lev``.
 
     Why the bound holds. Let ``u = 2**-53``. The record's floats ``q, entry`` are within ``u`` (relative) of the
     Decimals (1e-300 and up: normal floats), a close ``m`` within ``u`` of its mark ``Decimal(repr(m))`` (held
-    at 1e-300 and up too; 0.0: the entry), the wallet's float within ``u`` of the wallet (or 1e-323 absolute).
-    ``a`` is ``Q - |Q|/L`` within about ``5u |Q|`` (``|a| <= 2|Q|``), ``a*m`` the term within ``9u |Q| m``,
-    ``q*entry`` within ``3u |Q| entry``; each of the ``1 + 2n`` additions adds at most ``u`` of the running sum,
-    itself within the summed sizes ``size = |wallet| + sum |Q| (2m + entry)``. The Decimal sums round at the 28th
-    digit (``prec >= 28``): under 1e-26 of ``size`` for a few operations per position. So the float estimate is
-    within ``(13 + 2n + 1) u size`` (plus 1e-320 or so for products of normal floats that underflow) of the exact
-    balance, and the bound takes ``(1e-12 + 3e-16 (1 + 2n)) size + 1e-290`` off it, 100 times more. No sum is
-    kept from call to call: each call sums the records anew.
+    at 1e-300 and up too; 0.0: the entry, its record's float), the wallet's float within ``u`` of the wallet (or
+    1e-323 absolute). With ``1 <= lev``: ``a`` is ``Q - |Q|/lev`` within ``5u |Q|`` (``|a| <= 2|Q|``), ``a*m``
+    the term within ``9u |Q| m``, ``q*entry`` within ``3u |Q| entry``; each of the ``2n + 1`` additions adds at
+    most ``u`` of its sum, itself within the summed sizes ``size = |wallet| + sum |Q| (2m + entry)``. The Decimal
+    sums round at the 28th digit (``prec >= 28``): under 1e-26 of ``size`` for a few operations per position. So
+    the float estimate is within ``(2n + 14) u size`` (and 1e-320 or so for products of normal floats that
+    underflow) of the exact balance; the bound takes ``(1e-12 + 3e-16 (2n + 2)) size + 1e-290`` off it, a hundred
+    times more, and the amount's float comparison rounds within 1e-12 of it. No sum is kept from call to call.
+    A position it cannot judge (no close store, a leverage not in 1..1e6, a quantity or entry whose float is not
+    normal, below 1e15) has a record of NaNs (``_UNSURE``): the sums are then NaN, and the answer False.
     """
 
-    __slots__ = ("_closes", "_default", "_leverage", "_positions", "_records", "_slack", "_unsure", "_wallet",
-                 "_wallet_abs", "_wallet_f", "stale")  # fmt: skip
+    __slots__ = ("_owner", "_slack", "_wallet", "_wallet_abs", "_wallet_f", "records", "stale")
 
-    def __init__(self, positions: Mapping[str, PositionView], closes: Mapping[str, LatestClose],
-                 leverage: Mapping[str, int], default: int) -> None:
-        """``positions``, ``closes``, ``leverage``: the portfolio's own tables, read when a record is made."""
-        self._positions = positions
-        self._closes = closes
-        self._leverage = leverage
-        self._default = default
-        self._records: dict[str, Record] = {}  # open positions the bound can judge, by symbol
-        self._unsure: set[str] = set()  # open positions it cannot: every call says False while any is
-        self.stale: dict[str, None] = {}
+    def __init__(self, owner: _Account) -> None:
+        self._owner = owner
+        self.records: dict[str, Record] = {}
+        """Open positions' records by symbol (:data:`_UNSURE`: one the bound cannot judge). The portfolio drops a
+        closed position's at once (and its symbol from :attr:`stale`); a smaller count than the slack was made for
+        is room to spare."""
+        self.stale: dict[str, None] = dict.fromkeys(owner._positions)
         """The symbols whose record must be made again before the next call (the portfolio adds to it)."""
-        self._slack = 1e-12 + _PER_TERM
+        self._slack = 1e-12 + 2 * _PER_TERM
         self._wallet: Decimal | None = None  # the last wallet seen, its float and that float's size
         self._wallet_f = self._wallet_abs = 0.0
 
     def _renew(self) -> None:
-        records, unsure, positions = self._records, self._unsure, self._positions
+        """Make the records of the stale symbols again (calls spelled as operators where they can: a call costs
+        more than the rest here)."""
+        owner, records = self._owner, self.records
+        positions, closes, leverage = owner._positions, owner._closes, owner._leverage
         for sym in self.stale:
-            records.pop(sym, None)
-            unsure.discard(sym)
-            p = positions.get(sym)
-            if p is None or not p.quantity:  # (a zero quantity adds exactly zero to the Decimal sums)
+            if sym not in positions:
+                if sym in records:
+                    del records[sym]
                 continue
-            made = _record(p, self._closes.get(sym), self._leverage.get(sym, self._default))
-            if made is None:
-                unsure.add(sym)
+            p = positions[sym]
+            lev = leverage[sym] if sym in leverage else owner._leverage_default  # noqa: SIM401 (a call costs more)
+            q, e = float(p.quantity), float(p.entry_price)
+            aq = q if q >= 0.0 else -q
+            # judged: a store, a leverage in 1..1e6, a quantity and an entry whose floats are normal (1e-300 and up:
+            # their roundings relative, not the 0.0 of a Decimal beyond them) and finite, or an entry of zero
+            if sym in closes and 1 <= lev <= 1_000_000 and 1e-300 <= aq <= 1e300 \
+                    and (1e-300 <= e <= 1e300 or (e == 0.0 and not p.entry_price)):
+                qe = q * e
+                records[sym] = (closes[sym], q - aq / lev, qe, aq + aq, qe if qe >= 0.0 else -qe, e)
+            elif not p.quantity:  # (a flat view adds exactly zero to the Decimal sums)
+                if sym in records:
+                    del records[sym]
             else:
-                records[sym] = made
+                records[sym] = _UNSURE
         self.stale.clear()
-        self._slack = 1e-12 + _PER_TERM * (1 + 2 * len(records))
+        self._slack = 1e-12 + _PER_TERM * (2 + 2 * len(records))
 
-    def covers(self, wallet: Decimal, amount: float) -> bool:
-        """True when :func:`available_balance` of these positions and ``wallet`` is certainly above ``amount`` and
-        above zero."""
+    def covers(self, amount: float) -> bool:
+        """True when the portfolio's :func:`available_balance` is certainly above ``amount`` and above zero."""
         if self.stale:
             self._renew()
-        if self._unsure or getcontext().prec < 28:
+        if getcontext().prec < 28:
             return False
+        wallet = self._owner._wallet
         if wallet is not self._wallet:  # (a Decimal's float costs more than the rest for a few positions)
             w = float(wallet)
-            self._wallet, self._wallet_f, self._wallet_abs = wallet, w, abs(w)
+            self._wallet, self._wallet_f, self._wallet_abs = wallet, w, w if w >= 0.0 else -w
         est = self._wallet_f
         size = self._wallet_abs
-        for store, a, qe, aq2, aqe, entry in self._records.values():
+        for store, a, qe, aq2, aqe, entry in self.records.values():
             m = store.close
-            if m < _TINY:  # (not a number: passes, and makes the answer False)
+            if m < 1e-300:  # (not a number: passes, and makes the answer False)
                 if m:  # negative, or too small for the bound
                     return False
                 m = entry  # (no close yet: marked at the entry)
@@ -183,4 +189,4 @@ class CoverBound:
             size += aq2 * m + aqe
         if not size < 1e15:  # (also NaN)
             return False
-        return est - (self._slack * size + 1e-290) > (0.0 if amount <= 0.0 else amount * _ABOVE)
+        return est - (self._slack * size + 1e-290) > (0.0 if amount <= 0.0 else amount * 1.000000000001)

@@ -30,9 +30,7 @@ def _publish(bus: EventBus, symbol: str, close: float, t: int) -> None:
 
 def _fresh(p: Portfolio) -> CoverBound:
     """A bound with no history: every open position's record made now."""
-    fresh = CoverBound(p._positions, p._closes, p._leverage, p._leverage_default)
-    fresh.stale.update(dict.fromkeys(p._positions))
-    return fresh
+    return CoverBound(p)
 
 
 def _size(p: Portfolio) -> Decimal:
@@ -64,7 +62,7 @@ def _judge(p: Portfolio, exact: Decimal, amounts: list[float], fresh: CoverBound
     said = 0
     for amount in amounts:
         got = p.available_covers(amount)
-        assert got is fresh.covers(p._wallet, amount), (amount, got)
+        assert got is fresh.covers(amount), (amount, got)
         if got:
             assert exact > 0 and Decimal(amount) < exact, (amount, exact)
             said += 1

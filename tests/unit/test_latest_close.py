@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from decimal import Decimal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -170,7 +171,7 @@ def test_the_float_bound_covers_only_amounts_below_the_exact_balance(seed: int) 
                 said += 1
         if exact > 1:
             assert p.available_covers(float(exact) * 0.999)
-        storeless = CoverBound(p._positions, {}, p._leverage, 1)  # (no close stores: unsure of any position)
-        storeless.stale.update(dict.fromkeys(p._positions))
-        assert storeless.covers(p._wallet, 0.0) is (not p._positions and p._wallet > 0)
+        storeless = CoverBound(SimpleNamespace(_wallet=p._wallet, _positions=p._positions, _closes={},
+                                               _leverage=p._leverage, _leverage_default=1))  # (unsure of any position)
+        assert storeless.covers(0.0) is (not p._positions and p._wallet > 0)
     assert said > 100
