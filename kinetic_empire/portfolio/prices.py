@@ -80,16 +80,20 @@ def available_balance(wallet: Decimal, positions: Mapping[str, PositionView], cl
     return (wallet + upnl) - margin
 
 
-#: a bound's slack per term past the base 1e-12 of the summed sizes (the float sum's rounding, see CoverBound)
-_PER_TERM = 3e-16
+#: the bound's slack, a share of the summed sizes: above what the roundings can reach with up to _MOST records
+_SLACK = 2e-12
+_MOST = 1000
+#: closes, quantities and entries are judged from 1e-100 to 1e100: their floats normal, their products too
+_LOW, _HIGH = 1e-100, 1e100
 
-#: a position's record: (its close store, a = q - |q|/lev, q*entry, 2|q|, |q*entry|, entry), floats of the Decimals
-Record = tuple[LatestClose, float, float, float, float, float]
+#: a position's record: (its close store, a - s*2|q|, q*entry + s*|q*entry|, entry), ``a = q - |q|/lev``, ``s``
+#: the slack: the position's term of the bound is ``record[1] * mark - record[2]``
+Record = tuple[LatestClose, float, float, float]
 _NAN = float("nan")
 _NOWHERE = LatestClose()
 _NOWHERE.close = _NAN
-#: the record of a position the bound cannot judge: it makes the sums not a number, so every answer False
-_UNSURE: Record = (_NOWHERE, _NAN, _NAN, _NAN, _NAN, _NAN)
+#: the record of a position the bound cannot judge: it makes the sum not a number, so every answer False
+_UNSURE: Record = (_NOWHERE, _NAN, _NAN, _NAN)
 
 
 class _Account(Protocol):
@@ -108,36 +112,39 @@ class CoverBound:
 
     The risk gate asks on every entry order, with a position open on most symbols of a multi-symbol run: a record
     per open position, made again only when its position, leverage or close store changes (the portfolio names
-    the symbol in :attr:`stale`: ``PositionChanged``, ``set_leverage``, a new store), read by :meth:`covers` with
-    a few float operations each: ``q*(mark-entry) - |q|*mark/lev`` as ``a*mark - q*entry``, ``a = q - |q|/lev``.
+    the symbol in :attr:`stale`: ``PositionChanged``, ``set_leverage``, a new store; it drops a closed position's
+    record at once), read by :meth:`covers` with one product and two sums each. A position's term of the balance,
+    ``q*(mark-entry) - |q|*mark/lev``, is ``a*mark - q*entry`` with ``a = q - |q|/lev``; its size (what the
+    roundings are a share of) ``2|q|*mark + |q*entry|``; the bound sums ``term - s*size`` with the slack ``s`` put
+    in the record's two factors: ``(a - 2s|q|) * mark - (q*entry + s|q*entry|)``, and the wallet's ``w - s|w|``.
 
-    Why the bound holds. Let ``u = 2**-53``. The record's floats ``q, entry`` are within ``u`` (relative) of the
-    Decimals (1e-300 and up: normal floats), a close ``m`` within ``u`` of its mark ``Decimal(repr(m))`` (held
-    at 1e-300 and up too; 0.0: the entry, its record's float), the wallet's float within ``u`` of the wallet (or
-    1e-323 absolute). With ``1 <= lev``: ``a`` is ``Q - |Q|/lev`` within ``5u |Q|`` (``|a| <= 2|Q|``), ``a*m``
-    the term within ``9u |Q| m``, ``q*entry`` within ``3u |Q| entry``; each of the ``2n + 1`` additions adds at
-    most ``u`` of its sum, itself within the summed sizes ``size = |wallet| + sum |Q| (2m + entry)``. The Decimal
-    sums round at the 28th digit (``prec >= 28``): under 1e-26 of ``size`` for a few operations per position. So
-    the float estimate is within ``(2n + 14) u size`` (and 1e-320 or so for products of normal floats that
-    underflow) of the exact balance; the bound takes ``(1e-12 + 3e-16 (2n + 2)) size + 1e-290`` off it, a hundred
-    times more, and the amount's float comparison rounds within 1e-12 of it. No sum is kept from call to call.
-    A position it cannot judge (no close store, a leverage not in 1..1e6, a quantity or entry whose float is not
-    normal, below 1e15) has a record of NaNs (``_UNSURE``): the sums are then NaN, and the answer False.
+    Why it holds. Let ``u = 2**-53``, ``S`` the summed sizes ``|wallet| + sum 2|q| mark + |q entry|``. The floats
+    ``q, entry`` are within ``u`` (relative) of the Decimals, a close ``m`` within ``u`` of its mark
+    ``Decimal(repr(m))`` (0.0: the entry), the wallet's float within ``u`` of it (or 1e-323 absolute): each judged
+    from 1e-100 to 1e100 (a close from 1e-100), so their products are normal floats (or, a factor with the slack
+    in it cancelling, within 1e-323, nothing next to ``s S >= 4e-212``). With ``1 <= lev <= 1e6``, ``a`` is
+    ``Q - |Q|/lev`` within ``5u|Q|``; the two factors are within ``2u`` of their parts' sizes, each product and
+    difference within ``u`` of its size, and each of the ``n`` sums within ``u`` of the running sum (itself under
+    ``(1 + s) S``): the float sum is within ``(2n + 14) u (1 + s) S`` of the exact ``balance - s S``, and the
+    Decimal sums (``prec >= 28``) round within 1e-26 S. With ``n <= 1000`` records that is under ``2.3e-13 S``,
+    ``s = 2e-12`` nine times more (a hundred times for ``n <= 50``): a float sum above the amount is an exact
+    balance above it. A sum that overflows is infinite or NaN: no answer. A position it cannot judge (no close
+    store, a leverage, quantity or entry out of range, more than 1000 records) has the record ``_UNSURE``, NaNs:
+    the sum is NaN, the answer False. No sum is kept from call to call.
     """
 
-    __slots__ = ("_owner", "_slack", "_wallet", "_wallet_abs", "_wallet_f", "records", "stale")
+    __slots__ = ("_crowded", "_owner", "_wallet", "_wallet_base", "records", "stale")
 
     def __init__(self, owner: _Account) -> None:
         self._owner = owner
         self.records: dict[str, Record] = {}
         """Open positions' records by symbol (:data:`_UNSURE`: one the bound cannot judge). The portfolio drops a
-        closed position's at once (and its symbol from :attr:`stale`); a smaller count than the slack was made for
-        is room to spare."""
+        closed position's at once (and its symbol from :attr:`stale`)."""
         self.stale: dict[str, None] = dict.fromkeys(owner._positions)
         """The symbols whose record must be made again before the next call (the portfolio adds to it)."""
-        self._slack = 1e-12 + 2 * _PER_TERM
-        self._wallet: Decimal | None = None  # the last wallet seen, its float and that float's size
-        self._wallet_f = self._wallet_abs = 0.0
+        self._crowded = False  # more records than the slack is made for
+        self._wallet: Decimal | None = None  # the last wallet seen and its ``w - s|w|``
+        self._wallet_base = 0.0
 
     def _renew(self) -> None:
         """Make the records of the stale symbols again (calls spelled as operators where they can: a call costs
@@ -153,40 +160,36 @@ class CoverBound:
             lev = leverage[sym] if sym in leverage else owner._leverage_default  # noqa: SIM401 (a call costs more)
             q, e = float(p.quantity), float(p.entry_price)
             aq = q if q >= 0.0 else -q
-            # judged: a store, a leverage in 1..1e6, a quantity and an entry whose floats are normal (1e-300 and up:
-            # their roundings relative, not the 0.0 of a Decimal beyond them) and finite, or an entry of zero
-            if sym in closes and 1 <= lev <= 1_000_000 and 1e-300 <= aq <= 1e300 \
-                    and (1e-300 <= e <= 1e300 or (e == 0.0 and not p.entry_price)):
+            # judged: a store, a leverage in 1..1e6, a quantity and an entry (or the Decimal zero) in range
+            if sym in closes and 1 <= lev <= 1_000_000 and _LOW <= aq <= _HIGH \
+                    and (_LOW <= e <= _HIGH or (e == 0.0 and not p.entry_price)):
                 qe = q * e
-                records[sym] = (closes[sym], q - aq / lev, qe, aq + aq, qe if qe >= 0.0 else -qe, e)
+                records[sym] = (closes[sym], q - aq / lev - _SLACK * (aq + aq),
+                                qe + _SLACK * (qe if qe >= 0.0 else -qe), e)  # fmt: skip
             elif not p.quantity:  # (a flat view adds exactly zero to the Decimal sums)
                 if sym in records:
                     del records[sym]
             else:
                 records[sym] = _UNSURE
         self.stale.clear()
-        self._slack = 1e-12 + _PER_TERM * (2 + 2 * len(records))
+        self._crowded = len(records) > _MOST
 
     def covers(self, amount: float) -> bool:
         """True when the portfolio's :func:`available_balance` is certainly above ``amount`` and above zero."""
         if self.stale:
             self._renew()
-        if getcontext().prec < 28:
+        if self._crowded or getcontext().prec < 28:
             return False
         wallet = self._owner._wallet
         if wallet is not self._wallet:  # (a Decimal's float costs more than the rest for a few positions)
             w = float(wallet)
-            self._wallet, self._wallet_f, self._wallet_abs = wallet, w, w if w >= 0.0 else -w
-        est = self._wallet_f
-        size = self._wallet_abs
-        for store, a, qe, aq2, aqe, entry in self.records.values():
+            self._wallet, self._wallet_base = wallet, w - _SLACK * (w if w >= 0.0 else -w)
+        bound = self._wallet_base
+        for store, factor, part, entry in self.records.values():
             m = store.close
-            if m < 1e-300:  # (not a number: passes, and makes the answer False)
+            if m < 1e-100:  # (not a number: passes, and makes the sum NaN)
                 if m:  # negative, or too small for the bound
                     return False
                 m = entry  # (no close yet: marked at the entry)
-            est += a * m - qe
-            size += aq2 * m + aqe
-        if not size < 1e15:  # (also NaN)
-            return False
-        return est - (self._slack * size + 1e-290) > (0.0 if amount <= 0.0 else amount * 1.000000000001)
+            bound += factor * m - part
+        return (0.0 if amount <= 0.0 else amount) < bound < 1e308  # (not infinite, not NaN)

@@ -137,7 +137,7 @@ def test_balances_near_zero_behind_large_positions(seed: int) -> None:
 def _bound(positions: list[tuple[str, str, str, int, float]], wallet: str = "1000") -> tuple[Portfolio, EventBus]:
     bus = EventBus()
     p = Portfolio(bus, Decimal(wallet), follow_prices=False)
-    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    p.subscribe_prices([(s, "1m") for s in dict.fromkeys(SYMBOLS + [row[0] for row in positions])])
     for i, (s, qty, entry, lev, close) in enumerate(positions):
         p.position_changed(s, Decimal(qty), Decimal(entry), lev, i)
         if close:
@@ -149,9 +149,11 @@ def test_no_positions_judges_the_wallet_alone() -> None:
     p, _ = _bound([], "1000")
     assert p.available_covers(999.999) and p.available_covers(0.0) and p.available_covers(-5.0)
     assert not p.available_covers(1000.0) and not p.available_covers(math.nan)
-    for wallet in ("0", "-0", "-3", "1E-320", "NaN"):
+    for wallet in ("0", "-0", "-3", "-1E-320", "NaN", "1E-400"):  # (1E-400: its float is 0.0)
         p._wallet = Decimal(wallet)
         assert not p.available_covers(-1.0), wallet
+    p._wallet = Decimal("1E-320")  # a subnormal float: above zero, and above -1
+    assert p.available_covers(-1.0) and not p.available_covers(1e-320)
 
 
 def test_a_close_of_zero_marks_at_the_entry_and_odd_closes_say_unsure() -> None:
@@ -160,7 +162,7 @@ def test_a_close_of_zero_marks_at_the_entry_and_odd_closes_say_unsure() -> None:
     exact = p.available_balance()  # 1000 - 200 - 15
     assert exact == Decimal(785)
     assert p.available_covers(784.99) and not p.available_covers(785.0)
-    for odd in (-1.0, 1e-301, 5e-324, -0.0, math.nan, math.inf):  # (-0.0: as 0.0, marked at the entry)
+    for odd in (-1.0, 1e-101, 5e-324, -0.0, math.nan):  # (-0.0: as 0.0, marked at the entry)
         _publish(bus, "S0USDT", odd, 9)
         assert p.available_covers(784.99) is (odd == 0.0), odd
     _publish(bus, "S0USDT", 110.0, 10)
@@ -168,22 +170,31 @@ def test_a_close_of_zero_marks_at_the_entry_and_odd_closes_say_unsure() -> None:
 
 
 def test_sizes_past_the_bounds_limits_say_unsure() -> None:
-    """A quantity or entry whose float is not a normal one (a Decimal beyond the float range, or below 1e-300),
-    summed sizes at or above 1e15, a leverage the bound does not take: False, and the Decimal sum decides."""
-    assert _bound([("S0USDT", "1E-301", "100", 1, 100.0)])[0].available_covers(500.0) is False
-    assert _bound([("S0USDT", "1E-400", "100", 1, 100.0)])[0].available_covers(500.0) is False
-    assert _bound([("S0USDT", "1E-299", "1E-299", 1, 100.0)])[0].available_covers(500.0) is True
-    assert _bound([("S0USDT", "1", "1E-301", 1, 100.0)])[0].available_covers(500.0) is False
-    assert _bound([("S0USDT", "1", "-5", 1, 100.0)])[0].available_covers(500.0) is False
-    assert _bound([("S0USDT", "1E+400", "1", 1, 1.0)])[0].available_covers(500.0) is False
-    assert _bound([("S0USDT", "1", "0", 1, 100.0)])[0].available_covers(500.0) is True  # an entry of zero: exact
+    """A quantity, entry or close out of the judged range (1e-100 to 1e100, a close from 1e-100; a Decimal beyond
+    the float range), a sum that overflows, a leverage the bound does not take, more records than its slack is
+    made for: False, and the Decimal sum decides."""
+    def covers(qty: str, entry: str, lev: int = 1, close: float = 100.0, amount: float = 500.0) -> bool:
+        p, _ = _bound([("S0USDT", qty, entry, lev, close)])
+        assert p.available_balance() > Decimal(amount)
+        return bool(p.available_covers(amount))
+
+    assert covers("1E-99", "1E-99") and covers("1E+99", "1E-99", 1, 1e-99) and covers("-1E+99", "1E-99", 5, 1e-99)
+    assert covers("1", "0")  # an entry of zero, exact: judged
+    assert not covers("1E-101", "100") and not covers("1E-400", "100") and not covers("-1E-101", "100")
+    assert not covers("1", "1E-101") and not covers("1", "-5") and not covers("1E+101", "1E-99", 1, 1e-99)
+    assert not covers("1E-99", "1E+101", 1, 1e101) and not covers("1E-99", "1E-99", 1, 5e-101)
+    assert covers("1E+99", "1E-99", 2, 1e99, 1e150) and not covers("1E+99", "1E-99", 2, 1e300)  # (a sum overflowed)
     for lev in (0, -2, 1_000_001):
-        assert _bound([("S0USDT", "1", "100", lev, 100.0)])[0].available_covers(500.0) is False, lev
-    # summed sizes under 1e15 (wallet 1e14, sizes 1e14 + 2.9e12 * (200 + 100)): judged; at 1e15: not
-    under, _ = _bound([("S0USDT", "2.9E+12", "100", 100, 100.0)], "1E+14")
-    assert under.available_balance() == Decimal("9.71E+13") and under.available_covers(1e13)
-    over, _ = _bound([("S0USDT", "3E+12", "100", 100, 100.0)], "1E+14")
-    assert over.available_balance() > 1e13 and not over.available_covers(1e13)
+        assert not _bound([("S0USDT", "1", "100", lev, 100.0)])[0].available_covers(500.0), lev
+    many = [(f"M{i}USDT", "0.001", "10", 1, 10.0) for i in range(1001)]
+    crowded, _ = _bound(many[:1000], "1E+6")
+    assert crowded.available_covers(1000.0)
+    crowded._close_of("M1000USDT")  # (its store: no close yet, marked at the entry)
+    crowded.position_changed("M1000USDT", Decimal("0.001"), Decimal(10), 1, 0)
+    assert not crowded.available_covers(1000.0)  # 1001 records
+    crowded.position_changed("M0USDT", Decimal(0), Decimal(0), 1, 0)
+    crowded.position_changed("M1USDT", Decimal("0.002"), Decimal(10), 1, 0)  # (made again: counted again)
+    assert crowded.available_covers(1000.0)
 
 
 def test_a_store_made_after_the_position_is_read_from_then_on() -> None:
