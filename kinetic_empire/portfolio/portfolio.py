@@ -100,8 +100,8 @@ class Portfolio(DirectHandlers):
         self._closes: dict[str, LatestClose] = {}  # symbol -> its latest close
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
         # the float bound on the available balance: told the symbol of each change of a position, leverage or store
+        # (one attribute: past 30, an instance's attributes no longer share their keys, and every read costs more)
         self._cover = CoverBound(self)
-        self._cover_stale, self._cover_records = self._cover.stale, self._cover.records
         self._info: dict[str, OrderInfo | Light] = {}  # (a Light entry until a bus handler needs the object)
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
@@ -184,7 +184,7 @@ class Portfolio(DirectHandlers):
     def set_leverage(self, symbol: str, leverage: int) -> None:
         self._leverage[symbol] = leverage
         self._flat.pop(symbol, None)
-        self._cover_stale[symbol] = None
+        self._cover.stale[symbol] = None
 
     # ------------------------------------------------------------------------------- AccountView
 
@@ -326,7 +326,7 @@ class Portfolio(DirectHandlers):
         store = self._closes.get(symbol)
         if store is None:
             store = self._closes[symbol] = LatestClose()
-            self._cover_stale[symbol] = None
+            self._cover.stale[symbol] = None
         return store
 
     def _on_kline(self, event: KlineClosed) -> None:
@@ -424,11 +424,12 @@ class Portfolio(DirectHandlers):
             v.leverage = leverage
             v.__class__ = PositionView
             self._positions[symbol] = v
-            self._cover_stale[symbol] = None
+            self._cover.stale[symbol] = None
         else:  # (the bound's record goes at once: a position closed before the next entry is never made one)
             self._positions.pop(symbol, None)
-            self._cover_stale.pop(symbol, None)
-            self._cover_records.pop(symbol, None)
+            cover = self._cover
+            cover.stale.pop(symbol, None)
+            cover.records.pop(symbol, None)
         hist = self._pos_hist.get(symbol)
         if hist is None:
             hist = self._pos_hist[symbol] = ([], [], [])
