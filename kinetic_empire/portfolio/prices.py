@@ -146,38 +146,34 @@ class CoverBound:
         self._wallet: Decimal | None = None  # the last wallet seen and its ``w - s|w|``
         self._wallet_base = 0.0
 
-    def _renew(self) -> None:
-        """Make the records of the stale symbols again (calls spelled as operators where they can: a call costs
-        more than the rest here)."""
-        owner, records = self._owner, self.records
-        positions, closes, leverage = owner._positions, owner._closes, owner._leverage
-        for sym in self.stale:
-            if sym not in positions:
-                if sym in records:
-                    del records[sym]
-                continue
-            p = positions[sym]
-            lev = leverage[sym] if sym in leverage else owner._leverage_default  # noqa: SIM401 (a call costs more)
-            q, e = float(p.quantity), float(p.entry_price)
-            aq = q if q >= 0.0 else -q
-            # judged: a store, a leverage in 1..1e6, a quantity and an entry (or the Decimal zero) in range
-            if sym in closes and 1 <= lev <= 1_000_000 and _LOW <= aq <= _HIGH \
-                    and (_LOW <= e <= _HIGH or (e == 0.0 and not p.entry_price)):
-                qe = q * e
-                records[sym] = (closes[sym], q - aq / lev - _SLACK * (aq + aq),
-                                qe + _SLACK * (qe if qe >= 0.0 else -qe), e)  # fmt: skip
-            elif not p.quantity:  # (a flat view adds exactly zero to the Decimal sums)
-                if sym in records:
-                    del records[sym]
-            else:
-                records[sym] = _UNSURE
-        self.stale.clear()
-        self._crowded = len(records) > _MOST
-
     def covers(self, amount: float) -> bool:
         """True when the portfolio's :func:`available_balance` is certainly above ``amount`` and above zero."""
-        if self.stale:
-            self._renew()
+        stale = self.stale
+        if stale:  # the stale symbols' records made again (inline, calls spelled as operators: a call costs more)
+            owner, records = self._owner, self.records
+            positions, closes, leverage = owner._positions, owner._closes, owner._leverage
+            for sym in stale:
+                if sym not in positions:
+                    if sym in records:
+                        del records[sym]
+                    continue
+                p = positions[sym]
+                lev = leverage[sym] if sym in leverage else owner._leverage_default  # noqa: SIM401
+                q, e = float(p.quantity), float(p.entry_price)
+                aq = q if q >= 0.0 else -q
+                # judged: a store, a leverage in 1..1e6, a quantity and an entry (or the Decimal zero) in range
+                if sym in closes and 1 <= lev <= 1_000_000 and _LOW <= aq <= _HIGH \
+                        and (_LOW <= e <= _HIGH or (e == 0.0 and not p.entry_price)):
+                    qe = q * e
+                    records[sym] = (closes[sym], q - aq / lev - _SLACK * (aq + aq),
+                                    qe + _SLACK * (qe if qe >= 0.0 else -qe), e)  # fmt: skip
+                elif not p.quantity:  # (a flat view adds exactly zero to the Decimal sums)
+                    if sym in records:
+                        del records[sym]
+                else:
+                    records[sym] = _UNSURE
+            stale.clear()
+            self._crowded = len(records) > _MOST
         if self._crowded or getcontext().prec < 28:
             return False
         wallet = self._owner._wallet
