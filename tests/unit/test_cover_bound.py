@@ -49,10 +49,10 @@ def _amounts(exact: Decimal, size: Decimal) -> list[float]:
     x = float(exact)
     out = [x, 0.0, -1.0, -0.0, math.inf, -math.inf, math.nan]
     up = down = x
-    for _ in range(4):
+    for _ in range(8):
         up, down = math.nextafter(up, math.inf), math.nextafter(down, -math.inf)
         out += [up, down]
-    for d in (1e-9, 1e-11, 1e-12, 1e-13, 1e-15):
+    for d in (1e-9, 1e-11, 1e-12, 1e-13, 1e-14, 3e-15, 1e-15, 3e-16, 1e-16, 3e-17):
         out += [x * (1 + d), x * (1 - d), float(exact - size * Decimal(d)), float(exact + size * Decimal(d))]
     return out
 
@@ -131,6 +131,62 @@ def test_balances_near_zero_behind_large_positions(seed: int) -> None:
                 p._wallet = -behind + sign * size.scaleb(-k)
                 exact = p.available_balance()
                 said += _judge(p, exact, [*_amounts(exact, size), float(exact) / 2, float(exact) * 2], _fresh(p))
+    assert said > 200, said
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_large_wallet_behind_many_small_positions(seed: int) -> None:
+    """The wallet a million times the positions: the sums' roundings are then shares of the wallet, amounts a few
+    of its floats either side of the exact balance."""
+    rng = random.Random(200 + seed)
+    bus = EventBus()
+    p = Portfolio(bus, Decimal(0), follow_prices=False)
+    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    said = 0
+    for step in range(150):
+        for s in SYMBOLS:
+            if rng.random() < 0.3:
+                qty = Decimal(repr(rng.uniform(-1, 1) * 10 ** rng.randint(-2, 2))).quantize(Decimal("1E-8"))
+                entry = Decimal(repr(round(rng.uniform(0.1, 100), 6)))
+                p.position_changed(s, qty, entry, rng.choice(LEVERAGES), step)
+            if rng.random() < 0.5:
+                _publish(bus, s, round(rng.uniform(0.1, 100), 6), step)
+        p._wallet = Decimal(repr(rng.uniform(1e5, 1e9))) + Decimal(rng.randint(0, 10**9)).scaleb(-rng.randint(9, 20))
+        exact = p.available_balance()
+        said += _judge(p, exact, _amounts(exact, _size(p)), _fresh(p))
+    assert said > 1000, said
+
+
+@pytest.mark.parametrize("marks_large", [True, False])
+@pytest.mark.parametrize("seed", range(3))
+def test_positions_that_cancel_to_a_balance_near_zero(seed: int, marks_large: bool) -> None:
+    """Pairs of positions whose terms cancel (a long at lev 2, a short a quarter its size at lev 1 at four times its
+    entry, one close): the balance is the wallet's hair above or below zero, each position's term large. Marks a
+    million times the entries, or the other way: the roundings of the products with the marks, or of the entries',
+    are then all there is between the float sum and the exact one."""
+    rng = random.Random(300 + seed)
+    bus = EventBus()
+    p = Portfolio(bus, Decimal(0), follow_prices=False)
+    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    said = 0
+    for step in range(150):
+        for s in SYMBOLS:
+            p.position_changed(s, Decimal(0), Decimal(0), 1, step)
+        for k in range(rng.randint(1, 6)):
+            long, short = SYMBOLS[2 * k], SYMBOLS[2 * k + 1]
+            qty = Decimal(rng.randint(1, 10**7)).scaleb(-rng.randint(0, 4)) * 4
+            entry = Decimal(rng.randint(1, 10**6)).scaleb(-rng.randint(0, 6))
+            close = float(entry) * (1e6 if marks_large else 1e-6) * rng.uniform(0.5, 2)
+            p.position_changed(long, qty, entry, 2, step)
+            p.position_changed(short, -qty / 4, entry * 4, 1, step)
+            _publish(bus, long, close, step)
+            _publish(bus, short, close, step)
+        size = _size(p)
+        for k in (11, 12, 13, 14, 15, 16, 17, 20):
+            for sign in (1, -1):
+                p._wallet = sign * size.scaleb(-k)
+                exact = p.available_balance()
+                said += _judge(p, exact, _amounts(exact, size), _fresh(p))
     assert said > 200, said
 
 
