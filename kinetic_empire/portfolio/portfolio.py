@@ -326,7 +326,7 @@ class Portfolio(DirectHandlers):
         store = self._closes.get(symbol)
         if store is None:
             store = self._closes[symbol] = LatestClose()
-            self._cover.stale[symbol] = None
+            self._cover.store_made(symbol)
         return store
 
     def _on_kline(self, event: KlineClosed) -> None:

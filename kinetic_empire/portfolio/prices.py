@@ -142,14 +142,21 @@ class CoverBound:
         closed position's at once (and its symbol from :attr:`stale`)."""
         self.stale: dict[str, None] = dict.fromkeys(owner._positions)
         """The symbols whose record must be made again before the next call (the portfolio adds to it)."""
-        self._crowded = False  # more records than the slack is made for
+        self._crowded = len(owner._closes) > _MOST  # more stores (so records, one per store at most) than the slack
+        # is made for; the portfolio's stores only grow, and tell (store_made)
         self._wallet: Decimal | None = None  # the last wallet seen and its ``w - s|w|``
         self._wallet_base = 0.0
+
+    def store_made(self, symbol: str) -> None:
+        """The portfolio made ``symbol``'s close store."""
+        self.stale[symbol] = None
+        self._crowded = len(self._owner._closes) > _MOST
 
     def covers(self, amount: float) -> bool:
         """True when the portfolio's :func:`available_balance` is certainly above ``amount`` and above zero."""
         stale = self.stale
         if stale:  # the stale symbols' records made again (inline, calls spelled as operators: a call costs more)
+            self.stale = {}
             owner, records = self._owner, self.records
             positions, closes, leverage = owner._positions, owner._closes, owner._leverage
             for sym in stale:
@@ -172,8 +179,6 @@ class CoverBound:
                         del records[sym]
                 else:
                     records[sym] = _UNSURE
-            stale.clear()
-            self._crowded = len(records) > _MOST
         if self._crowded or getcontext().prec < 28:
             return False
         wallet = self._owner._wallet

@@ -227,8 +227,8 @@ def test_a_close_of_zero_marks_at_the_entry_and_odd_closes_say_unsure() -> None:
 
 def test_sizes_past_the_bounds_limits_say_unsure() -> None:
     """A quantity, entry or close out of the judged range (1e-100 to 1e100, a close from 1e-100; a Decimal beyond
-    the float range), a sum that overflows, a leverage the bound does not take, more records than its slack is
-    made for: False, and the Decimal sum decides."""
+    the float range), a sum that overflows, a leverage the bound does not take, more stores (so records) than its slack
+    is made for: False, and the Decimal sum decides."""
     def covers(qty: str, entry: str, lev: int = 1, close: float = 100.0, amount: float = 500.0) -> bool:
         p, _ = _bound([("S0USDT", qty, entry, lev, close)])
         assert p.available_balance() > Decimal(amount)
@@ -242,15 +242,14 @@ def test_sizes_past_the_bounds_limits_say_unsure() -> None:
     assert covers("1E+99", "1E-99", 2, 1e99, 1e150) and not covers("1E+99", "1E-99", 2, 1e300)  # (a sum overflowed)
     for lev in (0, -2, 1_000_001):
         assert not _bound([("S0USDT", "1", "100", lev, 100.0)])[0].available_covers(500.0), lev
-    many = [(f"M{i}USDT", "0.001", "10", 1, 10.0) for i in range(1001)]
-    crowded, _ = _bound(many[:1000], "1E+6")
-    assert crowded.available_covers(1000.0)
-    crowded._close_of("M1000USDT")  # (its store: no close yet, marked at the entry)
-    crowded.position_changed("M1000USDT", Decimal("0.001"), Decimal(10), 1, 0)
-    assert not crowded.available_covers(1000.0)  # 1001 records
+    crowded = Portfolio(EventBus(), Decimal("1E+6"), follow_prices=False)
+    crowded.subscribe_prices([(f"M{i}USDT", "1m") for i in range(1000)])
+    for i in range(1000):
+        crowded.position_changed(f"M{i}USDT", Decimal("0.001"), Decimal(10), 1, 0)
+    assert crowded.available_covers(1000.0)  # 1000 stores, 1000 records
+    crowded._close_of("M1000USDT")  # a 1001st store: as many records could come, more than the slack is made for
     crowded.position_changed("M0USDT", Decimal(0), Decimal(0), 1, 0)
-    crowded.position_changed("M1USDT", Decimal("0.002"), Decimal(10), 1, 0)  # (made again: counted again)
-    assert crowded.available_covers(1000.0)
+    assert not crowded.available_covers(1000.0)
 
 
 def test_a_store_made_after_the_position_is_read_from_then_on() -> None:
