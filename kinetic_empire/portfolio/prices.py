@@ -128,9 +128,13 @@ class CoverBound:
     ``(1 + s) S``): the float sum is within ``(2n + 14) u (1 + s) S`` of the exact ``balance - s S``, and the
     Decimal sums (``prec >= 28``) round within 1e-26 S. With ``n <= 1000`` records that is under ``2.3e-13 S``,
     ``s = 2e-12`` nine times more (a hundred times for ``n <= 50``): a float sum above the amount is an exact
-    balance above it. A sum that overflows is infinite or NaN: no answer. A position it cannot judge (no close
-    store, a leverage, quantity or entry out of range, more than 1000 records) has the record ``_UNSURE``, NaNs:
-    the sum is NaN, the answer False. No sum is kept from call to call.
+    balance above it (with no position: the wallet's float above a float is the wallet above it, roundings being
+    monotone). A sum that overflows is infinite or NaN: no answer. A position it cannot judge (no close store, a
+    leverage, quantity or entry out of range) has the record ``_UNSURE``, NaNs: the sum is NaN, the answer False;
+    more than 1000 stores (so possibly records): False. No sum is kept from call to call.
+
+    The records are made inline in :meth:`covers` (the gate's next entry after a fill makes one): calls are spelled
+    as operators there (``in`` and ``[]``, not ``get``), a call costing more than the rest of a record.
     """
 
     __slots__ = ("_crowded", "_owner", "_wallet", "_wallet_base", "records", "stale")
@@ -155,7 +159,7 @@ class CoverBound:
     def covers(self, amount: float) -> bool:
         """True when the portfolio's :func:`available_balance` is certainly above ``amount`` and above zero."""
         stale = self.stale
-        if stale:  # the stale symbols' records made again (inline, calls spelled as operators: a call costs more)
+        if stale:  # the stale symbols' records made again
             self.stale = {}
             owner, records = self._owner, self.records
             positions, closes, leverage = owner._positions, owner._closes, owner._leverage
