@@ -83,8 +83,8 @@ def available_balance(wallet: Decimal, positions: Mapping[str, PositionView], cl
 #: the bound's slack, a share of the summed sizes: above what the roundings can reach with up to _MOST records
 _SLACK = 2e-12
 _MOST = 1000
-#: closes, quantities and entries are judged from 1e-100 to 1e100: their floats normal, their products too
-_LOW, _HIGH = 1e-100, 1e100
+#: a leverage the bound judges -> ``1/lev + 2s``: a record's factor is ``q - |q| (1/lev + 2s)``, ``a - 2s|q|``
+_BY_LEVERAGE = {lev: 1 / lev + 2 * _SLACK for lev in range(1, 126)}
 
 #: a position's record: (its close store, a - s*2|q|, q*entry + s*|q*entry|, entry), ``a = q - |q|/lev``, ``s``
 #: the slack: the position's term of the bound is ``record[1] * mark - record[2]``
@@ -122,12 +122,13 @@ class CoverBound:
     ``q, entry`` are within ``u`` (relative) of the Decimals, a close ``m`` within ``u`` of its mark
     ``Decimal(repr(m))`` (0.0: the entry), the wallet's float within ``u`` of it (or 1e-323 absolute): each judged
     from 1e-100 to 1e100 (a close from 1e-100), so their products are normal floats (or, a factor with the slack
-    in it cancelling, within 1e-323, nothing next to ``s S >= 4e-212``). With ``1 <= lev <= 1e6``, ``a`` is
-    ``Q - |Q|/lev`` within ``5u|Q|``; the two factors are within ``2u`` of their parts' sizes, each product and
-    difference within ``u`` of its size, and each of the ``n`` sums within ``u`` of the running sum (itself under
-    ``(1 + s) S``): the float sum is within ``(2n + 14) u (1 + s) S`` of the exact ``balance - s S``, and the
-    Decimal sums (``prec >= 28``) round within 1e-26 S. With ``n <= 1000`` records that is under ``2.3e-13 S``,
-    ``s = 2e-12`` nine times more (a hundred times for ``n <= 50``): a float sum above the amount is an exact
+    in it cancelling, within 1e-323, nothing next to ``s S >= 4e-212``). With a leverage 1..125 (Binance's; the
+    factor is ``q - |q| (1/lev + 2s)``, that sum made once per leverage) the factor is ``a - 2s|Q|`` within
+    ``5u|Q|``, the part within ``4u`` of its size, each product and difference within ``u`` of its size, and
+    each of the ``n`` sums within ``u`` of the running sum (itself under ``(1 + s) S``): the float sum is within
+    ``(2n + 14) u (1 + s) S`` of the exact ``balance - s S``, and the Decimal sums (``prec >= 28``) round within
+    1e-26 S. With ``n <= 1000`` records that is under ``2.3e-13 S``, ``s = 2e-12`` nine times more (a hundred
+    times for ``n <= 50``): a float sum above the amount is an exact
     balance above it (with no position: the wallet's float above a float is the wallet above it, roundings being
     monotone). A sum that overflows is infinite or NaN: no answer. A position it cannot judge (no close store, a
     leverage, quantity or entry out of range) has the record ``_UNSURE``, NaNs: the sum is NaN, the answer False;
@@ -172,12 +173,13 @@ class CoverBound:
                 lev = leverage[sym] if sym in leverage else owner._leverage_default  # noqa: SIM401
                 q, e = float(p.quantity), float(p.entry_price)
                 aq = q if q >= 0.0 else -q
-                # judged: a store, a leverage in 1..1e6, a quantity and an entry (or the Decimal zero) in range
-                if sym in closes and 1 <= lev <= 1_000_000 and _LOW <= aq <= _HIGH \
-                        and (_LOW <= e <= _HIGH or (e == 0.0 and not p.entry_price)):
+                # judged: a store, a leverage 1..125, a quantity and an entry (or the Decimal zero) from 1e-100 to
+                # 1e100 (their floats normal, their products too)
+                if sym in closes and lev in _BY_LEVERAGE and 1e-100 <= aq <= 1e100 \
+                        and (1e-100 <= e <= 1e100 or (e == 0.0 and not p.entry_price)):
                     qe = q * e
-                    records[sym] = (closes[sym], q - aq / lev - _SLACK * (aq + aq),
-                                    qe + _SLACK * (qe if qe >= 0.0 else -qe), e)  # fmt: skip
+                    records[sym] = (closes[sym], q - aq * _BY_LEVERAGE[lev], qe + _SLACK * (qe if qe >= 0.0 else -qe),
+                                    e)  # fmt: skip
                 elif not p.quantity:  # (a flat view adds exactly zero to the Decimal sums)
                     if sym in records:
                         del records[sym]

@@ -240,8 +240,9 @@ def test_sizes_past_the_bounds_limits_say_unsure() -> None:
     assert not covers("1", "1E-101") and not covers("1", "-5") and not covers("1E+101", "1E-99", 1, 1e-99)
     assert not covers("1E-99", "1E+101", 1, 1e101) and not covers("1E-99", "1E-99", 1, 5e-101)
     assert covers("1E+99", "1E-99", 2, 1e99, 1e150) and not covers("1E+99", "1E-99", 2, 1e300)  # (a sum overflowed)
-    for lev in (0, -2, 1_000_001):
-        assert not _bound([("S0USDT", "1", "100", lev, 100.0)])[0].available_covers(500.0), lev
+    assert covers("1", "100", 125) and covers("-1", "100", 1)
+    for lev in (0, -2, 126, 1_000_001, 1.5):
+        assert not _bound([("S0USDT", "1", "100", lev, 100.0)])[0].available_covers(500.0), lev  # type: ignore[list-item]
     crowded = Portfolio(EventBus(), Decimal("1E+6"), follow_prices=False)
     crowded.subscribe_prices([(f"M{i}USDT", "1m") for i in range(1000)])
     for i in range(1000):
