@@ -20,7 +20,7 @@ curve is built in bulk after the run by :meth:`Portfolio.equity_curve` from the 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -46,7 +46,7 @@ from ..core.events import (
 )
 from .curve import floats, step_lookup, step_lookups
 from .direct_handlers import DirectHandlers, Light, OrderInfo
-from .prices import LatestClose, available_balance, available_covers
+from .prices import CoverBound, LatestClose, available_balance
 from .records import DenialRecord, OrderRecord, TradeRecord
 from .trades import TradeBook
 from .views import _WritablePositionView
@@ -99,6 +99,9 @@ class Portfolio(DirectHandlers):
         self._flat: dict[str, PositionView] = {}  # the flat view of a symbol, made once per leverage
         self._closes: dict[str, LatestClose] = {}  # symbol -> its latest close
         self._marks: dict[str, tuple[float, Decimal]] = {}  # symbol -> (close, its Decimal), see _mark
+        # the float bound on the available balance: told the symbol of each change of a position, leverage or store
+        # (one attribute: past 30, an instance's attributes no longer share their keys, and every read costs more)
+        self._cover = CoverBound(self)
         self._info: dict[str, OrderInfo | Light] = {}  # (a Light entry until a bus handler needs the object)
         self._intent_tags: dict[str, str] = {}  # intent id -> the strategy's tag (tagged intents only)
         self._book = TradeBook()
@@ -181,6 +184,7 @@ class Portfolio(DirectHandlers):
     def set_leverage(self, symbol: str, leverage: int) -> None:
         self._leverage[symbol] = leverage
         self._flat.pop(symbol, None)
+        self._cover.stale[symbol] = None
 
     # ------------------------------------------------------------------------------- AccountView
 
@@ -201,10 +205,12 @@ class Portfolio(DirectHandlers):
         return available_balance(self._wallet, self._positions, self._closes, self._marks, self._leverage,
                                  self._leverage_default, self._mark)  # fmt: skip
 
-    def available_covers(self, amount: float) -> bool:
-        """True when :meth:`available_balance` is certainly above ``amount`` and zero (a float bound); False: ask."""
-        return available_covers(self._wallet, self._positions, self._closes, self._leverage, self._leverage_default,
-                                amount)  # fmt: skip
+    @property
+    def available_covers(self) -> Callable[[float], bool]:
+        """``available_covers(amount)``: True when :meth:`available_balance` is certainly above ``amount`` and zero
+        (a float bound, :class:`~.prices.CoverBound`); False: ask. The bound's own method (the risk gate binds it
+        once: one call less per entry)."""
+        return self._cover.covers
 
     def position(self, symbol: str) -> PositionView:
         found = self._positions.get(symbol)
@@ -317,7 +323,11 @@ class Portfolio(DirectHandlers):
     # ------------------------------------------------------------------------------- handlers
 
     def _close_of(self, symbol: str) -> LatestClose:
-        return self._closes.setdefault(symbol, LatestClose())
+        store = self._closes.get(symbol)
+        if store is None:
+            store = self._closes[symbol] = LatestClose()
+            self._cover.store_made(symbol)
+        return store
 
     def _on_kline(self, event: KlineClosed) -> None:
         self._close_of(event.symbol).close = event.close
@@ -414,8 +424,12 @@ class Portfolio(DirectHandlers):
             v.leverage = leverage
             v.__class__ = PositionView
             self._positions[symbol] = v
-        else:
+            self._cover.stale[symbol] = None
+        else:  # (the bound's record goes at once: a position closed before the next entry is never made one)
             self._positions.pop(symbol, None)
+            cover = self._cover
+            cover.stale.pop(symbol, None)
+            cover.records.pop(symbol, None)
         hist = self._pos_hist.get(symbol)
         if hist is None:
             hist = self._pos_hist[symbol] = ([], [], [])

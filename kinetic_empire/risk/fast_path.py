@@ -149,7 +149,7 @@ class FastIntents:
         self._count_open: Callable[[], int] | None = getattr(account, "open_position_count", None)
         self._usable_pct = _HUNDRED - config.margin_buffer_pct
         # a float bound on the available balance, where the account offers one: enough for the margin cap when it
-        # is above what the entry's margin needs, with room for the roundings (portfolio.prices.available_covers)
+        # is above what the entry's margin needs, with room for the roundings (portfolio.prices.CoverBound.covers)
         self._covers: Callable[[float], bool] | None = (
             getattr(account, "available_covers", None) if self._usable_pct > 0 else None)
         # (and room for the floats of the margin's factors: _entry multiplies them)

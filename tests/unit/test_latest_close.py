@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 from decimal import Decimal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -138,9 +139,10 @@ def test_the_available_balance_of_no_positions_is_the_plain_sum_to_the_digit(wal
 
 @pytest.mark.parametrize("seed", range(6))
 def test_the_float_bound_covers_only_amounts_below_the_exact_balance(seed: int) -> None:
-    """``prices.available_covers`` (the risk gate's short way): True only for amounts below the exact available
-    balance (and only when it is above zero), and True for amounts clearly below it."""
-    from kinetic_empire.portfolio.prices import available_covers
+    """``Portfolio.available_covers`` (the risk gate's short way, ``prices.CoverBound``): True only for amounts below
+    the exact available balance (and only when it is above zero), and True for amounts clearly below it
+    (tests/unit/test_cover_bound.py tries more)."""
+    from kinetic_empire.portfolio.prices import CoverBound
 
     rng = random.Random(seed)
     bus = EventBus()
@@ -153,10 +155,7 @@ def test_the_float_bound_covers_only_amounts_below_the_exact_balance(seed: int) 
         if roll < 0.3:
             qty = Decimal(rng.randint(-10**rng.randint(1, 5), 10**rng.randint(1, 5))).scaleb(-rng.randint(0, 4))
             entry = Decimal(repr(rng.uniform(0.01, 10**rng.randint(0, 3))))
-            if qty and rng.random() < 0.8:
-                p._positions[s] = PositionView(s, qty, entry, p.leverage(s))
-            else:
-                p._positions.pop(s, None)
+            p.position_changed(s, qty if rng.random() < 0.8 else Decimal(0), entry, p.leverage(s), step)
         elif roll < 0.4:
             p.set_leverage(s, rng.choice([1, 2, 20]))
         elif roll < 0.5:
@@ -172,6 +171,7 @@ def test_the_float_bound_covers_only_amounts_below_the_exact_balance(seed: int) 
                 said += 1
         if exact > 1:
             assert p.available_covers(float(exact) * 0.999)
-        assert available_covers(p._wallet, p._positions, {}, p._leverage, 1, 0.0) is (not p._positions and
-                                                                                       p._wallet > 0)
+        storeless = CoverBound(SimpleNamespace(_wallet=p._wallet, _positions=p._positions, _closes={},
+                                               _leverage=p._leverage, _leverage_default=1))  # (unsure of any position)
+        assert storeless.covers(0.0) is (not p._positions and p._wallet > 0)
     assert said > 100
