@@ -106,14 +106,20 @@ def test_the_kept_records_answer_as_fresh_ones_and_only_below_the_exact_balance(
     assert covered > 300 and clearly > 40 and many > 100, (covered, clearly, many)
 
 
+def _following_every_symbol() -> tuple[Portfolio, EventBus]:
+    """An empty portfolio with no wallet, following every symbol's closes."""
+    bus = EventBus()
+    p = Portfolio(bus, Decimal(0), follow_prices=False)
+    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    return p, bus
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_balances_near_zero_behind_large_positions(seed: int) -> None:
     """The wallet set so that the exact balance is a hair above or below zero behind positions a million times
     larger: the float sums' roundings are then all there is between them."""
     rng = random.Random(100 + seed)
-    bus = EventBus()
-    p = Portfolio(bus, Decimal(0), follow_prices=False)
-    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    p, bus = _following_every_symbol()
     said = 0
     for step in range(120):
         for s in rng.sample(SYMBOLS, rng.randint(1, 4)):
@@ -139,9 +145,7 @@ def test_a_large_wallet_behind_many_small_positions(seed: int) -> None:
     """The wallet a million times the positions: the sums' roundings are then shares of the wallet, amounts a few
     of its floats either side of the exact balance."""
     rng = random.Random(200 + seed)
-    bus = EventBus()
-    p = Portfolio(bus, Decimal(0), follow_prices=False)
-    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    p, bus = _following_every_symbol()
     said = 0
     for step in range(150):
         for s in SYMBOLS:
@@ -165,9 +169,7 @@ def test_positions_that_cancel_to_a_balance_near_zero(seed: int, marks_large: bo
     million times the entries, or the other way: the roundings of the products with the marks, or of the entries',
     are then all there is between the float sum and the exact one."""
     rng = random.Random(300 + seed)
-    bus = EventBus()
-    p = Portfolio(bus, Decimal(0), follow_prices=False)
-    p.subscribe_prices([(s, "1m") for s in SYMBOLS])
+    p, bus = _following_every_symbol()
     said = 0
     for step in range(150):
         for s in SYMBOLS:

@@ -197,16 +197,21 @@ def _answers(fused: bool, scene: str, leverage: int, wallet: D, sizes: list[D]) 
         ex = _exchange(scene, leverage, wallet)
         if not fused:
             ex.available_covers = lambda needed: False  # type: ignore[method-assign]
-        try:
-            if fused:
-                fast_fill.accept_market(ex, ex._fused, TARGET, Side.BUY, qty, False, "c")  # type: ignore[arg-type]
-            else:
-                ex.submit(symbol=TARGET, side=Side.BUY, order_type=OrderType.MARKET, quantity=qty,
-                          client_order_id="c", rules_checked=True)  # fmt: skip
-            out.append(("accepted", qty))
-        except ExchangeError as exc:
-            out.append((exc.code, qty))
+        out.append((_entry_answer(ex, fused, qty), qty))
     return out
+
+
+def _entry_answer(ex: Any, fused: bool, qty: D) -> Any:
+    """A MARKET buy of ``qty`` on the target, the fused way or through ``submit``: "accepted" or the error code."""
+    try:
+        if fused:
+            fast_fill.accept_market(ex, ex._fused, TARGET, Side.BUY, qty, False, "c")
+        else:
+            ex.submit(symbol=TARGET, side=Side.BUY, order_type=OrderType.MARKET, quantity=qty,
+                      client_order_id="c", rules_checked=True)  # fmt: skip
+    except ExchangeError as exc:
+        return exc.code
+    return "accepted"
 
 
 def _judged(scene: str, leverage: int) -> tuple[list[Any], list[Any]]:
@@ -245,15 +250,7 @@ def _tried_in_fill_handler(fused: bool, i: int) -> Any:
         if not fused:
             ex.available_covers = lambda needed: False
         qty = _sizes(edge)[i]
-        try:
-            if fused:
-                fast_fill.accept_market(ex, ex._fused, TARGET, Side.BUY, qty, False, "c")
-            else:
-                ex.submit(symbol=TARGET, side=Side.BUY, order_type=OrderType.MARKET, quantity=qty,
-                          client_order_id="c", rules_checked=True)  # fmt: skip
-            out.append(("accepted", i))
-        except ExchangeError as exc:
-            out.append((exc.code, i))
+        out.append((_entry_answer(ex, fused, qty), i))
 
     ex: Any = SimulatedExchange(all_rules(), all_brackets(), clock=ReplayClock(START), emit=emit,
                                 symbols=[*PRICES, "BTCUSDT"], config=ExchangeConfig(initial_balance=D(3000)))
