@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -66,9 +67,12 @@ def _frames(symbols: list[str], per_symbol: int, seed: int) -> dict[str, KlineFr
             for i, s in enumerate(symbols)}
 
 
-def timed(symbols: list[str], per_symbol: int, seed: int) -> tuple[float, float, int, str]:
-    """(wall seconds, CPU seconds, klines, result line) of one backtest."""
-    frames = _frames(symbols, per_symbol, seed)
+def timed(symbols: list[str], per_symbol: int, seed: int,
+          frames: dict[str, KlineFrame] | None = None) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds, klines, result line) of one backtest (on ``frames`` when given: made once for
+    repeated runs, so the runs compared follow each other closely)."""
+    if frames is None:
+        frames = _frames(symbols, per_symbol, seed)
     t0, c0 = time.perf_counter(), time.process_time()
     result = Backtest(config(symbols), build_registry(), frames=frames, act_mask=ACT_MASK).run()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -129,8 +133,9 @@ def main() -> None:
     parser.add_argument("--pairs", action="store_true", help="a two-symbol strategy against two single ones")
     parser.add_argument("--idle", action="store_true", help="replay only, no orders: the feed's per-kline ratio")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="alternate the one- and many-symbol runs this many times and keep each one's fastest "
-                             "(a busy machine skews the ratio less)")
+                        help="alternate the one- and many-symbol runs this many times (on the same klines, the "
+                             "order swapped each round) and keep each one's fastest, with each round's ratio "
+                             "and their median (a busy machine skews the ratio less)")
     parser.add_argument("--every-kline", action="store_true",
                         help="also run the many-symbol backtest re-solving liquidation prices after every kline")
     parser.add_argument("--act-mask", choices=("off", "use"), default="off",
@@ -149,11 +154,17 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     best: dict[str, tuple[float, float]] = {}  # run -> fastest (wall, cpu)
     runs: dict[str, tuple[int, str]] = {}
-    for _ in range(max(1, args.repeat)):
-        for name, symbols, count in (("one", many[:1], args.klines), ("many", many, per)):
-            wall, cpu, n, result = timed(symbols, count, args.seed)
+    plans = (("one", many[:1], args.klines), ("many", many, per))
+    frames = {name: _frames(symbols, count, args.seed) for name, symbols, count in plans}
+    pairs_cpu: list[float] = []  # each round's many / one, per kline: a machine whose speed drifts over minutes
+    for round_ in range(max(1, args.repeat)):  # skews a pair of neighbouring runs less than two fastest runs
+        cpus = {}
+        for name, symbols, count in plans if round_ % 2 == 0 else plans[::-1]:
+            wall, cpu, n, result = timed(symbols, count, args.seed, frames[name])
             w0, c0 = best.get(name, (float("inf"), float("inf")))
             best[name], runs[name] = (min(w0, wall), min(c0, cpu)), (n, result)
+            cpus[name] = cpu / n
+        pairs_cpu.append(cpus["many"] / cpus["one"])
     for name, label in (("one", f"1 x {args.klines:,}"), ("many", f"{len(many)} x {per:,}")):
         (wall, cpu), (n, result) = best[name], runs[name]
         print(f"{label}:  {wall:7.2f} s wall  {cpu:7.2f} s CPU  {cpu / n * 1e9:7.0f} ns/kline CPU  ({result})")
@@ -161,6 +172,9 @@ def main() -> None:
     n_one, n_many = runs["one"][0], runs["many"][0]
     print(f"ratio multi/one per kline: {many_[1] / n_many / (one[1] / n_one):.2f} CPU, "
           f"{many_[0] / n_many / (one[0] / n_one):.2f} wall (target <= 1.2)")
+    if len(pairs_cpu) > 1:
+        print(f"ratio in each round (CPU): {', '.join(f'{r:.2f}' for r in pairs_cpu)}; "
+              f"median {statistics.median(pairs_cpu):.2f}")
     if args.every_kline:
         SimulatedExchange.bounded_liquidation_solves = False
         wall, cpu, n, result = timed(many, per, args.seed)
