@@ -178,9 +178,10 @@ class Cover:
         self.err = 0.0
         self.unit = all(b.pos.leverage == 1 and b.pos.entry_f >= 0.0 for b in held)
 
-    def after_fill(self, book: Book, wallet: Decimal) -> int | None:
+    def after_fill(self, book: Book, wallet: Decimal, trade: int) -> int | None:
         """The solve after a fill of ``book`` (the only change since the last solve but the wallet) when the longs
-        are still covered: ``book``'s levels reset, the count of open positions returned; None: solve in full."""
+        are still covered: ``book``'s levels reset, the cover stamped with the exchange's next trade id ``trade``,
+        the count of open positions returned; None: solve in full."""
         terms = self.terms
         if terms is None:
             return None
@@ -216,6 +217,7 @@ class Cover:
         pos.liq_f = 0.0
         book.watch_low = _NEG_INF
         book.watch_high = INF
+        self.trade = trade
         return held
 
 

@@ -286,9 +286,8 @@ def fill_queued_market(ex: Margin, memo: FusedState, book: Book, at: float, ts: 
     if len(ex._books) != 1:
         cover = ex._cover  # (Margin._update_liquidation_prices(book), its short way inlined: Cover.after_fill)
         if cover is not None and cover.terms is not None and ex.bounded_liquidation_solves \
-                and (held := cover.after_fill(book, ex.wallet)) is not None:
+                and (held := cover.after_fill(book, ex.wallet, ex._next_trade_id)) is not None:
             ex._cross_positions = held
-            cover.trade = ex._next_trade_id
         else:
             ex._update_liquidation_prices()  # (the full solve: the short way declined or does not apply)
     elif pos.qty_f == 0.0:  # the solve with every book flat: levels and prices reset, none open

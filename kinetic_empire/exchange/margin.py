@@ -267,10 +267,9 @@ class Margin(Ledger):
         if cover is None:
             cover = self._cover = Cover()
         elif changed is not None and self.bounded_liquidation_solves:
-            held = cover.after_fill(changed, self.wallet)
+            held = cover.after_fill(changed, self.wallet, self._next_trade_id)
             if held is not None:
                 self._cross_positions = held
-                cover.trade = self._next_trade_id
                 return
         self._cross_positions = solve_liquidation_prices(
             self._books.values(), self.wallet, banded=self.bounded_liquidation_solves, cover=cover

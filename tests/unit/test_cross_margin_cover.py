@@ -66,8 +66,8 @@ def run(case: str, monkeypatch: pytest.MonkeyPatch, *, cover: bool, check: bool)
 
     exchange: list[Margin] = []  # (the run's: the first solve is a full one, made through update below)
 
-    def after_fill(self: Cover, book: Book, wallet: Decimal) -> int | None:
-        held = real_after(self, book, wallet) if cover else None
+    def after_fill(self: Cover, book: Book, wallet: Decimal, trade: int) -> int | None:
+        held = real_after(self, book, wallet, trade) if cover else None
         seen["fast"] += held is not None
         if check and held is not None:  # (the fused fill asks it directly, not through update)
             ex = exchange[-1]
@@ -149,7 +149,7 @@ def test_after_fill_is_the_full_solve_on_random_books(rules, seed: int) -> None:
             wallet = Decimal(repr(round(longs * float(rng.choice([0.999, 1.0, 1.001, 1.2, 3.0])), 4)))
         else:  # at the edge the full solve's float comparison turns at (COVER_GAP of the wallet and the sum)
             wallet = Decimal(repr(longs * float(rng.choice([1 + 2e-9, 1 + 2.0001e-9, 1 + 1.9999e-9, 1 + 2.01e-9]))))
-        held = cover.after_fill(b, wallet)
+        held = cover.after_fill(b, wallet, 0)
         if held is None:
             declined += 1
             solve_liquidation_prices(books, wallet, cover=cover)
