@@ -1,6 +1,7 @@
 """Live tick-to-order latency: a closing kline message arriving on the socket -> the order request leaving.
 
     python benchmarks/bench_live.py [--klines 400] [--window 300] [--gateway] [--in-process] [--repeat N]
+    python benchmarks/bench_live.py --gap-ms 1000 --klines 60
     python benchmarks/bench_live.py --cold-probe
     python benchmarks/bench_live.py --strategy-cost [--klines 3000] [--window 500]
     python benchmarks/bench_live.py --client 500
@@ -34,6 +35,9 @@ the scheduler's queue out of the figure).
 
 ``--repeat N`` runs N sittings one after the other (a fresh sandbox and engine each) and prints each one's p99 and
 their median: one sitting's p99 is the 8th-slowest of 800 samples, and on a shared machine a few stalls decide it.
+
+``--gap-ms MS`` idles that long before each closing step (by default the engine idles about 10 ms between klines;
+live, it idles most of a minute, and comes back to a colder machine).
 
 ``--cold-probe`` measures the machine rather than the engine: a kline's journal work (the intent and its order
 recorded, the order confirmed: encoding, SQLite insert, WAL commit) timed back to back and after idle waits of
@@ -178,7 +182,8 @@ def order_send_trace(cpu: dict[str, float] | None = None) -> tuple[aiohttp.Trace
     return trace, sent
 
 
-async def measure(klines: int, window: int, in_process: bool = False, gateway: bool = False) -> dict[str, Any]:
+async def measure(klines: int, window: int, in_process: bool = False, gateway: bool = False,
+                  gap_ms: float = 0.0) -> dict[str, Any]:
     registry = build_registry([])
     registry.add(Flip, "benchmarks/bench_live.py")
     cfg = LiveConfig.from_mapping({
@@ -278,6 +283,8 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
             for _ in range(klines):
                 await step(1)  # the opening update: last kline's orders fill, their events are handled
                 await engine.settle(0.005)
+                if gap_ms:  # the engine idles before the close, as it does for most of a live kline's minute
+                    await asyncio.sleep(gap_ms / 1000)
                 await step(K)  # the rest of the kline and its close: what is measured
                 await engine.settle(0.005)
             elapsed = time.perf_counter() - began
@@ -473,6 +480,8 @@ def main() -> None:
     ap.add_argument("--gateway", action="store_true",
                     help="attach the operator gateway's bus readers and request metrics, as `kinetic run` does "
                          "(not serving HTTP)")
+    ap.add_argument("--gap-ms", type=float, default=0.0, metavar="MS",
+                    help="idle this long before each closing step (a live kline idles most of a minute first)")
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="N sittings one after another: each one's p99, and their median")
     ap.add_argument("--cold-probe", action="store_true",
@@ -501,7 +510,7 @@ def main() -> None:
     if args.repeat > 1:
         repeat(args)
         return
-    r = asyncio.run(measure(args.klines, args.window, args.in_process, args.gateway))
+    r = asyncio.run(measure(args.klines, args.window, args.in_process, args.gateway, args.gap_ms))
     print(f"tick-to-order latency, live engine on the sandbox over loopback, risk manager in the path "
           f"(window {args.window}, 2 symbols, sandbox {'in-process' if args.in_process else 'in its own process'}"
           f"{', operator gateway attached' if args.gateway else ''})")
@@ -529,7 +538,7 @@ def repeat(args: argparse.Namespace) -> None:
     print(f"tick-to-order latency, {args.repeat} sittings of {args.klines} klines (window {args.window}, 2 symbols)")
     p99s = []
     for i in range(args.repeat):
-        r = asyncio.run(measure(args.klines, args.window, args.in_process, args.gateway))
+        r = asyncio.run(measure(args.klines, args.window, args.in_process, args.gateway, args.gap_ms))
         p99s.append(r["p99"])
         print(f"  sitting {i + 1:2d}: first order p50 {r['p50']:.2f}  p99 {r['p99']:.2f}  p99.9 {r['p999']:.2f}  "
               f"max {r['max']:.2f} ms   CPU p99 {r['cpu_p99']:.2f} ms   (load "

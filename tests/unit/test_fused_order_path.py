@@ -65,7 +65,7 @@ from kinetic_empire.risk.fast_path import FastIntents
 from kinetic_empire.strategy import Param, Strategy
 from kinetic_empire.strategy.registry import StrategyRegistry
 from kinetic_empire.strategy.runner import StrategyRunner
-from tests.support.risk_fakes import FakeAccount, Harness, all_brackets, all_rules
+from tests.support.risk_fakes import FakeAccount, Harness, all_brackets, all_rules, judged_fast
 
 START = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 MINUTE = 60_000
@@ -575,15 +575,11 @@ def test_the_fast_decision_answers_as_the_general_one_at_every_limit(wallet: D, 
         usable = float(wallet) * 0.99
         limits = (float(rules.min_notional) / price, usable / (price * float(rate)), float(cap) / price,
                   float(rules.market_max_qty), float(rules.market_min_qty))
-        for i, qty in enumerate(q for limit in limits for q in _around(limit)):
-            intent = OrderIntent(intent_id=f"i-{i}", strategy_id="s1", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
-                                 quantity=qty, reference_price=price, ts_event=1, ts_init=1)
-            quick = fast.decide(intent, 7)
-            if quick is None:
-                passed += 1
-            else:
-                answered += 1
-                assert quick == h.rm._decider.decide(intent, 7), intent
+        intents = (OrderIntent(intent_id=f"i-{i}", strategy_id="s1", symbol="FILUSDT", action=IntentAction.OPEN_LONG,
+                               quantity=qty, reference_price=price, ts_event=1, ts_init=1)
+                   for i, qty in enumerate(q for limit in limits for q in _around(limit)))
+        a, p = judged_fast(fast, h, intents)
+        answered, passed = answered + a, passed + p
     assert answered > 20 and passed > 20, (answered, passed)
 
 

@@ -22,7 +22,7 @@ from kinetic_empire.core.enums import IntentAction
 from kinetic_empire.core.events import OrderIntent
 from kinetic_empire.risk import fast_path
 from kinetic_empire.risk.fast_path import FastIntents
-from tests.support.risk_fakes import FakeAccount, Harness, all_rules
+from tests.support.risk_fakes import FakeAccount, Harness, all_rules, judged_fast
 
 
 class CoversAccount(FakeAccount):
@@ -41,19 +41,6 @@ def _entry(qty: D | None, price: float, intent_id: str = "i-1", action: IntentAc
            ) -> OrderIntent:
     return OrderIntent(intent_id=intent_id, strategy_id="s1", symbol="FILUSDT", action=action, quantity=qty,
                        reference_price=price, ts_event=1, ts_init=1)
-
-
-def _judged(fast: FastIntents, h: Harness, intents: Any) -> tuple[int, int]:
-    """Each intent's fast decision, where it gives one, is the general decision: (answered, passed to it)."""
-    answered = passed = 0
-    for intent in intents:
-        quick = fast.decide(intent, 7)
-        if quick is None:
-            passed += 1
-        else:
-            answered += 1
-            assert quick == h.rm._decider.decide(intent, 7), intent
-    return answered, passed
 
 
 # ------------------------------------------------------------------------------------- the min notional
@@ -135,7 +122,7 @@ def test_entries_at_the_margin_limit_answer_as_the_general_decision(wallet: D, l
         intents += [_entry(qty, price, f"i-{n}-{k}") for k, qty in enumerate((
             grid - D("0.000002"), grid - D("0.000001"), grid, grid + D("0.000001"), limit, limit * (1 + D("1e-9")),
             limit * (1 - D("1e-9"))))]  # fmt: skip
-    answered, passed = _judged(fast, h, intents)
+    answered, passed = judged_fast(fast, h, intents)
     assert answered >= 10 and passed >= 10, (answered, passed)
 
 
@@ -279,7 +266,7 @@ def test_entries_at_the_bracket_cap_answer_as_the_general_decision(leverage: int
         intents += [_entry(qty, price, f"i-{n}-{k}") for k, qty in enumerate((
             limit, limit.next_plus(), limit.next_minus(), limit * (1 + D("1e-16")), limit * (1 - D("1e-16")),
             limit * (1 + D("1e-13")), limit * (1 - D("1e-13"))))]  # fmt: skip
-    answered, passed = _judged(fast, h, intents)
+    answered, passed = judged_fast(fast, h, intents)
     assert answered >= 10 and passed >= 10, (answered, passed)
 
 
