@@ -48,6 +48,7 @@ from ..strategy.runner import StrategyRunner
 from ..strategy.state import StateKeeper
 from .alerts import ActiveAlerts
 from .clock import VenueClock
+from .close_poll import ClosePoll
 from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
 from .gcpace import KLINE_CLOSE_QUIET_MS, GcPacer
@@ -167,6 +168,7 @@ class LiveEngine:
         self.on_journal_commit: Callable[[float], None] | None = None
         self._flushing: asyncio.Task[None] | None = None  # a flush of a full batch, started by the journal
         self.gc = GcPacer(self.timer, quiet_ms=KLINE_CLOSE_QUIET_MS)  # between klines, not inside one (.gcpace)
+        self.close_poll = ClosePoll(self.timer, KLINE_CLOSE_QUIET_MS if config.close_poll else None)  # awake at closes
 
     # ------------------------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -286,6 +288,7 @@ class LiveEngine:
         self.started = True
         self.gc.start()  # start-up objects leave the collector's scans; collections run between klines
         self._spawn(self.gc.run(), "garbage collection")
+        self._spawn(self.close_poll.run(), "close poll")
         log.info("live run %s started on %s (%s) with %d strategies on %s", self.run_id, self.venue.name,
                  self.venue.rest_url, len(self.runners), ", ".join(self.symbols))
 

@@ -18,6 +18,8 @@
       stream_check_timeout_s: 15
       protect_within_s: 10        # a position's stop is live (or the position flat) this long after the engine
                                   # learns it is missing, or an unprotected_position alert (wall time)
+      close_poll: false           # true: poll the sockets without sleeping from 150 ms before to 750 ms after
+                                  # each minute boundary (~1.5 % of a core): a VM's idle core wakes late
       api_host: 127.0.0.1         # the operator API (kinetic_empire/api); beyond loopback needs KINETIC_API_TOKEN
       api_port: 8080              # 0: an ephemeral port; 8080 (the default) falls back to one when taken
     sandbox:                      # venue: sandbox only; the local exchange runs in-process
@@ -93,6 +95,7 @@ _LIVE = {
     "preflight": Key(boolean),
     "stream_check_timeout_s": Key(real(gt=0)),
     "protect_within_s": Key(real(gt=0)),
+    "close_poll": Key(boolean),
     "api_host": Key(text),
     "api_port": Key(integer(ge=0, le=65535)),
 }
@@ -152,6 +155,7 @@ class LiveConfig:
     preflight: bool = True
     stream_check_timeout_s: float = 15.0
     protect_within_s: float = 10.0
+    close_poll: bool = False
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
@@ -200,6 +204,7 @@ class LiveConfig:
                 "margin_type": self.margin_type,
                 "settings_mismatch": self.settings_mismatch,
                 "protect_within_s": self.protect_within_s,
+                "close_poll": self.close_poll,
                 "api_host": self.api_host,
                 "api_port": self.api_port,
             },
