@@ -41,7 +41,8 @@ live, it idles most of a minute, and comes back to a colder machine).
 
 ``--close-poll`` keeps the engine's loop polling (no sleeping) from the gap's start to 20 ms past its end, through
 the closing step, as ``live.close_poll`` does from 150 ms before each minute boundary to 750 ms after it (the stepped
-sandbox closes klines off the wall clock's boundaries, so the benchmark opens the window itself).
+sandbox closes klines off the wall clock's boundaries, so the benchmark opens the window itself); in the window the
+engine rehearses the kline path every ms, which ``--no-rehearsal`` turns off.
 
 ``--cold-probe`` measures the machine rather than the engine: a kline's journal work (the intent and its order
 recorded, the order confirmed: encoding, SQLite insert, WAL commit) timed back to back and after idle waits of
@@ -197,7 +198,7 @@ def order_send_trace(cpu: dict[str, float] | None = None) -> tuple[aiohttp.Trace
 
 
 async def measure(klines: int, window: int, in_process: bool = False, gateway: bool = False,
-                  gap_ms: float = 0.0, close_poll: bool = False) -> dict[str, Any]:
+                  gap_ms: float = 0.0, close_poll: bool = False, rehearse: bool = True) -> dict[str, Any]:
     registry = build_registry([])
     registry.add(Flip, "benchmarks/bench_live.py")
     cfg = LiveConfig.from_mapping({
@@ -231,6 +232,8 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
                 engine.readers.append(api.attach)
                 engine.on_journal_commit = metrics.on_journal_commit
             await engine.start()
+            if not rehearse:
+                engine.close_poll.rehearse = None
             lean = rest.lean_client
             if lean is not None:
                 lean.on_write = order_write_probe(sent, sent_cpu)
@@ -503,6 +506,8 @@ def main() -> None:
     ap.add_argument("--close-poll", action="store_true",
                     help="poll without sleeping from the gap's start to 20 ms past its end (the close, its orders), "
                          "as live.close_poll does around each minute boundary")
+    ap.add_argument("--no-rehearsal", action="store_true",
+                    help="with --close-poll: poll without rehearsing the kline path in the window")
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
                     help="N sittings one after another: each one's p99, and their median")
     ap.add_argument("--cold-probe", action="store_true",
@@ -532,7 +537,7 @@ def main() -> None:
         repeat(args)
         return
     r = asyncio.run(measure(args.klines, args.window, args.in_process, args.gateway, args.gap_ms,
-                                  args.close_poll))
+                                  args.close_poll, not args.no_rehearsal))
     print(f"tick-to-order latency, live engine on the sandbox over loopback, risk manager in the path "
           f"(window {args.window}, 2 symbols, sandbox {'in-process' if args.in_process else 'in its own process'}"
           f"{', operator gateway attached' if args.gateway else ''})")
@@ -564,7 +569,7 @@ def repeat(args: argparse.Namespace) -> None:
     p99s = []
     for i in range(args.repeat):
         r = asyncio.run(measure(args.klines, args.window, args.in_process, args.gateway, args.gap_ms,
-                                  args.close_poll))
+                                  args.close_poll, not args.no_rehearsal))
         p99s.append(r["p99"])
         print(f"  sitting {i + 1:2d}: first order p50 {r['p50']:.2f}  p99 {r['p99']:.2f}  p99.9 {r['p999']:.2f}  "
               f"max {r['max']:.2f} ms   CPU p99 {r['cpu_p99']:.2f} ms   "

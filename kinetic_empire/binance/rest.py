@@ -62,6 +62,8 @@ NONE, KEYED, SIGNED = "NONE", "KEYED", "SIGNED"
 
 FAST_PATHS = frozenset({"/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/allOpenOrders"})
 """Paths sent through the lean client (the order path's latency is theirs)."""
+_REHEARSAL = {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.001", "reduceOnly": "false",
+              "newClientOrderId": "rehearsal-e", "newOrderRespType": "RESULT"}  # rehearse_signing's: never sent
 
 
 @dataclass(slots=True)
@@ -305,6 +307,11 @@ class BinanceRest:
         old = self.offset_ms
         await self.sync_time()
         log.warning("clock resync after -1021 on %s: offset %d ms -> %d ms", endpoint, old, self.offset_ms)
+
+    def rehearse_signing(self) -> None:
+        """Sign an order-shaped query and drop it (nothing sent): the next order's signing finds its code warm."""
+        if self.credentials is not None:
+            self._signer_of(self.credentials).query(_REHEARSAL, 0, self.recv_window_ms)
 
     def _signer_of(self, credentials: Credentials | None) -> Signer:
         """The signer of ``credentials`` (made once; again if the credentials are replaced)."""

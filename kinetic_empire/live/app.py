@@ -48,7 +48,7 @@ from ..strategy.runner import StrategyRunner
 from ..strategy.state import StateKeeper
 from .alerts import ActiveAlerts
 from .clock import VenueClock
-from .close_poll import ClosePoll
+from .close_poll import ClosePoll, kline_rehearsal
 from .config import LiveConfig
 from .doctor import Check, Doctor, check_run_folder, format_checks
 from .gcpace import KLINE_CLOSE_QUIET_MS, GcPacer
@@ -288,6 +288,8 @@ class LiveEngine:
         self.started = True
         self.gc.start()  # start-up objects leave the collector's scans; collections run between klines
         self._spawn(self.gc.run(), "garbage collection")
+        self.close_poll.rehearse = kline_rehearsal(self.journal, self.risk, self.rest, self.portfolio, self.runners,
+                                                   self.timer)  # the kline path, warm when a close comes
         self._spawn(self.close_poll.run(), "close poll")
         log.info("live run %s started on %s (%s) with %d strategies on %s", self.run_id, self.venue.name,
                  self.venue.rest_url, len(self.runners), ", ".join(self.symbols))
@@ -492,9 +494,7 @@ class LiveEngine:
                                          ts_event=now, ts_init=now))
         await self.execution.drain()
         deadline = self.timer.monotonic() + 10.0
-        while self.timer.monotonic() < deadline and any(
-            q != 0 for q, _e in self.translator.positions.values()
-        ):
+        while self.timer.monotonic() < deadline and any(q != 0 for q, _e in self.translator.positions.values()):
             await self.timer.sleep(0.1)
         await self.execution.reconcile(self.symbols)
         self.risk.set_state(TradingState.HALTED, "SHUTDOWN flatten")

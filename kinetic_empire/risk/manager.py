@@ -217,6 +217,11 @@ class RiskManager:
         """The human reset: lift the drawdown halt and restart the peak from the current equity."""
         self._equity.reset_drawdown(cause)
 
+    def rehearse(self, intent: OrderIntent) -> None:
+        """Decide ``intent`` and drop the answer: the decision only reads (nothing is published, counted or kept
+        beyond its caches), so the next real one finds its code and data warm (``kinetic_empire.live.close_poll``)."""
+        self._decider.decide(intent, intent.ts_event)
+
     def atr(self, symbol: str, timeframe: str, period: int = 14) -> float | None:
         """The tracked ATR, or None when not tracked or still warming up."""
         return self._decider.atr(symbol, timeframe, period)

@@ -116,3 +116,35 @@ def test_live_close_poll_is_off_unless_configured_and_checked_when_it_is() -> No
     assert on.close_poll is True and on.to_dict()["live"]["close_poll"] is True
     with pytest.raises(ConfigError, match=r"live\.close_poll: expected true or false"):
         LiveConfig.from_mapping({"live": {"close_poll": "yes"}, "strategies": strategies})
+
+
+def test_a_window_rehearses_on_its_schedule_and_a_failing_rehearsal_is_dropped_not_fatal() -> None:
+    asyncio.run(_rehearsed())
+
+
+async def _rehearsed() -> None:
+    clock = ManualClock(start_ms=T0 + 30_000)
+    calls: list[float] = []
+    poll = ClosePoll(clock, rehearse=lambda: calls.append(clock.monotonic()), rehearse_every_s=0.001)
+    task = asyncio.get_running_loop().create_task(poll.run())
+    try:
+        poll.hold(0.01)
+        await _turns(poll)
+        assert len(calls) == 1  # time stands still: once, not once a turn
+        for _ in range(4):
+            await clock.advance(0.001)
+            await _turns(poll, 5)
+        assert len(calls) == 5 and poll.rehearsals == 5
+
+        def broken() -> None:
+            raise RuntimeError("no journal")
+
+        poll.rehearse = broken
+        await clock.advance(0.001)
+        await _turns(poll, 5)
+        assert poll.rehearse is None and poll.rehearsals == 5  # dropped at its first failure
+        assert await _turns(poll) > 10  # and the window still polls
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
