@@ -18,8 +18,9 @@
       stream_check_timeout_s: 15
       protect_within_s: 10        # a position's stop is live (or the position flat) this long after the engine
                                   # learns it is missing, or an unprotected_position alert (wall time)
-      close_poll: false           # true: poll the sockets without sleeping from 150 ms before to 750 ms after
-                                  # each minute boundary (~1.5 % of a core): a VM's idle core wakes late
+      close_poll: false           # true: from 150 ms before to 750 ms after each minute boundary, poll the sockets
+                                  # without sleeping and rehearse the kline path (~1.5 % of a core): a VM's idle
+                                  # core wakes late, and cold code runs slow
       api_host: 127.0.0.1         # the operator API (kinetic_empire/api); beyond loopback needs KINETIC_API_TOKEN
       api_port: 8080              # 0: an ephemeral port; 8080 (the default) falls back to one when taken
     sandbox:                      # venue: sandbox only; the local exchange runs in-process
