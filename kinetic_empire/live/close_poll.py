@@ -2,8 +2,9 @@
 
 On a virtual machine, a core that idles is handed back to the host; the message that should wake it then waits
 until the host runs that core again. Measured on a 2-vCPU Firecracker microVM (``bench_live.py --gap-ms 100``,
-the engine idle 100 ms before each close): kline-to-order p99 of 9-24 ms, the slow samples' CPU time 1-1.5 ms, the
-rest spent waiting to be run; polling through the wait, 3.4 ms. A live kline comes after most of a minute idle.
+the engine idle 100 ms before each close, while the host was busy): kline-to-order p99 of 12.8-27.8 ms, the slow
+samples' CPU time 1-1.5 ms, the rest spent waiting to be run; polling through the wait, 2.6-5.1 ms. A live kline
+comes after most of a minute idle.
 
 While a window is open the loop never blocks: a task yields with ``sleep(0)``, so every turn of the loop polls the
 sockets without waiting, and the task leaves when the window closes. The windows are the GC pacer's quiet ones,
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.clock import Clock
 from ..core.enums import IntentAction
 from ..core.events import OrderIntent
+from .gcpace import boundary_window_left_s
 from .journal_codec import payload
 
 if TYPE_CHECKING:
@@ -74,14 +76,7 @@ class ClosePoll:
     def open_for_s(self) -> float:
         """Seconds the window open now has left (0: none is open)."""
         held = self._held_until - self.timer.monotonic()
-        boundary = 0.0
-        if self.window_ms is not None:
-            before, after = self.window_ms
-            phase = self.timer.now_ms() % _MINUTE_MS
-            if phase >= _MINUTE_MS - before:
-                boundary = (_MINUTE_MS - phase + after) / 1000
-            elif phase < after:
-                boundary = (after - phase) / 1000
+        boundary = 0.0 if self.window_ms is None else boundary_window_left_s(self.timer.now_ms(), self.window_ms)
         return max(held, boundary, 0.0)
 
     def next_in_s(self) -> float | None:
@@ -95,15 +90,15 @@ class ClosePoll:
     async def run(self) -> None:
         """Poll through each window, and sleep (the timer's sleep, or until :meth:`hold`) between them."""
         while True:
-            left = self.open_for_s()
-            if left <= 0:
+            if self.open_for_s() <= 0:
                 await self._idle(self.next_in_s())
                 continue
             self.windows += 1
             due = 0.0
             while self.open_for_s() > 0:
-                if self.rehearse is not None and self.timer.monotonic() >= due:
-                    due = self.timer.monotonic() + self.rehearse_every_s
+                now = self.timer.monotonic()
+                if self.rehearse is not None and now >= due:
+                    due = now + self.rehearse_every_s
                     self._rehearse()
                 await asyncio.sleep(0)  # one loop turn: the sockets polled, nothing waited for
                 self.turns += 1

@@ -28,6 +28,16 @@ KLINE_CLOSE_QUIET_MS = (150, 750)
 """The live engine's quiet window around minute boundaries: closing klines arrive and their orders leave in it."""
 
 
+def boundary_window_left_s(now_ms: int, window_ms: tuple[int, int]) -> float:
+    """Seconds left of the window from ``before`` ms ahead of the nearest minute boundary to ``after`` ms past it
+    (``window_ms`` = (before, after)); 0 outside it."""
+    before, after = window_ms
+    phase = now_ms % _MINUTE_MS
+    if phase >= _MINUTE_MS - before:
+        return (_MINUTE_MS - phase + after) / 1000
+    return (after - phase) / 1000 if phase < after else 0.0
+
+
 @dataclass
 class GcPacer:
     """Collects on a schedule while a live run trades; :meth:`stop` gives collection back to Python."""
@@ -87,13 +97,7 @@ class GcPacer:
 
     def quiet_left_s(self) -> float:
         """Seconds until the quiet window around the nearest minute boundary ends (0: not in one)."""
-        if self.quiet_ms is None:
-            return 0.0
-        before, after = self.quiet_ms
-        phase = self.timer.now_ms() % _MINUTE_MS
-        if phase >= _MINUTE_MS - before:
-            return (_MINUTE_MS - phase + after) / 1000
-        return (after - phase) / 1000 if phase < after else 0.0
+        return 0.0 if self.quiet_ms is None else boundary_window_left_s(self.timer.now_ms(), self.quiet_ms)
 
     def stop(self) -> None:
         """Give collection back to Python (once every pacer has stopped) and unfreeze."""
