@@ -198,7 +198,11 @@ def order_send_trace(cpu: dict[str, float] | None = None) -> tuple[aiohttp.Trace
 
 
 async def measure(klines: int, window: int, in_process: bool = False, gateway: bool = False,
-                  gap_ms: float = 0.0, close_poll: bool = False, rehearse: bool = True) -> dict[str, Any]:
+                  gap_ms: float = 0.0, close_poll: bool = False, rehearse: bool = True,
+                  drive: Any = None) -> dict[str, Any]:
+    """One sitting. ``drive(step, engine, arm, samples)``, when given, steps the sandbox instead of the default loop
+    (``bench_live_paced.py``): ``arm(name)`` labels the klines that follow, ``samples()`` gives every (label, wall ms,
+    CPU ms) of a kline's first order so far."""
     registry = build_registry([])
     registry.add(Flip, "benchmarks/bench_live.py")
     cfg = LiveConfig.from_mapping({
@@ -216,6 +220,14 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
     calling: dict[str, float] = {}  # rest.signed called
     decided: dict[str, float] = {}
     first_of_kline: list[str] = []
+    label = [""]
+
+    def split(c: str) -> str:  # one sample's stages, ms (engine/decided->journal/commit/journal->rest/rest->headers)
+        (a, b), d = confirmed[c], calling[c]
+        return "/".join(f"{x * 1000:.2f}" for x in (decided[c] - received[c], a - decided[c], b - a, d - b,
+                                                        sent[c] - d)) + f" (#{first_of_kline.index(c)})"
+
+    labels: dict[str, str] = {}  # a kline's first order -> the label its kline was stepped under (drive's arm)
     with tempfile.TemporaryDirectory() as tmp:
         async with venue_for(cfg, registry, in_process) as (step, venue, creds):
             traces = [trace]
@@ -246,6 +258,7 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
                 if t0 not in seen_kline:
                     seen_kline.add(t0)
                     first_of_kline.append(r.client_order_id)
+                    labels[r.client_order_id] = label[0]
 
             # stamped before the execution port's handler, which may send the order at once
             bus = engine.bus
@@ -297,7 +310,18 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
 
             rest.send_signed_now = timed_send_now  # type: ignore[method-assign]
             began, stolen = time.perf_counter(), steal_s()
-            for _ in range(klines):
+
+            def arm(name: str) -> None:
+                label[0] = name
+
+            def samples() -> list[tuple[str, float, float, str]]:
+                return [(labels[c], (sent[c] - received[c]) * 1000, (sent_cpu[c] - recv_cpu[c]) * 1000,
+                         split(c) if c in confirmed and c in calling else "")
+                        for c in first_of_kline if c in sent and c in sent_cpu and c in recv_cpu]
+
+            if drive is not None:
+                await drive(step, engine, arm, samples)
+            for _ in range(klines if drive is None else 0):
                 await step(1)  # the opening update: last kline's orders fill, their events are handled
                 await engine.settle(0.005)
                 if close_poll:  # what `live.close_poll` does around a minute boundary, here around each close
@@ -325,11 +349,6 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
             stages["journal commit"].append((b - a) * 1000)
             stages["journal->rest"].append((d - b) * 1000)
             stages["rest->headers"].append((sent[c] - d) * 1000)
-    def split(c: str) -> str:  # one slow sample's stages, ms
-        (a, b), d = confirmed[c], calling[c]
-        return "/".join(f"{x * 1000:.2f}" for x in (decided[c] - received[c], a - decided[c], b - a, d - b,
-                                                        sent[c] - d)) + f" (#{first_of_kline.index(c)})"
-
     tail = sorted((c for c in first_of_kline if c in sent and c in confirmed and c in calling),
                   key=lambda c: sent[c] - received[c])[-max(1, len(lat) // 100):]
     return {"stages": {k: (statistics.median(v), percentile(v, 0.99)) for k, v in stages.items() if v},
@@ -340,7 +359,8 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
             "p50": statistics.median(lat), "p99": percentile(lat, 0.99), "p999": percentile(lat, 0.999),
             "max": max(lat),
             "p99_all_orders": percentile(every, 0.99), "cpu_p50": statistics.median(cpu),
-            "cpu_p99": percentile(cpu, 0.99), "slowest": slow, "steal": steal}
+            "cpu_p99": percentile(cpu, 0.99), "slowest": slow, "steal": steal,
+            "labeled": [(labels[c], (sent[c] - received[c]) * 1000) for c in first_of_kline if c in sent]}
 
 
 async def client_cost(requests: int) -> dict[str, Any]:

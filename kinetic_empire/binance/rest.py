@@ -128,7 +128,9 @@ class BinanceRest:
         self.retrier = Retrier(self.clock, self.pacer, random.Random(seed), max_retries, backoff_s, backoff_max_s)
 
     # ------------------------------------------------------------------------------ lifecycle
-    async def start(self) -> BinanceRest:
+    async def start(self, *, connections: int = 2) -> BinanceRest:
+        """Open the session; the lean client opens ``connections`` (at most its ``max_idle``) ahead of the first order
+        and keeps them warm: as many as a kline's orders may need at once (a flip sends two per symbol together)."""
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=32, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
@@ -139,11 +141,12 @@ class BinanceRest:
             except Unsupported as exc:
                 log.info("order endpoints through aiohttp: %s", exc)
             else:  # connected before the first order needs it (in the background: start does not wait)
-                self._warming = asyncio.ensure_future(self._lean.warm(2))
+                connections = max(1, min(connections, self._lean.max_idle))
+                self._warming = asyncio.ensure_future(self._lean.warm(connections))
                 if self.keep_warm_s:
                     ping = self._lean.request_bytes("GET", KEEP_WARM_PATH, None, b"")
-                    self._keeping_warm = asyncio.ensure_future(
-                        self._lean.keep_warm(ping, self.keep_warm_s, on_reply=self._note_ping))
+                    self._keeping_warm = asyncio.ensure_future(self._lean.keep_warm(
+                        ping, self.keep_warm_s, connections=connections, on_reply=self._note_ping))
         if self.credentials is not None:  # the signer and the encoder's name cache, made before the first order
             self._signer_of(self.credentials).query(_WARM_PARAMS, 0, self.recv_window_ms)
         return self

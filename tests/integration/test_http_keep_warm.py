@@ -130,3 +130,41 @@ def test_the_rest_clients_keep_warm_pings_and_notes_the_reported_weight() -> Non
             assert clock.sleepers == 0
             await rest.close()
     run(body())
+
+
+def test_the_rest_client_opens_and_keeps_warm_as_many_connections_as_a_klines_orders_need() -> None:
+    """A flip sends its close and its entry together: two symbols' flips need four connections at once, and the fifth
+    request of a close must not wait for a handshake. ``start(connections=)`` opens them ahead, keep-warm keeps them
+    all, and the count stops at the client's ``max_idle``."""
+    async def body() -> None:
+        async with Scripted(answer(b"{}")) as srv:
+            clock = ManualClock()
+            rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=clock, keep_warm_s=5.0)
+            await rest.start(connections=4)
+            lean = rest.lean_client
+            assert lean is not None
+            await until(lambda: srv.connections == 4 and clock.sleepers == 1, "four warmed, keep-warm waiting")
+            await clock.advance(5.0)
+            await until(lambda: lean.pings == 4, "all four pinged")
+            replies = await asyncio.gather(*(lean.request("POST", f"/fapi/v1/order?n={n}") for n in range(4)))
+            assert [r.status for r in replies] == [200] * 4
+            assert lean.opened == 4 and srv.connections == 4  # the four orders found their connections open
+            await rest.close()
+        async with Scripted(answer(headers="Connection: close\r\n", keep=False)) as srv:  # and keeps them all
+            clock = ManualClock()
+            rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=clock, keep_warm_s=5.0)
+            await rest.start(connections=3)
+            lean = rest.lean_client
+            assert lean is not None
+            await until(lambda: srv.connections == 3 and clock.sleepers == 1, "three warmed")
+            await clock.advance(5.0)  # each ping's connection closes after its reply: three fresh ones in their place
+            await until(lambda: lean.pings == 3 and lean.opened == 6 and clock.sleepers == 1, "pinged, reopened")
+            await rest.close()
+        async with Scripted(answer()) as srv:
+            rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=ManualClock())
+            await rest.start(connections=40)
+            lean = rest.lean_client
+            assert lean is not None
+            await until(lambda: srv.connections == lean.max_idle == 8, "capped at max_idle")
+            await rest.close()
+    run(body())
