@@ -75,7 +75,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kinetic_empire import Strategy  # noqa: E402
-from kinetic_empire.binance.rest import BinanceRest  # noqa: E402
+from kinetic_empire.binance.rest import KEEP_WARM_S, BinanceRest  # noqa: E402
 from kinetic_empire.binance.signing import Credentials  # noqa: E402
 from kinetic_empire.binance.venues import Venue  # noqa: E402
 from kinetic_empire.core.clock import LiveClock  # noqa: E402
@@ -236,7 +236,8 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
 
                 metrics = ApiMetrics()
                 traces.append(metrics.trace_config(LiveClock()))
-            rest = BinanceRest(venue.rest_url, creds, trace_configs=traces)
+            # as the engine makes its own (keep-warm on: no handshake on an order after a quiet spell)
+            rest = BinanceRest(venue.rest_url, creds, trace_configs=traces, keep_warm_s=KEEP_WARM_S)
             engine = LiveEngine(cfg, registry, venue, creds, run_id="bench", run_dir=Path(tmp) / "bench",
                                 check_streams=False, rest=rest)
             if gateway:

@@ -129,8 +129,9 @@ class BinanceRest:
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self, *, connections: int = 2) -> BinanceRest:
-        """Open the session; the lean client opens ``connections`` (at most its ``max_idle``) ahead of the first order
-        and keeps them warm: as many as a kline's orders may need at once (a flip sends two per symbol together)."""
+        """Open the session; the lean client opens ``connections`` (at most :data:`MAX_WARM_CONNECTIONS`) ahead of the
+        first order and keeps them warm: as many as a kline's orders may need at once (a flip sends two per symbol
+        together), so none of them pays a handshake (on Binance a TLS one: tens of ms or more)."""
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=32, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout,
@@ -141,7 +142,8 @@ class BinanceRest:
             except Unsupported as exc:
                 log.info("order endpoints through aiohttp: %s", exc)
             else:  # connected before the first order needs it (in the background: start does not wait)
-                connections = max(1, min(connections, self._lean.max_idle))
+                connections = max(1, min(connections, MAX_WARM_CONNECTIONS))
+                self._lean.max_idle = max(self._lean.max_idle, connections)  # kept when released, not closed
                 self._warming = asyncio.ensure_future(self._lean.warm(connections))
                 if self.keep_warm_s:
                     ping = self._lean.request_bytes("GET", KEEP_WARM_PATH, None, b"")
@@ -482,6 +484,8 @@ class Started:
 KEEP_WARM_PATH = "/fapi/v1/ping"
 """What :meth:`HttpClient.keep_warm` asks the venue (weight 1, unsigned)."""
 
+MAX_WARM_CONNECTIONS = 32
+"""At most this many order connections are opened ahead and kept warm (aiohttp's pool limit is the same)."""
 KEEP_WARM_S = 7.5
 """The live engine's keep-warm interval: no order connection rests past about 11 s (Binance drops idle ones
 after about 15 s; the lean client retires them at ``idle_s`` = 15 s)."""

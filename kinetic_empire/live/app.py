@@ -177,7 +177,7 @@ class LiveEngine:
         if folder.failed:
             self.checks = [folder]
             raise PreflightError(self.checks)
-        rest = await self.rest.start(connections=2 * len(self.symbols))  # a kline's orders at once: a flip is two
+        rest = await self.rest.start(connections=2 * len(self.symbols) + 1)  # a flip is 2 orders; +1: a ping's
         specs = resolve_strategies(cfg.strategies, self.registry)
         risk_config = RiskConfig.from_mapping(cfg.risk, "risk", default_margin_type=cfg.margin_type)
         risk_config.check_strategy_ids(self.registry.names())

@@ -11,7 +11,7 @@ from collections.abc import Awaitable
 import pytest
 
 from kinetic_empire.binance.http_client import HttpClient
-from kinetic_empire.binance.rest import KEEP_WARM_PATH, BinanceRest
+from kinetic_empire.binance.rest import KEEP_WARM_PATH, MAX_WARM_CONNECTIONS, BinanceRest
 from kinetic_empire.binance.signing import Credentials
 from kinetic_empire.core.clock import ManualClock
 from tests.support.http_script import Scripted, answer
@@ -135,7 +135,7 @@ def test_the_rest_clients_keep_warm_pings_and_notes_the_reported_weight() -> Non
 def test_the_rest_client_opens_and_keeps_warm_as_many_connections_as_a_klines_orders_need() -> None:
     """A flip sends its close and its entry together: two symbols' flips need four connections at once, and the fifth
     request of a close must not wait for a handshake. ``start(connections=)`` opens them ahead, keep-warm keeps them
-    all, and the count stops at the client's ``max_idle``."""
+    all, past the client's default ``max_idle``, up to ``MAX_WARM_CONNECTIONS``."""
     async def body() -> None:
         async with Scripted(answer(b"{}")) as srv:
             clock = ManualClock()
@@ -162,9 +162,18 @@ def test_the_rest_client_opens_and_keeps_warm_as_many_connections_as_a_klines_or
             await rest.close()
         async with Scripted(answer()) as srv:
             rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=ManualClock())
-            await rest.start(connections=40)
+            await rest.start(connections=12)  # above the client's default max_idle (8): kept when released
             lean = rest.lean_client
             assert lean is not None
-            await until(lambda: srv.connections == lean.max_idle == 8, "capped at max_idle")
+            await until(lambda: srv.connections == lean.max_idle == 12, "twelve warmed")
+            replies = await asyncio.gather(*(lean.request("POST", f"/fapi/v1/order?n={n}") for n in range(12)))
+            assert [r.status for r in replies] == [200] * 12 and lean.opened == 12
+            await rest.close()
+        async with Scripted(answer()) as srv:
+            rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=ManualClock())
+            await rest.start(connections=100)
+            lean = rest.lean_client
+            assert lean is not None
+            await until(lambda: srv.connections == MAX_WARM_CONNECTIONS == 32, "capped")
             await rest.close()
     run(body())

@@ -1,7 +1,7 @@
 """``live.close_poll`` in a live engine on the local sandbox: the engine polls through a window while it trades
 (the klines and their handling go on), rehearses a kline's path there without sending, journaling or keeping
 anything, and its task ends with the engine. The engine also opens as many connections as a kline's orders need
-at once (a flip is two per symbol)."""
+at once (a flip is two per symbol, and a keep-warm ping may hold one)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_the_engine_polls_through_a_window_while_it_trades(tmp_path: Path, on: b
             poll = engine.close_poll
             lean = engine.rest.lean_client
             assert lean is not None and engine.symbols == ["FILUSDT", "NEARUSDT"]
-            await until(lambda: lean.opened == 4, "four connections warmed: both symbols' flips at once")
+            await until(lambda: lean.opened == 5, "five connections warmed: both symbols' flips at once, a ping")
             assert poll.window_ms == (KLINE_CLOSE_QUIET_MS if on else None)
             poll.hold(30.0)  # as bench_live.py --close-poll does before a close
             await step(sb, engine, 3)
