@@ -132,6 +132,19 @@ def test_the_rest_clients_keep_warm_pings_and_notes_the_reported_weight() -> Non
     run(body())
 
 
+async def started(srv: Scripted, connections: int, clock: ManualClock) -> tuple[BinanceRest, HttpClient]:
+    """A REST client keeping warm every 5 s on ``clock``, started with ``connections``, and its lean client."""
+    rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=clock, keep_warm_s=5.0)
+    await rest.start(connections=connections)
+    assert rest.lean_client is not None
+    return rest, rest.lean_client
+
+
+async def orders_at_once(lean: HttpClient, n: int) -> None:
+    replies = await asyncio.gather(*(lean.request("POST", f"/fapi/v1/order?n={i}") for i in range(n)))
+    assert [r.status for r in replies] == [200] * n
+
+
 def test_the_rest_client_opens_and_keeps_warm_as_many_connections_as_a_klines_orders_need() -> None:
     """A flip sends its close and its entry together: two symbols' flips need four connections at once, and the fifth
     request of a close must not wait for a handshake. ``start(connections=)`` opens them ahead, keep-warm keeps them
@@ -139,41 +152,28 @@ def test_the_rest_client_opens_and_keeps_warm_as_many_connections_as_a_klines_or
     async def body() -> None:
         async with Scripted(answer(b"{}")) as srv:
             clock = ManualClock()
-            rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=clock, keep_warm_s=5.0)
-            await rest.start(connections=4)
-            lean = rest.lean_client
-            assert lean is not None
+            rest, lean = await started(srv, 4, clock)
             await until(lambda: srv.connections == 4 and clock.sleepers == 1, "four warmed, keep-warm waiting")
             await clock.advance(5.0)
             await until(lambda: lean.pings == 4, "all four pinged")
-            replies = await asyncio.gather(*(lean.request("POST", f"/fapi/v1/order?n={n}") for n in range(4)))
-            assert [r.status for r in replies] == [200] * 4
+            await orders_at_once(lean, 4)
             assert lean.opened == 4 and srv.connections == 4  # the four orders found their connections open
             await rest.close()
         async with Scripted(answer(headers="Connection: close\r\n", keep=False)) as srv:  # and keeps them all
             clock = ManualClock()
-            rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=clock, keep_warm_s=5.0)
-            await rest.start(connections=3)
-            lean = rest.lean_client
-            assert lean is not None
+            rest, lean = await started(srv, 3, clock)
             await until(lambda: srv.connections == 3 and clock.sleepers == 1, "three warmed")
             await clock.advance(5.0)  # each ping's connection closes after its reply: three fresh ones in their place
             await until(lambda: lean.pings == 3 and lean.opened == 6 and clock.sleepers == 1, "pinged, reopened")
             await rest.close()
         async with Scripted(answer()) as srv:
-            rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=ManualClock())
-            await rest.start(connections=12)  # above the client's default max_idle (8): kept when released
-            lean = rest.lean_client
-            assert lean is not None
-            await until(lambda: srv.connections == lean.max_idle == 12, "twelve warmed")
-            replies = await asyncio.gather(*(lean.request("POST", f"/fapi/v1/order?n={n}") for n in range(12)))
-            assert [r.status for r in replies] == [200] * 12 and lean.opened == 12
+            rest, lean = await started(srv, 12, ManualClock())  # above the client's default max_idle (8)
+            await until(lambda: srv.connections == lean.max_idle == 12, "twelve warmed, kept when released")
+            await orders_at_once(lean, 12)
+            assert lean.opened == 12
             await rest.close()
         async with Scripted(answer()) as srv:
-            rest = BinanceRest(srv.url(), Credentials("key-kw", "secret-kw"), clock=ManualClock())
-            await rest.start(connections=100)
-            lean = rest.lean_client
-            assert lean is not None
+            rest, lean = await started(srv, 100, ManualClock())
             await until(lambda: srv.connections == MAX_WARM_CONNECTIONS == 32, "capped")
             await rest.close()
     run(body())
