@@ -361,7 +361,9 @@ async def measure(klines: int, window: int, in_process: bool = False, gateway: b
             "max": max(lat),
             "p99_all_orders": percentile(every, 0.99), "cpu_p50": statistics.median(cpu),
             "cpu_p99": percentile(cpu, 0.99), "slowest": slow, "steal": steal,
-            "labeled": [(labels[c], (sent[c] - received[c]) * 1000) for c in first_of_kline if c in sent]}
+            "labeled": [(labels[c], (sent[c] - received[c]) * 1000,
+                         (sent_cpu[c] - recv_cpu[c]) * 1000 if c in sent_cpu and c in recv_cpu else float("nan"))
+                        for c in first_of_kline if c in sent]}
 
 
 async def client_cost(requests: int) -> dict[str, Any]:

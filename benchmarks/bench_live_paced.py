@@ -82,12 +82,14 @@ def main() -> None:
     after = steal_s()
     elapsed = time.perf_counter() - began
     for name in ("close_poll off", "close_poll on"):
-        wall = [w for label, w in r["labeled"] if label == name]
+        wall = [w for label, w, _ in r["labeled"] if label == name]
+        cpu = [c for label, _, c in r["labeled"] if label == name and c == c]
         if not wall:
             continue
         over = sum(1 for w in wall if w >= 2)
         print(f"  {name:14s} {len(wall):4d} samples: p50 {statistics.median(wall):.2f}  p90 {percentile(wall, 0.9):.2f}"
-              f"  p99 {percentile(wall, 0.99):.2f}  max {max(wall):.2f} ms;  {over} at or over 2 ms")
+              f"  p99 {percentile(wall, 0.99):.2f}  max {max(wall):.2f} ms;  {over} at or over 2 ms"
+              + (f";  CPU p50 {statistics.median(cpu):.2f}  p99 {percentile(cpu, 0.99):.2f} ms" if cpu else ""))
     if stolen is not None and after is not None:
         print(f"  the host's steal over the run: {(after - stolen) / elapsed * 100:.1f} % of a core")
     print(f"  (load {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} cores)")
