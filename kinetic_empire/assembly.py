@@ -102,6 +102,7 @@ def build_core(
     window: int | None = None,
     last_seq: Callable[[str], int] | None = None,
     price_topics: Iterable[tuple[str, str]] | None = None,
+    fast_risk: bool = False,
 ) -> Core[P]:
     """Build the core on ``bus`` in the documented subscription order (module docstring).
 
@@ -111,6 +112,8 @@ def build_core(
     under a prefix, so new intent ids continue after it and no client order id is reused.
     ``price_topics``: the (symbol, timeframe) series the portfolio takes prices from; None follows
     every kline. A backtest names all it replays, which gives the portfolio its cheapest handler.
+    ``fast_risk``: the risk gate decides plain market entries, closes and flips the short way, with the general
+    decision's answers (``RiskManager.use_fast_path``).
     """
     portfolio = Portfolio(bus, initial_balance, follow_prices=False)
     port = connect_port(bus, portfolio)
@@ -125,6 +128,8 @@ def build_core(
         fee_rate_taker=fee_rate_taker,
         fee_rate_maker=fee_rate_maker,
     )
+    if fast_risk:
+        risk.use_fast_path()
     leverage: dict[str, int] = {}
     for sym in traded_symbols(specs):
         leverage[sym] = risk.leverage_for(sym)

@@ -245,7 +245,7 @@ class LiveEngine:
         core = build_core(bus=bus, clock=clock, specs=specs, rules=self.rules, brackets=brackets,
                           risk_config=risk_config, initial_balance=wallet, fee_rate_taker=taker, fee_rate_maker=maker,
                           connect_port=connect_port, id_tag=self.tag, fail_fast=False, window=cfg.window,
-                          last_seq=view.last_seq if view is not None else None)  # resumed: never a reused client id
+                          last_seq=view.last_seq if view is not None else None, fast_risk=True)  # resumed: ids go on
         self.risk = core.risk
         self.runners.extend(core.runners)
         self.market_hooks, wanted = attach_market_hooks(core.runners, bus, live=True)  # only if a strategy asks

@@ -1,15 +1,17 @@
-"""The backtest's short way through the risk gate: a plain market entry from flat, or a close.
+"""The backtest's short way through the risk gate: a plain market entry from flat, a close, or a flip.
 
 A backtest spends most of an order's time in the gate's general decision (:mod:`.decision`), which handles
 every intent shape (limits, stops, flips, adds, caps that bind, every guard). Nearly every intent of a
-backtest is the plain case: a MARKET entry with no price, stop or target on a flat symbol, or a CLOSE. For
-those :class:`FastIntents` runs the same steps in the same order, with the same Decimal expressions on the
-same operands, and with what cannot change during a run (the symbol's rules, brackets, leverage, the cap's
-notional and margin rate, whether the guards are configured) looked up once per symbol.
+backtest is the plain case: a MARKET entry with no price, stop or target on a flat symbol, a CLOSE, or such an
+entry against an open opposite position (a flip: :meth:`FastIntents.flip`, the position's close, then the entry,
+sized from a fixed quantity, a fixed notional or a percent of equity). For those :class:`FastIntents` runs the
+same steps in the same order, with the same Decimal expressions on the same operands, and with what cannot
+change during a run (the symbol's rules, brackets, leverage, the cap's notional and margin rate, whether the
+guards are configured) looked up once per symbol.
 
 It answers only when the general decision would let the intent through unchanged by any branch it leaves
 out; for anything else (a denial, a cap that binds, a configured exposure or liquidation guard, an open
-position to add to or flip, a split at the max quantity) it returns None and the general decision decides,
+position to add to, a split at the max quantity) it returns None and the general decision decides,
 so a denial's wording or an unusual order's shape can never differ. Requests it makes are stamped as
 checked: its entries are on the lot grid by construction, within the min and max quantity and the min
 notional (checked above), for a symbol whose status is TRADING, which is all ``check_market_order`` would
@@ -21,9 +23,12 @@ the available balance covers, the bracket's cap and the min notional. A bound on
 answer it shows; where it cannot (near a limit, or a Decimal context of fewer than 28 digits) the Decimal
 comparison decides, so the answers are the same, not nearly the same.
 
-Only the backtest composition root turns it on (:meth:`RiskManager.use_fast_path`): live runs keep the
-general decision. tests/unit/test_fused_order_path.py runs both on the same intents and backtests, and
-tests/unit/test_risk_fast_bounds.py at the last digits of each bound's limit.
+The composition roots turn it on (:meth:`RiskManager.use_fast_path`): a backtest with its fused order path, and
+every live run (what cannot change during a run does not change in one either: the rules, brackets and leverage
+are fixed at start; the portfolio's cover bound follows the venue's position and balance events as it follows the
+simulated ones). tests/unit/test_fused_order_path.py runs both on the same intents and backtests,
+tests/unit/test_risk_fast_bounds.py at the last digits of each bound's limit, and tests/unit/test_risk_fast_flips.py
+the flips at theirs.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ _HALTED = TradingState.HALTED
 _ENTRY_TAIL, _CLOSE_TAIL = "-" + ids.ENTRY, "-" + ids.CLOSE  # ids.client_id's tails for a first part
 _VALID = ids.VALID
 _FIXED_QUANTITY, _FIXED_NOTIONAL = SizingMethod.FIXED_QUANTITY, SizingMethod.FIXED_NOTIONAL
+_PERCENT_EQUITY = SizingMethod.PERCENT_EQUITY
 
 Decided = tuple[list[OrderRequest], PendingEntry | None]
 Plain = tuple[str, Side, Decimal, bool, tuple[str, ...], bool]
@@ -205,7 +211,10 @@ class FastIntents:
     def decide(self, intent: OrderIntent, now: int) -> Decided | None:
         plain = self.plain(intent)
         if plain is None:
-            return None
+            action = intent.action
+            pair = self.flip(intent, action is _OPEN_LONG) if action is _OPEN_LONG or action is _OPEN_SHORT else None
+            return None if pair is None else ([request_of(intent, pair[0], now), request_of(intent, pair[1], now)],
+                                              None)
         return [request_of(intent, plain, now)], None
 
     def plain(self, intent: OrderIntent) -> Plain | None:
@@ -340,6 +349,87 @@ class FastIntents:
             s.sizes.clear()
         s.sizes[qty] = made
         return made
+
+    # ------------------------------------------------------------------------------------- flips
+    def flip(self, intent: OrderIntent, long: bool) -> tuple[Plain, Plain] | None:
+        """The general decision's two requests for a MARKET entry against an open opposite position (a close of it,
+        reduce-only, then the entry), or None. The same steps as :meth:`IntentDecider._entry` for that shape, on the
+        same Decimal operands: the released margin counted, no cap binding (a note: the general way), the close
+        one order that ``check_market_order`` passes, the entry as :meth:`_entry` checks it. Sizing from equity
+        (percent of equity) is done here too: a flip's size is worked out each time."""
+        if intent.limit_price is not None or intent.stop_loss is not None or intent.take_profit is not None \
+                or not self._guards_quiet:
+            return None
+        symbol = intent.symbol
+        try:
+            s = self._symbols[symbol]
+        except KeyError:
+            s = self._symbol(symbol)
+        if s is None:
+            return None
+        st = self._states
+        if not st.calm and st.entry_denial(symbol) is not None:
+            return None
+        ref = intent.reference_price
+        price = self._price(ref) if ref else _dec(ref)
+        if price is None or not price > ZERO or not s.cap_open:
+            return None
+        account = self._account
+        pos = account.position(symbol)
+        existing = pos.quantity
+        if existing == ZERO or (existing > ZERO) == long:  # flat or adding: not a flip
+            return None
+        qty = intent.quantity
+        if qty is not None:
+            if not qty.is_finite() or qty <= ZERO or qty > MAX_QUANTITY:
+                return None
+        else:
+            cfg = self._sizings.get(intent.strategy_id)
+            if cfg is None:
+                cfg = self._sizings[intent.strategy_id] = self._config.sizing_for(intent.strategy_id)
+            qty = self._sized(cfg, price)
+            if qty is None:
+                return None
+        # the caps in the general order (margin, max quantity, the bracket's notional): any that binds, None
+        usable = account.available_balance() * self._usable_pct / _HUNDRED
+        usable += abs(existing) * price / max(pos.leverage, 1)  # the close releases the position's margin first
+        if usable <= ZERO or qty > usable / (price * s.margin_rate) or qty > s.max_qty or qty > s.cap_left / price:
+            return None
+        rounded = self._decider._rounded(s.rules, qty)
+        if not rounded > ZERO or rounded < s.min_qty or rounded > s.max_qty or not s.trading:
+            return None
+        if s.has_min_notional and rounded * price < s.min_notional:
+            return None
+        size = abs(existing)
+        found = s.closes.get(size)
+        close, checked, _ = self._close_of(s, size) if found is None else found
+        if close is None or not checked:  # split, or refused by the rules: the general way
+            return None
+        cid = intent.intent_id + _CLOSE_TAIL  # (as in _entry)
+        if not _VALID(cid):
+            cid = ids.client_id(intent.intent_id, ids.CLOSE)
+        closing = (cid, _SELL if existing > ZERO else _BUY, close, True,
+                   (f"closes the {'short' if long else 'long'} {fmt(size)} before the entry",), True)
+        cid = intent.intent_id + _ENTRY_TAIL
+        if not _VALID(cid):
+            cid = ids.client_id(intent.intent_id, ids.ENTRY)
+        notes: tuple[str, ...] = (f"qty rounded {fmt(qty)}→{rounded:f}",) if rounded != qty else ()
+        return closing, (cid, _BUY if long else _SELL, rounded, False, notes, True)
+
+    def _sized(self, cfg: SizingConfig, price: Decimal) -> Decimal | None:
+        """``sizing.raw_quantity`` for a fixed quantity, a fixed notional or a percent of equity (the same
+        expressions), None for the other methods or no equity."""
+        method = cfg.method
+        if method is _FIXED_QUANTITY:
+            return cfg.quantity or ZERO
+        if method is _FIXED_NOTIONAL:
+            return (cfg.notional or ZERO) / price
+        if method is not _PERCENT_EQUITY:
+            return None
+        equity = self._account.equity()
+        if equity <= ZERO:
+            return None
+        return equity * (cfg.percent or ZERO) / _HUNDRED / price
 
     # ------------------------------------------------------------------------------------ closes
     def _close(self, intent: OrderIntent) -> Plain | None:

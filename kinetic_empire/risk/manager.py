@@ -99,7 +99,7 @@ class RiskManager:
         self._decider = IntentDecider(
             account, rules, brackets, config, self._states, self._atr, fee_taker=self.fee_taker
         )
-        self._fast: FastIntents | None = None  # backtests only: see use_fast_path
+        self._fast: FastIntents | None = None  # see use_fast_path
         self._exits = ExitsInFlight(bus)
         self._send: Callable[[OrderRequest], None] = bus.publish  # how requests leave the gate (send_requests_with)
         self._send_fields: Callable[[OrderIntent, Plain, int], None] | None = None  # and plain ones, as fields
@@ -130,8 +130,8 @@ class RiskManager:
 
     # ------------------------------------------------------------------------------- public API
     def use_fast_path(self, on: bool = True) -> None:
-        """Backtests: decide plain market entries and closes the short way (:mod:`.fast_path`), with the same
-        answers; live runs never call it and keep the general decision."""
+        """Decide plain market entries, closes and flips the short way (:mod:`.fast_path`), with the same answers
+        (the composition roots: a backtest with fused orders, every live run)."""
         self._fast = FastIntents(self._decider, self._account, self._rules, self._brackets, self.config,
                                  self._states) if on else None
         # with no equity watch and no loss streak nothing can latch or expire: a balance change does nothing here
@@ -248,6 +248,11 @@ class RiskManager:
                         exits.sent_market(intent.symbol, plain[0], plain[2], fast.closed)
             elif (action is _OPEN_LONG or action is _OPEN_SHORT) and not self._unanswered._count:
                 plain = fast._entry(intent, action is _OPEN_LONG)
+                if plain is None:  # a flip, sent as _decide sends the general decision's two requests
+                    pair = fast.flip(intent, action is _OPEN_LONG)
+                    if pair is not None:
+                        self._send_flip(intent, pair, now)
+                        return
             if plain is not _UNASKED:
                 if plain is not None:  # (_send_plain, inlined)
                     fields = self._send_fields
@@ -310,6 +315,18 @@ class RiskManager:
             self._send(request_of(intent, plain, now))
         else:
             fields(intent, plain, now)
+
+    def _send_flip(self, intent: OrderIntent, pair: tuple[Plain, Plain], now: int) -> None:
+        """The fast path's flip: its close counted in flight against the position, then the close and the entry
+        sent in that order (a synchronous broker may fill the close at once), as fields where a backtest takes them."""
+        closing = pair[0]
+        self._exits.sent_market(intent.symbol, closing[0], closing[2], self._account.position(intent.symbol).quantity)
+        fields = self._send_fields
+        for plain in pair:
+            if fields is None:
+                self._send(request_of(intent, plain, now))
+            else:
+                fields(intent, plain, now)
 
     def on_protection_intent(self, intent: ProtectionIntent) -> None:
         """A moved stop or take-profit (see :mod:`.protection`), or one RiskDenied."""

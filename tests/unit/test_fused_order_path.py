@@ -171,8 +171,9 @@ _FRAMES = {
 @contextmanager
 def _counted() -> Iterator[dict[str, int]]:
     """Counts of intents and fills each way took (the comparison means something only if both ran)."""
-    counts = {"fast_intents": 0, "fast_fills": 0, "fast_accepts": 0, "direct_fills": 0, "direct_positions": 0}
-    entry, close = FastIntents._entry, FastIntents._close
+    counts = {"fast_intents": 0, "fast_flips": 0, "fast_fills": 0, "fast_accepts": 0, "direct_fills": 0,
+              "direct_positions": 0}
+    entry, close, flip = FastIntents._entry, FastIntents._close, FastIntents.flip
     fill, accept = fast_fill.fill_queued_market, fast_fill.accept_market
     direct_fill, direct_position, direct_settled = DirectFeeds.filled, DirectFeeds.position, DirectFeeds.settled
 
@@ -201,6 +202,11 @@ def _counted() -> Iterator[dict[str, int]]:
         counts["fast_intents"] += out is not None
         return out
 
+    def counting_flip(self: FastIntents, intent: OrderIntent, long: bool) -> Any:
+        out = flip(self, intent, long)
+        counts["fast_flips"] += out is not None
+        return out
+
     def counting_fill(*args: Any) -> bool:
         done = fill(*args)
         counts["fast_fills"] += done
@@ -213,6 +219,7 @@ def _counted() -> Iterator[dict[str, int]]:
     mp = pytest.MonkeyPatch()
     mp.setattr(FastIntents, "_entry", counting_entry)
     mp.setattr(FastIntents, "_close", counting_close)
+    mp.setattr(FastIntents, "flip", counting_flip)
     mp.setattr("kinetic_empire.exchange.matching.fill_queued_market", counting_fill)
     mp.setattr("kinetic_empire.exchange.broker.accept_market", counting_accept)
     mp.setattr(DirectFeeds, "filled", counting_direct_fill)
@@ -851,4 +858,5 @@ def test_an_overridden_market_request_is_called_on_the_fused_path() -> None:
         mp.setattr(SimulatedBroker, "market_request", counting)
         fused = _run(cfg, 400, fused=True)
     _compare(general, fused)
-    assert 10 < seen[0] <= counts["fast_intents"], (seen, counts)  # (every checked plain request)
+    # (every checked plain request: one per fast entry or close, two per flip)
+    assert 10 < seen[0] <= counts["fast_intents"] + 2 * counts["fast_flips"], (seen, counts)
