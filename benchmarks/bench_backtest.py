@@ -43,7 +43,8 @@ ACT_MASK = "off"
 """Strategies' act masks (issue 17 target 8): off by default, so every kline's path is measured."""
 
 
-def config(n: int, *, symbol: str = "FILUSDT", quantity: float = 100, fast: int = 20, slow: int = 50) -> BacktestConfig:
+def config(n: int, *, symbol: str = "FILUSDT", quantity: float = 100, fast: int = 20, slow: int = 50,
+           long_only: bool = True) -> BacktestConfig:
     """The benchmark's backtest (``n`` is unused: the frames given decide the length)."""
     return BacktestConfig.from_mapping(
         {
@@ -58,7 +59,7 @@ def config(n: int, *, symbol: str = "FILUSDT", quantity: float = 100, fast: int 
                     "name": "ema_cross",
                     "symbols": [symbol],
                     "timeframe": "1m",
-                    "params": {"fast": fast, "slow": slow, "long_only": True},
+                    "params": {"fast": fast, "slow": slow, "long_only": long_only},
                 }
             ],
             "risk": {

@@ -16,10 +16,11 @@ Here the same strategy with EMA(2)/EMA(3) orders every ~4 klines, so orders are 
   timer's own cost is subtracted from the parent, not from the stage): read it for shares, not sums.
 
 A backtest takes the fused order path (``risk.fast_path``, ``exchange.fast_fill``: the general decisions written
-out for a plain market entry or close, with the same results; ``backtest.direct``: the request, acceptance and
+out for a plain market entry, close or flip, with the same results; ``backtest.direct``: the request, acceptance and
 balance events handed to their only readers; round trips booked from the recorded fills when read);
-``--general`` times the general path a live run takes instead, so one sitting can compare both. Round trips
-are booked when the trades are read, after the run: outside "in the path", inside "split" (each run reads them).
+``--general`` times the general path (every other intent shape takes it) instead, so one sitting compares both.
+Round trips are booked when the trades are read, after the run: outside "in the path", inside "split" (each run
+reads them).
 
 Trade count and PnL are printed: they must not move when the path changes.
 """
@@ -55,6 +56,7 @@ kinetic_empire.risk.decision IntentDecider decide
 kinetic_empire.risk.fast_path FastIntents plain
 kinetic_empire.risk.fast_path FastIntents _entry
 kinetic_empire.risk.fast_path FastIntents _close
+kinetic_empire.risk.fast_path FastIntents flip
 kinetic_empire.risk.exits ExitsInFlight sent_market
 kinetic_empire.backtest.direct DirectFeeds request_fields
 kinetic_empire.backtest.direct DirectFeeds request
@@ -156,12 +158,14 @@ class _Timers:
 
 ACT_MASK = "off"
 """Strategies' act masks (issue 17 target 8): off by default, so every kline's path is measured."""
+LONG_SHORT = False
+"""``--long-short``: the strategy's every cross after the first is a flip."""
 
 
 def _run(frame: Any, fast: int, slow: int, n: int) -> tuple[float, Any]:
     cpu = time.process_time()
-    result = Backtest(config(n, fast=fast, slow=slow), build_registry(), frames={"FILUSDT": frame},
-                      act_mask=ACT_MASK).run()
+    result = Backtest(config(n, fast=fast, slow=slow, long_only=not LONG_SHORT), build_registry(),
+                      frames={"FILUSDT": frame}, act_mask=ACT_MASK).run()
     _ = result.portfolio.trades  # the round trips are booked when read: the split counts that work
     return time.process_time() - cpu, result
 
@@ -172,12 +176,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=5, help="runs of each kind; the fastest counts")
     parser.add_argument("--ablation", action="store_true", help="time each stage of the path")
-    parser.add_argument("--general", action="store_true", help="the general order path (what a live run takes)")
+    parser.add_argument("--general", action="store_true", help="the general order path (every other intent shape)")
+    parser.add_argument("--long-short", action="store_true",
+                        help="the strategy goes short too: after the first, every cross flips (a close and an entry "
+                             "from one intent); figures per intent")
     parser.add_argument("--act-mask", choices=("off", "use"), default="off",
                         help="use the strategy's act mask (skips idle klines); default off: every kline's path")
     args = parser.parse_args()
-    global ACT_MASK
-    ACT_MASK = args.act_mask
+    global ACT_MASK, LONG_SHORT
+    ACT_MASK, LONG_SHORT = args.act_mask, args.long_short
     Backtest.fused_orders = not args.general
     print(f"load average:  {', '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)")
     frame = synthetic_klines(args.klines, args.seed)
@@ -191,9 +198,10 @@ def main() -> None:
         raise SystemExit("the idle run traded: the split would be wrong")
     orders = sum(r.intents_emitted for r in result.runners)
     trades = result.portfolio.trades
-    print(f"klines:        {args.klines:,}; trades {len(trades):,} ({orders:,} orders); "
+    unit = "intent (a flip: two orders)" if LONG_SHORT else "order"
+    print(f"klines:        {args.klines:,}; trades {len(trades):,} ({orders:,} {unit.split()[0]}s); "
           f"net pnl {sum(t.net_pnl for t in trades):.4f} USDT")
-    print(f"split:         {(trading - idle) / orders * 1e6:,.1f} us per order "
+    print(f"split:         {(trading - idle) / orders * 1e6:,.1f} us per {unit} "
           f"(trading run {trading:.2f} s - idle run {idle:.2f} s CPU) / orders")
 
     timers = _Timers(_ENTRY_POINTS)
@@ -206,7 +214,7 @@ def main() -> None:
             best[label] = min(best.get(label, per), per)
     timers.restore()
     path = sum(best.values())
-    print(f"in the path:   {path:,.1f} us per order (thread CPU: intent to accepted "
+    print(f"in the path:   {path:,.1f} us per {unit} (thread CPU: intent to accepted "
           f"{best['StrategyRunner._flush']:.1f}, the fill and its events {best['Matching._process']:.1f})")
     if not args.ablation:
         return
