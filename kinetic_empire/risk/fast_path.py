@@ -228,8 +228,9 @@ class FastIntents:
         return self._entry(intent, action is _OPEN_LONG)
 
     # ----------------------------------------------------------------------------------- entries
-    def _entry(self, intent: OrderIntent, long: bool) -> Plain | None:
-        """:meth:`plain` of an OPEN_LONG (``long``) or OPEN_SHORT intent."""
+    def _entry_symbol(self, intent: OrderIntent) -> _Symbol | None:
+        """The symbol's constants for a plain MARKET entry (no price, stop or target; no guard that needs more than a
+        count; nothing holding entries on the symbol), else None: the general way."""
         if intent.limit_price is not None or intent.stop_loss is not None or intent.take_profit is not None \
                 or not self._guards_quiet:
             return None
@@ -243,6 +244,14 @@ class FastIntents:
         st = self._states  # (entry_denial's first test, kept by the states: nothing holds entries, the common case)
         if not st.calm and st.entry_denial(symbol) is not None:
             return None
+        return s
+
+    def _entry(self, intent: OrderIntent, long: bool) -> Plain | None:
+        """:meth:`plain` of an OPEN_LONG (``long``) or OPEN_SHORT intent."""
+        s = self._entry_symbol(intent)
+        if s is None:
+            return None
+        symbol = intent.symbol
         ref = intent.reference_price
         found = s.prices.get(ref, _UNSEEN) if ref else _UNSEEN  # (0.0 and -0.0: one key, two Decimals)
         at: _At = self._at(s, ref) if found is _UNSEEN else found  # type: ignore[assignment]
@@ -357,19 +366,10 @@ class FastIntents:
         same Decimal operands: the released margin counted, no cap binding (a note: the general way), the close
         one order that ``check_market_order`` passes, the entry as :meth:`_entry` checks it. Sizing from equity
         (percent of equity) is done here too: a flip's size is worked out each time."""
-        if intent.limit_price is not None or intent.stop_loss is not None or intent.take_profit is not None \
-                or not self._guards_quiet:
-            return None
-        symbol = intent.symbol
-        try:
-            s = self._symbols[symbol]
-        except KeyError:
-            s = self._symbol(symbol)
+        s = self._entry_symbol(intent)
         if s is None:
             return None
-        st = self._states
-        if not st.calm and st.entry_denial(symbol) is not None:
-            return None
+        symbol = intent.symbol
         ref = intent.reference_price
         price = self._price(ref) if ref else _dec(ref)
         if price is None or not price > ZERO or not s.cap_open:
