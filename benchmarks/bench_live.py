@@ -60,6 +60,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -516,7 +517,13 @@ def cold_probe(samples: int = 400) -> None:
     print("  the same work each time: what grows with the wait is the machine forgetting it (caches), not the engine")
 
 
+def stop_on_sigterm() -> None:
+    """A SIGTERM (``kill``, a timeout) unwinds like Ctrl-C, so the sandbox process is stopped with the benchmark."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main() -> None:
+    stop_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--klines", type=int, default=400)
     ap.add_argument("--window", type=int, default=300)

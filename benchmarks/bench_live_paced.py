@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_live import K, measure, percentile, steal_s
+from bench_live import K, measure, percentile, steal_s, stop_on_sigterm
 
 from kinetic_empire.live.gcpace import KLINE_CLOSE_QUIET_MS
 
@@ -67,6 +67,7 @@ def paced(minutes: int, offset_ms: float, period_s: float = 60.0) -> Any:
 
 
 def main() -> None:
+    stop_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=int, default=30, help="closing klines to step, one a minute (default 30)")
     ap.add_argument("--offset-ms", type=float, default=20.0, help="the close's delay after each boundary")
