@@ -218,8 +218,14 @@ class RiskManager:
         self._equity.reset_drawdown(cause)
 
     def rehearse(self, intent: OrderIntent) -> None:
-        """Decide ``intent`` and drop the answer: the decision only reads (nothing is published, counted or kept
-        beyond its caches), so the next real one finds its code and data warm (``kinetic_empire.live.close_poll``)."""
+        """Decide ``intent`` the way :meth:`on_intent` would (the fast path's entry or flip where it answers, else the
+        general decision) and drop the answer: both only read (nothing is published, counted or kept beyond their
+        caches), so the next real one finds its code and data warm (``kinetic_empire.live.close_poll``)."""
+        fast, action = self._fast, intent.action
+        if fast is not None and (action is _OPEN_LONG or action is _OPEN_SHORT):
+            long = action is _OPEN_LONG
+            if fast._entry(intent, long) is not None or fast.flip(intent, long) is not None:
+                return
         self._decider.decide(intent, intent.ts_event)
 
     def atr(self, symbol: str, timeframe: str, period: int = 14) -> float | None:

@@ -22,6 +22,7 @@ import pytest
 from kinetic_empire.core.enums import IntentAction
 from kinetic_empire.core.events import OrderIntent, OrderRequest
 from kinetic_empire.risk import fast_path
+from kinetic_empire.risk.decision import IntentDecider
 from kinetic_empire.risk.fast_path import FastIntents
 from tests.support.risk_fakes import FakeAccount, Harness, all_rules, judged_fast
 
@@ -120,3 +121,23 @@ def test_a_planted_bug_in_a_flip_is_caught(plant: str, monkeypatch: pytest.Monke
     with pytest.raises(AssertionError):  # (a wallet whose margin limit is under the bracket's cap)
         for sizing in SIZINGS:
             _judged(sizing, D(150), D(100), 3)
+
+
+def test_a_rehearsal_warms_the_path_the_gate_takes_and_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``RiskManager.rehearse`` (live.close_poll) runs the fast flip where on_intent would, not the general decision,
+    and publishes nothing; without the fast path it runs the general decision."""
+    calls: list[str] = []
+    flip, decide = FastIntents.flip, IntentDecider.decide
+    monkeypatch.setattr(FastIntents, "flip", lambda self, *a: calls.append("flip") or flip(self, *a))
+    monkeypatch.setattr(IntentDecider, "decide", lambda self, *a: calls.append("general") or decide(self, *a))
+    for fast in (True, False):
+        account = FakeAccount(D(10_000))
+        account.set_position("FILUSDT", D(100), 5.0, 3)
+        h = Harness({"default_leverage": 3, "sizing": {"method": "percent_equity", "percent": 10}}, account=account)
+        if fast:
+            h.rm.use_fast_path()
+        published = len(h.events)
+        h.rm.rehearse(OrderIntent(intent_id="rehearsal", strategy_id="s1", symbol="FILUSDT",
+                                  action=IntentAction.OPEN_SHORT, reference_price=5.123, ts_event=1, ts_init=1))
+        assert len(h.events) == published
+    assert calls == ["flip", "general"]
